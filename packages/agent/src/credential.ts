@@ -1,0 +1,66 @@
+/**
+ * The agent's own credential, stored in its data folder (mode 0600) after it registers with
+ * a join token, so a restart needs no new token.
+ */
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { hostname, platform, arch } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+import { FERRY_VERSION, decodeJoinToken } from '@ferry/protocol';
+import { ApiClient } from './api/client.js';
+import { fetchPinnedCa } from './api/pinning.js';
+
+const StoredCredential = z.object({
+  serverUrl: z.string(),
+  caPem: z.string(),
+  agentId: z.string(),
+  token: z.string(),
+  name: z.string(),
+});
+export type StoredCredential = z.infer<typeof StoredCredential>;
+
+export class CredentialError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'CredentialError';
+  }
+}
+
+export function credentialFile(dataDir: string): string {
+  return join(dataDir, 'agent.json');
+}
+
+export function loadCredential(dataDir: string): StoredCredential | undefined {
+  const file = credentialFile(dataDir);
+  if (!existsSync(file)) return undefined;
+  const parsed = StoredCredential.safeParse(JSON.parse(readFileSync(file, 'utf8')));
+  if (!parsed.success) throw new CredentialError(`${file} is damaged; remove it and register again with a new join token.`);
+  return parsed.data;
+}
+
+function saveCredential(dataDir: string, cred: StoredCredential): void {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const file = credentialFile(dataDir);
+  const tmp = `${file}.tmp`;
+  writeFileSync(tmp, JSON.stringify(cred, null, 2) + '\n', { mode: 0o600 });
+  renameSync(tmp, file);
+}
+
+export async function registerAgent(dataDir: string, joinToken: string, name: string | undefined, concurrency: number): Promise<StoredCredential> {
+  const payload = decodeJoinToken(joinToken);
+  if (!payload) throw new CredentialError('The join token is malformed. Copy the whole token printed by `ferry agent token create`.');
+  const caPem = await fetchPinnedCa(payload.url, payload.fp);
+  const client = new ApiClient({ serverUrl: payload.url, caPem, userAgent: `ferry-agent/${FERRY_VERSION}` });
+  const agentName = name ?? hostname();
+  try {
+    const res = await client.json<{ agentId: string; token: string }>('POST', '/v1/agents/register', {
+      joinSecret: payload.secret, name: agentName, hostname: hostname(), version: FERRY_VERSION,
+      platform: `${platform()}-${arch()}`, concurrency,
+    });
+    const cred: StoredCredential = { serverUrl: payload.url, caPem, agentId: res.agentId, token: res.token, name: agentName };
+    saveCredential(dataDir, cred);
+    return cred;
+  } finally {
+    await client.close();
+  }
+}

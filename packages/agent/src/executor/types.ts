@@ -1,0 +1,41 @@
+/**
+ * Executors make a fresh sandbox per task and destroy it afterwards: create → start → dispose.
+ * A runtime (shell, later SQL and cloud clients) decides *what* runs; the executor decides
+ * *where* and with what isolation.
+ */
+import type { Readable } from 'node:stream';
+
+export interface RunSpec {
+  /** argv; the literal `{script}` is replaced by the path of the script file inside the sandbox. */
+  argv: string[];
+  /** The whole environment of the task: nothing is inherited from the agent. */
+  env: Record<string, string>;
+  script: string;
+}
+
+export interface ExitInfo { code: number | null; signal: NodeJS.Signals | null }
+
+export interface RunningProcess {
+  readonly pid: number;
+  readonly stdout: Readable;
+  readonly stderr: Readable;
+  readonly exited: Promise<ExitInfo>;
+  /** The signal ladder: SIGTERM to the whole tree, `graceMs`, then SIGKILL. Says which ended it. */
+  terminate(graceMs: number): Promise<'sigterm' | 'sigkill' | 'already-exited'>;
+}
+
+export interface Sandbox {
+  readonly workDir: string;
+  start(spec: RunSpec): RunningProcess;
+  /** Kills anything left and removes every file the task made. Safe to call twice. */
+  dispose(): Promise<void>;
+}
+
+export interface Executor {
+  readonly name: 'process' | 'sandbox';
+  /** Human-readable caveat printed at agent start, when the isolation is weak. */
+  readonly warning: string | undefined;
+  create(taskId: string): Promise<Sandbox>;
+}
+
+export const TASK_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';

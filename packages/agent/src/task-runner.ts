@@ -1,0 +1,147 @@
+/**
+ * Runs one claimed task from sandbox to final status.
+ *
+ * States: preparing (sandbox) → running (process alive, output streaming) → stopping (signal
+ * ladder after cancel / timeout / lost lease) → reporting (flush output, post final status)
+ * → done. The sandbox is disposed before the final status is posted, so "finished" means
+ * nothing of the task is left on this machine.
+ */
+import type { Logger } from 'pino';
+import { Streams, type Assignment, type FinalStatus, type FinishTaskRequest, type StreamId } from '@ferry/protocol';
+import type { ApiClient } from './api/client.js';
+import { ApiError, backoffMs, isRetryable } from './api/errors.js';
+import type { Executor, ExitInfo, RunningProcess, Sandbox } from './executor/types.js';
+import { LeaseLostError, OutputUploader, type UploaderOptions, DEFAULT_UPLOADER_OPTIONS } from './output/uploader.js';
+import { runSpecFor } from './runtime.js';
+
+export interface TaskRunnerDeps {
+  client: ApiClient;
+  executor: Executor;
+  log: Logger;
+  graceMs: number;
+  uploader?: UploaderOptions;
+}
+
+type StopReason = 'cancelled' | 'timed_out' | 'lease_lost';
+
+export class TaskRunner {
+  private stopReason: StopReason | undefined;
+  private proc: RunningProcess | undefined;
+  private ladder: Promise<'sigterm' | 'sigkill' | 'already-exited'> | undefined;
+  private readonly log: Logger;
+  private readonly uploader: OutputUploader;
+
+  constructor(readonly task: Assignment, private readonly deps: TaskRunnerDeps) {
+    this.log = deps.log.child({ taskId: task.id });
+    this.uploader = new OutputUploader(deps.client, task.id, this.log, deps.uploader ?? DEFAULT_UPLOADER_OPTIONS);
+    this.uploader.on('failure', (err: Error) => {
+      if (err instanceof LeaseLostError) this.stop('lease_lost');
+    });
+  }
+
+  /** Cancellation, timeout and a lost lease all stop the task through the signal ladder. */
+  stop(reason: StopReason): void {
+    if (this.stopReason) return;
+    this.stopReason = reason;
+    if (reason === 'lease_lost') this.uploader.abandon();
+    if (this.proc) this.ladder = this.proc.terminate(this.deps.graceMs);
+  }
+
+  async run(): Promise<void> {
+    const started = Date.now();
+    let sandbox: Sandbox | undefined;
+    let exit: ExitInfo | undefined;
+    let errorReason: string | undefined;
+    try {
+      sandbox = await this.deps.executor.create(this.task.id);
+      this.proc = sandbox.start(runSpecFor(this.task));
+      if (this.stopReason) this.ladder = this.proc.terminate(this.deps.graceMs);
+      this.reportStarted();
+      const timeout = setTimeout(() => this.stop('timed_out'), this.task.timeoutSeconds * 1000);
+      exit = await this.pipeOutput(this.proc);
+      clearTimeout(timeout);
+    } catch (err) {
+      errorReason = `could not start the task: ${(err as Error).message}`;
+      this.log.error({ err }, 'task failed to start');
+    } finally {
+      await sandbox?.dispose().catch((err: unknown) => this.log.error({ err }, 'sandbox disposal failed'));
+    }
+    if (this.stopReason === 'lease_lost') {
+      this.log.warn('task abandoned: this agent no longer holds it');
+      return;
+    }
+    const final = await this.finalStatus(exit, errorReason);
+    this.log.info({ status: final.status, exitCode: final.exitCode, ms: Date.now() - started }, 'task finished');
+    await this.reportFinished(final);
+  }
+
+  private reportStarted(): void {
+    this.deps.client.json('POST', `/v1/agent/tasks/${this.task.id}/started`).catch((err: unknown) => {
+      if (err instanceof ApiError && err.code === 'FERRY_E_LEASE_LOST') this.stop('lease_lost');
+      else this.log.warn({ err: (err as Error).message }, 'could not report the start; the final status will');
+    });
+  }
+
+  private async pipeOutput(proc: RunningProcess): Promise<ExitInfo> {
+    const pump = (stream: NodeJS.ReadableStream & { pause(): void; resume(): void }, id: StreamId): Promise<void> =>
+      new Promise((resolve) => {
+        stream.on('data', (data: Buffer) => {
+          if (!this.uploader.write(id, data)) {
+            stream.pause();
+            this.uploader.once('drain', () => stream.resume());
+          }
+        });
+        stream.once('end', resolve);
+        stream.once('error', () => resolve());
+      });
+    const [exit] = await Promise.all([proc.exited, pump(proc.stdout, Streams.stdout), pump(proc.stderr, Streams.stderr)]);
+    return exit;
+  }
+
+  private async finalStatus(exit: ExitInfo | undefined, errorReason: string | undefined): Promise<Omit<FinishTaskRequest, 'outputBytes' | 'outputSha256'>> {
+    if (errorReason !== undefined || !exit) {
+      return { status: 'error', exitCode: null, signal: null, reason: errorReason ?? 'the task did not run' };
+    }
+    const ladder = this.ladder ? await this.ladder : undefined;
+    const how = ladder === 'sigkill' ? `killed with SIGKILL after the ${this.deps.graceMs / 1000} s grace period` : ladder === 'sigterm' ? 'stopped by SIGTERM' : 'it had already exited';
+    let status: FinalStatus;
+    let reason: string | null = null;
+    if (this.stopReason === 'cancelled') {
+      status = 'cancelled';
+      reason = `cancelled: ${how}`;
+    } else if (this.stopReason === 'timed_out') {
+      status = 'timed_out';
+      reason = `timed out after ${this.task.timeoutSeconds} s: ${how}`;
+    } else {
+      status = exit.code === 0 ? 'succeeded' : 'failed';
+      if (exit.signal) reason = `terminated by ${exit.signal}`;
+    }
+    if (this.stopReason) this.uploader.write(Streams.system, Buffer.from(`[ferry] ${reason}\n`));
+    return { status, exitCode: exit.code, signal: exit.signal, reason };
+  }
+
+  private async reportFinished(final: Omit<FinishTaskRequest, 'outputBytes' | 'outputSha256'>): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const totals = await this.uploader.finish();
+        const body: FinishTaskRequest = { ...final, outputBytes: totals.bytes, outputSha256: totals.sha256 };
+        await this.deps.client.json('POST', `/v1/agent/tasks/${this.task.id}/finish`, body);
+        return;
+      } catch (err) {
+        if (err instanceof LeaseLostError || (err instanceof ApiError && err.code === 'FERRY_E_LEASE_LOST')) {
+          this.log.warn('final status refused: this agent no longer holds the task');
+          return;
+        }
+        if (err instanceof ApiError && err.code === 'FERRY_E_OUTPUT_GAP' && typeof err.details?.expectedOffset === 'number') {
+          this.log.error({ expected: err.details.expectedOffset }, 'server is missing output at finish');
+          return;
+        }
+        if (!isRetryable(err) || attempt > 50) {
+          this.log.error({ err }, 'could not report the final status');
+          return;
+        }
+        await new Promise((r) => setTimeout(r, backoffMs(attempt)));
+      }
+    }
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * The agent's main loop.
+ *
+ * Poll loop states: polling (a long poll is open; `free` says how many tasks we can take)
+ * → got task (start a runner, poll again at once) | got cancels (stop those runners)
+ * | empty (poll again) | failed (back off with jitter, poll again; 401/403 stop the agent).
+ * When a runner finishes while the poll is open with free = 0, that poll is aborted and a
+ * new one opens with free > 0 so the next task starts without waiting out the long poll.
+ *
+ * Heartbeats run beside it while any task runs: they renew leases and bring cancellations
+ * and revocations (tasks the server gave to someone else).
+ *
+ * Drain: the first stop() stops taking work and waits for running tasks; a second one
+ * cancels them through the signal ladder.
+ */
+import type { Logger } from 'pino';
+import { FERRY_VERSION, type HeartbeatResponse, type PollResponse } from '@ferry/protocol';
+import { ApiClient } from './api/client.js';
+import { backoffMs, isFatal, isRetryable } from './api/errors.js';
+import type { Executor } from './executor/types.js';
+import { TaskRunner } from './task-runner.js';
+import type { StoredCredential } from './credential.js';
+
+export interface WorkerOptions {
+  credential: StoredCredential;
+  executor: Executor;
+  concurrency: number;
+  graceMs: number;
+  pollWaitSeconds: number;
+  log: Logger;
+}
+
+export class FatalAgentError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'FatalAgentError';
+  }
+}
+
+export class Worker {
+  readonly client: ApiClient;
+  private readonly runners = new Map<string, TaskRunner>();
+  private readonly finished = new Set<Promise<void>>();
+  private draining = false;
+  private pollAbort: AbortController | undefined;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private heartbeatSeconds = 3;
+  private fatal: Error | undefined;
+  private wakeLoop: (() => void) | undefined;
+
+  constructor(private readonly opts: WorkerOptions) {
+    this.client = new ApiClient({
+      serverUrl: opts.credential.serverUrl, caPem: opts.credential.caPem, token: opts.credential.token,
+      userAgent: `ferry-agent/${FERRY_VERSION}`,
+    });
+  }
+
+  /** Runs until stopped (resolves) or a fatal error (rejects). */
+  async run(): Promise<void> {
+    const { log } = this.opts;
+    let attempt = 0;
+    while (!this.draining && !this.fatal) {
+      const free = this.opts.concurrency - this.runners.size;
+      this.pollAbort = new AbortController();
+      try {
+        const res = await this.client.json<PollResponse>('POST', '/v1/agent/poll', {
+          free, running: [...this.runners.keys()], waitSeconds: this.opts.pollWaitSeconds,
+        }, this.pollAbort.signal);
+        attempt = 0;
+        for (const id of res.cancel) this.runners.get(id)?.stop('cancelled');
+        if (res.task) this.startRunner(res.task);
+      } catch (err) {
+        if ((err as Error).name === 'AbortError') continue;
+        if (isFatal(err)) {
+          this.fatal = new FatalAgentError(`The server refused this agent's credential: ${(err as Error).message}`, { cause: err });
+          break;
+        }
+        const wait = backoffMs(attempt++);
+        log.warn({ err: (err as Error).message, retryInMs: wait, retryable: isRetryable(err) }, 'poll failed; retrying');
+        await new Promise<void>((r) => {
+          this.wakeLoop = r;
+          setTimeout(r, wait);
+        });
+      } finally {
+        this.pollAbort = undefined;
+      }
+    }
+    if (this.fatal) for (const r of this.runners.values()) r.stop('cancelled');
+    await this.waitForRunners();
+    this.stopHeartbeats();
+    await this.client.close();
+    if (this.fatal) throw this.fatal;
+  }
+
+  /** First call drains; a second call also cancels running tasks. */
+  stop(): void {
+    if (this.draining) {
+      for (const r of this.runners.values()) r.stop('cancelled');
+      return;
+    }
+    this.draining = true;
+    this.pollAbort?.abort();
+    this.wakeLoop?.();
+  }
+
+  get runningCount(): number {
+    return this.runners.size;
+  }
+
+  private startRunner(task: PollResponse['task'] & object): void {
+    const runner = new TaskRunner(task, { client: this.client, executor: this.opts.executor, log: this.opts.log, graceMs: this.opts.graceMs });
+    this.runners.set(task.id, runner);
+    this.startHeartbeats();
+    const done = runner.run()
+      .catch((err: unknown) => this.opts.log.error({ err, taskId: task.id }, 'task runner crashed'))
+      .finally(() => {
+        this.runners.delete(task.id);
+        this.finished.delete(done);
+        if (this.runners.size === 0) this.stopHeartbeats();
+        // A slot is free: replace a poll that was waiting only for cancels.
+        this.pollAbort?.abort();
+      });
+    this.finished.add(done);
+  }
+
+  private async waitForRunners(): Promise<void> {
+    while (this.finished.size > 0) await Promise.allSettled([...this.finished]);
+  }
+
+  private startHeartbeats(): void {
+    if (this.heartbeatTimer) return;
+    const beat = (): void => {
+      this.heartbeatTimer = setTimeout(() => {
+        this.heartbeat().finally(() => {
+          if (this.heartbeatTimer) beat();
+        });
+      }, this.heartbeatSeconds * 1000);
+    };
+    beat();
+  }
+
+  private stopHeartbeats(): void {
+    if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+  }
+
+  private async heartbeat(): Promise<void> {
+    if (this.runners.size === 0) return;
+    try {
+      const res = await this.client.json<HeartbeatResponse>('POST', '/v1/agent/heartbeat', { running: [...this.runners.keys()] });
+      this.heartbeatSeconds = res.heartbeatSeconds;
+      for (const id of res.cancel) this.runners.get(id)?.stop('cancelled');
+      for (const id of res.revoked) this.runners.get(id)?.stop('lease_lost');
+    } catch (err) {
+      if (isFatal(err)) {
+        this.fatal = new FatalAgentError(`The server refused this agent's credential: ${(err as Error).message}`, { cause: err });
+        this.stop();
+        return;
+      }
+      this.opts.log.warn({ err: (err as Error).message }, 'heartbeat failed');
+    }
+  }
+}

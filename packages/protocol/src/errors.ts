@@ -1,0 +1,84 @@
+/**
+ * The error-code registry. Every error that crosses the API carries one of these codes;
+ * clients branch on the code, never on the message. Codes are stable: never rename one.
+ */
+export const ErrorCodes = {
+  FERRY_E_BAD_REQUEST: { status: 400, message: 'The request is not valid.' },
+  FERRY_E_INVALID_JSON: { status: 400, message: 'The request body is not valid JSON.' },
+  FERRY_E_EMPTY_SCRIPT: { status: 400, message: 'The script is empty: give a command with -c, a file with -f, or the script on stdin.' },
+  FERRY_E_UNAUTHENTICATED: { status: 401, message: 'Missing or invalid token. Log in again with `ferry login`.' },
+  FERRY_E_JOIN_TOKEN_INVALID: { status: 401, message: 'The join token is not valid. Create a new one with `ferry agent token create`.' },
+  FERRY_E_JOIN_TOKEN_EXPIRED: { status: 401, message: 'The join token has expired. Create a new one with `ferry agent token create`.' },
+  FERRY_E_JOIN_TOKEN_USED: { status: 401, message: 'The join token was already used. Join tokens work once; create a new one with `ferry agent token create`.' },
+  FERRY_E_AGENT_REVOKED: { status: 401, message: 'This agent was revoked. Register it again with a new join token.' },
+  FERRY_E_FORBIDDEN: { status: 403, message: 'This token is not allowed to do that.' },
+  FERRY_E_NOT_FOUND: { status: 404, message: 'No such API endpoint.' },
+  FERRY_E_TARGET_NOT_FOUND: { status: 404, message: 'No such target. `ferry target list` shows the targets.' },
+  FERRY_E_TASK_NOT_FOUND: { status: 404, message: 'No such task. `ferry task list` shows the tasks.' },
+  FERRY_E_AGENT_NOT_FOUND: { status: 404, message: 'No such agent. `ferry agent list` shows the agents.' },
+  FERRY_E_METHOD_NOT_ALLOWED: { status: 405, message: 'This endpoint does not accept that method.' },
+  FERRY_E_TARGET_EXISTS: { status: 409, message: 'A target with that name already exists.' },
+  FERRY_E_TARGET_BUSY: { status: 409, message: 'The target has queued or running tasks; cancel them first.' },
+  FERRY_E_TASK_FINISHED: { status: 409, message: 'The task has already finished.' },
+  FERRY_E_LEASE_LOST: { status: 409, message: 'This agent no longer holds the task.' },
+  FERRY_E_OUTPUT_GAP: { status: 409, message: 'Output chunk does not start where the server expects; resend from the expected offset.' },
+  FERRY_E_OUTPUT_MISMATCH: { status: 409, message: 'Output length or checksum does not match what the server stored.' },
+  FERRY_E_BODY_TOO_LARGE: { status: 413, message: 'The request body is too large.' },
+  FERRY_E_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Unsupported content type; send application/json.' },
+  FERRY_E_RATE_LIMITED: { status: 429, message: 'Too many requests; retry later.' },
+  FERRY_E_INTERNAL: { status: 500, message: 'Internal server error.' },
+  FERRY_E_UNAVAILABLE: { status: 503, message: 'The server is shutting down or not ready; retry shortly.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+/** The one error body every API error has. */
+export interface ErrorBody {
+  statusCode: number;
+  code: ErrorCode;
+  error: string;
+  message: string;
+  details?: Record<string, unknown>;
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found',
+  405: 'Method Not Allowed', 409: 'Conflict', 413: 'Payload Too Large',
+  415: 'Unsupported Media Type', 429: 'Too Many Requests', 500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+export class FerryError extends Error {
+  readonly code: ErrorCode;
+  readonly statusCode: number;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message?: string, options?: { details?: Record<string, unknown>; cause?: unknown }) {
+    super(message ?? ErrorCodes[code].message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'FerryError';
+    this.code = code;
+    this.statusCode = ErrorCodes[code].status;
+    this.details = options?.details;
+  }
+
+  toBody(): ErrorBody {
+    const body: ErrorBody = {
+      statusCode: this.statusCode,
+      code: this.code,
+      error: STATUS_TEXT[this.statusCode] ?? 'Error',
+      message: this.message,
+    };
+    if (this.details) body.details = this.details;
+    return body;
+  }
+}
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ErrorCodes, value);
+}
+
+/** Turns anything thrown into an Error, keeping the original as `cause`. */
+export function toError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  return new Error(typeof thrown === 'string' ? thrown : JSON.stringify(thrown), { cause: thrown });
+}

@@ -1,0 +1,39 @@
+/**
+ * A join token carries everything an agent needs to register: the server URL, the SHA-256
+ * fingerprint of the server's CA (so the agent pins it instead of trusting blindly) and a
+ * one-time secret. Format: `ferryjoin1.` + base64url(JSON).
+ */
+import { z } from 'zod';
+
+const PREFIX = 'ferryjoin1.';
+
+export const JoinTokenPayload = z.object({
+  url: z.string().url(),
+  fp: z.string().regex(/^[0-9A-F]{2}(:[0-9A-F]{2}){31}$/),
+  secret: z.string().min(20),
+}).strict();
+export type JoinTokenPayload = z.infer<typeof JoinTokenPayload>;
+
+export function encodeJoinToken(payload: JoinTokenPayload): string {
+  return PREFIX + Buffer.from(JSON.stringify(payload)).toString('base64url');
+}
+
+/** Returns undefined when the text is not a well-formed join token. */
+export function decodeJoinToken(text: string): JoinTokenPayload | undefined {
+  const trimmed = text.trim();
+  if (!trimmed.startsWith(PREFIX)) return undefined;
+  try {
+    const json: unknown = JSON.parse(Buffer.from(trimmed.slice(PREFIX.length), 'base64url').toString('utf8'));
+    const parsed = JoinTokenPayload.safeParse(json);
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Normalizes a CA fingerprint to upper-case colon-separated hex, or undefined if malformed. */
+export function normalizeFingerprint(text: string): string | undefined {
+  const hex = text.replace(/^sha256:/i, '').replace(/[:\s]/g, '').toUpperCase();
+  if (!/^[0-9A-F]{64}$/.test(hex)) return undefined;
+  return hex.match(/../g)!.join(':');
+}

@@ -1,0 +1,186 @@
+/**
+ * Wire schemas: everything that crosses a trust boundary is parsed by one of these.
+ * Objects are `.strict()`: an unknown key is a client bug worth reporting, not ignoring.
+ */
+import { z } from 'zod';
+
+export const API_VERSION = 'v1';
+
+export const TARGET_TYPES = ['shell'] as const;
+export const TargetType = z.enum(TARGET_TYPES);
+export type TargetType = z.infer<typeof TargetType>;
+
+export const AgentMode = z.enum(['hosted', 'self-hosted']);
+export type AgentMode = z.infer<typeof AgentMode>;
+
+export const TASK_STATUSES = [
+  'queued', 'pending_review', 'approved', 'rejected', 'running',
+  'succeeded', 'failed', 'cancelled', 'timed_out', 'lost', 'error',
+] as const;
+export const TaskStatus = z.enum(TASK_STATUSES);
+export type TaskStatus = z.infer<typeof TaskStatus>;
+export const TERMINAL_STATUSES: readonly TaskStatus[] = ['rejected', 'succeeded', 'failed', 'cancelled', 'timed_out', 'lost', 'error'];
+export function isTerminal(status: TaskStatus): boolean {
+  return TERMINAL_STATUSES.includes(status);
+}
+
+/** Statuses an agent may report when it finishes a task. */
+export const FinalStatus = z.enum(['succeeded', 'failed', 'cancelled', 'timed_out', 'error']);
+export type FinalStatus = z.infer<typeof FinalStatus>;
+
+export const TargetName = z.string()
+  .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'target names are 1-63 characters: lower-case letters, digits, ".", "_" and "-", starting with a letter or digit');
+
+export const MAX_SCRIPT_BYTES = 1024 * 1024;
+export const MAX_TIMEOUT_SECONDS = 7 * 24 * 3600;
+
+// ---- user API ----
+
+export const CreateTargetRequest = z.object({
+  name: TargetName,
+  type: TargetType,
+  agent: AgentMode.default('hosted'),
+}).strict();
+export type CreateTargetRequest = z.infer<typeof CreateTargetRequest>;
+
+export const Target = z.object({
+  id: z.string(),
+  name: z.string(),
+  type: TargetType,
+  agent: AgentMode,
+  createdAt: z.string(),
+  agentsOnline: z.number().int(),
+});
+export type Target = z.infer<typeof Target>;
+
+export const CreateTaskRequest = z.object({
+  target: TargetName,
+  script: z.string().max(MAX_SCRIPT_BYTES, 'the script is over 1 MiB'),
+  timeoutSeconds: z.number().positive().max(MAX_TIMEOUT_SECONDS).optional(),
+}).strict();
+export type CreateTaskRequest = z.infer<typeof CreateTaskRequest>;
+
+export const Task = z.object({
+  id: z.string(),
+  target: z.string(),
+  status: TaskStatus,
+  exitCode: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  reason: z.string().nullable(),
+  agent: z.string().nullable(),
+  createdBy: z.string(),
+  createdAt: z.string(),
+  startedAt: z.string().nullable(),
+  finishedAt: z.string().nullable(),
+  timeoutSeconds: z.number(),
+  outputBytes: z.number().int(),
+  cancelRequested: z.boolean(),
+});
+export type Task = z.infer<typeof Task>;
+
+export const ListTasksQuery = z.object({
+  target: TargetName.optional(),
+  status: TaskStatus.optional(),
+  limit: z.coerce.number().int().min(1).max(1000).default(50),
+}).strict();
+
+export const ReadOutputQuery = z.object({
+  offset: z.coerce.number().int().min(0).default(0),
+  waitSeconds: z.coerce.number().min(0).max(30).default(0),
+  maxBytes: z.coerce.number().int().min(1).max(8 * 1024 * 1024).default(4 * 1024 * 1024),
+}).strict();
+
+export const CreateJoinTokenRequest = z.object({
+  hosted: z.boolean().default(false),
+  targets: z.array(TargetName).max(100).default([]),
+  ttlSeconds: z.number().int().min(60).max(30 * 24 * 3600).default(24 * 3600),
+}).strict().refine((r) => r.hosted !== (r.targets.length > 0), {
+  message: 'a join token is either for the hosted pool (hosted: true) or for named targets, not both and not neither',
+});
+
+export const JoinTokenCreated = z.object({ id: z.string(), token: z.string(), expiresAt: z.string() });
+
+export const AgentInfo = z.object({
+  id: z.string(),
+  name: z.string(),
+  hostname: z.string(),
+  version: z.string(),
+  platform: z.string(),
+  hosted: z.boolean(),
+  targets: z.array(z.string()),
+  online: z.boolean(),
+  lastSeenAt: z.string(),
+  registeredAt: z.string(),
+  revoked: z.boolean(),
+  runningTasks: z.number().int(),
+});
+export type AgentInfo = z.infer<typeof AgentInfo>;
+
+export const AuditEntry = z.object({
+  seq: z.number().int(),
+  at: z.string(),
+  actor: z.string(),
+  action: z.string(),
+  subject: z.string(),
+  details: z.record(z.string(), z.unknown()),
+  hash: z.string(),
+});
+export type AuditEntry = z.infer<typeof AuditEntry>;
+
+// ---- agent API ----
+
+export const RegisterAgentRequest = z.object({
+  joinSecret: z.string().min(1).max(200),
+  name: z.string().min(1).max(100),
+  hostname: z.string().max(255),
+  version: z.string().max(50),
+  platform: z.string().max(50),
+  concurrency: z.number().int().min(1).max(256),
+}).strict();
+
+export const RegisterAgentResponse = z.object({ agentId: z.string(), token: z.string() });
+
+export const TaskId = z.string().regex(/^t_[0-9a-z]{10,40}$/, 'not a task id');
+
+export const PollRequest = z.object({
+  free: z.number().int().min(0).max(256),
+  running: z.array(TaskId).max(256),
+  waitSeconds: z.number().min(0).max(30),
+}).strict();
+
+export const Assignment = z.object({
+  id: z.string(),
+  target: z.object({ id: z.string(), name: z.string(), type: TargetType }),
+  script: z.string(),
+  timeoutSeconds: z.number(),
+  leaseSeconds: z.number(),
+});
+export type Assignment = z.infer<typeof Assignment>;
+
+export const PollResponse = z.object({
+  task: Assignment.nullable(),
+  cancel: z.array(z.string()),
+});
+export type PollResponse = z.infer<typeof PollResponse>;
+
+export const HeartbeatRequest = z.object({ running: z.array(TaskId).max(256) }).strict();
+export const HeartbeatResponse = z.object({
+  cancel: z.array(z.string()),
+  /** Tasks this agent reported that it no longer holds: stop them and drop their output. */
+  revoked: z.array(z.string()),
+  heartbeatSeconds: z.number(),
+});
+export type HeartbeatResponse = z.infer<typeof HeartbeatResponse>;
+
+export const UploadOutputQuery = z.object({ offset: z.coerce.number().int().min(0) }).strict();
+export const UploadOutputResponse = z.object({ nextOffset: z.number().int() });
+
+export const FinishTaskRequest = z.object({
+  status: FinalStatus,
+  exitCode: z.number().int().nullable(),
+  signal: z.string().max(20).nullable(),
+  reason: z.string().max(4000).nullable(),
+  outputBytes: z.number().int().min(0),
+  outputSha256: z.string().regex(/^[0-9a-f]{64}$/),
+}).strict();
+export type FinishTaskRequest = z.infer<typeof FinishTaskRequest>;

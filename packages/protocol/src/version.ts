@@ -1,0 +1,1 @@
+export const FERRY_VERSION = '0.1.0';

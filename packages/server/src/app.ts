@@ -1,0 +1,83 @@
+/**
+ * The HTTP surface: HTTPS only, TLS 1.2+, HSTS, one error body shape, size limits. Route
+ * modules register on top of this.
+ */
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyError } from 'fastify';
+import type { Logger } from 'pino';
+import { FerryError, OUTPUT_FRAMES_CONTENT_TYPE, toError } from '@ferry/protocol';
+import { newId } from './ids.js';
+
+export const JSON_BODY_LIMIT = 2 * 1024 * 1024;
+export const OUTPUT_BODY_LIMIT = 8 * 1024 * 1024;
+
+export interface AppOptions { keyPem: string; certPem: string; log: Logger }
+
+function toFerryError(err: FastifyError | Error): FerryError {
+  if (err instanceof FerryError) return err;
+  const e = err as FastifyError;
+  switch (e.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new FerryError('FERRY_E_BODY_TOO_LARGE', `The request body is over the limit of ${JSON_BODY_LIMIT} bytes.`, { cause: err });
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new FerryError('FERRY_E_UNSUPPORTED_MEDIA_TYPE', undefined, { cause: err });
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new FerryError('FERRY_E_INVALID_JSON', 'The request body is empty; send a JSON object.', { cause: err });
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new FerryError('FERRY_E_INVALID_JSON', `The request body is not valid JSON: ${e.message}`, { cause: err });
+    default:
+      break;
+  }
+  if (err instanceof SyntaxError || (e.statusCode === 400 && /JSON/i.test(e.message))) {
+    return new FerryError('FERRY_E_INVALID_JSON', `The request body is not valid JSON: ${err.message}`, { cause: err });
+  }
+  if (e.statusCode === 413) return new FerryError('FERRY_E_BODY_TOO_LARGE', undefined, { cause: err });
+  if (e.statusCode === 415) return new FerryError('FERRY_E_UNSUPPORTED_MEDIA_TYPE', undefined, { cause: err });
+  if (e.statusCode !== undefined && e.statusCode >= 400 && e.statusCode < 500) {
+    return new FerryError('FERRY_E_BAD_REQUEST', e.message, { cause: err });
+  }
+  return new FerryError('FERRY_E_INTERNAL', undefined, { cause: err });
+}
+
+export type FerryApp = ReturnType<typeof buildApp>;
+
+// eslint-disable-next-line @typescript-eslint/explicit-function-return-type -- the inferred https instance type is the point
+export function buildApp(opts: AppOptions) {
+  const app = Fastify({
+    https: { key: opts.keyPem, cert: opts.certPem, minVersion: 'TLSv1.2' },
+    loggerInstance: opts.log as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: JSON_BODY_LIMIT,
+    genReqId: () => newId('r'),
+    requestIdHeader: false,
+    keepAliveTimeout: 65_000,
+    return503OnClosing: true,
+  });
+
+  app.addContentTypeParser(OUTPUT_FRAMES_CONTENT_TYPE, { parseAs: 'buffer', bodyLimit: OUTPUT_BODY_LIMIT }, (_req, body, done) => {
+    done(null, body);
+  });
+
+  app.addHook('onSend', async (_req, reply) => {
+    reply.header('strict-transport-security', 'max-age=31536000');
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('cache-control', 'no-store');
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    if (reply.statusCode >= 500) req.log.error({ method: req.method, url: req.url, statusCode: reply.statusCode }, 'request failed');
+    else req.log.debug({ method: req.method, url: req.url, statusCode: reply.statusCode, ms: reply.elapsedTime }, 'request');
+  });
+
+  app.setErrorHandler((rawErr, req, reply) => {
+    const err = toFerryError(toError(rawErr) as FastifyError);
+    if (err.statusCode >= 500) req.log.error({ err: err.cause ?? err }, 'internal error');
+    void reply.code(err.statusCode).type('application/json').send(err.toBody());
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    const err = new FerryError('FERRY_E_NOT_FOUND', `No such API endpoint: ${req.method} ${req.url.split('?')[0] ?? ''}.`);
+    void reply.code(404).send(err.toBody());
+  });
+
+  return app;
+}

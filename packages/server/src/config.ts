@@ -1,0 +1,36 @@
+import { z } from 'zod';
+import { loadConfig } from '@ferry/protocol';
+
+const bool = z.preprocess((v) => (v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v), z.boolean());
+
+export const ServerConfigSchema = z.object({
+  dataDir: z.string().default('./ferry-data'),
+  listen: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'use HOST:PORT, e.g. 127.0.0.1:8443 or [::1]:8443').default('127.0.0.1:8443'),
+  /** Where agents and clients reach this server; defaults to https://<listen>. Goes into join tokens. */
+  publicUrl: z.string().url().optional(),
+  database: z.string().optional(),
+  embeddedAgent: bool.default(true),
+  tlsCert: z.string().optional(),
+  tlsKey: z.string().optional(),
+  tlsCa: z.string().optional(),
+  /** Extra names (DNS or IP) for the generated server certificate, comma-separated. */
+  tlsSans: z.string().default(''),
+  leaseSeconds: z.coerce.number().min(2).max(3600).default(15),
+  heartbeatSeconds: z.coerce.number().min(0.2).max(600).default(3),
+  /** An agent unheard of for this long shows as offline. */
+  agentOfflineSeconds: z.coerce.number().min(1).max(3600).default(45),
+  defaultTimeoutSeconds: z.coerce.number().min(1).max(7 * 24 * 3600).default(3600),
+  maxOutputBytes: z.coerce.number().int().min(1024).default(1024 * 1024 * 1024),
+  logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+export type ServerConfig = Readonly<z.infer<typeof ServerConfigSchema>>;
+
+export function loadServerConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv, file?: string): ServerConfig {
+  return loadConfig(ServerConfigSchema, { flags, env, file });
+}
+
+export function parseListen(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(':');
+  const host = listen.slice(0, i).replace(/^\[|\]$/g, '');
+  return { host, port: Number(listen.slice(i + 1)) };
+}

@@ -1,0 +1,104 @@
+/**
+ * The dispatch hub wakes long polls. An idle agent's poll waits here (up to ~30 s); when a
+ * task arrives that the agent may run, exactly one eligible waiter is woken (FIFO) so a new
+ * task costs one claim query, not one per idle agent. A cancel request wakes the agent that
+ * holds the task. Output readers (`task logs --follow`, `ferry run`) wait on a task's output.
+ *
+ * States of a waiter: waiting → woken (by notify) | timed out | aborted (client went away)
+ * | released (server shutting down). Every path removes it from the sets, exactly once.
+ *
+ * This hub is in-process: right for the embedded SQLite server. With several PostgreSQL
+ * replicas, LISTEN/NOTIFY feeds the same notify calls on every replica.
+ */
+import type { AgentRow, TargetRow } from './store/types.js';
+
+interface Waiter {
+  agent: AgentRow;
+  wantsTasks: boolean;
+  wake: () => void;
+}
+
+export class DispatchHub {
+  private readonly agentWaiters: Waiter[] = [];
+  private readonly outputWaiters = new Map<string, Set<() => void>>();
+  private closed = false;
+
+  /** Waits until woken, the timeout passes or `signal` aborts. Resolves either way. */
+  waitForWork(agent: AgentRow, wantsTasks: boolean, timeoutMs: number, signal: AbortSignal): Promise<void> {
+    if (this.closed || signal.aborted || timeoutMs <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        const i = this.agentWaiters.indexOf(waiter);
+        if (i >= 0) this.agentWaiters.splice(i, 1);
+        resolve();
+      };
+      const waiter: Waiter = { agent, wantsTasks, wake: done };
+      const timer = setTimeout(done, timeoutMs);
+      signal.addEventListener('abort', done, { once: true });
+      this.agentWaiters.push(waiter);
+    });
+  }
+
+  /** A task for `target` became claimable: wake one agent that may claim it. */
+  notifyTask(target: TargetRow): void {
+    const waiter = this.agentWaiters.find((w) => w.wantsTasks && mayServe(w.agent, target));
+    waiter?.wake();
+  }
+
+  /** Wakes every waiting agent that may serve `target` (used after leases lapse, rarely). */
+  notifyTaskAll(target: TargetRow): void {
+    for (const w of this.agentWaiters.filter((x) => x.wantsTasks && mayServe(x.agent, target))) w.wake();
+  }
+
+  /** The agent holding a task must hear about its cancellation now, not at its next heartbeat. */
+  notifyAgent(agentId: string): void {
+    for (const w of this.agentWaiters.filter((x) => x.agent.id === agentId)) w.wake();
+  }
+
+  waitForOutput(taskId: string, timeoutMs: number, signal: AbortSignal): Promise<void> {
+    if (this.closed || signal.aborted || timeoutMs <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      let set = this.outputWaiters.get(taskId);
+      if (!set) {
+        set = new Set();
+        this.outputWaiters.set(taskId, set);
+      }
+      const waiters = set;
+      const done = (): void => {
+        clearTimeout(timer);
+        signal.removeEventListener('abort', done);
+        waiters.delete(done);
+        if (waiters.size === 0 && this.outputWaiters.get(taskId) === waiters) this.outputWaiters.delete(taskId);
+        resolve();
+      };
+      const timer = setTimeout(done, timeoutMs);
+      signal.addEventListener('abort', done, { once: true });
+      waiters.add(done);
+    });
+  }
+
+  /** New output arrived or the task changed state. */
+  notifyOutput(taskId: string): void {
+    const set = this.outputWaiters.get(taskId);
+    if (set) for (const wake of [...set]) wake();
+  }
+
+  waitingAgents(): number {
+    return this.agentWaiters.length;
+  }
+
+  /** Releases every waiter; used at shutdown so open polls answer at once. */
+  close(): void {
+    this.closed = true;
+    for (const w of [...this.agentWaiters]) w.wake();
+    for (const set of [...this.outputWaiters.values()]) for (const wake of [...set]) wake();
+  }
+}
+
+export function mayServe(agent: AgentRow, target: TargetRow): boolean {
+  if (agent.revokedAt !== null) return false;
+  if (target.agentMode === 'hosted') return agent.hosted && (agent.orgId === null || agent.orgId === target.orgId);
+  return !agent.hosted && agent.targetIds.includes(target.id);
+}

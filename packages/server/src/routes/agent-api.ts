@@ -1,0 +1,119 @@
+/**
+ * The agent side of the API. Agents only dial out: they long-poll for work, heartbeat to
+ * keep their leases, upload output by offset and post the final status. Every state change
+ * is a compare-and-set on (status = running, agent = caller), so an agent can never touch a
+ * task it does not hold, whatever ids it sends.
+ */
+import type { FerryApp } from '../app.js';
+import {
+  FerryError, FinishTaskRequest, HeartbeatRequest, PollRequest, TaskId, UploadOutputQuery, decodeFrames,
+  type Assignment, type OutputFrame, type PollResponse,
+} from '@ferry/protocol';
+import { requireAgent } from '../auth.js';
+import type { ServerContext } from '../context.js';
+import type { AgentRow, TaskRow } from '../store/types.js';
+import { parseInput } from '../validate.js';
+
+function assignment(task: TaskRow, leaseSeconds: number): Assignment {
+  return {
+    id: task.id, target: { id: task.targetId, name: task.targetName, type: task.targetType },
+    script: task.script, timeoutSeconds: task.timeoutSeconds, leaseSeconds,
+  };
+}
+
+function taskIdParam(id: string): string {
+  if (!TaskId.safeParse(id).success) throw new FerryError('FERRY_E_TASK_NOT_FOUND', `"${id}" is not a task id.`);
+  return id;
+}
+
+async function pendingCancels(ctx: ServerContext, agent: AgentRow, running: readonly string[]): Promise<string[]> {
+  if (running.length === 0) return [];
+  const { cancel } = await ctx.store.renewLeases(agent.id, running, Date.now() + ctx.config.leaseSeconds * 1000);
+  return cancel;
+}
+
+export function registerAgentApiRoutes(app: FerryApp, ctx: ServerContext): void {
+  app.post('/v1/agent/poll', async (req): Promise<PollResponse> => {
+    const agent = await requireAgent(ctx.store, req);
+    const body = parseInput(PollRequest, req.body, 'poll');
+    const abort = new AbortController();
+    req.raw.once('close', () => abort.abort());
+    const deadline = Date.now() + body.waitSeconds * 1000;
+    await ctx.store.touchAgent(agent.id, Date.now());
+    for (;;) {
+      if (body.free > 0 && !abort.signal.aborted) {
+        const task = await ctx.store.claimNextTask(agent, Date.now(), ctx.config.leaseSeconds * 1000);
+        if (task) {
+          req.log.info({ agentId: agent.id, taskId: task.id }, 'task claimed');
+          return { task: assignment(task, ctx.config.leaseSeconds), cancel: await pendingCancels(ctx, agent, body.running) };
+        }
+      }
+      const cancel = await pendingCancels(ctx, agent, body.running);
+      if (cancel.length > 0 || Date.now() >= deadline || abort.signal.aborted) {
+        await ctx.store.touchAgent(agent.id, Date.now());
+        return { task: null, cancel };
+      }
+      await ctx.hub.waitForWork(agent, body.free > 0, deadline - Date.now(), abort.signal);
+      const fresh = await ctx.store.getAgent(agent.id);
+      if (!fresh || fresh.revokedAt !== null) throw new FerryError('FERRY_E_AGENT_REVOKED');
+    }
+  });
+
+  app.post('/v1/agent/heartbeat', async (req) => {
+    const agent = await requireAgent(ctx.store, req);
+    const body = parseInput(HeartbeatRequest, req.body, 'heartbeat');
+    const now = Date.now();
+    await ctx.store.touchAgent(agent.id, now);
+    const { held, cancel } = await ctx.store.renewLeases(agent.id, body.running, now + ctx.config.leaseSeconds * 1000);
+    const revoked = body.running.filter((id) => !held.includes(id));
+    return { cancel, revoked, heartbeatSeconds: ctx.config.heartbeatSeconds };
+  });
+
+  app.post<{ Params: { id: string } }>('/v1/agent/tasks/:id/started', async (req, reply) => {
+    const agent = await requireAgent(ctx.store, req);
+    const id = taskIdParam(req.params.id);
+    const ok = await ctx.store.markStarted(id, agent.id, Date.now());
+    if (!ok) throw new FerryError('FERRY_E_LEASE_LOST', `Agent ${agent.name} does not hold task ${id} (or it already started).`);
+    ctx.hub.notifyOutput(id);
+    return reply.code(204).send();
+  });
+
+  app.put<{ Params: { id: string } }>('/v1/agent/tasks/:id/output', async (req) => {
+    const agent = await requireAgent(ctx.store, req);
+    const id = taskIdParam(req.params.id);
+    const q = parseInput(UploadOutputQuery, req.query, 'query');
+    if (!Buffer.isBuffer(req.body)) throw new FerryError('FERRY_E_UNSUPPORTED_MEDIA_TYPE', 'Output uploads must be application/vnd.ferry.frames.');
+    let frames: OutputFrame[];
+    try {
+      frames = decodeFrames(req.body);
+    } catch (err) {
+      throw new FerryError('FERRY_E_BAD_REQUEST', `Malformed output frames: ${(err as Error).message}.`, { cause: err });
+    }
+    const result = await ctx.store.appendOutput(id, agent.id, q.offset, frames);
+    if (result === 'not_held') throw new FerryError('FERRY_E_LEASE_LOST', `Agent ${agent.name} does not hold task ${id}.`);
+    if (!result.ok) {
+      throw new FerryError('FERRY_E_OUTPUT_GAP', `Output for ${id} must continue at offset ${result.expectedOffset}, not ${q.offset}.`, { details: { expectedOffset: result.expectedOffset } });
+    }
+    ctx.hub.notifyOutput(id);
+    return { nextOffset: result.nextOffset };
+  });
+
+  app.post<{ Params: { id: string } }>('/v1/agent/tasks/:id/finish', async (req, reply) => {
+    const agent = await requireAgent(ctx.store, req);
+    const id = taskIdParam(req.params.id);
+    const body = parseInput(FinishTaskRequest, req.body, 'final status');
+    const stored = await ctx.store.outputSha256(id);
+    if (stored.bytes < body.outputBytes) {
+      throw new FerryError('FERRY_E_OUTPUT_GAP', `The server has ${stored.bytes} of ${body.outputBytes} output bytes for ${id}; resend from there.`, { details: { expectedOffset: stored.bytes } });
+    }
+    if (stored.bytes !== body.outputBytes || stored.sha256 !== body.outputSha256) {
+      throw new FerryError('FERRY_E_OUTPUT_MISMATCH', `Stored output for ${id} (${stored.bytes} bytes) does not match the agent's (${body.outputBytes} bytes).`, { details: { storedBytes: stored.bytes } });
+    }
+    const ok = await ctx.store.finishTask(id, agent.id, { status: body.status, exitCode: body.exitCode, signal: body.signal, reason: body.reason, now: Date.now() });
+    if (!ok) throw new FerryError('FERRY_E_LEASE_LOST', `Agent ${agent.name} does not hold task ${id}.`);
+    ctx.hub.notifyOutput(id);
+    const task = await ctx.store.getTaskForAgent(id, agent.id);
+    await ctx.audit({ orgId: task?.orgId ?? agent.orgId, actor: `agent:${agent.name}`, action: 'task.finish', subject: id, details: { status: body.status, exitCode: body.exitCode } });
+    return reply.code(204).send();
+  });
+}

@@ -1,0 +1,353 @@
+/**
+ * SQLite store (better-sqlite3, WAL). All calls are synchronous underneath; the async
+ * interface is what the PostgreSQL store will share. State changes on tasks are single
+ * conditional UPDATEs (compare-and-set on status and agent), so the contract holds even if
+ * the same file were opened by two processes.
+ */
+import { createHash } from 'node:crypto';
+import Database from 'better-sqlite3';
+import type { OutputFrame, TaskStatus } from '@ferry/protocol';
+import { isStreamId } from '@ferry/protocol';
+import type {
+  AgentRow, ApiTokenRow, AppendResult, AuditInput, AuditRow, ConsumeJoinResult, FinishInput,
+  JoinTokenRow, LeaseSweep, NewAgent, OrgRow, Store, TargetRow, TaskFilter, TaskRow,
+} from '../types.js';
+import { migrations } from './migrations.js';
+import { auditHash } from '../audit-hash.js';
+
+type Row = Record<string, unknown>;
+const num = (v: unknown): number => v as number;
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+
+function toTarget(r: Row): TargetRow {
+  return {
+    id: String(r.id), orgId: String(r.org_id), name: String(r.name), type: r.type as TargetRow['type'],
+    agentMode: r.agent_mode as TargetRow['agentMode'], createdAt: num(r.created_at),
+  };
+}
+
+function toTask(r: Row): TaskRow {
+  return {
+    id: String(r.id), orgId: String(r.org_id), targetId: String(r.target_id), targetName: String(r.target_name),
+    targetType: r.target_type as TaskRow['targetType'], script: String(r.script), status: r.status as TaskStatus,
+    exitCode: numOrNull(r.exit_code), signal: strOrNull(r.signal), reason: strOrNull(r.reason),
+    agentId: strOrNull(r.agent_id), agentName: strOrNull(r.agent_name), createdBy: String(r.created_by),
+    createdAt: num(r.created_at), claimedAt: numOrNull(r.claimed_at), startedAt: numOrNull(r.started_at),
+    finishedAt: numOrNull(r.finished_at), timeoutSeconds: num(r.timeout_seconds),
+    leaseExpiresAt: numOrNull(r.lease_expires_at), cancelRequestedAt: numOrNull(r.cancel_requested_at),
+    outputBytes: num(r.output_bytes),
+  };
+}
+
+function toAudit(r: Row): AuditRow {
+  return {
+    seq: num(r.seq), orgId: strOrNull(r.org_id), at: num(r.at), actor: String(r.actor), action: String(r.action),
+    subject: String(r.subject), details: JSON.parse(String(r.details)) as Record<string, unknown>,
+    prevHash: String(r.prev_hash), hash: String(r.hash),
+  };
+}
+
+const TASK_SELECT = `SELECT t.*, g.name AS target_name, g.type AS target_type, a.name AS agent_name
+  FROM tasks t JOIN targets g ON g.id = t.target_id LEFT JOIN agents a ON a.id = t.agent_id`;
+
+export class SqliteStore implements Store {
+  private readonly db: Database.Database;
+
+  constructor(file: string) {
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    this.migrate();
+  }
+
+  private migrate(): void {
+    this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
+    const applied = new Set(this.db.prepare('SELECT version FROM schema_migrations').all().map((r) => num((r as Row).version)));
+    for (const m of migrations) {
+      if (applied.has(m.version)) continue;
+      this.db.transaction(() => {
+        this.db.exec(m.sql);
+        this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
+      })();
+    }
+  }
+
+  async close(): Promise<void> {
+    this.db.close();
+  }
+
+  async ensureOrg(name: string, now: number): Promise<OrgRow> {
+    const existing = this.db.prepare('SELECT * FROM orgs WHERE name = ?').get(name) as Row | undefined;
+    if (existing) return { id: String(existing.id), name, createdAt: num(existing.created_at) };
+    const id = `o_${name}`;
+    this.db.prepare('INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?)').run(id, name, now);
+    return { id, name, createdAt: now };
+  }
+
+  async createApiToken(row: ApiTokenRow, tokenHash: string): Promise<void> {
+    this.db.prepare('INSERT INTO api_tokens (id, org_id, name, role, token_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+      .run(row.id, row.orgId, row.name, row.role, tokenHash, row.createdAt, row.revokedAt);
+  }
+
+  async findApiToken(tokenHash: string): Promise<ApiTokenRow | undefined> {
+    const r = this.db.prepare('SELECT * FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL').get(tokenHash) as Row | undefined;
+    if (!r) return undefined;
+    return { id: String(r.id), orgId: String(r.org_id), name: String(r.name), role: r.role as ApiTokenRow['role'], createdAt: num(r.created_at), revokedAt: null };
+  }
+
+  async createTarget(row: TargetRow): Promise<TargetRow | 'exists'> {
+    try {
+      this.db.prepare('INSERT INTO targets (id, org_id, name, type, agent_mode, created_at) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(row.id, row.orgId, row.name, row.type, row.agentMode, row.createdAt);
+      return row;
+    } catch (err) {
+      if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') return 'exists';
+      throw err;
+    }
+  }
+
+  async listTargets(orgId: string): Promise<TargetRow[]> {
+    return this.db.prepare('SELECT * FROM targets WHERE org_id = ? AND deleted_at IS NULL ORDER BY name').all(orgId).map((r) => toTarget(r as Row));
+  }
+
+  async getTargetByName(orgId: string, name: string): Promise<TargetRow | undefined> {
+    const r = this.db.prepare('SELECT * FROM targets WHERE org_id = ? AND name = ? AND deleted_at IS NULL').get(orgId, name) as Row | undefined;
+    return r ? toTarget(r) : undefined;
+  }
+
+  async deleteTarget(orgId: string, targetId: string, now: number): Promise<'deleted' | 'busy'> {
+    return this.db.transaction(() => {
+      const active = this.db.prepare("SELECT 1 FROM tasks WHERE target_id = ? AND status IN ('queued','pending_review','approved','running') LIMIT 1").get(targetId);
+      if (active) return 'busy' as const;
+      this.db.prepare('UPDATE targets SET deleted_at = ? WHERE id = ? AND org_id = ? AND deleted_at IS NULL').run(now, targetId, orgId);
+      return 'deleted' as const;
+    })();
+  }
+
+  async countOnlineAgents(target: TargetRow, since: number): Promise<number> {
+    const r = target.agentMode === 'hosted'
+      ? this.db.prepare('SELECT COUNT(*) AS n FROM agents WHERE hosted = 1 AND revoked_at IS NULL AND last_seen_at >= ? AND (org_id IS NULL OR org_id = ?)').get(since, target.orgId)
+      : this.db.prepare('SELECT COUNT(*) AS n FROM agents a JOIN agent_targets at ON at.agent_id = a.id WHERE at.target_id = ? AND a.revoked_at IS NULL AND a.last_seen_at >= ?').get(target.id, since);
+    return num((r as Row).n);
+  }
+
+  async createJoinToken(row: JoinTokenRow, secretHash: string): Promise<void> {
+    this.db.prepare('INSERT INTO join_tokens (id, org_id, secret_hash, hosted, target_ids, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+      .run(row.id, row.orgId, secretHash, row.hosted ? 1 : 0, JSON.stringify(row.targetIds), row.createdBy, row.createdAt, row.expiresAt);
+  }
+
+  async consumeJoinToken(secretHash: string, now: number, agent: NewAgent): Promise<ConsumeJoinResult> {
+    return this.db.transaction((): ConsumeJoinResult => {
+      const t = this.db.prepare('SELECT * FROM join_tokens WHERE secret_hash = ?').get(secretHash) as Row | undefined;
+      if (!t) return { ok: false, code: 'FERRY_E_JOIN_TOKEN_INVALID' };
+      if (t.used_at !== null) return { ok: false, code: 'FERRY_E_JOIN_TOKEN_USED' };
+      if (num(t.expires_at) <= now) return { ok: false, code: 'FERRY_E_JOIN_TOKEN_EXPIRED' };
+      const used = this.db.prepare('UPDATE join_tokens SET used_at = ?, used_by = ? WHERE id = ? AND used_at IS NULL').run(now, agent.id, t.id);
+      if (used.changes !== 1) return { ok: false, code: 'FERRY_E_JOIN_TOKEN_USED' };
+      const targetIds = JSON.parse(String(t.target_ids)) as string[];
+      this.db.prepare(`INSERT INTO agents (id, org_id, name, hostname, version, platform, hosted, concurrency, token_hash, registered_at, last_seen_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+        .run(agent.id, t.org_id, agent.name, agent.hostname, agent.version, agent.platform, t.hosted, agent.concurrency, agent.tokenHash, now, now);
+      const link = this.db.prepare('INSERT INTO agent_targets (agent_id, target_id) VALUES (?, ?)');
+      for (const targetId of targetIds) link.run(agent.id, targetId);
+      const row = this.agentById(agent.id);
+      return row ? { ok: true, agent: row } : { ok: false, code: 'FERRY_E_JOIN_TOKEN_INVALID' };
+    })();
+  }
+
+  private agentFromRow(r: Row): AgentRow {
+    const targetIds = this.db.prepare('SELECT target_id FROM agent_targets WHERE agent_id = ?').all(r.id).map((x) => String((x as Row).target_id));
+    return {
+      id: String(r.id), orgId: strOrNull(r.org_id), name: String(r.name), hostname: String(r.hostname),
+      version: String(r.version), platform: String(r.platform), hosted: r.hosted === 1, concurrency: num(r.concurrency),
+      registeredAt: num(r.registered_at), lastSeenAt: num(r.last_seen_at), revokedAt: numOrNull(r.revoked_at), targetIds,
+    };
+  }
+
+  private agentById(id: string): AgentRow | undefined {
+    const r = this.db.prepare('SELECT * FROM agents WHERE id = ?').get(id) as Row | undefined;
+    return r ? this.agentFromRow(r) : undefined;
+  }
+
+  async findAgentByToken(tokenHash: string): Promise<AgentRow | undefined> {
+    const r = this.db.prepare('SELECT * FROM agents WHERE token_hash = ?').get(tokenHash) as Row | undefined;
+    return r ? this.agentFromRow(r) : undefined;
+  }
+
+  async getAgent(agentId: string): Promise<AgentRow | undefined> {
+    return this.agentById(agentId);
+  }
+
+  async touchAgent(agentId: string, now: number): Promise<void> {
+    this.db.prepare('UPDATE agents SET last_seen_at = ? WHERE id = ? AND last_seen_at < ?').run(now, agentId, now);
+  }
+
+  async listAgents(orgId: string): Promise<AgentRow[]> {
+    return this.db.prepare('SELECT * FROM agents WHERE org_id = ? OR org_id IS NULL ORDER BY registered_at').all(orgId).map((r) => this.agentFromRow(r as Row));
+  }
+
+  async revokeAgent(orgId: string, agentId: string, now: number): Promise<boolean> {
+    const r = this.db.prepare('UPDATE agents SET revoked_at = ? WHERE id = ? AND org_id = ? AND revoked_at IS NULL').run(now, agentId, orgId);
+    return r.changes === 1;
+  }
+
+  async countRunningTasks(agentId: string): Promise<number> {
+    return num((this.db.prepare("SELECT COUNT(*) AS n FROM tasks WHERE agent_id = ? AND status = 'running'").get(agentId) as Row).n);
+  }
+
+  async createTask(row: TaskRow): Promise<void> {
+    this.db.prepare(`INSERT INTO tasks (id, org_id, target_id, script, status, created_by, created_at, timeout_seconds)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(row.id, row.orgId, row.targetId, row.script, row.status, row.createdBy, row.createdAt, row.timeoutSeconds);
+  }
+
+  async getTask(orgId: string, taskId: string): Promise<TaskRow | undefined> {
+    const r = this.db.prepare(`${TASK_SELECT} WHERE t.id = ? AND t.org_id = ?`).get(taskId, orgId) as Row | undefined;
+    return r ? toTask(r) : undefined;
+  }
+
+  private taskById(taskId: string): TaskRow | undefined {
+    const r = this.db.prepare(`${TASK_SELECT} WHERE t.id = ?`).get(taskId) as Row | undefined;
+    return r ? toTask(r) : undefined;
+  }
+
+  async getTaskForAgent(taskId: string, agentId: string): Promise<TaskRow | undefined> {
+    const r = this.db.prepare(`${TASK_SELECT} WHERE t.id = ? AND t.agent_id = ?`).get(taskId, agentId) as Row | undefined;
+    return r ? toTask(r) : undefined;
+  }
+
+  async listTasks(orgId: string, filter: TaskFilter): Promise<TaskRow[]> {
+    const where = ['t.org_id = @orgId'];
+    if (filter.targetId) where.push('t.target_id = @targetId');
+    if (filter.status) where.push('t.status = @status');
+    return this.db.prepare(`${TASK_SELECT} WHERE ${where.join(' AND ')} ORDER BY t.created_at DESC, t.id DESC LIMIT @limit`)
+      .all({ orgId, targetId: filter.targetId, status: filter.status, limit: filter.limit }).map((r) => toTask(r as Row));
+  }
+
+  async claimNextTask(agent: AgentRow, now: number, leaseMs: number): Promise<TaskRow | undefined> {
+    const eligible = agent.hosted
+      ? "g.agent_mode = 'hosted' AND (@orgId IS NULL OR t.org_id = @orgId)"
+      : "g.agent_mode = 'self-hosted' AND t.target_id IN (SELECT target_id FROM agent_targets WHERE agent_id = @agentId)";
+    const r = this.db.prepare(`UPDATE tasks SET status = 'running', agent_id = @agentId, claimed_at = @now, lease_expires_at = @lease
+      WHERE id = (SELECT t.id FROM tasks t JOIN targets g ON g.id = t.target_id
+                  WHERE t.status = 'queued' AND ${eligible} ORDER BY t.created_at, t.id LIMIT 1)
+        AND status = 'queued' RETURNING id`).get({ agentId: agent.id, orgId: agent.orgId, now, lease: now + leaseMs }) as Row | undefined;
+    return r ? this.taskById(String(r.id)) : undefined;
+  }
+
+  async markStarted(taskId: string, agentId: string, now: number): Promise<boolean> {
+    const r = this.db.prepare("UPDATE tasks SET started_at = ? WHERE id = ? AND agent_id = ? AND status = 'running' AND started_at IS NULL").run(now, taskId, agentId);
+    return r.changes === 1;
+  }
+
+  async renewLeases(agentId: string, taskIds: readonly string[], leaseUntil: number): Promise<{ held: string[]; cancel: string[] }> {
+    const held: string[] = [];
+    const cancel: string[] = [];
+    const renew = this.db.prepare("UPDATE tasks SET lease_expires_at = ? WHERE id = ? AND agent_id = ? AND status = 'running' RETURNING cancel_requested_at");
+    this.db.transaction(() => {
+      for (const id of taskIds) {
+        const r = renew.get(leaseUntil, id, agentId) as Row | undefined;
+        if (!r) continue;
+        held.push(id);
+        if (r.cancel_requested_at !== null) cancel.push(id);
+      }
+    })();
+    return { held, cancel };
+  }
+
+  async requestCancel(orgId: string, taskId: string, now: number): Promise<TaskRow | undefined> {
+    this.db.transaction(() => {
+      // A task nobody has claimed is cancelled at once; a running one is asked to stop.
+      this.db.prepare("UPDATE tasks SET status = 'cancelled', finished_at = ?, cancel_requested_at = ?, reason = 'cancelled before it started' WHERE id = ? AND org_id = ? AND status IN ('queued','pending_review','approved')").run(now, now, taskId, orgId);
+      this.db.prepare("UPDATE tasks SET cancel_requested_at = ? WHERE id = ? AND org_id = ? AND status = 'running' AND cancel_requested_at IS NULL").run(now, taskId, orgId);
+    })();
+    return this.getTask(orgId, taskId);
+  }
+
+  async finishTask(taskId: string, agentId: string, input: FinishInput): Promise<boolean> {
+    const r = this.db.prepare(`UPDATE tasks SET status = ?, exit_code = ?, signal = ?, reason = ?, finished_at = ?, lease_expires_at = NULL,
+        started_at = COALESCE(started_at, ?)
+      WHERE id = ? AND agent_id = ? AND status = 'running'`)
+      .run(input.status, input.exitCode, input.signal, input.reason, input.now, input.now, taskId, agentId);
+    return r.changes === 1;
+  }
+
+  async expireLeases(now: number): Promise<LeaseSweep> {
+    return this.db.transaction((): LeaseSweep => {
+      const requeued = this.db.prepare("UPDATE tasks SET status = 'queued', agent_id = NULL, claimed_at = NULL, lease_expires_at = NULL WHERE status = 'running' AND started_at IS NULL AND lease_expires_at < ? RETURNING id").all(now);
+      const lost = this.db.prepare("UPDATE tasks SET status = 'lost', finished_at = ?, lease_expires_at = NULL, reason = 'the agent stopped reporting while the task ran' WHERE status = 'running' AND started_at IS NOT NULL AND lease_expires_at < ? RETURNING id").all(now, now);
+      const load = (rows: unknown[]): TaskRow[] => rows.map((r) => this.taskById(String((r as Row).id))).filter((t): t is TaskRow => t !== undefined);
+      return { requeued: load(requeued), lost: load(lost) };
+    })();
+  }
+
+  async appendOutput(taskId: string, agentId: string, offset: number, frames: readonly OutputFrame[]): Promise<AppendResult | 'not_held'> {
+    return this.db.transaction((): AppendResult | 'not_held' => {
+      const t = this.db.prepare("SELECT output_bytes FROM tasks WHERE id = ? AND agent_id = ? AND status = 'running'").get(taskId, agentId) as Row | undefined;
+      if (!t) return 'not_held';
+      const expected = num(t.output_bytes);
+      if (offset > expected) return { ok: false, expectedOffset: expected };
+      const insert = this.db.prepare('INSERT INTO task_output (task_id, start_offset, end_offset, stream, time, data) VALUES (?, ?, ?, ?, ?, ?)');
+      let at = offset;
+      for (const frame of frames) {
+        const end = at + frame.data.length;
+        if (end > expected && frame.data.length > 0) {
+          // Skip the part of a resent chunk the server already has.
+          const skip = Math.max(0, expected - at);
+          insert.run(taskId, at + skip, end, frame.stream, frame.time, frame.data.subarray(skip));
+        }
+        at = end;
+      }
+      if (at > expected) {
+        this.db.prepare('UPDATE tasks SET output_bytes = ? WHERE id = ? AND output_bytes = ?').run(at, taskId, expected);
+      }
+      return { ok: true, nextOffset: Math.max(at, expected) };
+    })();
+  }
+
+  async readOutput(taskId: string, offset: number, maxBytes: number): Promise<OutputFrame[]> {
+    const frames: OutputFrame[] = [];
+    let bytes = 0;
+    for (const raw of this.db.prepare('SELECT start_offset, stream, time, data FROM task_output WHERE task_id = ? AND end_offset > ? ORDER BY start_offset').iterate(taskId, offset)) {
+      const r = raw as Row;
+      const stream = num(r.stream);
+      if (!isStreamId(stream)) continue;
+      let data = r.data as Buffer;
+      const start = num(r.start_offset);
+      if (start < offset) data = data.subarray(offset - start);
+      if (bytes > 0 && bytes + data.length > maxBytes) break;
+      frames.push({ stream, time: num(r.time), data });
+      bytes += data.length;
+      if (bytes >= maxBytes) break;
+    }
+    return frames;
+  }
+
+  async outputSha256(taskId: string): Promise<{ bytes: number; sha256: string }> {
+    const hash = createHash('sha256');
+    let bytes = 0;
+    for (const raw of this.db.prepare('SELECT data FROM task_output WHERE task_id = ? ORDER BY start_offset').iterate(taskId)) {
+      const data = (raw as Row).data as Buffer;
+      hash.update(data);
+      bytes += data.length;
+    }
+    return { bytes, sha256: hash.digest('hex') };
+  }
+
+  async appendAudit(entry: AuditInput): Promise<AuditRow> {
+    return this.db.transaction((): AuditRow => {
+      const last = this.db.prepare('SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1').get() as Row | undefined;
+      const prevHash = last ? String(last.hash) : '0'.repeat(64);
+      const hash = auditHash(prevHash, entry);
+      const r = this.db.prepare('INSERT INTO audit_log (org_id, at, actor, action, subject, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq')
+        .get(entry.orgId, entry.at, entry.actor, entry.action, entry.subject, JSON.stringify(entry.details), prevHash, hash) as Row;
+      return { ...entry, seq: num(r.seq), prevHash, hash };
+    })();
+  }
+
+  async listAudit(orgId: string, limit: number): Promise<AuditRow[]> {
+    return this.db.prepare('SELECT * FROM audit_log WHERE org_id = ? OR org_id IS NULL ORDER BY seq DESC LIMIT ?').all(orgId, limit).map((r) => toAudit(r as Row));
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * The storage interface. One contract, implemented for SQLite (embedded default) and,
+ * later, PostgreSQL. Every user-facing query is scoped by organization; every agent-facing
+ * state change is a compare-and-set on (status, agent) so at most one agent runs a task.
+ * Times are milliseconds since the epoch.
+ */
+import type { AgentMode, FinalStatus, OutputFrame, TargetType, TaskStatus } from '@ferry/protocol';
+
+export interface OrgRow { id: string; name: string; createdAt: number }
+export type Role = 'admin' | 'operator' | 'viewer';
+export interface ApiTokenRow { id: string; orgId: string; name: string; role: Role; createdAt: number; revokedAt: number | null }
+
+export interface TargetRow {
+  id: string; orgId: string; name: string; type: TargetType; agentMode: AgentMode; createdAt: number;
+}
+
+export interface AgentRow {
+  id: string; orgId: string | null; name: string; hostname: string; version: string; platform: string;
+  hosted: boolean; concurrency: number; registeredAt: number; lastSeenAt: number; revokedAt: number | null;
+  targetIds: string[];
+}
+
+export interface JoinTokenRow {
+  id: string; orgId: string | null; hosted: boolean; targetIds: string[]; createdBy: string;
+  createdAt: number; expiresAt: number; usedAt: number | null;
+}
+
+export interface TaskRow {
+  id: string; orgId: string; targetId: string; targetName: string; targetType: TargetType;
+  script: string; status: TaskStatus; exitCode: number | null; signal: string | null; reason: string | null;
+  agentId: string | null; agentName: string | null; createdBy: string; createdAt: number;
+  claimedAt: number | null; startedAt: number | null; finishedAt: number | null;
+  timeoutSeconds: number; leaseExpiresAt: number | null; cancelRequestedAt: number | null; outputBytes: number;
+}
+
+export interface TaskFilter { targetId?: string | undefined; status?: TaskStatus | undefined; limit: number }
+
+export interface FinishInput {
+  status: FinalStatus; exitCode: number | null; signal: string | null; reason: string | null; now: number;
+}
+
+export type AppendResult = { ok: true; nextOffset: number } | { ok: false; expectedOffset: number };
+export type ConsumeJoinResult =
+  | { ok: true; agent: AgentRow }
+  | { ok: false; code: 'FERRY_E_JOIN_TOKEN_INVALID' | 'FERRY_E_JOIN_TOKEN_EXPIRED' | 'FERRY_E_JOIN_TOKEN_USED' };
+
+export interface NewAgent {
+  id: string; name: string; hostname: string; version: string; platform: string; concurrency: number; tokenHash: string;
+}
+
+export interface AuditInput { orgId: string | null; at: number; actor: string; action: string; subject: string; details: Record<string, unknown> }
+export interface AuditRow extends AuditInput { seq: number; prevHash: string; hash: string }
+
+export interface LeaseSweep { requeued: TaskRow[]; lost: TaskRow[] }
+
+export interface Store {
+  close(): Promise<void>;
+
+  ensureOrg(name: string, now: number): Promise<OrgRow>;
+  createApiToken(row: ApiTokenRow, tokenHash: string): Promise<void>;
+  findApiToken(tokenHash: string): Promise<ApiTokenRow | undefined>;
+
+  createTarget(row: TargetRow): Promise<TargetRow | 'exists'>;
+  listTargets(orgId: string): Promise<TargetRow[]>;
+  getTargetByName(orgId: string, name: string): Promise<TargetRow | undefined>;
+  /** Soft-deletes the target; refuses while it has queued or running tasks. */
+  deleteTarget(orgId: string, targetId: string, now: number): Promise<'deleted' | 'busy'>;
+  countOnlineAgents(target: TargetRow, since: number): Promise<number>;
+
+  createJoinToken(row: JoinTokenRow, secretHash: string): Promise<void>;
+  /** Checks and uses a join token and registers the agent, in one transaction. */
+  consumeJoinToken(secretHash: string, now: number, agent: NewAgent): Promise<ConsumeJoinResult>;
+  findAgentByToken(tokenHash: string): Promise<AgentRow | undefined>;
+  getAgent(agentId: string): Promise<AgentRow | undefined>;
+  touchAgent(agentId: string, now: number): Promise<void>;
+  listAgents(orgId: string): Promise<AgentRow[]>;
+  revokeAgent(orgId: string, agentId: string, now: number): Promise<boolean>;
+  countRunningTasks(agentId: string): Promise<number>;
+
+  createTask(row: TaskRow): Promise<void>;
+  getTask(orgId: string, taskId: string): Promise<TaskRow | undefined>;
+  /** The task if `agentId` holds or held it; for agent-side calls, which carry no organization. */
+  getTaskForAgent(taskId: string, agentId: string): Promise<TaskRow | undefined>;
+  listTasks(orgId: string, filter: TaskFilter): Promise<TaskRow[]>;
+  /** Compare-and-set: the oldest queued task this agent may run becomes `running` under a lease. */
+  claimNextTask(agent: AgentRow, now: number, leaseMs: number): Promise<TaskRow | undefined>;
+  markStarted(taskId: string, agentId: string, now: number): Promise<boolean>;
+  /** Renews the leases of the given tasks the agent still holds; returns which it holds and which are cancelled. */
+  renewLeases(agentId: string, taskIds: readonly string[], leaseUntil: number): Promise<{ held: string[]; cancel: string[] }>;
+  requestCancel(orgId: string, taskId: string, now: number): Promise<TaskRow | undefined>;
+  finishTask(taskId: string, agentId: string, input: FinishInput): Promise<boolean>;
+  expireLeases(now: number): Promise<LeaseSweep>;
+
+  /** Idempotent, offset-addressed append; only the agent holding the running task may write. */
+  appendOutput(taskId: string, agentId: string, offset: number, frames: readonly OutputFrame[]): Promise<AppendResult | 'not_held'>;
+  readOutput(taskId: string, offset: number, maxBytes: number): Promise<OutputFrame[]>;
+  outputSha256(taskId: string): Promise<{ bytes: number; sha256: string }>;
+
+  appendAudit(entry: AuditInput): Promise<AuditRow>;
+  listAudit(orgId: string, limit: number): Promise<AuditRow[]>;
+}

@@ -1,0 +1,31 @@
+/** Rows → API shapes. The only place that decides what leaves the server. */
+import type { AgentInfo, AuditEntry, Target, Task } from '@ferry/protocol';
+import type { AgentRow, AuditRow, TargetRow, TaskRow } from './store/types.js';
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
+
+export function targetView(row: TargetRow, agentsOnline: number): Target {
+  return { id: row.id, name: row.name, type: row.type, agent: row.agentMode, createdAt: iso(row.createdAt), agentsOnline };
+}
+
+export function taskView(row: TaskRow): Task {
+  return {
+    id: row.id, target: row.targetName, status: row.status, exitCode: row.exitCode, signal: row.signal, reason: row.reason,
+    agent: row.agentName, createdBy: row.createdBy, createdAt: iso(row.createdAt), startedAt: isoOrNull(row.startedAt),
+    finishedAt: isoOrNull(row.finishedAt), timeoutSeconds: row.timeoutSeconds, outputBytes: row.outputBytes,
+    cancelRequested: row.cancelRequestedAt !== null,
+  };
+}
+
+export function agentView(row: AgentRow, targetNames: string[], online: boolean, runningTasks: number): AgentInfo {
+  return {
+    id: row.id, name: row.name, hostname: row.hostname, version: row.version, platform: row.platform, hosted: row.hosted,
+    targets: row.hosted ? ['(hosted pool)'] : targetNames, online, lastSeenAt: iso(row.lastSeenAt),
+    registeredAt: iso(row.registeredAt), revoked: row.revokedAt !== null, runningTasks,
+  };
+}
+
+export function auditView(row: AuditRow): AuditEntry {
+  return { seq: row.seq, at: iso(row.at), actor: row.actor, action: row.action, subject: row.subject, details: row.details, hash: row.hash };
+}
