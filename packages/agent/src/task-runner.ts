@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { Streams, type Assignment, type FinalStatus, type FinishTaskRequest, type StreamId } from '@ferry/protocol';
 import type { ApiClient } from './api/client.js';
 import { ApiError, backoffMs, isRetryable } from './api/errors.js';
-import type { Executor, ExitInfo, RunningProcess, Sandbox } from './executor/types.js';
+import { DEFAULT_LIMITS, type Executor, type ExitInfo, type RunningProcess, type Sandbox } from './executor/types.js';
 import { LeaseLostError, OutputUploader, type UploaderOptions, DEFAULT_UPLOADER_OPTIONS } from './output/uploader.js';
 import { runSpecFor } from './runtime.js';
 
@@ -53,7 +53,7 @@ export class TaskRunner {
     let exit: ExitInfo | undefined;
     let errorReason: string | undefined;
     try {
-      sandbox = await this.deps.executor.create(this.task.id);
+      sandbox = await this.deps.executor.create(this.task.id, DEFAULT_LIMITS);
       this.proc = sandbox.start(runSpecFor(this.task));
       if (this.stopReason) this.ladder = this.proc.terminate(this.deps.graceMs);
       this.reportStarted();

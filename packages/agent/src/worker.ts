@@ -43,6 +43,8 @@ export class Worker {
   private readonly finished = new Set<Promise<void>>();
   private draining = false;
   private pollAbort: AbortController | undefined;
+  /** `free` of the poll in flight: only a poll that cannot claim (free = 0) may be aborted safely. */
+  private pollFree = 0;
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private heartbeatSeconds = 3;
   private fatal: Error | undefined;
@@ -62,6 +64,7 @@ export class Worker {
     while (!this.draining && !this.fatal) {
       const free = this.opts.concurrency - this.runners.size;
       this.pollAbort = new AbortController();
+      this.pollFree = free;
       try {
         const res = await this.client.json<PollResponse>('POST', '/v1/agent/poll', {
           free, running: [...this.runners.keys()], waitSeconds: this.opts.pollWaitSeconds,
@@ -117,8 +120,9 @@ export class Worker {
         this.runners.delete(task.id);
         this.finished.delete(done);
         if (this.runners.size === 0) this.stopHeartbeats();
-        // A slot is free: replace a poll that was waiting only for cancels.
-        this.pollAbort?.abort();
+        // A slot is free: replace a poll that was waiting only for cancels. A poll that may
+        // claim is never aborted: the server could claim a task whose answer we would drop.
+        if (this.pollFree === 0) this.pollAbort?.abort();
       });
     this.finished.add(done);
   }
@@ -131,7 +135,7 @@ export class Worker {
     if (this.heartbeatTimer) return;
     const beat = (): void => {
       this.heartbeatTimer = setTimeout(() => {
-        this.heartbeat().finally(() => {
+        void this.heartbeat().finally(() => {
           if (this.heartbeatTimer) beat();
         });
       }, this.heartbeatSeconds * 1000);

@@ -23,7 +23,10 @@ export function exitCodeFor(task: Task): number {
       return 70;
     case 'rejected':
       return 77;
-    default:
+    case 'queued':
+    case 'pending_review':
+    case 'approved':
+    case 'running':
       return 1;
   }
 }

@@ -93,7 +93,7 @@ export const ReadOutputQuery = z.object({
 export const CreateJoinTokenRequest = z.object({
   hosted: z.boolean().default(false),
   targets: z.array(TargetName).max(100).default([]),
-  ttlSeconds: z.number().int().min(60).max(30 * 24 * 3600).default(24 * 3600),
+  ttlSeconds: z.number().int().min(1).max(30 * 24 * 3600).default(24 * 3600),
 }).strict().refine((r) => r.hosted !== (r.targets.length > 0), {
   message: 'a join token is either for the hosted pool (hosted: true) or for named targets, not both and not neither',
 });

@@ -2,7 +2,7 @@
  * The HTTP surface: HTTPS only, TLS 1.2+, HSTS, one error body shape, size limits. Route
  * modules register on top of this.
  */
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyError } from 'fastify';
+import Fastify, { LogController, type FastifyError } from 'fastify';
 import type { Logger } from 'pino';
 import { FerryError, OUTPUT_FRAMES_CONTENT_TYPE, toError } from '@ferry/protocol';
 import { newId } from './ids.js';
@@ -40,11 +40,11 @@ function toFerryError(err: FastifyError | Error): FerryError {
 
 export type FerryApp = ReturnType<typeof buildApp>;
 
-// eslint-disable-next-line @typescript-eslint/explicit-function-return-type -- the inferred https instance type is the point
+// The return type is inferred on purpose: it is the HTTPS-typed Fastify instance.
 export function buildApp(opts: AppOptions) {
   const app = Fastify({
     https: { key: opts.keyPem, cert: opts.certPem, minVersion: 'TLSv1.2' },
-    loggerInstance: opts.log as FastifyBaseLogger,
+    loggerInstance: opts.log,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: JSON_BODY_LIMIT,
     genReqId: () => newId('r'),
@@ -69,7 +69,7 @@ export function buildApp(opts: AppOptions) {
   });
 
   app.setErrorHandler((rawErr, req, reply) => {
-    const err = toFerryError(toError(rawErr) as FastifyError);
+    const err = toFerryError(toError(rawErr));
     if (err.statusCode >= 500) req.log.error({ err: err.cause ?? err }, 'internal error');
     void reply.code(err.statusCode).type('application/json').send(err.toBody());
   });

@@ -113,7 +113,10 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   registerAgentRoutes(app, ctx);
   registerAgentApiRoutes(app, ctx);
   registerAuditRoutes(app, ctx);
-  app.addHook('preClose', async () => hub.close());
+  app.addHook('preClose', (done) => {
+    hub.close();
+    done();
+  });
 
   await app.listen({ host, port });
   const address = app.server.address();

@@ -9,7 +9,7 @@ import { writeFileSync } from 'node:fs';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Executor, ExitInfo, RunSpec, RunningProcess, Sandbox } from './types.js';
+import type { Executor, ExitInfo, RunSpec, RunningProcess, Sandbox, SandboxLimits } from './types.js';
 
 function killGroup(pid: number, signal: NodeJS.Signals): void {
   try {
@@ -74,7 +74,8 @@ export class ProcessExecutor implements Executor {
   readonly name = 'process' as const;
   readonly warning = 'executor "process": tasks run as the agent\'s user with no filesystem, process or network isolation; use --executor sandbox (bubblewrap) on Linux for real isolation';
 
-  async create(taskId: string): Promise<Sandbox> {
+  /** Limits are not enforced by this driver (documented gap); the parameter keeps the interface. */
+  async create(taskId: string, _limits: SandboxLimits): Promise<Sandbox> {
     const root = await mkdtemp(join(tmpdir(), `ferry-${taskId}-`));
     const workDir = join(root, 'work');
     await mkdir(workDir, { mode: 0o700 });

@@ -31,11 +31,23 @@ export interface Sandbox {
   dispose(): Promise<void>;
 }
 
+/** Per-task limits the executor enforces as far as the host allows (see each driver's notes). */
+export interface SandboxLimits {
+  /** Most processes/threads the task may have at once (a fork bomb stops here). */
+  maxProcesses: number;
+  /** Memory ceiling for the whole task, in bytes. */
+  memoryBytes: number;
+  /** `none`: a private network namespace with only loopback; `host`: the host's network. */
+  network: 'none' | 'host';
+}
+
+export const DEFAULT_LIMITS: SandboxLimits = { maxProcesses: 256, memoryBytes: 1024 * 1024 * 1024, network: 'host' };
+
 export interface Executor {
   readonly name: 'process' | 'sandbox';
   /** Human-readable caveat printed at agent start, when the isolation is weak. */
   readonly warning: string | undefined;
-  create(taskId: string): Promise<Sandbox>;
+  create(taskId: string, limits: SandboxLimits): Promise<Sandbox>;
 }
 
 export const TASK_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';

@@ -13,6 +13,7 @@ import { requireAgent } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import type { AgentRow, TaskRow } from '../store/types.js';
 import { parseInput } from '../validate.js';
+import { abortOnDisconnect } from '../disconnect.js';
 
 function assignment(task: TaskRow, leaseSeconds: number): Assignment {
   return {
@@ -33,16 +34,20 @@ async function pendingCancels(ctx: ServerContext, agent: AgentRow, running: read
 }
 
 export function registerAgentApiRoutes(app: FerryApp, ctx: ServerContext): void {
-  app.post('/v1/agent/poll', async (req): Promise<PollResponse> => {
+  app.post('/v1/agent/poll', async (req, reply): Promise<PollResponse> => {
     const agent = await requireAgent(ctx.store, req);
     const body = parseInput(PollRequest, req.body, 'poll');
-    const abort = new AbortController();
-    req.raw.once('close', () => abort.abort());
+    const abort = abortOnDisconnect(reply.raw);
     const deadline = Date.now() + body.waitSeconds * 1000;
     await ctx.store.touchAgent(agent.id, Date.now());
     for (;;) {
       if (body.free > 0 && !abort.signal.aborted) {
         const task = await ctx.store.claimNextTask(agent, Date.now(), ctx.config.leaseSeconds * 1000);
+        if (task && abort.signal.aborted) {
+          // The agent hung up while we claimed: give the task back at once rather than after the lease.
+          await ctx.store.releaseClaim(task.id, agent.id);
+          return { task: null, cancel: [] };
+        }
         if (task) {
           req.log.info({ agentId: agent.id, taskId: task.id }, 'task claimed');
           return { task: assignment(task, ctx.config.leaseSeconds), cancel: await pendingCancels(ctx, agent, body.running) };

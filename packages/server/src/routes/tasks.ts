@@ -7,6 +7,7 @@ import type { ServerContext } from '../context.js';
 import { newId } from '../ids.js';
 import type { TaskRow } from '../store/types.js';
 import { parseInput } from '../validate.js';
+import { abortOnDisconnect } from '../disconnect.js';
 import { taskView } from '../views.js';
 import { findTarget, onlineSince } from './targets.js';
 
@@ -77,8 +78,7 @@ export function registerTaskRoutes(app: FerryApp, ctx: ServerContext): void {
     const user = await requireUser(ctx.store, req);
     const q = parseInput(ReadOutputQuery, req.query, 'query');
     let task = await findTask(ctx, user.orgId, req.params.id);
-    const abort = new AbortController();
-    req.raw.once('close', () => abort.abort());
+    const abort = abortOnDisconnect(reply.raw);
     const deadline = Date.now() + q.waitSeconds * 1000;
     let frames = await ctx.store.readOutput(task.id, q.offset, q.maxBytes);
     while (frames.length === 0 && !isTerminal(task.status) && Date.now() < deadline && !abort.signal.aborted) {

@@ -84,6 +84,8 @@ export interface Store {
   listTasks(orgId: string, filter: TaskFilter): Promise<TaskRow[]>;
   /** Compare-and-set: the oldest queued task this agent may run becomes `running` under a lease. */
   claimNextTask(agent: AgentRow, now: number, leaseMs: number): Promise<TaskRow | undefined>;
+  /** Undoes a claim whose answer could not be delivered (the task had not started). */
+  releaseClaim(taskId: string, agentId: string): Promise<boolean>;
   markStarted(taskId: string, agentId: string, now: number): Promise<boolean>;
   /** Renews the leases of the given tasks the agent still holds; returns which it holds and which are cancelled. */
   renewLeases(agentId: string, taskIds: readonly string[], leaseUntil: number): Promise<{ held: string[]; cancel: string[] }>;

@@ -1,3 +1,4 @@
+/* eslint-disable @typescript-eslint/require-await -- the Store interface is async for PostgreSQL; better-sqlite3 is synchronous */
 /**
  * SQLite store (better-sqlite3, WAL). All calls are synchronous underneath; the async
  * interface is what the PostgreSQL store will share. State changes on tasks are single
@@ -18,7 +19,7 @@ import { auditHash } from '../audit-hash.js';
 type Row = Record<string, unknown>;
 const num = (v: unknown): number => v as number;
 const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
-const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+const strOrNull = (v: unknown): string | null => (typeof v === 'string' ? v : typeof v === 'number' ? String(v) : null);
 
 function toTarget(r: Row): TargetRow {
   return {
@@ -235,6 +236,11 @@ export class SqliteStore implements Store {
                   WHERE t.status = 'queued' AND ${eligible} ORDER BY t.created_at, t.id LIMIT 1)
         AND status = 'queued' RETURNING id`).get({ agentId: agent.id, orgId: agent.orgId, now, lease: now + leaseMs }) as Row | undefined;
     return r ? this.taskById(String(r.id)) : undefined;
+  }
+
+  async releaseClaim(taskId: string, agentId: string): Promise<boolean> {
+    const r = this.db.prepare("UPDATE tasks SET status = 'queued', agent_id = NULL, claimed_at = NULL, lease_expires_at = NULL WHERE id = ? AND agent_id = ? AND status = 'running' AND started_at IS NULL").run(taskId, agentId);
+    return r.changes === 1;
   }
 
   async markStarted(taskId: string, agentId: string, now: number): Promise<boolean> {

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what Ferry needs on a fresh Debian/Ubuntu machine, then builds it.
+# Safe to run again: it only installs what is missing and only rebuilds what changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_debs=()
+command -v bwrap >/dev/null 2>&1 || need_debs+=(bubblewrap)
+command -v setpriv >/dev/null 2>&1 || need_debs+=(util-linux)
+command -v prlimit >/dev/null 2>&1 || need_debs+=(util-linux)
+for extra in "$@"; do
+  case "$extra" in
+    --with-test-deps)
+      command -v perl >/dev/null 2>&1 || need_debs+=(perl)
+      command -v ip >/dev/null 2>&1 || need_debs+=(iproute2)
+      ;;
+  esac
+done
+
+if [ ${#need_debs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing Debian packages: ${need_debs[*]}" >&2
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_debs[@]}" >/dev/null
+  else
+    echo "setup: missing ${need_debs[*]} (install them as root for the bubblewrap sandbox; Ferry falls back to the weaker process executor)" >&2
+  fi
+fi
+
+# npm ci when node_modules is missing or older than the lock file.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm packages" >&2
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+echo "setup: building" >&2
+npx tsc --build
