@@ -70,7 +70,7 @@ export interface ServerHandle {
   env: NodeJS.ProcessEnv;
   cli(args: readonly string[], opts?: { input?: string | Buffer; env?: NodeJS.ProcessEnv }): Promise<CliResult>;
   spawnCli(args: readonly string[], opts?: { env?: NodeJS.ProcessEnv }): FerryProcess;
-  startAgent(joinToken: string, opts?: { concurrency?: number; executor?: string; dataDir?: string; env?: NodeJS.ProcessEnv }): Promise<FerryProcess>;
+  startAgent(joinToken: string, opts?: { concurrency?: number; executor?: string; dataDir?: string; name?: string; env?: NodeJS.ProcessEnv }): Promise<FerryProcess>;
   joinToken(args: readonly string[]): Promise<string>;
   stop(): Promise<void>;
 }
@@ -121,7 +121,8 @@ export async function startFerryServer(opts: { embeddedAgent?: boolean; env?: No
     },
     startAgent: async (joinToken, o = {}) => {
       const agentDir = o.dataDir ?? tempDir('agent');
-      const agentArgs = [CLI, 'agent', 'start', '--join-token', joinToken, '--data-dir', agentDir, '--concurrency', String(o.concurrency ?? 4)];
+      const name = o.name ?? `agent-${agents.length + 1}`;
+      const agentArgs = [CLI, 'agent', 'start', '--join-token', joinToken, '--data-dir', agentDir, '--concurrency', String(o.concurrency ?? 4), '--name', name];
       if (o.executor) agentArgs.push('--executor', o.executor);
       const agent = new FerryProcess(spawn(process.execPath, agentArgs, { env: { ...cleanEnv(), ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] }));
       agents.push(agent);

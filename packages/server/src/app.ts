@@ -53,6 +53,8 @@ export function buildApp(opts: AppOptions) {
     return503OnClosing: true,
   });
 
+  // JSON and output frames only: a text body is a client mistake worth a clear 415.
+  app.removeContentTypeParser('text/plain');
   app.addContentTypeParser(OUTPUT_FRAMES_CONTENT_TYPE, { parseAs: 'buffer', bodyLimit: OUTPUT_BODY_LIMIT }, (_req, body, done) => {
     done(null, body);
   });
