@@ -1,6 +1,8 @@
 /**
  * Small statistics and clock helpers for the benchmarks. No dependencies.
  */
+import { performance } from 'node:perf_hooks';
+import { setTimeout } from 'node:timers';
 
 /** Median; the mean of the two middle values for an even count. NaN for no samples. */
 export function median(xs) {
@@ -72,6 +74,11 @@ export function calibrateRealtime() {
 /** Milliseconds since the epoch, sub-millisecond resolution, on the system real-time clock. */
 export function realNowMs() {
   return performance.timeOrigin + performance.now() + realtimeOffset;
+}
+
+/** A performance.now() reading → ms since the epoch on the real-time clock. */
+export function perfToRealMs(t) {
+  return performance.timeOrigin + t + realtimeOffset;
 }
 
 /** `$EPOCHREALTIME` text ("1712345678.123456") → ms since the epoch, or NaN. */

@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { Streams, type Assignment, type FinalStatus, type FinishTaskRequest, type StreamId } from '@ferry/protocol';
 import type { ApiClient } from './api/client.js';
 import { ApiError, backoffMs, isRetryable } from './api/errors.js';
-import { DEFAULT_LIMITS, type Executor, type ExitInfo, type RunningProcess, type Sandbox } from './executor/types.js';
+import { type Executor, type ExitInfo, type RunningProcess, type Sandbox } from './executor/types.js';
 import { LeaseLostError, OutputUploader, type UploaderOptions, DEFAULT_UPLOADER_OPTIONS } from './output/uploader.js';
 import { runSpecFor } from './runtime.js';
 
@@ -21,6 +21,9 @@ export interface TaskRunnerDeps {
   graceMs: number;
   uploader?: UploaderOptions;
 }
+
+/** How long output may keep arriving after the task's main process exited. */
+const PIPE_SETTLE_MS = 2000;
 
 type StopReason = 'cancelled' | 'timed_out' | 'lease_lost';
 
@@ -34,6 +37,7 @@ export class TaskRunner {
   constructor(readonly task: Assignment, private readonly deps: TaskRunnerDeps) {
     this.log = deps.log.child({ taskId: task.id });
     this.uploader = new OutputUploader(deps.client, task.id, this.log, deps.uploader ?? DEFAULT_UPLOADER_OPTIONS);
+    this.uploader.limitBytes = task.maxOutputBytes;
     this.uploader.on('failure', (err: Error) => {
       if (err instanceof LeaseLostError) this.stop('lease_lost');
     });
@@ -53,7 +57,9 @@ export class TaskRunner {
     let exit: ExitInfo | undefined;
     let errorReason: string | undefined;
     try {
-      sandbox = await this.deps.executor.create(this.task.id, DEFAULT_LIMITS);
+      sandbox = await this.deps.executor.create(this.task.id, {
+        network: this.task.network, maxProcesses: this.task.maxProcesses, memoryBytes: this.task.memoryBytes,
+      });
       this.proc = sandbox.start(runSpecFor(this.task));
       if (this.stopReason) this.ladder = this.proc.terminate(this.deps.graceMs);
       this.reportStarted();
@@ -92,9 +98,19 @@ export class TaskRunner {
           }
         });
         stream.once('end', resolve);
+        stream.once('close', resolve);
         stream.once('error', () => resolve());
       });
-    const [exit] = await Promise.all([proc.exited, pump(proc.stdout, Streams.stdout), pump(proc.stderr, Streams.stderr)]);
+    const drained = Promise.all([pump(proc.stdout, Streams.stdout), pump(proc.stderr, Streams.stderr)]);
+    const exit = await proc.exited;
+    // The executor has killed what the task left behind; a process that escaped (process
+    // executor, setsid) may still hold the pipes open, so do not wait on them forever.
+    const settle = new Promise<'late'>((r) => setTimeout(() => r('late'), PIPE_SETTLE_MS).unref());
+    if ((await Promise.race([drained, settle])) === 'late') {
+      this.log.warn('the task\'s output pipes stayed open after it exited; closing them');
+      proc.stdout.destroy();
+      proc.stderr.destroy();
+    }
     return exit;
   }
 

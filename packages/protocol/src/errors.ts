@@ -23,6 +23,8 @@ export const ErrorCodes = {
   FERRY_E_LEASE_LOST: { status: 409, message: 'This agent no longer holds the task.' },
   FERRY_E_OUTPUT_GAP: { status: 409, message: 'Output chunk does not start where the server expects; resend from the expected offset.' },
   FERRY_E_OUTPUT_MISMATCH: { status: 409, message: 'Output length or checksum does not match what the server stored.' },
+  FERRY_E_OUTPUT_LIMIT: { status: 413, message: 'The task\'s output is over its limit.' },
+  FERRY_E_LIMIT_TOO_HIGH: { status: 400, message: 'A limit is above the server\'s maximum.' },
   FERRY_E_BODY_TOO_LARGE: { status: 413, message: 'The request body is too large.' },
   FERRY_E_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Unsupported content type; send application/json.' },
   FERRY_E_RATE_LIMITED: { status: 429, message: 'Too many requests; retry later.' },

@@ -34,12 +34,39 @@ export const TargetName = z.string()
 export const MAX_SCRIPT_BYTES = 1024 * 1024;
 export const MAX_TIMEOUT_SECONDS = 7 * 24 * 3600;
 
+/**
+ * Network policy of a target's sandbox. `none`: only a private loopback; `host`: the agent
+ * host's network. Default per type: see `defaultNetwork`.
+ */
+export const NetworkPolicy = z.enum(['none', 'host']);
+export type NetworkPolicy = z.infer<typeof NetworkPolicy>;
+
+/** A local shell task needs no network unless asked; database and cloud types will. */
+export function defaultNetwork(type: TargetType): NetworkPolicy {
+  switch (type) {
+    case 'shell':
+      return 'none';
+  }
+}
+
+/** Per-target limits; unset ones take the server's defaults, and none may exceed the server's maxima. */
+export const TargetLimits = z.object({
+  timeoutSeconds: z.number().positive().max(MAX_TIMEOUT_SECONDS).optional(),
+  maxOutputBytes: z.number().int().min(1024).optional(),
+  maxProcesses: z.number().int().min(8).max(1_000_000).optional(),
+  memoryBytes: z.number().int().min(16 * 1024 * 1024).optional(),
+}).strict();
+export type TargetLimits = z.infer<typeof TargetLimits>;
+export type ResolvedLimits = Required<TargetLimits>;
+
 // ---- user API ----
 
 export const CreateTargetRequest = z.object({
   name: TargetName,
   type: TargetType,
   agent: AgentMode.default('hosted'),
+  network: NetworkPolicy.optional(),
+  limits: TargetLimits.default({}),
 }).strict();
 export type CreateTargetRequest = z.infer<typeof CreateTargetRequest>;
 
@@ -48,6 +75,9 @@ export const Target = z.object({
   name: z.string(),
   type: TargetType,
   agent: AgentMode,
+  network: NetworkPolicy,
+  /** The limits in force: the target's own, or the server's defaults. */
+  limits: z.object({ timeoutSeconds: z.number(), maxOutputBytes: z.number(), maxProcesses: z.number(), memoryBytes: z.number() }),
   createdAt: z.string(),
   agentsOnline: z.number().int(),
 });
@@ -154,6 +184,10 @@ export const Assignment = z.object({
   script: z.string(),
   timeoutSeconds: z.number(),
   leaseSeconds: z.number(),
+  network: NetworkPolicy,
+  maxOutputBytes: z.number().int(),
+  maxProcesses: z.number().int(),
+  memoryBytes: z.number().int(),
 });
 export type Assignment = z.infer<typeof Assignment>;
 

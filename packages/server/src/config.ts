@@ -19,8 +19,15 @@ export const ServerConfigSchema = z.object({
   heartbeatSeconds: z.coerce.number().min(0.2).max(600).default(3),
   /** An agent unheard of for this long shows as offline. */
   agentOfflineSeconds: z.coerce.number().min(1).max(3600).default(45),
+  // Limits: each has a default (for targets that set none) and a server-wide maximum.
   defaultTimeoutSeconds: z.coerce.number().min(1).max(7 * 24 * 3600).default(3600),
+  maxTimeoutSeconds: z.coerce.number().min(1).max(7 * 24 * 3600).default(24 * 3600),
+  defaultMaxOutputBytes: z.coerce.number().int().min(1024).default(256 * 1024 * 1024),
   maxOutputBytes: z.coerce.number().int().min(1024).default(1024 * 1024 * 1024),
+  defaultMaxProcesses: z.coerce.number().int().min(8).default(512),
+  maxProcesses: z.coerce.number().int().min(8).default(8192),
+  defaultMemoryBytes: z.coerce.number().int().min(16 * 1024 * 1024).default(2 * 1024 * 1024 * 1024),
+  maxMemoryBytes: z.coerce.number().int().min(16 * 1024 * 1024).default(16 * 1024 * 1024 * 1024),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type ServerConfig = Readonly<z.infer<typeof ServerConfigSchema>>;

@@ -1,12 +1,17 @@
 /** Rows → API shapes. The only place that decides what leaves the server. */
 import type { AgentInfo, AuditEntry, Target, Task } from '@ferry/protocol';
 import type { AgentRow, AuditRow, TargetRow, TaskRow } from './store/types.js';
+import type { ServerConfig } from './config.js';
+import { resolveLimits } from './limits.js';
 
 const iso = (ms: number): string => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
 
-export function targetView(row: TargetRow, agentsOnline: number): Target {
-  return { id: row.id, name: row.name, type: row.type, agent: row.agentMode, createdAt: iso(row.createdAt), agentsOnline };
+export function targetView(config: ServerConfig, row: TargetRow, agentsOnline: number): Target {
+  return {
+    id: row.id, name: row.name, type: row.type, agent: row.agentMode, network: row.network,
+    limits: resolveLimits(config, row.limits), createdAt: iso(row.createdAt), agentsOnline,
+  };
 }
 
 export function taskView(row: TaskRow): Task {

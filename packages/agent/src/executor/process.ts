@@ -27,7 +27,11 @@ export function startInGroup(argv: readonly string[], env: Record<string, string
   if (pid === undefined) throw new Error(`could not start ${cmd}`);
   const exited = new Promise<ExitInfo>((resolve) => {
     child.once('error', () => resolve({ code: 127, signal: null }));
-    child.once('exit', (code, signal) => resolve({ code, signal }));
+    child.once('exit', (code, signal) => {
+      // The task is its main process: whatever it left running in its group dies with it.
+      killGroup(pid, 'SIGKILL');
+      resolve({ code, signal });
+    });
   });
   let done = false;
   void exited.then(() => {

@@ -12,12 +12,20 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { OUTPUT_FRAMES_CONTENT_TYPE, encodeFrames, type OutputFrame, type StreamId } from '@ferry/protocol';
+import { OUTPUT_FRAMES_CONTENT_TYPE, Streams, encodeFrames, type OutputFrame, type StreamId } from '@ferry/protocol';
 import type { ApiClient } from '../api/client.js';
 import { ApiError, backoffMs, isRetryable } from '../api/errors.js';
 
 export interface UploaderOptions { flushMs: number; maxChunkBytes: number; highWaterBytes: number }
 export const DEFAULT_UPLOADER_OPTIONS: UploaderOptions = { flushMs: 250, maxChunkBytes: 1024 * 1024, highWaterBytes: 8 * 1024 * 1024 };
+
+/**
+ * Output over the task's limit is cut at the limit with a visible notice; the task keeps
+ * running and the rest of its output is read and discarded (so it never blocks on a full pipe).
+ */
+export function truncationNotice(limit: number): Buffer {
+  return Buffer.from(`\n[ferry] output truncated at ${limit} bytes (this target's limit); the task keeps running and the rest of its output is discarded\n`);
+}
 
 interface PendingFrame extends OutputFrame { offset: number }
 
@@ -40,6 +48,9 @@ export class OutputUploader extends EventEmitter {
   private abandoned = false;
   private needDrain = false;
   private digest: string | undefined;
+  private truncated = false;
+  /** Most bytes of task output to keep; undefined means no limit. */
+  limitBytes: number | undefined;
 
   constructor(
     private readonly client: ApiClient,
@@ -56,6 +67,16 @@ export class OutputUploader extends EventEmitter {
 
   /** Queues output; returns false when the caller should pause until 'drain'. */
   write(stream: StreamId, data: Buffer): boolean {
+    if (this.truncated || this.limitBytes === undefined || stream === Streams.system) return this.append(stream, data);
+    const room = this.limitBytes - this.produced;
+    if (data.length <= room) return this.append(stream, data);
+    this.truncated = true;
+    this.append(stream, data.subarray(0, Math.max(0, room)));
+    return this.append(Streams.system, truncationNotice(this.limitBytes));
+  }
+
+  private append(stream: StreamId, data: Buffer): boolean {
+    if (this.truncated && stream !== Streams.system && this.limitBytes !== undefined && this.produced >= this.limitBytes) return true;
     if (data.length === 0 || this.abandoned) return true;
     if (this.digest !== undefined) throw new Error('output written after finish');
     this.hash.update(data);

@@ -13,14 +13,20 @@ import { requireAgent } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import type { AgentRow, TaskRow } from '../store/types.js';
 import { parseInput } from '../validate.js';
+import { resolveLimits } from '../limits.js';
 import { abortOnDisconnect } from '../disconnect.js';
 
-function assignment(task: TaskRow, leaseSeconds: number): Assignment {
+function assignment(ctx: ServerContext, task: TaskRow): Assignment {
+  const limits = resolveLimits(ctx.config, task.targetLimits);
   return {
     id: task.id, target: { id: task.targetId, name: task.targetName, type: task.targetType },
-    script: task.script, timeoutSeconds: task.timeoutSeconds, leaseSeconds,
+    script: task.script, timeoutSeconds: task.timeoutSeconds, leaseSeconds: ctx.config.leaseSeconds,
+    network: task.targetNetwork, maxOutputBytes: limits.maxOutputBytes, maxProcesses: limits.maxProcesses, memoryBytes: limits.memoryBytes,
   };
 }
+
+/** Room for the agent's own truncation notice after a task's output reaches its limit. */
+const NOTICE_ALLOWANCE_BYTES = 4096;
 
 function taskIdParam(id: string): string {
   if (!TaskId.safeParse(id).success) throw new FerryError('FERRY_E_TASK_NOT_FOUND', `"${id}" is not a task id.`);
@@ -50,7 +56,7 @@ export function registerAgentApiRoutes(app: FerryApp, ctx: ServerContext): void 
         }
         if (task) {
           req.log.info({ agentId: agent.id, taskId: task.id }, 'task claimed');
-          return { task: assignment(task, ctx.config.leaseSeconds), cancel: await pendingCancels(ctx, agent, body.running) };
+          return { task: assignment(ctx, task), cancel: await pendingCancels(ctx, agent, body.running) };
         }
       }
       const cancel = await pendingCancels(ctx, agent, body.running);
@@ -94,6 +100,11 @@ export function registerAgentApiRoutes(app: FerryApp, ctx: ServerContext): void 
     } catch (err) {
       throw new FerryError('FERRY_E_BAD_REQUEST', `Malformed output frames: ${(err as Error).message}.`, { cause: err });
     }
+    const task = await ctx.store.getTaskForAgent(id, agent.id);
+    if (!task || task.status !== 'running') throw new FerryError('FERRY_E_LEASE_LOST', `Agent ${agent.name} does not hold task ${id}.`);
+    const limit = resolveLimits(ctx.config, task.targetLimits).maxOutputBytes + NOTICE_ALLOWANCE_BYTES;
+    const end = q.offset + frames.reduce((n, f) => n + f.data.length, 0);
+    if (end > limit) throw new FerryError('FERRY_E_OUTPUT_LIMIT', `Output for ${id} would reach ${end} bytes; its limit is ${limit}.`);
     const result = await ctx.store.appendOutput(id, agent.id, q.offset, frames);
     if (result === 'not_held') throw new FerryError('FERRY_E_LEASE_LOST', `Agent ${agent.name} does not hold task ${id}.`);
     if (!result.ok) {

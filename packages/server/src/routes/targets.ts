@@ -1,5 +1,6 @@
 import type { FerryApp } from '../app.js';
-import { CreateTargetRequest, FerryError, TargetName } from '@ferry/protocol';
+import { CreateTargetRequest, FerryError, TargetName, defaultNetwork } from '@ferry/protocol';
+import { checkLimits } from '../limits.js';
 import { requireUser } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { newId } from '../ids.js';
@@ -22,24 +23,28 @@ export function registerTargetRoutes(app: FerryApp, ctx: ServerContext): void {
   app.post('/v1/targets', async (req, reply) => {
     const user = await requireUser(ctx.store, req, 'admin');
     const body = parseInput(CreateTargetRequest, req.body, 'target');
-    const row: TargetRow = { id: newId('g'), orgId: user.orgId, name: body.name, type: body.type, agentMode: body.agent, createdAt: Date.now() };
+    checkLimits(ctx.config, body.limits);
+    const row: TargetRow = {
+      id: newId('g'), orgId: user.orgId, name: body.name, type: body.type, agentMode: body.agent, createdAt: Date.now(),
+      network: body.network ?? defaultNetwork(body.type), limits: body.limits,
+    };
     const created = await ctx.store.createTarget(row);
     if (created === 'exists') throw new FerryError('FERRY_E_TARGET_EXISTS', `A target named "${body.name}" already exists.`);
-    await ctx.audit({ orgId: user.orgId, actor: user.actor, action: 'target.create', subject: row.name, details: { type: row.type, agent: row.agentMode } });
-    return reply.code(201).send(targetView(row, await ctx.store.countOnlineAgents(row, onlineSince(ctx))));
+    await ctx.audit({ orgId: user.orgId, actor: user.actor, action: 'target.create', subject: row.name, details: { type: row.type, agent: row.agentMode, network: row.network, limits: row.limits } });
+    return reply.code(201).send(targetView(ctx.config, row, await ctx.store.countOnlineAgents(row, onlineSince(ctx))));
   });
 
   app.get('/v1/targets', async (req) => {
     const user = await requireUser(ctx.store, req);
     const rows = await ctx.store.listTargets(user.orgId);
     const since = onlineSince(ctx);
-    return { targets: await Promise.all(rows.map(async (r) => targetView(r, await ctx.store.countOnlineAgents(r, since)))) };
+    return { targets: await Promise.all(rows.map(async (r) => targetView(ctx.config, r, await ctx.store.countOnlineAgents(r, since)))) };
   });
 
   app.get<{ Params: { name: string } }>('/v1/targets/:name', async (req) => {
     const user = await requireUser(ctx.store, req);
     const target = await findTarget(ctx, user.orgId, req.params.name);
-    return targetView(target, await ctx.store.countOnlineAgents(target, onlineSince(ctx)));
+    return targetView(ctx.config, target, await ctx.store.countOnlineAgents(target, onlineSince(ctx)));
   });
 
   app.delete<{ Params: { name: string } }>('/v1/targets/:name', async (req, reply) => {

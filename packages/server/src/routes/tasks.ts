@@ -7,6 +7,7 @@ import type { ServerContext } from '../context.js';
 import { newId } from '../ids.js';
 import type { TaskRow } from '../store/types.js';
 import { parseInput } from '../validate.js';
+import { checkLimits, resolveLimits } from '../limits.js';
 import { abortOnDisconnect } from '../disconnect.js';
 import { taskView } from '../views.js';
 import { findTarget, onlineSince } from './targets.js';
@@ -23,12 +24,14 @@ export function registerTaskRoutes(app: FerryApp, ctx: ServerContext): void {
     const body = parseInput(CreateTaskRequest, req.body, 'task');
     if (body.script.trim() === '') throw new FerryError('FERRY_E_EMPTY_SCRIPT');
     const target = await findTarget(ctx, user.orgId, body.target);
+    checkLimits(ctx.config, { timeoutSeconds: body.timeoutSeconds });
     const now = Date.now();
     const row: TaskRow = {
       id: newId('t'), orgId: user.orgId, targetId: target.id, targetName: target.name, targetType: target.type,
+      targetNetwork: target.network, targetLimits: target.limits,
       script: body.script, status: 'queued', exitCode: null, signal: null, reason: null, agentId: null, agentName: null,
       createdBy: user.actor, createdAt: now, claimedAt: null, startedAt: null, finishedAt: null,
-      timeoutSeconds: body.timeoutSeconds ?? ctx.config.defaultTimeoutSeconds, leaseExpiresAt: null, cancelRequestedAt: null, outputBytes: 0,
+      timeoutSeconds: body.timeoutSeconds ?? resolveLimits(ctx.config, target.limits).timeoutSeconds, leaseExpiresAt: null, cancelRequestedAt: null, outputBytes: 0,
     };
     await ctx.store.createTask(row);
     ctx.hub.notifyTask(target);

@@ -4,7 +4,7 @@
  * state change is a compare-and-set on (status, agent) so at most one agent runs a task.
  * Times are milliseconds since the epoch.
  */
-import type { AgentMode, FinalStatus, OutputFrame, TargetType, TaskStatus } from '@ferry/protocol';
+import type { AgentMode, FinalStatus, NetworkPolicy, OutputFrame, TargetLimits, TargetType, TaskStatus } from '@ferry/protocol';
 
 export interface OrgRow { id: string; name: string; createdAt: number }
 export type Role = 'admin' | 'operator' | 'viewer';
@@ -12,6 +12,7 @@ export interface ApiTokenRow { id: string; orgId: string; name: string; role: Ro
 
 export interface TargetRow {
   id: string; orgId: string; name: string; type: TargetType; agentMode: AgentMode; createdAt: number;
+  network: NetworkPolicy; limits: TargetLimits;
 }
 
 export interface AgentRow {
@@ -27,6 +28,7 @@ export interface JoinTokenRow {
 
 export interface TaskRow {
   id: string; orgId: string; targetId: string; targetName: string; targetType: TargetType;
+  targetNetwork: NetworkPolicy; targetLimits: TargetLimits;
   script: string; status: TaskStatus; exitCode: number | null; signal: string | null; reason: string | null;
   agentId: string | null; agentName: string | null; createdBy: string; createdAt: number;
   claimedAt: number | null; startedAt: number | null; finishedAt: number | null;

@@ -25,13 +25,16 @@ function toTarget(r: Row): TargetRow {
   return {
     id: String(r.id), orgId: String(r.org_id), name: String(r.name), type: r.type as TargetRow['type'],
     agentMode: r.agent_mode as TargetRow['agentMode'], createdAt: num(r.created_at),
+    network: r.network as TargetRow['network'], limits: JSON.parse(String(r.limits)) as TargetRow['limits'],
   };
 }
 
 function toTask(r: Row): TaskRow {
   return {
     id: String(r.id), orgId: String(r.org_id), targetId: String(r.target_id), targetName: String(r.target_name),
-    targetType: r.target_type as TaskRow['targetType'], script: String(r.script), status: r.status as TaskStatus,
+    targetType: r.target_type as TaskRow['targetType'],
+    targetNetwork: r.target_network as TaskRow['targetNetwork'], targetLimits: JSON.parse(String(r.target_limits)) as TaskRow['targetLimits'],
+    script: String(r.script), status: r.status as TaskStatus,
     exitCode: numOrNull(r.exit_code), signal: strOrNull(r.signal), reason: strOrNull(r.reason),
     agentId: strOrNull(r.agent_id), agentName: strOrNull(r.agent_name), createdBy: String(r.created_by),
     createdAt: num(r.created_at), claimedAt: numOrNull(r.claimed_at), startedAt: numOrNull(r.started_at),
@@ -49,7 +52,7 @@ function toAudit(r: Row): AuditRow {
   };
 }
 
-const TASK_SELECT = `SELECT t.*, g.name AS target_name, g.type AS target_type, a.name AS agent_name
+const TASK_SELECT = `SELECT t.*, g.name AS target_name, g.type AS target_type, g.network AS target_network, g.limits AS target_limits, a.name AS agent_name
   FROM tasks t JOIN targets g ON g.id = t.target_id LEFT JOIN agents a ON a.id = t.agent_id`;
 
 export class SqliteStore implements Store {
@@ -101,8 +104,8 @@ export class SqliteStore implements Store {
 
   async createTarget(row: TargetRow): Promise<TargetRow | 'exists'> {
     try {
-      this.db.prepare('INSERT INTO targets (id, org_id, name, type, agent_mode, created_at) VALUES (?, ?, ?, ?, ?, ?)')
-        .run(row.id, row.orgId, row.name, row.type, row.agentMode, row.createdAt);
+      this.db.prepare('INSERT INTO targets (id, org_id, name, type, agent_mode, created_at, network, limits) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(row.id, row.orgId, row.name, row.type, row.agentMode, row.createdAt, row.network, JSON.stringify(row.limits));
       return row;
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') return 'exists';

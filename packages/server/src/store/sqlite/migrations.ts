@@ -59,4 +59,12 @@ CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log BEGIN SELECT RAISE
 CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log BEGIN SELECT RAISE(ABORT, 'audit log is append-only'); END;
 `,
   },
+  {
+    version: 2,
+    name: 'target network policy and limits',
+    sql: `
+ALTER TABLE targets ADD COLUMN network TEXT NOT NULL DEFAULT 'none' CHECK (network IN ('none','host'));
+ALTER TABLE targets ADD COLUMN limits TEXT NOT NULL DEFAULT '{}';
+`,
+  },
 ];

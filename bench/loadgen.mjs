@@ -1,0 +1,147 @@
+/**
+ * A bounded in-process load generator that speaks the agent protocol: it registers `count`
+ * hosted agents with one-time join tokens and holds one long poll per agent (free: 1). When a
+ * poll hands out a task, that simulated agent reports it started and finished (empty output,
+ * exit 0) the way a real agent does, then polls again.
+ *
+ * Bounds: every loop stops at `deadline` (ms since epoch) or on stop(); every request has a
+ * timeout; only the loopback server given is ever contacted.
+ */
+import process from 'node:process';
+import { clearTimeout, setTimeout } from 'node:timers';
+import { createHash } from 'node:crypto';
+import { FERRY_VERSION, decodeJoinToken } from '@ferry/protocol';
+import { Api } from './harness.mjs';
+import { pool, sleep } from './stats.mjs';
+
+const EMPTY_SHA256 = createHash('sha256').update('').digest('hex');
+
+export class LoadGenerator {
+  constructor(server, count, deadline) {
+    this.server = server;
+    this.count = count;
+    this.deadline = deadline;
+    this.agents = [];
+    this.stopped = false;
+    this.loops = [];
+    /** Polls fully written to the server's socket and not yet answered. */
+    this.pollsOpen = 0;
+    this.errors = 0;
+    this.lastError = undefined;
+    this.handled = 0;
+    /** taskId → { receivedAt (performance.now()), done: Promise } */
+    this.received = new Map();
+    this.waiters = new Map();
+    // One connection per held poll, plus slack for the started/finish reports.
+    this.pollApi = new Api(server.url, server.caPem, undefined, { maxSockets: count + 64 });
+    this.setupApi = new Api(server.url, server.caPem, server.adminToken, { maxSockets: 16 });
+  }
+
+  /** Creates one hosted join token per agent through the API and registers each. */
+  async register() {
+    const indexes = Array.from({ length: this.count }, (_, i) => i);
+    this.agents = await pool(indexes, 16, async (i) => {
+      if (Date.now() > this.deadline) throw new Error('load generator: deadline passed while registering');
+      const { json: created } = await this.setupApi.json('POST', '/v1/agent-tokens', { hosted: true, ttlSeconds: 3600 });
+      const payload = decodeJoinToken(created.token);
+      if (!payload) throw new Error('load generator: the server returned a join token that does not decode');
+      if (payload.url !== this.server.url) throw new Error(`load generator: join token points at ${payload.url}, not ${this.server.url}`);
+      const { json: reg } = await this.setupApi.json('POST', '/v1/agents/register', {
+        joinSecret: payload.secret, name: `sim-${String(i).padStart(4, '0')}`, hostname: 'ferry-bench-loadgen',
+        version: FERRY_VERSION, platform: `${process.platform}-${process.arch}`, concurrency: 1,
+      }, { token: null });
+      return { index: i, id: reg.agentId, token: reg.token };
+    });
+  }
+
+  /** Starts every agent's poll loop; resolves once all polls have been sent (not answered). */
+  async start() {
+    this.loops = this.agents.map((a) => this.loop(a));
+    await waitUntil(() => this.pollsOpen >= this.count, Math.max(10_000, this.count * 20), 'all simulated polls to be open');
+  }
+
+  /** Resolves with performance.now() when the simulated agent got `taskId`, after it reported it finished. */
+  whenHandled(taskId, timeoutMs) {
+    const got = this.received.get(taskId);
+    if (got) return got.done;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(taskId);
+        reject(new Error(`task ${taskId} did not reach a simulated agent within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.waiters.set(taskId, (p) => {
+        clearTimeout(timer);
+        p.then(resolve, reject);
+      });
+    });
+  }
+
+  async loop(agent) {
+    let backoff = 50;
+    while (!this.stopped && Date.now() < this.deadline) {
+      let res;
+      let sent = false;
+      const onSent = () => {
+        sent = true;
+        this.pollsOpen++;
+      };
+      try {
+        res = await this.pollApi.json('POST', '/v1/agent/poll', { free: 1, running: [], waitSeconds: 30 }, { token: agent.token, timeoutMs: 40_000, onSent });
+      } catch (err) {
+        if (this.stopped) return;
+        this.errors++;
+        this.lastError = err.message;
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, 2000);
+        continue;
+      } finally {
+        if (sent) this.pollsOpen--;
+      }
+      backoff = 50;
+      const task = res.json?.task;
+      if (!task) continue;
+      const receivedAt = res.t;
+      const done = this.report(agent, task.id).then(() => receivedAt);
+      this.received.set(task.id, { receivedAt, done });
+      const waiter = this.waiters.get(task.id);
+      if (waiter) {
+        this.waiters.delete(task.id);
+        waiter(done);
+      }
+      try {
+        await done;
+        this.handled++;
+      } catch (err) {
+        this.errors++;
+        this.lastError = err.message;
+      }
+    }
+  }
+
+  /** What a real agent says about a task that ran `true`: started, (no output to upload), finished. */
+  async report(agent, taskId) {
+    const opts = { token: agent.token, timeoutMs: 20_000 };
+    await this.pollApi.json('POST', `/v1/agent/tasks/${taskId}/started`, undefined, opts);
+    await this.pollApi.json('POST', `/v1/agent/tasks/${taskId}/finish`, {
+      status: 'succeeded', exitCode: 0, signal: null, reason: null, outputBytes: 0, outputSha256: EMPTY_SHA256,
+    }, opts);
+  }
+
+  /** Stops every loop: closing the sockets ends the held polls (the server sees the disconnect). */
+  async stop() {
+    this.stopped = true;
+    this.pollApi.close();
+    this.setupApi.close();
+    let timer;
+    await Promise.race([Promise.allSettled(this.loops), new Promise((r) => (timer = setTimeout(r, 10_000)))]);
+    clearTimeout(timer);
+  }
+}
+
+async function waitUntil(check, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(20);
+  }
+}

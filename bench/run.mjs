@@ -1,0 +1,582 @@
+#!/usr/bin/env node
+/**
+ * Ferry benchmarks (issue 7). Runs the real `ferry server` and `ferry agent start` processes on
+ * 127.0.0.1 with the bubblewrap sandbox, prints a table and writes bench/results.json.
+ *
+ *   npm run bench                 full run (several minutes)
+ *   npm run bench -- --quick      smaller counts, under 2 minutes
+ *   npm run bench -- --out FILE   write the JSON elsewhere
+ *
+ * Needs `npx tsc --build` first, Linux, root and bwrap (the sandbox executor's own needs).
+ * How every figure is measured: bench/README.md.
+ */
+import process from 'node:process';
+import { performance } from 'node:perf_hooks';
+import { clearTimeout, setTimeout } from 'node:timers';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import {
+  Api, CLI, Cleanup, ROOT, benchRoot, cpuNs, cpuTicks, createTarget, foreignFerryProcesses, readOutputToEnd, rssMb, startAgent, startServer,
+  withCpuAccounting,
+} from './harness.mjs';
+import { LoadGenerator } from './loadgen.mjs';
+import { MASKER_KEYS, measureMasker } from './masker.mjs';
+import {
+  calibrateRealtime, median, parseEpochRealtime, percentile, perfToRealMs, pool, realNowMs, round, roundSizes, sleep, spread, summary,
+} from './stats.mjs';
+
+const argv = process.argv.slice(2);
+if (argv.includes('--help') || argv.includes('-h')) {
+  process.stdout.write('usage: npm run bench [-- --quick] [-- --out FILE]\n');
+  process.exit(0);
+}
+const QUICK = argv.includes('--quick');
+const outIndex = argv.indexOf('--out');
+const OUT = outIndex >= 0 && argv[outIndex + 1] ? argv[outIndex + 1] : join(ROOT, 'bench', 'results.json');
+
+/** Every count and duration of the run, in one place. */
+const PLAN = QUICK
+  ? { spawnRuns: 200, rttRuns: 300, overheadBatches: 3, overheadRuns: 10, dispatchRounds: 3, dispatchTasks: 150, roundtripTasks: 60,
+    throughputRuns: 3, throughputTasks: 100, outputRuns: 3, outputMiB: 50, idleSeconds: 10, idleSubSeconds: 2,
+    simAgents: 200, simRounds: 3, simTasks: 120, rssSamples: 3, deadlineMs: 4 * 60_000 }
+  : { spawnRuns: 500, rttRuns: 1000, overheadBatches: 5, overheadRuns: 20, dispatchRounds: 5, dispatchTasks: 500, roundtripTasks: 200,
+    throughputRuns: 3, throughputTasks: 500, outputRuns: 3, outputMiB: 200, idleSeconds: 30, idleSubSeconds: 5,
+    simAgents: 1000, simRounds: 3, simTasks: 300, rssSamples: 5, deadlineMs: 25 * 60_000 };
+
+/** Result keys in the order of the table; `goal` is [op, value]. */
+const FIGURES = [
+  { key: 'spawn_floor_ms', label: 'spawn + reap `true` (floor)', unit: 'ms', compare: 'floor for any task start' },
+  { key: 'https_rtt_ms', label: 'HTTPS round trip, kept alive (floor)', unit: 'ms', compare: 'floor for every API step' },
+  { key: 'sandbox_overhead_ms', label: 'sandbox overhead over plain `true`', unit: 'ms', goal: ['<=', 10], compare: 'vs spawn floor' },
+  { key: 'dispatch_p50_ms', label: 'dispatch ack → process start, p50', unit: 'ms', goal: ['<=', 5], compare: '≥ RTT + sandbox setup' },
+  { key: 'dispatch_p95_ms', label: 'dispatch ack → process start, p95', unit: 'ms' },
+  { key: 'dispatch_p99_ms', label: 'dispatch ack → process start, p99', unit: 'ms', goal: ['<=', 20] },
+  { key: 'roundtrip_p50_ms', label: 'create `true` → final status read, p50', unit: 'ms', goal: ['<=', 15], compare: '≥ ~4 RTT + sandboxed `true`' },
+  { key: 'tasks_per_s', label: 'trivial tasks/s, 2 agents × 4', unit: '/s', goal: ['>=', 100], compare: '≤ 8 / (sandboxed `true` time)' },
+  { key: 'output_mb_per_s', label: 'task stdout → stored on server', unit: 'MiB/s', goal: ['>=', 100] },
+  { key: 'masked_output_ratio', label: 'masked / unmasked output rate', unit: '' },
+  { key: 'masker_mb_per_s_0_secrets', label: 'masker, 0 secrets', unit: 'MiB/s' },
+  { key: 'masker_mb_per_s_10_secrets', label: 'masker, 10 secrets', unit: 'MiB/s' },
+  { key: 'masker_mb_per_s_100_secrets', label: 'masker, 100 secrets', unit: 'MiB/s' },
+  { key: 'agent_idle_rss_mb', label: 'idle agent RSS', unit: 'MiB', goal: ['<=', 80] },
+  { key: 'agent_idle_cpu_pct', label: 'idle agent CPU', unit: '%', goal: ['<=', 0.5] },
+  { key: 'server_rss_mb_1000_agents', label: 'server RSS, agents long-polling', unit: 'MiB', goal: ['<=', 300] },
+  { key: 'dispatch_p99_ms_1000_agents', label: 'dispatch p99, agents long-polling', unit: 'ms', goal: ['<=', 50] },
+];
+
+const values = Object.fromEntries(FIGURES.map((f) => [f.key, null]));
+const spreads = {};
+const notes = {};
+const details = {};
+const errors = [];
+
+function set(key, value, range) {
+  values[key] = round(value);
+  if (range) spreads[key] = range.map((x) => round(x));
+}
+
+function log(text) {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${text}\n`);
+}
+
+/** Runs one phase; a failure is recorded and the next phase still runs. */
+async function phase(name, fn) {
+  const t0 = performance.now();
+  log(`${name} …`);
+  try {
+    await fn();
+    log(`${name} done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    return true;
+  } catch (err) {
+    errors.push({ phase: name, message: err.message });
+    log(`${name} FAILED: ${err.stack ?? err.message}`);
+    return false;
+  }
+}
+
+/** Runs `fn` noting where the CPU went and each process's RSS afterwards (details.cpu, details.rss_mb_after). */
+async function accounted(name, procs, fn) {
+  const { result, usage } = await withCpuAccounting(procs, fn, CLK_TCK);
+  (details.cpu ??= {})[name] = usage;
+  (details.rss_mb_after ??= {})[name] = Object.fromEntries(procs.map((p) => [p.name, round(rssMb(p.pid), 1)]));
+  return result;
+}
+
+const cleanup = new Cleanup();
+let cleaning;
+const cleanUpOnce = () => (cleaning ??= cleanup.run());
+process.on('exit', () => cleanup.runSync());
+for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.once(sig, () => {
+    log(`${sig}: cleaning up`);
+    void cleanUpOnce().finally(() => process.exit(130));
+  });
+}
+const hardStop = setTimeout(() => {
+  log(`the whole run passed its bound of ${PLAN.deadlineMs / 60_000} min; stopping`);
+  void cleanUpOnce().finally(() => process.exit(2));
+}, PLAN.deadlineMs);
+
+// ---------------------------------------------------------------------------------------
+
+function preflight() {
+  if (process.platform !== 'linux') throw new Error('the benchmarks need Linux (bubblewrap, /proc)');
+  if (!existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npx tsc --build\` first`);
+  if (process.getuid?.() !== 0) throw new Error('the sandbox executor needs root (see packages/agent/src/executor/bubblewrap.ts)');
+}
+
+let CLK_TCK = 100;
+try {
+  CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+} catch {
+  // Linux's USER_HZ is 100
+}
+
+async function spawnFloor() {
+  const once = () => new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn('true', { stdio: 'ignore' });
+    child.once('error', reject);
+    child.once('exit', () => resolve(performance.now() - t0));
+  });
+  for (let i = 0; i < 10; i++) await once();
+  const xs = [];
+  for (let i = 0; i < PLAN.spawnRuns; i++) xs.push(await once());
+  set('spawn_floor_ms', median(xs), spread(xs));
+  details.spawn_floor = summary(xs);
+}
+
+async function sandboxOverhead() {
+  const mod = await import(pathToFileURL(join(ROOT, 'packages/agent/dist/executor/bubblewrap.js')).href);
+  const problem = await mod.bubblewrapProblem();
+  if (problem) throw new Error(`the sandbox does not work here: ${problem}`);
+  await mod.measureOverhead(3); // warm-up: host inspection, page cache
+  const batches = [];
+  for (let i = 0; i < PLAN.overheadBatches; i++) batches.push(await mod.measureOverhead(PLAN.overheadRuns));
+  const extra = batches.map((b) => b.extraMs);
+  set('sandbox_overhead_ms', median(extra), spread(extra));
+  details.sandbox_overhead = {
+    batches: batches.length, runs_per_batch: PLAN.overheadRuns,
+    plain_ms: round(median(batches.map((b) => b.plainMs))), sandboxed_ms: round(median(batches.map((b) => b.sandboxMs))),
+    breakdown_ms: await sandboxBreakdown(mod),
+  };
+  const b = details.sandbox_overhead.breakdown_ms.with_cgroups;
+  notes.sandbox_overhead_ms = `a task's \`bash script\`: create ${fmt(b.create)} + run ${fmt(b.run_bash_true)} + dispose ${fmt(b.dispose)} ms`;
+}
+
+/** Where a sandboxed task's fixed cost goes: create (folders, cgroup), start → exit of a real task's `bash script` running `true`, dispose. */
+async function sandboxBreakdown(mod) {
+  const { runSpecFor } = await import(pathToFileURL(join(ROOT, 'packages/agent/dist/runtime.js')).href);
+  const { DEFAULT_LIMITS } = await import(pathToFileURL(join(ROOT, 'packages/agent/dist/executor/types.js')).href);
+  const spec = runSpecFor({ id: 't_benchbreakdown0', target: { id: 'g_bench', name: 'bench', type: 'shell' }, script: 'true\n', timeoutSeconds: 60, leaseSeconds: 15 });
+  const out = {};
+  for (const cgroups of [true, false]) {
+    const executor = new mod.BubblewrapExecutor({ cgroups });
+    const c = [];
+    const r = [];
+    const d = [];
+    for (let i = 0; i < PLAN.overheadRuns + 2; i++) {
+      let t = performance.now();
+      const sandbox = await executor.create(`bench-breakdown-${i}`, DEFAULT_LIMITS);
+      c.push(performance.now() - t);
+      t = performance.now();
+      await sandbox.start(spec).exited;
+      r.push(performance.now() - t);
+      t = performance.now();
+      await sandbox.dispose();
+      d.push(performance.now() - t);
+    }
+    out[cgroups ? 'with_cgroups' : 'without_cgroups'] = { create: round(median(c.slice(2))), run_bash_true: round(median(r.slice(2))), dispose: round(median(d.slice(2))) };
+  }
+  return out;
+}
+
+async function httpsRtt(server) {
+  const api = new Api(server.url, server.caPem, undefined, { maxSockets: 1 });
+  try {
+    const once = async () => {
+      const t0 = performance.now();
+      const res = await api.request('GET', '/v1/health');
+      if (res.status !== 200) throw new Error(`GET /v1/health → ${res.status}`);
+      return res.t - t0;
+    };
+    for (let i = 0; i < 50; i++) await once();
+    const xs = [];
+    for (let i = 0; i < PLAN.rttRuns; i++) xs.push(await once());
+    set('https_rtt_ms', median(xs), spread(xs));
+    details.https_rtt = summary(xs);
+  } finally {
+    api.close();
+  }
+}
+
+async function dispatchOne(api, target) {
+  const sent = realNowMs();
+  const { json, t } = await api.json('POST', '/v1/tasks', { target, script: 'echo "$EPOCHREALTIME"\n' });
+  const ack = perfToRealMs(t);
+  const out = await readOutputToEnd(api, json.id, { deadlineMs: 30_000 });
+  if (out.status !== 'succeeded') throw new Error(`dispatch task ${json.id} ended ${out.status}`);
+  const started = parseEpochRealtime(out.stdout.toString('utf8'));
+  if (!Number.isFinite(started)) throw new Error(`dispatch task ${json.id} printed ${JSON.stringify(out.stdout.toString('utf8'))}, not $EPOCHREALTIME`);
+  // Server-side timestamps (ms): createdAt is set in the POST handler, startedAt when the agent's
+  // "started" report arrives (sent right after spawn() returned). They split the latency in two.
+  const { json: task } = await api.json('GET', `/v1/tasks/${json.id}`);
+  const createdAt = Date.parse(task.createdAt);
+  const startedAt = Date.parse(task.startedAt);
+  return { fromAck: started - ack, fromSend: started - sent, createdToReport: startedAt - createdAt, reportToScript: started - startedAt };
+}
+
+async function dispatch(server, target) {
+  for (let i = 0; i < 5; i++) await dispatchOne(server.api, target); // warm-up
+  const rounds = [];
+  const all = [];
+  const fromSend = [];
+  const createdToReport = [];
+  const reportToScript = [];
+  for (const size of roundSizes(PLAN.dispatchTasks, PLAN.dispatchRounds)) {
+    calibrateRealtime();
+    const xs = [];
+    for (let i = 0; i < size; i++) {
+      const r = await dispatchOne(server.api, target);
+      xs.push(r.fromAck);
+      fromSend.push(r.fromSend);
+      createdToReport.push(r.createdToReport);
+      reportToScript.push(r.reportToScript);
+    }
+    all.push(...xs);
+    rounds.push({ p50: percentile(xs, 50), p95: percentile(xs, 95), p99: percentile(xs, 99) });
+  }
+  for (const p of ['p50', 'p95', 'p99']) {
+    const xs = rounds.map((r) => r[p]);
+    set(`dispatch_${p}_ms`, median(xs), spread(xs));
+  }
+  const negative = all.filter((x) => x < 0).length;
+  details.dispatch = {
+    tasks: all.length, rounds: rounds.length, all_samples_from_ack: summary(all), all_samples_from_send: summary(fromSend),
+    started_before_ack: negative,
+    server_created_to_started_report: summary(createdToReport), started_report_to_script_running: summary(reportToScript),
+  };
+  notes.dispatch_p50_ms = `p50 split: created→agent reports spawn ${fmt(percentile(createdToReport, 50))} ms, report→script runs ${fmt(percentile(reportToScript, 50))} ms`;
+}
+
+async function roundtrip(server, target) {
+  const once = async () => {
+    const t0 = performance.now();
+    const { json } = await server.api.json('POST', '/v1/tasks', { target, script: 'true\n' });
+    await readOutputToEnd(server.api, json.id, { collect: false, deadlineMs: 30_000 });
+    const final = await server.api.json('GET', `/v1/tasks/${json.id}`);
+    if (final.json.status !== 'succeeded') throw new Error(`roundtrip task ${json.id} ended ${final.json.status}`);
+    return final.t - t0;
+  };
+  for (let i = 0; i < 5; i++) await once();
+  const xs = [];
+  for (let i = 0; i < PLAN.roundtripTasks; i++) xs.push(await once());
+  set('roundtrip_p50_ms', median(xs), spread(xs));
+  details.roundtrip = summary(xs);
+}
+
+async function throughputRun(server, target, n) {
+  const t0 = performance.now();
+  const ids = await pool(Array.from({ length: n }), 8, async () => (await server.api.json('POST', '/v1/tasks', { target, script: 'true\n' })).json.id);
+  const submitMs = performance.now() - t0;
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    if (Date.now() > deadline) throw new Error(`${n} trivial tasks not done within 120 s`);
+    const [q, r] = await Promise.all(['queued', 'running'].map((s) => server.api.json('GET', `/v1/tasks?status=${s}&limit=1`)));
+    if (q.json.tasks.length === 0 && r.json.tasks.length === 0) break;
+    await sleep(50);
+  }
+  const clientMs = performance.now() - t0;
+  const { json } = await server.api.json('GET', `/v1/tasks?target=${target}&limit=${Math.min(1000, n)}`);
+  const mine = new Set(ids);
+  const tasks = json.tasks.filter((t) => mine.has(t.id));
+  if (tasks.length !== n) throw new Error(`found ${tasks.length} of ${n} throughput tasks in the list`);
+  const bad = tasks.filter((t) => t.status !== 'succeeded');
+  if (bad.length > 0) throw new Error(`${bad.length} throughput tasks did not succeed, e.g. ${bad[0].id}: ${bad[0].status} ${bad[0].reason ?? ''}`);
+  const first = Math.min(...tasks.map((t) => Date.parse(t.createdAt)));
+  const last = Math.max(...tasks.map((t) => Date.parse(t.finishedAt)));
+  const byAgent = {};
+  for (const t of tasks) byAgent[t.agent] = (byAgent[t.agent] ?? 0) + 1;
+  return { perS: n / ((last - first) / 1000), clientPerS: n / (clientMs / 1000), submitPerS: n / (submitMs / 1000), byAgent };
+}
+
+async function throughput(server, target) {
+  await throughputRun(server, target, 20); // warm-up
+  const runs = [];
+  for (let i = 0; i < PLAN.throughputRuns; i++) runs.push(await throughputRun(server, target, PLAN.throughputTasks));
+  const xs = runs.map((r) => r.perS);
+  set('tasks_per_s', median(xs), spread(xs));
+  details.throughput = {
+    tasks_per_run: PLAN.throughputTasks, runs: runs.length, submit_concurrency: 8,
+    client_seen_tasks_per_s: runs.map((r) => round(r.clientPerS)), submit_per_s: runs.map((r) => round(r.submitPerS)),
+    tasks_by_agent: runs.map((r) => r.byAgent),
+  };
+}
+
+/**
+ * One task writing `mib` MiB to stdout; MiB/s from POST to "succeeded with every byte stored".
+ * Waiting polls GET /v1/tasks/:id every 25 ms: a long poll on the output endpoint would make the
+ * server re-scan the task's stored output on every upload (see README), slowing what we measure.
+ * With `follow`, a reader streams the output meanwhile, as `ferry run` does.
+ */
+async function outputRun(server, target, mib, { follow = false } = {}) {
+  const total = mib * 2 ** 20;
+  // 1 MiB of random bytes written `mib` times: incompressible, and cheap to produce.
+  const script = `head -c 1048576 /dev/urandom > /tmp/chunk\nfor i in $(seq ${mib}); do cat /tmp/chunk; done\n`;
+  const t0 = performance.now();
+  const { json } = await server.api.json('POST', '/v1/tasks', { target, script });
+  const reader = follow ? readOutputToEnd(server.api, json.id, { collect: false, deadlineMs: 300_000 }) : undefined;
+  const deadline = Date.now() + 300_000;
+  let final;
+  for (;;) {
+    final = await server.api.json('GET', `/v1/tasks/${json.id}`);
+    if (final.json.status !== 'queued' && final.json.status !== 'running') break;
+    if (Date.now() > deadline) throw new Error(`output task ${json.id} still ${final.json.status} after 300 s`);
+    await sleep(25);
+  }
+  const readerEnd = reader ? (await reader).t : undefined;
+  if (final.json.status !== 'succeeded' || final.json.outputBytes !== total) {
+    throw new Error(`output task ${json.id}: ${final.json.status}, ${final.json.outputBytes} of ${total} bytes stored`);
+  }
+  return { stored: mib / ((final.t - t0) / 1000), read: readerEnd ? mib / ((readerEnd - t0) / 1000) : undefined };
+}
+
+async function output(server, target) {
+  await outputRun(server, target, 8); // warm-up
+  const xs = [];
+  for (let i = 0; i < PLAN.outputRuns; i++) xs.push((await outputRun(server, target, PLAN.outputMiB)).stored);
+  set('output_mb_per_s', median(xs), spread(xs));
+  const followed = await outputRun(server, target, PLAN.outputMiB, { follow: true });
+  details.output = {
+    mib_per_run: PLAN.outputMiB, runs: xs.length,
+    one_run_with_live_reader: { stored_mib_per_s: round(followed.stored), read_to_end_mib_per_s: round(followed.read) },
+  };
+  if (QUICK) notes.output_mb_per_s = `quick: ${PLAN.outputMiB} MiB per run, not 200`;
+}
+
+/** Samples RSS every second and CPU over the whole window (and sub-windows) for each pid. */
+async function idle(pids) {
+  const start = pids.map((p) => ({ ticks: cpuTicks(p.pid), ns: cpuNs(p.pid) }));
+  const rss = pids.map(() => []);
+  const subPct = pids.map(() => []);
+  let subStart = pids.map((p) => cpuTicks(p.pid));
+  const t0 = performance.now();
+  for (let s = 1; s <= PLAN.idleSeconds; s++) {
+    await sleep(t0 + s * 1000 - performance.now());
+    pids.forEach((p, i) => rss[i].push(rssMb(p.pid)));
+    if (s % PLAN.idleSubSeconds === 0) {
+      const now = pids.map((p) => cpuTicks(p.pid));
+      pids.forEach((_, i) => subPct[i].push(((now[i] - subStart[i]) / CLK_TCK / PLAN.idleSubSeconds) * 100));
+      subStart = now;
+    }
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  return pids.map((p, i) => ({
+    name: p.name,
+    rss: rss[i],
+    cpuPct: ((cpuTicks(p.pid) - start[i].ticks) / CLK_TCK / seconds) * 100,
+    cpuPctNs: ((cpuNs(p.pid) - start[i].ns) / 1e9 / seconds) * 100,
+    subPct: subPct[i],
+  }));
+}
+
+async function idleAgents(worked, neverWorked) {
+  await sleep(5000); // the last task's heartbeat stops and its GC settles
+  const [w, f] = await idle([worked, neverWorked]);
+  set('agent_idle_rss_mb', median(w.rss), spread(w.rss));
+  set('agent_idle_cpu_pct', w.cpuPct, spread(w.subPct));
+  details.agent_idle = {
+    window_s: PLAN.idleSeconds, measured: `agent "${w.name}" after running every task of the phases above`,
+    cpu_pct_schedstat: round(w.cpuPctNs, 4), cpu_pct_sub_windows: w.subPct.map((x) => round(x)),
+    never_worked_agent: { up_s: round(neverWorked.upSeconds(), 0), rss_mb: round(median(f.rss)), rss_spread: spread(f.rss).map((x) => round(x)), cpu_pct: round(f.cpuPct), cpu_pct_schedstat: round(f.cpuPctNs, 4) },
+  };
+  notes.agent_idle_cpu_pct = `whole ${PLAN.idleSeconds} s window; spread over ${PLAN.idleSubSeconds} s sub-windows`;
+}
+
+async function manyAgents(root) {
+  const server = await startServer(cleanup, root, { name: 'server-loadgen' });
+  await createTarget(server, 'sim');
+  const rssEmpty = rssMb(server.pid);
+  const gen = new LoadGenerator(server, PLAN.simAgents, Date.now() + 10 * 60_000);
+  cleanup.hook(() => gen.stop());
+  try {
+    const tReg = performance.now();
+    await gen.register();
+    const registerS = (performance.now() - tReg) / 1000;
+    await gen.start();
+    await sleep(1500);
+    const rssHeld = rssMb(server.pid);
+    for (let i = 0; i < 5; i++) {
+      const { json } = await server.api.json('POST', '/v1/tasks', { target: 'sim', script: 'true\n' });
+      await gen.whenHandled(json.id, 15_000);
+    }
+    const rounds = [];
+    const all = [];
+    const fromSend = [];
+    await accounted('many_agents_dispatch', [{ name: 'server', pid: server.pid }, { name: 'bench', pid: process.pid }], async () => {
+      for (const size of roundSizes(PLAN.simTasks, PLAN.simRounds)) {
+        const xs = [];
+        for (let i = 0; i < size; i++) {
+          const sent = performance.now();
+          const { json, t } = await server.api.json('POST', '/v1/tasks', { target: 'sim', script: 'true\n' });
+          const receivedAt = await gen.whenHandled(json.id, 15_000);
+          xs.push(receivedAt - t);
+          fromSend.push(receivedAt - sent);
+        }
+        all.push(...xs);
+        rounds.push(percentile(xs, 99));
+      }
+    });
+    const rss = [];
+    for (let i = 0; i < PLAN.rssSamples; i++) {
+      await sleep(1000);
+      rss.push(rssMb(server.pid));
+    }
+    if (gen.pollsOpen < PLAN.simAgents * 0.95) throw new Error(`only ${gen.pollsOpen} of ${PLAN.simAgents} simulated polls still open (${gen.errors} errors; last: ${gen.lastError})`);
+    set('server_rss_mb_1000_agents', median(rss), spread(rss));
+    set('dispatch_p99_ms_1000_agents', median(rounds), spread(rounds));
+    details.many_agents = {
+      agents: PLAN.simAgents, tasks: all.length, rounds: rounds.length, register_s: round(registerS),
+      dispatch_from_ack: summary(all), dispatch_from_send: summary(fromSend), received_before_ack: all.filter((x) => x < 0).length,
+      polls_open_at_end: gen.pollsOpen, generator_errors: gen.errors, last_generator_error: gen.lastError ?? null,
+      server_rss_mb_no_agents: round(rssEmpty), server_rss_mb_polls_held_before_tasks: round(rssHeld),
+    };
+    const quickNote = PLAN.simAgents !== 1000 ? `quick: ${PLAN.simAgents} simulated agents, not 1000; ` : '';
+    if (quickNote) notes.server_rss_mb_1000_agents = quickNote.slice(0, -2);
+    // The server wakes the poll before it answers the POST, so "from ack" is near zero: say what it is from the send too.
+    notes.dispatch_p99_ms_1000_agents = `${quickNote}from POST sent instead of ack: p50 ${fmt(percentile(fromSend, 50))}, p99 ${fmt(percentile(fromSend, 99))} ms`;
+  } finally {
+    await gen.stop();
+    await server.proc.stop();
+  }
+}
+
+async function masker() {
+  const r = await measureMasker({ quick: QUICK });
+  for (const k of MASKER_KEYS) {
+    values[k] = r.values[k] === null ? null : round(r.values[k]);
+    if (r.spreads[k]) spreads[k] = r.spreads[k].map((x) => round(x));
+    if (values[k] === null) notes[k] = r.note;
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+
+function verdict(f) {
+  const v = values[f.key];
+  if (v === null) return (notes[f.key] ?? '').includes('not built yet') ? 'not built yet' : f.goal ? 'NO DATA' : '—';
+  if (!f.goal) return '—';
+  const [op, target] = f.goal;
+  return (op === '<=' ? v <= target : v >= target) ? 'ok' : 'MISSED';
+}
+
+const fmt = (x) => (x === null || x === undefined ? '—' : Math.abs(x) >= 100 ? x.toFixed(0) : Math.abs(x) >= 10 ? x.toFixed(1) : x.toFixed(2));
+
+function table() {
+  const rows = [['figure', 'value', 'spread [min, max]', 'goal', 'verdict', 'notes']];
+  for (const f of FIGURES) {
+    const v = values[f.key];
+    const s = spreads[f.key];
+    const goal = f.goal ? `${f.goal[0] === '<=' ? '≤' : '≥'} ${f.goal[1]}` : '';
+    const note = [notes[f.key], f.compare].filter(Boolean).join('; ');
+    rows.push([`${f.key}`, v === null ? '—' : `${fmt(v)} ${f.unit}`.trim(), s ? `[${fmt(s[0])}, ${fmt(s[1])}]` : '', goal, verdict(f), note]);
+  }
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  const line = (r) => `| ${r.map((cell, c) => cell.padEnd(widths[c])).join(' | ')} |`;
+  return [line(rows[0]), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.slice(1).map(line)].join('\n');
+}
+
+async function main() {
+  const started = new Date();
+  preflight();
+  const root = benchRoot(cleanup);
+  log(`${QUICK ? 'quick' : 'full'} run; temp folder ${root}`);
+  const loadStart = loadavg();
+  const foreign = foreignFerryProcesses(new Set());
+  if (foreign.length > 0 || loadStart[0] > 0.5) {
+    log(`WARNING: the machine is not idle (load ${loadStart.map((x) => x.toFixed(2)).join(' ')}; ${foreign.length} other Ferry/test processes): figures will be noisier`);
+    for (const f of foreign.slice(0, 10)) log(`  other process ${f}`);
+  }
+  calibrateRealtime();
+
+  await phase('spawn floor', spawnFloor);
+  await phase('sandbox overhead', sandboxOverhead);
+
+  let server;
+  let agentA;
+  let agentB;
+  let agentIdle;
+  const procs = () => [
+    { name: 'server', pid: server.pid }, { name: 'agent_a', pid: agentA.pid },
+    ...(agentB ? [{ name: 'agent_b', pid: agentB.pid }] : []), { name: 'bench', pid: process.pid },
+  ];
+  const ok = await phase('start server and agent', async () => {
+    server = await startServer(cleanup, root, { name: 'server' });
+    await createTarget(server, 'bench');
+    agentA = await startAgent(cleanup, server, root, { name: 'bench-a', concurrency: 4 });
+    // Never given work (it serves a self-hosted target nobody uses): the idle figure's reference.
+    await createTarget(server, 'bench-idle', 'self-hosted');
+    agentIdle = await startAgent(cleanup, server, root, { name: 'bench-never-worked', concurrency: 4, targets: ['bench-idle'] });
+  });
+  if (ok) {
+    await phase('https round trip', () => httpsRtt(server));
+    await phase('dispatch latency', () => accounted('dispatch', procs(), () => dispatch(server, 'bench')));
+    await phase('round trip of `true`', () => accounted('roundtrip', procs(), () => roundtrip(server, 'bench')));
+    if (await phase('start second agent', async () => (agentB = await startAgent(cleanup, server, root, { name: 'bench-b', concurrency: 4 })))) {
+      await phase('throughput', () => accounted('throughput', procs(), () => throughput(server, 'bench')));
+    }
+    await phase('output throughput', () => accounted('output', procs(), () => output(server, 'bench')));
+    await phase('idle agent', () => idleAgents(agentA, agentIdle));
+    await Promise.all([agentA, agentB, agentIdle].filter(Boolean).map((a) => a.stop()));
+    await server.proc.stop();
+  }
+  await phase(`${PLAN.simAgents} simulated agents`, () => manyAgents(root));
+  await phase('secret masker', masker);
+
+  const json = {
+    quick: QUICK,
+    date: started.toISOString(),
+    machine: {
+      cpus: cpus().length, cpu_model: cpus()[0]?.model ?? null, node: process.version, kernel: release(), mem_gb: round(totalmem() / 2 ** 30, 1),
+      loadavg_at_start: loadStart.map((x) => round(x, 2)), loadavg_at_end: loadavg().map((x) => round(x, 2)), other_ferry_processes_at_start: foreign.length,
+    },
+  };
+  for (const f of FIGURES) {
+    json[f.key] = values[f.key];
+    json[`${f.key}_spread`] = spreads[f.key] ?? null;
+    if (f.key === 'dispatch_p99_ms_1000_agents') json.agents_simulated = PLAN.simAgents;
+  }
+  json.machine.other_cpu_pct_by_phase = Object.fromEntries(Object.entries(details.cpu ?? {}).map(([k, u]) => [k, u.other_pct_of_machine]));
+  json.goals_missed = FIGURES.filter((f) => verdict(f) === 'MISSED').map((f) => f.key);
+  json.notes = notes;
+  json.details = details;
+  json.plan = PLAN;
+  json.errors = errors;
+  writeFileSync(OUT, JSON.stringify(json, null, 2) + '\n');
+
+  process.stdout.write(`\nFerry benchmarks (${QUICK ? 'quick' : 'full'}), ${json.machine.cpus} CPUs, Node ${process.version}, ${json.date}\n`);
+  process.stdout.write(`each value: median of repeated runs; spread: [min, max] of those runs (see bench/README.md)\n\n`);
+  process.stdout.write(table() + '\n\n');
+  const noisy = Object.entries(json.machine.other_cpu_pct_by_phase).filter(([, v]) => v > 5);
+  if (noisy.length > 0 || foreign.length > 0) {
+    process.stdout.write(`NOTE: other load on the machine (not Ferry's processes or tasks), % of all CPUs: ${noisy.map(([k, v]) => `${k} ${v}`).join(', ') || 'low'}; other Ferry/test processes at start: ${foreign.length}\n`);
+  }
+  if (json.goals_missed.length > 0) process.stdout.write(`goals missed: ${json.goals_missed.join(', ')}\n`);
+  if (errors.length > 0) process.stdout.write(`phases that failed: ${errors.map((e) => `${e.phase} (${e.message})`).join('; ')}\n`);
+  process.stdout.write(`results: ${OUT}\n`);
+  return errors.length === 0;
+}
+
+let success = false;
+try {
+  success = await main();
+} catch (err) {
+  log(`FAILED: ${err.stack ?? err.message}`);
+} finally {
+  clearTimeout(hardStop);
+  await cleanUpOnce();
+}
+process.exitCode = success ? 0 : 1;
