@@ -319,14 +319,59 @@ function stdoutOf(buf) {
 export function machineCpu() {
   const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
   const total = fields.reduce((a, b) => a + b, 0);
-  return { busy: total - fields[3] - fields[4], total };
+  return { busy: total - fields[3] - fields[4], total, irq: fields[5] + fields[6] };
+}
+
+/** Every process: pid → { ppid, ticks (utime + stime), start (starttime, to tell reused pids apart) }. */
+function processTable() {
+  const table = new Map();
+  for (const entry of readdirSafe('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      table.set(Number(entry), { ppid: Number(f[1]), ticks: Number(f[11]) + Number(f[12]), reaped: Number(f[13]) + Number(f[14]), start: f[19] });
+    } catch {
+      // gone
+    }
+  }
+  return table;
+}
+
+/**
+ * Kernel threads' CPU; what init (pid 1) reaped: orphans, which include one short-lived bwrap
+ * process per sandbox; and `foreign`: processes that are neither ours nor kernel threads, alive
+ * through the phase or started during it (other programs).
+ */
+function outsiders(before, after, ours) {
+  const isKernel = (pid, t) => pid === 2 || t.ppid === 2;
+  const isOurs = (pid, table) => {
+    for (let p = pid, hops = 0; p > 1 && hops < 64; hops++) {
+      if (ours.has(p)) return true;
+      p = table.get(p)?.ppid ?? 0;
+    }
+    return false;
+  };
+  let kernel = 0;
+  let foreign = 0;
+  for (const [pid, a] of after) {
+    const b = before.get(pid);
+    const same = b && b.start === a.start;
+    const d = same ? a.ticks - b.ticks : a.ticks;
+    if (isKernel(pid, a)) kernel += d;
+    else if (!isOurs(pid, after) && !(same && isOurs(pid, before))) foreign += d;
+  }
+  const init = (after.get(1)?.reaped ?? 0) - (before.get(1)?.reaped ?? 0);
+  return { kernel, foreign, init };
 }
 
 /**
  * Where the CPU went during `fn`: each named process as % of one core; `tasks` the reaped
  * descendants of those processes (sandboxed tasks: sh, bwrap, setpriv, bash, …) as % of one
- * core; the whole machine as % of all cores; and `other`: machine CPU that none of ours used
- * (other processes, kernel worker threads such as namespace teardown) as % of all cores.
+ * core; the whole machine as % of all cores; kernel threads (kworkers: namespace and cgroup
+ * teardown among others) and irq/softirq time (loopback networking) as % of all cores;
+ * what init reaped (see `outsiders`); `foreign`: other programs (a test suite, say) as % of
+ * all cores; and `unattributed`: the rest (processes that came and went unseen, tick sampling).
  */
 export async function withCpuAccounting(procs, fn, clkTck = 100) {
   const ticks = (pid, children) => {
@@ -336,7 +381,7 @@ export async function withCpuAccounting(procs, fn, clkTck = 100) {
       return NaN;
     }
   };
-  const snap = () => ({ m: machineCpu(), self: procs.map((p) => ticks(p.pid, false)), all: procs.map((p) => ticks(p.pid, true)), t: performance.now() });
+  const snap = () => ({ m: machineCpu(), table: processTable(), self: procs.map((p) => ticks(p.pid, false)), all: procs.map((p) => ticks(p.pid, true)), t: performance.now() });
   const before = snap();
   const result = await fn();
   const after = snap();
@@ -351,7 +396,14 @@ export async function withCpuAccounting(procs, fn, clkTck = 100) {
     tasks += after.all[i] - before.all[i] - (after.self[i] - before.self[i]);
   });
   usage.tasks_pct_of_core = pct(tasks);
-  usage.other_pct_of_machine = Math.round(((after.m.busy - before.m.busy - ours) / (after.m.total - before.m.total)) * 1000) / 10;
+  const ofMachine = (d) => Math.round((d / (after.m.total - before.m.total)) * 1000) / 10;
+  const { kernel, foreign, init } = outsiders(before.table, after.table, new Set([...procs.map((p) => p.pid), process.pid]));
+  const irq = after.m.irq - before.m.irq;
+  usage.kernel_threads_pct_of_machine = ofMachine(kernel);
+  usage.irq_softirq_pct_of_machine = ofMachine(irq);
+  usage.reaped_by_init_pct_of_machine = ofMachine(init);
+  usage.foreign_pct_of_machine = ofMachine(foreign);
+  usage.unattributed_pct_of_machine = ofMachine(after.m.busy - before.m.busy - ours - kernel - irq - init - foreign);
   return { result, usage };
 }
 

@@ -5,8 +5,9 @@
  *
  * When it exists, `measureMasker` feeds it output in 64 KiB chunks with 0, 10 and 100 secrets
  * and reports MiB/s through the masker alone. `adaptMasker` is the one place that knows the
- * masker's interface: it tries the likely shapes (a factory or a class taking the secrets,
- * with push/write/mask and flush/end). If the real interface differs, adjust it there.
+ * masker's interface. It expects the one the task runner uses
+ * (`new SecretMasker(values).forStream()` → `{ push(buf) → buf, flush() → buf }`) and also
+ * tries a few other likely shapes. If the real interface differs, adjust it there.
  *
  * masked_output_ratio is meant as the end-to-end output_mb_per_s of a task whose output is
  * masked (10 secrets attached to the task) divided by the unmasked output_mb_per_s. It needs a
@@ -40,6 +41,7 @@ export function adaptMasker(mod, secrets) {
     return undefined;
   }
   if (!m) return undefined;
+  if (typeof m.forStream === 'function') m = m.forStream();
   const push = [m.push, m.write, m.mask, m.transform].find((f) => typeof f === 'function');
   const flush = [m.flush, m.end, m.finish].find((f) => typeof f === 'function');
   if (!push) return undefined;

@@ -7,3 +7,4 @@ export { CredentialError } from './credential.js';
 export { FatalAgentError } from './worker.js';
 export { ExecutorUnavailableError, selectExecutor } from './executor/select.js';
 export type { Executor, Sandbox, RunSpec, RunningProcess } from './executor/types.js';
+export { sealSecret, openSecret, generateSealingKeyPair, sealingKeyIdOf, SecretOpenError } from './secrets/envelope.js';

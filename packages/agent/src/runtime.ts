@@ -5,8 +5,9 @@
 import type { Assignment } from '@ferry/protocol';
 import { TASK_PATH, type RunSpec } from './executor/types.js';
 
-export function runSpecFor(task: Assignment): RunSpec {
+export function runSpecFor(task: Assignment, secrets: ReadonlyMap<string, string> = new Map()): RunSpec {
   const env: Record<string, string> = {
+    ...Object.fromEntries(secrets),
     PATH: TASK_PATH,
     LANG: 'C.UTF-8',
     LC_ALL: 'C.UTF-8',

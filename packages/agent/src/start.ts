@@ -7,6 +7,7 @@ import type { AgentConfig } from './config.js';
 import { CredentialError, loadCredential, registerAgent } from './credential.js';
 import { selectExecutor } from './executor/select.js';
 import { Worker } from './worker.js';
+import { KeyStore } from './secrets/key-store.js';
 
 export async function runAgent(config: AgentConfig, logger?: Logger): Promise<void> {
   const log = logger ?? pino({ level: config.logLevel, base: { component: 'agent' } }, pino.destination(2));
@@ -19,7 +20,7 @@ export async function runAgent(config: AgentConfig, logger?: Logger): Promise<vo
     log.info({ agentId: credential.agentId, server: credential.serverUrl }, 'registered');
   }
   const worker = new Worker({
-    credential, executor, concurrency: config.concurrency, graceMs: config.graceSeconds * 1000,
+    credential, executor, keys: new KeyStore(config.dataDir), concurrency: config.concurrency, graceMs: config.graceSeconds * 1000,
     pollWaitSeconds: config.pollWaitSeconds, log: log.child({ agentId: credential.agentId }),
   });
   const onSignal = (signal: NodeJS.Signals): void => {

@@ -7,15 +7,19 @@
  * nothing of the task is left on this machine.
  */
 import type { Logger } from 'pino';
-import { Streams, type Assignment, type FinalStatus, type FinishTaskRequest, type StreamId } from '@ferry/protocol';
+import { MIN_MASKED_SECRET_LENGTH, Streams, type Assignment, type FinalStatus, type FinishTaskRequest, type StreamId } from '@ferry/protocol';
 import type { ApiClient } from './api/client.js';
 import { ApiError, backoffMs, isRetryable } from './api/errors.js';
 import { type Executor, type ExitInfo, type RunningProcess, type Sandbox } from './executor/types.js';
 import { LeaseLostError, OutputUploader, type UploaderOptions, DEFAULT_UPLOADER_OPTIONS } from './output/uploader.js';
 import { runSpecFor } from './runtime.js';
+import type { KeyStore } from './secrets/key-store.js';
+import { prepareSecrets, SecretPreparationError } from './secrets/prepare.js';
+import { SecretMasker } from './output/masker.js';
 
 export interface TaskRunnerDeps {
   client: ApiClient;
+  keys: KeyStore;
   executor: Executor;
   log: Logger;
   graceMs: number;
@@ -33,6 +37,8 @@ export class TaskRunner {
   private ladder: Promise<'sigterm' | 'sigkill' | 'already-exited'> | undefined;
   private readonly log: Logger;
   private readonly uploader: OutputUploader;
+  private masking: SecretMasker | undefined;
+  private secretEnv: Map<string, string> = new Map();
 
   constructor(readonly task: Assignment, private readonly deps: TaskRunnerDeps) {
     this.log = deps.log.child({ taskId: task.id });
@@ -57,17 +63,24 @@ export class TaskRunner {
     let exit: ExitInfo | undefined;
     let errorReason: string | undefined;
     try {
+      const secrets = prepareSecrets(this.task, this.deps.keys);
+      this.masking = new SecretMasker([...secrets.env.values()]);
+      for (const name of secrets.unmasked) {
+        this.uploader.write(Streams.system, Buffer.from(`[ferry] warning: secret ${name} is shorter than ${MIN_MASKED_SECRET_LENGTH} characters and is not masked in output\n`));
+      }
+      this.secretEnv = secrets.env;
       sandbox = await this.deps.executor.create(this.task.id, {
         network: this.task.network, maxProcesses: this.task.maxProcesses, memoryBytes: this.task.memoryBytes,
       });
-      this.proc = sandbox.start(runSpecFor(this.task));
+      this.proc = sandbox.start(runSpecFor(this.task, this.secretEnv));
+      this.secretEnv = new Map();
       if (this.stopReason) this.ladder = this.proc.terminate(this.deps.graceMs);
       this.reportStarted();
       const timeout = setTimeout(() => this.stop('timed_out'), this.task.timeoutSeconds * 1000);
       exit = await this.pipeOutput(this.proc);
       clearTimeout(timeout);
     } catch (err) {
-      errorReason = `could not start the task: ${(err as Error).message}`;
+      errorReason = err instanceof SecretPreparationError ? err.message : `could not start the task: ${(err as Error).message}`;
       this.log.error({ err }, 'task failed to start');
     } finally {
       await sandbox?.dispose().catch((err: unknown) => this.log.error({ err }, 'sandbox disposal failed'));
@@ -91,15 +104,23 @@ export class TaskRunner {
   private async pipeOutput(proc: RunningProcess): Promise<ExitInfo> {
     const pump = (stream: NodeJS.ReadableStream & { pause(): void; resume(): void }, id: StreamId): Promise<void> =>
       new Promise((resolve) => {
+        // Secrets are masked here, before output reaches the spool or the network.
+        const mask = this.masking?.forStream();
+        let flushed = false;
+        const finish = (): void => {
+          if (!flushed && mask) this.uploader.write(id, mask.flush());
+          flushed = true;
+          resolve();
+        };
         stream.on('data', (data: Buffer) => {
-          if (!this.uploader.write(id, data)) {
+          if (!this.uploader.write(id, mask ? mask.push(data) : data)) {
             stream.pause();
             this.uploader.once('drain', () => stream.resume());
           }
         });
-        stream.once('end', resolve);
-        stream.once('close', resolve);
-        stream.once('error', () => resolve());
+        stream.once('end', finish);
+        stream.once('close', finish);
+        stream.once('error', finish);
       });
     const drained = Promise.all([pump(proc.stdout, Streams.stdout), pump(proc.stderr, Streams.stderr)]);
     const exit = await proc.exited;

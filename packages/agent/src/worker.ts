@@ -20,9 +20,13 @@ import { backoffMs, isFatal, isRetryable } from './api/errors.js';
 import type { Executor } from './executor/types.js';
 import { TaskRunner } from './task-runner.js';
 import type { StoredCredential } from './credential.js';
+import { createPublicKey } from 'node:crypto';
+import { generateSealingKeyPair } from './secrets/envelope.js';
+import type { KeyStore } from './secrets/key-store.js';
 
 export interface WorkerOptions {
   credential: StoredCredential;
+  keys: KeyStore;
   executor: Executor;
   concurrency: number;
   graceMs: number;
@@ -49,6 +53,7 @@ export class Worker {
   private heartbeatSeconds = 3;
   private fatal: Error | undefined;
   private wakeLoop: (() => void) | undefined;
+  private keyFailures = 0;
 
   constructor(private readonly opts: WorkerOptions) {
     this.client = new ApiClient({
@@ -72,6 +77,7 @@ export class Worker {
         attempt = 0;
         for (const id of res.cancel) this.runners.get(id)?.stop('cancelled');
         if (res.task) this.startRunner(res.task);
+        if (res.keyRequests?.length) await this.publishKeys(res.keyRequests);
       } catch (err) {
         if ((err as Error).name === 'AbortError') continue;
         if (isFatal(err)) {
@@ -110,8 +116,37 @@ export class Worker {
     return this.runners.size;
   }
 
+  /**
+   * Makes (or reuses) the sealing key of each target the server asks about and publishes its
+   * public half. A failure backs off, so an unpublishable key cannot spin the poll loop.
+   */
+  private async publishKeys(requests: readonly { targetId: string; targetName: string }[]): Promise<void> {
+    for (const { targetId, targetName } of requests) {
+      const log = this.opts.log.child({ targetId });
+      try {
+        let publicKeyPem: string;
+        const held = this.opts.keys.load(targetId);
+        if (held) {
+          publicKeyPem = createPublicKey(held.key).export({ type: 'spki', format: 'pem' }).toString();
+        } else {
+          const pair = await generateSealingKeyPair();
+          this.opts.keys.save(targetId, pair.privateKeyPem);
+          publicKeyPem = pair.publicKeyPem;
+        }
+        await this.client.json('POST', `/v1/agent/targets/${targetId}/key`, { publicKeyPem });
+        log.info({ target: targetName, kid: this.opts.keys.load(targetId)?.kid }, 'published the target\'s sealing key');
+        this.keyFailures = 0;
+      } catch (err) {
+        if (isFatal(err)) throw err;
+        const wait = backoffMs(this.keyFailures++, 1000, 60_000);
+        log.warn({ err: (err as Error).message, retryInMs: wait }, 'could not publish a sealing key');
+        await new Promise((r) => setTimeout(r, wait));
+      }
+    }
+  }
+
   private startRunner(task: PollResponse['task'] & object): void {
-    const runner = new TaskRunner(task, { client: this.client, executor: this.opts.executor, log: this.opts.log, graceMs: this.opts.graceMs });
+    const runner = new TaskRunner(task, { client: this.client, executor: this.opts.executor, log: this.opts.log, graceMs: this.opts.graceMs, keys: this.opts.keys });
     this.runners.set(task.id, runner);
     this.startHeartbeats();
     const done = runner.run()

@@ -8,6 +8,7 @@ import { registerAuditCommands } from './commands/audit.js';
 import { registerLoginCommand } from './commands/login.js';
 import { registerRunCommand } from './commands/run.js';
 import { registerServerCommand } from './commands/server.js';
+import { registerSecretCommands } from './commands/secret.js';
 import { registerTargetCommands } from './commands/target.js';
 import { registerTaskCommands } from './commands/task.js';
 import { UsageError } from './errors.js';
@@ -21,6 +22,7 @@ const program = new Command('ferry')
 registerServerCommand(program);
 registerLoginCommand(program);
 registerTargetCommands(program);
+registerSecretCommands(program);
 registerRunCommand(program);
 registerTaskCommands(program);
 registerAgentCommands(program);

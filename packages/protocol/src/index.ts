@@ -5,3 +5,4 @@ export * from './jointoken.js';
 export * from './duration.js';
 export * from './version.js';
 export * from './config.js';
+export * from './secrets.js';

@@ -3,6 +3,7 @@
  * Objects are `.strict()`: an unknown key is a client bug worth reporting, not ignoring.
  */
 import { z } from 'zod';
+import { AssignedSecret } from './secrets.js';
 
 export const API_VERSION = 'v1';
 
@@ -49,6 +50,10 @@ export function defaultNetwork(type: TargetType): NetworkPolicy {
   }
 }
 
+/** Server-side redaction before storage: `secrets` (default), `all` (also personal data), `none`. */
+export const RedactLevel = z.enum(['secrets', 'all', 'none']);
+export type RedactLevel = z.infer<typeof RedactLevel>;
+
 /** Per-target limits; unset ones take the server's defaults, and none may exceed the server's maxima. */
 export const TargetLimits = z.object({
   timeoutSeconds: z.number().positive().max(MAX_TIMEOUT_SECONDS).optional(),
@@ -67,6 +72,7 @@ export const CreateTargetRequest = z.object({
   agent: AgentMode.default('hosted'),
   network: NetworkPolicy.optional(),
   limits: TargetLimits.default({}),
+  redact: RedactLevel.default('secrets'),
 }).strict();
 export type CreateTargetRequest = z.infer<typeof CreateTargetRequest>;
 
@@ -76,6 +82,9 @@ export const Target = z.object({
   type: TargetType,
   agent: AgentMode,
   network: NetworkPolicy,
+  redact: RedactLevel,
+  /** Key id of the target's sealing key, once an agent has published one. */
+  keyId: z.string().nullable(),
   /** The limits in force: the target's own, or the server's defaults. */
   limits: z.object({ timeoutSeconds: z.number(), maxOutputBytes: z.number(), maxProcesses: z.number(), memoryBytes: z.number() }),
   createdAt: z.string(),
@@ -188,12 +197,16 @@ export const Assignment = z.object({
   maxOutputBytes: z.number().int(),
   maxProcesses: z.number().int(),
   memoryBytes: z.number().int(),
+  orgId: z.string(),
+  secrets: z.array(AssignedSecret),
 });
 export type Assignment = z.infer<typeof Assignment>;
 
 export const PollResponse = z.object({
   task: Assignment.nullable(),
   cancel: z.array(z.string()),
+  /** Targets this agent serves that have no sealing key yet: make one and publish its public half. */
+  keyRequests: z.array(z.object({ targetId: z.string(), targetName: z.string() })).optional(),
 });
 export type PollResponse = z.infer<typeof PollResponse>;
 

@@ -20,6 +20,8 @@ import { registerAuditRoutes } from './routes/audit.js';
 import { registerPublicRoutes } from './routes/public.js';
 import { registerTargetRoutes } from './routes/targets.js';
 import { registerTaskRoutes } from './routes/tasks.js';
+import { registerSecretRoutes } from './routes/secrets.js';
+import { RawOutputDigests } from './output-pipeline.js';
 import { SqliteStore } from './store/sqlite/index.js';
 import type { Store } from './store/types.js';
 import { defaultCertNames, ensureTlsMaterial, loadProvidedTls } from './tls.js';
@@ -102,7 +104,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   const hub = new DispatchHub();
   const app = buildApp({ keyPem: tls.keyPem, certPem: tls.certPem, log });
   const ctx: ServerContext = {
-    store, hub, config, log, caPem: tls.caPem, caFingerprint: tls.caFingerprint, publicUrl: '',
+    store, hub, config, log, caPem: tls.caPem, caFingerprint: tls.caFingerprint, publicUrl: '', digests: new RawOutputDigests(),
     audit: async (entry) => {
       await store.appendAudit({ ...entry, at: Date.now() });
     },
@@ -113,6 +115,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   registerAgentRoutes(app, ctx);
   registerAgentApiRoutes(app, ctx);
   registerAuditRoutes(app, ctx);
+  registerSecretRoutes(app, ctx);
   app.addHook('preClose', (done) => {
     hub.close();
     done();

@@ -1,6 +1,6 @@
 /** Rows → API shapes. The only place that decides what leaves the server. */
-import type { AgentInfo, AuditEntry, Target, Task } from '@ferry/protocol';
-import type { AgentRow, AuditRow, TargetRow, TaskRow } from './store/types.js';
+import type { AgentInfo, AuditEntry, SecretInfo, Target, Task } from '@ferry/protocol';
+import type { AgentRow, AuditRow, SecretRow, TargetRow, TaskRow } from './store/types.js';
 import type { ServerConfig } from './config.js';
 import { resolveLimits } from './limits.js';
 
@@ -9,7 +9,7 @@ const isoOrNull = (ms: number | null): string | null => (ms === null ? null : is
 
 export function targetView(config: ServerConfig, row: TargetRow, agentsOnline: number): Target {
   return {
-    id: row.id, name: row.name, type: row.type, agent: row.agentMode, network: row.network,
+    id: row.id, name: row.name, type: row.type, agent: row.agentMode, network: row.network, redact: row.redact, keyId: row.keyId,
     limits: resolveLimits(config, row.limits), createdAt: iso(row.createdAt), agentsOnline,
   };
 }
@@ -18,7 +18,7 @@ export function taskView(row: TaskRow): Task {
   return {
     id: row.id, target: row.targetName, status: row.status, exitCode: row.exitCode, signal: row.signal, reason: row.reason,
     agent: row.agentName, createdBy: row.createdBy, createdAt: iso(row.createdAt), startedAt: isoOrNull(row.startedAt),
-    finishedAt: isoOrNull(row.finishedAt), timeoutSeconds: row.timeoutSeconds, outputBytes: row.outputBytes,
+    finishedAt: isoOrNull(row.finishedAt), timeoutSeconds: row.timeoutSeconds, outputBytes: row.storedBytes,
     cancelRequested: row.cancelRequestedAt !== null,
   };
 }
@@ -33,4 +33,9 @@ export function agentView(row: AgentRow, targetNames: string[], online: boolean,
 
 export function auditView(row: AuditRow): AuditEntry {
   return { seq: row.seq, at: iso(row.at), actor: row.actor, action: row.action, subject: row.subject, details: row.details, hash: row.hash };
+}
+
+/** Names, key ids, who and when: never a value, not even a sealed one. */
+export function secretView(row: SecretRow): SecretInfo {
+  return { name: row.name, kid: row.kid, setBy: row.setBy, setAt: iso(row.setAt), bytes: row.bytes };
 }

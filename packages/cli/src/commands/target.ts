@@ -5,7 +5,7 @@ import { ago, printFields, printJson, printTable } from '../format.js';
 import { withClient } from '../run-command.js';
 
 interface TargetCreateOptions {
-  type: string; agent: string; network?: string; timeout?: string; maxOutput?: string; maxProcesses?: string; memory?: string; json?: boolean;
+  type: string; agent: string; network?: string; redact?: string; timeout?: string; maxOutput?: string; maxProcesses?: string; memory?: string; json?: boolean;
 }
 
 function limitsFrom(opts: TargetCreateOptions): Record<string, number> {
@@ -39,9 +39,12 @@ export function registerTargetCommands(program: Command): void {
     .option('--max-output <size>', 'output kept per task, e.g. 100MiB; the rest is cut with a notice')
     .option('--max-processes <n>', 'processes a task may have at once')
     .option('--memory <size>', 'memory a task may use, e.g. 1GiB')
+    .option('--redact <level>', 'server-side redaction before storage: secrets (default), all (also personal data), none')
     .option('--json', 'print JSON')
     .action(async (name: string, opts: TargetCreateOptions) => withClient(async (client) => {
-      const t = await client.json<Target>('POST', '/v1/targets', { name, type: opts.type, agent: opts.agent, ...(opts.network ? { network: opts.network } : {}), limits: limitsFrom(opts) });
+      const t = await client.json<Target>('POST', '/v1/targets', {
+        name, type: opts.type, agent: opts.agent, ...(opts.network ? { network: opts.network } : {}), ...(opts.redact ? { redact: opts.redact } : {}), limits: limitsFrom(opts),
+      });
       if (opts.json) return printJson(t);
       process.stdout.write(`Created target ${t.name} (${t.type}, ${t.agent === 'hosted' ? 'hosted pool' : 'self-hosted agents'}).\n`);
       if (t.agent === 'self-hosted') process.stdout.write(`Start its agent with a token from: ferry agent token create --target ${t.name}\n`);
@@ -63,7 +66,7 @@ export function registerTargetCommands(program: Command): void {
       const t = await client.json<Target>('GET', `/v1/targets/${encodeURIComponent(name)}`);
       if (opts.json) return printJson(t);
       printFields([
-        ['Name', t.name], ['Type', t.type], ['Agent', t.agent], ['Network', t.network], ['Timeout', `${t.limits.timeoutSeconds} s`],
+        ['Name', t.name], ['Type', t.type], ['Agent', t.agent], ['Network', t.network], ['Redaction', t.redact], ['Sealing key', t.keyId ?? '(none yet)'], ['Timeout', `${t.limits.timeoutSeconds} s`],
         ['Max output', `${t.limits.maxOutputBytes} bytes`], ['Max processes', String(t.limits.maxProcesses)], ['Memory', `${t.limits.memoryBytes} bytes`],
         ['Agents online', String(t.agentsOnline)], ['Created', t.createdAt], ['Id', t.id],
       ]);

@@ -6,19 +6,24 @@
  */
 import type { FerryApp } from '../app.js';
 import {
-  FerryError, FinishTaskRequest, HeartbeatRequest, PollRequest, TaskId, UploadOutputQuery, decodeFrames,
+  FerryError, FinishTaskRequest, HeartbeatRequest, PollRequest, PublishKeyRequest, TaskId, UploadOutputQuery, decodeFrames,
   type Assignment, type OutputFrame, type PollResponse,
 } from '@ferry/protocol';
 import { requireAgent } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import type { AgentRow, TaskRow } from '../store/types.js';
 import { parseInput } from '../validate.js';
+import { mayServe } from '../dispatch.js';
+import { redactingFlush, redactingTransform } from '../output-pipeline.js';
+import { sealingKeyId } from '../sealing-key.js';
 import { resolveLimits } from '../limits.js';
 import { abortOnDisconnect } from '../disconnect.js';
 
-function assignment(ctx: ServerContext, task: TaskRow): Assignment {
+async function assignment(ctx: ServerContext, task: TaskRow): Promise<Assignment> {
   const limits = resolveLimits(ctx.config, task.targetLimits);
+  const secrets = (await ctx.store.listSecrets(task.targetId)).map((s) => ({ name: s.name, sealed: s.sealed }));
   return {
+    orgId: task.orgId, secrets,
     id: task.id, target: { id: task.targetId, name: task.targetName, type: task.targetType },
     script: task.script, timeoutSeconds: task.timeoutSeconds, leaseSeconds: ctx.config.leaseSeconds,
     network: task.targetNetwork, maxOutputBytes: limits.maxOutputBytes, maxProcesses: limits.maxProcesses, memoryBytes: limits.memoryBytes,
@@ -56,18 +61,32 @@ export function registerAgentApiRoutes(app: FerryApp, ctx: ServerContext): void 
         }
         if (task) {
           req.log.info({ agentId: agent.id, taskId: task.id }, 'task claimed');
-          return { task: assignment(ctx, task), cancel: await pendingCancels(ctx, agent, body.running) };
+          return { task: await assignment(ctx, task), cancel: await pendingCancels(ctx, agent, body.running) };
         }
       }
       const cancel = await pendingCancels(ctx, agent, body.running);
-      if (cancel.length > 0 || Date.now() >= deadline || abort.signal.aborted) {
+      const keyRequests = (await ctx.store.targetsNeedingKeys(agent)).map((t) => ({ targetId: t.id, targetName: t.name }));
+      if (cancel.length > 0 || keyRequests.length > 0 || Date.now() >= deadline || abort.signal.aborted) {
         await ctx.store.touchAgent(agent.id, Date.now());
-        return { task: null, cancel };
+        return { task: null, cancel, keyRequests };
       }
       await ctx.hub.waitForWork(agent, body.free > 0, deadline - Date.now(), abort.signal);
       const fresh = await ctx.store.getAgent(agent.id);
       if (!fresh || fresh.revokedAt !== null) throw new FerryError('FERRY_E_AGENT_REVOKED');
     }
+  });
+
+  app.post<{ Params: { id: string } }>('/v1/agent/targets/:id/key', async (req, reply) => {
+    const agent = await requireAgent(ctx.store, req);
+    const body = parseInput(PublishKeyRequest, req.body, 'key');
+    const target = await ctx.store.getTargetById(req.params.id);
+    if (!target || !mayServe(agent, target)) throw new FerryError('FERRY_E_FORBIDDEN', `Agent ${agent.name} does not serve target ${req.params.id}.`);
+    const keyId = sealingKeyId(body.publicKeyPem);
+    if (!(await ctx.store.setTargetKey(target.id, body.publicKeyPem, keyId))) {
+      return reply.code(409).send({ statusCode: 409, code: 'FERRY_E_BAD_REQUEST', error: 'Conflict', message: `Target ${target.name} already has key ${target.keyId ?? '?'}.`, details: { keyId: target.keyId } });
+    }
+    await ctx.audit({ orgId: target.orgId, actor: `agent:${agent.name}`, action: 'target.key.publish', subject: target.name, details: { keyId } });
+    return reply.code(201).send({ keyId });
   });
 
   app.post('/v1/agent/heartbeat', async (req) => {
@@ -105,7 +124,8 @@ export function registerAgentApiRoutes(app: FerryApp, ctx: ServerContext): void 
     const limit = resolveLimits(ctx.config, task.targetLimits).maxOutputBytes + NOTICE_ALLOWANCE_BYTES;
     const end = q.offset + frames.reduce((n, f) => n + f.data.length, 0);
     if (end > limit) throw new FerryError('FERRY_E_OUTPUT_LIMIT', `Output for ${id} would reach ${end} bytes; its limit is ${limit}.`);
-    const result = await ctx.store.appendOutput(id, agent.id, q.offset, frames);
+    const transform = redactingTransform(task.targetRedact, (raw, rawOffset) => ctx.digests.update(id, raw, rawOffset));
+    const result = await ctx.store.appendOutput(id, agent.id, q.offset, frames, transform);
     if (result === 'not_held') throw new FerryError('FERRY_E_LEASE_LOST', `Agent ${agent.name} does not hold task ${id}.`);
     if (!result.ok) {
       throw new FerryError('FERRY_E_OUTPUT_GAP', `Output for ${id} must continue at offset ${result.expectedOffset}, not ${q.offset}.`, { details: { expectedOffset: result.expectedOffset } });
@@ -118,18 +138,21 @@ export function registerAgentApiRoutes(app: FerryApp, ctx: ServerContext): void 
     const agent = await requireAgent(ctx.store, req);
     const id = taskIdParam(req.params.id);
     const body = parseInput(FinishTaskRequest, req.body, 'final status');
-    const stored = await ctx.store.outputSha256(id);
-    if (stored.bytes < body.outputBytes) {
-      throw new FerryError('FERRY_E_OUTPUT_GAP', `The server has ${stored.bytes} of ${body.outputBytes} output bytes for ${id}; resend from there.`, { details: { expectedOffset: stored.bytes } });
+    const task = await ctx.store.getTaskForAgent(id, agent.id);
+    if (!task || task.status !== 'running') throw new FerryError('FERRY_E_LEASE_LOST', `Agent ${agent.name} does not hold task ${id}.`);
+    if (task.outputBytes < body.outputBytes) {
+      throw new FerryError('FERRY_E_OUTPUT_GAP', `The server has ${task.outputBytes} of ${body.outputBytes} output bytes for ${id}; resend from there.`, { details: { expectedOffset: task.outputBytes } });
     }
-    if (stored.bytes !== body.outputBytes || stored.sha256 !== body.outputSha256) {
-      throw new FerryError('FERRY_E_OUTPUT_MISMATCH', `Stored output for ${id} (${stored.bytes} bytes) does not match the agent's (${body.outputBytes} bytes).`, { details: { storedBytes: stored.bytes } });
+    const digest = ctx.digests.take(id, task.outputBytes);
+    if (task.outputBytes !== body.outputBytes || (digest !== undefined && digest !== body.outputSha256)) {
+      throw new FerryError('FERRY_E_OUTPUT_MISMATCH', `Received output for ${id} (${task.outputBytes} bytes) does not match the agent's (${body.outputBytes} bytes, checksum ${digest === body.outputSha256 ? 'equal' : 'different'}).`);
     }
+    if (digest === undefined && body.outputBytes > 0) req.log.warn({ taskId: id }, 'output checksum not verified: this server did not see every chunk (restarted mid-task?); length verified');
+    await ctx.store.flushOutput(id, agent.id, redactingFlush(task.targetRedact));
     const ok = await ctx.store.finishTask(id, agent.id, { status: body.status, exitCode: body.exitCode, signal: body.signal, reason: body.reason, now: Date.now() });
     if (!ok) throw new FerryError('FERRY_E_LEASE_LOST', `Agent ${agent.name} does not hold task ${id}.`);
     ctx.hub.notifyOutput(id);
-    const task = await ctx.store.getTaskForAgent(id, agent.id);
-    await ctx.audit({ orgId: task?.orgId ?? agent.orgId, actor: `agent:${agent.name}`, action: 'task.finish', subject: id, details: { status: body.status, exitCode: body.exitCode } });
+    await ctx.audit({ orgId: task.orgId, actor: `agent:${agent.name}`, action: 'task.finish', subject: id, details: { status: body.status, exitCode: body.exitCode } });
     return reply.code(204).send();
   });
 }

@@ -26,11 +26,13 @@ export function registerTargetRoutes(app: FerryApp, ctx: ServerContext): void {
     checkLimits(ctx.config, body.limits);
     const row: TargetRow = {
       id: newId('g'), orgId: user.orgId, name: body.name, type: body.type, agentMode: body.agent, createdAt: Date.now(),
-      network: body.network ?? defaultNetwork(body.type), limits: body.limits,
+      network: body.network ?? defaultNetwork(body.type), limits: body.limits, redact: body.redact,
+      publicKeyPem: null, keyId: null,
     };
     const created = await ctx.store.createTarget(row);
     if (created === 'exists') throw new FerryError('FERRY_E_TARGET_EXISTS', `A target named "${body.name}" already exists.`);
-    await ctx.audit({ orgId: user.orgId, actor: user.actor, action: 'target.create', subject: row.name, details: { type: row.type, agent: row.agentMode, network: row.network, limits: row.limits } });
+    ctx.hub.notifyTaskAll(row); // its agents make the sealing key now
+    await ctx.audit({ orgId: user.orgId, actor: user.actor, action: 'target.create', subject: row.name, details: { type: row.type, agent: row.agentMode, network: row.network, limits: row.limits, redact: row.redact } });
     return reply.code(201).send(targetView(ctx.config, row, await ctx.store.countOnlineAgents(row, onlineSince(ctx))));
   });
 

@@ -28,7 +28,7 @@ export function registerTaskRoutes(app: FerryApp, ctx: ServerContext): void {
     const now = Date.now();
     const row: TaskRow = {
       id: newId('t'), orgId: user.orgId, targetId: target.id, targetName: target.name, targetType: target.type,
-      targetNetwork: target.network, targetLimits: target.limits,
+      targetNetwork: target.network, targetLimits: target.limits, targetRedact: target.redact, storedBytes: 0, redactState: null,
       script: body.script, status: 'queued', exitCode: null, signal: null, reason: null, agentId: null, agentName: null,
       createdBy: user.actor, createdAt: now, claimedAt: null, startedAt: null, finishedAt: null,
       timeoutSeconds: body.timeoutSeconds ?? resolveLimits(ctx.config, target.limits).timeoutSeconds, leaseExpiresAt: null, cancelRequestedAt: null, outputBytes: 0,
@@ -90,7 +90,7 @@ export function registerTaskRoutes(app: FerryApp, ctx: ServerContext): void {
       frames = await ctx.store.readOutput(task.id, q.offset, q.maxBytes);
     }
     const next = q.offset + frames.reduce((n, f) => n + f.data.length, 0);
-    const complete = isTerminal(task.status) && next >= task.outputBytes;
+    const complete = isTerminal(task.status) && next >= task.storedBytes;
     return reply
       .type(OUTPUT_FRAMES_CONTENT_TYPE)
       .header('ferry-next-offset', String(next))

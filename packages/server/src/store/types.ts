@@ -4,7 +4,7 @@
  * state change is a compare-and-set on (status, agent) so at most one agent runs a task.
  * Times are milliseconds since the epoch.
  */
-import type { AgentMode, FinalStatus, NetworkPolicy, OutputFrame, TargetLimits, TargetType, TaskStatus } from '@ferry/protocol';
+import type { AgentMode, FinalStatus, NetworkPolicy, OutputFrame, RedactLevel, SealedSecret, TargetLimits, TargetType, TaskStatus } from '@ferry/protocol';
 
 export interface OrgRow { id: string; name: string; createdAt: number }
 export type Role = 'admin' | 'operator' | 'viewer';
@@ -12,8 +12,11 @@ export interface ApiTokenRow { id: string; orgId: string; name: string; role: Ro
 
 export interface TargetRow {
   id: string; orgId: string; name: string; type: TargetType; agentMode: AgentMode; createdAt: number;
-  network: NetworkPolicy; limits: TargetLimits;
+  network: NetworkPolicy; limits: TargetLimits; redact: RedactLevel;
+  publicKeyPem: string | null; keyId: string | null;
 }
+
+export interface SecretRow { targetId: string; orgId: string; name: string; kid: string; sealed: SealedSecret; bytes: number; setBy: string; setAt: number }
 
 export interface AgentRow {
   id: string; orgId: string | null; name: string; hostname: string; version: string; platform: string;
@@ -28,11 +31,12 @@ export interface JoinTokenRow {
 
 export interface TaskRow {
   id: string; orgId: string; targetId: string; targetName: string; targetType: TargetType;
-  targetNetwork: NetworkPolicy; targetLimits: TargetLimits;
+  targetNetwork: NetworkPolicy; targetLimits: TargetLimits; targetRedact: RedactLevel;
   script: string; status: TaskStatus; exitCode: number | null; signal: string | null; reason: string | null;
   agentId: string | null; agentName: string | null; createdBy: string; createdAt: number;
   claimedAt: number | null; startedAt: number | null; finishedAt: number | null;
   timeoutSeconds: number; leaseExpiresAt: number | null; cancelRequestedAt: number | null; outputBytes: number;
+  storedBytes: number; redactState: string | null;
 }
 
 export interface TaskFilter { targetId?: string | undefined; status?: TaskStatus | undefined; limit: number }
@@ -42,6 +46,12 @@ export interface FinishInput {
 }
 
 export type AppendResult = { ok: true; nextOffset: number } | { ok: false; expectedOffset: number };
+
+/**
+ * Turns the part of an upload the server has not seen yet into the frames to store and the
+ * redactor state to carry to the next upload. Runs inside the append transaction.
+ */
+export type OutputTransform = (fresh: readonly OutputFrame[], state: string | null, rawOffset: number) => { frames: OutputFrame[]; state: string | null };
 export type ConsumeJoinResult =
   | { ok: true; agent: AgentRow }
   | { ok: false; code: 'FERRY_E_JOIN_TOKEN_INVALID' | 'FERRY_E_JOIN_TOKEN_EXPIRED' | 'FERRY_E_JOIN_TOKEN_USED' };
@@ -96,9 +106,19 @@ export interface Store {
   expireLeases(now: number): Promise<LeaseSweep>;
 
   /** Idempotent, offset-addressed append; only the agent holding the running task may write. */
-  appendOutput(taskId: string, agentId: string, offset: number, frames: readonly OutputFrame[]): Promise<AppendResult | 'not_held'>;
+  appendOutput(taskId: string, agentId: string, offset: number, frames: readonly OutputFrame[], transform: OutputTransform): Promise<AppendResult | 'not_held'>;
+  /** Stores what the redactor still held back when the task finished. */
+  flushOutput(taskId: string, agentId: string, transform: (state: string | null) => OutputFrame[]): Promise<void>;
   readOutput(taskId: string, offset: number, maxBytes: number): Promise<OutputFrame[]>;
   outputSha256(taskId: string): Promise<{ bytes: number; sha256: string }>;
+
+  setTargetKey(targetId: string, publicKeyPem: string, keyId: string): Promise<boolean>;
+  putSecret(row: SecretRow): Promise<'ok' | 'too_many'>;
+  listSecrets(targetId: string): Promise<SecretRow[]>;
+  deleteSecret(targetId: string, name: string): Promise<boolean>;
+  /** Hosted-pool or self-hosted targets this agent serves that have no key yet. */
+  targetsNeedingKeys(agent: AgentRow): Promise<TargetRow[]>;
+  getTargetById(targetId: string): Promise<TargetRow | undefined>;
 
   appendAudit(entry: AuditInput): Promise<AuditRow>;
   listAudit(orgId: string, limit: number): Promise<AuditRow[]>;

@@ -9,9 +9,10 @@ import { createHash } from 'node:crypto';
 import Database from 'better-sqlite3';
 import type { OutputFrame, TaskStatus } from '@ferry/protocol';
 import { isStreamId } from '@ferry/protocol';
+import { MAX_SECRETS_PER_TARGET, MAX_SECRET_BYTES_PER_TARGET } from '@ferry/protocol';
 import type {
   AgentRow, ApiTokenRow, AppendResult, AuditInput, AuditRow, ConsumeJoinResult, FinishInput,
-  JoinTokenRow, LeaseSweep, NewAgent, OrgRow, Store, TargetRow, TaskFilter, TaskRow,
+  JoinTokenRow, LeaseSweep, NewAgent, OrgRow, OutputTransform, SecretRow, Store, TargetRow, TaskFilter, TaskRow,
 } from '../types.js';
 import { migrations } from './migrations.js';
 import { auditHash } from '../audit-hash.js';
@@ -26,6 +27,7 @@ function toTarget(r: Row): TargetRow {
     id: String(r.id), orgId: String(r.org_id), name: String(r.name), type: r.type as TargetRow['type'],
     agentMode: r.agent_mode as TargetRow['agentMode'], createdAt: num(r.created_at),
     network: r.network as TargetRow['network'], limits: JSON.parse(String(r.limits)) as TargetRow['limits'],
+    redact: r.redact as TargetRow['redact'], publicKeyPem: strOrNull(r.public_key), keyId: strOrNull(r.key_id),
   };
 }
 
@@ -34,6 +36,7 @@ function toTask(r: Row): TaskRow {
     id: String(r.id), orgId: String(r.org_id), targetId: String(r.target_id), targetName: String(r.target_name),
     targetType: r.target_type as TaskRow['targetType'],
     targetNetwork: r.target_network as TaskRow['targetNetwork'], targetLimits: JSON.parse(String(r.target_limits)) as TaskRow['targetLimits'],
+    targetRedact: r.target_redact as TaskRow['targetRedact'], storedBytes: num(r.stored_bytes), redactState: strOrNull(r.redact_state),
     script: String(r.script), status: r.status as TaskStatus,
     exitCode: numOrNull(r.exit_code), signal: strOrNull(r.signal), reason: strOrNull(r.reason),
     agentId: strOrNull(r.agent_id), agentName: strOrNull(r.agent_name), createdBy: String(r.created_by),
@@ -52,7 +55,19 @@ function toAudit(r: Row): AuditRow {
   };
 }
 
-const TASK_SELECT = `SELECT t.*, g.name AS target_name, g.type AS target_type, g.network AS target_network, g.limits AS target_limits, a.name AS agent_name
+/** The part of an upload at `offset` that lies beyond `expected` (what the server already has). */
+function unseenFrames(frames: readonly OutputFrame[], offset: number, expected: number): OutputFrame[] {
+  const fresh: OutputFrame[] = [];
+  let at = offset;
+  for (const frame of frames) {
+    const end = at + frame.data.length;
+    if (end > expected) fresh.push({ ...frame, data: frame.data.subarray(Math.max(0, expected - at)) });
+    at = end;
+  }
+  return fresh;
+}
+
+const TASK_SELECT = `SELECT t.*, g.name AS target_name, g.type AS target_type, g.network AS target_network, g.limits AS target_limits, g.redact AS target_redact, a.name AS agent_name
   FROM tasks t JOIN targets g ON g.id = t.target_id LEFT JOIN agents a ON a.id = t.agent_id`;
 
 export class SqliteStore implements Store {
@@ -104,8 +119,8 @@ export class SqliteStore implements Store {
 
   async createTarget(row: TargetRow): Promise<TargetRow | 'exists'> {
     try {
-      this.db.prepare('INSERT INTO targets (id, org_id, name, type, agent_mode, created_at, network, limits) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(row.id, row.orgId, row.name, row.type, row.agentMode, row.createdAt, row.network, JSON.stringify(row.limits));
+      this.db.prepare('INSERT INTO targets (id, org_id, name, type, agent_mode, created_at, network, limits, redact) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+        .run(row.id, row.orgId, row.name, row.type, row.agentMode, row.createdAt, row.network, JSON.stringify(row.limits), row.redact);
       return row;
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') return 'exists';
@@ -292,28 +307,41 @@ export class SqliteStore implements Store {
     })();
   }
 
-  async appendOutput(taskId: string, agentId: string, offset: number, frames: readonly OutputFrame[]): Promise<AppendResult | 'not_held'> {
+  async appendOutput(taskId: string, agentId: string, offset: number, frames: readonly OutputFrame[], transform: OutputTransform): Promise<AppendResult | 'not_held'> {
     return this.db.transaction((): AppendResult | 'not_held' => {
-      const t = this.db.prepare("SELECT output_bytes FROM tasks WHERE id = ? AND agent_id = ? AND status = 'running'").get(taskId, agentId) as Row | undefined;
+      const t = this.db.prepare("SELECT output_bytes, stored_bytes, redact_state FROM tasks WHERE id = ? AND agent_id = ? AND status = 'running'").get(taskId, agentId) as Row | undefined;
       if (!t) return 'not_held';
       const expected = num(t.output_bytes);
       if (offset > expected) return { ok: false, expectedOffset: expected };
-      const insert = this.db.prepare('INSERT INTO task_output (task_id, start_offset, end_offset, stream, time, data) VALUES (?, ?, ?, ?, ?, ?)');
-      let at = offset;
-      for (const frame of frames) {
-        const end = at + frame.data.length;
-        if (end > expected && frame.data.length > 0) {
-          // Skip the part of a resent chunk the server already has.
-          const skip = Math.max(0, expected - at);
-          insert.run(taskId, at + skip, end, frame.stream, frame.time, frame.data.subarray(skip));
-        }
-        at = end;
-      }
-      if (at > expected) {
-        this.db.prepare('UPDATE tasks SET output_bytes = ? WHERE id = ? AND output_bytes = ?').run(at, taskId, expected);
-      }
-      return { ok: true, nextOffset: Math.max(at, expected) };
+      const fresh = unseenFrames(frames, offset, expected);
+      const received = fresh.reduce((n, f) => n + f.data.length, 0);
+      if (received === 0) return { ok: true, nextOffset: expected };
+      const out = transform(fresh, strOrNull(t.redact_state), expected);
+      const stored = this.insertFrames(taskId, num(t.stored_bytes), out.frames);
+      this.db.prepare('UPDATE tasks SET output_bytes = ?, stored_bytes = ?, redact_state = ? WHERE id = ? AND output_bytes = ?')
+        .run(expected + received, stored, out.state, taskId, expected);
+      return { ok: true, nextOffset: expected + received };
     })();
+  }
+
+  async flushOutput(taskId: string, agentId: string, transform: (state: string | null) => OutputFrame[]): Promise<void> {
+    this.db.transaction(() => {
+      const t = this.db.prepare("SELECT stored_bytes, redact_state FROM tasks WHERE id = ? AND agent_id = ? AND status = 'running'").get(taskId, agentId) as Row | undefined;
+      if (!t) return;
+      const stored = this.insertFrames(taskId, num(t.stored_bytes), transform(strOrNull(t.redact_state)));
+      this.db.prepare('UPDATE tasks SET stored_bytes = ?, redact_state = NULL WHERE id = ?').run(stored, taskId);
+    })();
+  }
+
+  /** Appends frames at stored offset `at`; returns the new end. */
+  private insertFrames(taskId: string, at: number, frames: readonly OutputFrame[]): number {
+    const insert = this.db.prepare('INSERT INTO task_output (task_id, start_offset, end_offset, stream, time, data) VALUES (?, ?, ?, ?, ?, ?)');
+    for (const frame of frames) {
+      if (frame.data.length === 0) continue;
+      insert.run(taskId, at, at + frame.data.length, frame.stream, frame.time, frame.data);
+      at += frame.data.length;
+    }
+    return at;
   }
 
   async readOutput(taskId: string, offset: number, maxBytes: number): Promise<OutputFrame[]> {
@@ -343,6 +371,48 @@ export class SqliteStore implements Store {
       bytes += data.length;
     }
     return { bytes, sha256: hash.digest('hex') };
+  }
+
+  async setTargetKey(targetId: string, publicKeyPem: string, keyId: string): Promise<boolean> {
+    const r = this.db.prepare('UPDATE targets SET public_key = ?, key_id = ? WHERE id = ? AND public_key IS NULL AND deleted_at IS NULL').run(publicKeyPem, keyId, targetId);
+    return r.changes === 1;
+  }
+
+  async putSecret(row: SecretRow): Promise<'ok' | 'too_many'> {
+    return this.db.transaction((): 'ok' | 'too_many' => {
+      const existing = this.db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM secrets WHERE target_id = ? AND name <> ?').get(row.targetId, row.name) as Row;
+      if (num(existing.n) + 1 > MAX_SECRETS_PER_TARGET || num(existing.b) + row.bytes > MAX_SECRET_BYTES_PER_TARGET) return 'too_many';
+      this.db.prepare(`INSERT INTO secrets (target_id, name, org_id, kid, sealed, bytes, set_by, set_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (target_id, name) DO UPDATE SET kid = excluded.kid, sealed = excluded.sealed, bytes = excluded.bytes, set_by = excluded.set_by, set_at = excluded.set_at`)
+        .run(row.targetId, row.name, row.orgId, row.kid, JSON.stringify(row.sealed), row.bytes, row.setBy, row.setAt);
+      return 'ok';
+    })();
+  }
+
+  async listSecrets(targetId: string): Promise<SecretRow[]> {
+    return this.db.prepare('SELECT * FROM secrets WHERE target_id = ? ORDER BY name').all(targetId).map((raw) => {
+      const r = raw as Row;
+      return {
+        targetId: String(r.target_id), orgId: String(r.org_id), name: String(r.name), kid: String(r.kid),
+        sealed: JSON.parse(String(r.sealed)) as SecretRow['sealed'], bytes: num(r.bytes), setBy: String(r.set_by), setAt: num(r.set_at),
+      };
+    });
+  }
+
+  async deleteSecret(targetId: string, name: string): Promise<boolean> {
+    return this.db.prepare('DELETE FROM secrets WHERE target_id = ? AND name = ?').run(targetId, name).changes === 1;
+  }
+
+  async targetsNeedingKeys(agent: AgentRow): Promise<TargetRow[]> {
+    const rows = agent.hosted
+      ? this.db.prepare("SELECT * FROM targets WHERE agent_mode = 'hosted' AND deleted_at IS NULL AND public_key IS NULL AND (@orgId IS NULL OR org_id = @orgId)").all({ orgId: agent.orgId })
+      : this.db.prepare("SELECT g.* FROM targets g JOIN agent_targets at ON at.target_id = g.id WHERE at.agent_id = ? AND g.deleted_at IS NULL AND g.public_key IS NULL AND g.agent_mode = 'self-hosted'").all(agent.id);
+    return rows.map((r) => toTarget(r as Row));
+  }
+
+  async getTargetById(targetId: string): Promise<TargetRow | undefined> {
+    const r = this.db.prepare('SELECT * FROM targets WHERE id = ? AND deleted_at IS NULL').get(targetId) as Row | undefined;
+    return r ? toTarget(r) : undefined;
   }
 
   async appendAudit(entry: AuditInput): Promise<AuditRow> {

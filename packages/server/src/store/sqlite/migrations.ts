@@ -67,4 +67,22 @@ ALTER TABLE targets ADD COLUMN network TEXT NOT NULL DEFAULT 'none' CHECK (netwo
 ALTER TABLE targets ADD COLUMN limits TEXT NOT NULL DEFAULT '{}';
 `,
   },
+  {
+    version: 3,
+    name: 'sealing keys, sealed secrets, redaction',
+    sql: `
+ALTER TABLE targets ADD COLUMN redact TEXT NOT NULL DEFAULT 'secrets' CHECK (redact IN ('secrets','all','none'));
+ALTER TABLE targets ADD COLUMN public_key TEXT;
+ALTER TABLE targets ADD COLUMN key_id TEXT;
+CREATE TABLE secrets (
+  target_id TEXT NOT NULL REFERENCES targets(id), name TEXT NOT NULL, org_id TEXT NOT NULL REFERENCES orgs(id),
+  kid TEXT NOT NULL, sealed TEXT NOT NULL, bytes INTEGER NOT NULL, set_by TEXT NOT NULL, set_at INTEGER NOT NULL,
+  PRIMARY KEY (target_id, name)
+);
+-- Output offsets: output_bytes counts what the agent sent (its offsets, for idempotent uploads);
+-- stored_bytes counts what was stored after redaction (the offsets readers use).
+ALTER TABLE tasks ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE tasks ADD COLUMN redact_state TEXT;
+`,
+  },
 ];

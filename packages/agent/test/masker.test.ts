@@ -1,0 +1,465 @@
+/**
+ * The streaming secret masker: every form of a value, any chunking, merging of overlapping
+ * matches, minimal hold-back, byte-exact pass-through of everything else (invalid UTF-8
+ * included), a property test against a brute-force reference, and throughput figures.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import {
+  SecretMasker, bashPrintfQ, measureMaskerThroughput, sampleOutput, sampleSecrets, secretForms, type MaskerStream,
+} from '../src/output/masker.js';
+
+const MASK = '***';
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+/** Pushes the chunks through a fresh stream and flushes; returns each push's output and the whole. */
+function run(masker: SecretMasker, chunks: Buffer[]): { outs: Buffer[]; all: Buffer } {
+  const s = masker.forStream();
+  const outs = chunks.map((c) => s.push(c));
+  outs.push(s.flush());
+  return { outs, all: Buffer.concat(outs) };
+}
+
+function maskStr(values: string[], text: string | Buffer, chunks?: number[]): string {
+  const data = typeof text === 'string' ? Buffer.from(text) : text;
+  return run(new SecretMasker(values), split(data, chunks ?? [])).all.toString();
+}
+
+/** Cuts data at the given offsets (taken modulo length + 1, sorted, deduplicated). */
+function split(data: Buffer, cuts: number[]): Buffer[] {
+  const at = [...new Set(cuts.map((c) => c % (data.length + 1)))].sort((a, b) => a - b);
+  const out: Buffer[] = [];
+  let prev = 0;
+  for (const c of at) {
+    out.push(data.subarray(prev, c));
+    prev = c;
+  }
+  out.push(data.subarray(prev));
+  return out;
+}
+
+/** Every byte pattern the masker should look for. */
+function patternsOf(values: string[], minLength = 6): Buffer[] {
+  return [...new Set(values.flatMap((v) => secretForms(v, minLength)))].map((f) => Buffer.from(f));
+}
+
+/** Brute force: union of all occurrences of all patterns (touching spans joined), one mask each. */
+function reference(data: Buffer, patterns: Buffer[], mask = MASK): Buffer {
+  const spans: [number, number][] = [];
+  for (const p of patterns) {
+    for (let i = data.indexOf(p); i !== -1; i = data.indexOf(p, i + 1)) spans.push([i, i + p.length]);
+  }
+  spans.sort((a, b) => a[0] - b[0]);
+  const merged: [number, number][] = [];
+  for (const [a, b] of spans) {
+    const last = merged[merged.length - 1];
+    if (last && a <= last[1]) last[1] = Math.max(last[1], b);
+    else merged.push([a, b]);
+  }
+  const out: Buffer[] = [];
+  let at = 0;
+  for (const [a, b] of merged) {
+    out.push(data.subarray(at, a), Buffer.from(mask));
+    at = b;
+  }
+  out.push(data.subarray(at));
+  return Buffer.concat(out);
+}
+
+/** Length of the longest suffix of data that is a prefix of some pattern. */
+function longestPendingPrefix(data: Buffer, patterns: Buffer[]): number {
+  let best = 0;
+  for (const p of patterns) {
+    for (let l = Math.min(p.length, data.length); l > best; l--) {
+      if (data.subarray(data.length - l).equals(p.subarray(0, l))) {
+        best = l;
+        break;
+      }
+    }
+  }
+  return best;
+}
+
+/** The stable inner part of base64 (std) of `value` placed at byte offset k of a larger stream. */
+function stableBase64(value: string, k: number): string {
+  const n = Buffer.byteLength(value);
+  const enc = Buffer.concat([Buffer.alloc(k, 0x78), Buffer.from(value)]).toString('base64');
+  return enc.slice(Math.ceil((8 * k) / 6), Math.floor((8 * (k + n)) / 6));
+}
+const toUrlSafe = (b64: string) => b64.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+
+// ---------------------------------------------------------------------------------------------
+// Unit tests, one per form and behaviour
+
+test('raw value: masked anywhere in the output, the rest unchanged', () => {
+  const v = 'hunter2-secret';
+  assert.equal(maskStr([v], `password=${v}\n`), 'password=***\n');
+  assert.equal(maskStr([v], `${v}`), '***');
+  assert.equal(maskStr([v], `${v} and ${v}!`), '*** and ***!');
+  assert.equal(maskStr([v], 'nothing to see here\n'), 'nothing to see here\n');
+  assert.equal(maskStr([v], 'hunter2-secre hunter2-secreT'), 'hunter2-secre hunter2-secreT');
+});
+
+test('raw value split across pushes at every possible split point (2 and 3 pieces, and byte by byte)', () => {
+  const v = 'sk_live_4f9a8b7c6d5e';
+  const masker = new SecretMasker([v]);
+  const text = Buffer.from(`token: ${v} (expires soon) ${v}`);
+  const expected = 'token: *** (expires soon) ***';
+  for (let i = 0; i <= text.length; i++) {
+    assert.equal(run(masker, [text.subarray(0, i), text.subarray(i)]).all.toString(), expected, `split at ${i}`);
+  }
+  for (let i = 0; i <= text.length; i++) {
+    for (let j = i; j <= text.length; j++) {
+      assert.equal(run(masker, [text.subarray(0, i), text.subarray(i, j), text.subarray(j)]).all.toString(), expected);
+    }
+  }
+  const bytes = [...text].map((b) => Buffer.from([b]));
+  assert.equal(run(masker, bytes).all.toString(), expected);
+});
+
+test('hold-back is exactly the longest suffix that is a prefix of some form, nothing else is delayed', () => {
+  const v = 'correct-horse-battery';
+  const masker = new SecretMasker([v]);
+  const pats = patternsOf([v]);
+  const s = masker.forStream();
+  let consumed = Buffer.alloc(0);
+  let emitted = Buffer.alloc(0);
+  for (const piece of ['log line one\n', 'the value is corr', 'ect-hor', 'se-batter', 'x and then cor', 'rect', '\n', 'done']) {
+    consumed = Buffer.concat([consumed, Buffer.from(piece)]);
+    emitted = Buffer.concat([emitted, s.push(Buffer.from(piece))]);
+    const held = longestPendingPrefix(consumed, pats);
+    assert.equal(s.heldBytes, held, `after ${JSON.stringify(piece)}`);
+    assert.deepEqual(emitted, consumed.subarray(0, consumed.length - held));
+  }
+  emitted = Buffer.concat([emitted, s.flush()]);
+  assert.deepEqual(emitted, consumed);
+  // A complete value in the middle of a push: the text after it comes out at once.
+  const t = masker.forStream();
+  assert.equal(t.push(Buffer.from(`a ${v} b\n`)).toString(), 'a *** b\n');
+  assert.equal(t.heldBytes, 0);
+  assert.equal(t.flush().length, 0);
+});
+
+test('multi-line value: each line masked, and the whitespace-normalized value', () => {
+  const v = 'first-line-secret\r\nsecond-line-secret\n   third-line-secret  \nab\n';
+  const m = new SecretMasker([v]);
+  assert.equal(m.maskString(`raw: ${v}`), 'raw: ***');
+  assert.equal(m.maskString('got first-line-secret\ngot second-line-secret\ngot third-line-secret\n'), 'got ***\ngot ***\ngot ***\n');
+  assert.equal(m.maskString('[first-line-secret second-line-secret third-line-secret ab]'), '[***]'); // echo $X
+  assert.equal(m.maskString('ab cd ab'), 'ab cd ab'); // a line too short to mask on its own
+  assert.ok(secretForms(v).includes('first-line-secret second-line-secret third-line-secret ab'));
+  assert.ok(!secretForms(v).includes('ab'));
+  // A single-line value with a trailing newline (read from a file) is masked without it too.
+  assert.equal(maskStr(['value-from-file\n'], 'echo value-from-file;'), 'echo ***;');
+});
+
+test('base64, standard and URL-safe, at all three alignments (the stable part never appears)', () => {
+  const v = 'p4ss>>w0rd??~~ÿþ-secret'; // encodes with '+' and '/' at every alignment
+  const m = new SecretMasker([v]);
+  for (let k = 0; k < 3; k++) {
+    const stable = stableBase64(v, k);
+    assert.ok(/[+/]/.test(stable), `alignment ${k} should exercise the URL-safe alphabet`);
+    for (const prefix of [Buffer.alloc(k, 0x78), randomBytes(k), Buffer.from('user:'.slice(0, k))]) {
+      for (const suffix of ['', 'x', 'xy', 'xyz', '\u0000\u00ff']) {
+        const plain = Buffer.concat([prefix, Buffer.from(v), Buffer.from(suffix)]);
+        const std = plain.toString('base64');
+        const url = toUrlSafe(std);
+        const out = m.maskString(`Authorization: Basic ${std}\nurl=${url}\n`);
+        assert.ok(!out.includes(stable), `std k=${k} ${JSON.stringify(out)}`);
+        assert.ok(!out.includes(toUrlSafe(stable)), `url k=${k} ${JSON.stringify(out)}`);
+        assert.ok(out.startsWith('Authorization: Basic ') && out.includes('***'));
+      }
+    }
+  }
+  // Embedded at every offset of a larger base64 document (e.g. a kubectl secret manifest).
+  for (let pad = 0; pad < 6; pad++) {
+    const doc = Buffer.from(`${'-'.repeat(pad)}{"user":"deploy","password":"${v}","port":5432}`).toString('base64');
+    const out = maskStr([v], `data: ${doc}\n`, [7, 19, 33]);
+    for (let k = 0; k < 3; k++) assert.ok(!out.includes(stableBase64(v, k)));
+    assert.ok(out.includes('***'));
+  }
+  // The spec's example shapes.
+  for (const pre of ['', 'x', 'xx']) {
+    const stable = stableBase64(v, pre.length);
+    assert.ok(!maskStr([v], Buffer.from(pre + v).toString('base64')).includes(stable));
+    assert.ok(!maskStr([v], Buffer.from(pre + v).toString('base64url')).includes(toUrlSafe(stable)));
+  }
+});
+
+test('base64 forms too short to be safe are skipped; the raw value is still masked', () => {
+  const forms = secretForms('abcdef');
+  for (const f of forms) assert.ok(f.length >= 6, f);
+  assert.ok(forms.includes('abcdef'));
+  assert.ok(forms.includes('YWJjZGVm')); // alignment 0, 8 characters
+  assert.equal(new Set(forms).size, forms.length);
+});
+
+test('URL-encoded: encodeURIComponent, + for space, and form encoding', () => {
+  const v = "p@ss w/rd&x=1?ö!'()~";
+  const m = new SecretMasker([v]);
+  const forms = [encodeURIComponent(v), encodeURIComponent(v).replace(/%20/g, '+'), new URLSearchParams({ t: v }).toString().slice(2)];
+  assert.equal(new Set(forms).size, 3);
+  for (const f of forms) {
+    assert.equal(m.maskString(`GET https://example.com/cb?token=${f}&next=1 200`), 'GET https://example.com/cb?token=***&next=1 200');
+  }
+});
+
+test('JSON-escaped: JSON.stringify without quotes, and the ASCII-only / Go / PHP variants', () => {
+  const v = 'he said "hi" \\ C:\\path\n\ttab é €/<x>&';
+  const m = new SecretMasker([v]);
+  assert.equal(m.maskString(JSON.stringify({ password: v, n: 1 })), '{"password":"***","n":1}');
+  const python = JSON.stringify(v).slice(1, -1).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  assert.equal(m.maskString(`{"password": "${python}"}`), '{"password": "***"}');
+  const go = JSON.stringify(v).slice(1, -1).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026');
+  assert.equal(m.maskString(`{"password":"${go}"}`), '{"password":"***"}');
+  const php = JSON.stringify(v).slice(1, -1).replace(/\//g, '\\/');
+  assert.equal(m.maskString(`{"password":"${php}"}`), '{"password":"***"}');
+});
+
+test("shell-quoted: '...' with '\\'' escapes, and bash printf %q", () => {
+  const v = "it's a s3cret; $HOME & more";
+  const m = new SecretMasker([v]);
+  const single = `'${v.replace(/'/g, `'\\''`)}'`;
+  assert.equal(single, `'it'\\''s a s3cret; $HOME & more'`);
+  assert.equal(m.maskString(`+ curl -u ${single} https://x\n`), "+ curl -u '***' https://x\n");
+  const q = bashPrintfQ(v);
+  assert.equal(q, "it\\'s\\ a\\ s3cret\\;\\ \\$HOME\\ \\&\\ more");
+  assert.equal(m.maskString(`exec env X=${q} cmd`), 'exec env X=*** cmd');
+  // $'...' style for values with control characters: only the inside is a form.
+  assert.equal(bashPrintfQ('tab\there\u001b[0m\''), "tab\\there\\E[0m\\'");
+  assert.equal(maskStr(['line1-secret\nline2'], "X=$'line1-secret\\nline2'"), "X=$'***'");
+  assert.equal(bashPrintfQ('#x~y:~z=~'), '\\#x~y:\\~z=\\~');
+});
+
+test('bashPrintfQ agrees with the real bash on random values', (t) => {
+  const probe = spawnSync('bash', ['-c', 'printf %q x'], { encoding: 'utf8' });
+  if (probe.status !== 0) {
+    t.skip('no bash on this host');
+    return;
+  }
+  const unit = fc.constantFrom(...Array.from('aZ09 !"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~\t\n\r\u001b\u0001\u007f\u0085\u00a0\u2028\u0e00\u200béé€😀'));
+  const values = fc.sample(fc.string({ unit, minLength: 1, maxLength: 12 }), { numRuns: 300, seed: 42 });
+  const res = spawnSync('bash', ['-c', 'for a in "$@"; do printf "%q\\0" "$a"; done', '_', ...values], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C.UTF-8' } });
+  assert.equal(res.status, 0, res.stderr);
+  const got = res.stdout.split('\0').slice(0, -1);
+  assert.equal(got.length, values.length);
+  values.forEach((v, i) => {
+    const ours = bashPrintfQ(v);
+    const expected = got[i]!;
+    assert.ok(expected === ours || expected === `$'${ours}'`, `${JSON.stringify(v)}: bash ${expected}, ours ${ours}`);
+  });
+});
+
+test('overlapping and adjacent matches merge into one mask', () => {
+  const a = 'abcdefgh';
+  const b = 'efghijkl';
+  assert.equal(maskStr([a, b], 'xx abcdefghijkl yy'), 'xx *** yy'); // overlap
+  assert.equal(maskStr([a, b], 'xx abcdefghefghijkl yy'), 'xx *** yy'); // adjacent
+  assert.equal(maskStr([a, b], 'xx abcdefghabcdefgh yy'), 'xx *** yy'); // same value twice, adjacent
+  assert.equal(maskStr([a, b], 'xx abcdefgh-efghijkl yy'), 'xx ***-*** yy'); // one byte apart: two masks
+  assert.equal(maskStr([a, 'cdefgh'], 'xx abcdefgh yy cdefgh'), 'xx *** yy ***'); // nested
+  assert.equal(maskStr(['bcdefg', 'abcdefghij'], '_abcdefghij_'), '_***_'); // shorter one seen first
+  assert.equal(maskStr(['ghijkl', 'abcdefghi', 'defghijklmnop'], '<abcdefghijklmnop>'), '<***>'); // chain
+  const masker = new SecretMasker([a, b, 'ijklmnop']);
+  const text = Buffer.from('1 abcdefghijklmnop 2 efghijklabcdefgh 3');
+  for (let i = 0; i <= text.length; i++) {
+    for (let j = i; j <= text.length; j += 3) {
+      assert.equal(run(masker, [text.subarray(0, i), text.subarray(i, j), text.subarray(j)]).all.toString(), '1 *** 2 *** 3');
+    }
+  }
+});
+
+test('values shorter than 6 characters are not masked and are reported by index', () => {
+  const m = new SecretMasker(['abc', 'long-enough-secret', '', '12345', '123456', 'abc']);
+  assert.deepEqual(m.skipped, [0, 2, 3, 5]);
+  assert.equal(m.maskString('abc 12345 123456 long-enough-secret'), 'abc 12345 *** ***');
+  const none = new SecretMasker(['short']);
+  assert.deepEqual(none.skipped, [0]);
+  assert.equal(none.patternCount, 0);
+  const custom = new SecretMasker(['abc', 'abcd'], { minLength: 4, mask: '[masked]' });
+  assert.deepEqual(custom.skipped, [0]);
+  assert.equal(custom.maskString('abc abcd'), 'abc [masked]');
+});
+
+test('invalid UTF-8 passes through unchanged, also around a masked value', () => {
+  const v = 'secret-π-value';
+  const junk = Buffer.from([0xff, 0xfe, 0x80, 0xc3, 0x28, 0x61, 0xed, 0xa0, 0x80, 0xf0, 0x9f, 0x98]);
+  const m = new SecretMasker([v]);
+  for (let i = 0; i <= junk.length; i++) assert.deepEqual(run(m, [junk.subarray(0, i), junk.subarray(i)]).all, junk);
+  const input = Buffer.concat([junk, Buffer.from(v), junk, Buffer.from(v).subarray(0, 8), junk]);
+  const expected = Buffer.concat([junk, Buffer.from(MASK), junk, Buffer.from(v).subarray(0, 8), junk]);
+  for (let i = 0; i <= input.length; i++) assert.deepEqual(run(m, [input.subarray(0, i), input.subarray(i)]).all, expected);
+  // A value split inside a multi-byte character.
+  const pi = Buffer.from(v).indexOf(0x80);
+  assert.deepEqual(run(m, [Buffer.from(v).subarray(0, pi), Buffer.from(v).subarray(pi)]).all.toString(), MASK);
+});
+
+test('no maskable value: push returns the very chunk, flush nothing', () => {
+  for (const values of [[], ['short'], ['']]) {
+    const m = new SecretMasker(values);
+    const s = m.forStream();
+    const chunk = randomBytes(1000);
+    assert.equal(s.push(chunk), chunk);
+    assert.equal(s.flush().length, 0);
+    assert.equal(m.push(chunk), chunk);
+  }
+});
+
+test('streams from one masker are independent; flush resets a stream for reuse; the masker has a default stream', () => {
+  const v = 'shared-automaton-secret';
+  const m = new SecretMasker([v], { mask: '<hidden>' });
+  const out: MaskerStream = m.forStream();
+  const err: MaskerStream = m.forStream();
+  const o: Buffer[] = [];
+  const e: Buffer[] = [];
+  o.push(out.push(Buffer.from('out: shared-auto')));
+  e.push(err.push(Buffer.from('err: maton-secret '))); // would complete the value only if state leaked across streams
+  o.push(out.push(Buffer.from('maton-secret!')));
+  e.push(err.push(Buffer.from('shared-automaton-secret')));
+  o.push(out.flush());
+  e.push(err.flush());
+  assert.equal(Buffer.concat(o).toString(), 'out: <hidden>!');
+  assert.equal(Buffer.concat(e).toString(), 'err: maton-secret <hidden>');
+  assert.equal(Buffer.concat([out.push(Buffer.from(`again ${v}`)), out.flush()]).toString(), 'again <hidden>');
+  assert.equal(Buffer.concat([m.push(Buffer.from(`default ${v.slice(0, 5)}`)), m.push(Buffer.from(v.slice(5))), m.flush()]).toString(), 'default <hidden>');
+});
+
+test('long values (certificate-sized) with a tiny dense table: masked, every form, any chunking', () => {
+  const body = randomBytes(1800).toString('base64').replace(/(.{64})/g, '$1\n');
+  const pem = `-----BEGIN PRIVATE KEY-----\n${body}\n-----END PRIVATE KEY-----\n`;
+  for (const denseBudget of [1, 64, undefined]) {
+    const m = new SecretMasker([pem, 'another-secret-value'], { denseBudget });
+    const text = Buffer.from(`cat key.pem:\n${pem}json: ${JSON.stringify({ key: pem })}\nb64: ${Buffer.from(pem).toString('base64')}\n`);
+    const expected = reference(text, patternsOf([pem, 'another-secret-value']));
+    for (const cuts of [[], [100, 1000, 2500], Array.from({ length: 60 }, (_, i) => i * 97)]) {
+      assert.deepEqual(run(m, split(text, cuts)).all, expected);
+    }
+    const out = run(m, [text]).all.toString();
+    for (const line of pem.split('\n')) if (line.length >= 6) assert.ok(!out.includes(line), line);
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Property tests
+
+const secretUnit = fc.oneof(
+  { weight: 6, arbitrary: fc.constantFrom(...'abcdefghXYZ0189-_.'.split('')) },
+  { weight: 1, arbitrary: fc.constantFrom(' ', '\n', '\t', "'", '"', '\\', '/', '+', '=', '%', '&', '?', 'é', '€', '😀') },
+);
+/** 1 to 3 values; no '*' in them, so the mask text can never help spell one. */
+const secretsArb = fc.array(fc.string({ unit: secretUnit, minLength: 6, maxLength: 18 }), { minLength: 1, maxLength: 3 });
+
+type Piece = { kind: 'bytes'; bytes: Uint8Array } | { kind: 'form'; pick: number } | { kind: 'partial'; pick: number; cut: number };
+const pieceArb: fc.Arbitrary<Piece> = fc.oneof(
+  fc.record({ kind: fc.constant('bytes' as const), bytes: fc.uint8Array({ maxLength: 12 }) }),
+  fc.record({ kind: fc.constant('form' as const), pick: fc.nat() }),
+  fc.record({ kind: fc.constant('partial' as const), pick: fc.nat(), cut: fc.nat() }),
+);
+const cutsArb = fc.array(fc.nat({ max: 10_000 }), { maxLength: 10 });
+
+function assemble(pieces: Piece[], patterns: Buffer[]): Buffer {
+  return Buffer.concat(pieces.map((p) => {
+    if (p.kind === 'bytes') return Buffer.from(p.bytes);
+    const f = patterns[p.pick % patterns.length]!;
+    return p.kind === 'form' ? f : f.subarray(0, p.cut % f.length); // a proper prefix
+  }));
+}
+
+test('property: no registered value or form survives, whatever the chunking', () => {
+  fc.assert(fc.property(secretsArb, fc.array(pieceArb, { maxLength: 14 }), cutsArb, (values, pieces, cuts) => {
+    const patterns = patternsOf(values);
+    fc.pre(patterns.length > 0);
+    const input = assemble(pieces, patterns);
+    const out = run(new SecretMasker(values), split(input, cuts)).all;
+    for (const v of values) assert.ok(!out.includes(Buffer.from(v)), `value ${JSON.stringify(v)} in ${JSON.stringify(out.toString('latin1'))}`);
+    for (const p of patterns) assert.ok(!out.includes(p), `form ${JSON.stringify(p.toString())} in ${JSON.stringify(out.toString('latin1'))}`);
+  }), { numRuns: 600 });
+});
+
+test('property: output without secrets passes byte-for-byte, holding back only a pending prefix', () => {
+  fc.assert(fc.property(secretsArb, fc.array(pieceArb.filter((p) => p.kind !== 'form'), { maxLength: 14 }), cutsArb, (values, pieces, cuts) => {
+    const patterns = patternsOf(values);
+    fc.pre(patterns.length > 0);
+    const input = assemble(pieces, patterns);
+    fc.pre(patterns.every((p) => !input.includes(p)));
+    const s = new SecretMasker(values).forStream();
+    let consumed = 0;
+    let emitted: Buffer[] = [];
+    for (const chunk of split(input, cuts)) {
+      emitted.push(s.push(chunk));
+      consumed += chunk.length;
+      const held = longestPendingPrefix(input.subarray(0, consumed), patterns);
+      const sofar = Buffer.concat(emitted);
+      emitted = [sofar];
+      assert.equal(s.heldBytes, held);
+      assert.deepEqual(sofar, input.subarray(0, consumed - held));
+    }
+    assert.deepEqual(Buffer.concat([...emitted, s.flush()]), input);
+  }), { numRuns: 600 });
+});
+
+test('property: output is independent of chunk boundaries and equals the brute-force reference', () => {
+  fc.assert(fc.property(secretsArb, fc.array(pieceArb, { maxLength: 14 }), cutsArb, cutsArb, (values, pieces, cuts1, cuts2) => {
+    const patterns = patternsOf(values);
+    fc.pre(patterns.length > 0);
+    const input = assemble(pieces, patterns);
+    const m = new SecretMasker(values);
+    const a = run(m, split(input, cuts1)).all;
+    const b = run(m, split(input, cuts2)).all;
+    assert.deepEqual(a, b);
+    assert.deepEqual(a, reference(input, patterns));
+  }), { numRuns: 600 });
+});
+
+test('property: dense overlaps (tiny alphabet, short values, tiny dense table) still equal the reference', () => {
+  const small = fc.array(fc.string({ unit: fc.constantFrom('a', 'b', 'c'), minLength: 2, maxLength: 8 }), { minLength: 1, maxLength: 6 });
+  const text = fc.array(fc.constantFrom(...'aabbc-'.split('')), { maxLength: 60 }).map((cs) => Buffer.from(cs.join('')));
+  fc.assert(fc.property(small, text, cutsArb, fc.constantFrom(1, 1, 8, 1 << 20), (values, input, cuts, denseBudget) => {
+    const m = new SecretMasker(values, { minLength: 2, denseBudget });
+    const out = run(m, split(input, cuts)).all;
+    assert.deepEqual(out, reference(input, patternsOf(values, 2)));
+    assert.deepEqual(out, run(m, [input]).all);
+  }), { numRuns: 1500 });
+});
+
+test('deep (sparse) states follow failure links into other patterns', () => {
+  // "axyzw" is deep; its failure link must lead to "yzw" so that "yzwv" is found.
+  for (const denseBudget of [1, 4, undefined]) {
+    const m = new SecretMasker(['axyzwq', 'xyzk', 'yzwv'], { minLength: 4, denseBudget });
+    assert.equal(m.maskString('.axyzwv.'), '.ax***.');
+    assert.equal(m.maskString('.axyzwq.xyzk'), '.***.***');
+    const text = Buffer.from('-axyzwv-axyzwq-xyxyzk-yzyzwv');
+    for (let i = 0; i <= text.length; i++) assert.equal(run(m, [text.subarray(0, i), text.subarray(i)]).all.toString(), '-ax***-***-xy***-yz***');
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Throughput (printed, not asserted)
+
+test('throughput with 0, 10 and 100 secrets over ~50 MB of log-like output', (t) => {
+  const secrets = sampleSecrets(100);
+  const text = sampleOutput(1 << 20);
+  // The sample really is secret-free and the secrets really are found in it.
+  const m = new SecretMasker(secrets);
+  assert.deepEqual(m.maskBuffer(text), text);
+  const withSecret = Buffer.concat([text.subarray(0, 5000), Buffer.from(secrets[42]!), text.subarray(5000, 9000)]);
+  assert.ok(!m.maskBuffer(withSecret).includes(Buffer.from(secrets[42]!)));
+  const build0 = performance.now();
+  const built = new SecretMasker(secrets);
+  const buildMs = performance.now() - build0;
+  const lines = [`masker: 100 secrets -> ${built.patternCount} patterns, automaton ${(built.automatonBytes / 2 ** 20).toFixed(1)} MiB, built in ${buildMs.toFixed(1)} ms`];
+  for (const n of [0, 10, 100]) {
+    const mibs = measureMaskerThroughput(n, 50);
+    assert.ok(Number.isFinite(mibs) && mibs > 0);
+    lines.push(`masker: ${n} secrets: ${mibs.toFixed(0)} MiB/s (${((mibs * 2 ** 20) / 1e6).toFixed(0)} MB/s)`);
+  }
+  for (const l of lines) {
+    console.log(l);
+    t.diagnostic(l);
+  }
+});

@@ -1,0 +1,66 @@
+/**
+ * Sealed secrets: the envelope format (version 1), shared by every client that seals (CLI with
+ * Node crypto, browser with WebCrypto) and the agent that opens.
+ *
+ *   plaintext ──AES-256-GCM(key K, 12-byte iv, aad)──▶ ct ‖ tag
+ *   K ──RSA-OAEP(SHA-256, the target's 3072-bit public key)──▶ ek
+ *
+ *   { "v": 1, "alg": "RSA-OAEP-256+A256GCM", "kid": "<key id>",
+ *     "ek": b64, "iv": b64, "ct": b64, "tag": b64 }        (b64 = standard base64)
+ *
+ * The associated data binds the value to its organization, target, name and key id, so a
+ * sealed value copied to another target or renamed fails to open. A fresh K per value.
+ * Key id = first 16 bytes (hex) of SHA-256 over the public key's SPKI DER.
+ */
+import { z } from 'zod';
+
+export const SECRET_NAME_PATTERN = /^[A-Z_][A-Z0-9_]*$/;
+export const SecretName = z.string().max(128).regex(SECRET_NAME_PATTERN, 'secret names are upper-case letters, digits and _, not starting with a digit (e.g. DB_PASSWORD)');
+/** Names the task environment already uses; a secret may not replace them. */
+export const RESERVED_SECRET_NAMES = ['PATH', 'HOME', 'TMPDIR', 'LANG', 'LC_ALL', 'TERM', 'PWD', 'SHELL', 'USER', 'LD_PRELOAD', 'LD_LIBRARY_PATH'];
+export function isReservedSecretName(name: string): boolean {
+  return RESERVED_SECRET_NAMES.includes(name) || name.startsWith('FERRY_') || name.startsWith('BASH_');
+}
+export const MAX_SECRET_BYTES = 48 * 1024;
+export const MAX_SECRETS_PER_TARGET = 200;
+export const MAX_SECRET_BYTES_PER_TARGET = 1024 * 1024;
+/** Values shorter than this are not masked in output (too likely to match ordinary text). */
+export const MIN_MASKED_SECRET_LENGTH = 6;
+
+export const ENVELOPE_ALG = 'RSA-OAEP-256+A256GCM';
+const b64 = z.string().max(200_000).regex(/^[A-Za-z0-9+/]*={0,2}$/, 'not base64');
+
+export const SealedSecret = z.object({
+  v: z.literal(1),
+  alg: z.literal(ENVELOPE_ALG),
+  kid: z.string().regex(/^[0-9a-f]{32}$/),
+  ek: b64,
+  iv: b64,
+  ct: b64,
+  tag: b64,
+}).strict();
+export type SealedSecret = z.infer<typeof SealedSecret>;
+
+export interface SecretBinding { orgId: string; targetId: string; name: string; kid: string }
+
+export function secretAad(b: SecretBinding): Buffer {
+  return Buffer.from(['ferry-secret-v1', b.orgId, b.targetId, b.name, b.kid].join('\n'), 'utf8');
+}
+
+/** Upper bound of the plaintext size from the ciphertext (GCM adds no padding). */
+export function sealedPlaintextBytes(sealed: SealedSecret): number {
+  return Buffer.from(sealed.ct, 'base64').length;
+}
+
+export const SetSecretRequest = z.object({ sealed: SealedSecret }).strict();
+export const SecretInfo = z.object({ name: z.string(), kid: z.string(), setBy: z.string(), setAt: z.string(), bytes: z.number().int() });
+export type SecretInfo = z.infer<typeof SecretInfo>;
+
+export const TargetKey = z.object({ orgId: z.string(), targetId: z.string(), kid: z.string(), publicKeyPem: z.string() });
+export type TargetKey = z.infer<typeof TargetKey>;
+
+export const PublishKeyRequest = z.object({ publicKeyPem: z.string().max(4096) }).strict();
+
+/** What an agent receives for each of the target's secrets. */
+export const AssignedSecret = z.object({ name: z.string(), sealed: SealedSecret });
+export type AssignedSecret = z.infer<typeof AssignedSecret>;
