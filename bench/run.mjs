@@ -502,8 +502,9 @@ async function main() {
   }
   calibrateRealtime();
 
-  await phase('spawn floor', spawnFloor);
-  await phase('sandbox overhead', sandboxOverhead);
+  const benchOnly = [{ name: 'bench', pid: process.pid }];
+  await phase('spawn floor', () => accounted('spawn_floor', benchOnly, spawnFloor));
+  await phase('sandbox overhead', () => accounted('sandbox_overhead', benchOnly, sandboxOverhead));
 
   let server;
   let agentA;
@@ -522,14 +523,14 @@ async function main() {
     agentIdle = await startAgent(cleanup, server, root, { name: 'bench-never-worked', concurrency: 4, targets: ['bench-idle'] });
   });
   if (ok) {
-    await phase('https round trip', () => httpsRtt(server));
+    await phase('https round trip', () => accounted('https_rtt', procs(), () => httpsRtt(server)));
     await phase('dispatch latency', () => accounted('dispatch', procs(), () => dispatch(server, 'bench')));
     await phase('round trip of `true`', () => accounted('roundtrip', procs(), () => roundtrip(server, 'bench')));
     if (await phase('start second agent', async () => (agentB = await startAgent(cleanup, server, root, { name: 'bench-b', concurrency: 4 })))) {
       await phase('throughput', () => accounted('throughput', procs(), () => throughput(server, 'bench')));
     }
     await phase('output throughput', () => accounted('output', procs(), () => output(server, 'bench')));
-    await phase('idle agent', () => idleAgents(agentA, agentIdle));
+    await phase('idle agent', () => accounted('idle', [...procs(), { name: 'agent_never_worked', pid: agentIdle.pid }], () => idleAgents(agentA, agentIdle)));
     await Promise.all([agentA, agentB, agentIdle].filter(Boolean).map((a) => a.stop()));
     await server.proc.stop();
   }

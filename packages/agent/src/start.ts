@@ -2,6 +2,7 @@
  * `ferry agent start`: register (first time) or load the stored credential, pick the
  * executor, and run the worker until SIGTERM/SIGINT (drain) or a fatal error.
  */
+import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { AgentConfig } from './config.js';
 import { CredentialError, loadCredential, registerAgent } from './credential.js';
@@ -20,7 +21,7 @@ export async function runAgent(config: AgentConfig, logger?: Logger): Promise<vo
     log.info({ agentId: credential.agentId, server: credential.serverUrl }, 'registered');
   }
   const worker = new Worker({
-    credential, executor, keys: new KeyStore(config.dataDir), concurrency: config.concurrency, graceMs: config.graceSeconds * 1000,
+    credential, executor, keys: new KeyStore(config.dataDir), spoolDir: join(config.dataDir, 'spool'), concurrency: config.concurrency, graceMs: config.graceSeconds * 1000,
     pollWaitSeconds: config.pollWaitSeconds, log: log.child({ agentId: credential.agentId }),
   });
   const onSignal = (signal: NodeJS.Signals): void => {

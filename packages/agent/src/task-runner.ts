@@ -9,9 +9,11 @@
 import type { Logger } from 'pino';
 import { MIN_MASKED_SECRET_LENGTH, Streams, type Assignment, type FinalStatus, type FinishTaskRequest, type StreamId } from '@ferry/protocol';
 import type { ApiClient } from './api/client.js';
-import { ApiError, backoffMs, isRetryable } from './api/errors.js';
+import { ApiError } from './api/errors.js';
 import { type Executor, type ExitInfo, type RunningProcess, type Sandbox } from './executor/types.js';
 import { LeaseLostError, OutputUploader, type UploaderOptions, DEFAULT_UPLOADER_OPTIONS } from './output/uploader.js';
+import { TaskSpool } from './output/spool.js';
+import { deliverFinalStatus } from './output/deliver.js';
 import { runSpecFor } from './runtime.js';
 import type { KeyStore } from './secrets/key-store.js';
 import { prepareSecrets, SecretPreparationError } from './secrets/prepare.js';
@@ -20,6 +22,7 @@ import { SecretMasker } from './output/masker.js';
 export interface TaskRunnerDeps {
   client: ApiClient;
   keys: KeyStore;
+  spoolDir: string;
   executor: Executor;
   log: Logger;
   graceMs: number;
@@ -37,12 +40,14 @@ export class TaskRunner {
   private ladder: Promise<'sigterm' | 'sigkill' | 'already-exited'> | undefined;
   private readonly log: Logger;
   private readonly uploader: OutputUploader;
+  private readonly spool: TaskSpool;
   private masking: SecretMasker | undefined;
   private secretEnv: Map<string, string> = new Map();
 
   constructor(readonly task: Assignment, private readonly deps: TaskRunnerDeps) {
     this.log = deps.log.child({ taskId: task.id });
-    this.uploader = new OutputUploader(deps.client, task.id, this.log, deps.uploader ?? DEFAULT_UPLOADER_OPTIONS);
+    this.spool = TaskSpool.create(deps.spoolDir, task.id);
+    this.uploader = new OutputUploader(deps.client, this.spool, this.log, deps.uploader ?? DEFAULT_UPLOADER_OPTIONS);
     this.uploader.limitBytes = task.maxOutputBytes;
     this.uploader.on('failure', (err: Error) => {
       if (err instanceof LeaseLostError) this.stop('lease_lost');
@@ -87,11 +92,12 @@ export class TaskRunner {
     }
     if (this.stopReason === 'lease_lost') {
       this.log.warn('task abandoned: this agent no longer holds it');
+      this.spool.remove();
       return;
     }
     const final = await this.finalStatus(exit, errorReason);
     this.log.info({ status: final.status, exitCode: final.exitCode, ms: Date.now() - started }, 'task finished');
-    await this.reportFinished(final);
+    await deliverFinalStatus(this.deps.client, this.spool, this.uploader, final, this.log);
   }
 
   private reportStarted(): void {
@@ -113,10 +119,7 @@ export class TaskRunner {
           resolve();
         };
         stream.on('data', (data: Buffer) => {
-          if (!this.uploader.write(id, mask ? mask.push(data) : data)) {
-            stream.pause();
-            this.uploader.once('drain', () => stream.resume());
-          }
+          this.uploader.write(id, mask ? mask.push(data) : data);
         });
         stream.once('end', finish);
         stream.once('close', finish);
@@ -155,30 +158,5 @@ export class TaskRunner {
     }
     if (this.stopReason) this.uploader.write(Streams.system, Buffer.from(`[ferry] ${reason}\n`));
     return { status, exitCode: exit.code, signal: exit.signal, reason };
-  }
-
-  private async reportFinished(final: Omit<FinishTaskRequest, 'outputBytes' | 'outputSha256'>): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const totals = await this.uploader.finish();
-        const body: FinishTaskRequest = { ...final, outputBytes: totals.bytes, outputSha256: totals.sha256 };
-        await this.deps.client.json('POST', `/v1/agent/tasks/${this.task.id}/finish`, body);
-        return;
-      } catch (err) {
-        if (err instanceof LeaseLostError || (err instanceof ApiError && err.code === 'FERRY_E_LEASE_LOST')) {
-          this.log.warn('final status refused: this agent no longer holds the task');
-          return;
-        }
-        if (err instanceof ApiError && err.code === 'FERRY_E_OUTPUT_GAP' && typeof err.details?.expectedOffset === 'number') {
-          this.log.error({ expected: err.details.expectedOffset }, 'server is missing output at finish');
-          return;
-        }
-        if (!isRetryable(err) || attempt > 50) {
-          this.log.error({ err }, 'could not report the final status');
-          return;
-        }
-        await new Promise((r) => setTimeout(r, backoffMs(attempt)));
-      }
-    }
   }
 }

@@ -19,6 +19,9 @@ import { ApiClient } from './api/client.js';
 import { backoffMs, isFatal, isRetryable } from './api/errors.js';
 import type { Executor } from './executor/types.js';
 import { TaskRunner } from './task-runner.js';
+import { TaskSpool } from './output/spool.js';
+import { OutputUploader } from './output/uploader.js';
+import { deliverFinalStatus } from './output/deliver.js';
 import type { StoredCredential } from './credential.js';
 import { createPublicKey } from 'node:crypto';
 import { generateSealingKeyPair } from './secrets/envelope.js';
@@ -27,6 +30,7 @@ import type { KeyStore } from './secrets/key-store.js';
 export interface WorkerOptions {
   credential: StoredCredential;
   keys: KeyStore;
+  spoolDir: string;
   executor: Executor;
   concurrency: number;
   graceMs: number;
@@ -54,6 +58,8 @@ export class Worker {
   private fatal: Error | undefined;
   private wakeLoop: (() => void) | undefined;
   private keyFailures = 0;
+  /** Tasks from an earlier run whose output and status are being delivered. */
+  private readonly recovering = new Set<string>();
 
   constructor(private readonly opts: WorkerOptions) {
     this.client = new ApiClient({
@@ -65,6 +71,7 @@ export class Worker {
   /** Runs until stopped (resolves) or a fatal error (rejects). */
   async run(): Promise<void> {
     const { log } = this.opts;
+    this.recoverSpools();
     let attempt = 0;
     while (!this.draining && !this.fatal) {
       const free = this.opts.concurrency - this.runners.size;
@@ -145,8 +152,41 @@ export class Worker {
     }
   }
 
+  /**
+   * Output and final statuses spooled by an earlier run of this agent are delivered now. A task
+   * that was still running when the agent died cannot be accounted for: its output is delivered
+   * and it is reported as `error` (the server may already have marked it `lost`).
+   */
+  private recoverSpools(): void {
+    for (const taskId of TaskSpool.list(this.opts.spoolDir)) {
+      const log = this.opts.log.child({ taskId });
+      let spool: TaskSpool;
+      try {
+        spool = TaskSpool.recover(this.opts.spoolDir, taskId);
+      } catch (err) {
+        log.error({ err }, 'cannot read a spooled task; leaving it in place');
+        continue;
+      }
+      const uploader = OutputUploader.resume(this.client, spool, log);
+      const outcome = spool.final ?? {
+        status: 'error' as const, exitCode: null, signal: null,
+        reason: 'the agent restarted while this task ran; its outcome is unknown (output up to the restart was kept)',
+      };
+      log.warn({ finished: spool.final !== null, spooled: spool.bytesProduced, acked: spool.acked }, spool.final ? 'delivering a finished task spooled before the restart' : 'reporting a task this agent cannot account for');
+      this.recovering.add(taskId);
+      this.startHeartbeats();
+      const done = deliverFinalStatus(this.client, spool, uploader, outcome, log)
+        .catch((err: unknown) => log.error({ err }, 'recovery failed'))
+        .finally(() => {
+          this.recovering.delete(taskId);
+          this.finished.delete(done);
+        });
+      this.finished.add(done);
+    }
+  }
+
   private startRunner(task: PollResponse['task'] & object): void {
-    const runner = new TaskRunner(task, { client: this.client, executor: this.opts.executor, log: this.opts.log, graceMs: this.opts.graceMs, keys: this.opts.keys });
+    const runner = new TaskRunner(task, { client: this.client, executor: this.opts.executor, log: this.opts.log, graceMs: this.opts.graceMs, keys: this.opts.keys, spoolDir: this.opts.spoolDir });
     this.runners.set(task.id, runner);
     this.startHeartbeats();
     const done = runner.run()
@@ -154,7 +194,7 @@ export class Worker {
       .finally(() => {
         this.runners.delete(task.id);
         this.finished.delete(done);
-        if (this.runners.size === 0) this.stopHeartbeats();
+        if (this.runners.size === 0 && this.recovering.size === 0) this.stopHeartbeats();
         // A slot is free: replace a poll that was waiting only for cancels. A poll that may
         // claim is never aborted: the server could claim a task whose answer we would drop.
         if (this.pollFree === 0) this.pollAbort?.abort();
@@ -184,9 +224,9 @@ export class Worker {
   }
 
   private async heartbeat(): Promise<void> {
-    if (this.runners.size === 0) return;
+    if (this.runners.size === 0 && this.recovering.size === 0) return;
     try {
-      const res = await this.client.json<HeartbeatResponse>('POST', '/v1/agent/heartbeat', { running: [...this.runners.keys()] });
+      const res = await this.client.json<HeartbeatResponse>('POST', '/v1/agent/heartbeat', { running: [...this.runners.keys(), ...this.recovering] });
       this.heartbeatSeconds = res.heartbeatSeconds;
       for (const id of res.cancel) this.runners.get(id)?.stop('cancelled');
       for (const id of res.revoked) this.runners.get(id)?.stop('lease_lost');

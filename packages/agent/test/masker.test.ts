@@ -11,6 +11,7 @@ import fc from 'fast-check';
 import {
   SecretMasker, bashPrintfQ, measureMaskerThroughput, sampleOutput, sampleSecrets, secretForms, type MaskerStream,
 } from '../src/output/masker.js';
+import { ByteAutomaton } from '../src/output/aho-corasick.js';
 
 const MASK = '***';
 
@@ -120,6 +121,28 @@ test('raw value split across pushes at every possible split point (2 and 3 piece
   }
   const bytes = [...text].map((b) => Buffer.from([b]));
   assert.equal(run(masker, bytes).all.toString(), expected);
+});
+
+test('four-lane scan of large chunks: values on and near lane boundaries, in every lane', () => {
+  const v = 'lane-boundary-secret';
+  const masker = new SecretMasker([v, 'other-secret-12345'], { laneMinBytes: 4 });
+  const filler = Buffer.from('plain log text with some lane- and secret- prefixes; ');
+  for (const total of [64, 65, 66, 67, 200, 4099]) {
+    const q = total >> 2;
+    const base = Buffer.alloc(total);
+    for (let i = 0; i < total; i++) base[i] = filler[i % filler.length]!;
+    for (const lane of [0, 1, 2, 3]) {
+      for (let d = -v.length - 1; d <= 2; d++) {
+        const at = lane * q + d;
+        if (at < 0 || at + v.length > total) continue;
+        const input = Buffer.from(base);
+        input.write(v, at);
+        const expected = reference(input, patternsOf([v, 'other-secret-12345']));
+        assert.deepEqual(run(masker, [input]).all, expected, `total ${total} lane ${lane} d ${d}`);
+        assert.deepEqual(run(masker, [input.subarray(0, 7), input.subarray(7)]).all, expected);
+      }
+    }
+  }
 });
 
 test('hold-back is exactly the longest suffix that is a prefix of some form, nothing else is delayed', () => {
@@ -378,7 +401,7 @@ test('property: no registered value or form survives, whatever the chunking', ()
     const out = run(new SecretMasker(values), split(input, cuts)).all;
     for (const v of values) assert.ok(!out.includes(Buffer.from(v)), `value ${JSON.stringify(v)} in ${JSON.stringify(out.toString('latin1'))}`);
     for (const p of patterns) assert.ok(!out.includes(p), `form ${JSON.stringify(p.toString())} in ${JSON.stringify(out.toString('latin1'))}`);
-  }), { numRuns: 600 });
+  }), { numRuns: 1500 });
 });
 
 test('property: output without secrets passes byte-for-byte, holding back only a pending prefix', () => {
@@ -400,31 +423,31 @@ test('property: output without secrets passes byte-for-byte, holding back only a
       assert.deepEqual(sofar, input.subarray(0, consumed - held));
     }
     assert.deepEqual(Buffer.concat([...emitted, s.flush()]), input);
-  }), { numRuns: 600 });
+  }), { numRuns: 1500 });
 });
 
 test('property: output is independent of chunk boundaries and equals the brute-force reference', () => {
-  fc.assert(fc.property(secretsArb, fc.array(pieceArb, { maxLength: 14 }), cutsArb, cutsArb, (values, pieces, cuts1, cuts2) => {
+  fc.assert(fc.property(secretsArb, fc.array(pieceArb, { maxLength: 14 }), cutsArb, cutsArb, fc.constantFrom(4, 4096), (values, pieces, cuts1, cuts2, laneMinBytes) => {
     const patterns = patternsOf(values);
     fc.pre(patterns.length > 0);
     const input = assemble(pieces, patterns);
-    const m = new SecretMasker(values);
+    const m = new SecretMasker(values, { laneMinBytes });
     const a = run(m, split(input, cuts1)).all;
     const b = run(m, split(input, cuts2)).all;
     assert.deepEqual(a, b);
     assert.deepEqual(a, reference(input, patterns));
-  }), { numRuns: 600 });
+  }), { numRuns: 1500 });
 });
 
-test('property: dense overlaps (tiny alphabet, short values, tiny dense table) still equal the reference', () => {
+test('property: dense overlaps (tiny alphabet, short values, tiny dense table, four-lane scan) still equal the reference', () => {
   const small = fc.array(fc.string({ unit: fc.constantFrom('a', 'b', 'c'), minLength: 2, maxLength: 8 }), { minLength: 1, maxLength: 6 });
   const text = fc.array(fc.constantFrom(...'aabbc-'.split('')), { maxLength: 60 }).map((cs) => Buffer.from(cs.join('')));
-  fc.assert(fc.property(small, text, cutsArb, fc.constantFrom(1, 1, 8, 1 << 20), (values, input, cuts, denseBudget) => {
-    const m = new SecretMasker(values, { minLength: 2, denseBudget });
+  fc.assert(fc.property(small, text, cutsArb, fc.constantFrom(1, 1, 8, 1 << 20), fc.constantFrom(4, 4, 4096), (values, input, cuts, denseBudget, laneMinBytes) => {
+    const m = new SecretMasker(values, { minLength: 2, denseBudget, laneMinBytes });
     const out = run(m, split(input, cuts)).all;
     assert.deepEqual(out, reference(input, patternsOf(values, 2)));
     assert.deepEqual(out, run(m, [input]).all);
-  }), { numRuns: 1500 });
+  }), { numRuns: 3000 });
 });
 
 test('deep (sparse) states follow failure links into other patterns', () => {
@@ -436,6 +459,29 @@ test('deep (sparse) states follow failure links into other patterns', () => {
     const text = Buffer.from('-axyzwv-axyzwq-xyxyzk-yzyzwv');
     for (let i = 0; i <= text.length; i++) assert.equal(run(m, [text.subarray(0, i), text.subarray(i)]).all.toString(), '-ax***-***-xy***-yz***');
   }
+});
+
+test('automaton over arbitrary bytes (all 256 byte values in patterns) reports every longest match', () => {
+  fc.assert(fc.property(
+    fc.array(fc.uint8Array({ minLength: 1, maxLength: 5 }), { minLength: 1, maxLength: 8 }),
+    fc.uint8Array({ maxLength: 200 }),
+    fc.constantFrom(1, 1 << 20),
+    (pats, tail, denseBudget) => {
+      const all = Uint8Array.from({ length: 256 }, (_, i) => i);
+      const patterns = [...pats, all];
+      const data = Buffer.concat([Buffer.from(tail), Buffer.from(patterns[0]!), Buffer.from(tail)]);
+      const a = new ByteAutomaton(patterns, { denseBudget, laneMinBytes: 4 });
+      const got: string[] = [];
+      a.scan(data, 0, 0, { match: (end, len) => got.push(`${end}:${len}`) });
+      const want: string[] = [];
+      for (let end = 1; end <= data.length; end++) {
+        let best = 0;
+        for (const p of patterns) if (p.length <= end && data.subarray(end - p.length, end).equals(p)) best = Math.max(best, p.length);
+        if (best > 0) want.push(`${end}:${best}`);
+      }
+      assert.deepEqual(got, want);
+    },
+  ), { numRuns: 500 });
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -100,6 +100,9 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   const org = await store.ensureOrg('default', Date.now());
   const adminTokenFile = join(dataDir, 'admin-token');
   const adminTokenCreated = await ensureAdminToken(store, org.id, adminTokenFile);
+  // After a restart, running tasks' agents get one lease period to reconnect.
+  const resumed = await store.extendRunningLeases(Date.now() + config.leaseSeconds * 1000);
+  if (resumed > 0) log.info({ tasks: resumed }, 'resuming leases of running tasks');
 
   const hub = new DispatchHub();
   const app = buildApp({ keyPem: tls.keyPem, certPem: tls.certPem, log });

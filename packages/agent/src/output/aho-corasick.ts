@@ -42,7 +42,7 @@ export interface MatchSink {
 
 export class ByteAutomaton {
   /** Byte → class; class 0 is "in no pattern". */
-  readonly classOf: Uint8Array;
+  readonly classOf: Uint16Array;
   /** Number of classes (row length of the dense table). */
   readonly classes: number;
   readonly stateCount: number;
@@ -59,7 +59,7 @@ export class ByteAutomaton {
   private readonly denseSize: number;
   private readonly fail: Int32Array;
   private readonly childStart: Int32Array;
-  private readonly childClass: Uint8Array;
+  private readonly childClass: Uint16Array;
   private readonly childTarget: Int32Array;
 
   /** Empty patterns are ignored; duplicates are harmless. */
@@ -71,7 +71,7 @@ export class ByteAutomaton {
     this.maxPatternLength = pats.reduce((m, p) => Math.max(m, p.length), 0);
 
     // Byte classes.
-    const classOf = new Uint8Array(256);
+    const classOf = new Uint16Array(256);
     let k = 1;
     for (const p of pats) for (const b of p) if (classOf[b] === 0) classOf[b] = k++;
     this.classOf = classOf;
@@ -116,7 +116,7 @@ export class ByteAutomaton {
       }
     }
     const childStart = new Int32Array(n + 1);
-    const childClass = new Uint8Array(Math.max(1, n - 1));
+    const childClass = new Uint16Array(Math.max(1, n - 1));
     const childTarget = new Int32Array(Math.max(1, n - 1));
     const depth = new Int32Array(n);
     const longest = new Int32Array(n);

@@ -1,23 +1,25 @@
 /**
- * Streams one task's output to the server in offset-addressed chunks.
+ * Streams one task's output from its spool to the server in offset-addressed chunks.
  *
- * States: open (accepting writes) → finishing (flushing the rest) → done | abandoned.
- * Bytes are batched for up to `flushMs` (or sent at once when a full chunk is waiting), one
- * upload is in flight at a time so chunks arrive in order, and a chunk is dropped from memory
- * only when the server acknowledges it. Retryable failures back off and resend the same
- * chunk; the server accepts a resend idempotently, and on a gap it says which offset it
- * expects. When too much is waiting, `write` returns false and the runner pauses the task's
- * pipes (the task then blocks on write) until 'drain'.
+ * States: open (accepting writes) → finishing (sending the rest) → done | abandoned.
+ * Every write goes to the durable spool first. Bytes are batched for up to `flushMs` (or sent
+ * at once when a full chunk is waiting); one upload is in flight at a time so chunks arrive in
+ * order. Retryable failures back off and resend from the last acknowledged offset; the server
+ * accepts a resend idempotently, and on a gap it says which offset it expects, which the spool
+ * can always serve because nothing is dropped before the final status is acknowledged.
+ * The task never waits for the server: while it is unreachable, output keeps spooling (up to
+ * the task's output limit).
  */
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { OUTPUT_FRAMES_CONTENT_TYPE, Streams, encodeFrames, type OutputFrame, type StreamId } from '@ferry/protocol';
+import { OUTPUT_FRAMES_CONTENT_TYPE, Streams, encodeFrames, type StreamId } from '@ferry/protocol';
 import type { ApiClient } from '../api/client.js';
 import { ApiError, backoffMs, isRetryable } from '../api/errors.js';
+import type { TaskSpool } from './spool.js';
 
-export interface UploaderOptions { flushMs: number; maxChunkBytes: number; highWaterBytes: number }
-export const DEFAULT_UPLOADER_OPTIONS: UploaderOptions = { flushMs: 250, maxChunkBytes: 1024 * 1024, highWaterBytes: 8 * 1024 * 1024 };
+export interface UploaderOptions { flushMs: number; maxChunkBytes: number }
+export const DEFAULT_UPLOADER_OPTIONS: UploaderOptions = { flushMs: 250, maxChunkBytes: 1024 * 1024 };
 
 /**
  * Output over the task's limit is cut at the limit with a visible notice; the task keeps
@@ -27,8 +29,6 @@ export function truncationNotice(limit: number): Buffer {
   return Buffer.from(`\n[ferry] output truncated at ${limit} bytes (this target's limit); the task keeps running and the rest of its output is discarded\n`);
 }
 
-interface PendingFrame extends OutputFrame { offset: number }
-
 export class LeaseLostError extends Error {
   constructor(taskId: string) {
     super(`the server no longer assigns task ${taskId} to this agent`);
@@ -37,85 +37,98 @@ export class LeaseLostError extends Error {
 }
 
 export class OutputUploader extends EventEmitter {
-  private readonly pending: PendingFrame[] = [];
-  private pendingBytes = 0;
-  private produced = 0;
-  private acked = 0;
   private readonly hash = createHash('sha256');
+  private digest: string | undefined;
   private timer: NodeJS.Timeout | undefined;
   private pumping: Promise<void> | undefined;
   private failure: Error | undefined;
   private abandoned = false;
-  private needDrain = false;
-  private digest: string | undefined;
   private truncated = false;
   /** Most bytes of task output to keep; undefined means no limit. */
   limitBytes: number | undefined;
 
   constructor(
     private readonly client: ApiClient,
-    private readonly taskId: string,
+    private readonly spool: TaskSpool,
     private readonly log: Logger,
     private readonly opts: UploaderOptions = DEFAULT_UPLOADER_OPTIONS,
   ) {
     super();
   }
 
-  get bytesProduced(): number {
-    return this.produced;
+  /** For a spool recovered after a restart: the checksum covers what is already spooled. */
+  static resume(client: ApiClient, spool: TaskSpool, log: Logger): OutputUploader {
+    const up = new OutputUploader(client, spool, log);
+    for (let at = 0; at < spool.bytesProduced;) {
+      const frames = spool.read(at, 8 * 1024 * 1024);
+      for (const f of frames) {
+        up.hash.update(f.data);
+        at += f.data.length;
+      }
+      if (frames.length === 0) break;
+    }
+    return up;
   }
 
-  /** Queues output; returns false when the caller should pause until 'drain'. */
-  write(stream: StreamId, data: Buffer): boolean {
-    if (this.truncated || this.limitBytes === undefined || stream === Streams.system) return this.append(stream, data);
-    const room = this.limitBytes - this.produced;
-    if (data.length <= room) return this.append(stream, data);
+  get bytesProduced(): number {
+    return this.spool.bytesProduced;
+  }
+
+  write(stream: StreamId, data: Buffer): void {
+    if (this.truncated || this.limitBytes === undefined || stream === Streams.system) {
+      this.append(stream, data);
+      return;
+    }
+    const room = this.limitBytes - this.spool.bytesProduced;
+    if (data.length <= room) {
+      this.append(stream, data);
+      return;
+    }
     this.truncated = true;
     this.append(stream, data.subarray(0, Math.max(0, room)));
-    return this.append(Streams.system, truncationNotice(this.limitBytes));
+    this.append(Streams.system, truncationNotice(this.limitBytes));
   }
 
-  private append(stream: StreamId, data: Buffer): boolean {
-    if (this.truncated && stream !== Streams.system && this.limitBytes !== undefined && this.produced >= this.limitBytes) return true;
-    if (data.length === 0 || this.abandoned) return true;
+  private append(stream: StreamId, data: Buffer): void {
+    if (this.truncated && stream !== Streams.system && this.limitBytes !== undefined && this.spool.bytesProduced >= this.limitBytes) return;
+    if (data.length === 0 || this.abandoned) return;
     if (this.digest !== undefined) throw new Error('output written after finish');
     this.hash.update(data);
-    const last = this.pending[this.pending.length - 1];
-    if (last && last.stream === stream && last.data.length + data.length <= this.opts.maxChunkBytes && last !== this.inflightHead) {
-      last.data = Buffer.concat([last.data, data]);
-    } else {
-      this.pending.push({ stream, time: Date.now(), data, offset: this.produced });
-    }
-    this.produced += data.length;
-    this.pendingBytes += data.length;
-    if (this.pendingBytes >= this.opts.maxChunkBytes) this.kick();
+    this.spool.append(stream, data);
+    if (this.spool.bytesProduced - this.spool.acked >= this.opts.maxChunkBytes) this.kick();
     else this.timer ??= setTimeout(() => this.kick(), this.opts.flushMs);
-    if (this.pendingBytes < this.opts.highWaterBytes) return true;
-    this.needDrain = true;
-    return false;
   }
 
-  /** Sends everything still waiting and resolves with the totals the final status carries. */
+  /** Ends writing and returns the totals the final status carries (does not wait for the server). */
+  seal(): { bytes: number; sha256: string } {
+    this.digest ??= this.hash.digest('hex');
+    return { bytes: this.spool.bytesProduced, sha256: this.digest };
+  }
+
+  /** Sends everything still unacknowledged and resolves with the totals the final status carries. */
   async finish(): Promise<{ bytes: number; sha256: string }> {
-    while (this.pending.length > 0 && !this.failure && !this.abandoned) {
+    while (this.spool.acked < this.spool.bytesProduced && !this.failure && !this.abandoned) {
       this.kick();
       await this.pumping;
     }
     if (this.failure) throw this.failure;
     this.digest ??= this.hash.digest('hex');
-    return { bytes: this.produced, sha256: this.digest };
+    return { bytes: this.spool.bytesProduced, sha256: this.digest };
   }
 
   /** Stops all uploading: the task is no longer ours. */
   abandon(): void {
     this.abandoned = true;
     if (this.timer) clearTimeout(this.timer);
-    this.pending.length = 0;
-    this.pendingBytes = 0;
-    if (this.needDrain) this.emit('drain');
   }
 
-  private inflightHead: PendingFrame | undefined;
+  /** The server expects `offset`: it may be ahead of us (a lost ack) or behind (resend from the spool). */
+  resendFrom(offset: number): void {
+    this.spool.acknowledge(offset); // moves forward only; a lower offset is handled in pump
+    if (offset < this.spool.acked) this.rewindTo = offset;
+  }
+
+  private rewindTo: number | undefined;
 
   private kick(): void {
     if (this.timer) {
@@ -124,82 +137,36 @@ export class OutputUploader extends EventEmitter {
     }
     this.pumping ??= this.pump().finally(() => {
       this.pumping = undefined;
-      if (this.pending.length > 0 && !this.failure && !this.abandoned) this.timer ??= setTimeout(() => this.kick(), this.opts.flushMs);
+      if (this.spool.acked < this.spool.bytesProduced && !this.failure && !this.abandoned) this.timer ??= setTimeout(() => this.kick(), this.opts.flushMs);
     });
-  }
-
-  private takeChunk(): PendingFrame[] {
-    const chunk: PendingFrame[] = [];
-    let bytes = 0;
-    for (const frame of this.pending) {
-      if (chunk.length > 0 && bytes + frame.data.length > this.opts.maxChunkBytes) break;
-      chunk.push(frame);
-      bytes += frame.data.length;
-    }
-    return chunk;
   }
 
   private async pump(): Promise<void> {
     let attempt = 0;
-    while (this.pending.length > 0 && !this.abandoned) {
-      const chunk = this.takeChunk();
-      this.inflightHead = chunk[chunk.length - 1];
-      const start = chunk[0]?.offset ?? this.acked;
+    for (;;) {
+      const start = this.rewindTo ?? this.spool.acked;
+      this.rewindTo = undefined;
+      if (start >= this.spool.bytesProduced || this.abandoned) return;
+      const frames = this.spool.read(start, this.opts.maxChunkBytes);
       try {
-        const res = await this.client.raw('PUT', `/v1/agent/tasks/${this.taskId}/output?offset=${start}`, {
-          body: encodeFrames(chunk), contentType: OUTPUT_FRAMES_CONTENT_TYPE,
+        const res = await this.client.raw('PUT', `/v1/agent/tasks/${this.spool.taskId}/output?offset=${start}`, {
+          body: encodeFrames(frames), contentType: OUTPUT_FRAMES_CONTENT_TYPE,
         });
         const { nextOffset } = JSON.parse(res.body.toString('utf8')) as { nextOffset: number };
-        this.acknowledge(nextOffset);
+        this.spool.acknowledge(nextOffset);
         attempt = 0;
       } catch (err) {
-        this.inflightHead = undefined;
         if (err instanceof ApiError && err.code === 'FERRY_E_OUTPUT_GAP' && typeof err.details?.expectedOffset === 'number') {
-          if (!this.resendFrom(err.details.expectedOffset)) return this.fail(err);
+          this.resendFrom(err.details.expectedOffset);
           continue;
         }
-        if (err instanceof ApiError && err.code === 'FERRY_E_LEASE_LOST') return this.fail(new LeaseLostError(this.taskId));
+        if (err instanceof ApiError && err.code === 'FERRY_E_LEASE_LOST') return this.fail(new LeaseLostError(this.spool.taskId));
         if (!isRetryable(err)) return this.fail(err as Error);
-        const wait = backoffMs(attempt++);
-        this.log.warn({ err: (err as Error).message, retryInMs: wait }, 'output upload failed; retrying');
+        const wait = backoffMs(attempt++, 250, 5000);
+        this.log.warn({ err: (err as Error).message, retryInMs: wait, spooled: this.spool.bytesProduced - this.spool.acked }, 'output upload failed; retrying');
         await new Promise((r) => setTimeout(r, wait));
       }
     }
-    this.inflightHead = undefined;
-  }
-
-  /** Drops everything below `offset`, which the server now has. */
-  private acknowledge(offset: number): void {
-    while (this.pending.length > 0) {
-      const head = this.pending[0]!;
-      const end = head.offset + head.data.length;
-      if (end <= offset) {
-        this.pending.shift();
-        this.pendingBytes -= head.data.length;
-      } else if (head.offset < offset) {
-        const cut = offset - head.offset;
-        head.data = head.data.subarray(cut);
-        head.offset = offset;
-        this.pendingBytes -= cut;
-        break;
-      } else break;
-    }
-    this.acked = Math.max(this.acked, offset);
-    if (this.needDrain && this.pendingBytes < this.opts.highWaterBytes) {
-      this.needDrain = false;
-      this.emit('drain');
-    }
-  }
-
-  /** The server expects `offset`: fine if it is ahead of us (a lost ack); unrecoverable if behind what we dropped. */
-  resendFrom(offset: number): boolean {
-    const earliest = this.pending[0]?.offset ?? this.produced;
-    if (offset < earliest) {
-      this.log.error({ expected: offset, earliest }, 'server asks for output this agent no longer holds');
-      return false;
-    }
-    this.acknowledge(offset);
-    return true;
   }
 
   private fail(err: Error): void {

@@ -104,6 +104,8 @@ export interface Store {
   requestCancel(orgId: string, taskId: string, now: number): Promise<TaskRow | undefined>;
   finishTask(taskId: string, agentId: string, input: FinishInput): Promise<boolean>;
   expireLeases(now: number): Promise<LeaseSweep>;
+  /** At start-up: give agents of running tasks one lease period to reconnect before anything is marked lost. */
+  extendRunningLeases(until: number): Promise<number>;
 
   /** Idempotent, offset-addressed append; only the agent holding the running task may write. */
   appendOutput(taskId: string, agentId: string, offset: number, frames: readonly OutputFrame[], transform: OutputTransform): Promise<AppendResult | 'not_held'>;

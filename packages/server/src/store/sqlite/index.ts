@@ -307,6 +307,10 @@ export class SqliteStore implements Store {
     })();
   }
 
+  async extendRunningLeases(until: number): Promise<number> {
+    return this.db.prepare("UPDATE tasks SET lease_expires_at = ? WHERE status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < ?)").run(until, until).changes;
+  }
+
   async appendOutput(taskId: string, agentId: string, offset: number, frames: readonly OutputFrame[], transform: OutputTransform): Promise<AppendResult | 'not_held'> {
     return this.db.transaction((): AppendResult | 'not_held' => {
       const t = this.db.prepare("SELECT output_bytes, stored_bytes, redact_state FROM tasks WHERE id = ? AND agent_id = ? AND status = 'running'").get(taskId, agentId) as Row | undefined;
