@@ -93,9 +93,21 @@ const cleanEnv = (): NodeJS.ProcessEnv => {
   return env;
 };
 
-export async function startFerryServer(opts: { embeddedAgent?: boolean; env?: NodeJS.ProcessEnv; dataDir?: string } = {}): Promise<ServerHandle> {
+/** A loopback port that was free a moment ago (for servers that must come back on the same port). */
+export async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startFerryServer(opts: { embeddedAgent?: boolean; env?: NodeJS.ProcessEnv; dataDir?: string; port?: number } = {}): Promise<ServerHandle> {
   const dataDir = opts.dataDir ?? tempDir('server');
-  const args = [CLI, 'server', '--data-dir', dataDir, '--listen', '127.0.0.1:0'];
+  const args = [CLI, 'server', '--data-dir', dataDir, '--listen', `127.0.0.1:${opts.port ?? 0}`];
   if (opts.embeddedAgent === false) args.push('--no-embedded-agent');
   const proc = new FerryProcess(spawn(process.execPath, args, { env: { ...cleanEnv(), FERRY_LOG_LEVEL: 'info', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] }));
   const banner = await waitFor(() => {
