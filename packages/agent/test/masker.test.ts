@@ -487,7 +487,7 @@ test('automaton over arbitrary bytes (all 256 byte values in patterns) reports e
 // ---------------------------------------------------------------------------------------------
 // Throughput (printed, not asserted)
 
-test('throughput with 0, 10 and 100 secrets over ~50 MB of log-like output', (t) => {
+test('throughput with 0, 10 and 100 secrets over ~50 MB of log-like output', () => {
   const secrets = sampleSecrets(100);
   const text = sampleOutput(1 << 20);
   // The sample really is secret-free and the secrets really are found in it.
@@ -504,8 +504,5 @@ test('throughput with 0, 10 and 100 secrets over ~50 MB of log-like output', (t)
     assert.ok(Number.isFinite(mibs) && mibs > 0);
     lines.push(`masker: ${n} secrets: ${mibs.toFixed(0)} MiB/s (${((mibs * 2 ** 20) / 1e6).toFixed(0)} MB/s)`);
   }
-  for (const l of lines) {
-    console.log(l);
-    t.diagnostic(l);
-  }
+  for (const l of lines) console.log(l);
 });
