@@ -13,6 +13,13 @@ for extra in "$@"; do
     --with-test-deps)
       command -v perl >/dev/null 2>&1 || need_debs+=(perl)
       command -v ip >/dev/null 2>&1 || need_debs+=(iproute2)
+      # Runtime tests use real clients and throwaway servers.
+      [ -x /usr/lib/postgresql/15/bin/initdb ] || need_debs+=(postgresql-15)
+      command -v psql >/dev/null 2>&1 || need_debs+=(postgresql-client-15)
+      command -v mariadbd >/dev/null 2>&1 || need_debs+=(mariadb-server)
+      command -v mariadb >/dev/null 2>&1 || need_debs+=(mariadb-client)
+      [ -x /usr/bin/python3 ] || need_debs+=(python3)
+      command -v kubectl >/dev/null 2>&1 || need_debs+=(kubernetes-client)
       ;;
   esac
 done

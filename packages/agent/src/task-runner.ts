@@ -14,7 +14,7 @@ import { type Executor, type ExitInfo, type RunningProcess, type Sandbox } from 
 import { LeaseLostError, OutputUploader, type UploaderOptions, DEFAULT_UPLOADER_OPTIONS } from './output/uploader.js';
 import { TaskSpool } from './output/spool.js';
 import { deliverFinalStatus } from './output/deliver.js';
-import { runSpecFor } from './runtime.js';
+import { MissingSecretError, runSpecFor } from './runtime.js';
 import type { KeyStore } from './secrets/key-store.js';
 import { prepareSecrets, SecretPreparationError } from './secrets/prepare.js';
 import { SecretMasker } from './output/masker.js';
@@ -85,7 +85,7 @@ export class TaskRunner {
       exit = await this.pipeOutput(this.proc);
       clearTimeout(timeout);
     } catch (err) {
-      errorReason = err instanceof SecretPreparationError ? err.message : `could not start the task: ${(err as Error).message}`;
+      errorReason = err instanceof SecretPreparationError || err instanceof MissingSecretError ? err.message : `could not start the task: ${(err as Error).message}`;
       this.log.error({ err }, 'task failed to start');
     } finally {
       await sandbox?.dispose().catch((err: unknown) => this.log.error({ err }, 'sandbox disposal failed'));

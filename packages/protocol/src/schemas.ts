@@ -7,7 +7,7 @@ import { AssignedSecret } from './secrets.js';
 
 export const API_VERSION = 'v1';
 
-export const TARGET_TYPES = ['shell'] as const;
+export const TARGET_TYPES = ['shell', 'python', 'node', 'postgres', 'postgres-csv', 'mysql', 'mysql-csv', 'kubernetes', 'aws'] as const;
 export const TargetType = z.enum(TARGET_TYPES);
 export type TargetType = z.infer<typeof TargetType>;
 
@@ -42,12 +42,25 @@ export const MAX_TIMEOUT_SECONDS = 7 * 24 * 3600;
 export const NetworkPolicy = z.enum(['none', 'host']);
 export type NetworkPolicy = z.infer<typeof NetworkPolicy>;
 
-/** A local shell task needs no network unless asked; database and cloud types will. */
+/**
+ * What each target type needs. Secrets follow the `PG_HOST` / `MYSQL_HOST` convention; a run
+ * missing a required one ends as `error` naming it. Local script types get no network unless
+ * asked; types that talk to a database, a cluster or a cloud need it.
+ */
+export const TARGET_TYPE_INFO: Record<TargetType, { required: readonly string[]; optional: readonly string[]; network: NetworkPolicy; description: string }> = {
+  shell: { required: [], optional: [], network: 'none', description: 'a bash script' },
+  python: { required: [], optional: [], network: 'none', description: 'a Python 3 script' },
+  node: { required: [], optional: [], network: 'none', description: 'a Node.js script' },
+  postgres: { required: ['PG_HOST', 'PG_USER', 'PG_PASS', 'PG_DB'], optional: ['PG_PORT'], network: 'host', description: 'SQL run by psql; tab-separated results; stops at the first error' },
+  'postgres-csv': { required: ['PG_HOST', 'PG_USER', 'PG_PASS', 'PG_DB'], optional: ['PG_PORT'], network: 'host', description: 'SQL run by psql; CSV results; stops at the first error' },
+  mysql: { required: ['MYSQL_HOST', 'MYSQL_USER', 'MYSQL_PASS', 'MYSQL_DB'], optional: ['MYSQL_PORT'], network: 'host', description: 'SQL run by the mysql/mariadb client; tab-separated results; stops at the first error' },
+  'mysql-csv': { required: ['MYSQL_HOST', 'MYSQL_USER', 'MYSQL_PASS', 'MYSQL_DB'], optional: ['MYSQL_PORT'], network: 'host', description: 'SQL run by the mysql/mariadb client; CSV results; stops at the first error' },
+  kubernetes: { required: ['KUBE_CONFIG'], optional: [], network: 'host', description: 'a bash script with kubectl and the kubeconfig from the KUBE_CONFIG secret' },
+  aws: { required: ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'], optional: ['AWS_SESSION_TOKEN', 'AWS_REGION'], network: 'host', description: 'a bash script with the aws CLI and keys from secrets' },
+};
+
 export function defaultNetwork(type: TargetType): NetworkPolicy {
-  switch (type) {
-    case 'shell':
-      return 'none';
-  }
+  return TARGET_TYPE_INFO[type].network;
 }
 
 /** Server-side redaction before storage: `secrets` (default), `all` (also personal data), `none`. */

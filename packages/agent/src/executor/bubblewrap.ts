@@ -25,6 +25,8 @@ import { TASK_PATH, type Executor, type ExitInfo, type RunSpec, type RunningProc
 export const TASK_UID = 65534;
 export const TASK_GID = 65534;
 const SCRIPT_PATH = '/ferry/script';
+/** Where a RunSpec's files appear inside the sandbox (a tmpfs of its own). */
+const FILES_PATH = '/ferry/files';
 /** What of /etc a task gets: name resolution, users, TLS roots, linker and locale data, not the rest (agent configs, keys). */
 const ETC_ALLOWED = ['alternatives', 'ca-certificates', 'ca-certificates.conf', 'crypto-policies', 'debian_version', 'gai.conf', 'group', 'host.conf',
   'hostname', 'hosts', 'ld.so.cache', 'ld.so.conf', 'ld.so.conf.d', 'localtime', 'mime.types', 'nsswitch.conf', 'os-release', 'passwd', 'pki',
@@ -133,11 +135,18 @@ function exitInfo(code: number | null, sig: NodeJS.Signals | null, sent: Readonl
 
 interface Watched { proc: RunningProcess; kill(): Promise<void> }
 
-function watch(argv: string[], argsFd: number, cwd: string, cgroup: TaskCgroup | undefined): Watched {
+function watch(argv: string[], argsFd: number, cwd: string, cgroup: TaskCgroup | undefined, files: readonly string[] = []): Watched {
   const [cmd, ...rest] = argv;
   if (!cmd) throw new Error('empty command');
   // env {}: the task's environment travels in the args file, not through the wrapper.
-  const child = spawn(cmd, rest, { cwd, env: {}, stdio: ['ignore', 'pipe', 'pipe', argsFd], detached: true });
+  // Files (e.g. a kubeconfig) travel through pipes on fds 4, 5, …: bwrap copies them into the
+  // sandbox's own tmpfs, so their contents never touch the host's disk.
+  const child = spawn(cmd, rest, { cwd, env: {}, stdio: ['ignore', 'pipe', 'pipe', argsFd, ...files.map(() => 'pipe' as const)], detached: true });
+  files.forEach((content, i) => {
+    const pipe = child.stdio[4 + i] as import('node:stream').Writable | null;
+    pipe?.on('error', () => undefined);
+    pipe?.end(content);
+  });
   const { pid, stdout, stderr } = child;
   if (pid === undefined || !stdout || !stderr) throw new Error(`could not start ${cmd}`);
   const sent = new Set<NodeJS.Signals>();
@@ -188,18 +197,21 @@ class BubblewrapSandbox implements Sandbox {
     if (this.running || this.disposed) throw new Error('a sandbox runs one task once');
     const scriptFile = join(this.root, 'script');
     writeFileSync(scriptFile, spec.script, { mode: 0o444 });
-    const env = { ...spec.env, HOME: '/work', TMPDIR: '/tmp' };
+    const files = Object.entries(spec.files ?? {});
+    const env = Object.fromEntries(Object.entries({ ...spec.env, HOME: '/work', TMPDIR: '/tmp' }).map(([k, v]) => [k, v.replaceAll('{files}', FILES_PATH)]));
+    const fileArgs = files.length === 0 ? [] : ['--perms', '0755', '--tmpfs', FILES_PATH,
+      ...files.flatMap(([name], i) => ['--perms', '0444', '--file', String(4 + i), `${FILES_PATH}/${name}`])];
     const options = [...namespaceArgs(this.limits.network), ...this.host.mounts,
-      '--bind', this.workDir, '/work', '--bind', join(this.root, 'tmp'), '/tmp', '--ro-bind', scriptFile, SCRIPT_PATH,
+      '--bind', this.workDir, '/work', '--bind', join(this.root, 'tmp'), '/tmp', '--ro-bind', scriptFile, SCRIPT_PATH, ...fileArgs,
       '--chdir', '/work', '--clearenv', ...Object.entries(env).flatMap(([k, v]) => ['--setenv', k, v])];
     // Options go through fd 3 (`--args 3`) so the environment never shows in the host's `ps`.
     const argsFile = join(this.root, 'bwrap-args');
     writeFileSync(argsFile, options.map((o) => `${o}\0`).join(''), { mode: 0o600 });
     const fd = openSync(argsFile, 'r');
     unlinkSync(argsFile);
-    const command = spec.argv.map((a) => (a === '{script}' ? SCRIPT_PATH : a));
+    const command = spec.argv.map((a) => (a === '{script}' ? SCRIPT_PATH : a.replaceAll('{files}', FILES_PATH)));
     try {
-      this.running = watch([...this.limiter(), this.host.tools.bwrap, '--args', '3', ...dropPrivileges(this.host.tools.setpriv), ...command], fd, this.root, this.cgroup);
+      this.running = watch([...this.limiter(), this.host.tools.bwrap, '--args', '3', ...dropPrivileges(this.host.tools.setpriv), ...command], fd, this.root, this.cgroup, files.map(([, c]) => c));
     } finally {
       closeSync(fd);
     }

@@ -5,7 +5,7 @@
  * files, and a process that leaves its process group (setsid) can outlive the task.
  */
 import { spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -62,8 +62,12 @@ class ProcessSandbox implements Sandbox {
     const scriptFile = join(this.root, 'script');
     // Written synchronously before spawn so the file is complete when bash opens it.
     writeFileSync(scriptFile, spec.script, { mode: 0o600 });
-    const argv = spec.argv.map((a) => (a === '{script}' ? scriptFile : a));
-    const env = { ...spec.env, HOME: this.workDir, TMPDIR: join(this.root, 'tmp') };
+    // Files live in the task's private folder (0700) and go with it; weaker than the sandbox's tmpfs.
+    const filesDir = join(this.root, 'files');
+    mkdirSync(filesDir, { mode: 0o700, recursive: true });
+    for (const [name, content] of Object.entries(spec.files ?? {})) writeFileSync(join(filesDir, name), content, { mode: 0o600 });
+    const argv = spec.argv.map((a) => (a === '{script}' ? scriptFile : a.replaceAll('{files}', filesDir)));
+    const env = Object.fromEntries(Object.entries({ ...spec.env, HOME: this.workDir, TMPDIR: join(this.root, 'tmp') }).map(([k, v]) => [k, v.replaceAll('{files}', filesDir)]));
     this.started = startInGroup(argv, env, this.workDir);
     return this.started;
   }

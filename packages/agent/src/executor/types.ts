@@ -11,6 +11,11 @@ export interface RunSpec {
   /** The whole environment of the task: nothing is inherited from the agent. */
   env: Record<string, string>;
   script: string;
+  /**
+   * Small files the task needs (a kubeconfig): name → content. They appear in a folder the task
+   * alone can see; `{files}` in an environment value is replaced by that folder's path.
+   */
+  files?: Record<string, string>;
 }
 
 export interface ExitInfo { code: number | null; signal: NodeJS.Signals | null }
