@@ -407,14 +407,19 @@ export async function withCpuAccounting(procs, fn, clkTck = 100) {
   return { result, usage };
 }
 
-/** Other Ferry processes on the machine (tests, stray agents) that would share the CPUs with the bench. */
+/**
+ * Other Ferry processes on the machine (tests, stray agents) that would share the CPUs with the
+ * bench. Only pid and subcommand: command lines can carry tokens and secrets.
+ */
 export function foreignFerryProcesses(ownPids) {
   const found = [];
   for (const entry of readdirSafe('/proc')) {
     if (!/^\d+$/.test(entry) || ownPids.has(Number(entry)) || Number(entry) === process.pid) continue;
     try {
-      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ');
-      if (/packages\/cli\/dist\/main\.js|ferry (server|agent)|node .*--test/.test(cmd)) found.push(`${entry}: ${cmd.slice(0, 120).trim()}`);
+      const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+      const cli = args.findIndex((a) => a.endsWith('packages/cli/dist/main.js'));
+      if (cli >= 0) found.push(`${entry}: ferry ${(args[cli + 1] ?? '').replace(/[^\w-]/g, '')} ${(args[cli + 2] ?? '').replace(/[^\w-]/g, '').slice(0, 20)}`.trim());
+      else if (args.some((a) => a === '--test')) found.push(`${entry}: node --test`);
     } catch {
       // gone
     }

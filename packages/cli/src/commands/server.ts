@@ -28,7 +28,7 @@ export function registerServerCommand(program: Command): void {
         config.embeddedAgent ? 'Embedded hosted agent: starting' : 'Embedded hosted agent: off (--no-embedded-agent)',
         '',
         'Log in from another terminal with:',
-        `  ferry login --server ${server.url} --token "$(cat ${shownPath})" --ca-fingerprint ${server.caFingerprint}`,
+        `  ${process.env.FERRY_CLI_HINT ?? 'ferry'} login --server ${server.url} --token "$(cat ${shownPath})" --ca-fingerprint ${server.caFingerprint}`,
         '',
       ].join('\n'));
       let stopping = false;
