@@ -2,6 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { relative } from 'node:path';
 import type { Command } from 'commander';
 import { loadServerConfig, startServer } from '@ferry/server';
+import { UsageError } from '../errors.js';
 
 export function registerServerCommand(program: Command): void {
   program.command('server')
@@ -18,7 +19,12 @@ export function registerServerCommand(program: Command): void {
         embeddedAgent: opts.embeddedAgent === false ? false : undefined,
       }, process.env, opts.config ?? process.env.FERRY_SERVER_CONFIG);
       const cli = fileURLToPath(new URL('../main.js', import.meta.url));
-      const server = await startServer({ config, embeddedAgentCommand: [process.execPath, cli, 'agent', 'start'] });
+      const server = await startServer({ config, embeddedAgentCommand: [process.execPath, cli, 'agent', 'start'] }).catch((err: unknown) => {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'EADDRINUSE') throw new UsageError(`Cannot listen on ${config.listen}: the address is in use (another ferry server?). Choose another with --listen HOST:PORT.`);
+        if (code === 'EACCES') throw new UsageError(`Cannot listen on ${config.listen}: permission denied. Use a port above 1023 or run with the needed privilege.`);
+        throw err;
+      });
       const tokenPath = relative(process.cwd(), server.adminTokenFile) || server.adminTokenFile;
       const shownPath = tokenPath.startsWith('..') ? server.adminTokenFile : tokenPath;
       process.stdout.write([
