@@ -88,11 +88,11 @@ async function maskedOutputRatio() {
   return Promise.resolve(null);
 }
 
-export async function measureMasker({ quick }) {
-  if (!existsSync(MASKER_PATH)) return nulls('not built yet');
+export async function measureMasker({ quick, path = MASKER_PATH }) {
+  if (!existsSync(path)) return nulls('not built yet');
   let mod;
   try {
-    mod = await import(pathToFileURL(MASKER_PATH).href);
+    mod = await import(pathToFileURL(path).href);
   } catch (err) {
     return nulls(`masker.js failed to load: ${err.message}`);
   }

@@ -128,6 +128,17 @@ function preflight() {
   if (process.getuid?.() !== 0) throw new Error('the sandbox executor needs root (see packages/agent/src/executor/bubblewrap.ts)');
 }
 
+/** The commit measured, and whether packages/ differs from it (null outside a git checkout). */
+function sourceVersion() {
+  try {
+    const commit = execFileSync('git', ['-C', ROOT, 'rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'packages'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
+    return { commit, packages_modified: dirty };
+  } catch {
+    return null;
+  }
+}
+
 let CLK_TCK = 100;
 try {
   CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -540,6 +551,7 @@ async function main() {
   const json = {
     quick: QUICK,
     date: started.toISOString(),
+    source: sourceVersion(),
     machine: {
       cpus: cpus().length, cpu_model: cpus()[0]?.model ?? null, node: process.version, kernel: release(), mem_gb: round(totalmem() / 2 ** 30, 1),
       loadavg_at_start: loadStart.map((x) => round(x, 2)), loadavg_at_end: loadavg().map((x) => round(x, 2)), other_ferry_processes_at_start: foreign.length,

@@ -73,15 +73,22 @@ export class Worker {
     const { log } = this.opts;
     this.recoverSpools();
     let attempt = 0;
+    let emptyFast = 0;
     while (!this.draining && !this.fatal) {
       const free = this.opts.concurrency - this.runners.size;
       this.pollAbort = new AbortController();
       this.pollFree = free;
+      const pollStarted = Date.now();
       try {
         const res = await this.client.json<PollResponse>('POST', '/v1/agent/poll', {
           free, running: [...this.runners.keys()], waitSeconds: this.opts.pollWaitSeconds,
         }, this.pollAbort.signal);
         attempt = 0;
+        const idle = !res.task && res.cancel.length === 0 && !res.keyRequests?.length;
+        // A server that answers a long poll at once with nothing (shutting down, misbehaving)
+        // must not make the agent spin: pace such polls.
+        emptyFast = idle && Date.now() - pollStarted < 100 && this.opts.pollWaitSeconds >= 1 ? emptyFast + 1 : 0;
+        if (emptyFast > 2) await new Promise((r) => setTimeout(r, backoffMs(emptyFast, 100, 5000)));
         for (const id of res.cancel) this.runners.get(id)?.stop('cancelled');
         if (res.task) this.startRunner(res.task);
         if (res.keyRequests?.length) await this.publishKeys(res.keyRequests);

@@ -151,9 +151,10 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
     adminTokenCreated,
     close: () => {
       closing ??= (async () => {
+        // The embedded agent first, while the API still answers, so it drains normally.
+        await embedded?.stop(15_000);
         clearInterval(sweeper);
         hub.close();
-        await embedded?.stop(15_000);
         await app.close();
         await store.close();
       })();
