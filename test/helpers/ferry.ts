@@ -87,7 +87,7 @@ export function runCli(args: readonly string[], env: NodeJS.ProcessEnv, input?: 
   });
 }
 
-const cleanEnv = (): NodeJS.ProcessEnv => {
+export const cleanEnv = (): NodeJS.ProcessEnv => {
   const env = { ...process.env };
   for (const key of Object.keys(env)) if (key.startsWith('FERRY_')) delete env[key];
   return env;
@@ -105,9 +105,9 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startFerryServer(opts: { embeddedAgent?: boolean; env?: NodeJS.ProcessEnv; dataDir?: string; port?: number } = {}): Promise<ServerHandle> {
+export async function startFerryServer(opts: { embeddedAgent?: boolean; env?: NodeJS.ProcessEnv; dataDir?: string; port?: number; host?: string } = {}): Promise<ServerHandle> {
   const dataDir = opts.dataDir ?? tempDir('server');
-  const args = [CLI, 'server', '--data-dir', dataDir, '--listen', `127.0.0.1:${opts.port ?? 0}`];
+  const args = [CLI, 'server', '--data-dir', dataDir, '--listen', `${opts.host ?? '127.0.0.1'}:${opts.port ?? 0}`];
   if (opts.embeddedAgent === false) args.push('--no-embedded-agent');
   const proc = new FerryProcess(spawn(process.execPath, args, { env: { ...cleanEnv(), FERRY_LOG_LEVEL: 'info', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] }));
   const banner = await waitFor(() => {
