@@ -8,7 +8,7 @@ import process from 'node:process';
 import { performance } from 'node:perf_hooks';
 import { clearTimeout, setTimeout } from 'node:timers';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -223,8 +223,43 @@ export async function startServer(cleanup, root, { name = 'server', embeddedAgen
   return { proc, pid: proc.pid, url, fingerprint: banner[2], dataDir, adminToken, caPem, api };
 }
 
-export async function createTarget(server, name, agent = 'hosted') {
-  await server.api.json('POST', '/v1/targets', { name, type: 'shell', agent });
+export async function createTarget(server, name, agent = 'hosted', extra = {}) {
+  await server.api.json('POST', '/v1/targets', { name, type: 'shell', agent, ...extra });
+}
+
+/**
+ * The target's public sealing key, once one of its agents has published it (servers with
+ * write-only secrets). undefined when the server has no such endpoint (an older version).
+ */
+export async function targetKey(server, name, timeoutMs = 20_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const res = await server.api.request('GET', `/v1/targets/${name}/key`);
+    if (res.status === 200) return JSON.parse(res.body.toString('utf8'));
+    const code = (() => {
+      try {
+        return JSON.parse(res.body.toString('utf8')).code;
+      } catch {
+        return undefined;
+      }
+    })();
+    if (code === 'FERRY_E_NOT_FOUND') return undefined;
+    if (code !== 'FERRY_E_TARGET_NO_KEY' || Date.now() > deadline) throw new ApiError('GET', `/v1/targets/${name}/key`, res.status, res.body);
+    await sleep(100);
+  }
+}
+
+/** Sets secrets on a target the way `ferry secret set` does: sealed here with the target's key, then PUT. */
+export async function setSecrets(server, target, entries, agents = []) {
+  const { sealSecret } = await import('@ferry/agent');
+  if (typeof sealSecret !== 'function') throw new Error('this version has no write-only secrets (no sealSecret in @ferry/agent)');
+  const key = await targetKey(server, target);
+  if (!key) throw new Error(`target ${target} has no sealing key endpoint`);
+  if (agents.length > 1) await shareTargetKey(agents, key.targetId);
+  for (const [name, value] of entries) {
+    const sealed = sealSecret(key.publicKeyPem, { orgId: key.orgId, targetId: key.targetId, name }, Buffer.from(value, 'utf8'));
+    await server.api.json('PUT', `/v1/targets/${target}/secrets/${name}`, { sealed });
+  }
 }
 
 /** A one-time join token: for the hosted pool, or (with `targets`) for self-hosted targets. */
@@ -250,7 +285,23 @@ export async function startAgent(cleanup, server, root, { name, concurrency = 4,
     if (!proc.alive) throw new Error(`agent ${name} exited: ${proc.stderrTail}`);
     return proc.sawAgentStarted;
   }, 30_000, `agent ${name} to start`);
+  proc.dataDir = dataDir;
   return proc;
+}
+
+/**
+ * Several agents serving one target must share its sealing key (README, "Key custody"): copy
+ * `keys/<target id>.pem` from the agent that made it to the others.
+ */
+export async function shareTargetKey(agents, targetId) {
+  const file = (a) => join(a.dataDir, 'keys', `${targetId}.pem`);
+  const holder = await waitFor(() => agents.find((a) => existsSync(file(a))), 20_000, `an agent to hold the key of ${targetId}`);
+  for (const a of agents) {
+    if (a === holder || existsSync(file(a))) continue;
+    mkdirSync(join(a.dataDir, 'keys'), { recursive: true, mode: 0o700 });
+    copyFileSync(file(holder), file(a));
+    chmodSync(file(a), 0o600);
+  }
 }
 
 /** VmRSS of a process in MiB, or NaN. */

@@ -32,6 +32,9 @@ export class LoadGenerator {
     /** taskId → { receivedAt (performance.now()), done: Promise } */
     this.received = new Map();
     this.waiters = new Map();
+    /** targetId → promise of its key being published (one simulated agent does it, as one real agent would). */
+    this.keys = new Map();
+    this.keysPublished = 0;
     // One connection per held poll, plus slack for the started/finish reports.
     this.pollApi = new Api(server.url, server.caPem, undefined, { maxSockets: count + 64 });
     this.setupApi = new Api(server.url, server.caPem, server.adminToken, { maxSockets: 16 });
@@ -78,7 +81,9 @@ export class LoadGenerator {
 
   async loop(agent) {
     let backoff = 50;
+    let emptyFast = 0;
     while (!this.stopped && Date.now() < this.deadline) {
+      const pollStarted = Date.now();
       let res;
       let sent = false;
       const onSent = () => {
@@ -99,6 +104,13 @@ export class LoadGenerator {
       }
       backoff = 50;
       const task = res.json?.task;
+      const keyRequests = res.json?.keyRequests ?? [];
+      // Servers with write-only secrets ask hosted agents to publish a target's sealing key.
+      for (const { targetId } of keyRequests) await this.publishKey(agent, targetId);
+      // Like the real agent: a server answering a long poll at once with nothing must not make us spin.
+      const idle = !task && (res.json?.cancel ?? []).length === 0 && keyRequests.length === 0;
+      emptyFast = idle && Date.now() - pollStarted < 100 ? emptyFast + 1 : 0;
+      if (emptyFast > 2) await sleep(Math.min(5000, 100 * 2 ** Math.min(emptyFast, 6)));
       if (!task) continue;
       const receivedAt = res.t;
       const done = this.report(agent, task.id).then(() => receivedAt);
@@ -116,6 +128,27 @@ export class LoadGenerator {
         this.lastError = err.message;
       }
     }
+  }
+
+  /** Generates and publishes a sealing key for `targetId`, once for all simulated agents. 409: someone already did. */
+  publishKey(agent, targetId) {
+    let p = this.keys.get(targetId);
+    if (!p) {
+      p = (async () => {
+        const { generateSealingKeyPair } = await import('@ferry/agent');
+        const pair = await generateSealingKeyPair();
+        const res = await this.pollApi.request('POST', `/v1/agent/targets/${targetId}/key`, { body: { publicKeyPem: pair.publicKeyPem }, token: agent.token, timeoutMs: 20_000 });
+        if (res.status !== 201 && res.status !== 409) throw new Error(`publishing a sealing key: HTTP ${res.status}`);
+        this.keysPublished++;
+      })();
+      p.catch((err) => {
+        this.errors++;
+        this.lastError = err.message;
+        this.keys.delete(targetId);
+      });
+      this.keys.set(targetId, p);
+    }
+    return p.catch(() => sleep(1000));
   }
 
   /** What a real agent says about a task that ran `true`: started, (no output to upload), finished. */

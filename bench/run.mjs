@@ -19,11 +19,11 @@ import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
-  Api, CLI, Cleanup, ROOT, benchRoot, cpuNs, cpuTicks, createTarget, foreignFerryProcesses, readOutputToEnd, rssMb, startAgent, startServer,
-  withCpuAccounting,
+  Api, CLI, Cleanup, ROOT, benchRoot, cpuNs, cpuTicks, createTarget, foreignFerryProcesses, readOutputToEnd, rssMb, setSecrets, startAgent, startServer,
+  targetKey, withCpuAccounting,
 } from './harness.mjs';
 import { LoadGenerator } from './loadgen.mjs';
-import { MASKER_KEYS, measureMasker } from './masker.mjs';
+import { MASKER_KEYS, MASKER_PATH, measureMasker } from './masker.mjs';
 import {
   calibrateRealtime, median, parseEpochRealtime, percentile, perfToRealMs, pool, realNowMs, round, roundSizes, sleep, spread, summary,
 } from './stats.mjs';
@@ -57,9 +57,9 @@ const FIGURES = [
   { key: 'roundtrip_p50_ms', label: 'create `true` → final status read, p50', unit: 'ms', goal: ['<=', 15], compare: '≥ ~4 RTT + sandboxed `true`' },
   { key: 'tasks_per_s', label: 'trivial tasks/s, 2 agents × 4', unit: '/s', goal: ['>=', 100], compare: '≤ 8 / (sandboxed `true` time)' },
   { key: 'output_mb_per_s', label: 'task stdout → stored on server', unit: 'MiB/s', goal: ['>=', 100] },
-  { key: 'masked_output_ratio', label: 'masked / unmasked output rate', unit: '' },
+  { key: 'masked_output_ratio', label: 'masked / unmasked output rate', unit: '', compare: '1 = masking costs nothing' },
   { key: 'masker_mb_per_s_0_secrets', label: 'masker, 0 secrets', unit: 'MiB/s' },
-  { key: 'masker_mb_per_s_10_secrets', label: 'masker, 10 secrets', unit: 'MiB/s' },
+  { key: 'masker_mb_per_s_10_secrets', label: 'masker, 10 secrets', unit: 'MiB/s', compare: 'vs output_mb_per_s' },
   { key: 'masker_mb_per_s_100_secrets', label: 'masker, 100 secrets', unit: 'MiB/s' },
   { key: 'agent_idle_rss_mb', label: 'idle agent RSS', unit: 'MiB', goal: ['<=', 80] },
   { key: 'agent_idle_cpu_pct', label: 'idle agent CPU', unit: '%', goal: ['<=', 0.5] },
@@ -138,6 +138,9 @@ function sourceVersion() {
     return null;
   }
 }
+
+/** A target whose output the server stores without redaction, when this version has that setting. */
+let redactNoneTarget;
 
 let CLK_TCK = 100;
 try {
@@ -355,17 +358,46 @@ async function outputRun(server, target, mib, { follow = false } = {}) {
   return { stored: mib / ((final.t - t0) / 1000), read: readerEnd ? mib / ((readerEnd - t0) / 1000) : undefined };
 }
 
-async function output(server, target) {
+/** Ten secret values: the masker module's realistic samples when it has them, else random tokens. */
+async function tenSecrets() {
+  try {
+    const mod = await import(pathToFileURL(MASKER_PATH).href);
+    if (typeof mod.sampleSecrets === 'function') return mod.sampleSecrets(10);
+  } catch {
+    // no masker module: any long random values will do
+  }
+  const { randomBytes } = await import('node:crypto');
+  return Array.from({ length: 10 }, () => randomBytes(18).toString('base64url'));
+}
+
+async function output(server, target, agents) {
   await outputRun(server, target, 8); // warm-up
   const xs = [];
   for (let i = 0; i < PLAN.outputRuns; i++) xs.push((await outputRun(server, target, PLAN.outputMiB)).stored);
   set('output_mb_per_s', median(xs), spread(xs));
-  const followed = await outputRun(server, target, PLAN.outputMiB, { follow: true });
-  details.output = {
-    mib_per_run: PLAN.outputMiB, runs: xs.length,
-    one_run_with_live_reader: { stored_mib_per_s: round(followed.stored), read_to_end_mib_per_s: round(followed.read) },
-  };
+  details.output = { mib_per_run: PLAN.outputMiB, runs: xs.length };
   if (QUICK) notes.output_mb_per_s = `quick: ${PLAN.outputMiB} MiB per run, not 200`;
+
+  // The same on a target with 10 secrets: the agent masks every byte of output against them.
+  try {
+    const values = await tenSecrets();
+    await setSecrets(server, 'bench-secrets', values.map((v, i) => [`BENCH_SECRET_${i}`, v]), agents);
+    const masked = [];
+    for (let i = 0; i < PLAN.outputRuns; i++) masked.push((await outputRun(server, 'bench-secrets', PLAN.outputMiB)).stored);
+    const base = median(xs);
+    set('masked_output_ratio', median(masked) / base, spread(masked).map((m) => m / base));
+    details.output.masked_10_secrets_mib_per_s = masked.map((x) => round(x));
+    notes.masked_output_ratio = `10 secrets: ${fmt(median(masked))} MiB/s vs ${fmt(base)} without`;
+  } catch (err) {
+    notes.masked_output_ratio = `not built yet: ${err.message}`;
+  }
+
+  const followed = await outputRun(server, target, PLAN.outputMiB, { follow: true });
+  details.output.one_run_with_live_reader = { stored_mib_per_s: round(followed.stored), read_to_end_mib_per_s: round(followed.read) };
+  if (redactNoneTarget) {
+    const plain = await outputRun(server, redactNoneTarget, PLAN.outputMiB);
+    details.output.one_run_on_target_with_redact_none_mib_per_s = round(plain.stored);
+  }
 }
 
 /** Samples RSS every second and CPU over the whole window (and sub-windows) for each pid. */
@@ -418,6 +450,7 @@ async function manyAgents(root) {
     await gen.register();
     const registerS = (performance.now() - tReg) / 1000;
     await gen.start();
+    await targetKey(server, 'sim', 30_000); // servers with secrets: a simulated agent publishes the key first
     await sleep(1500);
     const rssHeld = rssMb(server.pid);
     for (let i = 0; i < 5; i++) {
@@ -452,7 +485,7 @@ async function manyAgents(root) {
     details.many_agents = {
       agents: PLAN.simAgents, tasks: all.length, rounds: rounds.length, register_s: round(registerS),
       dispatch_from_ack: summary(all), dispatch_from_send: summary(fromSend), received_before_ack: all.filter((x) => x < 0).length,
-      polls_open_at_end: gen.pollsOpen, generator_errors: gen.errors, last_generator_error: gen.lastError ?? null,
+      polls_open_at_end: gen.pollsOpen, sealing_keys_published: gen.keysPublished, generator_errors: gen.errors, last_generator_error: gen.lastError ?? null,
       server_rss_mb_no_agents: round(rssEmpty), server_rss_mb_polls_held_before_tasks: round(rssHeld),
     };
     const quickNote = PLAN.simAgents !== 1000 ? `quick: ${PLAN.simAgents} simulated agents, not 1000; ` : '';
@@ -471,6 +504,10 @@ async function masker() {
     values[k] = r.values[k] === null ? null : round(r.values[k]);
     if (r.spreads[k]) spreads[k] = r.spreads[k].map((x) => round(x));
     if (values[k] === null) notes[k] = r.note;
+  }
+  if (values.masker_mb_per_s_0_secrets !== null) {
+    notes.masker_mb_per_s_0_secrets = 'nothing to look for: chunks pass straight through';
+    details.masker = { how: r.note, mib_per_run: r.mib, runs: r.runs };
   }
 }
 
@@ -529,6 +566,9 @@ async function main() {
     server = await startServer(cleanup, root, { name: 'server' });
     await createTarget(server, 'bench');
     agentA = await startAgent(cleanup, server, root, { name: 'bench-a', concurrency: 4 });
+    // For the masked-output ratio and the redaction comparison (servers that have them).
+    await createTarget(server, 'bench-secrets');
+    redactNoneTarget = await createTarget(server, 'bench-plain', 'hosted', { redact: 'none' }).then(() => 'bench-plain', () => undefined);
     // Never given work (it serves a self-hosted target nobody uses): the idle figure's reference.
     await createTarget(server, 'bench-idle', 'self-hosted');
     agentIdle = await startAgent(cleanup, server, root, { name: 'bench-never-worked', concurrency: 4, targets: ['bench-idle'] });
@@ -540,7 +580,7 @@ async function main() {
     if (await phase('start second agent', async () => (agentB = await startAgent(cleanup, server, root, { name: 'bench-b', concurrency: 4 })))) {
       await phase('throughput', () => accounted('throughput', procs(), () => throughput(server, 'bench')));
     }
-    await phase('output throughput', () => accounted('output', procs(), () => output(server, 'bench')));
+    await phase('output throughput', () => accounted('output', procs(), () => output(server, 'bench', [agentA, agentB].filter(Boolean))));
     await phase('idle agent', () => accounted('idle', [...procs(), { name: 'agent_never_worked', pid: agentIdle.pid }], () => idleAgents(agentA, agentIdle)));
     await Promise.all([agentA, agentB, agentIdle].filter(Boolean).map((a) => a.stop()));
     await server.proc.stop();

@@ -14,4 +14,14 @@ export function registerAuditCommands(program: Command): void {
       if (opts.json) return printJson(entries);
       printTable(['SEQ', 'AT', 'ACTOR', 'ACTION', 'SUBJECT'], entries.map((e) => [String(e.seq), e.at, e.actor, e.action, e.subject]));
     }));
+
+  audit.command('verify')
+    .description('recompute the audit log\'s hash chain and report whether it is intact')
+    .option('--json', 'print JSON')
+    .action(async (opts: { json?: boolean }) => withClient(async (client) => {
+      const res = await client.json<{ ok: boolean; entries: number; brokenAt: number | null }>('GET', '/v1/audit/verify');
+      if (opts.json) printJson(res);
+      else process.stdout.write(res.ok ? `Audit log intact: ${res.entries} entries, hash chain verified.\n` : `Audit log TAMPERED: the hash chain breaks at entry ${res.brokenAt ?? '?'}.\n`);
+      if (!res.ok) process.exitCode = 1;
+    }));
 }

@@ -124,4 +124,6 @@ export interface Store {
 
   appendAudit(entry: AuditInput): Promise<AuditRow>;
   listAudit(orgId: string, limit: number): Promise<AuditRow[]>;
+  /** Every entry of the whole chain, oldest first (for verification). */
+  allAudit(): Promise<AuditRow[]>;
 }

@@ -430,6 +430,10 @@ export class SqliteStore implements Store {
     })();
   }
 
+  async allAudit(): Promise<AuditRow[]> {
+    return this.db.prepare('SELECT * FROM audit_log ORDER BY seq').all().map((r) => toAudit(r as Row));
+  }
+
   async listAudit(orgId: string, limit: number): Promise<AuditRow[]> {
     return this.db.prepare('SELECT * FROM audit_log WHERE org_id = ? OR org_id IS NULL ORDER BY seq DESC LIMIT ?').all(orgId, limit).map((r) => toAudit(r as Row));
   }
