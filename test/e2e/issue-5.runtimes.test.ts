@@ -152,6 +152,19 @@ describe('routing: self-hosted agents serve only their own targets', () => {
     }
   });
 
+  it('one agent may serve several targets named when its token was made', async () => {
+    for (const name of ['site-c', 'site-d']) assert.equal((await server.cli(['target', 'create', name, '--type', 'shell', '--agent', 'self-hosted'])).code, 0);
+    await server.startAgent(await server.joinToken(['--target', 'site-c', 'site-d']), { name: 'agent-cd', executor: 'process' });
+    for (const name of ['site-c', 'site-d']) {
+      const r = await server.cli(['run', name, '-c', 'echo "$FERRY_TARGET"']);
+      assert.equal(r.stdout, `${name}\n`);
+      const id = /task (t_[0-9a-z]+)/.exec(r.stderr)?.[1] ?? '';
+      assert.equal((await taskShow(server, id)).agent, 'agent-cd');
+    }
+    const list = JSON.parse((await server.cli(['agent', 'list', '--json'])).stdout) as { name: string; targets: string[] }[];
+    assert.deepEqual(list.find((a) => a.name === 'agent-cd')?.targets.sort(), ['site-c', 'site-d']);
+  });
+
   it('an agent cannot claim, read, write, finish or cancel another target\'s task, even calling the API directly', async () => {
     const id = (await server.cli(['run', 'site-b', '--detach', '-c', 'echo b-secret-output; sleep 5'])).stdout.trim();
     await waitFor(async () => (await taskShow(server, id)).status === 'running');
