@@ -572,6 +572,9 @@ async function main() {
     // Never given work (it serves a self-hosted target nobody uses): the idle figure's reference.
     await createTarget(server, 'bench-idle', 'self-hosted');
     agentIdle = await startAgent(cleanup, server, root, { name: 'bench-never-worked', concurrency: 4, targets: ['bench-idle'] });
+    // Servers with secrets: the agents make each target's sealing key (RSA, CPU-heavy) right
+    // after they start; let them finish before anything is timed.
+    for (const t of ['bench', 'bench-secrets', redactNoneTarget, 'bench-idle'].filter(Boolean)) await targetKey(server, t, 60_000);
   });
   if (ok) {
     await phase('https round trip', () => accounted('https_rtt', procs(), () => httpsRtt(server)));

@@ -9,7 +9,7 @@
 import type { Logger } from 'pino';
 import { MIN_MASKED_SECRET_LENGTH, Streams, type Assignment, type FinalStatus, type FinishTaskRequest, type StreamId } from '@ferry/protocol';
 import type { ApiClient } from './api/client.js';
-import { ApiError } from './api/errors.js';
+import { ApiError, backoffMs, isRetryable } from './api/errors.js';
 import { type Executor, type ExitInfo, type RunningProcess, type Sandbox } from './executor/types.js';
 import { LeaseLostError, OutputUploader, type UploaderOptions, DEFAULT_UPLOADER_OPTIONS } from './output/uploader.js';
 import { TaskSpool } from './output/spool.js';
@@ -43,6 +43,7 @@ export class TaskRunner {
   private readonly spool: TaskSpool;
   private masking: SecretMasker | undefined;
   private secretEnv: Map<string, string> = new Map();
+  private spoolError: Error | undefined;
 
   constructor(readonly task: Assignment, private readonly deps: TaskRunnerDeps) {
     this.log = deps.log.child({ taskId: task.id });
@@ -74,17 +75,23 @@ export class TaskRunner {
         this.uploader.write(Streams.system, Buffer.from(`[ferry] warning: secret ${name} is shorter than ${MIN_MASKED_SECRET_LENGTH} characters and is not masked in output\n`));
       }
       this.secretEnv = secrets.env;
+      // The start is confirmed with the server (a compare-and-set on our lease) while the
+      // sandbox is made, and nothing runs before the yes: a task requeued while this agent was
+      // cut off must not run here as well as on the agent that took it over.
+      const confirmed = this.confirmStart();
       sandbox = await this.deps.executor.create(this.task.id, {
         network: this.task.network, maxProcesses: this.task.maxProcesses, memoryBytes: this.task.memoryBytes,
       });
+      if (!(await confirmed)) this.stop('lease_lost');
+      if (this.stopReason === 'lease_lost') throw new LeaseLostError(this.task.id);
       this.proc = sandbox.start(runSpecFor(this.task, this.secretEnv));
       this.secretEnv = new Map();
       if (this.stopReason) this.ladder = this.proc.terminate(this.deps.graceMs);
-      this.reportStarted();
       const timeout = setTimeout(() => this.stop('timed_out'), this.task.timeoutSeconds * 1000);
       exit = await this.pipeOutput(this.proc);
       clearTimeout(timeout);
     } catch (err) {
+      if (err instanceof LeaseLostError) this.stop('lease_lost');
       errorReason = err instanceof SecretPreparationError || err instanceof MissingSecretError ? err.message : `could not start the task: ${(err as Error).message}`;
       this.log.error({ err }, 'task failed to start');
     } finally {
@@ -100,11 +107,24 @@ export class TaskRunner {
     await deliverFinalStatus(this.deps.client, this.spool, this.uploader, final, this.log);
   }
 
-  private reportStarted(): void {
-    this.deps.client.json('POST', `/v1/agent/tasks/${this.task.id}/started`).catch((err: unknown) => {
-      if (err instanceof ApiError && err.code === 'FERRY_E_LEASE_LOST') this.stop('lease_lost');
-      else this.log.warn({ err: (err as Error).message }, 'could not report the start; the final status will');
-    });
+  /** True once the server confirms we hold the task; false if it says we do not or the lease runs out. */
+  private async confirmStart(): Promise<boolean> {
+    const deadline = Date.now() + this.task.leaseSeconds * 1000 * 0.8;
+    for (let attempt = 0; Date.now() < deadline; attempt++) {
+      try {
+        await this.deps.client.json('POST', `/v1/agent/tasks/${this.task.id}/started`);
+        return true;
+      } catch (err) {
+        if (err instanceof ApiError && err.code === 'FERRY_E_LEASE_LOST') return false;
+        if (!isRetryable(err)) {
+          this.log.error({ err: (err as Error).message }, 'the server refused the start');
+          return false;
+        }
+        await new Promise((r) => setTimeout(r, Math.min(backoffMs(attempt, 100, 2000), Math.max(0, deadline - Date.now()))));
+      }
+    }
+    this.log.warn('could not confirm the start before the lease ran out; not running the task');
+    return false;
   }
 
   private async pipeOutput(proc: RunningProcess): Promise<ExitInfo> {
@@ -119,7 +139,13 @@ export class TaskRunner {
           resolve();
         };
         stream.on('data', (data: Buffer) => {
-          this.uploader.write(id, mask ? mask.push(data) : data);
+          try {
+            this.uploader.write(id, mask ? mask.push(data) : data);
+          } catch (err) {
+            // The spool could not take it (disk full): stop this task, not the agent.
+            this.spoolError ??= err as Error;
+            this.stop('cancelled');
+          }
         });
         stream.once('end', finish);
         stream.once('close', finish);
@@ -139,6 +165,7 @@ export class TaskRunner {
   }
 
   private async finalStatus(exit: ExitInfo | undefined, errorReason: string | undefined): Promise<Omit<FinishTaskRequest, 'outputBytes' | 'outputSha256'>> {
+    if (this.spoolError) errorReason = `the agent could not keep the task's output (${this.spoolError.message}); the task was stopped`;
     if (errorReason !== undefined || !exit) {
       return { status: 'error', exitCode: null, signal: null, reason: errorReason ?? 'the task did not run' };
     }
@@ -156,7 +183,13 @@ export class TaskRunner {
       status = exit.code === 0 ? 'succeeded' : 'failed';
       if (exit.signal) reason = `terminated by ${exit.signal}`;
     }
-    if (this.stopReason) this.uploader.write(Streams.system, Buffer.from(`[ferry] ${reason}\n`));
+    if (this.stopReason) {
+      try {
+        this.uploader.write(Streams.system, Buffer.from(`[ferry] ${reason}\n`));
+      } catch {
+        // the spool is what failed; the final status still says why
+      }
+    }
     return { status, exitCode: exit.code, signal: exit.signal, reason };
   }
 }

@@ -14,7 +14,7 @@
  * cancels them through the signal ladder.
  */
 import type { Logger } from 'pino';
-import { FERRY_VERSION, type HeartbeatResponse, type PollResponse } from '@ferry/protocol';
+import { FERRY_VERSION, PollResponse, type HeartbeatResponse } from '@ferry/protocol';
 import { ApiClient } from './api/client.js';
 import { backoffMs, isFatal, isRetryable } from './api/errors.js';
 import type { Executor } from './executor/types.js';
@@ -80,9 +80,10 @@ export class Worker {
       this.pollFree = free;
       const pollStarted = Date.now();
       try {
-        const res = await this.client.json<PollResponse>('POST', '/v1/agent/poll', {
+        // The answer is checked like any input: ids become paths and process names here.
+        const res = PollResponse.parse(await this.client.json<unknown>('POST', '/v1/agent/poll', {
           free, running: [...this.runners.keys()], waitSeconds: this.opts.pollWaitSeconds,
-        }, this.pollAbort.signal);
+        }, this.pollAbort.signal));
         attempt = 0;
         const idle = !res.task && res.cancel.length === 0 && !res.keyRequests?.length;
         // A server that answers a long poll at once with nothing (shutting down, misbehaving)

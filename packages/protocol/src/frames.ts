@@ -64,6 +64,7 @@ export class FrameDecoder {
       const length = this.pending.readUInt32BE(at + 1);
       if (this.pending.length - at - FRAME_HEADER_BYTES < length) break;
       const time = this.pending.readDoubleBE(at + 5);
+      if (!Number.isFinite(time)) throw new Error('bad output frame: time is not a finite number');
       const start = at + FRAME_HEADER_BYTES;
       frames.push({ stream, time, data: this.pending.subarray(start, start + length) });
       at = start + length;

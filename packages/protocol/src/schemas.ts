@@ -7,6 +7,8 @@ import { AssignedSecret } from './secrets.js';
 
 export const API_VERSION = 'v1';
 
+export const TaskId = z.string().regex(/^t_[0-9a-z]{10,40}$/, 'not a task id');
+
 export const TARGET_TYPES = ['shell', 'python', 'node', 'postgres', 'postgres-csv', 'mysql', 'mysql-csv', 'kubernetes', 'aws'] as const;
 export const TargetType = z.enum(TARGET_TYPES);
 export type TargetType = z.infer<typeof TargetType>;
@@ -192,8 +194,6 @@ export const RegisterAgentRequest = z.object({
 
 export const RegisterAgentResponse = z.object({ agentId: z.string(), token: z.string() });
 
-export const TaskId = z.string().regex(/^t_[0-9a-z]{10,40}$/, 'not a task id');
-
 export const PollRequest = z.object({
   free: z.number().int().min(0).max(256),
   running: z.array(TaskId).max(256),
@@ -201,8 +201,8 @@ export const PollRequest = z.object({
 }).strict();
 
 export const Assignment = z.object({
-  id: z.string(),
-  target: z.object({ id: z.string(), name: z.string(), type: TargetType }),
+  id: TaskId,
+  target: z.object({ id: z.string().regex(/^g_[0-9a-z]+$/), name: z.string(), type: TargetType }),
   script: z.string(),
   timeoutSeconds: z.number(),
   leaseSeconds: z.number(),
@@ -217,9 +217,9 @@ export type Assignment = z.infer<typeof Assignment>;
 
 export const PollResponse = z.object({
   task: Assignment.nullable(),
-  cancel: z.array(z.string()),
+  cancel: z.array(TaskId),
   /** Targets this agent serves that have no sealing key yet: make one and publish its public half. */
-  keyRequests: z.array(z.object({ targetId: z.string(), targetName: z.string() })).optional(),
+  keyRequests: z.array(z.object({ targetId: z.string().regex(/^g_[0-9a-z]+$/), targetName: z.string() })).optional(),
 });
 export type PollResponse = z.infer<typeof PollResponse>;
 

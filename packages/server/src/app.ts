@@ -41,6 +41,13 @@ function toFerryError(err: FastifyError | Error): FerryError {
 export type FerryApp = ReturnType<typeof buildApp>;
 
 // The return type is inferred on purpose: it is the HTTPS-typed Fastify instance.
+/** Lets one encapsulated scope (the output upload route) take output frames, up to 8 MiB. */
+export function registerFramesParser(scope: { addContentTypeParser: FerryApp['addContentTypeParser'] }): void {
+  scope.addContentTypeParser(OUTPUT_FRAMES_CONTENT_TYPE, { parseAs: 'buffer', bodyLimit: OUTPUT_BODY_LIMIT }, (_req, body, done) => {
+    done(null, body);
+  });
+}
+
 export function buildApp(opts: AppOptions) {
   const app = Fastify({
     https: { key: opts.keyPem, cert: opts.certPem, minVersion: 'TLSv1.2' },
@@ -51,13 +58,16 @@ export function buildApp(opts: AppOptions) {
     requestIdHeader: false,
     keepAliveTimeout: 65_000,
     return503OnClosing: true,
+    // Errors the router raises before any handler (a malformed URL, an over-long parameter).
+    frameworkErrors: (err, _req, reply) => {
+      const ferry = new FerryError('FERRY_E_BAD_REQUEST', `Bad request: ${err.message}`, { cause: err });
+      void (reply as unknown as { code(n: number): { type(t: string): { send(b: unknown): unknown } } }).code(400).type('application/json').send(ferry.toBody());
+    },
   });
 
-  // JSON and output frames only: a text body is a client mistake worth a clear 415.
+  // JSON only here; output frames are accepted by the upload route alone (registerFramesParser).
+  // A text body is a client mistake worth a clear 415.
   app.removeContentTypeParser('text/plain');
-  app.addContentTypeParser(OUTPUT_FRAMES_CONTENT_TYPE, { parseAs: 'buffer', bodyLimit: OUTPUT_BODY_LIMIT }, (_req, body, done) => {
-    done(null, body);
-  });
 
   app.addHook('onSend', async (_req, reply) => {
     reply.header('strict-transport-security', 'max-age=31536000');

@@ -10,6 +10,17 @@ export const ServerConfigSchema = z.object({
   publicUrl: z.string().url().optional(),
   database: z.string().optional(),
   embeddedAgent: bool.default(true),
+  /**
+   * The embedded hosted agent's executor. `sandbox` (the default) refuses to run tasks without
+   * bubblewrap: with `process`, a task could read this server's data folder, its admin token and
+   * the hosted pool's keys. Choose `process` only on a machine where you accept that.
+   */
+  embeddedAgentExecutor: z.enum(['sandbox', 'process']).default('sandbox'),
+  /**
+   * Whether hosted-pool targets may use `--network host` (the agent host's network, loopback
+   * included). Turn off on a server shared by organizations that do not trust each other.
+   */
+  allowHostNetwork: bool.default(true),
   tlsCert: z.string().optional(),
   tlsKey: z.string().optional(),
   tlsCa: z.string().optional(),

@@ -21,7 +21,7 @@ import { registerPublicRoutes } from './routes/public.js';
 import { registerTargetRoutes } from './routes/targets.js';
 import { registerTaskRoutes } from './routes/tasks.js';
 import { registerSecretRoutes } from './routes/secrets.js';
-import { RawOutputDigests } from './output-pipeline.js';
+import { RawOutputDigests, redactingFlush } from './output-pipeline.js';
 import { SqliteStore } from './store/sqlite/index.js';
 import type { Store } from './store/types.js';
 import { defaultCertNames, ensureTlsMaterial, loadProvidedTls } from './tls.js';
@@ -77,6 +77,9 @@ function startLeaseSweeper(ctx: ServerContext): NodeJS.Timeout {
       }
       for (const t of sweep.lost) {
         ctx.log.warn({ taskId: t.id }, 'lease lapsed while the task ran; marked lost');
+        // What the redactor still held back is stored (redacted), never left raw in the row.
+        await ctx.store.flushOutput(t.id, null, redactingFlush(t.targetRedact));
+        ctx.digests.forget(t.id);
         ctx.hub.notifyOutput(t.id);
         await ctx.audit({ orgId: t.orgId, actor: 'server', action: 'task.lost', subject: t.id, details: { reason: t.reason } });
       }
@@ -134,7 +137,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   let embedded: EmbeddedAgent | undefined;
   if (config.embeddedAgent && opts.embeddedAgentCommand) {
     embedded = new EmbeddedAgent({
-      command: opts.embeddedAgentCommand,
+      command: [...opts.embeddedAgentCommand, '--executor', config.embeddedAgentExecutor],
       dataDir: join(dataDir, 'hosted-agent'),
       log: log.child({ part: 'embedded-agent' }),
       makeJoinToken: async () => (await createJoinToken(ctx, { orgId: null, hosted: true, targetIds: [], createdBy: 'server', ttlSeconds: 600 })).token,

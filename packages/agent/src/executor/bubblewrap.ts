@@ -15,7 +15,7 @@
  * not limited.
  */
 import { execFile, spawn } from 'node:child_process';
-import { closeSync, openSync, readdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { access, chown, lstat, mkdir, mkdtemp, readlink, rm } from 'node:fs/promises';
 import { constants as osConstants, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
@@ -25,6 +25,10 @@ import { TASK_PATH, type Executor, type ExitInfo, type RunSpec, type RunningProc
 export const TASK_UID = 65534;
 export const TASK_GID = 65534;
 const SCRIPT_PATH = '/ferry/script';
+function tmpfs(path: string, bytes: number): string[] {
+  return ['--perms', '1777', '--size', String(bytes), '--tmpfs', path];
+}
+
 /** Where a RunSpec's files appear inside the sandbox (a tmpfs of its own). */
 const FILES_PATH = '/ferry/files';
 /** What of /etc a task gets: name resolution, users, TLS roots, linker and locale data, not the rest (agent configs, keys). */
@@ -135,15 +139,17 @@ function exitInfo(code: number | null, sig: NodeJS.Signals | null, sent: Readonl
 
 interface Watched { proc: RunningProcess; kill(): Promise<void> }
 
-function watch(argv: string[], argsFd: number, cwd: string, cgroup: TaskCgroup | undefined, files: readonly string[] = []): Watched {
+function watch(argv: string[], args: string, cwd: string, cgroup: TaskCgroup | undefined, files: readonly string[] = []): Watched {
   const [cmd, ...rest] = argv;
   if (!cmd) throw new Error('empty command');
   // env {}: the task's environment travels in the args file, not through the wrapper.
   // Files (e.g. a kubeconfig) travel through pipes on fds 4, 5, …: bwrap copies them into the
   // sandbox's own tmpfs, so their contents never touch the host's disk.
-  const child = spawn(cmd, rest, { cwd, env: {}, stdio: ['ignore', 'pipe', 'pipe', argsFd, ...files.map(() => 'pipe' as const)], detached: true });
-  files.forEach((content, i) => {
-    const pipe = child.stdio[4 + i] as import('node:stream').Writable | null;
+  // bwrap's own options (with the task's environment, so its secrets) arrive on fd 3 through a
+  // pipe as well: nothing of them is written to disk or shown on a command line.
+  const child = spawn(cmd, rest, { cwd, env: {}, stdio: ['ignore', 'pipe', 'pipe', 'pipe', ...files.map(() => 'pipe' as const)], detached: true });
+  [args, ...files].forEach((content, i) => {
+    const pipe = child.stdio[3 + i] as import('node:stream').Writable | null;
     pipe?.on('error', () => undefined);
     pipe?.end(content);
   });
@@ -202,19 +208,15 @@ class BubblewrapSandbox implements Sandbox {
     const fileArgs = files.length === 0 ? [] : ['--perms', '0755', '--tmpfs', FILES_PATH,
       ...files.flatMap(([name], i) => ['--perms', '0444', '--file', String(4 + i), `${FILES_PATH}/${name}`])];
     const options = [...namespaceArgs(this.limits.network), ...this.host.mounts,
-      '--bind', this.workDir, '/work', '--bind', join(this.root, 'tmp'), '/tmp', '--ro-bind', scriptFile, SCRIPT_PATH, ...fileArgs,
+      // /work and /tmp are tmpfs of the task's own: their pages count against its memory limit
+      // and their size is capped, so a task cannot fill the host's disk (the host folder holds
+      // only the script). World-writable is harmless: only the task's uid lives in here.
+      ...tmpfs('/work', this.limits.memoryBytes), ...tmpfs('/tmp', this.limits.memoryBytes), '--ro-bind', scriptFile, SCRIPT_PATH, ...fileArgs,
       '--chdir', '/work', '--clearenv', ...Object.entries(env).flatMap(([k, v]) => ['--setenv', k, v])];
     // Options go through fd 3 (`--args 3`) so the environment never shows in the host's `ps`.
-    const argsFile = join(this.root, 'bwrap-args');
-    writeFileSync(argsFile, options.map((o) => `${o}\0`).join(''), { mode: 0o600 });
-    const fd = openSync(argsFile, 'r');
-    unlinkSync(argsFile);
+    const args = options.map((o) => `${o}\0`).join('');
     const command = spec.argv.map((a) => (a === '{script}' ? SCRIPT_PATH : a.replaceAll('{files}', FILES_PATH)));
-    try {
-      this.running = watch([...this.limiter(), this.host.tools.bwrap, '--args', '3', ...dropPrivileges(this.host.tools.setpriv), ...command], fd, this.root, this.cgroup, files.map(([, c]) => c));
-    } finally {
-      closeSync(fd);
-    }
+    this.running = watch([...this.limiter(), this.host.tools.bwrap, '--args', '3', ...dropPrivileges(this.host.tools.setpriv), ...command], args, this.root, this.cgroup, files.map(([, c]) => c));
     return this.running.proc;
   }
 

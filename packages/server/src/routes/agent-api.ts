@@ -13,6 +13,7 @@ import { requireAgent } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import type { AgentRow, TaskRow } from '../store/types.js';
 import { parseInput } from '../validate.js';
+import { registerFramesParser } from '../app.js';
 import { mayServe } from '../dispatch.js';
 import { redactingFlush, redactingTransform } from '../output-pipeline.js';
 import { sealingKeyId } from '../sealing-key.js';
@@ -103,35 +104,44 @@ export function registerAgentApiRoutes(app: FerryApp, ctx: ServerContext): void 
     const agent = await requireAgent(ctx.store, req);
     const id = taskIdParam(req.params.id);
     const ok = await ctx.store.markStarted(id, agent.id, Date.now());
-    if (!ok) throw new FerryError('FERRY_E_LEASE_LOST', `Agent ${agent.name} does not hold task ${id} (or it already started).`);
+    if (!ok) throw new FerryError('FERRY_E_LEASE_LOST', `Agent ${agent.name} does not hold task ${id}.`);
     ctx.hub.notifyOutput(id);
     return reply.code(204).send();
   });
 
-  app.put<{ Params: { id: string } }>('/v1/agent/tasks/:id/output', async (req) => {
-    const agent = await requireAgent(ctx.store, req);
-    const id = taskIdParam(req.params.id);
-    const q = parseInput(UploadOutputQuery, req.query, 'query');
-    if (!Buffer.isBuffer(req.body)) throw new FerryError('FERRY_E_UNSUPPORTED_MEDIA_TYPE', 'Output uploads must be application/vnd.ferry.frames.');
-    let frames: OutputFrame[];
-    try {
-      frames = decodeFrames(req.body);
-    } catch (err) {
-      throw new FerryError('FERRY_E_BAD_REQUEST', `Malformed output frames: ${(err as Error).message}.`, { cause: err });
-    }
-    const task = await ctx.store.getTaskForAgent(id, agent.id);
-    if (!task || task.status !== 'running') throw new FerryError('FERRY_E_LEASE_LOST', `Agent ${agent.name} does not hold task ${id}.`);
-    const limit = resolveLimits(ctx.config, task.targetLimits).maxOutputBytes + NOTICE_ALLOWANCE_BYTES;
-    const end = q.offset + frames.reduce((n, f) => n + f.data.length, 0);
-    if (end > limit) throw new FerryError('FERRY_E_OUTPUT_LIMIT', `Output for ${id} would reach ${end} bytes; its limit is ${limit}.`);
-    const transform = redactingTransform(task.targetRedact, (raw, rawOffset) => ctx.digests.update(id, raw, rawOffset));
-    const result = await ctx.store.appendOutput(id, agent.id, q.offset, frames, transform);
-    if (result === 'not_held') throw new FerryError('FERRY_E_LEASE_LOST', `Agent ${agent.name} does not hold task ${id}.`);
-    if (!result.ok) {
-      throw new FerryError('FERRY_E_OUTPUT_GAP', `Output for ${id} must continue at offset ${result.expectedOffset}, not ${q.offset}.`, { details: { expectedOffset: result.expectedOffset } });
-    }
-    ctx.hub.notifyOutput(id);
-    return { nextOffset: result.nextOffset };
+  // Output uploads are the one place binary frames are accepted, so no other route reads 8 MiB
+  // bodies of them before authentication.
+  void app.register((scope, _opts, done) => {
+    registerFramesParser(scope);
+    scope.put<{ Params: { id: string } }>('/v1/agent/tasks/:id/output', async (req) => {
+      const agent = await requireAgent(ctx.store, req);
+      const id = taskIdParam(req.params.id);
+      const q = parseInput(UploadOutputQuery, req.query, 'query');
+      if (!Buffer.isBuffer(req.body)) throw new FerryError('FERRY_E_UNSUPPORTED_MEDIA_TYPE', 'Output uploads must be application/vnd.ferry.frames.');
+      let frames: OutputFrame[];
+      try {
+        frames = decodeFrames(req.body);
+      } catch (err) {
+        throw new FerryError('FERRY_E_BAD_REQUEST', `Malformed output frames: ${(err as Error).message}.`, { cause: err });
+      }
+      const task = await ctx.store.getTaskForAgent(id, agent.id);
+      if (!task || task.status !== 'running') throw new FerryError('FERRY_E_LEASE_LOST', `Agent ${agent.name} does not hold task ${id}.`);
+      const limit = resolveLimits(ctx.config, task.targetLimits).maxOutputBytes + NOTICE_ALLOWANCE_BYTES;
+      const end = q.offset + frames.reduce((n, f) => n + f.data.length, 0);
+      if (end > limit) throw new FerryError('FERRY_E_OUTPUT_LIMIT', `Output for ${id} would reach ${end} bytes; its limit is ${limit}.`);
+      // The raw digest is updated only once the append has committed.
+      let raw: { frames: readonly OutputFrame[]; offset: number } | undefined;
+      const transform = redactingTransform(task.targetRedact, (fresh, rawOffset) => (raw = { frames: fresh, offset: rawOffset }));
+      const result = await ctx.store.appendOutput(id, agent.id, q.offset, frames, transform);
+      if (raw && result !== 'not_held' && result.ok) ctx.digests.update(id, raw.frames, raw.offset);
+      if (result === 'not_held') throw new FerryError('FERRY_E_LEASE_LOST', `Agent ${agent.name} does not hold task ${id}.`);
+      if (!result.ok) {
+        throw new FerryError('FERRY_E_OUTPUT_GAP', `Output for ${id} must continue at offset ${result.expectedOffset}, not ${q.offset}.`, { details: { expectedOffset: result.expectedOffset } });
+      }
+      ctx.hub.notifyOutput(id);
+      return { nextOffset: result.nextOffset };
+    });
+    done();
   });
 
   app.post<{ Params: { id: string } }>('/v1/agent/tasks/:id/finish', async (req, reply) => {

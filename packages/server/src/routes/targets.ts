@@ -24,9 +24,13 @@ export function registerTargetRoutes(app: FerryApp, ctx: ServerContext): void {
     const user = await requireUser(ctx.store, req, 'admin');
     const body = parseInput(CreateTargetRequest, req.body, 'target');
     checkLimits(ctx.config, body.limits);
+    const network = body.network ?? defaultNetwork(body.type);
+    if (network === 'host' && body.agent === 'hosted' && !ctx.config.allowHostNetwork) {
+      throw new FerryError('FERRY_E_FORBIDDEN', 'This server does not give hosted-pool targets the host network; use --network none, or a self-hosted agent.');
+    }
     const row: TargetRow = {
       id: newId('g'), orgId: user.orgId, name: body.name, type: body.type, agentMode: body.agent, createdAt: Date.now(),
-      network: body.network ?? defaultNetwork(body.type), limits: body.limits, redact: body.redact,
+      network, limits: body.limits, redact: body.redact,
       publicKeyPem: null, keyId: null,
     };
     const created = await ctx.store.createTarget(row);

@@ -109,8 +109,8 @@ export interface Store {
 
   /** Idempotent, offset-addressed append; only the agent holding the running task may write. */
   appendOutput(taskId: string, agentId: string, offset: number, frames: readonly OutputFrame[], transform: OutputTransform): Promise<AppendResult | 'not_held'>;
-  /** Stores what the redactor still held back when the task finished. */
-  flushOutput(taskId: string, agentId: string, transform: (state: string | null) => OutputFrame[]): Promise<void>;
+  /** Stores what the redactor still held back when the task finished (`agentId` null: whoever held it, for lost tasks). */
+  flushOutput(taskId: string, agentId: string | null, transform: (state: string | null) => OutputFrame[]): Promise<void>;
   readOutput(taskId: string, offset: number, maxBytes: number): Promise<OutputFrame[]>;
   outputSha256(taskId: string): Promise<{ bytes: number; sha256: string }>;
 

@@ -6,6 +6,7 @@
  * the same file were opened by two processes.
  */
 import { createHash } from 'node:crypto';
+import { chmodSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { OutputFrame, TaskStatus } from '@ferry/protocol';
 import { isStreamId } from '@ferry/protocol';
@@ -75,6 +76,7 @@ export class SqliteStore implements Store {
 
   constructor(file: string) {
     this.db = new Database(file);
+    chmodSync(file, 0o600);
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('synchronous = NORMAL');
     this.db.pragma('foreign_keys = ON');
@@ -262,7 +264,8 @@ export class SqliteStore implements Store {
   }
 
   async markStarted(taskId: string, agentId: string, now: number): Promise<boolean> {
-    const r = this.db.prepare("UPDATE tasks SET started_at = ? WHERE id = ? AND agent_id = ? AND status = 'running' AND started_at IS NULL").run(now, taskId, agentId);
+    // Idempotent: an agent retrying after a lost answer gets the same yes.
+    const r = this.db.prepare("UPDATE tasks SET started_at = COALESCE(started_at, ?) WHERE id = ? AND agent_id = ? AND status = 'running'").run(now, taskId, agentId);
     return r.changes === 1;
   }
 
@@ -328,9 +331,11 @@ export class SqliteStore implements Store {
     })();
   }
 
-  async flushOutput(taskId: string, agentId: string, transform: (state: string | null) => OutputFrame[]): Promise<void> {
+  async flushOutput(taskId: string, agentId: string | null, transform: (state: string | null) => OutputFrame[]): Promise<void> {
     this.db.transaction(() => {
-      const t = this.db.prepare("SELECT stored_bytes, redact_state FROM tasks WHERE id = ? AND agent_id = ? AND status = 'running'").get(taskId, agentId) as Row | undefined;
+      const t = (agentId === null
+        ? this.db.prepare('SELECT stored_bytes, redact_state FROM tasks WHERE id = ? AND redact_state IS NOT NULL').get(taskId)
+        : this.db.prepare("SELECT stored_bytes, redact_state FROM tasks WHERE id = ? AND agent_id = ? AND status = 'running'").get(taskId, agentId)) as Row | undefined;
       if (!t) return;
       const stored = this.insertFrames(taskId, num(t.stored_bytes), transform(strOrNull(t.redact_state)));
       this.db.prepare('UPDATE tasks SET stored_bytes = ?, redact_state = NULL WHERE id = ?').run(stored, taskId);
