@@ -36,8 +36,11 @@ function pgrep(pattern: string): string[] {
   }
 }
 
-function taskFolders(): string[] {
-  return readdirSync(tmpdir()).filter((f) => f.startsWith('ferry-t_'));
+/** Per-task folders of the embedded agent (under its data folder) and any in the system's temp folder. */
+function taskFolders(serverDataDir: string): string[] {
+  const sandboxes = join(serverDataDir, 'hosted-agent', 'sandboxes');
+  const inAgent = existsSync(sandboxes) ? readdirSync(sandboxes) : [];
+  return [...inAgent, ...readdirSync(tmpdir())].filter((f) => f.startsWith('ferry-t_'));
 }
 
 function tasksOfUid(uid: number): string[] {
@@ -188,7 +191,8 @@ for (const executor of ['sandbox', 'process'] as const) {
 
     it('300 tasks in a row leave no processes, folders or mounts behind', async () => {
       const mountsBefore = mountCount();
-      const foldersBefore = taskFolders().length;
+      const foldersBefore = taskFolders(server.dataDir).length;
+      assert.ok(existsSync(join(server.dataDir, 'hosted-agent', 'sandboxes')), 'the agent keeps task folders in its data folder');
       const ids: string[] = [];
       for (let i = 0; i < 300; i++) {
         const res = await api(server, 'POST', '/v1/tasks', { body: JSON.stringify({ target: 'box', script: `echo task ${i} > "$HOME/f"; (sleep 100 &) ; true` }) });
@@ -200,7 +204,7 @@ for (const executor of ['sandbox', 'process'] as const) {
         const tasks = (res.json.tasks as { id: string; status: string }[]).filter((x) => ids.includes(x.id));
         return tasks.length === 300 && tasks.every((x) => x.status === 'succeeded');
       }, 240_000, '300 tasks');
-      await waitFor(() => taskFolders().length <= foldersBefore, 10_000, 'task folders removed');
+      await waitFor(() => taskFolders(server.dataDir).length <= foldersBefore, 10_000, 'task folders removed');
       assert.equal(mountCount(), mountsBefore);
       if (executor === 'sandbox') await waitFor(() => tasksOfUid(65534).length === 0, 10_000, 'no sandboxed processes');
     });

@@ -109,14 +109,16 @@ describe('runtimes against real services', () => {
     await setSecrets(server, 'k8s', { KUBE_CONFIG: kubeconfig });
     const run = server.spawnCli(['run', 'k8s', '-c', 'kubectl config current-context; kubectl config view --minify -o jsonpath="{.contexts[0].context.namespace}"; echo; echo "$KUBECONFIG"; stat -c %a "$KUBECONFIG"; sleep 2']);
     await waitFor(() => run.stdout.includes('/ferry/files/kubeconfig'), 20_000, 'kubectl output');
-    const onHost = readdirSync(tmpdir()).filter((d) => d.startsWith('ferry-t_')).flatMap((d) => {
+    const roots = [tmpdir(), join(server.dataDir, 'hosted-agent', 'sandboxes')];
+    const onHost = roots.flatMap((root) => readdirSync(root).filter((d) => d.startsWith('ferry-t_')).flatMap((d) => {
       const walk = (p: string): string[] => (statSync(p).isDirectory() ? readdirSync(p).flatMap((n) => walk(join(p, n))) : [p]);
       try {
-        return walk(join(tmpdir(), d));
+        return walk(join(root, d));
       } catch {
         return [];
       }
-    });
+    }));
+    assert.ok(onHost.length > 0, 'the running task\'s host folder was inspected');
     for (const f of onHost) assert.ok(!readFileSync(f).includes(marker), `kubeconfig written to the host at ${f}`);
     assert.equal(await run.exited, 0, run.stderr);
     assert.equal(run.stdout, 'ferry-test\nops\n/ferry/files/kubeconfig\n444\n');

@@ -89,7 +89,10 @@ describe('faults: kills, restarts, outages, drain', () => {
     await waitFor(async () => (await server.cli(['task', 'logs', id])).stdout.includes('spooled-before-crash'), 15_000, 'running');
     await agent.stop('SIGKILL');
     assert.ok(readdirSync(join(agentDir, 'spool')).includes(id), 'the task is in the spool');
+    const leftBehind = (): string[] => readdirSync(join(agentDir, 'sandboxes')).filter((n) => n.startsWith('ferry-t_'));
+    assert.ok(leftBehind().length > 0, 'the killed agent left its task folder behind');
     agent = await startAgent();
+    assert.deepEqual(leftBehind(), [], 'the restarted agent swept it');
     const t = await waitFor(async () => {
       const s = await taskShow(server, id);
       return s.status === 'error' || s.status === 'lost' ? s : undefined;

@@ -2,6 +2,7 @@
  * `ferry agent start`: register (first time) or load the stored credential, pick the
  * executor, and run the worker until SIGTERM/SIGINT (drain) or a fatal error.
  */
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { AgentConfig } from './config.js';
@@ -10,9 +11,19 @@ import { selectExecutor } from './executor/select.js';
 import { Worker } from './worker.js';
 import { KeyStore } from './secrets/key-store.js';
 
+function sweepSandboxes(dir: string, log: Logger): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const left = readdirSync(dir).filter((name) => name.startsWith('ferry-t_'));
+  for (const name of left) rmSync(join(dir, name), { recursive: true, force: true });
+  if (left.length > 0) log.warn({ folders: left.length }, 'removed task folders left by an earlier run');
+}
+
 export async function runAgent(config: AgentConfig, logger?: Logger): Promise<void> {
   const log = logger ?? pino({ level: config.logLevel, base: { component: 'agent' } }, pino.destination(2));
-  const executor = await selectExecutor(config.executor);
+  // Task folders live under the agent's data folder, so folders left by a crash are swept here.
+  const sandboxes = join(config.dataDir, 'sandboxes');
+  sweepSandboxes(sandboxes, log);
+  const executor = await selectExecutor(config.executor, sandboxes);
   if (executor.warning) log.warn(executor.warning);
   let credential = loadCredential(config.dataDir);
   if (!credential) {

@@ -139,16 +139,16 @@ export class Worker {
     for (const { targetId, targetName } of requests) {
       const log = this.opts.log.child({ targetId });
       try {
-        let publicKeyPem: string;
         const held = this.opts.keys.load(targetId);
         if (held) {
-          publicKeyPem = createPublicKey(held.key).export({ type: 'spki', format: 'pem' }).toString();
+          await this.client.json('POST', `/v1/agent/targets/${targetId}/key`, { publicKeyPem: createPublicKey(held.key).export({ type: 'spki', format: 'pem' }).toString() });
         } else {
+          // Kept only once the server took it: an agent that lost the race to another agent of
+          // the same target must not hold a key nobody seals with.
           const pair = await generateSealingKeyPair();
+          await this.client.json('POST', `/v1/agent/targets/${targetId}/key`, { publicKeyPem: pair.publicKeyPem });
           this.opts.keys.save(targetId, pair.privateKeyPem);
-          publicKeyPem = pair.publicKeyPem;
         }
-        await this.client.json('POST', `/v1/agent/targets/${targetId}/key`, { publicKeyPem });
         log.info({ target: targetName, kid: this.opts.keys.load(targetId)?.kid }, 'published the target\'s sealing key');
         this.keyFailures = 0;
       } catch (err) {

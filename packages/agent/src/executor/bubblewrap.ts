@@ -249,12 +249,13 @@ export class BubblewrapExecutor implements Executor {
   readonly warning = undefined;
 
   /** `cgroups: false` forces the rlimit fallback (for tests and for hosts where cgroups misbehave). */
-  constructor(private readonly options: { cgroups?: boolean } = {}) {}
+  /** `rootDir`: where per-task folders go (the agent uses its data folder, so it can sweep them after a crash). */
+  constructor(private readonly options: { cgroups?: boolean; rootDir?: string } = {}) {}
 
   async create(taskId: string, limits: SandboxLimits): Promise<Sandbox> {
     const host = await hostInfo();
     if (typeof host === 'string') throw new Error(host);
-    const root = await mkdtemp(join(tmpdir(), `ferry-${taskId.replace(/[^\w.-]/g, '_').slice(0, 64)}-`));
+    const root = await mkdtemp(join(this.options.rootDir ?? tmpdir(), `ferry-${taskId.replace(/[^\w.-]/g, '_').slice(0, 64)}-`));
     try {
       for (const dir of ['work', 'tmp']) {
         await mkdir(join(root, dir), { mode: 0o700 });

@@ -80,11 +80,12 @@ class ProcessSandbox implements Sandbox {
 
 export class ProcessExecutor implements Executor {
   readonly name = 'process' as const;
+  constructor(private readonly rootDir?: string) {}
   readonly warning = 'executor "process": tasks run as the agent\'s user with no filesystem, process or network isolation; use --executor sandbox (bubblewrap) on Linux for real isolation';
 
   /** Limits are not enforced by this driver (documented gap); the parameter keeps the interface. */
   async create(taskId: string, _limits: SandboxLimits): Promise<Sandbox> {
-    const root = await mkdtemp(join(tmpdir(), `ferry-${taskId}-`));
+    const root = await mkdtemp(join(this.rootDir ?? tmpdir(), `ferry-${taskId}-`));
     const workDir = join(root, 'work');
     await mkdir(workDir, { mode: 0o700 });
     await mkdir(join(root, 'tmp'), { mode: 0o700 });

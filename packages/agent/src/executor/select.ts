@@ -9,11 +9,11 @@ export class ExecutorUnavailableError extends Error {
 }
 
 /** `auto` picks the sandbox where the host supports it, else the process executor (with a warning). */
-export async function selectExecutor(choice: 'sandbox' | 'process' | 'auto'): Promise<Executor> {
-  if (choice === 'process') return new ProcessExecutor();
+export async function selectExecutor(choice: 'sandbox' | 'process' | 'auto', rootDir?: string): Promise<Executor> {
+  if (choice === 'process') return new ProcessExecutor(rootDir);
   const { BubblewrapExecutor, bubblewrapProblem } = await import('./bubblewrap.js');
   const problem = await bubblewrapProblem();
-  if (problem === undefined) return new BubblewrapExecutor();
+  if (problem === undefined) return new BubblewrapExecutor(rootDir === undefined ? {} : { rootDir });
   if (choice === 'sandbox') throw new ExecutorUnavailableError(`--executor sandbox needs bubblewrap, and ${problem}. Install it (Debian/Ubuntu: apt-get install bubblewrap) or choose --executor process, which isolates much less.`);
-  return new ProcessExecutor();
+  return new ProcessExecutor(rootDir);
 }

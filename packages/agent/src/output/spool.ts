@@ -110,11 +110,17 @@ export class TaskSpool {
     return lo;
   }
 
+  /**
+   * Moves the acknowledged offset. It is written to disk at most every 250 ms: after a crash a
+   * slightly old value only means resending bytes the server accepts idempotently.
+   */
   acknowledge(offset: number): void {
     if (offset <= this.state.acked) return;
     this.state.acked = Math.min(offset, this.produced);
-    this.saveState();
+    if (Date.now() - this.savedAt >= 250) this.saveState();
   }
+
+  private savedAt = 0;
 
   recordFinal(final: FinishTaskRequest): void {
     this.state.final = final;
@@ -122,6 +128,7 @@ export class TaskSpool {
   }
 
   private saveState(): void {
+    this.savedAt = Date.now();
     const file = join(this.dir, 'state.json');
     writeFileSync(`${file}.tmp`, JSON.stringify(this.state), { mode: 0o600 });
     renameSync(`${file}.tmp`, file);

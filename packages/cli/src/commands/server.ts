@@ -1,7 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { relative } from 'node:path';
 import type { Command } from 'commander';
-import { loadServerConfig, startServer } from '@ferry/server';
 import { UsageError } from '../errors.js';
 
 export function registerServerCommand(program: Command): void {
@@ -14,6 +13,8 @@ export function registerServerCommand(program: Command): void {
     .option('--no-embedded-agent', 'do not start the embedded hosted agent')
     .option('--config <file>', 'JSON config file (also FERRY_SERVER_CONFIG)')
     .action(async (opts: { dataDir?: string; listen?: string; database?: string; publicUrl?: string; embeddedAgent: boolean; config?: string }) => {
+      // Loaded here, not at the top: `ferry agent start` and the other commands need none of it.
+      const { loadServerConfig, startServer } = await import('@ferry/server');
       const config = loadServerConfig({
         dataDir: opts.dataDir, listen: opts.listen, database: opts.database, publicUrl: opts.publicUrl,
         embeddedAgent: opts.embeddedAgent === false ? false : undefined,

@@ -84,14 +84,26 @@ export class SqliteStore implements Store {
     this.migrate();
   }
 
+  private readonly statements = new Map<string, Database.Statement>();
+
+  /** Statements are prepared once and reused: preparing on every call cost about 1 ms per task. */
+  private stmt(sql: string): Database.Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
+
   private migrate(): void {
     this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
-    const applied = new Set(this.db.prepare('SELECT version FROM schema_migrations').all().map((r) => num((r as Row).version)));
+    const applied = new Set(this.stmt('SELECT version FROM schema_migrations').all().map((r) => num((r as Row).version)));
     for (const m of migrations) {
       if (applied.has(m.version)) continue;
       this.db.transaction(() => {
         this.db.exec(m.sql);
-        this.db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
+        this.stmt('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(m.version, m.name, Date.now());
       })();
     }
   }
@@ -101,27 +113,27 @@ export class SqliteStore implements Store {
   }
 
   async ensureOrg(name: string, now: number): Promise<OrgRow> {
-    const existing = this.db.prepare('SELECT * FROM orgs WHERE name = ?').get(name) as Row | undefined;
+    const existing = this.stmt('SELECT * FROM orgs WHERE name = ?').get(name) as Row | undefined;
     if (existing) return { id: String(existing.id), name, createdAt: num(existing.created_at) };
     const id = `o_${name}`;
-    this.db.prepare('INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?)').run(id, name, now);
+    this.stmt('INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?)').run(id, name, now);
     return { id, name, createdAt: now };
   }
 
   async createApiToken(row: ApiTokenRow, tokenHash: string): Promise<void> {
-    this.db.prepare('INSERT INTO api_tokens (id, org_id, name, role, token_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
+    this.stmt('INSERT INTO api_tokens (id, org_id, name, role, token_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
       .run(row.id, row.orgId, row.name, row.role, tokenHash, row.createdAt, row.revokedAt);
   }
 
   async findApiToken(tokenHash: string): Promise<ApiTokenRow | undefined> {
-    const r = this.db.prepare('SELECT * FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL').get(tokenHash) as Row | undefined;
+    const r = this.stmt('SELECT * FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL').get(tokenHash) as Row | undefined;
     if (!r) return undefined;
     return { id: String(r.id), orgId: String(r.org_id), name: String(r.name), role: r.role as ApiTokenRow['role'], createdAt: num(r.created_at), revokedAt: null };
   }
 
   async createTarget(row: TargetRow): Promise<TargetRow | 'exists'> {
     try {
-      this.db.prepare('INSERT INTO targets (id, org_id, name, type, agent_mode, created_at, network, limits, redact) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
+      this.stmt('INSERT INTO targets (id, org_id, name, type, agent_mode, created_at, network, limits, redact) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
         .run(row.id, row.orgId, row.name, row.type, row.agentMode, row.createdAt, row.network, JSON.stringify(row.limits), row.redact);
       return row;
     } catch (err) {
@@ -131,48 +143,48 @@ export class SqliteStore implements Store {
   }
 
   async listTargets(orgId: string): Promise<TargetRow[]> {
-    return this.db.prepare('SELECT * FROM targets WHERE org_id = ? AND deleted_at IS NULL ORDER BY name').all(orgId).map((r) => toTarget(r as Row));
+    return this.stmt('SELECT * FROM targets WHERE org_id = ? AND deleted_at IS NULL ORDER BY name').all(orgId).map((r) => toTarget(r as Row));
   }
 
   async getTargetByName(orgId: string, name: string): Promise<TargetRow | undefined> {
-    const r = this.db.prepare('SELECT * FROM targets WHERE org_id = ? AND name = ? AND deleted_at IS NULL').get(orgId, name) as Row | undefined;
+    const r = this.stmt('SELECT * FROM targets WHERE org_id = ? AND name = ? AND deleted_at IS NULL').get(orgId, name) as Row | undefined;
     return r ? toTarget(r) : undefined;
   }
 
   async deleteTarget(orgId: string, targetId: string, now: number): Promise<'deleted' | 'busy'> {
     return this.db.transaction(() => {
-      const active = this.db.prepare("SELECT 1 FROM tasks WHERE target_id = ? AND status IN ('queued','pending_review','approved','running') LIMIT 1").get(targetId);
+      const active = this.stmt("SELECT 1 FROM tasks WHERE target_id = ? AND status IN ('queued','pending_review','approved','running') LIMIT 1").get(targetId);
       if (active) return 'busy' as const;
-      this.db.prepare('UPDATE targets SET deleted_at = ? WHERE id = ? AND org_id = ? AND deleted_at IS NULL').run(now, targetId, orgId);
+      this.stmt('UPDATE targets SET deleted_at = ? WHERE id = ? AND org_id = ? AND deleted_at IS NULL').run(now, targetId, orgId);
       return 'deleted' as const;
     })();
   }
 
   async countOnlineAgents(target: TargetRow, since: number): Promise<number> {
     const r = target.agentMode === 'hosted'
-      ? this.db.prepare('SELECT COUNT(*) AS n FROM agents WHERE hosted = 1 AND revoked_at IS NULL AND last_seen_at >= ? AND (org_id IS NULL OR org_id = ?)').get(since, target.orgId)
-      : this.db.prepare('SELECT COUNT(*) AS n FROM agents a JOIN agent_targets at ON at.agent_id = a.id WHERE at.target_id = ? AND a.revoked_at IS NULL AND a.last_seen_at >= ?').get(target.id, since);
+      ? this.stmt('SELECT COUNT(*) AS n FROM agents WHERE hosted = 1 AND revoked_at IS NULL AND last_seen_at >= ? AND (org_id IS NULL OR org_id = ?)').get(since, target.orgId)
+      : this.stmt('SELECT COUNT(*) AS n FROM agents a JOIN agent_targets at ON at.agent_id = a.id WHERE at.target_id = ? AND a.revoked_at IS NULL AND a.last_seen_at >= ?').get(target.id, since);
     return num((r as Row).n);
   }
 
   async createJoinToken(row: JoinTokenRow, secretHash: string): Promise<void> {
-    this.db.prepare('INSERT INTO join_tokens (id, org_id, secret_hash, hosted, target_ids, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
+    this.stmt('INSERT INTO join_tokens (id, org_id, secret_hash, hosted, target_ids, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
       .run(row.id, row.orgId, secretHash, row.hosted ? 1 : 0, JSON.stringify(row.targetIds), row.createdBy, row.createdAt, row.expiresAt);
   }
 
   async consumeJoinToken(secretHash: string, now: number, agent: NewAgent): Promise<ConsumeJoinResult> {
     return this.db.transaction((): ConsumeJoinResult => {
-      const t = this.db.prepare('SELECT * FROM join_tokens WHERE secret_hash = ?').get(secretHash) as Row | undefined;
+      const t = this.stmt('SELECT * FROM join_tokens WHERE secret_hash = ?').get(secretHash) as Row | undefined;
       if (!t) return { ok: false, code: 'FERRY_E_JOIN_TOKEN_INVALID' };
       if (t.used_at !== null) return { ok: false, code: 'FERRY_E_JOIN_TOKEN_USED' };
       if (num(t.expires_at) <= now) return { ok: false, code: 'FERRY_E_JOIN_TOKEN_EXPIRED' };
-      const used = this.db.prepare('UPDATE join_tokens SET used_at = ?, used_by = ? WHERE id = ? AND used_at IS NULL').run(now, agent.id, t.id);
+      const used = this.stmt('UPDATE join_tokens SET used_at = ?, used_by = ? WHERE id = ? AND used_at IS NULL').run(now, agent.id, t.id);
       if (used.changes !== 1) return { ok: false, code: 'FERRY_E_JOIN_TOKEN_USED' };
       const targetIds = JSON.parse(String(t.target_ids)) as string[];
-      this.db.prepare(`INSERT INTO agents (id, org_id, name, hostname, version, platform, hosted, concurrency, token_hash, registered_at, last_seen_at)
+      this.stmt(`INSERT INTO agents (id, org_id, name, hostname, version, platform, hosted, concurrency, token_hash, registered_at, last_seen_at)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
         .run(agent.id, t.org_id, agent.name, agent.hostname, agent.version, agent.platform, t.hosted, agent.concurrency, agent.tokenHash, now, now);
-      const link = this.db.prepare('INSERT INTO agent_targets (agent_id, target_id) VALUES (?, ?)');
+      const link = this.stmt('INSERT INTO agent_targets (agent_id, target_id) VALUES (?, ?)');
       for (const targetId of targetIds) link.run(agent.id, targetId);
       const row = this.agentById(agent.id);
       return row ? { ok: true, agent: row } : { ok: false, code: 'FERRY_E_JOIN_TOKEN_INVALID' };
@@ -180,7 +192,7 @@ export class SqliteStore implements Store {
   }
 
   private agentFromRow(r: Row): AgentRow {
-    const targetIds = this.db.prepare('SELECT target_id FROM agent_targets WHERE agent_id = ?').all(r.id).map((x) => String((x as Row).target_id));
+    const targetIds = this.stmt('SELECT target_id FROM agent_targets WHERE agent_id = ?').all(r.id).map((x) => String((x as Row).target_id));
     return {
       id: String(r.id), orgId: strOrNull(r.org_id), name: String(r.name), hostname: String(r.hostname),
       version: String(r.version), platform: String(r.platform), hosted: r.hosted === 1, concurrency: num(r.concurrency),
@@ -189,12 +201,12 @@ export class SqliteStore implements Store {
   }
 
   private agentById(id: string): AgentRow | undefined {
-    const r = this.db.prepare('SELECT * FROM agents WHERE id = ?').get(id) as Row | undefined;
+    const r = this.stmt('SELECT * FROM agents WHERE id = ?').get(id) as Row | undefined;
     return r ? this.agentFromRow(r) : undefined;
   }
 
   async findAgentByToken(tokenHash: string): Promise<AgentRow | undefined> {
-    const r = this.db.prepare('SELECT * FROM agents WHERE token_hash = ?').get(tokenHash) as Row | undefined;
+    const r = this.stmt('SELECT * FROM agents WHERE token_hash = ?').get(tokenHash) as Row | undefined;
     return r ? this.agentFromRow(r) : undefined;
   }
 
@@ -203,39 +215,39 @@ export class SqliteStore implements Store {
   }
 
   async touchAgent(agentId: string, now: number): Promise<void> {
-    this.db.prepare('UPDATE agents SET last_seen_at = ? WHERE id = ? AND last_seen_at < ?').run(now, agentId, now);
+    this.stmt('UPDATE agents SET last_seen_at = ? WHERE id = ? AND last_seen_at < ?').run(now, agentId, now);
   }
 
   async listAgents(orgId: string): Promise<AgentRow[]> {
-    return this.db.prepare('SELECT * FROM agents WHERE org_id = ? OR org_id IS NULL ORDER BY registered_at').all(orgId).map((r) => this.agentFromRow(r as Row));
+    return this.stmt('SELECT * FROM agents WHERE org_id = ? OR org_id IS NULL ORDER BY registered_at').all(orgId).map((r) => this.agentFromRow(r as Row));
   }
 
   async revokeAgent(orgId: string, agentId: string, now: number): Promise<boolean> {
-    const r = this.db.prepare('UPDATE agents SET revoked_at = ? WHERE id = ? AND org_id = ? AND revoked_at IS NULL').run(now, agentId, orgId);
+    const r = this.stmt('UPDATE agents SET revoked_at = ? WHERE id = ? AND org_id = ? AND revoked_at IS NULL').run(now, agentId, orgId);
     return r.changes === 1;
   }
 
   async countRunningTasks(agentId: string): Promise<number> {
-    return num((this.db.prepare("SELECT COUNT(*) AS n FROM tasks WHERE agent_id = ? AND status = 'running'").get(agentId) as Row).n);
+    return num((this.stmt("SELECT COUNT(*) AS n FROM tasks WHERE agent_id = ? AND status = 'running'").get(agentId) as Row).n);
   }
 
   async createTask(row: TaskRow): Promise<void> {
-    this.db.prepare(`INSERT INTO tasks (id, org_id, target_id, script, status, created_by, created_at, timeout_seconds)
+    this.stmt(`INSERT INTO tasks (id, org_id, target_id, script, status, created_by, created_at, timeout_seconds)
       VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(row.id, row.orgId, row.targetId, row.script, row.status, row.createdBy, row.createdAt, row.timeoutSeconds);
   }
 
   async getTask(orgId: string, taskId: string): Promise<TaskRow | undefined> {
-    const r = this.db.prepare(`${TASK_SELECT} WHERE t.id = ? AND t.org_id = ?`).get(taskId, orgId) as Row | undefined;
+    const r = this.stmt(`${TASK_SELECT} WHERE t.id = ? AND t.org_id = ?`).get(taskId, orgId) as Row | undefined;
     return r ? toTask(r) : undefined;
   }
 
   private taskById(taskId: string): TaskRow | undefined {
-    const r = this.db.prepare(`${TASK_SELECT} WHERE t.id = ?`).get(taskId) as Row | undefined;
+    const r = this.stmt(`${TASK_SELECT} WHERE t.id = ?`).get(taskId) as Row | undefined;
     return r ? toTask(r) : undefined;
   }
 
   async getTaskForAgent(taskId: string, agentId: string): Promise<TaskRow | undefined> {
-    const r = this.db.prepare(`${TASK_SELECT} WHERE t.id = ? AND t.agent_id = ?`).get(taskId, agentId) as Row | undefined;
+    const r = this.stmt(`${TASK_SELECT} WHERE t.id = ? AND t.agent_id = ?`).get(taskId, agentId) as Row | undefined;
     return r ? toTask(r) : undefined;
   }
 
@@ -243,7 +255,7 @@ export class SqliteStore implements Store {
     const where = ['t.org_id = @orgId'];
     if (filter.targetId) where.push('t.target_id = @targetId');
     if (filter.status) where.push('t.status = @status');
-    return this.db.prepare(`${TASK_SELECT} WHERE ${where.join(' AND ')} ORDER BY t.created_at DESC, t.id DESC LIMIT @limit`)
+    return this.stmt(`${TASK_SELECT} WHERE ${where.join(' AND ')} ORDER BY t.created_at DESC, t.id DESC LIMIT @limit`)
       .all({ orgId, targetId: filter.targetId, status: filter.status, limit: filter.limit }).map((r) => toTask(r as Row));
   }
 
@@ -251,7 +263,7 @@ export class SqliteStore implements Store {
     const eligible = agent.hosted
       ? "g.agent_mode = 'hosted' AND (@orgId IS NULL OR t.org_id = @orgId)"
       : "g.agent_mode = 'self-hosted' AND t.target_id IN (SELECT target_id FROM agent_targets WHERE agent_id = @agentId)";
-    const r = this.db.prepare(`UPDATE tasks SET status = 'running', agent_id = @agentId, claimed_at = @now, lease_expires_at = @lease
+    const r = this.stmt(`UPDATE tasks SET status = 'running', agent_id = @agentId, claimed_at = @now, lease_expires_at = @lease
       WHERE id = (SELECT t.id FROM tasks t JOIN targets g ON g.id = t.target_id
                   WHERE t.status = 'queued' AND ${eligible} ORDER BY t.created_at, t.id LIMIT 1)
         AND status = 'queued' RETURNING id`).get({ agentId: agent.id, orgId: agent.orgId, now, lease: now + leaseMs }) as Row | undefined;
@@ -259,20 +271,20 @@ export class SqliteStore implements Store {
   }
 
   async releaseClaim(taskId: string, agentId: string): Promise<boolean> {
-    const r = this.db.prepare("UPDATE tasks SET status = 'queued', agent_id = NULL, claimed_at = NULL, lease_expires_at = NULL WHERE id = ? AND agent_id = ? AND status = 'running' AND started_at IS NULL").run(taskId, agentId);
+    const r = this.stmt("UPDATE tasks SET status = 'queued', agent_id = NULL, claimed_at = NULL, lease_expires_at = NULL WHERE id = ? AND agent_id = ? AND status = 'running' AND started_at IS NULL").run(taskId, agentId);
     return r.changes === 1;
   }
 
   async markStarted(taskId: string, agentId: string, now: number): Promise<boolean> {
     // Idempotent: an agent retrying after a lost answer gets the same yes.
-    const r = this.db.prepare("UPDATE tasks SET started_at = COALESCE(started_at, ?) WHERE id = ? AND agent_id = ? AND status = 'running'").run(now, taskId, agentId);
+    const r = this.stmt("UPDATE tasks SET started_at = COALESCE(started_at, ?) WHERE id = ? AND agent_id = ? AND status = 'running'").run(now, taskId, agentId);
     return r.changes === 1;
   }
 
   async renewLeases(agentId: string, taskIds: readonly string[], leaseUntil: number): Promise<{ held: string[]; cancel: string[] }> {
     const held: string[] = [];
     const cancel: string[] = [];
-    const renew = this.db.prepare("UPDATE tasks SET lease_expires_at = ? WHERE id = ? AND agent_id = ? AND status = 'running' RETURNING cancel_requested_at");
+    const renew = this.stmt("UPDATE tasks SET lease_expires_at = ? WHERE id = ? AND agent_id = ? AND status = 'running' RETURNING cancel_requested_at");
     this.db.transaction(() => {
       for (const id of taskIds) {
         const r = renew.get(leaseUntil, id, agentId) as Row | undefined;
@@ -287,14 +299,14 @@ export class SqliteStore implements Store {
   async requestCancel(orgId: string, taskId: string, now: number): Promise<TaskRow | undefined> {
     this.db.transaction(() => {
       // A task nobody has claimed is cancelled at once; a running one is asked to stop.
-      this.db.prepare("UPDATE tasks SET status = 'cancelled', finished_at = ?, cancel_requested_at = ?, reason = 'cancelled before it started' WHERE id = ? AND org_id = ? AND status IN ('queued','pending_review','approved')").run(now, now, taskId, orgId);
-      this.db.prepare("UPDATE tasks SET cancel_requested_at = ? WHERE id = ? AND org_id = ? AND status = 'running' AND cancel_requested_at IS NULL").run(now, taskId, orgId);
+      this.stmt("UPDATE tasks SET status = 'cancelled', finished_at = ?, cancel_requested_at = ?, reason = 'cancelled before it started' WHERE id = ? AND org_id = ? AND status IN ('queued','pending_review','approved')").run(now, now, taskId, orgId);
+      this.stmt("UPDATE tasks SET cancel_requested_at = ? WHERE id = ? AND org_id = ? AND status = 'running' AND cancel_requested_at IS NULL").run(now, taskId, orgId);
     })();
     return this.getTask(orgId, taskId);
   }
 
   async finishTask(taskId: string, agentId: string, input: FinishInput): Promise<boolean> {
-    const r = this.db.prepare(`UPDATE tasks SET status = ?, exit_code = ?, signal = ?, reason = ?, finished_at = ?, lease_expires_at = NULL,
+    const r = this.stmt(`UPDATE tasks SET status = ?, exit_code = ?, signal = ?, reason = ?, finished_at = ?, lease_expires_at = NULL,
         started_at = COALESCE(started_at, ?)
       WHERE id = ? AND agent_id = ? AND status = 'running'`)
       .run(input.status, input.exitCode, input.signal, input.reason, input.now, input.now, taskId, agentId);
@@ -303,20 +315,20 @@ export class SqliteStore implements Store {
 
   async expireLeases(now: number): Promise<LeaseSweep> {
     return this.db.transaction((): LeaseSweep => {
-      const requeued = this.db.prepare("UPDATE tasks SET status = 'queued', agent_id = NULL, claimed_at = NULL, lease_expires_at = NULL WHERE status = 'running' AND started_at IS NULL AND lease_expires_at < ? RETURNING id").all(now);
-      const lost = this.db.prepare("UPDATE tasks SET status = 'lost', finished_at = ?, lease_expires_at = NULL, reason = 'the agent stopped reporting while the task ran' WHERE status = 'running' AND started_at IS NOT NULL AND lease_expires_at < ? RETURNING id").all(now, now);
+      const requeued = this.stmt("UPDATE tasks SET status = 'queued', agent_id = NULL, claimed_at = NULL, lease_expires_at = NULL WHERE status = 'running' AND started_at IS NULL AND lease_expires_at < ? RETURNING id").all(now);
+      const lost = this.stmt("UPDATE tasks SET status = 'lost', finished_at = ?, lease_expires_at = NULL, reason = 'the agent stopped reporting while the task ran' WHERE status = 'running' AND started_at IS NOT NULL AND lease_expires_at < ? RETURNING id").all(now, now);
       const load = (rows: unknown[]): TaskRow[] => rows.map((r) => this.taskById(String((r as Row).id))).filter((t): t is TaskRow => t !== undefined);
       return { requeued: load(requeued), lost: load(lost) };
     })();
   }
 
   async extendRunningLeases(until: number): Promise<number> {
-    return this.db.prepare("UPDATE tasks SET lease_expires_at = ? WHERE status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < ?)").run(until, until).changes;
+    return this.stmt("UPDATE tasks SET lease_expires_at = ? WHERE status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < ?)").run(until, until).changes;
   }
 
   async appendOutput(taskId: string, agentId: string, offset: number, frames: readonly OutputFrame[], transform: OutputTransform): Promise<AppendResult | 'not_held'> {
     return this.db.transaction((): AppendResult | 'not_held' => {
-      const t = this.db.prepare("SELECT output_bytes, stored_bytes, redact_state FROM tasks WHERE id = ? AND agent_id = ? AND status = 'running'").get(taskId, agentId) as Row | undefined;
+      const t = this.stmt("SELECT output_bytes, stored_bytes, redact_state FROM tasks WHERE id = ? AND agent_id = ? AND status = 'running'").get(taskId, agentId) as Row | undefined;
       if (!t) return 'not_held';
       const expected = num(t.output_bytes);
       if (offset > expected) return { ok: false, expectedOffset: expected };
@@ -325,7 +337,7 @@ export class SqliteStore implements Store {
       if (received === 0) return { ok: true, nextOffset: expected };
       const out = transform(fresh, strOrNull(t.redact_state), expected);
       const stored = this.insertFrames(taskId, num(t.stored_bytes), out.frames);
-      this.db.prepare('UPDATE tasks SET output_bytes = ?, stored_bytes = ?, redact_state = ? WHERE id = ? AND output_bytes = ?')
+      this.stmt('UPDATE tasks SET output_bytes = ?, stored_bytes = ?, redact_state = ? WHERE id = ? AND output_bytes = ?')
         .run(expected + received, stored, out.state, taskId, expected);
       return { ok: true, nextOffset: expected + received };
     })();
@@ -334,17 +346,17 @@ export class SqliteStore implements Store {
   async flushOutput(taskId: string, agentId: string | null, transform: (state: string | null) => OutputFrame[]): Promise<void> {
     this.db.transaction(() => {
       const t = (agentId === null
-        ? this.db.prepare('SELECT stored_bytes, redact_state FROM tasks WHERE id = ? AND redact_state IS NOT NULL').get(taskId)
-        : this.db.prepare("SELECT stored_bytes, redact_state FROM tasks WHERE id = ? AND agent_id = ? AND status = 'running'").get(taskId, agentId)) as Row | undefined;
+        ? this.stmt('SELECT stored_bytes, redact_state FROM tasks WHERE id = ? AND redact_state IS NOT NULL').get(taskId)
+        : this.stmt("SELECT stored_bytes, redact_state FROM tasks WHERE id = ? AND agent_id = ? AND status = 'running'").get(taskId, agentId)) as Row | undefined;
       if (!t) return;
       const stored = this.insertFrames(taskId, num(t.stored_bytes), transform(strOrNull(t.redact_state)));
-      this.db.prepare('UPDATE tasks SET stored_bytes = ?, redact_state = NULL WHERE id = ?').run(stored, taskId);
+      this.stmt('UPDATE tasks SET stored_bytes = ?, redact_state = NULL WHERE id = ?').run(stored, taskId);
     })();
   }
 
   /** Appends frames at stored offset `at`; returns the new end. */
   private insertFrames(taskId: string, at: number, frames: readonly OutputFrame[]): number {
-    const insert = this.db.prepare('INSERT INTO task_output (task_id, start_offset, end_offset, stream, time, data) VALUES (?, ?, ?, ?, ?, ?)');
+    const insert = this.stmt('INSERT INTO task_output (task_id, start_offset, end_offset, stream, time, data) VALUES (?, ?, ?, ?, ?, ?)');
     for (const frame of frames) {
       if (frame.data.length === 0) continue;
       insert.run(taskId, at, at + frame.data.length, frame.stream, frame.time, frame.data);
@@ -356,7 +368,11 @@ export class SqliteStore implements Store {
   async readOutput(taskId: string, offset: number, maxBytes: number): Promise<OutputFrame[]> {
     const frames: OutputFrame[] = [];
     let bytes = 0;
-    for (const raw of this.db.prepare('SELECT start_offset, stream, time, data FROM task_output WHERE task_id = ? AND end_offset > ? ORDER BY start_offset').iterate(taskId, offset)) {
+    // Seek by the primary key (task_id, start_offset): the row holding `offset`, then onwards.
+    const first = this.stmt('SELECT MAX(start_offset) AS s FROM task_output WHERE task_id = ? AND start_offset <= ?').get(taskId, offset) as Row;
+    const from = first.s === null ? 0 : num(first.s);
+    for (const raw of this.stmt('SELECT start_offset, end_offset, stream, time, data FROM task_output WHERE task_id = ? AND start_offset >= ? ORDER BY start_offset').iterate(taskId, from)) {
+      if (num((raw as Row).end_offset) <= offset) continue;
       const r = raw as Row;
       const stream = num(r.stream);
       if (!isStreamId(stream)) continue;
@@ -374,7 +390,7 @@ export class SqliteStore implements Store {
   async outputSha256(taskId: string): Promise<{ bytes: number; sha256: string }> {
     const hash = createHash('sha256');
     let bytes = 0;
-    for (const raw of this.db.prepare('SELECT data FROM task_output WHERE task_id = ? ORDER BY start_offset').iterate(taskId)) {
+    for (const raw of this.stmt('SELECT data FROM task_output WHERE task_id = ? ORDER BY start_offset').iterate(taskId)) {
       const data = (raw as Row).data as Buffer;
       hash.update(data);
       bytes += data.length;
@@ -383,15 +399,15 @@ export class SqliteStore implements Store {
   }
 
   async setTargetKey(targetId: string, publicKeyPem: string, keyId: string): Promise<boolean> {
-    const r = this.db.prepare('UPDATE targets SET public_key = ?, key_id = ? WHERE id = ? AND public_key IS NULL AND deleted_at IS NULL').run(publicKeyPem, keyId, targetId);
+    const r = this.stmt('UPDATE targets SET public_key = ?, key_id = ? WHERE id = ? AND public_key IS NULL AND deleted_at IS NULL').run(publicKeyPem, keyId, targetId);
     return r.changes === 1;
   }
 
   async putSecret(row: SecretRow): Promise<'ok' | 'too_many'> {
     return this.db.transaction((): 'ok' | 'too_many' => {
-      const existing = this.db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM secrets WHERE target_id = ? AND name <> ?').get(row.targetId, row.name) as Row;
+      const existing = this.stmt('SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM secrets WHERE target_id = ? AND name <> ?').get(row.targetId, row.name) as Row;
       if (num(existing.n) + 1 > MAX_SECRETS_PER_TARGET || num(existing.b) + row.bytes > MAX_SECRET_BYTES_PER_TARGET) return 'too_many';
-      this.db.prepare(`INSERT INTO secrets (target_id, name, org_id, kid, sealed, bytes, set_by, set_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+      this.stmt(`INSERT INTO secrets (target_id, name, org_id, kid, sealed, bytes, set_by, set_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
         ON CONFLICT (target_id, name) DO UPDATE SET kid = excluded.kid, sealed = excluded.sealed, bytes = excluded.bytes, set_by = excluded.set_by, set_at = excluded.set_at`)
         .run(row.targetId, row.name, row.orgId, row.kid, JSON.stringify(row.sealed), row.bytes, row.setBy, row.setAt);
       return 'ok';
@@ -399,7 +415,7 @@ export class SqliteStore implements Store {
   }
 
   async listSecrets(targetId: string): Promise<SecretRow[]> {
-    return this.db.prepare('SELECT * FROM secrets WHERE target_id = ? ORDER BY name').all(targetId).map((raw) => {
+    return this.stmt('SELECT * FROM secrets WHERE target_id = ? ORDER BY name').all(targetId).map((raw) => {
       const r = raw as Row;
       return {
         targetId: String(r.target_id), orgId: String(r.org_id), name: String(r.name), kid: String(r.kid),
@@ -409,37 +425,37 @@ export class SqliteStore implements Store {
   }
 
   async deleteSecret(targetId: string, name: string): Promise<boolean> {
-    return this.db.prepare('DELETE FROM secrets WHERE target_id = ? AND name = ?').run(targetId, name).changes === 1;
+    return this.stmt('DELETE FROM secrets WHERE target_id = ? AND name = ?').run(targetId, name).changes === 1;
   }
 
   async targetsNeedingKeys(agent: AgentRow): Promise<TargetRow[]> {
     const rows = agent.hosted
-      ? this.db.prepare("SELECT * FROM targets WHERE agent_mode = 'hosted' AND deleted_at IS NULL AND public_key IS NULL AND (@orgId IS NULL OR org_id = @orgId)").all({ orgId: agent.orgId })
-      : this.db.prepare("SELECT g.* FROM targets g JOIN agent_targets at ON at.target_id = g.id WHERE at.agent_id = ? AND g.deleted_at IS NULL AND g.public_key IS NULL AND g.agent_mode = 'self-hosted'").all(agent.id);
+      ? this.stmt("SELECT * FROM targets WHERE agent_mode = 'hosted' AND deleted_at IS NULL AND public_key IS NULL AND (@orgId IS NULL OR org_id = @orgId)").all({ orgId: agent.orgId })
+      : this.stmt("SELECT g.* FROM targets g JOIN agent_targets at ON at.target_id = g.id WHERE at.agent_id = ? AND g.deleted_at IS NULL AND g.public_key IS NULL AND g.agent_mode = 'self-hosted'").all(agent.id);
     return rows.map((r) => toTarget(r as Row));
   }
 
   async getTargetById(targetId: string): Promise<TargetRow | undefined> {
-    const r = this.db.prepare('SELECT * FROM targets WHERE id = ? AND deleted_at IS NULL').get(targetId) as Row | undefined;
+    const r = this.stmt('SELECT * FROM targets WHERE id = ? AND deleted_at IS NULL').get(targetId) as Row | undefined;
     return r ? toTarget(r) : undefined;
   }
 
   async appendAudit(entry: AuditInput): Promise<AuditRow> {
     return this.db.transaction((): AuditRow => {
-      const last = this.db.prepare('SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1').get() as Row | undefined;
+      const last = this.stmt('SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1').get() as Row | undefined;
       const prevHash = last ? String(last.hash) : '0'.repeat(64);
       const hash = auditHash(prevHash, entry);
-      const r = this.db.prepare('INSERT INTO audit_log (org_id, at, actor, action, subject, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq')
+      const r = this.stmt('INSERT INTO audit_log (org_id, at, actor, action, subject, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq')
         .get(entry.orgId, entry.at, entry.actor, entry.action, entry.subject, JSON.stringify(entry.details), prevHash, hash) as Row;
       return { ...entry, seq: num(r.seq), prevHash, hash };
     })();
   }
 
   async allAudit(): Promise<AuditRow[]> {
-    return this.db.prepare('SELECT * FROM audit_log ORDER BY seq').all().map((r) => toAudit(r as Row));
+    return this.stmt('SELECT * FROM audit_log ORDER BY seq').all().map((r) => toAudit(r as Row));
   }
 
   async listAudit(orgId: string, limit: number): Promise<AuditRow[]> {
-    return this.db.prepare('SELECT * FROM audit_log WHERE org_id = ? OR org_id IS NULL ORDER BY seq DESC LIMIT ?').all(orgId, limit).map((r) => toAudit(r as Row));
+    return this.stmt('SELECT * FROM audit_log WHERE org_id = ? OR org_id IS NULL ORDER BY seq DESC LIMIT ?').all(orgId, limit).map((r) => toAudit(r as Row));
   }
 }
