@@ -204,10 +204,10 @@ export function benchRoot(cleanup) {
  * Starts `ferry server` on 127.0.0.1 with an OS-chosen port. Returns url, CA, admin token,
  * pid and an Api client for the admin.
  */
-export async function startServer(cleanup, root, { name = 'server', embeddedAgent = false, env = {}, nodeArgs = [] } = {}) {
+export async function startServer(cleanup, root, { name = 'server', embeddedAgent = false, env = {}, nodeArgs = [], listen = '127.0.0.1:0' } = {}) {
   const dataDir = join(root, name);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const args = [...nodeArgs, CLI, 'server', '--data-dir', dataDir, '--listen', '127.0.0.1:0'];
+  const args = [...nodeArgs, CLI, 'server', '--data-dir', dataDir, '--listen', listen];
   if (!embeddedAgent) args.push('--no-embedded-agent');
   const proc = cleanup.proc(new Proc(spawn(process.execPath, args, { env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] }), 'server', name));
   const banner = await waitFor(() => {

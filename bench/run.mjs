@@ -24,6 +24,7 @@ import {
 } from './harness.mjs';
 import { LoadGenerator } from './loadgen.mjs';
 import { MASKER_KEYS, MASKER_PATH, measureMasker } from './masker.mjs';
+import { backlogDeliveryMs, lostAgentDetectMs } from './faults.mjs';
 import {
   calibrateRealtime, median, parseEpochRealtime, percentile, perfToRealMs, pool, realNowMs, round, roundSizes, sleep, spread, summary,
 } from './stats.mjs';
@@ -41,10 +42,10 @@ const OUT = outIndex >= 0 && argv[outIndex + 1] ? argv[outIndex + 1] : join(ROOT
 const PLAN = QUICK
   ? { spawnRuns: 200, rttRuns: 300, overheadBatches: 3, overheadRuns: 10, dispatchRounds: 3, dispatchTasks: 150, roundtripTasks: 60,
     throughputRuns: 3, throughputTasks: 100, outputRuns: 3, outputMiB: 50, idleSeconds: 10, idleSubSeconds: 2,
-    simAgents: 200, simRounds: 3, simTasks: 120, rssSamples: 3, deadlineMs: 4 * 60_000 }
+    simAgents: 200, simRounds: 3, simTasks: 120, rssSamples: 3, faultRuns: 1, deadlineMs: 4 * 60_000 }
   : { spawnRuns: 500, rttRuns: 1000, overheadBatches: 5, overheadRuns: 20, dispatchRounds: 5, dispatchTasks: 500, roundtripTasks: 200,
     throughputRuns: 3, throughputTasks: 500, outputRuns: 3, outputMiB: 200, idleSeconds: 30, idleSubSeconds: 5,
-    simAgents: 1000, simRounds: 3, simTasks: 300, rssSamples: 5, deadlineMs: 25 * 60_000 };
+    simAgents: 1000, simRounds: 3, simTasks: 300, rssSamples: 5, faultRuns: 3, deadlineMs: 25 * 60_000 };
 
 /** Result keys in the order of the table; `goal` is [op, value]. */
 const FIGURES = [
@@ -65,6 +66,8 @@ const FIGURES = [
   { key: 'agent_idle_cpu_pct', label: 'idle agent CPU', unit: '%', goal: ['<=', 0.5] },
   { key: 'server_rss_mb_1000_agents', label: 'server RSS, agents long-polling', unit: 'MiB', goal: ['<=', 300] },
   { key: 'dispatch_p99_ms_1000_agents', label: 'dispatch p99, agents long-polling', unit: 'ms', goal: ['<=', 50] },
+  { key: 'lost_agent_detect_ms', label: 'kill -9 agent → task lost (default lease)', unit: 'ms', goal: ['<=', 60_000], compare: 'lease 15 s + sweep ≤ 1 s; peers: 4 min to 1 h' },
+  { key: 'backlog_20mb_delivery_ms', label: '20 MiB spooled backlog delivered after a server restart', unit: 'ms', compare: 'vs output_mb_per_s' },
 ];
 
 const values = Object.fromEntries(FIGURES.map((f) => [f.key, null]));
@@ -590,6 +593,16 @@ async function main() {
   }
   await phase(`${PLAN.simAgents} simulated agents`, () => manyAgents(root));
   await phase('secret masker', masker);
+  await phase('lost-agent detection', async () => {
+    const runs = [];
+    for (let i = 0; i < PLAN.faultRuns; i++) runs.push(await lostAgentDetectMs(cleanup, root, i));
+    set('lost_agent_detect_ms', median(runs), [Math.min(...runs), Math.max(...runs)]);
+  });
+  await phase('backlog delivery after a server restart', async () => {
+    const runs = [];
+    for (let i = 0; i < PLAN.faultRuns; i++) runs.push(await backlogDeliveryMs(cleanup, root, i));
+    set('backlog_20mb_delivery_ms', median(runs), [Math.min(...runs), Math.max(...runs)]);
+  });
 
   const json = {
     quick: QUICK,
