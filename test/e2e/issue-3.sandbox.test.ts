@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { api, startFerryServer, taskShow, waitFor, waitForAgents, type ServerHandle } from '../helpers/ferry.js';
@@ -36,21 +35,33 @@ function pgrep(pattern: string): string[] {
   }
 }
 
-/** Per-task folders of the embedded agent (under its data folder) and any in the system's temp folder. */
+/** Per-task folders of this suite's embedded agent (it keeps them under its data folder). */
 function taskFolders(serverDataDir: string): string[] {
   const sandboxes = join(serverDataDir, 'hosted-agent', 'sandboxes');
-  const inAgent = existsSync(sandboxes) ? readdirSync(sandboxes) : [];
-  return [...inAgent, ...readdirSync(tmpdir())].filter((f) => f.startsWith('ferry-t_'));
+  return (existsSync(sandboxes) ? readdirSync(sandboxes) : []).filter((f) => f.startsWith('ferry-t_'));
 }
 
-function tasksOfUid(uid: number): string[] {
-  return readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+/**
+ * Processes running as `uid` below `ancestor` (this suite's agent): other test files run their
+ * own sandboxed tasks at the same time, so a machine-wide count would not be about this agent.
+ */
+function tasksOfUid(uid: number, ancestor: number): string[] {
+  const parent = new Map<number, number>();
+  const owner = new Map<number, number>();
+  for (const p of readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
     try {
-      return new RegExp(`^Uid:\\s+${uid}\\s`, 'm').test(readFileSync(`/proc/${p}/status`, 'utf8'));
+      const status = readFileSync(`/proc/${p}/status`, 'utf8');
+      parent.set(Number(p), Number(/^PPid:\s+(\d+)/m.exec(status)?.[1] ?? 0));
+      owner.set(Number(p), Number(/^Uid:\s+(\d+)/m.exec(status)?.[1] ?? -1));
     } catch {
-      return false;
+      // gone meanwhile
     }
-  });
+  }
+  const below = (pid: number): boolean => {
+    for (let p = parent.get(pid), hops = 0; p !== undefined && p > 1 && hops < 64; p = parent.get(p), hops++) if (p === ancestor) return true;
+    return false;
+  };
+  return [...owner].filter(([pid, u]) => u === uid && below(pid)).map(([pid]) => String(pid));
 }
 
 function mountCount(): number {
@@ -130,7 +141,7 @@ for (const executor of ['sandbox', 'process'] as const) {
       await waitFor(() => run.stdout.includes('lit'), 15_000, 'bomb started');
       let peak = 0;
       while (run.child.exitCode === null) {
-        peak = Math.max(peak, tasksOfUid(65534).length);
+        peak = Math.max(peak, tasksOfUid(65534, agentPid).length);
         await new Promise((r) => setTimeout(r, 100));
       }
       assert.notEqual(await run.exited, 0);
@@ -140,7 +151,7 @@ for (const executor of ['sandbox', 'process'] as const) {
       const next = await server.cli(['run', 'box', '-c', 'echo still-serving']);
       assert.equal(next.code, 0);
       assert.equal(next.stdout, 'still-serving\n');
-      await waitFor(() => tasksOfUid(65534).length === 0, 15_000, 'no sandboxed processes left');
+      await waitFor(() => tasksOfUid(65534, agentPid).length === 0, 15_000, 'no sandboxed processes left');
     });
 
     it('a task over its memory limit is killed', gap(executor, 'memory'), async () => {
@@ -206,7 +217,7 @@ for (const executor of ['sandbox', 'process'] as const) {
       }, 240_000, '300 tasks');
       await waitFor(() => taskFolders(server.dataDir).length <= foldersBefore, 10_000, 'task folders removed');
       assert.equal(mountCount(), mountsBefore);
-      if (executor === 'sandbox') await waitFor(() => tasksOfUid(65534).length === 0, 10_000, 'no sandboxed processes');
+      if (executor === 'sandbox') await waitFor(() => tasksOfUid(65534, agentPid).length === 0, 10_000, 'no sandboxed processes');
     });
   });
 }
