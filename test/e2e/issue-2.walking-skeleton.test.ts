@@ -3,7 +3,8 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { appendFileSync, readFileSync, existsSync, statSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { appendFileSync, existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { api, startFerryServer, taskShow, tempDir, waitFor, waitForAgents, type ServerHandle } from '../helpers/ferry.js';
@@ -23,6 +24,32 @@ describe('walking skeleton (embedded hosted agent)', () => {
     for (const f of ['ca.pem', 'ferry.db', 'admin-token']) assert.ok(existsSync(join(server.dataDir, f)), f);
     assert.equal(statSync(join(server.dataDir, 'admin-token')).mode & 0o777, 0o600);
     assert.match(server.proc.stdout, /ferry login --server https:\/\/127\.0\.0\.1:\d+ --token "\$\(cat .*admin-token\)" --ca-fingerprint [0-9A-F:]{95}/);
+  });
+
+  it('stores tokens only hashed: no bearer secret appears in the database\'s bytes', () => {
+    const agentToken = (JSON.parse(readFileSync(join(server.dataDir, 'hosted-agent', 'agent.json'), 'utf8')) as { token: string }).token;
+    const db = Buffer.concat(['ferry.db', 'ferry.db-wal'].filter((f) => existsSync(join(server.dataDir, f))).map((f) => readFileSync(join(server.dataDir, f))));
+    for (const token of [server.adminToken, agentToken]) {
+      assert.ok(token.length > 40);
+      assert.ok(!db.includes(Buffer.from(token)), 'a token in clear in the database');
+    }
+  });
+
+  it('agents only dial out: the agent process listens on no port', () => {
+    const agentPid = Number(execFileSync('pgrep', ['-P', String(server.proc.child.pid)], { encoding: 'utf8' }).trim().split('\n')[0]);
+    const sockets = new Set(readdirSync(`/proc/${agentPid}/fd`).map((fd) => {
+      try {
+        return /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${agentPid}/fd/${fd}`))?.[1];
+      } catch {
+        return undefined;
+      }
+    }).filter((x): x is string => x !== undefined));
+    assert.ok(sockets.size > 0, 'the agent has sockets (its connections to the server)');
+    for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+      const listening = readFileSync(table, 'utf8').trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/))
+        .filter((cols) => cols[3] === '0A' && sockets.has(cols[9] ?? ''));
+      assert.deepEqual(listening, [], `the agent listens in ${table}`);
+    }
   });
 
   it('streams output while the task runs: the first line arrives during the sleep', async () => {

@@ -85,10 +85,6 @@ export class DispatchHub {
     if (set) for (const wake of [...set]) wake();
   }
 
-  waitingAgents(): number {
-    return this.agentWaiters.length;
-  }
-
   /** Releases every waiter; used at shutdown so open polls answer at once. */
   close(): void {
     this.closed = true;

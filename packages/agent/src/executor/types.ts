@@ -46,8 +46,6 @@ export interface SandboxLimits {
   network: 'none' | 'host';
 }
 
-export const DEFAULT_LIMITS: SandboxLimits = { maxProcesses: 256, memoryBytes: 1024 * 1024 * 1024, network: 'host' };
-
 export interface Executor {
   readonly name: 'process' | 'sandbox';
   /** Human-readable caveat printed at agent start, when the isolation is weak. */

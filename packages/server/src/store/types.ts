@@ -112,7 +112,6 @@ export interface Store {
   /** Stores what the redactor still held back when the task finished (`agentId` null: whoever held it, for lost tasks). */
   flushOutput(taskId: string, agentId: string | null, transform: (state: string | null) => OutputFrame[]): Promise<void>;
   readOutput(taskId: string, offset: number, maxBytes: number): Promise<OutputFrame[]>;
-  outputSha256(taskId: string): Promise<{ bytes: number; sha256: string }>;
 
   setTargetKey(targetId: string, publicKeyPem: string, keyId: string): Promise<boolean>;
   putSecret(row: SecretRow): Promise<'ok' | 'too_many'>;

@@ -5,7 +5,6 @@
  * conditional UPDATEs (compare-and-set on status and agent), so the contract holds even if
  * the same file were opened by two processes.
  */
-import { createHash } from 'node:crypto';
 import { chmodSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { OutputFrame, TaskStatus } from '@ferry/protocol';
@@ -385,17 +384,6 @@ export class SqliteStore implements Store {
       if (bytes >= maxBytes) break;
     }
     return frames;
-  }
-
-  async outputSha256(taskId: string): Promise<{ bytes: number; sha256: string }> {
-    const hash = createHash('sha256');
-    let bytes = 0;
-    for (const raw of this.stmt('SELECT data FROM task_output WHERE task_id = ? ORDER BY start_offset').iterate(taskId)) {
-      const data = (raw as Row).data as Buffer;
-      hash.update(data);
-      bytes += data.length;
-    }
-    return { bytes, sha256: hash.digest('hex') };
   }
 
   async setTargetKey(targetId: string, publicKeyPem: string, keyId: string): Promise<boolean> {
