@@ -2,8 +2,10 @@
  * One configuration loader for server, agent and CLI: schema → sources → validate → freeze.
  * Precedence: flags > environment (`FERRY_*`) > config file > schema defaults.
  * Unknown keys in the file are errors; so are malformed values from any source.
+ *
+ * Browser-safe: the caller reads the config file (Node's `fs` lives with the callers) and
+ * passes its text here.
  */
-import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
 export class ConfigError extends Error {
@@ -13,39 +15,33 @@ export class ConfigError extends Error {
   }
 }
 
+export type EnvLike = Readonly<Record<string, string | undefined>>;
+
 export interface ConfigSources {
   /** Values from command-line flags, already keyed by config key; undefined means "not given". */
   flags?: Record<string, unknown>;
   /** Usually process.env. Each key `fooBar` is read from `FERRY_FOO_BAR`. */
-  env?: NodeJS.ProcessEnv;
-  /** A JSON config file; missing is fine when `fileOptional`. */
-  file?: string | undefined;
-  fileOptional?: boolean;
+  env?: EnvLike;
+  /** A JSON config file already read by the caller: its name (for messages) and its text. */
+  file?: { name: string; text: string } | undefined;
 }
 
 export function envName(key: string): string {
   return 'FERRY_' + key.replace(/([A-Z])/g, '_$1').toUpperCase();
 }
 
-function readFileLayer(file: string | undefined, optional: boolean): Record<string, unknown> {
+function parseFileLayer(file: ConfigSources['file']): Record<string, unknown> {
   if (!file) return {};
-  let text: string;
   try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    if (optional && (err as NodeJS.ErrnoException).code === 'ENOENT') return {};
-    throw new ConfigError(`cannot read config file ${file}: ${(err as Error).message}`, { cause: err });
-  }
-  try {
-    const parsed: unknown = JSON.parse(text);
+    const parsed: unknown = JSON.parse(file.text);
     if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not a JSON object');
     return parsed as Record<string, unknown>;
   } catch (err) {
-    throw new ConfigError(`config file ${file} is not a JSON object: ${(err as Error).message}`, { cause: err });
+    throw new ConfigError(`config file ${file.name} is not a JSON object: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
 }
 
-function readEnvLayer(keys: readonly string[], env: NodeJS.ProcessEnv | undefined): Record<string, unknown> {
+function readEnvLayer(keys: readonly string[], env: EnvLike | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (!env) return out;
   for (const key of keys) {
@@ -65,9 +61,8 @@ function definedOnly(values: Record<string, unknown> | undefined): Record<string
  */
 export function loadConfig<S extends z.ZodObject>(schema: S, sources: ConfigSources): Readonly<z.infer<S>> {
   const keys = Object.keys(schema.shape);
-  const fileLayer = readFileLayer(sources.file, sources.fileOptional ?? true);
   const merged = {
-    ...fileLayer,
+    ...parseFileLayer(sources.file),
     ...readEnvLayer(keys, sources.env),
     ...definedOnly(sources.flags),
   };

@@ -9,8 +9,17 @@ export function parseDurationSeconds(text: string): number | undefined {
   return parts.reduce((sum, p) => sum + Number(p[1]) * (UNITS[p[2] ?? 's'] ?? 1), 0);
 }
 
+/**
+ * Size units, case-insensitive. The rule: a unit that spells out "B" after a decimal prefix is
+ * decimal (`KB` = 1000, `MB`, `GB`, as disks and networks count); everything else is binary
+ * (`K`, `Ki`, `KiB` = 1024, and likewise `M`, `G`), as memory limits are written
+ * (`--memory 512M` means 512 MiB, as in Docker and most tools that take memory sizes).
+ */
 const SIZE_UNITS: Record<string, number> = {
-  '': 1, b: 1, k: 1024, kb: 1000, kib: 1024, m: 1024 ** 2, mb: 1000 ** 2, mib: 1024 ** 2, g: 1024 ** 3, gb: 1000 ** 3, gib: 1024 ** 3,
+  '': 1, b: 1,
+  k: 1024, ki: 1024, kib: 1024, kb: 1000,
+  m: 1024 ** 2, mi: 1024 ** 2, mib: 1024 ** 2, mb: 1000 ** 2,
+  g: 1024 ** 3, gi: 1024 ** 3, gib: 1024 ** 3, gb: 1000 ** 3,
 };
 
 /** Parses `1048576`, `512M`, `100MiB`, `2GB` into bytes. Returns undefined when malformed. */

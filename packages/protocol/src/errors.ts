@@ -25,6 +25,7 @@ export const ErrorCodes = {
   FERRY_E_OUTPUT_MISMATCH: { status: 409, message: 'Output length or checksum does not match what the server stored.' },
   FERRY_E_OUTPUT_LIMIT: { status: 413, message: 'The task\'s output is over its limit.' },
   FERRY_E_LIMIT_TOO_HIGH: { status: 400, message: 'A limit is above the server\'s maximum.' },
+  FERRY_E_TARGET_KEY_EXISTS: { status: 409, message: 'The target already has a sealing key.' },
   FERRY_E_TARGET_NO_KEY: { status: 409, message: 'The target has no sealing key yet: its agent publishes one when it first connects.' },
   FERRY_E_KEY_MISMATCH: { status: 409, message: 'The secret was sealed with a key the target no longer uses; seal it again.' },
   FERRY_E_SECRET_NOT_FOUND: { status: 404, message: 'No such secret on this target.' },
@@ -38,6 +39,19 @@ export const ErrorCodes = {
 } as const satisfies Record<string, { status: number; message: string }>;
 
 export type ErrorCode = keyof typeof ErrorCodes;
+
+/**
+ * Codes a client raises itself, when no server answer carries one: the server never sends
+ * these, so they have no HTTP status.
+ */
+export const ClientErrorCodes = {
+  FERRY_E_NETWORK: 'The server could not be reached, or the connection broke.',
+  FERRY_E_UNEXPECTED_RESPONSE: 'The server sent an answer this client does not understand.',
+  FERRY_E_CA_MISMATCH: 'The server\'s CA certificate does not match the pinned fingerprint.',
+  FERRY_E_BAD_FINGERPRINT: 'That is not a SHA-256 fingerprint (64 hex digits, colons optional).',
+} as const satisfies Record<string, string>;
+
+export type ClientErrorCode = keyof typeof ClientErrorCodes;
 
 /** The one error body every API error has. */
 export interface ErrorBody {

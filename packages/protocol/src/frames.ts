@@ -9,8 +9,11 @@
  *   | 1 byte |    4 bytes     |   (f64 BE), 8 bytes   |   of output     |
  *   +--------+----------------+-----------------------+-----------------+
  *
- * Offsets count output bytes only, never frame headers.
+ * Offsets count output bytes only, never frame headers. Works on `Uint8Array` (browser-safe);
+ * a Node `Buffer` passed in comes back as `Buffer` slices.
  */
+import { concatBytes } from './bytes.js';
+
 export const OUTPUT_FRAMES_CONTENT_TYPE = 'application/vnd.ferry.frames';
 export const FRAME_HEADER_BYTES = 13;
 
@@ -21,29 +24,34 @@ export type StreamId = (typeof Streams)[StreamName];
 export interface OutputFrame {
   stream: StreamId;
   time: number;
-  data: Buffer;
+  data: Uint8Array;
 }
 
 export function isStreamId(value: number): value is StreamId {
   return value === 1 || value === 2 || value === 3;
 }
 
-export function encodeFrames(frames: readonly OutputFrame[]): Buffer {
+export function frameBytes(frames: readonly OutputFrame[]): number {
+  return frames.reduce((n, f) => n + f.data.length, 0);
+}
+
+export function encodeFrames(frames: readonly OutputFrame[]): Uint8Array {
   const total = frames.reduce((n, f) => n + FRAME_HEADER_BYTES + f.data.length, 0);
-  const out = Buffer.allocUnsafe(total);
+  const out = new Uint8Array(total);
+  const view = new DataView(out.buffer);
   let at = 0;
   for (const frame of frames) {
-    out.writeUInt8(frame.stream, at);
-    out.writeUInt32BE(frame.data.length, at + 1);
-    out.writeDoubleBE(frame.time, at + 5);
-    frame.data.copy(out, at + FRAME_HEADER_BYTES);
+    view.setUint8(at, frame.stream);
+    view.setUint32(at + 1, frame.data.length);
+    view.setFloat64(at + 5, frame.time);
+    out.set(frame.data, at + FRAME_HEADER_BYTES);
     at += FRAME_HEADER_BYTES + frame.data.length;
   }
   return out;
 }
 
 /** Decodes a complete buffer of frames. Throws on a truncated or malformed buffer. */
-export function decodeFrames(buffer: Buffer): OutputFrame[] {
+export function decodeFrames(buffer: Uint8Array): OutputFrame[] {
   const decoder = new FrameDecoder();
   const frames = decoder.push(buffer);
   if (decoder.pendingBytes() !== 0) throw new Error('truncated output frame');
@@ -52,18 +60,19 @@ export function decodeFrames(buffer: Buffer): OutputFrame[] {
 
 /** Incremental decoder for frames arriving in arbitrary pieces (an HTTP response body). */
 export class FrameDecoder {
-  private pending: Buffer = Buffer.alloc(0);
+  private pending: Uint8Array = new Uint8Array(0);
 
-  push(piece: Buffer): OutputFrame[] {
-    this.pending = this.pending.length === 0 ? piece : Buffer.concat([this.pending, piece]);
+  push(piece: Uint8Array): OutputFrame[] {
+    this.pending = this.pending.length === 0 ? piece : concatBytes([this.pending, piece]);
+    const view = new DataView(this.pending.buffer, this.pending.byteOffset, this.pending.byteLength);
     const frames: OutputFrame[] = [];
     let at = 0;
     while (this.pending.length - at >= FRAME_HEADER_BYTES) {
-      const stream = this.pending.readUInt8(at);
+      const stream = view.getUint8(at);
       if (!isStreamId(stream)) throw new Error(`bad output frame: unknown stream ${stream}`);
-      const length = this.pending.readUInt32BE(at + 1);
+      const length = view.getUint32(at + 1);
       if (this.pending.length - at - FRAME_HEADER_BYTES < length) break;
-      const time = this.pending.readDoubleBE(at + 5);
+      const time = view.getFloat64(at + 5);
       if (!Number.isFinite(time)) throw new Error('bad output frame: time is not a finite number');
       const start = at + FRAME_HEADER_BYTES;
       frames.push({ stream, time, data: this.pending.subarray(start, start + length) });

@@ -6,3 +6,5 @@ export * from './duration.js';
 export * from './version.js';
 export * from './config.js';
 export * from './secrets.js';
+export * from './routes.js';
+export * from './bytes.js';

@@ -4,6 +4,7 @@
  * one-time secret. Format: `ferryjoin1.` + base64url(JSON).
  */
 import { z } from 'zod';
+import { base64Decode, base64UrlEncode, utf8Decode, utf8Encode } from './bytes.js';
 
 const PREFIX = 'ferryjoin1.';
 
@@ -15,7 +16,7 @@ export const JoinTokenPayload = z.object({
 export type JoinTokenPayload = z.infer<typeof JoinTokenPayload>;
 
 export function encodeJoinToken(payload: JoinTokenPayload): string {
-  return PREFIX + Buffer.from(JSON.stringify(payload)).toString('base64url');
+  return PREFIX + base64UrlEncode(utf8Encode(JSON.stringify(payload)));
 }
 
 /** Returns undefined when the text is not a well-formed join token. */
@@ -23,7 +24,7 @@ export function decodeJoinToken(text: string): JoinTokenPayload | undefined {
   const trimmed = text.trim();
   if (!trimmed.startsWith(PREFIX)) return undefined;
   try {
-    const json: unknown = JSON.parse(Buffer.from(trimmed.slice(PREFIX.length), 'base64url').toString('utf8'));
+    const json: unknown = JSON.parse(utf8Decode(base64Decode(trimmed.slice(PREFIX.length))));
     const parsed = JoinTokenPayload.safeParse(json);
     return parsed.success ? parsed.data : undefined;
   } catch {

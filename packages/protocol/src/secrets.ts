@@ -13,6 +13,7 @@
  * Key id = first 16 bytes (hex) of SHA-256 over the public key's SPKI DER.
  */
 import { z } from 'zod';
+import { base64DecodedLength, utf8Encode } from './bytes.js';
 
 export const SECRET_NAME_PATTERN = /^[A-Z_][A-Z0-9_]*$/;
 export const SecretName = z.string().max(128).regex(SECRET_NAME_PATTERN, 'secret names are upper-case letters, digits and _, not starting with a digit (e.g. DB_PASSWORD)');
@@ -43,13 +44,13 @@ export type SealedSecret = z.infer<typeof SealedSecret>;
 
 export interface SecretBinding { orgId: string; targetId: string; name: string; kid: string }
 
-export function secretAad(b: SecretBinding): Buffer {
-  return Buffer.from(['ferry-secret-v1', b.orgId, b.targetId, b.name, b.kid].join('\n'), 'utf8');
+export function secretAad(b: SecretBinding): Uint8Array<ArrayBuffer> {
+  return utf8Encode(['ferry-secret-v1', b.orgId, b.targetId, b.name, b.kid].join('\n'));
 }
 
 /** Upper bound of the plaintext size from the ciphertext (GCM adds no padding). */
 export function sealedPlaintextBytes(sealed: SealedSecret): number {
-  return Buffer.from(sealed.ct, 'base64').length;
+  return base64DecodedLength(sealed.ct);
 }
 
 export const SetSecretRequest = z.object({ sealed: SealedSecret }).strict();

@@ -38,7 +38,7 @@ export function redactingTransform(level: RedactLevel, onRaw: (frames: readonly 
         redactor = redactorFor(level, states, key);
         redactors.set(key, redactor);
       }
-      const data = redactor.push(frame.data);
+      const data = redactor.push(Buffer.from(frame.data.buffer, frame.data.byteOffset, frame.data.length));
       if (data.length > 0) frames.push({ ...frame, data });
     }
     for (const [key, redactor] of redactors) states[key] = redactor.exportState();

@@ -150,7 +150,7 @@ export class OutputUploader extends EventEmitter {
       const frames = this.spool.read(start, this.opts.maxChunkBytes);
       try {
         const res = await this.client.raw('PUT', `/v1/agent/tasks/${this.spool.taskId}/output?offset=${start}`, {
-          body: encodeFrames(frames), contentType: OUTPUT_FRAMES_CONTENT_TYPE,
+          body: Buffer.from(encodeFrames(frames)), contentType: OUTPUT_FRAMES_CONTENT_TYPE,
         });
         const { nextOffset } = JSON.parse(res.body.toString('utf8')) as { nextOffset: number };
         this.spool.acknowledge(nextOffset);

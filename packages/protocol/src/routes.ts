@@ -1,0 +1,124 @@
+/**
+ * The route table: every API endpoint once, with its method, path, who may call it and the
+ * schemas of what goes in and comes out. The server registers its handlers from this table and
+ * the client calls through it, so a path, a schema or a header name is written in one place.
+ *
+ * Path parameters are `:name` segments. Bodies are JSON (a schema) or output frames; answers
+ * are JSON (a schema), empty (204), plain text, or output frames with the headers below.
+ */
+import { z } from 'zod';
+import {
+  AgentInfo, AuditEntry, CreateJoinTokenRequest, CreateTargetRequest, CreateTaskRequest, FinishTaskRequest, HeartbeatRequest,
+  HeartbeatResponse, JoinTokenCreated, ListTasksQuery, PollRequest, PollResponse, ReadOutputQuery, RegisterAgentRequest,
+  RegisterAgentResponse, Target, Task, UploadOutputQuery, UploadOutputResponse,
+} from './schemas.js';
+import { PublishKeyRequest, SecretInfo, SetSecretRequest, TargetKey } from './secrets.js';
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
+export type RouteAuth = 'none' | 'user' | 'agent';
+
+export interface RouteDef {
+  readonly method: HttpMethod;
+  readonly path: string;
+  readonly auth: RouteAuth;
+  readonly query?: z.ZodType;
+  readonly body?: z.ZodType | 'frames';
+  readonly response: z.ZodType | 'empty' | 'text' | 'frames';
+  /** The HTTP status of a successful answer (default 200; 204 for empty answers). */
+  readonly status?: number;
+}
+
+function route<const R extends RouteDef>(def: R): R {
+  return def;
+}
+
+/** Headers of an output read (`readOutput`): where to continue, the task's status, and whether all was read. */
+export const OutputHeaders = {
+  nextOffset: 'ferry-next-offset',
+  taskStatus: 'ferry-task-status',
+  complete: 'ferry-output-complete',
+} as const;
+
+export const Health = z.object({ ok: z.boolean(), version: z.string(), api: z.string() });
+export const TaskWithAgents = Task.extend({ agentsOnline: z.number().int() });
+export type TaskWithAgents = z.infer<typeof TaskWithAgents>;
+export const AuditVerification = z.object({ ok: z.boolean(), entries: z.number().int(), brokenAt: z.number().int().nullable() });
+export const AuditQuery = z.object({ limit: z.coerce.number().int().min(1).max(10000).default(100) }).strict();
+export const KeyPublished = z.object({ keyId: z.string() });
+
+export const Routes = {
+  // ---- public ----
+  health: route({ method: 'GET', path: '/v1/health', auth: 'none', response: Health }),
+  caCertificate: route({ method: 'GET', path: '/v1/ca.pem', auth: 'none', response: 'text' }),
+
+  // ---- targets and secrets ----
+  createTarget: route({ method: 'POST', path: '/v1/targets', auth: 'user', body: CreateTargetRequest, response: Target, status: 201 }),
+  listTargets: route({ method: 'GET', path: '/v1/targets', auth: 'user', response: z.object({ targets: z.array(Target) }) }),
+  getTarget: route({ method: 'GET', path: '/v1/targets/:name', auth: 'user', response: Target }),
+  deleteTarget: route({ method: 'DELETE', path: '/v1/targets/:name', auth: 'user', response: 'empty' }),
+  getTargetKey: route({ method: 'GET', path: '/v1/targets/:name/key', auth: 'user', response: TargetKey }),
+  setSecret: route({ method: 'PUT', path: '/v1/targets/:name/secrets/:secret', auth: 'user', body: SetSecretRequest, response: SecretInfo }),
+  listSecrets: route({ method: 'GET', path: '/v1/targets/:name/secrets', auth: 'user', response: z.object({ secrets: z.array(SecretInfo) }) }),
+  deleteSecret: route({ method: 'DELETE', path: '/v1/targets/:name/secrets/:secret', auth: 'user', response: 'empty' }),
+
+  // ---- tasks ----
+  createTask: route({ method: 'POST', path: '/v1/tasks', auth: 'user', body: CreateTaskRequest, response: TaskWithAgents, status: 201 }),
+  listTasks: route({ method: 'GET', path: '/v1/tasks', auth: 'user', query: ListTasksQuery, response: z.object({ tasks: z.array(Task) }) }),
+  getTask: route({ method: 'GET', path: '/v1/tasks/:id', auth: 'user', response: TaskWithAgents }),
+  getTaskScript: route({ method: 'GET', path: '/v1/tasks/:id/script', auth: 'user', response: 'text' }),
+  cancelTask: route({ method: 'POST', path: '/v1/tasks/:id/cancel', auth: 'user', response: Task }),
+  readOutput: route({ method: 'GET', path: '/v1/tasks/:id/output', auth: 'user', query: ReadOutputQuery, response: 'frames' }),
+
+  // ---- agents, as seen by users ----
+  createJoinToken: route({ method: 'POST', path: '/v1/agent-tokens', auth: 'user', body: CreateJoinTokenRequest, response: JoinTokenCreated, status: 201 }),
+  listAgents: route({ method: 'GET', path: '/v1/agents', auth: 'user', response: z.object({ agents: z.array(AgentInfo) }) }),
+  revokeAgent: route({ method: 'DELETE', path: '/v1/agents/:id', auth: 'user', response: 'empty' }),
+
+  // ---- audit ----
+  listAudit: route({ method: 'GET', path: '/v1/audit', auth: 'user', query: AuditQuery, response: z.object({ entries: z.array(AuditEntry) }) }),
+  verifyAudit: route({ method: 'GET', path: '/v1/audit/verify', auth: 'user', response: AuditVerification }),
+
+  // ---- the agent side ----
+  registerAgent: route({ method: 'POST', path: '/v1/agents/register', auth: 'none', body: RegisterAgentRequest, response: RegisterAgentResponse, status: 201 }),
+  poll: route({ method: 'POST', path: '/v1/agent/poll', auth: 'agent', body: PollRequest, response: PollResponse }),
+  publishKey: route({ method: 'POST', path: '/v1/agent/targets/:id/key', auth: 'agent', body: PublishKeyRequest, response: KeyPublished, status: 201 }),
+  heartbeat: route({ method: 'POST', path: '/v1/agent/heartbeat', auth: 'agent', body: HeartbeatRequest, response: HeartbeatResponse }),
+  confirmStart: route({ method: 'POST', path: '/v1/agent/tasks/:id/started', auth: 'agent', response: 'empty' }),
+  uploadOutput: route({ method: 'PUT', path: '/v1/agent/tasks/:id/output', auth: 'agent', query: UploadOutputQuery, body: 'frames', response: UploadOutputResponse }),
+  finishTask: route({ method: 'POST', path: '/v1/agent/tasks/:id/finish', auth: 'agent', body: FinishTaskRequest, response: 'empty' }),
+} as const satisfies Record<string, RouteDef>;
+
+export type RouteName = keyof typeof Routes;
+
+// ---- types derived from a route ----
+
+type ParamNames<P extends string> =
+  P extends `${string}:${infer Name}/${infer Rest}` ? Name | ParamNames<`/${Rest}`>
+    : P extends `${string}:${infer Name}` ? Name : never;
+
+export type RouteParams<R extends RouteDef> = { [K in ParamNames<R['path']>]: string };
+export type RouteQuery<R extends RouteDef> = R['query'] extends z.ZodType ? Partial<z.output<R['query']>> : undefined;
+export type RouteBody<R extends RouteDef> = R['body'] extends z.ZodType ? z.input<R['body']> : R['body'] extends 'frames' ? Uint8Array : undefined;
+/** What the server's handler receives after parsing. */
+export type ParsedBody<R extends RouteDef> = R['body'] extends z.ZodType ? z.output<R['body']> : R['body'] extends 'frames' ? Uint8Array : undefined;
+export type ParsedQuery<R extends RouteDef> = R['query'] extends z.ZodType ? z.output<R['query']> : undefined;
+
+/** An output read: the frames' bytes and what the headers say. */
+export interface OutputPage { body: Uint8Array; nextOffset: number; taskStatus: string; complete: boolean }
+
+export type RouteResult<R extends RouteDef> =
+  R['response'] extends z.ZodType ? z.output<R['response']>
+    : R['response'] extends 'text' ? string
+      : R['response'] extends 'frames' ? OutputPage
+        : undefined;
+/** What the server's handler returns for a JSON answer (before defaults are applied). */
+export type RouteAnswer<R extends RouteDef> = R['response'] extends z.ZodType ? z.input<R['response']> : never;
+
+/** Fills `:name` segments with URL-encoded values; a missing value is a programming error. */
+export function routePath(def: RouteDef, params: Readonly<Record<string, string>> = {}): string {
+  return def.path.replace(/:([A-Za-z]+)/g, (_m, name: string) => {
+    const value = params[name];
+    if (value === undefined) throw new Error(`route ${def.method} ${def.path}: no value for :${name}`);
+    return encodeURIComponent(value);
+  });
+}
