@@ -251,13 +251,12 @@ export async function targetKey(server, name, timeoutMs = 20_000) {
 
 /** Sets secrets on a target the way `ferry secret set` does: sealed here with the target's key, then PUT. */
 export async function setSecrets(server, target, entries, agents = []) {
-  const { sealSecret } = await import('@ferry/agent');
-  if (typeof sealSecret !== 'function') throw new Error('this version has no write-only secrets (no sealSecret in @ferry/agent)');
+  const { sealSecret } = await import('@ferry/client');
   const key = await targetKey(server, target);
   if (!key) throw new Error(`target ${target} has no sealing key endpoint`);
   if (agents.length > 1) await shareTargetKey(agents, key.targetId);
   for (const [name, value] of entries) {
-    const sealed = sealSecret(key.publicKeyPem, { orgId: key.orgId, targetId: key.targetId, name }, Buffer.from(value, 'utf8'));
+    const sealed = await sealSecret(key.publicKeyPem, { orgId: key.orgId, targetId: key.targetId, name }, value);
     await server.api.json('PUT', `/v1/targets/${target}/secrets/${name}`, { sealed });
   }
 }

@@ -135,9 +135,11 @@ export class LoadGenerator {
     let p = this.keys.get(targetId);
     if (!p) {
       p = (async () => {
-        const { generateSealingKeyPair } = await import('@ferry/agent');
-        const pair = await generateSealingKeyPair();
-        const res = await this.pollApi.request('POST', `/v1/agent/targets/${targetId}/key`, { body: { publicKeyPem: pair.publicKeyPem }, token: agent.token, timeoutMs: 20_000 });
+        // Any 3072-bit RSA public key will do: simulated agents never open a secret.
+        const { generateKeyPair } = await import('node:crypto');
+        const { promisify } = await import('node:util');
+        const pair = await promisify(generateKeyPair)('rsa', { modulusLength: 3072, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
+        const res = await this.pollApi.request('POST', `/v1/agent/targets/${targetId}/key`, { body: { publicKeyPem: pair.publicKey }, token: agent.token, timeoutMs: 20_000 });
         if (res.status !== 201 && res.status !== 409) throw new Error(`publishing a sealing key: HTTP ${res.status}`);
         this.keysPublished++;
       })();

@@ -2,9 +2,10 @@
  * Secret-masker figures through the masker alone (packages/agent/dist/output/masker.js): MiB/s
  * with 0, 10 and 100 secrets. Without that file every figure is null ("not built yet").
  *
- * When the module exports `measureMaskerThroughput(secretCount, MiB)` (its own benchmark:
- * realistic secrets and log-like output in 64 KiB chunks, automaton build excluded, checks
- * that secret-free output comes out unchanged), that is what runs. Otherwise `adaptMasker`
+ * When the module exports `SecretMasker`, `measureMaskerThroughput(SecretMasker, secretCount, MiB)`
+ * from fixtures/masker-fixtures.mjs runs (realistic secrets and log-like output in 64 KiB
+ * chunks, automaton build excluded, checks that secret-free output comes out unchanged; the
+ * masker's own tests use it too). Otherwise `adaptMasker`
  * drives it through `new SecretMasker(values).forStream()` → `push`/`flush` (or a few other
  * likely shapes) over log-like text. With 0 secrets the masker has nothing to look for and
  * passes chunks straight through, so that figure is only a function call's cost.
@@ -20,6 +21,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ROOT } from './harness.mjs';
 import { median, spread } from './stats.mjs';
+import { measureMaskerThroughput } from './fixtures/masker-fixtures.mjs';
 
 export const MASKER_KEYS = ['masker_mb_per_s_0_secrets', 'masker_mb_per_s_10_secrets', 'masker_mb_per_s_100_secrets'];
 export const MASKER_PATH = join(ROOT, 'packages/agent/dist/output/masker.js');
@@ -89,7 +91,7 @@ export async function measureMasker({ quick, path = MASKER_PATH }) {
   } catch (err) {
     return nulls(`masker.js failed to load: ${err.message}`);
   }
-  const own = typeof mod.measureMaskerThroughput === 'function';
+  const own = typeof mod.SecretMasker === 'function';
   if (!own && !masks(mod)) return nulls('masker.js found, but bench/masker.mjs adaptMasker() does not recognise its interface (or it did not mask); adapt it');
   const mib = quick ? 32 : 256;
   const runs = quick ? 3 : 5;
@@ -97,9 +99,9 @@ export async function measureMasker({ quick, path = MASKER_PATH }) {
   const spreads = {};
   for (const n of [0, 10, 100]) {
     const xs = [];
-    for (let i = 0; i < runs; i++) xs.push(own ? mod.measureMaskerThroughput(n, mib) : throughput(mod, n, mib * 2 ** 20));
+    for (let i = 0; i < runs; i++) xs.push(own ? measureMaskerThroughput(mod.SecretMasker, n, mib) : throughput(mod, n, mib * 2 ** 20));
     values[`masker_mb_per_s_${n}_secrets`] = median(xs);
     spreads[`masker_mb_per_s_${n}_secrets`] = spread(xs);
   }
-  return { note: own ? "the masker's own measureMaskerThroughput()" : 'through adaptMasker()', values, spreads, mib, runs };
+  return { note: own ? 'fixtures/masker-fixtures.mjs measureMaskerThroughput() on SecretMasker' : 'through adaptMasker()', values, spreads, mib, runs };
 }

@@ -5,6 +5,8 @@
  *
  *   npm run bench                 full run (several minutes)
  *   npm run bench -- --quick      smaller counts, under 2 minutes
+ *   npm run bench -- --smoke      tiny counts, every phase: proves the bench still runs (the test
+ *                                 suite runs this; its figures mean nothing)
  *   npm run bench -- --out FILE   write the JSON elsewhere
  *
  * Needs `npx tsc --build` first, Linux, root and bwrap (the sandbox executor's own needs).
@@ -25,27 +27,35 @@ import {
 import { LoadGenerator } from './loadgen.mjs';
 import { MASKER_KEYS, MASKER_PATH, measureMasker } from './masker.mjs';
 import { backlogDeliveryMs, lostAgentDetectMs } from './faults.mjs';
+import { sampleSecrets } from './fixtures/masker-fixtures.mjs';
+import { measureOverhead } from './fixtures/sandbox-overhead.mjs';
 import {
   calibrateRealtime, median, parseEpochRealtime, percentile, perfToRealMs, pool, realNowMs, round, roundSizes, sleep, spread, summary,
 } from './stats.mjs';
 
 const argv = process.argv.slice(2);
 if (argv.includes('--help') || argv.includes('-h')) {
-  process.stdout.write('usage: npm run bench [-- --quick] [-- --out FILE]\n');
+  process.stdout.write('usage: npm run bench [-- --quick | --smoke] [-- --out FILE]\n');
   process.exit(0);
 }
-const QUICK = argv.includes('--quick');
+const SMOKE = argv.includes('--smoke');
+const QUICK = argv.includes('--quick') || SMOKE;
+const MODE = SMOKE ? 'smoke' : QUICK ? 'quick' : 'full';
 const outIndex = argv.indexOf('--out');
 const OUT = outIndex >= 0 && argv[outIndex + 1] ? argv[outIndex + 1] : join(ROOT, 'bench', 'results.json');
 
 /** Every count and duration of the run, in one place. */
-const PLAN = QUICK
+const PLAN = SMOKE
+  ? { spawnRuns: 5, rttRuns: 5, overheadBatches: 1, overheadRuns: 2, dispatchRounds: 1, dispatchTasks: 4, roundtripTasks: 3,
+    throughputRuns: 1, throughputTasks: 8, outputRuns: 1, outputMiB: 2, idleSeconds: 2, idleSubSeconds: 1,
+    simAgents: 10, simRounds: 1, simTasks: 6, rssSamples: 1, faultRuns: 1, cliRuns: 2, deadlineMs: 6 * 60_000 }
+  : QUICK
   ? { spawnRuns: 200, rttRuns: 300, overheadBatches: 3, overheadRuns: 10, dispatchRounds: 3, dispatchTasks: 150, roundtripTasks: 60,
     throughputRuns: 3, throughputTasks: 100, outputRuns: 3, outputMiB: 50, idleSeconds: 10, idleSubSeconds: 2,
-    simAgents: 200, simRounds: 3, simTasks: 120, rssSamples: 3, faultRuns: 1, deadlineMs: 4 * 60_000 }
+    simAgents: 200, simRounds: 3, simTasks: 120, rssSamples: 3, faultRuns: 1, cliRuns: 10, deadlineMs: 4 * 60_000 }
   : { spawnRuns: 500, rttRuns: 1000, overheadBatches: 5, overheadRuns: 20, dispatchRounds: 5, dispatchTasks: 500, roundtripTasks: 200,
     throughputRuns: 3, throughputTasks: 500, outputRuns: 3, outputMiB: 200, idleSeconds: 30, idleSubSeconds: 5,
-    simAgents: 1000, simRounds: 3, simTasks: 300, rssSamples: 5, faultRuns: 3, deadlineMs: 25 * 60_000 };
+    simAgents: 1000, simRounds: 3, simTasks: 300, rssSamples: 5, faultRuns: 3, cliRuns: 20, deadlineMs: 25 * 60_000 };
 
 /** Result keys in the order of the table; `goal` is [op, value]. */
 const FIGURES = [
@@ -67,6 +77,8 @@ const FIGURES = [
   { key: 'server_rss_mb_1000_agents', label: 'server RSS, agents long-polling', unit: 'MiB', goal: ['<=', 300] },
   { key: 'dispatch_p99_ms_1000_agents', label: 'dispatch p99, agents long-polling', unit: 'ms', goal: ['<=', 50] },
   { key: 'lost_agent_detect_ms', label: 'kill -9 agent → task lost (default lease)', unit: 'ms', goal: ['<=', 60_000], compare: 'lease 15 s + sweep ≤ 1 s; peers: 4 min to 1 h' },
+  { key: 'cli_start_ms', label: '`ferry --help`, process start to exit', unit: 'ms', goal: ['<=', 100], compare: 'vs `node -e 0`' },
+  { key: 'cli_list_ms', label: '`ferry task list` against a local server', unit: 'ms', goal: ['<=', 150], compare: 'vs cli_start_ms + HTTPS' },
   { key: 'backlog_20mb_delivery_ms', label: '20 MiB spooled backlog delivered after a server restart', unit: 'ms', compare: 'vs output_mb_per_s' },
 ];
 
@@ -170,9 +182,9 @@ async function sandboxOverhead() {
   const mod = await import(pathToFileURL(join(ROOT, 'packages/agent/dist/executor/bubblewrap.js')).href);
   const problem = await mod.bubblewrapProblem();
   if (problem) throw new Error(`the sandbox does not work here: ${problem}`);
-  await mod.measureOverhead(3); // warm-up: host inspection, page cache
+  await measureOverhead(new mod.BubblewrapExecutor(), 3); // warm-up: host inspection, page cache
   const batches = [];
-  for (let i = 0; i < PLAN.overheadBatches; i++) batches.push(await mod.measureOverhead(PLAN.overheadRuns));
+  for (let i = 0; i < PLAN.overheadBatches; i++) batches.push(await measureOverhead(new mod.BubblewrapExecutor(), PLAN.overheadRuns));
   const extra = batches.map((b) => b.extraMs);
   set('sandbox_overhead_ms', median(extra), spread(extra));
   details.sandbox_overhead = {
@@ -187,7 +199,8 @@ async function sandboxOverhead() {
 /** Where a sandboxed task's fixed cost goes: create (folders, cgroup), start → exit of a real task's `bash script` running `true`, dispose. */
 async function sandboxBreakdown(mod) {
   const { runSpecFor } = await import(pathToFileURL(join(ROOT, 'packages/agent/dist/runtime.js')).href);
-  const { DEFAULT_LIMITS } = await import(pathToFileURL(join(ROOT, 'packages/agent/dist/executor/types.js')).href);
+  // The server's default limits for a shell target (the executor takes them per task).
+  const limits = { network: 'none', maxProcesses: 512, memoryBytes: 2 * 1024 ** 3 };
   const spec = runSpecFor({ id: 't_benchbreakdown0', target: { id: 'g_bench', name: 'bench', type: 'shell' }, script: 'true\n', timeoutSeconds: 60, leaseSeconds: 15 });
   const out = {};
   for (const cgroups of [true, false]) {
@@ -197,7 +210,7 @@ async function sandboxBreakdown(mod) {
     const d = [];
     for (let i = 0; i < PLAN.overheadRuns + 2; i++) {
       let t = performance.now();
-      const sandbox = await executor.create(`bench-breakdown-${i}`, DEFAULT_LIMITS);
+      const sandbox = await executor.create(`bench-breakdown-${i}`, limits);
       c.push(performance.now() - t);
       t = performance.now();
       await sandbox.start(spec).exited;
@@ -209,6 +222,36 @@ async function sandboxBreakdown(mod) {
     out[cgroups ? 'with_cgroups' : 'without_cgroups'] = { create: round(median(c.slice(2))), run_bash_true: round(median(r.slice(2))), dispose: round(median(d.slice(2))) };
   }
   return out;
+}
+
+/** Wall time of `node <cli> ...args` from spawn to exit, median of PLAN.cliRuns after a warm-up. */
+async function cliMs(args, env) {
+  const once = () => new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: 'ignore', env });
+    child.once('error', reject);
+    child.once('exit', (code) => (code === 0 ? resolve(performance.now() - t0) : reject(new Error(`ferry ${args.join(' ')} exited ${code}`))));
+  });
+  await once();
+  const xs = [];
+  for (let i = 0; i < PLAN.cliRuns; i++) xs.push(await once());
+  return xs;
+}
+
+/** How fast the CLI starts: `ferry --help` (nothing but the command table) and `ferry task list` (schemas, HTTPS, one request). */
+async function cliStart(server, root) {
+  const env = { ...process.env, FERRY_CONFIG: join(root, 'cli-config.json') };
+  for (const key of ['FERRY_SERVER', 'FERRY_TOKEN', 'FERRY_CA_FINGERPRINT']) delete env[key];
+  execFileSync(process.execPath, [CLI, 'login', '--server', server.url, '--token', server.adminToken, '--ca-fingerprint', server.fingerprint], { env, stdio: 'ignore' });
+  const node = await new Promise((resolve) => {
+    const t0 = performance.now();
+    spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' }).once('exit', () => resolve(performance.now() - t0));
+  });
+  const help = await cliMs(['--help'], env);
+  const list = await cliMs(['task', 'list'], env);
+  set('cli_start_ms', median(help), spread(help));
+  set('cli_list_ms', median(list), spread(list));
+  details.cli_start = { node_e_0_ms: round(node), help: summary(help), task_list: summary(list) };
 }
 
 async function httpsRtt(server) {
@@ -365,7 +408,7 @@ async function outputRun(server, target, mib, { follow = false } = {}) {
 async function tenSecrets() {
   try {
     const mod = await import(pathToFileURL(MASKER_PATH).href);
-    if (typeof mod.sampleSecrets === 'function') return mod.sampleSecrets(10);
+    if (typeof mod.SecretMasker === 'function') return sampleSecrets(10);
   } catch {
     // no masker module: any long random values will do
   }
@@ -544,7 +587,7 @@ async function main() {
   const started = new Date();
   preflight();
   const root = benchRoot(cleanup);
-  log(`${QUICK ? 'quick' : 'full'} run; temp folder ${root}`);
+  log(`${MODE} run; temp folder ${root}`);
   const loadStart = loadavg();
   const foreign = foreignFerryProcesses(new Set());
   if (foreign.length > 0 || loadStart[0] > 0.5) {
@@ -581,6 +624,7 @@ async function main() {
   });
   if (ok) {
     await phase('https round trip', () => accounted('https_rtt', procs(), () => httpsRtt(server)));
+    await phase('CLI start-up', () => accounted('cli_start', procs(), () => cliStart(server, root)));
     await phase('dispatch latency', () => accounted('dispatch', procs(), () => dispatch(server, 'bench')));
     await phase('round trip of `true`', () => accounted('roundtrip', procs(), () => roundtrip(server, 'bench')));
     if (await phase('start second agent', async () => (agentB = await startAgent(cleanup, server, root, { name: 'bench-b', concurrency: 4 })))) {
@@ -606,6 +650,7 @@ async function main() {
 
   const json = {
     quick: QUICK,
+    mode: MODE,
     date: started.toISOString(),
     source: sourceVersion(),
     machine: {
@@ -626,7 +671,7 @@ async function main() {
   json.errors = errors;
   writeFileSync(OUT, JSON.stringify(json, null, 2) + '\n');
 
-  process.stdout.write(`\nFerry benchmarks (${QUICK ? 'quick' : 'full'}), ${json.machine.cpus} CPUs, Node ${process.version}, ${json.date}\n`);
+  process.stdout.write(`\nFerry benchmarks (${MODE}), ${json.machine.cpus} CPUs, Node ${process.version}, ${json.date}\n`);
   process.stdout.write(`each value: median of repeated runs; spread: [min, max] of those runs (see bench/README.md)\n\n`);
   process.stdout.write(table() + '\n\n');
   const noisy = Object.entries(json.machine.foreign_cpu_pct_by_phase).filter(([, v]) => v > 2);

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig } from '@ferry/protocol';
+import { AGENT_START_FLAGS } from './flags.js';
 
 export const AgentConfigSchema = z.object({
   dataDir: z.string().default('./ferry-agent-data'),
@@ -27,4 +28,17 @@ function readConfigFile(file: string | undefined): { name: string; text: string 
   } catch (err) {
     throw new ConfigError(`cannot read config file ${file}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
   }
+}
+
+/**
+ * The agent's configuration from flag values (flags > FERRY_* environment > config file >
+ * defaults). `values` may be keyed by each flag's `key` (as commander gives them: `joinToken`)
+ * or by its `flag` (as node:util parseArgs does: `join-token`); undefined means "not given".
+ * The config file is `--config`, else FERRY_AGENT_CONFIG; a named file must exist.
+ */
+export function agentConfigFromFlags(values: Readonly<Record<string, string | undefined>>, env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  const flags: Record<string, string | undefined> = {};
+  for (const f of AGENT_START_FLAGS) flags[f.key] = values[f.key] ?? values[f.flag];
+  const { config: file, ...rest } = flags;
+  return loadAgentConfig(rest, env, file ?? env.FERRY_AGENT_CONFIG);
 }

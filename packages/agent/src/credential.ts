@@ -1,14 +1,15 @@
 /**
  * The agent's own credential, stored in its data folder (mode 0600) after it registers with
- * a join token, so a restart needs no new token.
+ * a join token, so a restart needs no new token. Every call to the server goes through the
+ * one typed client (@ferry/client), pinned to the CA the join token named.
  */
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { hostname, platform, arch } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { Routes, type FerryClient } from '@ferry/client';
+import { createNodeClient, fetchPinnedCa } from '@ferry/client/node';
 import { FERRY_VERSION, decodeJoinToken } from '@ferry/protocol';
-import { ApiClient } from './api/client.js';
-import { fetchPinnedCa } from './api/pinning.js';
 
 const StoredCredential = z.object({
   serverUrl: z.string(),
@@ -24,6 +25,11 @@ export class CredentialError extends Error {
     super(message, options);
     this.name = 'CredentialError';
   }
+}
+
+/** A client that trusts only the server's pinned CA; with a token once the agent is registered. */
+export function agentClient(server: { serverUrl: string; caPem: string; token?: string }): FerryClient {
+  return createNodeClient({ serverUrl: server.serverUrl, caPem: server.caPem, token: server.token, userAgent: `ferry-agent/${FERRY_VERSION}` });
 }
 
 export function credentialFile(dataDir: string): string {
@@ -50,12 +56,11 @@ export async function registerAgent(dataDir: string, joinToken: string, name: st
   const payload = decodeJoinToken(joinToken);
   if (!payload) throw new CredentialError('The join token is malformed. Copy the whole token printed by `ferry agent token create`.');
   const caPem = await fetchPinnedCa(payload.url, payload.fp);
-  const client = new ApiClient({ serverUrl: payload.url, caPem, userAgent: `ferry-agent/${FERRY_VERSION}` });
+  const client = agentClient({ serverUrl: payload.url, caPem });
   const agentName = name ?? hostname();
   try {
-    const res = await client.json<{ agentId: string; token: string }>('POST', '/v1/agents/register', {
-      joinSecret: payload.secret, name: agentName, hostname: hostname(), version: FERRY_VERSION,
-      platform: `${platform()}-${arch()}`, concurrency,
+    const res = await client.call(Routes.registerAgent, {
+      body: { joinSecret: payload.secret, name: agentName, hostname: hostname(), version: FERRY_VERSION, platform: `${platform()}-${arch()}`, concurrency },
     });
     const cred: StoredCredential = { serverUrl: payload.url, caPem, agentId: res.agentId, token: res.token, name: agentName };
     saveCredential(dataDir, cred);

@@ -1,10 +1,11 @@
-export { runAgent } from './start.js';
-export { loadAgentConfig, AgentConfigSchema, type AgentConfig } from './config.js';
-export { ApiClient, type RawResponse } from './api/client.js';
-export { ApiError, isRetryable, isFatal, backoffMs } from './api/errors.js';
-export { fetchPinnedCa, fingerprintOf } from './api/pinning.js';
+/**
+ * `@ferry/agent`: what running an agent needs. `ferry agent start` (the CLI) and `ferry-agent
+ * start` (main.ts) both take their flags from AGENT_START_FLAGS and their configuration from
+ * agentConfigFromFlags. Talking to the server is @ferry/client's job, not this package's.
+ */
+export { runAgent, type RunAgentOptions } from './start.js';
+export { loadAgentConfig, agentConfigFromFlags, AgentConfigSchema, type AgentConfig } from './config.js';
+export { AGENT_START_FLAGS, type AgentStartFlag } from './flags.js';
 export { CredentialError } from './credential.js';
-export { FatalAgentError } from './worker.js';
-export { ExecutorUnavailableError, selectExecutor } from './executor/select.js';
-export type { Executor, Sandbox, RunSpec, RunningProcess } from './executor/types.js';
-export { sealSecret, openSecret, generateSealingKeyPair, sealingKeyIdOf, SecretOpenError } from './secrets/envelope.js';
+export { FatalAgentError } from './server-answers.js';
+export { ExecutorUnavailableError } from './executor/select.js';

@@ -1,28 +1,29 @@
 #!/usr/bin/env node
 /** `ferry-agent start …`: the agent on its own, for a small self-hosted install. */
 import { parseArgs } from 'node:util';
-import { loadAgentConfig } from './config.js';
+import { agentConfigFromFlags } from './config.js';
+import { AGENT_START_FLAGS, agentStartHelp } from './flags.js';
 import { runAgent } from './start.js';
 
+const USAGE = `usage: ferry-agent start [options]\n${agentStartHelp()}\n`;
+
+function parseCommandLine(): { command: string | undefined; values: Record<string, string | undefined> } {
+  const options = Object.fromEntries(AGENT_START_FLAGS.map((f) => [f.flag, { type: 'string' as const }]));
+  const { values, positionals } = parseArgs({ allowPositionals: true, options });
+  const strings = Object.fromEntries(Object.entries(values).map(([k, v]) => [k, typeof v === 'string' ? v : undefined]));
+  return { command: positionals[0], values: strings };
+}
+
 async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({
-    allowPositionals: true,
-    options: {
-      'join-token': { type: 'string' }, 'data-dir': { type: 'string' }, concurrency: { type: 'string' },
-      executor: { type: 'string' }, name: { type: 'string' }, config: { type: 'string' },
-    },
-  });
-  if (positionals[0] !== 'start') {
-    process.stderr.write('usage: ferry-agent start --join-token TOKEN [--data-dir DIR] [--concurrency N] [--executor sandbox|process] [--name NAME]\n');
+  const { command, values } = parseCommandLine();
+  if (command !== 'start') {
+    process.stderr.write(USAGE);
     process.exit(2);
   }
-  const config = loadAgentConfig({
-    joinToken: values['join-token'], dataDir: values['data-dir'], concurrency: values.concurrency, executor: values.executor, name: values.name,
-  }, process.env, values.config ?? process.env.FERRY_AGENT_CONFIG);
-  await runAgent(config);
+  await runAgent(agentConfigFromFlags(values, process.env));
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`ferry-agent: ${(err as Error).message}\n`);
+  process.stderr.write(`ferry-agent: ${err instanceof Error ? err.message : String(err)}\n`);
   process.exit(1);
 });

@@ -8,8 +8,7 @@
  */
 import type { Logger } from 'pino';
 import { MIN_MASKED_SECRET_LENGTH, Streams, type Assignment, type FinalStatus, type FinishTaskRequest, type StreamId } from '@ferry/protocol';
-import type { ApiClient } from './api/client.js';
-import { ApiError, backoffMs, isRetryable } from './api/errors.js';
+import { Routes, isRetryable, withRetry, type FerryClient } from '@ferry/client';
 import { type Executor, type ExitInfo, type RunningProcess, type Sandbox } from './executor/types.js';
 import { LeaseLostError, OutputUploader, type UploaderOptions, DEFAULT_UPLOADER_OPTIONS } from './output/uploader.js';
 import { TaskSpool } from './output/spool.js';
@@ -18,9 +17,10 @@ import { MissingSecretError, runSpecFor } from './runtime.js';
 import type { KeyStore } from './secrets/key-store.js';
 import { prepareSecrets, SecretPreparationError } from './secrets/prepare.js';
 import { SecretMasker } from './output/masker.js';
+import { isLeaseLost, messageOf } from './server-answers.js';
 
 export interface TaskRunnerDeps {
-  client: ApiClient;
+  client: FerryClient;
   keys: KeyStore;
   spoolDir: string;
   executor: Executor;
@@ -110,21 +110,15 @@ export class TaskRunner {
   /** True once the server confirms we hold the task; false if it says we do not or the lease runs out. */
   private async confirmStart(): Promise<boolean> {
     const deadline = Date.now() + this.task.leaseSeconds * 1000 * 0.8;
-    for (let attempt = 0; Date.now() < deadline; attempt++) {
-      try {
-        await this.deps.client.json('POST', `/v1/agent/tasks/${this.task.id}/started`);
-        return true;
-      } catch (err) {
-        if (err instanceof ApiError && err.code === 'FERRY_E_LEASE_LOST') return false;
-        if (!isRetryable(err)) {
-          this.log.error({ err: (err as Error).message }, 'the server refused the start');
-          return false;
-        }
-        await new Promise((r) => setTimeout(r, Math.min(backoffMs(attempt, 100, 2000), Math.max(0, deadline - Date.now()))));
-      }
+    try {
+      await withRetry(() => this.deps.client.call(Routes.confirmStart, { params: { id: this.task.id } }), { baseMs: 100, capMs: 2000, deadline });
+      return true;
+    } catch (err) {
+      if (isLeaseLost(err)) return false;
+      if (isRetryable(err)) this.log.warn('could not confirm the start before the lease ran out; not running the task');
+      else this.log.error({ err: messageOf(err) }, 'the server refused the start');
+      return false;
     }
-    this.log.warn('could not confirm the start before the lease ran out; not running the task');
-    return false;
   }
 
   private async pipeOutput(proc: RunningProcess): Promise<ExitInfo> {

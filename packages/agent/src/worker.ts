@@ -1,31 +1,26 @@
 /**
- * The agent's main loop.
+ * The agent's worker: the poll loop (poll-loop.ts) brings tasks, each runs in a TaskRunner,
+ * heartbeats (heartbeats.ts) keep their leases, key requests go to key-publisher.ts, and tasks
+ * spooled by an earlier run are delivered first (spool-recovery.ts).
  *
- * Poll loop states: polling (a long poll is open; `free` says how many tasks we can take)
- * → got task (start a runner, poll again at once) | got cancels (stop those runners)
- * | empty (poll again) | failed (back off with jitter, poll again; 401/403 stop the agent).
- * When a runner finishes while the poll is open with free = 0, that poll is aborted and a
- * new one opens with free > 0 so the next task starts without waiting out the long poll.
- *
- * Heartbeats run beside it while any task runs: they renew leases and bring cancellations
- * and revocations (tasks the server gave to someone else).
- *
- * Drain: the first stop() stops taking work and waits for running tasks; a second one
- * cancels them through the signal ladder.
+ * States: working (polling; tasks run as they come) → draining (the first stop(): no new
+ * work, running tasks finish; a second stop() cancels them through the signal ladder)
+ * → stopped (every runner and recovery has ended; run() resolves). A refused credential (a
+ * poll or a heartbeat answering 401/403) cancels the running tasks, waits for them, and
+ * rejects run() with a FatalAgentError.
  */
 import type { Logger } from 'pino';
-import { FERRY_VERSION, PollResponse, type HeartbeatResponse } from '@ferry/protocol';
-import { ApiClient } from './api/client.js';
-import { backoffMs, isFatal, isRetryable } from './api/errors.js';
+import type { FerryClient } from '@ferry/client';
+import type { Assignment } from '@ferry/protocol';
+import { agentClient, type StoredCredential } from './credential.js';
 import type { Executor } from './executor/types.js';
-import { TaskRunner } from './task-runner.js';
-import { TaskSpool } from './output/spool.js';
-import { OutputUploader } from './output/uploader.js';
-import { deliverFinalStatus } from './output/deliver.js';
-import type { StoredCredential } from './credential.js';
-import { createPublicKey } from 'node:crypto';
-import { generateSealingKeyPair } from './secrets/envelope.js';
+import { Heartbeats } from './heartbeats.js';
+import { KeyPublisher } from './key-publisher.js';
+import { PollLoop } from './poll-loop.js';
 import type { KeyStore } from './secrets/key-store.js';
+import { fatalFrom, FatalAgentError } from './server-answers.js';
+import { recoverSpools } from './spool-recovery.js';
+import { TaskRunner } from './task-runner.js';
 
 export interface WorkerOptions {
   credential: StoredCredential;
@@ -38,213 +33,102 @@ export interface WorkerOptions {
   log: Logger;
 }
 
-export class FatalAgentError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'FatalAgentError';
-  }
-}
-
 export class Worker {
-  readonly client: ApiClient;
+  readonly client: FerryClient;
   private readonly runners = new Map<string, TaskRunner>();
-  private readonly finished = new Set<Promise<void>>();
-  private draining = false;
-  private pollAbort: AbortController | undefined;
-  /** `free` of the poll in flight: only a poll that cannot claim (free = 0) may be aborted safely. */
-  private pollFree = 0;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
-  private heartbeatSeconds = 3;
-  private fatal: Error | undefined;
-  private wakeLoop: (() => void) | undefined;
-  private keyFailures = 0;
   /** Tasks from an earlier run whose output and status are being delivered. */
   private readonly recovering = new Set<string>();
+  /** Runners and recoveries not yet ended (these promises never reject). */
+  private readonly pending = new Set<Promise<void>>();
+  private readonly stopping = new AbortController();
+  private readonly loop: PollLoop;
+  private readonly heartbeats: Heartbeats;
+  private fatal: FatalAgentError | undefined;
 
   constructor(private readonly opts: WorkerOptions) {
-    this.client = new ApiClient({
-      serverUrl: opts.credential.serverUrl, caPem: opts.credential.caPem, token: opts.credential.token,
-      userAgent: `ferry-agent/${FERRY_VERSION}`,
-    });
+    this.client = agentClient(opts.credential);
+    this.heartbeats = new Heartbeats(this.client, {
+      held: () => [...this.runners.keys(), ...this.recovering],
+      cancel: (id) => this.runners.get(id)?.stop('cancelled'),
+      revoke: (id) => this.runners.get(id)?.stop('lease_lost'),
+      fatal: (err) => this.failFatal(err),
+    }, opts.log);
+    const keys = new KeyPublisher(this.client, opts.keys, opts.log, this.stopping.signal);
+    this.loop = new PollLoop(this.client, {
+      free: () => opts.concurrency - this.runners.size,
+      running: () => [...this.runners.keys()],
+      onTask: (task) => this.startRunner(task),
+      onCancel: (id) => this.runners.get(id)?.stop('cancelled'),
+      onKeyRequests: (requests) => keys.publish(requests),
+    }, { waitSeconds: opts.pollWaitSeconds, stop: this.stopping.signal, log: opts.log });
   }
 
   /** Runs until stopped (resolves) or a fatal error (rejects). */
   async run(): Promise<void> {
-    const { log } = this.opts;
-    this.recoverSpools();
-    let attempt = 0;
-    let emptyFast = 0;
-    while (!this.draining && !this.fatal) {
-      const free = this.opts.concurrency - this.runners.size;
-      this.pollAbort = new AbortController();
-      this.pollFree = free;
-      const pollStarted = Date.now();
-      try {
-        // The answer is checked like any input: ids become paths and process names here.
-        const res = PollResponse.parse(await this.client.json<unknown>('POST', '/v1/agent/poll', {
-          free, running: [...this.runners.keys()], waitSeconds: this.opts.pollWaitSeconds,
-        }, this.pollAbort.signal));
-        attempt = 0;
-        const idle = !res.task && res.cancel.length === 0 && !res.keyRequests?.length;
-        // A server that answers a long poll at once with nothing (shutting down, misbehaving)
-        // must not make the agent spin: pace such polls.
-        emptyFast = idle && Date.now() - pollStarted < 100 && this.opts.pollWaitSeconds >= 1 ? emptyFast + 1 : 0;
-        if (emptyFast > 2) await new Promise((r) => setTimeout(r, backoffMs(emptyFast, 100, 5000)));
-        for (const id of res.cancel) this.runners.get(id)?.stop('cancelled');
-        if (res.task) this.startRunner(res.task);
-        if (res.keyRequests?.length) await this.publishKeys(res.keyRequests);
-      } catch (err) {
-        if ((err as Error).name === 'AbortError') continue;
-        if (isFatal(err)) {
-          this.fatal = new FatalAgentError(`The server refused this agent's credential: ${(err as Error).message}`, { cause: err });
-          break;
-        }
-        const wait = backoffMs(attempt++);
-        log.warn({ err: (err as Error).message, retryInMs: wait, retryable: isRetryable(err) }, 'poll failed; retrying');
-        await new Promise<void>((r) => {
-          this.wakeLoop = r;
-          setTimeout(r, wait);
-        });
-      } finally {
-        this.pollAbort = undefined;
-      }
+    this.recover();
+    try {
+      await this.loop.run();
+    } catch (err) {
+      this.fatal ??= fatalFrom(err) ?? new FatalAgentError('the poll loop failed', { cause: err });
     }
-    if (this.fatal) for (const r of this.runners.values()) r.stop('cancelled');
-    await this.waitForRunners();
-    this.stopHeartbeats();
+    if (this.fatal) this.cancelAll();
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+    this.heartbeats.stop();
     await this.client.close();
     if (this.fatal) throw this.fatal;
   }
 
   /** First call drains; a second call also cancels running tasks. */
   stop(): void {
-    if (this.draining) {
-      for (const r of this.runners.values()) r.stop('cancelled');
-      return;
-    }
-    this.draining = true;
-    this.pollAbort?.abort();
-    this.wakeLoop?.();
+    if (this.stopping.signal.aborted) this.cancelAll();
+    else this.stopping.abort();
   }
 
   get runningCount(): number {
     return this.runners.size;
   }
 
-  /**
-   * Makes (or reuses) the sealing key of each target the server asks about and publishes its
-   * public half. A failure backs off, so an unpublishable key cannot spin the poll loop.
-   */
-  private async publishKeys(requests: readonly { targetId: string; targetName: string }[]): Promise<void> {
-    for (const { targetId, targetName } of requests) {
-      const log = this.opts.log.child({ targetId });
-      try {
-        const held = this.opts.keys.load(targetId);
-        if (held) {
-          await this.client.json('POST', `/v1/agent/targets/${targetId}/key`, { publicKeyPem: createPublicKey(held.key).export({ type: 'spki', format: 'pem' }).toString() });
-        } else {
-          // Kept only once the server took it: an agent that lost the race to another agent of
-          // the same target must not hold a key nobody seals with.
-          const pair = await generateSealingKeyPair();
-          await this.client.json('POST', `/v1/agent/targets/${targetId}/key`, { publicKeyPem: pair.publicKeyPem });
-          this.opts.keys.save(targetId, pair.privateKeyPem);
-        }
-        log.info({ target: targetName, kid: this.opts.keys.load(targetId)?.kid }, 'published the target\'s sealing key');
-        this.keyFailures = 0;
-      } catch (err) {
-        if (isFatal(err)) throw err;
-        const wait = backoffMs(this.keyFailures++, 1000, 60_000);
-        log.warn({ err: (err as Error).message, retryInMs: wait }, 'could not publish a sealing key');
-        await new Promise((r) => setTimeout(r, wait));
-      }
-    }
+  private failFatal(err: FatalAgentError): void {
+    this.fatal ??= err;
+    this.stop();
   }
 
-  /**
-   * Output and final statuses spooled by an earlier run of this agent are delivered now. A task
-   * that was still running when the agent died cannot be accounted for: its output is delivered
-   * and it is reported as `error` (the server may already have marked it `lost`).
-   */
-  private recoverSpools(): void {
-    for (const taskId of TaskSpool.list(this.opts.spoolDir)) {
-      const log = this.opts.log.child({ taskId });
-      let spool: TaskSpool;
-      try {
-        spool = TaskSpool.recover(this.opts.spoolDir, taskId);
-      } catch (err) {
-        log.error({ err }, 'cannot read a spooled task; leaving it in place');
-        continue;
-      }
-      const uploader = OutputUploader.resume(this.client, spool, log);
-      const outcome = spool.final ?? {
-        status: 'error' as const, exitCode: null, signal: null,
-        reason: 'the agent restarted while this task ran; its outcome is unknown (output up to the restart was kept)',
-      };
-      log.warn({ finished: spool.final !== null, spooled: spool.bytesProduced, acked: spool.acked }, spool.final ? 'delivering a finished task spooled before the restart' : 'reporting a task this agent cannot account for');
+  private cancelAll(): void {
+    for (const r of this.runners.values()) r.stop('cancelled');
+  }
+
+  private recover(): void {
+    for (const { taskId, delivered } of recoverSpools(this.opts.spoolDir, this.client, this.opts.log)) {
       this.recovering.add(taskId);
-      this.startHeartbeats();
-      const done = deliverFinalStatus(this.client, spool, uploader, outcome, log)
-        .catch((err: unknown) => log.error({ err }, 'recovery failed'))
-        .finally(() => {
-          this.recovering.delete(taskId);
-          this.finished.delete(done);
-        });
-      this.finished.add(done);
+      this.heartbeats.start();
+      this.track(delivered.finally(() => {
+        this.recovering.delete(taskId);
+        this.taskEnded();
+      }));
     }
   }
 
-  private startRunner(task: PollResponse['task'] & object): void {
-    const runner = new TaskRunner(task, { client: this.client, executor: this.opts.executor, log: this.opts.log, graceMs: this.opts.graceMs, keys: this.opts.keys, spoolDir: this.opts.spoolDir });
+  private startRunner(task: Assignment): void {
+    const { executor, log, graceMs, keys, spoolDir } = this.opts;
+    const runner = new TaskRunner(task, { client: this.client, executor, log, graceMs, keys, spoolDir });
     this.runners.set(task.id, runner);
-    this.startHeartbeats();
-    const done = runner.run()
-      .catch((err: unknown) => this.opts.log.error({ err, taskId: task.id }, 'task runner crashed'))
+    this.heartbeats.start();
+    this.track(runner.run()
+      .catch((err: unknown) => log.error({ err, taskId: task.id }, 'task runner crashed'))
       .finally(() => {
         this.runners.delete(task.id);
-        this.finished.delete(done);
-        if (this.runners.size === 0 && this.recovering.size === 0) this.stopHeartbeats();
-        // A slot is free: replace a poll that was waiting only for cancels. A poll that may
-        // claim is never aborted: the server could claim a task whose answer we would drop.
-        if (this.pollFree === 0) this.pollAbort?.abort();
-      });
-    this.finished.add(done);
+        this.taskEnded();
+        this.loop.slotFreed();
+      }));
   }
 
-  private async waitForRunners(): Promise<void> {
-    while (this.finished.size > 0) await Promise.allSettled([...this.finished]);
+  private track(ended: Promise<void>): void {
+    this.pending.add(ended);
+    void ended.finally(() => this.pending.delete(ended));
   }
 
-  private startHeartbeats(): void {
-    if (this.heartbeatTimer) return;
-    const beat = (): void => {
-      this.heartbeatTimer = setTimeout(() => {
-        void this.heartbeat().finally(() => {
-          if (this.heartbeatTimer) beat();
-        });
-      }, this.heartbeatSeconds * 1000);
-    };
-    beat();
-  }
-
-  private stopHeartbeats(): void {
-    if (this.heartbeatTimer) clearTimeout(this.heartbeatTimer);
-    this.heartbeatTimer = undefined;
-  }
-
-  private async heartbeat(): Promise<void> {
-    if (this.runners.size === 0 && this.recovering.size === 0) return;
-    try {
-      const res = await this.client.json<HeartbeatResponse>('POST', '/v1/agent/heartbeat', { running: [...this.runners.keys(), ...this.recovering] });
-      this.heartbeatSeconds = res.heartbeatSeconds;
-      for (const id of res.cancel) this.runners.get(id)?.stop('cancelled');
-      for (const id of res.revoked) this.runners.get(id)?.stop('lease_lost');
-    } catch (err) {
-      if (isFatal(err)) {
-        this.fatal = new FatalAgentError(`The server refused this agent's credential: ${(err as Error).message}`, { cause: err });
-        this.stop();
-        return;
-      }
-      this.opts.log.warn({ err: (err as Error).message }, 'heartbeat failed');
-    }
+  /** Heartbeats stop once nothing is left to report. */
+  private taskEnded(): void {
+    if (this.runners.size === 0 && this.recovering.size === 0) this.heartbeats.stop();
   }
 }

@@ -1,8 +1,11 @@
 #!/usr/bin/env node
-/** `ferry`: the command line. User-facing output goes to stdout/stderr; errors exit non-zero with the reason. */
+/**
+ * `ferry`: the command line. User-facing output goes to stdout/stderr; errors exit non-zero with
+ * the reason. This module loads only commander and the command definitions: each command's
+ * implementation (and zod, the schemas, the HTTPS client) loads when that command runs.
+ */
+import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
-import { ConfigError, FERRY_VERSION } from '@ferry/protocol';
-import { ApiError, CredentialError, ExecutorUnavailableError, FatalAgentError } from '@ferry/agent';
 import { registerAgentCommands } from './commands/agent.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerLoginCommand } from './commands/login.js';
@@ -11,10 +14,18 @@ import { registerServerCommand } from './commands/server.js';
 import { registerSecretCommands } from './commands/secret.js';
 import { registerTargetCommands } from './commands/target.js';
 import { registerTaskCommands } from './commands/task.js';
-import { UsageError } from './errors.js';
+import { reportError } from './report-error.js';
+
+const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
+
+// `ferry task logs ID | head`: a closed pipe ends the command quietly, as in other Unix tools.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
 
 const program = new Command('ferry')
-  .version(FERRY_VERSION)
+  .version(version)
   .description('Run scripts and commands against infrastructure through agents.')
   .showHelpAfterError()
   .exitOverride();
@@ -28,22 +39,7 @@ registerTaskCommands(program);
 registerAgentCommands(program);
 registerAuditCommands(program);
 
-program.parseAsync(process.argv).catch((err: unknown) => {
-  if (err instanceof CommanderError) {
-    process.exit(err.exitCode === 0 ? 0 : 2);
-  }
-  if (err instanceof UsageError || err instanceof ConfigError) {
-    process.stderr.write(`ferry: ${err.message}\n`);
-    process.exit(2);
-  }
-  if (err instanceof ApiError) {
-    process.stderr.write(`ferry: ${err.message}${err.code.startsWith('FERRY_E_') ? ` (${err.code})` : ''}\n`);
-    process.exit(1);
-  }
-  if (err instanceof CredentialError || err instanceof FatalAgentError || err instanceof ExecutorUnavailableError) {
-    process.stderr.write(`ferry: ${err.message}\n`);
-    process.exit(1);
-  }
-  process.stderr.write(`ferry: ${(err as Error).stack ?? String(err)}\n`);
-  process.exit(1);
+program.parseAsync(process.argv).catch(async (err: unknown) => {
+  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
+  process.exit(await reportError(err));
 });

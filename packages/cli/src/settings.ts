@@ -8,7 +8,8 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { normalizeFingerprint } from '@ferry/protocol';
-import { ApiClient, fetchPinnedCa, fingerprintOf } from '@ferry/agent';
+import type { FerryClient } from '@ferry/client';
+import { createNodeClient, fetchPinnedCa, fingerprintOf } from '@ferry/client/node';
 import { UsageError } from './errors.js';
 
 const CliSettings = z.object({
@@ -35,13 +36,19 @@ export function saveSettings(settings: CliSettings, env: NodeJS.ProcessEnv = pro
 
 function readSettingsFile(file: string): Partial<CliSettings> {
   if (!existsSync(file)) return {};
-  const parsed = CliSettings.partial().safeParse(JSON.parse(readFileSync(file, 'utf8')));
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    json = undefined;
+  }
+  const parsed = CliSettings.partial().safeParse(json);
   if (!parsed.success) throw new UsageError(`${file} is not a valid Ferry config file; run \`ferry login\` again.`);
   return parsed.data;
 }
 
 /** An API client from settings + environment, verifying the server against the pinned CA. */
-export async function connect(env: NodeJS.ProcessEnv = process.env): Promise<ApiClient> {
+export async function connect(env: NodeJS.ProcessEnv = process.env): Promise<FerryClient> {
   const file = settingsFile(env);
   const stored = readSettingsFile(file);
   const server = env.FERRY_SERVER || stored.server;
@@ -51,5 +58,5 @@ export async function connect(env: NodeJS.ProcessEnv = process.env): Promise<Api
   if (!wantFp) throw new UsageError('No CA fingerprint to trust: pass it to `ferry login` or set FERRY_CA_FINGERPRINT.');
   let caPem = stored.caPem;
   if (!caPem || stored.server !== server || fingerprintOf(caPem) !== wantFp) caPem = await fetchPinnedCa(server, wantFp);
-  return new ApiClient({ serverUrl: server, caPem, token, userAgent: 'ferry-cli' });
+  return createNodeClient({ serverUrl: server, caPem, token, userAgent: 'ferry-cli' });
 }

@@ -3,18 +3,17 @@
  * stdout frames to stdout, stderr and Ferry's own notices to stderr, until the server says
  * the output is complete (or, without `follow`, until what is stored has been printed).
  */
-import { FrameDecoder, Streams, type Task } from '@ferry/protocol';
-import type { ApiClient } from '@ferry/agent';
-import { isRetryable, backoffMs } from '@ferry/agent';
+import { FrameDecoder, Routes, Streams, type TaskWithAgents } from '@ferry/protocol';
+import { isAbort, withRetry, type FerryClient } from '@ferry/client';
 
 export interface FollowOptions {
   follow: boolean;
-  onWaiting?: (task: Task) => void;
+  onWaiting?: (task: TaskWithAgents) => void;
   signal?: AbortSignal;
 }
 
 /** Writes the frames to stdout/stderr; returns how many there were. */
-function writeFrames(body: Buffer): number {
+function writeFrames(body: Uint8Array): number {
   const frames = new FrameDecoder().push(body);
   for (const frame of frames) {
     (frame.stream === Streams.stdout ? process.stdout : process.stderr).write(frame.data);
@@ -22,27 +21,28 @@ function writeFrames(body: Buffer): number {
   return frames.length;
 }
 
-export async function streamOutput(client: ApiClient, taskId: string, opts: FollowOptions): Promise<void> {
+/** Bounded: a server that stays unreachable for about ten minutes ends the command. */
+const MAX_ATTEMPTS = 40;
+
+export async function streamOutput(client: FerryClient, taskId: string, opts: FollowOptions): Promise<void> {
   let offset = 0;
-  let attempt = 0;
   let lastStatusCheck = Date.now();
   for (;;) {
+    let page;
     try {
-      const res = await client.raw('GET', `/v1/tasks/${taskId}/output?offset=${offset}&waitSeconds=${opts.follow ? 20 : 0}`, opts.signal ? { signal: opts.signal } : {});
-      attempt = 0;
-      const empty = writeFrames(res.body) === 0;
-      const next = Number(res.headers['ferry-next-offset'] ?? offset);
-      const complete = res.headers['ferry-output-complete'] === 'true';
-      offset = next;
-      if (complete || (!opts.follow && empty)) return;
-      if (opts.onWaiting && res.headers['ferry-task-status'] === 'queued' && Date.now() - lastStatusCheck > 5000) {
-        lastStatusCheck = Date.now();
-        opts.onWaiting(await client.json<Task>('GET', `/v1/tasks/${taskId}`));
-      }
+      page = await withRetry(() => client.call(Routes.readOutput, {
+        params: { id: taskId }, query: { offset, waitSeconds: opts.follow ? 20 : 0 }, signal: opts.signal,
+      }), { maxAttempts: MAX_ATTEMPTS, signal: opts.signal });
     } catch (err) {
-      if ((err as Error).name === 'AbortError') return;
-      if (!isRetryable(err) || attempt > 30) throw err;
-      await new Promise((r) => setTimeout(r, backoffMs(attempt++)));
+      if (isAbort(err) || opts.signal?.aborted) return;
+      throw err;
+    }
+    const empty = writeFrames(page.body) === 0;
+    offset = page.nextOffset;
+    if (page.complete || (!opts.follow && empty)) return;
+    if (opts.onWaiting && page.taskStatus === 'queued' && Date.now() - lastStatusCheck > 5000) {
+      lastStatusCheck = Date.now();
+      opts.onWaiting(await client.call(Routes.getTask, { params: { id: taskId } }));
     }
   }
 }

@@ -8,7 +8,7 @@
  * `@ferry/client/node` (which pins the server's CA).
  */
 import {
-  OUTPUT_FRAMES_CONTENT_TYPE, OutputHeaders, Routes, routePath, utf8Decode,
+  OUTPUT_FRAMES_CONTENT_TYPE, OutputHeaders, routePath, utf8Decode,
   type RouteBody, type RouteDef, type RouteParams, type RouteQuery, type RouteResult,
 } from '@ferry/protocol';
 import { ApiError, clientError, errorFromAnswer, isAbort } from './errors.js';
@@ -46,10 +46,10 @@ type HasKeys<T> = keyof T extends never ? false : true;
 
 export type CallInput<R extends RouteDef> =
   & (HasKeys<RouteParams<R>> extends true ? { params: RouteParams<R> } : { params?: undefined })
-  & (R['body'] extends undefined ? { body?: undefined } : { body: RouteBody<R> })
+  & (R extends { body: unknown } ? { body: RouteBody<R> } : { body?: undefined })
   & { query?: RouteQuery<R>; signal?: AbortSignal | undefined };
 
-type NeedsInput<R extends RouteDef> = HasKeys<RouteParams<R>> extends true ? true : R['body'] extends undefined ? false : true;
+type NeedsInput<R extends RouteDef> = HasKeys<RouteParams<R>> extends true ? true : R extends { body: unknown } ? true : false;
 export type CallArgs<R extends RouteDef> = NeedsInput<R> extends true ? [input: CallInput<R>] : [input?: CallInput<R>];
 
 function queryString(query: Record<string, unknown> | undefined): string {
@@ -137,5 +137,3 @@ export class FerryClient {
     }
   }
 }
-
-export { Routes };

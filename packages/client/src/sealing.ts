@@ -17,7 +17,7 @@ function subtle(): SubtleCrypto {
 }
 
 /** The DER bytes of a PEM `PUBLIC KEY` (SPKI). */
-export function spkiFromPem(pem: string): Uint8Array<ArrayBuffer> {
+function spkiFromPem(pem: string): Uint8Array<ArrayBuffer> {
   const m = /-----BEGIN PUBLIC KEY-----([A-Za-z0-9+/=\s]+)-----END PUBLIC KEY-----/.exec(pem);
   if (!m?.[1]) throw new Error('not a PEM public key (-----BEGIN PUBLIC KEY-----)');
   return base64Decode(m[1].replace(/\s+/g, ''));

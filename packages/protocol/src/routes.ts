@@ -97,11 +97,11 @@ type ParamNames<P extends string> =
     : P extends `${string}:${infer Name}` ? Name : never;
 
 export type RouteParams<R extends RouteDef> = { [K in ParamNames<R['path']>]: string };
-export type RouteQuery<R extends RouteDef> = R['query'] extends z.ZodType ? Partial<z.output<R['query']>> : undefined;
-export type RouteBody<R extends RouteDef> = R['body'] extends z.ZodType ? z.input<R['body']> : R['body'] extends 'frames' ? Uint8Array : undefined;
+export type RouteQuery<R extends RouteDef> = R extends { query: infer Q extends z.ZodType } ? Partial<z.output<Q>> : undefined;
+export type RouteBody<R extends RouteDef> = R extends { body: infer B } ? (B extends z.ZodType ? z.input<B> : B extends 'frames' ? Uint8Array : undefined) : undefined;
 /** What the server's handler receives after parsing. */
-export type ParsedBody<R extends RouteDef> = R['body'] extends z.ZodType ? z.output<R['body']> : R['body'] extends 'frames' ? Uint8Array : undefined;
-export type ParsedQuery<R extends RouteDef> = R['query'] extends z.ZodType ? z.output<R['query']> : undefined;
+export type ParsedBody<R extends RouteDef> = R extends { body: infer B } ? (B extends z.ZodType ? z.output<B> : B extends 'frames' ? Uint8Array : undefined) : undefined;
+export type ParsedQuery<R extends RouteDef> = R extends { query: infer Q extends z.ZodType } ? z.output<Q> : undefined;
 
 /** An output read: the frames' bytes and what the headers say. */
 export interface OutputPage { body: Uint8Array; nextOffset: number; taskStatus: string; complete: boolean }

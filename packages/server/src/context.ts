@@ -1,9 +1,8 @@
 import type { Logger } from 'pino';
-import type { DispatchHub } from './dispatch.js';
-import type { Store } from './store/types.js';
 import type { ServerConfig } from './config.js';
-import type { AuditInput } from './store/types.js';
-import type { RawOutputDigests } from './output-pipeline.js';
+import type { DispatchHub } from './dispatch.js';
+import type { AuditInput, Store } from './store/types.js';
+import type { TaskService } from './tasks/task-service.js';
 
 /** What route modules share. Built once in server.ts. */
 export interface ServerContext {
@@ -14,6 +13,6 @@ export interface ServerContext {
   caPem: string;
   caFingerprint: string;
   publicUrl: string;
-  digests: RawOutputDigests;
+  tasks: TaskService;
   audit(entry: Omit<AuditInput, 'at'>): Promise<void>;
 }

@@ -10,6 +10,7 @@
  * This hub is in-process: right for the embedded SQLite server. With several PostgreSQL
  * replicas, LISTEN/NOTIFY feeds the same notify calls on every replica.
  */
+import { mayServe } from './eligibility.js';
 import type { AgentRow, TargetRow } from './store/types.js';
 
 interface Waiter {
@@ -91,10 +92,4 @@ export class DispatchHub {
     for (const w of [...this.agentWaiters]) w.wake();
     for (const set of [...this.outputWaiters.values()]) for (const wake of [...set]) wake();
   }
-}
-
-export function mayServe(agent: AgentRow, target: TargetRow): boolean {
-  if (agent.revokedAt !== null) return false;
-  if (target.agentMode === 'hosted') return agent.hosted && (agent.orgId === null || agent.orgId === target.orgId);
-  return !agent.hosted && agent.targetIds.includes(target.id);
 }

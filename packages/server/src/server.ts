@@ -14,17 +14,12 @@ import type { ServerContext } from './context.js';
 import { DispatchHub } from './dispatch.js';
 import { EmbeddedAgent } from './embedded-agent.js';
 import { hashSecret, newId, newSecret } from './ids.js';
-import { registerAgentApiRoutes } from './routes/agent-api.js';
-import { createJoinToken, registerAgentRoutes } from './routes/agents.js';
-import { registerAuditRoutes } from './routes/audit.js';
-import { registerPublicRoutes } from './routes/public.js';
-import { registerTargetRoutes } from './routes/targets.js';
-import { registerTaskRoutes } from './routes/tasks.js';
-import { registerSecretRoutes } from './routes/secrets.js';
-import { RawOutputDigests, redactingFlush } from './output-pipeline.js';
+import { createJoinToken } from './routes/agents.js';
+import { registerRoutes } from './routes/index.js';
 import { SqliteStore } from './store/sqlite/index.js';
-import type { Store } from './store/types.js';
-import { defaultCertNames, ensureTlsMaterial, loadProvidedTls } from './tls.js';
+import type { AuditInput, Store } from './store/types.js';
+import { TaskService } from './tasks/task-service.js';
+import { defaultCertNames, ensureTlsMaterial, loadProvidedTls, type TlsMaterial } from './tls.js';
 
 export interface StartServerOptions {
   config: ServerConfig;
@@ -66,25 +61,52 @@ function publicUrlFor(config: ServerConfig, port: number): string {
   return `https://${h.includes(':') ? `[${h}]` : h}:${port}`;
 }
 
+/** Lapsed leases are found within a quarter of the lease period (see TaskService.sweepLeases). */
 function startLeaseSweeper(ctx: ServerContext): NodeJS.Timeout {
   const everyMs = Math.max(200, Math.min(1000, (ctx.config.leaseSeconds * 1000) / 4));
   return setInterval(() => {
-    ctx.store.expireLeases(Date.now()).then(async (sweep) => {
-      for (const t of sweep.requeued) {
-        ctx.log.warn({ taskId: t.id }, 'lease lapsed before the task started; queued again');
-        const target = await ctx.store.getTargetByName(t.orgId, t.targetName);
-        if (target) ctx.hub.notifyTaskAll(target);
-      }
-      for (const t of sweep.lost) {
-        ctx.log.warn({ taskId: t.id }, 'lease lapsed while the task ran; marked lost');
-        // What the redactor still held back is stored (redacted), never left raw in the row.
-        await ctx.store.flushOutput(t.id, null, redactingFlush(t.targetRedact));
-        ctx.digests.forget(t.id);
-        ctx.hub.notifyOutput(t.id);
-        await ctx.audit({ orgId: t.orgId, actor: 'server', action: 'task.lost', subject: t.id, details: { reason: t.reason } });
-      }
-    }).catch((err: unknown) => ctx.log.error({ err }, 'lease sweep failed'));
+    ctx.tasks.sweepLeases().catch((err: unknown) => ctx.log.error({ err }, 'lease sweep failed'));
   }, everyMs);
+}
+
+function loadTls(config: ServerConfig, dataDir: string, host: string): TlsMaterial {
+  if (config.tlsCert && config.tlsKey && config.tlsCa) return loadProvidedTls(config.tlsCert, config.tlsKey, config.tlsCa);
+  const extraNames = config.tlsSans.split(',').map((s) => s.trim()).filter(Boolean);
+  if (config.publicUrl) extraNames.push(new URL(config.publicUrl).hostname.replace(/^\[|\]$/g, ''));
+  return ensureTlsMaterial(dataDir, defaultCertNames(host, extraNames));
+}
+
+/** The database, its default organization and admin token, and the leases of tasks that were running. */
+async function prepareStore(config: ServerConfig, dataDir: string, log: Logger): Promise<{ store: Store; orgId: string; adminTokenFile: string; adminTokenCreated: boolean }> {
+  const store = openStore(config, dataDir);
+  const org = await store.ensureOrg('default', Date.now());
+  const adminTokenFile = join(dataDir, 'admin-token');
+  const adminTokenCreated = await ensureAdminToken(store, org.id, adminTokenFile);
+  // After a restart, running tasks' agents get one lease period to reconnect.
+  const resumed = await store.extendRunningLeases(Date.now() + config.leaseSeconds * 1000);
+  if (resumed > 0) log.info({ tasks: resumed }, 'resuming leases of running tasks');
+  return { store, orgId: org.id, adminTokenFile, adminTokenCreated };
+}
+
+function buildContext(config: ServerConfig, store: Store, tls: TlsMaterial, log: Logger): ServerContext {
+  const hub = new DispatchHub();
+  const audit = async (entry: Omit<AuditInput, 'at'>): Promise<void> => {
+    await store.appendAudit({ ...entry, at: Date.now() });
+  };
+  const tasks = new TaskService({ store, hub, config, log, audit });
+  return { store, hub, config, log, caPem: tls.caPem, caFingerprint: tls.caFingerprint, publicUrl: '', tasks, audit };
+}
+
+async function startEmbeddedAgent(opts: StartServerOptions, ctx: ServerContext, dataDir: string): Promise<EmbeddedAgent | undefined> {
+  if (!opts.config.embeddedAgent || !opts.embeddedAgentCommand) return undefined;
+  const embedded = new EmbeddedAgent({
+    command: [...opts.embeddedAgentCommand, '--executor', opts.config.embeddedAgentExecutor],
+    dataDir: join(dataDir, 'hosted-agent'),
+    log: ctx.log.child({ part: 'embedded-agent' }),
+    makeJoinToken: async () => (await createJoinToken(ctx, { orgId: null, hosted: true, targetIds: [], createdBy: 'server', ttlSeconds: 600 })).token,
+  });
+  await embedded.start();
+  return embedded;
 }
 
 export async function startServer(opts: StartServerOptions): Promise<RunningServer> {
@@ -93,75 +115,34 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const { host, port } = parseListen(config.listen);
-  const extraNames = config.tlsSans.split(',').map((s) => s.trim()).filter(Boolean);
-  if (config.publicUrl) extraNames.push(new URL(config.publicUrl).hostname.replace(/^\[|\]$/g, ''));
-  const tls = config.tlsCert && config.tlsKey && config.tlsCa
-    ? loadProvidedTls(config.tlsCert, config.tlsKey, config.tlsCa)
-    : ensureTlsMaterial(dataDir, defaultCertNames(host, extraNames));
-
-  const store = openStore(config, dataDir);
-  const org = await store.ensureOrg('default', Date.now());
-  const adminTokenFile = join(dataDir, 'admin-token');
-  const adminTokenCreated = await ensureAdminToken(store, org.id, adminTokenFile);
-  // After a restart, running tasks' agents get one lease period to reconnect.
-  const resumed = await store.extendRunningLeases(Date.now() + config.leaseSeconds * 1000);
-  if (resumed > 0) log.info({ tasks: resumed }, 'resuming leases of running tasks');
-
-  const hub = new DispatchHub();
+  const tls = loadTls(config, dataDir, host);
+  const { store, orgId, adminTokenFile, adminTokenCreated } = await prepareStore(config, dataDir, log);
+  const ctx = buildContext(config, store, tls, log);
   const app = buildApp({ keyPem: tls.keyPem, certPem: tls.certPem, log });
-  const ctx: ServerContext = {
-    store, hub, config, log, caPem: tls.caPem, caFingerprint: tls.caFingerprint, publicUrl: '', digests: new RawOutputDigests(),
-    audit: async (entry) => {
-      await store.appendAudit({ ...entry, at: Date.now() });
-    },
-  };
-  registerPublicRoutes(app, ctx);
-  registerTargetRoutes(app, ctx);
-  registerTaskRoutes(app, ctx);
-  registerAgentRoutes(app, ctx);
-  registerAgentApiRoutes(app, ctx);
-  registerAuditRoutes(app, ctx);
-  registerSecretRoutes(app, ctx);
+  registerRoutes(app, ctx);
   app.addHook('preClose', (done) => {
-    hub.close();
+    ctx.hub.close();
     done();
   });
 
   await app.listen({ host, port });
   const address = app.server.address();
-  const boundPort = typeof address === 'object' && address ? address.port : port;
-  ctx.publicUrl = publicUrlFor(config, boundPort);
-  if (adminTokenCreated) await ctx.audit({ orgId: org.id, actor: 'server', action: 'token.create', subject: 'admin', details: { file: adminTokenFile } });
+  ctx.publicUrl = publicUrlFor(config, typeof address === 'object' && address ? address.port : port);
+  if (adminTokenCreated) await ctx.audit({ orgId, actor: 'server', action: 'token.create', subject: 'admin', details: { file: adminTokenFile } });
   const sweeper = startLeaseSweeper(ctx);
-
-  let embedded: EmbeddedAgent | undefined;
-  if (config.embeddedAgent && opts.embeddedAgentCommand) {
-    embedded = new EmbeddedAgent({
-      command: [...opts.embeddedAgentCommand, '--executor', config.embeddedAgentExecutor],
-      dataDir: join(dataDir, 'hosted-agent'),
-      log: log.child({ part: 'embedded-agent' }),
-      makeJoinToken: async () => (await createJoinToken(ctx, { orgId: null, hosted: true, targetIds: [], createdBy: 'server', ttlSeconds: 600 })).token,
-    });
-    await embedded.start();
-  }
+  const embedded = await startEmbeddedAgent(opts, ctx, dataDir);
 
   let closing: Promise<void> | undefined;
-  return {
-    url: ctx.publicUrl,
-    caFingerprint: tls.caFingerprint,
-    dataDir,
-    adminTokenFile,
-    adminTokenCreated,
-    close: () => {
-      closing ??= (async () => {
-        // The embedded agent first, while the API still answers, so it drains normally.
-        await embedded?.stop(15_000);
-        clearInterval(sweeper);
-        hub.close();
-        await app.close();
-        await store.close();
-      })();
-      return closing;
-    },
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      // The embedded agent first, while the API still answers, so it drains normally.
+      await embedded?.stop(15_000);
+      clearInterval(sweeper);
+      ctx.hub.close();
+      await app.close();
+      await store.close();
+    })();
+    return closing;
   };
+  return { url: ctx.publicUrl, caFingerprint: tls.caFingerprint, dataDir, adminTokenFile, adminTokenCreated, close };
 }

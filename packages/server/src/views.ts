@@ -1,5 +1,5 @@
 /** Rows → API shapes. The only place that decides what leaves the server. */
-import type { AgentInfo, AuditEntry, SecretInfo, Target, Task } from '@ferry/protocol';
+import type { AgentInfo, Assignment, AuditEntry, SecretInfo, Target, Task, TaskWithAgents } from '@ferry/protocol';
 import type { AgentRow, AuditRow, SecretRow, TargetRow, TaskRow } from './store/types.js';
 import type { ServerConfig } from './config.js';
 import { resolveLimits } from './limits.js';
@@ -20,6 +20,22 @@ export function taskView(row: TaskRow): Task {
     agent: row.agentName, createdBy: row.createdBy, createdAt: iso(row.createdAt), startedAt: isoOrNull(row.startedAt),
     finishedAt: isoOrNull(row.finishedAt), timeoutSeconds: row.timeoutSeconds, outputBytes: row.storedBytes,
     cancelRequested: row.cancelRequestedAt !== null,
+  };
+}
+
+/** A task with how many agents that may run it are online (so a client can say it is waiting for one). */
+export function taskWithAgentsView(row: TaskRow, agentsOnline: number): TaskWithAgents {
+  return { ...taskView(row), agentsOnline };
+}
+
+/** What an agent gets when it claims a task: the script, the limits in force, and the target's sealed secrets. */
+export function assignmentView(config: ServerConfig, task: TaskRow, secrets: readonly SecretRow[]): Assignment {
+  const limits = resolveLimits(config, task.targetLimits);
+  return {
+    id: task.id, orgId: task.orgId, target: { id: task.targetId, name: task.targetName, type: task.targetType },
+    script: task.script, timeoutSeconds: task.timeoutSeconds, leaseSeconds: config.leaseSeconds, network: task.targetNetwork,
+    maxOutputBytes: limits.maxOutputBytes, maxProcesses: limits.maxProcesses, memoryBytes: limits.memoryBytes,
+    secrets: secrets.map((s) => ({ name: s.name, sealed: s.sealed })),
   };
 }
 

@@ -6,16 +6,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import {
-  KEY_HOLD_CAP,
-  LINE_HOLD_CAP,
-  OutputRedactor,
-  REDACTION_RULE_NAMES,
-  REDACTION_RULES,
-  redactText,
-  type RedactionLevel,
-  type RedactorOptions,
-} from '../src/redaction.js';
+import type { RedactLevel as RedactionLevel } from '@ferry/protocol';
+import { KEY_HOLD_CAP, LINE_HOLD_CAP, redactText, type RedactorOptions } from '../src/redaction/engine.js';
+import { OutputRedactor } from '../src/redaction/redactor.js';
+import { REDACTION_RULE_NAMES, REDACTION_RULES } from '../src/redaction/rules.js';
 
 const R = (kind: string) => `[REDACTED:${kind}]`;
 const latin1 = (s: string) => Buffer.from(s, 'latin1');

@@ -269,27 +269,3 @@ export class BubblewrapExecutor implements Executor {
     }
   }
 }
-
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
-
-async function timed(run: () => Promise<unknown>): Promise<number> {
-  const t0 = performance.now();
-  await run();
-  return performance.now() - t0;
-}
-
-/** Benchmark: median ms of `true` as a whole sandboxed task (create → exit → dispose) vs a plain spawn, and the difference. */
-export async function measureOverhead(runs = 50): Promise<{ plainMs: number; sandboxMs: number; extraMs: number }> {
-  const executor = new BubblewrapExecutor();
-  const plain: number[] = [];
-  const sandboxed: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    plain.push(await timed(() => new Promise((r) => spawn('true', { stdio: 'ignore' }).once('exit', r))));
-    sandboxed.push(await timed(async () => {
-      const sandbox = await executor.create(`bench-${i}`, { maxProcesses: 16, memoryBytes: 64 << 20, network: 'none' });
-      await sandbox.start({ argv: ['true'], env: { PATH: TASK_PATH }, script: '' }).exited;
-      await sandbox.dispose();
-    }));
-  }
-  return { plainMs: median(plain), sandboxMs: median(sandboxed), extraMs: median(sandboxed) - median(plain) };
-}

@@ -2,11 +2,17 @@
  * Delivering a finished task: the rest of its spooled output, then its final status, retried
  * until the server acknowledges (or says the task is no longer ours). The final status is
  * written to the spool first, so an agent restarted mid-delivery finishes the job.
+ *
+ * States: sending (output, then the status) → delivered (spool removed) | abandoned (the lease
+ * is lost: spool removed) | refused (a definite no: spool kept for inspection) | given up (the
+ * server stayed unreachable: spool kept, delivered again when the agent restarts). A gap answer
+ * to the status (the server lacks output) resends the output from where it says, then the
+ * status again.
  */
 import type { Logger } from 'pino';
+import { Routes, isRetryable, withRetry, type FerryClient } from '@ferry/client';
 import type { FinishTaskRequest } from '@ferry/protocol';
-import type { ApiClient } from '../api/client.js';
-import { ApiError, backoffMs, isRetryable } from '../api/errors.js';
+import { expectedOffsetOf, isLeaseLost } from '../server-answers.js';
 import type { TaskSpool } from './spool.js';
 import { LeaseLostError, type OutputUploader } from './uploader.js';
 
@@ -15,34 +21,37 @@ const MAX_ATTEMPTS = 720;
 
 export type FinalOutcome = Omit<FinishTaskRequest, 'outputBytes' | 'outputSha256'>;
 
-export async function deliverFinalStatus(client: ApiClient, spool: TaskSpool, uploader: OutputUploader, outcome: FinalOutcome, log: Logger): Promise<void> {
+export async function deliverFinalStatus(client: FerryClient, spool: TaskSpool, uploader: OutputUploader, outcome: FinalOutcome, log: Logger): Promise<void> {
   const totals = uploader.seal();
   const body: FinishTaskRequest = spool.final ?? { ...outcome, outputBytes: totals.bytes, outputSha256: totals.sha256 };
   if (!spool.final) spool.recordFinal(body);
-  for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+  const send = async (): Promise<void> => {
+    await uploader.finish();
     try {
-      await uploader.finish();
-      await client.json('POST', `/v1/agent/tasks/${spool.taskId}/finish`, body);
-      spool.remove();
-      return;
+      await client.call(Routes.finishTask, { params: { id: spool.taskId }, body });
     } catch (err) {
-      if (err instanceof LeaseLostError || (err instanceof ApiError && err.code === 'FERRY_E_LEASE_LOST')) {
-        log.warn({ taskId: spool.taskId }, 'final status refused: this agent no longer holds the task (it was marked lost or reassigned)');
-        spool.remove();
-        return;
-      }
-      if (err instanceof ApiError && err.code === 'FERRY_E_OUTPUT_GAP' && typeof err.details?.expectedOffset === 'number') {
-        uploader.resendFrom(err.details.expectedOffset);
-        continue;
-      }
-      if (!isRetryable(err)) {
-        log.error({ err, taskId: spool.taskId }, 'the server refused the final status; keeping the spool for inspection');
-        spool.close();
-        return;
-      }
-      await new Promise((r) => setTimeout(r, backoffMs(attempt, 250, 5000)));
+      const expected = expectedOffsetOf(err);
+      if (expected !== undefined) uploader.resendFrom(expected);
+      throw err;
     }
+  };
+  try {
+    await withRetry(send, { baseMs: 250, capMs: 5000, maxAttempts: MAX_ATTEMPTS, retryable: (err) => isRetryable(err) || expectedOffsetOf(err) !== undefined });
+    spool.remove();
+  } catch (err) {
+    settleUndelivered(err, spool, log);
   }
-  log.error({ taskId: spool.taskId }, 'gave up delivering the final status; it stays in the spool until the agent restarts');
-  spool.close();
+}
+
+function settleUndelivered(err: unknown, spool: TaskSpool, log: Logger): void {
+  if (err instanceof LeaseLostError || isLeaseLost(err)) {
+    log.warn({ taskId: spool.taskId }, 'final status refused: this agent no longer holds the task (it was marked lost or reassigned)');
+    spool.remove();
+  } else if (isRetryable(err) || expectedOffsetOf(err) !== undefined) {
+    log.error({ taskId: spool.taskId }, 'gave up delivering the final status; it stays in the spool until the agent restarts');
+    spool.close();
+  } else {
+    log.error({ err, taskId: spool.taskId }, 'the server refused the final status; keeping the spool for inspection');
+    spool.close();
+  }
 }

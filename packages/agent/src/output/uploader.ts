@@ -13,9 +13,9 @@
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { OUTPUT_FRAMES_CONTENT_TYPE, Streams, encodeFrames, type StreamId } from '@ferry/protocol';
-import type { ApiClient } from '../api/client.js';
-import { ApiError, backoffMs, isRetryable } from '../api/errors.js';
+import { Routes, withRetry, type FerryClient } from '@ferry/client';
+import { Streams, encodeFrames, toError, type StreamId } from '@ferry/protocol';
+import { expectedOffsetOf, isLeaseLost, messageOf } from '../server-answers.js';
 import type { TaskSpool } from './spool.js';
 
 export interface UploaderOptions { flushMs: number; maxChunkBytes: number }
@@ -48,7 +48,7 @@ export class OutputUploader extends EventEmitter {
   limitBytes: number | undefined;
 
   constructor(
-    private readonly client: ApiClient,
+    private readonly client: FerryClient,
     private readonly spool: TaskSpool,
     private readonly log: Logger,
     private readonly opts: UploaderOptions = DEFAULT_UPLOADER_OPTIONS,
@@ -57,7 +57,7 @@ export class OutputUploader extends EventEmitter {
   }
 
   /** For a spool recovered after a restart: the checksum covers what is already spooled. */
-  static resume(client: ApiClient, spool: TaskSpool, log: Logger): OutputUploader {
+  static resume(client: FerryClient, spool: TaskSpool, log: Logger): OutputUploader {
     const up = new OutputUploader(client, spool, log);
     for (let at = 0; at < spool.bytesProduced;) {
       const frames = spool.read(at, 8 * 1024 * 1024);
@@ -141,32 +141,40 @@ export class OutputUploader extends EventEmitter {
     });
   }
 
+  /** Sends chunk after chunk until nothing is left; each chunk retried with backoff. */
   private async pump(): Promise<void> {
-    let attempt = 0;
-    for (;;) {
-      const start = this.rewindTo ?? this.spool.acked;
-      this.rewindTo = undefined;
-      if (start >= this.spool.bytesProduced || this.abandoned) return;
-      const frames = this.spool.read(start, this.opts.maxChunkBytes);
-      try {
-        const res = await this.client.raw('PUT', `/v1/agent/tasks/${this.spool.taskId}/output?offset=${start}`, {
-          body: Buffer.from(encodeFrames(frames)), contentType: OUTPUT_FRAMES_CONTENT_TYPE,
-        });
-        const { nextOffset } = JSON.parse(res.body.toString('utf8')) as { nextOffset: number };
-        this.spool.acknowledge(nextOffset);
-        attempt = 0;
-      } catch (err) {
-        if (err instanceof ApiError && err.code === 'FERRY_E_OUTPUT_GAP' && typeof err.details?.expectedOffset === 'number') {
-          this.resendFrom(err.details.expectedOffset);
-          continue;
-        }
-        if (err instanceof ApiError && err.code === 'FERRY_E_LEASE_LOST') return this.fail(new LeaseLostError(this.spool.taskId));
-        if (!isRetryable(err)) return this.fail(err as Error);
-        const wait = backoffMs(attempt++, 250, 5000);
-        this.log.warn({ err: (err as Error).message, retryInMs: wait, spooled: this.spool.bytesProduced - this.spool.acked }, 'output upload failed; retrying');
-        await new Promise((r) => setTimeout(r, wait));
-      }
+    const retry = {
+      baseMs: 250, capMs: 5000,
+      onRetry: (err: unknown, _attempt: number, wait: number) => this.log.warn({ err: messageOf(err), retryInMs: wait, spooled: this.spool.bytesProduced - this.spool.acked }, 'output upload failed; retrying'),
+    };
+    try {
+      let more = true;
+      while (more) more = await withRetry(() => this.sendNextChunk(), retry);
+    } catch (err) {
+      if (this.abandoned) return;
+      this.fail(isLeaseLost(err) ? new LeaseLostError(this.spool.taskId) : toError(err));
     }
+  }
+
+  /**
+   * Sends the chunk at the last acknowledged offset (or where the server asked to resend from);
+   * false when there is nothing left to send. A gap answer is not a failure: the next chunk
+   * starts where the server expects.
+   */
+  private async sendNextChunk(): Promise<boolean> {
+    const start = this.rewindTo ?? this.spool.acked;
+    this.rewindTo = undefined;
+    if (start >= this.spool.bytesProduced || this.abandoned) return false;
+    const frames = this.spool.read(start, this.opts.maxChunkBytes);
+    try {
+      const res = await this.client.call(Routes.uploadOutput, { params: { id: this.spool.taskId }, query: { offset: start }, body: encodeFrames(frames) });
+      this.spool.acknowledge(res.nextOffset);
+    } catch (err) {
+      const expected = expectedOffsetOf(err);
+      if (expected === undefined) throw err;
+      this.resendFrom(expected);
+    }
+    return true;
   }
 
   private fail(err: Error): void {

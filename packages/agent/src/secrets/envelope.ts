@@ -1,13 +1,16 @@
 /**
- * Sealing and opening secret envelopes (format: @ferry/protocol secrets.ts) with Node's
- * built-in crypto: RSA-OAEP-SHA256 wraps a fresh AES-256-GCM key per value; the associated
- * data binds organization, target, name and key id.
+ * Opening secret envelopes (format: @ferry/protocol secrets.ts) with Node's built-in crypto,
+ * and making the per-target key pairs they are sealed for: RSA-OAEP-SHA256 wraps a fresh
+ * AES-256-GCM key per value; the associated data binds organization, target, name and key id.
+ * Sealing is the clients' job: @ferry/client's `sealSecret` (WebCrypto) is the one sealing
+ * implementation, and test/envelope.client.test.ts checks that what it seals opens here.
  */
-import { constants, createCipheriv, createDecipheriv, createHash, createPublicKey, generateKeyPair, privateDecrypt, publicEncrypt, randomBytes, type KeyObject } from 'node:crypto';
+import { constants, createDecipheriv, createHash, createPublicKey, generateKeyPair, privateDecrypt, type KeyObject } from 'node:crypto';
 import { promisify } from 'node:util';
-import { ENVELOPE_ALG, secretAad, type SealedSecret, type SecretBinding } from '@ferry/protocol';
+import { secretAad, type SealedSecret, type SecretBinding } from '@ferry/protocol';
 
 export const SEALING_KEY_BITS = 3072;
+const GCM_TAG_BYTES = 16;
 
 export function sealingKeyIdOf(publicKey: string | KeyObject): string {
   const key = typeof publicKey === 'string' ? createPublicKey(publicKey) : publicKey;
@@ -23,18 +26,6 @@ export async function generateSealingKeyPair(): Promise<{ publicKeyPem: string; 
   return { publicKeyPem: publicKey, privateKeyPem: privateKey, kid: sealingKeyIdOf(publicKey) };
 }
 
-export function sealSecret(publicKeyPem: string, binding: Omit<SecretBinding, 'kid'>, plaintext: Buffer): SealedSecret {
-  const kid = sealingKeyIdOf(publicKeyPem);
-  const dataKey = randomBytes(32);
-  const iv = randomBytes(12);
-  const cipher = createCipheriv('aes-256-gcm', dataKey, iv);
-  cipher.setAAD(secretAad({ ...binding, kid }));
-  const ct = Buffer.concat([cipher.update(plaintext), cipher.final()]);
-  const ek = publicEncrypt({ key: publicKeyPem, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, dataKey);
-  dataKey.fill(0);
-  return { v: 1, alg: ENVELOPE_ALG, kid, ek: ek.toString('base64'), iv: iv.toString('base64'), ct: ct.toString('base64'), tag: cipher.getAuthTag().toString('base64') };
-}
-
 export class SecretOpenError extends Error {
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
@@ -47,7 +38,8 @@ export function openSecret(privateKey: KeyObject | string, binding: SecretBindin
   if (sealed.kid !== binding.kid) throw new SecretOpenError(`sealed with key ${sealed.kid}, not this target's key ${binding.kid}`);
   try {
     const dataKey = privateDecrypt({ key: privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha256' }, Buffer.from(sealed.ek, 'base64'));
-    const decipher = createDecipheriv('aes-256-gcm', dataKey, Buffer.from(sealed.iv, 'base64'));
+    // A fixed tag length: without it Node accepts a tag cut down to 4 bytes, which is far easier to forge.
+    const decipher = createDecipheriv('aes-256-gcm', dataKey, Buffer.from(sealed.iv, 'base64'), { authTagLength: GCM_TAG_BYTES });
     decipher.setAAD(secretAad(binding));
     decipher.setAuthTag(Buffer.from(sealed.tag, 'base64'));
     const plain = Buffer.concat([decipher.update(Buffer.from(sealed.ct, 'base64')), decipher.final()]);

@@ -1,13 +1,10 @@
+import { Routes } from '@ferry/protocol';
 import type { FerryApp } from '../app.js';
-import { z } from 'zod';
-import { requireUser } from '../auth.js';
 import type { ServerContext } from '../context.js';
-import { parseInput } from '../validate.js';
-import { auditView } from '../views.js';
+import { addRoute } from '../http/route.js';
 import { auditHash } from '../store/audit-hash.js';
 import type { AuditRow } from '../store/types.js';
-
-const AuditQuery = z.object({ limit: z.coerce.number().int().min(1).max(10000).default(100) }).strict();
+import { auditView } from '../views.js';
 
 /**
  * Recomputes the hash chain from the first entry: an entry changed, removed or inserted out of
@@ -23,14 +20,9 @@ export function verifyChain(rows: readonly AuditRow[]): { ok: boolean; entries: 
 }
 
 export function registerAuditRoutes(app: FerryApp, ctx: ServerContext): void {
-  app.get('/v1/audit/verify', async (req) => {
-    await requireUser(ctx.store, req, 'admin');
-    return verifyChain(await ctx.store.allAudit());
-  });
+  addRoute(app, ctx, Routes.verifyAudit, async () => verifyChain(await ctx.store.allAudit()), { role: 'admin' });
 
-  app.get('/v1/audit', async (req) => {
-    const user = await requireUser(ctx.store, req, 'admin');
-    const q = parseInput(AuditQuery, req.query, 'query');
-    return { entries: (await ctx.store.listAudit(user.orgId, q.limit)).map(auditView) };
-  });
+  addRoute(app, ctx, Routes.listAudit, async ({ caller: user, query }) => ({
+    entries: (await ctx.store.listAudit(user.orgId, query.limit)).map(auditView),
+  }), { role: 'admin' });
 }

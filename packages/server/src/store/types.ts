@@ -1,7 +1,9 @@
 /**
  * The storage interface. One contract, implemented for SQLite (embedded default) and,
- * later, PostgreSQL. Every user-facing query is scoped by organization; every agent-facing
- * state change is a compare-and-set on (status, agent) so at most one agent runs a task.
+ * later, PostgreSQL. Data access only: it answers queries and makes the writes it is asked
+ * for; what a task goes through and what follows each step is decided in tasks/task-service.ts.
+ * Every user-facing query is scoped by organization; every task state change is a
+ * compare-and-set on (status, agent, lease) so at most one agent runs a task.
  * Times are milliseconds since the epoch.
  */
 import type { AgentMode, FinalStatus, NetworkPolicy, OutputFrame, RedactLevel, SealedSecret, TargetLimits, TargetType, TaskStatus } from '@ferry/protocol';
@@ -45,13 +47,19 @@ export interface FinishInput {
   status: FinalStatus; exitCode: number | null; signal: string | null; reason: string | null; now: number;
 }
 
-export type AppendResult = { ok: true; nextOffset: number } | { ok: false; expectedOffset: number };
+/** `fresh`: the raw part of the upload the server had not seen, which starts at `freshOffset`. */
+export type AppendResult =
+  | { ok: true; nextOffset: number; fresh: OutputFrame[]; freshOffset: number }
+  | { ok: false; expectedOffset: number };
 
 /**
  * Turns the part of an upload the server has not seen yet into the frames to store and the
  * redactor state to carry to the next upload. Runs inside the append transaction.
  */
-export type OutputTransform = (fresh: readonly OutputFrame[], state: string | null, rawOffset: number) => { frames: OutputFrame[]; state: string | null };
+export type OutputTransform = (fresh: readonly OutputFrame[], state: string | null) => { frames: OutputFrame[]; state: string | null };
+/** Turns the redactor state a task ends with (its held-back bytes) into the last frames to store. */
+export type HeldOutputFlush = (state: string | null) => OutputFrame[];
+
 export type ConsumeJoinResult =
   | { ok: true; agent: AgentRow }
   | { ok: false; code: 'FERRY_E_JOIN_TOKEN_INVALID' | 'FERRY_E_JOIN_TOKEN_EXPIRED' | 'FERRY_E_JOIN_TOKEN_USED' };
@@ -62,8 +70,6 @@ export interface NewAgent {
 
 export interface AuditInput { orgId: string | null; at: number; actor: string; action: string; subject: string; details: Record<string, unknown> }
 export interface AuditRow extends AuditInput { seq: number; prevHash: string; hash: string }
-
-export interface LeaseSweep { requeued: TaskRow[]; lost: TaskRow[] }
 
 export interface Store {
   close(): Promise<void>;
@@ -94,30 +100,47 @@ export interface Store {
   /** The task if `agentId` holds or held it; for agent-side calls, which carry no organization. */
   getTaskForAgent(taskId: string, agentId: string): Promise<TaskRow | undefined>;
   listTasks(orgId: string, filter: TaskFilter): Promise<TaskRow[]>;
-  /** Compare-and-set: the oldest queued task this agent may run becomes `running` under a lease. */
+
+  // Task state changes. Each is one conditional write (compare-and-set on status, holder and
+  // lease) that reports whether it won; which change to make, and what follows, is decided by
+  // tasks/task-service.ts.
+
+  /** The oldest queued task this agent may run (see eligibility.ts) becomes `running` under a lease. */
   claimNextTask(agent: AgentRow, now: number, leaseMs: number): Promise<TaskRow | undefined>;
-  /** Undoes a claim whose answer could not be delivered (the task had not started). */
+  /** running, not started, held by `agentId` → queued. */
   releaseClaim(taskId: string, agentId: string): Promise<boolean>;
+  /** Records the start of a running task held by `agentId`; idempotent. */
   markStarted(taskId: string, agentId: string, now: number): Promise<boolean>;
   /** Renews the leases of the given tasks the agent still holds; returns which it holds and which are cancelled. */
   renewLeases(agentId: string, taskIds: readonly string[], leaseUntil: number): Promise<{ held: string[]; cancel: string[] }>;
-  requestCancel(orgId: string, taskId: string, now: number): Promise<TaskRow | undefined>;
-  finishTask(taskId: string, agentId: string, input: FinishInput): Promise<boolean>;
-  expireLeases(now: number): Promise<LeaseSweep>;
+  /** Asks the agent holding a running task to stop it (seen at its next heartbeat or poll). */
+  requestStop(orgId: string, taskId: string, now: number): Promise<boolean>;
+  /** Running tasks whose lease lapsed before `now`. */
+  listLapsedLeases(now: number): Promise<TaskRow[]>;
+  /** running, not started, held by `agentId`, lease lapsed before `now` → queued. */
+  requeueLapsed(taskId: string, agentId: string, now: number): Promise<boolean>;
   /** At start-up: give agents of running tasks one lease period to reconnect before anything is marked lost. */
   extendRunningLeases(until: number): Promise<number>;
 
+  // Endings. Each is one conditional write; when it wins, the redactor's held-back output is
+  // stored in the same transaction, so no reader sees an ended task without its last bytes.
+
+  /** running, held by `agentId` → the agent's final status. */
+  finishTask(taskId: string, agentId: string, input: FinishInput, flush: HeldOutputFlush): Promise<boolean>;
+  /** running, started, held by `agentId`, lease lapsed before `now` → lost. */
+  markLost(taskId: string, agentId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean>;
+  /** queued (or waiting for review) → cancelled. */
+  cancelUnclaimed(orgId: string, taskId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean>;
+
   /** Idempotent, offset-addressed append; only the agent holding the running task may write. */
   appendOutput(taskId: string, agentId: string, offset: number, frames: readonly OutputFrame[], transform: OutputTransform): Promise<AppendResult | 'not_held'>;
-  /** Stores what the redactor still held back when the task finished (`agentId` null: whoever held it, for lost tasks). */
-  flushOutput(taskId: string, agentId: string | null, transform: (state: string | null) => OutputFrame[]): Promise<void>;
   readOutput(taskId: string, offset: number, maxBytes: number): Promise<OutputFrame[]>;
 
   setTargetKey(targetId: string, publicKeyPem: string, keyId: string): Promise<boolean>;
   putSecret(row: SecretRow): Promise<'ok' | 'too_many'>;
   listSecrets(targetId: string): Promise<SecretRow[]>;
   deleteSecret(targetId: string, name: string): Promise<boolean>;
-  /** Hosted-pool or self-hosted targets this agent serves that have no key yet. */
+  /** Targets this agent serves (see eligibility.ts) that have no key yet. */
   targetsNeedingKeys(agent: AgentRow): Promise<TargetRow[]>;
   getTargetById(targetId: string): Promise<TargetRow | undefined>;
 

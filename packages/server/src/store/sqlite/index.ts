@@ -2,73 +2,21 @@
 /**
  * SQLite store (better-sqlite3, WAL). All calls are synchronous underneath; the async
  * interface is what the PostgreSQL store will share. State changes on tasks are single
- * conditional UPDATEs (compare-and-set on status and agent), so the contract holds even if
- * the same file were opened by two processes.
+ * conditional UPDATEs (compare-and-set on status, agent and lease), so the contract holds even
+ * if the same file were opened by two processes. Who may serve what is eligibility.ts's SQL.
  */
 import { chmodSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import type { OutputFrame, TaskStatus } from '@ferry/protocol';
-import { isStreamId } from '@ferry/protocol';
-import { MAX_SECRETS_PER_TARGET, MAX_SECRET_BYTES_PER_TARGET } from '@ferry/protocol';
+import { MAX_SECRETS_PER_TARGET, MAX_SECRET_BYTES_PER_TARGET, type OutputFrame } from '@ferry/protocol';
+import { agentMayServeSql } from '../../eligibility.js';
 import type {
-  AgentRow, ApiTokenRow, AppendResult, AuditInput, AuditRow, ConsumeJoinResult, FinishInput,
-  JoinTokenRow, LeaseSweep, NewAgent, OrgRow, OutputTransform, SecretRow, Store, TargetRow, TaskFilter, TaskRow,
+  AgentRow, ApiTokenRow, AppendResult, AuditInput, AuditRow, ConsumeJoinResult, FinishInput, HeldOutputFlush,
+  JoinTokenRow, NewAgent, OrgRow, OutputTransform, SecretRow, Store, TargetRow, TaskFilter, TaskRow,
 } from '../types.js';
-import { migrations } from './migrations.js';
 import { auditHash } from '../audit-hash.js';
-
-type Row = Record<string, unknown>;
-const num = (v: unknown): number => v as number;
-const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
-const strOrNull = (v: unknown): string | null => (typeof v === 'string' ? v : typeof v === 'number' ? String(v) : null);
-
-function toTarget(r: Row): TargetRow {
-  return {
-    id: String(r.id), orgId: String(r.org_id), name: String(r.name), type: r.type as TargetRow['type'],
-    agentMode: r.agent_mode as TargetRow['agentMode'], createdAt: num(r.created_at),
-    network: r.network as TargetRow['network'], limits: JSON.parse(String(r.limits)) as TargetRow['limits'],
-    redact: r.redact as TargetRow['redact'], publicKeyPem: strOrNull(r.public_key), keyId: strOrNull(r.key_id),
-  };
-}
-
-function toTask(r: Row): TaskRow {
-  return {
-    id: String(r.id), orgId: String(r.org_id), targetId: String(r.target_id), targetName: String(r.target_name),
-    targetType: r.target_type as TaskRow['targetType'],
-    targetNetwork: r.target_network as TaskRow['targetNetwork'], targetLimits: JSON.parse(String(r.target_limits)) as TaskRow['targetLimits'],
-    targetRedact: r.target_redact as TaskRow['targetRedact'], storedBytes: num(r.stored_bytes), redactState: strOrNull(r.redact_state),
-    script: String(r.script), status: r.status as TaskStatus,
-    exitCode: numOrNull(r.exit_code), signal: strOrNull(r.signal), reason: strOrNull(r.reason),
-    agentId: strOrNull(r.agent_id), agentName: strOrNull(r.agent_name), createdBy: String(r.created_by),
-    createdAt: num(r.created_at), claimedAt: numOrNull(r.claimed_at), startedAt: numOrNull(r.started_at),
-    finishedAt: numOrNull(r.finished_at), timeoutSeconds: num(r.timeout_seconds),
-    leaseExpiresAt: numOrNull(r.lease_expires_at), cancelRequestedAt: numOrNull(r.cancel_requested_at),
-    outputBytes: num(r.output_bytes),
-  };
-}
-
-function toAudit(r: Row): AuditRow {
-  return {
-    seq: num(r.seq), orgId: strOrNull(r.org_id), at: num(r.at), actor: String(r.actor), action: String(r.action),
-    subject: String(r.subject), details: JSON.parse(String(r.details)) as Record<string, unknown>,
-    prevHash: String(r.prev_hash), hash: String(r.hash),
-  };
-}
-
-/** The part of an upload at `offset` that lies beyond `expected` (what the server already has). */
-function unseenFrames(frames: readonly OutputFrame[], offset: number, expected: number): OutputFrame[] {
-  const fresh: OutputFrame[] = [];
-  let at = offset;
-  for (const frame of frames) {
-    const end = at + frame.data.length;
-    if (end > expected) fresh.push({ ...frame, data: frame.data.subarray(Math.max(0, expected - at)) });
-    at = end;
-  }
-  return fresh;
-}
-
-const TASK_SELECT = `SELECT t.*, g.name AS target_name, g.type AS target_type, g.network AS target_network, g.limits AS target_limits, g.redact AS target_redact, a.name AS agent_name
-  FROM tasks t JOIN targets g ON g.id = t.target_id LEFT JOIN agents a ON a.id = t.agent_id`;
+import { migrations } from './migrations.js';
+import { appendOutput, flushHeldOutput, readOutput, type Statements } from './output.js';
+import { TASK_SELECT, num, toAgent, toAudit, toSecret, toTarget, toTask, type Row } from './rows.js';
 
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
@@ -94,6 +42,8 @@ export class SqliteStore implements Store {
     }
     return statement;
   }
+
+  private readonly prepared: Statements = (sql) => this.stmt(sql);
 
   private migrate(): void {
     this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
@@ -160,10 +110,9 @@ export class SqliteStore implements Store {
   }
 
   async countOnlineAgents(target: TargetRow, since: number): Promise<number> {
-    const r = target.agentMode === 'hosted'
-      ? this.stmt('SELECT COUNT(*) AS n FROM agents WHERE hosted = 1 AND revoked_at IS NULL AND last_seen_at >= ? AND (org_id IS NULL OR org_id = ?)').get(since, target.orgId)
-      : this.stmt('SELECT COUNT(*) AS n FROM agents a JOIN agent_targets at ON at.agent_id = a.id WHERE at.target_id = ? AND a.revoked_at IS NULL AND a.last_seen_at >= ?').get(target.id, since);
-    return num((r as Row).n);
+    const r = this.stmt(`SELECT COUNT(*) AS n FROM agents a JOIN targets g ON g.id = @targetId
+      WHERE a.last_seen_at >= @since AND ${agentMayServeSql('a', 'g')}`).get({ targetId: target.id, since }) as Row;
+    return num(r.n);
   }
 
   async createJoinToken(row: JoinTokenRow, secretHash: string): Promise<void> {
@@ -192,11 +141,7 @@ export class SqliteStore implements Store {
 
   private agentFromRow(r: Row): AgentRow {
     const targetIds = this.stmt('SELECT target_id FROM agent_targets WHERE agent_id = ?').all(r.id).map((x) => String((x as Row).target_id));
-    return {
-      id: String(r.id), orgId: strOrNull(r.org_id), name: String(r.name), hostname: String(r.hostname),
-      version: String(r.version), platform: String(r.platform), hosted: r.hosted === 1, concurrency: num(r.concurrency),
-      registeredAt: num(r.registered_at), lastSeenAt: num(r.last_seen_at), revokedAt: numOrNull(r.revoked_at), targetIds,
-    };
+    return toAgent(r, targetIds);
   }
 
   private agentById(id: string): AgentRow | undefined {
@@ -259,13 +204,10 @@ export class SqliteStore implements Store {
   }
 
   async claimNextTask(agent: AgentRow, now: number, leaseMs: number): Promise<TaskRow | undefined> {
-    const eligible = agent.hosted
-      ? "g.agent_mode = 'hosted' AND (@orgId IS NULL OR t.org_id = @orgId)"
-      : "g.agent_mode = 'self-hosted' AND t.target_id IN (SELECT target_id FROM agent_targets WHERE agent_id = @agentId)";
     const r = this.stmt(`UPDATE tasks SET status = 'running', agent_id = @agentId, claimed_at = @now, lease_expires_at = @lease
-      WHERE id = (SELECT t.id FROM tasks t JOIN targets g ON g.id = t.target_id
-                  WHERE t.status = 'queued' AND ${eligible} ORDER BY t.created_at, t.id LIMIT 1)
-        AND status = 'queued' RETURNING id`).get({ agentId: agent.id, orgId: agent.orgId, now, lease: now + leaseMs }) as Row | undefined;
+      WHERE id = (SELECT t.id FROM tasks t JOIN targets g ON g.id = t.target_id JOIN agents a ON a.id = @agentId
+                  WHERE t.status = 'queued' AND ${agentMayServeSql('a', 'g')} ORDER BY t.created_at, t.id LIMIT 1)
+        AND status = 'queued' RETURNING id`).get({ agentId: agent.id, now, lease: now + leaseMs }) as Row | undefined;
     return r ? this.taskById(String(r.id)) : undefined;
   }
 
@@ -295,95 +237,57 @@ export class SqliteStore implements Store {
     return { held, cancel };
   }
 
-  async requestCancel(orgId: string, taskId: string, now: number): Promise<TaskRow | undefined> {
-    this.db.transaction(() => {
-      // A task nobody has claimed is cancelled at once; a running one is asked to stop.
-      this.stmt("UPDATE tasks SET status = 'cancelled', finished_at = ?, cancel_requested_at = ?, reason = 'cancelled before it started' WHERE id = ? AND org_id = ? AND status IN ('queued','pending_review','approved')").run(now, now, taskId, orgId);
-      this.stmt("UPDATE tasks SET cancel_requested_at = ? WHERE id = ? AND org_id = ? AND status = 'running' AND cancel_requested_at IS NULL").run(now, taskId, orgId);
-    })();
-    return this.getTask(orgId, taskId);
-  }
-
-  async finishTask(taskId: string, agentId: string, input: FinishInput): Promise<boolean> {
-    const r = this.stmt(`UPDATE tasks SET status = ?, exit_code = ?, signal = ?, reason = ?, finished_at = ?, lease_expires_at = NULL,
-        started_at = COALESCE(started_at, ?)
-      WHERE id = ? AND agent_id = ? AND status = 'running'`)
-      .run(input.status, input.exitCode, input.signal, input.reason, input.now, input.now, taskId, agentId);
+  async requestStop(orgId: string, taskId: string, now: number): Promise<boolean> {
+    const r = this.stmt("UPDATE tasks SET cancel_requested_at = ? WHERE id = ? AND org_id = ? AND status = 'running' AND cancel_requested_at IS NULL").run(now, taskId, orgId);
     return r.changes === 1;
   }
 
-  async expireLeases(now: number): Promise<LeaseSweep> {
-    return this.db.transaction((): LeaseSweep => {
-      const requeued = this.stmt("UPDATE tasks SET status = 'queued', agent_id = NULL, claimed_at = NULL, lease_expires_at = NULL WHERE status = 'running' AND started_at IS NULL AND lease_expires_at < ? RETURNING id").all(now);
-      const lost = this.stmt("UPDATE tasks SET status = 'lost', finished_at = ?, lease_expires_at = NULL, reason = 'the agent stopped reporting while the task ran' WHERE status = 'running' AND started_at IS NOT NULL AND lease_expires_at < ? RETURNING id").all(now, now);
-      const load = (rows: unknown[]): TaskRow[] => rows.map((r) => this.taskById(String((r as Row).id))).filter((t): t is TaskRow => t !== undefined);
-      return { requeued: load(requeued), lost: load(lost) };
-    })();
+  async listLapsedLeases(now: number): Promise<TaskRow[]> {
+    return this.stmt(`${TASK_SELECT} WHERE t.status = 'running' AND t.lease_expires_at < ?`).all(now).map((r) => toTask(r as Row));
+  }
+
+  async requeueLapsed(taskId: string, agentId: string, now: number): Promise<boolean> {
+    const r = this.stmt(`UPDATE tasks SET status = 'queued', agent_id = NULL, claimed_at = NULL, lease_expires_at = NULL
+      WHERE id = ? AND agent_id = ? AND status = 'running' AND started_at IS NULL AND lease_expires_at < ?`).run(taskId, agentId, now);
+    return r.changes === 1;
   }
 
   async extendRunningLeases(until: number): Promise<number> {
     return this.stmt("UPDATE tasks SET lease_expires_at = ? WHERE status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < ?)").run(until, until).changes;
   }
 
+  async finishTask(taskId: string, agentId: string, input: FinishInput, flush: HeldOutputFlush): Promise<boolean> {
+    return this.endTask(taskId, flush, () => this.stmt(`UPDATE tasks SET status = ?, exit_code = ?, signal = ?, reason = ?, finished_at = ?, lease_expires_at = NULL,
+        started_at = COALESCE(started_at, ?)
+      WHERE id = ? AND agent_id = ? AND status = 'running'`)
+      .run(input.status, input.exitCode, input.signal, input.reason, input.now, input.now, taskId, agentId));
+  }
+
+  async markLost(taskId: string, agentId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean> {
+    return this.endTask(taskId, flush, () => this.stmt(`UPDATE tasks SET status = 'lost', finished_at = ?, lease_expires_at = NULL, reason = ?
+      WHERE id = ? AND agent_id = ? AND status = 'running' AND started_at IS NOT NULL AND lease_expires_at < ?`).run(now, reason, taskId, agentId, now));
+  }
+
+  async cancelUnclaimed(orgId: string, taskId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean> {
+    return this.endTask(taskId, flush, () => this.stmt(`UPDATE tasks SET status = 'cancelled', finished_at = ?, cancel_requested_at = ?, reason = ?
+      WHERE id = ? AND org_id = ? AND status IN ('queued','pending_review','approved')`).run(now, now, reason, taskId, orgId));
+  }
+
+  /** An ending's conditional write and, only if it won, the held-back output: one transaction. */
+  private endTask(taskId: string, flush: HeldOutputFlush, write: () => Database.RunResult): boolean {
+    return this.db.transaction((): boolean => {
+      if (write().changes !== 1) return false;
+      flushHeldOutput(this.prepared, taskId, flush);
+      return true;
+    })();
+  }
+
   async appendOutput(taskId: string, agentId: string, offset: number, frames: readonly OutputFrame[], transform: OutputTransform): Promise<AppendResult | 'not_held'> {
-    return this.db.transaction((): AppendResult | 'not_held' => {
-      const t = this.stmt("SELECT output_bytes, stored_bytes, redact_state FROM tasks WHERE id = ? AND agent_id = ? AND status = 'running'").get(taskId, agentId) as Row | undefined;
-      if (!t) return 'not_held';
-      const expected = num(t.output_bytes);
-      if (offset > expected) return { ok: false, expectedOffset: expected };
-      const fresh = unseenFrames(frames, offset, expected);
-      const received = fresh.reduce((n, f) => n + f.data.length, 0);
-      if (received === 0) return { ok: true, nextOffset: expected };
-      const out = transform(fresh, strOrNull(t.redact_state), expected);
-      const stored = this.insertFrames(taskId, num(t.stored_bytes), out.frames);
-      this.stmt('UPDATE tasks SET output_bytes = ?, stored_bytes = ?, redact_state = ? WHERE id = ? AND output_bytes = ?')
-        .run(expected + received, stored, out.state, taskId, expected);
-      return { ok: true, nextOffset: expected + received };
-    })();
-  }
-
-  async flushOutput(taskId: string, agentId: string | null, transform: (state: string | null) => OutputFrame[]): Promise<void> {
-    this.db.transaction(() => {
-      const t = (agentId === null
-        ? this.stmt('SELECT stored_bytes, redact_state FROM tasks WHERE id = ? AND redact_state IS NOT NULL').get(taskId)
-        : this.stmt("SELECT stored_bytes, redact_state FROM tasks WHERE id = ? AND agent_id = ? AND status = 'running'").get(taskId, agentId)) as Row | undefined;
-      if (!t) return;
-      const stored = this.insertFrames(taskId, num(t.stored_bytes), transform(strOrNull(t.redact_state)));
-      this.stmt('UPDATE tasks SET stored_bytes = ?, redact_state = NULL WHERE id = ?').run(stored, taskId);
-    })();
-  }
-
-  /** Appends frames at stored offset `at`; returns the new end. */
-  private insertFrames(taskId: string, at: number, frames: readonly OutputFrame[]): number {
-    const insert = this.stmt('INSERT INTO task_output (task_id, start_offset, end_offset, stream, time, data) VALUES (?, ?, ?, ?, ?, ?)');
-    for (const frame of frames) {
-      if (frame.data.length === 0) continue;
-      insert.run(taskId, at, at + frame.data.length, frame.stream, frame.time, frame.data);
-      at += frame.data.length;
-    }
-    return at;
+    return this.db.transaction(() => appendOutput(this.prepared, taskId, agentId, offset, frames, transform))();
   }
 
   async readOutput(taskId: string, offset: number, maxBytes: number): Promise<OutputFrame[]> {
-    const frames: OutputFrame[] = [];
-    let bytes = 0;
-    // Seek by the primary key (task_id, start_offset): the row holding `offset`, then onwards.
-    const first = this.stmt('SELECT MAX(start_offset) AS s FROM task_output WHERE task_id = ? AND start_offset <= ?').get(taskId, offset) as Row;
-    const from = first.s === null ? 0 : num(first.s);
-    for (const raw of this.stmt('SELECT start_offset, end_offset, stream, time, data FROM task_output WHERE task_id = ? AND start_offset >= ? ORDER BY start_offset').iterate(taskId, from)) {
-      if (num((raw as Row).end_offset) <= offset) continue;
-      const r = raw as Row;
-      const stream = num(r.stream);
-      if (!isStreamId(stream)) continue;
-      let data = r.data as Buffer;
-      const start = num(r.start_offset);
-      if (start < offset) data = data.subarray(offset - start);
-      if (bytes > 0 && bytes + data.length > maxBytes) break;
-      frames.push({ stream, time: num(r.time), data });
-      bytes += data.length;
-      if (bytes >= maxBytes) break;
-    }
-    return frames;
+    return readOutput(this.prepared, taskId, offset, maxBytes);
   }
 
   async setTargetKey(targetId: string, publicKeyPem: string, keyId: string): Promise<boolean> {
@@ -403,13 +307,7 @@ export class SqliteStore implements Store {
   }
 
   async listSecrets(targetId: string): Promise<SecretRow[]> {
-    return this.stmt('SELECT * FROM secrets WHERE target_id = ? ORDER BY name').all(targetId).map((raw) => {
-      const r = raw as Row;
-      return {
-        targetId: String(r.target_id), orgId: String(r.org_id), name: String(r.name), kid: String(r.kid),
-        sealed: JSON.parse(String(r.sealed)) as SecretRow['sealed'], bytes: num(r.bytes), setBy: String(r.set_by), setAt: num(r.set_at),
-      };
-    });
+    return this.stmt('SELECT * FROM secrets WHERE target_id = ? ORDER BY name').all(targetId).map((r) => toSecret(r as Row));
   }
 
   async deleteSecret(targetId: string, name: string): Promise<boolean> {
@@ -417,10 +315,8 @@ export class SqliteStore implements Store {
   }
 
   async targetsNeedingKeys(agent: AgentRow): Promise<TargetRow[]> {
-    const rows = agent.hosted
-      ? this.stmt("SELECT * FROM targets WHERE agent_mode = 'hosted' AND deleted_at IS NULL AND public_key IS NULL AND (@orgId IS NULL OR org_id = @orgId)").all({ orgId: agent.orgId })
-      : this.stmt("SELECT g.* FROM targets g JOIN agent_targets at ON at.target_id = g.id WHERE at.agent_id = ? AND g.deleted_at IS NULL AND g.public_key IS NULL AND g.agent_mode = 'self-hosted'").all(agent.id);
-    return rows.map((r) => toTarget(r as Row));
+    return this.stmt(`SELECT g.* FROM targets g JOIN agents a ON a.id = ?
+      WHERE g.deleted_at IS NULL AND g.public_key IS NULL AND ${agentMayServeSql('a', 'g')}`).all(agent.id).map((r) => toTarget(r as Row));
   }
 
   async getTargetById(targetId: string): Promise<TargetRow | undefined> {

@@ -1,0 +1,34 @@
+/**
+ * The flags of `ferry agent start` (the CLI, commander) and `ferry-agent start` (main.ts,
+ * node:util parseArgs), defined once: both build their options and help from this table and
+ * load the configuration through `agentConfigFromFlags` (config.ts), so the two commands cannot drift.
+ */
+// Imports nothing at run time: the CLI loads this table to build `ferry agent start --help`
+// without loading zod and the rest of the agent (published as `@ferry/agent/flags`).
+import type { AgentConfig } from './config.js';
+
+export interface AgentStartFlag {
+  /** The long flag without its dashes (`join-token` is `--join-token`). */
+  readonly flag: string;
+  /** The configuration key it sets; `config` names the config file instead. */
+  readonly key: keyof AgentConfig | 'config';
+  /** The value's placeholder in help text. */
+  readonly value: string;
+  readonly description: string;
+}
+
+export const AGENT_START_FLAGS = [
+  { flag: 'join-token', key: 'joinToken', value: 'TOKEN', description: 'one-time join token (needed only the first time; also FERRY_JOIN_TOKEN)' },
+  { flag: 'data-dir', key: 'dataDir', value: 'DIR', description: 'where the agent keeps its credential, keys and output spool (default ./ferry-agent-data)' },
+  { flag: 'concurrency', key: 'concurrency', value: 'N', description: 'tasks to run at once (default 4)' },
+  { flag: 'executor', key: 'executor', value: 'sandbox|process', description: 'sandbox (bubblewrap) or process; default: sandbox where available' },
+  { flag: 'name', key: 'name', value: 'NAME', description: 'agent name (default: host name)' },
+  { flag: 'config', key: 'config', value: 'FILE', description: 'JSON config file (also FERRY_AGENT_CONFIG)' },
+] as const satisfies readonly AgentStartFlag[];
+
+/** The options part of a usage text: one line per flag, from the table. */
+export function agentStartHelp(): string {
+  const names = AGENT_START_FLAGS.map((f) => `--${f.flag} ${f.value}`);
+  const width = Math.max(...names.map((n) => n.length));
+  return AGENT_START_FLAGS.map((f, i) => `  ${(names[i] ?? '').padEnd(width)}  ${f.description}`).join('\n');
+}

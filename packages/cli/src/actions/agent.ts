@@ -1,0 +1,38 @@
+import { parseDurationSeconds } from '@ferry/protocol';
+import { UsageError } from '../errors.js';
+import { ago, printJson, printTable } from '../format.js';
+import { withClient } from '../run-command.js';
+
+export async function createJoinToken(opts: { target?: string[]; hosted?: boolean; ttl: string; json?: boolean }): Promise<void> {
+  if (!!opts.hosted === !!opts.target?.length) throw new UsageError('Give either --target NAME (a self-hosted agent for that target) or --hosted.');
+  const ttlSeconds = parseDurationSeconds(opts.ttl);
+  if (ttlSeconds === undefined) throw new UsageError(`--ttl ${opts.ttl} is not a duration; use e.g. 1h or 7d.`);
+  await withClient(async (client, routes) => {
+    const res = await client.call(routes.createJoinToken, { body: { hosted: !!opts.hosted, targets: opts.target ?? [], ttlSeconds: Math.round(ttlSeconds) } });
+    if (opts.json) return printJson(res);
+    process.stdout.write(`${res.token}\n`);
+    process.stderr.write(`Join token ${res.id}: works once, until ${res.expiresAt}. Start the agent with:\n  ferry agent start --join-token <token>\n`);
+  });
+}
+
+export async function listAgents(opts: { json?: boolean }): Promise<void> {
+  await withClient(async (client, routes) => {
+    const { agents } = await client.call(routes.listAgents);
+    if (opts.json) return printJson(agents);
+    printTable(['ID', 'NAME', 'HOST', 'VERSION', 'TARGETS', 'STATUS', 'RUNNING', 'LAST CONTACT'], agents.map((a) => [
+      a.id, a.name, a.hostname, a.version, a.targets.join(','), a.revoked ? 'revoked' : a.online ? 'online' : 'offline', String(a.runningTasks), ago(a.lastSeenAt),
+    ]));
+  });
+}
+
+export async function revokeAgent(id: string): Promise<void> {
+  await withClient(async (client, routes) => {
+    await client.call(routes.revokeAgent, { params: { id } });
+    process.stdout.write(`Revoked agent ${id}.\n`);
+  });
+}
+
+export async function startAgent(opts: Record<string, string | undefined>): Promise<void> {
+  const { agentConfigFromFlags, runAgent } = await import('@ferry/agent');
+  await runAgent(agentConfigFromFlags(opts, process.env));
+}

@@ -1,0 +1,84 @@
+import { emitKeypressEvents } from 'node:readline';
+import { read } from 'read';
+import { ApiError, sealSecret, sleep, type FerryClient } from '@ferry/client';
+import { MIN_MASKED_SECRET_LENGTH, Routes, SECRET_NAME_PATTERN, type TargetKey } from '@ferry/protocol';
+import { UsageError } from '../errors.js';
+import { ago, printJson, printTable } from '../format.js';
+import { withClient } from '../run-command.js';
+
+/**
+ * A hidden prompt on a terminal. `read` (npm's own prompt, on readline) does the line editing:
+ * arrows move the cursor instead of landing in the value, backspace removes whole characters.
+ * Ctrl-C cancels; Ctrl-D, which readline would swallow silently, cancels too.
+ */
+async function promptHidden(name: string): Promise<string> {
+  const stdin = process.stdin;
+  emitKeypressEvents(stdin);
+  let onKey: ((s: string | undefined, key: { ctrl?: boolean; name?: string } | undefined) => void) | undefined;
+  const endOfInput = new Promise<never>((_resolve, reject) => {
+    onKey = (_s, key) => {
+      if (key?.ctrl && key.name === 'd') reject(new UsageError('cancelled (Ctrl-D): no value was set'));
+    };
+    stdin.on('keypress', onKey);
+  });
+  try {
+    return await Promise.race([read({ prompt: `Value for ${name} (not shown):`, silent: true, replace: '', output: process.stderr }), endOfInput]);
+  } catch (err) {
+    if (err instanceof Error && err.message === 'canceled') throw new UsageError('cancelled (Ctrl-C): no value was set');
+    throw err;
+  } finally {
+    if (onKey) stdin.off('keypress', onKey);
+  }
+}
+
+/** The value from a hidden prompt (terminal) or from stdin (a pipe; one trailing newline dropped). */
+async function readSecretValue(name: string): Promise<string> {
+  if (process.stdin.isTTY) return promptHidden(name);
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+}
+
+/** The target's public sealing key; a new hosted target gets one within moments, so wait a little. */
+async function targetKey(client: FerryClient, target: string): Promise<TargetKey> {
+  const deadline = Date.now() + 20_000;
+  for (let announced = false; ; announced = true) {
+    try {
+      return await client.call(Routes.getTargetKey, { params: { name: target } });
+    } catch (err) {
+      if (!(err instanceof ApiError && err.code === 'FERRY_E_TARGET_NO_KEY') || Date.now() > deadline) throw err;
+      if (!announced) process.stderr.write(`ferry: waiting for target ${target}'s agent to publish its sealing key…\n`);
+      await sleep(500);
+    }
+  }
+}
+
+export async function setSecret(target: string, key: string): Promise<void> {
+  if (!SECRET_NAME_PATTERN.test(key)) throw new UsageError(`"${key}" is not a secret name: use upper-case letters, digits and _ (e.g. DB_PASSWORD).`);
+  await withClient(async (client, routes) => {
+    const tk = await targetKey(client, target);
+    const value = await readSecretValue(key);
+    if (value.length === 0) throw new UsageError('The value is empty.');
+    if (value.length < MIN_MASKED_SECRET_LENGTH) {
+      process.stderr.write(`ferry: warning: ${key} is shorter than ${MIN_MASKED_SECRET_LENGTH} characters, so it will NOT be masked in task output.\n`);
+    }
+    const sealed = await sealSecret(tk.publicKeyPem, { orgId: tk.orgId, targetId: tk.targetId, name: key }, value);
+    const info = await client.call(routes.setSecret, { params: { name: target, secret: key }, body: { sealed } });
+    process.stdout.write(`Set ${info.name} on ${target} (sealed with key ${info.kid}).\n`);
+  });
+}
+
+export async function listSecrets(target: string, opts: { json?: boolean }): Promise<void> {
+  await withClient(async (client, routes) => {
+    const { secrets } = await client.call(routes.listSecrets, { params: { name: target } });
+    if (opts.json) return printJson(secrets);
+    printTable(['NAME', 'SET BY', 'SET', 'KEY'], secrets.map((s) => [s.name, s.setBy, ago(s.setAt), s.kid]));
+  });
+}
+
+export async function deleteSecret(target: string, key: string): Promise<void> {
+  await withClient(async (client, routes) => {
+    await client.call(routes.deleteSecret, { params: { name: target, secret: key } });
+    process.stdout.write(`Deleted ${key} from ${target}.\n`);
+  });
+}

@@ -1,0 +1,98 @@
+/**
+ * Join tokens and CA fingerprints: a token round-trips; anything malformed is refused
+ * (undefined, never an exception); fingerprints are normalized to the one form pins compare.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { base64UrlEncode, utf8Encode } from '../src/bytes.js';
+import { decodeJoinToken, encodeJoinToken, normalizeFingerprint, type JoinTokenPayload } from '../src/jointoken.js';
+
+const FP = Array.from({ length: 32 }, (_, i) => (i * 7 + 10).toString(16).toUpperCase().padStart(2, '0')).join(':');
+const PAYLOAD: JoinTokenPayload = { url: 'https://ferry.example.com:8443', fp: FP, secret: 'ferry_j_abcdefghijklmnopqrstuvwxyz0123' };
+
+/** A token around any JSON value, as the encoder would write it. */
+const tokenOf = (value: unknown): string => 'ferryjoin1.' + base64UrlEncode(utf8Encode(JSON.stringify(value)));
+
+describe('join tokens', () => {
+  it('round-trips', () => {
+    const token = encodeJoinToken(PAYLOAD);
+    assert.match(token, /^ferryjoin1\.[A-Za-z0-9_-]+$/, 'prefix, then URL-safe base64 without padding');
+    assert.deepEqual(decodeJoinToken(token), PAYLOAD);
+  });
+
+  it('round-trips any valid payload (property), and tolerates surrounding whitespace', () => {
+    const payload = fc.record({
+      url: fc.webUrl(),
+      fp: fc
+        .array(fc.integer({ min: 0, max: 255 }), { minLength: 32, maxLength: 32 })
+        .map((b) => b.map((x) => x.toString(16).toUpperCase().padStart(2, '0')).join(':')),
+      secret: fc.string({ minLength: 20, maxLength: 80 }),
+    });
+    fc.assert(
+      fc.property(payload, (p) => {
+        assert.deepEqual(decodeJoinToken(` ${encodeJoinToken(p)}\n`), { ...p });
+      }),
+    );
+  });
+
+  it('refuses malformed base64 and non-JSON content', () => {
+    for (const body of ['', '!!!not-base64!!!', 'a', 'abc$def', base64UrlEncode(utf8Encode('not json')), base64UrlEncode(utf8Encode('"a string"'))]) {
+      assert.equal(decodeJoinToken('ferryjoin1.' + body), undefined, JSON.stringify(body));
+    }
+  });
+
+  it('refuses a wrong or missing prefix', () => {
+    const body = encodeJoinToken(PAYLOAD).slice('ferryjoin1.'.length);
+    for (const prefix of ['', 'ferryjoin2.', 'FERRYJOIN1.', 'ferryjoin1', 'xferryjoin1.']) {
+      assert.equal(decodeJoinToken(prefix + body), undefined, JSON.stringify(prefix));
+    }
+  });
+
+  it('refuses missing fields, extra fields and bad values', () => {
+    const without = (key: keyof JoinTokenPayload): object => Object.fromEntries(Object.entries(PAYLOAD).filter(([k]) => k !== key));
+    const bad: unknown[] = [
+      without('url'),
+      without('fp'),
+      without('secret'),
+      {},
+      null,
+      [],
+      42,
+      { ...PAYLOAD, extra: 1 },
+      { ...PAYLOAD, url: 'not a url' },
+      { ...PAYLOAD, fp: FP.toLowerCase() },
+      { ...PAYLOAD, fp: FP.replace(/:/g, '') },
+      { ...PAYLOAD, secret: 'short' },
+    ];
+    for (const value of bad) assert.equal(decodeJoinToken(tokenOf(value)), undefined, JSON.stringify(value));
+  });
+});
+
+describe('CA fingerprints', () => {
+  const hex = FP.replace(/:/g, '');
+
+  it('normalizes to upper-case, colon-separated hex', () => {
+    for (const form of [FP, FP.toLowerCase(), hex, hex.toLowerCase(), `sha256:${hex}`, `SHA256:${FP.toLowerCase()}`, `  ${FP}\n`, FP.replace(/:/g, ' ')]) {
+      assert.equal(normalizeFingerprint(form), FP, JSON.stringify(form));
+    }
+  });
+
+  it('refuses anything that is not 32 bytes of hex', () => {
+    for (const form of ['', 'sha256:', hex.slice(2), hex + 'AB', hex.replace(/.$/, 'G'), `sha1:${hex}`, 'not a fingerprint']) {
+      assert.equal(normalizeFingerprint(form), undefined, JSON.stringify(form));
+    }
+  });
+
+  it('is idempotent and accepts what the join token schema accepts (property)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), (bytes) => {
+        const lower = [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('');
+        const normal = normalizeFingerprint(lower);
+        assert.ok(normal);
+        assert.equal(normalizeFingerprint(normal), normal);
+        assert.deepEqual(decodeJoinToken(encodeJoinToken({ ...PAYLOAD, fp: normal })), { ...PAYLOAD, fp: normal });
+      }),
+    );
+  });
+});

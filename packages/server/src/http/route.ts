@@ -1,0 +1,130 @@
+/**
+ * Registers the handler of one entry of the protocol's route table (`Routes`), so a path, a
+ * schema or a header name is written once, in protocol, for server and client alike.
+ *
+ * Before the handler runs, in this order (so a caller without a valid token learns nothing
+ * about what a valid request looks like):
+ * 1. the caller is authenticated as the table's `auth` says (`role`: the least user role);
+ * 2. the query and the JSON body are parsed with the route's schemas: a problem is a 400
+ *    FERRY_E_BAD_REQUEST that names it; a frames body is decoded.
+ * The handler's answer is typed by the route and sent with the table's success status. A route
+ * taking frames gets its own encapsulated scope with the frames parser, so no other route
+ * reads 8 MiB bodies; a route answering frames returns a page and the headers are set here.
+ */
+import { Buffer } from 'node:buffer';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import {
+  FerryError, OUTPUT_FRAMES_CONTENT_TYPE, OutputHeaders, decodeFrames, encodeFrames, toError,
+  type OutputFrame, type ParsedBody, type ParsedQuery, type RouteAnswer, type RouteDef, type RouteParams,
+} from '@ferry/protocol';
+import { registerFramesParser, type FerryApp } from '../app.js';
+import { requireAgent, requireUser, type UserPrincipal } from '../auth.js';
+import type { AgentRow, Role, Store } from '../store/types.js';
+import { parseInput } from '../validate.js';
+
+type Caller<R extends RouteDef> = R['auth'] extends 'user' ? UserPrincipal : R['auth'] extends 'agent' ? AgentRow : undefined;
+type Body<R extends RouteDef> = R['body'] extends 'frames' ? OutputFrame[] : ParsedBody<R>;
+
+export interface RouteInput<R extends RouteDef> {
+  req: FastifyRequest;
+  reply: FastifyReply;
+  caller: Caller<R>;
+  params: RouteParams<R>;
+  query: ParsedQuery<R>;
+  body: Body<R>;
+}
+
+export interface TextAnswer { contentType: string; text: string }
+/** A page of output: the frames, and what the OutputHeaders say about it. */
+export interface FramesAnswer { frames: readonly OutputFrame[]; nextOffset: number; taskStatus: string; complete: boolean }
+
+export type HandlerAnswer<R extends RouteDef> =
+  R['response'] extends 'empty' ? void
+    : R['response'] extends 'text' ? TextAnswer
+      : R['response'] extends 'frames' ? FramesAnswer
+        : RouteAnswer<R>;
+
+export type RouteHandler<R extends RouteDef> = (input: RouteInput<R>) => HandlerAnswer<R> | Promise<HandlerAnswer<R>>;
+
+export interface RouteOptions {
+  /** User routes: the least role that may call (default viewer). */
+  role?: Role;
+  /** What the body is, for error messages ("Invalid task: …"); default "request body". */
+  what?: string;
+}
+
+/** The app or an encapsulated scope of it (whose Fastify type names a plain HTTP server). */
+interface Scope {
+  route(opts: { method: RouteDef['method']; url: string; handler: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown> }): unknown;
+}
+
+export function addRoute<R extends RouteDef>(app: FerryApp, ctx: { store: Store }, def: R, handler: RouteHandler<R>, options: RouteOptions = {}): void {
+  if (def.body !== 'frames') {
+    register(app, ctx.store, def, handler, options);
+    return;
+  }
+  void app.register((scope, _opts, done) => {
+    registerFramesParser(scope);
+    register(scope, ctx.store, def, handler, options);
+    done();
+  });
+}
+
+function register<R extends RouteDef>(scope: Scope, store: Store, def: R, handler: RouteHandler<R>, options: RouteOptions): void {
+  scope.route({
+    method: def.method,
+    url: def.path,
+    handler: async (req, reply) => {
+      const caller = await authenticate(store, def, req, options.role);
+      const query: unknown = def.query ? parseInput(def.query, req.query, 'query') : undefined;
+      const body = parseBody(def, req.body, options.what);
+      // The checks above follow the route's table entry, which the types cannot see at run time.
+      const input = { req, reply, caller, params: req.params, query, body } as unknown as RouteInput<R>;
+      return send(def, reply, await handler(input));
+    },
+  });
+}
+
+function authenticate(store: Store, def: RouteDef, req: FastifyRequest, role: Role | undefined): Promise<UserPrincipal | AgentRow | undefined> {
+  switch (def.auth) {
+    case 'user': return requireUser(store, req, role);
+    case 'agent': return requireAgent(store, req);
+    case 'none': return Promise.resolve(undefined);
+  }
+}
+
+function parseBody(def: RouteDef, body: unknown, what = 'request body'): unknown {
+  if (def.body === undefined) return undefined;
+  if (def.body === 'frames') return parseFrames(body);
+  return parseInput(def.body, body, what);
+}
+
+function parseFrames(body: unknown): OutputFrame[] {
+  if (!(body instanceof Uint8Array)) throw new FerryError('FERRY_E_UNSUPPORTED_MEDIA_TYPE', `Output uploads must be ${OUTPUT_FRAMES_CONTENT_TYPE}.`);
+  try {
+    return decodeFrames(body);
+  } catch (err) {
+    throw new FerryError('FERRY_E_BAD_REQUEST', `Malformed output frames: ${toError(err).message}.`, { cause: err });
+  }
+}
+
+function send(def: RouteDef, reply: FastifyReply, answer: unknown): unknown {
+  void reply.code(def.status ?? (def.response === 'empty' ? 204 : 200));
+  if (def.response === 'empty') return reply.send();
+  if (def.response === 'text') {
+    const { contentType, text } = answer as TextAnswer;
+    return reply.type(contentType).send(text);
+  }
+  if (def.response === 'frames') return sendFrames(reply, answer as FramesAnswer);
+  return answer;
+}
+
+function sendFrames(reply: FastifyReply, page: FramesAnswer): FastifyReply {
+  const bytes = encodeFrames(page.frames);
+  return reply
+    .type(OUTPUT_FRAMES_CONTENT_TYPE)
+    .header(OutputHeaders.nextOffset, String(page.nextOffset))
+    .header(OutputHeaders.taskStatus, page.taskStatus)
+    .header(OutputHeaders.complete, page.complete ? 'true' : 'false')
+    .send(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length));
+}

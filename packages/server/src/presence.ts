@@ -1,0 +1,12 @@
+/** Whether agents are online: heard from within `agentOfflineSeconds` (polls and heartbeats touch them). */
+import type { ServerConfig } from './config.js';
+import type { Store, TargetRow } from './store/types.js';
+
+export function onlineSince(config: ServerConfig): number {
+  return Date.now() - config.agentOfflineSeconds * 1000;
+}
+
+/** How many agents that may serve `target` (eligibility.ts) are online now. */
+export function agentsOnline(ctx: { store: Store; config: ServerConfig }, target: TargetRow): Promise<number> {
+  return ctx.store.countOnlineAgents(target, onlineSince(ctx.config));
+}

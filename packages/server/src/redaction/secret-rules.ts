@@ -1,0 +1,115 @@
+/**
+ * Level `secrets` (also applied at `all`): credentials. Each rule keeps the label around a
+ * value (`Authorization: `, `aws_secret_access_key = `) and replaces only the value, so output
+ * stays readable. Private key blocks span lines, so they are not a line rule: their BEGIN and
+ * END markers are at the end of this file, and the engine holds a block back until its END.
+ */
+import { redactionMarker as M, type LineRule } from './rules.js';
+
+/** A label, then `:` / `=` / `=>` / blanks, with optional quotes either side: `$1` is all of it. */
+const LABEL_SEP = `["']?(?:[ \\t]*(?:=>|[:=])[ \\t]*|[ \\t]+)["']?`;
+
+export const SECRET_RULES: readonly LineRule[] = [
+  {
+    name: 'authorization-header',
+    re: /(?<![A-Za-z0-9_])(authorization["']?[ \t]*:[ \t]*["']?)([^\s"'][^\r\n"']*)/gi,
+    replace: `$1${M('authorization-header')}`,
+  },
+  {
+    name: 'url-password',
+    // Anchored on the literal "://" (a lookbehind first would make the regex try every offset).
+    re: /:\/\/(?<=[A-Za-z0-9+.-]:\/\/)([^\s:/?#@"'<>]*:)([^\s/?#"'<>\\]+)(@)/g,
+    replace: `://$1${M('url-password')}$3`,
+  },
+  {
+    name: 'aws-secret-key',
+    re: new RegExp(`(?<![A-Za-z0-9])((?:aws[_-]?secret[_-]?(?:access[_-]?)?key|secret[_-]?access[_-]?key)${LABEL_SEP})([A-Za-z0-9/+=]{20,})`, 'gi'),
+    replace: `$1${M('aws-secret-key')}`,
+  },
+  {
+    name: 'aws-session-token',
+    re: new RegExp(`(?<![A-Za-z0-9])((?:aws[_-]?session[_-]?token|session[_-]?token)${LABEL_SEP})([A-Za-z0-9/+=]{20,})`, 'gi'),
+    replace: `$1${M('aws-session-token')}`,
+  },
+  {
+    name: 'gcp-private-key',
+    re: /("private_key"[ \t]*:[ \t]*")((?:[^"\\\r\n]|\\.)+)(")/g,
+    replace: `$1${M('gcp-private-key')}$3`,
+  },
+  {
+    name: 'azure-storage-key',
+    re: /(?<![A-Za-z0-9])((?:Account|SharedAccess)Key[ \t]*=[ \t]*)([A-Za-z0-9+/]{20,}={0,2})/gi,
+    replace: `$1${M('azure-storage-key')}`,
+  },
+  {
+    name: 'jwt',
+    re: /(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*/g,
+    replace: M('jwt'),
+  },
+  {
+    // The token must look like one: 16+ chars with a digit, or punctuation inside it.
+    name: 'bearer-token',
+    re: /(?<![A-Za-z0-9_])(bearer[ \t]+)(?=[A-Za-z0-9._~+/-]*(?:[0-9]|[._~+/-][A-Za-z0-9]))([A-Za-z0-9._~+/-]{16,}=*)/gi,
+    replace: `$1${M('bearer-token')}`,
+  },
+  {
+    name: 'github-token',
+    re: /(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,})(?![A-Za-z0-9_])/g,
+    replace: M('github-token'),
+  },
+  {
+    name: 'gitlab-token',
+    re: /(?<![A-Za-z0-9_-])gl(?:pat|dt|rt|ptt|soat)-[A-Za-z0-9_-]{20,}(?:\.[A-Za-z0-9_-]+)*/g,
+    replace: M('gitlab-token'),
+  },
+  {
+    name: 'slack-token',
+    re: /(?<![A-Za-z0-9_-])xox[abprs]-[A-Za-z0-9-]{10,}/g,
+    replace: M('slack-token'),
+  },
+  {
+    name: 'stripe-key',
+    re: /(?<![A-Za-z0-9_])[sr]k_live_[A-Za-z0-9]{10,}/g,
+    replace: M('stripe-key'),
+  },
+  {
+    name: 'npm-token',
+    re: /(?<![A-Za-z0-9_])npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])/g,
+    replace: M('npm-token'),
+  },
+  {
+    name: 'google-api-key',
+    re: /(?<![A-Za-z0-9_-])AIza[A-Za-z0-9_-]{35}(?![A-Za-z0-9_-])/g,
+    replace: M('google-api-key'),
+  },
+  {
+    // At least one digit so that hyphenated words after "sk-" are left alone.
+    name: 'openai-key',
+    re: /(?<![A-Za-z0-9_-])sk-(?=[A-Za-z0-9_-]*[0-9])[A-Za-z0-9_-]{20,}/g,
+    replace: M('openai-key'),
+  },
+  {
+    name: 'aws-access-key',
+    re: /(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])/g,
+    replace: M('aws-access-key'),
+  },
+];
+
+/**
+ * A line can only match a secret rule if it contains one of these (each alternative is a
+ * substring of every match of some rule, case-folded where the rule is), so lines without a
+ * hit are passed over by one scan instead of one per rule.
+ */
+export const SECRET_HINT = String.raw`authorization|://|secret[_-]?(?:access[_-]?)?key|session[_-]?token|"private_key"|accountkey|sharedaccesskey|eyJ|bearer|gh[pousr]_|github_pat_|gl(?:pat|dt|rt|ptt|soat)-|xox[abprs]-|[sr]k_live_|npm_|AIza|sk-|AKIA|ASIA`;
+
+/**
+ * Private key block markers. Words are bounded so a marker is at most 96 chars (MAX_MARKER), and
+ * each ends in fixed dashes, so a complete match in a prefix of the stream is the same match in
+ * the whole stream (which is what makes the hold-back independent of chunking).
+ */
+export const BEGIN_RE = /-----BEGIN (?:[A-Z0-9]{1,20} ){0,3}PRIVATE KEY(?: BLOCK)?-----|---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----/g;
+export const END_RE = /-----END (?:[A-Z0-9]{1,20} ){0,3}PRIVATE KEY(?: BLOCK)?-----|---- END SSH2 ENCRYPTED PRIVATE KEY ----/g;
+export const BEGIN_AT = new RegExp(BEGIN_RE.source, 'y');
+export const KEY_MARKER = M('private-key');
+/** No BEGIN/END marker is longer than this (the regexes above bound it at 96). */
+export const MAX_MARKER = 128;

@@ -1,0 +1,20 @@
+import type { FerryApp } from '../app.js';
+import type { ServerContext } from '../context.js';
+import { registerAgentApiRoutes } from './agent-api.js';
+import { registerAgentRoutes } from './agents.js';
+import { registerAuditRoutes } from './audit.js';
+import { registerPublicRoutes } from './public.js';
+import { registerSecretRoutes } from './secrets.js';
+import { registerTargetRoutes } from './targets.js';
+import { registerTaskRoutes } from './tasks.js';
+
+/** Every route of the protocol's table; each module registers its part through http/route.ts. */
+export function registerRoutes(app: FerryApp, ctx: ServerContext): void {
+  registerPublicRoutes(app, ctx);
+  registerTargetRoutes(app, ctx);
+  registerTaskRoutes(app, ctx);
+  registerAgentRoutes(app, ctx);
+  registerAgentApiRoutes(app, ctx);
+  registerAuditRoutes(app, ctx);
+  registerSecretRoutes(app, ctx);
+}

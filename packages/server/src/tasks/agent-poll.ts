@@ -1,0 +1,39 @@
+/**
+ * An agent's long poll. Agents only dial out, so this is how work reaches them: the poll
+ * claims a task when the agent has room, and otherwise waits (up to `waitSeconds`) until the
+ * dispatch hub wakes it for a new task or a cancellation, or until one of its targets needs a
+ * sealing key. Every answer also renews the leases of what the agent runs and says which of
+ * those to cancel.
+ */
+import { FerryError, type ParsedBody, type PollResponse, type Routes } from '@ferry/protocol';
+import type { ServerContext } from '../context.js';
+import type { AgentRow } from '../store/types.js';
+import { assignmentView } from '../views.js';
+
+export type PollRequest = ParsedBody<typeof Routes.poll>;
+
+export async function answerPoll(ctx: ServerContext, agent: AgentRow, poll: PollRequest, signal: AbortSignal): Promise<PollResponse> {
+  const deadline = Date.now() + poll.waitSeconds * 1000;
+  await ctx.store.touchAgent(agent.id, Date.now());
+  for (;;) {
+    const task = poll.free > 0 && !signal.aborted ? await ctx.tasks.claim(agent, signal) : undefined;
+    if (task) {
+      const secrets = await ctx.store.listSecrets(task.targetId);
+      return { task: assignmentView(ctx.config, task, secrets), cancel: (await ctx.tasks.renewLeases(agent, poll.running)).cancel };
+    }
+    const { cancel } = await ctx.tasks.renewLeases(agent, poll.running);
+    const keyRequests = (await ctx.store.targetsNeedingKeys(agent)).map((t) => ({ targetId: t.id, targetName: t.name }));
+    if (cancel.length > 0 || keyRequests.length > 0 || Date.now() >= deadline || signal.aborted) {
+      await ctx.store.touchAgent(agent.id, Date.now());
+      return { task: null, cancel, keyRequests };
+    }
+    await ctx.hub.waitForWork(agent, poll.free > 0, deadline - Date.now(), signal);
+    await stillAllowed(ctx, agent);
+  }
+}
+
+/** An agent revoked while its poll waited gets its answer now, not at its next request. */
+async function stillAllowed(ctx: ServerContext, agent: AgentRow): Promise<void> {
+  const fresh = await ctx.store.getAgent(agent.id);
+  if (!fresh || fresh.revokedAt !== null) throw new FerryError('FERRY_E_AGENT_REVOKED');
+}

@@ -1,0 +1,88 @@
+/**
+ * A task's output on its way in and out. In: uploads by offset from the agent holding the
+ * running task, redacted before they are stored, with a running digest of the raw bytes so the
+ * final status's checksum can be checked (`verifyFinal`). Out: reads by stored offset, which can
+ * wait for new output or the end of the task.
+ */
+import { FerryError, frameBytes, isTerminal, type FinishTaskRequest, type OutputFrame, type ParsedQuery, type Routes } from '@ferry/protocol';
+import type { Logger } from 'pino';
+import type { ServerConfig } from '../config.js';
+import type { DispatchHub } from '../dispatch.js';
+import type { FramesAnswer } from '../http/route.js';
+import { resolveLimits } from '../limits.js';
+import { findHeldTask, findTask, leaseLost } from '../lookup.js';
+import { redactingTransform } from '../redaction/task-state.js';
+import type { AgentRow, Store, TaskRow } from '../store/types.js';
+import type { RawOutputDigests } from './raw-digests.js';
+
+/** Room for the agent's own truncation notice after a task's output reaches its limit. */
+const NOTICE_ALLOWANCE_BYTES = 4096;
+
+export type ReadOutputQuery = ParsedQuery<typeof Routes.readOutput>;
+
+export interface TaskOutputDeps {
+  store: Store;
+  hub: DispatchHub;
+  config: ServerConfig;
+  log: Logger;
+}
+
+export class TaskOutput {
+  constructor(private readonly deps: TaskOutputDeps, private readonly digests: RawOutputDigests) {}
+
+  /** Stores an upload at the agent's `offset` (idempotent); returns where the next one starts. */
+  async append(agent: AgentRow, taskId: string, offset: number, frames: readonly OutputFrame[]): Promise<number> {
+    const { store, hub } = this.deps;
+    const task = await findHeldTask(store, agent, taskId);
+    this.checkLimit(task, offset + frameBytes(frames));
+    const result = await store.appendOutput(taskId, agent.id, offset, frames, redactingTransform(task.targetRedact));
+    if (result === 'not_held') throw leaseLost(agent, taskId);
+    if (!result.ok) {
+      throw new FerryError('FERRY_E_OUTPUT_GAP', `Output for ${taskId} must continue at offset ${result.expectedOffset}, not ${offset}.`, { details: { expectedOffset: result.expectedOffset } });
+    }
+    // Only once the append has committed: bytes that were refused must not count.
+    this.digests.update(taskId, result.fresh, result.freshOffset);
+    hub.notifyOutput(taskId);
+    return result.nextOffset;
+  }
+
+  private checkLimit(task: TaskRow, end: number): void {
+    const limit = resolveLimits(this.deps.config, task.targetLimits).maxOutputBytes + NOTICE_ALLOWANCE_BYTES;
+    if (end > limit) throw new FerryError('FERRY_E_OUTPUT_LIMIT', `Output for ${task.id} would reach ${end} bytes; its limit is ${limit}.`);
+  }
+
+  /**
+   * Checks the final status against what was received: every byte (else the agent resends from
+   * where the server is), and the raw checksum when this server saw the whole output.
+   */
+  verifyFinal(task: TaskRow, report: FinishTaskRequest): void {
+    if (task.outputBytes < report.outputBytes) {
+      throw new FerryError('FERRY_E_OUTPUT_GAP', `The server has ${task.outputBytes} of ${report.outputBytes} output bytes for ${task.id}; resend from there.`, { details: { expectedOffset: task.outputBytes } });
+    }
+    const digest = this.digests.take(task.id, task.outputBytes);
+    if (task.outputBytes !== report.outputBytes || (digest !== undefined && digest !== report.outputSha256)) {
+      throw new FerryError('FERRY_E_OUTPUT_MISMATCH', `Received output for ${task.id} (${task.outputBytes} bytes) does not match the agent's (${report.outputBytes} bytes, checksum ${digest === report.outputSha256 ? 'equal' : 'different'}).`);
+    }
+    if (digest === undefined && report.outputBytes > 0) {
+      this.deps.log.warn({ taskId: task.id }, 'output checksum not verified: this server did not see every chunk (restarted mid-task?); length verified');
+    }
+  }
+
+  /**
+   * Output from `offset`, as frames. With `waitSeconds`, an empty answer waits for new output
+   * or the end of the task. `complete` says the task ended and everything stored was read.
+   */
+  async read(orgId: string, taskId: string, q: ReadOutputQuery, signal: AbortSignal): Promise<FramesAnswer> {
+    const { store, hub } = this.deps;
+    let task = await findTask(store, orgId, taskId);
+    const deadline = Date.now() + q.waitSeconds * 1000;
+    let frames = await store.readOutput(task.id, q.offset, q.maxBytes);
+    while (frames.length === 0 && !isTerminal(task.status) && Date.now() < deadline && !signal.aborted) {
+      await hub.waitForOutput(task.id, deadline - Date.now(), signal);
+      task = await findTask(store, orgId, task.id);
+      frames = await store.readOutput(task.id, q.offset, q.maxBytes);
+    }
+    const nextOffset = q.offset + frameBytes(frames);
+    return { frames, nextOffset, taskStatus: task.status, complete: isTerminal(task.status) && nextOffset >= task.storedBytes };
+  }
+}

@@ -1,0 +1,215 @@
+/**
+ * The task lifecycle. This service decides every step a task takes and what follows each one;
+ * the store only makes the conditional writes it is asked for (each one compare-and-set on
+ * status, holder and lease, so at most one agent runs a task), and routes only translate HTTP.
+ *
+ *                           create (user)
+ *                                |
+ *                                v
+ *    +------- requeue ------> [queued] ------- cancel (user) ----------------------+
+ *    |                         |   :                                               |
+ *    |                         |   :.. review (not built yet) ..> [pending_review] |
+ *    |                         |                                    :       :      |
+ *    |                         |                     approve (user) :       : reject
+ *    |                         |                                    v       v      v
+ *    |                         |                           [approved]  rejected  cancelled
+ *    |                         | claim (agent's poll)           :
+ *    |                         v                                : claimed like queued
+ *    +------------- [running, not started] <....................:
+ *                      |              |
+ *                      |              +-- finish (agent), e.g. error: could not start --+
+ *                      | confirm start (agent)                                          |
+ *                      v                                                                v
+ *              [running, started] ----- finish (agent) -----> succeeded | failed | cancelled
+ *                      |                                      | timed_out | error
+ *                      +----- lease lapsed (sweeper) -----> lost
+ *
+ * Transitions, who triggers them, and the method that makes them:
+ * - create          user                              `create`
+ * - claim           the agent's poll                  `claim`; a claim whose answer cannot be
+ *                                                      delivered (the agent hung up) is released
+ * - confirm start   agent, before it runs anything     `confirmStart`
+ * - finish          agent, with its final status       `finish`
+ * - cancel          user                               `cancel`: a task nobody runs yet ends
+ *                   `cancelled` at once; a running one is asked to stop (its agent hears at its
+ *                   next heartbeat or poll, stops the process and finishes it as `cancelled`)
+ * - lease lapsed    the sweeper                        `sweepLeases`: a claimed task that never
+ *                   started is queued again (requeue: nothing ran); a started one becomes
+ *                   `lost`, because runs are not repeated behind the user's back
+ * - review          (not built yet) pending_review, approved and rejected exist in the schema;
+ *                   nothing sends a task there, and `cancel` ends a task in either state
+ * Lease renewals (`renewLeases`) and output uploads (`appendOutput`) change no state; both
+ * need the agent to hold the running task.
+ *
+ * Every ending goes through `end`: the conditional write, which stores the redactor's held-back
+ * bytes in the same transaction; then the task's raw digest is forgotten, output readers are
+ * woken and the audit entry is written.
+ */
+import { FerryError, isTerminal, type CreateTaskRequest, type FinishTaskRequest, type OutputFrame } from '@ferry/protocol';
+import type { Logger } from 'pino';
+import type { UserPrincipal } from '../auth.js';
+import type { ServerConfig } from '../config.js';
+import type { DispatchHub } from '../dispatch.js';
+import { newId } from '../ids.js';
+import { checkLimits, resolveLimits } from '../limits.js';
+import { findHeldTask, findTarget, findTask, leaseLost } from '../lookup.js';
+import { heldOutputFlush } from '../redaction/task-state.js';
+import type { AgentRow, AuditInput, HeldOutputFlush, Store, TargetRow, TaskRow } from '../store/types.js';
+import { RawOutputDigests } from './raw-digests.js';
+import { TaskOutput, type ReadOutputQuery } from './task-output.js';
+
+export interface TaskServiceDeps {
+  store: Store;
+  hub: DispatchHub;
+  config: ServerConfig;
+  log: Logger;
+  audit(entry: Omit<AuditInput, 'at'>): Promise<void>;
+}
+
+/** How a task ends: the conditional write that ends it, and the audit entry that records it. */
+interface Ending {
+  write(flush: HeldOutputFlush): Promise<boolean>;
+  actor: string;
+  action: string;
+  details: Record<string, unknown>;
+}
+
+const LOST_REASON = 'the agent stopped reporting while the task ran';
+const CANCELLED_REASON = 'cancelled before it started';
+
+export class TaskService {
+  private readonly digests = new RawOutputDigests();
+  private readonly output: TaskOutput;
+  private readonly log: Logger;
+
+  constructor(private readonly deps: TaskServiceDeps) {
+    this.output = new TaskOutput(deps, this.digests);
+    this.log = deps.log.child({ part: 'tasks' });
+  }
+
+  async create(user: UserPrincipal, request: CreateTaskRequest): Promise<{ task: TaskRow; target: TargetRow }> {
+    if (request.script.trim() === '') throw new FerryError('FERRY_E_EMPTY_SCRIPT');
+    const target = await findTarget(this.deps.store, user.orgId, request.target);
+    checkLimits(this.deps.config, { timeoutSeconds: request.timeoutSeconds });
+    const task = this.newTaskRow(user, target, request);
+    await this.deps.store.createTask(task);
+    this.deps.hub.notifyTask(target);
+    await this.deps.audit({ orgId: user.orgId, actor: user.actor, action: 'task.create', subject: task.id, details: { target: target.name, scriptBytes: Buffer.byteLength(request.script) } });
+    return { task, target };
+  }
+
+  private newTaskRow(user: UserPrincipal, target: TargetRow, request: CreateTaskRequest): TaskRow {
+    return {
+      id: newId('t'), orgId: user.orgId, targetId: target.id, targetName: target.name, targetType: target.type,
+      targetNetwork: target.network, targetLimits: target.limits, targetRedact: target.redact, storedBytes: 0, redactState: null,
+      script: request.script, status: 'queued', exitCode: null, signal: null, reason: null, agentId: null, agentName: null,
+      createdBy: user.actor, createdAt: Date.now(), claimedAt: null, startedAt: null, finishedAt: null,
+      timeoutSeconds: request.timeoutSeconds ?? resolveLimits(this.deps.config, target.limits).timeoutSeconds,
+      leaseExpiresAt: null, cancelRequestedAt: null, outputBytes: 0,
+    };
+  }
+
+  /** The oldest task `agent` may run, claimed under a lease; released at once if `signal` says the agent hung up. */
+  async claim(agent: AgentRow, signal: AbortSignal): Promise<TaskRow | undefined> {
+    const task = await this.deps.store.claimNextTask(agent, Date.now(), this.leaseMs());
+    if (!task) return undefined;
+    if (signal.aborted) {
+      // The answer cannot be delivered: give the task back now rather than after the lease.
+      if (await this.deps.store.releaseClaim(task.id, agent.id)) await this.wakeAgentsFor(task, 'one');
+      return undefined;
+    }
+    this.log.info({ agentId: agent.id, taskId: task.id }, 'task claimed');
+    return task;
+  }
+
+  async confirmStart(agent: AgentRow, taskId: string): Promise<void> {
+    if (!(await this.deps.store.markStarted(taskId, agent.id, Date.now()))) throw leaseLost(agent, taskId);
+    this.deps.hub.notifyOutput(taskId);
+  }
+
+  /** Renews the leases of the tasks the agent says it runs: which it still holds, which to cancel. */
+  async renewLeases(agent: AgentRow, running: readonly string[]): Promise<{ held: string[]; cancel: string[] }> {
+    if (running.length === 0) return { held: [], cancel: [] };
+    return this.deps.store.renewLeases(agent.id, running, Date.now() + this.leaseMs());
+  }
+
+  appendOutput(agent: AgentRow, taskId: string, offset: number, frames: readonly OutputFrame[]): Promise<number> {
+    return this.output.append(agent, taskId, offset, frames);
+  }
+
+  readOutput(user: UserPrincipal, taskId: string, query: ReadOutputQuery, signal: AbortSignal): ReturnType<TaskOutput['read']> {
+    return this.output.read(user.orgId, taskId, query, signal);
+  }
+
+  async finish(agent: AgentRow, taskId: string, report: FinishTaskRequest): Promise<void> {
+    const task = await findHeldTask(this.deps.store, agent, taskId);
+    this.output.verifyFinal(task, report);
+    const input = { status: report.status, exitCode: report.exitCode, signal: report.signal, reason: report.reason, now: Date.now() };
+    const ended = await this.end(task, {
+      write: (flush) => this.deps.store.finishTask(task.id, agent.id, input, flush),
+      actor: `agent:${agent.name}`, action: 'task.finish', details: { status: report.status, exitCode: report.exitCode },
+    });
+    if (!ended) throw leaseLost(agent, taskId);
+  }
+
+  /** Ends a task nobody runs yet; asks the agent running one to stop. Returns the task as it is now. */
+  async cancel(user: UserPrincipal, taskId: string): Promise<TaskRow> {
+    const { store, hub } = this.deps;
+    const before = await findTask(store, user.orgId, taskId);
+    if (isTerminal(before.status)) throw new FerryError('FERRY_E_TASK_FINISHED', `Task ${before.id} already ended as ${before.status}.`);
+    const audit = { actor: user.actor, action: 'task.cancel', details: { status: before.status } };
+    const now = Date.now();
+    const ended = await this.end(before, { ...audit, write: (flush) => store.cancelUnclaimed(user.orgId, before.id, now, CANCELLED_REASON, flush) });
+    if (ended) return (await store.getTask(user.orgId, before.id)) ?? before;
+    // Claimed meanwhile, or already running: the agent stops it and reports `cancelled`.
+    await store.requestStop(user.orgId, before.id, now);
+    const after = (await store.getTask(user.orgId, before.id)) ?? before;
+    if (after.status === 'running' && after.agentId !== null) hub.notifyAgent(after.agentId);
+    await this.deps.audit({ orgId: user.orgId, subject: before.id, ...audit });
+    return after;
+  }
+
+  /** The sweeper: what becomes of each task whose lease lapsed (see the diagram above). */
+  async sweepLeases(now = Date.now()): Promise<void> {
+    for (const task of await this.deps.store.listLapsedLeases(now)) {
+      if (task.agentId === null) continue; // a running task always has a holder
+      if (task.startedAt === null) await this.requeueLapsed(task, task.agentId, now);
+      else await this.loseTask(task, task.agentId, now);
+    }
+  }
+
+  private async requeueLapsed(task: TaskRow, agentId: string, now: number): Promise<void> {
+    if (!(await this.deps.store.requeueLapsed(task.id, agentId, now))) return;
+    this.log.warn({ taskId: task.id }, 'lease lapsed before the task started; queued again');
+    await this.wakeAgentsFor(task, 'all');
+  }
+
+  private async loseTask(task: TaskRow, agentId: string, now: number): Promise<void> {
+    const lost = await this.end(task, {
+      write: (flush) => this.deps.store.markLost(task.id, agentId, now, LOST_REASON, flush),
+      actor: 'server', action: 'task.lost', details: { reason: LOST_REASON },
+    });
+    if (lost) this.log.warn({ taskId: task.id }, 'lease lapsed while the task ran; marked lost');
+  }
+
+  /** The one way a task ends; false when the conditional write found the task elsewhere. */
+  private async end(task: TaskRow, ending: Ending): Promise<boolean> {
+    if (!(await ending.write(heldOutputFlush(task.targetRedact)))) return false;
+    this.digests.forget(task.id);
+    this.deps.hub.notifyOutput(task.id);
+    await this.deps.audit({ orgId: task.orgId, actor: ending.actor, action: ending.action, subject: task.id, details: ending.details });
+    return true;
+  }
+
+  /** A task is claimable again: wake one waiting agent that may run it, or (after a sweep) all. */
+  private async wakeAgentsFor(task: TaskRow, how: 'one' | 'all'): Promise<void> {
+    const target = await this.deps.store.getTargetById(task.targetId);
+    if (!target) return;
+    if (how === 'one') this.deps.hub.notifyTask(target);
+    else this.deps.hub.notifyTaskAll(target);
+  }
+
+  private leaseMs(): number {
+    return this.deps.config.leaseSeconds * 1000;
+  }
+}

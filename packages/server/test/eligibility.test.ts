@@ -1,0 +1,133 @@
+/**
+ * Which agent may serve which target is written once in TS (`mayServe`, used by the dispatch
+ * hub and key publishing) and once in SQL (claiming tasks, counting online agents, asking for
+ * sealing keys). For every pair of a matrix of agents and targets, the SQL answers of a real
+ * SQLite store must be what the TS predicate says.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { mayServe } from '../src/eligibility.js';
+import { SqliteStore } from '../src/store/sqlite/index.js';
+import type { AgentRow, TargetRow, TaskRow } from '../src/store/types.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'ferry-eligibility-'));
+const file = join(dir, 'ferry.db');
+let store: SqliteStore;
+const targets: TargetRow[] = [];
+const agents: { label: string; row: AgentRow }[] = [];
+const labels: string[] = [];
+
+function targetRow(orgId: string, name: string, agentMode: TargetRow['agentMode']): TargetRow {
+  return {
+    id: `g_${name}`, orgId, name, type: 'shell', agentMode, createdAt: Date.now(), network: 'none', limits: {}, redact: 'secrets',
+    publicKeyPem: null, keyId: null,
+  };
+}
+
+function taskRow(target: TargetRow): TaskRow {
+  return {
+    id: `t_${target.name}`, orgId: target.orgId, targetId: target.id, targetName: target.name, targetType: target.type,
+    targetNetwork: target.network, targetLimits: target.limits, targetRedact: target.redact, storedBytes: 0, redactState: null,
+    script: 'true', status: 'queued', exitCode: null, signal: null, reason: null, agentId: null, agentName: null,
+    createdBy: 'test', createdAt: Date.now(), claimedAt: null, startedAt: null, finishedAt: null, timeoutSeconds: 60,
+    leaseExpiresAt: null, cancelRequestedAt: null, outputBytes: 0,
+  };
+}
+
+/** Registers an agent the way a join token does; `orgId` null is an operator-wide hosted agent. */
+async function addAgent(label: string, orgId: string | null, hosted: boolean, targetIds: string[]): Promise<AgentRow> {
+  const now = Date.now();
+  await store.createJoinToken({ id: `j_${label}`, orgId, hosted, targetIds, createdBy: 'test', createdAt: now, expiresAt: now + 60_000, usedAt: null }, `secret-${label}`);
+  const joined = await store.consumeJoinToken(`secret-${label}`, now, {
+    id: `a_${label}`, name: label, hostname: 'h', version: '0', platform: 'linux', concurrency: 1, tokenHash: `token-${label}`,
+  });
+  assert.ok(joined.ok, `agent ${label} registers`);
+  labels.push(label);
+  return joined.agent;
+}
+
+async function setUp(): Promise<void> {
+  store = new SqliteStore(file);
+  const a = (await store.ensureOrg('a', Date.now())).id;
+  const b = (await store.ensureOrg('b', Date.now())).id;
+  for (const t of [targetRow(a, 'pool-a', 'hosted'), targetRow(b, 'pool-b', 'hosted'), targetRow(a, 'x', 'self-hosted'), targetRow(a, 'z', 'self-hosted'), targetRow(b, 'y', 'self-hosted')]) {
+    assert.notEqual(await store.createTarget(t), 'exists');
+    await store.createTask(taskRow(t));
+    targets.push(t);
+  }
+  await addAgent('hosted-wide', null, true, []);
+  await addAgent('hosted-a', a, true, []);
+  await addAgent('hosted-b', b, true, []);
+  await addAgent('on-x', a, false, ['g_x']);
+  await addAgent('on-x-and-z', a, false, ['g_x', 'g_z']);
+  await addAgent('on-y', b, false, ['g_y']);
+  // Not creatable through the API (a join token is hosted or names targets), but the rule still decides.
+  await addAgent('hosted-linked-to-x', a, true, ['g_x']);
+  await addAgent('revoked-on-x', a, false, ['g_x']);
+  assert.ok(await store.revokeAgent(a, 'a_revoked-on-x', Date.now()));
+  await addAgent('revoked-hosted-wide', null, true, []);
+  // Operator-wide agents belong to no organization, so no user can revoke one; the operator can.
+  const db = new Database(file);
+  db.prepare("UPDATE agents SET revoked_at = ? WHERE id = 'a_revoked-hosted-wide'").run(Date.now());
+  db.close();
+  // Read back after the revocations: the rows as the store has them now.
+  for (const label of labels) {
+    const row = await store.getAgent(`a_${label}`);
+    assert.ok(row, label);
+    agents.push({ label, row });
+  }
+}
+
+/** Every task an agent can claim, each given back at once so the next agent sees the same queue. */
+async function claimable(agent: AgentRow): Promise<string[]> {
+  const claimed: TaskRow[] = [];
+  for (let task = await store.claimNextTask(agent, Date.now(), 60_000); task; task = await store.claimNextTask(agent, Date.now(), 60_000)) {
+    claimed.push(task);
+  }
+  for (const task of claimed) assert.ok(await store.releaseClaim(task.id, agent.id));
+  return claimed.map((t) => t.targetId).sort();
+}
+
+const served = (agent: AgentRow): string[] => targets.filter((t) => mayServe(agent, t)).map((t) => t.id).sort();
+
+describe('eligibility: the SQL rule agrees with mayServe', () => {
+  before(setUp);
+  after(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('the matrix covers every kind of agent', () => {
+    assert.deepEqual(agents.map((a) => a.label).sort(), [
+      'hosted-a', 'hosted-b', 'hosted-linked-to-x', 'hosted-wide', 'on-x', 'on-x-and-z', 'on-y', 'revoked-hosted-wide', 'revoked-on-x',
+    ]);
+    // The rule is not trivial on this matrix: some pairs are served, some not.
+    const pairs = agents.flatMap((a) => targets.map((t) => mayServe(a.row, t)));
+    assert.ok(pairs.includes(true) && pairs.includes(false));
+  });
+
+  test('claimable tasks', async () => {
+    for (const { label, row } of agents) assert.deepEqual(await claimable(row), served(row), label);
+  });
+
+  test('online agent counts', async () => {
+    for (const target of targets) {
+      const expected = agents.filter((a) => mayServe(a.row, target)).length;
+      assert.equal(await store.countOnlineAgents(target, 0), expected, target.name);
+      assert.equal(await store.countOnlineAgents(target, Date.now() + 60_000), 0, `${target.name}: nobody heard from in the future`);
+    }
+  });
+
+  test('key requests', async () => {
+    assert.ok(await store.setTargetKey('g_pool-b', 'PEM', 'kid-b'));
+    const keyless = targets.filter((t) => t.id !== 'g_pool-b');
+    for (const { label, row } of agents) {
+      const asked = (await store.targetsNeedingKeys(row)).map((t) => t.id).sort();
+      assert.deepEqual(asked, keyless.filter((t) => mayServe(row, t)).map((t) => t.id).sort(), label);
+    }
+  });
+});
