@@ -32,7 +32,7 @@ export function agentClient(server: { serverUrl: string; caPem: string; token?: 
   return createNodeClient({ serverUrl: server.serverUrl, caPem: server.caPem, token: server.token, userAgent: `ferry-agent/${FERRY_VERSION}` });
 }
 
-export function credentialFile(dataDir: string): string {
+function credentialFile(dataDir: string): string {
   return join(dataDir, 'agent.json');
 }
 

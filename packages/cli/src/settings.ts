@@ -20,7 +20,7 @@ const CliSettings = z.object({
 }).strict();
 export type CliSettings = z.infer<typeof CliSettings>;
 
-export function settingsFile(env: NodeJS.ProcessEnv = process.env): string {
+function settingsFile(env: NodeJS.ProcessEnv = process.env): string {
   if (env.FERRY_CONFIG) return env.FERRY_CONFIG;
   const base = env.XDG_CONFIG_HOME || join(homedir(), '.config');
   return join(base, 'ferry', 'config.json');

@@ -16,7 +16,6 @@ export const ErrorCodes = {
   FERRY_E_TARGET_NOT_FOUND: { status: 404, message: 'No such target. `ferry target list` shows the targets.' },
   FERRY_E_TASK_NOT_FOUND: { status: 404, message: 'No such task. `ferry task list` shows the tasks.' },
   FERRY_E_AGENT_NOT_FOUND: { status: 404, message: 'No such agent. `ferry agent list` shows the agents.' },
-  FERRY_E_METHOD_NOT_ALLOWED: { status: 405, message: 'This endpoint does not accept that method.' },
   FERRY_E_TARGET_EXISTS: { status: 409, message: 'A target with that name already exists.' },
   FERRY_E_TARGET_BUSY: { status: 409, message: 'The target has queued or running tasks; cancel them first.' },
   FERRY_E_TASK_FINISHED: { status: 409, message: 'The task has already finished.' },
@@ -33,7 +32,6 @@ export const ErrorCodes = {
   FERRY_E_TOO_MANY_SECRETS: { status: 409, message: 'The target has too many secrets.' },
   FERRY_E_BODY_TOO_LARGE: { status: 413, message: 'The request body is too large.' },
   FERRY_E_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Unsupported content type; send application/json.' },
-  FERRY_E_RATE_LIMITED: { status: 429, message: 'Too many requests; retry later.' },
   FERRY_E_INTERNAL: { status: 500, message: 'Internal server error.' },
   FERRY_E_UNAVAILABLE: { status: 503, message: 'The server is shutting down or not ready; retry shortly.' },
 } as const satisfies Record<string, { status: number; message: string }>;

@@ -7,8 +7,8 @@ import type { Logger } from 'pino';
 import { FerryError, OUTPUT_FRAMES_CONTENT_TYPE, toError } from '@ferry/protocol';
 import { newId } from './ids.js';
 
-export const JSON_BODY_LIMIT = 2 * 1024 * 1024;
-export const OUTPUT_BODY_LIMIT = 8 * 1024 * 1024;
+const JSON_BODY_LIMIT = 2 * 1024 * 1024;
+const OUTPUT_BODY_LIMIT = 8 * 1024 * 1024;
 
 export interface AppOptions { keyPem: string; certPem: string; log: Logger }
 

@@ -5,7 +5,7 @@
 import { FerryError, type ResolvedLimits, type TargetLimits } from '@ferry/protocol';
 import type { ServerConfig } from './config.js';
 
-export function serverMaxima(config: ServerConfig): ResolvedLimits {
+function serverMaxima(config: ServerConfig): ResolvedLimits {
   return { timeoutSeconds: config.maxTimeoutSeconds, maxOutputBytes: config.maxOutputBytes, maxProcesses: config.maxProcesses, memoryBytes: config.maxMemoryBytes };
 }
 

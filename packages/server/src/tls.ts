@@ -79,7 +79,7 @@ function makeServerCert(ca: { certPem: string; keyPem: string }, names: readonly
   return { certPem: forge.pki.certificateToPem(cert), keyPem: keys.privateKeyPem };
 }
 
-export function caFingerprint(caPem: string): string {
+function caFingerprint(caPem: string): string {
   return new X509Certificate(caPem).fingerprint256;
 }
 

@@ -22,8 +22,8 @@ import { basename, join } from 'node:path';
 import { createTaskCgroup, type TaskCgroup } from './cgroup.js';
 import { TASK_PATH, type Executor, type ExitInfo, type RunSpec, type RunningProcess, type Sandbox, type SandboxLimits } from './types.js';
 
-export const TASK_UID = 65534;
-export const TASK_GID = 65534;
+const TASK_UID = 65534;
+const TASK_GID = 65534;
 const SCRIPT_PATH = '/ferry/script';
 function tmpfs(path: string, bytes: number): string[] {
   return ['--perms', '1777', '--size', String(bytes), '--tmpfs', path];

@@ -23,7 +23,7 @@ export interface TaskCgroup {
 }
 
 /** bwrap runs as two processes of its own (the monitor and the namespace's pid 1) in the cgroup. */
-export const BWRAP_PROCESSES = 2;
+const BWRAP_PROCESSES = 2;
 const PARENT = 'ferry';
 const BOUNDED_TRIES = 200;
 

@@ -19,7 +19,7 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-export function startInGroup(argv: readonly string[], env: Record<string, string>, cwd: string): RunningProcess {
+function startInGroup(argv: readonly string[], env: Record<string, string>, cwd: string): RunningProcess {
   const [cmd, ...args] = argv;
   if (!cmd) throw new Error('empty command');
   const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });

@@ -33,7 +33,7 @@ export interface ByteAutomatonOptions {
   laneMinBytes?: number;
 }
 
-export const DEFAULT_DENSE_BUDGET = 4 * 1024 * 1024;
+const DEFAULT_DENSE_BUDGET = 4 * 1024 * 1024;
 
 /** Receives matches from `scan`: the longest pattern ending just before stream offset `end`. */
 export interface MatchSink {

@@ -42,7 +42,7 @@ import { ByteAutomaton } from './aho-corasick.js';
 import { DEFAULT_MIN_SECRET_LENGTH, secretForms } from './mask-forms.js';
 import { MaskerStream } from './masker-stream.js';
 
-export const DEFAULT_MASK = '***';
+const DEFAULT_MASK = '***';
 
 export interface SecretMaskerOptions {
   /** Text written in place of each masked region; default `***`. */

@@ -25,7 +25,7 @@ export const DEFAULT_UPLOADER_OPTIONS: UploaderOptions = { flushMs: 250, maxChun
  * Output over the task's limit is cut at the limit with a visible notice; the task keeps
  * running and the rest of its output is read and discarded (so it never blocks on a full pipe).
  */
-export function truncationNotice(limit: number): Buffer {
+function truncationNotice(limit: number): Buffer {
   return Buffer.from(`\n[ferry] output truncated at ${limit} bytes (this target's limit); the task keeps running and the rest of its output is discarded\n`);
 }
 

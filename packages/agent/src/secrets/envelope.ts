@@ -9,7 +9,7 @@ import { constants, createDecipheriv, createHash, createPublicKey, generateKeyPa
 import { promisify } from 'node:util';
 import { secretAad, type SealedSecret, type SecretBinding } from '@ferry/protocol';
 
-export const SEALING_KEY_BITS = 3072;
+const SEALING_KEY_BITS = 3072;
 const GCM_TAG_BYTES = 16;
 
 export function sealingKeyIdOf(publicKey: string | KeyObject): string {

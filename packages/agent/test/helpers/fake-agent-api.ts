@@ -17,7 +17,7 @@ export interface Answer {
   json?: unknown;
 }
 
-export interface HandlerInput {
+interface HandlerInput {
   params: Record<string, string>;
   query: unknown;
   body: unknown;

@@ -25,7 +25,7 @@ import { parseInput } from '../validate.js';
 type Caller<R extends RouteDef> = R['auth'] extends 'user' ? UserPrincipal : R['auth'] extends 'agent' ? AgentRow : undefined;
 type Body<R extends RouteDef> = R['body'] extends 'frames' ? OutputFrame[] : ParsedBody<R>;
 
-export interface RouteInput<R extends RouteDef> {
+interface RouteInput<R extends RouteDef> {
   req: FastifyRequest;
   reply: FastifyReply;
   caller: Caller<R>;
@@ -34,11 +34,11 @@ export interface RouteInput<R extends RouteDef> {
   body: Body<R>;
 }
 
-export interface TextAnswer { contentType: string; text: string }
+interface TextAnswer { contentType: string; text: string }
 /** A page of output: the frames, and what the OutputHeaders say about it. */
 export interface FramesAnswer { frames: readonly OutputFrame[]; nextOffset: number; taskStatus: string; complete: boolean }
 
-export type HandlerAnswer<R extends RouteDef> =
+type HandlerAnswer<R extends RouteDef> =
   R['response'] extends 'empty' ? void
     : R['response'] extends 'text' ? TextAnswer
       : R['response'] extends 'frames' ? FramesAnswer

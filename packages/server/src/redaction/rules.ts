@@ -65,7 +65,7 @@ export function redactionMarker(rule: RedactionRuleName): string {
 
 type Replacer = string | ((match: string) => string);
 
-export interface RegexRule {
+interface RegexRule {
   readonly name: RedactionRuleName;
   /** Global; must not match across a newline, and must treat `\n` like the start or end of text. */
   readonly re: RegExp;
@@ -73,7 +73,7 @@ export interface RegexRule {
   readonly replace: Replacer;
 }
 
-export interface CustomRule {
+interface CustomRule {
   readonly name: RedactionRuleName;
   /** The same contract as a regex rule, hand-written for speed. */
   readonly apply: (text: string) => string;

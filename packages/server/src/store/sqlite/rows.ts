@@ -4,7 +4,7 @@ import type { AgentRow, AuditRow, SecretRow, TargetRow, TaskRow } from '../types
 
 export type Row = Record<string, unknown>;
 export const num = (v: unknown): number => v as number;
-export const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 export const strOrNull = (v: unknown): string | null => (typeof v === 'string' ? v : typeof v === 'number' ? String(v) : null);
 
 /** A task with the target and agent columns its row type carries. */
