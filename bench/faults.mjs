@@ -62,11 +62,15 @@ export async function backlogDeliveryMs(cleanup, root, run) {
     await sleep(4000); // the task writes its 20 MiB into the agent's spool meanwhile
     const restarted = performance.now();
     server = await startServer(cleanup, root, { name, listen: `127.0.0.1:${port}` });
-    await waitFor(async () => {
-      const t = await taskStatus(server, id);
-      if (['failed', 'lost', 'error'].includes(t.status)) throw new Error(`backlog task ended as ${t.status}`);
-      return t.status === 'succeeded' && t.outputBytes === bytes;
-    }, 120_000, 'the backlog to arrive');
+    await waitFor(
+      async () => {
+        const t = await taskStatus(server, id);
+        if (['failed', 'lost', 'error'].includes(t.status)) throw new Error(`backlog task ended as ${t.status}`);
+        return t.status === 'succeeded' && t.outputBytes === bytes;
+      },
+      120_000,
+      'the backlog to arrive',
+    );
     return performance.now() - restarted;
   } finally {
     await server.proc.stop();

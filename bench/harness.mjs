@@ -29,7 +29,10 @@ export class Cleanup {
 
   proc(p) {
     this.procs.add(p);
-    p.exited.then(() => this.procs.delete(p), () => this.procs.delete(p));
+    p.exited.then(
+      () => this.procs.delete(p),
+      () => this.procs.delete(p),
+    );
     return p;
   }
 
@@ -210,10 +213,14 @@ export async function startServer(cleanup, root, { name = 'server', embeddedAgen
   const args = [...nodeArgs, CLI, 'server', '--data-dir', dataDir, '--listen', listen];
   if (!embeddedAgent) args.push('--no-embedded-agent');
   const proc = cleanup.proc(new Proc(spawn(process.execPath, args, { env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] }), 'server', name));
-  const banner = await waitFor(() => {
-    if (!proc.alive) throw new Error(`ferry server exited: ${proc.stderrTail}`);
-    return /listening on (\S+)\nCA fingerprint \(SHA-256\): (\S+)/.exec(proc.stdoutText);
-  }, 30_000, 'the server banner');
+  const banner = await waitFor(
+    () => {
+      if (!proc.alive) throw new Error(`ferry server exited: ${proc.stderrTail}`);
+      return /listening on (\S+)\nCA fingerprint \(SHA-256\): (\S+)/.exec(proc.stdoutText);
+    },
+    30_000,
+    'the server banner',
+  );
   const url = banner[1];
   if (!/^https:\/\/127\.0\.0\.1:\d+$/.test(url)) throw new Error(`server is not on loopback: ${url}`);
   const adminToken = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
@@ -278,12 +285,33 @@ export async function startAgent(cleanup, server, root, { name, concurrency = 4,
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   mkdirSync(tmp, { recursive: true, mode: 0o755 });
   const token = await joinToken(server, targets);
-  const args = [...nodeArgs, CLI, 'agent', 'start', '--join-token', token, '--data-dir', dataDir, '--concurrency', String(concurrency), '--executor', executor, '--name', name];
-  const proc = cleanup.proc(new Proc(spawn(process.execPath, args, { env: { ...cleanEnv(), TMPDIR: tmp }, stdio: ['ignore', 'ignore', 'pipe'] }), 'agent', name));
-  await waitFor(() => {
-    if (!proc.alive) throw new Error(`agent ${name} exited: ${proc.stderrTail}`);
-    return proc.sawAgentStarted;
-  }, 30_000, `agent ${name} to start`);
+  const args = [
+    ...nodeArgs,
+    CLI,
+    'agent',
+    'start',
+    '--join-token',
+    token,
+    '--data-dir',
+    dataDir,
+    '--concurrency',
+    String(concurrency),
+    '--executor',
+    executor,
+    '--name',
+    name,
+  ];
+  const proc = cleanup.proc(
+    new Proc(spawn(process.execPath, args, { env: { ...cleanEnv(), TMPDIR: tmp }, stdio: ['ignore', 'ignore', 'pipe'] }), 'agent', name),
+  );
+  await waitFor(
+    () => {
+      if (!proc.alive) throw new Error(`agent ${name} exited: ${proc.stderrTail}`);
+      return proc.sawAgentStarted;
+    },
+    30_000,
+    `agent ${name} to start`,
+  );
   proc.dataDir = dataDir;
   return proc;
 }
@@ -362,7 +390,9 @@ export async function readOutputToEnd(api, taskId, { from = 0, collect = true, d
 
 /** The stdout bytes of a buffer of output frames, decoded by the protocol's own decoder. */
 function stdoutOf(buf) {
-  return decodeFrames(buf).filter((f) => f.stream === 1).map((f) => f.data);
+  return decodeFrames(buf)
+    .filter((f) => f.stream === 1)
+    .map((f) => f.data);
 }
 
 /** Machine-wide CPU ticks from /proc/stat: busy and total, summed over all CPUs. */
@@ -431,13 +461,22 @@ export async function withCpuAccounting(procs, fn, clkTck = 100) {
       return NaN;
     }
   };
-  const snap = () => ({ m: machineCpu(), table: processTable(), self: procs.map((p) => ticks(p.pid, false)), all: procs.map((p) => ticks(p.pid, true)), t: performance.now() });
+  const snap = () => ({
+    m: machineCpu(),
+    table: processTable(),
+    self: procs.map((p) => ticks(p.pid, false)),
+    all: procs.map((p) => ticks(p.pid, true)),
+    t: performance.now(),
+  });
   const before = snap();
   const result = await fn();
   const after = snap();
   const wall = (after.t - before.t) / 1000;
   const pct = (dTicks) => Math.round((dTicks / clkTck / wall) * 1000) / 10;
-  const usage = { wall_s: Math.round(wall * 100) / 100, machine_busy_pct: Math.round(((after.m.busy - before.m.busy) / (after.m.total - before.m.total)) * 1000) / 10 };
+  const usage = {
+    wall_s: Math.round(wall * 100) / 100,
+    machine_busy_pct: Math.round(((after.m.busy - before.m.busy) / (after.m.total - before.m.total)) * 1000) / 10,
+  };
   let ours = 0;
   let tasks = 0;
   procs.forEach((p, i) => {
@@ -468,7 +507,8 @@ export function foreignFerryProcesses(ownPids) {
     try {
       const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
       const cli = args.findIndex((a) => a.endsWith('packages/cli/dist/main.js'));
-      if (cli >= 0) found.push(`${entry}: ferry ${(args[cli + 1] ?? '').replace(/[^\w-]/g, '')} ${(args[cli + 2] ?? '').replace(/[^\w-]/g, '').slice(0, 20)}`.trim());
+      if (cli >= 0)
+        found.push(`${entry}: ferry ${(args[cli + 1] ?? '').replace(/[^\w-]/g, '')} ${(args[cli + 2] ?? '').replace(/[^\w-]/g, '').slice(0, 20)}`.trim());
       else if (args.some((a) => a === '--test')) found.push(`${entry}: node --test`);
     } catch {
       // gone

@@ -49,10 +49,19 @@ export class LoadGenerator {
       const payload = decodeJoinToken(created.token);
       if (!payload) throw new Error('load generator: the server returned a join token that does not decode');
       if (payload.url !== this.server.url) throw new Error(`load generator: join token points at ${payload.url}, not ${this.server.url}`);
-      const { json: reg } = await this.setupApi.json('POST', '/v1/agents/register', {
-        joinSecret: payload.secret, name: `sim-${String(i).padStart(4, '0')}`, hostname: 'ferry-bench-loadgen',
-        version: FERRY_VERSION, platform: `${process.platform}-${process.arch}`, concurrency: 1,
-      }, { token: null });
+      const { json: reg } = await this.setupApi.json(
+        'POST',
+        '/v1/agents/register',
+        {
+          joinSecret: payload.secret,
+          name: `sim-${String(i).padStart(4, '0')}`,
+          hostname: 'ferry-bench-loadgen',
+          version: FERRY_VERSION,
+          platform: `${process.platform}-${process.arch}`,
+          concurrency: 1,
+        },
+        { token: null },
+      );
       return { index: i, id: reg.agentId, token: reg.token };
     });
   }
@@ -138,8 +147,16 @@ export class LoadGenerator {
         // Any 3072-bit RSA public key will do: simulated agents never open a secret.
         const { generateKeyPair } = await import('node:crypto');
         const { promisify } = await import('node:util');
-        const pair = await promisify(generateKeyPair)('rsa', { modulusLength: 3072, publicKeyEncoding: { type: 'spki', format: 'pem' }, privateKeyEncoding: { type: 'pkcs8', format: 'pem' } });
-        const res = await this.pollApi.request('POST', `/v1/agent/targets/${targetId}/key`, { body: { publicKeyPem: pair.publicKey }, token: agent.token, timeoutMs: 20_000 });
+        const pair = await promisify(generateKeyPair)('rsa', {
+          modulusLength: 3072,
+          publicKeyEncoding: { type: 'spki', format: 'pem' },
+          privateKeyEncoding: { type: 'pkcs8', format: 'pem' },
+        });
+        const res = await this.pollApi.request('POST', `/v1/agent/targets/${targetId}/key`, {
+          body: { publicKeyPem: pair.publicKey },
+          token: agent.token,
+          timeoutMs: 20_000,
+        });
         if (res.status !== 201 && res.status !== 409) throw new Error(`publishing a sealing key: HTTP ${res.status}`);
         this.keysPublished++;
       })();
@@ -157,9 +174,19 @@ export class LoadGenerator {
   async report(agent, taskId) {
     const opts = { token: agent.token, timeoutMs: 20_000 };
     await this.pollApi.json('POST', `/v1/agent/tasks/${taskId}/started`, undefined, opts);
-    await this.pollApi.json('POST', `/v1/agent/tasks/${taskId}/finish`, {
-      status: 'succeeded', exitCode: 0, signal: null, reason: null, outputBytes: 0, outputSha256: EMPTY_SHA256,
-    }, opts);
+    await this.pollApi.json(
+      'POST',
+      `/v1/agent/tasks/${taskId}/finish`,
+      {
+        status: 'succeeded',
+        exitCode: 0,
+        signal: null,
+        reason: null,
+        outputBytes: 0,
+        outputSha256: EMPTY_SHA256,
+      },
+      opts,
+    );
   }
 
   /** Stops every loop: closing the sockets ends the held polls (the server sees the disconnect). */

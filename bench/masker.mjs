@@ -67,7 +67,11 @@ function masks(mod) {
   const [secret] = secretsOf(1);
   const m = adaptMasker(mod, [secret]);
   if (!m) return false;
-  const out = Buffer.concat([asBuffer(m.push(Buffer.from(`a ${secret.slice(0, 9)}`))), asBuffer(m.push(Buffer.from(`${secret.slice(9)} b\n`))), asBuffer(m.flush())]);
+  const out = Buffer.concat([
+    asBuffer(m.push(Buffer.from(`a ${secret.slice(0, 9)}`))),
+    asBuffer(m.push(Buffer.from(`${secret.slice(9)} b\n`))),
+    asBuffer(m.flush()),
+  ]);
   return out.length > 0 && !out.includes(secret);
 }
 

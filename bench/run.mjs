@@ -21,8 +21,22 @@ import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
-  Api, CLI, Cleanup, ROOT, benchRoot, cpuNs, cpuTicks, createTarget, foreignFerryProcesses, readOutputToEnd, rssMb, setSecrets, startAgent, startServer,
-  targetKey, withCpuAccounting,
+  Api,
+  CLI,
+  Cleanup,
+  ROOT,
+  benchRoot,
+  cpuNs,
+  cpuTicks,
+  createTarget,
+  foreignFerryProcesses,
+  readOutputToEnd,
+  rssMb,
+  setSecrets,
+  startAgent,
+  startServer,
+  targetKey,
+  withCpuAccounting,
 } from './harness.mjs';
 import { LoadGenerator } from './loadgen.mjs';
 import { MASKER_KEYS, MASKER_PATH, measureMasker } from './masker.mjs';
@@ -30,7 +44,18 @@ import { backlogDeliveryMs, lostAgentDetectMs } from './faults.mjs';
 import { sampleSecrets } from './fixtures/masker-fixtures.mjs';
 import { measureOverhead } from './fixtures/sandbox-overhead.mjs';
 import {
-  calibrateRealtime, median, parseEpochRealtime, percentile, perfToRealMs, pool, realNowMs, round, roundSizes, sleep, spread, summary,
+  calibrateRealtime,
+  median,
+  parseEpochRealtime,
+  percentile,
+  perfToRealMs,
+  pool,
+  realNowMs,
+  round,
+  roundSizes,
+  sleep,
+  spread,
+  summary,
 } from './stats.mjs';
 
 const argv = process.argv.slice(2);
@@ -46,16 +71,73 @@ const OUT = outIndex >= 0 && argv[outIndex + 1] ? argv[outIndex + 1] : join(ROOT
 
 /** Every count and duration of the run, in one place. */
 const PLAN = SMOKE
-  ? { spawnRuns: 5, rttRuns: 5, overheadBatches: 1, overheadRuns: 2, dispatchRounds: 1, dispatchTasks: 4, roundtripTasks: 3,
-    throughputRuns: 1, throughputTasks: 8, outputRuns: 1, outputMiB: 2, idleSeconds: 2, idleSubSeconds: 1,
-    simAgents: 10, simRounds: 1, simTasks: 6, rssSamples: 1, faultRuns: 1, cliRuns: 2, deadlineMs: 6 * 60_000 }
+  ? {
+      spawnRuns: 5,
+      rttRuns: 5,
+      overheadBatches: 1,
+      overheadRuns: 2,
+      dispatchRounds: 1,
+      dispatchTasks: 4,
+      roundtripTasks: 3,
+      throughputRuns: 1,
+      throughputTasks: 8,
+      outputRuns: 1,
+      outputMiB: 2,
+      idleSeconds: 2,
+      idleSubSeconds: 1,
+      simAgents: 10,
+      simRounds: 1,
+      simTasks: 6,
+      rssSamples: 1,
+      faultRuns: 1,
+      cliRuns: 2,
+      deadlineMs: 6 * 60_000,
+    }
   : QUICK
-  ? { spawnRuns: 200, rttRuns: 300, overheadBatches: 3, overheadRuns: 10, dispatchRounds: 3, dispatchTasks: 150, roundtripTasks: 60,
-    throughputRuns: 3, throughputTasks: 100, outputRuns: 3, outputMiB: 50, idleSeconds: 10, idleSubSeconds: 2,
-    simAgents: 200, simRounds: 3, simTasks: 120, rssSamples: 3, faultRuns: 1, cliRuns: 10, deadlineMs: 4 * 60_000 }
-  : { spawnRuns: 500, rttRuns: 1000, overheadBatches: 5, overheadRuns: 20, dispatchRounds: 5, dispatchTasks: 500, roundtripTasks: 200,
-    throughputRuns: 3, throughputTasks: 500, outputRuns: 3, outputMiB: 200, idleSeconds: 30, idleSubSeconds: 5,
-    simAgents: 1000, simRounds: 3, simTasks: 300, rssSamples: 5, faultRuns: 3, cliRuns: 20, deadlineMs: 25 * 60_000 };
+    ? {
+        spawnRuns: 200,
+        rttRuns: 300,
+        overheadBatches: 3,
+        overheadRuns: 10,
+        dispatchRounds: 3,
+        dispatchTasks: 150,
+        roundtripTasks: 60,
+        throughputRuns: 3,
+        throughputTasks: 100,
+        outputRuns: 3,
+        outputMiB: 50,
+        idleSeconds: 10,
+        idleSubSeconds: 2,
+        simAgents: 200,
+        simRounds: 3,
+        simTasks: 120,
+        rssSamples: 3,
+        faultRuns: 1,
+        cliRuns: 10,
+        deadlineMs: 4 * 60_000,
+      }
+    : {
+        spawnRuns: 500,
+        rttRuns: 1000,
+        overheadBatches: 5,
+        overheadRuns: 20,
+        dispatchRounds: 5,
+        dispatchTasks: 500,
+        roundtripTasks: 200,
+        throughputRuns: 3,
+        throughputTasks: 500,
+        outputRuns: 3,
+        outputMiB: 200,
+        idleSeconds: 30,
+        idleSubSeconds: 5,
+        simAgents: 1000,
+        simRounds: 3,
+        simTasks: 300,
+        rssSamples: 5,
+        faultRuns: 3,
+        cliRuns: 20,
+        deadlineMs: 25 * 60_000,
+      };
 
 /** Result keys in the order of the table; `goal` is [op, value]. */
 const FIGURES = [
@@ -76,7 +158,13 @@ const FIGURES = [
   { key: 'agent_idle_cpu_pct', label: 'idle agent CPU', unit: '%', goal: ['<=', 0.5] },
   { key: 'server_rss_mb_1000_agents', label: 'server RSS, agents long-polling', unit: 'MiB', goal: ['<=', 300] },
   { key: 'dispatch_p99_ms_1000_agents', label: 'dispatch p99, agents long-polling', unit: 'ms', goal: ['<=', 50] },
-  { key: 'lost_agent_detect_ms', label: 'kill -9 agent → task lost (default lease)', unit: 'ms', goal: ['<=', 60_000], compare: 'lease 15 s + sweep ≤ 1 s; peers: 4 min to 1 h' },
+  {
+    key: 'lost_agent_detect_ms',
+    label: 'kill -9 agent → task lost (default lease)',
+    unit: 'ms',
+    goal: ['<=', 60_000],
+    compare: 'lease 15 s + sweep ≤ 1 s; peers: 4 min to 1 h',
+  },
   { key: 'cli_start_ms', label: '`ferry --help`, process start to exit', unit: 'ms', goal: ['<=', 100], compare: 'vs `node -e 0`' },
   { key: 'cli_list_ms', label: '`ferry task list` against a local server', unit: 'ms', goal: ['<=', 150], compare: 'vs cli_start_ms + HTTPS' },
   { key: 'backlog_20mb_delivery_ms', label: '20 MiB spooled backlog delivered after a server restart', unit: 'ms', compare: 'vs output_mb_per_s' },
@@ -147,7 +235,8 @@ function preflight() {
 function sourceVersion() {
   try {
     const commit = execFileSync('git', ['-C', ROOT, 'rev-parse', 'HEAD'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'packages'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
+    const dirty =
+      execFileSync('git', ['-C', ROOT, 'status', '--porcelain', '--', 'packages'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim() !== '';
     return { commit, packages_modified: dirty };
   } catch {
     return null;
@@ -165,12 +254,13 @@ try {
 }
 
 async function spawnFloor() {
-  const once = () => new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn('true', { stdio: 'ignore' });
-    child.once('error', reject);
-    child.once('exit', () => resolve(performance.now() - t0));
-  });
+  const once = () =>
+    new Promise((resolve, reject) => {
+      const t0 = performance.now();
+      const child = spawn('true', { stdio: 'ignore' });
+      child.once('error', reject);
+      child.once('exit', () => resolve(performance.now() - t0));
+    });
   for (let i = 0; i < 10; i++) await once();
   const xs = [];
   for (let i = 0; i < PLAN.spawnRuns; i++) xs.push(await once());
@@ -188,8 +278,10 @@ async function sandboxOverhead() {
   const extra = batches.map((b) => b.extraMs);
   set('sandbox_overhead_ms', median(extra), spread(extra));
   details.sandbox_overhead = {
-    batches: batches.length, runs_per_batch: PLAN.overheadRuns,
-    plain_ms: round(median(batches.map((b) => b.plainMs))), sandboxed_ms: round(median(batches.map((b) => b.sandboxMs))),
+    batches: batches.length,
+    runs_per_batch: PLAN.overheadRuns,
+    plain_ms: round(median(batches.map((b) => b.plainMs))),
+    sandboxed_ms: round(median(batches.map((b) => b.sandboxMs))),
     breakdown_ms: await sandboxBreakdown(mod),
   };
   const b = details.sandbox_overhead.breakdown_ms.with_cgroups;
@@ -201,7 +293,13 @@ async function sandboxBreakdown(mod) {
   const { runSpecFor } = await import(pathToFileURL(join(ROOT, 'packages/agent/dist/runtime.js')).href);
   // The server's default limits for a shell target (the executor takes them per task).
   const limits = { network: 'none', maxProcesses: 512, memoryBytes: 2 * 1024 ** 3 };
-  const spec = runSpecFor({ id: 't_benchbreakdown0', target: { id: 'g_bench', name: 'bench', type: 'shell' }, script: 'true\n', timeoutSeconds: 60, leaseSeconds: 15 });
+  const spec = runSpecFor({
+    id: 't_benchbreakdown0',
+    target: { id: 'g_bench', name: 'bench', type: 'shell' },
+    script: 'true\n',
+    timeoutSeconds: 60,
+    leaseSeconds: 15,
+  });
   const out = {};
   for (const cgroups of [true, false]) {
     const executor = new mod.BubblewrapExecutor({ cgroups });
@@ -219,19 +317,24 @@ async function sandboxBreakdown(mod) {
       await sandbox.dispose();
       d.push(performance.now() - t);
     }
-    out[cgroups ? 'with_cgroups' : 'without_cgroups'] = { create: round(median(c.slice(2))), run_bash_true: round(median(r.slice(2))), dispose: round(median(d.slice(2))) };
+    out[cgroups ? 'with_cgroups' : 'without_cgroups'] = {
+      create: round(median(c.slice(2))),
+      run_bash_true: round(median(r.slice(2))),
+      dispose: round(median(d.slice(2))),
+    };
   }
   return out;
 }
 
 /** Wall time of `node <cli> ...args` from spawn to exit, median of PLAN.cliRuns after a warm-up. */
 async function cliMs(args, env) {
-  const once = () => new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: 'ignore', env });
-    child.once('error', reject);
-    child.once('exit', (code) => (code === 0 ? resolve(performance.now() - t0) : reject(new Error(`ferry ${args.join(' ')} exited ${code}`))));
-  });
+  const once = () =>
+    new Promise((resolve, reject) => {
+      const t0 = performance.now();
+      const child = spawn(process.execPath, [CLI, ...args], { stdio: 'ignore', env });
+      child.once('error', reject);
+      child.once('exit', (code) => (code === 0 ? resolve(performance.now() - t0) : reject(new Error(`ferry ${args.join(' ')} exited ${code}`))));
+    });
   await once();
   const xs = [];
   for (let i = 0; i < PLAN.cliRuns; i++) xs.push(await once());
@@ -242,7 +345,10 @@ async function cliMs(args, env) {
 async function cliStart(server, root) {
   const env = { ...process.env, FERRY_CONFIG: join(root, 'cli-config.json') };
   for (const key of ['FERRY_SERVER', 'FERRY_TOKEN', 'FERRY_CA_FINGERPRINT']) delete env[key];
-  execFileSync(process.execPath, [CLI, 'login', '--server', server.url, '--token', server.adminToken, '--ca-fingerprint', server.fingerprint], { env, stdio: 'ignore' });
+  execFileSync(process.execPath, [CLI, 'login', '--server', server.url, '--token', server.adminToken, '--ca-fingerprint', server.fingerprint], {
+    env,
+    stdio: 'ignore',
+  });
   const node = await new Promise((resolve) => {
     const t0 = performance.now();
     spawn(process.execPath, ['-e', '0'], { stdio: 'ignore' }).once('exit', () => resolve(performance.now() - t0));
@@ -315,9 +421,13 @@ async function dispatch(server, target) {
   }
   const negative = all.filter((x) => x < 0).length;
   details.dispatch = {
-    tasks: all.length, rounds: rounds.length, all_samples_from_ack: summary(all), all_samples_from_send: summary(fromSend),
+    tasks: all.length,
+    rounds: rounds.length,
+    all_samples_from_ack: summary(all),
+    all_samples_from_send: summary(fromSend),
     started_before_ack: negative,
-    server_created_to_started_report: summary(createdToReport), started_report_to_script_running: summary(reportToScript),
+    server_created_to_started_report: summary(createdToReport),
+    started_report_to_script_running: summary(reportToScript),
   };
   notes.dispatch_p50_ms = `p50 split: created→agent reports spawn ${fmt(percentile(createdToReport, 50))} ms, report→script runs ${fmt(percentile(reportToScript, 50))} ms`;
 }
@@ -370,8 +480,11 @@ async function throughput(server, target) {
   const xs = runs.map((r) => r.perS);
   set('tasks_per_s', median(xs), spread(xs));
   details.throughput = {
-    tasks_per_run: PLAN.throughputTasks, runs: runs.length, submit_concurrency: 8,
-    client_seen_tasks_per_s: runs.map((r) => round(r.clientPerS)), submit_per_s: runs.map((r) => round(r.submitPerS)),
+    tasks_per_run: PLAN.throughputTasks,
+    runs: runs.length,
+    submit_concurrency: 8,
+    client_seen_tasks_per_s: runs.map((r) => round(r.clientPerS)),
+    submit_per_s: runs.map((r) => round(r.submitPerS)),
     tasks_by_agent: runs.map((r) => r.byAgent),
   };
 }
@@ -427,11 +540,20 @@ async function output(server, target, agents) {
   // The same on a target with 10 secrets: the agent masks every byte of output against them.
   try {
     const values = await tenSecrets();
-    await setSecrets(server, 'bench-secrets', values.map((v, i) => [`BENCH_SECRET_${i}`, v]), agents);
+    await setSecrets(
+      server,
+      'bench-secrets',
+      values.map((v, i) => [`BENCH_SECRET_${i}`, v]),
+      agents,
+    );
     const masked = [];
     for (let i = 0; i < PLAN.outputRuns; i++) masked.push((await outputRun(server, 'bench-secrets', PLAN.outputMiB)).stored);
     const base = median(xs);
-    set('masked_output_ratio', median(masked) / base, spread(masked).map((m) => m / base));
+    set(
+      'masked_output_ratio',
+      median(masked) / base,
+      spread(masked).map((m) => m / base),
+    );
     details.output.masked_10_secrets_mib_per_s = masked.map((x) => round(x));
     notes.masked_output_ratio = `10 secrets: ${fmt(median(masked))} MiB/s vs ${fmt(base)} without`;
   } catch (err) {
@@ -478,9 +600,17 @@ async function idleAgents(worked, neverWorked) {
   set('agent_idle_rss_mb', median(w.rss), spread(w.rss));
   set('agent_idle_cpu_pct', w.cpuPct, spread(w.subPct));
   details.agent_idle = {
-    window_s: PLAN.idleSeconds, measured: `agent "${w.name}" after running every task of the phases above`,
-    cpu_pct_schedstat: round(w.cpuPctNs, 4), cpu_pct_sub_windows: w.subPct.map((x) => round(x)),
-    never_worked_agent: { up_s: round(neverWorked.upSeconds(), 0), rss_mb: round(median(f.rss)), rss_spread: spread(f.rss).map((x) => round(x)), cpu_pct: round(f.cpuPct), cpu_pct_schedstat: round(f.cpuPctNs, 4) },
+    window_s: PLAN.idleSeconds,
+    measured: `agent "${w.name}" after running every task of the phases above`,
+    cpu_pct_schedstat: round(w.cpuPctNs, 4),
+    cpu_pct_sub_windows: w.subPct.map((x) => round(x)),
+    never_worked_agent: {
+      up_s: round(neverWorked.upSeconds(), 0),
+      rss_mb: round(median(f.rss)),
+      rss_spread: spread(f.rss).map((x) => round(x)),
+      cpu_pct: round(f.cpuPct),
+      cpu_pct_schedstat: round(f.cpuPctNs, 4),
+    },
   };
   notes.agent_idle_cpu_pct = `whole ${PLAN.idleSeconds} s window; spread over ${PLAN.idleSubSeconds} s sub-windows`;
 }
@@ -506,33 +636,50 @@ async function manyAgents(root) {
     const rounds = [];
     const all = [];
     const fromSend = [];
-    await accounted('many_agents_dispatch', [{ name: 'server', pid: server.pid }, { name: 'bench', pid: process.pid }], async () => {
-      for (const size of roundSizes(PLAN.simTasks, PLAN.simRounds)) {
-        const xs = [];
-        for (let i = 0; i < size; i++) {
-          const sent = performance.now();
-          const { json, t } = await server.api.json('POST', '/v1/tasks', { target: 'sim', script: 'true\n' });
-          const receivedAt = await gen.whenHandled(json.id, 15_000);
-          xs.push(receivedAt - t);
-          fromSend.push(receivedAt - sent);
+    await accounted(
+      'many_agents_dispatch',
+      [
+        { name: 'server', pid: server.pid },
+        { name: 'bench', pid: process.pid },
+      ],
+      async () => {
+        for (const size of roundSizes(PLAN.simTasks, PLAN.simRounds)) {
+          const xs = [];
+          for (let i = 0; i < size; i++) {
+            const sent = performance.now();
+            const { json, t } = await server.api.json('POST', '/v1/tasks', { target: 'sim', script: 'true\n' });
+            const receivedAt = await gen.whenHandled(json.id, 15_000);
+            xs.push(receivedAt - t);
+            fromSend.push(receivedAt - sent);
+          }
+          all.push(...xs);
+          rounds.push(percentile(xs, 99));
         }
-        all.push(...xs);
-        rounds.push(percentile(xs, 99));
-      }
-    });
+      },
+    );
     const rss = [];
     for (let i = 0; i < PLAN.rssSamples; i++) {
       await sleep(1000);
       rss.push(rssMb(server.pid));
     }
-    if (gen.pollsOpen < PLAN.simAgents * 0.95) throw new Error(`only ${gen.pollsOpen} of ${PLAN.simAgents} simulated polls still open (${gen.errors} errors; last: ${gen.lastError})`);
+    if (gen.pollsOpen < PLAN.simAgents * 0.95)
+      throw new Error(`only ${gen.pollsOpen} of ${PLAN.simAgents} simulated polls still open (${gen.errors} errors; last: ${gen.lastError})`);
     set('server_rss_mb_1000_agents', median(rss), spread(rss));
     set('dispatch_p99_ms_1000_agents', median(rounds), spread(rounds));
     details.many_agents = {
-      agents: PLAN.simAgents, tasks: all.length, rounds: rounds.length, register_s: round(registerS),
-      dispatch_from_ack: summary(all), dispatch_from_send: summary(fromSend), received_before_ack: all.filter((x) => x < 0).length,
-      polls_open_at_end: gen.pollsOpen, sealing_keys_published: gen.keysPublished, generator_errors: gen.errors, last_generator_error: gen.lastError ?? null,
-      server_rss_mb_no_agents: round(rssEmpty), server_rss_mb_polls_held_before_tasks: round(rssHeld),
+      agents: PLAN.simAgents,
+      tasks: all.length,
+      rounds: rounds.length,
+      register_s: round(registerS),
+      dispatch_from_ack: summary(all),
+      dispatch_from_send: summary(fromSend),
+      received_before_ack: all.filter((x) => x < 0).length,
+      polls_open_at_end: gen.pollsOpen,
+      sealing_keys_published: gen.keysPublished,
+      generator_errors: gen.errors,
+      last_generator_error: gen.lastError ?? null,
+      server_rss_mb_no_agents: round(rssEmpty),
+      server_rss_mb_polls_held_before_tasks: round(rssHeld),
     };
     const quickNote = PLAN.simAgents !== 1000 ? `quick: ${PLAN.simAgents} simulated agents, not 1000; ` : '';
     if (quickNote) notes.server_rss_mb_1000_agents = quickNote.slice(0, -2);
@@ -591,7 +738,9 @@ async function main() {
   const loadStart = loadavg();
   const foreign = foreignFerryProcesses(new Set());
   if (foreign.length > 0 || loadStart[0] > 0.5) {
-    log(`WARNING: the machine is not idle (load ${loadStart.map((x) => x.toFixed(2)).join(' ')}; ${foreign.length} other Ferry/test processes): figures will be noisier`);
+    log(
+      `WARNING: the machine is not idle (load ${loadStart.map((x) => x.toFixed(2)).join(' ')}; ${foreign.length} other Ferry/test processes): figures will be noisier`,
+    );
     for (const f of foreign.slice(0, 10)) log(`  other process ${f}`);
   }
   calibrateRealtime();
@@ -605,8 +754,10 @@ async function main() {
   let agentB;
   let agentIdle;
   const procs = () => [
-    { name: 'server', pid: server.pid }, { name: 'agent_a', pid: agentA.pid },
-    ...(agentB ? [{ name: 'agent_b', pid: agentB.pid }] : []), { name: 'bench', pid: process.pid },
+    { name: 'server', pid: server.pid },
+    { name: 'agent_a', pid: agentA.pid },
+    ...(agentB ? [{ name: 'agent_b', pid: agentB.pid }] : []),
+    { name: 'bench', pid: process.pid },
   ];
   const ok = await phase('start server and agent', async () => {
     server = await startServer(cleanup, root, { name: 'server' });
@@ -614,7 +765,10 @@ async function main() {
     agentA = await startAgent(cleanup, server, root, { name: 'bench-a', concurrency: 4 });
     // For the masked-output ratio and the redaction comparison (servers that have them).
     await createTarget(server, 'bench-secrets');
-    redactNoneTarget = await createTarget(server, 'bench-plain', 'hosted', { redact: 'none' }).then(() => 'bench-plain', () => undefined);
+    redactNoneTarget = await createTarget(server, 'bench-plain', 'hosted', { redact: 'none' }).then(
+      () => 'bench-plain',
+      () => undefined,
+    );
     // Never given work (it serves a self-hosted target nobody uses): the idle figure's reference.
     await createTarget(server, 'bench-idle', 'self-hosted');
     agentIdle = await startAgent(cleanup, server, root, { name: 'bench-never-worked', concurrency: 4, targets: ['bench-idle'] });
@@ -654,8 +808,14 @@ async function main() {
     date: started.toISOString(),
     source: sourceVersion(),
     machine: {
-      cpus: cpus().length, cpu_model: cpus()[0]?.model ?? null, node: process.version, kernel: release(), mem_gb: round(totalmem() / 2 ** 30, 1),
-      loadavg_at_start: loadStart.map((x) => round(x, 2)), loadavg_at_end: loadavg().map((x) => round(x, 2)), other_ferry_processes_at_start: foreign.length,
+      cpus: cpus().length,
+      cpu_model: cpus()[0]?.model ?? null,
+      node: process.version,
+      kernel: release(),
+      mem_gb: round(totalmem() / 2 ** 30, 1),
+      loadavg_at_start: loadStart.map((x) => round(x, 2)),
+      loadavg_at_end: loadavg().map((x) => round(x, 2)),
+      other_ferry_processes_at_start: foreign.length,
     },
   };
   for (const f of FIGURES) {
@@ -676,7 +836,9 @@ async function main() {
   process.stdout.write(table() + '\n\n');
   const noisy = Object.entries(json.machine.foreign_cpu_pct_by_phase).filter(([, v]) => v > 2);
   if (noisy.length > 0) {
-    process.stdout.write(`NOTE: other programs used the CPUs during the run (% of all CPUs): ${noisy.map(([k, v]) => `${k} ${v}`).join(', ')}; figures are noisier than on an idle machine\n`);
+    process.stdout.write(
+      `NOTE: other programs used the CPUs during the run (% of all CPUs): ${noisy.map(([k, v]) => `${k} ${v}`).join(', ')}; figures are noisier than on an idle machine\n`,
+    );
   }
   if (json.goals_missed.length > 0) process.stdout.write(`goals missed: ${json.goals_missed.join(', ')}\n`);
   if (errors.length > 0) process.stdout.write(`phases that failed: ${errors.map((e) => `${e.phase} (${e.message})`).join('; ')}\n`);

@@ -39,7 +39,14 @@ export function round(x, digits = 3) {
 }
 
 export function summary(xs) {
-  return { n: xs.length, min: round(spread(xs)[0]), p50: round(percentile(xs, 50)), p95: round(percentile(xs, 95)), p99: round(percentile(xs, 99)), max: round(spread(xs)[1]) };
+  return {
+    n: xs.length,
+    min: round(spread(xs)[0]),
+    p50: round(percentile(xs, 50)),
+    p95: round(percentile(xs, 95)),
+    p99: round(percentile(xs, 99)),
+    max: round(spread(xs)[1]),
+  };
 }
 
 /** Splits `n` items into `rounds` rounds as evenly as possible. */

@@ -15,7 +15,10 @@ describe('agents and bad input (no embedded agent)', () => {
 
   before(async () => {
     server = await startFerryServer({ embeddedAgent: false });
-    for (const [name, mode] of [['pool', 'hosted'], ['private1', 'self-hosted']] as const) {
+    for (const [name, mode] of [
+      ['pool', 'hosted'],
+      ['private1', 'self-hosted'],
+    ] as const) {
       const r = await server.cli(['target', 'create', name, '--type', 'shell', '--agent', mode]);
       assert.equal(r.code, 0, r.stderr);
     }
@@ -47,10 +50,18 @@ describe('agents and bad input (no embedded agent)', () => {
       assert.equal(r.code, 0, r.stderr);
       ids.push(r.stdout.trim());
     }
-    const tasks = await waitFor(async () => {
-      const list = JSON.parse((await server.cli(['task', 'list', '--target', 'pool', '--json', '--limit', '100'])).stdout) as { id: string; status: string; agent: string }[];
-      return list.filter((t) => ids.includes(t.id)).every((t) => t.status === 'succeeded') ? list : undefined;
-    }, 60_000, '50 tasks to succeed');
+    const tasks = await waitFor(
+      async () => {
+        const list = JSON.parse((await server.cli(['task', 'list', '--target', 'pool', '--json', '--limit', '100'])).stdout) as {
+          id: string;
+          status: string;
+          agent: string;
+        }[];
+        return list.filter((t) => ids.includes(t.id)).every((t) => t.status === 'succeeded') ? list : undefined;
+      },
+      60_000,
+      '50 tasks to succeed',
+    );
     const lines = readFileSync(ledger, 'utf8').trim().split('\n');
     assert.equal(lines.length, 50, 'exactly 50 executions');
     assert.deepEqual([...new Set(lines)].sort(), [...ids].sort(), 'each task once');
@@ -105,16 +116,21 @@ describe('agents and bad input (no embedded agent)', () => {
     assert.equal(cli.code, 1);
     assert.match(cli.stderr, /FERRY_E_UNAUTHENTICATED/);
     const joined = decodeJoinToken(await server.joinToken(['--hosted']));
-    const reg = await api(server, 'POST', '/v1/agents/register', { token: null, body: JSON.stringify({ joinSecret: joined?.secret, name: 'x', hostname: 'x', version: '0', platform: 'x', concurrency: 1 }) });
+    const reg = await api(server, 'POST', '/v1/agents/register', {
+      token: null,
+      body: JSON.stringify({ joinSecret: joined?.secret, name: 'x', hostname: 'x', version: '0', platform: 'x', concurrency: 1 }),
+    });
     assert.equal(reg.status, 201);
     const asUser = await api(server, 'GET', '/v1/tasks', { token: String(reg.json.token) });
     assert.equal(asUser.status, 401);
   });
 
   it('join tokens work once and expire', async () => {
-    const register = (secret: string | undefined): Promise<Awaited<ReturnType<typeof api>>> => api(server, 'POST', '/v1/agents/register', {
-      token: null, body: JSON.stringify({ joinSecret: secret, name: 'probe', hostname: 'h', version: '0', platform: 'p', concurrency: 1 }),
-    });
+    const register = (secret: string | undefined): Promise<Awaited<ReturnType<typeof api>>> =>
+      api(server, 'POST', '/v1/agents/register', {
+        token: null,
+        body: JSON.stringify({ joinSecret: secret, name: 'probe', hostname: 'h', version: '0', platform: 'p', concurrency: 1 }),
+      });
     const once = decodeJoinToken(await server.joinToken(['--hosted']));
     assert.equal((await register(once?.secret)).status, 201);
     const reused = await register(once?.secret);
@@ -141,13 +157,19 @@ describe('agents and bad input (no embedded agent)', () => {
     // Announce 1 GB, send a few bytes: the server answers from the header without waiting for the body.
     const ca = readFileSync(join(server.dataDir, 'ca.pem'), 'utf8');
     const status = await new Promise<number>((resolve, reject) => {
-      const req = request(new URL('/v1/tasks', server.url), {
-        method: 'POST', ca, headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json', 'content-length': String(1024 ** 3) },
-      }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-        req.destroy();
-      });
+      const req = request(
+        new URL('/v1/tasks', server.url),
+        {
+          method: 'POST',
+          ca,
+          headers: { authorization: `Bearer ${server.adminToken}`, 'content-type': 'application/json', 'content-length': String(1024 ** 3) },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+          req.destroy();
+        },
+      );
       req.on('error', (err) => (req.destroyed ? undefined : reject(err)));
       req.write('{"target":"pool","script":"');
     });

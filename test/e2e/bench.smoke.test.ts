@@ -10,7 +10,11 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { ROOT, tempDir } from '../helpers/ferry.js';
 
-interface BenchResults { mode: string; errors: { phase: string; message: string }[]; [figure: string]: unknown }
+interface BenchResults {
+  mode: string;
+  errors: { phase: string; message: string }[];
+  [figure: string]: unknown;
+}
 
 it('runs every phase of `npm run bench` with smoke-sized counts, without an error', { timeout: 8 * 60_000 }, async () => {
   const dir = tempDir('bench');
@@ -26,8 +30,22 @@ it('runs every phase of `npm run bench` with smoke-sized counts, without an erro
   assert.equal(results.mode, 'smoke');
   assert.deepEqual(results.errors, [], text.slice(-3000));
   assert.equal(code, 0, text.slice(-3000));
-  const figures = ['spawn_floor_ms', 'https_rtt_ms', 'sandbox_overhead_ms', 'dispatch_p50_ms', 'roundtrip_p50_ms', 'tasks_per_s', 'output_mb_per_s',
-    'masker_mb_per_s_10_secrets', 'agent_idle_rss_mb', 'server_rss_mb_1000_agents', 'lost_agent_detect_ms', 'cli_start_ms', 'cli_list_ms', 'backlog_20mb_delivery_ms'];
+  const figures = [
+    'spawn_floor_ms',
+    'https_rtt_ms',
+    'sandbox_overhead_ms',
+    'dispatch_p50_ms',
+    'roundtrip_p50_ms',
+    'tasks_per_s',
+    'output_mb_per_s',
+    'masker_mb_per_s_10_secrets',
+    'agent_idle_rss_mb',
+    'server_rss_mb_1000_agents',
+    'lost_agent_detect_ms',
+    'cli_start_ms',
+    'cli_list_ms',
+    'backlog_20mb_delivery_ms',
+  ];
   const unmeasured = figures.filter((key) => typeof results[key] !== 'number');
   assert.deepEqual(unmeasured, [], 'every phase produced its figures');
 });

@@ -51,7 +51,10 @@ describe('the CLI at a terminal and in pipes', () => {
   });
 
   it('cancels on Ctrl-D and on Ctrl-C without setting anything', async () => {
-    for (const [key, label] of [['\x04', 'Ctrl-D'], ['\x03', 'Ctrl-C']] as const) {
+    for (const [key, label] of [
+      ['\x04', 'Ctrl-D'],
+      ['\x03', 'Ctrl-C'],
+    ] as const) {
       const r = await typeSecret(server, 'tty', 'NEVER_SET', `abc${key}`);
       assert.equal(r.code, 2, r.output);
       assert.match(r.output, new RegExp(`cancelled \\(${label}\\)`));

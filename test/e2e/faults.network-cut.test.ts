@@ -49,9 +49,16 @@ describe('a network cut between agent and server', () => {
     server = await startFerryServer({ embeddedAgent: false, host: hostIp, port: await freePort() });
     assert.equal((await server.cli(['target', 'create', 'remote', '--type', 'shell'])).code, 0);
     const token = await server.joinToken(['--hosted']);
-    agent = new FerryProcess(spawn('ip', ['netns', 'exec', ns, process.execPath, CLI, 'agent', 'start', '--join-token', token, '--data-dir', tempDir('netns-agent'), '--name', 'behind-veth'], {
-      env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'],
-    }));
+    agent = new FerryProcess(
+      spawn(
+        'ip',
+        ['netns', 'exec', ns, process.execPath, CLI, 'agent', 'start', '--join-token', token, '--data-dir', tempDir('netns-agent'), '--name', 'behind-veth'],
+        {
+          env: cleanEnv(),
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      ),
+    );
     await waitFor(() => agent?.stderr.includes('"agent started"'), 20_000, 'agent in the namespace');
   });
   after(async () => {
@@ -59,10 +66,14 @@ describe('a network cut between agent and server', () => {
     await server?.stop();
     try {
       ip('link', 'del', hostIf);
-    } catch { /* already gone */ }
+    } catch {
+      /* already gone */
+    }
     try {
       ip('netns', 'del', ns);
-    } catch { /* already gone */ }
+    } catch {
+      /* already gone */
+    }
   });
 
   it('output printed during an 8 s cut arrives whole once the link is back', problem ? { skip: problem } : {}, async () => {

@@ -46,10 +46,14 @@ describe('faults: kills, restarts, outages, drain', () => {
     await server.proc.stop('SIGKILL');
     await new Promise((r) => setTimeout(r, 2000)); // the outage itself: what the test is about
     server = await startServer();
-    const done = await waitFor(async () => {
-      const t = await taskShow(server, id);
-      return t.status === 'succeeded' ? t : undefined;
-    }, 60_000, 'task to succeed after the restart');
+    const done = await waitFor(
+      async () => {
+        const t = await taskShow(server, id);
+        return t.status === 'succeeded' ? t : undefined;
+      },
+      60_000,
+      'task to succeed after the restart',
+    );
     assert.equal(done.exitCode, 0);
     assert.equal((await server.cli(['task', 'logs', id])).stdout, expectedLines(60));
   });
@@ -69,10 +73,14 @@ describe('faults: kills, restarts, outages, drain', () => {
     await waitFor(async () => (await server.cli(['task', 'logs', id])).stdout.includes('before-the-kill'), 15_000, 'task running');
     const killedAt = Date.now();
     await agent.stop('SIGKILL');
-    const lost = await waitFor(async () => {
-      const t = await taskShow(server, id);
-      return t.status === 'lost' ? t : undefined;
-    }, 30_000, 'lost');
+    const lost = await waitFor(
+      async () => {
+        const t = await taskShow(server, id);
+        return t.status === 'lost' ? t : undefined;
+      },
+      30_000,
+      'lost',
+    );
     const detectMs = Date.now() - killedAt;
     assert.ok(detectMs < 3000 + 2000 + 1500, `lost after ${detectMs} ms (lease 3 s)`);
     assert.ok(lost.agent);
@@ -93,10 +101,14 @@ describe('faults: kills, restarts, outages, drain', () => {
     assert.ok(leftBehind().length > 0, 'the killed agent left its task folder behind');
     agent = await startAgent();
     assert.deepEqual(leftBehind(), [], 'the restarted agent swept it');
-    const t = await waitFor(async () => {
-      const s = await taskShow(server, id);
-      return s.status === 'error' || s.status === 'lost' ? s : undefined;
-    }, 30_000, 'reported');
+    const t = await waitFor(
+      async () => {
+        const s = await taskShow(server, id);
+        return s.status === 'error' || s.status === 'lost' ? s : undefined;
+      },
+      30_000,
+      'reported',
+    );
     if (t.status === 'error') assert.match(t.reason ?? '', /agent restarted while this task ran/);
     assert.match((await server.cli(['task', 'logs', id])).stdout, /^spooled-before-crash\n/);
     await waitFor(() => !existsSync(join(agentDir, 'spool', id)), 10_000, 'spool cleaned');

@@ -26,7 +26,16 @@ describe('runtimes against real services', () => {
   before(async () => {
     [server, pg, maria] = await Promise.all([startFerryServer(), startPostgres(), startMariaDb()]);
     await waitForAgents(server, 1);
-    for (const [name, type] of [['py', 'python'], ['js', 'node'], ['pg', 'postgres'], ['pgcsv', 'postgres-csv'], ['my', 'mysql'], ['mycsv', 'mysql-csv'], ['k8s', 'kubernetes'], ['cloud', 'aws']] as const) {
+    for (const [name, type] of [
+      ['py', 'python'],
+      ['js', 'node'],
+      ['pg', 'postgres'],
+      ['pgcsv', 'postgres-csv'],
+      ['my', 'mysql'],
+      ['mycsv', 'mysql-csv'],
+      ['k8s', 'kubernetes'],
+      ['cloud', 'aws'],
+    ] as const) {
       const r = await server.cli(['target', 'create', name, '--type', type]);
       assert.equal(r.code, 0, r.stderr);
     }
@@ -41,7 +50,7 @@ describe('runtimes against real services', () => {
     await Promise.allSettled([server?.stop(), pg?.stop(), maria?.stop()]);
   });
 
-  it('python: output and a traceback\'s exit 1', async () => {
+  it("python: output and a traceback's exit 1", async () => {
     const ok = await server.cli(['run', 'py', '-c', 'import sys\nprint("sum", sum(range(10)))\nprint("py", sys.version_info[0])']);
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal(ok.stdout, 'sum 45\npy 3\n');
@@ -56,8 +65,13 @@ describe('runtimes against real services', () => {
     assert.equal(r.code, 4);
   });
 
-  it('postgres: result rows tab-separated; a syntax error ends as failed with the database\'s message', async () => {
-    const r = await server.cli(['run', 'pg', '-c', "CREATE TABLE t (id int, name text); INSERT INTO t VALUES (1, 'ann'), (2, 'bob, jr'); SELECT id, name FROM t ORDER BY id;"]);
+  it("postgres: result rows tab-separated; a syntax error ends as failed with the database's message", async () => {
+    const r = await server.cli([
+      'run',
+      'pg',
+      '-c',
+      "CREATE TABLE t (id int, name text); INSERT INTO t VALUES (1, 'ann'), (2, 'bob, jr'); SELECT id, name FROM t ORDER BY id;",
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'id\tname\n1\tann\n2\tbob, jr\n');
     const bad = await server.cli(['run', 'pg', '-c', 'SELECT 1;\nSELEC oops;\nSELECT 2;']);
@@ -74,8 +88,13 @@ describe('runtimes against real services', () => {
     assert.equal(r.stdout, 'id,name\n1,ann\n2,"bob, jr"\n');
   });
 
-  it('mysql: tab-separated rows; an error ends as failed with the server\'s message', async () => {
-    const r = await server.cli(['run', 'my', '-c', "CREATE TABLE t (id int, name text); INSERT INTO t VALUES (1, 'ann'), (2, 'bob, \"jr\"'); SELECT id, name FROM t ORDER BY id;"]);
+  it("mysql: tab-separated rows; an error ends as failed with the server's message", async () => {
+    const r = await server.cli([
+      'run',
+      'my',
+      '-c',
+      "CREATE TABLE t (id int, name text); INSERT INTO t VALUES (1, 'ann'), (2, 'bob, \"jr\"'); SELECT id, name FROM t ORDER BY id;",
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'id\tname\n1\tann\n2\tbob, "jr"\n');
     const bad = await server.cli(['run', 'my', '-c', 'SELECT 1;\nSELEC oops;\nSELECT 2;']);
@@ -96,29 +115,60 @@ describe('runtimes against real services', () => {
   });
 
   it('aws: keys from secrets reach the task as the CLI expects them (no live account is called)', async () => {
-    await setSecrets(server, 'cloud', { AWS_ACCESS_KEY_ID: 'AKIAFERRYTESTKEY0001', AWS_SECRET_ACCESS_KEY: 'ferry-test-secret-access-key-value', AWS_REGION: 'eu-west-1' });
-    const r = await server.cli(['run', 'cloud', '-c', '[ "$AWS_DEFAULT_REGION" = eu-west-1 ] && echo region-ok; echo "${#AWS_ACCESS_KEY_ID} ${#AWS_SECRET_ACCESS_KEY} pager=[$AWS_PAGER]"; echo "$AWS_SECRET_ACCESS_KEY"']);
+    await setSecrets(server, 'cloud', {
+      AWS_ACCESS_KEY_ID: 'AKIAFERRYTESTKEY0001',
+      AWS_SECRET_ACCESS_KEY: 'ferry-test-secret-access-key-value',
+      AWS_REGION: 'eu-west-1',
+    });
+    const r = await server.cli([
+      'run',
+      'cloud',
+      '-c',
+      '[ "$AWS_DEFAULT_REGION" = eu-west-1 ] && echo region-ok; echo "${#AWS_ACCESS_KEY_ID} ${#AWS_SECRET_ACCESS_KEY} pager=[$AWS_PAGER]"; echo "$AWS_SECRET_ACCESS_KEY"',
+    ]);
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'region-ok\n20 34 pager=[]\n***\n', 'values arrive, and are masked like every secret');
   });
 
   it('kubernetes: kubectl reads the kubeconfig from the secret; the file exists only inside the sandbox', async () => {
     const marker = `ferry-kube-token-${Date.now()}`;
-    const kubeconfig = ['apiVersion: v1', 'kind: Config', 'current-context: ferry-test', 'clusters:', '- name: c', '  cluster: {server: "https://127.0.0.1:1"}',
-      'contexts:', '- name: ferry-test', '  context: {cluster: c, user: u, namespace: ops}', 'users:', '- name: u', `  user: {token: ${marker}}`, ''].join('\n');
+    const kubeconfig = [
+      'apiVersion: v1',
+      'kind: Config',
+      'current-context: ferry-test',
+      'clusters:',
+      '- name: c',
+      '  cluster: {server: "https://127.0.0.1:1"}',
+      'contexts:',
+      '- name: ferry-test',
+      '  context: {cluster: c, user: u, namespace: ops}',
+      'users:',
+      '- name: u',
+      `  user: {token: ${marker}}`,
+      '',
+    ].join('\n');
     await setSecrets(server, 'k8s', { KUBE_CONFIG: kubeconfig });
-    const run = server.spawnCli(['run', 'k8s', '-c', 'kubectl config current-context; kubectl config view --minify -o jsonpath="{.contexts[0].context.namespace}"; echo; echo "$KUBECONFIG"; stat -c %a "$KUBECONFIG"; sleep 2']);
+    const run = server.spawnCli([
+      'run',
+      'k8s',
+      '-c',
+      'kubectl config current-context; kubectl config view --minify -o jsonpath="{.contexts[0].context.namespace}"; echo; echo "$KUBECONFIG"; stat -c %a "$KUBECONFIG"; sleep 2',
+    ]);
     await waitFor(() => run.stdout.includes('/ferry/files/kubeconfig'), 20_000, 'kubectl output');
     const roots = [tmpdir(), join(server.dataDir, 'hosted-agent', 'sandboxes')];
-    const onHost = roots.flatMap((root) => readdirSync(root).filter((d) => d.startsWith('ferry-t_')).flatMap((d) => {
-      const walk = (p: string): string[] => (statSync(p).isDirectory() ? readdirSync(p).flatMap((n) => walk(join(p, n))) : [p]);
-      try {
-        return walk(join(root, d));
-      } catch {
-        return [];
-      }
-    }));
-    assert.ok(onHost.length > 0, 'the running task\'s host folder was inspected');
+    const onHost = roots.flatMap((root) =>
+      readdirSync(root)
+        .filter((d) => d.startsWith('ferry-t_'))
+        .flatMap((d) => {
+          const walk = (p: string): string[] => (statSync(p).isDirectory() ? readdirSync(p).flatMap((n) => walk(join(p, n))) : [p]);
+          try {
+            return walk(join(root, d));
+          } catch {
+            return [];
+          }
+        }),
+    );
+    assert.ok(onHost.length > 0, "the running task's host folder was inspected");
     for (const f of onHost) assert.ok(!readFileSync(f).includes(marker), `kubeconfig written to the host at ${f}`);
     assert.equal(await run.exited, 0, run.stderr);
     assert.equal(run.stdout, 'ferry-test\nops\n/ferry/files/kubeconfig\n444\n');
@@ -140,7 +190,7 @@ describe('routing: self-hosted agents serve only their own targets', () => {
   });
   after(async () => server?.stop());
 
-  it('each task runs only on its own target\'s agent', async () => {
+  it("each task runs only on its own target's agent", async () => {
     const ids: [string, string][] = [];
     for (let i = 0; i < 6; i++) {
       for (const target of ['site-a', 'site-b']) ids.push([target, (await server.cli(['run', target, '--detach', '-c', 'echo hi'])).stdout.trim()]);
@@ -167,7 +217,7 @@ describe('routing: self-hosted agents serve only their own targets', () => {
     assert.deepEqual(list.find((a) => a.name === 'agent-cd')?.targets.sort(), ['site-c', 'site-d']);
   });
 
-  it('an agent cannot claim, read, write, finish or cancel another target\'s task, even calling the API directly', async () => {
+  it("an agent cannot claim, read, write, finish or cancel another target's task, even calling the API directly", async () => {
     const id = (await server.cli(['run', 'site-b', '--detach', '-c', 'echo b-secret-output; sleep 5'])).stdout.trim();
     await waitFor(async () => (await taskShow(server, id)).status === 'running');
     const tokenA = agentTokens['site-a'] ?? '';
@@ -179,13 +229,22 @@ describe('routing: self-hosted agents serve only their own targets', () => {
     for (const [method, path, body, type] of [
       ['POST', `/v1/agent/tasks/${id}/started`, undefined, undefined],
       ['PUT', `/v1/agent/tasks/${id}/output?offset=0`, Buffer.alloc(0), 'application/vnd.ferry.frames'],
-      ['POST', `/v1/agent/tasks/${id}/finish`, JSON.stringify({ status: 'succeeded', exitCode: 0, signal: null, reason: null, outputBytes: 0, outputSha256: '0'.repeat(64) }), undefined],
+      [
+        'POST',
+        `/v1/agent/tasks/${id}/finish`,
+        JSON.stringify({ status: 'succeeded', exitCode: 0, signal: null, reason: null, outputBytes: 0, outputSha256: '0'.repeat(64) }),
+        undefined,
+      ],
     ] as const) {
       const res = await api(server, method, path, { token: tokenA, ...(body !== undefined ? { body, contentType: type ?? 'application/json' } : {}) });
       assert.equal(res.status, 409, `${method} ${path}: ${JSON.stringify(res.json)}`);
       assert.equal(res.json.code, 'FERRY_E_LEASE_LOST');
     }
-    for (const [method, path] of [['GET', `/v1/tasks/${id}`], ['GET', `/v1/tasks/${id}/output`], ['POST', `/v1/tasks/${id}/cancel`]] as const) {
+    for (const [method, path] of [
+      ['GET', `/v1/tasks/${id}`],
+      ['GET', `/v1/tasks/${id}/output`],
+      ['POST', `/v1/tasks/${id}/cancel`],
+    ] as const) {
       const res = await api(server, method, path, { token: tokenA });
       assert.equal(res.status, 401, `${method} ${path}`);
     }

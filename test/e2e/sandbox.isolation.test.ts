@@ -15,9 +15,9 @@ type ExecutorName = 'sandbox' | 'process';
 
 /** What the process executor does not do (README, "Sandbox"). */
 const PROCESS_GAPS: Record<string, string> = {
-  credential: 'process executor gap: tasks run as the agent\'s user and can read its files',
+  credential: "process executor gap: tasks run as the agent's user and can read its files",
   processes: 'process executor gap: no PID namespace, tasks see and may signal host processes',
-  setsid: 'process executor gap: a process that calls setsid leaves the task\'s process group and survives',
+  setsid: "process executor gap: a process that calls setsid leaves the task's process group and survives",
   forkbomb: 'process executor gap: no process limit; a fork bomb would exhaust the host',
   network: 'process executor gap: no network isolation',
   memory: 'process executor gap: no memory limit',
@@ -85,13 +85,17 @@ for (const executor of ['sandbox', 'process'] as const) {
       await create('bomb', '--type', 'shell', '--max-processes', '64', '--timeout', '6s');
       await create('small', '--type', 'shell', '--max-output', '64KiB');
       await create('mem', '--type', 'shell', '--memory', '64MiB');
-      agentPid = Number(execFileSync('pgrep', ['-P', String(server.proc.child.pid)], { encoding: 'utf8' }).trim().split('\n')[0]);
+      agentPid = Number(
+        execFileSync('pgrep', ['-P', String(server.proc.child.pid)], { encoding: 'utf8' })
+          .trim()
+          .split('\n')[0],
+      );
       assert.ok(agentPid > 0, 'found the embedded agent');
       assert.match(server.proc.stderr, new RegExp(`"executor":"${executor}"`));
     });
     after(async () => server?.stop());
 
-    it('a task cannot read the agent\'s credential or the server\'s keys', gap(executor, 'credential'), async () => {
+    it("a task cannot read the agent's credential or the server's keys", gap(executor, 'credential'), async () => {
       const files = [join(server.dataDir, 'hosted-agent', 'agent.json'), join(server.dataDir, 'ca-key.pem'), join(server.dataDir, 'admin-token')];
       for (const f of files) assert.ok(existsSync(f), f);
       const r = await server.cli(['run', 'box', '-c', files.map((f) => `cat ${f} 2>/dev/null || echo "no ${f}"`).join('; ')]);
@@ -100,19 +104,29 @@ for (const executor of ['sandbox', 'process'] as const) {
     });
 
     it('a task cannot see files a previous task wrote', async () => {
-      const first = await server.cli(['run', 'box', '-c', 'echo one > "$HOME/left-home"; echo two > "$TMPDIR/left-tmp"; ls -A "$HOME" "$TMPDIR" | grep -c left']);
+      const first = await server.cli([
+        'run',
+        'box',
+        '-c',
+        'echo one > "$HOME/left-home"; echo two > "$TMPDIR/left-tmp"; ls -A "$HOME" "$TMPDIR" | grep -c left',
+      ]);
       assert.equal(first.stdout, '2\n');
       const second = await server.cli(['run', 'box', '-c', 'ls -A "$HOME" "$TMPDIR" | grep -c left || true']);
       assert.equal(second.stdout, '0\n');
     });
 
-    it('a task cannot see or signal the agent or other tasks\' processes', gap(executor, 'processes'), async () => {
+    it("a task cannot see or signal the agent or other tasks' processes", gap(executor, 'processes'), async () => {
       const marker = `ferry-other-${executor}-${Date.now()}`;
       const other = await server.cli(['run', 'box', '--detach', '-c', `echo up; exec -a ${marker} sleep 300`]);
       const otherId = other.stdout.trim();
       await waitFor(async () => (await server.cli(['task', 'logs', otherId])).stdout.includes('up'), 15_000, 'other task running');
       try {
-        const r = await server.cli(['run', 'box', '-c', `ps -eo args | grep -v grep | grep -c -e ${marker} -e "agent start" || true; kill -0 ${agentPid} 2>/dev/null && echo can-signal || echo cannot-signal`]);
+        const r = await server.cli([
+          'run',
+          'box',
+          '-c',
+          `ps -eo args | grep -v grep | grep -c -e ${marker} -e "agent start" || true; kill -0 ${agentPid} 2>/dev/null && echo can-signal || echo cannot-signal`,
+        ]);
         assert.equal(r.stdout, '0\ncannot-signal\n');
         const seen = await server.cli(['run', 'box', '-c', 'ls /proc | grep -c "^[0-9]"']);
         assert.ok(Number(seen.stdout) <= 6, `only the task's own processes are visible (saw ${seen.stdout.trim()})`);
@@ -171,10 +185,14 @@ for (const executor of ['sandbox', 'process'] as const) {
       const id = r.stdout.trim();
       await waitFor(async () => (await server.cli(['task', 'logs', id])).stdout.includes('ready'), 15_000, 'ready');
       await server.cli(['task', 'cancel', id]);
-      const done = await waitFor(async () => {
-        const s = await taskShow(server, id);
-        return s.status === 'cancelled' ? s : undefined;
-      }, 20_000, 'cancelled');
+      const done = await waitFor(
+        async () => {
+          const s = await taskShow(server, id);
+          return s.status === 'cancelled' ? s : undefined;
+        },
+        20_000,
+        'cancelled',
+      );
       assert.match(done.reason ?? '', /killed with SIGKILL after the 2 s grace period/);
       assert.match((await server.cli(['task', 'logs', id])).stdout, /got-TERM/);
     });
@@ -206,15 +224,21 @@ for (const executor of ['sandbox', 'process'] as const) {
       assert.ok(existsSync(join(server.dataDir, 'hosted-agent', 'sandboxes')), 'the agent keeps task folders in its data folder');
       const ids: string[] = [];
       for (let i = 0; i < 300; i++) {
-        const res = await api(server, 'POST', '/v1/tasks', { body: JSON.stringify({ target: 'box', script: `echo task ${i} > "$HOME/f"; (sleep 100 &) ; true` }) });
+        const res = await api(server, 'POST', '/v1/tasks', {
+          body: JSON.stringify({ target: 'box', script: `echo task ${i} > "$HOME/f"; (sleep 100 &) ; true` }),
+        });
         assert.equal(res.status, 201);
         ids.push(String(res.json.id));
       }
-      await waitFor(async () => {
-        const res = await api(server, 'GET', '/v1/tasks?target=box&limit=1000');
-        const tasks = (res.json.tasks as { id: string; status: string }[]).filter((x) => ids.includes(x.id));
-        return tasks.length === 300 && tasks.every((x) => x.status === 'succeeded');
-      }, 240_000, '300 tasks');
+      await waitFor(
+        async () => {
+          const res = await api(server, 'GET', '/v1/tasks?target=box&limit=1000');
+          const tasks = (res.json.tasks as { id: string; status: string }[]).filter((x) => ids.includes(x.id));
+          return tasks.length === 300 && tasks.every((x) => x.status === 'succeeded');
+        },
+        240_000,
+        '300 tasks',
+      );
       await waitFor(() => taskFolders(server.dataDir).length <= foldersBefore, 10_000, 'task folders removed');
       assert.equal(mountCount(), mountsBefore);
       if (executor === 'sandbox') await waitFor(() => tasksOfUid(65534, agentPid).length === 0, 10_000, 'no sandboxed processes');

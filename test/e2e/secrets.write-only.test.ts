@@ -80,7 +80,9 @@ describe('write-only secrets, end to end', () => {
       'echo "to stderr: $DB_PASSWORD" >&2; echo "interleaved $DB_PASSWORD"; echo "$JSON_SECRET" >&2',
       'for pad in "" x xy; do printf %s "$pad$DB_PASSWORD" | base64 -w0; echo; printf %s "$pad$SPACED_SECRET" | base64 -w0 | tr "+/" "-_"; echo; done',
       'echo "$MULTI_LINE"; echo "${MULTI_LINE%%$\'\\n\'*}"; echo $MULTI_LINE',
-      'urlencode() { local s="$1" i c; for ((i=0; i<${#s}; i++)); do c=${s:i:1}; case "$c" in [a-zA-Z0-9.~_!\\(\\)*-]|"' + "'" + '") printf %s "$c";; *) printf "%%%02X" "\'$c";; esac; done; echo; }',
+      'urlencode() { local s="$1" i c; for ((i=0; i<${#s}; i++)); do c=${s:i:1}; case "$c" in [a-zA-Z0-9.~_!\\(\\)*-]|"' +
+        "'" +
+        '") printf %s "$c";; *) printf "%%%02X" "\'$c";; esac; done; echo; }',
       'urlencode "$SPACED_SECRET"',
       'printf %s "$JSON_SECRET" | sed \'s/\\\\/\\\\\\\\/g; s/"/\\\\"/g\'; echo',
       'printf "%q\\n" "$SPACED_SECRET"',
@@ -110,7 +112,7 @@ describe('write-only secrets, end to end', () => {
     assert.match(r.stdout, /REDACTED/);
   });
 
-  it('a value sealed under another name is refused by the agent; another target\'s key is refused by the server', async () => {
+  it("a value sealed under another name is refused by the agent; another target's key is refused by the server", async () => {
     const key = JSON.parse((await server.cli(['target', 'show', 'vault', '--json'])).stdout) as { id: string; keyId: string };
     const pub = await api(server, 'GET', '/v1/targets/vault/key');
     const binding = { orgId: String(pub.json.orgId), targetId: String(pub.json.targetId) };
@@ -133,7 +135,9 @@ describe('write-only secrets, end to end', () => {
     assert.equal(bad.code, 2);
     const pub = await api(server, 'GET', '/v1/targets/vault/key');
     const binding = { orgId: String(pub.json.orgId), targetId: String(pub.json.targetId) };
-    const reserved = await api(server, 'PUT', '/v1/targets/vault/secrets/PATH', { body: JSON.stringify({ sealed: await sealSecret(String(pub.json.publicKeyPem), { ...binding, name: 'PATH' }, Buffer.from('/evil')) }) });
+    const reserved = await api(server, 'PUT', '/v1/targets/vault/secrets/PATH', {
+      body: JSON.stringify({ sealed: await sealSecret(String(pub.json.publicKeyPem), { ...binding, name: 'PATH' }, Buffer.from('/evil')) }),
+    });
     assert.equal(reserved.status, 400);
     const big = await sealSecret(String(pub.json.publicKeyPem), { ...binding, name: 'HUGE' }, Buffer.alloc(49 * 1024, 'a'));
     const tooBig = await api(server, 'PUT', '/v1/targets/vault/secrets/HUGE', { body: JSON.stringify({ sealed: big }) });

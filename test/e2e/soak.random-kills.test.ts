@@ -44,7 +44,10 @@ describe('soak: 300 tasks, 3 agents, random kills of agents and the server', () 
     const startAgent = async (i: number): Promise<void> => {
       const a = agents[i]!;
       a.proc = await server.startAgent(existsSync(join(a.dir, 'agent.json')) ? '' : await server.joinToken(['--hosted']), {
-        dataDir: a.dir, executor: 'process', concurrency: 2, name: `soak-${i}`,
+        dataDir: a.dir,
+        executor: 'process',
+        concurrency: 2,
+        name: `soak-${i}`,
       });
     };
     for (let i = 0; i < 3; i++) {
@@ -71,11 +74,15 @@ describe('soak: 300 tasks, 3 agents, random kills of agents and the server', () 
       }
     }
     const terminal = new Set(['succeeded', 'failed', 'cancelled', 'timed_out', 'lost', 'error']);
-    const tasks = await waitFor(async () => {
-      const res = await api(server, 'GET', '/v1/tasks?target=soak&limit=1000');
-      const list = res.json.tasks as { id: string; status: string; outputBytes: number }[] | undefined;
-      return list && list.length === TASKS && list.every((t) => terminal.has(t.status)) ? list : undefined;
-    }, 240_000, 'every task to end');
+    const tasks = await waitFor(
+      async () => {
+        const res = await api(server, 'GET', '/v1/tasks?target=soak&limit=1000');
+        const list = res.json.tasks as { id: string; status: string; outputBytes: number }[] | undefined;
+        return list && list.length === TASKS && list.every((t) => terminal.has(t.status)) ? list : undefined;
+      },
+      240_000,
+      'every task to end',
+    );
     const runs = readFileSync(ledger, 'utf8').trim().split('\n');
     const counts = new Map<string, number>();
     for (const id of runs) counts.set(id, (counts.get(id) ?? 0) + 1);
@@ -90,7 +97,11 @@ describe('soak: 300 tasks, 3 agents, random kills of agents and the server', () 
       succeeded++;
       assert.equal(counts.get(id), 1, `${id} succeeded, so it ran exactly once`);
       const out = await api(server, 'GET', `/v1/tasks/${id}/output?maxBytes=1000000`);
-      const stdout = Buffer.concat(decodeFrames(out.body).filter((f) => f.stream === Streams.stdout).map((f) => f.data)).toString('utf8');
+      const stdout = Buffer.concat(
+        decodeFrames(out.body)
+          .filter((f) => f.stream === Streams.stdout)
+          .map((f) => f.data),
+      ).toString('utf8');
       assert.equal(stdout, expectedOutput(i), `${id} output`);
     }
     const outcomes = [...byId.values()].reduce<Record<string, number>>((m, t) => ({ ...m, [t.status]: (m[t.status] ?? 0) + 1 }), {});

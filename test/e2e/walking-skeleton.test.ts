@@ -26,7 +26,7 @@ describe('walking skeleton (embedded hosted agent)', () => {
     assert.match(server.proc.stdout, /ferry login --server https:\/\/127\.0\.0\.1:\d+ --token "\$\(cat .*admin-token\)" --ca-fingerprint [0-9A-F:]{95}/);
   });
 
-  it('stores tokens only hashed: no bearer secret appears in the database\'s bytes', () => {
+  it("stores tokens only hashed: no bearer secret appears in the database's bytes", () => {
     const agentToken = (JSON.parse(readFileSync(join(server.dataDir, 'hosted-agent', 'agent.json'), 'utf8')) as { token: string }).token;
     const db = Buffer.concat(['ferry.db', 'ferry.db-wal'].filter((f) => existsSync(join(server.dataDir, f))).map((f) => readFileSync(join(server.dataDir, f))));
     for (const token of [server.adminToken, agentToken]) {
@@ -36,17 +36,29 @@ describe('walking skeleton (embedded hosted agent)', () => {
   });
 
   it('agents only dial out: the agent process listens on no port', () => {
-    const agentPid = Number(execFileSync('pgrep', ['-P', String(server.proc.child.pid)], { encoding: 'utf8' }).trim().split('\n')[0]);
-    const sockets = new Set(readdirSync(`/proc/${agentPid}/fd`).map((fd) => {
-      try {
-        return /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${agentPid}/fd/${fd}`))?.[1];
-      } catch {
-        return undefined;
-      }
-    }).filter((x): x is string => x !== undefined));
+    const agentPid = Number(
+      execFileSync('pgrep', ['-P', String(server.proc.child.pid)], { encoding: 'utf8' })
+        .trim()
+        .split('\n')[0],
+    );
+    const sockets = new Set(
+      readdirSync(`/proc/${agentPid}/fd`)
+        .map((fd) => {
+          try {
+            return /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${agentPid}/fd/${fd}`))?.[1];
+          } catch {
+            return undefined;
+          }
+        })
+        .filter((x): x is string => x !== undefined),
+    );
     assert.ok(sockets.size > 0, 'the agent has sockets (its connections to the server)');
     for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
-      const listening = readFileSync(table, 'utf8').trim().split('\n').slice(1).map((l) => l.trim().split(/\s+/))
+      const listening = readFileSync(table, 'utf8')
+        .trim()
+        .split('\n')
+        .slice(1)
+        .map((l) => l.trim().split(/\s+/))
         .filter((cols) => cols[3] === '0A' && sockets.has(cols[9] ?? ''));
       assert.deepEqual(listening, [], `the agent listens in ${table}`);
     }
@@ -91,11 +103,15 @@ describe('walking skeleton (embedded hosted agent)', () => {
     const r = await server.cli(['run', 'web1', '-c', 'env | cut -d= -f1 | sort | tr "\\n" " "; echo; ls -A | wc -l; touch leftover']);
     const names = (r.stdout.split('\n')[0] ?? '').trim().split(' ');
     const allowed = new Set(['PATH', 'LANG', 'LC_ALL', 'TERM', 'FERRY_TASK_ID', 'FERRY_TARGET', 'HOME', 'TMPDIR', 'PWD', 'SHLVL', '_', 'OLDPWD']);
-    assert.deepEqual(names.filter((n) => !allowed.has(n)), [], `unexpected variables in the task: ${names.join(' ')}`);
-    assert.ok(!names.includes('LEAK_CHECK'), 'the agent\'s own environment does not reach the task');
+    assert.deepEqual(
+      names.filter((n) => !allowed.has(n)),
+      [],
+      `unexpected variables in the task: ${names.join(' ')}`,
+    );
+    assert.ok(!names.includes('LEAK_CHECK'), "the agent's own environment does not reach the task");
     assert.equal(r.stdout.split('\n')[1], '0');
     const again = await server.cli(['run', 'web1', '-c', 'ls -A | wc -l']);
-    assert.equal(again.stdout, '0\n', 'the previous task\'s file is not visible');
+    assert.equal(again.stdout, '0\n', "the previous task's file is not visible");
   });
 
   it('delivers a 20 MB binary output whole and byte-exact', async () => {
@@ -143,10 +159,14 @@ describe('walking skeleton (embedded hosted agent)', () => {
     await waitFor(async () => (await server.cli(['task', 'logs', id])).stdout.includes('started'), 10_000, 'task start');
     const cancel = await server.cli(['task', 'cancel', id]);
     assert.equal(cancel.code, 0, cancel.stderr);
-    const t = await waitFor(async () => {
-      const s = await taskShow(server, id);
-      return s.status === 'cancelled' ? s : undefined;
-    }, 20_000, 'cancelled');
+    const t = await waitFor(
+      async () => {
+        const s = await taskShow(server, id);
+        return s.status === 'cancelled' ? s : undefined;
+      },
+      20_000,
+      'cancelled',
+    );
     assert.match(t.reason ?? '', /SIGTERM/);
     const ps = readFileSync('/proc/loadavg', 'utf8') && (await server.cli(['run', 'web1', '-c', 'true'])).code;
     assert.equal(ps, 0, 'the agent keeps serving');

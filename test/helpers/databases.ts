@@ -10,7 +10,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, waitFor } from './ferry.js';
 
-export interface DbServer { host: string; port: number; user: string; password: string; database: string; stop(): Promise<void> }
+export interface DbServer {
+  host: string;
+  port: number;
+  user: string;
+  password: string;
+  database: string;
+  stop(): Promise<void>;
+}
 
 function pgBin(name: string): string {
   for (const dir of ['/usr/lib/postgresql/15/bin', '/usr/local/bin', '/usr/bin']) if (existsSync(join(dir, name))) return join(dir, name);
@@ -34,10 +41,21 @@ export async function startPostgres(): Promise<DbServer> {
   const asPostgres = { uid, gid, cwd: dir, stdio: 'pipe' as const };
   execFileSync(pgBin('initdb'), ['-D', data, '-U', 'ferry', '--pwfile', pwfile, '-A', 'scram-sha-256', '--no-sync'], asPostgres);
   const port = await freePort();
-  execFileSync(pgBin('pg_ctl'), ['-D', data, '-w', '-l', join(dir, 'log'), '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start'], asPostgres);
-  execFileSync('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'ferry', '-d', 'postgres', '-c', 'CREATE DATABASE app'], { env: { ...process.env, PGPASSWORD: password }, stdio: 'pipe' });
+  execFileSync(
+    pgBin('pg_ctl'),
+    ['-D', data, '-w', '-l', join(dir, 'log'), '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start'],
+    asPostgres,
+  );
+  execFileSync('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'ferry', '-d', 'postgres', '-c', 'CREATE DATABASE app'], {
+    env: { ...process.env, PGPASSWORD: password },
+    stdio: 'pipe',
+  });
   return {
-    host: '127.0.0.1', port, user: 'ferry', password, database: 'app',
+    host: '127.0.0.1',
+    port,
+    user: 'ferry',
+    password,
+    database: 'app',
     stop: () => {
       try {
         execFileSync(pgBin('pg_ctl'), ['-D', data, '-m', 'immediate', 'stop'], asPostgres);
@@ -61,25 +79,61 @@ export async function startMariaDb(): Promise<DbServer> {
   chownSync(dir, uid, gid);
   const data = join(dir, 'data');
   const socket = join(dir, 'sock');
-  execFileSync(mariaBin('mariadb-install-db', 'mysql_install_db'), ['--user=mysql', `--datadir=${data}`, '--skip-test-db', '--auth-root-authentication-method=socket'], { stdio: 'pipe' });
+  execFileSync(
+    mariaBin('mariadb-install-db', 'mysql_install_db'),
+    ['--user=mysql', `--datadir=${data}`, '--skip-test-db', '--auth-root-authentication-method=socket'],
+    { stdio: 'pipe' },
+  );
   const port = await freePort();
-  const server: ChildProcess = spawn(mariaBin('mariadbd', 'mysqld'), ['--no-defaults', '--user=mysql', `--datadir=${data}`, `--socket=${socket}`, `--port=${port}`,
-    '--bind-address=127.0.0.1', `--pid-file=${join(dir, 'pid')}`, '--skip-log-bin', '--innodb-buffer-pool-size=32M'], { stdio: 'ignore' });
+  const server: ChildProcess = spawn(
+    mariaBin('mariadbd', 'mysqld'),
+    [
+      '--no-defaults',
+      '--user=mysql',
+      `--datadir=${data}`,
+      `--socket=${socket}`,
+      `--port=${port}`,
+      '--bind-address=127.0.0.1',
+      `--pid-file=${join(dir, 'pid')}`,
+      '--skip-log-bin',
+      '--innodb-buffer-pool-size=32M',
+    ],
+    { stdio: 'ignore' },
+  );
   const client = mariaBin('mariadb', 'mysql');
-  await waitFor(() => {
-    try {
-      execFileSync(client, ['--no-defaults', '-S', socket, '-u', 'root', '-e', 'SELECT 1'], { stdio: 'pipe' });
-      return true;
-    } catch {
-      if (server.exitCode !== null) throw new Error('mariadbd exited');
-      return false;
-    }
-  }, 60_000, 'MariaDB');
+  await waitFor(
+    () => {
+      try {
+        execFileSync(client, ['--no-defaults', '-S', socket, '-u', 'root', '-e', 'SELECT 1'], { stdio: 'pipe' });
+        return true;
+      } catch {
+        if (server.exitCode !== null) throw new Error('mariadbd exited');
+        return false;
+      }
+    },
+    60_000,
+    'MariaDB',
+  );
   const password = 'maria-Test-Pa55word';
-  execFileSync(client, ['--no-defaults', '-S', socket, '-u', 'root', '-e',
-    `CREATE DATABASE app; CREATE USER 'ferry'@'%' IDENTIFIED BY '${password}'; GRANT ALL ON app.* TO 'ferry'@'%';`], { stdio: 'pipe' });
+  execFileSync(
+    client,
+    [
+      '--no-defaults',
+      '-S',
+      socket,
+      '-u',
+      'root',
+      '-e',
+      `CREATE DATABASE app; CREATE USER 'ferry'@'%' IDENTIFIED BY '${password}'; GRANT ALL ON app.* TO 'ferry'@'%';`,
+    ],
+    { stdio: 'pipe' },
+  );
   return {
-    host: '127.0.0.1', port, user: 'ferry', password, database: 'app',
+    host: '127.0.0.1',
+    port,
+    user: 'ferry',
+    password,
+    database: 'app',
     stop: async () => {
       server.kill('SIGKILL');
       await new Promise((r) => (server.exitCode !== null ? r(null) : server.once('exit', r)));

@@ -11,7 +11,12 @@ import { fileURLToPath } from 'node:url';
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const CLI = join(ROOT, 'packages/cli/dist/main.js');
 
-export interface CliResult { code: number | null; stdout: string; stderr: string; stdoutBytes: Buffer }
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  stdoutBytes: Buffer;
+}
 
 export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `ferry-test-${prefix}-`));
@@ -70,7 +75,10 @@ export interface ServerHandle {
   env: NodeJS.ProcessEnv;
   cli(args: readonly string[], opts?: { input?: string | Buffer; env?: NodeJS.ProcessEnv }): Promise<CliResult>;
   spawnCli(args: readonly string[], opts?: { env?: NodeJS.ProcessEnv }): FerryProcess;
-  startAgent(joinToken: string, opts?: { concurrency?: number; executor?: string; dataDir?: string; name?: string; env?: NodeJS.ProcessEnv }): Promise<FerryProcess>;
+  startAgent(
+    joinToken: string,
+    opts?: { concurrency?: number; executor?: string; dataDir?: string; name?: string; env?: NodeJS.ProcessEnv },
+  ): Promise<FerryProcess>;
   joinToken(args: readonly string[]): Promise<string>;
   stop(): Promise<void>;
 }
@@ -105,15 +113,23 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startFerryServer(opts: { embeddedAgent?: boolean; env?: NodeJS.ProcessEnv; dataDir?: string; port?: number; host?: string } = {}): Promise<ServerHandle> {
+export async function startFerryServer(
+  opts: { embeddedAgent?: boolean; env?: NodeJS.ProcessEnv; dataDir?: string; port?: number; host?: string } = {},
+): Promise<ServerHandle> {
   const dataDir = opts.dataDir ?? tempDir('server');
   const args = [CLI, 'server', '--data-dir', dataDir, '--listen', `${opts.host ?? '127.0.0.1'}:${opts.port ?? 0}`];
   if (opts.embeddedAgent === false) args.push('--no-embedded-agent');
-  const proc = new FerryProcess(spawn(process.execPath, args, { env: { ...cleanEnv(), FERRY_LOG_LEVEL: 'info', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] }));
-  const banner = await waitFor(() => {
-    if (proc.child.exitCode !== null) throw new Error(`server exited: ${proc.stderr}`);
-    return /listening on (\S+)\nCA fingerprint \(SHA-256\): (\S+)/.exec(proc.stdout);
-  }, 30_000, 'server banner');
+  const proc = new FerryProcess(
+    spawn(process.execPath, args, { env: { ...cleanEnv(), FERRY_LOG_LEVEL: 'info', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] }),
+  );
+  const banner = await waitFor(
+    () => {
+      if (proc.child.exitCode !== null) throw new Error(`server exited: ${proc.stderr}`);
+      return /listening on (\S+)\nCA fingerprint \(SHA-256\): (\S+)/.exec(proc.stdout);
+    },
+    30_000,
+    'server banner',
+  );
   const url = banner[1]!;
   const fingerprint = banner[2]!;
   const adminToken = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
@@ -123,7 +139,12 @@ export async function startFerryServer(opts: { embeddedAgent?: boolean; env?: No
   if (login.code !== 0) throw new Error(`login failed: ${login.stderr}`);
   const agents: FerryProcess[] = [];
   const handle: ServerHandle = {
-    proc, url, fingerprint, dataDir, adminToken, env,
+    proc,
+    url,
+    fingerprint,
+    dataDir,
+    adminToken,
+    env,
     cli: (a, o) => runCli(a, { ...env, ...o?.env }, o?.input),
     spawnCli: (a, o) => new FerryProcess(spawn(process.execPath, [CLI, ...a], { env: { ...env, ...o?.env }, stdio: ['ignore', 'pipe', 'pipe'] })),
     joinToken: async (a) => {
@@ -138,10 +159,14 @@ export async function startFerryServer(opts: { embeddedAgent?: boolean; env?: No
       if (o.executor) agentArgs.push('--executor', o.executor);
       const agent = new FerryProcess(spawn(process.execPath, agentArgs, { env: { ...cleanEnv(), ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] }));
       agents.push(agent);
-      await waitFor(() => {
-        if (agent.child.exitCode !== null) throw new Error(`agent exited: ${agent.stderr}`);
-        return agent.stderr.includes('"agent started"');
-      }, 20_000, 'agent start');
+      await waitFor(
+        () => {
+          if (agent.child.exitCode !== null) throw new Error(`agent exited: ${agent.stderr}`);
+          return agent.stderr.includes('"agent started"');
+        },
+        20_000,
+        'agent start',
+      );
       return agent;
     },
     stop: async () => {
@@ -156,14 +181,26 @@ export async function startFerryServer(opts: { embeddedAgent?: boolean; env?: No
 
 /** Waits for the embedded (or any) agent to be online. */
 export async function waitForAgents(server: ServerHandle, count: number): Promise<void> {
-  await waitFor(async () => {
-    const r = await server.cli(['agent', 'list', '--json']);
-    if (r.code !== 0) return false;
-    return (JSON.parse(r.stdout) as { online: boolean }[]).filter((a) => a.online).length >= count;
-  }, 20_000, `${count} agent(s) online`);
+  await waitFor(
+    async () => {
+      const r = await server.cli(['agent', 'list', '--json']);
+      if (r.code !== 0) return false;
+      return (JSON.parse(r.stdout) as { online: boolean }[]).filter((a) => a.online).length >= count;
+    },
+    20_000,
+    `${count} agent(s) online`,
+  );
 }
 
-export interface TaskJson { id: string; status: string; exitCode: number | null; agent: string | null; target: string; reason: string | null; outputBytes: number }
+export interface TaskJson {
+  id: string;
+  status: string;
+  exitCode: number | null;
+  agent: string | null;
+  target: string;
+  reason: string | null;
+  outputBytes: number;
+}
 
 export async function taskShow(server: ServerHandle, id: string): Promise<TaskJson> {
   const r = await server.cli(['task', 'show', id, '--json']);
@@ -171,10 +208,20 @@ export async function taskShow(server: ServerHandle, id: string): Promise<TaskJs
   return JSON.parse(r.stdout) as TaskJson;
 }
 
-export interface ApiResult { status: number; headers: Record<string, string | string[] | undefined>; body: Buffer; json: Record<string, unknown> }
+export interface ApiResult {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+  json: Record<string, unknown>;
+}
 
 /** A raw HTTPS request to the server, trusting its CA, for tests of the API's edges. */
-export async function api(server: ServerHandle, method: string, path: string, opts: { body?: string | Buffer; token?: string | null; contentType?: string } = {}): Promise<ApiResult> {
+export async function api(
+  server: ServerHandle,
+  method: string,
+  path: string,
+  opts: { body?: string | Buffer; token?: string | null; contentType?: string } = {},
+): Promise<ApiResult> {
   const { request } = await import('node:https');
   const ca = readFileSync(join(server.dataDir, 'ca.pem'), 'utf8');
   const headers: Record<string, string> = {};

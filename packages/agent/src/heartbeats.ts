@@ -25,7 +25,11 @@ export class Heartbeats {
   private timer: NodeJS.Timeout | undefined;
   private intervalSeconds = 3;
 
-  constructor(private readonly client: FerryClient, private readonly hooks: HeartbeatHooks, private readonly log: Logger) {}
+  constructor(
+    private readonly client: FerryClient,
+    private readonly hooks: HeartbeatHooks,
+    private readonly log: Logger,
+  ) {}
 
   /** Starts beating, unless already started. */
   start(): void {

@@ -36,7 +36,7 @@ export class KeyPublisher {
     const log = this.log.child({ targetId });
     try {
       await this.publishKeyOf(targetId);
-      log.info({ target: targetName, kid: this.keys.load(targetId)?.kid }, 'published the target\'s sealing key');
+      log.info({ target: targetName, kid: this.keys.load(targetId)?.kid }, "published the target's sealing key");
       this.failures = 0;
     } catch (err) {
       if (isFatal(err)) throw err;

@@ -47,7 +47,11 @@ export class PollLoop {
   private inFlight: { abort: AbortController; free: number } | undefined;
   private emptyFast = 0;
 
-  constructor(private readonly client: FerryClient, private readonly hooks: PollHooks, private readonly opts: PollLoopOptions) {}
+  constructor(
+    private readonly client: FerryClient,
+    private readonly hooks: PollHooks,
+    private readonly opts: PollLoopOptions,
+  ) {}
 
   /** Resolves once stopped; rejects with a FatalAgentError when the server refuses the credential. */
   async run(): Promise<void> {

@@ -7,8 +7,14 @@ import { TARGET_TYPE_INFO, type Assignment, type TargetType } from '@ferry/proto
 import { TASK_PATH, type RunSpec } from './executor/types.js';
 
 export class MissingSecretError extends Error {
-  constructor(readonly missing: string[], target: string, type: TargetType) {
-    super(`target ${target} (${type}) needs secret${missing.length > 1 ? 's' : ''} ${missing.join(', ')}, which ${missing.length > 1 ? 'are' : 'is'} not set: ferry secret set ${target} ${missing[0] ?? ''}`);
+  constructor(
+    readonly missing: string[],
+    target: string,
+    type: TargetType,
+  ) {
+    super(
+      `target ${target} (${type}) needs secret${missing.length > 1 ? 's' : ''} ${missing.join(', ')}, which ${missing.length > 1 ? 'are' : 'is'} not set: ferry secret set ${target} ${missing[0] ?? ''}`,
+    );
     this.name = 'MissingSecretError';
   }
 }
@@ -20,8 +26,16 @@ const TSV_TO_CSV = String.raw`BEGIN { FS = "\t"; OFS = "," }
 
 function mysqlOptionFile(s: ReadonlyMap<string, string>): string {
   const quote = (v: string): string => `"${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"`;
-  return ['[client]', `host=${quote(s.get('MYSQL_HOST') ?? '')}`, `port=${s.get('MYSQL_PORT') ?? '3306'}`, `user=${quote(s.get('MYSQL_USER') ?? '')}`,
-    `password=${quote(s.get('MYSQL_PASS') ?? '')}`, `database=${quote(s.get('MYSQL_DB') ?? '')}`, 'protocol=tcp', ''].join('\n');
+  return [
+    '[client]',
+    `host=${quote(s.get('MYSQL_HOST') ?? '')}`,
+    `port=${s.get('MYSQL_PORT') ?? '3306'}`,
+    `user=${quote(s.get('MYSQL_USER') ?? '')}`,
+    `password=${quote(s.get('MYSQL_PASS') ?? '')}`,
+    `database=${quote(s.get('MYSQL_DB') ?? '')}`,
+    'protocol=tcp',
+    '',
+  ].join('\n');
 }
 
 export function runSpecFor(task: Assignment, secrets: ReadonlyMap<string, string> = new Map()): RunSpec {
@@ -30,7 +44,12 @@ export function runSpecFor(task: Assignment, secrets: ReadonlyMap<string, string
   if (missing.length > 0) throw new MissingSecretError(missing, task.target.name, type);
   const env: Record<string, string> = {
     ...Object.fromEntries(secrets),
-    PATH: TASK_PATH, LANG: 'C.UTF-8', LC_ALL: 'C.UTF-8', TERM: 'dumb', FERRY_TASK_ID: task.id, FERRY_TARGET: task.target.name,
+    PATH: TASK_PATH,
+    LANG: 'C.UTF-8',
+    LC_ALL: 'C.UTF-8',
+    TERM: 'dumb',
+    FERRY_TASK_ID: task.id,
+    FERRY_TARGET: task.target.name,
   };
   const s = (k: string): string => secrets.get(k) ?? '';
   switch (type) {
@@ -42,25 +61,49 @@ export function runSpecFor(task: Assignment, secrets: ReadonlyMap<string, string
       return { argv: ['node', '{script}'], env, script: task.script };
     case 'postgres':
     case 'postgres-csv': {
-      const pgEnv = { ...env, PGHOST: s('PG_HOST'), PGPORT: secrets.get('PG_PORT') ?? '5432', PGUSER: s('PG_USER'), PGPASSWORD: s('PG_PASS'), PGDATABASE: s('PG_DB'), PGAPPNAME: 'ferry', PGCONNECT_TIMEOUT: '15' };
+      const pgEnv = {
+        ...env,
+        PGHOST: s('PG_HOST'),
+        PGPORT: secrets.get('PG_PORT') ?? '5432',
+        PGUSER: s('PG_USER'),
+        PGPASSWORD: s('PG_PASS'),
+        PGDATABASE: s('PG_DB'),
+        PGAPPNAME: 'ferry',
+        PGCONNECT_TIMEOUT: '15',
+      };
       const format = type === 'postgres-csv' ? ['--csv'] : ['--no-align', '--field-separator=\t', '--pset=footer=off'];
       return { argv: ['psql', '-X', '--quiet', '-v', 'ON_ERROR_STOP=1', ...format, '-f', '{script}'], env: pgEnv, script: task.script };
     }
     case 'mysql':
     case 'mysql-csv': {
       const client = 'exec_client() { if command -v mariadb >/dev/null; then mariadb "$@"; else mysql "$@"; fi; }';
-      const run = type === 'mysql-csv'
-        ? `set -o pipefail; exec_client --defaults-extra-file="$1" --batch < "$2" | awk '${TSV_TO_CSV.replace(/'/g, "'\\''")}'`
-        : 'exec_client --defaults-extra-file="$1" --batch < "$2"';
-      return { argv: ['bash', '-c', `${client}; ${run}`, 'ferry-sql', '{files}/client.cnf', '{script}'], env, script: task.script, files: { 'client.cnf': mysqlOptionFile(secrets) } };
+      const run =
+        type === 'mysql-csv'
+          ? `set -o pipefail; exec_client --defaults-extra-file="$1" --batch < "$2" | awk '${TSV_TO_CSV.replace(/'/g, "'\\''")}'`
+          : 'exec_client --defaults-extra-file="$1" --batch < "$2"';
+      return {
+        argv: ['bash', '-c', `${client}; ${run}`, 'ferry-sql', '{files}/client.cnf', '{script}'],
+        env,
+        script: task.script,
+        files: { 'client.cnf': mysqlOptionFile(secrets) },
+      };
     }
     case 'kubernetes': {
       const { KUBE_CONFIG: kubeconfig, ...rest } = env;
-      return { argv: ['bash', '--noprofile', '--norc', '{script}'], env: { ...rest, KUBECONFIG: '{files}/kubeconfig' }, script: task.script, files: { kubeconfig: kubeconfig ?? '' } };
+      return {
+        argv: ['bash', '--noprofile', '--norc', '{script}'],
+        env: { ...rest, KUBECONFIG: '{files}/kubeconfig' },
+        script: task.script,
+        files: { kubeconfig: kubeconfig ?? '' },
+      };
     }
     case 'aws': {
       const region = secrets.get('AWS_REGION');
-      return { argv: ['bash', '--noprofile', '--norc', '{script}'], env: { ...env, ...(region ? { AWS_DEFAULT_REGION: region } : {}), AWS_PAGER: '', AWS_CONFIG_FILE: '/dev/null' }, script: task.script };
+      return {
+        argv: ['bash', '--noprofile', '--norc', '{script}'],
+        env: { ...env, ...(region ? { AWS_DEFAULT_REGION: region } : {}), AWS_PAGER: '', AWS_CONFIG_FILE: '/dev/null' },
+        script: task.script,
+      };
     }
   }
 }

@@ -21,7 +21,9 @@ export interface Recovery {
 }
 
 const UNACCOUNTED: FinalOutcome = {
-  status: 'error', exitCode: null, signal: null,
+  status: 'error',
+  exitCode: null,
+  signal: null,
   reason: 'the agent restarted while this task ran; its outcome is unknown (output up to the restart was kept)',
 };
 
@@ -48,7 +50,9 @@ function reopen(spoolDir: string, taskId: string, log: Logger): TaskSpool | unde
 function deliver(spool: TaskSpool, client: FerryClient, log: Logger): Promise<void> {
   const uploader = OutputUploader.resume(client, spool, log);
   const finished = spool.final !== null;
-  log.warn({ finished, spooled: spool.bytesProduced, acked: spool.acked }, finished ? 'delivering a finished task spooled before the restart' : 'reporting a task this agent cannot account for');
-  return deliverFinalStatus(client, spool, uploader, spool.final ?? UNACCOUNTED, log)
-    .catch((err: unknown) => log.error({ err }, 'recovery failed'));
+  log.warn(
+    { finished, spooled: spool.bytesProduced, acked: spool.acked },
+    finished ? 'delivering a finished task spooled before the restart' : 'reporting a task this agent cannot account for',
+  );
+  return deliverFinalStatus(client, spool, uploader, spool.final ?? UNACCOUNTED, log).catch((err: unknown) => log.error({ err }, 'recovery failed'));
 }

@@ -29,7 +29,8 @@ function sweepSandboxes(dir: string, log: Logger): void {
 async function credentialFor(config: AgentConfig, log: Logger): Promise<StoredCredential> {
   const stored = loadCredential(config.dataDir);
   if (stored) return stored;
-  if (!config.joinToken) throw new CredentialError(`No credential in ${config.dataDir} and no join token. Start with --join-token TOKEN (from \`ferry agent token create\`).`);
+  if (!config.joinToken)
+    throw new CredentialError(`No credential in ${config.dataDir} and no join token. Start with --join-token TOKEN (from \`ferry agent token create\`).`);
   const credential = await registerAgent(config.dataDir, config.joinToken, config.name, config.concurrency);
   log.info({ agentId: credential.agentId, server: credential.serverUrl }, 'registered');
   return credential;
@@ -44,11 +45,20 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions = {
   if (executor.warning) log.warn(executor.warning);
   const credential = await credentialFor(config, log);
   const worker = new Worker({
-    credential, executor, keys: new KeyStore(config.dataDir), spoolDir: join(config.dataDir, 'spool'), concurrency: config.concurrency, graceMs: config.graceSeconds * 1000,
-    pollWaitSeconds: config.pollWaitSeconds, log: log.child({ agentId: credential.agentId }),
+    credential,
+    executor,
+    keys: new KeyStore(config.dataDir),
+    spoolDir: join(config.dataDir, 'spool'),
+    concurrency: config.concurrency,
+    graceMs: config.graceSeconds * 1000,
+    pollWaitSeconds: config.pollWaitSeconds,
+    log: log.child({ agentId: credential.agentId }),
   });
   const onSignal = (signal: NodeJS.Signals | 'stop signal'): void => {
-    log.info({ signal, running: worker.runningCount }, worker.runningCount > 0 ? 'draining: finishing running tasks (signal again to cancel them)' : 'stopping');
+    log.info(
+      { signal, running: worker.runningCount },
+      worker.runningCount > 0 ? 'draining: finishing running tasks (signal again to cancel them)' : 'stopping',
+    );
     worker.stop();
   };
   const onAbort = (): void => onSignal('stop signal');
@@ -56,7 +66,10 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions = {
   process.on('SIGINT', onSignal);
   options.signal?.addEventListener('abort', onAbort, { once: true });
   if (options.signal?.aborted) onAbort();
-  log.info({ agentId: credential.agentId, name: credential.name, executor: executor.name, concurrency: config.concurrency, server: credential.serverUrl }, 'agent started');
+  log.info(
+    { agentId: credential.agentId, name: credential.name, executor: executor.name, concurrency: config.concurrency, server: credential.serverUrl },
+    'agent started',
+  );
   try {
     await worker.run();
   } finally {

@@ -45,7 +45,10 @@ export class TaskRunner {
   private secretEnv: Map<string, string> = new Map();
   private spoolError: Error | undefined;
 
-  constructor(readonly task: Assignment, private readonly deps: TaskRunnerDeps) {
+  constructor(
+    readonly task: Assignment,
+    private readonly deps: TaskRunnerDeps,
+  ) {
     this.log = deps.log.child({ taskId: task.id });
     this.spool = TaskSpool.create(deps.spoolDir, task.id);
     this.uploader = new OutputUploader(deps.client, this.spool, this.log, deps.uploader ?? DEFAULT_UPLOADER_OPTIONS);
@@ -72,7 +75,10 @@ export class TaskRunner {
       const secrets = prepareSecrets(this.task, this.deps.keys);
       this.masking = new SecretMasker([...secrets.env.values()]);
       for (const name of secrets.unmasked) {
-        this.uploader.write(Streams.system, Buffer.from(`[ferry] warning: secret ${name} is shorter than ${MIN_MASKED_SECRET_LENGTH} characters and is not masked in output\n`));
+        this.uploader.write(
+          Streams.system,
+          Buffer.from(`[ferry] warning: secret ${name} is shorter than ${MIN_MASKED_SECRET_LENGTH} characters and is not masked in output\n`),
+        );
       }
       this.secretEnv = secrets.env;
       // The start is confirmed with the server (a compare-and-set on our lease) while the
@@ -80,7 +86,9 @@ export class TaskRunner {
       // cut off must not run here as well as on the agent that took it over.
       const confirmed = this.confirmStart();
       sandbox = await this.deps.executor.create(this.task.id, {
-        network: this.task.network, maxProcesses: this.task.maxProcesses, memoryBytes: this.task.memoryBytes,
+        network: this.task.network,
+        maxProcesses: this.task.maxProcesses,
+        memoryBytes: this.task.memoryBytes,
       });
       if (!(await confirmed)) this.stop('lease_lost');
       if (this.stopReason === 'lease_lost') throw new LeaseLostError(this.task.id);
@@ -92,7 +100,8 @@ export class TaskRunner {
       clearTimeout(timeout);
     } catch (err) {
       if (err instanceof LeaseLostError) this.stop('lease_lost');
-      errorReason = err instanceof SecretPreparationError || err instanceof MissingSecretError ? err.message : `could not start the task: ${(err as Error).message}`;
+      errorReason =
+        err instanceof SecretPreparationError || err instanceof MissingSecretError ? err.message : `could not start the task: ${(err as Error).message}`;
       this.log.error({ err }, 'task failed to start');
     } finally {
       await sandbox?.dispose().catch((err: unknown) => this.log.error({ err }, 'sandbox disposal failed'));
@@ -151,7 +160,7 @@ export class TaskRunner {
     // executor, setsid) may still hold the pipes open, so do not wait on them forever.
     const settle = new Promise<'late'>((r) => setTimeout(() => r('late'), PIPE_SETTLE_MS).unref());
     if ((await Promise.race([drained, settle])) === 'late') {
-      this.log.warn('the task\'s output pipes stayed open after it exited; closing them');
+      this.log.warn("the task's output pipes stayed open after it exited; closing them");
       proc.stdout.destroy();
       proc.stderr.destroy();
     }
@@ -164,7 +173,12 @@ export class TaskRunner {
       return { status: 'error', exitCode: null, signal: null, reason: errorReason ?? 'the task did not run' };
     }
     const ladder = this.ladder ? await this.ladder : undefined;
-    const how = ladder === 'sigkill' ? `killed with SIGKILL after the ${this.deps.graceMs / 1000} s grace period` : ladder === 'sigterm' ? 'stopped by SIGTERM' : 'it had already exited';
+    const how =
+      ladder === 'sigkill'
+        ? `killed with SIGKILL after the ${this.deps.graceMs / 1000} s grace period`
+        : ladder === 'sigterm'
+          ? 'stopped by SIGTERM'
+          : 'it had already exited';
     let status: FinalStatus;
     let reason: string | null = null;
     if (this.stopReason === 'cancelled') {

@@ -47,20 +47,28 @@ export class Worker {
 
   constructor(private readonly opts: WorkerOptions) {
     this.client = agentClient(opts.credential);
-    this.heartbeats = new Heartbeats(this.client, {
-      held: () => [...this.runners.keys(), ...this.recovering],
-      cancel: (id) => this.runners.get(id)?.stop('cancelled'),
-      revoke: (id) => this.runners.get(id)?.stop('lease_lost'),
-      fatal: (err) => this.failFatal(err),
-    }, opts.log);
+    this.heartbeats = new Heartbeats(
+      this.client,
+      {
+        held: () => [...this.runners.keys(), ...this.recovering],
+        cancel: (id) => this.runners.get(id)?.stop('cancelled'),
+        revoke: (id) => this.runners.get(id)?.stop('lease_lost'),
+        fatal: (err) => this.failFatal(err),
+      },
+      opts.log,
+    );
     const keys = new KeyPublisher(this.client, opts.keys, opts.log, this.stopping.signal);
-    this.loop = new PollLoop(this.client, {
-      free: () => opts.concurrency - this.runners.size,
-      running: () => [...this.runners.keys()],
-      onTask: (task) => this.startRunner(task),
-      onCancel: (id) => this.runners.get(id)?.stop('cancelled'),
-      onKeyRequests: (requests) => keys.publish(requests),
-    }, { waitSeconds: opts.pollWaitSeconds, stop: this.stopping.signal, log: opts.log });
+    this.loop = new PollLoop(
+      this.client,
+      {
+        free: () => opts.concurrency - this.runners.size,
+        running: () => [...this.runners.keys()],
+        onTask: (task) => this.startRunner(task),
+        onCancel: (id) => this.runners.get(id)?.stop('cancelled'),
+        onKeyRequests: (requests) => keys.publish(requests),
+      },
+      { waitSeconds: opts.pollWaitSeconds, stop: this.stopping.signal, log: opts.log },
+    );
   }
 
   /** Runs until stopped (resolves) or a fatal error (rejects). */
@@ -101,10 +109,12 @@ export class Worker {
     for (const { taskId, delivered } of recoverSpools(this.opts.spoolDir, this.client, this.opts.log)) {
       this.recovering.add(taskId);
       this.heartbeats.start();
-      this.track(delivered.finally(() => {
-        this.recovering.delete(taskId);
-        this.taskEnded();
-      }));
+      this.track(
+        delivered.finally(() => {
+          this.recovering.delete(taskId);
+          this.taskEnded();
+        }),
+      );
     }
   }
 
@@ -113,13 +123,16 @@ export class Worker {
     const runner = new TaskRunner(task, { client: this.client, executor, log, graceMs, keys, spoolDir });
     this.runners.set(task.id, runner);
     this.heartbeats.start();
-    this.track(runner.run()
-      .catch((err: unknown) => log.error({ err, taskId: task.id }, 'task runner crashed'))
-      .finally(() => {
-        this.runners.delete(task.id);
-        this.taskEnded();
-        this.loop.slotFreed();
-      }));
+    this.track(
+      runner
+        .run()
+        .catch((err: unknown) => log.error({ err, taskId: task.id }, 'task runner crashed'))
+        .finally(() => {
+          this.runners.delete(task.id);
+          this.taskEnded();
+          this.loop.slotFreed();
+        }),
+    );
   }
 
   private track(ended: Promise<void>): void {

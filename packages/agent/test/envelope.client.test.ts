@@ -23,7 +23,7 @@ function flipBit(b64: string): string {
   return base64Encode(bytes);
 }
 
-test('the client\'s key id of a generated key equals the agent\'s', async () => {
+test("the client's key id of a generated key equals the agent's", async () => {
   assert.equal(await sealingKeyId(keys.publicKeyPem), kid);
   assert.equal(keys.kid, kid);
 });
@@ -53,7 +53,7 @@ test('a value sealed for another target, name or organization does not open', as
   assert.equal(open(sealed).toString('utf8'), 'correct horse battery staple', 'with the right binding it opens');
 });
 
-test('a value sealed with another target\'s key does not open', async () => {
+test("a value sealed with another target's key does not open", async () => {
   const other = await generateSealingKeyPair();
   const sealed = await sealSecret(other.publicKeyPem, binding, 'correct horse battery staple');
   assert.throws(() => open(sealed), SecretOpenError);

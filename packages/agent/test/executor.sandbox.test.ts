@@ -37,17 +37,18 @@ function collect(proc: RunningProcess): { out: () => string; err: () => string; 
     out += d.toString();
     for (const w of waiters) w();
   });
-  const waitFor = (text: string, ms = 20_000) => new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no "${text}" within ${ms}ms; stdout: ${out} stderr: ${err}`)), ms);
-    const check = () => {
-      if (!out.includes(text)) return;
-      clearTimeout(timer);
-      waiters.delete(check);
-      resolve();
-    };
-    waiters.add(check);
-    check();
-  });
+  const waitFor = (text: string, ms = 20_000) =>
+    new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no "${text}" within ${ms}ms; stdout: ${out} stderr: ${err}`)), ms);
+      const check = () => {
+        if (!out.includes(text)) return;
+        clearTimeout(timer);
+        waiters.delete(check);
+        resolve();
+      };
+      waiters.add(check);
+      check();
+    });
   return { out: () => out, err: () => err, waitFor };
 }
 
@@ -81,7 +82,8 @@ function taskCgroup(t: TestContext, pid: number, controller: string): string | u
   const dir = cgroupDirOf(pid, controller);
   if (dir?.includes('/ferry/')) return dir;
   const own = cgroupDirOf(process.pid, controller);
-  if (process.getuid?.() === 0 && own && existsSync(join(own, 'cgroup.procs'))) assert.fail(`the host has a writable ${controller} cgroup but the task is in ${dir}`);
+  if (process.getuid?.() === 0 && own && existsSync(join(own, 'cgroup.procs')))
+    assert.fail(`the host has a writable ${controller} cgroup but the task is in ${dir}`);
   t.skip(`no writable ${controller} cgroup on this host`);
   return undefined;
 }
@@ -94,7 +96,9 @@ test('the task runs as uid 65534 with only its own environment and read-only sys
   if (!usable(t)) return;
   const env = await run('', LIMITS, ['/usr/bin/env']);
   assert.deepEqual(env.out.trim().split('\n').sort(), ['FERRY_TASK_ID=t', 'HOME=/work', `PATH=${TASK_PATH}`, 'PWD=/work', 'TMPDIR=/tmp']);
-  const r = await run('id -u; id -g; cat /etc/shadow || echo no-shadow; touch /usr/x /etc/x 2>/dev/null || echo ro-system; touch /work/ok && echo work-writable; pwd');
+  const r = await run(
+    'id -u; id -g; cat /etc/shadow || echo no-shadow; touch /usr/x /etc/x 2>/dev/null || echo ro-system; touch /work/ok && echo work-writable; pwd',
+  );
   assert.deepEqual(r.out.trim().split('\n'), ['65534', '65534', 'no-shadow', 'ro-system', 'work-writable', '/work']);
   assert.deepEqual(r.exit, { code: 0, signal: null });
 });
@@ -129,7 +133,9 @@ test('a later task sees nothing an earlier task wrote, and nothing of it is left
 test('the task sees only its own processes and cannot signal the agent', async (t) => {
   if (!usable(t)) return;
   assert.ok(process.pid > 10, 'the agent pid must not collide with the few pids inside');
-  const r = await run(`ls /proc | grep -c '^[0-9]'; ps -e -o pid= | wc -l; cat /proc/1/comm; kill -0 ${process.pid} 2>/dev/null && echo SIGNALLED || echo no-such-process`);
+  const r = await run(
+    `ls /proc | grep -c '^[0-9]'; ps -e -o pid= | wc -l; cat /proc/1/comm; kill -0 ${process.pid} 2>/dev/null && echo SIGNALLED || echo no-such-process`,
+  );
   const [procEntries, psCount, init, kill] = r.out.trim().split('\n');
   assert.ok(Number(procEntries) <= 5, `only the sandbox's processes in /proc, saw ${procEntries}`);
   assert.ok(Number(psCount) <= 5, `ps shows only the sandbox, saw ${psCount}`);
@@ -141,11 +147,15 @@ test('setsid and double-forked daemons die when the task ends', async (t) => {
   if (!usable(t)) return;
   const m = marker('daemon');
   const sandbox = await executor.create('daemon', LIMITS);
-  const proc = sandbox.start({ argv: ['bash', '{script}'], env: { PATH: TASK_PATH }, script: `
+  const proc = sandbox.start({
+    argv: ['bash', '{script}'],
+    env: { PATH: TASK_PATH },
+    script: `
 setsid bash -c 'exec -a ${m}-setsid sleep 1000' </dev/null >/dev/null 2>&1 &
 ( ( exec -a ${m}-orphan sleep 1000 </dev/null >/dev/null 2>&1 & ) & )
 for i in $(seq 1 200); do [ "$(pgrep -fc '${m}-')" = 2 ] && break; sleep 0.05; done
-echo "running: $(pgrep -fc '${m}-') orphan-parent: $(ps -o ppid= -p "$(pgrep -f '${m}-orphan')" | tr -d ' ')"` });
+echo "running: $(pgrep -fc '${m}-') orphan-parent: $(ps -o ppid= -p "$(pgrep -f '${m}-orphan')" | tr -d ' ')"`,
+  });
   const io = collect(proc);
   try {
     assert.deepEqual(await proc.exited, { code: 0, signal: null });
@@ -184,7 +194,11 @@ for (const cgroups of [true, false]) {
 test('a task over its memory limit is killed', async (t) => {
   if (!usable(t)) return;
   const sandbox = await executor.create('mem', { ...LIMITS, memoryBytes: 64 << 20 });
-  const proc = sandbox.start({ argv: ['bash', '{script}'], env: { PATH: TASK_PATH }, script: 'echo started\nperl -e \'$x = "a" x (256 << 20); print "survived\\n"\'' });
+  const proc = sandbox.start({
+    argv: ['bash', '{script}'],
+    env: { PATH: TASK_PATH },
+    script: 'echo started\nperl -e \'$x = "a" x (256 << 20); print "survived\\n"\'',
+  });
   const io = collect(proc);
   try {
     await io.waitFor('started');
@@ -199,7 +213,10 @@ test('a task over its memory limit is killed', async (t) => {
 
 test('terminate: SIGTERM ends a normal task; a task that ignores it gets SIGKILL after the grace period', async (t) => {
   if (!usable(t)) return;
-  for (const [script, expected, signal] of [['echo ready; sleep 1000', 'sigterm', 'SIGTERM'], ["trap '' TERM; echo ready; while :; do sleep 1; done", 'sigkill', 'SIGKILL']] as const) {
+  for (const [script, expected, signal] of [
+    ['echo ready; sleep 1000', 'sigterm', 'SIGTERM'],
+    ["trap '' TERM; echo ready; while :; do sleep 1; done", 'sigkill', 'SIGKILL'],
+  ] as const) {
     const sandbox = await executor.create('term', LIMITS);
     const proc = sandbox.start({ argv: ['bash', '{script}'], env: { PATH: TASK_PATH }, script });
     try {
@@ -281,6 +298,8 @@ test('50 tasks in a row leave no processes, folders or cgroups behind', { timeou
 test('overhead of the sandbox over a plain spawn (benchmark, reported)', { timeout: 120_000 }, async (t) => {
   if (!usable(t)) return;
   const { plainMs, sandboxMs, extraMs } = await measureOverhead(executor, 50);
-  console.log(`# sandboxed true: median ${sandboxMs.toFixed(1)} ms (create→exit→dispose); plain spawn: ${plainMs.toFixed(1)} ms; extra ${extraMs.toFixed(1)} ms`);
+  console.log(
+    `# sandboxed true: median ${sandboxMs.toFixed(1)} ms (create→exit→dispose); plain spawn: ${plainMs.toFixed(1)} ms; extra ${extraMs.toFixed(1)} ms`,
+  );
   assert.ok(extraMs < 1_000, 'the sandbox adds well under a second per task');
 });

@@ -237,7 +237,9 @@ test('JSON-escaped: JSON.stringify without quotes, and the ASCII-only / Go / PHP
   const v = 'he said "hi" \\ C:\\path\n\ttab é €/<x>&';
   const m = new SecretMasker([v]);
   assert.equal(m.maskString(JSON.stringify({ password: v, n: 1 })), '{"password":"***","n":1}');
-  const python = JSON.stringify(v).slice(1, -1).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const python = JSON.stringify(v)
+    .slice(1, -1)
+    .replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   assert.equal(m.maskString(`{"password": "${python}"}`), '{"password": "***"}');
   const go = JSON.stringify(v).slice(1, -1).replace(/</g, '\\u003c').replace(/>/g, '\\u003e').replace(/&/g, '\\u0026');
   assert.equal(m.maskString(`{"password":"${go}"}`), '{"password":"***"}');
@@ -255,7 +257,7 @@ test("shell-quoted: '...' with '\\'' escapes, and bash printf %q", () => {
   assert.equal(q, "it\\'s\\ a\\ s3cret\\;\\ \\$HOME\\ \\&\\ more");
   assert.equal(m.maskString(`exec env X=${q} cmd`), 'exec env X=*** cmd');
   // $'...' style for values with control characters: only the inside is a form.
-  assert.equal(bashPrintfQ('tab\there\u001b[0m\''), "tab\\there\\E[0m\\'");
+  assert.equal(bashPrintfQ("tab\there\u001b[0m'"), "tab\\there\\E[0m\\'");
   assert.equal(maskStr(['line1-secret\nline2'], "X=$'line1-secret\\nline2'"), "X=$'***'");
   assert.equal(bashPrintfQ('#x~y:~z=~'), '\\#x~y:\\~z=\\~');
 });
@@ -268,7 +270,10 @@ test('bashPrintfQ agrees with the real bash on random values', (t) => {
   }
   const unit = fc.constantFrom(...Array.from('aZ09 !"#$%&\'()*+,-./:;<=>?@[\\]^_`{|}~\t\n\r\u001b\u0001\u007f\u0085\u00a0\u2028\u0e00\u200béé€😀'));
   const values = fc.sample(fc.string({ unit, minLength: 1, maxLength: 12 }), { numRuns: 300, seed: 42 });
-  const res = spawnSync('bash', ['-c', 'for a in "$@"; do printf "%q\\0" "$a"; done', '_', ...values], { encoding: 'utf8', env: { ...process.env, LC_ALL: 'C.UTF-8' } });
+  const res = spawnSync('bash', ['-c', 'for a in "$@"; do printf "%q\\0" "$a"; done', '_', ...values], {
+    encoding: 'utf8',
+    env: { ...process.env, LC_ALL: 'C.UTF-8' },
+  });
   assert.equal(res.status, 0, res.stderr);
   const got = res.stdout.split('\0').slice(0, -1);
   assert.equal(got.length, values.length);
@@ -354,7 +359,9 @@ test('streams from one masker are independent; flush resets a stream for reuse; 
 });
 
 test('long values (certificate-sized) with a tiny dense table: masked, every form, any chunking', () => {
-  const body = randomBytes(1800).toString('base64').replace(/(.{64})/g, '$1\n');
+  const body = randomBytes(1800)
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n');
   const pem = `-----BEGIN PRIVATE KEY-----\n${body}\n-----END PRIVATE KEY-----\n`;
   for (const denseBudget of [1, 64, undefined]) {
     const m = new SecretMasker([pem, 'another-secret-value'], { denseBudget });
@@ -387,68 +394,90 @@ const pieceArb: fc.Arbitrary<Piece> = fc.oneof(
 const cutsArb = fc.array(fc.nat({ max: 10_000 }), { maxLength: 10 });
 
 function assemble(pieces: Piece[], patterns: Buffer[]): Buffer {
-  return Buffer.concat(pieces.map((p) => {
-    if (p.kind === 'bytes') return Buffer.from(p.bytes);
-    const f = patterns[p.pick % patterns.length]!;
-    return p.kind === 'form' ? f : f.subarray(0, p.cut % f.length); // a proper prefix
-  }));
+  return Buffer.concat(
+    pieces.map((p) => {
+      if (p.kind === 'bytes') return Buffer.from(p.bytes);
+      const f = patterns[p.pick % patterns.length]!;
+      return p.kind === 'form' ? f : f.subarray(0, p.cut % f.length); // a proper prefix
+    }),
+  );
 }
 
 test('property: no registered value or form survives, whatever the chunking', () => {
-  fc.assert(fc.property(secretsArb, fc.array(pieceArb, { maxLength: 14 }), cutsArb, (values, pieces, cuts) => {
-    const patterns = patternsOf(values);
-    fc.pre(patterns.length > 0);
-    const input = assemble(pieces, patterns);
-    const out = run(new SecretMasker(values), split(input, cuts)).all;
-    for (const v of values) assert.ok(!out.includes(Buffer.from(v)), `value ${JSON.stringify(v)} in ${JSON.stringify(out.toString('latin1'))}`);
-    for (const p of patterns) assert.ok(!out.includes(p), `form ${JSON.stringify(p.toString())} in ${JSON.stringify(out.toString('latin1'))}`);
-  }), { numRuns: 1500 });
+  fc.assert(
+    fc.property(secretsArb, fc.array(pieceArb, { maxLength: 14 }), cutsArb, (values, pieces, cuts) => {
+      const patterns = patternsOf(values);
+      fc.pre(patterns.length > 0);
+      const input = assemble(pieces, patterns);
+      const out = run(new SecretMasker(values), split(input, cuts)).all;
+      for (const v of values) assert.ok(!out.includes(Buffer.from(v)), `value ${JSON.stringify(v)} in ${JSON.stringify(out.toString('latin1'))}`);
+      for (const p of patterns) assert.ok(!out.includes(p), `form ${JSON.stringify(p.toString())} in ${JSON.stringify(out.toString('latin1'))}`);
+    }),
+    { numRuns: 1500 },
+  );
 });
 
 test('property: output without secrets passes byte-for-byte, holding back only a pending prefix', () => {
-  fc.assert(fc.property(secretsArb, fc.array(pieceArb.filter((p) => p.kind !== 'form'), { maxLength: 14 }), cutsArb, (values, pieces, cuts) => {
-    const patterns = patternsOf(values);
-    fc.pre(patterns.length > 0);
-    const input = assemble(pieces, patterns);
-    fc.pre(patterns.every((p) => !input.includes(p)));
-    const s = new SecretMasker(values).forStream();
-    let consumed = 0;
-    let emitted: Buffer[] = [];
-    for (const chunk of split(input, cuts)) {
-      emitted.push(s.push(chunk));
-      consumed += chunk.length;
-      const held = longestPendingPrefix(input.subarray(0, consumed), patterns);
-      const sofar = Buffer.concat(emitted);
-      emitted = [sofar];
-      assert.equal(s.heldBytes, held);
-      assert.deepEqual(sofar, input.subarray(0, consumed - held));
-    }
-    assert.deepEqual(Buffer.concat([...emitted, s.flush()]), input);
-  }), { numRuns: 1500 });
+  fc.assert(
+    fc.property(
+      secretsArb,
+      fc.array(
+        pieceArb.filter((p) => p.kind !== 'form'),
+        { maxLength: 14 },
+      ),
+      cutsArb,
+      (values, pieces, cuts) => {
+        const patterns = patternsOf(values);
+        fc.pre(patterns.length > 0);
+        const input = assemble(pieces, patterns);
+        fc.pre(patterns.every((p) => !input.includes(p)));
+        const s = new SecretMasker(values).forStream();
+        let consumed = 0;
+        let emitted: Buffer[] = [];
+        for (const chunk of split(input, cuts)) {
+          emitted.push(s.push(chunk));
+          consumed += chunk.length;
+          const held = longestPendingPrefix(input.subarray(0, consumed), patterns);
+          const sofar = Buffer.concat(emitted);
+          emitted = [sofar];
+          assert.equal(s.heldBytes, held);
+          assert.deepEqual(sofar, input.subarray(0, consumed - held));
+        }
+        assert.deepEqual(Buffer.concat([...emitted, s.flush()]), input);
+      },
+    ),
+    { numRuns: 1500 },
+  );
 });
 
 test('property: output is independent of chunk boundaries and equals the brute-force reference', () => {
-  fc.assert(fc.property(secretsArb, fc.array(pieceArb, { maxLength: 14 }), cutsArb, cutsArb, fc.constantFrom(4, 4096), (values, pieces, cuts1, cuts2, laneMinBytes) => {
-    const patterns = patternsOf(values);
-    fc.pre(patterns.length > 0);
-    const input = assemble(pieces, patterns);
-    const m = new SecretMasker(values, { laneMinBytes });
-    const a = run(m, split(input, cuts1)).all;
-    const b = run(m, split(input, cuts2)).all;
-    assert.deepEqual(a, b);
-    assert.deepEqual(a, reference(input, patterns));
-  }), { numRuns: 1500 });
+  fc.assert(
+    fc.property(secretsArb, fc.array(pieceArb, { maxLength: 14 }), cutsArb, cutsArb, fc.constantFrom(4, 4096), (values, pieces, cuts1, cuts2, laneMinBytes) => {
+      const patterns = patternsOf(values);
+      fc.pre(patterns.length > 0);
+      const input = assemble(pieces, patterns);
+      const m = new SecretMasker(values, { laneMinBytes });
+      const a = run(m, split(input, cuts1)).all;
+      const b = run(m, split(input, cuts2)).all;
+      assert.deepEqual(a, b);
+      assert.deepEqual(a, reference(input, patterns));
+    }),
+    { numRuns: 1500 },
+  );
 });
 
 test('property: dense overlaps (tiny alphabet, short values, tiny dense table, four-lane scan) still equal the reference', () => {
   const small = fc.array(fc.string({ unit: fc.constantFrom('a', 'b', 'c'), minLength: 2, maxLength: 8 }), { minLength: 1, maxLength: 6 });
   const text = fc.array(fc.constantFrom(...'aabbc-'.split('')), { maxLength: 60 }).map((cs) => Buffer.from(cs.join('')));
-  fc.assert(fc.property(small, text, cutsArb, fc.constantFrom(1, 1, 8, 1 << 20), fc.constantFrom(4, 4, 4096), (values, input, cuts, denseBudget, laneMinBytes) => {
-    const m = new SecretMasker(values, { minLength: 2, denseBudget, laneMinBytes });
-    const out = run(m, split(input, cuts)).all;
-    assert.deepEqual(out, reference(input, patternsOf(values, 2)));
-    assert.deepEqual(out, run(m, [input]).all);
-  }), { numRuns: 3000 });
+  fc.assert(
+    fc.property(small, text, cutsArb, fc.constantFrom(1, 1, 8, 1 << 20), fc.constantFrom(4, 4, 4096), (values, input, cuts, denseBudget, laneMinBytes) => {
+      const m = new SecretMasker(values, { minLength: 2, denseBudget, laneMinBytes });
+      const out = run(m, split(input, cuts)).all;
+      assert.deepEqual(out, reference(input, patternsOf(values, 2)));
+      assert.deepEqual(out, run(m, [input]).all);
+    }),
+    { numRuns: 3000 },
+  );
 });
 
 test('deep (sparse) states follow failure links into other patterns', () => {
@@ -463,26 +492,29 @@ test('deep (sparse) states follow failure links into other patterns', () => {
 });
 
 test('automaton over arbitrary bytes (all 256 byte values in patterns) reports every longest match', () => {
-  fc.assert(fc.property(
-    fc.array(fc.uint8Array({ minLength: 1, maxLength: 5 }), { minLength: 1, maxLength: 8 }),
-    fc.uint8Array({ maxLength: 200 }),
-    fc.constantFrom(1, 1 << 20),
-    (pats, tail, denseBudget) => {
-      const all = Uint8Array.from({ length: 256 }, (_, i) => i);
-      const patterns = [...pats, all];
-      const data = Buffer.concat([Buffer.from(tail), Buffer.from(patterns[0]!), Buffer.from(tail)]);
-      const a = new ByteAutomaton(patterns, { denseBudget, laneMinBytes: 4 });
-      const got: string[] = [];
-      a.scan(data, 0, 0, { match: (end, len) => got.push(`${end}:${len}`) });
-      const want: string[] = [];
-      for (let end = 1; end <= data.length; end++) {
-        let best = 0;
-        for (const p of patterns) if (p.length <= end && data.subarray(end - p.length, end).equals(p)) best = Math.max(best, p.length);
-        if (best > 0) want.push(`${end}:${best}`);
-      }
-      assert.deepEqual(got, want);
-    },
-  ), { numRuns: 500 });
+  fc.assert(
+    fc.property(
+      fc.array(fc.uint8Array({ minLength: 1, maxLength: 5 }), { minLength: 1, maxLength: 8 }),
+      fc.uint8Array({ maxLength: 200 }),
+      fc.constantFrom(1, 1 << 20),
+      (pats, tail, denseBudget) => {
+        const all = Uint8Array.from({ length: 256 }, (_, i) => i);
+        const patterns = [...pats, all];
+        const data = Buffer.concat([Buffer.from(tail), Buffer.from(patterns[0]!), Buffer.from(tail)]);
+        const a = new ByteAutomaton(patterns, { denseBudget, laneMinBytes: 4 });
+        const got: string[] = [];
+        a.scan(data, 0, 0, { match: (end, len) => got.push(`${end}:${len}`) });
+        const want: string[] = [];
+        for (let end = 1; end <= data.length; end++) {
+          let best = 0;
+          for (const p of patterns) if (p.length <= end && data.subarray(end - p.length, end).equals(p)) best = Math.max(best, p.length);
+          if (best > 0) want.push(`${end}:${best}`);
+        }
+        assert.deepEqual(got, want);
+      },
+    ),
+    { numRuns: 500 },
+  );
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -499,7 +531,9 @@ test('throughput with 0, 10 and 100 secrets over ~50 MB of log-like output', () 
   const build0 = performance.now();
   const built = new SecretMasker(secrets);
   const buildMs = performance.now() - build0;
-  const lines = [`masker: 100 secrets -> ${built.patternCount} patterns, automaton ${(built.automatonBytes / 2 ** 20).toFixed(1)} MiB, built in ${buildMs.toFixed(1)} ms`];
+  const lines = [
+    `masker: 100 secrets -> ${built.patternCount} patterns, automaton ${(built.automatonBytes / 2 ** 20).toFixed(1)} MiB, built in ${buildMs.toFixed(1)} ms`,
+  ];
   for (const n of [0, 10, 100]) {
     const mibs = measureMaskerThroughput(SecretMasker, n, 50);
     assert.ok(Number.isFinite(mibs) && mibs > 0);

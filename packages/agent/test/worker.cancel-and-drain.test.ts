@@ -14,7 +14,7 @@ test('a cancel in a heartbeat answer stops the task, and it ends as cancelled', 
   const cp = await FakeControlPlane.start();
   const task = cp.queueTask({ script: 'echo started\nsleep 20\necho never\n' });
   await startAgent(t, cp);
-  await cp.waitFor('the task\'s first output', () => cp.output(task.id).includes('started'));
+  await cp.waitFor("the task's first output", () => cp.output(task.id).includes('started'));
   cp.cancelInHeartbeat(task.id);
 
   const final = await cp.waitFor('the final status', () => cp.task(task.id).final);
@@ -32,7 +32,7 @@ test('stopping the agent lets a running task finish and report before the agent 
   const flag = join(dir, 'go');
   const task = cp.queueTask({ script: `echo started\nfor i in $(seq 200); do [ -e '${flag}' ] && break; sleep 0.1; done\necho finished\n` });
   const agent = await startAgent(t, cp);
-  await cp.waitFor('the task\'s first output', () => cp.output(task.id).includes('started'));
+  await cp.waitFor("the task's first output", () => cp.output(task.id).includes('started'));
 
   agent.stop();
   const pollsAtStop = cp.callsTo('poll').length;

@@ -31,8 +31,14 @@ test('a 401 answer to a poll stops the agent with a fatal error, and it polls no
     assert.match(err.message, /refused this agent's credential: This agent was revoked/);
     return true;
   });
-  assert.deepEqual(cp.callsTo('registerAgent').map((c) => c.status), [201]);
-  assert.deepEqual(cp.callsTo('poll').map((c) => c.status), [401]);
+  assert.deepEqual(
+    cp.callsTo('registerAgent').map((c) => c.status),
+    [201],
+  );
+  assert.deepEqual(
+    cp.callsTo('poll').map((c) => c.status),
+    [401],
+  );
 });
 
 test('a 401 answer to a heartbeat stops the agent with a fatal error and cancels its running task', async (t) => {
@@ -40,7 +46,7 @@ test('a 401 answer to a heartbeat stops the agent with a fatal error and cancels
   cp.heartbeatSeconds = 0.2;
   const task = cp.queueTask({ script: 'echo started\nsleep 20\necho never\n' });
   const agent = await startAgent(t, cp);
-  await cp.waitFor('the task\'s first output', () => cp.output(task.id).includes('started'));
+  await cp.waitFor("the task's first output", () => cp.output(task.id).includes('started'));
   cp.answerNext('heartbeat', 'FERRY_E_AGENT_REVOKED');
 
   await assert.rejects(agent.done, FatalAgentError);

@@ -12,7 +12,7 @@ export function exitCodeFor(task: Task): number {
       return 0;
     case 'failed':
       if (task.exitCode !== null) return task.exitCode;
-      return 128 + (task.signal ? SIGNALS[task.signal] ?? 0 : 0);
+      return 128 + (task.signal ? (SIGNALS[task.signal] ?? 0) : 0);
     case 'timed_out':
       return 124;
     case 'cancelled':

@@ -12,12 +12,14 @@ import type { FerryClient } from '@ferry/client';
 import { createNodeClient, fetchPinnedCa, fingerprintOf } from '@ferry/client/node';
 import { UsageError } from './errors.js';
 
-const CliSettings = z.object({
-  server: z.string().url(),
-  token: z.string(),
-  caFingerprint: z.string(),
-  caPem: z.string(),
-}).strict();
+const CliSettings = z
+  .object({
+    server: z.string().url(),
+    token: z.string(),
+    caFingerprint: z.string(),
+    caPem: z.string(),
+  })
+  .strict();
 export type CliSettings = z.infer<typeof CliSettings>;
 
 function settingsFile(env: NodeJS.ProcessEnv = process.env): string {
@@ -54,7 +56,8 @@ export async function connect(env: NodeJS.ProcessEnv = process.env): Promise<Fer
   const server = env.FERRY_SERVER || stored.server;
   const token = env.FERRY_TOKEN || stored.token;
   const wantFp = env.FERRY_CA_FINGERPRINT ? normalizeFingerprint(env.FERRY_CA_FINGERPRINT) : stored.caFingerprint;
-  if (!server || !token) throw new UsageError('Not logged in. Run `ferry login --server URL --token TOKEN --ca-fingerprint SHA256` first (or set FERRY_SERVER and FERRY_TOKEN).');
+  if (!server || !token)
+    throw new UsageError('Not logged in. Run `ferry login --server URL --token TOKEN --ca-fingerprint SHA256` first (or set FERRY_SERVER and FERRY_TOKEN).');
   if (!wantFp) throw new UsageError('No CA fingerprint to trust: pass it to `ferry login` or set FERRY_CA_FINGERPRINT.');
   let caPem = stored.caPem;
   if (!caPem || stored.server !== server || fingerprintOf(caPem) !== wantFp) caPem = await fetchPinnedCa(server, wantFp);

@@ -30,9 +30,15 @@ export async function streamOutput(client: FerryClient, taskId: string, opts: Fo
   for (;;) {
     let page;
     try {
-      page = await withRetry(() => client.call(Routes.readOutput, {
-        params: { id: taskId }, query: { offset, waitSeconds: opts.follow ? 20 : 0 }, signal: opts.signal,
-      }), { maxAttempts: MAX_ATTEMPTS, signal: opts.signal });
+      page = await withRetry(
+        () =>
+          client.call(Routes.readOutput, {
+            params: { id: taskId },
+            query: { offset, waitSeconds: opts.follow ? 20 : 0 },
+            signal: opts.signal,
+          }),
+        { maxAttempts: MAX_ATTEMPTS, signal: opts.signal },
+      );
     } catch (err) {
       if (isAbort(err) || opts.signal?.aborted) return;
       throw err;

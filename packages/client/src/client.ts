@@ -8,8 +8,15 @@
  * `@ferry/client/node` (which pins the server's CA).
  */
 import {
-  OUTPUT_FRAMES_CONTENT_TYPE, OutputHeaders, routePath, utf8Decode,
-  type RouteBody, type RouteDef, type RouteParams, type RouteQuery, type RouteResult,
+  OUTPUT_FRAMES_CONTENT_TYPE,
+  OutputHeaders,
+  routePath,
+  utf8Decode,
+  type RouteBody,
+  type RouteDef,
+  type RouteParams,
+  type RouteQuery,
+  type RouteResult,
 } from '@ferry/protocol';
 import { ApiError, clientError, errorFromAnswer, isAbort } from './errors.js';
 
@@ -44,10 +51,8 @@ export interface ClientOptions {
 
 type HasKeys<T> = keyof T extends never ? false : true;
 
-export type CallInput<R extends RouteDef> =
-  & (HasKeys<RouteParams<R>> extends true ? { params: RouteParams<R> } : { params?: undefined })
-  & (R extends { body: unknown } ? { body: RouteBody<R> } : { body?: undefined })
-  & { query?: RouteQuery<R>; signal?: AbortSignal | undefined };
+export type CallInput<R extends RouteDef> = (HasKeys<RouteParams<R>> extends true ? { params: RouteParams<R> } : { params?: undefined }) &
+  (R extends { body: unknown } ? { body: RouteBody<R> } : { body?: undefined }) & { query?: RouteQuery<R>; signal?: AbortSignal | undefined };
 
 type NeedsInput<R extends RouteDef> = HasKeys<RouteParams<R>> extends true ? true : R extends { body: unknown } ? true : false;
 export type CallArgs<R extends RouteDef> = NeedsInput<R> extends true ? [input: CallInput<R>] : [input?: CallInput<R>];
@@ -117,7 +122,8 @@ export class FerryClient {
         return utf8Decode(bytes);
       case 'frames': {
         const nextOffset = Number(headers.get(OutputHeaders.nextOffset));
-        if (!Number.isSafeInteger(nextOffset)) throw new ApiError(status, 'FERRY_E_UNEXPECTED_RESPONSE', `The output answer has no valid ${OutputHeaders.nextOffset} header.`);
+        if (!Number.isSafeInteger(nextOffset))
+          throw new ApiError(status, 'FERRY_E_UNEXPECTED_RESPONSE', `The output answer has no valid ${OutputHeaders.nextOffset} header.`);
         return { body: bytes, nextOffset, taskStatus: headers.get(OutputHeaders.taskStatus) ?? '', complete: headers.get(OutputHeaders.complete) === 'true' };
       }
       default: {
@@ -130,7 +136,11 @@ export class FerryClient {
         const parsed = def.response.safeParse(json);
         if (!parsed.success) {
           const issues = parsed.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(answer)'}: ${i.message}`);
-          throw new ApiError(status, 'FERRY_E_UNEXPECTED_RESPONSE', `The server's answer to ${def.method} ${def.path} does not match this client (${issues.join('; ')}); are client and server the same version?`);
+          throw new ApiError(
+            status,
+            'FERRY_E_UNEXPECTED_RESPONSE',
+            `The server's answer to ${def.method} ${def.path} does not match this client (${issues.join('; ')}); are client and server the same version?`,
+          );
         }
         return parsed.data;
       }

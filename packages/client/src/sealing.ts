@@ -4,9 +4,7 @@
  * fresh AES-256-GCM key per value; the associated data binds organization, target, name and
  * key id. The agent opens these (packages/agent/src/secrets/envelope.ts).
  */
-import {
-  ENVELOPE_ALG, base64Decode, base64Encode, hexEncode, secretAad, utf8Encode, type SealedSecret, type SecretBinding,
-} from '@ferry/protocol';
+import { ENVELOPE_ALG, base64Decode, base64Encode, hexEncode, secretAad, utf8Encode, type SealedSecret, type SecretBinding } from '@ferry/protocol';
 
 const GCM_TAG_BYTES = 16;
 

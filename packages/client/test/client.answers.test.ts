@@ -22,7 +22,9 @@ function throwawayTls(): { caPem: string; keyPem: string; certPem: string; other
   sh('openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 -subj /CN=test-ca');
   sh('openssl req -x509 -newkey rsa:2048 -nodes -keyout other.key -out other.pem -days 1 -subj /CN=other-ca');
   sh('openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj /CN=127.0.0.1');
-  sh('printf "subjectAltName=IP:127.0.0.1" > ext.cnf && openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 1 -extfile ext.cnf');
+  sh(
+    'printf "subjectAltName=IP:127.0.0.1" > ext.cnf && openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 1 -extfile ext.cnf',
+  );
   const read = (f: string): string => readFileSync(join(dir, f), 'utf8');
   const out = { caPem: read('ca.pem'), keyPem: read('srv.key'), certPem: read('srv.pem'), otherCaPem: read('other.pem') };
   rmSync(dir, { recursive: true, force: true });
@@ -49,7 +51,7 @@ describe('the client against a misbehaving server', () => {
 
   const client = (): ReturnType<typeof createNodeClient> => createNodeClient({ serverUrl: url, caPem: tls.caPem, token: 'ferry_u_test' });
 
-  it('returns an answer that matches the route\'s schema', async () => {
+  it("returns an answer that matches the route's schema", async () => {
     answer = { status: 200, body: JSON.stringify({ ok: true, version: '0.1.0', api: 'v1', extra: 'ignored' }) };
     const c = client();
     assert.deepEqual(await c.call(Routes.health), { ok: true, version: '0.1.0', api: 'v1' });
@@ -70,8 +72,11 @@ describe('the client against a misbehaving server', () => {
     await c.close();
   });
 
-  it('keeps the server\'s error code, message and details', async () => {
-    answer = { status: 409, body: JSON.stringify({ statusCode: 409, code: 'FERRY_E_OUTPUT_GAP', error: 'Conflict', message: 'resend from 10', details: { expectedOffset: 10 } }) };
+  it("keeps the server's error code, message and details", async () => {
+    answer = {
+      status: 409,
+      body: JSON.stringify({ statusCode: 409, code: 'FERRY_E_OUTPUT_GAP', error: 'Conflict', message: 'resend from 10', details: { expectedOffset: 10 } }),
+    };
     const c = client();
     await assert.rejects(c.call(Routes.getTask, { params: { id: 't_0123456789' } }), (err: unknown) => {
       assert.ok(err instanceof ApiError);
@@ -101,19 +106,28 @@ describe('the client against a misbehaving server', () => {
     const c = client();
     let attempts = 0;
     answer = { status: 503, body: JSON.stringify({ statusCode: 503, code: 'FERRY_E_UNAVAILABLE', error: 'Service Unavailable', message: 'restarting' }) };
-    const health = await withRetry(async () => {
-      attempts++;
-      if (attempts === 3) answer = { status: 200, body: JSON.stringify({ ok: true, version: '0.1.0', api: 'v1' }) };
-      return c.call(Routes.health);
-    }, { baseMs: 5 });
+    const health = await withRetry(
+      async () => {
+        attempts++;
+        if (attempts === 3) answer = { status: 200, body: JSON.stringify({ ok: true, version: '0.1.0', api: 'v1' }) };
+        return c.call(Routes.health);
+      },
+      { baseMs: 5 },
+    );
     assert.equal(health.ok, true);
     assert.equal(attempts, 3);
     attempts = 0;
     answer = { status: 404, body: JSON.stringify({ statusCode: 404, code: 'FERRY_E_TASK_NOT_FOUND', error: 'Not Found', message: 'no' }) };
-    await assert.rejects(withRetry(async () => {
-      attempts++;
-      return c.call(Routes.getTask, { params: { id: 't_0123456789' } });
-    }, { baseMs: 5 }), { code: 'FERRY_E_TASK_NOT_FOUND' });
+    await assert.rejects(
+      withRetry(
+        async () => {
+          attempts++;
+          return c.call(Routes.getTask, { params: { id: 't_0123456789' } });
+        },
+        { baseMs: 5 },
+      ),
+      { code: 'FERRY_E_TASK_NOT_FOUND' },
+    );
     assert.equal(attempts, 1);
     await c.close();
   });

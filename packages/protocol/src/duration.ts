@@ -16,10 +16,20 @@ export function parseDurationSeconds(text: string): number | undefined {
  * (`--memory 512M` means 512 MiB, as in Docker and most tools that take memory sizes).
  */
 const SIZE_UNITS: Record<string, number> = {
-  '': 1, b: 1,
-  k: 1024, ki: 1024, kib: 1024, kb: 1000,
-  m: 1024 ** 2, mi: 1024 ** 2, mib: 1024 ** 2, mb: 1000 ** 2,
-  g: 1024 ** 3, gi: 1024 ** 3, gib: 1024 ** 3, gb: 1000 ** 3,
+  '': 1,
+  b: 1,
+  k: 1024,
+  ki: 1024,
+  kib: 1024,
+  kb: 1000,
+  m: 1024 ** 2,
+  mi: 1024 ** 2,
+  mib: 1024 ** 2,
+  mb: 1000 ** 2,
+  g: 1024 ** 3,
+  gi: 1024 ** 3,
+  gib: 1024 ** 3,
+  gb: 1000 ** 3,
 };
 
 /** Parses `1048576`, `512M`, `100MiB`, `2GB` into bytes. Returns undefined when malformed. */

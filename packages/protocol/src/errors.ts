@@ -9,7 +9,10 @@ export const ErrorCodes = {
   FERRY_E_UNAUTHENTICATED: { status: 401, message: 'Missing or invalid token. Log in again with `ferry login`.' },
   FERRY_E_JOIN_TOKEN_INVALID: { status: 401, message: 'The join token is not valid. Create a new one with `ferry agent token create`.' },
   FERRY_E_JOIN_TOKEN_EXPIRED: { status: 401, message: 'The join token has expired. Create a new one with `ferry agent token create`.' },
-  FERRY_E_JOIN_TOKEN_USED: { status: 401, message: 'The join token was already used. Join tokens work once; create a new one with `ferry agent token create`.' },
+  FERRY_E_JOIN_TOKEN_USED: {
+    status: 401,
+    message: 'The join token was already used. Join tokens work once; create a new one with `ferry agent token create`.',
+  },
   FERRY_E_AGENT_REVOKED: { status: 401, message: 'This agent was revoked. Register it again with a new join token.' },
   FERRY_E_FORBIDDEN: { status: 403, message: 'This token is not allowed to do that.' },
   FERRY_E_NOT_FOUND: { status: 404, message: 'No such API endpoint.' },
@@ -22,8 +25,8 @@ export const ErrorCodes = {
   FERRY_E_LEASE_LOST: { status: 409, message: 'This agent no longer holds the task.' },
   FERRY_E_OUTPUT_GAP: { status: 409, message: 'Output chunk does not start where the server expects; resend from the expected offset.' },
   FERRY_E_OUTPUT_MISMATCH: { status: 409, message: 'Output length or checksum does not match what the server stored.' },
-  FERRY_E_OUTPUT_LIMIT: { status: 413, message: 'The task\'s output is over its limit.' },
-  FERRY_E_LIMIT_TOO_HIGH: { status: 400, message: 'A limit is above the server\'s maximum.' },
+  FERRY_E_OUTPUT_LIMIT: { status: 413, message: "The task's output is over its limit." },
+  FERRY_E_LIMIT_TOO_HIGH: { status: 400, message: "A limit is above the server's maximum." },
   FERRY_E_TARGET_KEY_EXISTS: { status: 409, message: 'The target already has a sealing key.' },
   FERRY_E_TARGET_NO_KEY: { status: 409, message: 'The target has no sealing key yet: its agent publishes one when it first connects.' },
   FERRY_E_KEY_MISMATCH: { status: 409, message: 'The secret was sealed with a key the target no longer uses; seal it again.' },
@@ -45,7 +48,7 @@ export type ErrorCode = keyof typeof ErrorCodes;
 export const ClientErrorCodes = {
   FERRY_E_NETWORK: 'The server could not be reached, or the connection broke.',
   FERRY_E_UNEXPECTED_RESPONSE: 'The server sent an answer this client does not understand.',
-  FERRY_E_CA_MISMATCH: 'The server\'s CA certificate does not match the pinned fingerprint.',
+  FERRY_E_CA_MISMATCH: "The server's CA certificate does not match the pinned fingerprint.",
   FERRY_E_BAD_FINGERPRINT: 'That is not a SHA-256 fingerprint (64 hex digits, colons optional).',
 } as const satisfies Record<string, string>;
 
@@ -61,9 +64,16 @@ export interface ErrorBody {
 }
 
 const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found',
-  405: 'Method Not Allowed', 409: 'Conflict', 413: 'Payload Too Large',
-  415: 'Unsupported Media Type', 429: 'Too Many Requests', 500: 'Internal Server Error',
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  409: 'Conflict',
+  413: 'Payload Too Large',
+  415: 'Unsupported Media Type',
+  429: 'Too Many Requests',
+  500: 'Internal Server Error',
   503: 'Service Unavailable',
 };
 

@@ -8,11 +8,13 @@ import { base64Decode, base64UrlEncode, utf8Decode, utf8Encode } from './bytes.j
 
 const PREFIX = 'ferryjoin1.';
 
-export const JoinTokenPayload = z.object({
-  url: z.string().url(),
-  fp: z.string().regex(/^[0-9A-F]{2}(:[0-9A-F]{2}){31}$/),
-  secret: z.string().min(20),
-}).strict();
+export const JoinTokenPayload = z
+  .object({
+    url: z.string().url(),
+    fp: z.string().regex(/^[0-9A-F]{2}(:[0-9A-F]{2}){31}$/),
+    secret: z.string().min(20),
+  })
+  .strict();
 export type JoinTokenPayload = z.infer<typeof JoinTokenPayload>;
 
 export function encodeJoinToken(payload: JoinTokenPayload): string {
@@ -34,7 +36,10 @@ export function decodeJoinToken(text: string): JoinTokenPayload | undefined {
 
 /** Normalizes a CA fingerprint to upper-case colon-separated hex, or undefined if malformed. */
 export function normalizeFingerprint(text: string): string | undefined {
-  const hex = text.replace(/^sha256:/i, '').replace(/[:\s]/g, '').toUpperCase();
+  const hex = text
+    .replace(/^sha256:/i, '')
+    .replace(/[:\s]/g, '')
+    .toUpperCase();
   if (!/^[0-9A-F]{64}$/.test(hex)) return undefined;
   return hex.match(/../g)!.join(':');
 }

@@ -8,9 +8,25 @@
  */
 import { z } from 'zod';
 import {
-  AgentInfo, AuditEntry, CreateJoinTokenRequest, CreateTargetRequest, CreateTaskRequest, FinishTaskRequest, HeartbeatRequest,
-  HeartbeatResponse, JoinTokenCreated, ListTasksQuery, PollRequest, PollResponse, ReadOutputQuery, RegisterAgentRequest,
-  RegisterAgentResponse, Target, Task, UploadOutputQuery, UploadOutputResponse,
+  AgentInfo,
+  AuditEntry,
+  CreateJoinTokenRequest,
+  CreateTargetRequest,
+  CreateTaskRequest,
+  FinishTaskRequest,
+  HeartbeatRequest,
+  HeartbeatResponse,
+  JoinTokenCreated,
+  ListTasksQuery,
+  PollRequest,
+  PollResponse,
+  ReadOutputQuery,
+  RegisterAgentRequest,
+  RegisterAgentResponse,
+  Target,
+  Task,
+  UploadOutputQuery,
+  UploadOutputResponse,
 } from './schemas.js';
 import { PublishKeyRequest, SecretInfo, SetSecretRequest, TargetKey } from './secrets.js';
 
@@ -84,7 +100,14 @@ export const Routes = {
   publishKey: route({ method: 'POST', path: '/v1/agent/targets/:id/key', auth: 'agent', body: PublishKeyRequest, response: KeyPublished, status: 201 }),
   heartbeat: route({ method: 'POST', path: '/v1/agent/heartbeat', auth: 'agent', body: HeartbeatRequest, response: HeartbeatResponse }),
   confirmStart: route({ method: 'POST', path: '/v1/agent/tasks/:id/started', auth: 'agent', response: 'empty' }),
-  uploadOutput: route({ method: 'PUT', path: '/v1/agent/tasks/:id/output', auth: 'agent', query: UploadOutputQuery, body: 'frames', response: UploadOutputResponse }),
+  uploadOutput: route({
+    method: 'PUT',
+    path: '/v1/agent/tasks/:id/output',
+    auth: 'agent',
+    query: UploadOutputQuery,
+    body: 'frames',
+    response: UploadOutputResponse,
+  }),
   finishTask: route({ method: 'POST', path: '/v1/agent/tasks/:id/finish', auth: 'agent', body: FinishTaskRequest, response: 'empty' }),
 } as const satisfies Record<string, RouteDef>;
 
@@ -92,25 +115,46 @@ export type RouteName = keyof typeof Routes;
 
 // ---- types derived from a route ----
 
-type ParamNames<P extends string> =
-  P extends `${string}:${infer Name}/${infer Rest}` ? Name | ParamNames<`/${Rest}`>
-    : P extends `${string}:${infer Name}` ? Name : never;
+type ParamNames<P extends string> = P extends `${string}:${infer Name}/${infer Rest}`
+  ? Name | ParamNames<`/${Rest}`>
+  : P extends `${string}:${infer Name}`
+    ? Name
+    : never;
 
 export type RouteParams<R extends RouteDef> = { [K in ParamNames<R['path']>]: string };
 export type RouteQuery<R extends RouteDef> = R extends { query: infer Q extends z.ZodType } ? Partial<z.output<Q>> : undefined;
-export type RouteBody<R extends RouteDef> = R extends { body: infer B } ? (B extends z.ZodType ? z.input<B> : B extends 'frames' ? Uint8Array : undefined) : undefined;
+export type RouteBody<R extends RouteDef> = R extends { body: infer B }
+  ? B extends z.ZodType
+    ? z.input<B>
+    : B extends 'frames'
+      ? Uint8Array
+      : undefined
+  : undefined;
 /** What the server's handler receives after parsing. */
-export type ParsedBody<R extends RouteDef> = R extends { body: infer B } ? (B extends z.ZodType ? z.output<B> : B extends 'frames' ? Uint8Array : undefined) : undefined;
+export type ParsedBody<R extends RouteDef> = R extends { body: infer B }
+  ? B extends z.ZodType
+    ? z.output<B>
+    : B extends 'frames'
+      ? Uint8Array
+      : undefined
+  : undefined;
 export type ParsedQuery<R extends RouteDef> = R extends { query: infer Q extends z.ZodType } ? z.output<Q> : undefined;
 
 /** An output read: the frames' bytes and what the headers say. */
-export interface OutputPage { body: Uint8Array; nextOffset: number; taskStatus: string; complete: boolean }
+export interface OutputPage {
+  body: Uint8Array;
+  nextOffset: number;
+  taskStatus: string;
+  complete: boolean;
+}
 
-export type RouteResult<R extends RouteDef> =
-  R['response'] extends z.ZodType ? z.output<R['response']>
-    : R['response'] extends 'text' ? string
-      : R['response'] extends 'frames' ? OutputPage
-        : undefined;
+export type RouteResult<R extends RouteDef> = R['response'] extends z.ZodType
+  ? z.output<R['response']>
+  : R['response'] extends 'text'
+    ? string
+    : R['response'] extends 'frames'
+      ? OutputPage
+      : undefined;
 /** What the server's handler returns for a JSON answer (before defaults are applied). */
 export type RouteAnswer<R extends RouteDef> = R['response'] extends z.ZodType ? z.input<R['response']> : never;
 

@@ -17,8 +17,17 @@ export const AgentMode = z.enum(['hosted', 'self-hosted']);
 export type AgentMode = z.infer<typeof AgentMode>;
 
 export const TASK_STATUSES = [
-  'queued', 'pending_review', 'approved', 'rejected', 'running',
-  'succeeded', 'failed', 'cancelled', 'timed_out', 'lost', 'error',
+  'queued',
+  'pending_review',
+  'approved',
+  'rejected',
+  'running',
+  'succeeded',
+  'failed',
+  'cancelled',
+  'timed_out',
+  'lost',
+  'error',
 ] as const;
 export const TaskStatus = z.enum(TASK_STATUSES);
 export type TaskStatus = z.infer<typeof TaskStatus>;
@@ -31,7 +40,8 @@ export function isTerminal(status: TaskStatus): boolean {
 export const FinalStatus = z.enum(['succeeded', 'failed', 'cancelled', 'timed_out', 'error']);
 export type FinalStatus = z.infer<typeof FinalStatus>;
 
-export const TargetName = z.string()
+export const TargetName = z
+  .string()
   .regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'target names are 1-63 characters: lower-case letters, digits, ".", "_" and "-", starting with a letter or digit');
 
 export const MAX_SCRIPT_BYTES = 1024 * 1024;
@@ -53,12 +63,42 @@ export const TARGET_TYPE_INFO: Record<TargetType, { required: readonly string[];
   shell: { required: [], optional: [], network: 'none', description: 'a bash script' },
   python: { required: [], optional: [], network: 'none', description: 'a Python 3 script' },
   node: { required: [], optional: [], network: 'none', description: 'a Node.js script' },
-  postgres: { required: ['PG_HOST', 'PG_USER', 'PG_PASS', 'PG_DB'], optional: ['PG_PORT'], network: 'host', description: 'SQL run by psql; tab-separated results; stops at the first error' },
-  'postgres-csv': { required: ['PG_HOST', 'PG_USER', 'PG_PASS', 'PG_DB'], optional: ['PG_PORT'], network: 'host', description: 'SQL run by psql; CSV results; stops at the first error' },
-  mysql: { required: ['MYSQL_HOST', 'MYSQL_USER', 'MYSQL_PASS', 'MYSQL_DB'], optional: ['MYSQL_PORT'], network: 'host', description: 'SQL run by the mysql/mariadb client; tab-separated results; stops at the first error' },
-  'mysql-csv': { required: ['MYSQL_HOST', 'MYSQL_USER', 'MYSQL_PASS', 'MYSQL_DB'], optional: ['MYSQL_PORT'], network: 'host', description: 'SQL run by the mysql/mariadb client; CSV results; stops at the first error' },
-  kubernetes: { required: ['KUBE_CONFIG'], optional: [], network: 'host', description: 'a bash script with kubectl and the kubeconfig from the KUBE_CONFIG secret' },
-  aws: { required: ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'], optional: ['AWS_SESSION_TOKEN', 'AWS_REGION'], network: 'host', description: 'a bash script with the aws CLI and keys from secrets' },
+  postgres: {
+    required: ['PG_HOST', 'PG_USER', 'PG_PASS', 'PG_DB'],
+    optional: ['PG_PORT'],
+    network: 'host',
+    description: 'SQL run by psql; tab-separated results; stops at the first error',
+  },
+  'postgres-csv': {
+    required: ['PG_HOST', 'PG_USER', 'PG_PASS', 'PG_DB'],
+    optional: ['PG_PORT'],
+    network: 'host',
+    description: 'SQL run by psql; CSV results; stops at the first error',
+  },
+  mysql: {
+    required: ['MYSQL_HOST', 'MYSQL_USER', 'MYSQL_PASS', 'MYSQL_DB'],
+    optional: ['MYSQL_PORT'],
+    network: 'host',
+    description: 'SQL run by the mysql/mariadb client; tab-separated results; stops at the first error',
+  },
+  'mysql-csv': {
+    required: ['MYSQL_HOST', 'MYSQL_USER', 'MYSQL_PASS', 'MYSQL_DB'],
+    optional: ['MYSQL_PORT'],
+    network: 'host',
+    description: 'SQL run by the mysql/mariadb client; CSV results; stops at the first error',
+  },
+  kubernetes: {
+    required: ['KUBE_CONFIG'],
+    optional: [],
+    network: 'host',
+    description: 'a bash script with kubectl and the kubeconfig from the KUBE_CONFIG secret',
+  },
+  aws: {
+    required: ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY'],
+    optional: ['AWS_SESSION_TOKEN', 'AWS_REGION'],
+    network: 'host',
+    description: 'a bash script with the aws CLI and keys from secrets',
+  },
 };
 
 export function defaultNetwork(type: TargetType): NetworkPolicy {
@@ -70,25 +110,33 @@ export const RedactLevel = z.enum(['secrets', 'all', 'none']);
 export type RedactLevel = z.infer<typeof RedactLevel>;
 
 /** Per-target limits; unset ones take the server's defaults, and none may exceed the server's maxima. */
-export const TargetLimits = z.object({
-  timeoutSeconds: z.number().positive().max(MAX_TIMEOUT_SECONDS).optional(),
-  maxOutputBytes: z.number().int().min(1024).optional(),
-  maxProcesses: z.number().int().min(8).max(1_000_000).optional(),
-  memoryBytes: z.number().int().min(16 * 1024 * 1024).optional(),
-}).strict();
+export const TargetLimits = z
+  .object({
+    timeoutSeconds: z.number().positive().max(MAX_TIMEOUT_SECONDS).optional(),
+    maxOutputBytes: z.number().int().min(1024).optional(),
+    maxProcesses: z.number().int().min(8).max(1_000_000).optional(),
+    memoryBytes: z
+      .number()
+      .int()
+      .min(16 * 1024 * 1024)
+      .optional(),
+  })
+  .strict();
 export type TargetLimits = z.infer<typeof TargetLimits>;
 export type ResolvedLimits = Required<TargetLimits>;
 
 // ---- user API ----
 
-export const CreateTargetRequest = z.object({
-  name: TargetName,
-  type: TargetType,
-  agent: AgentMode.default('hosted'),
-  network: NetworkPolicy.optional(),
-  limits: TargetLimits.default({}),
-  redact: RedactLevel.default('secrets'),
-}).strict();
+export const CreateTargetRequest = z
+  .object({
+    name: TargetName,
+    type: TargetType,
+    agent: AgentMode.default('hosted'),
+    network: NetworkPolicy.optional(),
+    limits: TargetLimits.default({}),
+    redact: RedactLevel.default('secrets'),
+  })
+  .strict();
 export type CreateTargetRequest = z.infer<typeof CreateTargetRequest>;
 
 export const Target = z.object({
@@ -107,11 +155,13 @@ export const Target = z.object({
 });
 export type Target = z.infer<typeof Target>;
 
-export const CreateTaskRequest = z.object({
-  target: TargetName,
-  script: z.string().max(MAX_SCRIPT_BYTES, 'the script is over 1 MiB'),
-  timeoutSeconds: z.number().positive().max(MAX_TIMEOUT_SECONDS).optional(),
-}).strict();
+export const CreateTaskRequest = z
+  .object({
+    target: TargetName,
+    script: z.string().max(MAX_SCRIPT_BYTES, 'the script is over 1 MiB'),
+    timeoutSeconds: z.number().positive().max(MAX_TIMEOUT_SECONDS).optional(),
+  })
+  .strict();
 export type CreateTaskRequest = z.infer<typeof CreateTaskRequest>;
 
 export const Task = z.object({
@@ -132,25 +182,42 @@ export const Task = z.object({
 });
 export type Task = z.infer<typeof Task>;
 
-export const ListTasksQuery = z.object({
-  target: TargetName.optional(),
-  status: TaskStatus.optional(),
-  limit: z.coerce.number().int().min(1).max(1000).default(50),
-}).strict();
+export const ListTasksQuery = z
+  .object({
+    target: TargetName.optional(),
+    status: TaskStatus.optional(),
+    limit: z.coerce.number().int().min(1).max(1000).default(50),
+  })
+  .strict();
 
-export const ReadOutputQuery = z.object({
-  offset: z.coerce.number().int().min(0).default(0),
-  waitSeconds: z.coerce.number().min(0).max(30).default(0),
-  maxBytes: z.coerce.number().int().min(1).max(8 * 1024 * 1024).default(4 * 1024 * 1024),
-}).strict();
+export const ReadOutputQuery = z
+  .object({
+    offset: z.coerce.number().int().min(0).default(0),
+    waitSeconds: z.coerce.number().min(0).max(30).default(0),
+    maxBytes: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(8 * 1024 * 1024)
+      .default(4 * 1024 * 1024),
+  })
+  .strict();
 
-export const CreateJoinTokenRequest = z.object({
-  hosted: z.boolean().default(false),
-  targets: z.array(TargetName).max(100).default([]),
-  ttlSeconds: z.number().int().min(1).max(30 * 24 * 3600).default(24 * 3600),
-}).strict().refine((r) => r.hosted !== (r.targets.length > 0), {
-  message: 'a join token is either for the hosted pool (hosted: true) or for named targets, not both and not neither',
-});
+export const CreateJoinTokenRequest = z
+  .object({
+    hosted: z.boolean().default(false),
+    targets: z.array(TargetName).max(100).default([]),
+    ttlSeconds: z
+      .number()
+      .int()
+      .min(1)
+      .max(30 * 24 * 3600)
+      .default(24 * 3600),
+  })
+  .strict()
+  .refine((r) => r.hosted !== r.targets.length > 0, {
+    message: 'a join token is either for the hosted pool (hosted: true) or for named targets, not both and not neither',
+  });
 
 export const JoinTokenCreated = z.object({ id: z.string(), token: z.string(), expiresAt: z.string() });
 
@@ -183,22 +250,26 @@ export type AuditEntry = z.infer<typeof AuditEntry>;
 
 // ---- agent API ----
 
-export const RegisterAgentRequest = z.object({
-  joinSecret: z.string().min(1).max(200),
-  name: z.string().min(1).max(100),
-  hostname: z.string().max(255),
-  version: z.string().max(50),
-  platform: z.string().max(50),
-  concurrency: z.number().int().min(1).max(256),
-}).strict();
+export const RegisterAgentRequest = z
+  .object({
+    joinSecret: z.string().min(1).max(200),
+    name: z.string().min(1).max(100),
+    hostname: z.string().max(255),
+    version: z.string().max(50),
+    platform: z.string().max(50),
+    concurrency: z.number().int().min(1).max(256),
+  })
+  .strict();
 
 export const RegisterAgentResponse = z.object({ agentId: z.string(), token: z.string() });
 
-export const PollRequest = z.object({
-  free: z.number().int().min(0).max(256),
-  running: z.array(TaskId).max(256),
-  waitSeconds: z.number().min(0).max(30),
-}).strict();
+export const PollRequest = z
+  .object({
+    free: z.number().int().min(0).max(256),
+    running: z.array(TaskId).max(256),
+    waitSeconds: z.number().min(0).max(30),
+  })
+  .strict();
 
 export const Assignment = z.object({
   id: TaskId,
@@ -235,12 +306,14 @@ export type HeartbeatResponse = z.infer<typeof HeartbeatResponse>;
 export const UploadOutputQuery = z.object({ offset: z.coerce.number().int().min(0) }).strict();
 export const UploadOutputResponse = z.object({ nextOffset: z.number().int() });
 
-export const FinishTaskRequest = z.object({
-  status: FinalStatus,
-  exitCode: z.number().int().nullable(),
-  signal: z.string().max(20).nullable(),
-  reason: z.string().max(4000).nullable(),
-  outputBytes: z.number().int().min(0),
-  outputSha256: z.string().regex(/^[0-9a-f]{64}$/),
-}).strict();
+export const FinishTaskRequest = z
+  .object({
+    status: FinalStatus,
+    exitCode: z.number().int().nullable(),
+    signal: z.string().max(20).nullable(),
+    reason: z.string().max(4000).nullable(),
+    outputBytes: z.number().int().min(0),
+    outputSha256: z.string().regex(/^[0-9a-f]{64}$/),
+  })
+  .strict();
 export type FinishTaskRequest = z.infer<typeof FinishTaskRequest>;

@@ -16,7 +16,10 @@ import { z } from 'zod';
 import { base64DecodedLength, utf8Encode } from './bytes.js';
 
 export const SECRET_NAME_PATTERN = /^[A-Z_][A-Z0-9_]*$/;
-export const SecretName = z.string().max(128).regex(SECRET_NAME_PATTERN, 'secret names are upper-case letters, digits and _, not starting with a digit (e.g. DB_PASSWORD)');
+export const SecretName = z
+  .string()
+  .max(128)
+  .regex(SECRET_NAME_PATTERN, 'secret names are upper-case letters, digits and _, not starting with a digit (e.g. DB_PASSWORD)');
 /** Names the task environment already uses; a secret may not replace them. */
 export const RESERVED_SECRET_NAMES = ['PATH', 'HOME', 'TMPDIR', 'LANG', 'LC_ALL', 'TERM', 'PWD', 'SHELL', 'USER', 'LD_PRELOAD', 'LD_LIBRARY_PATH'];
 export function isReservedSecretName(name: string): boolean {
@@ -29,20 +32,30 @@ export const MAX_SECRET_BYTES_PER_TARGET = 1024 * 1024;
 export const MIN_MASKED_SECRET_LENGTH = 6;
 
 export const ENVELOPE_ALG = 'RSA-OAEP-256+A256GCM';
-const b64 = z.string().max(200_000).regex(/^[A-Za-z0-9+/]*={0,2}$/, 'not base64');
+const b64 = z
+  .string()
+  .max(200_000)
+  .regex(/^[A-Za-z0-9+/]*={0,2}$/, 'not base64');
 
-export const SealedSecret = z.object({
-  v: z.literal(1),
-  alg: z.literal(ENVELOPE_ALG),
-  kid: z.string().regex(/^[0-9a-f]{32}$/),
-  ek: b64,
-  iv: b64,
-  ct: b64,
-  tag: b64,
-}).strict();
+export const SealedSecret = z
+  .object({
+    v: z.literal(1),
+    alg: z.literal(ENVELOPE_ALG),
+    kid: z.string().regex(/^[0-9a-f]{32}$/),
+    ek: b64,
+    iv: b64,
+    ct: b64,
+    tag: b64,
+  })
+  .strict();
 export type SealedSecret = z.infer<typeof SealedSecret>;
 
-export interface SecretBinding { orgId: string; targetId: string; name: string; kid: string }
+export interface SecretBinding {
+  orgId: string;
+  targetId: string;
+  name: string;
+  kid: string;
+}
 
 export function secretAad(b: SecretBinding): Uint8Array<ArrayBuffer> {
   return utf8Encode(['ferry-secret-v1', b.orgId, b.targetId, b.name, b.kid].join('\n'));

@@ -10,7 +10,11 @@ import { newId } from './ids.js';
 const JSON_BODY_LIMIT = 2 * 1024 * 1024;
 const OUTPUT_BODY_LIMIT = 8 * 1024 * 1024;
 
-export interface AppOptions { keyPem: string; certPem: string; log: Logger }
+export interface AppOptions {
+  keyPem: string;
+  certPem: string;
+  log: Logger;
+}
 
 function toFerryError(err: FastifyError | Error): FerryError {
   if (err instanceof FerryError) return err;
@@ -53,7 +57,10 @@ function createFastify(opts: AppOptions) {
     // Errors the router raises before any handler (a malformed URL, an over-long parameter).
     frameworkErrors: (err, _req, reply) => {
       const ferry = new FerryError('FERRY_E_BAD_REQUEST', `Bad request: ${err.message}`, { cause: err });
-      void (reply as unknown as { code(n: number): { type(t: string): { send(b: unknown): unknown } } }).code(400).type('application/json').send(ferry.toBody());
+      void (reply as unknown as { code(n: number): { type(t: string): { send(b: unknown): unknown } } })
+        .code(400)
+        .type('application/json')
+        .send(ferry.toBody());
     },
   });
 }

@@ -7,7 +7,13 @@ import { FerryError } from '@ferry/protocol';
 import { hashSecret } from './ids.js';
 import type { AgentRow, ApiTokenRow, Store } from './store/types.js';
 
-export interface UserPrincipal { kind: 'user'; orgId: string; tokenId: string; role: ApiTokenRow['role']; actor: string }
+export interface UserPrincipal {
+  kind: 'user';
+  orgId: string;
+  tokenId: string;
+  role: ApiTokenRow['role'];
+  actor: string;
+}
 
 function bearer(req: FastifyRequest): string | undefined {
   const header = req.headers.authorization;

@@ -6,7 +6,10 @@ const bool = z.preprocess((v) => (v === 'true' || v === '1' ? true : v === 'fals
 
 export const ServerConfigSchema = z.object({
   dataDir: z.string().default('./ferry-data'),
-  listen: z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'use HOST:PORT, e.g. 127.0.0.1:8443 or [::1]:8443').default('127.0.0.1:8443'),
+  listen: z
+    .string()
+    .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'use HOST:PORT, e.g. 127.0.0.1:8443 or [::1]:8443')
+    .default('127.0.0.1:8443'),
   /** Where agents and clients reach this server; defaults to https://<listen>. Goes into join tokens. */
   publicUrl: z.string().url().optional(),
   database: z.string().optional(),
@@ -32,14 +35,38 @@ export const ServerConfigSchema = z.object({
   /** An agent unheard of for this long shows as offline. */
   agentOfflineSeconds: z.coerce.number().min(1).max(3600).default(45),
   // Limits: each has a default (for targets that set none) and a server-wide maximum.
-  defaultTimeoutSeconds: z.coerce.number().min(1).max(7 * 24 * 3600).default(3600),
-  maxTimeoutSeconds: z.coerce.number().min(1).max(7 * 24 * 3600).default(24 * 3600),
-  defaultMaxOutputBytes: z.coerce.number().int().min(1024).default(256 * 1024 * 1024),
-  maxOutputBytes: z.coerce.number().int().min(1024).default(1024 * 1024 * 1024),
+  defaultTimeoutSeconds: z.coerce
+    .number()
+    .min(1)
+    .max(7 * 24 * 3600)
+    .default(3600),
+  maxTimeoutSeconds: z.coerce
+    .number()
+    .min(1)
+    .max(7 * 24 * 3600)
+    .default(24 * 3600),
+  defaultMaxOutputBytes: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(256 * 1024 * 1024),
+  maxOutputBytes: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(1024 * 1024 * 1024),
   defaultMaxProcesses: z.coerce.number().int().min(8).default(512),
   maxProcesses: z.coerce.number().int().min(8).default(8192),
-  defaultMemoryBytes: z.coerce.number().int().min(16 * 1024 * 1024).default(2 * 1024 * 1024 * 1024),
-  maxMemoryBytes: z.coerce.number().int().min(16 * 1024 * 1024).default(16 * 1024 * 1024 * 1024),
+  defaultMemoryBytes: z.coerce
+    .number()
+    .int()
+    .min(16 * 1024 * 1024)
+    .default(2 * 1024 * 1024 * 1024),
+  maxMemoryBytes: z.coerce
+    .number()
+    .int()
+    .min(16 * 1024 * 1024)
+    .default(16 * 1024 * 1024 * 1024),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type ServerConfig = Readonly<z.infer<typeof ServerConfigSchema>>;

@@ -6,7 +6,12 @@ import { FerryError, type ResolvedLimits, type TargetLimits } from '@ferry/proto
 import type { ServerConfig } from './config.js';
 
 function serverMaxima(config: ServerConfig): ResolvedLimits {
-  return { timeoutSeconds: config.maxTimeoutSeconds, maxOutputBytes: config.maxOutputBytes, maxProcesses: config.maxProcesses, memoryBytes: config.maxMemoryBytes };
+  return {
+    timeoutSeconds: config.maxTimeoutSeconds,
+    maxOutputBytes: config.maxOutputBytes,
+    maxProcesses: config.maxProcesses,
+    memoryBytes: config.maxMemoryBytes,
+  };
 }
 
 export function resolveLimits(config: ServerConfig, limits: TargetLimits): ResolvedLimits {
@@ -24,7 +29,9 @@ export function checkLimits(config: ServerConfig, limits: Partial<ResolvedLimits
   for (const key of Object.keys(maxima) as (keyof ResolvedLimits)[]) {
     const value = limits[key];
     if (value !== undefined && value > maxima[key]) {
-      throw new FerryError('FERRY_E_LIMIT_TOO_HIGH', `${key} ${value} is above this server's maximum of ${maxima[key]}.`, { details: { limit: key, maximum: maxima[key] } });
+      throw new FerryError('FERRY_E_LIMIT_TOO_HIGH', `${key} ${value} is above this server's maximum of ${maxima[key]}.`, {
+        details: { limit: key, maximum: maxima[key] },
+      });
     }
   }
 }

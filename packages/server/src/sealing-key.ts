@@ -13,6 +13,10 @@ export function sealingKeyId(publicKeyPem: string): string {
     throw new FerryError('FERRY_E_BAD_REQUEST', 'The published key is not a PEM public key.', { cause: err });
   }
   const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
-  if (key.asymmetricKeyType !== 'rsa' || bits < 3072) throw new FerryError('FERRY_E_BAD_REQUEST', `Sealing keys are RSA with at least 3072 bits (got ${key.asymmetricKeyType ?? '?'} ${bits}).`);
-  return createHash('sha256').update(key.export({ type: 'spki', format: 'der' })).digest('hex').slice(0, 32);
+  if (key.asymmetricKeyType !== 'rsa' || bits < 3072)
+    throw new FerryError('FERRY_E_BAD_REQUEST', `Sealing keys are RSA with at least 3072 bits (got ${key.asymmetricKeyType ?? '?'} ${bits}).`);
+  return createHash('sha256')
+    .update(key.export({ type: 'spki', format: 'der' }))
+    .digest('hex')
+    .slice(0, 32);
 }

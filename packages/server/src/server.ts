@@ -43,7 +43,10 @@ function openStore(config: ServerConfig, dataDir: string): Store {
     const file = url ? url.replace(/^sqlite:(\/\/)?/, '') : join(dataDir, 'ferry.db');
     return new SqliteStore(resolve(file));
   }
-  throw new FerryError('FERRY_E_BAD_REQUEST', `Unsupported database URL "${url.split(':')[0]}:…": this version supports SQLite (sqlite:PATH); PostgreSQL support is not built yet.`);
+  throw new FerryError(
+    'FERRY_E_BAD_REQUEST',
+    `Unsupported database URL "${url.split(':')[0]}:…": this version supports SQLite (sqlite:PATH); PostgreSQL support is not built yet.`,
+  );
 }
 
 async function ensureAdminToken(store: Store, orgId: string, file: string): Promise<boolean> {
@@ -71,13 +74,20 @@ function startLeaseSweeper(ctx: ServerContext): NodeJS.Timeout {
 
 function loadTls(config: ServerConfig, dataDir: string, host: string): TlsMaterial {
   if (config.tlsCert && config.tlsKey && config.tlsCa) return loadProvidedTls(config.tlsCert, config.tlsKey, config.tlsCa);
-  const extraNames = config.tlsSans.split(',').map((s) => s.trim()).filter(Boolean);
+  const extraNames = config.tlsSans
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (config.publicUrl) extraNames.push(new URL(config.publicUrl).hostname.replace(/^\[|\]$/g, ''));
   return ensureTlsMaterial(dataDir, defaultCertNames(host, extraNames));
 }
 
 /** The database, its default organization and admin token, and the leases of tasks that were running. */
-async function prepareStore(config: ServerConfig, dataDir: string, log: Logger): Promise<{ store: Store; orgId: string; adminTokenFile: string; adminTokenCreated: boolean }> {
+async function prepareStore(
+  config: ServerConfig,
+  dataDir: string,
+  log: Logger,
+): Promise<{ store: Store; orgId: string; adminTokenFile: string; adminTokenCreated: boolean }> {
   const store = openStore(config, dataDir);
   const org = await store.ensureOrg('default', Date.now());
   const adminTokenFile = join(dataDir, 'admin-token');

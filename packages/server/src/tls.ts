@@ -46,7 +46,10 @@ function makeCa(): { certPem: string; keyPem: string } {
   cert.serialNumber = serialNumber();
   cert.validity.notBefore = new Date(Date.now() - 60_000);
   cert.validity.notAfter = yearsFromNow(10);
-  const subject = [{ name: 'commonName', value: `Ferry private CA (${hostname()})` }, { name: 'organizationName', value: 'Ferry' }];
+  const subject = [
+    { name: 'commonName', value: `Ferry private CA (${hostname()})` },
+    { name: 'organizationName', value: 'Ferry' },
+  ];
   cert.setSubject(subject);
   cert.setIssuer(subject);
   cert.setExtensions([

@@ -9,16 +9,34 @@ const isoOrNull = (ms: number | null): string | null => (ms === null ? null : is
 
 export function targetView(config: ServerConfig, row: TargetRow, agentsOnline: number): Target {
   return {
-    id: row.id, name: row.name, type: row.type, agent: row.agentMode, network: row.network, redact: row.redact, keyId: row.keyId,
-    limits: resolveLimits(config, row.limits), createdAt: iso(row.createdAt), agentsOnline,
+    id: row.id,
+    name: row.name,
+    type: row.type,
+    agent: row.agentMode,
+    network: row.network,
+    redact: row.redact,
+    keyId: row.keyId,
+    limits: resolveLimits(config, row.limits),
+    createdAt: iso(row.createdAt),
+    agentsOnline,
   };
 }
 
 export function taskView(row: TaskRow): Task {
   return {
-    id: row.id, target: row.targetName, status: row.status, exitCode: row.exitCode, signal: row.signal, reason: row.reason,
-    agent: row.agentName, createdBy: row.createdBy, createdAt: iso(row.createdAt), startedAt: isoOrNull(row.startedAt),
-    finishedAt: isoOrNull(row.finishedAt), timeoutSeconds: row.timeoutSeconds, outputBytes: row.storedBytes,
+    id: row.id,
+    target: row.targetName,
+    status: row.status,
+    exitCode: row.exitCode,
+    signal: row.signal,
+    reason: row.reason,
+    agent: row.agentName,
+    createdBy: row.createdBy,
+    createdAt: iso(row.createdAt),
+    startedAt: isoOrNull(row.startedAt),
+    finishedAt: isoOrNull(row.finishedAt),
+    timeoutSeconds: row.timeoutSeconds,
+    outputBytes: row.storedBytes,
     cancelRequested: row.cancelRequestedAt !== null,
   };
 }
@@ -32,18 +50,34 @@ export function taskWithAgentsView(row: TaskRow, agentsOnline: number): TaskWith
 export function assignmentView(config: ServerConfig, task: TaskRow, secrets: readonly SecretRow[]): Assignment {
   const limits = resolveLimits(config, task.targetLimits);
   return {
-    id: task.id, orgId: task.orgId, target: { id: task.targetId, name: task.targetName, type: task.targetType },
-    script: task.script, timeoutSeconds: task.timeoutSeconds, leaseSeconds: config.leaseSeconds, network: task.targetNetwork,
-    maxOutputBytes: limits.maxOutputBytes, maxProcesses: limits.maxProcesses, memoryBytes: limits.memoryBytes,
+    id: task.id,
+    orgId: task.orgId,
+    target: { id: task.targetId, name: task.targetName, type: task.targetType },
+    script: task.script,
+    timeoutSeconds: task.timeoutSeconds,
+    leaseSeconds: config.leaseSeconds,
+    network: task.targetNetwork,
+    maxOutputBytes: limits.maxOutputBytes,
+    maxProcesses: limits.maxProcesses,
+    memoryBytes: limits.memoryBytes,
     secrets: secrets.map((s) => ({ name: s.name, sealed: s.sealed })),
   };
 }
 
 export function agentView(row: AgentRow, targetNames: string[], online: boolean, runningTasks: number): AgentInfo {
   return {
-    id: row.id, name: row.name, hostname: row.hostname, version: row.version, platform: row.platform, hosted: row.hosted,
-    targets: row.hosted ? ['(hosted pool)'] : targetNames, online, lastSeenAt: iso(row.lastSeenAt),
-    registeredAt: iso(row.registeredAt), revoked: row.revokedAt !== null, runningTasks,
+    id: row.id,
+    name: row.name,
+    hostname: row.hostname,
+    version: row.version,
+    platform: row.platform,
+    hosted: row.hosted,
+    targets: row.hosted ? ['(hosted pool)'] : targetNames,
+    online,
+    lastSeenAt: iso(row.lastSeenAt),
+    registeredAt: iso(row.registeredAt),
+    revoked: row.revokedAt !== null,
+    runningTasks,
   };
 }
 

@@ -63,7 +63,12 @@ test('a request that arrives during shutdown gets 503 FERRY_E_UNAVAILABLE; one i
     assert.match(text, /^HTTP\/1\.1 200 /, 'the request in flight is answered');
     assert.match(text, /HTTP\/1\.1 503 /);
     const body = JSON.parse(text.slice(text.lastIndexOf('{"statusCode"'))) as Record<string, unknown>;
-    assert.deepEqual(body, { statusCode: 503, code: 'FERRY_E_UNAVAILABLE', error: 'Service Unavailable', message: 'The server is shutting down; retry shortly.' });
+    assert.deepEqual(body, {
+      statusCode: 503,
+      code: 'FERRY_E_UNAVAILABLE',
+      error: 'Service Unavailable',
+      message: 'The server is shutting down; retry shortly.',
+    });
     socket.destroy();
     await closed;
   } finally {

@@ -23,27 +23,66 @@ const labels: string[] = [];
 
 function targetRow(orgId: string, name: string, agentMode: TargetRow['agentMode']): TargetRow {
   return {
-    id: `g_${name}`, orgId, name, type: 'shell', agentMode, createdAt: Date.now(), network: 'none', limits: {}, redact: 'secrets',
-    publicKeyPem: null, keyId: null,
+    id: `g_${name}`,
+    orgId,
+    name,
+    type: 'shell',
+    agentMode,
+    createdAt: Date.now(),
+    network: 'none',
+    limits: {},
+    redact: 'secrets',
+    publicKeyPem: null,
+    keyId: null,
   };
 }
 
 function taskRow(target: TargetRow): TaskRow {
   return {
-    id: `t_${target.name}`, orgId: target.orgId, targetId: target.id, targetName: target.name, targetType: target.type,
-    targetNetwork: target.network, targetLimits: target.limits, targetRedact: target.redact, storedBytes: 0, redactState: null,
-    script: 'true', status: 'queued', exitCode: null, signal: null, reason: null, agentId: null, agentName: null,
-    createdBy: 'test', createdAt: Date.now(), claimedAt: null, startedAt: null, finishedAt: null, timeoutSeconds: 60,
-    leaseExpiresAt: null, cancelRequestedAt: null, outputBytes: 0,
+    id: `t_${target.name}`,
+    orgId: target.orgId,
+    targetId: target.id,
+    targetName: target.name,
+    targetType: target.type,
+    targetNetwork: target.network,
+    targetLimits: target.limits,
+    targetRedact: target.redact,
+    storedBytes: 0,
+    redactState: null,
+    script: 'true',
+    status: 'queued',
+    exitCode: null,
+    signal: null,
+    reason: null,
+    agentId: null,
+    agentName: null,
+    createdBy: 'test',
+    createdAt: Date.now(),
+    claimedAt: null,
+    startedAt: null,
+    finishedAt: null,
+    timeoutSeconds: 60,
+    leaseExpiresAt: null,
+    cancelRequestedAt: null,
+    outputBytes: 0,
   };
 }
 
 /** Registers an agent the way a join token does; `orgId` null is an operator-wide hosted agent. */
 async function addAgent(label: string, orgId: string | null, hosted: boolean, targetIds: string[]): Promise<AgentRow> {
   const now = Date.now();
-  await store.createJoinToken({ id: `j_${label}`, orgId, hosted, targetIds, createdBy: 'test', createdAt: now, expiresAt: now + 60_000, usedAt: null }, `secret-${label}`);
+  await store.createJoinToken(
+    { id: `j_${label}`, orgId, hosted, targetIds, createdBy: 'test', createdAt: now, expiresAt: now + 60_000, usedAt: null },
+    `secret-${label}`,
+  );
   const joined = await store.consumeJoinToken(`secret-${label}`, now, {
-    id: `a_${label}`, name: label, hostname: 'h', version: '0', platform: 'linux', concurrency: 1, tokenHash: `token-${label}`,
+    id: `a_${label}`,
+    name: label,
+    hostname: 'h',
+    version: '0',
+    platform: 'linux',
+    concurrency: 1,
+    tokenHash: `token-${label}`,
   });
   assert.ok(joined.ok, `agent ${label} registers`);
   labels.push(label);
@@ -54,7 +93,13 @@ async function setUp(): Promise<void> {
   store = new SqliteStore(file);
   const a = (await store.ensureOrg('a', Date.now())).id;
   const b = (await store.ensureOrg('b', Date.now())).id;
-  for (const t of [targetRow(a, 'pool-a', 'hosted'), targetRow(b, 'pool-b', 'hosted'), targetRow(a, 'x', 'self-hosted'), targetRow(a, 'z', 'self-hosted'), targetRow(b, 'y', 'self-hosted')]) {
+  for (const t of [
+    targetRow(a, 'pool-a', 'hosted'),
+    targetRow(b, 'pool-b', 'hosted'),
+    targetRow(a, 'x', 'self-hosted'),
+    targetRow(a, 'z', 'self-hosted'),
+    targetRow(b, 'y', 'self-hosted'),
+  ]) {
     assert.notEqual(await store.createTarget(t), 'exists');
     await store.createTask(taskRow(t));
     targets.push(t);
@@ -92,7 +137,11 @@ async function claimable(agent: AgentRow): Promise<string[]> {
   return claimed.map((t) => t.targetId).sort();
 }
 
-const served = (agent: AgentRow): string[] => targets.filter((t) => mayServe(agent, t)).map((t) => t.id).sort();
+const served = (agent: AgentRow): string[] =>
+  targets
+    .filter((t) => mayServe(agent, t))
+    .map((t) => t.id)
+    .sort();
 
 describe('eligibility: the SQL rule agrees with mayServe', () => {
   before(setUp);
@@ -103,7 +152,15 @@ describe('eligibility: the SQL rule agrees with mayServe', () => {
 
   test('the matrix covers every kind of agent', () => {
     assert.deepEqual(agents.map((a) => a.label).sort(), [
-      'hosted-a', 'hosted-b', 'hosted-linked-to-x', 'hosted-wide', 'on-x', 'on-x-and-z', 'on-y', 'revoked-hosted-wide', 'revoked-on-x',
+      'hosted-a',
+      'hosted-b',
+      'hosted-linked-to-x',
+      'hosted-wide',
+      'on-x',
+      'on-x-and-z',
+      'on-y',
+      'revoked-hosted-wide',
+      'revoked-on-x',
     ]);
     // The rule is not trivial on this matrix: some pairs are served, some not.
     const pairs = agents.flatMap((a) => targets.map((t) => mayServe(a.row, t)));
@@ -127,7 +184,14 @@ describe('eligibility: the SQL rule agrees with mayServe', () => {
     const keyless = targets.filter((t) => t.id !== 'g_pool-b');
     for (const { label, row } of agents) {
       const asked = (await store.targetsNeedingKeys(row)).map((t) => t.id).sort();
-      assert.deepEqual(asked, keyless.filter((t) => mayServe(row, t)).map((t) => t.id).sort(), label);
+      assert.deepEqual(
+        asked,
+        keyless
+          .filter((t) => mayServe(row, t))
+          .map((t) => t.id)
+          .sort(),
+        label,
+      );
     }
   });
 });

@@ -113,11 +113,20 @@ const SECRET_POSITIVES: Record<string, readonly (readonly [string, string])[]> =
     [`"SessionToken": "${S.awsSession}"`, `"SessionToken": "${R('aws-session-token')}"`],
   ],
   'gcp-private-key': [
-    ['{"private_key_id": "abc", "private_key": "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQ"}', `{"private_key_id": "abc", "private_key": "${R('gcp-private-key')}"}`],
+    [
+      '{"private_key_id": "abc", "private_key": "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQ"}',
+      `{"private_key_id": "abc", "private_key": "${R('gcp-private-key')}"}`,
+    ],
   ],
   'azure-storage-key': [
-    [`DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=${S.azureKey};EndpointSuffix=core.windows.net`, `DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=${R('azure-storage-key')};EndpointSuffix=core.windows.net`],
-    [`Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=root;SharedAccessKey=${S.azureKey}`, `Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=root;SharedAccessKey=${R('azure-storage-key')}`],
+    [
+      `DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=${S.azureKey};EndpointSuffix=core.windows.net`,
+      `DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=${R('azure-storage-key')};EndpointSuffix=core.windows.net`,
+    ],
+    [
+      `Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=root;SharedAccessKey=${S.azureKey}`,
+      `Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=root;SharedAccessKey=${R('azure-storage-key')}`,
+    ],
   ],
   'github-token': [
     [`GITHUB_TOKEN=${S.ghp}`, `GITHUB_TOKEN=${R('github-token')}`],
@@ -155,7 +164,12 @@ const SECRET_POSITIVES: Record<string, readonly (readonly [string, string])[]> =
 /** Inputs that pass unchanged at level `all` (and so at `secrets`). */
 const SECRET_NEGATIVES: Record<string, readonly string[]> = {
   'aws-access-key': ['AKIAIOSFODNN7EXAMPL (15 chars)', 'AKIAIOSFODNN7EXAMPLE9 (17 chars)', 'akiaiosfodnn7example', 'XAKIAIOSFODNN7EXAMPLE'],
-  'aws-secret-key': [`${S.awsSecret} unlabelled`, 'aws_secret_access_key = $AWS_SECRET', 'aws_secret_access_key = short', 'the aws secret access key is rotated'],
+  'aws-secret-key': [
+    `${S.awsSecret} unlabelled`,
+    'aws_secret_access_key = $AWS_SECRET',
+    'aws_secret_access_key = short',
+    'the aws secret access key is rotated',
+  ],
   'aws-session-token': ['aws_session_token=${TOKEN}'],
   'gcp-private-key': ['"private_key": ""', '"private_key_id": "0123456789abcdef"'],
   'azure-storage-key': ['AccountKey=short;', 'AccountName=acct;'],
@@ -175,7 +189,10 @@ const SECRET_NEGATIVES: Record<string, readonly string[]> = {
 describe('rules', () => {
   test('every rule has a unique name and a level', () => {
     assert.equal(new Set(REDACTION_RULE_NAMES).size, REDACTION_RULE_NAMES.length);
-    assert.deepEqual(REDACTION_RULE_NAMES, REDACTION_RULES.map((r) => r.name));
+    assert.deepEqual(
+      REDACTION_RULE_NAMES,
+      REDACTION_RULES.map((r) => r.name),
+    );
     for (const name of Object.keys(SECRET_POSITIVES)) assert.ok(REDACTION_RULE_NAMES.includes(name as never), name);
     for (const rule of REDACTION_RULES) assert.ok(rule.level === 'secrets' || rule.level === 'all');
   });
@@ -212,10 +229,12 @@ describe('rules', () => {
     const ssh2 = '---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----\nP2/56wAAAi4AAAA3aWYtbW9kbntzaWdu\n---- END SSH2 ENCRYPTED PRIVATE KEY ----\n';
     assert.equal(redactText('secrets', ssh2), `${R('private-key')}\n`);
     // CRLF line endings and indentation (YAML block scalars)
-    const crlf = '  -----BEGIN EC PRIVATE KEY-----\r\n  MHcCAQEEIIrYSSNQFaA2Hwf1duRSxKtLYX5CB04fSeQ6tF1aY/PuoAoGCCqGSM49\r\n  -----END EC PRIVATE KEY-----\r\nok';
+    const crlf =
+      '  -----BEGIN EC PRIVATE KEY-----\r\n  MHcCAQEEIIrYSSNQFaA2Hwf1duRSxKtLYX5CB04fSeQ6tF1aY/PuoAoGCCqGSM49\r\n  -----END EC PRIVATE KEY-----\r\nok';
     assert.equal(redactText('secrets', crlf), `  ${R('private-key')}\r\nok`);
     // a GCP key file: the escaped PEM inside the JSON string is one "line"
-    const gcp = '{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0B\\n-----END PRIVATE KEY-----\\n", "client_id": "1"}';
+    const gcp =
+      '{"type": "service_account", "private_key": "-----BEGIN PRIVATE KEY-----\\nMIIEvQIBADANBgkqhkiG9w0B\\n-----END PRIVATE KEY-----\\n", "client_id": "1"}';
     assert.equal(redactText('secrets', gcp), `{"type": "service_account", "private_key": "${R('private-key')}\\n", "client_id": "1"}`);
   });
 
@@ -224,7 +243,8 @@ describe('rules', () => {
       '-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----',
       '-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----',
       'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB3zDx user@host',
-    ]) assert.equal(redactText('secrets', input), input);
+    ])
+      assert.equal(redactText('secrets', input), input);
   });
 
   test('private-key: an unterminated block fails closed', () => {
@@ -286,7 +306,8 @@ describe('personal data (level all)', () => {
       'v1.2.3 and 2024-01-15 12:30:45 at 192.168.100.200',
       'uuid 550e8400-e29b-41d4-a716-446655440000',
       'a 555-123-45678 b',
-    ]) assert.equal(redactText('all', input), input, input);
+    ])
+      assert.equal(redactText('all', input), input, input);
   });
 });
 
@@ -339,7 +360,7 @@ describe('levels and bytes', () => {
       'npm warn deprecated inflight@1.0.6: This module is not supported',
       'Step 4/12 : RUN apt-get update && apt-get install -y curl',
       ' ---> Running in 3f2a1b9c8d7e',
-      'error TS2345: Argument of type \'string\' is not assignable to parameter of type \'number\'.',
+      "error TS2345: Argument of type 'string' is not assignable to parameter of type 'number'.",
       '    at Object.<anonymous> (/srv/app/index.js:10:15)',
       'sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08',
       'uuid=550e8400-e29b-41d4-a716-446655440000 took 1500ms, pid 4242',
@@ -416,7 +437,10 @@ describe('streaming', () => {
     const keyState = JSON.parse(keyed.exportState()) as { k: number };
     assert.equal(keyState.k, 1);
     const resumed = OutputRedactor.fromState('secrets', keyed.exportState());
-    assert.equal(Buffer.concat([resumed.push(latin1('abc\n-----END RSA PRIVATE KEY-----\nok\n')), resumed.flush()]).toString('latin1'), `${R('private-key')}\nok\n`);
+    assert.equal(
+      Buffer.concat([resumed.push(latin1('abc\n-----END RSA PRIVATE KEY-----\nok\n')), resumed.flush()]).toString('latin1'),
+      `${R('private-key')}\nok\n`,
+    );
 
     assert.equal(new OutputRedactor('secrets').exportState(), '{"v":1,"k":0,"h":""}');
     for (const bad of ['', 'null', '{}', '{"v":2,"k":0,"h":""}', '{"v":1,"k":3,"h":""}', '{"v":1,"k":0,"h":"***"}', '{"v":1,"k":1,"h":"YWJj"}']) {
@@ -431,10 +455,33 @@ describe('streaming', () => {
     ...Object.values(S),
     ...Object.values(SECRET_POSITIVES).flatMap((cases) => cases.map(([input]) => input)),
     ...Object.values(SECRET_NEGATIVES).flat(),
-    'a@b.com', 'john.doe@example.org', '4111 1111 1111 1111', '4111111111111111', '+14155552671', '(555) 123-4567', '555-123-4567',
-    pemKey('RSA', 3, 5).block, pemKey('', 2, 6).block,
-    '-----BEGIN RSA PRIVATE KEY-----', '-----END RSA PRIVATE KEY-----', '-----BEGIN ', 'PRIVATE KEY-----', '-----', '---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----',
-    '\n', '\r\n', ' ', '\t', '"', ':', '=', '@', 'Authorization: ', 'Bearer ', 'https://u:', '"private_key": "',
+    'a@b.com',
+    'john.doe@example.org',
+    '4111 1111 1111 1111',
+    '4111111111111111',
+    '+14155552671',
+    '(555) 123-4567',
+    '555-123-4567',
+    pemKey('RSA', 3, 5).block,
+    pemKey('', 2, 6).block,
+    '-----BEGIN RSA PRIVATE KEY-----',
+    '-----END RSA PRIVATE KEY-----',
+    '-----BEGIN ',
+    'PRIVATE KEY-----',
+    '-----',
+    '---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----',
+    '\n',
+    '\r\n',
+    ' ',
+    '\t',
+    '"',
+    ':',
+    '=',
+    '@',
+    'Authorization: ',
+    'Bearer ',
+    'https://u:',
+    '"private_key": "',
   ];
   const fragment = fc.oneof(
     { weight: 3, arbitrary: fc.uint8Array({ maxLength: 40 }).map((a) => Buffer.from(a)) },
@@ -496,7 +543,25 @@ describe('throughput', () => {
   /** ~20 MB of log-like text with a secret every ~150 lines and personal data every ~60. */
   function logText(bytes: number): Buffer {
     const rand = prng(2024);
-    const words = ['request', 'completed', 'connecting', 'to', 'database', 'cache', 'miss', 'retrying', 'worker', 'started', 'job', 'finished', 'user', 'session', 'upload', 'chunk', 'ok'];
+    const words = [
+      'request',
+      'completed',
+      'connecting',
+      'to',
+      'database',
+      'cache',
+      'miss',
+      'retrying',
+      'worker',
+      'started',
+      'job',
+      'finished',
+      'user',
+      'session',
+      'upload',
+      'chunk',
+      'ok',
+    ];
     const lines: string[] = [];
     let size = 0;
     let i = 0;
@@ -528,7 +593,9 @@ describe('throughput', () => {
         for (const chunk of chunks) outBytes += redactor.push(chunk).length;
         outBytes += redactor.flush().length;
         const seconds = (performance.now() - start) / 1000;
-        console.log(`redaction throughput: level=${lvl} chunk=${chunkSize / 1024}KiB ${mb.toFixed(1)} MB in ${seconds.toFixed(2)} s = ${(mb / seconds).toFixed(1)} MB/s (out ${(outBytes / 1024 / 1024).toFixed(1)} MB)`);
+        console.log(
+          `redaction throughput: level=${lvl} chunk=${chunkSize / 1024}KiB ${mb.toFixed(1)} MB in ${seconds.toFixed(2)} s = ${(mb / seconds).toFixed(1)} MB/s (out ${(outBytes / 1024 / 1024).toFixed(1)} MB)`,
+        );
         assert.ok(outBytes > 0);
       }
     }

@@ -23,13 +23,32 @@ const LEASE_MS = 2000;
 const SECRET = `ghp_${'a1B2c3D4e5'.repeat(4)}`;
 const READ_ALL = { offset: 0, waitSeconds: 0, maxBytes: 1 << 20 };
 
-interface World { dir: string; store: SqliteStore; hub: DispatchHub; tasks: TaskService; user: UserPrincipal; target: TargetRow; agent: AgentRow }
+interface World {
+  dir: string;
+  store: SqliteStore;
+  hub: DispatchHub;
+  tasks: TaskService;
+  user: UserPrincipal;
+  target: TargetRow;
+  agent: AgentRow;
+}
 let w: World;
 
 async function joinAgent(store: SqliteStore, name: string): Promise<AgentRow> {
   const now = Date.now();
-  await store.createJoinToken({ id: `j_${name}`, orgId: null, hosted: true, targetIds: [], createdBy: 'test', createdAt: now, expiresAt: now + 60_000, usedAt: null }, `s_${name}`);
-  const joined = await store.consumeJoinToken(`s_${name}`, now, { id: `a_${name}`, name, hostname: 'h', version: '0', platform: 'linux', concurrency: 1, tokenHash: `k_${name}` });
+  await store.createJoinToken(
+    { id: `j_${name}`, orgId: null, hosted: true, targetIds: [], createdBy: 'test', createdAt: now, expiresAt: now + 60_000, usedAt: null },
+    `s_${name}`,
+  );
+  const joined = await store.consumeJoinToken(`s_${name}`, now, {
+    id: `a_${name}`,
+    name,
+    hostname: 'h',
+    version: '0',
+    platform: 'linux',
+    concurrency: 1,
+    tokenHash: `k_${name}`,
+  });
   assert.ok(joined.ok);
   return joined.agent;
 }
@@ -46,7 +65,17 @@ async function makeWorld(): Promise<World> {
   const org = await store.ensureOrg('default', Date.now());
   const user: UserPrincipal = { kind: 'user', orgId: org.id, tokenId: 'k_1', role: 'admin', actor: 'token:test' };
   const target: TargetRow = {
-    id: 'g_vault', orgId: org.id, name: 'vault', type: 'shell', agentMode: 'hosted', createdAt: Date.now(), network: 'none', limits: {}, redact: 'secrets', publicKeyPem: null, keyId: null,
+    id: 'g_vault',
+    orgId: org.id,
+    name: 'vault',
+    type: 'shell',
+    agentMode: 'hosted',
+    createdAt: Date.now(),
+    network: 'none',
+    limits: {},
+    redact: 'secrets',
+    publicKeyPem: null,
+    keyId: null,
   };
   assert.notEqual(await store.createTarget(target), 'exists');
   return { dir, store, hub, tasks, user, target, agent: await joinAgent(store, 'one') };
@@ -58,7 +87,12 @@ const live = (): AbortSignal => new AbortController().signal;
 const RAW = Buffer.from(`line one\ntoken ${SECRET}`);
 /** The agent's final status for the output runningWithHeldSecret sent. */
 const report = (status: 'succeeded' | 'cancelled') => ({
-  status, exitCode: status === 'succeeded' ? 0 : null, signal: null, reason: null, outputBytes: RAW.length, outputSha256: createHash('sha256').update(RAW).digest('hex'),
+  status,
+  exitCode: status === 'succeeded' ? 0 : null,
+  signal: null,
+  reason: null,
+  outputBytes: RAW.length,
+  outputSha256: createHash('sha256').update(RAW).digest('hex'),
 });
 
 /** A task claimed and started by the agent, with one line of output and a secret the redactor still holds (no newline yet). */

@@ -32,19 +32,55 @@ function tmpfs(path: string, bytes: number): string[] {
 /** Where a RunSpec's files appear inside the sandbox (a tmpfs of its own). */
 const FILES_PATH = '/ferry/files';
 /** What of /etc a task gets: name resolution, users, TLS roots, linker and locale data, not the rest (agent configs, keys). */
-const ETC_ALLOWED = ['alternatives', 'ca-certificates', 'ca-certificates.conf', 'crypto-policies', 'debian_version', 'gai.conf', 'group', 'host.conf',
-  'hostname', 'hosts', 'ld.so.cache', 'ld.so.conf', 'ld.so.conf.d', 'localtime', 'mime.types', 'nsswitch.conf', 'os-release', 'passwd', 'pki',
-  'protocols', 'resolv.conf', 'services', 'ssl', 'timezone'];
+const ETC_ALLOWED = [
+  'alternatives',
+  'ca-certificates',
+  'ca-certificates.conf',
+  'crypto-policies',
+  'debian_version',
+  'gai.conf',
+  'group',
+  'host.conf',
+  'hostname',
+  'hosts',
+  'ld.so.cache',
+  'ld.so.conf',
+  'ld.so.conf.d',
+  'localtime',
+  'mime.types',
+  'nsswitch.conf',
+  'os-release',
+  'passwd',
+  'pki',
+  'protocols',
+  'resolv.conf',
+  'services',
+  'ssl',
+  'timezone',
+];
 /** The wrapper joins the task cgroups before exec'ing bwrap, so no process of the task runs outside them. */
 const JOIN_CGROUPS = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n-1)); done; exec "$@"';
 
-interface Tools { bwrap: string; setpriv: string; prlimit: string | undefined }
-interface Host { tools: Tools; mounts: string[] }
+interface Tools {
+  bwrap: string;
+  setpriv: string;
+  prlimit: string | undefined;
+}
+interface Host {
+  tools: Tools;
+  mounts: string[];
+}
 
 async function findTool(name: string): Promise<string | undefined> {
   for (const dir of TASK_PATH.split(':')) {
     const file = join(dir, name);
-    if (await access(file).then(() => true, () => false)) return file;
+    if (
+      await access(file).then(
+        () => true,
+        () => false,
+      )
+    )
+      return file;
   }
   return undefined;
 }
@@ -133,11 +169,15 @@ function signal(pid: number, sig: NodeJS.Signals): void {
 
 /** bwrap exits 128+N when the task died of signal N; only a signal we sent is reported as one, as a script may `exit 143` itself. */
 function exitInfo(code: number | null, sig: NodeJS.Signals | null, sent: ReadonlySet<NodeJS.Signals>): ExitInfo {
-  const name = code !== null && code > 128 ? (Object.entries(osConstants.signals).find(([, n]) => n === code - 128)?.[0] as NodeJS.Signals | undefined) : undefined;
+  const name =
+    code !== null && code > 128 ? (Object.entries(osConstants.signals).find(([, n]) => n === code - 128)?.[0] as NodeJS.Signals | undefined) : undefined;
   return name && sent.has(name) ? { code: null, signal: name } : { code, signal: sig };
 }
 
-interface Watched { proc: RunningProcess; kill(): Promise<void> }
+interface Watched {
+  proc: RunningProcess;
+  kill(): Promise<void>;
+}
 
 function watch(argv: string[], args: string, cwd: string, cgroup: TaskCgroup | undefined, files: readonly string[] = []): Watched {
   const [cmd, ...rest] = argv;
@@ -169,7 +209,10 @@ function watch(argv: string[], args: string, cwd: string, cgroup: TaskCgroup | u
     for (const p of (await cgroup?.pids()) ?? []) signal(p, 'SIGKILL');
   };
   const proc: RunningProcess = {
-    pid, stdout, stderr, exited,
+    pid,
+    stdout,
+    stderr,
+    exited,
     async terminate(graceMs) {
       if (done) return 'already-exited';
       // Not bwrap itself: it would die at once and --die-with-parent would SIGKILL the task with no grace.
@@ -194,8 +237,12 @@ class BubblewrapSandbox implements Sandbox {
   private running: Watched | undefined;
   private disposed: Promise<void> | undefined;
 
-  constructor(private readonly root: string, private readonly limits: SandboxLimits, private readonly cgroup: TaskCgroup | undefined,
-    private readonly host: Host) {
+  constructor(
+    private readonly root: string,
+    private readonly limits: SandboxLimits,
+    private readonly cgroup: TaskCgroup | undefined,
+    private readonly host: Host,
+  ) {
     this.workDir = join(root, 'work');
   }
 
@@ -205,18 +252,37 @@ class BubblewrapSandbox implements Sandbox {
     writeFileSync(scriptFile, spec.script, { mode: 0o444 });
     const files = Object.entries(spec.files ?? {});
     const env = Object.fromEntries(Object.entries({ ...spec.env, HOME: '/work', TMPDIR: '/tmp' }).map(([k, v]) => [k, v.replaceAll('{files}', FILES_PATH)]));
-    const fileArgs = files.length === 0 ? [] : ['--perms', '0755', '--tmpfs', FILES_PATH,
-      ...files.flatMap(([name], i) => ['--perms', '0444', '--file', String(4 + i), `${FILES_PATH}/${name}`])];
-    const options = [...namespaceArgs(this.limits.network), ...this.host.mounts,
+    const fileArgs =
+      files.length === 0
+        ? []
+        : ['--perms', '0755', '--tmpfs', FILES_PATH, ...files.flatMap(([name], i) => ['--perms', '0444', '--file', String(4 + i), `${FILES_PATH}/${name}`])];
+    const options = [
+      ...namespaceArgs(this.limits.network),
+      ...this.host.mounts,
       // /work and /tmp are tmpfs of the task's own: their pages count against its memory limit
       // and their size is capped, so a task cannot fill the host's disk (the host folder holds
       // only the script). World-writable is harmless: only the task's uid lives in here.
-      ...tmpfs('/work', this.limits.memoryBytes), ...tmpfs('/tmp', this.limits.memoryBytes), '--ro-bind', scriptFile, SCRIPT_PATH, ...fileArgs,
-      '--chdir', '/work', '--clearenv', ...Object.entries(env).flatMap(([k, v]) => ['--setenv', k, v])];
+      ...tmpfs('/work', this.limits.memoryBytes),
+      ...tmpfs('/tmp', this.limits.memoryBytes),
+      '--ro-bind',
+      scriptFile,
+      SCRIPT_PATH,
+      ...fileArgs,
+      '--chdir',
+      '/work',
+      '--clearenv',
+      ...Object.entries(env).flatMap(([k, v]) => ['--setenv', k, v]),
+    ];
     // Options go through fd 3 (`--args 3`) so the environment never shows in the host's `ps`.
     const args = options.map((o) => `${o}\0`).join('');
     const command = spec.argv.map((a) => (a === '{script}' ? SCRIPT_PATH : a.replaceAll('{files}', FILES_PATH)));
-    this.running = watch([...this.limiter(), this.host.tools.bwrap, '--args', '3', ...dropPrivileges(this.host.tools.setpriv), ...command], args, this.root, this.cgroup, files.map(([, c]) => c));
+    this.running = watch(
+      [...this.limiter(), this.host.tools.bwrap, '--args', '3', ...dropPrivileges(this.host.tools.setpriv), ...command],
+      args,
+      this.root,
+      this.cgroup,
+      files.map(([, c]) => c),
+    );
     return this.running.proc;
   }
 

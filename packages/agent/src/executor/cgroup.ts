@@ -27,15 +27,25 @@ const BWRAP_PROCESSES = 2;
 const PARENT = 'ferry';
 const BOUNDED_TRIES = 200;
 
-interface Mount { dir: string; type: string; options: string[] }
-interface Slot { dir: string; controller: 'pids' | 'memory' | 'both' }
+interface Mount {
+  dir: string;
+  type: string;
+  options: string[];
+}
+interface Slot {
+  dir: string;
+  controller: 'pids' | 'memory' | 'both';
+}
 
 /** /proc/self/mounts escapes spaces and friends as octal (`\040`). */
 const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8)));
 
 async function mounts(): Promise<Mount[]> {
   const text = await readFile('/proc/self/mounts', 'utf8');
-  return text.split('\n').map((line) => line.split(' ')).filter((f) => f.length >= 4)
+  return text
+    .split('\n')
+    .map((line) => line.split(' '))
+    .filter((f) => f.length >= 4)
     .map((f) => ({ dir: unescape(f[1] ?? ''), type: f[2] ?? '', options: (f[3] ?? '').split(',') }));
 }
 
@@ -52,18 +62,31 @@ async function ownPaths(): Promise<Map<string, string>> {
 }
 
 async function tryWrite(file: string, value: string): Promise<boolean> {
-  return writeFile(file, value).then(() => true, () => false);
+  return writeFile(file, value).then(
+    () => true,
+    () => false,
+  );
 }
 
 /** mkdir -p, retried because another task's destroy() may rmdir the shared parent in between. */
 async function makeDir(dir: string): Promise<boolean> {
-  for (let i = 0; i < 3; i++) if (await mkdir(dir, { recursive: true }).then(() => true, () => false)) return true;
+  for (let i = 0; i < 3; i++)
+    if (
+      await mkdir(dir, { recursive: true }).then(
+        () => true,
+        () => false,
+      )
+    )
+      return true;
   return false;
 }
 
 async function removeDir(dir: string): Promise<void> {
   for (let i = 0; i < BOUNDED_TRIES; i++) {
-    const err = await rmdir(dir).then(() => undefined, (e: NodeJS.ErrnoException) => e);
+    const err = await rmdir(dir).then(
+      () => undefined,
+      (e: NodeJS.ErrnoException) => e,
+    );
     if (!err || err.code === 'ENOENT') return;
     if (err.code !== 'EBUSY') throw err;
     await delay(10); // members still exiting; v1 has no event to wait on
@@ -80,8 +103,9 @@ async function setUpV2(base: string, name: string, limits: SandboxLimits): Promi
   if (!(await makeDir(parent)) || !(await tryWrite(join(parent, 'cgroup.subtree_control'), '+pids +memory'))) return [];
   const dir = join(parent, name);
   if (!(await makeDir(dir))) return [];
-  const ok = (await tryWrite(join(dir, 'pids.max'), String(limits.maxProcesses + BWRAP_PROCESSES)))
-    && (await tryWrite(join(dir, 'memory.max'), String(limits.memoryBytes)));
+  const ok =
+    (await tryWrite(join(dir, 'pids.max'), String(limits.maxProcesses + BWRAP_PROCESSES))) &&
+    (await tryWrite(join(dir, 'memory.max'), String(limits.memoryBytes)));
   if (!ok) {
     await removeDir(dir);
     return [];
@@ -93,9 +117,10 @@ async function setUpV2(base: string, name: string, limits: SandboxLimits): Promi
 async function setUpV1(base: string, controller: 'pids' | 'memory', name: string, limits: SandboxLimits): Promise<Slot[]> {
   const dir = join(base, PARENT, name);
   if (!(await makeDir(dir))) return [];
-  const ok = controller === 'pids'
-    ? await tryWrite(join(dir, 'pids.max'), String(limits.maxProcesses + BWRAP_PROCESSES))
-    : await tryWrite(join(dir, 'memory.limit_in_bytes'), String(limits.memoryBytes));
+  const ok =
+    controller === 'pids'
+      ? await tryWrite(join(dir, 'pids.max'), String(limits.maxProcesses + BWRAP_PROCESSES))
+      : await tryWrite(join(dir, 'memory.limit_in_bytes'), String(limits.memoryBytes));
   if (!ok) {
     await removeDir(dir);
     return [];
@@ -107,7 +132,10 @@ async function setUpV1(base: string, controller: 'pids' | 'memory', name: string
 
 class CgroupSet implements TaskCgroup {
   private destroyed: Promise<void> | undefined;
-  constructor(readonly version: 1 | 2, private readonly slots: Slot[]) {}
+  constructor(
+    readonly version: 1 | 2,
+    private readonly slots: Slot[],
+  ) {}
 
   get enforces() {
     const has = (c: 'pids' | 'memory') => this.slots.some((s) => s.controller === c || s.controller === 'both');
@@ -174,7 +202,13 @@ export async function createTaskCgroup(name: string, limits: SandboxLimits): Pro
     const mount = all.find((m) => m.type === 'cgroup' && m.options.includes(controller));
     if (!mount || !own.has(controller)) continue;
     const base = join(mount.dir, own.get(controller) ?? '/');
-    if (await access(base).then(() => true, () => false)) slots.push(...(await setUpV1(base, controller, name, limits)));
+    if (
+      await access(base).then(
+        () => true,
+        () => false,
+      )
+    )
+      slots.push(...(await setUpV1(base, controller, name, limits)));
   }
   return slots.length > 0 ? new CgroupSet(1, slots) : undefined;
 }

@@ -56,7 +56,10 @@ function startInGroup(argv: readonly string[], env: Record<string, string>, cwd:
 
 class ProcessSandbox implements Sandbox {
   private started: RunningProcess | undefined;
-  constructor(private readonly root: string, readonly workDir: string) {}
+  constructor(
+    private readonly root: string,
+    readonly workDir: string,
+  ) {}
 
   start(spec: RunSpec): RunningProcess {
     const scriptFile = join(this.root, 'script');
@@ -67,7 +70,9 @@ class ProcessSandbox implements Sandbox {
     mkdirSync(filesDir, { mode: 0o700, recursive: true });
     for (const [name, content] of Object.entries(spec.files ?? {})) writeFileSync(join(filesDir, name), content, { mode: 0o600 });
     const argv = spec.argv.map((a) => (a === '{script}' ? scriptFile : a.replaceAll('{files}', filesDir)));
-    const env = Object.fromEntries(Object.entries({ ...spec.env, HOME: this.workDir, TMPDIR: join(this.root, 'tmp') }).map(([k, v]) => [k, v.replaceAll('{files}', filesDir)]));
+    const env = Object.fromEntries(
+      Object.entries({ ...spec.env, HOME: this.workDir, TMPDIR: join(this.root, 'tmp') }).map(([k, v]) => [k, v.replaceAll('{files}', filesDir)]),
+    );
     this.started = startInGroup(argv, env, this.workDir);
     return this.started;
   }
@@ -81,7 +86,8 @@ class ProcessSandbox implements Sandbox {
 export class ProcessExecutor implements Executor {
   readonly name = 'process' as const;
   constructor(private readonly rootDir?: string) {}
-  readonly warning = 'executor "process": tasks run as the agent\'s user with no filesystem, process or network isolation; use --executor sandbox (bubblewrap) on Linux for real isolation';
+  readonly warning =
+    'executor "process": tasks run as the agent\'s user with no filesystem, process or network isolation; use --executor sandbox (bubblewrap) on Linux for real isolation';
 
   /** Limits are not enforced by this driver (documented gap); the parameter keeps the interface. */
   async create(taskId: string, _limits: SandboxLimits): Promise<Sandbox> {

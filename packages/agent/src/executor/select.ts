@@ -14,6 +14,9 @@ export async function selectExecutor(choice: 'sandbox' | 'process' | 'auto', roo
   const { BubblewrapExecutor, bubblewrapProblem } = await import('./bubblewrap.js');
   const problem = await bubblewrapProblem();
   if (problem === undefined) return new BubblewrapExecutor(rootDir === undefined ? {} : { rootDir });
-  if (choice === 'sandbox') throw new ExecutorUnavailableError(`--executor sandbox needs bubblewrap, and ${problem}. Install it (Debian/Ubuntu: apt-get install bubblewrap) or choose --executor process, which isolates much less.`);
+  if (choice === 'sandbox')
+    throw new ExecutorUnavailableError(
+      `--executor sandbox needs bubblewrap, and ${problem}. Install it (Debian/Ubuntu: apt-get install bubblewrap) or choose --executor process, which isolates much less.`,
+    );
   return new ProcessExecutor(rootDir);
 }

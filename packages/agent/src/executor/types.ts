@@ -18,7 +18,10 @@ export interface RunSpec {
   files?: Record<string, string>;
 }
 
-export interface ExitInfo { code: number | null; signal: NodeJS.Signals | null }
+export interface ExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
 
 export interface RunningProcess {
   readonly pid: number;

@@ -298,7 +298,15 @@ export class ByteAutomaton {
 
   /** Bytes of memory held by the automaton's tables (approximate). */
   get byteSize(): number {
-    return this.trans.byteLength + this.longest.byteLength + this.depth.byteLength + this.fail.byteLength
-      + this.childStart.byteLength + this.childClass.byteLength + this.childTarget.byteLength + 256;
+    return (
+      this.trans.byteLength +
+      this.longest.byteLength +
+      this.depth.byteLength +
+      this.fail.byteLength +
+      this.childStart.byteLength +
+      this.childClass.byteLength +
+      this.childTarget.byteLength +
+      256
+    );
   }
 }

@@ -126,5 +126,12 @@ function isControl(ch: string): boolean {
 }
 
 const ANSI_C_NAMES: Record<string, string> = {
-  '\u001b': '\\E', '\u0007': '\\a', '\b': '\\b', '\f': '\\f', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\v': '\\v',
+  '\u001b': '\\E',
+  '\u0007': '\\a',
+  '\b': '\\b',
+  '\f': '\\f',
+  '\n': '\\n',
+  '\r': '\\r',
+  '\t': '\\t',
+  '\v': '\\v',
 };

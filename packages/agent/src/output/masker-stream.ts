@@ -50,7 +50,10 @@ export class MaskerStream {
   private maskEnd = 0;
   private readonly sink: MatchSink = { match: (end, length) => this.onMatch(end, length) };
 
-  constructor(private readonly automaton: ByteAutomaton | undefined, private readonly maskBytes: Buffer) {}
+  constructor(
+    private readonly automaton: ByteAutomaton | undefined,
+    private readonly maskBytes: Buffer,
+  ) {}
 
   /** Bytes currently held back (not yet returned, not yet covered by a returned mask). */
   get heldBytes(): number {

@@ -87,7 +87,8 @@ export class SecretMasker {
     });
     this.skipped = skipped;
     this.patternCount = patterns.size;
-    this.automaton = patterns.size === 0 ? undefined : new ByteAutomaton([...patterns.values()], { denseBudget: opts.denseBudget, laneMinBytes: opts.laneMinBytes });
+    this.automaton =
+      patterns.size === 0 ? undefined : new ByteAutomaton([...patterns.values()], { denseBudget: opts.denseBudget, laneMinBytes: opts.laneMinBytes });
   }
 
   /** A fresh per-stream state sharing this masker's automaton. */

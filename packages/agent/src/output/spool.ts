@@ -17,8 +17,17 @@ import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, 
 import { join } from 'node:path';
 import { FRAME_HEADER_BYTES, FrameDecoder, encodeFrames, type FinishTaskRequest, type OutputFrame, type StreamId } from '@ferry/protocol';
 
-interface FrameIndex { filePos: number; offset: number; length: number; stream: StreamId; time: number }
-interface SpoolState { acked: number; final: FinishTaskRequest | null }
+interface FrameIndex {
+  filePos: number;
+  offset: number;
+  length: number;
+  stream: StreamId;
+  time: number;
+}
+interface SpoolState {
+  acked: number;
+  final: FinishTaskRequest | null;
+}
 
 export class TaskSpool {
   private readonly index: FrameIndex[] = [];
@@ -27,7 +36,10 @@ export class TaskSpool {
   private produced = 0;
   private state: SpoolState = { acked: 0, final: null };
 
-  private constructor(readonly dir: string, readonly taskId: string) {
+  private constructor(
+    readonly dir: string,
+    readonly taskId: string,
+  ) {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     this.fd = openSync(join(dir, 'output.frames'), 'a+', 0o600);
   }

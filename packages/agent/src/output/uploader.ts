@@ -18,7 +18,10 @@ import { Streams, encodeFrames, toError, type StreamId } from '@ferry/protocol';
 import { expectedOffsetOf, isLeaseLost, messageOf } from '../server-answers.js';
 import type { TaskSpool } from './spool.js';
 
-export interface UploaderOptions { flushMs: number; maxChunkBytes: number }
+export interface UploaderOptions {
+  flushMs: number;
+  maxChunkBytes: number;
+}
 export const DEFAULT_UPLOADER_OPTIONS: UploaderOptions = { flushMs: 250, maxChunkBytes: 1024 * 1024 };
 
 /**
@@ -144,8 +147,10 @@ export class OutputUploader extends EventEmitter {
   /** Sends chunk after chunk until nothing is left; each chunk retried with backoff. */
   private async pump(): Promise<void> {
     const retry = {
-      baseMs: 250, capMs: 5000,
-      onRetry: (err: unknown, _attempt: number, wait: number) => this.log.warn({ err: messageOf(err), retryInMs: wait, spooled: this.spool.bytesProduced - this.spool.acked }, 'output upload failed; retrying'),
+      baseMs: 250,
+      capMs: 5000,
+      onRetry: (err: unknown, _attempt: number, wait: number) =>
+        this.log.warn({ err: messageOf(err), retryInMs: wait, spooled: this.spool.bytesProduced - this.spool.acked }, 'output upload failed; retrying'),
     };
     try {
       let more = true;

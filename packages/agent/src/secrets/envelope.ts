@@ -14,7 +14,10 @@ const GCM_TAG_BYTES = 16;
 
 export function sealingKeyIdOf(publicKey: string | KeyObject): string {
   const key = typeof publicKey === 'string' ? createPublicKey(publicKey) : publicKey;
-  return createHash('sha256').update(key.export({ type: 'spki', format: 'der' })).digest('hex').slice(0, 32);
+  return createHash('sha256')
+    .update(key.export({ type: 'spki', format: 'der' }))
+    .digest('hex')
+    .slice(0, 32);
 }
 
 export async function generateSealingKeyPair(): Promise<{ publicKeyPem: string; privateKeyPem: string; kid: string }> {
@@ -46,6 +49,6 @@ export function openSecret(privateKey: KeyObject | string, binding: SecretBindin
     dataKey.fill(0);
     return plain;
   } catch (err) {
-    throw new SecretOpenError('it does not open with this target\'s key for this name: it was sealed for another target or name, or altered', { cause: err });
+    throw new SecretOpenError("it does not open with this target's key for this name: it was sealed for another target or name, or altered", { cause: err });
   }
 }

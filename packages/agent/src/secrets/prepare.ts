@@ -25,7 +25,9 @@ export function prepareSecrets(task: Assignment, keys: KeyStore): PreparedSecret
   if (task.secrets.length === 0) return { env, unmasked };
   const key = keys.load(task.target.id);
   if (!key) {
-    throw new SecretPreparationError(`this agent does not hold the sealing key of target ${task.target.name}; copy keys/${task.target.id}.pem from the agent that made it`);
+    throw new SecretPreparationError(
+      `this agent does not hold the sealing key of target ${task.target.name}; copy keys/${task.target.id}.pem from the agent that made it`,
+    );
   }
   for (const { name, sealed } of task.secrets) {
     if (isReservedSecretName(name)) throw new SecretPreparationError(`secret ${name} has a reserved name`);

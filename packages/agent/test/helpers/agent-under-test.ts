@@ -23,10 +23,19 @@ export interface AgentUnderTest {
 export async function startAgent(t: TestContext, cp: FakeControlPlane, flags: Record<string, unknown> = {}): Promise<AgentUnderTest> {
   const dataDir = await mkdtemp(join(tmpdir(), 'ferry-agent-test-'));
   // The environment is left out: FERRY_* variables of the machine must not change the test.
-  const config = loadAgentConfig({
-    dataDir, joinToken: cp.joinToken(), executor: 'process', concurrency: 2, graceSeconds: 1, pollWaitSeconds: 2,
-    logLevel: process.env.FERRY_TEST_AGENT_LOG ?? 'silent', ...flags,
-  }, {});
+  const config = loadAgentConfig(
+    {
+      dataDir,
+      joinToken: cp.joinToken(),
+      executor: 'process',
+      concurrency: 2,
+      graceSeconds: 1,
+      pollWaitSeconds: 2,
+      logLevel: process.env.FERRY_TEST_AGENT_LOG ?? 'silent',
+      ...flags,
+    },
+    {},
+  );
   const stopping = new AbortController();
   const done = runAgent(config, { signal: stopping.signal });
   // Marked handled here; a test that expects a failure awaits `done` itself.

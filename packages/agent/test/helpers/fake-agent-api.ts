@@ -87,7 +87,8 @@ function uploadOutput(cp: FakeControlPlane, { params, query, body }: HandlerInpu
   const task = held(cp, params.id);
   const { offset } = query as ParsedQuery<typeof Routes.uploadOutput>;
   const stored = storedBytes(task);
-  if (offset > stored) throw new FerryError('FERRY_E_OUTPUT_GAP', `Output must continue at offset ${stored}, not ${offset}.`, { details: { expectedOffset: stored } });
+  if (offset > stored)
+    throw new FerryError('FERRY_E_OUTPUT_GAP', `Output must continue at offset ${stored}, not ${offset}.`, { details: { expectedOffset: stored } });
   appendUnseen(task, offset, body as OutputFrame[]);
   return ok(Routes.uploadOutput, { nextOffset: storedBytes(task) });
 }
@@ -96,8 +97,11 @@ function finishTask(cp: FakeControlPlane, { params, body }: HandlerInput): Answe
   const task = held(cp, params.id);
   const final = body as ParsedBody<typeof Routes.finishTask>;
   const stored = storedBytes(task);
-  if (stored < final.outputBytes) throw new FerryError('FERRY_E_OUTPUT_GAP', `Have ${stored} of ${final.outputBytes} bytes.`, { details: { expectedOffset: stored } });
-  const digest = createHash('sha256').update(Buffer.concat(task.frames.map((f) => f.data))).digest('hex');
+  if (stored < final.outputBytes)
+    throw new FerryError('FERRY_E_OUTPUT_GAP', `Have ${stored} of ${final.outputBytes} bytes.`, { details: { expectedOffset: stored } });
+  const digest = createHash('sha256')
+    .update(Buffer.concat(task.frames.map((f) => f.data)))
+    .digest('hex');
   if (stored !== final.outputBytes || digest !== final.outputSha256) throw new FerryError('FERRY_E_OUTPUT_MISMATCH');
   task.final = final;
   return ok(Routes.finishTask, undefined);

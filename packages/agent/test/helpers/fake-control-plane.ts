@@ -19,7 +19,15 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
-  FerryError, Routes, decodeFrames, encodeJoinToken, type Assignment, type ErrorCode, type FinishTaskRequest, type OutputFrame, type RouteDef,
+  FerryError,
+  Routes,
+  decodeFrames,
+  encodeJoinToken,
+  type Assignment,
+  type ErrorCode,
+  type FinishTaskRequest,
+  type OutputFrame,
+  type RouteDef,
 } from '@ferry/protocol';
 import { agentHandlers, type AgentRoute, type Answer } from './fake-agent-api.js';
 import { makeTestPki } from './test-pki.js';
@@ -73,7 +81,12 @@ export class FakeControlPlane extends EventEmitter {
   private readonly scripted = new Map<AgentRoute, { code: ErrorCode; details?: Record<string, unknown> }[]>();
   private readonly wakers = new Set<() => void>();
 
-  private constructor(private readonly server: Server, readonly url: string, readonly caPem: string, private readonly caFingerprint: string) {
+  private constructor(
+    private readonly server: Server,
+    readonly url: string,
+    readonly caPem: string,
+    private readonly caFingerprint: string,
+  ) {
     super();
   }
 
@@ -96,8 +109,18 @@ export class FakeControlPlane extends EventEmitter {
   queueTask(overrides: Partial<Assignment> = {}): Assignment {
     const id = `t_fake${String(++taskCounter).padStart(8, '0')}${randomBytes(3).toString('hex')}`;
     const assignment: Assignment = {
-      id, target: { id: 'g_fake0001', name: 'fake', type: 'shell' }, script: 'true\n', timeoutSeconds: 60, leaseSeconds: 30, network: 'host',
-      maxOutputBytes: 64 << 20, maxProcesses: 256, memoryBytes: 1 << 30, orgId: 'o_fake', secrets: [], ...overrides,
+      id,
+      target: { id: 'g_fake0001', name: 'fake', type: 'shell' },
+      script: 'true\n',
+      timeoutSeconds: 60,
+      leaseSeconds: 30,
+      network: 'host',
+      maxOutputBytes: 64 << 20,
+      maxProcesses: 256,
+      memoryBytes: 1 << 30,
+      orgId: 'o_fake',
+      secrets: [],
+      ...overrides,
     };
     this.tasks.set(id, { assignment, frames: [], started: false, final: undefined, assigned: false });
     this.queue.push(id);
@@ -138,7 +161,11 @@ export class FakeControlPlane extends EventEmitter {
 
   /** The stored output of a task (one stream, or all in offset order). */
   output(taskId: string, stream?: OutputFrame['stream']): Buffer {
-    return Buffer.concat(this.task(taskId).frames.filter((f) => stream === undefined || f.stream === stream).map((f) => f.data));
+    return Buffer.concat(
+      this.task(taskId)
+        .frames.filter((f) => stream === undefined || f.stream === stream)
+        .map((f) => f.data),
+    );
   }
 
   callsTo(route: AgentRoute): RecordedCall[] {

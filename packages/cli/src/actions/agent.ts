@@ -19,9 +19,19 @@ export async function listAgents(opts: { json?: boolean }): Promise<void> {
   await withClient(async (client, routes) => {
     const { agents } = await client.call(routes.listAgents);
     if (opts.json) return printJson(agents);
-    printTable(['ID', 'NAME', 'HOST', 'VERSION', 'TARGETS', 'STATUS', 'RUNNING', 'LAST CONTACT'], agents.map((a) => [
-      a.id, a.name, a.hostname, a.version, a.targets.join(','), a.revoked ? 'revoked' : a.online ? 'online' : 'offline', String(a.runningTasks), ago(a.lastSeenAt),
-    ]));
+    printTable(
+      ['ID', 'NAME', 'HOST', 'VERSION', 'TARGETS', 'STATUS', 'RUNNING', 'LAST CONTACT'],
+      agents.map((a) => [
+        a.id,
+        a.name,
+        a.hostname,
+        a.version,
+        a.targets.join(','),
+        a.revoked ? 'revoked' : a.online ? 'online' : 'offline',
+        String(a.runningTasks),
+        ago(a.lastSeenAt),
+      ]),
+    );
   });
 }
 

@@ -8,7 +8,10 @@ export async function listAudit(opts: { limit: string; json?: boolean }): Promis
   await withClient(async (client, routes) => {
     const { entries } = await client.call(routes.listAudit, { query });
     if (opts.json) return printJson(entries);
-    printTable(['SEQ', 'AT', 'ACTOR', 'ACTION', 'SUBJECT'], entries.map((e) => [String(e.seq), e.at, e.actor, e.action, e.subject]));
+    printTable(
+      ['SEQ', 'AT', 'ACTOR', 'ACTION', 'SUBJECT'],
+      entries.map((e) => [String(e.seq), e.at, e.actor, e.action, e.subject]),
+    );
   });
 }
 
@@ -16,7 +19,12 @@ export async function verifyAudit(opts: { json?: boolean }): Promise<void> {
   await withClient(async (client, routes) => {
     const res = await client.call(routes.verifyAudit);
     if (opts.json) printJson(res);
-    else process.stdout.write(res.ok ? `Audit log intact: ${res.entries} entries, hash chain verified.\n` : `Audit log TAMPERED: the hash chain breaks at entry ${res.brokenAt ?? '?'}.\n`);
+    else
+      process.stdout.write(
+        res.ok
+          ? `Audit log intact: ${res.entries} entries, hash chain verified.\n`
+          : `Audit log TAMPERED: the hash chain breaks at entry ${res.brokenAt ?? '?'}.\n`,
+      );
     if (!res.ok) process.exitCode = 1;
   });
 }

@@ -4,7 +4,12 @@ import { createNodeClient, fetchPinnedCa, fingerprintOf } from '@ferry/client/no
 import { UsageError } from '../errors.js';
 import { saveSettings } from '../settings.js';
 
-interface LoginOptions { server: string; token: string; caFingerprint?: string; caFile?: string }
+interface LoginOptions {
+  server: string;
+  token: string;
+  caFingerprint?: string;
+  caFile?: string;
+}
 
 function serverOrigin(text: string): string {
   let url: URL;
@@ -31,7 +36,8 @@ function caFromFile(file: string, fingerprint: string | undefined): string {
 
 export async function login(opts: LoginOptions): Promise<void> {
   const origin = serverOrigin(opts.server);
-  if (!opts.caFingerprint && !opts.caFile) throw new UsageError('Give --ca-fingerprint (printed by `ferry server`) or --ca-file so the CLI can verify the server.');
+  if (!opts.caFingerprint && !opts.caFile)
+    throw new UsageError('Give --ca-fingerprint (printed by `ferry server`) or --ca-file so the CLI can verify the server.');
   const caPem = opts.caFile ? caFromFile(opts.caFile, opts.caFingerprint) : await fetchPinnedCa(origin, opts.caFingerprint ?? '');
   const client = createNodeClient({ serverUrl: origin, caPem, token: opts.token, userAgent: 'ferry-cli' });
   try {

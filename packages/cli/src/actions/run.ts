@@ -6,7 +6,13 @@ import { withClient } from '../run-command.js';
 import { streamOutput } from '../stream-output.js';
 import { exitCodeFor } from '../exit-codes.js';
 
-interface RunOptions { command?: string; file?: string; timeout?: string; detach?: boolean; wait: boolean }
+interface RunOptions {
+  command?: string;
+  file?: string;
+  timeout?: string;
+  detach?: boolean;
+  wait: boolean;
+}
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -36,8 +42,11 @@ function timeoutFrom(opts: RunOptions): number | undefined {
 }
 
 function waitingNote(task: TaskWithAgents): string {
-  return `ferry: task ${task.id} is queued, waiting for an agent of target ${task.target} (${task.agentsOnline} online).`
-    + (task.agentsOnline ? '' : ' Start one with `ferry agent start --join-token …` or check `ferry agent list`.') + '\n';
+  return (
+    `ferry: task ${task.id} is queued, waiting for an agent of target ${task.target} (${task.agentsOnline} online).` +
+    (task.agentsOnline ? '' : ' Start one with `ferry agent start --join-token …` or check `ferry agent list`.') +
+    '\n'
+  );
 }
 
 /** The first Ctrl-C asks the server to cancel; a second stops watching. */
@@ -47,7 +56,9 @@ function interruptHandler(client: FerryClient, taskId: string, detach: AbortCont
     interrupts++;
     if (interrupts > 1) return detach.abort();
     process.stderr.write(`\nferry: cancelling task ${taskId} (Ctrl-C again to stop watching; the task keeps its cancel request)\n`);
-    client.call(Routes.cancelTask, { params: { id: taskId } }).catch((err: unknown) => process.stderr.write(`ferry: cancel failed: ${(err as Error).message}\n`));
+    client
+      .call(Routes.cancelTask, { params: { id: taskId } })
+      .catch((err: unknown) => process.stderr.write(`ferry: cancel failed: ${(err as Error).message}\n`));
   };
 }
 
@@ -60,7 +71,8 @@ async function watch(client: FerryClient, task: TaskWithAgents): Promise<number>
   process.on('SIGINT', onSigint);
   try {
     await streamOutput(client, task.id, {
-      follow: true, signal: detach.signal,
+      follow: true,
+      signal: detach.signal,
       onWaiting: (t) => {
         if (!warned) process.stderr.write(waitingNote(t));
         warned = true;

@@ -36,7 +36,9 @@ async function readSecretValue(name: string): Promise<string> {
   if (process.stdin.isTTY) return promptHidden(name);
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  return Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
 }
 
 /** The target's public sealing key; a new hosted target gets one within moments, so wait a little. */
@@ -72,7 +74,10 @@ export async function listSecrets(target: string, opts: { json?: boolean }): Pro
   await withClient(async (client, routes) => {
     const { secrets } = await client.call(routes.listSecrets, { params: { name: target } });
     if (opts.json) return printJson(secrets);
-    printTable(['NAME', 'SET BY', 'SET', 'KEY'], secrets.map((s) => [s.name, s.setBy, ago(s.setAt), s.kid]));
+    printTable(
+      ['NAME', 'SET BY', 'SET', 'KEY'],
+      secrets.map((s) => [s.name, s.setBy, ago(s.setAt), s.kid]),
+    );
   });
 }
 

@@ -3,11 +3,19 @@ import { relative } from 'node:path';
 import type { RunningServer, ServerConfig } from '@ferry/server';
 import { UsageError } from '../errors.js';
 
-interface ServerOptions { dataDir?: string; listen?: string; database?: string; publicUrl?: string; embeddedAgent: boolean; config?: string }
+interface ServerOptions {
+  dataDir?: string;
+  listen?: string;
+  database?: string;
+  publicUrl?: string;
+  embeddedAgent: boolean;
+  config?: string;
+}
 
 function listenError(err: unknown, listen: string): unknown {
   const code = (err as NodeJS.ErrnoException).code;
-  if (code === 'EADDRINUSE') return new UsageError(`Cannot listen on ${listen}: the address is in use (another ferry server?). Choose another with --listen HOST:PORT.`);
+  if (code === 'EADDRINUSE')
+    return new UsageError(`Cannot listen on ${listen}: the address is in use (another ferry server?). Choose another with --listen HOST:PORT.`);
   if (code === 'EACCES') return new UsageError(`Cannot listen on ${listen}: permission denied. Use a port above 1023 or run with the needed privilege.`);
   return err;
 }
@@ -15,16 +23,18 @@ function listenError(err: unknown, listen: string): unknown {
 function printBanner(server: RunningServer, config: ServerConfig): void {
   const tokenPath = relative(process.cwd(), server.adminTokenFile) || server.adminTokenFile;
   const shownPath = tokenPath.startsWith('..') ? server.adminTokenFile : tokenPath;
-  process.stdout.write([
-    `Ferry server listening on ${server.url}`,
-    `CA fingerprint (SHA-256): ${server.caFingerprint}`,
-    `Admin token: ${shownPath}${server.adminTokenCreated ? ' (created now)' : ''}`,
-    config.embeddedAgent ? 'Embedded hosted agent: starting' : 'Embedded hosted agent: off (--no-embedded-agent)',
-    '',
-    'Log in from another terminal with:',
-    `  ${process.env.FERRY_CLI_HINT ?? 'ferry'} login --server ${server.url} --token "$(cat ${shownPath})" --ca-fingerprint ${server.caFingerprint}`,
-    '',
-  ].join('\n'));
+  process.stdout.write(
+    [
+      `Ferry server listening on ${server.url}`,
+      `CA fingerprint (SHA-256): ${server.caFingerprint}`,
+      `Admin token: ${shownPath}${server.adminTokenCreated ? ' (created now)' : ''}`,
+      config.embeddedAgent ? 'Embedded hosted agent: starting' : 'Embedded hosted agent: off (--no-embedded-agent)',
+      '',
+      'Log in from another terminal with:',
+      `  ${process.env.FERRY_CLI_HINT ?? 'ferry'} login --server ${server.url} --token "$(cat ${shownPath})" --ca-fingerprint ${server.caFingerprint}`,
+      '',
+    ].join('\n'),
+  );
 }
 
 function stopOnSignals(server: RunningServer): void {
@@ -33,10 +43,13 @@ function stopOnSignals(server: RunningServer): void {
     if (stopping) return;
     stopping = true;
     process.stderr.write(`${signal}: shutting down\n`);
-    server.close().then(() => process.exit(0), (err: unknown) => {
-      process.stderr.write(`shutdown failed: ${(err as Error).message}\n`);
-      process.exit(1);
-    });
+    server.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        process.stderr.write(`shutdown failed: ${(err as Error).message}\n`);
+        process.exit(1);
+      },
+    );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
@@ -45,10 +58,17 @@ function stopOnSignals(server: RunningServer): void {
 export async function startServer(opts: ServerOptions): Promise<void> {
   // Only `ferry server` loads the server package: the agent and the other commands need none of it.
   const server = await import('@ferry/server');
-  const config = server.loadServerConfig({
-    dataDir: opts.dataDir, listen: opts.listen, database: opts.database, publicUrl: opts.publicUrl,
-    embeddedAgent: opts.embeddedAgent === false ? false : undefined,
-  }, process.env, opts.config ?? process.env.FERRY_SERVER_CONFIG);
+  const config = server.loadServerConfig(
+    {
+      dataDir: opts.dataDir,
+      listen: opts.listen,
+      database: opts.database,
+      publicUrl: opts.publicUrl,
+      embeddedAgent: opts.embeddedAgent === false ? false : undefined,
+    },
+    process.env,
+    opts.config ?? process.env.FERRY_SERVER_CONFIG,
+  );
   const cli = fileURLToPath(new URL('../main.js', import.meta.url));
   const running = await server.startServer({ config, embeddedAgentCommand: [process.execPath, cli, 'agent', 'start'] }).catch((err: unknown) => {
     throw listenError(err, config.listen);

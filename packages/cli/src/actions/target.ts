@@ -5,7 +5,15 @@ import { withClient } from '../run-command.js';
 import { parseOrUsage } from '../validate.js';
 
 interface TargetCreateOptions {
-  type: string; agent: string; network?: string; redact?: string; timeout?: string; maxOutput?: string; maxProcesses?: string; memory?: string; json?: boolean;
+  type: string;
+  agent: string;
+  network?: string;
+  redact?: string;
+  timeout?: string;
+  maxOutput?: string;
+  maxProcesses?: string;
+  memory?: string;
+  json?: boolean;
 }
 
 function parseLimit(flag: string, value: string | undefined, parser: (v: string) => number | undefined): number | undefined {
@@ -27,10 +35,18 @@ function limitsFrom(opts: TargetCreateOptions): Record<string, number> {
 
 export async function createTarget(name: string, opts: TargetCreateOptions): Promise<void> {
   await withClient(async (client, routes) => {
-    const body = parseOrUsage(CreateTargetRequest, {
-      name, type: opts.type, agent: opts.agent, limits: limitsFrom(opts),
-      ...(opts.network ? { network: opts.network } : {}), ...(opts.redact ? { redact: opts.redact } : {}),
-    }, 'target');
+    const body = parseOrUsage(
+      CreateTargetRequest,
+      {
+        name,
+        type: opts.type,
+        agent: opts.agent,
+        limits: limitsFrom(opts),
+        ...(opts.network ? { network: opts.network } : {}),
+        ...(opts.redact ? { redact: opts.redact } : {}),
+      },
+      'target',
+    );
     const t = await client.call(routes.createTarget, { body });
     if (opts.json) return printJson(t);
     process.stdout.write(`Created target ${t.name} (${t.type}, ${t.agent === 'hosted' ? 'hosted pool' : 'self-hosted agents'}).\n`);
@@ -42,7 +58,10 @@ export async function listTargets(opts: { json?: boolean }): Promise<void> {
   await withClient(async (client, routes) => {
     const { targets } = await client.call(routes.listTargets);
     if (opts.json) return printJson(targets);
-    printTable(['NAME', 'TYPE', 'AGENT', 'NETWORK', 'AGENTS ONLINE', 'CREATED'], targets.map((t) => [t.name, t.type, t.agent, t.network, String(t.agentsOnline), ago(t.createdAt)]));
+    printTable(
+      ['NAME', 'TYPE', 'AGENT', 'NETWORK', 'AGENTS ONLINE', 'CREATED'],
+      targets.map((t) => [t.name, t.type, t.agent, t.network, String(t.agentsOnline), ago(t.createdAt)]),
+    );
   });
 }
 
@@ -51,9 +70,19 @@ export async function showTarget(name: string, opts: { json?: boolean }): Promis
     const t = await client.call(routes.getTarget, { params: { name } });
     if (opts.json) return printJson(t);
     printFields([
-      ['Name', t.name], ['Type', t.type], ['Agent', t.agent], ['Network', t.network], ['Redaction', t.redact], ['Sealing key', t.keyId ?? '(none yet)'], ['Timeout', `${t.limits.timeoutSeconds} s`],
-      ['Max output', `${t.limits.maxOutputBytes} bytes`], ['Max processes', String(t.limits.maxProcesses)], ['Memory', `${t.limits.memoryBytes} bytes`],
-      ['Agents online', String(t.agentsOnline)], ['Created', t.createdAt], ['Id', t.id],
+      ['Name', t.name],
+      ['Type', t.type],
+      ['Agent', t.agent],
+      ['Network', t.network],
+      ['Redaction', t.redact],
+      ['Sealing key', t.keyId ?? '(none yet)'],
+      ['Timeout', `${t.limits.timeoutSeconds} s`],
+      ['Max output', `${t.limits.maxOutputBytes} bytes`],
+      ['Max processes', String(t.limits.maxProcesses)],
+      ['Memory', `${t.limits.memoryBytes} bytes`],
+      ['Agents online', String(t.agentsOnline)],
+      ['Created', t.createdAt],
+      ['Id', t.id],
     ]);
   });
 }

@@ -11,8 +11,10 @@ export async function listTasks(opts: { target?: string; status?: string; limit:
   await withClient(async (client, routes) => {
     const { tasks } = await client.call(routes.listTasks, { query });
     if (opts.json) return printJson(tasks);
-    printTable(['ID', 'TARGET', 'STATUS', 'EXIT', 'AGENT', 'CREATED'],
-      tasks.map((t) => [t.id, t.target, t.status, t.exitCode === null ? '-' : String(t.exitCode), t.agent ?? '-', ago(t.createdAt)]));
+    printTable(
+      ['ID', 'TARGET', 'STATUS', 'EXIT', 'AGENT', 'CREATED'],
+      tasks.map((t) => [t.id, t.target, t.status, t.exitCode === null ? '-' : String(t.exitCode), t.agent ?? '-', ago(t.createdAt)]),
+    );
   });
 }
 
@@ -21,9 +23,17 @@ export async function showTask(id: string, opts: { json?: boolean }): Promise<vo
     const t = await client.call(routes.getTask, { params: { id } });
     if (opts.json) return printJson(t);
     printFields([
-      ['Id', t.id], ['Target', t.target], ['Status', t.status], ['Exit code', t.exitCode === null ? '-' : String(t.exitCode)],
-      ['Reason', t.reason ?? '-'], ['Agent', t.agent ?? '-'], ['Created', `${t.createdAt} by ${t.createdBy}`],
-      ['Started', t.startedAt ?? '-'], ['Finished', t.finishedAt ?? '-'], ['Timeout', `${t.timeoutSeconds} s`], ['Output', `${t.outputBytes} bytes`],
+      ['Id', t.id],
+      ['Target', t.target],
+      ['Status', t.status],
+      ['Exit code', t.exitCode === null ? '-' : String(t.exitCode)],
+      ['Reason', t.reason ?? '-'],
+      ['Agent', t.agent ?? '-'],
+      ['Created', `${t.createdAt} by ${t.createdBy}`],
+      ['Started', t.startedAt ?? '-'],
+      ['Finished', t.finishedAt ?? '-'],
+      ['Timeout', `${t.timeoutSeconds} s`],
+      ['Output', `${t.outputBytes} bytes`],
     ]);
   });
 }

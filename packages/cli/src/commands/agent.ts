@@ -8,7 +8,8 @@ export function registerAgentCommands(program: Command): void {
   const agent = program.command('agent').description('agents: join tokens, listing, revoking, running one');
   const token = agent.command('token').description('join tokens');
 
-  token.command('create')
+  token
+    .command('create')
     .description('print a one-time join token for a new agent')
     .option('--target <name...>', 'the self-hosted target(s) the agent serves')
     .option('--hosted', 'an agent for the hosted pool')
@@ -16,14 +17,9 @@ export function registerAgentCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(lazyAction(actions, 'createJoinToken'));
 
-  agent.command('list')
-    .description('list agents')
-    .option('--json', 'print JSON')
-    .action(lazyAction(actions, 'listAgents'));
+  agent.command('list').description('list agents').option('--json', 'print JSON').action(lazyAction(actions, 'listAgents'));
 
-  agent.command('revoke <id>')
-    .description('revoke an agent\'s credential')
-    .action(lazyAction(actions, 'revokeAgent'));
+  agent.command('revoke <id>').description("revoke an agent's credential").action(lazyAction(actions, 'revokeAgent'));
 
   // The flags are the agent's own table (shared with `ferry-agent start`), so they are written once.
   const start = agent.command('start').description('run an agent: register with a join token (first time), then poll for work');

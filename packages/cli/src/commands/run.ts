@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { lazyAction } from '../lazy.js';
 
 export function registerRunCommand(program: Command): void {
-  program.command('run <target>')
+  program
+    .command('run <target>')
     .description('run a script on a target, stream its output, exit with its exit code')
     .option('-c, --command <script>', 'the script, inline')
     .option('-f, --file <file>', 'read the script from a file')

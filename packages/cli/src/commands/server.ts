@@ -2,7 +2,8 @@ import type { Command } from 'commander';
 import { lazyAction } from '../lazy.js';
 
 export function registerServerCommand(program: Command): void {
-  program.command('server')
+  program
+    .command('server')
     .description('start the control plane (HTTPS) with an embedded hosted agent')
     .option('--data-dir <dir>', 'data folder (default ./ferry-data)')
     .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:8443)')

@@ -6,7 +6,8 @@ const actions = (): Promise<Record<string, unknown>> => import('../actions/targe
 export function registerTargetCommands(program: Command): void {
   const target = program.command('target').description('targets: what tasks run against');
 
-  target.command('create <name>')
+  target
+    .command('create <name>')
     .description('register a target')
     .requiredOption('--type <type>', 'target type: shell, python, node, postgres, postgres-csv, mysql, mysql-csv, kubernetes, aws')
     .option('--agent <mode>', 'who runs its tasks: hosted (default) or self-hosted', 'hosted')
@@ -19,17 +20,9 @@ export function registerTargetCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(lazyAction(actions, 'createTarget'));
 
-  target.command('list')
-    .description('list targets')
-    .option('--json', 'print JSON')
-    .action(lazyAction(actions, 'listTargets'));
+  target.command('list').description('list targets').option('--json', 'print JSON').action(lazyAction(actions, 'listTargets'));
 
-  target.command('show <name>')
-    .description('show one target')
-    .option('--json', 'print JSON')
-    .action(lazyAction(actions, 'showTarget'));
+  target.command('show <name>').description('show one target').option('--json', 'print JSON').action(lazyAction(actions, 'showTarget'));
 
-  target.command('delete <name>')
-    .description('delete a target (refused while it has queued or running tasks)')
-    .action(lazyAction(actions, 'deleteTarget'));
+  target.command('delete <name>').description('delete a target (refused while it has queued or running tasks)').action(lazyAction(actions, 'deleteTarget'));
 }

@@ -6,7 +6,8 @@ const actions = (): Promise<Record<string, unknown>> => import('../actions/task.
 export function registerTaskCommands(program: Command): void {
   const task = program.command('task').description('tasks: list, inspect, follow, cancel');
 
-  task.command('list')
+  task
+    .command('list')
     .description('list recent tasks, newest first')
     .option('--target <name>', 'only this target')
     .option('--status <status>', 'only this status')
@@ -14,17 +15,13 @@ export function registerTaskCommands(program: Command): void {
     .option('--json', 'print JSON')
     .action(lazyAction(actions, 'listTasks'));
 
-  task.command('show <id>')
-    .description('show one task')
-    .option('--json', 'print JSON')
-    .action(lazyAction(actions, 'showTask'));
+  task.command('show <id>').description('show one task').option('--json', 'print JSON').action(lazyAction(actions, 'showTask'));
 
-  task.command('logs <id>')
-    .description('print a task\'s output')
+  task
+    .command('logs <id>')
+    .description("print a task's output")
     .option('-f, --follow', 'keep printing until the task ends')
     .action(lazyAction(actions, 'taskLogs'));
 
-  task.command('cancel <id>')
-    .description('cancel a queued or running task (SIGTERM, grace period, then SIGKILL)')
-    .action(lazyAction(actions, 'cancelTask'));
+  task.command('cancel <id>').description('cancel a queued or running task (SIGTERM, grace period, then SIGKILL)').action(lazyAction(actions, 'cancelTask'));
 }

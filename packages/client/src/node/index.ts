@@ -8,10 +8,21 @@ import { pinnedTransport } from './transport.js';
 export { fetchPinnedCa, fingerprintOf } from './pinning.js';
 export { pinnedTransport, type PinnedTransport } from './transport.js';
 
-export interface NodeClientOptions { serverUrl: string; caPem: string; token?: string | undefined; userAgent?: string }
+export interface NodeClientOptions {
+  serverUrl: string;
+  caPem: string;
+  token?: string | undefined;
+  userAgent?: string;
+}
 
 /** A client that trusts only `caPem`; `close()` releases its connections. */
 export function createNodeClient(opts: NodeClientOptions): FerryClient {
   const transport = pinnedTransport(opts.caPem);
-  return new FerryClient({ baseUrl: opts.serverUrl, fetch: transport.fetch, token: opts.token, userAgent: opts.userAgent ?? 'ferry', close: () => transport.close() });
+  return new FerryClient({
+    baseUrl: opts.serverUrl,
+    fetch: transport.fetch,
+    token: opts.token,
+    userAgent: opts.userAgent ?? 'ferry',
+    close: () => transport.close(),
+  });
 }

@@ -25,7 +25,9 @@ function fetchUnverified(url: URL): Promise<string> {
         if (size > MAX_CA_BYTES) req.destroy(new Error('CA certificate response too large'));
         else chunks.push(c);
       });
-      res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new Error(`GET ${url.href} answered ${res.statusCode}`))));
+      res.on('end', () =>
+        res.statusCode === 200 ? resolve(Buffer.concat(chunks).toString('utf8')) : reject(new Error(`GET ${url.href} answered ${res.statusCode}`)),
+      );
       res.on('error', reject);
     });
     req.on('timeout', () => req.destroy(new Error('timed out')));
@@ -47,7 +49,10 @@ export async function fetchPinnedCa(serverUrl: string, fingerprint: string): Pro
     throw clientError('FERRY_E_UNEXPECTED_RESPONSE', `${serverUrl} did not send a CA certificate.`, err);
   }
   if (got !== want) {
-    throw clientError('FERRY_E_CA_MISMATCH', `${ClientErrorCodes.FERRY_E_CA_MISMATCH} The server's CA fingerprint is ${got}, not the expected ${want}. Refusing to connect: check the URL, or someone may be intercepting the connection.`);
+    throw clientError(
+      'FERRY_E_CA_MISMATCH',
+      `${ClientErrorCodes.FERRY_E_CA_MISMATCH} The server's CA fingerprint is ${got}, not the expected ${want}. Refusing to connect: check the URL, or someone may be intercepting the connection.`,
+    );
   }
   return pem;
 }

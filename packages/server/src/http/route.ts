@@ -14,8 +14,18 @@
 import { Buffer } from 'node:buffer';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import {
-  FerryError, OUTPUT_FRAMES_CONTENT_TYPE, OutputHeaders, decodeFrames, encodeFrames, toError,
-  type OutputFrame, type ParsedBody, type ParsedQuery, type RouteAnswer, type RouteDef, type RouteParams,
+  FerryError,
+  OUTPUT_FRAMES_CONTENT_TYPE,
+  OutputHeaders,
+  decodeFrames,
+  encodeFrames,
+  toError,
+  type OutputFrame,
+  type ParsedBody,
+  type ParsedQuery,
+  type RouteAnswer,
+  type RouteDef,
+  type RouteParams,
 } from '@ferry/protocol';
 import { registerFramesParser, type FerryApp } from '../app.js';
 import { requireAgent, requireUser, type UserPrincipal } from '../auth.js';
@@ -34,15 +44,25 @@ interface RouteInput<R extends RouteDef> {
   body: Body<R>;
 }
 
-interface TextAnswer { contentType: string; text: string }
+interface TextAnswer {
+  contentType: string;
+  text: string;
+}
 /** A page of output: the frames, and what the OutputHeaders say about it. */
-export interface FramesAnswer { frames: readonly OutputFrame[]; nextOffset: number; taskStatus: string; complete: boolean }
+export interface FramesAnswer {
+  frames: readonly OutputFrame[];
+  nextOffset: number;
+  taskStatus: string;
+  complete: boolean;
+}
 
-type HandlerAnswer<R extends RouteDef> =
-  R['response'] extends 'empty' ? void
-    : R['response'] extends 'text' ? TextAnswer
-      : R['response'] extends 'frames' ? FramesAnswer
-        : RouteAnswer<R>;
+type HandlerAnswer<R extends RouteDef> = R['response'] extends 'empty'
+  ? void
+  : R['response'] extends 'text'
+    ? TextAnswer
+    : R['response'] extends 'frames'
+      ? FramesAnswer
+      : RouteAnswer<R>;
 
 export type RouteHandler<R extends RouteDef> = (input: RouteInput<R>) => HandlerAnswer<R> | Promise<HandlerAnswer<R>>;
 
@@ -87,9 +107,12 @@ function register<R extends RouteDef>(scope: Scope, store: Store, def: R, handle
 
 function authenticate(store: Store, def: RouteDef, req: FastifyRequest, role: Role | undefined): Promise<UserPrincipal | AgentRow | undefined> {
   switch (def.auth) {
-    case 'user': return requireUser(store, req, role);
-    case 'agent': return requireAgent(store, req);
-    case 'none': return Promise.resolve(undefined);
+    case 'user':
+      return requireUser(store, req, role);
+    case 'agent':
+      return requireAgent(store, req);
+    case 'none':
+      return Promise.resolve(undefined);
   }
 }
 

@@ -155,8 +155,10 @@ export class Engine {
     END_RE.lastIndex = Math.max(pos + 1, scan.endScan);
     const m = END_RE.exec(limit === p.length ? p : p.slice(0, limit));
     if (m) scan.pos = m.index + m[0].length;
-    else if (limit === pos + this.caps.key) scan.pos = limit; // fail closed: no END within the cap
-    else if (scan.final) scan.pos = p.length; // unterminated at end of stream
+    else if (limit === pos + this.caps.key)
+      scan.pos = limit; // fail closed: no END within the cap
+    else if (scan.final)
+      scan.pos = p.length; // unterminated at end of stream
     else {
       scan.endScan = Math.max(pos + 1, limit - MAX_MARKER);
       return false;
@@ -175,7 +177,7 @@ export class Engine {
     const bm = BEGIN_RE.exec(p);
     const b = bm ? bm.index : -1;
     scan.beginScan = bm ? b : Math.max(scan.pos, p.length - MAX_MARKER);
-    for (let ls = scan.pos; ; ) {
+    for (let ls = scan.pos; ;) {
       const nl = p.indexOf('\n', ls);
       const lineEnd = nl === -1 ? p.length : nl;
       // A BEGIN that starts before its line's cap wins over cutting the line.

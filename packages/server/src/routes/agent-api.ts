@@ -18,12 +18,23 @@ import { answerPoll } from '../tasks/agent-poll.js';
 async function registerAgent(ctx: ServerContext, body: ParsedBody<typeof Routes.registerAgent>): Promise<{ agent: AgentRow; token: string }> {
   const token = newSecret('ferry_a');
   const result = await ctx.store.consumeJoinToken(hashSecret(body.joinSecret), Date.now(), {
-    id: newId('a'), name: body.name, hostname: body.hostname, version: body.version, platform: body.platform,
-    concurrency: body.concurrency, tokenHash: hashSecret(token),
+    id: newId('a'),
+    name: body.name,
+    hostname: body.hostname,
+    version: body.version,
+    platform: body.platform,
+    concurrency: body.concurrency,
+    tokenHash: hashSecret(token),
   });
   if (!result.ok) throw new FerryError(result.code);
   const { agent } = result;
-  await ctx.audit({ orgId: agent.orgId, actor: `agent:${agent.name}`, action: 'agent.register', subject: agent.id, details: { hostname: agent.hostname, hosted: agent.hosted } });
+  await ctx.audit({
+    orgId: agent.orgId,
+    actor: `agent:${agent.name}`,
+    action: 'agent.register',
+    subject: agent.id,
+    details: { hostname: agent.hostname, hosted: agent.hosted },
+  });
   ctx.log.info({ agentId: agent.id, name: agent.name, hosted: agent.hosted }, 'agent registered');
   return { agent, token };
 }
@@ -45,25 +56,41 @@ async function keyExists(ctx: ServerContext, target: TargetRow): Promise<FerryEr
 }
 
 export function registerAgentApiRoutes(app: FerryApp, ctx: ServerContext): void {
-  addRoute(app, ctx, Routes.registerAgent, async ({ body }) => {
-    const { agent, token } = await registerAgent(ctx, body);
-    return { agentId: agent.id, token };
-  }, { what: 'registration' });
+  addRoute(
+    app,
+    ctx,
+    Routes.registerAgent,
+    async ({ body }) => {
+      const { agent, token } = await registerAgent(ctx, body);
+      return { agentId: agent.id, token };
+    },
+    { what: 'registration' },
+  );
 
-  addRoute(app, ctx, Routes.poll, ({ caller: agent, body, reply }) => (
-    answerPoll(ctx, agent, body, abortOnDisconnect(reply.raw).signal)
-  ), { what: 'poll' });
+  addRoute(app, ctx, Routes.poll, ({ caller: agent, body, reply }) => answerPoll(ctx, agent, body, abortOnDisconnect(reply.raw).signal), { what: 'poll' });
 
-  addRoute(app, ctx, Routes.publishKey, async ({ caller: agent, params, body }) => ({
-    keyId: await publishKey(ctx, agent, params.id, body.publicKeyPem),
-  }), { what: 'key' });
+  addRoute(
+    app,
+    ctx,
+    Routes.publishKey,
+    async ({ caller: agent, params, body }) => ({
+      keyId: await publishKey(ctx, agent, params.id, body.publicKeyPem),
+    }),
+    { what: 'key' },
+  );
 
-  addRoute(app, ctx, Routes.heartbeat, async ({ caller: agent, body }) => {
-    await ctx.store.touchAgent(agent.id, Date.now());
-    const { held, cancel } = await ctx.tasks.renewLeases(agent, body.running);
-    const revoked = body.running.filter((id) => !held.includes(id));
-    return { cancel, revoked, heartbeatSeconds: ctx.config.heartbeatSeconds };
-  }, { what: 'heartbeat' });
+  addRoute(
+    app,
+    ctx,
+    Routes.heartbeat,
+    async ({ caller: agent, body }) => {
+      await ctx.store.touchAgent(agent.id, Date.now());
+      const { held, cancel } = await ctx.tasks.renewLeases(agent, body.running);
+      const revoked = body.running.filter((id) => !held.includes(id));
+      return { cancel, revoked, heartbeatSeconds: ctx.config.heartbeatSeconds };
+    },
+    { what: 'heartbeat' },
+  );
 
   addRoute(app, ctx, Routes.confirmStart, async ({ caller: agent, params }) => {
     await ctx.tasks.confirmStart(agent, parseTaskId(params.id));
@@ -73,7 +100,13 @@ export function registerAgentApiRoutes(app: FerryApp, ctx: ServerContext): void 
     nextOffset: await ctx.tasks.appendOutput(agent, parseTaskId(params.id), query.offset, body),
   }));
 
-  addRoute(app, ctx, Routes.finishTask, async ({ caller: agent, params, body }) => {
-    await ctx.tasks.finish(agent, parseTaskId(params.id), body);
-  }, { what: 'final status' });
+  addRoute(
+    app,
+    ctx,
+    Routes.finishTask,
+    async ({ caller: agent, params, body }) => {
+      await ctx.tasks.finish(agent, parseTaskId(params.id), body);
+    },
+    { what: 'final status' },
+  );
 }

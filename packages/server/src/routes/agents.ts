@@ -9,7 +9,8 @@ import { agentView } from '../views.js';
 
 /** Creates a one-time join token. `orgId` null makes an operator-wide hosted agent (the embedded one). */
 export async function createJoinToken(
-  ctx: ServerContext, opts: { orgId: string | null; hosted: boolean; targetIds: string[]; createdBy: string; ttlSeconds: number },
+  ctx: ServerContext,
+  opts: { orgId: string | null; hosted: boolean; targetIds: string[]; createdBy: string; ttlSeconds: number },
 ): Promise<{ id: string; token: string; expiresAt: number }> {
   const secret = newSecret('ferry_j');
   const now = Date.now();
@@ -23,33 +24,65 @@ export async function createJoinToken(
 }
 
 export function registerAgentRoutes(app: FerryApp, ctx: ServerContext): void {
-  addRoute(app, ctx, Routes.createJoinToken, async ({ caller: user, body }) => {
-    const targets = await Promise.all(body.targets.map((name) => findTarget(ctx.store, user.orgId, name)));
-    const hostedTarget = targets.find((t) => t.agentMode === 'hosted');
-    if (hostedTarget) {
-      throw new FerryError('FERRY_E_BAD_REQUEST', `Target "${hostedTarget.name}" is served by the hosted pool; only targets created with --agent self-hosted take their own agents.`);
-    }
-    const created = await createJoinToken(ctx, {
-      orgId: user.orgId, hosted: body.hosted, targetIds: targets.map((t) => t.id), createdBy: user.actor, ttlSeconds: body.ttlSeconds,
-    });
-    await ctx.audit({ orgId: user.orgId, actor: user.actor, action: 'agent.token.create', subject: created.id, details: { hosted: body.hosted, targets: body.targets } });
-    return { id: created.id, token: created.token, expiresAt: new Date(created.expiresAt).toISOString() };
-  }, { role: 'admin', what: 'join token request' });
+  addRoute(
+    app,
+    ctx,
+    Routes.createJoinToken,
+    async ({ caller: user, body }) => {
+      const targets = await Promise.all(body.targets.map((name) => findTarget(ctx.store, user.orgId, name)));
+      const hostedTarget = targets.find((t) => t.agentMode === 'hosted');
+      if (hostedTarget) {
+        throw new FerryError(
+          'FERRY_E_BAD_REQUEST',
+          `Target "${hostedTarget.name}" is served by the hosted pool; only targets created with --agent self-hosted take their own agents.`,
+        );
+      }
+      const created = await createJoinToken(ctx, {
+        orgId: user.orgId,
+        hosted: body.hosted,
+        targetIds: targets.map((t) => t.id),
+        createdBy: user.actor,
+        ttlSeconds: body.ttlSeconds,
+      });
+      await ctx.audit({
+        orgId: user.orgId,
+        actor: user.actor,
+        action: 'agent.token.create',
+        subject: created.id,
+        details: { hosted: body.hosted, targets: body.targets },
+      });
+      return { id: created.id, token: created.token, expiresAt: new Date(created.expiresAt).toISOString() };
+    },
+    { role: 'admin', what: 'join token request' },
+  );
 
   addRoute(app, ctx, Routes.listAgents, async ({ caller: user }) => {
     const rows = await ctx.store.listAgents(user.orgId);
     const targets = new Map((await ctx.store.listTargets(user.orgId)).map((t) => [t.id, t.name]));
     const since = onlineSince(ctx.config);
-    const agents = await Promise.all(rows.map(async (a) => agentView(
-      a, a.targetIds.map((id) => targets.get(id) ?? '(deleted)'), a.revokedAt === null && a.lastSeenAt >= since, await ctx.store.countRunningTasks(a.id),
-    )));
+    const agents = await Promise.all(
+      rows.map(async (a) =>
+        agentView(
+          a,
+          a.targetIds.map((id) => targets.get(id) ?? '(deleted)'),
+          a.revokedAt === null && a.lastSeenAt >= since,
+          await ctx.store.countRunningTasks(a.id),
+        ),
+      ),
+    );
     return { agents };
   });
 
-  addRoute(app, ctx, Routes.revokeAgent, async ({ caller: user, params }) => {
-    const ok = await ctx.store.revokeAgent(user.orgId, params.id, Date.now());
-    if (!ok) throw new FerryError('FERRY_E_AGENT_NOT_FOUND', `No active agent with id "${params.id}" in this organization.`);
-    ctx.hub.notifyAgent(params.id);
-    await ctx.audit({ orgId: user.orgId, actor: user.actor, action: 'agent.revoke', subject: params.id, details: {} });
-  }, { role: 'admin' });
+  addRoute(
+    app,
+    ctx,
+    Routes.revokeAgent,
+    async ({ caller: user, params }) => {
+      const ok = await ctx.store.revokeAgent(user.orgId, params.id, Date.now());
+      if (!ok) throw new FerryError('FERRY_E_AGENT_NOT_FOUND', `No active agent with id "${params.id}" in this organization.`);
+      ctx.hub.notifyAgent(params.id);
+      await ctx.audit({ orgId: user.orgId, actor: user.actor, action: 'agent.revoke', subject: params.id, details: {} });
+    },
+    { role: 'admin' },
+  );
 }

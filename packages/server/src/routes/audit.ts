@@ -22,7 +22,13 @@ export function verifyChain(rows: readonly AuditRow[]): { ok: boolean; entries: 
 export function registerAuditRoutes(app: FerryApp, ctx: ServerContext): void {
   addRoute(app, ctx, Routes.verifyAudit, async () => verifyChain(await ctx.store.allAudit()), { role: 'admin' });
 
-  addRoute(app, ctx, Routes.listAudit, async ({ caller: user, query }) => ({
-    entries: (await ctx.store.listAudit(user.orgId, query.limit)).map(auditView),
-  }), { role: 'admin' });
+  addRoute(
+    app,
+    ctx,
+    Routes.listAudit,
+    async ({ caller: user, query }) => ({
+      entries: (await ctx.store.listAudit(user.orgId, query.limit)).map(auditView),
+    }),
+    { role: 'admin' },
+  );
 }

@@ -2,9 +2,7 @@
  * Write-only secrets. The server stores sealed envelopes it cannot open, checks they are
  * sealed with the target's current key, and never returns one: listing gives names and dates.
  */
-import {
-  FerryError, MAX_SECRET_BYTES, Routes, SecretName, isReservedSecretName, sealedPlaintextBytes, type SealedSecret,
-} from '@ferry/protocol';
+import { FerryError, MAX_SECRET_BYTES, Routes, SecretName, isReservedSecretName, sealedPlaintextBytes, type SealedSecret } from '@ferry/protocol';
 import type { FerryApp } from '../app.js';
 import type { UserPrincipal } from '../auth.js';
 import type { ServerContext } from '../context.js';
@@ -15,14 +13,21 @@ import { secretView } from '../views.js';
 
 function secretName(name: string): string {
   const parsed = SecretName.safeParse(name);
-  if (!parsed.success) throw new FerryError('FERRY_E_BAD_REQUEST', `"${name}" is not a secret name: use upper-case letters, digits and _, not starting with a digit (e.g. DB_PASSWORD).`);
+  if (!parsed.success)
+    throw new FerryError(
+      'FERRY_E_BAD_REQUEST',
+      `"${name}" is not a secret name: use upper-case letters, digits and _, not starting with a digit (e.g. DB_PASSWORD).`,
+    );
   if (isReservedSecretName(parsed.data)) throw new FerryError('FERRY_E_BAD_REQUEST', `${parsed.data} is reserved for the task environment; pick another name.`);
   return parsed.data;
 }
 
 async function setSecret(ctx: ServerContext, user: UserPrincipal, target: TargetRow, name: string, sealed: SealedSecret): Promise<SecretRow> {
   if (sealed.kid !== target.keyId) {
-    throw new FerryError('FERRY_E_KEY_MISMATCH', `The value was sealed with key ${sealed.kid}, but target ${target.name} uses ${target.keyId ?? 'no key yet'}; seal it again.`);
+    throw new FerryError(
+      'FERRY_E_KEY_MISMATCH',
+      `The value was sealed with key ${sealed.kid}, but target ${target.name} uses ${target.keyId ?? 'no key yet'}; seal it again.`,
+    );
   }
   const bytes = sealedPlaintextBytes(sealed);
   if (bytes > MAX_SECRET_BYTES) throw new FerryError('FERRY_E_SECRET_TOO_LARGE', `Secret ${name} is ${bytes} bytes; the limit is ${MAX_SECRET_BYTES}.`);
@@ -46,20 +51,33 @@ export function registerSecretRoutes(app: FerryApp, ctx: ServerContext): void {
     return { orgId: target.orgId, targetId: target.id, kid: target.keyId, publicKeyPem: target.publicKeyPem };
   });
 
-  addRoute(app, ctx, Routes.setSecret, async ({ caller: user, params, body }) => {
-    const target = await findTarget(ctx.store, user.orgId, params.name);
-    return secretView(await setSecret(ctx, user, target, secretName(params.secret), body.sealed));
-  }, { role: 'admin', what: 'secret' });
+  addRoute(
+    app,
+    ctx,
+    Routes.setSecret,
+    async ({ caller: user, params, body }) => {
+      const target = await findTarget(ctx.store, user.orgId, params.name);
+      return secretView(await setSecret(ctx, user, target, secretName(params.secret), body.sealed));
+    },
+    { role: 'admin', what: 'secret' },
+  );
 
   addRoute(app, ctx, Routes.listSecrets, async ({ caller: user, params }) => {
     const target = await findTarget(ctx.store, user.orgId, params.name);
     return { secrets: (await ctx.store.listSecrets(target.id)).map(secretView) };
   });
 
-  addRoute(app, ctx, Routes.deleteSecret, async ({ caller: user, params }) => {
-    const target = await findTarget(ctx.store, user.orgId, params.name);
-    const name = secretName(params.secret);
-    if (!(await ctx.store.deleteSecret(target.id, name))) throw new FerryError('FERRY_E_SECRET_NOT_FOUND', `Target ${target.name} has no secret named ${name}.`);
-    await ctx.audit({ orgId: user.orgId, actor: user.actor, action: 'secret.delete', subject: `${target.name}/${name}`, details: {} });
-  }, { role: 'admin' });
+  addRoute(
+    app,
+    ctx,
+    Routes.deleteSecret,
+    async ({ caller: user, params }) => {
+      const target = await findTarget(ctx.store, user.orgId, params.name);
+      const name = secretName(params.secret);
+      if (!(await ctx.store.deleteSecret(target.id, name)))
+        throw new FerryError('FERRY_E_SECRET_NOT_FOUND', `Target ${target.name} has no secret named ${name}.`);
+      await ctx.audit({ orgId: user.orgId, actor: user.actor, action: 'secret.delete', subject: `${target.name}/${name}`, details: {} });
+    },
+    { role: 'admin' },
+  );
 }

@@ -9,10 +9,16 @@ import { taskView, taskWithAgentsView } from '../views.js';
 
 /** The user side of tasks; what a task goes through is tasks/task-service.ts. */
 export function registerTaskRoutes(app: FerryApp, ctx: ServerContext): void {
-  addRoute(app, ctx, Routes.createTask, async ({ caller: user, body }) => {
-    const { task, target } = await ctx.tasks.create(user, body);
-    return taskWithAgentsView(task, await agentsOnline(ctx, target));
-  }, { role: 'operator', what: 'task' });
+  addRoute(
+    app,
+    ctx,
+    Routes.createTask,
+    async ({ caller: user, body }) => {
+      const { task, target } = await ctx.tasks.create(user, body);
+      return taskWithAgentsView(task, await agentsOnline(ctx, target));
+    },
+    { role: 'operator', what: 'task' },
+  );
 
   addRoute(app, ctx, Routes.listTasks, async ({ caller: user, query }) => {
     const targetId = query.target ? (await findTarget(ctx.store, user.orgId, query.target)).id : undefined;
@@ -33,7 +39,7 @@ export function registerTaskRoutes(app: FerryApp, ctx: ServerContext): void {
 
   addRoute(app, ctx, Routes.cancelTask, async ({ caller: user, params }) => taskView(await ctx.tasks.cancel(user, params.id)), { role: 'operator' });
 
-  addRoute(app, ctx, Routes.readOutput, ({ caller: user, params, query, reply }) => (
-    ctx.tasks.readOutput(user, params.id, query, abortOnDisconnect(reply.raw).signal)
-  ));
+  addRoute(app, ctx, Routes.readOutput, ({ caller: user, params, query, reply }) =>
+    ctx.tasks.readOutput(user, params.id, query, abortOnDisconnect(reply.raw).signal),
+  );
 }

@@ -8,49 +8,117 @@
  */
 import type { AgentMode, FinalStatus, NetworkPolicy, OutputFrame, RedactLevel, SealedSecret, TargetLimits, TargetType, TaskStatus } from '@ferry/protocol';
 
-export interface OrgRow { id: string; name: string; createdAt: number }
+export interface OrgRow {
+  id: string;
+  name: string;
+  createdAt: number;
+}
 export type Role = 'admin' | 'operator' | 'viewer';
-export interface ApiTokenRow { id: string; orgId: string; name: string; role: Role; createdAt: number; revokedAt: number | null }
-
-export interface TargetRow {
-  id: string; orgId: string; name: string; type: TargetType; agentMode: AgentMode; createdAt: number;
-  network: NetworkPolicy; limits: TargetLimits; redact: RedactLevel;
-  publicKeyPem: string | null; keyId: string | null;
+export interface ApiTokenRow {
+  id: string;
+  orgId: string;
+  name: string;
+  role: Role;
+  createdAt: number;
+  revokedAt: number | null;
 }
 
-export interface SecretRow { targetId: string; orgId: string; name: string; kid: string; sealed: SealedSecret; bytes: number; setBy: string; setAt: number }
+export interface TargetRow {
+  id: string;
+  orgId: string;
+  name: string;
+  type: TargetType;
+  agentMode: AgentMode;
+  createdAt: number;
+  network: NetworkPolicy;
+  limits: TargetLimits;
+  redact: RedactLevel;
+  publicKeyPem: string | null;
+  keyId: string | null;
+}
+
+export interface SecretRow {
+  targetId: string;
+  orgId: string;
+  name: string;
+  kid: string;
+  sealed: SealedSecret;
+  bytes: number;
+  setBy: string;
+  setAt: number;
+}
 
 export interface AgentRow {
-  id: string; orgId: string | null; name: string; hostname: string; version: string; platform: string;
-  hosted: boolean; concurrency: number; registeredAt: number; lastSeenAt: number; revokedAt: number | null;
+  id: string;
+  orgId: string | null;
+  name: string;
+  hostname: string;
+  version: string;
+  platform: string;
+  hosted: boolean;
+  concurrency: number;
+  registeredAt: number;
+  lastSeenAt: number;
+  revokedAt: number | null;
   targetIds: string[];
 }
 
 export interface JoinTokenRow {
-  id: string; orgId: string | null; hosted: boolean; targetIds: string[]; createdBy: string;
-  createdAt: number; expiresAt: number; usedAt: number | null;
+  id: string;
+  orgId: string | null;
+  hosted: boolean;
+  targetIds: string[];
+  createdBy: string;
+  createdAt: number;
+  expiresAt: number;
+  usedAt: number | null;
 }
 
 export interface TaskRow {
-  id: string; orgId: string; targetId: string; targetName: string; targetType: TargetType;
-  targetNetwork: NetworkPolicy; targetLimits: TargetLimits; targetRedact: RedactLevel;
-  script: string; status: TaskStatus; exitCode: number | null; signal: string | null; reason: string | null;
-  agentId: string | null; agentName: string | null; createdBy: string; createdAt: number;
-  claimedAt: number | null; startedAt: number | null; finishedAt: number | null;
-  timeoutSeconds: number; leaseExpiresAt: number | null; cancelRequestedAt: number | null; outputBytes: number;
-  storedBytes: number; redactState: string | null;
+  id: string;
+  orgId: string;
+  targetId: string;
+  targetName: string;
+  targetType: TargetType;
+  targetNetwork: NetworkPolicy;
+  targetLimits: TargetLimits;
+  targetRedact: RedactLevel;
+  script: string;
+  status: TaskStatus;
+  exitCode: number | null;
+  signal: string | null;
+  reason: string | null;
+  agentId: string | null;
+  agentName: string | null;
+  createdBy: string;
+  createdAt: number;
+  claimedAt: number | null;
+  startedAt: number | null;
+  finishedAt: number | null;
+  timeoutSeconds: number;
+  leaseExpiresAt: number | null;
+  cancelRequestedAt: number | null;
+  outputBytes: number;
+  storedBytes: number;
+  redactState: string | null;
 }
 
-export interface TaskFilter { targetId?: string | undefined; status?: TaskStatus | undefined; limit: number }
+export interface TaskFilter {
+  targetId?: string | undefined;
+  status?: TaskStatus | undefined;
+  limit: number;
+}
 
 export interface FinishInput {
-  status: FinalStatus; exitCode: number | null; signal: string | null; reason: string | null; now: number;
+  status: FinalStatus;
+  exitCode: number | null;
+  signal: string | null;
+  reason: string | null;
+  now: number;
 }
 
 /** `fresh`: the raw part of the upload the server had not seen, which starts at `freshOffset`. */
-export type AppendResult =
-  | { ok: true; nextOffset: number; fresh: OutputFrame[]; freshOffset: number }
-  | { ok: false; expectedOffset: number };
+export type AppendResult = { ok: true; nextOffset: number; fresh: OutputFrame[]; freshOffset: number } | { ok: false; expectedOffset: number };
 
 /**
  * Turns the part of an upload the server has not seen yet into the frames to store and the
@@ -61,15 +129,31 @@ export type OutputTransform = (fresh: readonly OutputFrame[], state: string | nu
 export type HeldOutputFlush = (state: string | null) => OutputFrame[];
 
 export type ConsumeJoinResult =
-  | { ok: true; agent: AgentRow }
-  | { ok: false; code: 'FERRY_E_JOIN_TOKEN_INVALID' | 'FERRY_E_JOIN_TOKEN_EXPIRED' | 'FERRY_E_JOIN_TOKEN_USED' };
+  { ok: true; agent: AgentRow } | { ok: false; code: 'FERRY_E_JOIN_TOKEN_INVALID' | 'FERRY_E_JOIN_TOKEN_EXPIRED' | 'FERRY_E_JOIN_TOKEN_USED' };
 
 export interface NewAgent {
-  id: string; name: string; hostname: string; version: string; platform: string; concurrency: number; tokenHash: string;
+  id: string;
+  name: string;
+  hostname: string;
+  version: string;
+  platform: string;
+  concurrency: number;
+  tokenHash: string;
 }
 
-export interface AuditInput { orgId: string | null; at: number; actor: string; action: string; subject: string; details: Record<string, unknown> }
-export interface AuditRow extends AuditInput { seq: number; prevHash: string; hash: string }
+export interface AuditInput {
+  orgId: string | null;
+  at: number;
+  actor: string;
+  action: string;
+  subject: string;
+  details: Record<string, unknown>;
+}
+export interface AuditRow extends AuditInput {
+  seq: number;
+  prevHash: string;
+  hash: string;
+}
 
 export interface Store {
   close(): Promise<void>;

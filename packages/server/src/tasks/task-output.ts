@@ -28,7 +28,10 @@ export interface TaskOutputDeps {
 }
 
 export class TaskOutput {
-  constructor(private readonly deps: TaskOutputDeps, private readonly digests: RawOutputDigests) {}
+  constructor(
+    private readonly deps: TaskOutputDeps,
+    private readonly digests: RawOutputDigests,
+  ) {}
 
   /** Stores an upload at the agent's `offset` (idempotent); returns where the next one starts. */
   async append(agent: AgentRow, taskId: string, offset: number, frames: readonly OutputFrame[]): Promise<number> {
@@ -38,7 +41,9 @@ export class TaskOutput {
     const result = await store.appendOutput(taskId, agent.id, offset, frames, redactingTransform(task.targetRedact));
     if (result === 'not_held') throw leaseLost(agent, taskId);
     if (!result.ok) {
-      throw new FerryError('FERRY_E_OUTPUT_GAP', `Output for ${taskId} must continue at offset ${result.expectedOffset}, not ${offset}.`, { details: { expectedOffset: result.expectedOffset } });
+      throw new FerryError('FERRY_E_OUTPUT_GAP', `Output for ${taskId} must continue at offset ${result.expectedOffset}, not ${offset}.`, {
+        details: { expectedOffset: result.expectedOffset },
+      });
     }
     // Only once the append has committed: bytes that were refused must not count.
     this.digests.update(taskId, result.fresh, result.freshOffset);
@@ -57,11 +62,18 @@ export class TaskOutput {
    */
   verifyFinal(task: TaskRow, report: FinishTaskRequest): void {
     if (task.outputBytes < report.outputBytes) {
-      throw new FerryError('FERRY_E_OUTPUT_GAP', `The server has ${task.outputBytes} of ${report.outputBytes} output bytes for ${task.id}; resend from there.`, { details: { expectedOffset: task.outputBytes } });
+      throw new FerryError(
+        'FERRY_E_OUTPUT_GAP',
+        `The server has ${task.outputBytes} of ${report.outputBytes} output bytes for ${task.id}; resend from there.`,
+        { details: { expectedOffset: task.outputBytes } },
+      );
     }
     const digest = this.digests.take(task.id, task.outputBytes);
     if (task.outputBytes !== report.outputBytes || (digest !== undefined && digest !== report.outputSha256)) {
-      throw new FerryError('FERRY_E_OUTPUT_MISMATCH', `Received output for ${task.id} (${task.outputBytes} bytes) does not match the agent's (${report.outputBytes} bytes, checksum ${digest === report.outputSha256 ? 'equal' : 'different'}).`);
+      throw new FerryError(
+        'FERRY_E_OUTPUT_MISMATCH',
+        `Received output for ${task.id} (${task.outputBytes} bytes) does not match the agent's (${report.outputBytes} bytes, checksum ${digest === report.outputSha256 ? 'equal' : 'different'}).`,
+      );
     }
     if (digest === undefined && report.outputBytes > 0) {
       this.deps.log.warn({ taskId: task.id }, 'output checksum not verified: this server did not see every chunk (restarted mid-task?); length verified');

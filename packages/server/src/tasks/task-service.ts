@@ -94,18 +94,44 @@ export class TaskService {
     const task = this.newTaskRow(user, target, request);
     await this.deps.store.createTask(task);
     this.deps.hub.notifyTask(target);
-    await this.deps.audit({ orgId: user.orgId, actor: user.actor, action: 'task.create', subject: task.id, details: { target: target.name, scriptBytes: Buffer.byteLength(request.script) } });
+    await this.deps.audit({
+      orgId: user.orgId,
+      actor: user.actor,
+      action: 'task.create',
+      subject: task.id,
+      details: { target: target.name, scriptBytes: Buffer.byteLength(request.script) },
+    });
     return { task, target };
   }
 
   private newTaskRow(user: UserPrincipal, target: TargetRow, request: CreateTaskRequest): TaskRow {
     return {
-      id: newId('t'), orgId: user.orgId, targetId: target.id, targetName: target.name, targetType: target.type,
-      targetNetwork: target.network, targetLimits: target.limits, targetRedact: target.redact, storedBytes: 0, redactState: null,
-      script: request.script, status: 'queued', exitCode: null, signal: null, reason: null, agentId: null, agentName: null,
-      createdBy: user.actor, createdAt: Date.now(), claimedAt: null, startedAt: null, finishedAt: null,
+      id: newId('t'),
+      orgId: user.orgId,
+      targetId: target.id,
+      targetName: target.name,
+      targetType: target.type,
+      targetNetwork: target.network,
+      targetLimits: target.limits,
+      targetRedact: target.redact,
+      storedBytes: 0,
+      redactState: null,
+      script: request.script,
+      status: 'queued',
+      exitCode: null,
+      signal: null,
+      reason: null,
+      agentId: null,
+      agentName: null,
+      createdBy: user.actor,
+      createdAt: Date.now(),
+      claimedAt: null,
+      startedAt: null,
+      finishedAt: null,
       timeoutSeconds: request.timeoutSeconds ?? resolveLimits(this.deps.config, target.limits).timeoutSeconds,
-      leaseExpiresAt: null, cancelRequestedAt: null, outputBytes: 0,
+      leaseExpiresAt: null,
+      cancelRequestedAt: null,
+      outputBytes: 0,
     };
   }
 
@@ -147,7 +173,9 @@ export class TaskService {
     const input = { status: report.status, exitCode: report.exitCode, signal: report.signal, reason: report.reason, now: Date.now() };
     const ended = await this.end(task, {
       write: (flush) => this.deps.store.finishTask(task.id, agent.id, input, flush),
-      actor: `agent:${agent.name}`, action: 'task.finish', details: { status: report.status, exitCode: report.exitCode },
+      actor: `agent:${agent.name}`,
+      action: 'task.finish',
+      details: { status: report.status, exitCode: report.exitCode },
     });
     if (!ended) throw leaseLost(agent, taskId);
   }
@@ -187,7 +215,9 @@ export class TaskService {
   private async loseTask(task: TaskRow, agentId: string, now: number): Promise<void> {
     const lost = await this.end(task, {
       write: (flush) => this.deps.store.markLost(task.id, agentId, now, LOST_REASON, flush),
-      actor: 'server', action: 'task.lost', details: { reason: LOST_REASON },
+      actor: 'server',
+      action: 'task.lost',
+      details: { reason: LOST_REASON },
     });
     if (lost) this.log.warn({ taskId: task.id }, 'lease lapsed while the task ran; marked lost');
   }

@@ -10,8 +10,23 @@ import Database from 'better-sqlite3';
 import { MAX_SECRETS_PER_TARGET, MAX_SECRET_BYTES_PER_TARGET, type OutputFrame } from '@ferry/protocol';
 import { agentMayServeSql } from '../../eligibility.js';
 import type {
-  AgentRow, ApiTokenRow, AppendResult, AuditInput, AuditRow, ConsumeJoinResult, FinishInput, HeldOutputFlush,
-  JoinTokenRow, NewAgent, OrgRow, OutputTransform, SecretRow, Store, TargetRow, TaskFilter, TaskRow,
+  AgentRow,
+  ApiTokenRow,
+  AppendResult,
+  AuditInput,
+  AuditRow,
+  ConsumeJoinResult,
+  FinishInput,
+  HeldOutputFlush,
+  JoinTokenRow,
+  NewAgent,
+  OrgRow,
+  OutputTransform,
+  SecretRow,
+  Store,
+  TargetRow,
+  TaskFilter,
+  TaskRow,
 } from '../types.js';
 import { auditHash } from '../audit-hash.js';
 import { migrations } from './migrations.js';
@@ -47,7 +62,11 @@ export class SqliteStore implements Store {
 
   private migrate(): void {
     this.db.exec('CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)');
-    const applied = new Set(this.stmt('SELECT version FROM schema_migrations').all().map((r) => num((r as Row).version)));
+    const applied = new Set(
+      this.stmt('SELECT version FROM schema_migrations')
+        .all()
+        .map((r) => num((r as Row).version)),
+    );
     for (const m of migrations) {
       if (applied.has(m.version)) continue;
       this.db.transaction(() => {
@@ -70,20 +89,43 @@ export class SqliteStore implements Store {
   }
 
   async createApiToken(row: ApiTokenRow, tokenHash: string): Promise<void> {
-    this.stmt('INSERT INTO api_tokens (id, org_id, name, role, token_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)')
-      .run(row.id, row.orgId, row.name, row.role, tokenHash, row.createdAt, row.revokedAt);
+    this.stmt('INSERT INTO api_tokens (id, org_id, name, role, token_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)').run(
+      row.id,
+      row.orgId,
+      row.name,
+      row.role,
+      tokenHash,
+      row.createdAt,
+      row.revokedAt,
+    );
   }
 
   async findApiToken(tokenHash: string): Promise<ApiTokenRow | undefined> {
     const r = this.stmt('SELECT * FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL').get(tokenHash) as Row | undefined;
     if (!r) return undefined;
-    return { id: String(r.id), orgId: String(r.org_id), name: String(r.name), role: r.role as ApiTokenRow['role'], createdAt: num(r.created_at), revokedAt: null };
+    return {
+      id: String(r.id),
+      orgId: String(r.org_id),
+      name: String(r.name),
+      role: r.role as ApiTokenRow['role'],
+      createdAt: num(r.created_at),
+      revokedAt: null,
+    };
   }
 
   async createTarget(row: TargetRow): Promise<TargetRow | 'exists'> {
     try {
-      this.stmt('INSERT INTO targets (id, org_id, name, type, agent_mode, created_at, network, limits, redact) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)')
-        .run(row.id, row.orgId, row.name, row.type, row.agentMode, row.createdAt, row.network, JSON.stringify(row.limits), row.redact);
+      this.stmt('INSERT INTO targets (id, org_id, name, type, agent_mode, created_at, network, limits, redact) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
+        row.id,
+        row.orgId,
+        row.name,
+        row.type,
+        row.agentMode,
+        row.createdAt,
+        row.network,
+        JSON.stringify(row.limits),
+        row.redact,
+      );
       return row;
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') return 'exists';
@@ -92,7 +134,9 @@ export class SqliteStore implements Store {
   }
 
   async listTargets(orgId: string): Promise<TargetRow[]> {
-    return this.stmt('SELECT * FROM targets WHERE org_id = ? AND deleted_at IS NULL ORDER BY name').all(orgId).map((r) => toTarget(r as Row));
+    return this.stmt('SELECT * FROM targets WHERE org_id = ? AND deleted_at IS NULL ORDER BY name')
+      .all(orgId)
+      .map((r) => toTarget(r as Row));
   }
 
   async getTargetByName(orgId: string, name: string): Promise<TargetRow | undefined> {
@@ -110,14 +154,24 @@ export class SqliteStore implements Store {
   }
 
   async countOnlineAgents(target: TargetRow, since: number): Promise<number> {
-    const r = this.stmt(`SELECT COUNT(*) AS n FROM agents a JOIN targets g ON g.id = @targetId
-      WHERE a.last_seen_at >= @since AND ${agentMayServeSql('a', 'g')}`).get({ targetId: target.id, since }) as Row;
+    const r = this.stmt(
+      `SELECT COUNT(*) AS n FROM agents a JOIN targets g ON g.id = @targetId
+      WHERE a.last_seen_at >= @since AND ${agentMayServeSql('a', 'g')}`,
+    ).get({ targetId: target.id, since }) as Row;
     return num(r.n);
   }
 
   async createJoinToken(row: JoinTokenRow, secretHash: string): Promise<void> {
-    this.stmt('INSERT INTO join_tokens (id, org_id, secret_hash, hosted, target_ids, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)')
-      .run(row.id, row.orgId, secretHash, row.hosted ? 1 : 0, JSON.stringify(row.targetIds), row.createdBy, row.createdAt, row.expiresAt);
+    this.stmt('INSERT INTO join_tokens (id, org_id, secret_hash, hosted, target_ids, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
+      row.id,
+      row.orgId,
+      secretHash,
+      row.hosted ? 1 : 0,
+      JSON.stringify(row.targetIds),
+      row.createdBy,
+      row.createdAt,
+      row.expiresAt,
+    );
   }
 
   async consumeJoinToken(secretHash: string, now: number, agent: NewAgent): Promise<ConsumeJoinResult> {
@@ -129,9 +183,10 @@ export class SqliteStore implements Store {
       const used = this.stmt('UPDATE join_tokens SET used_at = ?, used_by = ? WHERE id = ? AND used_at IS NULL').run(now, agent.id, t.id);
       if (used.changes !== 1) return { ok: false, code: 'FERRY_E_JOIN_TOKEN_USED' };
       const targetIds = JSON.parse(String(t.target_ids)) as string[];
-      this.stmt(`INSERT INTO agents (id, org_id, name, hostname, version, platform, hosted, concurrency, token_hash, registered_at, last_seen_at)
-        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-        .run(agent.id, t.org_id, agent.name, agent.hostname, agent.version, agent.platform, t.hosted, agent.concurrency, agent.tokenHash, now, now);
+      this.stmt(
+        `INSERT INTO agents (id, org_id, name, hostname, version, platform, hosted, concurrency, token_hash, registered_at, last_seen_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(agent.id, t.org_id, agent.name, agent.hostname, agent.version, agent.platform, t.hosted, agent.concurrency, agent.tokenHash, now, now);
       const link = this.stmt('INSERT INTO agent_targets (agent_id, target_id) VALUES (?, ?)');
       for (const targetId of targetIds) link.run(agent.id, targetId);
       const row = this.agentById(agent.id);
@@ -140,7 +195,9 @@ export class SqliteStore implements Store {
   }
 
   private agentFromRow(r: Row): AgentRow {
-    const targetIds = this.stmt('SELECT target_id FROM agent_targets WHERE agent_id = ?').all(r.id).map((x) => String((x as Row).target_id));
+    const targetIds = this.stmt('SELECT target_id FROM agent_targets WHERE agent_id = ?')
+      .all(r.id)
+      .map((x) => String((x as Row).target_id));
     return toAgent(r, targetIds);
   }
 
@@ -163,7 +220,9 @@ export class SqliteStore implements Store {
   }
 
   async listAgents(orgId: string): Promise<AgentRow[]> {
-    return this.stmt('SELECT * FROM agents WHERE org_id = ? OR org_id IS NULL ORDER BY registered_at').all(orgId).map((r) => this.agentFromRow(r as Row));
+    return this.stmt('SELECT * FROM agents WHERE org_id = ? OR org_id IS NULL ORDER BY registered_at')
+      .all(orgId)
+      .map((r) => this.agentFromRow(r as Row));
   }
 
   async revokeAgent(orgId: string, agentId: string, now: number): Promise<boolean> {
@@ -176,8 +235,10 @@ export class SqliteStore implements Store {
   }
 
   async createTask(row: TaskRow): Promise<void> {
-    this.stmt(`INSERT INTO tasks (id, org_id, target_id, script, status, created_by, created_at, timeout_seconds)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`).run(row.id, row.orgId, row.targetId, row.script, row.status, row.createdBy, row.createdAt, row.timeoutSeconds);
+    this.stmt(
+      `INSERT INTO tasks (id, org_id, target_id, script, status, created_by, created_at, timeout_seconds)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(row.id, row.orgId, row.targetId, row.script, row.status, row.createdBy, row.createdAt, row.timeoutSeconds);
   }
 
   async getTask(orgId: string, taskId: string): Promise<TaskRow | undefined> {
@@ -200,19 +261,24 @@ export class SqliteStore implements Store {
     if (filter.targetId) where.push('t.target_id = @targetId');
     if (filter.status) where.push('t.status = @status');
     return this.stmt(`${TASK_SELECT} WHERE ${where.join(' AND ')} ORDER BY t.created_at DESC, t.id DESC LIMIT @limit`)
-      .all({ orgId, targetId: filter.targetId, status: filter.status, limit: filter.limit }).map((r) => toTask(r as Row));
+      .all({ orgId, targetId: filter.targetId, status: filter.status, limit: filter.limit })
+      .map((r) => toTask(r as Row));
   }
 
   async claimNextTask(agent: AgentRow, now: number, leaseMs: number): Promise<TaskRow | undefined> {
-    const r = this.stmt(`UPDATE tasks SET status = 'running', agent_id = @agentId, claimed_at = @now, lease_expires_at = @lease
+    const r = this.stmt(
+      `UPDATE tasks SET status = 'running', agent_id = @agentId, claimed_at = @now, lease_expires_at = @lease
       WHERE id = (SELECT t.id FROM tasks t JOIN targets g ON g.id = t.target_id JOIN agents a ON a.id = @agentId
                   WHERE t.status = 'queued' AND ${agentMayServeSql('a', 'g')} ORDER BY t.created_at, t.id LIMIT 1)
-        AND status = 'queued' RETURNING id`).get({ agentId: agent.id, now, lease: now + leaseMs }) as Row | undefined;
+        AND status = 'queued' RETURNING id`,
+    ).get({ agentId: agent.id, now, lease: now + leaseMs }) as Row | undefined;
     return r ? this.taskById(String(r.id)) : undefined;
   }
 
   async releaseClaim(taskId: string, agentId: string): Promise<boolean> {
-    const r = this.stmt("UPDATE tasks SET status = 'queued', agent_id = NULL, claimed_at = NULL, lease_expires_at = NULL WHERE id = ? AND agent_id = ? AND status = 'running' AND started_at IS NULL").run(taskId, agentId);
+    const r = this.stmt(
+      "UPDATE tasks SET status = 'queued', agent_id = NULL, claimed_at = NULL, lease_expires_at = NULL WHERE id = ? AND agent_id = ? AND status = 'running' AND started_at IS NULL",
+    ).run(taskId, agentId);
     return r.changes === 1;
   }
 
@@ -238,39 +304,59 @@ export class SqliteStore implements Store {
   }
 
   async requestStop(orgId: string, taskId: string, now: number): Promise<boolean> {
-    const r = this.stmt("UPDATE tasks SET cancel_requested_at = ? WHERE id = ? AND org_id = ? AND status = 'running' AND cancel_requested_at IS NULL").run(now, taskId, orgId);
+    const r = this.stmt("UPDATE tasks SET cancel_requested_at = ? WHERE id = ? AND org_id = ? AND status = 'running' AND cancel_requested_at IS NULL").run(
+      now,
+      taskId,
+      orgId,
+    );
     return r.changes === 1;
   }
 
   async listLapsedLeases(now: number): Promise<TaskRow[]> {
-    return this.stmt(`${TASK_SELECT} WHERE t.status = 'running' AND t.lease_expires_at < ?`).all(now).map((r) => toTask(r as Row));
+    return this.stmt(`${TASK_SELECT} WHERE t.status = 'running' AND t.lease_expires_at < ?`)
+      .all(now)
+      .map((r) => toTask(r as Row));
   }
 
   async requeueLapsed(taskId: string, agentId: string, now: number): Promise<boolean> {
-    const r = this.stmt(`UPDATE tasks SET status = 'queued', agent_id = NULL, claimed_at = NULL, lease_expires_at = NULL
-      WHERE id = ? AND agent_id = ? AND status = 'running' AND started_at IS NULL AND lease_expires_at < ?`).run(taskId, agentId, now);
+    const r = this.stmt(
+      `UPDATE tasks SET status = 'queued', agent_id = NULL, claimed_at = NULL, lease_expires_at = NULL
+      WHERE id = ? AND agent_id = ? AND status = 'running' AND started_at IS NULL AND lease_expires_at < ?`,
+    ).run(taskId, agentId, now);
     return r.changes === 1;
   }
 
   async extendRunningLeases(until: number): Promise<number> {
-    return this.stmt("UPDATE tasks SET lease_expires_at = ? WHERE status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < ?)").run(until, until).changes;
+    return this.stmt("UPDATE tasks SET lease_expires_at = ? WHERE status = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < ?)").run(until, until)
+      .changes;
   }
 
   async finishTask(taskId: string, agentId: string, input: FinishInput, flush: HeldOutputFlush): Promise<boolean> {
-    return this.endTask(taskId, flush, () => this.stmt(`UPDATE tasks SET status = ?, exit_code = ?, signal = ?, reason = ?, finished_at = ?, lease_expires_at = NULL,
+    return this.endTask(taskId, flush, () =>
+      this.stmt(
+        `UPDATE tasks SET status = ?, exit_code = ?, signal = ?, reason = ?, finished_at = ?, lease_expires_at = NULL,
         started_at = COALESCE(started_at, ?)
-      WHERE id = ? AND agent_id = ? AND status = 'running'`)
-      .run(input.status, input.exitCode, input.signal, input.reason, input.now, input.now, taskId, agentId));
+      WHERE id = ? AND agent_id = ? AND status = 'running'`,
+      ).run(input.status, input.exitCode, input.signal, input.reason, input.now, input.now, taskId, agentId),
+    );
   }
 
   async markLost(taskId: string, agentId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean> {
-    return this.endTask(taskId, flush, () => this.stmt(`UPDATE tasks SET status = 'lost', finished_at = ?, lease_expires_at = NULL, reason = ?
-      WHERE id = ? AND agent_id = ? AND status = 'running' AND started_at IS NOT NULL AND lease_expires_at < ?`).run(now, reason, taskId, agentId, now));
+    return this.endTask(taskId, flush, () =>
+      this.stmt(
+        `UPDATE tasks SET status = 'lost', finished_at = ?, lease_expires_at = NULL, reason = ?
+      WHERE id = ? AND agent_id = ? AND status = 'running' AND started_at IS NOT NULL AND lease_expires_at < ?`,
+      ).run(now, reason, taskId, agentId, now),
+    );
   }
 
   async cancelUnclaimed(orgId: string, taskId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean> {
-    return this.endTask(taskId, flush, () => this.stmt(`UPDATE tasks SET status = 'cancelled', finished_at = ?, cancel_requested_at = ?, reason = ?
-      WHERE id = ? AND org_id = ? AND status IN ('queued','pending_review','approved')`).run(now, now, reason, taskId, orgId));
+    return this.endTask(taskId, flush, () =>
+      this.stmt(
+        `UPDATE tasks SET status = 'cancelled', finished_at = ?, cancel_requested_at = ?, reason = ?
+      WHERE id = ? AND org_id = ? AND status IN ('queued','pending_review','approved')`,
+      ).run(now, now, reason, taskId, orgId),
+    );
   }
 
   /** An ending's conditional write and, only if it won, the held-back output: one transaction. */
@@ -282,7 +368,13 @@ export class SqliteStore implements Store {
     })();
   }
 
-  async appendOutput(taskId: string, agentId: string, offset: number, frames: readonly OutputFrame[], transform: OutputTransform): Promise<AppendResult | 'not_held'> {
+  async appendOutput(
+    taskId: string,
+    agentId: string,
+    offset: number,
+    frames: readonly OutputFrame[],
+    transform: OutputTransform,
+  ): Promise<AppendResult | 'not_held'> {
     return this.db.transaction(() => appendOutput(this.prepared, taskId, agentId, offset, frames, transform))();
   }
 
@@ -291,23 +383,33 @@ export class SqliteStore implements Store {
   }
 
   async setTargetKey(targetId: string, publicKeyPem: string, keyId: string): Promise<boolean> {
-    const r = this.stmt('UPDATE targets SET public_key = ?, key_id = ? WHERE id = ? AND public_key IS NULL AND deleted_at IS NULL').run(publicKeyPem, keyId, targetId);
+    const r = this.stmt('UPDATE targets SET public_key = ?, key_id = ? WHERE id = ? AND public_key IS NULL AND deleted_at IS NULL').run(
+      publicKeyPem,
+      keyId,
+      targetId,
+    );
     return r.changes === 1;
   }
 
   async putSecret(row: SecretRow): Promise<'ok' | 'too_many'> {
     return this.db.transaction((): 'ok' | 'too_many' => {
-      const existing = this.stmt('SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM secrets WHERE target_id = ? AND name <> ?').get(row.targetId, row.name) as Row;
+      const existing = this.stmt('SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM secrets WHERE target_id = ? AND name <> ?').get(
+        row.targetId,
+        row.name,
+      ) as Row;
       if (num(existing.n) + 1 > MAX_SECRETS_PER_TARGET || num(existing.b) + row.bytes > MAX_SECRET_BYTES_PER_TARGET) return 'too_many';
-      this.stmt(`INSERT INTO secrets (target_id, name, org_id, kid, sealed, bytes, set_by, set_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT (target_id, name) DO UPDATE SET kid = excluded.kid, sealed = excluded.sealed, bytes = excluded.bytes, set_by = excluded.set_by, set_at = excluded.set_at`)
-        .run(row.targetId, row.name, row.orgId, row.kid, JSON.stringify(row.sealed), row.bytes, row.setBy, row.setAt);
+      this.stmt(
+        `INSERT INTO secrets (target_id, name, org_id, kid, sealed, bytes, set_by, set_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+        ON CONFLICT (target_id, name) DO UPDATE SET kid = excluded.kid, sealed = excluded.sealed, bytes = excluded.bytes, set_by = excluded.set_by, set_at = excluded.set_at`,
+      ).run(row.targetId, row.name, row.orgId, row.kid, JSON.stringify(row.sealed), row.bytes, row.setBy, row.setAt);
       return 'ok';
     })();
   }
 
   async listSecrets(targetId: string): Promise<SecretRow[]> {
-    return this.stmt('SELECT * FROM secrets WHERE target_id = ? ORDER BY name').all(targetId).map((r) => toSecret(r as Row));
+    return this.stmt('SELECT * FROM secrets WHERE target_id = ? ORDER BY name')
+      .all(targetId)
+      .map((r) => toSecret(r as Row));
   }
 
   async deleteSecret(targetId: string, name: string): Promise<boolean> {
@@ -315,8 +417,12 @@ export class SqliteStore implements Store {
   }
 
   async targetsNeedingKeys(agent: AgentRow): Promise<TargetRow[]> {
-    return this.stmt(`SELECT g.* FROM targets g JOIN agents a ON a.id = ?
-      WHERE g.deleted_at IS NULL AND g.public_key IS NULL AND ${agentMayServeSql('a', 'g')}`).all(agent.id).map((r) => toTarget(r as Row));
+    return this.stmt(
+      `SELECT g.* FROM targets g JOIN agents a ON a.id = ?
+      WHERE g.deleted_at IS NULL AND g.public_key IS NULL AND ${agentMayServeSql('a', 'g')}`,
+    )
+      .all(agent.id)
+      .map((r) => toTarget(r as Row));
   }
 
   async getTargetById(targetId: string): Promise<TargetRow | undefined> {
@@ -329,17 +435,22 @@ export class SqliteStore implements Store {
       const last = this.stmt('SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1').get() as Row | undefined;
       const prevHash = last ? String(last.hash) : '0'.repeat(64);
       const hash = auditHash(prevHash, entry);
-      const r = this.stmt('INSERT INTO audit_log (org_id, at, actor, action, subject, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq')
-        .get(entry.orgId, entry.at, entry.actor, entry.action, entry.subject, JSON.stringify(entry.details), prevHash, hash) as Row;
+      const r = this.stmt(
+        'INSERT INTO audit_log (org_id, at, actor, action, subject, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq',
+      ).get(entry.orgId, entry.at, entry.actor, entry.action, entry.subject, JSON.stringify(entry.details), prevHash, hash) as Row;
       return { ...entry, seq: num(r.seq), prevHash, hash };
     })();
   }
 
   async allAudit(): Promise<AuditRow[]> {
-    return this.stmt('SELECT * FROM audit_log ORDER BY seq').all().map((r) => toAudit(r as Row));
+    return this.stmt('SELECT * FROM audit_log ORDER BY seq')
+      .all()
+      .map((r) => toAudit(r as Row));
   }
 
   async listAudit(orgId: string, limit: number): Promise<AuditRow[]> {
-    return this.stmt('SELECT * FROM audit_log WHERE org_id = ? OR org_id IS NULL ORDER BY seq DESC LIMIT ?').all(orgId, limit).map((r) => toAudit(r as Row));
+    return this.stmt('SELECT * FROM audit_log WHERE org_id = ? OR org_id IS NULL ORDER BY seq DESC LIMIT ?')
+      .all(orgId, limit)
+      .map((r) => toAudit(r as Row));
   }
 }

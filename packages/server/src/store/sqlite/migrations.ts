@@ -1,7 +1,11 @@
 /**
  * Numbered, forward-only migrations. Never edit one that has shipped; add the next number.
  */
-export interface Migration { version: number; name: string; sql: string }
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+}
 
 export const migrations: readonly Migration[] = [
   {

@@ -36,9 +36,15 @@ function insertFrames(stmt: Statements, taskId: string, at: number, frames: read
 
 /** Call inside a transaction: the running task's counters are read and written as one. */
 export function appendOutput(
-  stmt: Statements, taskId: string, agentId: string, offset: number, frames: readonly OutputFrame[], transform: OutputTransform,
+  stmt: Statements,
+  taskId: string,
+  agentId: string,
+  offset: number,
+  frames: readonly OutputFrame[],
+  transform: OutputTransform,
 ): AppendResult | 'not_held' {
-  const t = stmt("SELECT output_bytes, stored_bytes, redact_state FROM tasks WHERE id = ? AND agent_id = ? AND status = 'running'").get(taskId, agentId) as Row | undefined;
+  const t = stmt("SELECT output_bytes, stored_bytes, redact_state FROM tasks WHERE id = ? AND agent_id = ? AND status = 'running'").get(taskId, agentId) as
+    Row | undefined;
   if (!t) return 'not_held';
   const expected = num(t.output_bytes);
   if (offset > expected) return { ok: false, expectedOffset: expected };
@@ -47,8 +53,13 @@ export function appendOutput(
   if (received === 0) return { ok: true, nextOffset: expected, fresh: [], freshOffset: expected };
   const out = transform(fresh, strOrNull(t.redact_state));
   const stored = insertFrames(stmt, taskId, num(t.stored_bytes), out.frames);
-  stmt('UPDATE tasks SET output_bytes = ?, stored_bytes = ?, redact_state = ? WHERE id = ? AND output_bytes = ?')
-    .run(expected + received, stored, out.state, taskId, expected);
+  stmt('UPDATE tasks SET output_bytes = ?, stored_bytes = ?, redact_state = ? WHERE id = ? AND output_bytes = ?').run(
+    expected + received,
+    stored,
+    out.state,
+    taskId,
+    expected,
+  );
   return { ok: true, nextOffset: expected + received, fresh, freshOffset: expected };
 }
 
@@ -66,7 +77,9 @@ export function readOutput(stmt: Statements, taskId: string, offset: number, max
   // Seek by the primary key (task_id, start_offset): the row holding `offset`, then onwards.
   const first = stmt('SELECT MAX(start_offset) AS s FROM task_output WHERE task_id = ? AND start_offset <= ?').get(taskId, offset) as Row;
   const from = first.s === null ? 0 : num(first.s);
-  for (const raw of stmt('SELECT start_offset, end_offset, stream, time, data FROM task_output WHERE task_id = ? AND start_offset >= ? ORDER BY start_offset').iterate(taskId, from)) {
+  for (const raw of stmt(
+    'SELECT start_offset, end_offset, stream, time, data FROM task_output WHERE task_id = ? AND start_offset >= ? ORDER BY start_offset',
+  ).iterate(taskId, from)) {
     const r = raw as Row;
     if (num(r.end_offset) <= offset) continue;
     const stream = num(r.stream);

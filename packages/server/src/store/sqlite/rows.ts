@@ -13,48 +13,91 @@ export const TASK_SELECT = `SELECT t.*, g.name AS target_name, g.type AS target_
 
 export function toTarget(r: Row): TargetRow {
   return {
-    id: String(r.id), orgId: String(r.org_id), name: String(r.name), type: r.type as TargetRow['type'],
-    agentMode: r.agent_mode as TargetRow['agentMode'], createdAt: num(r.created_at),
-    network: r.network as TargetRow['network'], limits: JSON.parse(String(r.limits)) as TargetRow['limits'],
-    redact: r.redact as TargetRow['redact'], publicKeyPem: strOrNull(r.public_key), keyId: strOrNull(r.key_id),
+    id: String(r.id),
+    orgId: String(r.org_id),
+    name: String(r.name),
+    type: r.type as TargetRow['type'],
+    agentMode: r.agent_mode as TargetRow['agentMode'],
+    createdAt: num(r.created_at),
+    network: r.network as TargetRow['network'],
+    limits: JSON.parse(String(r.limits)) as TargetRow['limits'],
+    redact: r.redact as TargetRow['redact'],
+    publicKeyPem: strOrNull(r.public_key),
+    keyId: strOrNull(r.key_id),
   };
 }
 
 export function toTask(r: Row): TaskRow {
   return {
-    id: String(r.id), orgId: String(r.org_id), targetId: String(r.target_id), targetName: String(r.target_name),
+    id: String(r.id),
+    orgId: String(r.org_id),
+    targetId: String(r.target_id),
+    targetName: String(r.target_name),
     targetType: r.target_type as TaskRow['targetType'],
-    targetNetwork: r.target_network as TaskRow['targetNetwork'], targetLimits: JSON.parse(String(r.target_limits)) as TaskRow['targetLimits'],
-    targetRedact: r.target_redact as TaskRow['targetRedact'], storedBytes: num(r.stored_bytes), redactState: strOrNull(r.redact_state),
-    script: String(r.script), status: r.status as TaskStatus,
-    exitCode: numOrNull(r.exit_code), signal: strOrNull(r.signal), reason: strOrNull(r.reason),
-    agentId: strOrNull(r.agent_id), agentName: strOrNull(r.agent_name), createdBy: String(r.created_by),
-    createdAt: num(r.created_at), claimedAt: numOrNull(r.claimed_at), startedAt: numOrNull(r.started_at),
-    finishedAt: numOrNull(r.finished_at), timeoutSeconds: num(r.timeout_seconds),
-    leaseExpiresAt: numOrNull(r.lease_expires_at), cancelRequestedAt: numOrNull(r.cancel_requested_at),
+    targetNetwork: r.target_network as TaskRow['targetNetwork'],
+    targetLimits: JSON.parse(String(r.target_limits)) as TaskRow['targetLimits'],
+    targetRedact: r.target_redact as TaskRow['targetRedact'],
+    storedBytes: num(r.stored_bytes),
+    redactState: strOrNull(r.redact_state),
+    script: String(r.script),
+    status: r.status as TaskStatus,
+    exitCode: numOrNull(r.exit_code),
+    signal: strOrNull(r.signal),
+    reason: strOrNull(r.reason),
+    agentId: strOrNull(r.agent_id),
+    agentName: strOrNull(r.agent_name),
+    createdBy: String(r.created_by),
+    createdAt: num(r.created_at),
+    claimedAt: numOrNull(r.claimed_at),
+    startedAt: numOrNull(r.started_at),
+    finishedAt: numOrNull(r.finished_at),
+    timeoutSeconds: num(r.timeout_seconds),
+    leaseExpiresAt: numOrNull(r.lease_expires_at),
+    cancelRequestedAt: numOrNull(r.cancel_requested_at),
     outputBytes: num(r.output_bytes),
   };
 }
 
 export function toAgent(r: Row, targetIds: string[]): AgentRow {
   return {
-    id: String(r.id), orgId: strOrNull(r.org_id), name: String(r.name), hostname: String(r.hostname),
-    version: String(r.version), platform: String(r.platform), hosted: r.hosted === 1, concurrency: num(r.concurrency),
-    registeredAt: num(r.registered_at), lastSeenAt: num(r.last_seen_at), revokedAt: numOrNull(r.revoked_at), targetIds,
+    id: String(r.id),
+    orgId: strOrNull(r.org_id),
+    name: String(r.name),
+    hostname: String(r.hostname),
+    version: String(r.version),
+    platform: String(r.platform),
+    hosted: r.hosted === 1,
+    concurrency: num(r.concurrency),
+    registeredAt: num(r.registered_at),
+    lastSeenAt: num(r.last_seen_at),
+    revokedAt: numOrNull(r.revoked_at),
+    targetIds,
   };
 }
 
 export function toSecret(r: Row): SecretRow {
   return {
-    targetId: String(r.target_id), orgId: String(r.org_id), name: String(r.name), kid: String(r.kid),
-    sealed: JSON.parse(String(r.sealed)) as SecretRow['sealed'], bytes: num(r.bytes), setBy: String(r.set_by), setAt: num(r.set_at),
+    targetId: String(r.target_id),
+    orgId: String(r.org_id),
+    name: String(r.name),
+    kid: String(r.kid),
+    sealed: JSON.parse(String(r.sealed)) as SecretRow['sealed'],
+    bytes: num(r.bytes),
+    setBy: String(r.set_by),
+    setAt: num(r.set_at),
   };
 }
 
 export function toAudit(r: Row): AuditRow {
   return {
-    seq: num(r.seq), orgId: strOrNull(r.org_id), at: num(r.at), actor: String(r.actor), action: String(r.action),
-    subject: String(r.subject), details: JSON.parse(String(r.details)) as Record<string, unknown>,
-    prevHash: String(r.prev_hash), hash: String(r.hash),
+    seq: num(r.seq),
+    orgId: strOrNull(r.org_id),
+    at: num(r.at),
+    actor: String(r.actor),
+    action: String(r.action),
+    subject: String(r.subject),
+    details: JSON.parse(String(r.details)) as Record<string, unknown>,
+    prevHash: String(r.prev_hash),
+    hash: String(r.hash),
   };
 }
