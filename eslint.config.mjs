@@ -56,7 +56,7 @@ const noNodeGlobals = [
 ];
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', 'node_modules/**', 'bench/results*', 'ferry-data/**'] },
+  { ignores: ['**/dist/**', 'packages/cli/bundle/**', 'node_modules/**', 'bench/results*', 'ferry-data/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

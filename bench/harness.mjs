@@ -17,7 +17,8 @@ import { decodeFrames } from '@ferry/protocol';
 import { sleep } from './stats.mjs';
 
 export const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
-export const CLI = join(ROOT, 'packages/cli/dist/main.js');
+// The bundled CLI where this version has one (what users run), else tsc's output.
+export const CLI = existsSync(join(ROOT, 'packages/cli/bundle/main.js')) ? join(ROOT, 'packages/cli/bundle/main.js') : join(ROOT, 'packages/cli/dist/main.js');
 
 /** Tracks child processes and folders; `run()` (async, polite) or `runSync()` (on exit) removes them. */
 export class Cleanup {

@@ -40,4 +40,4 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund --loglevel=error
 fi
 echo "setup: building" >&2
-npx tsc --build
+npm run --silent build

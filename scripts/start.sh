@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-FERRY_CLI_HINT=./ferry exec node packages/cli/dist/main.js server "$@"
+FERRY_CLI_HINT=./ferry exec node packages/cli/bundle/main.js server "$@"

@@ -9,7 +9,8 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
-export const CLI = join(ROOT, 'packages/cli/dist/main.js');
+/** The `ferry` command as users run it: the bundle `npm run build` makes. */
+export const CLI = join(ROOT, 'packages/cli/bundle/main.js');
 
 export interface CliResult {
   code: number | null;

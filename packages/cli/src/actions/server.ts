@@ -69,7 +69,8 @@ export async function startServer(opts: ServerOptions): Promise<void> {
     process.env,
     opts.config ?? process.env.FERRY_SERVER_CONFIG,
   );
-  const cli = fileURLToPath(new URL('../main.js', import.meta.url));
+  // The embedded agent runs this very command (bundled or not): `ferry agent start`.
+  const cli = process.argv[1] ?? fileURLToPath(new URL('../main.js', import.meta.url));
   const running = await server.startServer({ config, embeddedAgentCommand: [process.execPath, cli, 'agent', 'start'] }).catch((err: unknown) => {
     throw listenError(err, config.listen);
   });
