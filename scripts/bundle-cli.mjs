@@ -7,7 +7,7 @@
  * `ferry server` and `ferry agent start`.
  */
 import { rmSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { URL, fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const cli = fileURLToPath(new URL('../packages/cli/', import.meta.url));
