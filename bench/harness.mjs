@@ -507,7 +507,7 @@ export function foreignFerryProcesses(ownPids) {
     if (!/^\d+$/.test(entry) || ownPids.has(Number(entry)) || Number(entry) === process.pid) continue;
     try {
       const args = readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
-      const cli = args.findIndex((a) => a.endsWith('packages/cli/dist/main.js'));
+      const cli = args.findIndex((a) => a.endsWith('packages/cli/dist/main.js') || a.endsWith('packages/cli/bundle/main.js'));
       if (cli >= 0)
         found.push(`${entry}: ferry ${(args[cli + 1] ?? '').replace(/[^\w-]/g, '')} ${(args[cli + 2] ?? '').replace(/[^\w-]/g, '').slice(0, 20)}`.trim());
       else if (args.some((a) => a === '--test')) found.push(`${entry}: node --test`);

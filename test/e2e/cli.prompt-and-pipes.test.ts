@@ -13,8 +13,17 @@ import { CLI, ROOT, runCli, startFerryServer, waitForAgents, type ServerHandle }
 const PTY_RUN = join(ROOT, 'test/helpers/pty-run.py');
 
 /** Types `keys` at the prompt of `ferry secret set TARGET NAME` running in a pseudo-terminal. */
-function typeSecret(server: ServerHandle, target: string, name: string, keys: string): Promise<{ code: number; output: string }> {
-  const args = [PTY_RUN, 'not shown', Buffer.from(keys, 'utf8').toString('hex'), '--', process.execPath, CLI, 'secret', 'set', target, name];
+function typeSecret(
+  server: ServerHandle,
+  target: string,
+  name: string,
+  keys: string,
+  opts: { stderrToNull?: boolean } = {},
+): Promise<{ code: number; output: string }> {
+  const command = opts.stderrToNull
+    ? ['bash', '-c', `exec "${process.execPath}" "${CLI}" secret set ${target} ${name} 2>/dev/null`]
+    : [process.execPath, CLI, 'secret', 'set', target, name];
+  const args = [PTY_RUN, 'not shown', Buffer.from(keys, 'utf8').toString('hex'), '--', ...command];
   const child = spawn('python3', args, { env: server.env, stdio: ['ignore', 'pipe', 'pipe'] });
   const out: Buffer[] = [];
   child.stdout.on('data', (d: Buffer) => out.push(d));
@@ -50,6 +59,15 @@ describe('the CLI at a terminal and in pipes', () => {
     assert.equal(run.stdout, 'b321zyxca');
   });
 
+  it('never echoes the value, even with stderr redirected away from the terminal', async () => {
+    const typed = await typeSecret(server, 'tty', 'QUIET_VALUE', 'hunter2secret\r', { stderrToNull: true });
+    assert.equal(typed.code, 0, typed.output);
+    assert.match(typed.output, /Value for QUIET_VALUE \(not shown\)/, 'the prompt reaches the terminal');
+    assert.doesNotMatch(typed.output, /hunter2/);
+    const run = await server.cli(['run', 'tty', '-c', 'printf %s "$QUIET_VALUE" | rev']);
+    assert.equal(run.stdout, 'terces2retnuh');
+  });
+
   it('cancels on Ctrl-D and on Ctrl-C without setting anything', async () => {
     for (const [key, label] of [
       ['\x04', 'Ctrl-D'],
@@ -62,6 +80,23 @@ describe('the CLI at a terminal and in pipes', () => {
     const list = await server.cli(['secret', 'list', 'tty', '--json']);
     assert.equal(list.code, 0, list.stderr);
     assert.ok(!(JSON.parse(list.stdout) as { name: string }[]).some((s) => s.name === 'NEVER_SET'));
+  });
+
+  it('reports errors from the agent and server packages in one line, with the usual exit codes', async () => {
+    const badConfig = await runCli(['agent', 'start', '--concurrency', 'abc', '--data-dir', '/tmp/ferry-never-used'], server.env);
+    assert.equal(badConfig.code, 2, badConfig.stderr);
+    assert.match(badConfig.stderr, /^ferry: invalid configuration:/);
+    assert.doesNotMatch(badConfig.stderr, /\n\s+at /, 'no stack trace');
+    const token = await server.joinToken(['--hosted']);
+    const first = await server.startAgent(token, { executor: 'process' });
+    await first.stop('SIGKILL');
+    const reused = await runCli(
+      ['agent', 'start', '--join-token', token, '--data-dir', `/tmp/ferry-reuse-${process.pid}`, '--executor', 'process'],
+      server.env,
+    );
+    assert.equal(reused.code, 1, reused.stderr);
+    assert.match(reused.stderr, /\nferry: The join token was already used\..*\(FERRY_E_JOIN_TOKEN_USED\)\n$/);
+    assert.doesNotMatch(reused.stderr, /\n\s+at /, 'no stack trace');
   });
 
   it('prints the protocol version', async () => {

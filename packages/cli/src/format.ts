@@ -1,9 +1,12 @@
-/** Plain-text tables and JSON for list/show commands. */
+/** Plain-text tables and JSON for list/show commands; what the server sent is escaped (terminal.ts). */
+import { safeJson, terminalSafe } from './terminal.js';
+
 export function printJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+  process.stdout.write(safeJson(value) + '\n');
 }
 
-export function printTable(headers: readonly string[], rows: readonly (readonly string[])[]): void {
+export function printTable(headers: readonly string[], unsafeRows: readonly (readonly string[])[]): void {
+  const rows = unsafeRows.map((r) => r.map(terminalSafe));
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]): string =>
     cells
@@ -15,7 +18,7 @@ export function printTable(headers: readonly string[], rows: readonly (readonly 
 
 export function printFields(fields: readonly (readonly [string, string])[]): void {
   const width = Math.max(...fields.map(([k]) => k.length));
-  process.stdout.write(fields.map(([k, v]) => `${(k + ':').padEnd(width + 1)} ${v}`).join('\n') + '\n');
+  process.stdout.write(fields.map(([k, v]) => `${(k + ':').padEnd(width + 1)} ${terminalSafe(v)}`).join('\n') + '\n');
 }
 
 export function ago(iso: string | null): string {

@@ -39,7 +39,7 @@ registerTaskCommands(program);
 registerAgentCommands(program);
 registerAuditCommands(program);
 
-program.parseAsync(process.argv).catch(async (err: unknown) => {
+program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
-  process.exit(await reportError(err));
+  process.exit(reportError(err));
 });

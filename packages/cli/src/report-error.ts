@@ -1,22 +1,31 @@
 import { UsageError } from './errors.js';
+import { terminalSafeLines } from './terminal.js';
+
+/**
+ * Errors are recognised by name and shape, not `instanceof`: the bundled CLI carries its own
+ * copy of the protocol and client classes, while `ferry server` and `ferry agent start` load the
+ * server and agent packages (and their copies) from node_modules.
+ */
+function named(err: unknown, ...names: string[]): err is Error & { code?: unknown } {
+  return err instanceof Error && names.includes(err.name);
+}
 
 /**
  * Prints an error the way a person can act on it and returns the exit code: 2 for a mistake in
  * how the command was used, 1 for everything else. A stack trace only for the unexpected.
- * The error classes load here, on the error path, so a successful command never pays for them.
  */
-export async function reportError(err: unknown): Promise<number> {
-  const [{ ConfigError }, { ApiError }] = await Promise.all([import('@ferry/protocol'), import('@ferry/client')]);
-  if (err instanceof UsageError || err instanceof ConfigError) {
+export function reportError(err: unknown): number {
+  if (err instanceof UsageError || named(err, 'ConfigError')) {
     process.stderr.write(`ferry: ${err.message}\n`);
     return 2;
   }
-  if (err instanceof ApiError) {
-    process.stderr.write(`ferry: ${err.message} (${err.code})\n`);
+  if (named(err, 'ApiError') && typeof err.code === 'string') {
+    // The message may quote what an agent or another user sent: escaped.
+    process.stderr.write(`ferry: ${terminalSafeLines(err.message)} (${err.code})\n`);
     return 1;
   }
-  if (err instanceof Error && ['CredentialError', 'FatalAgentError', 'ExecutorUnavailableError'].includes(err.name)) {
-    process.stderr.write(`ferry: ${err.message}\n`);
+  if (named(err, 'CredentialError', 'FatalAgentError', 'ExecutorUnavailableError')) {
+    process.stderr.write(`ferry: ${terminalSafeLines(err.message)}\n`);
     return 1;
   }
   process.stderr.write(`ferry: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);

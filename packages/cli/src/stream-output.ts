@@ -48,7 +48,9 @@ export async function streamOutput(client: FerryClient, taskId: string, opts: Fo
     if (page.complete || (!opts.follow && empty)) return;
     if (opts.onWaiting && page.taskStatus === 'queued' && Date.now() - lastStatusCheck > 5000) {
       lastStatusCheck = Date.now();
-      opts.onWaiting(await client.call(Routes.getTask, { params: { id: taskId } }));
+      // Only for the "waiting for an agent" note: a failed look-up must not end the command.
+      const task = await client.call(Routes.getTask, { params: { id: taskId } }).catch(() => undefined);
+      if (task) opts.onWaiting(task);
     }
   }
 }

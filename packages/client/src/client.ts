@@ -25,6 +25,8 @@ export interface FetchInit {
   headers: Record<string, string>;
   body?: Uint8Array | string | undefined;
   signal?: AbortSignal | undefined;
+  /** A Ferry server never redirects: a browser must not follow one (the Node transport never does). */
+  redirect?: 'error';
 }
 
 export interface FetchResponseLike {
@@ -91,7 +93,12 @@ export class FerryClient {
       headers['content-type'] = 'application/json';
       body = JSON.stringify(input.body);
     }
-    const res = await this.send(url, { method: def.method, headers, body, signal: input.signal });
+    const res = await this.send(url, { method: def.method, headers, body, signal: input.signal, redirect: 'error' });
+    const expected = def.status ?? (def.response === 'empty' ? 204 : 200);
+    if (res.status !== expected) {
+      // A 2xx or 3xx other than the route's own is not the server's "done": never take it for one.
+      throw new ApiError(res.status, 'FERRY_E_UNEXPECTED_RESPONSE', `${def.method} ${def.path} answered HTTP ${res.status}, not ${expected}.`);
+    }
     return this.answer(def, res.status, res.bytes, res.headers) as RouteResult<R>;
   }
 

@@ -91,6 +91,23 @@ describe('the client against a misbehaving server', () => {
     await c.close();
   });
 
+  it('refuses a certificate of the pinned CA issued for another name', async () => {
+    const before = calls;
+    const c = createNodeClient({ serverUrl: url.replace('127.0.0.1', 'localhost'), caPem: tls.caPem, token: 'ferry_u_secret' });
+    await assert.rejects(c.call(Routes.health), (err: unknown) => err instanceof ApiError && err.code === 'FERRY_E_NETWORK' && /localhost/.test(err.message));
+    await c.close();
+    assert.equal(calls, before, 'no request reached the server');
+  });
+
+  it("takes only the route's own success status for success", async () => {
+    answer = { status: 200, body: '' };
+    const c = client();
+    await assert.rejects(c.call(Routes.revokeAgent, { params: { id: 'a_1' } }), { code: 'FERRY_E_UNEXPECTED_RESPONSE', status: 200 });
+    answer = { status: 302, body: '' };
+    await assert.rejects(c.call(Routes.health), { code: 'FERRY_E_UNEXPECTED_RESPONSE', status: 302 });
+    await c.close();
+  });
+
   it('refuses a server whose certificate its pinned CA did not sign, before sending anything', async () => {
     const before = calls;
     const c = createNodeClient({ serverUrl: url, caPem: tls.otherCaPem, token: 'ferry_u_secret' });
@@ -135,9 +152,9 @@ describe('the client against a misbehaving server', () => {
   it('encodes path parameters, so an id cannot reach another endpoint', async () => {
     let seen = '';
     server.removeAllListeners('request');
-    server.on('request', (req: { url?: string }, res: { end(b: string): void }) => {
+    server.on('request', (req: { url?: string }, res: { writeHead(s: number): { end(): void } }) => {
       seen = req.url ?? '';
-      res.end(JSON.stringify({ ok: true, version: '0.1.0', api: 'v1' }));
+      res.writeHead(204).end();
     });
     const c = client();
     await c.call(Routes.deleteTarget, { params: { name: '../agents/a_1' } });

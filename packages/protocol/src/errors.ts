@@ -35,6 +35,9 @@ export const ErrorCodes = {
   FERRY_E_TOO_MANY_SECRETS: { status: 409, message: 'The target has too many secrets.' },
   FERRY_E_BODY_TOO_LARGE: { status: 413, message: 'The request body is too large.' },
   FERRY_E_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Unsupported content type; send application/json.' },
+  FERRY_E_REQUEST_TIMEOUT: { status: 408, message: 'The request did not arrive in time; the connection was closed.' },
+  FERRY_E_HEADERS_TOO_LARGE: { status: 431, message: "The request's headers are too large." },
+  FERRY_E_RATE_LIMITED: { status: 429, message: 'Too many attempts from this address; retry after the number of seconds in the Retry-After header.' },
   FERRY_E_INTERNAL: { status: 500, message: 'Internal server error.' },
   FERRY_E_UNAVAILABLE: { status: 503, message: 'The server is shutting down or not ready; retry shortly.' },
 } as const satisfies Record<string, { status: number; message: string }>;
@@ -69,10 +72,12 @@ const STATUS_TEXT: Record<number, string> = {
   403: 'Forbidden',
   404: 'Not Found',
   405: 'Method Not Allowed',
+  408: 'Request Timeout',
   409: 'Conflict',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
   429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
   500: 'Internal Server Error',
   503: 'Service Unavailable',
 };

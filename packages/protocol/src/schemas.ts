@@ -7,6 +7,33 @@ import { AssignedSecret } from './secrets.js';
 
 export const API_VERSION = 'v1';
 
+/**
+ * Control characters: C0, DEL and C1. Text a client sets reaches operators' terminals, where
+ * ESC (0x1b) or CSI (0x9b) starts an escape sequence that can rewrite the screen, set the
+ * window title or worse, and CR or BS can hide what came before.
+ */
+// eslint-disable-next-line no-control-regex -- matching control characters is the point
+const CONTROL_CHARACTER = /[\u0000-\u001f\u007f-\u009f]/;
+// eslint-disable-next-line no-control-regex -- as above
+const CONTROL_CHARACTERS_BUT_TAB_AND_NEWLINE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g;
+
+/** A single-line name or label a client sets (an agent's name, its hostname…): no control characters at all. */
+export function printableText(max: number): z.ZodString {
+  return z
+    .string()
+    .max(max)
+    .refine((s) => !CONTROL_CHARACTER.test(s), { message: 'must not contain control characters (escape sequences, tabs, newlines)' });
+}
+
+/**
+ * Replaces control characters other than tab and newline with a visible `\xNN`,
+ * so free text (a task's reason, which may quote a program's error output) can be stored and
+ * shown without being refused and without driving a terminal.
+ */
+export function neutralizeControlCharacters(text: string): string {
+  return text.replace(CONTROL_CHARACTERS_BUT_TAB_AND_NEWLINE, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
 export const TaskId = z.string().regex(/^t_[0-9a-z]{10,40}$/, 'not a task id');
 
 export const TARGET_TYPES = ['shell', 'python', 'node', 'postgres', 'postgres-csv', 'mysql', 'mysql-csv', 'kubernetes', 'aws'] as const;
@@ -253,10 +280,10 @@ export type AuditEntry = z.infer<typeof AuditEntry>;
 export const RegisterAgentRequest = z
   .object({
     joinSecret: z.string().min(1).max(200),
-    name: z.string().min(1).max(100),
-    hostname: z.string().max(255),
-    version: z.string().max(50),
-    platform: z.string().max(50),
+    name: printableText(100).min(1),
+    hostname: printableText(255),
+    version: printableText(50),
+    platform: printableText(50),
     concurrency: z.number().int().min(1).max(256),
   })
   .strict();
@@ -303,6 +330,14 @@ export const HeartbeatResponse = z.object({
 });
 export type HeartbeatResponse = z.infer<typeof HeartbeatResponse>;
 
+/**
+ * The most frames the server takes from one upload. It stores the first ones and answers with
+ * the offset after them (`nextOffset`), where the agent continues; the rest of the body is not
+ * read. An agent should send at most this many (its spool merges adjacent frames of a stream,
+ * so only finely interleaved stdout and stderr come near it).
+ */
+export const MAX_UPLOAD_FRAMES = 4096;
+
 export const UploadOutputQuery = z.object({ offset: z.coerce.number().int().min(0) }).strict();
 export const UploadOutputResponse = z.object({ nextOffset: z.number().int() });
 
@@ -310,8 +345,8 @@ export const FinishTaskRequest = z
   .object({
     status: FinalStatus,
     exitCode: z.number().int().nullable(),
-    signal: z.string().max(20).nullable(),
-    reason: z.string().max(4000).nullable(),
+    signal: printableText(20).nullable(),
+    reason: z.string().max(4000).transform(neutralizeControlCharacters).nullable(),
     outputBytes: z.number().int().min(0),
     outputSha256: z.string().regex(/^[0-9a-f]{64}$/),
   })

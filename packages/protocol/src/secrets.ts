@@ -67,7 +67,8 @@ export function sealedPlaintextBytes(sealed: SealedSecret): number {
 }
 
 export const SetSecretRequest = z.object({ sealed: SealedSecret }).strict();
-export const SecretInfo = z.object({ name: z.string(), kid: z.string(), setBy: z.string(), setAt: z.string(), bytes: z.number().int() });
+/** What listing a secret shows: never its value, nor its length (which says something about the value). */
+export const SecretInfo = z.object({ name: z.string(), kid: z.string(), setBy: z.string(), setAt: z.string() });
 export type SecretInfo = z.infer<typeof SecretInfo>;
 
 export const TargetKey = z.object({ orgId: z.string(), targetId: z.string(), kid: z.string(), publicKeyPem: z.string() });

@@ -1,27 +1,79 @@
 /**
- * The HTTP surface: HTTPS only, TLS 1.2+, HSTS, one error body shape, size limits. Route
- * modules register on top of this (http/route.ts).
+ * The HTTP surface: HTTPS only (TLS 1.2 with forward-secret AEAD suites, or 1.3), HSTS and the
+ * other security headers on every answer, one error body shape, size limits, and bounds on
+ * how long a request may take to arrive and how many connections are open. Route modules
+ * register on top of this (http/route.ts).
  */
-import Fastify, { LogController, type FastifyError } from 'fastify';
+import type { Socket } from 'node:net';
+import Fastify, { LogController, type FastifyError, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { FerryError, OUTPUT_FRAMES_CONTENT_TYPE, toError } from '@ferry/protocol';
 import { newId } from './ids.js';
 
-const JSON_BODY_LIMIT = 2 * 1024 * 1024;
-const OUTPUT_BODY_LIMIT = 8 * 1024 * 1024;
+export const JSON_BODY_LIMIT = 2 * 1024 * 1024;
+export const OUTPUT_BODY_LIMIT = 8 * 1024 * 1024;
+
+/**
+ * TLS 1.2 suites: ECDHE key exchange (forward secrecy) with an AEAD cipher (GCM or
+ * ChaCha20-Poly1305) only, for RSA and ECDSA certificates; no static-RSA key exchange, no CBC,
+ * no SHA-1 MACs. These are the suites of Mozilla's "intermediate" profile; every client Ferry
+ * has (Node's TLS) and current browsers offer them. TLS 1.3 suites are all AEAD with forward
+ * secrecy; they are listed so that naming 1.2 suites does not switch 1.3 off.
+ */
+const TLS_CIPHERS = [
+  'TLS_AES_128_GCM_SHA256',
+  'TLS_AES_256_GCM_SHA384',
+  'TLS_CHACHA20_POLY1305_SHA256',
+  'ECDHE-ECDSA-AES128-GCM-SHA256',
+  'ECDHE-RSA-AES128-GCM-SHA256',
+  'ECDHE-ECDSA-AES256-GCM-SHA384',
+  'ECDHE-RSA-AES256-GCM-SHA384',
+  'ECDHE-ECDSA-CHACHA20-POLY1305',
+  'ECDHE-RSA-CHACHA20-POLY1305',
+].join(':');
+
+/** Sent with every answer, including the ones made before routing or by the HTTP parser. */
+const SECURITY_HEADERS = {
+  'strict-transport-security': 'max-age=31536000',
+  'x-content-type-options': 'nosniff',
+  'cache-control': 'no-store',
+} as const;
+
+/**
+ * A connection with no traffic either way for this long is closed (a client that stopped
+ * reading an answer). Long polls wait at most 30 s, so they never come near it.
+ */
+const IDLE_SOCKET_MS = 120_000;
+
+/** How long requests may take to arrive, and how many connections may be open. */
+export interface ConnectionBounds {
+  requestTimeoutSeconds: number;
+  headersTimeoutSeconds: number;
+  keepAliveTimeoutSeconds: number;
+  maxConnections: number;
+}
+
+const DEFAULT_BOUNDS: ConnectionBounds = { requestTimeoutSeconds: 30, headersTimeoutSeconds: 10, keepAliveTimeoutSeconds: 10, maxConnections: 1024 };
 
 export interface AppOptions {
   keyPem: string;
   certPem: string;
   log: Logger;
+  /** Defaults: the configuration's defaults (config.ts). */
+  bounds?: ConnectionBounds;
 }
 
-function toFerryError(err: FastifyError | Error): FerryError {
+function mib(bytes: number): string {
+  return bytes % (1024 * 1024) === 0 ? `${bytes / (1024 * 1024)} MiB` : `${bytes} bytes`;
+}
+
+/** `limit`: the body limit of the route the request went to. */
+function toFerryError(err: FastifyError | Error, limit: number): FerryError {
   if (err instanceof FerryError) return err;
   const e = err as FastifyError;
   switch (e.code) {
     case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new FerryError('FERRY_E_BODY_TOO_LARGE', `The request body is over the limit of ${JSON_BODY_LIMIT} bytes.`, { cause: err });
+      return new FerryError('FERRY_E_BODY_TOO_LARGE', `The request body is over this endpoint's limit of ${mib(limit)} (${limit} bytes).`, { cause: err });
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
       return new FerryError('FERRY_E_UNSUPPORTED_MEDIA_TYPE', undefined, { cause: err });
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
@@ -44,32 +96,76 @@ function toFerryError(err: FastifyError | Error): FerryError {
 
 // The return type is inferred on purpose: it is the HTTPS-typed Fastify instance.
 function createFastify(opts: AppOptions) {
-  return Fastify({
-    https: { key: opts.keyPem, cert: opts.certPem, minVersion: 'TLSv1.2' },
+  const bounds = opts.bounds ?? DEFAULT_BOUNDS;
+  const requestMs = bounds.requestTimeoutSeconds * 1000;
+  const headersMs = Math.min(bounds.headersTimeoutSeconds * 1000, requestMs);
+  const app = Fastify({
+    https: {
+      key: opts.keyPem,
+      cert: opts.certPem,
+      minVersion: 'TLSv1.2',
+      ciphers: TLS_CIPHERS,
+      honorCipherOrder: true,
+      handshakeTimeout: headersMs,
+      headersTimeout: headersMs,
+      // How often the request and headers timeouts are checked (Node's default is 30 s).
+      connectionsCheckingInterval: Math.max(100, Math.min(1000, headersMs / 4)),
+    },
     loggerInstance: opts.log,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: JSON_BODY_LIMIT,
     genReqId: () => newId('r'),
     requestIdHeader: false,
-    keepAliveTimeout: 65_000,
+    // Until the whole request (headers and body) has arrived; waiting for the answer does not count.
+    requestTimeout: requestMs,
+    keepAliveTimeout: bounds.keepAliveTimeoutSeconds * 1000,
+    connectionTimeout: IDLE_SOCKET_MS,
     // Fastify's own 503 while closing has a body of its own; turnAwayWhileClosing answers with ours.
     return503OnClosing: false,
     // Errors the router raises before any handler (a malformed URL, an over-long parameter).
     frameworkErrors: (err, _req, reply) => {
       const ferry = new FerryError('FERRY_E_BAD_REQUEST', `Bad request: ${err.message}`, { cause: err });
-      void (reply as unknown as { code(n: number): { type(t: string): { send(b: unknown): unknown } } })
+      void (reply as unknown as { code(n: number): { headers(h: object): { type(t: string): { send(b: unknown): unknown } } } })
         .code(400)
+        .headers(SECURITY_HEADERS)
         .type('application/json')
         .send(ferry.toBody());
     },
+    // Errors of the HTTP parser, before there is a request: a timeout, oversized headers, garbage.
+    clientErrorHandler: (err, socket) => answerClientError(err, socket, bounds),
   });
+  app.server.maxConnections = bounds.maxConnections;
+  return app;
+}
+
+/**
+ * Answers on the raw socket, the way Node would, but with the registry's body and the
+ * security headers; then closes the connection. Nothing is written once an answer has begun.
+ */
+function answerClientError(err: NodeJS.ErrnoException, socket: Socket, bounds: ConnectionBounds): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const ferry =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? new FerryError('FERRY_E_REQUEST_TIMEOUT', `The request did not arrive within ${bounds.requestTimeoutSeconds} s; the connection was closed.`)
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? new FerryError('FERRY_E_HEADERS_TOO_LARGE')
+        : new FerryError('FERRY_E_BAD_REQUEST', 'Malformed HTTP request.');
+  const answering = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (socket.writable && !answering?.headersSent) {
+    const body = JSON.stringify(ferry.toBody());
+    const headers = Object.entries({ ...SECURITY_HEADERS, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' });
+    const head = [`HTTP/1.1 ${ferry.statusCode} ${ferry.toBody().error}`, ...headers.map(([k, v]) => `${k}: ${v}`)].join('\r\n');
+    socket.end(`${head}\r\n\r\n${body}`);
+  }
+  // end() waits for the peer; a peer that does not close gets cut.
+  setTimeout(() => socket.destroy(), 1000).unref();
 }
 
 export type FerryApp = ReturnType<typeof createFastify>;
 
-/** Lets one encapsulated scope (a route taking output frames) take them, up to 8 MiB. */
+/** Lets one encapsulated scope (a route taking output frames) take them, up to its route's body limit. */
 export function registerFramesParser(scope: { addContentTypeParser: FerryApp['addContentTypeParser'] }): void {
-  scope.addContentTypeParser(OUTPUT_FRAMES_CONTENT_TYPE, { parseAs: 'buffer', bodyLimit: OUTPUT_BODY_LIMIT }, (_req, body, done) => {
+  scope.addContentTypeParser(OUTPUT_FRAMES_CONTENT_TYPE, { parseAs: 'buffer' }, (_req, body, done) => {
     done(null, body);
   });
 }
@@ -91,9 +187,7 @@ function turnAwayWhileClosing(app: FerryApp): void {
 
 function addResponseHooks(app: FerryApp): void {
   app.addHook('onSend', async (_req, reply) => {
-    reply.header('strict-transport-security', 'max-age=31536000');
-    reply.header('x-content-type-options', 'nosniff');
-    reply.header('cache-control', 'no-store');
+    reply.headers(SECURITY_HEADERS);
   });
   app.addHook('onResponse', async (req, reply) => {
     if (reply.statusCode >= 500) req.log.error({ method: req.method, url: req.url, statusCode: reply.statusCode }, 'request failed');
@@ -104,14 +198,22 @@ function addResponseHooks(app: FerryApp): void {
 /** Every error leaves as the one registry body. */
 function addErrorHandlers(app: FerryApp): void {
   app.setErrorHandler((rawErr, req, reply) => {
-    const err = toFerryError(toError(rawErr));
+    const err = toFerryError(toError(rawErr), req.routeOptions.bodyLimit);
     if (err.statusCode >= 500) req.log.error({ err: err.cause ?? err }, 'internal error');
+    const retryAfter = err.details?.retryAfterSeconds;
+    if (typeof retryAfter === 'number') void reply.header('retry-after', String(retryAfter));
+    // Refused before its body was read (a bad token, a rate limit): do not read the rest.
+    if (bodyUnread(req)) void reply.header('connection', 'close');
     void reply.code(err.statusCode).type('application/json').send(err.toBody());
   });
   app.setNotFoundHandler((req, reply) => {
     const err = new FerryError('FERRY_E_NOT_FOUND', `No such API endpoint: ${req.method} ${req.url.split('?')[0] ?? ''}.`);
     void reply.code(404).send(err.toBody());
   });
+}
+
+function bodyUnread(req: FastifyRequest): boolean {
+  return !req.raw.complete && req.body === undefined;
 }
 
 export function buildApp(opts: AppOptions): FerryApp {

@@ -67,6 +67,30 @@ export const ServerConfigSchema = z.object({
     .int()
     .min(16 * 1024 * 1024)
     .default(16 * 1024 * 1024 * 1024),
+  /**
+   * A request whose headers and body have not all arrived this long after it began is cut
+   * (408, connection closed): a client trickling a body cannot hold a connection. Waiting for
+   * an answer does not count, so long polls (up to 30 s) are unaffected.
+   */
+  requestTimeoutSeconds: z.coerce.number().min(1).max(600).default(30),
+  /** The headers alone must arrive within this (at most requestTimeoutSeconds). */
+  headersTimeoutSeconds: z.coerce.number().min(1).max(600).default(10),
+  /**
+   * An idle kept-alive connection is closed after this (answers say so in their Keep-Alive
+   * header, which Node's clients honour). Behind a load balancer, make it longer than the
+   * balancer's idle timeout.
+   */
+  keepAliveTimeoutSeconds: z.coerce.number().min(1).max(600).default(10),
+  /** Connections open at once; more are refused until some close. Each agent holds one or two. */
+  maxConnections: z.coerce.number().int().min(1).max(1_000_000).default(1024),
+  /**
+   * Failed authentications allowed per client address (IPv6: per /64) per minute, in a burst
+   * of the same size; past it, requests that need a token get 429 until the allowance
+   * refills. 0 turns the limit off.
+   */
+  authFailuresPerMinute: z.coerce.number().int().min(0).max(100_000).default(30),
+  /** Agent registrations that do not succeed, per client address per minute (as above). 0: no limit. */
+  failedRegistrationsPerMinute: z.coerce.number().int().min(0).max(100_000).default(30),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type ServerConfig = Readonly<z.infer<typeof ServerConfigSchema>>;

@@ -1,7 +1,9 @@
 import type { Logger } from 'pino';
 import type { ServerConfig } from './config.js';
 import type { DispatchHub } from './dispatch.js';
+import type { RateLimits } from './http/route-guard.js';
 import type { AuditInput, Store } from './store/types.js';
+import type { OpenPolls } from './tasks/open-polls.js';
 import type { TaskService } from './tasks/task-service.js';
 
 /** What route modules share. Built once in server.ts. */
@@ -14,5 +16,8 @@ export interface ServerContext {
   caFingerprint: string;
   publicUrl: string;
   tasks: TaskService;
+  /** Each agent's open long polls, at most its concurrency. */
+  polls: OpenPolls;
+  rateLimits: RateLimits;
   audit(entry: Omit<AuditInput, 'at'>): Promise<void>;
 }

@@ -13,11 +13,13 @@ import { type ServerConfig, parseListen } from './config.js';
 import type { ServerContext } from './context.js';
 import { DispatchHub } from './dispatch.js';
 import { EmbeddedAgent } from './embedded-agent.js';
+import { RateLimiter } from './http/rate-limit.js';
 import { hashSecret, newId, newSecret } from './ids.js';
 import { createJoinToken } from './routes/agents.js';
 import { registerRoutes } from './routes/index.js';
 import { SqliteStore } from './store/sqlite/index.js';
 import type { AuditInput, Store } from './store/types.js';
+import { OpenPolls } from './tasks/open-polls.js';
 import { TaskService } from './tasks/task-service.js';
 import { defaultCertNames, ensureTlsMaterial, loadProvidedTls, type TlsMaterial } from './tls.js';
 
@@ -104,7 +106,11 @@ function buildContext(config: ServerConfig, store: Store, tls: TlsMaterial, log:
     await store.appendAudit({ ...entry, at: Date.now() });
   };
   const tasks = new TaskService({ store, hub, config, log, audit });
-  return { store, hub, config, log, caPem: tls.caPem, caFingerprint: tls.caFingerprint, publicUrl: '', tasks, audit };
+  const rateLimits = {
+    authFailures: new RateLimiter(config.authFailuresPerMinute, 'failed authentications'),
+    registrations: new RateLimiter(config.failedRegistrationsPerMinute, 'failed agent registrations'),
+  };
+  return { store, hub, config, log, caPem: tls.caPem, caFingerprint: tls.caFingerprint, publicUrl: '', tasks, audit, polls: new OpenPolls(), rateLimits };
 }
 
 async function startEmbeddedAgent(opts: StartServerOptions, ctx: ServerContext, dataDir: string): Promise<EmbeddedAgent | undefined> {
@@ -128,7 +134,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   const tls = loadTls(config, dataDir, host);
   const { store, orgId, adminTokenFile, adminTokenCreated } = await prepareStore(config, dataDir, log);
   const ctx = buildContext(config, store, tls, log);
-  const app = buildApp({ keyPem: tls.keyPem, certPem: tls.certPem, log });
+  const app = buildApp({ keyPem: tls.keyPem, certPem: tls.certPem, log, bounds: config });
   registerRoutes(app, ctx);
   app.addHook('preClose', (done) => {
     ctx.hub.close();

@@ -1,5 +1,9 @@
-/** Rows → API shapes. The only place that decides what leaves the server. */
-import type { AgentInfo, Assignment, AuditEntry, SecretInfo, Target, Task, TaskWithAgents } from '@ferry/protocol';
+/**
+ * Rows → API shapes. The only place that decides what leaves the server.
+ * Text a client once set (an agent's name, a task's reason) is refused or neutralized on the way
+ * in; it is neutralized again on the way out, for rows stored before that was so.
+ */
+import { neutralizeControlCharacters as safe, type AgentInfo, type Assignment, type AuditEntry, type SecretInfo, type Target, type Task, type TaskWithAgents } from '@ferry/protocol';
 import type { AgentRow, AuditRow, SecretRow, TargetRow, TaskRow } from './store/types.js';
 import type { ServerConfig } from './config.js';
 import { resolveLimits } from './limits.js';
@@ -29,8 +33,8 @@ export function taskView(row: TaskRow): Task {
     status: row.status,
     exitCode: row.exitCode,
     signal: row.signal,
-    reason: row.reason,
-    agent: row.agentName,
+    reason: row.reason === null ? null : safe(row.reason),
+    agent: row.agentName === null ? null : safe(row.agentName),
     createdBy: row.createdBy,
     createdAt: iso(row.createdAt),
     startedAt: isoOrNull(row.startedAt),
@@ -67,10 +71,10 @@ export function assignmentView(config: ServerConfig, task: TaskRow, secrets: rea
 export function agentView(row: AgentRow, targetNames: string[], online: boolean, runningTasks: number): AgentInfo {
   return {
     id: row.id,
-    name: row.name,
-    hostname: row.hostname,
-    version: row.version,
-    platform: row.platform,
+    name: safe(row.name),
+    hostname: safe(row.hostname),
+    version: safe(row.version),
+    platform: safe(row.platform),
     hosted: row.hosted,
     targets: row.hosted ? ['(hosted pool)'] : targetNames,
     online,
@@ -82,10 +86,10 @@ export function agentView(row: AgentRow, targetNames: string[], online: boolean,
 }
 
 export function auditView(row: AuditRow): AuditEntry {
-  return { seq: row.seq, at: iso(row.at), actor: row.actor, action: row.action, subject: row.subject, details: row.details, hash: row.hash };
+  return { seq: row.seq, at: iso(row.at), actor: safe(row.actor), action: row.action, subject: row.subject, details: row.details, hash: row.hash };
 }
 
-/** Names, key ids, who and when: never a value, not even a sealed one. */
+/** Names, key ids, who and when: never a value, not even a sealed one, nor its length. */
 export function secretView(row: SecretRow): SecretInfo {
-  return { name: row.name, kid: row.kid, setBy: row.setBy, setAt: iso(row.setAt), bytes: row.bytes };
+  return { name: row.name, kid: row.kid, setBy: row.setBy, setAt: iso(row.setAt) };
 }

@@ -5,6 +5,7 @@ import { UsageError } from '../errors.js';
 import { withClient } from '../run-command.js';
 import { streamOutput } from '../stream-output.js';
 import { exitCodeFor } from '../exit-codes.js';
+import { terminalSafeLines } from '../terminal.js';
 
 interface RunOptions {
   command?: string;
@@ -58,7 +59,7 @@ function interruptHandler(client: FerryClient, taskId: string, detach: AbortCont
     process.stderr.write(`\nferry: cancelling task ${taskId} (Ctrl-C again to stop watching; the task keeps its cancel request)\n`);
     client
       .call(Routes.cancelTask, { params: { id: taskId } })
-      .catch((err: unknown) => process.stderr.write(`ferry: cancel failed: ${(err as Error).message}\n`));
+      .catch((err: unknown) => process.stderr.write(`ferry: cancel failed: ${terminalSafeLines((err as Error).message)}\n`));
   };
 }
 
@@ -84,7 +85,7 @@ async function watch(client: FerryClient, task: TaskWithAgents): Promise<number>
   if (detach.signal.aborted) return 130;
   const final = await client.call(Routes.getTask, { params: { id: task.id } });
   if (final.status !== 'succeeded' && final.status !== 'failed') {
-    process.stderr.write(`ferry: task ${final.id} ended as ${final.status}${final.reason ? `: ${final.reason}` : ''}\n`);
+    process.stderr.write(`ferry: task ${final.id} ended as ${final.status}${final.reason ? `: ${terminalSafeLines(final.reason)}` : ''}\n`);
   }
   return exitCodeFor(final);
 }

@@ -1,4 +1,6 @@
+import { openSync } from 'node:fs';
 import { emitKeypressEvents } from 'node:readline';
+import { WriteStream } from 'node:tty';
 import { read } from 'read';
 import { ApiError, sealSecret, sleep, type FerryClient } from '@ferry/client';
 import { MIN_MASKED_SECRET_LENGTH, Routes, SECRET_NAME_PATTERN, type TargetKey } from '@ferry/protocol';
@@ -13,6 +15,9 @@ import { withClient } from '../run-command.js';
  */
 async function promptHidden(name: string): Promise<string> {
   const stdin = process.stdin;
+  // The prompt goes to the terminal even when stderr is redirected (`2>log`), and `terminal`
+  // makes read switch echo off whatever stderr is: the value must never appear on screen.
+  const output = process.stderr.isTTY ? process.stderr : new WriteStream(openSync('/dev/tty', 'w'));
   emitKeypressEvents(stdin);
   let onKey: ((s: string | undefined, key: { ctrl?: boolean; name?: string } | undefined) => void) | undefined;
   const endOfInput = new Promise<never>((_resolve, reject) => {
@@ -22,12 +27,13 @@ async function promptHidden(name: string): Promise<string> {
     stdin.on('keypress', onKey);
   });
   try {
-    return await Promise.race([read({ prompt: `Value for ${name} (not shown):`, silent: true, replace: '', output: process.stderr }), endOfInput]);
+    return await Promise.race([read({ prompt: `Value for ${name} (not shown):`, silent: true, replace: '', terminal: true, output }), endOfInput]);
   } catch (err) {
     if (err instanceof Error && err.message === 'canceled') throw new UsageError('cancelled (Ctrl-C): no value was set');
     throw err;
   } finally {
     if (onKey) stdin.off('keypress', onKey);
+    if (output !== process.stderr) output.destroy();
   }
 }
 

@@ -1,11 +1,17 @@
 /**
  * The Node transport: a `fetch`-shaped function over `node:https`, verifying the server
- * against one pinned CA (hostname included, TLS 1.2+), with kept-alive connections.
- * `node:https` rather than undici: the same checks, and a CLI command starts ~40 ms sooner
+ * against one pinned CA (hostname included, TLS 1.2+), with kept-alive connections and no
+ * redirects followed. `node:https` rather than undici: a CLI command starts ~40 ms sooner
  * without loading undici.
+ *
+ * Time bounds: connecting (TCP and the TLS handshake) must finish within CONNECT_TIMEOUT_MS, so
+ * a server whose packets vanish is noticed in seconds, not after the OS's two-minute connect
+ * timeout; after that, silence longer than IDLE_TIMEOUT_MS (no header or body bytes) ends the
+ * request. Long polls answer within 30 s, well inside the idle bound.
  */
 import { Agent, request } from 'node:https';
-import type { IncomingMessage } from 'node:http';
+import type { ClientRequest, IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FetchInit, FetchLike, FetchResponseLike } from '../index.js';
 
 export interface PinnedTransport {
@@ -13,7 +19,7 @@ export interface PinnedTransport {
   close(): Promise<void>;
 }
 
-/** No answer headers or body bytes for this long means the connection is dead. */
+const CONNECT_TIMEOUT_MS = 10_000;
 const IDLE_TIMEOUT_MS = 90_000;
 
 function toResponse(res: IncomingMessage, body: Buffer): FetchResponseLike {
@@ -29,6 +35,23 @@ function toResponse(res: IncomingMessage, body: Buffer): FetchResponseLike {
   };
 }
 
+/** The connect bound until the socket is connected and secured, then the idle bound. */
+function boundTime(req: ClientRequest): void {
+  let phase = 'connecting';
+  req.on('timeout', () =>
+    req.destroy(new Error(phase === 'connecting' ? `could not connect within ${CONNECT_TIMEOUT_MS / 1000} s` : `no answer for ${IDLE_TIMEOUT_MS / 1000} s`)),
+  );
+  req.setTimeout(CONNECT_TIMEOUT_MS);
+  req.on('socket', (socket: Socket) => {
+    const connected = (): void => {
+      phase = 'waiting';
+      req.setTimeout(IDLE_TIMEOUT_MS);
+    };
+    if (socket.connecting) socket.once('secureConnect', connected);
+    else connected(); // a kept-alive socket
+  });
+}
+
 function send(agent: Agent, url: string, init: FetchInit): Promise<FetchResponseLike> {
   return new Promise((resolve, reject) => {
     const req = request(url, { method: init.method, headers: init.headers, agent, signal: init.signal }, (res) => {
@@ -38,7 +61,7 @@ function send(agent: Agent, url: string, init: FetchInit): Promise<FetchResponse
       res.on('error', reject);
       res.on('aborted', () => reject(new Error('the connection closed before the answer was complete')));
     });
-    req.setTimeout(IDLE_TIMEOUT_MS, () => req.destroy(new Error(`no answer for ${IDLE_TIMEOUT_MS / 1000} s`)));
+    boundTime(req);
     req.on('error', reject);
     req.end(init.body);
   });

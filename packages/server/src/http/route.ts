@@ -3,10 +3,15 @@
  * schema or a header name is written once, in protocol, for server and client alike.
  *
  * Before the handler runs, in this order (so a caller without a valid token learns nothing
- * about what a valid request looks like):
- * 1. the caller is authenticated as the table's `auth` says (`role`: the least user role);
- * 2. the query and the JSON body are parsed with the route's schemas: a problem is a 400
- *    FERRY_E_BAD_REQUEST that names it; a frames body is decoded.
+ * about what a valid request looks like, and costs no more than its headers):
+ * 1. before any of the body is read (an `onRequest` hook, route-guard.ts): the caller is
+ *    authenticated as the table's `auth` says (`role`: the least user role), within the
+ *    per-address limit of failed attempts; a route may add a limit of its own;
+ * 2. the body is read, up to the route's limit (2 MiB of JSON, 8 MiB of frames);
+ * 3. the query and the JSON body are parsed with the route's schemas: a problem is a 400
+ *    FERRY_E_BAD_REQUEST that names it; a frames body is decoded, its first
+ *    MAX_UPLOAD_FRAMES frames only (the handler stores those and says where the next upload
+ *    starts).
  * The handler's answer is typed by the route and sent with the table's success status. A route
  * taking frames gets its own encapsulated scope with the frames parser, so no other route
  * reads 8 MiB bodies; a route answering frames returns a page and the headers are set here.
@@ -14,7 +19,9 @@
 import { Buffer } from 'node:buffer';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import {
+  FRAME_HEADER_BYTES,
   FerryError,
+  MAX_UPLOAD_FRAMES,
   OUTPUT_FRAMES_CONTENT_TYPE,
   OutputHeaders,
   decodeFrames,
@@ -27,10 +34,12 @@ import {
   type RouteDef,
   type RouteParams,
 } from '@ferry/protocol';
-import { registerFramesParser, type FerryApp } from '../app.js';
-import { requireAgent, requireUser, type UserPrincipal } from '../auth.js';
-import type { AgentRow, Role, Store } from '../store/types.js';
+import { JSON_BODY_LIMIT, OUTPUT_BODY_LIMIT, registerFramesParser, type FerryApp } from '../app.js';
+import type { UserPrincipal } from '../auth.js';
+import type { AgentRow, Role } from '../store/types.js';
 import { parseInput } from '../validate.js';
+import type { RateLimiter } from './rate-limit.js';
+import { RouteGuard, type GuardContext } from './route-guard.js';
 
 type Caller<R extends RouteDef> = R['auth'] extends 'user' ? UserPrincipal : R['auth'] extends 'agent' ? AgentRow : undefined;
 type Body<R extends RouteDef> = R['body'] extends 'frames' ? OutputFrame[] : ParsedBody<R>;
@@ -71,31 +80,46 @@ export interface RouteOptions {
   role?: Role;
   /** What the body is, for error messages ("Invalid task: …"); default "request body". */
   what?: string;
+  /** Attempts per client address, counted before the body is read; a success does not count. */
+  limit?: RateLimiter;
 }
+
+type HookResult = Promise<void>;
 
 /** The app or an encapsulated scope of it (whose Fastify type names a plain HTTP server). */
 interface Scope {
-  route(opts: { method: RouteDef['method']; url: string; handler: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown> }): unknown;
+  route(opts: {
+    method: RouteDef['method'];
+    url: string;
+    bodyLimit: number;
+    onRequest: (req: FastifyRequest) => HookResult;
+    onResponse: (req: FastifyRequest, reply: FastifyReply) => HookResult;
+    handler: (req: FastifyRequest, reply: FastifyReply) => Promise<unknown>;
+  }): unknown;
 }
 
-export function addRoute<R extends RouteDef>(app: FerryApp, ctx: { store: Store }, def: R, handler: RouteHandler<R>, options: RouteOptions = {}): void {
+export function addRoute<R extends RouteDef>(app: FerryApp, ctx: GuardContext, def: R, handler: RouteHandler<R>, options: RouteOptions = {}): void {
+  const guard = new RouteGuard(ctx, def, options);
   if (def.body !== 'frames') {
-    register(app, ctx.store, def, handler, options);
+    register(app, guard, def, handler, options);
     return;
   }
   void app.register((scope, _opts, done) => {
     registerFramesParser(scope);
-    register(scope, ctx.store, def, handler, options);
+    register(scope, guard, def, handler, options);
     done();
   });
 }
 
-function register<R extends RouteDef>(scope: Scope, store: Store, def: R, handler: RouteHandler<R>, options: RouteOptions): void {
+function register<R extends RouteDef>(scope: Scope, guard: RouteGuard, def: R, handler: RouteHandler<R>, options: RouteOptions): void {
   scope.route({
     method: def.method,
     url: def.path,
+    bodyLimit: def.body === 'frames' ? OUTPUT_BODY_LIMIT : JSON_BODY_LIMIT,
+    onRequest: (req) => guard.admit(req),
+    onResponse: async (req, reply) => guard.settle(req, reply.statusCode),
     handler: async (req, reply) => {
-      const caller = await authenticate(store, def, req, options.role);
+      const caller = guard.callerOf(req);
       const query: unknown = def.query ? parseInput(def.query, req.query, 'query') : undefined;
       const body = parseBody(def, req.body, options.what);
       // The checks above follow the route's table entry, which the types cannot see at run time.
@@ -103,17 +127,6 @@ function register<R extends RouteDef>(scope: Scope, store: Store, def: R, handle
       return send(def, reply, await handler(input));
     },
   });
-}
-
-function authenticate(store: Store, def: RouteDef, req: FastifyRequest, role: Role | undefined): Promise<UserPrincipal | AgentRow | undefined> {
-  switch (def.auth) {
-    case 'user':
-      return requireUser(store, req, role);
-    case 'agent':
-      return requireAgent(store, req);
-    case 'none':
-      return Promise.resolve(undefined);
-  }
 }
 
 function parseBody(def: RouteDef, body: unknown, what = 'request body'): unknown {
@@ -125,10 +138,21 @@ function parseBody(def: RouteDef, body: unknown, what = 'request body'): unknown
 function parseFrames(body: unknown): OutputFrame[] {
   if (!(body instanceof Uint8Array)) throw new FerryError('FERRY_E_UNSUPPORTED_MEDIA_TYPE', `Output uploads must be ${OUTPUT_FRAMES_CONTENT_TYPE}.`);
   try {
-    return decodeFrames(body);
+    return decodeFrames(body.subarray(0, endOfFrames(body, MAX_UPLOAD_FRAMES)));
   } catch (err) {
     throw new FerryError('FERRY_E_BAD_REQUEST', `Malformed output frames: ${toError(err).message}.`, { cause: err });
   }
+}
+
+/** Where the first `max` frames end (the whole body if it has no more); reads only their headers. */
+function endOfFrames(body: Uint8Array, max: number): number {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  let at = 0;
+  for (let frames = 0; at + FRAME_HEADER_BYTES <= body.length; frames++) {
+    if (frames === max) return at;
+    at += FRAME_HEADER_BYTES + view.getUint32(at + 1);
+  }
+  return body.length;
 }
 
 function send(def: RouteDef, reply: FastifyReply, answer: unknown): unknown {

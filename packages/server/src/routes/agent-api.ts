@@ -64,10 +64,10 @@ export function registerAgentApiRoutes(app: FerryApp, ctx: ServerContext): void 
       const { agent, token } = await registerAgent(ctx, body);
       return { agentId: agent.id, token };
     },
-    { what: 'registration' },
+    { what: 'registration', limit: ctx.rateLimits.registrations },
   );
 
-  addRoute(app, ctx, Routes.poll, ({ caller: agent, body, reply }) => answerPoll(ctx, agent, body, abortOnDisconnect(reply.raw).signal), { what: 'poll' });
+  addRoute(app, ctx, Routes.poll, ({ caller: agent, body, reply }) => answerPoll(ctx, agent, body, abortOnDisconnect(reply.raw)), { what: 'poll' });
 
   addRoute(
     app,

@@ -35,7 +35,7 @@ async function setSecret(ctx: ServerContext, user: UserPrincipal, target: Target
   if ((await ctx.store.putSecret(row)) === 'too_many') {
     throw new FerryError('FERRY_E_TOO_MANY_SECRETS', `Target ${target.name} would be over its limit of secrets (count or total size).`);
   }
-  await ctx.audit({ orgId: user.orgId, actor: user.actor, action: 'secret.set', subject: `${target.name}/${name}`, details: { kid: sealed.kid, bytes } });
+  await ctx.audit({ orgId: user.orgId, actor: user.actor, action: 'secret.set', subject: `${target.name}/${name}`, details: { kid: sealed.kid } });
   return row;
 }
 

@@ -218,7 +218,8 @@ export interface Store {
 
   /** Idempotent, offset-addressed append; only the agent holding the running task may write. */
   appendOutput(taskId: string, agentId: string, offset: number, frames: readonly OutputFrame[], transform: OutputTransform): Promise<AppendResult | 'not_held'>;
-  readOutput(taskId: string, offset: number, maxBytes: number): Promise<OutputFrame[]>;
+  /** Stored output from `offset`: at most `maxBytes` (but at least one frame) in at most `maxFrames` frames. */
+  readOutput(taskId: string, offset: number, maxBytes: number, maxFrames?: number): Promise<OutputFrame[]>;
 
   setTargetKey(targetId: string, publicKeyPem: string, keyId: string): Promise<boolean>;
   putSecret(row: SecretRow): Promise<'ok' | 'too_many'>;

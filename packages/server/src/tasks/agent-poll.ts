@@ -3,7 +3,7 @@
  * claims a task when the agent has room, and otherwise waits (up to `waitSeconds`) until the
  * dispatch hub wakes it for a new task or a cancellation, or until one of its targets needs a
  * sealing key. Every answer also renews the leases of what the agent runs and says which of
- * those to cancel.
+ * those to cancel. An agent holds at most its concurrency of polls (open-polls.ts).
  */
 import { FerryError, type ParsedBody, type PollResponse, type Routes } from '@ferry/protocol';
 import type { ServerContext } from '../context.js';
@@ -12,7 +12,17 @@ import { assignmentView } from '../views.js';
 
 export type PollRequest = ParsedBody<typeof Routes.poll>;
 
-export async function answerPoll(ctx: ServerContext, agent: AgentRow, poll: PollRequest, signal: AbortSignal): Promise<PollResponse> {
+/** `ending` aborts when the agent went away or a newer poll of it took this one's place. */
+export async function answerPoll(ctx: ServerContext, agent: AgentRow, poll: PollRequest, ending: AbortController): Promise<PollResponse> {
+  const leave = ctx.polls.enter(agent, ending);
+  try {
+    return await pollUntilAnswer(ctx, agent, poll, ending.signal);
+  } finally {
+    leave();
+  }
+}
+
+async function pollUntilAnswer(ctx: ServerContext, agent: AgentRow, poll: PollRequest, signal: AbortSignal): Promise<PollResponse> {
   const deadline = Date.now() + poll.waitSeconds * 1000;
   await ctx.store.touchAgent(agent.id, Date.now());
   for (;;) {

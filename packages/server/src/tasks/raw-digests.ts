@@ -2,6 +2,10 @@
  * Running SHA-256 of each task's raw output (before redaction), in memory, so the final
  * status's checksum can be checked even though what is stored differs. After a server restart
  * mid-task the digest is gone and only the length is checked (logged); see README, "Output".
+ *
+ * A digest is kept until the task has ended (`forget`, called by the one ending path): a final
+ * status that is refused (a wrong length or checksum) must not lose it, or a retry would be
+ * checked for its length alone.
  */
 import { createHash, type Hash } from 'node:crypto';
 import type { OutputFrame } from '@ferry/protocol';
@@ -22,11 +26,10 @@ export class RawOutputDigests {
     }
   }
 
-  /** The digest if we saw every byte, else undefined. Forgets the task. */
-  take(taskId: string, bytes: number): string | undefined {
+  /** The digest of the output so far if we saw every one of its `bytes`, else undefined. Keeps the task. */
+  peek(taskId: string, bytes: number): string | undefined {
     const entry = this.digests.get(taskId);
-    this.digests.delete(taskId);
-    return entry && entry.bytes === bytes ? entry.hash.digest('hex') : undefined;
+    return entry && entry.bytes === bytes ? entry.hash.copy().digest('hex') : undefined;
   }
 
   forget(taskId: string): void {

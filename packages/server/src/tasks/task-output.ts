@@ -12,8 +12,15 @@ import type { FramesAnswer } from '../http/route.js';
 import { resolveLimits } from '../limits.js';
 import { findHeldTask, findTask, leaseLost } from '../lookup.js';
 import { redactingTransform } from '../redaction/task-state.js';
-import type { AgentRow, Store, TaskRow } from '../store/types.js';
+import type { AgentRow, OutputTransform, Store, TaskRow } from '../store/types.js';
+import { nextTurn, outputSlices } from './output-slices.js';
 import type { RawOutputDigests } from './raw-digests.js';
+
+/**
+ * The most frames one read answers with: output stored as many tiny frames (finely interleaved
+ * stdout and stderr) is read in pages of bounded work, like it was uploaded.
+ */
+const MAX_READ_FRAMES = 8192;
 
 /** Room for the agent's own truncation notice after a task's output reaches its limit. */
 const NOTICE_ALLOWANCE_BYTES = 4096;
@@ -33,12 +40,32 @@ export class TaskOutput {
     private readonly digests: RawOutputDigests,
   ) {}
 
-  /** Stores an upload at the agent's `offset` (idempotent); returns where the next one starts. */
+  /**
+   * Stores an upload at the agent's `offset` (idempotent), in slices (output-slices.ts); returns
+   * where the next one starts. When a slice fails, the ones before it stay stored, as if the
+   * upload had been smaller: the agent resends from where it was, and what the server already
+   * has is skipped.
+   */
   async append(agent: AgentRow, taskId: string, offset: number, frames: readonly OutputFrame[]): Promise<number> {
-    const { store, hub } = this.deps;
-    const task = await findHeldTask(store, agent, taskId);
+    const task = await findHeldTask(this.deps.store, agent, taskId);
     this.checkLimit(task, offset + frameBytes(frames));
-    const result = await store.appendOutput(taskId, agent.id, offset, frames, redactingTransform(task.targetRedact));
+    const transform = redactingTransform(task.targetRedact);
+    let at = offset;
+    let next = offset;
+    try {
+      for (const [i, slice] of outputSlices(frames).entries()) {
+        if (i > 0) await nextTurn();
+        next = await this.appendSlice(agent, taskId, at, slice, transform);
+        at += frameBytes(slice);
+      }
+    } finally {
+      this.deps.hub.notifyOutput(taskId); // also after a failed slice: the ones before it were stored
+    }
+    return next;
+  }
+
+  private async appendSlice(agent: AgentRow, taskId: string, offset: number, frames: readonly OutputFrame[], transform: OutputTransform): Promise<number> {
+    const result = await this.deps.store.appendOutput(taskId, agent.id, offset, frames, transform);
     if (result === 'not_held') throw leaseLost(agent, taskId);
     if (!result.ok) {
       throw new FerryError('FERRY_E_OUTPUT_GAP', `Output for ${taskId} must continue at offset ${result.expectedOffset}, not ${offset}.`, {
@@ -47,7 +74,6 @@ export class TaskOutput {
     }
     // Only once the append has committed: bytes that were refused must not count.
     this.digests.update(taskId, result.fresh, result.freshOffset);
-    hub.notifyOutput(taskId);
     return result.nextOffset;
   }
 
@@ -68,7 +94,7 @@ export class TaskOutput {
         { details: { expectedOffset: task.outputBytes } },
       );
     }
-    const digest = this.digests.take(task.id, task.outputBytes);
+    const digest = this.digests.peek(task.id, task.outputBytes);
     if (task.outputBytes !== report.outputBytes || (digest !== undefined && digest !== report.outputSha256)) {
       throw new FerryError(
         'FERRY_E_OUTPUT_MISMATCH',
@@ -88,11 +114,11 @@ export class TaskOutput {
     const { store, hub } = this.deps;
     let task = await findTask(store, orgId, taskId);
     const deadline = Date.now() + q.waitSeconds * 1000;
-    let frames = await store.readOutput(task.id, q.offset, q.maxBytes);
+    let frames = await store.readOutput(task.id, q.offset, q.maxBytes, MAX_READ_FRAMES);
     while (frames.length === 0 && !isTerminal(task.status) && Date.now() < deadline && !signal.aborted) {
       await hub.waitForOutput(task.id, deadline - Date.now(), signal);
       task = await findTask(store, orgId, task.id);
-      frames = await store.readOutput(task.id, q.offset, q.maxBytes);
+      frames = await store.readOutput(task.id, q.offset, q.maxBytes, MAX_READ_FRAMES);
     }
     const nextOffset = q.offset + frameBytes(frames);
     return { frames, nextOffset, taskStatus: task.status, complete: isTerminal(task.status) && nextOffset >= task.storedBytes };

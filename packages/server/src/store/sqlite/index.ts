@@ -378,8 +378,8 @@ export class SqliteStore implements Store {
     return this.db.transaction(() => appendOutput(this.prepared, taskId, agentId, offset, frames, transform))();
   }
 
-  async readOutput(taskId: string, offset: number, maxBytes: number): Promise<OutputFrame[]> {
-    return readOutput(this.prepared, taskId, offset, maxBytes);
+  async readOutput(taskId: string, offset: number, maxBytes: number, maxFrames = Infinity): Promise<OutputFrame[]> {
+    return readOutput(this.prepared, taskId, offset, maxBytes, maxFrames);
   }
 
   async setTargetKey(targetId: string, publicKeyPem: string, keyId: string): Promise<boolean> {

@@ -71,7 +71,7 @@ export function flushHeldOutput(stmt: Statements, taskId: string, flush: HeldOut
   stmt('UPDATE tasks SET stored_bytes = ?, redact_state = NULL WHERE id = ?').run(stored, taskId);
 }
 
-export function readOutput(stmt: Statements, taskId: string, offset: number, maxBytes: number): OutputFrame[] {
+export function readOutput(stmt: Statements, taskId: string, offset: number, maxBytes: number, maxFrames: number): OutputFrame[] {
   const frames: OutputFrame[] = [];
   let bytes = 0;
   // Seek by the primary key (task_id, start_offset): the row holding `offset`, then onwards.
@@ -90,7 +90,7 @@ export function readOutput(stmt: Statements, taskId: string, offset: number, max
     if (bytes > 0 && bytes + data.length > maxBytes) break;
     frames.push({ stream, time: num(r.time), data });
     bytes += data.length;
-    if (bytes >= maxBytes) break;
+    if (bytes >= maxBytes || frames.length >= maxFrames) break;
   }
   return frames;
 }
