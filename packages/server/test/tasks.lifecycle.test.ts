@@ -172,4 +172,17 @@ describe('task lifecycle', () => {
     assert.equal((await w.store.getTask(w.user.orgId, id))?.status, 'cancelled');
     assert.deepEqual(await auditActions(), ['task.create', 'task.cancel', 'task.create', 'task.cancel', 'task.finish']);
   });
+
+  test('a cancel on a claimed task that never started ends it when its lease lapses; it is never queued again', async () => {
+    const { task } = await w.tasks.create(w.user, { target: 'vault', script: 'echo' });
+    assert.ok(await w.tasks.claim(w.agent, live()));
+    const asked = await w.tasks.cancel(w.user, task.id);
+    assert.deepEqual([asked.status, asked.cancelRequestedAt !== null], ['running', true]);
+    await w.tasks.sweepLeases(Date.now() + LEASE_MS + 1);
+    const after = await w.store.getTask(w.user.orgId, task.id);
+    assert.deepEqual([after?.status, after?.reason], ['cancelled', 'cancelled before it started']);
+    const other = await joinAgent(w.store, 'three');
+    assert.equal(await w.tasks.claim(other, live()), undefined, 'nothing left to claim');
+    assert.deepEqual(await auditActions(), ['task.create', 'task.cancel', 'task.cancel']);
+  });
 });

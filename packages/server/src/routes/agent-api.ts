@@ -42,7 +42,9 @@ async function registerAgent(ctx: ServerContext, body: ParsedBody<typeof Routes.
 /** A target's key is set once, by an agent that serves it; a second one is refused with the key in force. */
 async function publishKey(ctx: ServerContext, agent: AgentRow, targetId: string, publicKeyPem: string): Promise<string> {
   const target = await ctx.store.getTargetById(targetId);
-  if (!target || !mayServe(agent, target)) throw new FerryError('FERRY_E_FORBIDDEN', `Agent ${agent.name} does not serve target ${targetId}.`);
+  // Not found rather than forbidden: agents treat 403 as fatal, and a target deleted since the
+  // poll that asked for its key must not stop the agent (nor may an agent probe other targets).
+  if (!target || !mayServe(agent, target)) throw new FerryError('FERRY_E_TARGET_NOT_FOUND', `Agent ${agent.name} serves no target ${targetId}.`);
   const keyId = sealingKeyId(publicKeyPem);
   if (!(await ctx.store.setTargetKey(target.id, publicKeyPem, keyId))) throw await keyExists(ctx, target);
   await ctx.audit({ orgId: target.orgId, actor: `agent:${agent.name}`, action: 'target.key.publish', subject: target.name, details: { keyId } });

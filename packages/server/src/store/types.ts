@@ -203,6 +203,8 @@ export interface Store {
   listLapsedLeases(now: number): Promise<TaskRow[]>;
   /** running, not started, held by `agentId`, lease lapsed before `now` → queued. */
   requeueLapsed(taskId: string, agentId: string, now: number): Promise<boolean>;
+  /** Compare-and-set: a claimed, never started task whose lease lapsed after a cancel request ends as `cancelled`. */
+  cancelLapsed(taskId: string, agentId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean>;
   /** At start-up: give agents of running tasks one lease period to reconnect before anything is marked lost. */
   extendRunningLeases(until: number): Promise<number>;
 

@@ -34,8 +34,9 @@
  *                   `cancelled` at once; a running one is asked to stop (its agent hears at its
  *                   next heartbeat or poll, stops the process and finishes it as `cancelled`)
  * - lease lapsed    the sweeper                        `sweepLeases`: a claimed task that never
- *                   started is queued again (requeue: nothing ran); a started one becomes
- *                   `lost`, because runs are not repeated behind the user's back
+ *                   started is queued again (requeue: nothing ran), or ends `cancelled` if a
+ *                   cancel was asked meanwhile; a started one becomes `lost`, because runs are
+ *                   not repeated behind the user's back
  * - review          (not built yet) pending_review, approved and rejected exist in the schema;
  *                   nothing sends a task there, and `cancel` ends a task in either state
  * Lease renewals (`renewLeases`) and output uploads (`appendOutput`) change no state; both
@@ -76,6 +77,8 @@ interface Ending {
 
 const LOST_REASON = 'the agent stopped reporting while the task ran';
 const CANCELLED_REASON = 'cancelled before it started';
+/** A task changes state a handful of times in its life; more tries than that means something is wrong. */
+const CANCEL_ATTEMPTS = 5;
 
 export class TaskService {
   private readonly digests = new RawOutputDigests();
@@ -180,29 +183,39 @@ export class TaskService {
     if (!ended) throw leaseLost(agent, taskId);
   }
 
-  /** Ends a task nobody runs yet; asks the agent running one to stop. Returns the task as it is now. */
+  /**
+   * Ends a task nobody runs yet; asks the agent running one to stop. Returns the task as it is
+   * now. Each step is its own compare-and-set, so the task may move between them (claimed, or
+   * requeued by the sweeper): then the steps run again until one applies or the task has ended.
+   */
   async cancel(user: UserPrincipal, taskId: string): Promise<TaskRow> {
     const { store, hub } = this.deps;
     const before = await findTask(store, user.orgId, taskId);
     if (isTerminal(before.status)) throw new FerryError('FERRY_E_TASK_FINISHED', `Task ${before.id} already ended as ${before.status}.`);
     const audit = { actor: user.actor, action: 'task.cancel', details: { status: before.status } };
-    const now = Date.now();
-    const ended = await this.end(before, { ...audit, write: (flush) => store.cancelUnclaimed(user.orgId, before.id, now, CANCELLED_REASON, flush) });
-    if (ended) return (await store.getTask(user.orgId, before.id)) ?? before;
-    // Claimed meanwhile, or already running: the agent stops it and reports `cancelled`.
-    await store.requestStop(user.orgId, before.id, now);
-    const after = (await store.getTask(user.orgId, before.id)) ?? before;
-    if (after.status === 'running' && after.agentId !== null) hub.notifyAgent(after.agentId);
-    await this.deps.audit({ orgId: user.orgId, subject: before.id, ...audit });
-    return after;
+    for (let attempt = 0; attempt < CANCEL_ATTEMPTS; attempt++) {
+      const now = Date.now();
+      const ended = await this.end(before, { ...audit, write: (flush) => store.cancelUnclaimed(user.orgId, before.id, now, CANCELLED_REASON, flush) });
+      if (ended) return (await store.getTask(user.orgId, before.id)) ?? before;
+      // Claimed meanwhile, or already running: the agent stops it and reports `cancelled`.
+      const asked = await store.requestStop(user.orgId, before.id, now);
+      const after = (await store.getTask(user.orgId, before.id)) ?? before;
+      if (asked || isTerminal(after.status) || after.cancelRequestedAt !== null) {
+        if (after.status === 'running' && after.agentId !== null) hub.notifyAgent(after.agentId);
+        await this.deps.audit({ orgId: user.orgId, subject: before.id, ...audit });
+        return after;
+      }
+    }
+    throw new FerryError('FERRY_E_UNAVAILABLE', `Task ${before.id} kept changing state; ask again.`);
   }
 
   /** The sweeper: what becomes of each task whose lease lapsed (see the diagram above). */
   async sweepLeases(now = Date.now()): Promise<void> {
     for (const task of await this.deps.store.listLapsedLeases(now)) {
       if (task.agentId === null) continue; // a running task always has a holder
-      if (task.startedAt === null) await this.requeueLapsed(task, task.agentId, now);
-      else await this.loseTask(task, task.agentId, now);
+      if (task.startedAt !== null) await this.loseTask(task, task.agentId, now);
+      else if (task.cancelRequestedAt !== null) await this.cancelLapsed(task, task.agentId, now);
+      else await this.requeueLapsed(task, task.agentId, now);
     }
   }
 
@@ -210,6 +223,16 @@ export class TaskService {
     if (!(await this.deps.store.requeueLapsed(task.id, agentId, now))) return;
     this.log.warn({ taskId: task.id }, 'lease lapsed before the task started; queued again');
     await this.wakeAgentsFor(task, 'all');
+  }
+
+  /** A cancel request on a claimed task that never started: it ends here rather than running later. */
+  private async cancelLapsed(task: TaskRow, agentId: string, now: number): Promise<void> {
+    await this.end(task, {
+      write: (flush) => this.deps.store.cancelLapsed(task.id, agentId, now, CANCELLED_REASON, flush),
+      actor: 'server',
+      action: 'task.cancel',
+      details: { reason: CANCELLED_REASON },
+    });
   }
 
   private async loseTask(task: TaskRow, agentId: string, now: number): Promise<void> {
