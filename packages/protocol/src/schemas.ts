@@ -26,9 +26,9 @@ export function printableText(max: number): z.ZodString {
 }
 
 /**
- * Replaces control characters other than tab and newline with a visible `\xNN`,
- * so free text (a task's reason, which may quote a program's error output) can be stored and
- * shown without being refused and without driving a terminal.
+ * Replaces control characters other than tab and newline with a visible `\xNN`, so free text
+ * (a task's reason, which may quote a program's error output) can be stored and shown without
+ * being refused and without driving a terminal.
  */
 export function neutralizeControlCharacters(text: string): string {
   return text.replace(CONTROL_CHARACTERS_BUT_TAB_AND_NEWLINE, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
@@ -331,10 +331,10 @@ export const HeartbeatResponse = z.object({
 export type HeartbeatResponse = z.infer<typeof HeartbeatResponse>;
 
 /**
- * The most frames the server takes from one upload. It stores the first ones and answers with
- * the offset after them (`nextOffset`), where the agent continues; the rest of the body is not
- * read. An agent should send at most this many (its spool merges adjacent frames of a stream,
- * so only finely interleaved stdout and stderr come near it).
+ * The most frames the server takes from one upload: it stores the first ones, ignores the rest
+ * of the body, and answers with the offset after what it took (`nextOffset`), where the agent
+ * continues. An agent should send at most this many (its spool merges adjacent frames of a
+ * stream, so only finely interleaved stdout and stderr come near it).
  */
 export const MAX_UPLOAD_FRAMES = 4096;
 

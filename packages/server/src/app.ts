@@ -8,6 +8,7 @@ import type { Socket } from 'node:net';
 import Fastify, { LogController, type FastifyError, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { FerryError, OUTPUT_FRAMES_CONTENT_TYPE, toError } from '@ferry/protocol';
+import { ServerConfigSchema } from './config.js';
 import { newId } from './ids.js';
 
 export const JSON_BODY_LIMIT = 2 * 1024 * 1024;
@@ -40,26 +41,30 @@ const SECURITY_HEADERS = {
 } as const;
 
 /**
+ * How much of a refused request's body is read and thrown away before its connection is cut:
+ * a usual JSON request, not an upload (whose reading churns memory even unbuffered).
+ */
+const DRAIN_BYTES = 64 * 1024;
+
+/**
  * A connection with no traffic either way for this long is closed (a client that stopped
  * reading an answer). Long polls wait at most 30 s, so they never come near it.
  */
 const IDLE_SOCKET_MS = 120_000;
 
 /** How long requests may take to arrive, and how many connections may be open. */
-export interface ConnectionBounds {
+interface ConnectionBounds {
   requestTimeoutSeconds: number;
   headersTimeoutSeconds: number;
   keepAliveTimeoutSeconds: number;
   maxConnections: number;
 }
 
-const DEFAULT_BOUNDS: ConnectionBounds = { requestTimeoutSeconds: 30, headersTimeoutSeconds: 10, keepAliveTimeoutSeconds: 10, maxConnections: 1024 };
-
 export interface AppOptions {
   keyPem: string;
   certPem: string;
   log: Logger;
-  /** Defaults: the configuration's defaults (config.ts). */
+  /** Default: the configuration's defaults. */
   bounds?: ConnectionBounds;
 }
 
@@ -96,7 +101,7 @@ function toFerryError(err: FastifyError | Error, limit: number): FerryError {
 
 // The return type is inferred on purpose: it is the HTTPS-typed Fastify instance.
 function createFastify(opts: AppOptions) {
-  const bounds = opts.bounds ?? DEFAULT_BOUNDS;
+  const bounds = opts.bounds ?? ServerConfigSchema.parse({});
   const requestMs = bounds.requestTimeoutSeconds * 1000;
   const headersMs = Math.min(bounds.headersTimeoutSeconds * 1000, requestMs);
   const app = Fastify({
@@ -139,26 +144,34 @@ function createFastify(opts: AppOptions) {
 }
 
 /**
- * Answers on the raw socket, the way Node would, but with the registry's body and the
- * security headers; then closes the connection. Nothing is written once an answer has begun.
+ * Answers an HTTP-level client error on the raw socket, the way Node would, but with the
+ * registry's body and the security headers, then closes the connection: a request that did not
+ * arrive in time (408), headers too large (431), a request the parser cannot read (400).
+ * Anything else (a TLS handshake that failed or timed out, a client that hung up mid-request)
+ * has nobody to answer: the connection is just closed. Nothing is written once an answer began.
  */
 function answerClientError(err: NodeJS.ErrnoException, socket: Socket, bounds: ConnectionBounds): void {
-  if (err.code === 'ECONNRESET' || socket.destroyed) return;
-  const ferry =
-    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
-      ? new FerryError('FERRY_E_REQUEST_TIMEOUT', `The request did not arrive within ${bounds.requestTimeoutSeconds} s; the connection was closed.`)
-      : err.code === 'HPE_HEADER_OVERFLOW'
-        ? new FerryError('FERRY_E_HEADERS_TOO_LARGE')
-        : new FerryError('FERRY_E_BAD_REQUEST', 'Malformed HTTP request.');
+  const ferry = clientErrorAnswer(err, bounds);
   const answering = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
-  if (socket.writable && !answering?.headersSent) {
-    const body = JSON.stringify(ferry.toBody());
-    const headers = Object.entries({ ...SECURITY_HEADERS, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' });
-    const head = [`HTTP/1.1 ${ferry.statusCode} ${ferry.toBody().error}`, ...headers.map(([k, v]) => `${k}: ${v}`)].join('\r\n');
-    socket.end(`${head}\r\n\r\n${body}`);
+  if (!ferry || !socket.writable || answering?.headersSent) {
+    socket.destroy();
+    return;
   }
-  // end() waits for the peer; a peer that does not close gets cut.
+  const body = JSON.stringify(ferry.toBody());
+  const headers = Object.entries({ ...SECURITY_HEADERS, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' });
+  const head = [`HTTP/1.1 ${ferry.statusCode} ${ferry.toBody().error}`, ...headers.map(([k, v]) => `${k}: ${v}`)].join('\r\n');
+  socket.end(`${head}\r\n\r\n${body}`);
+  // end() waits for the peer to close its side; one that does not is cut.
   setTimeout(() => socket.destroy(), 1000).unref();
+}
+
+function clientErrorAnswer(err: NodeJS.ErrnoException, bounds: ConnectionBounds): FerryError | undefined {
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return new FerryError('FERRY_E_REQUEST_TIMEOUT', `The request did not arrive within ${bounds.requestTimeoutSeconds} s; the connection was closed.`);
+  }
+  if (err.code === 'HPE_HEADER_OVERFLOW') return new FerryError('FERRY_E_HEADERS_TOO_LARGE');
+  if (err.code?.startsWith('HPE_') && err.code !== 'HPE_INVALID_EOF_STATE') return new FerryError('FERRY_E_BAD_REQUEST', 'Malformed HTTP request.');
+  return undefined;
 }
 
 export type FerryApp = ReturnType<typeof createFastify>;
@@ -202,8 +215,7 @@ function addErrorHandlers(app: FerryApp): void {
     if (err.statusCode >= 500) req.log.error({ err: err.cause ?? err }, 'internal error');
     const retryAfter = err.details?.retryAfterSeconds;
     if (typeof retryAfter === 'number') void reply.header('retry-after', String(retryAfter));
-    // Refused before its body was read (a bad token, a rate limit): do not read the rest.
-    if (bodyUnread(req)) void reply.header('connection', 'close');
+    drainUnreadBody(req);
     void reply.code(err.statusCode).type('application/json').send(err.toBody());
   });
   app.setNotFoundHandler((req, reply) => {
@@ -212,8 +224,21 @@ function addErrorHandlers(app: FerryApp): void {
   });
 }
 
-function bodyUnread(req: FastifyRequest): boolean {
-  return !req.raw.complete && req.body === undefined;
+/**
+ * A request refused before its body was read (a bad token, a rate limit) is answered at once,
+ * and the rest of its body is read and thrown away, nothing buffered, so a client still sending
+ * a small body gets the answer rather than a reset connection. Up to DRAIN_BYTES only: past
+ * that the connection is cut, so a refused upload costs little however much it sends (its
+ * sender may see the reset before the answer). The request timeout bounds the time it may take.
+ */
+function drainUnreadBody(req: FastifyRequest): void {
+  const raw = req.raw;
+  if (raw.complete || req.body !== undefined || raw.listenerCount('data') > 0) return;
+  let drained = 0;
+  raw.on('data', (chunk: Buffer) => {
+    drained += chunk.length;
+    if (drained > DRAIN_BYTES) raw.socket.destroy();
+  });
 }
 
 export function buildApp(opts: AppOptions): FerryApp {

@@ -3,7 +3,16 @@
  * Text a client once set (an agent's name, a task's reason) is refused or neutralized on the way
  * in; it is neutralized again on the way out, for rows stored before that was so.
  */
-import { neutralizeControlCharacters as safe, type AgentInfo, type Assignment, type AuditEntry, type SecretInfo, type Target, type Task, type TaskWithAgents } from '@ferry/protocol';
+import {
+  neutralizeControlCharacters as safe,
+  type AgentInfo,
+  type Assignment,
+  type AuditEntry,
+  type SecretInfo,
+  type Target,
+  type Task,
+  type TaskWithAgents,
+} from '@ferry/protocol';
 import type { AgentRow, AuditRow, SecretRow, TargetRow, TaskRow } from './store/types.js';
 import type { ServerConfig } from './config.js';
 import { resolveLimits } from './limits.js';

@@ -92,12 +92,14 @@ export class TaskSpool {
   }
 
   /** Frames covering [offset, offset + maxBytes), cut at the edges; adjacent frames of one stream merge. */
-  read(offset: number, maxBytes: number): OutputFrame[] {
+  read(offset: number, maxBytes: number, maxFrames = Number.POSITIVE_INFINITY): OutputFrame[] {
     const out: OutputFrame[] = [];
     let total = 0;
     let i = this.firstFrameAt(offset);
     for (; i < this.index.length && total < maxBytes; i++) {
       const entry = this.index[i]!;
+      // Finely interleaved stdout and stderr make many frames: the server takes a bounded number per upload.
+      if (out.length >= maxFrames && out[out.length - 1]?.stream !== entry.stream) break;
       const skip = Math.max(0, offset - entry.offset);
       const take = Math.min(entry.length - skip, maxBytes - total);
       const data = Buffer.allocUnsafe(take);

@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { Routes, withRetry, type FerryClient } from '@ferry/client';
-import { Streams, encodeFrames, toError, type StreamId } from '@ferry/protocol';
+import { MAX_UPLOAD_FRAMES, Streams, encodeFrames, toError, type StreamId } from '@ferry/protocol';
 import { expectedOffsetOf, isLeaseLost, messageOf } from '../server-answers.js';
 import type { TaskSpool } from './spool.js';
 
@@ -170,7 +170,7 @@ export class OutputUploader extends EventEmitter {
     const start = this.rewindTo ?? this.spool.acked;
     this.rewindTo = undefined;
     if (start >= this.spool.bytesProduced || this.abandoned) return false;
-    const frames = this.spool.read(start, this.opts.maxChunkBytes);
+    const frames = this.spool.read(start, this.opts.maxChunkBytes, MAX_UPLOAD_FRAMES);
     try {
       const res = await this.client.call(Routes.uploadOutput, { params: { id: this.spool.taskId }, query: { offset: start }, body: encodeFrames(frames) });
       this.spool.acknowledge(res.nextOffset);

@@ -14,7 +14,8 @@
  *
  * IPv6 clients are counted per /64, the block one machine usually has. The map is bounded:
  * past `maxAddresses` the least recently used addresses are forgotten. The count is per
- * process: replicas behind a load balancer each keep their own.
+ * process: replicas behind a load balancer each keep their own. The address is the socket's:
+ * behind a reverse proxy every client has the proxy's (no forwarded-for header is trusted).
  */
 import { isIPv6 } from 'node:net';
 import { FerryError } from '@ferry/protocol';

@@ -1,15 +1,16 @@
 /**
  * An upload is stored in slices, each its own append (redaction, one transaction, the digest),
- * with a turn of the event loop between them: an 8 MiB upload then never holds the server for
- * more than a few milliseconds at a time, and several of them at once interleave with every
- * other request. Appends are addressed by offset and idempotent, and redaction does not depend
- * on where uploads are cut, so storing an upload in slices stores exactly what one append would.
+ * one slice per turn of the event loop whoever it is for (`OutputTurns`): an 8 MiB upload then
+ * never holds the server for more than a few milliseconds at a time, and several at once do
+ * not add up between two turns, so every other request gets its turn in between. Appends are
+ * addressed by offset and idempotent, and redaction does not depend on where uploads are cut,
+ * so storing an upload in slices stores exactly what one append would.
  */
 import type { OutputFrame } from '@ferry/protocol';
 
-/** What one slice holds at most: about 3 ms of redaction at worst, and a few hundred rows. */
-const SLICE_BYTES = 256 * 1024;
-const SLICE_FRAMES = 512;
+/** What one slice holds at most: a few milliseconds of redaction and storing at worst. */
+const SLICE_BYTES = 64 * 1024;
+const SLICE_FRAMES = 128;
 
 /**
  * The frames in slices of at most SLICE_BYTES and SLICE_FRAMES, in order; a frame longer than a
@@ -21,7 +22,7 @@ export function outputSlices(frames: readonly OutputFrame[]): OutputFrame[][] {
   const slices = [slice];
   let bytes = 0;
   for (const frame of frames) {
-    for (let at = 0; at < frame.data.length; ) {
+    for (let at = 0; at < frame.data.length;) {
       if (slice.length === SLICE_FRAMES || bytes === SLICE_BYTES) {
         slice = [];
         slices.push(slice);
@@ -36,7 +37,18 @@ export function outputSlices(frames: readonly OutputFrame[]): OutputFrame[][] {
   return slices;
 }
 
-/** Lets other requests (I/O callbacks) run before the next slice. */
-export function nextTurn(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
+/**
+ * Hands out turns of the event loop, one at a time, in the order asked: a turn starts in the
+ * loop's check phase (setImmediate) after the previous turn's, so I/O (other requests) is
+ * served between any two. The holder does its slice synchronously (the store is synchronous)
+ * when its turn resolves.
+ */
+export class OutputTurns {
+  private last: Promise<void> = Promise.resolve();
+
+  next(): Promise<void> {
+    const turn = this.last.then(() => new Promise<void>((resolve) => setImmediate(resolve)));
+    this.last = turn;
+    return turn;
+  }
 }

@@ -13,7 +13,7 @@ import { resolveLimits } from '../limits.js';
 import { findHeldTask, findTask, leaseLost } from '../lookup.js';
 import { redactingTransform } from '../redaction/task-state.js';
 import type { AgentRow, OutputTransform, Store, TaskRow } from '../store/types.js';
-import { nextTurn, outputSlices } from './output-slices.js';
+import { OutputTurns, outputSlices } from './output-slices.js';
 import type { RawOutputDigests } from './raw-digests.js';
 
 /**
@@ -35,6 +35,8 @@ export interface TaskOutputDeps {
 }
 
 export class TaskOutput {
+  private readonly turns = new OutputTurns();
+
   constructor(
     private readonly deps: TaskOutputDeps,
     private readonly digests: RawOutputDigests,
@@ -53,8 +55,8 @@ export class TaskOutput {
     let at = offset;
     let next = offset;
     try {
-      for (const [i, slice] of outputSlices(frames).entries()) {
-        if (i > 0) await nextTurn();
+      for (const slice of outputSlices(frames)) {
+        await this.turns.next();
         next = await this.appendSlice(agent, taskId, at, slice, transform);
         at += frameBytes(slice);
       }

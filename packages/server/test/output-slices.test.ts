@@ -1,0 +1,54 @@
+/**
+ * Uploads are stored in slices of bounded work, one slice per turn of the event loop: the
+ * slices hold every byte in order (long frames cut, empty ones dropped) and turns are handed
+ * out one at a time, in order, with I/O between them.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Streams, frameBytes, type OutputFrame } from '@ferry/protocol';
+import { OutputTurns, outputSlices } from '../src/tasks/output-slices.js';
+
+const KIB = 1024;
+
+function frame(bytes: number, stream: OutputFrame['stream'] = Streams.stdout): OutputFrame {
+  return { stream, time: 1, data: Buffer.alloc(bytes, 0x61) };
+}
+
+test('slices keep every byte in order, cut long frames and drop empty ones', () => {
+  const frames = [frame(10), frame(0), frame(200 * KIB, Streams.stderr), frame(5)];
+  const slices = outputSlices(frames);
+  assert.ok(slices.every((s) => frameBytes(s) <= 64 * KIB && s.length <= 128));
+  const flat = slices.flat();
+  assert.equal(frameBytes(flat), frameBytes(frames));
+  assert.deepEqual(Buffer.concat(flat.map((f) => f.data)), Buffer.concat(frames.map((f) => f.data)));
+  assert.ok(flat.every((f) => f.data.length > 0));
+  assert.deepEqual([...new Set(flat.slice(1, -1).map((f) => f.stream))], [Streams.stderr], 'a cut frame keeps its stream');
+});
+
+test('many tiny frames are sliced by count; no frames make one empty slice', () => {
+  const slices = outputSlices(Array.from({ length: 1000 }, () => frame(1)));
+  assert.deepEqual(
+    slices.map((s) => s.length),
+    [128, 128, 128, 128, 128, 128, 128, 104],
+  );
+  assert.deepEqual(outputSlices([]), [[]]);
+});
+
+test('turns come one at a time, in order, each in its own turn of the event loop', async () => {
+  const turns = new OutputTurns();
+  let loops = 0;
+  let spinning = true;
+  const spin = (): void => {
+    loops++;
+    if (spinning) setImmediate(spin);
+  };
+  setImmediate(spin);
+  const seen: [number, number][] = [];
+  await Promise.all([1, 2, 3, 4].map((n) => turns.next().then(() => seen.push([n, loops]))));
+  spinning = false;
+  assert.deepEqual(
+    seen.map(([n]) => n),
+    [1, 2, 3, 4],
+  );
+  for (let i = 1; i < seen.length; i++) assert.ok(seen[i]![1] > seen[i - 1]![1], `turns ${i} and ${i + 1} shared a turn of the loop`);
+});
