@@ -8,6 +8,9 @@ need_debs=()
 command -v bwrap >/dev/null 2>&1 || need_debs+=(bubblewrap)
 command -v setpriv >/dev/null 2>&1 || need_debs+=(util-linux)
 command -v prlimit >/dev/null 2>&1 || need_debs+=(util-linux)
+command -v flock >/dev/null 2>&1 || need_debs+=(util-linux)
+# The sandbox hands each task its environment through a small perl shim (perl-base is Essential on Debian).
+command -v perl >/dev/null 2>&1 || need_debs+=(perl-base)
 for extra in "$@"; do
   case "$extra" in
     --with-test-deps)
@@ -20,6 +23,8 @@ for extra in "$@"; do
       command -v mariadb >/dev/null 2>&1 || need_debs+=(mariadb-client)
       [ -x /usr/bin/python3 ] || need_debs+=(python3)
       command -v kubectl >/dev/null 2>&1 || need_debs+=(kubernetes-client)
+      # The seccomp test regenerates the checked-in filters with libseccomp's own bindings.
+      /usr/bin/python3 -c 'import seccomp' >/dev/null 2>&1 || need_debs+=(python3-seccomp)
       ;;
   esac
 done

@@ -97,10 +97,10 @@ describe('faults: kills, restarts, outages, drain', () => {
     await waitFor(async () => (await server.cli(['task', 'logs', id])).stdout.includes('spooled-before-crash'), 15_000, 'running');
     await agent.stop('SIGKILL');
     assert.ok(readdirSync(join(agentDir, 'spool')).includes(id), 'the task is in the spool');
+    // The sandbox keeps no task folder on the host (everything is tmpfs inside it), so a killed agent leaves none.
     const leftBehind = (): string[] => readdirSync(join(agentDir, 'sandboxes')).filter((n) => n.startsWith('ferry-t_'));
-    assert.ok(leftBehind().length > 0, 'the killed agent left its task folder behind');
+    assert.deepEqual(leftBehind(), [], 'no task folder on the host, even after kill -9');
     agent = await startAgent();
-    assert.deepEqual(leftBehind(), [], 'the restarted agent swept it');
     const t = await waitFor(
       async () => {
         const s = await taskShow(server, id);

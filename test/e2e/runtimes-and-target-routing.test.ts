@@ -168,7 +168,13 @@ describe('runtimes against real services', () => {
           }
         }),
     );
-    assert.ok(onHost.length > 0, "the running task's host folder was inspected");
+    // The sandbox keeps no folder on the host at all (files are copied in from pipes), so the
+    // kubeconfig cannot be on the agent's disk; the walk above stays as a guard if that changes.
+    assert.deepEqual(
+      readdirSync(root).filter((d) => d.startsWith('ferry-t_')),
+      [],
+      'the sandbox keeps no task folder on the host',
+    );
     for (const f of onHost) assert.ok(!readFileSync(f).includes(marker), `kubeconfig written to the host at ${f}`);
     assert.equal(await run.exited, 0, run.stderr);
     assert.equal(run.stdout, 'ferry-test\nops\n/ferry/files/kubeconfig\n444\n');

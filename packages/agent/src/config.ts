@@ -13,6 +13,19 @@ export const AgentConfigSchema = z.object({
   graceSeconds: z.coerce.number().min(0).max(600).default(10),
   pollWaitSeconds: z.coerce.number().min(0).max(30).default(30),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /**
+   * Host uids (and gids) the sandbox gives running tasks, one each: FIRST-LAST, inclusive.
+   * Default 1879048192-1879113727 (0x70000000-0x7000ffff); see executor/task-uids.ts.
+   */
+  taskUids: z
+    .string()
+    .regex(/^\d+-\d+$/, 'use FIRST-LAST, e.g. 1879048192-1879113727')
+    .transform((text, ctx) => {
+      const [first, last] = text.split('-').map(Number) as [number, number];
+      if (last < first) ctx.addIssue({ code: 'custom', message: 'LAST must not be below FIRST' });
+      return { first, count: last - first + 1 };
+    })
+    .optional(),
 });
 export type AgentConfig = Readonly<z.infer<typeof AgentConfigSchema>>;
 

@@ -24,6 +24,12 @@ export const AGENT_START_FLAGS = [
   { flag: 'executor', key: 'executor', value: 'sandbox|process', description: 'sandbox (bubblewrap) or process; default: sandbox where available' },
   { flag: 'name', key: 'name', value: 'NAME', description: 'agent name (default: host name)' },
   { flag: 'config', key: 'config', value: 'FILE', description: 'JSON config file (also FERRY_AGENT_CONFIG)' },
+  {
+    flag: 'task-uids',
+    key: 'taskUids',
+    value: 'FIRST-LAST',
+    description: 'host uids for sandboxed tasks, one per running task (default 1879048192-1879113727)',
+  },
 ] as const satisfies readonly AgentStartFlag[];
 
 /** The options part of a usage text: one line per flag, from the table. */

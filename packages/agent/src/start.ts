@@ -41,7 +41,7 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions = {
   // Task folders live under the agent's data folder, so folders left by a crash are swept here.
   const sandboxes = join(config.dataDir, 'sandboxes');
   sweepSandboxes(sandboxes, log);
-  const executor = await selectExecutor(config.executor, sandboxes);
+  const executor = await selectExecutor(config.executor, sandboxes, config.taskUids ? { taskUids: config.taskUids } : {});
   if (executor.warning) log.warn(executor.warning);
   const credential = await credentialFor(config, log);
   const worker = new Worker({

@@ -33,6 +33,7 @@ export interface RunningProcess {
 }
 
 export interface Sandbox {
+  /** The task's working folder as the task sees it (`/work` in the bubblewrap sandbox, which keeps nothing on the host; a host folder for the process executor). */
   readonly workDir: string;
   start(spec: RunSpec): RunningProcess;
   /** Kills anything left and removes every file the task made. Safe to call twice. */

@@ -1,0 +1,99 @@
+/**
+ * Can this host run the sandbox? Finds the tools, builds the system mounts once, picks this
+ * architecture's seccomp program, and runs one real sandbox (the whole chain, filter included)
+ * to prove it. Tried once per process, then cached.
+ */
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { sandboxInvocation, spawnSandbox, systemMounts, type SandboxTools } from './bubblewrap-command.js';
+import { SECCOMP_PROGRAMS } from './seccomp/programs.generated.js';
+import { TASK_PATH } from './types.js';
+
+export interface Host {
+  tools: SandboxTools;
+  mounts: string[];
+  /** undefined on an architecture without a generated program (see seccompWarning). */
+  seccomp: Uint8Array | undefined;
+}
+
+async function findTool(name: string): Promise<string | undefined> {
+  for (const dir of TASK_PATH.split(':')) {
+    const file = join(dir, name);
+    if (
+      await access(file).then(
+        () => true,
+        () => false,
+      )
+    )
+      return file;
+  }
+  return undefined;
+}
+
+/** The tools, or what is missing and which Debian package has it. */
+async function findTools(): Promise<SandboxTools | string> {
+  const needed = { bwrap: 'bubblewrap', setpriv: 'util-linux', flock: 'util-linux', chown: 'coreutils', perl: 'perl-base', sh: 'dash' } as const;
+  const found: Partial<Record<keyof typeof needed, string>> = {};
+  for (const [name, pkg] of Object.entries(needed) as [keyof typeof needed, string][]) {
+    const path = await findTool(name);
+    if (!path) return `${name} is not installed (Debian/Ubuntu package ${pkg})`;
+    found[name] = path;
+  }
+  const { bwrap, setpriv, flock, chown, perl, sh } = found as Record<keyof typeof needed, string>;
+  return { bwrap, setpriv, flock, chown, perl, sh, prlimit: await findTool('prlimit') };
+}
+
+/** Why isolation is weaker on this architecture, if it is: no generated seccomp program for it. */
+export function seccompWarning(arch: NodeJS.Architecture = process.arch): string | undefined {
+  if (SECCOMP_PROGRAMS[arch]) return undefined;
+  return `executor "sandbox": no seccomp filter is built for ${arch} (only x64 and arm64), so tasks may make any system call their uid allows, user namespaces included`;
+}
+
+function seccompFor(arch: NodeJS.Architecture): Uint8Array | undefined {
+  const program = SECCOMP_PROGRAMS[arch];
+  return program ? Buffer.from(program, 'base64') : undefined;
+}
+
+/** Runs `true` in a sandbox built exactly as a task's is; resolves to bwrap's complaint, or undefined. */
+function probe(host: Host): Promise<string | undefined> {
+  const { argv, inputs } = sandboxInvocation({
+    ...host,
+    task: { uid: 65534, gid: 65534 },
+    limits: { maxProcesses: 16, memoryBytes: 16 << 20, network: 'none' },
+    spec: { argv: ['true'], env: { PATH: TASK_PATH }, script: '' },
+  });
+  return new Promise((resolve) => {
+    const child = spawnSandbox(argv, inputs);
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    child.once('error', (err) => resolve(err.message));
+    child.once('close', (code, signal) => {
+      clearTimeout(timer);
+      resolve(code === 0 ? undefined : stderr.trim() || `exit ${code ?? signal}`);
+    });
+  });
+}
+
+async function inspectHost(): Promise<Host | string> {
+  if (process.platform !== 'linux') return 'bubblewrap needs Linux';
+  const tools = await findTools();
+  if (typeof tools === 'string') return tools;
+  const host: Host = { tools, mounts: await systemMounts(), seccomp: seccompFor(process.arch) };
+  const problem = await probe(host);
+  if (problem !== undefined) return `bwrap cannot create the sandbox here (the agent must run as root): ${problem}`;
+  return host;
+}
+
+let hostCache: Promise<Host | string> | undefined;
+
+export function hostInfo(): Promise<Host | string> {
+  hostCache ??= inspectHost().catch((err: Error) => `bwrap cannot be checked here: ${err.message}`);
+  return hostCache;
+}
+
+/** undefined when the sandbox works on this host, else a short reason. Tried once, then cached. */
+export async function bubblewrapProblem(): Promise<string | undefined> {
+  const host = await hostInfo();
+  return typeof host === 'string' ? host : undefined;
+}
