@@ -23,6 +23,10 @@ for extra in "$@"; do
       command -v mariadb >/dev/null 2>&1 || need_debs+=(mariadb-client)
       [ -x /usr/bin/python3 ] || need_debs+=(python3)
       command -v kubectl >/dev/null 2>&1 || need_debs+=(kubernetes-client)
+      # The masking tests produce each encoding with the real tools.
+      command -v xxd >/dev/null 2>&1 || need_debs+=(xxd)
+      command -v hexdump >/dev/null 2>&1 || need_debs+=(bsdextrautils)
+      command -v openssl >/dev/null 2>&1 || need_debs+=(openssl)
       # The seccomp test regenerates the checked-in filters with libseccomp's own bindings.
       /usr/bin/python3 -c 'import seccomp' >/dev/null 2>&1 || need_debs+=(python3-seccomp)
       ;;

@@ -171,7 +171,7 @@ describe('runtimes against real services', () => {
     // The sandbox keeps no folder on the host at all (files are copied in from pipes), so the
     // kubeconfig cannot be on the agent's disk; the walk above stays as a guard if that changes.
     assert.deepEqual(
-      readdirSync(root).filter((d) => d.startsWith('ferry-t_')),
+      readdirSync(roots[1]!).filter((d) => d.startsWith('ferry-t_')),
       [],
       'the sandbox keeps no task folder on the host',
     );

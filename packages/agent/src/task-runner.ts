@@ -32,6 +32,9 @@ export interface TaskRunnerDeps {
 /** How long output may keep arriving after the task's main process exited. */
 const PIPE_SETTLE_MS = 2000;
 
+/** The masker's clock: output is held for two ticks, so a value split between stdout and stderr is found. */
+const MASK_TICK_MS = 20;
+
 type StopReason = 'cancelled' | 'timed_out' | 'lease_lost';
 
 export class TaskRunner {
@@ -131,24 +134,46 @@ export class TaskRunner {
   }
 
   private async pipeOutput(proc: RunningProcess): Promise<ExitInfo> {
+    // Secrets are masked here, before output reaches the spool or the network: both streams
+    // together, so a value split between stdout and stderr is masked on both (masker-stream.ts).
+    const masked = this.masking?.forStreams<StreamId>([Streams.stdout, Streams.stderr]);
+    const write = (pieces: [StreamId, Buffer][]): void => {
+      try {
+        for (const [sid, bytes] of pieces) this.uploader.write(sid, bytes);
+      } catch (err) {
+        // The spool could not take it (disk full): stop this task, not the agent.
+        this.spoolError ??= err as Error;
+        this.stop('cancelled');
+      }
+    };
+    // What the pipes give in one event-loop turn goes to the masker together, and it keeps
+    // output for two ticks of this clock: a value split between stdout and stderr is found
+    // across the two (output/stream-seams.ts).
+    let turn: [StreamId, Buffer][] = [];
+    const ticks = masked ? setInterval(() => write(masked.tick()), MASK_TICK_MS).unref() : undefined;
+    let open = 2;
+    const endTurn = (): void => {
+      if (turn.length === 0 || !masked) return;
+      const chunks = turn;
+      turn = [];
+      write(masked.pushTurn(chunks));
+    };
     const pump = (stream: NodeJS.ReadableStream & { pause(): void; resume(): void }, id: StreamId): Promise<void> =>
       new Promise((resolve) => {
-        // Secrets are masked here, before output reaches the spool or the network.
-        const mask = this.masking?.forStream();
-        let flushed = false;
+        let ended = false;
         const finish = (): void => {
-          if (!flushed && mask) this.uploader.write(id, mask.flush());
-          flushed = true;
+          if (!ended && masked) {
+            endTurn();
+            write(masked.end(id));
+            if (--open === 0) clearInterval(ticks);
+          }
+          ended = true;
           resolve();
         };
         stream.on('data', (data: Buffer) => {
-          try {
-            this.uploader.write(id, mask ? mask.push(data) : data);
-          } catch (err) {
-            // The spool could not take it (disk full): stop this task, not the agent.
-            this.spoolError ??= err as Error;
-            this.stop('cancelled');
-          }
+          if (!masked) return write([[id, data]]);
+          if (turn.length === 0) setImmediate(endTurn);
+          turn.push([id, data]);
         });
         stream.once('end', finish);
         stream.once('close', finish);

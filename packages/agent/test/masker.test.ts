@@ -1,7 +1,9 @@
 /**
  * The streaming secret masker: every form of a value, any chunking, merging of overlapping
  * matches, minimal hold-back, byte-exact pass-through of everything else (invalid UTF-8
- * included), a property test against a brute-force reference, and throughput figures.
+ * included), wrapped base64/hex and the release rule, several streams masked together (a value
+ * split across stdout and stderr), property tests against a brute-force reference, and
+ * throughput figures. The forms as real tools print them are in masker.encodings.test.ts.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -9,7 +11,8 @@ import { randomBytes } from 'node:crypto';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { SecretMasker } from '../src/output/masker.js';
-import { bashPrintfQ, secretForms } from '../src/output/mask-forms.js';
+import { secretForms } from '../src/output/mask-forms.js';
+import { bashPrintfQ } from '../src/output/form-encoders.js';
 import type { MaskerStream } from '../src/output/masker-stream.js';
 import { measureMaskerThroughput, sampleOutput, sampleSecrets } from '../../../bench/fixtures/masker-fixtures.mjs';
 import { ByteAutomaton } from '../src/output/aho-corasick.js';
@@ -45,18 +48,86 @@ function split(data: Buffer, cuts: number[]): Buffer[] {
   return out;
 }
 
-/** Every byte pattern the masker should look for. */
-function patternsOf(values: string[], minLength = 6): Buffer[] {
-  return [...new Set(values.flatMap((v) => secretForms(v, minLength)))].map((f) => Buffer.from(f));
+// The reference model, written independently of the masker from its specification:
+// - an exact form matches where its bytes occur;
+// - a wrappable form (base64, hex) matches where its characters occur in order with runs of at
+//   most 2 separator bytes (space, tab, CR, LF) between them, `-` standing for `+` and `_` for `/`;
+//   its masked part starts after every line break that comes before its 8th character;
+// - the union of all matches is masked, touching spans joined, one mask per union.
+const SEPARATOR = new Set([0x20, 0x09, 0x0d, 0x0a]);
+const canon = (b: number): number => (b === 0x2d ? 0x2b : b === 0x5f ? 0x2f : b);
+const WRAP_MIN_CHARS = 8;
+
+interface Forms {
+  exact: Buffer[];
+  wrappable: Buffer[];
 }
 
-/** Brute force: union of all occurrences of all patterns (touching spans joined), one mask each. */
-function reference(data: Buffer, patterns: Buffer[], mask = MASK): Buffer {
+/** Every byte pattern the masker should look for. */
+function formsOf(values: string[], minLength = 6): Forms {
+  const all = values.map((v) => secretForms(v, minLength));
+  const uniq = (xs: string[]): Buffer[] => [...new Set(xs)].map((f) => Buffer.from(f));
+  return { exact: uniq(all.flatMap((f) => f.exact)), wrappable: uniq(all.flatMap((f) => f.wrappable)) };
+}
+const allForms = (f: Forms): Buffer[] => [...f.exact, ...f.wrappable];
+
+/** Where an occurrence of wrappable form p that starts at i ends, or -1 (a prefix: `partial`, ends at data's end). */
+function wrappedEnd(data: Buffer, i: number, p: Buffer, partial = false): number {
+  let q = i;
+  for (let j = 0; j < p.length; j++) {
+    let run = 0;
+    while (j > 0 && q < data.length && SEPARATOR.has(data[q]!)) {
+      run++;
+      q++;
+    }
+    if (run > 2) return -1;
+    if (q >= data.length) return partial ? q : -1;
+    if (canon(data[q]!) !== p[j]) return -1;
+    q++;
+  }
+  return partial ? -1 : q; // a whole form is a match, not a pending prefix
+}
+
+/** The release rule: the start of the masked part of a wrapped occurrence [a, e). */
+function clipped(data: Buffer, a: number, e: number): number {
+  let from = a;
+  let chars = 0;
+  for (let p = a; p < e;) {
+    if (!SEPARATOR.has(data[p]!)) {
+      chars++;
+      if (chars >= WRAP_MIN_CHARS) return from;
+      p++;
+      continue;
+    }
+    let q = p;
+    while (q < e && SEPARATOR.has(data[q]!)) q++;
+    if (data.subarray(p, q).some((b) => b === 0x0a || b === 0x0d)) {
+      from = q;
+      chars = 0;
+    }
+    p = q;
+  }
+  return from;
+}
+
+/** Every region the reference masks. */
+function regionsOf(data: Buffer, forms: Forms): [number, number][] {
   const spans: [number, number][] = [];
-  for (const p of patterns) {
+  for (const p of forms.exact) {
     for (let i = data.indexOf(p); i !== -1; i = data.indexOf(p, i + 1)) spans.push([i, i + p.length]);
   }
-  spans.sort((a, b) => a[0] - b[0]);
+  for (const p of forms.wrappable) {
+    for (let i = 0; i < data.length; i++) {
+      const e = wrappedEnd(data, i, p);
+      if (e !== -1) spans.push([clipped(data, i, e), e]);
+    }
+  }
+  return spans;
+}
+
+/** Masks the union of the spans, touching spans joined, one mask each. */
+function maskSpans(data: Buffer, spans: [number, number][], mask = MASK): Buffer {
+  spans = [...spans].sort((a, b) => a[0] - b[0]);
   const merged: [number, number][] = [];
   for (const [a, b] of spans) {
     const last = merged[merged.length - 1];
@@ -73,18 +144,25 @@ function reference(data: Buffer, patterns: Buffer[], mask = MASK): Buffer {
   return Buffer.concat(out);
 }
 
-/** Length of the longest suffix of data that is a prefix of some pattern. */
-function longestPendingPrefix(data: Buffer, patterns: Buffer[]): number {
-  let best = 0;
-  for (const p of patterns) {
-    for (let l = Math.min(p.length, data.length); l > best; l--) {
-      if (data.subarray(data.length - l).equals(p.subarray(0, l))) {
-        best = l;
-        break;
-      }
+/** Brute force: what the masker should output for the whole of `data`. */
+function reference(data: Buffer, forms: Forms, mask = MASK): Buffer {
+  return maskSpans(data, regionsOf(data, forms), mask);
+}
+
+/** How many bytes the masker should hold back after `data` when nothing in it matched. */
+function referenceHeld(data: Buffer, forms: Forms): number {
+  let safe = data.length;
+  for (const p of forms.exact) {
+    for (let l = Math.min(p.length - 1, data.length); l > data.length - safe; l--) {
+      if (data.subarray(data.length - l).equals(p.subarray(0, l))) safe = data.length - l;
     }
   }
-  return best;
+  for (let i = 0; i < data.length; i++) {
+    if (SEPARATOR.has(data[i]!) || !forms.wrappable.some((p) => wrappedEnd(data, i, p, true) !== -1)) continue;
+    safe = Math.min(safe, clipped(data, i, data.length));
+    break; // the earliest start is the longest pending string
+  }
+  return data.length - safe;
 }
 
 /** The stable inner part of base64 (std) of `value` placed at byte offset k of a larger stream. */
@@ -138,7 +216,7 @@ test('four-lane scan of large chunks: values on and near lane boundaries, in eve
         if (at < 0 || at + v.length > total) continue;
         const input = Buffer.from(base);
         input.write(v, at);
-        const expected = reference(input, patternsOf([v, 'other-secret-12345']));
+        const expected = reference(input, formsOf([v, 'other-secret-12345']));
         assert.deepEqual(run(masker, [input]).all, expected, `total ${total} lane ${lane} d ${d}`);
         assert.deepEqual(run(masker, [input.subarray(0, 7), input.subarray(7)]).all, expected);
       }
@@ -149,14 +227,14 @@ test('four-lane scan of large chunks: values on and near lane boundaries, in eve
 test('hold-back is exactly the longest suffix that is a prefix of some form, nothing else is delayed', () => {
   const v = 'correct-horse-battery';
   const masker = new SecretMasker([v]);
-  const pats = patternsOf([v]);
+  const forms = formsOf([v]);
   const s = masker.forStream();
   let consumed = Buffer.alloc(0);
   let emitted = Buffer.alloc(0);
   for (const piece of ['log line one\n', 'the value is corr', 'ect-hor', 'se-batter', 'x and then cor', 'rect', '\n', 'done']) {
     consumed = Buffer.concat([consumed, Buffer.from(piece)]);
     emitted = Buffer.concat([emitted, s.push(Buffer.from(piece))]);
-    const held = longestPendingPrefix(consumed, pats);
+    const held = referenceHeld(consumed, forms);
     assert.equal(s.heldBytes, held, `after ${JSON.stringify(piece)}`);
     assert.deepEqual(emitted, consumed.subarray(0, consumed.length - held));
   }
@@ -176,8 +254,8 @@ test('multi-line value: each line masked, and the whitespace-normalized value', 
   assert.equal(m.maskString('got first-line-secret\ngot second-line-secret\ngot third-line-secret\n'), 'got ***\ngot ***\ngot ***\n');
   assert.equal(m.maskString('[first-line-secret second-line-secret third-line-secret ab]'), '[***]'); // echo $X
   assert.equal(m.maskString('ab cd ab'), 'ab cd ab'); // a line too short to mask on its own
-  assert.ok(secretForms(v).includes('first-line-secret second-line-secret third-line-secret ab'));
-  assert.ok(!secretForms(v).includes('ab'));
+  assert.ok(secretForms(v).exact.includes('first-line-secret second-line-secret third-line-secret ab'));
+  assert.ok(!secretForms(v).exact.includes('ab'));
   // A single-line value with a trailing newline (read from a file) is masked without it too.
   assert.equal(maskStr(['value-from-file\n'], 'echo value-from-file;'), 'echo ***;');
 });
@@ -216,11 +294,13 @@ test('base64, standard and URL-safe, at all three alignments (the stable part ne
 });
 
 test('base64 forms too short to be safe are skipped; the raw value is still masked', () => {
-  const forms = secretForms('abcdef');
-  for (const f of forms) assert.ok(f.length >= 6, f);
-  assert.ok(forms.includes('abcdef'));
-  assert.ok(forms.includes('YWJjZGVm')); // alignment 0, 8 characters
-  assert.equal(new Set(forms).size, forms.length);
+  const { exact, wrappable } = secretForms('abcdef');
+  for (const f of [...exact, ...wrappable]) assert.ok(f.length >= 6, f);
+  assert.ok(exact.includes('abcdef'));
+  assert.ok(wrappable.includes('YWJjZGVm')); // alignment 0, 8 characters
+  assert.ok(!wrappable.includes('YmNkZWY')); // 'bcdef' (the value without its first byte) is shorter than 6
+  assert.equal(new Set(exact).size, exact.length);
+  assert.equal(new Set(wrappable).size, wrappable.length);
 });
 
 test('URL-encoded: encodeURIComponent, + for space, and form encoding', () => {
@@ -366,7 +446,7 @@ test('long values (certificate-sized) with a tiny dense table: masked, every for
   for (const denseBudget of [1, 64, undefined]) {
     const m = new SecretMasker([pem, 'another-secret-value'], { denseBudget });
     const text = Buffer.from(`cat key.pem:\n${pem}json: ${JSON.stringify({ key: pem })}\nb64: ${Buffer.from(pem).toString('base64')}\n`);
-    const expected = reference(text, patternsOf([pem, 'another-secret-value']));
+    const expected = reference(text, formsOf([pem, 'another-secret-value']));
     for (const cuts of [[], [100, 1000, 2500], Array.from({ length: 60 }, (_, i) => i * 97)]) {
       assert.deepEqual(run(m, split(text, cuts)).all, expected);
     }
@@ -385,33 +465,73 @@ const secretUnit = fc.oneof(
 /** 1 to 3 values; no '*' in them, so the mask text can never help spell one. */
 const secretsArb = fc.array(fc.string({ unit: secretUnit, minLength: 6, maxLength: 18 }), { minLength: 1, maxLength: 3 });
 
-type Piece = { kind: 'bytes'; bytes: Uint8Array } | { kind: 'form'; pick: number } | { kind: 'partial'; pick: number; cut: number };
+type Piece =
+  | { kind: 'bytes'; bytes: Uint8Array }
+  | { kind: 'noise'; text: string }
+  | { kind: 'form'; pick: number }
+  | { kind: 'partial'; pick: number; cut: number }
+  | { kind: 'wrapped'; pick: number; breaks: { at: number; sep: string }[] };
+/** Near misses: base64/hex characters and separators. */
+const noiseArb = fc.string({ unit: fc.constantFrom(...'YWJjZGV6162aAbB+/-_=\n\n  \t\r'.split('')), maxLength: 12 });
+const sepArb = fc.constantFrom('\n', '\r\n', '\n ', ' ', '  ', '\t', '\n\n\n', '   ');
 const pieceArb: fc.Arbitrary<Piece> = fc.oneof(
   fc.record({ kind: fc.constant('bytes' as const), bytes: fc.uint8Array({ maxLength: 12 }) }),
+  fc.record({ kind: fc.constant('noise' as const), text: noiseArb }),
   fc.record({ kind: fc.constant('form' as const), pick: fc.nat() }),
   fc.record({ kind: fc.constant('partial' as const), pick: fc.nat(), cut: fc.nat() }),
+  fc.record({ kind: fc.constant('wrapped' as const), pick: fc.nat(), breaks: fc.array(fc.record({ at: fc.nat(), sep: sepArb }), { maxLength: 4 }) }),
 );
 const cutsArb = fc.array(fc.nat({ max: 10_000 }), { maxLength: 10 });
 
-function assemble(pieces: Piece[], patterns: Buffer[]): Buffer {
+function assemble(pieces: Piece[], forms: Forms): Buffer {
+  const all = allForms(forms);
   return Buffer.concat(
     pieces.map((p) => {
-      if (p.kind === 'bytes') return Buffer.from(p.bytes);
-      const f = patterns[p.pick % patterns.length]!;
-      return p.kind === 'form' ? f : f.subarray(0, p.cut % f.length); // a proper prefix
+      switch (p.kind) {
+        case 'bytes':
+          return Buffer.from(p.bytes);
+        case 'noise':
+          return Buffer.from(p.text);
+        case 'form':
+          return all[p.pick % all.length]!;
+        case 'partial': {
+          const f = all[p.pick % all.length]!;
+          return f.subarray(0, p.cut % f.length); // a proper prefix
+        }
+        case 'wrapped': {
+          if (forms.wrappable.length === 0) return Buffer.alloc(0);
+          const f = forms.wrappable[p.pick % forms.wrappable.length]!.toString('latin1');
+          const at = [...new Set(p.breaks.map((b) => (b.at % (f.length - 1)) + 1))].sort((a, b) => a - b);
+          let text = '';
+          let prev = 0;
+          at.forEach((a, i) => {
+            text += f.slice(prev, a) + p.breaks[i]!.sep;
+            prev = a;
+          });
+          return Buffer.from(text + f.slice(prev), 'latin1');
+        }
+      }
     }),
   );
+}
+
+/** True if some form occurs in `out` as the reference would match it. */
+function anyFormIn(out: Buffer, forms: Forms): Buffer | undefined {
+  for (const p of forms.exact) if (out.includes(p)) return p;
+  for (const p of forms.wrappable) for (let i = 0; i < out.length; i++) if (wrappedEnd(out, i, p) !== -1) return p;
+  return undefined;
 }
 
 test('property: no registered value or form survives, whatever the chunking', () => {
   fc.assert(
     fc.property(secretsArb, fc.array(pieceArb, { maxLength: 14 }), cutsArb, (values, pieces, cuts) => {
-      const patterns = patternsOf(values);
-      fc.pre(patterns.length > 0);
-      const input = assemble(pieces, patterns);
+      const forms = formsOf(values);
+      fc.pre(allForms(forms).length > 0);
+      const input = assemble(pieces, forms);
       const out = run(new SecretMasker(values), split(input, cuts)).all;
       for (const v of values) assert.ok(!out.includes(Buffer.from(v)), `value ${JSON.stringify(v)} in ${JSON.stringify(out.toString('latin1'))}`);
-      for (const p of patterns) assert.ok(!out.includes(p), `form ${JSON.stringify(p.toString())} in ${JSON.stringify(out.toString('latin1'))}`);
+      const left = anyFormIn(out, forms);
+      assert.equal(left, undefined, `form ${JSON.stringify(left?.toString())} in ${JSON.stringify(out.toString('latin1'))}`);
     }),
     { numRuns: 1500 },
   );
@@ -422,22 +542,22 @@ test('property: output without secrets passes byte-for-byte, holding back only a
     fc.property(
       secretsArb,
       fc.array(
-        pieceArb.filter((p) => p.kind !== 'form'),
+        pieceArb.filter((p) => p.kind !== 'form' && p.kind !== 'wrapped'),
         { maxLength: 14 },
       ),
       cutsArb,
       (values, pieces, cuts) => {
-        const patterns = patternsOf(values);
-        fc.pre(patterns.length > 0);
-        const input = assemble(pieces, patterns);
-        fc.pre(patterns.every((p) => !input.includes(p)));
+        const forms = formsOf(values);
+        fc.pre(allForms(forms).length > 0);
+        const input = assemble(pieces, forms);
+        fc.pre(regionsOf(input, forms).length === 0);
         const s = new SecretMasker(values).forStream();
         let consumed = 0;
         let emitted: Buffer[] = [];
         for (const chunk of split(input, cuts)) {
           emitted.push(s.push(chunk));
           consumed += chunk.length;
-          const held = longestPendingPrefix(input.subarray(0, consumed), patterns);
+          const held = referenceHeld(input.subarray(0, consumed), forms);
           const sofar = Buffer.concat(emitted);
           emitted = [sofar];
           assert.equal(s.heldBytes, held);
@@ -453,14 +573,14 @@ test('property: output without secrets passes byte-for-byte, holding back only a
 test('property: output is independent of chunk boundaries and equals the brute-force reference', () => {
   fc.assert(
     fc.property(secretsArb, fc.array(pieceArb, { maxLength: 14 }), cutsArb, cutsArb, fc.constantFrom(4, 4096), (values, pieces, cuts1, cuts2, laneMinBytes) => {
-      const patterns = patternsOf(values);
-      fc.pre(patterns.length > 0);
-      const input = assemble(pieces, patterns);
+      const forms = formsOf(values);
+      fc.pre(allForms(forms).length > 0);
+      const input = assemble(pieces, forms);
       const m = new SecretMasker(values, { laneMinBytes });
       const a = run(m, split(input, cuts1)).all;
       const b = run(m, split(input, cuts2)).all;
       assert.deepEqual(a, b);
-      assert.deepEqual(a, reference(input, patterns));
+      assert.deepEqual(a, reference(input, forms));
     }),
     { numRuns: 1500 },
   );
@@ -468,16 +588,355 @@ test('property: output is independent of chunk boundaries and equals the brute-f
 
 test('property: dense overlaps (tiny alphabet, short values, tiny dense table, four-lane scan) still equal the reference', () => {
   const small = fc.array(fc.string({ unit: fc.constantFrom('a', 'b', 'c'), minLength: 2, maxLength: 8 }), { minLength: 1, maxLength: 6 });
-  const text = fc.array(fc.constantFrom(...'aabbc-'.split('')), { maxLength: 60 }).map((cs) => Buffer.from(cs.join('')));
+  const text = fc.array(fc.constantFrom(...'aabbc-YWJi6162\n '.split('')), { maxLength: 60 }).map((cs) => Buffer.from(cs.join('')));
   fc.assert(
     fc.property(small, text, cutsArb, fc.constantFrom(1, 1, 8, 1 << 20), fc.constantFrom(4, 4, 4096), (values, input, cuts, denseBudget, laneMinBytes) => {
       const m = new SecretMasker(values, { minLength: 2, denseBudget, laneMinBytes });
       const out = run(m, split(input, cuts)).all;
-      assert.deepEqual(out, reference(input, patternsOf(values, 2)));
+      assert.deepEqual(out, reference(input, formsOf(values, 2)));
       assert.deepEqual(out, run(m, [input]).all);
     }),
     { numRuns: 3000 },
   );
+});
+
+// ---------------------------------------------------------------------------------------------
+// Several streams masked together (stdout and stderr of one task)
+
+type Push = [stream: 'out' | 'err', bytes: Buffer];
+/** The chunks read in one event-loop turn, in read order. */
+type Turn = Push[];
+/** A turn, a bare push (a turn of its own), or a tick of the clock. */
+type Step = Turn | Push | 'tick';
+
+const asTurn = (t: Turn | Push): Turn => (typeof t[0] === 'string' ? [t as Push] : (t as Turn));
+
+/**
+ * Runs the steps through a fresh group (each chunk cut at the given offsets: more chunks, same
+ * turn), ends the streams; returns each stream's output.
+ */
+function runGroup(m: SecretMasker, steps: Step[], cuts: number[] = [], endFirst: 'out' | 'err' = 'out'): Record<'out' | 'err', Buffer> {
+  const g = m.forStreams(['out', 'err'] as const);
+  const got: Record<'out' | 'err', Buffer[]> = { out: [], err: [] };
+  const take = (r: ['out' | 'err', Buffer][]): void => r.forEach(([id, b]) => got[id].push(b));
+  for (const step of steps) {
+    if (step === 'tick') take(g.tick());
+    else take(g.pushTurn(asTurn(step).flatMap(([id, bytes]) => split(bytes, cuts).map((c): Push => [id, c]))));
+  }
+  take(g.end(endFirst));
+  take(g.end(endFirst === 'out' ? 'err' : 'out'));
+  return { out: Buffer.concat(got.out), err: Buffer.concat(got.err) };
+}
+
+const isLineBreak = (b: number | undefined): boolean => b === 0x0a || b === 0x0d;
+
+/** Characters of wrappable form p matched by all of data[i..] (a prefix of p, separator runs of at most 2 skipped), or -1. */
+function projectedPrefix(data: Buffer, i: number, p: Buffer): number {
+  let chars = 0;
+  let run = 0;
+  for (let k = i; k < data.length; k++) {
+    if (SEPARATOR.has(data[k]!)) {
+      if (chars === 0 || ++run > 2) return -1;
+      continue;
+    }
+    run = 0;
+    if (chars >= p.length || canon(data[k]!) !== p[chars]) return -1;
+    chars++;
+  }
+  return chars;
+}
+
+/** The most characters of a form (its beginning) that `data` ends with: the automata's depth at its end. */
+function formPrefixEnds(data: Buffer, forms: Forms): number {
+  let best = 0;
+  for (const p of forms.exact) {
+    for (let l = Math.min(p.length, data.length); l > best; l--) if (data.subarray(data.length - l).equals(p.subarray(0, l))) best = l;
+  }
+  for (let i = 0; i < data.length; i++) for (const p of forms.wrappable) best = Math.max(best, projectedPrefix(data, i, p));
+  return best;
+}
+
+/**
+ * Brute force for several streams: each stream's own matches, and every match across a seam:
+ * X[..p) ++ Y[q..] where p is a write end of a part of X (its end; inside it, just before a line
+ * break where 3 or more characters of a form end, or anywhere 8 or more do), q a write start of
+ * a part of Y (its start, or just after a line break inside it), the parts read with at most one
+ * tick between.
+ */
+function referenceGroup(steps: Step[], forms: Forms): Record<'out' | 'err', Buffer> {
+  const data = { out: Buffer.alloc(0), err: Buffer.alloc(0) };
+  const parts: { id: 'out' | 'err'; start: number; end: number; turn: number; tick: number }[] = [];
+  let turn = 0;
+  let tick = 0;
+  for (const step of steps) {
+    if (step === 'tick') tick++;
+    if (step === 'tick' || asTurn(step).every(([, b]) => b.length === 0)) continue;
+    turn++;
+    for (const [id, b] of asTurn(step)) {
+      if (b.length === 0) continue;
+      const part = parts.find((p) => p.id === id && p.turn === turn);
+      if (part) part.end += b.length;
+      else parts.push({ id, start: data[id].length, end: data[id].length + b.length, turn, tick });
+      data[id] = Buffer.concat([data[id], b]);
+    }
+  }
+  const spans: Record<'out' | 'err', [number, number][]> = { out: regionsOf(data.out, forms), err: regionsOf(data.err, forms) };
+  for (const xp of parts) {
+    for (const yp of parts) {
+      if (xp.id === yp.id || Math.abs(xp.tick - yp.tick) > 1) continue;
+      const x = data[xp.id];
+      const y = data[yp.id];
+      const ends = [xp.end];
+      for (let p = xp.start + 1; p < xp.end; p++) {
+        const depth = formPrefixEnds(x.subarray(0, p), forms);
+        if ((isLineBreak(x[p]) && !isLineBreak(x[p - 1]) && depth >= 3) || depth >= 8) ends.push(p);
+      }
+      const starts = [yp.start];
+      for (let q = yp.start + 1; q < yp.end; q++) if (isLineBreak(y[q - 1]) && !isLineBreak(y[q])) starts.push(q);
+      for (const p of ends) {
+        for (const q of starts) {
+          for (const [a, b] of regionsOf(Buffer.concat([x.subarray(0, p), y.subarray(q)]), forms)) {
+            if (a < p) spans[xp.id].push([a, Math.min(b, p)]);
+            if (b > p) spans[yp.id].push([q + Math.max(a, p) - p, q + b - p]);
+          }
+        }
+      }
+    }
+  }
+  return { out: maskSpans(data.out, spans.out), err: maskSpans(data.err, spans.err) };
+}
+
+test('a value split across stdout and stderr is masked on both; one interrupted by the other stream is masked on its own', () => {
+  const v = 'hunter2-Correct-Horse-Battery-9';
+  const m = new SecretMasker([v]);
+  // printf %s "${S:0:10}"; printf %s "${S:10}" >&2
+  assert.deepEqual(
+    runGroup(m, [
+      ['out', Buffer.from(`x ${v.slice(0, 10)}`)],
+      ['err', Buffer.from(`${v.slice(10)} y`)],
+    ]),
+    {
+      out: Buffer.from('x ***'),
+      err: Buffer.from('*** y'),
+    },
+  );
+  // A stderr line between two writes of one value on stdout.
+  assert.deepEqual(
+    runGroup(m, [
+      ['out', Buffer.from(v.slice(0, 12))],
+      ['err', Buffer.from('warning: slow\n')],
+      ['out', Buffer.from(`${v.slice(12)}\n`)],
+    ]),
+    {
+      out: Buffer.from('***\n'),
+      err: Buffer.from('warning: slow\n'),
+    },
+  );
+  // Its base64 split the same way (the head on stderr this time).
+  const b64 = Buffer.from(v).toString('base64');
+  const r = runGroup(m, [
+    ['err', Buffer.from(`b64: ${b64.slice(0, 9)}`)],
+    ['out', Buffer.from(`${b64.slice(9)}\n`)],
+  ]);
+  const unstable = b64.slice(Math.floor((8 * Buffer.byteLength(v)) / 6)); // the last character mixes in the padding
+  assert.deepEqual(r, { out: Buffer.from(`***${unstable}\n`), err: Buffer.from('b64: ***') });
+});
+
+test('a value split across the streams is masked on both, whatever the reads joined and in whichever order they came', () => {
+  const v = 'hunter2-Correct-Horse-Battery-9';
+  const m = new SecretMasker([v]);
+  for (const turn of [
+    [
+      ['err', Buffer.from(`${v.slice(10)}\n`)],
+      ['out', Buffer.from(`== step\n${v.slice(0, 10)}`)],
+    ],
+    [
+      ['out', Buffer.from(`== step\n${v.slice(0, 10)}`)],
+      ['err', Buffer.from(`${v.slice(10)}\n`)],
+    ],
+  ] as Turn[]) {
+    assert.deepEqual(runGroup(m, [turn, ['out', Buffer.from('\n')]]), { out: Buffer.from('== step\n***\n'), err: Buffer.from('***\n') });
+  }
+  // The head read together with what stdout wrote after the tail (the `echo`), the tail in the next turn.
+  assert.deepEqual(
+    runGroup(m, [
+      ['out', Buffer.from(`== step\n${v.slice(0, 10)}\nok\n`)],
+      ['err', Buffer.from(`${v.slice(10)}\n`)],
+    ]),
+    {
+      out: Buffer.from('== step\n***\nok\n'),
+      err: Buffer.from('***\n'),
+    },
+  );
+  // The head ending inside a read that goes on with a later write of its stream.
+  assert.deepEqual(
+    runGroup(m, [
+      ['err', Buffer.from(`${v.slice(0, 12)}more\n`)],
+      ['out', Buffer.from(`${v.slice(12)}\n`)],
+    ]),
+    {
+      out: Buffer.from('***\n'),
+      err: Buffer.from('***more\n'),
+    },
+  );
+  // Parts with a tick between are still joined; with two, not.
+  assert.deepEqual(runGroup(m, [['out', Buffer.from(`x ${v.slice(0, 10)}`)], 'tick', ['err', Buffer.from(v.slice(10))]]), {
+    out: Buffer.from('x ***'),
+    err: Buffer.from('***'),
+  });
+  assert.deepEqual(runGroup(m, [['out', Buffer.from(`x ${v.slice(0, 10)}`)], 'tick', 'tick', ['err', Buffer.from(v.slice(10))]]), {
+    out: Buffer.from(`x ${v.slice(0, 10)}`),
+    err: Buffer.from(v.slice(10)),
+  });
+});
+
+test('property: turns, reads that join writes, ticks: equal to the reference over every seam', () => {
+  const fragmentArb = fc.record({
+    piece: pieceArb.filter((p) => p.kind === 'form' || p.kind === 'wrapped'),
+    cuts: fc.array(fc.nat(), { minLength: 1, maxLength: 3 }),
+    streams: fc.array(fc.constantFrom('out' as const, 'err' as const), { minLength: 4, maxLength: 4 }),
+    noise: fc.array(fc.option(fc.tuple(fc.constantFrom('out' as const, 'err' as const), noiseArb), { freq: 2 }), { minLength: 4, maxLength: 4 }),
+  });
+  fc.assert(
+    fc.property(
+      secretsArb,
+      fc.array(fragmentArb, { minLength: 1, maxLength: 2 }),
+      fc.array(fc.boolean(), { maxLength: 16 }),
+      cutsArb,
+      (values, fragments, breaks, cuts) => {
+        const forms = formsOf(values);
+        fc.pre(allForms(forms).length > 0);
+        const pushes: Push[] = [];
+        for (const f of fragments) {
+          split(assemble([f.piece], forms), f.cuts).forEach((part, i) => {
+            pushes.push([f.streams[i]!, part]);
+            const n = f.noise[i];
+            if (n) pushes.push([n[0], Buffer.from(n[1])]);
+          });
+        }
+        // Group consecutive pushes into turns (a new turn where `breaks` says so), with a tick now and then.
+        const turns: Step[] = [];
+        pushes.forEach((p, i) => {
+          const b = breaks.length === 0 ? true : breaks[i % breaks.length]!;
+          if (i > 0 && !b) (turns[turns.length - 1] as Turn).push(p);
+          else {
+            if (i % 3 === 2) turns.push('tick');
+            turns.push([p]);
+          }
+        });
+        const m = new SecretMasker(values, { laneMinBytes: 4 });
+        const got = runGroup(m, turns, cuts);
+        const want = referenceGroup(turns, forms);
+        assert.deepEqual(got.out.toString('latin1'), want.out.toString('latin1'));
+        assert.deepEqual(got.err.toString('latin1'), want.err.toString('latin1'));
+      },
+    ),
+    { numRuns: 1500 },
+  );
+});
+
+test('the end of one stream keeps back what the other stream may still complete', () => {
+  const v = 'hunter2-Correct-Horse-Battery-9';
+  const g = new SecretMasker([v]).forStreams(['out', 'err'] as const);
+  const out: Buffer[] = [];
+  const err: Buffer[] = [];
+  const take = (r: ['out' | 'err', Buffer][]): void => r.forEach(([id, b]) => (id === 'out' ? out : err).push(b));
+  take(g.push('out', Buffer.from(`pw: ${v.slice(0, 10)}`)));
+  take(g.end('out'));
+  assert.equal(Buffer.concat(out).toString(), ''); // held for the next turn
+  take(g.push('err', Buffer.from(`${v.slice(10)}\n`)));
+  take(g.end('err'));
+  assert.equal(Buffer.concat(out).toString(), 'pw: ***');
+  assert.equal(Buffer.concat(err).toString(), '***\n');
+});
+
+test('property: several streams equal the reference, whatever the chunking and the order the streams end', () => {
+  const pushArb = fc.array(fc.tuple(fc.constantFrom('out' as const, 'err' as const), fc.array(pieceArb, { maxLength: 4 })), { maxLength: 8 });
+  fc.assert(
+    fc.property(secretsArb, pushArb, cutsArb, fc.constantFrom('out' as const, 'err' as const), (values, spec, cuts, endFirst) => {
+      const forms = formsOf(values);
+      fc.pre(allForms(forms).length > 0);
+      const pushes: Push[] = spec.map(([id, pieces]) => [id, assemble(pieces, forms)]);
+      const m = new SecretMasker(values, { laneMinBytes: 4 });
+      const got = runGroup(m, pushes, cuts, endFirst);
+      const want = referenceGroup(pushes, forms);
+      assert.deepEqual(got.out.toString('latin1'), want.out.toString('latin1'));
+      assert.deepEqual(got.err.toString('latin1'), want.err.toString('latin1'));
+    }),
+    { numRuns: 1500 },
+  );
+});
+
+test('property: forms cut into fragments scattered over both streams, with noise between, equal the reference', () => {
+  const fragmentArb = fc.record({
+    piece: pieceArb.filter((p) => p.kind === 'form' || p.kind === 'wrapped'),
+    cuts: fc.array(fc.nat(), { minLength: 1, maxLength: 3 }),
+    streams: fc.array(fc.constantFrom('out' as const, 'err' as const), { minLength: 4, maxLength: 4 }),
+    noise: fc.array(fc.option(fc.tuple(fc.constantFrom('out' as const, 'err' as const), noiseArb), { freq: 2 }), { minLength: 4, maxLength: 4 }),
+  });
+  fc.assert(
+    fc.property(secretsArb, fc.array(fragmentArb, { minLength: 1, maxLength: 3 }), cutsArb, (values, fragments, cuts) => {
+      const forms = formsOf(values);
+      fc.pre(allForms(forms).length > 0);
+      const pushes: Push[] = [];
+      for (const f of fragments) {
+        const text = assemble([f.piece], forms);
+        split(text, f.cuts).forEach((part, i) => {
+          pushes.push([f.streams[i]!, part]);
+          const n = f.noise[i];
+          if (n) pushes.push([n[0], Buffer.from(n[1])]);
+        });
+      }
+      const m = new SecretMasker(values, { laneMinBytes: 4 });
+      const got = runGroup(m, pushes, cuts);
+      const want = referenceGroup(pushes, forms);
+      assert.deepEqual(got.out.toString('latin1'), want.out.toString('latin1'));
+      assert.deepEqual(got.err.toString('latin1'), want.err.toString('latin1'));
+    }),
+    { numRuns: 1500 },
+  );
+});
+
+test('ordinary lines come out at once on one stream, and at the second tick in a group (100 secrets)', () => {
+  const secrets = sampleSecrets(100);
+  const m = new SecretMasker(secrets);
+  const lines = sampleOutput(256 * 1024)
+    .toString('latin1')
+    .split(/(?<=\n)/)
+    .slice(0, -1);
+  const s = m.forStream();
+  const g = m.forStreams(['out', 'err'] as const);
+  const text = (r: ['out' | 'err', Buffer][]): [string, string][] => r.map(([sid, b]) => [sid, b.toString('latin1')]);
+  lines.forEach((line, i) => {
+    assert.equal(s.push(Buffer.from(line, 'latin1')).toString('latin1'), line);
+    // Several streams: output waits for the second tick after it arrived.
+    const id = i % 3 === 0 ? 'err' : 'out';
+    assert.deepEqual(text(g.push(id, Buffer.from(line, 'latin1'))), []);
+    assert.deepEqual(text(g.tick()), []);
+    assert.deepEqual(text(g.tick()), [[id, line]]);
+  });
+  // Both streams between two ticks: both go out at the second tick after.
+  assert.deepEqual(text(g.push('out', Buffer.from('a line on stdout\n'))), []);
+  assert.deepEqual(text(g.push('err', Buffer.from('a line on stderr\n'))), []);
+  assert.deepEqual(text(g.tick()), []);
+  assert.deepEqual(text(g.tick()), [
+    ['out', 'a line on stdout\n'],
+    ['err', 'a line on stderr\n'],
+  ]);
+  // A line that ends with a few characters that begin a secret's base64 is not held either.
+  const b64 = Buffer.from(secrets[0]!).toString('base64');
+  assert.equal(s.push(Buffer.from(`tail ${b64.slice(0, 7)}\n`)).toString(), `tail ${b64.slice(0, 7)}\n`);
+});
+
+test('hold-back stays within the bound while the output really resembles a form', () => {
+  const v = randomBytes(600).toString('base64'); // a long value: its forms are long
+  const m = new SecretMasker([v]);
+  const s = m.forStream();
+  const b64 = Buffer.from(v).toString('base64');
+  s.push(Buffer.from(b64.slice(0, 500).replace(/(.{64})/g, '$1\r\n')));
+  assert.ok(s.heldBytes > 400 && s.heldBytes <= m.maxHoldBack, `${s.heldBytes} of at most ${m.maxHoldBack}`);
+  assert.equal(s.push(Buffer.from('!\n')).toString(), `${b64.slice(0, 500).replace(/(.{64})/g, '$1\r\n')}!\n`); // not the value after all
+  assert.equal(s.heldBytes, 0);
 });
 
 test('deep (sparse) states follow failure links into other patterns', () => {
@@ -514,6 +973,34 @@ test('automaton over arbitrary bytes (all 256 byte values in patterns) reports e
       },
     ),
     { numRuns: 500 },
+  );
+});
+
+test('automaton: statesAlong agrees with stepping byte by byte (deep states, separator runs)', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.string({ unit: fc.constantFrom('a', 'b', 'c'), minLength: 1, maxLength: 6 }), { minLength: 1, maxLength: 6 }),
+      fc.string({ unit: fc.constantFrom('a', 'b', 'c', ' ', '\n', 'x'), maxLength: 80 }),
+      fc.constantFrom(1, 4, 1 << 20),
+      fc.boolean(),
+      (pats, text, denseBudget, withSeparators) => {
+        const a = new ByteAutomaton(
+          pats.map((p) => Buffer.from(p)),
+          withSeparators ? { denseBudget, separators: [0x20, 0x0a], maxSkip: 2 } : { denseBudget },
+        );
+        const data = Buffer.from(text);
+        const states = new Int32Array(data.length + 1);
+        a.statesAlong(data, 0, data.length, 0, states);
+        let s = 0;
+        for (let k = 0; k < data.length; k++) {
+          assert.equal(states[k], s, `before byte ${k}`);
+          s = a.stepByte(s, data[k]!);
+        }
+        assert.equal(states[data.length], s);
+        assert.equal(a.scan(data, 0, 0, { match: () => undefined }), s);
+      },
+    ),
+    { numRuns: 1000 },
   );
 });
 
