@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { readFileSync } from 'node:fs';
-import { ConfigError, loadConfig } from '@ferry/protocol';
+import { configFile, loadConfig } from '@ferry/protocol';
 import { AGENT_START_FLAGS } from './flags.js';
 
 export const AgentConfigSchema = z.object({
@@ -30,17 +30,7 @@ export const AgentConfigSchema = z.object({
 export type AgentConfig = Readonly<z.infer<typeof AgentConfigSchema>>;
 
 export function loadAgentConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv, file?: string): AgentConfig {
-  return loadConfig(AgentConfigSchema, { flags, env, file: readConfigFile(file) });
-}
-
-/** A config file named by a flag or variable must exist: a typo should not silently mean "defaults". */
-function readConfigFile(file: string | undefined): { name: string; text: string } | undefined {
-  if (!file) return undefined;
-  try {
-    return { name: file, text: readFileSync(file, 'utf8') };
-  } catch (err) {
-    throw new ConfigError(`cannot read config file ${file}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-  }
+  return loadConfig(AgentConfigSchema, { flags, env, file: configFile(file, (f) => readFileSync(f, 'utf8')) });
 }
 
 /**

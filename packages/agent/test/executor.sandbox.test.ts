@@ -10,47 +10,13 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { BubblewrapExecutor, bubblewrapProblem } from '../src/executor/bubblewrap.js';
+import { collect, usable } from './helpers/sandbox-run.js';
 import { measureOverhead } from '../../../bench/fixtures/sandbox-overhead.mjs';
-import { TASK_PATH, type RunningProcess, type SandboxLimits } from '../src/executor/types.js';
+import { TASK_PATH, type SandboxLimits } from '../src/executor/types.js';
 
 const LIMITS: SandboxLimits = { maxProcesses: 64, memoryBytes: 256 << 20, network: 'none' };
-const problem = await bubblewrapProblem();
 const executor = new BubblewrapExecutor();
 const marker = (name: string) => `ferrytest-${name}-${process.pid}-${Date.now()}`;
-
-/** Independent of the executor's own probe: can this host make namespaces with bwrap at all, as root? */
-const hostCanSandbox = process.getuid?.() === 0 && spawnSync('bwrap', ['--ro-bind', '/', '/', '--unshare-pid', '--unshare-net', 'true']).status === 0;
-
-/** Skips only when the host cannot sandbox; an executor that fails on a capable host is a failure. */
-function usable(t: TestContext): boolean {
-  if (problem && hostCanSandbox) assert.fail(`this host can run bwrap, yet the executor reports: ${problem}`);
-  if (problem) t.skip(`bubblewrap unusable on this host: ${problem}`);
-  return !problem;
-}
-
-function collect(proc: RunningProcess): { out: () => string; err: () => string; waitFor: (text: string, ms?: number) => Promise<void> } {
-  let out = '';
-  let err = '';
-  proc.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const waiters = new Set<() => void>();
-  proc.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-    for (const w of waiters) w();
-  });
-  const waitFor = (text: string, ms = 20_000) =>
-    new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no "${text}" within ${ms}ms; stdout: ${out} stderr: ${err}`)), ms);
-      const check = () => {
-        if (!out.includes(text)) return;
-        clearTimeout(timer);
-        waiters.delete(check);
-        resolve();
-      };
-      waiters.add(check);
-      check();
-    });
-  return { out: () => out, err: () => err, waitFor };
-}
 
 /** Runs one script to completion in a fresh sandbox and disposes of it. */
 async function run(script: string, limits: SandboxLimits = LIMITS, argv = ['bash', '--noprofile', '--norc', '{script}'], taskId = 't') {
@@ -88,8 +54,8 @@ function taskCgroup(t: TestContext, pid: number, controller: string): string | u
   return undefined;
 }
 
-test('bubblewrap is usable on this host', (t) => {
-  if (usable(t)) assert.equal(problem, undefined);
+test('bubblewrap is usable on this host', async (t) => {
+  if (usable(t)) assert.equal(await bubblewrapProblem(), undefined);
 });
 
 test('the task runs as a uid of its own without capabilities, with only its own environment and read-only system folders', async (t) => {

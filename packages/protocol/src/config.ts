@@ -26,6 +26,19 @@ export interface ConfigSources {
   file?: { name: string; text: string } | undefined;
 }
 
+/**
+ * A config file named by a flag or variable, read by the caller's `read` (Node's readFileSync,
+ * say): it must exist, because a typo should not silently mean "defaults".
+ */
+export function configFile(name: string | undefined, read: (name: string) => string): ConfigSources['file'] {
+  if (!name) return undefined;
+  try {
+    return { name, text: read(name) };
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${name}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+}
+
 export function envName(key: string): string {
   return 'FERRY_' + key.replace(/([A-Z])/g, '_$1').toUpperCase();
 }

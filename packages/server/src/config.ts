@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { readFileSync } from 'node:fs';
-import { ConfigError, loadConfig } from '@ferry/protocol';
+import { configFile, loadConfig } from '@ferry/protocol';
 
 const bool = z.preprocess((v) => (v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v), z.boolean());
 
@@ -96,21 +96,11 @@ export const ServerConfigSchema = z.object({
 export type ServerConfig = Readonly<z.infer<typeof ServerConfigSchema>>;
 
 export function loadServerConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv, file?: string): ServerConfig {
-  return loadConfig(ServerConfigSchema, { flags, env, file: readConfigFile(file) });
+  return loadConfig(ServerConfigSchema, { flags, env, file: configFile(file, (f) => readFileSync(f, 'utf8')) });
 }
 
 export function parseListen(listen: string): { host: string; port: number } {
   const i = listen.lastIndexOf(':');
   const host = listen.slice(0, i).replace(/^\[|\]$/g, '');
   return { host, port: Number(listen.slice(i + 1)) };
-}
-
-/** A config file named by a flag or variable must exist: a typo should not silently mean "defaults". */
-function readConfigFile(file: string | undefined): { name: string; text: string } | undefined {
-  if (!file) return undefined;
-  try {
-    return { name: file, text: readFileSync(file, 'utf8') };
-  } catch (err) {
-    throw new ConfigError(`cannot read config file ${file}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-  }
 }

@@ -13,6 +13,7 @@ import Database from 'better-sqlite3';
 import { mayServe } from '../src/eligibility.js';
 import { SqliteStore } from '../src/store/sqlite/index.js';
 import type { AgentRow, TargetRow, TaskRow } from '../src/store/types.js';
+import { registerTestAgent } from './helpers/store-fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-eligibility-'));
 const file = join(dir, 'ferry.db');
@@ -68,25 +69,10 @@ function taskRow(target: TargetRow): TaskRow {
   };
 }
 
-/** Registers an agent the way a join token does; `orgId` null is an operator-wide hosted agent. */
 async function addAgent(label: string, orgId: string | null, hosted: boolean, targetIds: string[]): Promise<AgentRow> {
-  const now = Date.now();
-  await store.createJoinToken(
-    { id: `j_${label}`, orgId, hosted, targetIds, createdBy: 'test', createdAt: now, expiresAt: now + 60_000, usedAt: null },
-    `secret-${label}`,
-  );
-  const joined = await store.consumeJoinToken(`secret-${label}`, now, {
-    id: `a_${label}`,
-    name: label,
-    hostname: 'h',
-    version: '0',
-    platform: 'linux',
-    concurrency: 1,
-    tokenHash: `token-${label}`,
-  });
-  assert.ok(joined.ok, `agent ${label} registers`);
+  const agent = await registerTestAgent(store, label, { orgId, hosted, targetIds });
   labels.push(label);
-  return joined.agent;
+  return agent;
 }
 
 async function setUp(): Promise<void> {

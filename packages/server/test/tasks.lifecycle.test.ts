@@ -18,6 +18,7 @@ import { DispatchHub } from '../src/dispatch.js';
 import { SqliteStore } from '../src/store/sqlite/index.js';
 import type { AgentRow, AuditInput, TargetRow } from '../src/store/types.js';
 import { TaskService } from '../src/tasks/task-service.js';
+import { registerTestAgent } from './helpers/store-fixtures.js';
 
 const LEASE_MS = 2000;
 const SECRET = `ghp_${'a1B2c3D4e5'.repeat(4)}`;
@@ -34,23 +35,8 @@ interface World {
 }
 let w: World;
 
-async function joinAgent(store: SqliteStore, name: string): Promise<AgentRow> {
-  const now = Date.now();
-  await store.createJoinToken(
-    { id: `j_${name}`, orgId: null, hosted: true, targetIds: [], createdBy: 'test', createdAt: now, expiresAt: now + 60_000, usedAt: null },
-    `s_${name}`,
-  );
-  const joined = await store.consumeJoinToken(`s_${name}`, now, {
-    id: `a_${name}`,
-    name,
-    hostname: 'h',
-    version: '0',
-    platform: 'linux',
-    concurrency: 1,
-    tokenHash: `k_${name}`,
-  });
-  assert.ok(joined.ok);
-  return joined.agent;
+function joinAgent(store: SqliteStore, name: string): Promise<AgentRow> {
+  return registerTestAgent(store, name);
 }
 
 async function makeWorld(): Promise<World> {

@@ -29,7 +29,7 @@ interface Collected {
   waitFor(text: string | RegExp, ms?: number): Promise<void>;
 }
 
-function collect(proc: RunningProcess): Collected {
+export function collect(proc: RunningProcess): Collected {
   let out = '';
   let err = '';
   const waiters = new Set<() => void>();

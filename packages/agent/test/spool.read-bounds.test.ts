@@ -1,0 +1,43 @@
+/**
+ * The spool hands the uploader bounded chunks: at most `maxFrames` frames (the server takes
+ * MAX_UPLOAD_FRAMES per upload) and `maxBytes` bytes, and reading chunk after chunk from where
+ * the last one ended gives back every byte of every stream, in order, exactly once.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { Streams, type OutputFrame } from '@ferry/protocol';
+import { TaskSpool } from '../src/output/spool.js';
+
+test('finely interleaved stdout and stderr are read back in chunks of bounded frames, byte-exact', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-spool-'));
+  const spool = TaskSpool.create(dir, 't_spoolbounds0');
+  try {
+    const written: { stream: number; byte: number }[] = [];
+    for (let i = 0; i < 10_000; i++) {
+      const stream = i % 3 === 0 ? Streams.stderr : Streams.stdout; // runs of one and two frames
+      const byte = i % 251;
+      spool.append(stream, Buffer.from([byte]));
+      written.push({ stream, byte });
+    }
+    const read: { stream: number; byte: number }[] = [];
+    for (let at = 0; at < spool.bytesProduced;) {
+      const chunk: OutputFrame[] = spool.read(at, 1 << 20, 64);
+      assert.ok(chunk.length > 0 && chunk.length <= 64, `a chunk of ${chunk.length} frames`);
+      for (const f of chunk) for (const byte of f.data) read.push({ stream: f.stream, byte });
+      at += chunk.reduce((n, f) => n + f.data.length, 0);
+    }
+    assert.deepEqual(read, written);
+    const small = spool.read(0, 10, 64);
+    assert.equal(
+      small.reduce((n, f) => n + f.data.length, 0),
+      10,
+      'maxBytes still bounds the chunk',
+    );
+  } finally {
+    spool.remove();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

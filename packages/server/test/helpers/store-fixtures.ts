@@ -1,0 +1,29 @@
+/** Rows the server tests need, made through the store the way the server makes them. */
+import assert from 'node:assert/strict';
+import type { SqliteStore } from '../../src/store/sqlite/index.js';
+import type { AgentRow } from '../../src/store/types.js';
+
+/** Registers an agent the way a join token does; `orgId` null is an operator-wide hosted agent. */
+export async function registerTestAgent(
+  store: SqliteStore,
+  label: string,
+  opts: { orgId?: string | null; hosted?: boolean; targetIds?: string[] } = {},
+): Promise<AgentRow> {
+  const now = Date.now();
+  const { orgId = null, hosted = true, targetIds = [] } = opts;
+  await store.createJoinToken(
+    { id: `j_${label}`, orgId, hosted, targetIds, createdBy: 'test', createdAt: now, expiresAt: now + 60_000, usedAt: null },
+    `secret-${label}`,
+  );
+  const joined = await store.consumeJoinToken(`secret-${label}`, now, {
+    id: `a_${label}`,
+    name: label,
+    hostname: 'h',
+    version: '0',
+    platform: 'linux',
+    concurrency: 1,
+    tokenHash: `token-${label}`,
+  });
+  assert.ok(joined.ok, `agent ${label} registers`);
+  return joined.agent;
+}
