@@ -201,6 +201,7 @@ export interface TaskJson {
   target: string;
   reason: string | null;
   outputBytes: number;
+  outputExpiredAt: string | null;
 }
 
 export async function taskShow(server: ServerHandle, id: string): Promise<TaskJson> {

@@ -39,3 +39,34 @@ export function parseSizeBytes(text: string): number | undefined {
   const unit = SIZE_UNITS[(m[2] ?? '').toLowerCase()];
   return unit === undefined ? undefined : Math.round(Number(m[1]) * unit);
 }
+
+/** `1536` → `1.5 KiB`, `10737418240` → `10 GiB`: binary units, at most one decimal. */
+export function formatSize(bytes: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit++;
+  }
+  const shown = unit === 0 ? String(value) : String(Math.round(value * 10) / 10);
+  return `${shown} ${units[unit] ?? 'bytes'}`;
+}
+
+/** `7776000` → `90d`, `5400` → `1h30m`, `42` → `42s`: the form parseDurationSeconds reads. */
+export function formatDuration(seconds: number): string {
+  if (seconds < 1) return `${Math.round(seconds * 1000)}ms`;
+  let rest = Math.round(seconds);
+  let text = '';
+  for (const [unit, size] of [
+    ['d', 86400],
+    ['h', 3600],
+    ['m', 60],
+    ['s', 1],
+  ] as const) {
+    const n = Math.floor(rest / size);
+    if (n > 0) text += `${n}${unit}`;
+    rest -= n * size;
+  }
+  return text;
+}

@@ -33,6 +33,10 @@ export const ErrorCodes = {
   FERRY_E_SECRET_NOT_FOUND: { status: 404, message: 'No such secret on this target.' },
   FERRY_E_SECRET_TOO_LARGE: { status: 413, message: 'The secret is over the size limit.' },
   FERRY_E_TOO_MANY_SECRETS: { status: 409, message: 'The target has too many secrets.' },
+  FERRY_E_OUTPUT_QUOTA_REACHED: {
+    status: 409,
+    message: "The organization's stored task output has reached its quota; new tasks are refused until output is removed.",
+  },
   FERRY_E_BODY_TOO_LARGE: { status: 413, message: 'The request body is too large.' },
   FERRY_E_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Unsupported content type; send application/json.' },
   FERRY_E_REQUEST_TIMEOUT: { status: 408, message: 'The request did not arrive in time; the connection was closed.' },

@@ -206,6 +206,8 @@ export const Task = z.object({
   timeoutSeconds: z.number(),
   outputBytes: z.number().int(),
   cancelRequested: z.boolean(),
+  /** When the server's output retention removed the stored output (servers before it: absent). */
+  outputExpiredAt: z.string().nullable().default(null),
 });
 export type Task = z.infer<typeof Task>;
 

@@ -1,6 +1,17 @@
 import { z } from 'zod';
 import { readFileSync } from 'node:fs';
-import { configFile, loadConfig } from '@ferry/protocol';
+import { configFile, loadConfig, parseDurationSeconds, parseSizeBytes } from '@ferry/protocol';
+
+/** A duration (`90d`, `12h`, seconds as a number); `0`, `off` or `forever` mean none. */
+const durationOrOff = z.preprocess(
+  (v) => (typeof v === 'string' ? (/^(off|forever|none)$/i.test(v.trim()) ? 0 : (parseDurationSeconds(v) ?? v)) : v),
+  z.number({ error: 'write a duration such as 90d, 12h or 30m, or 0 for none' }).min(0),
+);
+/** A size (`10GiB`, `500MB`, bytes as a number); `0`, `off` or `none` mean no limit. */
+const sizeOrOff = z.preprocess(
+  (v) => (typeof v === 'string' ? (/^(off|none|unlimited)$/i.test(v.trim()) ? 0 : (parseSizeBytes(v) ?? v)) : v),
+  z.number({ error: 'write a size such as 10GiB or 500MB, or 0 for no limit' }).int().min(0),
+);
 
 const bool = z.preprocess((v) => (v === 'true' || v === '1' ? true : v === 'false' || v === '0' ? false : v), z.boolean());
 
@@ -91,6 +102,16 @@ export const ServerConfigSchema = z.object({
   authFailuresPerMinute: z.coerce.number().int().min(0).max(100_000).default(30),
   /** Agent registrations that do not succeed, per client address per minute (as above). 0: no limit. */
   failedRegistrationsPerMinute: z.coerce.number().int().min(0).max(100_000).default(30),
+  /**
+   * Stored output of tasks that finished longer ago than this is removed (the task, its status
+   * and its audit entries stay). 0 keeps output for good.
+   */
+  outputRetention: durationOrOff.default(90 * 24 * 3600),
+  /**
+   * Task output one organization may store. When it is reached, new tasks are refused with
+   * FERRY_E_OUTPUT_QUOTA_REACHED; running tasks keep their output (up to their own cap). 0: no quota.
+   */
+  orgOutputQuota: sizeOrOff.default(10 * 1024 ** 3),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
 export type ServerConfig = Readonly<z.infer<typeof ServerConfigSchema>>;

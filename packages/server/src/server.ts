@@ -20,6 +20,7 @@ import { registerRoutes } from './routes/index.js';
 import { SqliteStore } from './store/sqlite/index.js';
 import type { AuditInput, Store } from './store/types.js';
 import { OpenPolls } from './tasks/open-polls.js';
+import { OutputRetention } from './tasks/output-retention.js';
 import { TaskService } from './tasks/task-service.js';
 import { defaultCertNames, ensureTlsMaterial, loadProvidedTls, type TlsMaterial } from './tls.js';
 
@@ -146,6 +147,8 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   ctx.publicUrl = publicUrlFor(config, typeof address === 'object' && address ? address.port : port);
   if (adminTokenCreated) await ctx.audit({ orgId, actor: 'server', action: 'token.create', subject: 'admin', details: { file: adminTokenFile } });
   const sweeper = startLeaseSweeper(ctx);
+  const retention = new OutputRetention({ store, retentionSeconds: config.outputRetention, log: ctx.log, audit: (entry) => ctx.audit(entry) });
+  retention.start();
   const embedded = await startEmbeddedAgent(opts, ctx, dataDir);
 
   let closing: Promise<void> | undefined;
@@ -154,6 +157,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
       // The embedded agent first, while the API still answers, so it drains normally.
       await embedded?.stop(15_000);
       clearInterval(sweeper);
+      await retention.stop();
       ctx.hub.close();
       await app.close();
       await store.close();

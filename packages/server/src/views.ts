@@ -51,6 +51,7 @@ export function taskView(row: TaskRow): Task {
     timeoutSeconds: row.timeoutSeconds,
     outputBytes: row.storedBytes,
     cancelRequested: row.cancelRequestedAt !== null,
+    outputExpiredAt: isoOrNull(row.outputExpiredAt),
   };
 }
 

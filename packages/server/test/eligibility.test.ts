@@ -66,6 +66,7 @@ function taskRow(target: TargetRow): TaskRow {
     leaseExpiresAt: null,
     cancelRequestedAt: null,
     outputBytes: 0,
+    outputExpiredAt: null,
   };
 }
 

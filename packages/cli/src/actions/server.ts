@@ -9,6 +9,8 @@ interface ServerOptions {
   database?: string;
   publicUrl?: string;
   embeddedAgent: boolean;
+  outputRetention?: string;
+  orgOutputQuota?: string;
   config?: string;
 }
 
@@ -65,6 +67,8 @@ export async function startServer(opts: ServerOptions): Promise<void> {
       database: opts.database,
       publicUrl: opts.publicUrl,
       embeddedAgent: opts.embeddedAgent === false ? false : undefined,
+      outputRetention: opts.outputRetention,
+      orgOutputQuota: opts.orgOutputQuota,
     },
     process.env,
     opts.config ?? process.env.FERRY_SERVER_CONFIG,

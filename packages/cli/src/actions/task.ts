@@ -33,14 +33,18 @@ export async function showTask(id: string, opts: { json?: boolean }): Promise<vo
       ['Started', t.startedAt ?? '-'],
       ['Finished', t.finishedAt ?? '-'],
       ['Timeout', `${t.timeoutSeconds} s`],
-      ['Output', `${t.outputBytes} bytes`],
+      ['Output', t.outputExpiredAt ? `removed by the server's output retention on ${t.outputExpiredAt}` : `${t.outputBytes} bytes`],
     ]);
   });
 }
 
 export async function taskLogs(id: string, opts: { follow?: boolean }): Promise<void> {
   await withClient(async (client, routes) => {
-    await client.call(routes.getTask, { params: { id } }); // a clear "no such task" before any output
+    const task = await client.call(routes.getTask, { params: { id } }); // a clear "no such task" before any output
+    if (task.outputExpiredAt) {
+      process.stderr.write(`ferry: the output of task ${task.id} was removed by the server's output retention on ${task.outputExpiredAt}\n`);
+      return;
+    }
     await streamOutput(client, id, { follow: opts.follow === true });
   });
 }

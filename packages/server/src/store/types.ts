@@ -101,6 +101,8 @@ export interface TaskRow {
   outputBytes: number;
   storedBytes: number;
   redactState: string | null;
+  /** When output retention removed the stored output, or null. */
+  outputExpiredAt: number | null;
 }
 
 export interface TaskFilter {
@@ -125,6 +127,13 @@ export type AppendResult = { ok: true; nextOffset: number; fresh: OutputFrame[];
  * redactor state to carry to the next upload. Runs inside the append transaction.
  */
 export type OutputTransform = (fresh: readonly OutputFrame[], state: string | null) => { frames: OutputFrame[]; state: string | null };
+/** What output retention removed from one organization in one pass. */
+export interface ExpiredOutput {
+  orgId: string;
+  tasks: number;
+  bytes: number;
+}
+
 /** Turns the redactor state a task ends with (its held-back bytes) into the last frames to store. */
 export type HeldOutputFlush = (state: string | null) => OutputFrame[];
 
@@ -222,6 +231,10 @@ export interface Store {
   appendOutput(taskId: string, agentId: string, offset: number, frames: readonly OutputFrame[], transform: OutputTransform): Promise<AppendResult | 'not_held'>;
   /** Stored output from `offset`: at most `maxBytes` (but at least one frame) in at most `maxFrames` frames. */
   readOutput(taskId: string, offset: number, maxBytes: number, maxFrames?: number): Promise<OutputFrame[]>;
+  /** Removes the stored output of up to `maxTasks` tasks that finished before `before` (see output retention). */
+  expireOutput(before: number, now: number, maxTasks: number): Promise<ExpiredOutput[]>;
+  /** Bytes of task output the organization has stored (what the output quota counts). */
+  orgOutputBytes(orgId: string): Promise<number>;
 
   setTargetKey(targetId: string, publicKeyPem: string, keyId: string): Promise<boolean>;
   putSecret(row: SecretRow): Promise<'ok' | 'too_many'>;

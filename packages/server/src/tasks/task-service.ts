@@ -46,7 +46,7 @@
  * bytes in the same transaction; then the task's raw digest is forgotten, output readers are
  * woken and the audit entry is written.
  */
-import { FerryError, isTerminal, type CreateTaskRequest, type FinishTaskRequest, type OutputFrame } from '@ferry/protocol';
+import { FerryError, formatDuration, formatSize, isTerminal, type CreateTaskRequest, type FinishTaskRequest, type OutputFrame } from '@ferry/protocol';
 import type { Logger } from 'pino';
 import type { UserPrincipal } from '../auth.js';
 import type { ServerConfig } from '../config.js';
@@ -94,6 +94,7 @@ export class TaskService {
     if (request.script.trim() === '') throw new FerryError('FERRY_E_EMPTY_SCRIPT');
     const target = await findTarget(this.deps.store, user.orgId, request.target);
     checkLimits(this.deps.config, { timeoutSeconds: request.timeoutSeconds });
+    await this.checkOutputQuota(user.orgId);
     const task = this.newTaskRow(user, target, request);
     await this.deps.store.createTask(task);
     this.deps.hub.notifyTask(target);
@@ -105,6 +106,26 @@ export class TaskService {
       details: { target: target.name, scriptBytes: Buffer.byteLength(request.script) },
     });
     return { task, target };
+  }
+
+  /**
+   * New tasks are refused once the organization's stored output reaches its quota. Running
+   * tasks are not cut short: each may still store up to its own output cap, so the quota can
+   * be passed by at most what the tasks admitted before it was reached write.
+   */
+  private async checkOutputQuota(orgId: string): Promise<void> {
+    const quota = this.deps.config.orgOutputQuota;
+    if (quota <= 0) return;
+    const used = await this.deps.store.orgOutputBytes(orgId);
+    if (used < quota) return;
+    const retention = this.deps.config.outputRetention;
+    throw new FerryError(
+      'FERRY_E_OUTPUT_QUOTA_REACHED',
+      `Your organization stores ${formatSize(used)} of task output, its quota of ${formatSize(quota)}, so new tasks are refused. ` +
+        (retention > 0 ? `Output of tasks older than ${formatDuration(retention)} is removed automatically; ` : 'Output retention is off; ') +
+        'an administrator can raise the quota (ferry server --org-output-quota) or shorten the retention (--output-retention).',
+      { details: { usedBytes: used, quotaBytes: quota } },
+    );
   }
 
   private newTaskRow(user: UserPrincipal, target: TargetRow, request: CreateTaskRequest): TaskRow {
@@ -135,6 +156,7 @@ export class TaskService {
       leaseExpiresAt: null,
       cancelRequestedAt: null,
       outputBytes: 0,
+      outputExpiredAt: null,
     };
   }
 

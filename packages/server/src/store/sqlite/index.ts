@@ -16,6 +16,7 @@ import type {
   AuditInput,
   AuditRow,
   ConsumeJoinResult,
+  ExpiredOutput,
   FinishInput,
   HeldOutputFlush,
   JoinTokenRow,
@@ -30,7 +31,7 @@ import type {
 } from '../types.js';
 import { auditHash } from '../audit-hash.js';
 import { migrations } from './migrations.js';
-import { appendOutput, flushHeldOutput, readOutput, type Statements } from './output.js';
+import { appendOutput, expireOutput, flushHeldOutput, readOutput, type Statements } from './output.js';
 import { TASK_SELECT, num, toAgent, toAudit, toSecret, toTarget, toTask, type Row } from './rows.js';
 
 export class SqliteStore implements Store {
@@ -393,6 +394,15 @@ export class SqliteStore implements Store {
 
   async readOutput(taskId: string, offset: number, maxBytes: number, maxFrames = Infinity): Promise<OutputFrame[]> {
     return readOutput(this.prepared, taskId, offset, maxBytes, maxFrames);
+  }
+
+  async expireOutput(before: number, now: number, maxTasks: number): Promise<ExpiredOutput[]> {
+    return this.db.transaction(() => expireOutput(this.prepared, before, now, maxTasks))();
+  }
+
+  async orgOutputBytes(orgId: string): Promise<number> {
+    const r = this.stmt('SELECT output_bytes FROM orgs WHERE id = ?').get(orgId) as Row | undefined;
+    return r ? num(r.output_bytes) : 0;
   }
 
   async setTargetKey(targetId: string, publicKeyPem: string, keyId: string): Promise<boolean> {

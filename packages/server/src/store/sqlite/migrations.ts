@@ -89,4 +89,16 @@ ALTER TABLE tasks ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tasks ADD COLUMN redact_state TEXT;
 `,
   },
+  {
+    version: 7,
+    name: 'output retention and per-organization output usage',
+    sql: `
+-- When retention removed the task's stored output (the task row, its status and audit stay).
+ALTER TABLE tasks ADD COLUMN output_expired_at INTEGER;
+-- Stored output bytes per organization, kept with every write and removal (the quota reads it).
+ALTER TABLE orgs ADD COLUMN output_bytes INTEGER NOT NULL DEFAULT 0;
+UPDATE orgs SET output_bytes = (SELECT COALESCE(SUM(stored_bytes), 0) FROM tasks WHERE tasks.org_id = orgs.id);
+CREATE INDEX tasks_output_expiry ON tasks(finished_at) WHERE output_expired_at IS NULL AND stored_bytes > 0;
+`,
+  },
 ];

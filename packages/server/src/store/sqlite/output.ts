@@ -6,7 +6,7 @@
  */
 import type Database from 'better-sqlite3';
 import { isStreamId, type OutputFrame } from '@ferry/protocol';
-import type { AppendResult, HeldOutputFlush, OutputTransform } from '../types.js';
+import type { AppendResult, ExpiredOutput, HeldOutputFlush, OutputTransform } from '../types.js';
 import { num, strOrNull, type Row } from './rows.js';
 
 export type Statements = (sql: string) => Database.Statement;
@@ -23,14 +23,16 @@ function unseenFrames(frames: readonly OutputFrame[], offset: number, expected: 
   return fresh;
 }
 
-/** Appends frames at stored offset `at`; returns the new end. */
-function insertFrames(stmt: Statements, taskId: string, at: number, frames: readonly OutputFrame[]): number {
+/** Appends frames at stored offset `at` and counts them to the organization's usage; returns the new end. */
+function insertFrames(stmt: Statements, taskId: string, orgId: string, at: number, frames: readonly OutputFrame[]): number {
+  const start = at;
   const insert = stmt('INSERT INTO task_output (task_id, start_offset, end_offset, stream, time, data) VALUES (?, ?, ?, ?, ?, ?)');
   for (const frame of frames) {
     if (frame.data.length === 0) continue;
     insert.run(taskId, at, at + frame.data.length, frame.stream, frame.time, frame.data);
     at += frame.data.length;
   }
+  if (at > start) stmt('UPDATE orgs SET output_bytes = output_bytes + ? WHERE id = ?').run(at - start, orgId);
   return at;
 }
 
@@ -43,8 +45,10 @@ export function appendOutput(
   frames: readonly OutputFrame[],
   transform: OutputTransform,
 ): AppendResult | 'not_held' {
-  const t = stmt("SELECT output_bytes, stored_bytes, redact_state FROM tasks WHERE id = ? AND agent_id = ? AND status = 'running'").get(taskId, agentId) as
-    Row | undefined;
+  const t = stmt("SELECT org_id, output_bytes, stored_bytes, redact_state FROM tasks WHERE id = ? AND agent_id = ? AND status = 'running'").get(
+    taskId,
+    agentId,
+  ) as Row | undefined;
   if (!t) return 'not_held';
   const expected = num(t.output_bytes);
   if (offset > expected) return { ok: false, expectedOffset: expected };
@@ -52,7 +56,7 @@ export function appendOutput(
   const received = fresh.reduce((n, f) => n + f.data.length, 0);
   if (received === 0) return { ok: true, nextOffset: expected, fresh: [], freshOffset: expected };
   const out = transform(fresh, strOrNull(t.redact_state));
-  const stored = insertFrames(stmt, taskId, num(t.stored_bytes), out.frames);
+  const stored = insertFrames(stmt, taskId, String(t.org_id), num(t.stored_bytes), out.frames);
   stmt('UPDATE tasks SET output_bytes = ?, stored_bytes = ?, redact_state = ? WHERE id = ? AND output_bytes = ?').run(
     expected + received,
     stored,
@@ -65,9 +69,9 @@ export function appendOutput(
 
 /** Stores what the redactor still held back and clears its state. Call inside the ending's transaction. */
 export function flushHeldOutput(stmt: Statements, taskId: string, flush: HeldOutputFlush): void {
-  const t = stmt('SELECT stored_bytes, redact_state FROM tasks WHERE id = ? AND redact_state IS NOT NULL').get(taskId) as Row | undefined;
+  const t = stmt('SELECT org_id, stored_bytes, redact_state FROM tasks WHERE id = ? AND redact_state IS NOT NULL').get(taskId) as Row | undefined;
   if (!t) return;
-  const stored = insertFrames(stmt, taskId, num(t.stored_bytes), flush(strOrNull(t.redact_state)));
+  const stored = insertFrames(stmt, taskId, String(t.org_id), num(t.stored_bytes), flush(strOrNull(t.redact_state)));
   stmt('UPDATE tasks SET stored_bytes = ?, redact_state = NULL WHERE id = ?').run(stored, taskId);
 }
 
@@ -93,4 +97,29 @@ export function readOutput(stmt: Statements, taskId: string, offset: number, max
     if (bytes >= maxBytes || frames.length >= maxFrames) break;
   }
   return frames;
+}
+
+/**
+ * Removes the stored output of up to `maxTasks` tasks that finished before `before`: their
+ * frames go, the task rows stay (marked with when), and each organization's usage shrinks.
+ * Call inside a transaction. Returns what was removed, per organization.
+ */
+export function expireOutput(stmt: Statements, before: number, now: number, maxTasks: number): ExpiredOutput[] {
+  const due = stmt('SELECT id, org_id, stored_bytes FROM tasks WHERE output_expired_at IS NULL AND stored_bytes > 0 AND finished_at < ? LIMIT ?').all(
+    before,
+    maxTasks,
+  ) as Row[];
+  const byOrg = new Map<string, ExpiredOutput>();
+  for (const t of due) {
+    const orgId = String(t.org_id);
+    const bytes = num(t.stored_bytes);
+    stmt('DELETE FROM task_output WHERE task_id = ?').run(t.id);
+    stmt('UPDATE tasks SET output_expired_at = ? WHERE id = ?').run(now, t.id);
+    stmt('UPDATE orgs SET output_bytes = MAX(0, output_bytes - ?) WHERE id = ?').run(bytes, orgId);
+    const entry = byOrg.get(orgId) ?? { orgId, tasks: 0, bytes: 0 };
+    entry.tasks += 1;
+    entry.bytes += bytes;
+    byOrg.set(orgId, entry);
+  }
+  return [...byOrg.values()];
 }

@@ -55,6 +55,7 @@ export function toTask(r: Row): TaskRow {
     leaseExpiresAt: numOrNull(r.lease_expires_at),
     cancelRequestedAt: numOrNull(r.cancel_requested_at),
     outputBytes: num(r.output_bytes),
+    outputExpiredAt: numOrNull(r.output_expired_at),
   };
 }
 
