@@ -86,6 +86,11 @@ export class DispatchHub {
     if (set) for (const wake of [...set]) wake();
   }
 
+  /** True once the server is shutting down: long polls answer at once instead of waiting. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   /** Releases every waiter; used at shutdown so open polls answer at once. */
   close(): void {
     this.closed = true;
