@@ -66,7 +66,21 @@ describe('target settings', () => {
     await ok(server, ['secret', 'set', 'own', 'DB_PASSWORD'], 's3cret-value-42');
     const before = await showJson(server, 'own');
 
-    await ok(server, ['target', 'update', 'own', '--setting', 'COLOR=blue', '--unset-setting', 'SIZE', '--memory', '256MiB', '--redact', 'all', '--timeout', '10m']);
+    await ok(server, [
+      'target',
+      'update',
+      'own',
+      '--setting',
+      'COLOR=blue',
+      '--unset-setting',
+      'SIZE',
+      '--memory',
+      '256MiB',
+      '--redact',
+      'all',
+      '--timeout',
+      '10m',
+    ]);
     const after = await showJson(server, 'own');
     assert.equal(after.keyId, keyId);
     assert.deepEqual(after.settings, { COLOR: 'blue' });

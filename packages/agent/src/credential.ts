@@ -60,7 +60,7 @@ export function joinTokenDigest(joinToken: string): string {
 }
 
 /** The host name and a short random suffix, so agents started alike on one host (or image) differ. */
-export function defaultAgentName(): string {
+function defaultAgentName(): string {
   return `${hostname()}-${randomBytes(2).toString('hex')}`;
 }
 

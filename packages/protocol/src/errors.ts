@@ -19,7 +19,8 @@ export const ErrorCodes = {
   },
   FERRY_E_JOIN_TOKEN_TARGET_DELETED: {
     status: 410,
-    message: 'Every target this join token names was deleted since it was made; create a token for a target that exists: ferry agent token create --target NAME',
+    message:
+      'Every target this join token names was deleted since it was made; create a token for a target that exists: ferry agent token create --target NAME',
   },
   FERRY_E_AGENT_ORPHANED: {
     status: 403,

@@ -12,7 +12,7 @@ import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 
-export class DataFolderLockedError extends Error {
+class DataFolderLockedError extends Error {
   constructor(
     readonly dataDir: string,
     readonly pid: number | undefined,

@@ -150,7 +150,7 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const lock = lockDataFolder(dataDir);
   try {
-    return await serve(opts, log, dataDir, lock.release);
+    return await serve(opts, log, dataDir, () => lock.release());
   } catch (err) {
     lock.release();
     throw err;

@@ -99,13 +99,10 @@ describe('agent prune', () => {
     const later = Date.now() + 8 * DAY;
     await store.touchAgent(live.id, later);
     const pruned = await store.pruneAgents(orgId, later - 7 * DAY, later);
-    assert.deepEqual(
-      pruned.map((a) => [a.name, a.why]).sort(),
-      [
-        ['revoked', 'revoked'],
-        ['stale', 'offline'],
-      ],
-    );
+    assert.deepEqual(pruned.map((a) => [a.name, a.why]).sort(), [
+      ['revoked', 'revoked'],
+      ['stale', 'offline'],
+    ]);
 
     const listed = (await store.listAgents(orgId)).map((a) => a.name).sort();
     assert.deepEqual(listed, ['busy', 'embedded', 'live'], 'a running task keeps its agent; operator-wide agents are not the organization’s to prune');
@@ -123,7 +120,10 @@ describe('join tokens for deleted targets', () => {
     await store.createTarget(gone);
     await store.createTarget(kept);
     const now = Date.now();
-    await store.createJoinToken({ id: 'j_gone', orgId, hosted: false, targetIds: [gone.id], createdBy: 't', createdAt: now, expiresAt: now + 60_000, usedAt: null }, 'h-gone');
+    await store.createJoinToken(
+      { id: 'j_gone', orgId, hosted: false, targetIds: [gone.id], createdBy: 't', createdAt: now, expiresAt: now + 60_000, usedAt: null },
+      'h-gone',
+    );
     await store.createJoinToken(
       { id: 'j_both', orgId, hosted: false, targetIds: [gone.id, kept.id], createdBy: 't', createdAt: now, expiresAt: now + 60_000, usedAt: null },
       'h-both',

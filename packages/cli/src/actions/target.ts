@@ -94,7 +94,9 @@ function updateBody(opts: TargetUpdateOptions): Record<string, unknown> {
     ...(Object.keys(settings).length > 0 ? { settings } : {}),
   };
   if (Object.keys(body).length === 0) {
-    throw new UsageError('Nothing to change: give --setting, --unset-setting, --network, --redact or a limit (--timeout, --max-output, --max-processes, --memory).');
+    throw new UsageError(
+      'Nothing to change: give --setting, --unset-setting, --network, --redact or a limit (--timeout, --max-output, --max-processes, --memory).',
+    );
   }
   return body;
 }

@@ -64,7 +64,10 @@ function changedTarget(ctx: ServerContext, target: TargetRow, body: UpdateTarget
   checkNetwork(ctx, network, target.agentMode);
   const settings = body.settings ? applySettingsPatch(target.settings, body.settings) : target.settings;
   if (Object.keys(settings).length > MAX_SETTINGS_PER_TARGET) {
-    throw new FerryError('FERRY_E_BAD_REQUEST', `Target ${target.name} would have ${Object.keys(settings).length} settings; the limit is ${MAX_SETTINGS_PER_TARGET}.`);
+    throw new FerryError(
+      'FERRY_E_BAD_REQUEST',
+      `Target ${target.name} would have ${Object.keys(settings).length} settings; the limit is ${MAX_SETTINGS_PER_TARGET}.`,
+    );
   }
   return { network, limits, redact: body.redact ?? target.redact, settings };
 }

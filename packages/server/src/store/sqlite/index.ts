@@ -124,7 +124,18 @@ export class SqliteStore implements Store {
     try {
       this.stmt(
         'INSERT INTO targets (id, org_id, name, type, agent_mode, created_at, network, limits, redact, settings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-      ).run(row.id, row.orgId, row.name, row.type, row.agentMode, row.createdAt, row.network, JSON.stringify(row.limits), row.redact, JSON.stringify(row.settings));
+      ).run(
+        row.id,
+        row.orgId,
+        row.name,
+        row.type,
+        row.agentMode,
+        row.createdAt,
+        row.network,
+        JSON.stringify(row.limits),
+        row.redact,
+        JSON.stringify(row.settings),
+      );
       return row;
     } catch (err) {
       if ((err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') return 'exists';
