@@ -183,11 +183,12 @@ async function serve(opts: StartServerOptions, log: Logger, dataDir: string, rel
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      // Long polls answer now and no new work goes out; the API still answers, so the
+      // Agents' long polls answer now and no new work goes out; the API still answers, so the
       // embedded agent (and any other) drains what it runs normally.
-      ctx.hub.close();
+      ctx.hub.releaseAgents();
       await embedded?.stop(15_000);
       clearInterval(sweeper);
+      ctx.hub.close();
       await closeApp(app);
       await store.close();
       releaseLock();

@@ -28,7 +28,7 @@ async function pollUntilAnswer(ctx: ServerContext, agent: AgentRow, poll: PollRe
   const deadline = Date.now() + poll.waitSeconds * 1000;
   await ctx.store.touchAgent(agent.id, Date.now());
   for (;;) {
-    const task = poll.free > 0 && !signal.aborted && !ctx.hub.isClosed ? await ctx.tasks.claim(agent, signal) : undefined;
+    const task = poll.free > 0 && !signal.aborted && !ctx.hub.isReleasingAgents ? await ctx.tasks.claim(agent, signal) : undefined;
     if (task) {
       const secrets = await ctx.store.listSecrets(task.targetId);
       return { task: assignmentView(ctx.config, task, secrets), cancel: (await ctx.tasks.renewLeases(agent, poll.running)).cancel };
@@ -36,7 +36,7 @@ async function pollUntilAnswer(ctx: ServerContext, agent: AgentRow, poll: PollRe
     const { cancel } = await ctx.tasks.renewLeases(agent, poll.running);
     const keyRequests = (await ctx.store.targetsNeedingKeys(agent)).map((t) => ({ targetId: t.id, targetName: t.name }));
     // A server shutting down answers at once (empty) rather than holding polls it cannot serve.
-    if (cancel.length > 0 || keyRequests.length > 0 || Date.now() >= deadline || signal.aborted || ctx.hub.isClosed) {
+    if (cancel.length > 0 || keyRequests.length > 0 || Date.now() >= deadline || signal.aborted || ctx.hub.isReleasingAgents) {
       await ctx.store.touchAgent(agent.id, Date.now());
       return { task: null, cancel, keyRequests };
     }
