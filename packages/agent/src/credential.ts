@@ -3,6 +3,7 @@
  * a join token, so a restart needs no new token. Every call to the server goes through the
  * one typed client (@ferry/client), pinned to the CA the join token named.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { hostname, platform, arch } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +18,8 @@ const StoredCredential = z.object({
   agentId: z.string(),
   token: z.string(),
   name: z.string(),
+  /** SHA-256 of the join token this credential came from: the same token given again is not a new one. */
+  joinTokenSha256: z.string().optional(),
 });
 export type StoredCredential = z.infer<typeof StoredCredential>;
 
@@ -52,17 +55,33 @@ function saveCredential(dataDir: string, cred: StoredCredential): void {
   renameSync(tmp, file);
 }
 
+export function joinTokenDigest(joinToken: string): string {
+  return createHash('sha256').update(joinToken.trim()).digest('hex');
+}
+
+/** The host name and a short random suffix, so agents started alike on one host (or image) differ. */
+function defaultAgentName(): string {
+  return `${hostname()}-${randomBytes(2).toString('hex')}`;
+}
+
 export async function registerAgent(dataDir: string, joinToken: string, name: string | undefined, concurrency: number): Promise<StoredCredential> {
   const payload = decodeJoinToken(joinToken);
   if (!payload) throw new CredentialError('The join token is malformed. Copy the whole token printed by `ferry agent token create`.');
   const caPem = await fetchPinnedCa(payload.url, payload.fp);
   const client = agentClient({ serverUrl: payload.url, caPem });
-  const agentName = name ?? hostname();
+  const agentName = name ?? defaultAgentName();
   try {
     const res = await client.call(Routes.registerAgent, {
       body: { joinSecret: payload.secret, name: agentName, hostname: hostname(), version: FERRY_VERSION, platform: `${platform()}-${arch()}`, concurrency },
     });
-    const cred: StoredCredential = { serverUrl: payload.url, caPem, agentId: res.agentId, token: res.token, name: agentName };
+    const cred: StoredCredential = {
+      serverUrl: payload.url,
+      caPem,
+      agentId: res.agentId,
+      token: res.token,
+      name: agentName,
+      joinTokenSha256: joinTokenDigest(joinToken),
+    };
     saveCredential(dataDir, cred);
     return cred;
   } finally {

@@ -18,11 +18,16 @@ export interface AgentStartFlag {
 }
 
 export const AGENT_START_FLAGS = [
-  { flag: 'join-token', key: 'joinToken', value: 'TOKEN', description: 'one-time join token (needed only the first time; also FERRY_JOIN_TOKEN)' },
+  {
+    flag: 'join-token',
+    key: 'joinToken',
+    value: 'TOKEN',
+    description: 'one-time join token (needed the first time; a new one replaces the credential stored in the data folder; also FERRY_JOIN_TOKEN)',
+  },
   { flag: 'data-dir', key: 'dataDir', value: 'DIR', description: 'where the agent keeps its credential, keys and output spool (default ./ferry-agent-data)' },
   { flag: 'concurrency', key: 'concurrency', value: 'N', description: 'tasks to run at once (default 4)' },
   { flag: 'executor', key: 'executor', value: 'sandbox|process', description: 'sandbox (bubblewrap) or process; default: sandbox where available' },
-  { flag: 'name', key: 'name', value: 'NAME', description: 'agent name (default: host name)' },
+  { flag: 'name', key: 'name', value: 'NAME', description: 'agent name (default: host name and a short random suffix, e.g. web-1-3f9a)' },
   { flag: 'config', key: 'config', value: 'FILE', description: 'JSON config file (also FERRY_AGENT_CONFIG)' },
   {
     flag: 'task-uids',

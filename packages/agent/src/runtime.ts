@@ -1,7 +1,9 @@
 /**
- * Runtimes map a task's target type, and its secrets, to what runs in the sandbox: a command,
- * an environment and (for kubeconfigs and client option files) small private files. Secrets
- * never go on a command line: they travel in the environment or in files only the task sees.
+ * Runtimes map a task's target type, its settings and its secrets to what runs in the sandbox:
+ * a command, an environment and (for kubeconfigs and client option files) small private files.
+ * Secrets never go on a command line: they travel in the environment or in files only the task
+ * sees. A type's non-secret parts (PG_HOST, PG_PORT, MYSQL_USER, AWS_REGION…) come from a
+ * setting or a secret alike; when both exist (the server refuses that), the secret wins.
  */
 import { TARGET_TYPE_INFO, type Assignment, type TargetType } from '@ferry/protocol';
 import { TASK_PATH, type RunSpec } from './executor/types.js';
@@ -13,7 +15,8 @@ export class MissingSecretError extends Error {
     type: TargetType,
   ) {
     super(
-      `target ${target} (${type}) needs secret${missing.length > 1 ? 's' : ''} ${missing.join(', ')}, which ${missing.length > 1 ? 'are' : 'is'} not set: ferry secret set ${target} ${missing[0] ?? ''}`,
+      `target ${target} (${type}) needs secret${missing.length > 1 ? 's' : ''} ${missing.join(', ')}, which ${missing.length > 1 ? 'are' : 'is'} not set: ` +
+        `ferry secret set ${target} ${missing[0] ?? ''} (or, for a value that is not secret, ferry target update ${target} --setting ${missing[0] ?? ''}=VALUE)`,
     );
     this.name = 'MissingSecretError';
   }
@@ -38,8 +41,14 @@ function mysqlOptionFile(s: ReadonlyMap<string, string>): string {
   ].join('\n');
 }
 
-export function runSpecFor(task: Assignment, secrets: ReadonlyMap<string, string> = new Map()): RunSpec {
+/** Settings and secrets by name; precedence: secrets > settings. */
+function taskValues(task: Assignment, secrets: ReadonlyMap<string, string>): Map<string, string> {
+  return new Map([...Object.entries(task.settings), ...secrets]);
+}
+
+export function runSpecFor(task: Assignment, openedSecrets: ReadonlyMap<string, string> = new Map()): RunSpec {
   const type = task.target.type;
+  const secrets = taskValues(task, openedSecrets);
   const missing = TARGET_TYPE_INFO[type].required.filter((k) => !secrets.has(k));
   if (missing.length > 0) throw new MissingSecretError(missing, task.target.name, type);
   const env: Record<string, string> = {

@@ -5,7 +5,8 @@
  * - FERRY_E_OUTPUT_GAP with `details.expectedOffset`: the server wants output from that offset
  *   (it lost some, or an acknowledgement was lost): resend from there.
  * - FERRY_E_LEASE_LOST: the task is no longer this agent's: abandon it and drop its output.
- * - 401/403: the credential is wrong or revoked: the agent stops with a FatalAgentError.
+ * - 401/403: the credential is wrong or revoked, or every target the agent served was deleted
+ *   (FERRY_E_AGENT_ORPHANED): the agent stops with a FatalAgentError that says what to do.
  */
 import { ApiError, isFatal } from '@ferry/client';
 import { toError } from '@ferry/protocol';
@@ -32,6 +33,10 @@ export function isLeaseLost(err: unknown): boolean {
 export function fatalFrom(err: unknown): FatalAgentError | undefined {
   if (err instanceof FatalAgentError) return err;
   if (!isFatal(err)) return undefined;
+  // These say what to do in the server's own words: passed on as they are.
+  if (err instanceof ApiError && (err.code === 'FERRY_E_AGENT_REVOKED' || err.code === 'FERRY_E_AGENT_ORPHANED')) {
+    return new FatalAgentError(err.message, { cause: err });
+  }
   return new FatalAgentError(`The server refused this agent's credential: ${toError(err).message}`, { cause: err });
 }
 

@@ -7,8 +7,10 @@ import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import type { AgentConfig } from './config.js';
-import { CredentialError, loadCredential, registerAgent, type StoredCredential } from './credential.js';
+import { ApiError } from '@ferry/client';
+import { CredentialError, joinTokenDigest, loadCredential, registerAgent, type StoredCredential } from './credential.js';
 import { selectExecutor } from './executor/select.js';
+import { FatalAgentError } from './server-answers.js';
 import { Worker } from './worker.js';
 import { KeyStore } from './secrets/key-store.js';
 
@@ -26,13 +28,31 @@ function sweepSandboxes(dir: string, log: Logger): void {
   if (left.length > 0) log.warn({ folders: left.length }, 'removed task folders left by an earlier run');
 }
 
+/**
+ * The credential to run with. A join token wins over a stored credential (a revoked agent is
+ * restarted with a new token, over the same folder and its keys), unless it is the very token
+ * the stored credential came from (a service that passes the token on every start), or it was
+ * already used and a stored credential exists, which then runs (said in a warning).
+ */
 async function credentialFor(config: AgentConfig, log: Logger): Promise<StoredCredential> {
   const stored = loadCredential(config.dataDir);
-  if (stored) return stored;
+  if (stored && (!config.joinToken || stored.joinTokenSha256 === joinTokenDigest(config.joinToken))) return stored;
   if (!config.joinToken)
     throw new CredentialError(`No credential in ${config.dataDir} and no join token. Start with --join-token TOKEN (from \`ferry agent token create\`).`);
-  const credential = await registerAgent(config.dataDir, config.joinToken, config.name, config.concurrency);
-  log.info({ agentId: credential.agentId, server: credential.serverUrl }, 'registered');
+  let credential: StoredCredential;
+  try {
+    credential = await registerAgent(config.dataDir, config.joinToken, config.name, config.concurrency);
+  } catch (err) {
+    if (!stored || !(err instanceof ApiError) || err.code !== 'FERRY_E_JOIN_TOKEN_USED') throw err;
+    log.warn({ agentId: stored.agentId, dataDir: config.dataDir }, 'the join token was already used; running with the credential stored in the data folder');
+    return stored;
+  }
+  if (stored) {
+    log.info(
+      { agentId: credential.agentId, name: credential.name, replaced: stored.agentId, dataDir: config.dataDir },
+      `registered with the new join token; it replaced the stored credential of agent ${stored.name} (${stored.agentId})`,
+    );
+  } else log.info({ agentId: credential.agentId, name: credential.name, server: credential.serverUrl }, 'registered');
   return credential;
 }
 
@@ -72,6 +92,10 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions = {
   );
   try {
     await worker.run();
+  } catch (err) {
+    // Say which folder the new join token goes with.
+    if (err instanceof FatalAgentError) throw new FatalAgentError(`${err.message} (data folder: ${config.dataDir})`, { cause: err.cause });
+    throw err;
   } finally {
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);

@@ -28,7 +28,8 @@ test('a 401 answer to a poll stops the agent with a fatal error, and it polls no
 
   await assert.rejects(agent.done, (err: unknown) => {
     assert.ok(err instanceof FatalAgentError, `a FatalAgentError, not ${String(err)}`);
-    assert.match(err.message, /refused this agent's credential: This agent was revoked/);
+    // The server's words, which say what to do, passed on as they are.
+    assert.match(err.message, /^this agent was revoked; start it with a new join token: ferry agent token create/);
     return true;
   });
   assert.deepEqual(

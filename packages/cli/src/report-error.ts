@@ -24,7 +24,7 @@ export function reportError(err: unknown): number {
     process.stderr.write(`ferry: ${terminalSafeLines(err.message)} (${err.code})\n`);
     return 1;
   }
-  if (named(err, 'CredentialError', 'FatalAgentError', 'ExecutorUnavailableError')) {
+  if (named(err, 'CredentialError', 'FatalAgentError', 'ExecutorUnavailableError', 'DataFolderLockedError')) {
     process.stderr.write(`ferry: ${terminalSafeLines(err.message)}\n`);
     return 1;
   }

@@ -13,7 +13,19 @@ export const ErrorCodes = {
     status: 401,
     message: 'The join token was already used. Join tokens work once; create a new one with `ferry agent token create`.',
   },
-  FERRY_E_AGENT_REVOKED: { status: 401, message: 'This agent was revoked. Register it again with a new join token.' },
+  FERRY_E_AGENT_REVOKED: {
+    status: 401,
+    message: 'this agent was revoked; start it with a new join token: ferry agent token create …, then ferry agent start --join-token TOKEN',
+  },
+  FERRY_E_JOIN_TOKEN_TARGET_DELETED: {
+    status: 410,
+    message:
+      'Every target this join token names was deleted since it was made; create a token for a target that exists: ferry agent token create --target NAME',
+  },
+  FERRY_E_AGENT_ORPHANED: {
+    status: 403,
+    message: 'Every target this agent served was deleted, so it has nothing to serve and stops; start it with a join token for another target.',
+  },
   FERRY_E_FORBIDDEN: { status: 403, message: 'This token is not allowed to do that.' },
   FERRY_E_NOT_FOUND: { status: 404, message: 'No such API endpoint.' },
   FERRY_E_TARGET_NOT_FOUND: { status: 404, message: 'No such target. `ferry target list` shows the targets.' },
@@ -37,6 +49,7 @@ export const ErrorCodes = {
     status: 409,
     message: "The organization's stored task output has reached its quota; new tasks are refused until output is removed.",
   },
+  FERRY_E_SETTING_CONFLICT: { status: 409, message: 'A target may not have a setting and a secret of the same name.' },
   FERRY_E_BODY_TOO_LARGE: { status: 413, message: 'The request body is too large.' },
   FERRY_E_UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'Unsupported content type; send application/json.' },
   FERRY_E_REQUEST_TIMEOUT: { status: 408, message: 'The request did not arrive in time; the connection was closed.' },
@@ -78,6 +91,7 @@ const STATUS_TEXT: Record<number, string> = {
   405: 'Method Not Allowed',
   408: 'Request Timeout',
   409: 'Conflict',
+  410: 'Gone',
   413: 'Payload Too Large',
   415: 'Unsupported Media Type',
   429: 'Too Many Requests',

@@ -6,5 +6,6 @@ export * from './duration.js';
 export * from './version.js';
 export * from './config.js';
 export * from './secrets.js';
+export * from './settings.js';
 export * from './routes.js';
 export * from './bytes.js';

@@ -18,6 +18,8 @@ import {
   HeartbeatResponse,
   JoinTokenCreated,
   ListTasksQuery,
+  PruneAgentsRequest,
+  PrunedAgents,
   PollRequest,
   PollResponse,
   ReadOutputQuery,
@@ -25,12 +27,13 @@ import {
   RegisterAgentResponse,
   Target,
   Task,
+  UpdateTargetRequest,
   UploadOutputQuery,
   UploadOutputResponse,
 } from './schemas.js';
 import { PublishKeyRequest, SecretInfo, SetSecretRequest, TargetKey } from './secrets.js';
 
-export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 export type RouteAuth = 'none' | 'user' | 'agent';
 
 export interface RouteDef {
@@ -72,6 +75,7 @@ export const Routes = {
   listTargets: route({ method: 'GET', path: '/v1/targets', auth: 'user', response: z.object({ targets: z.array(Target) }) }),
   getTarget: route({ method: 'GET', path: '/v1/targets/:name', auth: 'user', response: Target }),
   deleteTarget: route({ method: 'DELETE', path: '/v1/targets/:name', auth: 'user', response: 'empty' }),
+  updateTarget: route({ method: 'PATCH', path: '/v1/targets/:name', auth: 'user', body: UpdateTargetRequest, response: Target }),
   getTargetKey: route({ method: 'GET', path: '/v1/targets/:name/key', auth: 'user', response: TargetKey }),
   setSecret: route({ method: 'PUT', path: '/v1/targets/:name/secrets/:secret', auth: 'user', body: SetSecretRequest, response: SecretInfo }),
   listSecrets: route({ method: 'GET', path: '/v1/targets/:name/secrets', auth: 'user', response: z.object({ secrets: z.array(SecretInfo) }) }),
@@ -89,6 +93,7 @@ export const Routes = {
   createJoinToken: route({ method: 'POST', path: '/v1/agent-tokens', auth: 'user', body: CreateJoinTokenRequest, response: JoinTokenCreated, status: 201 }),
   listAgents: route({ method: 'GET', path: '/v1/agents', auth: 'user', response: z.object({ agents: z.array(AgentInfo) }) }),
   revokeAgent: route({ method: 'DELETE', path: '/v1/agents/:id', auth: 'user', response: 'empty' }),
+  pruneAgents: route({ method: 'POST', path: '/v1/agents/prune', auth: 'user', body: PruneAgentsRequest, response: PrunedAgents }),
 
   // ---- audit ----
   listAudit: route({ method: 'GET', path: '/v1/audit', auth: 'user', query: AuditQuery, response: z.object({ entries: z.array(AuditEntry) }) }),

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { AssignedSecret } from './secrets.js';
+import { SettingsPatch, TargetSettings } from './settings.js';
 
 export const API_VERSION = 'v1';
 
@@ -162,9 +163,26 @@ export const CreateTargetRequest = z
     network: NetworkPolicy.optional(),
     limits: TargetLimits.default({}),
     redact: RedactLevel.default('secrets'),
+    /** Plain settings, given to tasks as environment variables and never masked. */
+    settings: TargetSettings.default({}),
   })
   .strict();
 export type CreateTargetRequest = z.infer<typeof CreateTargetRequest>;
+
+/**
+ * `target update`: only what is given changes; the type, the agent mode, the sealing key, the
+ * secrets and the agents stay. Limits given replace those limits; settings given with a value
+ * are set, with null removed.
+ */
+export const UpdateTargetRequest = z
+  .object({
+    network: NetworkPolicy.optional(),
+    limits: TargetLimits.optional(),
+    redact: RedactLevel.optional(),
+    settings: SettingsPatch.optional(),
+  })
+  .strict();
+export type UpdateTargetRequest = z.infer<typeof UpdateTargetRequest>;
 
 export const Target = z.object({
   id: z.string(),
@@ -177,6 +195,8 @@ export const Target = z.object({
   keyId: z.string().nullable(),
   /** The limits in force: the target's own, or the server's defaults. */
   limits: z.object({ timeoutSeconds: z.number(), maxOutputBytes: z.number(), maxProcesses: z.number(), memoryBytes: z.number() }),
+  /** Plain settings (not secrets): shown in clear. */
+  settings: z.record(z.string(), z.string()),
   createdAt: z.string(),
   agentsOnline: z.number().int(),
 });
@@ -250,6 +270,21 @@ export const CreateJoinTokenRequest = z
 
 export const JoinTokenCreated = z.object({ id: z.string(), token: z.string(), expiresAt: z.string() });
 
+/** `agent prune`: agents revoked, or not heard from for this long, leave the list. */
+export const PruneAgentsRequest = z
+  .object({
+    offlineForSeconds: z
+      .number()
+      .int()
+      .min(60, 'the offline period must be at least a minute')
+      .max(10 * 365 * 24 * 3600)
+      .default(7 * 24 * 3600),
+  })
+  .strict();
+export const PrunedAgents = z.object({
+  pruned: z.array(z.object({ id: z.string(), name: z.string(), why: z.enum(['revoked', 'offline']) })),
+});
+
 export const AgentInfo = z.object({
   id: z.string(),
   name: z.string(),
@@ -312,6 +347,8 @@ export const Assignment = z.object({
   memoryBytes: z.number().int(),
   orgId: z.string(),
   secrets: z.array(AssignedSecret),
+  /** The target's plain settings, given to the task as environment variables (secrets win a clash). */
+  settings: z.record(z.string(), z.string()).default({}),
 });
 export type Assignment = z.infer<typeof Assignment>;
 

@@ -4,6 +4,7 @@
  */
 import type { FastifyRequest } from 'fastify';
 import { FerryError } from '@ferry/protocol';
+import { revokedError } from './agent-standing.js';
 import { hashSecret } from './ids.js';
 import type { AgentRow, ApiTokenRow, Store } from './store/types.js';
 
@@ -37,6 +38,6 @@ export async function requireAgent(store: Store, req: FastifyRequest): Promise<A
   if (!token || !token.startsWith('ferry_a_')) throw new FerryError('FERRY_E_UNAUTHENTICATED', 'Missing or invalid agent credential.');
   const agent = await store.findAgentByToken(hashSecret(token));
   if (!agent) throw new FerryError('FERRY_E_UNAUTHENTICATED', 'Missing or invalid agent credential.');
-  if (agent.revokedAt !== null) throw new FerryError('FERRY_E_AGENT_REVOKED');
+  if (agent.revokedAt !== null) throw await revokedError(store, agent);
   return agent;
 }

@@ -23,10 +23,11 @@ export class DispatchHub {
   private readonly agentWaiters: Waiter[] = [];
   private readonly outputWaiters = new Map<string, Set<() => void>>();
   private closed = false;
+  private agentsReleased = false;
 
   /** Waits until woken, the timeout passes or `signal` aborts. Resolves either way. */
   waitForWork(agent: AgentRow, wantsTasks: boolean, timeoutMs: number, signal: AbortSignal): Promise<void> {
-    if (this.closed || signal.aborted || timeoutMs <= 0) return Promise.resolve();
+    if (this.agentsReleased || signal.aborted || timeoutMs <= 0) return Promise.resolve();
     return new Promise((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
@@ -86,10 +87,29 @@ export class DispatchHub {
     if (set) for (const wake of [...set]) wake();
   }
 
-  /** Releases every waiter; used at shutdown so open polls answer at once. */
+  /** True once the server is shutting down: agents' long polls answer at once, and no new work goes out. */
+  get isReleasingAgents(): boolean {
+    return this.agentsReleased;
+  }
+
+  /** True once the HTTP side is closing: output reads answer at once too. */
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /**
+   * The first step of a shutdown: agents' polls answer now. Output readers still wait as usual
+   * while running tasks drain (answering them at once would make them ask again and again).
+   */
+  releaseAgents(): void {
+    this.agentsReleased = true;
+    for (const w of [...this.agentWaiters]) w.wake();
+  }
+
+  /** Releases every waiter; used at shutdown so open polls and output reads answer at once. */
   close(): void {
     this.closed = true;
-    for (const w of [...this.agentWaiters]) w.wake();
+    this.releaseAgents();
     for (const set of [...this.outputWaiters.values()]) for (const wake of [...set]) wake();
   }
 }

@@ -49,6 +49,13 @@ export class EmbeddedAgent {
     });
   }
 
+  /** At once: SIGKILL, no restart (the server is exiting without waiting). */
+  kill(): void {
+    this.stopping = true;
+    if (this.restartTimer) clearTimeout(this.restartTimer);
+    this.child?.kill('SIGKILL');
+  }
+
   /** SIGTERM (the agent drains), then SIGKILL after `graceMs`. */
   async stop(graceMs: number): Promise<void> {
     this.stopping = true;

@@ -1,16 +1,18 @@
 /**
  * `ferry server`: prepares the data folder (TLS material, database, default organization,
  * admin token), serves the API over HTTPS, sweeps lapsed leases, and supervises the embedded
- * hosted agent. Shutdown order on SIGTERM: stop taking requests and release long polls, stop
- * the embedded agent, then close the store.
+ * hosted agent. Shutdown order on SIGTERM: release long polls (they answer at once, empty, and
+ * no new work is handed out), stop the embedded agent, stop taking requests (connections still
+ * open a moment later are cut), close the store, release the data folder's lock.
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { resolve, join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { FerryError } from '@ferry/protocol';
-import { buildApp } from './app.js';
+import { buildApp, type FerryApp } from './app.js';
 import { type ServerConfig, parseListen } from './config.js';
 import type { ServerContext } from './context.js';
+import { lockDataFolder } from './data-lock.js';
 import { DispatchHub } from './dispatch.js';
 import { EmbeddedAgent } from './embedded-agent.js';
 import { RateLimiter } from './http/rate-limit.js';
@@ -37,7 +39,23 @@ export interface RunningServer {
   dataDir: string;
   adminTokenFile: string;
   adminTokenCreated: boolean;
+  /** Stops in order (see above); at most a few seconds with idle agents connected. */
   close(): Promise<void>;
+  /** For a second stop signal: kills the embedded agent now, so exiting at once leaves nothing behind. */
+  kill(): void;
+}
+
+/** How long open connections get to end on their own at shutdown before they are cut. */
+const CLOSE_GRACE_MS = 1000;
+
+/** Closes the HTTP side: connections that have not ended within CLOSE_GRACE_MS are cut. */
+async function closeApp(app: FerryApp): Promise<void> {
+  const cut = setTimeout(() => app.server.closeAllConnections(), CLOSE_GRACE_MS);
+  try {
+    await app.close();
+  } finally {
+    clearTimeout(cut);
+  }
 }
 
 function openStore(config: ServerConfig, dataDir: string): Store {
@@ -131,6 +149,17 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   const log = opts.logger ?? pino({ level: config.logLevel, base: { component: 'server' } }, pino.destination(2));
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const lock = lockDataFolder(dataDir);
+  try {
+    return await serve(opts, log, dataDir, () => lock.release());
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function serve(opts: StartServerOptions, log: Logger, dataDir: string, releaseLock: () => void): Promise<RunningServer> {
+  const { config } = opts;
   const { host, port } = parseListen(config.listen);
   const tls = loadTls(config, dataDir, host);
   const { store, orgId, adminTokenFile, adminTokenCreated } = await prepareStore(config, dataDir, log);
@@ -142,7 +171,10 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
     done();
   });
 
-  await app.listen({ host, port });
+  await app.listen({ host, port }).catch(async (err: unknown) => {
+    await store.close();
+    throw err;
+  });
   const address = app.server.address();
   ctx.publicUrl = publicUrlFor(config, typeof address === 'object' && address ? address.port : port);
   if (adminTokenCreated) await ctx.audit({ orgId, actor: 'server', action: 'token.create', subject: 'admin', details: { file: adminTokenFile } });
@@ -154,15 +186,19 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      // The embedded agent first, while the API still answers, so it drains normally.
+      // Agents' long polls answer now and no new work goes out; the API still answers, so the
+      // embedded agent (and any other) drains what it runs normally.
+      ctx.hub.releaseAgents();
       await embedded?.stop(15_000);
       clearInterval(sweeper);
       await retention.stop();
       ctx.hub.close();
-      await app.close();
+      await closeApp(app);
       await store.close();
+      releaseLock();
     })();
     return closing;
   };
-  return { url: ctx.publicUrl, caFingerprint: tls.caFingerprint, dataDir, adminTokenFile, adminTokenCreated, close };
+  const kill = (): void => embedded?.kill();
+  return { url: ctx.publicUrl, caFingerprint: tls.caFingerprint, dataDir, adminTokenFile, adminTokenCreated, close, kill };
 }

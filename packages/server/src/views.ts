@@ -30,6 +30,7 @@ export function targetView(config: ServerConfig, row: TargetRow, agentsOnline: n
     redact: row.redact,
     keyId: row.keyId,
     limits: resolveLimits(config, row.limits),
+    settings: row.settings,
     createdAt: iso(row.createdAt),
     agentsOnline,
   };
@@ -75,6 +76,7 @@ export function assignmentView(config: ServerConfig, task: TaskRow, secrets: rea
     maxProcesses: limits.maxProcesses,
     memoryBytes: limits.memoryBytes,
     secrets: secrets.map((s) => ({ name: s.name, sealed: s.sealed })),
+    settings: task.targetSettings,
   };
 }
 

@@ -35,6 +35,7 @@ function targetRow(orgId: string, name: string, agentMode: TargetRow['agentMode'
     redact: 'secrets',
     publicKeyPem: null,
     keyId: null,
+    settings: {},
   };
 }
 
@@ -48,6 +49,7 @@ function taskRow(target: TargetRow): TaskRow {
     targetNetwork: target.network,
     targetLimits: target.limits,
     targetRedact: target.redact,
+    targetSettings: target.settings,
     storedBytes: 0,
     redactState: null,
     script: 'true',

@@ -61,6 +61,7 @@ async function makeWorld(flags: Record<string, unknown> = {}): Promise<World> {
     redact: 'none',
     publicKeyPem: null,
     keyId: null,
+    settings: {},
   });
   return { dir, store, hub, tasks, retention, user, agent: await registerTestAgent(store, 'one') };
 }

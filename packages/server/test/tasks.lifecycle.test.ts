@@ -62,6 +62,7 @@ async function makeWorld(): Promise<World> {
     redact: 'secrets',
     publicKeyPem: null,
     keyId: null,
+    settings: {},
   };
   assert.notEqual(await store.createTarget(target), 'exists');
   return { dir, store, hub, tasks, user, target, agent: await joinAgent(store, 'one') };

@@ -120,6 +120,7 @@ export class FakeControlPlane extends EventEmitter {
       memoryBytes: 1 << 30,
       orgId: 'o_fake',
       secrets: [],
+      settings: {},
       ...overrides,
     };
     this.tasks.set(id, { assignment, frames: [], started: false, final: undefined, assigned: false });

@@ -35,6 +35,23 @@ export async function listAgents(opts: { json?: boolean }): Promise<void> {
   });
 }
 
+export async function pruneAgents(opts: { offlineFor: string; json?: boolean }): Promise<void> {
+  const seconds = parseDurationSeconds(opts.offlineFor);
+  if (seconds === undefined || seconds < 60) throw new UsageError(`--offline-for ${opts.offlineFor} is not a duration of a minute or more; use e.g. 1h or 7d.`);
+  await withClient(async (client, routes) => {
+    const { pruned } = await client.call(routes.pruneAgents, { body: { offlineForSeconds: Math.round(seconds) } });
+    if (opts.json) return printJson(pruned);
+    if (pruned.length === 0) {
+      process.stdout.write(`No agent to prune (none revoked or offline for longer than ${opts.offlineFor}).\n`);
+      return;
+    }
+    printTable(
+      ['ID', 'NAME', 'PRUNED BECAUSE'],
+      pruned.map((a) => [a.id, a.name, a.why === 'revoked' ? 'revoked' : `offline for over ${opts.offlineFor}`]),
+    );
+  });
+}
+
 export async function revokeAgent(id: string): Promise<void> {
   await withClient(async (client, routes) => {
     await client.call(routes.revokeAgent, { params: { id } });

@@ -1,5 +1,4 @@
 import { fileURLToPath } from 'node:url';
-import { relative } from 'node:path';
 import type { RunningServer, ServerConfig } from '@ferry/server';
 import { UsageError } from '../errors.js';
 
@@ -22,9 +21,14 @@ function listenError(err: unknown, listen: string): unknown {
   return err;
 }
 
+/** A word for a POSIX shell: single-quoted unless it is plainly safe. */
+function shellWord(text: string): string {
+  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(text) ? text : `'${text.replace(/'/g, `'\\''`)}'`;
+}
+
 function printBanner(server: RunningServer, config: ServerConfig): void {
-  const tokenPath = relative(process.cwd(), server.adminTokenFile) || server.adminTokenFile;
-  const shownPath = tokenPath.startsWith('..') ? server.adminTokenFile : tokenPath;
+  // Absolute, so the login line works from any folder (the server's data folder is resolved).
+  const shownPath = server.adminTokenFile;
   process.stdout.write(
     [
       `Ferry server listening on ${server.url}`,
@@ -33,18 +37,23 @@ function printBanner(server: RunningServer, config: ServerConfig): void {
       config.embeddedAgent ? 'Embedded hosted agent: starting' : 'Embedded hosted agent: off (--no-embedded-agent)',
       '',
       'Log in from another terminal with:',
-      `  ${process.env.FERRY_CLI_HINT ?? 'ferry'} login --server ${server.url} --token "$(cat ${shownPath})" --ca-fingerprint ${server.caFingerprint}`,
+      `  ${process.env.FERRY_CLI_HINT ?? 'ferry'} login --server ${server.url} --token "$(cat ${shellWord(shownPath)})" --ca-fingerprint ${server.caFingerprint}`,
       '',
     ].join('\n'),
   );
 }
 
+/** The first SIGINT/SIGTERM shuts down in order; a second one exits at once. */
 function stopOnSignals(server: RunningServer): void {
   let stopping = false;
   const stop = (signal: string): void => {
-    if (stopping) return;
+    if (stopping) {
+      process.stderr.write(`${signal} again: stopping now\n`);
+      server.kill();
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    }
     stopping = true;
-    process.stderr.write(`${signal}: shutting down\n`);
+    process.stderr.write(`${signal}: shutting down (${signal === 'SIGINT' ? 'Ctrl-C' : 'signal'} again to stop at once)\n`);
     server.close().then(
       () => process.exit(0),
       (err: unknown) => {

@@ -1,18 +1,22 @@
-import { CreateTargetRequest, parseDurationSeconds, parseSizeBytes } from '@ferry/protocol';
+import { CreateTargetRequest, UpdateTargetRequest, parseDurationSeconds, parseSizeBytes, type Target } from '@ferry/protocol';
 import { UsageError } from '../errors.js';
 import { ago, printFields, printJson, printTable } from '../format.js';
 import { withClient } from '../run-command.js';
 import { parseOrUsage } from '../validate.js';
 
-interface TargetCreateOptions {
-  type: string;
-  agent: string;
-  network?: string;
-  redact?: string;
+interface TargetLimitOptions {
   timeout?: string;
   maxOutput?: string;
   maxProcesses?: string;
   memory?: string;
+}
+
+interface TargetCreateOptions extends TargetLimitOptions {
+  type: string;
+  agent: string;
+  network?: string;
+  redact?: string;
+  setting?: string[];
   json?: boolean;
 }
 
@@ -23,7 +27,28 @@ function parseLimit(flag: string, value: string | undefined, parser: (v: string)
   return n;
 }
 
-function limitsFrom(opts: TargetCreateOptions): Record<string, number> {
+interface TargetUpdateOptions extends TargetLimitOptions {
+  network?: string;
+  redact?: string;
+  setting?: string[];
+  unsetSetting?: string[];
+  json?: boolean;
+}
+
+/** `--setting KEY=VALUE` flags as a map; the value may contain "=" and may be empty. */
+function settingsFrom(flags: readonly string[] | undefined): Record<string, string> {
+  const settings: Record<string, string> = {};
+  for (const flag of flags ?? []) {
+    const eq = flag.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--setting ${flag}: write it as KEY=VALUE (e.g. --setting PG_HOST=db.internal).`);
+    const key = flag.slice(0, eq);
+    if (Object.hasOwn(settings, key)) throw new UsageError(`--setting ${key} is given twice.`);
+    settings[key] = flag.slice(eq + 1);
+  }
+  return settings;
+}
+
+function limitsFrom(opts: TargetLimitOptions): Record<string, number> {
   const limits: Record<string, number | undefined> = {
     timeoutSeconds: parseLimit('--timeout', opts.timeout, parseDurationSeconds),
     maxOutputBytes: parseLimit('--max-output', opts.maxOutput, parseSizeBytes),
@@ -44,6 +69,7 @@ export async function createTarget(name: string, opts: TargetCreateOptions): Pro
         limits: limitsFrom(opts),
         ...(opts.network ? { network: opts.network } : {}),
         ...(opts.redact ? { redact: opts.redact } : {}),
+        settings: settingsFrom(opts.setting),
       },
       'target',
     );
@@ -52,6 +78,43 @@ export async function createTarget(name: string, opts: TargetCreateOptions): Pro
     process.stdout.write(`Created target ${t.name} (${t.type}, ${t.agent === 'hosted' ? 'hosted pool' : 'self-hosted agents'}).\n`);
     if (t.agent === 'self-hosted') process.stdout.write(`Start its agent with a token from: ferry agent token create --target ${t.name}\n`);
   });
+}
+
+function updateBody(opts: TargetUpdateOptions): Record<string, unknown> {
+  const settings: Record<string, string | null> = settingsFrom(opts.setting);
+  for (const key of opts.unsetSetting ?? []) {
+    if (Object.hasOwn(settings, key)) throw new UsageError(`${key} is both set and unset; give one of --setting ${key}=… and --unset-setting ${key}.`);
+    settings[key] = null;
+  }
+  const limits = limitsFrom(opts);
+  const body: Record<string, unknown> = {
+    ...(opts.network ? { network: opts.network } : {}),
+    ...(opts.redact ? { redact: opts.redact } : {}),
+    ...(Object.keys(limits).length > 0 ? { limits } : {}),
+    ...(Object.keys(settings).length > 0 ? { settings } : {}),
+  };
+  if (Object.keys(body).length === 0) {
+    throw new UsageError(
+      'Nothing to change: give --setting, --unset-setting, --network, --redact or a limit (--timeout, --max-output, --max-processes, --memory).',
+    );
+  }
+  return body;
+}
+
+export async function updateTarget(name: string, opts: TargetUpdateOptions): Promise<void> {
+  await withClient(async (client, routes) => {
+    const body = parseOrUsage(UpdateTargetRequest, updateBody(opts), 'target update');
+    const t = await client.call(routes.updateTarget, { params: { name }, body });
+    if (opts.json) return printJson(t);
+    process.stdout.write(`Updated target ${t.name}.\n`);
+  });
+}
+
+/** Settings as `KEY=VALUE` lines for `target show`: in clear, they are not secrets. */
+function settingLines(t: Target): [string, string][] {
+  const entries = Object.entries(t.settings).sort(([a], [b]) => a.localeCompare(b));
+  if (entries.length === 0) return [['Settings', '(none)']];
+  return entries.map(([k, v]) => ['Setting', `${k}=${v}`]);
 }
 
 export async function listTargets(opts: { json?: boolean }): Promise<void> {
@@ -80,6 +143,7 @@ export async function showTarget(name: string, opts: { json?: boolean }): Promis
       ['Max output', `${t.limits.maxOutputBytes} bytes`],
       ['Max processes', String(t.limits.maxProcesses)],
       ['Memory', `${t.limits.memoryBytes} bytes`],
+      ...settingLines(t),
       ['Agents online', String(t.agentsOnline)],
       ['Created', t.createdAt],
       ['Id', t.id],

@@ -21,6 +21,13 @@ export function registerAgentCommands(program: Command): void {
 
   agent.command('revoke <id>').description("revoke an agent's credential").action(lazyAction(actions, 'revokeAgent'));
 
+  agent
+    .command('prune')
+    .description('remove revoked agents, and agents offline for longer than --offline-for, from the list (task history keeps their names)')
+    .option('--offline-for <duration>', 'how long an agent must have been offline to be pruned', '7d')
+    .option('--json', 'print JSON')
+    .action(lazyAction(actions, 'pruneAgents'));
+
   // The flags are the agent's own table (shared with `ferry-agent start`), so they are written once.
   const start = agent.command('start').description('run an agent: register with a join token (first time), then poll for work');
   for (const f of AGENT_START_FLAGS) start.option(`--${f.flag} <${f.value}>`, f.description);

@@ -3,6 +3,11 @@ import { lazyAction } from '../lazy.js';
 
 const actions = (): Promise<Record<string, unknown>> => import('../actions/target.js');
 
+/** Commander's way to take a flag more than once. */
+const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
+
+const SETTING_HELP = 'a plain (not secret) setting, given to tasks as an environment variable and never masked; repeatable';
+
 export function registerTargetCommands(program: Command): void {
   const target = program.command('target').description('targets: what tasks run against');
 
@@ -17,8 +22,23 @@ export function registerTargetCommands(program: Command): void {
     .option('--max-processes <n>', 'processes a task may have at once')
     .option('--memory <size>', 'memory a task may use, e.g. 1GiB')
     .option('--redact <level>', 'server-side redaction before storage: secrets (default), all (also personal data), none')
+    .option('--setting <KEY=VALUE>', SETTING_HELP, collect)
     .option('--json', 'print JSON')
     .action(lazyAction(actions, 'createTarget'));
+
+  target
+    .command('update <name>')
+    .description("change a target's options; its type, sealing key, secrets and agents stay")
+    .option('--network <policy>', 'none or host')
+    .option('--timeout <duration>', 'default task timeout, e.g. 30m')
+    .option('--max-output <size>', 'output kept per task, e.g. 100MiB')
+    .option('--max-processes <n>', 'processes a task may have at once')
+    .option('--memory <size>', 'memory a task may use, e.g. 1GiB')
+    .option('--redact <level>', 'server-side redaction before storage: secrets, all, none')
+    .option('--setting <KEY=VALUE>', SETTING_HELP, collect)
+    .option('--unset-setting <KEY>', 'remove a setting; repeatable', collect)
+    .option('--json', 'print JSON')
+    .action(lazyAction(actions, 'updateTarget'));
 
   target.command('list').description('list targets').option('--json', 'print JSON').action(lazyAction(actions, 'listTargets'));
 

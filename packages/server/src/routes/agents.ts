@@ -76,6 +76,27 @@ export function registerAgentRoutes(app: FerryApp, ctx: ServerContext): void {
   addRoute(
     app,
     ctx,
+    Routes.pruneAgents,
+    async ({ caller: user, body }) => {
+      const pruned = await ctx.store.pruneAgents(user.orgId, Date.now() - body.offlineForSeconds * 1000, Date.now());
+      for (const a of pruned) ctx.hub.notifyAgent(a.id);
+      if (pruned.length > 0) {
+        await ctx.audit({
+          orgId: user.orgId,
+          actor: user.actor,
+          action: 'agent.prune',
+          subject: pruned.map((a) => a.id).join(','),
+          details: { offlineForSeconds: body.offlineForSeconds, pruned },
+        });
+      }
+      return { pruned };
+    },
+    { role: 'admin', what: 'prune request' },
+  );
+
+  addRoute(
+    app,
+    ctx,
     Routes.revokeAgent,
     async ({ caller: user, params }) => {
       const ok = await ctx.store.revokeAgent(user.orgId, params.id, Date.now());

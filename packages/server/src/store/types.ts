@@ -35,6 +35,28 @@ export interface TargetRow {
   redact: RedactLevel;
   publicKeyPem: string | null;
   keyId: string | null;
+  /** Plain settings (not secrets), given to tasks as environment variables. */
+  settings: Record<string, string>;
+}
+
+/** What `target update` changes; what is not given stays. */
+export interface TargetChanges {
+  network: NetworkPolicy;
+  limits: TargetLimits;
+  redact: RedactLevel;
+  settings: Record<string, string>;
+}
+
+/** An update or a secret refused because a setting and a secret would share these names. */
+export interface NameConflict {
+  conflict: string[];
+}
+
+/** An agent `agent prune` removed from the list, and why. */
+export interface PrunedAgentRow {
+  id: string;
+  name: string;
+  why: 'revoked' | 'offline';
 }
 
 export interface SecretRow {
@@ -83,6 +105,7 @@ export interface TaskRow {
   targetNetwork: NetworkPolicy;
   targetLimits: TargetLimits;
   targetRedact: RedactLevel;
+  targetSettings: Record<string, string>;
   script: string;
   status: TaskStatus;
   exitCode: number | null;
@@ -138,7 +161,8 @@ export interface ExpiredOutput {
 export type HeldOutputFlush = (state: string | null) => OutputFrame[];
 
 export type ConsumeJoinResult =
-  { ok: true; agent: AgentRow } | { ok: false; code: 'FERRY_E_JOIN_TOKEN_INVALID' | 'FERRY_E_JOIN_TOKEN_EXPIRED' | 'FERRY_E_JOIN_TOKEN_USED' };
+  | { ok: true; agent: AgentRow }
+  | { ok: false; code: 'FERRY_E_JOIN_TOKEN_INVALID' | 'FERRY_E_JOIN_TOKEN_EXPIRED' | 'FERRY_E_JOIN_TOKEN_USED' | 'FERRY_E_JOIN_TOKEN_TARGET_DELETED' };
 
 export interface NewAgent {
   id: string;
@@ -176,6 +200,11 @@ export interface Store {
   getTargetByName(orgId: string, name: string): Promise<TargetRow | undefined>;
   /** Soft-deletes the target; refuses while it has queued or running tasks. */
   deleteTarget(orgId: string, targetId: string, now: number): Promise<'deleted' | 'busy'>;
+  /**
+   * Changes a live target's type-independent options in one write, refusing settings that
+   * share a name with one of its secrets; undefined when the target is gone.
+   */
+  updateTarget(targetId: string, changes: TargetChanges): Promise<TargetRow | NameConflict | undefined>;
   countOnlineAgents(target: TargetRow, since: number): Promise<number>;
 
   createJoinToken(row: JoinTokenRow, secretHash: string): Promise<void>;
@@ -186,6 +215,12 @@ export interface Store {
   touchAgent(agentId: string, now: number): Promise<void>;
   listAgents(orgId: string): Promise<AgentRow[]>;
   revokeAgent(orgId: string, agentId: string, now: number): Promise<boolean>;
+  /**
+   * Takes the organization's revoked agents, and those not heard from since `offlineBefore`,
+   * off the list (and revokes them): their rows stay, so tasks still name them. Agents holding
+   * a running task stay.
+   */
+  pruneAgents(orgId: string, offlineBefore: number, now: number): Promise<PrunedAgentRow[]>;
   countRunningTasks(agentId: string): Promise<number>;
 
   createTask(row: TaskRow): Promise<void>;
@@ -237,7 +272,8 @@ export interface Store {
   orgOutputBytes(orgId: string): Promise<number>;
 
   setTargetKey(targetId: string, publicKeyPem: string, keyId: string): Promise<boolean>;
-  putSecret(row: SecretRow): Promise<'ok' | 'too_many'>;
+  /** Refused (`NameConflict`) when the target has a setting of that name. */
+  putSecret(row: SecretRow): Promise<'ok' | 'too_many' | NameConflict>;
   listSecrets(targetId: string): Promise<SecretRow[]>;
   deleteSecret(targetId: string, name: string): Promise<boolean>;
   /** Targets this agent serves (see eligibility.ts) that have no key yet. */

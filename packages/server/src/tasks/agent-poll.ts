@@ -5,7 +5,8 @@
  * sealing key. Every answer also renews the leases of what the agent runs and says which of
  * those to cancel. An agent holds at most its concurrency of polls (open-polls.ts).
  */
-import { FerryError, type ParsedBody, type PollResponse, type Routes } from '@ferry/protocol';
+import type { ParsedBody, PollResponse, Routes } from '@ferry/protocol';
+import { checkStanding } from '../agent-standing.js';
 import type { ServerContext } from '../context.js';
 import type { AgentRow } from '../store/types.js';
 import { assignmentView } from '../views.js';
@@ -14,6 +15,7 @@ export type PollRequest = ParsedBody<typeof Routes.poll>;
 
 /** `ending` aborts when the agent went away or a newer poll of it took this one's place. */
 export async function answerPoll(ctx: ServerContext, agent: AgentRow, poll: PollRequest, ending: AbortController): Promise<PollResponse> {
+  await checkStanding(ctx.store, agent.id);
   const leave = ctx.polls.enter(agent, ending);
   try {
     return await pollUntilAnswer(ctx, agent, poll, ending.signal);
@@ -26,24 +28,20 @@ async function pollUntilAnswer(ctx: ServerContext, agent: AgentRow, poll: PollRe
   const deadline = Date.now() + poll.waitSeconds * 1000;
   await ctx.store.touchAgent(agent.id, Date.now());
   for (;;) {
-    const task = poll.free > 0 && !signal.aborted ? await ctx.tasks.claim(agent, signal) : undefined;
+    const task = poll.free > 0 && !signal.aborted && !ctx.hub.isReleasingAgents ? await ctx.tasks.claim(agent, signal) : undefined;
     if (task) {
       const secrets = await ctx.store.listSecrets(task.targetId);
       return { task: assignmentView(ctx.config, task, secrets), cancel: (await ctx.tasks.renewLeases(agent, poll.running)).cancel };
     }
     const { cancel } = await ctx.tasks.renewLeases(agent, poll.running);
     const keyRequests = (await ctx.store.targetsNeedingKeys(agent)).map((t) => ({ targetId: t.id, targetName: t.name }));
-    if (cancel.length > 0 || keyRequests.length > 0 || Date.now() >= deadline || signal.aborted) {
+    // A server shutting down answers at once (empty) rather than holding polls it cannot serve.
+    if (cancel.length > 0 || keyRequests.length > 0 || Date.now() >= deadline || signal.aborted || ctx.hub.isReleasingAgents) {
       await ctx.store.touchAgent(agent.id, Date.now());
       return { task: null, cancel, keyRequests };
     }
     await ctx.hub.waitForWork(agent, poll.free > 0, deadline - Date.now(), signal);
-    await stillAllowed(ctx, agent);
+    // An agent revoked, or left with no target, while its poll waited is told now.
+    await checkStanding(ctx.store, agent.id);
   }
-}
-
-/** An agent revoked while its poll waited gets its answer now, not at its next request. */
-async function stillAllowed(ctx: ServerContext, agent: AgentRow): Promise<void> {
-  const fresh = await ctx.store.getAgent(agent.id);
-  if (!fresh || fresh.revokedAt !== null) throw new FerryError('FERRY_E_AGENT_REVOKED');
 }

@@ -117,7 +117,7 @@ export class TaskOutput {
     let task = await findTask(store, orgId, taskId);
     const deadline = Date.now() + q.waitSeconds * 1000;
     let frames = await store.readOutput(task.id, q.offset, q.maxBytes, MAX_READ_FRAMES);
-    while (frames.length === 0 && !isTerminal(task.status) && Date.now() < deadline && !signal.aborted) {
+    while (frames.length === 0 && !isTerminal(task.status) && Date.now() < deadline && !signal.aborted && !hub.isClosed) {
       await hub.waitForOutput(task.id, deadline - Date.now(), signal);
       task = await findTask(store, orgId, task.id);
       frames = await store.readOutput(task.id, q.offset, q.maxBytes, MAX_READ_FRAMES);

@@ -138,6 +138,7 @@ export class TaskService {
       targetNetwork: target.network,
       targetLimits: target.limits,
       targetRedact: target.redact,
+      targetSettings: target.settings,
       storedBytes: 0,
       redactState: null,
       script: request.script,

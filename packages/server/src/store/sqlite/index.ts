@@ -20,11 +20,14 @@ import type {
   FinishInput,
   HeldOutputFlush,
   JoinTokenRow,
+  NameConflict,
   NewAgent,
   OrgRow,
   OutputTransform,
+  PrunedAgentRow,
   SecretRow,
   Store,
+  TargetChanges,
   TargetRow,
   TaskFilter,
   TaskRow,
@@ -120,7 +123,9 @@ export class SqliteStore implements Store {
 
   async createTarget(row: TargetRow): Promise<TargetRow | 'exists'> {
     try {
-      this.stmt('INSERT INTO targets (id, org_id, name, type, agent_mode, created_at, network, limits, redact) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)').run(
+      this.stmt(
+        'INSERT INTO targets (id, org_id, name, type, agent_mode, created_at, network, limits, redact, settings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+      ).run(
         row.id,
         row.orgId,
         row.name,
@@ -130,6 +135,7 @@ export class SqliteStore implements Store {
         row.network,
         JSON.stringify(row.limits),
         row.redact,
+        JSON.stringify(row.settings),
       );
       return row;
     } catch (err) {
@@ -155,6 +161,25 @@ export class SqliteStore implements Store {
       if (active) return 'busy' as const;
       this.stmt('UPDATE targets SET deleted_at = ? WHERE id = ? AND org_id = ? AND deleted_at IS NULL').run(now, targetId, orgId);
       return 'deleted' as const;
+    })();
+  }
+
+  async updateTarget(targetId: string, changes: TargetChanges): Promise<TargetRow | NameConflict | undefined> {
+    return this.db.transaction((): TargetRow | NameConflict | undefined => {
+      const names = Object.keys(changes.settings);
+      const clash = this.stmt('SELECT name FROM secrets WHERE target_id = ? ORDER BY name')
+        .all(targetId)
+        .map((r) => String((r as Row).name))
+        .filter((name) => names.includes(name));
+      if (clash.length > 0) return { conflict: clash };
+      const r = this.stmt('UPDATE targets SET network = ?, limits = ?, redact = ?, settings = ? WHERE id = ? AND deleted_at IS NULL RETURNING *').get(
+        changes.network,
+        JSON.stringify(changes.limits),
+        changes.redact,
+        JSON.stringify(changes.settings),
+        targetId,
+      ) as Row | undefined;
+      return r ? toTarget(r) : undefined;
     })();
   }
 
@@ -185,9 +210,16 @@ export class SqliteStore implements Store {
       if (!t) return { ok: false, code: 'FERRY_E_JOIN_TOKEN_INVALID' };
       if (t.used_at !== null) return { ok: false, code: 'FERRY_E_JOIN_TOKEN_USED' };
       if (num(t.expires_at) <= now) return { ok: false, code: 'FERRY_E_JOIN_TOKEN_EXPIRED' };
+      // A token for named targets serves those still there; one whose targets are all gone
+      // would make an agent that serves nothing, so it is refused (and left unused).
+      const named = JSON.parse(String(t.target_ids)) as string[];
+      const live = this.stmt('SELECT id FROM targets WHERE deleted_at IS NULL AND id IN (SELECT value FROM json_each(?))')
+        .all(String(t.target_ids))
+        .map((r) => String((r as Row).id));
+      if (named.length > 0 && live.length === 0) return { ok: false, code: 'FERRY_E_JOIN_TOKEN_TARGET_DELETED' };
       const used = this.stmt('UPDATE join_tokens SET used_at = ?, used_by = ? WHERE id = ? AND used_at IS NULL').run(now, agent.id, t.id);
       if (used.changes !== 1) return { ok: false, code: 'FERRY_E_JOIN_TOKEN_USED' };
-      const targetIds = JSON.parse(String(t.target_ids)) as string[];
+      const targetIds = named.filter((id) => live.includes(id));
       this.stmt(
         `INSERT INTO agents (id, org_id, name, hostname, version, platform, hosted, concurrency, token_hash, registered_at, last_seen_at)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -225,7 +257,7 @@ export class SqliteStore implements Store {
   }
 
   async listAgents(orgId: string): Promise<AgentRow[]> {
-    return this.stmt('SELECT * FROM agents WHERE org_id = ? OR org_id IS NULL ORDER BY registered_at')
+    return this.stmt('SELECT * FROM agents WHERE (org_id = ? OR org_id IS NULL) AND pruned_at IS NULL ORDER BY registered_at')
       .all(orgId)
       .map((r) => this.agentFromRow(r as Row));
   }
@@ -233,6 +265,20 @@ export class SqliteStore implements Store {
   async revokeAgent(orgId: string, agentId: string, now: number): Promise<boolean> {
     const r = this.stmt('UPDATE agents SET revoked_at = ? WHERE id = ? AND org_id = ? AND revoked_at IS NULL').run(now, agentId, orgId);
     return r.changes === 1;
+  }
+
+  async pruneAgents(orgId: string, offlineBefore: number, now: number): Promise<PrunedAgentRow[]> {
+    return this.stmt(
+      `UPDATE agents SET pruned_at = @now, revoked_at = COALESCE(revoked_at, @now)
+      WHERE org_id = @orgId AND pruned_at IS NULL AND (revoked_at IS NOT NULL OR last_seen_at < @offlineBefore)
+        AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.agent_id = agents.id AND t.status = 'running')
+      RETURNING id, name, revoked_at = @now AS revoked_now`,
+    )
+      .all({ orgId, offlineBefore, now })
+      .map((r) => {
+        const row = r as Row;
+        return { id: String(row.id), name: String(row.name), why: row.revoked_now === 1 ? 'offline' : 'revoked' } as const;
+      });
   }
 
   async countRunningTasks(agentId: string): Promise<number> {
@@ -414,8 +460,10 @@ export class SqliteStore implements Store {
     return r.changes === 1;
   }
 
-  async putSecret(row: SecretRow): Promise<'ok' | 'too_many'> {
-    return this.db.transaction((): 'ok' | 'too_many' => {
+  async putSecret(row: SecretRow): Promise<'ok' | 'too_many' | NameConflict> {
+    return this.db.transaction((): 'ok' | 'too_many' | NameConflict => {
+      const target = this.stmt('SELECT settings FROM targets WHERE id = ?').get(row.targetId) as Row | undefined;
+      if (target && Object.hasOwn(JSON.parse(String(target.settings)) as object, row.name)) return { conflict: [row.name] };
       const existing = this.stmt('SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM secrets WHERE target_id = ? AND name <> ?').get(
         row.targetId,
         row.name,

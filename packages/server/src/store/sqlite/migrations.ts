@@ -89,6 +89,16 @@ ALTER TABLE tasks ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tasks ADD COLUMN redact_state TEXT;
 `,
   },
+  // Version 4 is left to another change being made alongside this one.
+  {
+    version: 5,
+    name: 'target settings, pruned agents',
+    sql: `
+ALTER TABLE targets ADD COLUMN settings TEXT NOT NULL DEFAULT '{}';
+-- A pruned agent leaves the list but keeps its row, so the tasks it ran still name it.
+ALTER TABLE agents ADD COLUMN pruned_at INTEGER;
+`,
+  },
   {
     version: 7,
     name: 'output retention and per-organization output usage',

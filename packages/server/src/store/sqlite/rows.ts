@@ -8,7 +8,7 @@ const numOrNull = (v: unknown): number | null => (v === null || v === undefined 
 export const strOrNull = (v: unknown): string | null => (typeof v === 'string' ? v : typeof v === 'number' ? String(v) : null);
 
 /** A task with the target and agent columns its row type carries. */
-export const TASK_SELECT = `SELECT t.*, g.name AS target_name, g.type AS target_type, g.network AS target_network, g.limits AS target_limits, g.redact AS target_redact, a.name AS agent_name
+export const TASK_SELECT = `SELECT t.*, g.name AS target_name, g.type AS target_type, g.network AS target_network, g.limits AS target_limits, g.redact AS target_redact, g.settings AS target_settings, a.name AS agent_name
   FROM tasks t JOIN targets g ON g.id = t.target_id LEFT JOIN agents a ON a.id = t.agent_id`;
 
 export function toTarget(r: Row): TargetRow {
@@ -24,6 +24,7 @@ export function toTarget(r: Row): TargetRow {
     redact: r.redact as TargetRow['redact'],
     publicKeyPem: strOrNull(r.public_key),
     keyId: strOrNull(r.key_id),
+    settings: JSON.parse(String(r.settings)) as TargetRow['settings'],
   };
 }
 
@@ -37,6 +38,7 @@ export function toTask(r: Row): TaskRow {
     targetNetwork: r.target_network as TaskRow['targetNetwork'],
     targetLimits: JSON.parse(String(r.target_limits)) as TaskRow['targetLimits'],
     targetRedact: r.target_redact as TaskRow['targetRedact'],
+    targetSettings: JSON.parse(String(r.target_settings)) as TaskRow['targetSettings'],
     storedBytes: num(r.stored_bytes),
     redactState: strOrNull(r.redact_state),
     script: String(r.script),
