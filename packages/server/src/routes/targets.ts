@@ -1,11 +1,11 @@
 import { FerryError, Routes, defaultNetwork, type CreateTargetRequest } from '@ferry/protocol';
 import type { FerryApp } from '../app.js';
 import type { UserPrincipal } from '../auth.js';
+import { targetFor, visibleTargets } from '../authz.js';
 import type { ServerContext } from '../context.js';
 import { addRoute } from '../http/route.js';
 import { newId } from '../ids.js';
 import { checkLimits } from '../limits.js';
-import { findTarget } from '../lookup.js';
 import { agentsOnline } from '../presence.js';
 import type { TargetRow } from '../store/types.js';
 import { targetView } from '../views.js';
@@ -54,12 +54,12 @@ export function registerTargetRoutes(app: FerryApp, ctx: ServerContext): void {
   );
 
   addRoute(app, ctx, Routes.listTargets, async ({ caller: user }) => {
-    const rows = await ctx.store.listTargets(user.orgId);
+    const rows = visibleTargets(user, await ctx.store.listTargets(user.orgId));
     return { targets: await Promise.all(rows.map(async (r) => targetView(ctx.config, r, await agentsOnline(ctx, r)))) };
   });
 
   addRoute(app, ctx, Routes.getTarget, async ({ caller: user, params }) => {
-    const target = await findTarget(ctx.store, user.orgId, params.name);
+    const target = await targetFor(ctx.store, user, params.name, 'read');
     return targetView(ctx.config, target, await agentsOnline(ctx, target));
   });
 
@@ -68,7 +68,7 @@ export function registerTargetRoutes(app: FerryApp, ctx: ServerContext): void {
     ctx,
     Routes.deleteTarget,
     async ({ caller: user, params }) => {
-      const target = await findTarget(ctx.store, user.orgId, params.name);
+      const target = await targetFor(ctx.store, user, params.name, 'manage');
       const result = await ctx.store.deleteTarget(user.orgId, target.id, Date.now());
       if (result === 'busy') throw new FerryError('FERRY_E_TARGET_BUSY', `Target "${target.name}" has queued or running tasks; cancel them first.`);
       await ctx.audit({ orgId: user.orgId, actor: user.actor, action: 'target.delete', subject: target.name, details: {} });
