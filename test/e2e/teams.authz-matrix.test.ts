@@ -130,7 +130,10 @@ const MATRIX: Record<string, Row> = {
   listSecrets: { request: () => ({ params: t1 }), expect: targetRead(200) },
   deleteSecret: {
     request: async (f) => {
-      const secret = f.fresh('S').toUpperCase().replace(/[^A-Z0-9]/g, '_');
+      const secret = f
+        .fresh('S')
+        .toUpperCase()
+        .replace(/[^A-Z0-9]/g, '_');
       await call(f.server, f.admin, 'PUT', `/v1/targets/t1/secrets/${secret}`, f.sealedBody, 200);
       return { params: { ...t1, secret } };
     },
@@ -306,7 +309,11 @@ describe('teams: the authorization matrix (every route × every kind of caller)'
 
   it('has a row for every route of the route table, and none for a route that is gone', () => {
     const missing = Object.entries(Routes as Record<string, RouteDef>).filter(([name]) => !(name in MATRIX));
-    assert.deepEqual(missing.map(([name, def]) => missingRowHelp(name, def)), [], missing.map(([name, def]) => missingRowHelp(name, def)).join('\n'));
+    assert.deepEqual(
+      missing.map(([name, def]) => missingRowHelp(name, def)),
+      [],
+      missing.map(([name, def]) => missingRowHelp(name, def)).join('\n'),
+    );
     const stale = Object.keys(MATRIX).filter((name) => !(name in Routes));
     assert.deepEqual(stale, [], `MATRIX has rows for routes the table no longer has: ${stale.join(', ')}; remove them.`);
   });
@@ -319,7 +326,9 @@ describe('teams: the authorization matrix (every route × every kind of caller)'
         const req = row.request ? await row.request(f, caller) : {};
         const res = await send(f, def, caller, req);
         const expected = row.expect[caller];
-        return res.status === expected ? undefined : `${name} (${def.method} ${def.path}) as ${caller}: expected ${expected}, got ${res.status} ${String(res.json.code ?? '')} ${String(res.json.message ?? '')}`;
+        return res.status === expected
+          ? undefined
+          : `${name} (${def.method} ${def.path}) as ${caller}: expected ${expected}, got ${res.status} ${res.body.toString('utf8', 0, 300)}`;
       }),
     );
     const started = Date.now();
@@ -392,7 +401,11 @@ describe('teams: the authorization matrix (every route × every kind of caller)'
     assert.match(String(refused.json.message), /instance administrator/);
 
     const audit = async (caller: Caller): Promise<{ actor: string; action: string; subject: string }[]> =>
-      (await call(server, f.tokens[caller], 'GET', '/v1/audit?limit=10000', undefined, 200)).json.entries as { actor: string; action: string; subject: string }[];
+      (await call(server, f.tokens[caller], 'GET', '/v1/audit?limit=10000', undefined, 200)).json.entries as {
+        actor: string;
+        action: string;
+        subject: string;
+      }[];
     const otherAudit = await audit('otherOrgAdmin');
     assert.ok(!otherAudit.some((e) => e.subject === 't1' || e.subject === 'other'), 'no entry of another organization or of the instance');
     assert.ok(!(await audit('admin')).some((e) => e.action === 'org.create'), 'org admins do not see the instance entries');
@@ -403,7 +416,11 @@ describe('teams: the authorization matrix (every route × every kind of caller)'
     const made = await call(server, f.tokens.operatorGrant, 'POST', '/v1/tasks', { target: 't1', script: 'true' }, 201);
     const tokens = (await call(server, f.admin, 'GET', '/v1/tokens', undefined, 200)).json.tokens as { id: string; name: string; lastUsedAt: string | null }[];
     const operatorToken = tokens.find((t) => t.name === 'operator-grant')!;
-    const entries = (await call(server, f.admin, 'GET', '/v1/audit?limit=10000', undefined, 200)).json.entries as { actor: string; action: string; subject: string }[];
+    const entries = (await call(server, f.admin, 'GET', '/v1/audit?limit=10000', undefined, 200)).json.entries as {
+      actor: string;
+      action: string;
+      subject: string;
+    }[];
     const entry = entries.find((e) => e.action === 'task.create' && e.subject === made.json.id);
     assert.equal(entry?.actor, `service:operator-grant (token ${operatorToken.id})`);
     assert.ok(operatorToken.lastUsedAt !== null, 'last use is recorded');

@@ -71,7 +71,11 @@ describe('teams: the CLI contract', () => {
     assert.equal(granted.code, 0, granted.stderr);
     assert.match(granted.stdout, /ran-by-operator/);
 
-    const groups = JSON.parse((await ok(['group', 'list', '--json'])).stdout) as { name: string; members: string[]; grants: { target: string; role: string }[] }[];
+    const groups = JSON.parse((await ok(['group', 'list', '--json'])).stdout) as {
+      name: string;
+      members: string[];
+      grants: { target: string; role: string }[];
+    }[];
     const ops = groups.find((g) => g.name === 'ops');
     assert.deepEqual([ops?.members, ops?.grants], [['ci-operator'], [{ target: 'db1', role: 'operator' }]]);
 

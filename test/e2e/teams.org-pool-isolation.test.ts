@@ -67,7 +67,10 @@ describe("teams: an organization's own pool agent serves only its organization",
     const agent = await registerAgent(server, beta, { hosted: true }, 'beta-pool');
     // Without room for a task, the answer carries the key requests.
     const noRoom = await call(server, agent.token, 'POST', '/v1/agent/poll', { free: 0, running: [], waitSeconds: 0 }, 200);
-    assert.deepEqual((noRoom.json as unknown as PollAnswer).keyRequests?.map((k) => k.targetName), ['b-hosted']);
+    assert.deepEqual(
+      (noRoom.json as unknown as PollAnswer).keyRequests?.map((k) => k.targetName),
+      ['b-hosted'],
+    );
     const first = await poll(server, agent.token);
     assert.equal(first.task?.id, betaTasks[0], "beta's oldest hosted task");
     const shown = await call(server, beta, 'GET', `/v1/tasks/${betaTasks[0]}`, undefined, 200);

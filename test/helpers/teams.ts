@@ -51,7 +51,14 @@ export async function registerAgent(server: ServerHandle, adminToken: string, jo
   const made = await call(server, adminToken, 'POST', '/v1/agent-tokens', joinRequest, 201);
   const join = decodeJoinToken(String(made.json.token));
   assert.ok(join, 'a join token');
-  const res = await call(server, null, 'POST', '/v1/agents/register', { joinSecret: join.secret, name, hostname: 'test-host', version: '0', platform: 'linux', concurrency: 1 }, 201);
+  const res = await call(
+    server,
+    null,
+    'POST',
+    '/v1/agents/register',
+    { joinSecret: join.secret, name, hostname: 'test-host', version: '0', platform: 'linux', concurrency: 1 },
+    201,
+  );
   return { id: String(res.json.agentId), token: String(res.json.token) };
 }
 

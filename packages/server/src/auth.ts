@@ -41,7 +41,7 @@ function bearer(req: FastifyRequest): string | undefined {
 }
 
 /** The audit trail's name for a principal acting through a token: `service:ci-bot (token k_…)`. */
-export function actorName(found: TokenWithPrincipal): string {
+function actorName(found: TokenWithPrincipal): string {
   return `${found.principal.kind}:${found.principal.name} (token ${found.token.id})`;
 }
 
@@ -53,7 +53,10 @@ async function findLiveToken(store: Store, token: string | undefined, now: numbe
   const { token: row } = found;
   if (row.revokedAt !== null) throw new FerryError('FERRY_E_TOKEN_REVOKED', `Token ${row.name} (${row.id}) was revoked; ask an admin for a new one.`);
   if (row.expiresAt !== null && row.expiresAt <= now) {
-    throw new FerryError('FERRY_E_TOKEN_EXPIRED', `Token ${row.name} (${row.id}) expired at ${new Date(row.expiresAt).toISOString()}; ask an admin for a new one.`);
+    throw new FerryError(
+      'FERRY_E_TOKEN_EXPIRED',
+      `Token ${row.name} (${row.id}) expired at ${new Date(row.expiresAt).toISOString()}; ask an admin for a new one.`,
+    );
   }
   return found;
 }

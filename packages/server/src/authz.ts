@@ -35,7 +35,7 @@ interface TargetRef {
 }
 
 /** The caller's role on a target, or undefined when it may not even see it. */
-export function roleOnTarget(user: UserPrincipal, target: TargetRef): Role | undefined {
+function roleOnTarget(user: UserPrincipal, target: TargetRef): Role | undefined {
   if (target.orgId !== user.orgId) return undefined;
   if (user.role === 'admin') return 'admin';
   const granted: GrantRole | undefined = user.grants.get(target.id);
@@ -43,7 +43,7 @@ export function roleOnTarget(user: UserPrincipal, target: TargetRef): Role | und
   return roleAtLeast(user.role, granted) ? granted : user.role;
 }
 
-export function may(user: UserPrincipal, action: TargetAction, target: TargetRef): boolean {
+function may(user: UserPrincipal, action: TargetAction, target: TargetRef): boolean {
   const role = roleOnTarget(user, target);
   return role !== undefined && roleAtLeast(role, NEEDS[action]);
 }
@@ -109,5 +109,6 @@ export function requireRole(user: UserPrincipal, least: Role): void {
 
 /** Organizations and the shared hosted pool are the instance's, not one organization's. */
 export function requireInstanceAdmin(user: UserPrincipal, what: string): void {
-  if (!user.instanceAdmin) throw new FerryError('FERRY_E_FORBIDDEN', `${what} needs an instance administrator (the first start's admin token); yours is not one.`);
+  if (!user.instanceAdmin)
+    throw new FerryError('FERRY_E_FORBIDDEN', `${what} needs an instance administrator (the first start's admin token); yours is not one.`);
 }

@@ -19,11 +19,17 @@ function expiresIn(text: string | undefined): number | undefined {
 }
 
 export async function createToken(name: string, opts: CreateTokenOptions): Promise<void> {
-  if (!!opts.personal === (opts.role !== undefined)) throw new UsageError('Give either --role ROLE (a new service account) or --personal (a token for yourself).');
+  if (!!opts.personal === (opts.role !== undefined))
+    throw new UsageError('Give either --role ROLE (a new service account) or --personal (a token for yourself).');
   const expiresInSeconds = expiresIn(opts.expires);
   const body = parseOrUsage(
     CreateTokenRequest,
-    { name, personal: !!opts.personal, ...(opts.role !== undefined ? { role: opts.role } : {}), ...(expiresInSeconds !== undefined ? { expiresInSeconds } : {}) },
+    {
+      name,
+      personal: !!opts.personal,
+      ...(opts.role !== undefined ? { role: opts.role } : {}),
+      ...(expiresInSeconds !== undefined ? { expiresInSeconds } : {}),
+    },
     'token',
   );
   await withClient(async (client, routes) => {

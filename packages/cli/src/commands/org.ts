@@ -10,5 +10,9 @@ export function registerOrgCommands(program: Command): void {
     .description("create an organization (instance administrators only); prints its admin's token once, as the last line")
     .option('--json', 'print JSON')
     .action(lazyAction(actions, 'createOrg'));
-  org.command('list').description('list organizations (instance administrators see all, others their own)').option('--json', 'print JSON').action(lazyAction(actions, 'listOrgs'));
+  org
+    .command('list')
+    .description('list organizations (instance administrators see all, others their own)')
+    .option('--json', 'print JSON')
+    .action(lazyAction(actions, 'listOrgs'));
 }

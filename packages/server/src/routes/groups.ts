@@ -37,7 +37,9 @@ export function registerGroupRoutes(app: FerryApp, ctx: ServerContext): void {
     { role: 'admin', what: 'group' },
   );
 
-  addRoute(app, ctx, Routes.listGroups, async ({ caller: user }) => ({ groups: (await ctx.store.teams.listGroups(user.orgId)).map(groupView) }), { role: 'admin' });
+  addRoute(app, ctx, Routes.listGroups, async ({ caller: user }) => ({ groups: (await ctx.store.teams.listGroups(user.orgId)).map(groupView) }), {
+    role: 'admin',
+  });
 
   addRoute(
     app,

@@ -36,7 +36,16 @@ export function registerOrgRoutes(app: FerryApp, ctx: ServerContext): void {
         createdAt: now,
       };
       const secret = newSecret(USER_TOKEN_PREFIX);
-      const token: TokenRow = { id: newId('k'), orgId: org.id, principalId: admin.id, name: FIRST_ADMIN, createdAt: now, expiresAt: null, lastUsedAt: null, revokedAt: null };
+      const token: TokenRow = {
+        id: newId('k'),
+        orgId: org.id,
+        principalId: admin.id,
+        name: FIRST_ADMIN,
+        createdAt: now,
+        expiresAt: null,
+        lastUsedAt: null,
+        revokedAt: null,
+      };
       if ((await ctx.store.teams.createOrgWithAdmin(org, admin, token, hashSecret(secret))) === 'exists') {
         throw new FerryError('FERRY_E_ORG_EXISTS', `An organization named "${body.name}" already exists.`);
       }

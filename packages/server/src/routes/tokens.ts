@@ -19,7 +19,10 @@ import { tokenView } from '../teams-views.js';
 type CreateToken = ParsedBody<typeof Routes.createToken>;
 
 function nameTaken(name: string): FerryError {
-  return new FerryError('FERRY_E_NAME_TAKEN', `"${name}" is already the name of a token or service account here; pick another (\`ferry token list\` shows them).`);
+  return new FerryError(
+    'FERRY_E_NAME_TAKEN',
+    `"${name}" is already the name of a token or service account here; pick another (\`ferry token list\` shows them).`,
+  );
 }
 
 /** May the caller see (and so revoke) this token? */
@@ -41,7 +44,10 @@ async function createToken(ctx: ServerContext, user: UserPrincipal, body: Create
     return { ...found, secret };
   }
   if (!roleAtLeast(user.role, body.role)) {
-    throw new FerryError('FERRY_E_ROLE_TOO_HIGH', `A service account cannot have a role above its creator's: yours is ${user.role}, ${body.name} would be ${body.role}.`);
+    throw new FerryError(
+      'FERRY_E_ROLE_TOO_HIGH',
+      `A service account cannot have a role above its creator's: yours is ${user.role}, ${body.name} would be ${body.role}.`,
+    );
   }
   const principal: PrincipalRow = {
     id: newId('p'),
@@ -88,6 +94,12 @@ export function registerTokenRoutes(app: FerryApp, ctx: ServerContext): void {
       throw new FerryError('FERRY_E_TOKEN_NOT_FOUND', `No active token with id or name "${params.token}". \`ferry token list\` shows the tokens.`);
     }
     await ctx.store.teams.revokeToken(user.orgId, found.token.id, Date.now());
-    await ctx.audit({ orgId: user.orgId, actor: user.actor, action: 'token.revoke', subject: found.token.id, details: { name: found.token.name, principal: found.principal.name } });
+    await ctx.audit({
+      orgId: user.orgId,
+      actor: user.actor,
+      action: 'token.revoke',
+      subject: found.token.id,
+      details: { name: found.token.name, principal: found.principal.name },
+    });
   });
 }
