@@ -23,7 +23,7 @@ afterEach(() => {
 });
 
 describe('teams store', () => {
-  test("migration 10 makes each existing token a service account; the default organization's admin token is the instance administrator", async () => {
+  test("migration 10 makes each existing token a service account (tokens of one name share one); the default organization's admin token is the instance administrator", async () => {
     const file = dbFile();
     // A database as the previous version left it: every migration before 10 applied, two tokens.
     const old = new Database(file);
@@ -35,6 +35,7 @@ describe('teams store', () => {
     old.exec(`INSERT INTO orgs (id, name, created_at) VALUES ('o_default', 'default', 1), ('o_x', 'x', 2);
       INSERT INTO api_tokens (id, org_id, name, role, token_hash, created_at) VALUES
         ('k_admin', 'o_default', 'admin', 'admin', 'hash-admin', 1),
+        ('k_admin2', 'o_default', 'admin', 'admin', 'hash-admin-2', 3),
         ('k_ci', 'o_x', 'ci', 'operator', 'hash-ci', 2);`);
     old.close();
 
@@ -45,6 +46,9 @@ describe('teams store', () => {
         [admin?.principal.name, admin?.principal.kind, admin?.principal.role, admin?.principal.instanceAdmin, admin?.token.id],
         ['admin', 'service', 'admin', true, 'k_admin'],
       );
+      // A second token of the same name (the admin-token file was removed once) keeps working as the same admin.
+      const second = await store.teams.findToken('hash-admin-2');
+      assert.deepEqual([second?.principal.id, second?.token.name], [admin?.principal.id, 'admin-admin2']);
       const ci = await store.teams.findToken('hash-ci');
       assert.deepEqual([ci?.principal.name, ci?.principal.orgId, ci?.principal.role, ci?.principal.instanceAdmin], ['ci', 'o_x', 'operator', false]);
     } finally {

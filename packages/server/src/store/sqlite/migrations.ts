@@ -125,6 +125,12 @@ INSERT OR IGNORE INTO principals (id, org_id, kind, name, role, instance_admin, 
   SELECT 'p_' || substr(id, 3), org_id, 'service', name, role, CASE WHEN org_id = 'o_default' AND name = 'admin' THEN 1 ELSE 0 END, NULL, created_at
   FROM api_tokens ORDER BY created_at;
 UPDATE api_tokens SET principal_id = (SELECT p.id FROM principals p WHERE p.org_id = api_tokens.org_id AND p.name = api_tokens.name);
+-- Live token names become unique per organization (tokens are revoked by name). Older servers
+-- made a second token named admin when the admin-token file was removed: the later ones of a
+-- name get their id appended (they keep acting as the same service account).
+UPDATE api_tokens SET name = name || '-' || substr(id, 3)
+  WHERE revoked_at IS NULL AND EXISTS (SELECT 1 FROM api_tokens o
+    WHERE o.org_id = api_tokens.org_id AND o.name = api_tokens.name AND o.revoked_at IS NULL AND o.id < api_tokens.id);
 CREATE UNIQUE INDEX api_tokens_live_name ON api_tokens(org_id, name) WHERE revoked_at IS NULL;
 CREATE INDEX api_tokens_principal ON api_tokens(principal_id);
 CREATE TABLE groups (
