@@ -8,12 +8,15 @@ import { createRequire } from 'node:module';
 import { Command, CommanderError } from 'commander';
 import { registerAgentCommands } from './commands/agent.js';
 import { registerAuditCommands } from './commands/audit.js';
+import { registerGroupCommands } from './commands/group.js';
 import { registerLoginCommand } from './commands/login.js';
+import { registerOrgCommands } from './commands/org.js';
 import { registerRunCommand } from './commands/run.js';
 import { registerServerCommand } from './commands/server.js';
 import { registerSecretCommands } from './commands/secret.js';
 import { registerTargetCommands } from './commands/target.js';
 import { registerTaskCommands } from './commands/task.js';
+import { registerTokenCommands } from './commands/token.js';
 import { reportError } from './report-error.js';
 
 const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
@@ -38,6 +41,9 @@ registerRunCommand(program);
 registerTaskCommands(program);
 registerAgentCommands(program);
 registerAuditCommands(program);
+registerOrgCommands(program);
+registerTokenCommands(program);
+registerGroupCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);

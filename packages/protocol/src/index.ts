@@ -9,3 +9,4 @@ export * from './secrets.js';
 export * from './settings.js';
 export * from './routes.js';
 export * from './bytes.js';
+export * from './teams.js';

@@ -32,6 +32,18 @@ import {
   UploadOutputResponse,
 } from './schemas.js';
 import { PublishKeyRequest, SecretInfo, SetSecretRequest, TargetKey } from './secrets.js';
+import {
+  CreateGroupRequest,
+  CreateOrgRequest,
+  CreateTokenRequest,
+  GrantInfo,
+  GrantRequest,
+  GroupInfo,
+  OrgCreated,
+  OrgInfo,
+  TokenCreated,
+  TokenInfo,
+} from './teams.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 export type RouteAuth = 'none' | 'user' | 'agent';
@@ -98,6 +110,18 @@ export const Routes = {
   // ---- audit ----
   listAudit: route({ method: 'GET', path: '/v1/audit', auth: 'user', query: AuditQuery, response: z.object({ entries: z.array(AuditEntry) }) }),
   verifyAudit: route({ method: 'GET', path: '/v1/audit/verify', auth: 'user', response: AuditVerification }),
+
+  // ---- teams: organizations, tokens, groups, grants ----
+  createOrg: route({ method: 'POST', path: '/v1/orgs', auth: 'user', body: CreateOrgRequest, response: OrgCreated, status: 201 }),
+  listOrgs: route({ method: 'GET', path: '/v1/orgs', auth: 'user', response: z.object({ orgs: z.array(OrgInfo) }) }),
+  createToken: route({ method: 'POST', path: '/v1/tokens', auth: 'user', body: CreateTokenRequest, response: TokenCreated, status: 201 }),
+  listTokens: route({ method: 'GET', path: '/v1/tokens', auth: 'user', response: z.object({ tokens: z.array(TokenInfo) }) }),
+  revokeToken: route({ method: 'DELETE', path: '/v1/tokens/:token', auth: 'user', response: 'empty' }),
+  createGroup: route({ method: 'POST', path: '/v1/groups', auth: 'user', body: CreateGroupRequest, response: GroupInfo, status: 201 }),
+  listGroups: route({ method: 'GET', path: '/v1/groups', auth: 'user', response: z.object({ groups: z.array(GroupInfo) }) }),
+  addGroupMember: route({ method: 'PUT', path: '/v1/groups/:group/members/:member', auth: 'user', response: GroupInfo }),
+  grantTarget: route({ method: 'PUT', path: '/v1/targets/:name/grants/:group', auth: 'user', body: GrantRequest, response: GrantInfo }),
+  revokeGrant: route({ method: 'DELETE', path: '/v1/targets/:name/grants/:group', auth: 'user', response: 'empty' }),
 
   // ---- the agent side ----
   registerAgent: route({ method: 'POST', path: '/v1/agents/register', auth: 'none', body: RegisterAgentRequest, response: RegisterAgentResponse, status: 201 }),

@@ -255,6 +255,8 @@ export const ReadOutputQuery = z
 export const CreateJoinTokenRequest = z
   .object({
     hosted: z.boolean().default(false),
+    /** With `hosted`: the pool shared by every organization (instance administrators only), not the organization's own. */
+    shared: z.boolean().default(false),
     targets: z.array(TargetName).max(100).default([]),
     ttlSeconds: z
       .number()
@@ -266,7 +268,8 @@ export const CreateJoinTokenRequest = z
   .strict()
   .refine((r) => r.hosted !== r.targets.length > 0, {
     message: 'a join token is either for the hosted pool (hosted: true) or for named targets, not both and not neither',
-  });
+  })
+  .refine((r) => !r.shared || r.hosted, { message: 'shared: true is for hosted-pool agents (hosted: true)' });
 
 export const JoinTokenCreated = z.object({ id: z.string(), token: z.string(), expiresAt: z.string() });
 

@@ -1,20 +1,38 @@
 /**
- * Who is calling. User tokens act with their role inside their organization; agent tokens
- * act only as that agent. Tokens are looked up by their SHA-256 hash, never stored in clear.
+ * Who is calling. A user token acts as its principal (a service account now, a person later):
+ * with the principal's role in its organization and the grants of the principal's groups. Agent
+ * tokens act only as that agent. Tokens are looked up by their SHA-256 hash, never stored in
+ * clear. What a caller may do is decided in authz.ts.
  */
 import type { FastifyRequest } from 'fastify';
-import { FerryError } from '@ferry/protocol';
+import { FerryError, type GrantRole } from '@ferry/protocol';
 import { revokedError } from './agent-standing.js';
+import { requireRole } from './authz.js';
 import { hashSecret } from './ids.js';
-import type { AgentRow, ApiTokenRow, Store } from './store/types.js';
+import type { TokenWithPrincipal } from './store/teams-types.js';
+import type { AgentRow, Role, Store } from './store/types.js';
+
+/** User tokens start with this (agent credentials with `ferry_a_`), so scanners and redaction recognise them. */
+export const USER_TOKEN_PREFIX = 'ferry_u';
 
 export interface UserPrincipal {
   kind: 'user';
   orgId: string;
   tokenId: string;
-  role: ApiTokenRow['role'];
+  principalId: string;
+  principalKind: 'service' | 'person';
+  /** The service account's name (a person's e-mail, later). */
+  name: string;
+  role: Role;
+  instanceAdmin: boolean;
+  /** Who did it and with which token, as audit entries and tasks record it. */
   actor: string;
+  /** The role each target is granted to the principal through its groups (admins need none: empty). */
+  grants: ReadonlyMap<string, GrantRole>;
 }
+
+/** A token's last use is written at most this often (one write a minute, not one per request). */
+const LAST_USE_RESOLUTION_MS = 60_000;
 
 function bearer(req: FastifyRequest): string | undefined {
   const header = req.headers.authorization;
@@ -23,14 +41,47 @@ function bearer(req: FastifyRequest): string | undefined {
   return m?.[1];
 }
 
-export async function requireUser(store: Store, req: FastifyRequest, minRole: ApiTokenRow['role'] = 'viewer'): Promise<UserPrincipal> {
-  const token = bearer(req);
-  if (!token || !token.startsWith('ferry_u_')) throw new FerryError('FERRY_E_UNAUTHENTICATED');
-  const row = await store.findApiToken(hashSecret(token));
-  if (!row) throw new FerryError('FERRY_E_UNAUTHENTICATED');
-  const rank = { viewer: 0, operator: 1, admin: 2 } as const;
-  if (rank[row.role] < rank[minRole]) throw new FerryError('FERRY_E_FORBIDDEN', `This needs the ${minRole} role; your token has ${row.role}.`);
-  return { kind: 'user', orgId: row.orgId, tokenId: row.id, role: row.role, actor: `token:${row.name}` };
+/** The audit trail's name for a principal acting through a token: `service:ci-bot (token k_…)`. */
+function actorName(found: TokenWithPrincipal): string {
+  return `${found.principal.kind}:${found.principal.name} (token ${found.token.id})`;
+}
+
+/** The live token in the request, or the 401 that says what is wrong with it. */
+async function findLiveToken(store: Store, token: string | undefined, now: number): Promise<TokenWithPrincipal> {
+  if (!token || !token.startsWith(`${USER_TOKEN_PREFIX}_`)) throw new FerryError('FERRY_E_UNAUTHENTICATED');
+  const found = await store.teams.findToken(hashSecret(token));
+  if (!found) throw new FerryError('FERRY_E_UNAUTHENTICATED');
+  const { token: row } = found;
+  if (row.revokedAt !== null) throw new FerryError('FERRY_E_TOKEN_REVOKED', `Token ${row.name} (${row.id}) was revoked; ask an admin for a new one.`);
+  if (row.expiresAt !== null && row.expiresAt <= now) {
+    throw new FerryError(
+      'FERRY_E_TOKEN_EXPIRED',
+      `Token ${row.name} (${row.id}) expired at ${new Date(row.expiresAt).toISOString()}; ask an admin for a new one.`,
+    );
+  }
+  return found;
+}
+
+export async function requireUser(store: Store, req: FastifyRequest, minRole: Role = 'viewer'): Promise<UserPrincipal> {
+  const now = Date.now();
+  const found = await findLiveToken(store, bearer(req), now);
+  const { token, principal } = found;
+  if (token.lastUsedAt === null || now - token.lastUsedAt >= LAST_USE_RESOLUTION_MS) await store.teams.touchToken(token.id, now);
+  const grants = principal.role === 'admin' ? new Map<string, GrantRole>() : await store.teams.grantsOf(principal.id);
+  const user: UserPrincipal = {
+    kind: 'user',
+    orgId: principal.orgId,
+    tokenId: token.id,
+    principalId: principal.id,
+    principalKind: principal.kind,
+    name: principal.name,
+    role: principal.role,
+    instanceAdmin: principal.instanceAdmin,
+    actor: actorName(found),
+    grants,
+  };
+  requireRole(user, minRole);
+  return user;
 }
 
 export async function requireAgent(store: Store, req: FastifyRequest): Promise<AgentRow> {

@@ -16,6 +16,7 @@ import { lockDataFolder } from './data-lock.js';
 import { DispatchHub } from './dispatch.js';
 import { EmbeddedAgent } from './embedded-agent.js';
 import { RateLimiter } from './http/rate-limit.js';
+import { USER_TOKEN_PREFIX } from './auth.js';
 import { hashSecret, newId, newSecret } from './ids.js';
 import { createJoinToken } from './routes/agents.js';
 import { registerRoutes } from './routes/index.js';
@@ -70,11 +71,27 @@ function openStore(config: ServerConfig, dataDir: string): Store {
   );
 }
 
+/**
+ * The first start's admin: a service account of the default organization that is also the
+ * instance administrator. Without its token file (first start, or the file was removed to get a
+ * new token) it gets a new token; the service account is made once.
+ */
 async function ensureAdminToken(store: Store, orgId: string, file: string): Promise<boolean> {
   if (existsSync(file)) return false;
-  const token = newSecret('ferry_u');
-  await store.createApiToken({ id: newId('k'), orgId, name: 'admin', role: 'admin', createdAt: Date.now(), revokedAt: null }, hashSecret(token));
-  writeFileSync(file, token + '\n', { mode: 0o600 });
+  const now = Date.now();
+  let admin = await store.teams.findPrincipal(orgId, 'admin');
+  if (!admin) {
+    admin = { id: newId('p'), orgId, kind: 'service', name: 'admin', role: 'admin', instanceAdmin: true, createdBy: null, createdAt: now };
+    await store.teams.createPrincipal(admin);
+  }
+  const secret = newSecret(USER_TOKEN_PREFIX);
+  for (let n = 0; ; n++) {
+    // A token name is unique among the organization's live tokens: a second admin token is admin-2.
+    const name = n === 0 ? 'admin' : `admin-${n + 1}`;
+    const token = { id: newId('k'), orgId, principalId: admin.id, name, createdAt: now, expiresAt: null, lastUsedAt: null, revokedAt: null };
+    if ((await store.teams.createToken(token, hashSecret(secret))) === 'ok') break;
+  }
+  writeFileSync(file, secret + '\n', { mode: 0o600 });
   return true;
 }
 

@@ -20,7 +20,7 @@ import { SqliteStore } from '../src/store/sqlite/index.js';
 import type { AgentRow, AuditInput } from '../src/store/types.js';
 import { OutputRetention } from '../src/tasks/output-retention.js';
 import { TaskService } from '../src/tasks/task-service.js';
-import { registerTestAgent } from './helpers/store-fixtures.js';
+import { registerTestAgent, testAdmin } from './helpers/store-fixtures.js';
 
 const RETENTION_S = 3600;
 const live = (): AbortSignal => new AbortController().signal;
@@ -48,7 +48,7 @@ async function makeWorld(flags: Record<string, unknown> = {}): Promise<World> {
   const tasks = new TaskService({ store, hub, config, log, audit });
   const retention = new OutputRetention({ store, retentionSeconds: config.outputRetention, log, audit });
   const org = await store.ensureOrg('default', Date.now());
-  const user: UserPrincipal = { kind: 'user', orgId: org.id, tokenId: 'k_1', role: 'admin', actor: 'token:test' };
+  const user: UserPrincipal = testAdmin(org.id);
   await store.createTarget({
     id: 'g_box',
     orgId: org.id,

@@ -94,6 +94,9 @@ const S = {
   jwt: 'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ.SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c',
   azureKey: `${randomFrom(ALNUM + '+/', 86, rnd)}==`,
   opaque: `${randomFrom(ALNUM, 30, rnd)}42`,
+  ferryUser: `ferry_u_${randomFrom(ALNUM + '-_', 43, rnd)}`,
+  ferryAgent: `ferry_a_${randomFrom(ALNUM + '-_', 43, rnd)}`,
+  ferryJoin: `ferryjoin1.${randomFrom(ALNUM + '-_', 120, rnd)}`,
 };
 
 /** [input, expected] at level `secrets` (and therefore also at `all`). */
@@ -159,6 +162,11 @@ const SECRET_POSITIVES: Record<string, readonly (readonly [string, string])[]> =
     ['cloning https://x-access-token:p@ss@github.com/org/repo.git', `cloning https://x-access-token:${R('url-password')}@github.com/org/repo.git`],
   ],
   jwt: [[`id_token=${S.jwt};`, `id_token=${R('jwt')};`]],
+  'ferry-token': [
+    [`FERRY_TOKEN=${S.ferryUser}`, `FERRY_TOKEN=${R('ferry-token')}`],
+    [`"token": "${S.ferryAgent}"`, `"token": "${R('ferry-token')}"`],
+    [`ferry agent start --join-token ${S.ferryJoin} &`, `ferry agent start --join-token ${R('ferry-token')} &`],
+  ],
 };
 
 /** Inputs that pass unchanged at level `all` (and so at `secrets`). */
@@ -184,6 +192,7 @@ const SECRET_NEGATIVES: Record<string, readonly string[]> = {
   'authorization-header': ['Authorization:', 'Authorization: ', 'unauthorization: nope'],
   'url-password': ['https://deploy@buildhost/path', 'https://example.com:8443/path', 'http://[::1]:8080/', 'git clone https://github.com/org/repo'],
   jwt: ['eyJhbGciOiJIUzI1NiJ9', 'eyJ.a.b', 'notjwt.eyJhbGciOiJIUzI1NiJ9.x'],
+  'ferry-token': ['ferry_u_short', 'ferry_x_0123456789abcdefghij0123456789abcdefghijk', 'see ferryjoin1.', 'FERRY_TOKEN=$TOKEN'],
 };
 
 describe('rules', () => {

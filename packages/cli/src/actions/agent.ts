@@ -3,12 +3,16 @@ import { UsageError } from '../errors.js';
 import { ago, printJson, printTable } from '../format.js';
 import { withClient } from '../run-command.js';
 
-export async function createJoinToken(opts: { target?: string[]; hosted?: boolean; ttl: string; json?: boolean }): Promise<void> {
+export async function createJoinToken(opts: { target?: string[]; hosted?: boolean; shared?: boolean; ttl: string; json?: boolean }): Promise<void> {
   if (!!opts.hosted === !!opts.target?.length) throw new UsageError('Give either --target NAME (a self-hosted agent for that target) or --hosted.');
+  if (opts.shared && !opts.hosted) throw new UsageError('--shared goes with --hosted (an agent of the pool every organization shares).');
   const ttlSeconds = parseDurationSeconds(opts.ttl);
   if (ttlSeconds === undefined) throw new UsageError(`--ttl ${opts.ttl} is not a duration; use e.g. 1h or 7d.`);
   await withClient(async (client, routes) => {
-    const res = await client.call(routes.createJoinToken, { body: { hosted: !!opts.hosted, targets: opts.target ?? [], ttlSeconds: Math.round(ttlSeconds) } });
+    const res = await client.call(routes.createJoinToken, {
+      // `shared` only when asked for, so this client still talks to servers that predate it.
+      body: { hosted: !!opts.hosted, ...(opts.shared ? { shared: true } : {}), targets: opts.target ?? [], ttlSeconds: Math.round(ttlSeconds) },
+    });
     if (opts.json) return printJson(res);
     process.stdout.write(`${res.token}\n`);
     process.stderr.write(`Join token ${res.id}: works once, until ${res.expiresAt}. Start the agent with:\n  ferry agent start --join-token <token>\n`);

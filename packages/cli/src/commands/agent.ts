@@ -12,7 +12,8 @@ export function registerAgentCommands(program: Command): void {
     .command('create')
     .description('print a one-time join token for a new agent')
     .option('--target <name...>', 'the self-hosted target(s) the agent serves')
-    .option('--hosted', 'an agent for the hosted pool')
+    .option('--hosted', "an agent for the hosted pool: your organization's own")
+    .option('--shared', 'with --hosted: the pool every organization shares (instance administrators only)')
     .option('--ttl <duration>', 'how long the token stays valid', '24h')
     .option('--json', 'print JSON')
     .action(lazyAction(actions, 'createJoinToken'));

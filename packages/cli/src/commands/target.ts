@@ -45,4 +45,19 @@ export function registerTargetCommands(program: Command): void {
   target.command('show <name>').description('show one target').option('--json', 'print JSON').action(lazyAction(actions, 'showTarget'));
 
   target.command('delete <name>').description('delete a target (refused while it has queued or running tasks)').action(lazyAction(actions, 'deleteTarget'));
+
+  // Grants live with groups (actions/group.ts): a group's members get its role on the target.
+  const grants = (): Promise<Record<string, unknown>> => import('../actions/group.js');
+  target
+    .command('grant <target>')
+    .description("give a group's members a role on the target (admins); a target without grants is seen by admins only")
+    .requiredOption('--group <group>', 'the group')
+    .requiredOption('--role <role>', 'operator (runs tasks, sees them) or viewer (reads)')
+    .option('--json', 'print JSON')
+    .action(lazyAction(grants, 'grantTarget'));
+  target
+    .command('revoke-grant <target>')
+    .description("take a group's grant on the target away")
+    .requiredOption('--group <group>', 'the group')
+    .action(lazyAction(grants, 'revokeGrant'));
 }

@@ -21,6 +21,7 @@ export type RedactionRuleName =
   | 'npm-token'
   | 'google-api-key'
   | 'openai-key'
+  | 'ferry-token'
   | 'aws-access-key'
   | 'email'
   | 'card-number'
@@ -51,6 +52,7 @@ export const REDACTION_RULES: readonly RedactionRuleInfo[] = [
   { name: 'npm-token', level: 'secrets', description: 'npm npm_ access tokens' },
   { name: 'google-api-key', level: 'secrets', description: 'Google API keys (AIza + 35 chars)' },
   { name: 'openai-key', level: 'secrets', description: 'OpenAI-style sk-... keys (incl. sk-proj-, sk-ant-)' },
+  { name: 'ferry-token', level: 'secrets', description: "Ferry's own credentials: ferry_u_/ferry_a_/ferry_j_ tokens and ferryjoin1. join tokens" },
   { name: 'aws-access-key', level: 'secrets', description: 'AWS access key ids AKIA/ASIA + 16 uppercase alphanumerics' },
   { name: 'email', level: 'all', description: 'e-mail addresses' },
   { name: 'card-number', level: 'all', description: 'card numbers: 13-19 digits, contiguous or in space/dash groups, passing Luhn' },

@@ -89,6 +89,13 @@ export const SECRET_RULES: readonly LineRule[] = [
     replace: M('openai-key'),
   },
   {
+    // Ferry's own credentials: user tokens (ferry_u_), agent tokens (ferry_a_), join secrets
+    // (ferry_j_), each 32 random bytes in base64url; and whole join tokens (ferryjoin1.…).
+    name: 'ferry-token',
+    re: /(?<![A-Za-z0-9_-])(?:ferry_[uaj]_[A-Za-z0-9_-]{43}|ferryjoin1\.[A-Za-z0-9_-]{20,})(?![A-Za-z0-9_-])/g,
+    replace: M('ferry-token'),
+  },
+  {
     name: 'aws-access-key',
     re: /(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])/g,
     replace: M('aws-access-key'),
@@ -100,7 +107,7 @@ export const SECRET_RULES: readonly LineRule[] = [
  * substring of every match of some rule, case-folded where the rule is), so lines without a
  * hit are passed over by one scan instead of one per rule.
  */
-export const SECRET_HINT = String.raw`authorization|://|secret[_-]?(?:access[_-]?)?key|session[_-]?token|"private_key"|accountkey|sharedaccesskey|eyJ|bearer|gh[pousr]_|github_pat_|gl(?:pat|dt|rt|ptt|soat)-|xox[abprs]-|[sr]k_live_|npm_|AIza|sk-|AKIA|ASIA`;
+export const SECRET_HINT = String.raw`authorization|://|secret[_-]?(?:access[_-]?)?key|session[_-]?token|"private_key"|accountkey|sharedaccesskey|eyJ|bearer|gh[pousr]_|github_pat_|gl(?:pat|dt|rt|ptt|soat)-|xox[abprs]-|[sr]k_live_|npm_|AIza|sk-|AKIA|ASIA|ferry_|ferryjoin1`;
 
 /**
  * Private key block markers. Words are bounded so a marker is at most 96 chars (MAX_MARKER), and

@@ -1,11 +1,24 @@
 import { FerryError, Routes, encodeJoinToken } from '@ferry/protocol';
 import type { FerryApp } from '../app.js';
 import type { ServerContext } from '../context.js';
+import type { UserPrincipal } from '../auth.js';
+import { requireInstanceAdmin } from '../authz.js';
 import { addRoute } from '../http/route.js';
 import { hashSecret, newId, newSecret } from '../ids.js';
 import { findTarget } from '../lookup.js';
 import { onlineSince } from '../presence.js';
+import type { AgentRow } from '../store/types.js';
 import { agentView } from '../views.js';
+
+/**
+ * What an organization sees of an agent of the shared hosted pool: that it exists, whether it
+ * is online, and how many of the organization's own tasks it runs; not the host it runs on nor
+ * other organizations' work. Instance administrators see it whole.
+ */
+function sharedAgentAsSeenBy(user: UserPrincipal, agent: AgentRow): AgentRow {
+  if (agent.orgId !== null || user.instanceAdmin) return agent;
+  return { ...agent, hostname: '(shared hosted pool)', version: '-', platform: '-' };
+}
 
 /** Creates a one-time join token. `orgId` null makes an operator-wide hosted agent (the embedded one). */
 export async function createJoinToken(
@@ -37,8 +50,11 @@ export function registerAgentRoutes(app: FerryApp, ctx: ServerContext): void {
           `Target "${hostedTarget.name}" is served by the hosted pool; only targets created with --agent self-hosted take their own agents.`,
         );
       }
+      // Only instance administrators add agents to the pool every organization shares; an
+      // organization's admin gets an agent of its own pool (eligibility.ts).
+      if (body.shared) requireInstanceAdmin(user, 'Adding an agent to the shared hosted pool (--shared)');
       const created = await createJoinToken(ctx, {
-        orgId: user.orgId,
+        orgId: body.shared ? null : user.orgId,
         hosted: body.hosted,
         targetIds: targets.map((t) => t.id),
         createdBy: user.actor,
@@ -49,7 +65,7 @@ export function registerAgentRoutes(app: FerryApp, ctx: ServerContext): void {
         actor: user.actor,
         action: 'agent.token.create',
         subject: created.id,
-        details: { hosted: body.hosted, targets: body.targets },
+        details: { hosted: body.hosted, shared: body.shared, targets: body.targets },
       });
       return { id: created.id, token: created.token, expiresAt: new Date(created.expiresAt).toISOString() };
     },
@@ -63,10 +79,10 @@ export function registerAgentRoutes(app: FerryApp, ctx: ServerContext): void {
     const agents = await Promise.all(
       rows.map(async (a) =>
         agentView(
-          a,
+          sharedAgentAsSeenBy(user, a),
           a.targetIds.map((id) => targets.get(id) ?? '(deleted)'),
           a.revokedAt === null && a.lastSeenAt >= since,
-          await ctx.store.countRunningTasks(a.id),
+          await ctx.store.countRunningTasks(a.id, user.instanceAdmin ? undefined : user.orgId),
         ),
       ),
     );
@@ -99,7 +115,9 @@ export function registerAgentRoutes(app: FerryApp, ctx: ServerContext): void {
     ctx,
     Routes.revokeAgent,
     async ({ caller: user, params }) => {
-      const ok = await ctx.store.revokeAgent(user.orgId, params.id, Date.now());
+      const now = Date.now();
+      // A shared-pool agent (no organization) is the instance's: only its administrators revoke it.
+      const ok = (await ctx.store.revokeAgent(user.orgId, params.id, now)) || (user.instanceAdmin && (await ctx.store.revokeAgent(null, params.id, now)));
       if (!ok) throw new FerryError('FERRY_E_AGENT_NOT_FOUND', `No active agent with id "${params.id}" in this organization.`);
       ctx.hub.notifyAgent(params.id);
       await ctx.audit({ orgId: user.orgId, actor: user.actor, action: 'agent.revoke', subject: params.id, details: {} });

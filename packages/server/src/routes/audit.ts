@@ -27,7 +27,8 @@ export function registerAuditRoutes(app: FerryApp, ctx: ServerContext): void {
     ctx,
     Routes.listAudit,
     async ({ caller: user, query }) => ({
-      entries: (await ctx.store.listAudit(user.orgId, query.limit)).map(auditView),
+      // Entries of no organization (the server's, the shared pool's) are the instance's.
+      entries: (await ctx.store.listAudit(user.orgId, query.limit, user.instanceAdmin)).map(auditView),
     }),
     { role: 'admin' },
   );

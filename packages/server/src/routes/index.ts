@@ -3,10 +3,13 @@ import type { ServerContext } from '../context.js';
 import { registerAgentApiRoutes } from './agent-api.js';
 import { registerAgentRoutes } from './agents.js';
 import { registerAuditRoutes } from './audit.js';
+import { registerGroupRoutes } from './groups.js';
+import { registerOrgRoutes } from './orgs.js';
 import { registerPublicRoutes } from './public.js';
 import { registerSecretRoutes } from './secrets.js';
 import { registerTargetRoutes } from './targets.js';
 import { registerTaskRoutes } from './tasks.js';
+import { registerTokenRoutes } from './tokens.js';
 
 /** Every route of the protocol's table; each module registers its part through http/route.ts. */
 export function registerRoutes(app: FerryApp, ctx: ServerContext): void {
@@ -17,4 +20,7 @@ export function registerRoutes(app: FerryApp, ctx: ServerContext): void {
   registerAgentApiRoutes(app, ctx);
   registerAuditRoutes(app, ctx);
   registerSecretRoutes(app, ctx);
+  registerOrgRoutes(app, ctx);
+  registerTokenRoutes(app, ctx);
+  registerGroupRoutes(app, ctx);
 }

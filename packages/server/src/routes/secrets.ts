@@ -5,9 +5,9 @@
 import { FerryError, MAX_SECRET_BYTES, Routes, SecretName, isReservedSecretName, sealedPlaintextBytes, type SealedSecret } from '@ferry/protocol';
 import type { FerryApp } from '../app.js';
 import type { UserPrincipal } from '../auth.js';
+import { targetFor } from '../authz.js';
 import type { ServerContext } from '../context.js';
 import { addRoute } from '../http/route.js';
-import { findTarget } from '../lookup.js';
 import { settingConflict } from './targets.js';
 import type { SecretRow, TargetRow } from '../store/types.js';
 import { secretView } from '../views.js';
@@ -47,7 +47,7 @@ function noKeyYet(target: TargetRow): FerryError {
 
 export function registerSecretRoutes(app: FerryApp, ctx: ServerContext): void {
   addRoute(app, ctx, Routes.getTargetKey, async ({ caller: user, params }) => {
-    const target = await findTarget(ctx.store, user.orgId, params.name);
+    const target = await targetFor(ctx.store, user, params.name, 'read');
     if (!target.publicKeyPem || !target.keyId) throw noKeyYet(target);
     return { orgId: target.orgId, targetId: target.id, kid: target.keyId, publicKeyPem: target.publicKeyPem };
   });
@@ -57,14 +57,14 @@ export function registerSecretRoutes(app: FerryApp, ctx: ServerContext): void {
     ctx,
     Routes.setSecret,
     async ({ caller: user, params, body }) => {
-      const target = await findTarget(ctx.store, user.orgId, params.name);
+      const target = await targetFor(ctx.store, user, params.name, 'manage');
       return secretView(await setSecret(ctx, user, target, secretName(params.secret), body.sealed));
     },
     { role: 'admin', what: 'secret' },
   );
 
   addRoute(app, ctx, Routes.listSecrets, async ({ caller: user, params }) => {
-    const target = await findTarget(ctx.store, user.orgId, params.name);
+    const target = await targetFor(ctx.store, user, params.name, 'read');
     return { secrets: (await ctx.store.listSecrets(target.id)).map(secretView) };
   });
 
@@ -73,7 +73,7 @@ export function registerSecretRoutes(app: FerryApp, ctx: ServerContext): void {
     ctx,
     Routes.deleteSecret,
     async ({ caller: user, params }) => {
-      const target = await findTarget(ctx.store, user.orgId, params.name);
+      const target = await targetFor(ctx.store, user, params.name, 'manage');
       const name = secretName(params.secret);
       if (!(await ctx.store.deleteSecret(target.id, name)))
         throw new FerryError('FERRY_E_SECRET_NOT_FOUND', `Target ${target.name} has no secret named ${name}.`);

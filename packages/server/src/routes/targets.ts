@@ -11,11 +11,11 @@ import {
 } from '@ferry/protocol';
 import type { FerryApp } from '../app.js';
 import type { UserPrincipal } from '../auth.js';
+import { targetFor, visibleTargets } from '../authz.js';
 import type { ServerContext } from '../context.js';
 import { addRoute } from '../http/route.js';
 import { newId } from '../ids.js';
 import { checkLimits } from '../limits.js';
-import { findTarget } from '../lookup.js';
 import { agentsOnline } from '../presence.js';
 import type { TargetChanges, TargetRow } from '../store/types.js';
 import { targetView } from '../views.js';
@@ -86,7 +86,7 @@ function changesOf(before: TargetRow, after: TargetChanges): Record<string, unkn
 }
 
 async function updateTarget(ctx: ServerContext, user: UserPrincipal, name: string, body: UpdateTargetRequest): Promise<TargetRow> {
-  const target = await findTarget(ctx.store, user.orgId, name);
+  const target = await targetFor(ctx.store, user, name, 'manage');
   const changes = changedTarget(ctx, target, body);
   const result = await ctx.store.updateTarget(target.id, changes);
   if (!result) throw new FerryError('FERRY_E_TARGET_NOT_FOUND', `No target named "${name}". \`ferry target list\` shows the targets.`);
@@ -133,12 +133,12 @@ export function registerTargetRoutes(app: FerryApp, ctx: ServerContext): void {
   );
 
   addRoute(app, ctx, Routes.listTargets, async ({ caller: user }) => {
-    const rows = await ctx.store.listTargets(user.orgId);
+    const rows = visibleTargets(user, await ctx.store.listTargets(user.orgId));
     return { targets: await Promise.all(rows.map(async (r) => targetView(ctx.config, r, await agentsOnline(ctx, r)))) };
   });
 
   addRoute(app, ctx, Routes.getTarget, async ({ caller: user, params }) => {
-    const target = await findTarget(ctx.store, user.orgId, params.name);
+    const target = await targetFor(ctx.store, user, params.name, 'read');
     return targetView(ctx.config, target, await agentsOnline(ctx, target));
   });
 
@@ -147,7 +147,7 @@ export function registerTargetRoutes(app: FerryApp, ctx: ServerContext): void {
     ctx,
     Routes.deleteTarget,
     async ({ caller: user, params }) => {
-      const target = await findTarget(ctx.store, user.orgId, params.name);
+      const target = await targetFor(ctx.store, user, params.name, 'manage');
       const result = await ctx.store.deleteTarget(user.orgId, target.id, Date.now());
       if (result === 'busy') throw new FerryError('FERRY_E_TARGET_BUSY', `Target "${target.name}" has queued or running tasks; cancel them first.`);
       // Its agents' waiting polls answer now: an agent left with no target is told and stops.

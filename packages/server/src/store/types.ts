@@ -6,6 +6,7 @@
  * compare-and-set on (status, agent, lease) so at most one agent runs a task.
  * Times are milliseconds since the epoch.
  */
+import type { TeamsStore } from './teams-types.js';
 import type { AgentMode, FinalStatus, NetworkPolicy, OutputFrame, RedactLevel, SealedSecret, TargetLimits, TargetType, TaskStatus } from '@ferry/protocol';
 
 export interface OrgRow {
@@ -13,15 +14,7 @@ export interface OrgRow {
   name: string;
   createdAt: number;
 }
-export type Role = 'admin' | 'operator' | 'viewer';
-export interface ApiTokenRow {
-  id: string;
-  orgId: string;
-  name: string;
-  role: Role;
-  createdAt: number;
-  revokedAt: number | null;
-}
+export type { Role } from '@ferry/protocol';
 
 export interface TargetRow {
   id: string;
@@ -131,6 +124,8 @@ export interface TaskRow {
 export interface TaskFilter {
   targetId?: string | undefined;
   status?: TaskStatus | undefined;
+  /** Only tasks on these targets (what the caller may see, authz.ts); all of the organization's when absent. */
+  targetIds?: readonly string[] | undefined;
   limit: number;
 }
 
@@ -192,8 +187,8 @@ export interface Store {
   close(): Promise<void>;
 
   ensureOrg(name: string, now: number): Promise<OrgRow>;
-  createApiToken(row: ApiTokenRow, tokenHash: string): Promise<void>;
-  findApiToken(tokenHash: string): Promise<ApiTokenRow | undefined>;
+  /** Organizations, principals, tokens, groups and grants (teams-types.ts). */
+  readonly teams: TeamsStore;
 
   createTarget(row: TargetRow): Promise<TargetRow | 'exists'>;
   listTargets(orgId: string): Promise<TargetRow[]>;
@@ -213,15 +208,18 @@ export interface Store {
   findAgentByToken(tokenHash: string): Promise<AgentRow | undefined>;
   getAgent(agentId: string): Promise<AgentRow | undefined>;
   touchAgent(agentId: string, now: number): Promise<void>;
+  /** The organization's own agents and the shared hosted pool's (no organization). */
   listAgents(orgId: string): Promise<AgentRow[]>;
-  revokeAgent(orgId: string, agentId: string, now: number): Promise<boolean>;
+  /** `orgId` null: an agent of the shared hosted pool. */
+  revokeAgent(orgId: string | null, agentId: string, now: number): Promise<boolean>;
   /**
    * Takes the organization's revoked agents, and those not heard from since `offlineBefore`,
    * off the list (and revokes them): their rows stay, so tasks still name them. Agents holding
    * a running task stay.
    */
   pruneAgents(orgId: string, offlineBefore: number, now: number): Promise<PrunedAgentRow[]>;
-  countRunningTasks(agentId: string): Promise<number>;
+  /** Running tasks held by the agent; only the organization's when `orgId` is given. */
+  countRunningTasks(agentId: string, orgId?: string): Promise<number>;
 
   createTask(row: TaskRow): Promise<void>;
   getTask(orgId: string, taskId: string): Promise<TaskRow | undefined>;
@@ -281,7 +279,8 @@ export interface Store {
   getTargetById(targetId: string): Promise<TargetRow | undefined>;
 
   appendAudit(entry: AuditInput): Promise<AuditRow>;
-  listAudit(orgId: string, limit: number): Promise<AuditRow[]>;
+  /** The organization's entries, newest first; with `instance`, also the entries of no organization (server, shared pool). */
+  listAudit(orgId: string, limit: number, instance?: boolean): Promise<AuditRow[]>;
   /** Every entry of the whole chain, oldest first (for verification). */
   allAudit(): Promise<AuditRow[]>;
 }

@@ -1,5 +1,6 @@
 /** Rows the server tests need, made through the store the way the server makes them. */
 import assert from 'node:assert/strict';
+import type { UserPrincipal } from '../../src/auth.js';
 import type { SqliteStore } from '../../src/store/sqlite/index.js';
 import type { AgentRow } from '../../src/store/types.js';
 
@@ -26,4 +27,20 @@ export async function registerTestAgent(
   });
   assert.ok(joined.ok, `agent ${label} registers`);
   return joined.agent;
+}
+
+/** An organization admin as requireUser makes one (a service account acting through a token). */
+export function testAdmin(orgId: string): UserPrincipal {
+  return {
+    kind: 'user',
+    orgId,
+    tokenId: 'k_1',
+    principalId: 'p_test',
+    principalKind: 'service',
+    name: 'test',
+    role: 'admin',
+    instanceAdmin: false,
+    actor: 'service:test (token k_1)',
+    grants: new Map(),
+  };
 }

@@ -11,7 +11,6 @@ import { MAX_SECRETS_PER_TARGET, MAX_SECRET_BYTES_PER_TARGET, type OutputFrame }
 import { agentMayServeSql } from '../../eligibility.js';
 import type {
   AgentRow,
-  ApiTokenRow,
   AppendResult,
   AuditInput,
   AuditRow,
@@ -34,11 +33,13 @@ import type {
 } from '../types.js';
 import { auditHash } from '../audit-hash.js';
 import { migrations } from './migrations.js';
+import { SqliteTeams } from './teams.js';
 import { appendOutput, expireOutput, flushHeldOutput, readOutput, type Statements } from './output.js';
 import { TASK_SELECT, num, toAgent, toAudit, toSecret, toTarget, toTask, type Row } from './rows.js';
 
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
+  readonly teams: SqliteTeams;
 
   constructor(file: string) {
     this.db = new Database(file);
@@ -52,6 +53,7 @@ export class SqliteStore implements Store {
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
+    this.teams = new SqliteTeams(this.db, this.prepared);
   }
 
   private readonly statements = new Map<string, Database.Statement>();
@@ -94,31 +96,6 @@ export class SqliteStore implements Store {
     const id = `o_${name}`;
     this.stmt('INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?)').run(id, name, now);
     return { id, name, createdAt: now };
-  }
-
-  async createApiToken(row: ApiTokenRow, tokenHash: string): Promise<void> {
-    this.stmt('INSERT INTO api_tokens (id, org_id, name, role, token_hash, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?)').run(
-      row.id,
-      row.orgId,
-      row.name,
-      row.role,
-      tokenHash,
-      row.createdAt,
-      row.revokedAt,
-    );
-  }
-
-  async findApiToken(tokenHash: string): Promise<ApiTokenRow | undefined> {
-    const r = this.stmt('SELECT * FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL').get(tokenHash) as Row | undefined;
-    if (!r) return undefined;
-    return {
-      id: String(r.id),
-      orgId: String(r.org_id),
-      name: String(r.name),
-      role: r.role as ApiTokenRow['role'],
-      createdAt: num(r.created_at),
-      revokedAt: null,
-    };
   }
 
   async createTarget(row: TargetRow): Promise<TargetRow | 'exists'> {
@@ -262,8 +239,8 @@ export class SqliteStore implements Store {
       .map((r) => this.agentFromRow(r as Row));
   }
 
-  async revokeAgent(orgId: string, agentId: string, now: number): Promise<boolean> {
-    const r = this.stmt('UPDATE agents SET revoked_at = ? WHERE id = ? AND org_id = ? AND revoked_at IS NULL').run(now, agentId, orgId);
+  async revokeAgent(orgId: string | null, agentId: string, now: number): Promise<boolean> {
+    const r = this.stmt('UPDATE agents SET revoked_at = ? WHERE id = ? AND org_id IS ? AND revoked_at IS NULL').run(now, agentId, orgId);
     return r.changes === 1;
   }
 
@@ -281,7 +258,10 @@ export class SqliteStore implements Store {
       });
   }
 
-  async countRunningTasks(agentId: string): Promise<number> {
+  async countRunningTasks(agentId: string, orgId?: string): Promise<number> {
+    if (orgId !== undefined) {
+      return num((this.stmt("SELECT COUNT(*) AS n FROM tasks WHERE agent_id = ? AND status = 'running' AND org_id = ?").get(agentId, orgId) as Row).n);
+    }
     return num((this.stmt("SELECT COUNT(*) AS n FROM tasks WHERE agent_id = ? AND status = 'running'").get(agentId) as Row).n);
   }
 
@@ -311,8 +291,10 @@ export class SqliteStore implements Store {
     const where = ['t.org_id = @orgId'];
     if (filter.targetId) where.push('t.target_id = @targetId');
     if (filter.status) where.push('t.status = @status');
+    if (filter.targetIds) where.push('t.target_id IN (SELECT value FROM json_each(@targetIds))');
+    const targetIds = filter.targetIds ? JSON.stringify(filter.targetIds) : undefined;
     return this.stmt(`${TASK_SELECT} WHERE ${where.join(' AND ')} ORDER BY t.created_at DESC, t.id DESC LIMIT @limit`)
-      .all({ orgId, targetId: filter.targetId, status: filter.status, limit: filter.limit })
+      .all({ orgId, targetId: filter.targetId, status: filter.status, targetIds, limit: filter.limit })
       .map((r) => toTask(r as Row));
   }
 
@@ -519,8 +501,9 @@ export class SqliteStore implements Store {
       .map((r) => toAudit(r as Row));
   }
 
-  async listAudit(orgId: string, limit: number): Promise<AuditRow[]> {
-    return this.stmt('SELECT * FROM audit_log WHERE org_id = ? OR org_id IS NULL ORDER BY seq DESC LIMIT ?')
+  async listAudit(orgId: string, limit: number, instance = false): Promise<AuditRow[]> {
+    const where = instance ? 'org_id = ? OR org_id IS NULL' : 'org_id = ?';
+    return this.stmt(`SELECT * FROM audit_log WHERE ${where} ORDER BY seq DESC LIMIT ?`)
       .all(orgId, limit)
       .map((r) => toAudit(r as Row));
   }

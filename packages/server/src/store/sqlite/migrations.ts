@@ -111,4 +111,53 @@ UPDATE orgs SET output_bytes = (SELECT COALESCE(SUM(stored_bytes), 0) FROM tasks
 CREATE INDEX tasks_output_expiry ON tasks(finished_at) WHERE output_expired_at IS NULL AND stored_bytes > 0;
 `,
   },
+  {
+    version: 10,
+    name: 'teams: principals, token expiry and last use, groups, target grants, instance administrators',
+    sql: `
+-- Who acts: a service account now, a person later (kind 'person', name = e-mail). One role per
+-- principal in its organization; instance administrators may also create organizations and add
+-- agents to the shared hosted pool.
+CREATE TABLE principals (
+  id TEXT PRIMARY KEY, org_id TEXT NOT NULL REFERENCES orgs(id),
+  kind TEXT NOT NULL CHECK (kind IN ('service','person')), name TEXT NOT NULL,
+  role TEXT NOT NULL CHECK (role IN ('admin','operator','viewer')),
+  instance_admin INTEGER NOT NULL DEFAULT 0, created_by TEXT, created_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX principals_name ON principals(org_id, name);
+-- Tokens act as their principal (whose role counts; api_tokens.role is what it was made with).
+ALTER TABLE api_tokens ADD COLUMN principal_id TEXT REFERENCES principals(id);
+ALTER TABLE api_tokens ADD COLUMN expires_at INTEGER;
+ALTER TABLE api_tokens ADD COLUMN last_used_at INTEGER;
+-- Every token made before this becomes a service account of its own name; the first start's
+-- admin token (default organization, named admin) is the instance administrator.
+INSERT OR IGNORE INTO principals (id, org_id, kind, name, role, instance_admin, created_by, created_at)
+  SELECT 'p_' || substr(id, 3), org_id, 'service', name, role, CASE WHEN org_id = 'o_default' AND name = 'admin' THEN 1 ELSE 0 END, NULL, created_at
+  FROM api_tokens ORDER BY created_at;
+UPDATE api_tokens SET principal_id = (SELECT p.id FROM principals p WHERE p.org_id = api_tokens.org_id AND p.name = api_tokens.name);
+-- Live token names become unique per organization (tokens are revoked by name). Older servers
+-- made a second token named admin when the admin-token file was removed: the later ones of a
+-- name get their id appended (they keep acting as the same service account).
+UPDATE api_tokens SET name = name || '-' || substr(id, 3)
+  WHERE revoked_at IS NULL AND EXISTS (SELECT 1 FROM api_tokens o
+    WHERE o.org_id = api_tokens.org_id AND o.name = api_tokens.name AND o.revoked_at IS NULL AND o.id < api_tokens.id);
+CREATE UNIQUE INDEX api_tokens_live_name ON api_tokens(org_id, name) WHERE revoked_at IS NULL;
+CREATE INDEX api_tokens_principal ON api_tokens(principal_id);
+CREATE TABLE groups (
+  id TEXT PRIMARY KEY, org_id TEXT NOT NULL REFERENCES orgs(id), name TEXT NOT NULL, created_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX groups_name ON groups(org_id, name);
+CREATE TABLE group_members (
+  group_id TEXT NOT NULL REFERENCES groups(id), principal_id TEXT NOT NULL REFERENCES principals(id),
+  PRIMARY KEY (group_id, principal_id)
+);
+CREATE INDEX group_members_principal ON group_members(principal_id);
+CREATE TABLE target_grants (
+  target_id TEXT NOT NULL REFERENCES targets(id), group_id TEXT NOT NULL REFERENCES groups(id),
+  role TEXT NOT NULL CHECK (role IN ('operator','viewer')), created_at INTEGER NOT NULL,
+  PRIMARY KEY (target_id, group_id)
+);
+CREATE INDEX target_grants_group ON target_grants(group_id);
+`,
+  },
 ];
