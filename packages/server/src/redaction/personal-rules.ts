@@ -3,6 +3,7 @@
  * applied after the secret rules.
  */
 import { redactionMarker as M, type LineRule } from './rules.js';
+import { lit, one, run, seq, startPattern } from './starts.js';
 
 /** True for a digit string passing the Luhn check that is not one digit repeated. */
 function luhnValid(digits: string): boolean {
@@ -116,3 +117,19 @@ export const PERSONAL_RULES: readonly LineRule[] = [
 
 /** Lines that can hold personal data: e-mail; E.164; (555); 13+ digits, 4 digits + separator + 3 (cards), 555-123 / 555.123 */
 export const PERSONAL_HINT = String.raw`@|\+[1-9]|\([0-9]{3}\)|[0-9]{3}(?:[0-9](?:[0-9]{9}|[ -][0-9]{3})|[.-][0-9]{3})`;
+
+/**
+ * Where a personal-data match could begin (starts.ts). An e-mail address can begin with any
+ * word, so at level `all` the last word of a partial line is held back until a byte that no
+ * address may contain (a blank, `/`, `:`...) follows it; card and phone numbers have bounded
+ * lengths, so what is held for them is bounded too.
+ */
+export const PERSONAL_STARTS: readonly RegExp[] = [
+  startPattern('(?<![A-Za-z0-9._%+-])', seq(one('[A-Za-z0-9._%+-]'), run('[A-Za-z0-9._%+-]'), lit('@'), run('[A-Za-z0-9.-]'))),
+  // Cards: at most 4 + 4 groups of a separator and 6 digits = 32 bytes, then one more to see where the number ends.
+  startPattern('(?<![0-9])', seq(one('[0-9]'), run('[0-9 -]', 34))),
+  // E.164 and international groups: at most 45 bytes.
+  startPattern('(?<![A-Za-z0-9_+])', seq(lit('+'), run('[0-9 .()-]', 48))),
+  // North American: at most 16 bytes, then up to two more to see where the number ends.
+  startPattern('(?<![A-Za-z0-9_+.-])', seq(one('[0-9(]'), run('[0-9() .-]', 20))),
+];
