@@ -487,6 +487,8 @@ describe('streaming', () => {
     '---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----',
     '\n',
     '\r\n',
+    '\r',
+    '\rprogress 1/4',
     ' ',
     '\t',
     '"',
