@@ -97,6 +97,8 @@ describe('partial lines are released up to where a match could begin', () => {
       ['xghp_Ab3De6', '', 'xghp_Ab3De6'], // a word character before it: no GitHub token can start there (an address could)
       ['\rdownloading 123/50000 ', '', ''], // "50000 " cannot begin a card or phone number
       ['\rdownloading 123/50000', '', '50000'],
+      ['\rat 1795899961.295101 ', '', ''], // a "1" that ends a number cannot begin "1 (555) 123-4567"
+      ['call 1 (55', '', '1 (55'],
     ];
     for (const [line, secrets, all] of cases) {
       assert.equal(heldOf('secrets', line), secrets, `secrets: ${JSON.stringify(line)}`);
