@@ -14,6 +14,7 @@
  * it with the time-stamp itself; at `all` that last word could begin an e-mail address, so it
  * waits for the next byte (the next update). Prints a JSON summary on stdout.
  */
+import { Buffer } from 'node:buffer';
 import process from 'node:process';
 import { performance } from 'node:perf_hooks';
 import { decodeFrames } from '@ferry/protocol';
@@ -22,7 +23,7 @@ import { calibrateRealtime, percentile, perfToRealMs } from './stats.mjs';
 
 const steps = Number(process.argv[process.argv.indexOf('--steps') + 1]) || 10;
 const LEVELS = ['none', 'secrets', 'all'];
-const SHAPES = { blank: "printf '\\rstep %s at %s ' \"$i\" \"$EPOCHREALTIME\"", word: "printf '\\rstep %s at %s' \"$i\" \"$EPOCHREALTIME\"" };
+const SHAPES = { blank: 'printf \'\\rstep %s at %s \' "$i" "$EPOCHREALTIME"', word: 'printf \'\\rstep %s at %s\' "$i" "$EPOCHREALTIME"' };
 
 /** Reads a task's output live; returns, for each update, ms from its printf to its arrival here. */
 async function latencies(api, taskId, shape) {

@@ -62,7 +62,10 @@ describe('progress output streams under redaction', () => {
             // line ("4" of "1/4"), so that word waits for the byte after it (the next `\r`).
             const shown = level === 'all' ? `progress ${step}/` : `progress ${step}/${STEPS}`;
             const seen = await seenWhen(follow, shown);
-            assert.ok(!seen.includes(`progress ${step + 1}/`), `${level}: step ${step} was readable only after step ${step + 1} was printed: ${JSON.stringify(seen)}`);
+            assert.ok(
+              !seen.includes(`progress ${step + 1}/`),
+              `${level}: step ${step} was readable only after step ${step + 1} was printed: ${JSON.stringify(seen)}`,
+            );
           }
           assert.equal(await follow.exited, 0, follow.stderr);
           const expected = Array.from({ length: STEPS }, (_, i) => `\rprogress ${i + 1}/${STEPS}`).join('') + '\n';

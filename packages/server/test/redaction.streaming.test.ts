@@ -131,18 +131,25 @@ describe('a credential split across uploads is still redacted', () => {
 
   test('property: split at every position, through the exported state or not, the output is the whole redaction and nothing of the value shows early', () => {
     fc.assert(
-      fc.property(fc.constantFrom(...secrets), before, after, fc.boolean(), fc.constantFrom<RedactLevel>('secrets', 'all'), ([secret, redacted], pre, post, viaState, level) => {
-        const whole = `${pre}${secret}${post}`;
-        const expected = redactText(level, whole);
-        assert.ok(expected.includes(redacted), `${secret} is redacted whole: ${expected}`);
-        // Where the value starts: the text before the marker (a label, a URL's user) may stream.
-        const valueAt = pre.length + redacted.indexOf('[REDACTED:');
-        for (let i = 0; i <= secret.length; i++) {
-          const out = uploads(level, [pre + secret.slice(0, i), secret.slice(i) + post], viaState);
-          assert.equal(out.join(''), expected, `split at ${i}`);
-          assert.ok((out[0] ?? '').length <= valueAt, `split at ${i}: the first upload released ${JSON.stringify(out[0])}`);
-        }
-      }),
+      fc.property(
+        fc.constantFrom(...secrets),
+        before,
+        after,
+        fc.boolean(),
+        fc.constantFrom<RedactLevel>('secrets', 'all'),
+        ([secret, redacted], pre, post, viaState, level) => {
+          const whole = `${pre}${secret}${post}`;
+          const expected = redactText(level, whole);
+          assert.ok(expected.includes(redacted), `${secret} is redacted whole: ${expected}`);
+          // Where the value starts: the text before the marker (a label, a URL's user) may stream.
+          const valueAt = pre.length + redacted.indexOf('[REDACTED:');
+          for (let i = 0; i <= secret.length; i++) {
+            const out = uploads(level, [pre + secret.slice(0, i), secret.slice(i) + post], viaState);
+            assert.equal(out.join(''), expected, `split at ${i}`);
+            assert.ok((out[0] ?? '').length <= valueAt, `split at ${i}: the first upload released ${JSON.stringify(out[0])}`);
+          }
+        },
+      ),
       { numRuns: 300 },
     );
   });
@@ -183,7 +190,12 @@ describe('a credential split across uploads is still redacted', () => {
   });
 
   test('a private key block across uploads, starting on a progress line, is redacted whole', () => {
-    const block = ['-----BEGIN RSA PRIVATE KEY-----', 'MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun', 'VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK', '-----END RSA PRIVATE KEY-----'].join('\n');
+    const block = [
+      '-----BEGIN RSA PRIVATE KEY-----',
+      'MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun',
+      'VTLw7onLRnrq0/IzW7yWR7QkrmBL7jTKEn5u+qKhbwKfBstIs+bMY2Zkp18gnTxK',
+      '-----END RSA PRIVATE KEY-----',
+    ].join('\n');
     const input = `\rprogress 3/4 ${block}\ndone\n`;
     const expected = `\rprogress 3/4 ${R('private-key')}\ndone\n`;
     assert.equal(redactText('secrets', input), expected);

@@ -6,24 +6,30 @@
  *
  * How the stream is cut (all of it decided by the content alone, never by where chunks end, so
  * output is identical for every chunking of the same input):
- * - Single-line rules never match across `\n`, so complete lines are redacted as they arrive
- *   and only the incomplete last line is held back.
- * - A line that reaches LINE_HOLD_CAP (64 KiB) bytes without a newline is cut there anyway, so a
- *   stream without newlines cannot grow memory. The cut goes just after the last space or tab in
- *   the final 1/16 of the window when there is one, else at exactly the cap. Each piece is
- *   redacted on its own, so a secret that straddles such a cut can escape its rule. A BEGIN
- *   marker (below) that starts before the cap is never cut through; to know there is none, up
- *   to 128 bytes past the cap may be held.
+ * - Single-line rules never match across `\n` or `\r`, so complete lines (a `\r` ends one too:
+ *   progress bars) are redacted as they arrive.
+ * - The incomplete last line is released at once up to the leftmost point where a match could
+ *   still begin (starts.ts); only that suffix waits for more bytes. Each upload does this, so a
+ *   progress line streams at the agent's flush rate while `ghp_Ab3` + `De6...` in two uploads is
+ *   still one match. The released start of the line stays held as context (the rules see the
+ *   line from its start), so the line's pieces come out exactly as the whole line would.
+ * - A line that reaches LINE_HOLD_CAP (64 KiB) bytes without a line break is cut there anyway,
+ *   so a stream without newlines cannot grow memory. The cut goes just after the last space or
+ *   tab in the final 1/16 of the window when there is one, else at exactly the cap; nothing past
+ *   the start of that final 1/16 is released before the cut. Each piece is redacted on its own,
+ *   so a secret that straddles such a cut can escape its rule. A BEGIN marker (below) that
+ *   starts before the cap is never cut through; to know there is none, up to 128 bytes past the
+ *   cap may be held.
  * - Private key blocks span lines. From a `-----BEGIN ... PRIVATE KEY-----` marker the stream is
  *   held until the matching `-----END ... PRIVATE KEY-----` (any END variant); the whole block
  *   becomes one marker. If no END arrives within KEY_HOLD_CAP (16 KiB) of the BEGIN, the 16 KiB
  *   from BEGIN are redacted anyway (fail closed) and scanning carries on after them. An
  *   unterminated block at the end of the stream is redacted to the end.
  *
- * States: text mode (holding at most an incomplete line) ⇄ key mode (holding a block from its
- * BEGIN). What is held is small (usually the incomplete last line; at most 64 KiB + 128 bytes)
- * and restorable (`held`, `inKeyBlock`, `restore`), because the server keeps nothing in memory
- * between a task's uploads: redactor.ts serializes it.
+ * States: text mode (holding at most an incomplete line, part of it maybe released) ⇄ key mode
+ * (holding a block from its BEGIN). What is held is small (usually the incomplete last line; at
+ * most 64 KiB + 128 bytes) and restorable (`held`, `released`, `inKeyBlock`, `restore`), because
+ * the server keeps nothing in memory between a task's uploads: redactor.ts serializes it.
  *
  * Speed: each line is first scanned for per-stage hints (stages.ts); only lines with a hint go
  * through the rules.
@@ -215,7 +221,7 @@ export class Engine {
     const b = bm ? bm.index : -1;
     scan.beginScan = bm ? b : Math.max(scan.pos, p.length - MAX_MARKER);
     const breaks = new LineBreaks(p);
-    for (let ls = scan.seg; ; ) {
+    for (let ls = scan.seg; ;) {
       const br = breaks.next(ls);
       const lineEnd = br === -1 ? p.length : br;
       // A BEGIN that starts before its line's cap wins over cutting the line.

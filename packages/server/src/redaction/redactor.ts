@@ -88,6 +88,7 @@ function parseState(state: string): StateV1 {
   if (v !== 1) throw new Error(`unsupported redaction state version: ${String(v)}`);
   if (k !== 0 && k !== 1) throw new Error('redaction state has an invalid key-block flag');
   if (typeof h !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(h) || h.length % 4 !== 0) throw new Error('redaction state has invalid held bytes');
-  if (r !== undefined && (typeof r !== 'number' || !Number.isSafeInteger(r) || r < 0 || r > (h.length / 4) * 3)) throw new Error('redaction state has an invalid released count');
+  if (r !== undefined && (typeof r !== 'number' || !Number.isSafeInteger(r) || r < 0 || r > (h.length / 4) * 3))
+    throw new Error('redaction state has an invalid released count');
   return r === undefined ? { v, k, h } : { v, k, h, r };
 }

@@ -128,11 +128,7 @@ const label = (...words: string[]) => seq(...words.flatMap((w, i) => (i === 0 ? 
  * length so far, until a character that no token may contain ends it.
  */
 export const SECRET_STARTS: readonly RegExp[] = [
-  startPattern(
-    '(?<![A-Za-z0-9_])',
-    seq(lit('authorization'), opt(Q), BLANKS, lit(':'), BLANKS, opt(Q), one(`[^\\s"']`), run(`[^\\r\\n"']`)),
-    'i',
-  ),
+  startPattern('(?<![A-Za-z0-9_])', seq(lit('authorization'), opt(Q), BLANKS, lit(':'), BLANKS, opt(Q), one(`[^\\s"']`), run(`[^\\r\\n"']`)), 'i'),
   startPattern('(?<=[A-Za-z0-9+.-])', seq(lit('://'), run(`[^\\s:/?#@"'<>]`), lit(':'), run(`[^\\s/?#"'<>\\\\]`), lit('@'))),
   startPattern(
     '(?<![A-Za-z0-9])',
