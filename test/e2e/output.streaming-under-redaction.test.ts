@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import { startFerryServer, taskShow, waitFor, waitForAgents, type FerryProcess, type ServerHandle } from '../helpers/ferry.js';
 
 const STEPS = 4;
+const MASKED_VALUE = 'q7Zx-progress-secret-92kLm';
 /** Long against the ~250 ms upload flush, so "seen before the next step" is about order, not a tight timing. */
 const STEP_SECONDS = 2;
 
@@ -46,14 +47,20 @@ describe('progress output streams under redaction', () => {
       const r = await server.cli(['target', 'create', `progress-${level}`, '--type', 'shell', '--redact', level]);
       assert.equal(r.code, 0, r.stderr);
     }
+    // The agent's masker holds back what could begin a secret's value too: a target with one.
+    assert.equal((await server.cli(['target', 'create', 'progress-masked', '--type', 'shell'])).code, 0);
+    const set = await server.cli(['secret', 'set', 'progress-masked', 'API_TOKEN'], { input: MASKED_VALUE });
+    assert.equal(set.code, 0, set.stderr);
   });
   after(async () => server?.stop());
 
-  // The three levels run at once (the agent runs several tasks): each waits on its own sleeps.
-  it('a \\r progress line without a newline is readable before the task prints the next step, at none, secrets and all', async () => {
-    const script = `for i in $(seq 1 ${STEPS}); do printf '\\rprogress %s/${STEPS}' "$i"; sleep ${STEP_SECONDS}; done; echo`;
+  // The levels run at once (the agent runs several tasks): each waits on its own sleeps.
+  it('a \\r progress line without a newline is readable before the task prints the next step, at none, secrets and all, and with a secret masked', async () => {
+    const progress = `for i in $(seq 1 ${STEPS}); do printf '\\rprogress %s/${STEPS}' "$i"; sleep ${STEP_SECONDS}; done; echo`;
+    const expected = Array.from({ length: STEPS }, (_, i) => `\rprogress ${i + 1}/${STEPS}`).join('') + '\n';
     await Promise.all(
-      (['none', 'secrets', 'all'] as const).map(async (level) => {
+      (['none', 'secrets', 'all', 'masked'] as const).map(async (level) => {
+        const script = level === 'masked' ? `echo "using $API_TOKEN"; ${progress}` : progress;
         const id = await detach(server, `progress-${level}`, script);
         const follow = server.spawnCli(['task', 'logs', id, '--follow']);
         try {
@@ -68,8 +75,10 @@ describe('progress output streams under redaction', () => {
             );
           }
           assert.equal(await follow.exited, 0, follow.stderr);
-          const expected = Array.from({ length: STEPS }, (_, i) => `\rprogress ${i + 1}/${STEPS}`).join('') + '\n';
-          assert.equal(follow.stdout, expected, level);
+          if (level === 'masked') {
+            assert.ok(!follow.stdout.includes(MASKED_VALUE) && follow.stdout.startsWith('using '), follow.stdout);
+            assert.ok(follow.stdout.endsWith(`\n${expected}`), follow.stdout);
+          } else assert.equal(follow.stdout, expected, level);
           await succeeded(server, id);
         } finally {
           await follow.stop('SIGKILL');
