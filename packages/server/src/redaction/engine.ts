@@ -259,7 +259,7 @@ export class Engine {
     if (from < floor) {
       const k = ls + holdPoint(this.starts, ls === 0 ? p : p.slice(ls), from - ls);
       // Past the floor, a release could split a match that the cut would keep whole: wait for the cut.
-      if (k <= floor && (k === p.length || !this.splitsMatch(p, scan.seg, k))) to = k;
+      if (k <= floor && (k === p.length || !this.splitsMatch(p, ls, k))) to = k;
     }
     this.release(scan, to);
     scan.seg = ls;
@@ -271,9 +271,10 @@ export class Engine {
    * where another's could begin: the digits ending a token may begin a card number), seen as
    * the redaction up to `k` not being where the redaction of everything so far begins.
    */
-  private splitsMatch(p: string, seg: number, k: number): boolean {
-    const upTo = redactLines(this.stages, p.slice(seg, k));
-    return !redactLines(this.stages, seg === 0 ? p : p.slice(seg)).startsWith(upTo);
+  private splitsMatch(p: string, ls: number, k: number): boolean {
+    // Matches never cross a line break, so the incomplete line alone decides.
+    const upTo = redactLines(this.stages, p.slice(ls, k));
+    return !redactLines(this.stages, ls === 0 ? p : p.slice(ls)).startsWith(upTo);
   }
 
   private enterKey(scan: Scan, begin: number): true {
