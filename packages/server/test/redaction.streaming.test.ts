@@ -7,9 +7,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import type { RedactLevel } from '@ferry/protocol';
+import { Streams, type OutputFrame, type RedactLevel } from '@ferry/protocol';
 import { LINE_HOLD_CAP, redactText } from '../src/redaction/engine.js';
 import { OutputRedactor } from '../src/redaction/redactor.js';
+import { redactingTransform } from '../src/redaction/task-state.js';
 
 const R = (kind: string) => `[REDACTED:${kind}]`;
 const latin1 = (s: string) => Buffer.from(s, 'latin1');
@@ -250,5 +251,40 @@ describe('the hold-back is bounded', () => {
       redactor.push(latin1('12 34 '));
       assert.ok(redactor.heldBytes <= 40, `held ${redactor.heldBytes}`);
     }
+  });
+});
+
+describe('uploads as the server applies them (one transform per upload, state between)', () => {
+  const frames = (stream: number, s: string): OutputFrame[] => [...latin1(s)].map((b) => ({ stream, time: 0, data: Buffer.from([b]) }));
+  const textOf = (fs: readonly OutputFrame[], stream: number) =>
+    fs
+      .filter((f) => f.stream === stream)
+      .map((f) => text(Buffer.from(f.data)))
+      .join('');
+
+  test('a partial line sent as one-byte frames is released at the end of its upload, a token across two uploads is redacted', () => {
+    const transform = redactingTransform('secrets');
+    const first = transform([...frames(Streams.stdout, '\rprogress 1/4 token ghp_Ab3De6Gh9'), ...frames(Streams.stderr, 'warn: ')], null);
+    assert.equal(textOf(first.frames, Streams.stdout), '\rprogress 1/4 token ');
+    assert.equal(textOf(first.frames, Streams.stderr), 'warn: ');
+    const second = transform(frames(Streams.stdout, 'Jk2Mn5Pq8St1Vw4Yz7Bc0Ef3HiJ ok\rprogress 2/4'), first.state);
+    assert.equal(textOf(second.frames, Streams.stdout), `${R('github-token')} ok\rprogress 2/4`);
+  });
+
+  test('an upload of many one-byte frames on one long line costs little per frame (the partial line is worked on once per upload)', () => {
+    const transform = redactingTransform('all');
+    const started = performance.now();
+    let state: string | null = null;
+    let released = 0;
+    for (let upload = 0; upload < 20; upload++) {
+      // 10,000 one-byte frames of letters: at `all` the whole run could still be an e-mail address.
+      const out = transform(frames(Streams.stdout, 'abcdefghij'.repeat(1000)), state);
+      state = out.state;
+      released += out.frames.reduce((n, f) => n + f.data.length, 0);
+    }
+    const ms = performance.now() - started;
+    // Working on the held line at every frame took minutes here; once per upload, well under a second.
+    assert.ok(ms < 20_000, `${ms} ms`);
+    assert.ok(released >= 200_000 - LINE_HOLD_CAP - 128, `released ${released}`);
   });
 });

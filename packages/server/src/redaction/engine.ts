@@ -79,6 +79,8 @@ interface Scan {
   readonly out: string[];
   /** The stream ends here: release everything. */
   readonly final: boolean;
+  /** Release the incomplete last line up to where a match could begin (else hold all of it). */
+  readonly partial: boolean;
 }
 
 /** Where a line that reached the cap is cut: after the last blank in the final 1/16, else at the cap. */
@@ -158,23 +160,33 @@ export class Engine {
     this.endScan = 0;
   }
 
-  feed(s: string): string {
-    if (!s) return '';
-    this.parts.push(s);
-    this.length += s.length;
-    return this.run(false);
+  /**
+   * Takes the next bytes; returns what is final. With `partial` (the last bytes of an upload)
+   * the incomplete last line is released too, up to where a match could begin; without it,
+   * only complete lines are, so many small frames in one upload cost little each.
+   */
+  feed(s: string, partial = true): string {
+    if (s) {
+      this.parts.push(s);
+      this.length += s.length;
+    }
+    // Nothing else can be released until a line completes or a cap is reached.
+    const cap = this.inKey ? this.caps.key : this.caps.line + MAX_MARKER;
+    if (!partial && s.indexOf('\n') === -1 && s.indexOf('\r') === -1 && this.length < cap) return '';
+    if (this.length === 0) return '';
+    return this.run(false, partial);
   }
 
   finish(): string {
-    const out = this.run(true);
+    const out = this.run(true, true);
     this.restore('', false);
     return out;
   }
 
   /** Releases what is final in the held text; what could still be part of a match stays held. */
-  private run(final: boolean): string {
+  private run(final: boolean, partial: boolean): string {
     const p = this.held;
-    const scan: Scan = { p, pos: this.done, seg: 0, beginScan: this.beginScan, endScan: this.endScan, out: [], final };
+    const scan: Scan = { p, pos: this.done, seg: 0, beginScan: this.beginScan, endScan: this.endScan, out: [], final, partial };
     let more = true;
     while (more && scan.pos < p.length) more = this.inKey ? this.stepKey(scan) : this.stepText(scan);
     const rest = scan.seg === 0 ? p : p.slice(scan.seg);
@@ -222,7 +234,8 @@ export class Engine {
     scan.beginScan = bm ? b : Math.max(scan.pos, p.length - MAX_MARKER);
     const breaks = new LineBreaks(p);
     for (let ls = scan.seg; ;) {
-      const br = breaks.next(ls);
+      // The released start of a line holds no line break: search from where release got to.
+      const br = breaks.next(Math.max(ls, scan.pos));
       const lineEnd = br === -1 ? p.length : br;
       // A BEGIN that starts before its line's cap wins over cutting the line.
       if (b >= 0 && b < lineEnd && b < ls + lineCap) return this.enterKey(scan, b);
@@ -256,7 +269,7 @@ export class Engine {
     const floor = ls + this.caps.line - (this.caps.line >> 4);
     const from = Math.max(scan.pos, ls);
     let to = from;
-    if (from < floor) {
+    if (scan.partial && from < floor) {
       const k = ls + holdPoint(this.starts, ls === 0 ? p : p.slice(ls), from - ls);
       // Past the floor, a release could split a match that the cut would keep whole: wait for the cut.
       if (k <= floor && (k === p.length || !this.splitsMatch(p, ls, k))) to = k;

@@ -35,9 +35,14 @@ export class OutputRedactor {
     this.engine = level === 'none' ? null : newEngine(level, options);
   }
 
-  push(chunk: Buffer): Buffer {
+  /**
+   * The next bytes of the stream; returns what is final now. `partial` (default): also release
+   * the incomplete last line up to where a match could begin. The server passes false for all
+   * but a stream's last frame in an upload, so that work is done once per upload.
+   */
+  push(chunk: Buffer, partial = true): Buffer {
     if (!this.engine) return this.takeCarry(chunk);
-    return Buffer.from(this.engine.feed(chunk.toString('latin1')), 'latin1');
+    return Buffer.from(this.engine.feed(chunk.toString('latin1'), partial), 'latin1');
   }
 
   flush(): Buffer {
