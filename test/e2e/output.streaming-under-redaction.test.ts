@@ -12,7 +12,7 @@ import { startFerryServer, taskShow, waitFor, waitForAgents, type FerryProcess, 
 const STEPS = 4;
 const MASKED_VALUE = 'q7Zx-progress-secret-92kLm';
 /** Long against the ~250 ms upload flush, so "seen before the next step" is about order, not a tight timing. */
-const STEP_SECONDS = 2;
+const STEP_SECONDS = 3;
 
 async function detach(server: ServerHandle, target: string, script: string): Promise<string> {
   const r = await server.cli(['run', target, '--detach', '-c', script]);
