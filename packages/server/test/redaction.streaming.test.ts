@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { Streams, type OutputFrame, type RedactLevel } from '@ferry/protocol';
+import { Streams, type OutputFrame, type RedactLevel, type StreamId } from '@ferry/protocol';
 import { LINE_HOLD_CAP, redactText } from '../src/redaction/engine.js';
 import { OutputRedactor } from '../src/redaction/redactor.js';
 import { redactingTransform } from '../src/redaction/task-state.js';
@@ -255,8 +255,8 @@ describe('the hold-back is bounded', () => {
 });
 
 describe('uploads as the server applies them (one transform per upload, state between)', () => {
-  const frames = (stream: number, s: string): OutputFrame[] => [...latin1(s)].map((b) => ({ stream, time: 0, data: Buffer.from([b]) }));
-  const textOf = (fs: readonly OutputFrame[], stream: number) =>
+  const frames = (stream: StreamId, s: string): OutputFrame[] => [...latin1(s)].map((b) => ({ stream, time: 0, data: Buffer.from([b]) }));
+  const textOf = (fs: readonly OutputFrame[], stream: StreamId) =>
     fs
       .filter((f) => f.stream === stream)
       .map((f) => text(Buffer.from(f.data)))
