@@ -272,7 +272,7 @@ export class Engine {
     if (scan.partial && from < floor) {
       const k = ls + holdPoint(this.starts, ls === 0 ? p : p.slice(ls), from - ls);
       // Past the floor, a release could split a match that the cut would keep whole: wait for the cut.
-      if (k <= floor && (k === p.length || !this.splitsMatch(p, ls, k))) to = k;
+      if (k > from && k <= floor && (k === p.length || !this.splitsMatch(p, ls, k))) to = k;
     }
     this.release(scan, to);
     scan.seg = ls;
