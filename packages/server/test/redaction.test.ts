@@ -410,13 +410,14 @@ describe('streaming', () => {
     assert.deepEqual(stream('secrets', everyN(input, 5), { viaState: true }), expected);
   });
 
-  test('complete lines are released as they arrive; the incomplete line is held', () => {
+  test('complete lines are released as they arrive; of the incomplete line, only what could begin a match is held', () => {
     const redactor = new OutputRedactor('secrets');
-    assert.equal(redactor.push(latin1('first line\nsecond ')).toString('latin1'), 'first line\n');
-    assert.equal(redactor.heldBytes, 'second '.length);
+    assert.equal(redactor.push(latin1('first line\nsecond ')).toString('latin1'), 'first line\nsecond ');
+    assert.equal(redactor.heldBytes, 0);
     assert.equal(redactor.push(latin1(`AKIAIOSFODNN7`)).toString('latin1'), '');
-    assert.equal(redactor.push(latin1(`EXAMPLE\nthird`)).toString('latin1'), `second ${R('aws-access-key')}\n`);
-    assert.equal(redactor.flush().toString('latin1'), 'third');
+    assert.equal(redactor.heldBytes, 'AKIAIOSFODNN7'.length);
+    assert.equal(redactor.push(latin1(`EXAMPLE\nthird`)).toString('latin1'), `${R('aws-access-key')}\nthird`);
+    assert.equal(redactor.flush().toString('latin1'), '');
     assert.equal(redactor.heldBytes, 0);
   });
 
@@ -436,10 +437,13 @@ describe('streaming', () => {
 
   test('state: small, round-trips, flags an open key block, rejects garbage', () => {
     const redactor = new OutputRedactor('secrets');
-    redactor.push(latin1('done\npartial'));
+    assert.equal(redactor.push(latin1('done\npartial ghp_ab')).toString('latin1'), 'done\npartial ');
     const state = redactor.exportState();
-    assert.deepEqual(JSON.parse(state), { v: 1, k: 0, h: Buffer.from('partial').toString('base64') });
-    assert.equal(OutputRedactor.fromState('secrets', state).flush().toString('latin1'), 'partial');
+    // the partial line is kept from its start (context for the rules); its first 8 bytes were released
+    assert.deepEqual(JSON.parse(state), { v: 1, k: 0, h: Buffer.from('partial ghp_ab').toString('base64'), r: 8 });
+    assert.equal(OutputRedactor.fromState('secrets', state).flush().toString('latin1'), 'ghp_ab');
+    const resumedToken = OutputRedactor.fromState('secrets', state);
+    assert.equal(Buffer.concat([resumedToken.push(latin1(`${'c'.repeat(34)} ok`)), resumedToken.flush()]).toString('latin1'), `${R('github-token')} ok`);
 
     const keyed = new OutputRedactor('secrets');
     assert.equal(keyed.push(latin1('x\n-----BEGIN RSA PRIVATE KEY-----\nMIIE\n')).toString('latin1'), 'x\n');
@@ -452,11 +456,22 @@ describe('streaming', () => {
     );
 
     assert.equal(new OutputRedactor('secrets').exportState(), '{"v":1,"k":0,"h":""}');
-    for (const bad of ['', 'null', '{}', '{"v":2,"k":0,"h":""}', '{"v":1,"k":3,"h":""}', '{"v":1,"k":0,"h":"***"}', '{"v":1,"k":1,"h":"YWJj"}']) {
+    for (const bad of [
+      '',
+      'null',
+      '{}',
+      '{"v":2,"k":0,"h":""}',
+      '{"v":1,"k":3,"h":""}',
+      '{"v":1,"k":0,"h":"***"}',
+      '{"v":1,"k":1,"h":"YWJj"}',
+      '{"v":1,"k":0,"h":"YWJj","r":4}',
+      '{"v":1,"k":0,"h":"YWJj","r":-1}',
+      '{"v":1,"k":0,"h":"YWJj","r":"1"}',
+    ]) {
       assert.throws(() => OutputRedactor.fromState('secrets', bad), Error, bad);
     }
     // bytes held at another level are not lost when the level changes to none
-    assert.equal(OutputRedactor.fromState('none', state).flush().toString('latin1'), 'partial');
+    assert.equal(OutputRedactor.fromState('none', state).flush().toString('latin1'), 'ghp_ab');
   });
 
   // Fragments mixing random bytes, secrets, personal data, key markers and long runs.
@@ -481,6 +496,8 @@ describe('streaming', () => {
     '---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----',
     '\n',
     '\r\n',
+    '\r',
+    '\rprogress 1/4',
     ' ',
     '\t',
     '"',

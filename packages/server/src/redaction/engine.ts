@@ -6,24 +6,30 @@
  *
  * How the stream is cut (all of it decided by the content alone, never by where chunks end, so
  * output is identical for every chunking of the same input):
- * - Single-line rules never match across `\n`, so complete lines are redacted as they arrive
- *   and only the incomplete last line is held back.
- * - A line that reaches LINE_HOLD_CAP (64 KiB) bytes without a newline is cut there anyway, so a
- *   stream without newlines cannot grow memory. The cut goes just after the last space or tab in
- *   the final 1/16 of the window when there is one, else at exactly the cap. Each piece is
- *   redacted on its own, so a secret that straddles such a cut can escape its rule. A BEGIN
- *   marker (below) that starts before the cap is never cut through; to know there is none, up
- *   to 128 bytes past the cap may be held.
+ * - Single-line rules never match across `\n` or `\r`, so complete lines (a `\r` ends one too:
+ *   progress bars) are redacted as they arrive.
+ * - The incomplete last line is released at once up to the leftmost point where a match could
+ *   still begin (starts.ts); only that suffix waits for more bytes. Each upload does this, so a
+ *   progress line streams at the agent's flush rate while `ghp_Ab3` + `De6...` in two uploads is
+ *   still one match. The released start of the line stays held as context (the rules see the
+ *   line from its start), so the line's pieces come out exactly as the whole line would.
+ * - A line that reaches LINE_HOLD_CAP (64 KiB) bytes without a line break is cut there anyway,
+ *   so a stream without newlines cannot grow memory. The cut goes just after the last space or
+ *   tab in the final 1/16 of the window when there is one, else at exactly the cap; nothing past
+ *   the start of that final 1/16 is released before the cut. Each piece is redacted on its own,
+ *   so a secret that straddles such a cut can escape its rule. A BEGIN marker (below) that
+ *   starts before the cap is never cut through; to know there is none, up to 128 bytes past the
+ *   cap may be held.
  * - Private key blocks span lines. From a `-----BEGIN ... PRIVATE KEY-----` marker the stream is
  *   held until the matching `-----END ... PRIVATE KEY-----` (any END variant); the whole block
  *   becomes one marker. If no END arrives within KEY_HOLD_CAP (16 KiB) of the BEGIN, the 16 KiB
  *   from BEGIN are redacted anyway (fail closed) and scanning carries on after them. An
  *   unterminated block at the end of the stream is redacted to the end.
  *
- * States: text mode (holding at most an incomplete line) ⇄ key mode (holding a block from its
- * BEGIN). What is held is small (usually the incomplete last line; at most 64 KiB + 128 bytes)
- * and restorable (`held`, `inKeyBlock`, `restore`), because the server keeps nothing in memory
- * between a task's uploads: redactor.ts serializes it.
+ * States: text mode (holding at most an incomplete line, part of it maybe released) ⇄ key mode
+ * (holding a block from its BEGIN). What is held is small (usually the incomplete last line; at
+ * most 64 KiB + 128 bytes) and restorable (`held`, `released`, `inKeyBlock`, `restore`), because
+ * the server keeps nothing in memory between a task's uploads: redactor.ts serializes it.
  *
  * Speed: each line is first scanned for per-stage hints (stages.ts); only lines with a hint go
  * through the rules.
@@ -31,6 +37,7 @@
 import type { RedactLevel } from '@ferry/protocol';
 import { BEGIN_AT, BEGIN_RE, END_RE, KEY_MARKER, MAX_MARKER } from './secret-rules.js';
 import { redactLines, stagesFor, type Stage } from './stages.js';
+import { holdPoint } from './starts.js';
 
 /** Longest incomplete line held back before it is processed anyway. */
 export const LINE_HOLD_CAP = 64 * 1024;
@@ -62,13 +69,18 @@ function resolveCaps(options: RedactorOptions | undefined): Caps {
 /** One pass over the held text: where it has got to, and what it released. */
 interface Scan {
   readonly p: string;
+  /** Everything before this was released (now or by an earlier pass). */
   pos: number;
+  /** Start of the current segment (after a line break, a cut or a key block): held text starts here. */
+  seg: number;
   /** As the engine's fields of the same name, during the pass. */
   beginScan: number;
   endScan: number;
   readonly out: string[];
   /** The stream ends here: release everything. */
   readonly final: boolean;
+  /** Release the incomplete last line up to where a match could begin (else hold all of it). */
+  readonly partial: boolean;
 }
 
 /** Where a line that reached the cap is cut: after the last blank in the final 1/16, else at the cap. */
@@ -82,69 +94,107 @@ function softCut(p: string, lineStart: number, cap: number): number {
   return hard;
 }
 
+/** The next `\n` or `\r` at or after a position, each searched for once per pass. */
+class LineBreaks {
+  private nl = -2;
+  private cr = -2;
+
+  constructor(private readonly p: string) {}
+
+  next(from: number): number {
+    if (this.nl !== -1 && this.nl < from) this.nl = this.p.indexOf('\n', from);
+    if (this.cr !== -1 && this.cr < from) this.cr = this.p.indexOf('\r', from);
+    if (this.nl === -1) return this.cr;
+    return this.cr === -1 ? this.nl : Math.min(this.nl, this.cr);
+  }
+}
+
 /** A streaming matcher for one stream at one level (not `none`, which needs no matching). */
 export class Engine {
   private parts: string[] = [];
   private length = 0;
   /** The held-back text starts with a BEGIN marker whose END has not been seen. */
   private inKey = false;
+  /** Text mode: how many bytes at the start of the held text were released already (context for what follows). */
+  private done = 0;
   /** Text mode: no BEGIN marker starts before this offset of the held-back text. */
   private beginScan = 0;
   /** Key mode: no END marker starts before this offset. */
   private endScan = 0;
+  private readonly starts: readonly RegExp[];
 
   constructor(
     private readonly stages: readonly Stage[],
     private readonly caps: Caps,
-  ) {}
+  ) {
+    this.starts = stages.flatMap((s) => s.starts);
+  }
 
   get held(): string {
     if (this.parts.length > 1) this.parts = [this.parts.join('')];
     return this.parts[0] ?? '';
   }
 
+  /** Bytes at the start of `held` that were released already (kept as context for the rules). */
+  get released(): number {
+    return this.done;
+  }
+
   get inKeyBlock(): boolean {
     return this.inKey;
   }
 
-  restore(held: string, inKey: boolean): void {
+  restore(held: string, inKey: boolean, released = 0): void {
     if (inKey) {
       BEGIN_AT.lastIndex = 0;
       if (!BEGIN_AT.test(held)) throw new Error('redaction state is corrupt: a key block does not start with a BEGIN marker');
     }
+    if (!Number.isSafeInteger(released) || released < 0 || released > held.length || (inKey && released > 0)) {
+      throw new Error('redaction state is corrupt: the released count does not fit the held bytes');
+    }
     this.parts = held ? [held] : [];
     this.length = held.length;
     this.inKey = inKey;
+    this.done = released;
     this.beginScan = 0;
     this.endScan = 0;
   }
 
-  feed(s: string): string {
-    if (!s) return '';
-    this.parts.push(s);
-    this.length += s.length;
-    // Nothing can be released until a line completes or a cap is reached.
+  /**
+   * Takes the next bytes; returns what is final. With `partial` (the last bytes of an upload)
+   * the incomplete last line is released too, up to where a match could begin; without it,
+   * only complete lines are, so many small frames in one upload cost little each.
+   */
+  feed(s: string, partial = true): string {
+    if (s) {
+      this.parts.push(s);
+      this.length += s.length;
+    }
+    // Nothing else can be released until a line completes or a cap is reached.
     const cap = this.inKey ? this.caps.key : this.caps.line + MAX_MARKER;
-    if (s.indexOf('\n') === -1 && this.length < cap) return '';
-    return this.run(false);
+    if (!partial && s.indexOf('\n') === -1 && s.indexOf('\r') === -1 && this.length < cap) return '';
+    if (this.length === 0) return '';
+    return this.run(false, partial);
   }
 
   finish(): string {
-    const out = this.run(true);
+    const out = this.run(true, true);
     this.restore('', false);
     return out;
   }
 
   /** Releases what is final in the held text; what could still be part of a match stays held. */
-  private run(final: boolean): string {
-    const scan: Scan = { p: this.held, pos: 0, beginScan: this.beginScan, endScan: this.endScan, out: [], final };
+  private run(final: boolean, partial: boolean): string {
+    const p = this.held;
+    const scan: Scan = { p, pos: this.done, seg: 0, beginScan: this.beginScan, endScan: this.endScan, out: [], final, partial };
     let more = true;
-    while (more && scan.pos < scan.p.length) more = this.inKey ? this.stepKey(scan) : this.stepText(scan);
-    const rest = scan.pos === 0 ? scan.p : scan.p.slice(scan.pos);
+    while (more && scan.pos < p.length) more = this.inKey ? this.stepKey(scan) : this.stepText(scan);
+    const rest = scan.seg === 0 ? p : p.slice(scan.seg);
     this.parts = rest ? [rest] : [];
     this.length = rest.length;
-    this.beginScan = Math.max(0, scan.beginScan - scan.pos);
-    this.endScan = Math.max(0, scan.endScan - scan.pos);
+    this.done = scan.pos - scan.seg;
+    this.beginScan = Math.max(0, scan.beginScan - scan.seg);
+    this.endScan = Math.max(0, scan.endScan - scan.seg);
     return scan.out.length === 1 ? (scan.out[0] ?? '') : scan.out.join('');
   }
 
@@ -165,11 +215,16 @@ export class Engine {
     }
     scan.out.push(KEY_MARKER);
     this.inKey = false;
+    scan.seg = scan.pos;
     scan.beginScan = scan.pos;
     return true;
   }
 
-  /** Text mode: releases whole lines, up to a BEGIN marker or a cut of an over-long line. False: wait for more input. */
+  /**
+   * Text mode: releases whole lines (a `\r` ends one too: no rule matches across it), up to a
+   * BEGIN marker or a cut of an over-long line, then the incomplete last line up to where a match
+   * could begin. False: wait for more input.
+   */
   private stepText(scan: Scan): boolean {
     const { p, final } = scan;
     const lineCap = this.caps.line;
@@ -177,35 +232,97 @@ export class Engine {
     const bm = BEGIN_RE.exec(p);
     const b = bm ? bm.index : -1;
     scan.beginScan = bm ? b : Math.max(scan.pos, p.length - MAX_MARKER);
-    for (let ls = scan.pos; ;) {
-      const nl = p.indexOf('\n', ls);
-      const lineEnd = nl === -1 ? p.length : nl;
+    const breaks = new LineBreaks(p);
+    for (let ls = scan.seg; ;) {
+      // The released start of a line holds no line break: search from where release got to.
+      const br = breaks.next(Math.max(ls, scan.pos));
+      const lineEnd = br === -1 ? p.length : br;
       // A BEGIN that starts before its line's cap wins over cutting the line.
       if (b >= 0 && b < lineEnd && b < ls + lineCap) return this.enterKey(scan, b);
       if (lineEnd - ls >= lineCap) {
         // Before cutting a line that is still open, be sure no BEGIN starts before the cap.
-        const mayBegin = nl === -1 && b < 0 && !final && p.length < ls + lineCap + MAX_MARKER;
-        return this.release(scan, mayBegin ? ls : softCut(p, ls, lineCap), !mayBegin);
+        const mayBegin = br === -1 && b < 0 && !final && p.length < ls + lineCap + MAX_MARKER;
+        if (mayBegin) return this.releasePartial(scan, ls);
+        const cut = softCut(p, ls, lineCap);
+        this.release(scan, cut);
+        scan.seg = cut;
+        return true;
       }
-      if (nl === -1) return this.release(scan, final ? p.length : ls, false);
-      ls = nl + 1;
+      if (br === -1) {
+        if (!final) return this.releasePartial(scan, ls);
+        this.release(scan, p.length);
+        scan.seg = p.length;
+        return false;
+      }
+      ls = br + 1;
     }
   }
 
+  /**
+   * Releases the incomplete line starting at `ls` up to the leftmost point where a match could
+   * begin (starts.ts). Never past where the line's cap could cut it (so a cut never falls in
+   * released text): a line that may reach its cap releases nothing more until it is cut. The
+   * line stays held from its start, as context for the rules.
+   */
+  private releasePartial(scan: Scan, ls: number): false {
+    const { p } = scan;
+    const floor = ls + this.caps.line - (this.caps.line >> 4);
+    const from = Math.max(scan.pos, ls);
+    let to = from;
+    if (scan.partial && from < floor) {
+      const k = ls + holdPoint(this.starts, ls === 0 ? p : p.slice(ls), from - ls);
+      // Past the floor, a release could split a match that the cut would keep whole: wait for the cut.
+      if (k > from && k <= floor && (k === p.length || !this.splitsMatch(p, ls, k))) to = k;
+    }
+    this.release(scan, to);
+    scan.seg = ls;
+    return false;
+  }
+
+  /**
+   * Whether a complete match in the text so far crosses `k` (a rule's match can hold a place
+   * where another's could begin: the digits ending a token may begin a card number), seen as
+   * the redaction up to `k` not being where the redaction of everything so far begins.
+   */
+  private splitsMatch(p: string, ls: number, k: number): boolean {
+    // Matches never cross a line break, so the incomplete line alone decides.
+    const upTo = redactLines(this.stages, p.slice(ls, k));
+    return !redactLines(this.stages, ls === 0 ? p : p.slice(ls)).startsWith(upTo);
+  }
+
   private enterKey(scan: Scan, begin: number): true {
-    this.release(scan, begin, true);
+    this.release(scan, begin);
     this.inKey = true;
+    scan.seg = begin;
     scan.endScan = 0;
     return true;
   }
 
-  /** Redacts and releases the text up to `to`; returns `more` (whether to keep scanning). */
-  private release(scan: Scan, to: number, more: boolean): boolean {
-    const { p, pos } = scan;
-    if (to > pos) scan.out.push(redactLines(this.stages, pos === 0 && to === p.length ? p : p.slice(pos, to)));
+  /**
+   * Redacts and releases the text up to `to`. The rules see the segment from its start, so a
+   * segment released in pieces comes out as it would whole: by the hold point's choice, no match
+   * (or its context) crosses where an earlier piece ended.
+   */
+  private release(scan: Scan, to: number): void {
+    const { p, pos, seg } = scan;
+    if (to <= pos) return;
+    const whole = redactLines(this.stages, seg === 0 && to === p.length ? p : p.slice(seg, to));
+    if (pos === seg) scan.out.push(whole);
+    else scan.out.push(afterReleased(whole, redactLines(this.stages, p.slice(seg, pos))));
     scan.pos = to;
-    return more;
   }
+}
+
+/**
+ * The part of a segment's redaction after what was released before. It always extends it (the
+ * property tests check this); if it ever did not, what follows the common part goes out, which
+ * repeats a few bytes but never lets a match through unredacted.
+ */
+function afterReleased(whole: string, before: string): string {
+  if (whole.startsWith(before)) return whole.slice(before.length);
+  let i = 0;
+  while (i < before.length && whole.charCodeAt(i) === before.charCodeAt(i)) i++;
+  return whole.slice(i);
 }
 
 export function newEngine(level: Exclude<RedactLevel, 'none'>, options: RedactorOptions | undefined): Engine {

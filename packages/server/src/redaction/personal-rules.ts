@@ -3,6 +3,7 @@
  * applied after the secret rules.
  */
 import { redactionMarker as M, type LineRule } from './rules.js';
+import { alt, lit, one, opt, run, seq, startPattern } from './starts.js';
 
 /** True for a digit string passing the Luhn check that is not one digit repeated. */
 function luhnValid(digits: string): boolean {
@@ -116,3 +117,33 @@ export const PERSONAL_RULES: readonly LineRule[] = [
 
 /** Lines that can hold personal data: e-mail; E.164; (555); 13+ digits, 4 digits + separator + 3 (cards), 555-123 / 555.123 */
 export const PERSONAL_HINT = String.raw`@|\+[1-9]|\([0-9]{3}\)|[0-9]{3}(?:[0-9](?:[0-9]{9}|[ -][0-9]{3})|[.-][0-9]{3})`;
+
+const D = one('[0-9]');
+const digits = (n: number) => Array.from({ length: n }, () => D);
+
+/**
+ * Where a personal-data match could begin (starts.ts). An e-mail address can begin with any
+ * word, so at level `all` the last word of a partial line is held back until a byte that no
+ * address may contain (a blank, `/`, `:`...) follows it. Card and phone numbers follow their
+ * rules' shapes closely (a count like "50000 " cannot begin one) and have bounded lengths, so
+ * what is held for them is bounded too. These rules run after the secret rules, so the byte
+ * before a match may have become the `]` of a marker: only a start with a digit looks at it, for
+ * a digit before it (no secret match ends right before a digit: each would take the digit, or
+ * fail on it).
+ */
+export const PERSONAL_STARTS: readonly RegExp[] = [
+  startPattern('', seq(one('[A-Za-z0-9._%+-]'), run('[A-Za-z0-9._%+-]'), lit('@'), run('[A-Za-z0-9.-]'))),
+  // Cards: 13-19 digits, or 4 digits and up to 4 groups of a separator and 3-6 digits.
+  startPattern('(?<![0-9])', alt(seq(D, run('[0-9]', 19)), seq(...digits(4), run('[ -][0-9]{3,6}', 4), opt(seq(one('[ -]'), run('[0-9]', 6)))))),
+  // E.164 and international groups: + and at most 47 more bytes.
+  startPattern('', seq(lit('+'), one('[1-9]'), run('[0-9 .()-]', 46))),
+  // North American, (555) 123-4567 or 555-123-4567, optionally after 1 (a "." after it waits for the byte that says whether it ends there).
+  startPattern('', seq(lit('('), ...digits(3), lit(')'), opt(one('[ .-]')), ...digits(3), one('[ .-]'), ...digits(4), opt(lit('.')))),
+  startPattern(
+    '(?<![0-9])',
+    alt(
+      seq(lit('1'), opt(one('[ .-]')), lit('('), ...digits(3), lit(')'), opt(one('[ .-]')), ...digits(3), one('[ .-]'), ...digits(4), opt(lit('.'))),
+      seq(opt(seq(lit('1'), one('[.-]'))), ...digits(3), one('[.-]'), ...digits(3), one('[.-]'), ...digits(4), opt(lit('.'))),
+    ),
+  ),
+];

@@ -14,6 +14,8 @@ interface StateV1 {
   k: 0 | 1;
   /** Held-back bytes, base64. */
   h: string;
+  /** How many of the held bytes were released already (the start of a partial line, kept as context); absent for 0. */
+  r?: number;
 }
 
 /**
@@ -33,9 +35,14 @@ export class OutputRedactor {
     this.engine = level === 'none' ? null : newEngine(level, options);
   }
 
-  push(chunk: Buffer): Buffer {
+  /**
+   * The next bytes of the stream; returns what is final now. `partial` (default): also release
+   * the incomplete last line up to where a match could begin. The server passes false for all
+   * but a stream's last frame in an upload, so that work is done once per upload.
+   */
+  push(chunk: Buffer, partial = true): Buffer {
     if (!this.engine) return this.takeCarry(chunk);
-    return Buffer.from(this.engine.feed(chunk.toString('latin1')), 'latin1');
+    return Buffer.from(this.engine.feed(chunk.toString('latin1'), partial), 'latin1');
   }
 
   flush(): Buffer {
@@ -43,15 +50,16 @@ export class OutputRedactor {
     return Buffer.from(this.engine.finish(), 'latin1');
   }
 
-  /** Bytes currently held back. */
+  /** Bytes held back and not yet released (the released start of a partial line, kept as context, does not count). */
   get heldBytes(): number {
-    return this.engine ? this.engine.held.length : (this.carry?.length ?? 0);
+    return this.engine ? this.engine.held.length - this.engine.released : (this.carry?.length ?? 0);
   }
 
   /** The carried state as a short JSON string: held-back bytes (base64) and the key-block flag. */
   exportState(): string {
     const held = this.engine ? Buffer.from(this.engine.held, 'latin1') : (this.carry ?? Buffer.alloc(0));
     const state: StateV1 = { v: 1, k: this.engine?.inKeyBlock ? 1 : 0, h: held.toString('base64') };
+    if (this.engine && this.engine.released > 0) state.r = this.engine.released;
     return JSON.stringify(state);
   }
 
@@ -60,8 +68,8 @@ export class OutputRedactor {
     const redactor = new OutputRedactor(level, options);
     const parsed = parseState(state);
     const held = Buffer.from(parsed.h, 'base64');
-    if (redactor.engine) redactor.engine.restore(held.toString('latin1'), parsed.k === 1);
-    else if (held.length > 0) redactor.carry = held;
+    if (redactor.engine) redactor.engine.restore(held.toString('latin1'), parsed.k === 1, parsed.r ?? 0);
+    else if (held.length > (parsed.r ?? 0)) redactor.carry = held.subarray(parsed.r ?? 0);
     return redactor;
   }
 
@@ -81,9 +89,11 @@ function parseState(state: string): StateV1 {
     throw new Error('redaction state is not valid JSON', { cause: err });
   }
   if (typeof value !== 'object' || value === null) throw new Error('redaction state is not an object');
-  const { v, k, h } = value as Record<string, unknown>;
+  const { v, k, h, r } = value as Record<string, unknown>;
   if (v !== 1) throw new Error(`unsupported redaction state version: ${String(v)}`);
   if (k !== 0 && k !== 1) throw new Error('redaction state has an invalid key-block flag');
   if (typeof h !== 'string' || !/^[A-Za-z0-9+/]*={0,2}$/.test(h) || h.length % 4 !== 0) throw new Error('redaction state has invalid held bytes');
-  return { v, k, h };
+  if (r !== undefined && (typeof r !== 'number' || !Number.isSafeInteger(r) || r < 0 || r > (h.length / 4) * 3))
+    throw new Error('redaction state has an invalid released count');
+  return r === undefined ? { v, k, h } : { v, k, h, r };
 }

@@ -5,6 +5,7 @@
  * END markers are at the end of this file, and the engine holds a block back until its END.
  */
 import { redactionMarker as M, type LineRule } from './rules.js';
+import { alt, lit, one, opt, run, seq, startPattern } from './starts.js';
 
 /** A label, then `:` / `=` / `=>` / blanks, with optional quotes either side: `$1` is all of it. */
 const LABEL_SEP = `["']?(?:[ \\t]*(?:=>|[:=])[ \\t]*|[ \\t]+)["']?`;
@@ -120,3 +121,40 @@ export const BEGIN_AT = new RegExp(BEGIN_RE.source, 'y');
 export const KEY_MARKER = M('private-key');
 /** No BEGIN/END marker is longer than this (the regexes above bound it at 96). */
 export const MAX_MARKER = 128;
+
+const Q = one(`["']`);
+const BLANKS = run('[ \\t]');
+const SEP = seq(opt(Q), alt(seq(BLANKS, alt(lit('=>'), one('[:=]')), BLANKS), seq(one('[ \\t]'), BLANKS)), opt(Q));
+const DASH = opt(one('[_-]'));
+const label = (...words: string[]) => seq(...words.flatMap((w, i) => (i === 0 ? [lit(w)] : [DASH, lit(w)])));
+
+/**
+ * Where a secret rule's match (or a private key block's BEGIN marker) could begin, one pattern
+ * per rule, in the rules' order (starts.ts). Each is the rule's shape with its repetition counts
+ * dropped: a run of token characters is held back from its first character on, whatever its
+ * length so far, until a character that no token may contain ends it.
+ */
+export const SECRET_STARTS: readonly RegExp[] = [
+  startPattern('(?<![A-Za-z0-9_])', seq(lit('authorization'), opt(Q), BLANKS, lit(':'), BLANKS, opt(Q), one(`[^\\s"']`), run(`[^\\r\\n"']`)), 'i'),
+  startPattern('(?<=[A-Za-z0-9+.-])', seq(lit('://'), run(`[^\\s:/?#@"'<>]`), lit(':'), run(`[^\\s/?#"'<>\\\\]`), lit('@'))),
+  startPattern(
+    '(?<![A-Za-z0-9])',
+    seq(alt(seq(label('aws', 'secret'), opt(seq(DASH, lit('access'))), DASH, lit('key')), label('secret', 'access', 'key')), SEP, run('[A-Za-z0-9/+=]')),
+    'i',
+  ),
+  startPattern('(?<![A-Za-z0-9])', seq(alt(label('aws', 'session', 'token'), label('session', 'token')), SEP, run('[A-Za-z0-9/+=]')), 'i'),
+  startPattern('', seq(lit('"private_key"'), BLANKS, lit(':'), BLANKS, lit('"'), run(`[^"\\\\\\r\\n]|\\\\[^\\r\\n]`), opt(lit('\\')), lit('"'))),
+  startPattern('(?<![A-Za-z0-9])', seq(alt(lit('account'), lit('sharedaccess')), lit('key'), BLANKS, lit('='), BLANKS, run('[A-Za-z0-9+/=]')), 'i'),
+  startPattern('(?<![A-Za-z0-9_-])', seq(lit('eyJ'), run('[A-Za-z0-9_-]'), lit('.'), run('[A-Za-z0-9_-]'), lit('.'), run('[A-Za-z0-9_-]'))),
+  startPattern('(?<![A-Za-z0-9_])', seq(lit('bearer'), one('[ \\t]'), BLANKS, run('[A-Za-z0-9._~+/=-]')), 'i'),
+  startPattern('(?<![A-Za-z0-9_])', alt(seq(lit('gh'), one('[pousr]'), lit('_'), run('[A-Za-z0-9]')), seq(lit('github_pat_'), run('[A-Za-z0-9_]')))),
+  startPattern('(?<![A-Za-z0-9_-])', seq(lit('gl'), alt(lit('pat'), lit('dt'), lit('rt'), lit('ptt'), lit('soat')), lit('-'), run('[A-Za-z0-9_.-]'))),
+  startPattern('(?<![A-Za-z0-9_-])', seq(lit('xox'), one('[abprs]'), lit('-'), run('[A-Za-z0-9-]'))),
+  startPattern('(?<![A-Za-z0-9_])', seq(one('[sr]'), lit('k_live_'), run('[A-Za-z0-9]'))),
+  startPattern('(?<![A-Za-z0-9_])', seq(lit('npm_'), run('[A-Za-z0-9]'))),
+  startPattern('(?<![A-Za-z0-9_-])', seq(lit('AIza'), run('[A-Za-z0-9_-]'))),
+  startPattern('(?<![A-Za-z0-9_-])', seq(lit('sk-'), run('[A-Za-z0-9_-]'))),
+  startPattern('(?<![A-Za-z0-9])', seq(alt(lit('AKIA'), lit('ASIA')), run('[A-Z0-9]'))),
+  // Private key BEGIN markers (the engine then holds the whole block until its END).
+  startPattern('', alt(seq(lit('-----BEGIN '), run('[A-Z0-9 ]'), lit('-----')), lit('---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----'))),
+];

@@ -4,21 +4,23 @@
  * grouping of whole lines gives the same result as applying them to the whole text.
  */
 import type { RedactLevel } from '@ferry/protocol';
-import { PERSONAL_HINT, PERSONAL_RULES } from './personal-rules.js';
+import { PERSONAL_HINT, PERSONAL_RULES, PERSONAL_STARTS } from './personal-rules.js';
 import type { LineRule } from './rules.js';
-import { SECRET_HINT, SECRET_RULES } from './secret-rules.js';
+import { SECRET_HINT, SECRET_RULES, SECRET_STARTS } from './secret-rules.js';
 
 export interface Stage {
   readonly rules: readonly LineRule[];
   /** Global; null applies the rules to the whole text. */
   readonly hint: RegExp | null;
+  /** Where a match of one of the rules could begin (starts.ts). */
+  readonly starts: readonly RegExp[];
 }
 
 /** The stages run in order; within a stage the rules run in order on each hinted line. */
 export function stagesFor(level: Exclude<RedactLevel, 'none'>, prefilter: boolean): readonly Stage[] {
-  const secrets: Stage = { rules: SECRET_RULES, hint: prefilter ? new RegExp(SECRET_HINT, 'gi') : null };
+  const secrets: Stage = { rules: SECRET_RULES, hint: prefilter ? new RegExp(SECRET_HINT, 'gi') : null, starts: SECRET_STARTS };
   if (level === 'secrets') return [secrets];
-  return [secrets, { rules: PERSONAL_RULES, hint: prefilter ? new RegExp(PERSONAL_HINT, 'g') : null }];
+  return [secrets, { rules: PERSONAL_RULES, hint: prefilter ? new RegExp(PERSONAL_HINT, 'g') : null, starts: PERSONAL_STARTS }];
 }
 
 function applyRules(rules: readonly LineRule[], s: string): string {

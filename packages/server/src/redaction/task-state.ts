@@ -33,7 +33,11 @@ export function redactingTransform(level: RedactLevel): OutputTransform {
     const states = loadStates(state);
     const redactors = new Map<StreamKey, OutputRedactor>();
     const frames: OutputFrame[] = [];
-    for (const frame of fresh) {
+    // A partial line is released once per upload, at each stream's last frame: an upload is
+    // what the agent flushes (about every 250 ms), so a progress line streams at that rate.
+    const last = new Map<number, number>();
+    fresh.forEach((frame, i) => last.set(frame.stream, i));
+    for (const [i, frame] of fresh.entries()) {
       if (frame.stream === Streams.system) {
         frames.push(frame);
         continue;
@@ -41,7 +45,7 @@ export function redactingTransform(level: RedactLevel): OutputTransform {
       const key: StreamKey = frame.stream === Streams.stdout ? '1' : '2';
       const redactor = redactors.get(key) ?? redactorFor(level, states, key);
       redactors.set(key, redactor);
-      const data = redactor.push(asBuffer(frame.data));
+      const data = redactor.push(asBuffer(frame.data), last.get(frame.stream) === i);
       if (data.length > 0) frames.push({ ...frame, data });
     }
     for (const [key, redactor] of redactors) states[key] = redactor.exportState();
