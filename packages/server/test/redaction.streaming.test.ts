@@ -11,6 +11,7 @@ import { Streams, type OutputFrame, type RedactLevel, type StreamId } from '@fer
 import { LINE_HOLD_CAP, redactText } from '../src/redaction/engine.js';
 import { OutputRedactor } from '../src/redaction/redactor.js';
 import { redactingTransform } from '../src/redaction/task-state.js';
+import { SECRET_RULES, SECRET_STARTS } from '../src/redaction/secret-rules.js';
 
 const R = (kind: string) => `[REDACTED:${kind}]`;
 const latin1 = (s: string) => Buffer.from(s, 'latin1');
@@ -68,6 +69,10 @@ const PERSONAL: readonly (readonly [string, string])[] = [
   ['+14155552671', R('phone')],
   ['(555) 123-4567', R('phone')],
 ];
+
+test('every secret rule has its start pattern (one per rule, in order, and one for private key blocks)', () => {
+  assert.equal(SECRET_STARTS.length, SECRET_RULES.length + 1, 'a secret rule was added without its start pattern in SECRET_STARTS');
+});
 
 describe('partial lines are released up to where a match could begin', () => {
   test('progress output with nothing that could begin a match is released whole, at once', () => {

@@ -154,6 +154,7 @@ export const SECRET_STARTS: readonly RegExp[] = [
   startPattern('(?<![A-Za-z0-9_])', seq(lit('npm_'), run('[A-Za-z0-9]'))),
   startPattern('(?<![A-Za-z0-9_-])', seq(lit('AIza'), run('[A-Za-z0-9_-]'))),
   startPattern('(?<![A-Za-z0-9_-])', seq(lit('sk-'), run('[A-Za-z0-9_-]'))),
+  startPattern('(?<![A-Za-z0-9_-])', alt(seq(lit('ferry_'), one('[uaj]'), lit('_'), run('[A-Za-z0-9_-]')), seq(lit('ferryjoin1.'), run('[A-Za-z0-9_-]')))),
   startPattern('(?<![A-Za-z0-9])', seq(alt(lit('AKIA'), lit('ASIA')), run('[A-Z0-9]'))),
   // Private key BEGIN markers (the engine then holds the whole block until its END).
   startPattern('', alt(seq(lit('-----BEGIN '), run('[A-Z0-9 ]'), lit('-----')), lit('---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----'))),
