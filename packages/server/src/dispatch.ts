@@ -10,8 +10,10 @@
  * This hub is in-process: right for the embedded SQLite server. With several PostgreSQL
  * replicas, LISTEN/NOTIFY feeds the same notify calls on every replica.
  */
-import { mayServe } from './eligibility.js';
+import { mayRun, mayServe, type KeyNeed } from './eligibility.js';
 import type { AgentRow, TargetRow } from './store/types.js';
+
+const NO_KEY_NEEDED: KeyNeed = { needed: false };
 
 interface Waiter {
   agent: AgentRow;
@@ -42,15 +44,25 @@ export class DispatchHub {
     });
   }
 
-  /** A task for `target` became claimable: wake one agent that may claim it. */
-  notifyTask(target: TargetRow): void {
-    const waiter = this.agentWaiters.find((w) => w.wantsTasks && mayServe(w.agent, target));
+  /** A task for `target` became claimable: wake one agent that may claim it (`key`: whether it must hold the target's key). */
+  notifyTask(target: TargetRow, key: KeyNeed = NO_KEY_NEEDED): void {
+    const waiter = this.agentWaiters.find((w) => w.wantsTasks && mayRun(w.agent, target, key));
     waiter?.wake();
   }
 
-  /** Wakes every waiting agent that may serve `target` (used after leases lapse, rarely). */
-  notifyTaskAll(target: TargetRow): void {
-    for (const w of this.agentWaiters.filter((x) => x.wantsTasks && mayServe(x.agent, target))) w.wake();
+  /** Wakes every waiting agent that may run tasks of `target` (used after leases lapse, rarely). */
+  notifyTaskAll(target: TargetRow, key: KeyNeed = NO_KEY_NEEDED): void {
+    for (const w of this.agentWaiters.filter((x) => x.wantsTasks && mayRun(x.agent, target, key))) w.wake();
+  }
+
+  /** Key work for the agents of `target` (a newcomer needs its key, a rotation was asked): wake them all, busy or not. */
+  notifyServing(target: TargetRow): void {
+    for (const w of this.agentWaiters.filter((x) => mayServe(x.agent, target))) w.wake();
+  }
+
+  /** A new agent announced its keys: holders of any target it serves may have a hand-over to make. */
+  notifyAllAgents(): void {
+    for (const w of [...this.agentWaiters]) w.wake();
   }
 
   /** The agent holding a task must hear about its cancellation now, not at its next heartbeat. */

@@ -20,13 +20,14 @@ export async function listAgents(opts: { json?: boolean }): Promise<void> {
     const { agents } = await client.call(routes.listAgents);
     if (opts.json) return printJson(agents);
     printTable(
-      ['ID', 'NAME', 'HOST', 'VERSION', 'TARGETS', 'STATUS', 'RUNNING', 'LAST CONTACT'],
+      ['ID', 'NAME', 'HOST', 'VERSION', 'TARGETS', 'HOLDS KEYS OF', 'STATUS', 'RUNNING', 'LAST CONTACT'],
       agents.map((a) => [
         a.id,
         a.name,
         a.hostname,
         a.version,
         a.targets.join(','),
+        a.holdsKeys.join(',') || '-',
         a.revoked ? 'revoked' : a.online ? 'online' : 'offline',
         String(a.runningTasks),
         ago(a.lastSeenAt),
@@ -35,9 +36,9 @@ export async function listAgents(opts: { json?: boolean }): Promise<void> {
   });
 }
 
-export async function revokeAgent(id: string): Promise<void> {
+export async function revokeAgent(id: string, opts: { force?: boolean }): Promise<void> {
   await withClient(async (client, routes) => {
-    await client.call(routes.revokeAgent, { params: { id } });
+    await client.call(routes.revokeAgent, { params: { id }, query: { force: opts.force ? 'true' : 'false' } });
     process.stdout.write(`Revoked agent ${id}.\n`);
   });
 }

@@ -1,4 +1,4 @@
-import { CreateTargetRequest, parseDurationSeconds, parseSizeBytes } from '@ferry/protocol';
+import { CreateTargetRequest, parseDurationSeconds, parseSizeBytes, type Target } from '@ferry/protocol';
 import { UsageError } from '../errors.js';
 import { ago, printFields, printJson, printTable } from '../format.js';
 import { withClient } from '../run-command.js';
@@ -76,6 +76,7 @@ export async function showTarget(name: string, opts: { json?: boolean }): Promis
       ['Network', t.network],
       ['Redaction', t.redact],
       ['Sealing key', t.keyId ?? '(none yet)'],
+      ['Key held by', keyHoldersLine(t)],
       ['Timeout', `${t.limits.timeoutSeconds} s`],
       ['Max output', `${t.limits.maxOutputBytes} bytes`],
       ['Max processes', String(t.limits.maxProcesses)],
@@ -84,6 +85,42 @@ export async function showTarget(name: string, opts: { json?: boolean }): Promis
       ['Created', t.createdAt],
       ['Id', t.id],
     ]);
+  });
+}
+
+/** Who can open the target's secrets; says so plainly when nobody can. */
+function keyHoldersLine(t: Target): string {
+  if (!t.keyId) return '-';
+  const holders = t.keyHolders.map((h) => `${h.name} (${h.id}${h.online ? '' : ', offline'})`).join(', ');
+  const line = holders || 'no agent holds the key: secrets cannot be opened until an agent that has it connects';
+  return t.keyRotationPending ? `${line}; rotation pending` : line;
+}
+
+/** Asks for a rotation and waits until an agent holding the key has done it (the key id changes). */
+export async function rotateTargetKey(name: string, opts: { wait: string; json?: boolean }): Promise<void> {
+  const waitSeconds = parseDurationSeconds(opts.wait);
+  if (waitSeconds === undefined || !(waitSeconds > 0)) throw new UsageError(`--wait ${opts.wait} is not a duration; use e.g. 30s or 5m.`);
+  await withClient(async (client, routes) => {
+    const before = await client.call(routes.rotateTargetKey, { params: { name } });
+    process.stderr.write(`Asked an agent holding key ${before.keyId ?? '?'} of ${name} to rotate it…\n`);
+    const deadline = Date.now() + waitSeconds * 1000;
+    for (;;) {
+      const t = await client.call(routes.getTarget, { params: { name } });
+      if (!t.keyRotationPending && t.keyId !== before.keyId) {
+        if (opts.json) return printJson(t);
+        process.stdout.write(`Rotated the key of ${name}: ${before.keyId ?? '?'} → ${t.keyId ?? '?'}; every secret is sealed with the new key.\n`);
+        return;
+      }
+      if (Date.now() >= deadline) {
+        process.stderr.write(
+          `ferry: no agent holding the key of ${name} rotated it within ${opts.wait} (key holders online: ${t.keyHolders.filter((h) => h.online).length}). ` +
+            `The request stays pending: an agent holding the key does it when it next connects. Check with: ferry target show ${name}\n`,
+        );
+        process.exitCode = 1;
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
   });
 }
 

@@ -19,7 +19,11 @@ export function registerAgentCommands(program: Command): void {
 
   agent.command('list').description('list agents').option('--json', 'print JSON').action(lazyAction(actions, 'listAgents'));
 
-  agent.command('revoke <id>').description("revoke an agent's credential").action(lazyAction(actions, 'revokeAgent'));
+  agent
+    .command('revoke <id>')
+    .description("revoke an agent's credential (refused if it is the only agent holding a target's key, unless --force)")
+    .option('--force', "revoke even if that loses a target's key (its secrets must then be set again)")
+    .action(lazyAction(actions, 'revokeAgent'));
 
   // The flags are the agent's own table (shared with `ferry-agent start`), so they are written once.
   const start = agent.command('start').description('run an agent: register with a join token (first time), then poll for work');

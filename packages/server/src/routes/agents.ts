@@ -3,6 +3,7 @@ import type { FerryApp } from '../app.js';
 import type { ServerContext } from '../context.js';
 import { addRoute } from '../http/route.js';
 import { hashSecret, newId, newSecret } from '../ids.js';
+import { onlyHolderOf } from '../keys.js';
 import { findTarget } from '../lookup.js';
 import { onlineSince } from '../presence.js';
 import { agentView } from '../views.js';
@@ -60,6 +61,7 @@ export function registerAgentRoutes(app: FerryApp, ctx: ServerContext): void {
     const rows = await ctx.store.listAgents(user.orgId);
     const targets = new Map((await ctx.store.listTargets(user.orgId)).map((t) => [t.id, t.name]));
     const since = onlineSince(ctx.config);
+    const holdings = await ctx.store.keyHoldings(user.orgId);
     const agents = await Promise.all(
       rows.map(async (a) =>
         agentView(
@@ -67,6 +69,7 @@ export function registerAgentRoutes(app: FerryApp, ctx: ServerContext): void {
           a.targetIds.map((id) => targets.get(id) ?? '(deleted)'),
           a.revokedAt === null && a.lastSeenAt >= since,
           await ctx.store.countRunningTasks(a.id),
+          holdings.get(a.id) ?? [],
         ),
       ),
     );
@@ -77,11 +80,27 @@ export function registerAgentRoutes(app: FerryApp, ctx: ServerContext): void {
     app,
     ctx,
     Routes.revokeAgent,
-    async ({ caller: user, params }) => {
+    async ({ caller: user, params, query }) => {
+      const force = query.force === 'true';
+      const onlyHolder = await onlyHolderOf(ctx, user.orgId, params.id);
+      if (onlyHolder.length > 0 && !force) {
+        throw new FerryError(
+          'FERRY_E_LAST_KEY_HOLDER',
+          `Agent ${params.id} is the only agent holding the sealing key of ${onlyHolder.join(', ')}: revoked, nobody could open ${onlyHolder.length === 1 ? "that target's" : "those targets'"} secrets. ` +
+            'Start another agent for the target first (it gets the key from this one), or revoke with --force and set the secrets again.',
+          { details: { targets: onlyHolder } },
+        );
+      }
       const ok = await ctx.store.revokeAgent(user.orgId, params.id, Date.now());
       if (!ok) throw new FerryError('FERRY_E_AGENT_NOT_FOUND', `No active agent with id "${params.id}" in this organization.`);
       ctx.hub.notifyAgent(params.id);
-      await ctx.audit({ orgId: user.orgId, actor: user.actor, action: 'agent.revoke', subject: params.id, details: {} });
+      await ctx.audit({
+        orgId: user.orgId,
+        actor: user.actor,
+        action: 'agent.revoke',
+        subject: params.id,
+        details: onlyHolder.length > 0 ? { forced: true, keysLostFor: onlyHolder } : {},
+      });
     },
     { role: 'admin' },
   );

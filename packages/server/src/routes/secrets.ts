@@ -32,9 +32,9 @@ async function setSecret(ctx: ServerContext, user: UserPrincipal, target: Target
   const bytes = sealedPlaintextBytes(sealed);
   if (bytes > MAX_SECRET_BYTES) throw new FerryError('FERRY_E_SECRET_TOO_LARGE', `Secret ${name} is ${bytes} bytes; the limit is ${MAX_SECRET_BYTES}.`);
   const row = { targetId: target.id, orgId: target.orgId, name, kid: sealed.kid, sealed, bytes, setBy: user.actor, setAt: Date.now() };
-  if ((await ctx.store.putSecret(row)) === 'too_many') {
-    throw new FerryError('FERRY_E_TOO_MANY_SECRETS', `Target ${target.name} would be over its limit of secrets (count or total size).`);
-  }
+  const put = await ctx.store.putSecret(row);
+  if (put === 'too_many') throw new FerryError('FERRY_E_TOO_MANY_SECRETS', `Target ${target.name} would be over its limit of secrets (count or total size).`);
+  if (put === 'key_changed') throw new FerryError('FERRY_E_KEY_MISMATCH', `Target ${target.name}'s key was rotated while the value was sealed; seal it again.`);
   await ctx.audit({ orgId: user.orgId, actor: user.actor, action: 'secret.set', subject: `${target.name}/${name}`, details: { kid: sealed.kid } });
   return row;
 }

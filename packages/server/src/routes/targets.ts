@@ -4,6 +4,7 @@ import type { UserPrincipal } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { addRoute } from '../http/route.js';
 import { newId } from '../ids.js';
+import { keyHoldersView, requestRotation } from '../keys.js';
 import { checkLimits } from '../limits.js';
 import { findTarget } from '../lookup.js';
 import { agentsOnline } from '../presence.js';
@@ -48,20 +49,32 @@ export function registerTargetRoutes(app: FerryApp, ctx: ServerContext): void {
     Routes.createTarget,
     async ({ caller: user, body }) => {
       const row = await createTarget(ctx, user, body);
-      return targetView(ctx.config, row, await agentsOnline(ctx, row));
+      return targetView(ctx.config, row, await agentsOnline(ctx, row), await keyHoldersView(ctx, row));
     },
     { role: 'admin', what: 'target' },
   );
 
   addRoute(app, ctx, Routes.listTargets, async ({ caller: user }) => {
     const rows = await ctx.store.listTargets(user.orgId);
-    return { targets: await Promise.all(rows.map(async (r) => targetView(ctx.config, r, await agentsOnline(ctx, r)))) };
+    return { targets: await Promise.all(rows.map(async (r) => targetView(ctx.config, r, await agentsOnline(ctx, r), await keyHoldersView(ctx, r)))) };
   });
 
   addRoute(app, ctx, Routes.getTarget, async ({ caller: user, params }) => {
     const target = await findTarget(ctx.store, user.orgId, params.name);
-    return targetView(ctx.config, target, await agentsOnline(ctx, target));
+    return targetView(ctx.config, target, await agentsOnline(ctx, target), await keyHoldersView(ctx, target));
   });
+
+  addRoute(
+    app,
+    ctx,
+    Routes.rotateTargetKey,
+    async ({ caller: user, params }) => {
+      const target = await findTarget(ctx.store, user.orgId, params.name);
+      await requestRotation(ctx, user.actor, target);
+      return targetView(ctx.config, target, await agentsOnline(ctx, target), await keyHoldersView(ctx, target));
+    },
+    { role: 'admin' },
+  );
 
   addRoute(
     app,

@@ -7,6 +7,7 @@
  */
 import { FerryError, type ParsedBody, type PollResponse, type Routes } from '@ferry/protocol';
 import type { ServerContext } from '../context.js';
+import { acceptAgentKeys, hasKeyWork, keyWorkFor } from '../keys.js';
 import type { AgentRow } from '../store/types.js';
 import { assignmentView } from '../views.js';
 
@@ -25,17 +26,20 @@ export async function answerPoll(ctx: ServerContext, agent: AgentRow, poll: Poll
 async function pollUntilAnswer(ctx: ServerContext, agent: AgentRow, poll: PollRequest, signal: AbortSignal): Promise<PollResponse> {
   const deadline = Date.now() + poll.waitSeconds * 1000;
   await ctx.store.touchAgent(agent.id, Date.now());
+  if (poll.keys) await acceptAgentKeys(ctx, agent, poll.keys);
   for (;;) {
     const task = poll.free > 0 && !signal.aborted ? await ctx.tasks.claim(agent, signal) : undefined;
+    // Key work rides on every answer: a holder kept busy with tasks must still hand its keys over.
+    const keyWork = await keyWorkFor(ctx.store, agent);
     if (task) {
       const secrets = await ctx.store.listSecrets(task.targetId);
-      return { task: assignmentView(ctx.config, task, secrets), cancel: (await ctx.tasks.renewLeases(agent, poll.running)).cancel };
+      return { task: assignmentView(ctx.config, task, secrets), cancel: (await ctx.tasks.renewLeases(agent, poll.running)).cancel, ...keyWork };
     }
     const { cancel } = await ctx.tasks.renewLeases(agent, poll.running);
     const keyRequests = (await ctx.store.targetsNeedingKeys(agent)).map((t) => ({ targetId: t.id, targetName: t.name }));
-    if (cancel.length > 0 || keyRequests.length > 0 || Date.now() >= deadline || signal.aborted) {
+    if (cancel.length > 0 || keyRequests.length > 0 || hasKeyWork(keyWork) || Date.now() >= deadline || signal.aborted) {
       await ctx.store.touchAgent(agent.id, Date.now());
-      return { task: null, cancel, keyRequests };
+      return { task: null, cancel, keyRequests, ...keyWork };
     }
     await ctx.hub.waitForWork(agent, poll.free > 0, deadline - Date.now(), signal);
     await stillAllowed(ctx, agent);
