@@ -123,7 +123,11 @@ export class KeyCustody {
     for (const s of r.secrets) {
       const plain = openSecret(old.key, { orgId: r.orgId, targetId: r.targetId, name: s.name, kid: r.keyId }, s.sealed);
       try {
-        secrets.push({ name: s.name, setAt: s.setAt, sealed: await sealSecret(pair.publicKeyPem, { orgId: r.orgId, targetId: r.targetId, name: s.name }, plain) });
+        secrets.push({
+          name: s.name,
+          setAt: s.setAt,
+          sealed: await sealSecret(pair.publicKeyPem, { orgId: r.orgId, targetId: r.targetId, name: s.name }, plain),
+        });
       } finally {
         plain.fill(0);
       }

@@ -33,7 +33,8 @@ export const ErrorCodes = {
   FERRY_E_KEY_CHANGED: { status: 409, message: "The target's sealing key or its secrets changed meanwhile; the agent tries again with what is in force." },
   FERRY_E_LAST_KEY_HOLDER: {
     status: 409,
-    message: "This agent is the only one holding a target's sealing key: revoking it makes the target's secrets unreadable. Start another agent first, or pass --force.",
+    message:
+      "This agent is the only one holding a target's sealing key: revoking it makes the target's secrets unreadable. Start another agent first, or pass --force.",
   },
   FERRY_E_SECRET_NOT_FOUND: { status: 404, message: 'No such secret on this target.' },
   FERRY_E_SECRET_TOO_LARGE: { status: 413, message: 'The secret is over the size limit.' },

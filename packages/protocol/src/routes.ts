@@ -28,7 +28,16 @@ import {
   UploadOutputQuery,
   UploadOutputResponse,
 } from './schemas.js';
-import { HandOverKeyRequest, KeyReceivedRequest, PublishKeyRequest, RevokeAgentQuery, RotateKeyRequest, SecretInfo, SetSecretRequest, TargetKey } from './secrets.js';
+import {
+  HandOverKeyRequest,
+  KeyReceivedRequest,
+  PublishKeyRequest,
+  RevokeAgentQuery,
+  RotateKeyRequest,
+  SecretInfo,
+  SetSecretRequest,
+  TargetKey,
+} from './secrets.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE';
 export type RouteAuth = 'none' | 'user' | 'agent';

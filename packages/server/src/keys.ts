@@ -95,7 +95,14 @@ function keyChanged(target: TargetRow, keyId: string): FerryError {
 }
 
 /** A holder posts a copy of the target's key wrapped for `recipientId`. */
-export async function handOverKey(ctx: ServerContext, holder: AgentRow, targetId: string, recipientId: string, keyId: string, wrapped: SealedSecret): Promise<void> {
+export async function handOverKey(
+  ctx: ServerContext,
+  holder: AgentRow,
+  targetId: string,
+  recipientId: string,
+  keyId: string,
+  wrapped: SealedSecret,
+): Promise<void> {
   const target = await servedTarget(ctx, holder, targetId);
   const recipient = await ctx.store.getAgent(recipientId);
   if (!recipient || !mayServe(recipient, target)) throw new FerryError('FERRY_E_AGENT_NOT_FOUND', `No agent ${recipientId} serves target ${target.name}.`);
@@ -136,7 +143,8 @@ export async function requestRotation(ctx: ServerContext, actor: string, target:
 export async function applyRotation(ctx: ServerContext, agent: AgentRow, targetId: string, body: ParsedBody<typeof Routes.rotateKey>): Promise<string> {
   const target = await servedTarget(ctx, agent, targetId);
   const keyId = sealingKeyId(body.publicKeyPem);
-  if (body.secrets.some((s) => s.sealed.kid !== keyId)) throw new FerryError('FERRY_E_BAD_REQUEST', `Every re-sealed value must be sealed with the new key ${keyId}.`);
+  if (body.secrets.some((s) => s.sealed.kid !== keyId))
+    throw new FerryError('FERRY_E_BAD_REQUEST', `Every re-sealed value must be sealed with the new key ${keyId}.`);
   const result = await ctx.store.rotateTargetKey({
     targetId: target.id,
     oldKeyId: body.oldKeyId,
@@ -167,7 +175,10 @@ export async function onlyHolderOf(ctx: ServerContext, orgId: string, agentId: s
 }
 
 /** The key holders of a target as the API shows them. */
-export async function keyHoldersView(ctx: ServerContext, target: TargetRow): Promise<{ keyHolders: { id: string; name: string; online: boolean }[]; keyRotationPending: boolean }> {
+export async function keyHoldersView(
+  ctx: ServerContext,
+  target: TargetRow,
+): Promise<{ keyHolders: { id: string; name: string; online: boolean }[]; keyRotationPending: boolean }> {
   const state = await ctx.store.targetKeyState(target.id);
   const since = onlineSince(ctx.config);
   return {

@@ -113,7 +113,7 @@ export function unwrapTargetKey(identity: KeyObject, binding: KeyWrapBinding, wr
   try {
     der = openEnvelope(identity, keyWrapAad(binding), wrapped);
   } catch (err) {
-    throw new SecretOpenError('the wrapped key does not open with this agent\'s identity key for this target, key and agent', { cause: err });
+    throw new SecretOpenError("the wrapped key does not open with this agent's identity key for this target, key and agent", { cause: err });
   }
   const key = createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
   der.fill(0);

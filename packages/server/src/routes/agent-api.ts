@@ -98,13 +98,9 @@ export function registerAgentApiRoutes(app: FerryApp, ctx: ServerContext): void 
     await keyReceived(ctx, agent, params.id, body.keyId);
   });
 
-  addRoute(
-    app,
-    ctx,
-    Routes.rotateKey,
-    async ({ caller: agent, params, body }) => ({ keyId: await applyRotation(ctx, agent, params.id, body) }),
-    { what: 'key rotation' },
-  );
+  addRoute(app, ctx, Routes.rotateKey, async ({ caller: agent, params, body }) => ({ keyId: await applyRotation(ctx, agent, params.id, body) }), {
+    what: 'key rotation',
+  });
 
   addRoute(
     app,

@@ -284,7 +284,7 @@ export interface Store {
   setAgentIdentityKey(agentId: string, publicKeyPem: string, keyId: string, now: number): Promise<void>;
   /** What the agent says it holds replaces what was recorded; only current keys of targets it serves count. */
   replaceHeldKeys(agent: AgentRow, held: readonly { targetId: string; keyId: string }[], now: number): Promise<void>;
-  /** Records that the agent holds the target's key `keyId`, if that is the key in force; drops its delivered copy. */
+  /** Records that the agent holds the target's key `keyId`, if that is the key in force. */
   addKeyHolder(targetId: string, agentId: string, keyId: string, now: number): Promise<boolean>;
   targetKeyState(targetId: string): Promise<TargetKeyState>;
   /** Per agent of the organization (and operator-wide ones), the names of the targets whose current key it holds. */

@@ -488,10 +488,9 @@ export class SqliteStore implements Store {
   }
 
   async requestKeyRotation(targetId: string, now: number): Promise<boolean> {
-    const r = this.stmt('UPDATE targets SET key_rotation_requested_at = COALESCE(key_rotation_requested_at, ?) WHERE id = ? AND key_id IS NOT NULL AND deleted_at IS NULL').run(
-      now,
-      targetId,
-    );
+    const r = this.stmt(
+      'UPDATE targets SET key_rotation_requested_at = COALESCE(key_rotation_requested_at, ?) WHERE id = ? AND key_id IS NOT NULL AND deleted_at IS NULL',
+    ).run(now, targetId);
     return r.changes === 1;
   }
 

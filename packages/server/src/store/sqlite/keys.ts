@@ -35,10 +35,6 @@ export function replaceHeldKeys(stmt: Statements, agent: AgentRow, held: readonl
     WHERE g.id = @targetId AND g.key_id = @keyId AND g.deleted_at IS NULL AND ${agentMayServeSql('a', 'g')}`,
   );
   for (const { targetId, keyId } of held) insert.run({ now, agentId: agent.id, targetId, keyId });
-  stmt('DELETE FROM key_handovers WHERE agent_id = ? AND (target_id, key_id) IN (SELECT target_id, key_id FROM target_key_holders WHERE agent_id = ?)').run(
-    agent.id,
-    agent.id,
-  );
 }
 
 export function addKeyHolder(stmt: Statements, targetId: string, agentId: string, keyId: string, now: number): boolean {
@@ -47,9 +43,8 @@ export function addKeyHolder(stmt: Statements, targetId: string, agentId: string
     SELECT g.id, ?, g.key_id, ? FROM targets g WHERE g.id = ? AND g.key_id = ? AND g.deleted_at IS NULL
     ON CONFLICT (target_id, agent_id) DO UPDATE SET key_id = excluded.key_id, since = excluded.since`,
   ).run(agentId, now, targetId, keyId);
-  if (r.changes !== 1) return false;
-  stmt('DELETE FROM key_handovers WHERE target_id = ? AND agent_id = ?').run(targetId, agentId);
-  return true;
+  // A delivered copy stays (it is offered to no one who holds the key): the record of how the key got there.
+  return r.changes === 1;
 }
 
 export function targetKeyState(stmt: Statements, targetId: string): TargetKeyState {
