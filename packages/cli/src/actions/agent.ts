@@ -20,17 +20,17 @@ export async function listAgents(opts: { json?: boolean }): Promise<void> {
     const { agents } = await client.call(routes.listAgents);
     if (opts.json) return printJson(agents);
     printTable(
-      ['ID', 'NAME', 'HOST', 'VERSION', 'TARGETS', 'HOLDS KEYS OF', 'STATUS', 'RUNNING', 'LAST CONTACT'],
+      ['ID', 'NAME', 'HOST', 'VERSION', 'TARGETS', 'STATUS', 'RUNNING', 'LAST CONTACT', 'HOLDS KEYS OF'],
       agents.map((a) => [
         a.id,
         a.name,
         a.hostname,
         a.version,
         a.targets.join(','),
-        a.holdsKeys.join(',') || '-',
         a.revoked ? 'revoked' : a.online ? 'online' : 'offline',
         String(a.runningTasks),
         ago(a.lastSeenAt),
+        a.holdsKeys.join(',') || '-',
       ]),
     );
   });

@@ -156,7 +156,7 @@ export interface AuditRow extends AuditInput {
 }
 
 /** An agent that holds a target's current key. */
-export interface KeyHolder {
+interface KeyHolder {
   agentId: string;
   name: string;
   lastSeenAt: number;
