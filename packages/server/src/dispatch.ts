@@ -25,6 +25,9 @@ export class DispatchHub {
   private readonly agentWaiters: Waiter[] = [];
   private readonly outputWaiters = new Map<string, Set<() => void>>();
   private closed = false;
+  /** Bumped whenever key work may have appeared (keys.ts), so polls skip the key queries while nothing changed. */
+  private keyEpoch = 0;
+  private readonly keyIdle = new Map<string, { epoch: number; at: number }>();
 
   /** Waits until woken, the timeout passes or `signal` aborts. Resolves either way. */
   waitForWork(agent: AgentRow, wantsTasks: boolean, timeoutMs: number, signal: AbortSignal): Promise<void> {
@@ -63,6 +66,27 @@ export class DispatchHub {
   /** A new agent announced its keys: holders of any target it serves may have a hand-over to make. */
   notifyAllAgents(): void {
     for (const w of [...this.agentWaiters]) w.wake();
+  }
+
+  /** Key work may have appeared for someone: every agent's next poll looks again. (Wake-ups are the callers'.) */
+  keyWorkChanged(): void {
+    this.keyEpoch++;
+  }
+
+  /** True when this agent's last look found no key work, nothing changed since, and the look is under `maxAgeMs` old. */
+  keyWorkUnchanged(agentId: string, now: number, maxAgeMs: number): boolean {
+    const idle = this.keyIdle.get(agentId);
+    return idle !== undefined && idle.epoch === this.keyEpoch && now - idle.at < maxAgeMs;
+  }
+
+  /** The agent looked (as of `epoch`, read before the look) and found no key work. */
+  noKeyWorkFound(agentId: string, epoch: number, now: number): void {
+    this.keyIdle.set(agentId, { epoch, at: now });
+  }
+
+  /** The epoch to pass to `noKeyWorkFound`, read before looking so a change during the look is not missed. */
+  get keyWorkEpoch(): number {
+    return this.keyEpoch;
   }
 
   /** The agent holding a task must hear about its cancellation now, not at its next heartbeat. */

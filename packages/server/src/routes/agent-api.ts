@@ -50,6 +50,7 @@ async function publishKey(ctx: ServerContext, agent: AgentRow, targetId: string,
   if (!(await ctx.store.setTargetKey(target.id, publicKeyPem, keyId))) throw await keyExists(ctx, target);
   // The publisher made the key, so it holds it; the others of the target get it handed over.
   await ctx.store.addKeyHolder(target.id, agent.id, keyId, Date.now());
+  ctx.hub.keyWorkChanged();
   await ctx.audit({ orgId: target.orgId, actor: `agent:${agent.name}`, action: 'target.key.publish', subject: target.name, details: { keyId } });
   return keyId;
 }

@@ -30,7 +30,7 @@ async function pollUntilAnswer(ctx: ServerContext, agent: AgentRow, poll: PollRe
   for (;;) {
     const task = poll.free > 0 && !signal.aborted ? await ctx.tasks.claim(agent, signal) : undefined;
     // Key work rides on every answer: a holder kept busy with tasks must still hand its keys over.
-    const keyWork = await keyWorkFor(ctx.store, agent);
+    const keyWork = await keyWorkFor(ctx, agent);
     if (task) {
       const secrets = await ctx.store.listSecrets(task.targetId);
       return { task: assignmentView(ctx.config, task, secrets), cancel: (await ctx.tasks.renewLeases(agent, poll.running)).cancel, ...keyWork };
