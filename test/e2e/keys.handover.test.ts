@@ -251,6 +251,7 @@ describe('keys follow the agents', () => {
     await server.startAgent(await server.joinToken(['--target', 'site', '--target', 'plain']), { name: 'keyless', concurrency: 2 });
     const needsKey = await api(server, 'POST', '/v1/tasks', { body: JSON.stringify({ target: 'site', script: 'echo should-not-run' }) });
     assert.equal(needsKey.status, 201);
+    assert.equal(needsKey.json.agentsOnline, 0, 'no agent online can run it, though one serves the target');
     const plain = await runMany(server, 'plain', 'echo "plain $N"', 3);
     assertAllSucceeded(plain, 'plain');
     assert.ok(plain.every((t) => t.agent === 'keyless'));

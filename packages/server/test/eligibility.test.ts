@@ -229,6 +229,9 @@ describe('eligibility: the SQL rule agrees with mayServe', () => {
         .map((t) => t.id)
         .sort();
     for (const { label, row } of agents) assert.deepEqual(await claimable(row), runnable(row), label);
+    for (const t of fresh) {
+      assert.equal(await store.countOnlineRunners(t, 0), agents.filter((a) => mayRun(a.row, t, needs.get(t.id)!)).length, `runners of ${t.name}`);
+    }
     // Not trivial: an agent that serves x without its key cannot run x's task, and one with the key can.
     assert.ok(!runnable(agents.find((a) => a.label === 'on-x')!.row).includes('g_x'));
     assert.ok(runnable(agents.find((a) => a.label === 'on-x-and-z')!.row).includes('g_x'));

@@ -4,7 +4,7 @@ import type { ServerContext } from '../context.js';
 import { abortOnDisconnect } from '../disconnect.js';
 import { addRoute } from '../http/route.js';
 import { findTarget, findTask } from '../lookup.js';
-import { agentsOnline } from '../presence.js';
+import { runnersOnline } from '../presence.js';
 import { taskView, taskWithAgentsView } from '../views.js';
 
 /** The user side of tasks; what a task goes through is tasks/task-service.ts. */
@@ -15,7 +15,7 @@ export function registerTaskRoutes(app: FerryApp, ctx: ServerContext): void {
     Routes.createTask,
     async ({ caller: user, body }) => {
       const { task, target } = await ctx.tasks.create(user, body);
-      return taskWithAgentsView(task, await agentsOnline(ctx, target));
+      return taskWithAgentsView(task, await runnersOnline(ctx, target));
     },
     { role: 'operator', what: 'task' },
   );
@@ -29,7 +29,7 @@ export function registerTaskRoutes(app: FerryApp, ctx: ServerContext): void {
   addRoute(app, ctx, Routes.getTask, async ({ caller: user, params }) => {
     const task = await findTask(ctx.store, user.orgId, params.id);
     const target = await ctx.store.getTargetByName(user.orgId, task.targetName);
-    return taskWithAgentsView(task, target ? await agentsOnline(ctx, target) : 0);
+    return taskWithAgentsView(task, target ? await runnersOnline(ctx, target) : 0);
   });
 
   addRoute(app, ctx, Routes.getTaskScript, async ({ caller: user, params }) => {

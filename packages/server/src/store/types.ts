@@ -213,6 +213,8 @@ export interface Store {
   /** Soft-deletes the target; refuses while it has queued or running tasks. */
   deleteTarget(orgId: string, targetId: string, now: number): Promise<'deleted' | 'busy'>;
   countOnlineAgents(target: TargetRow, since: number): Promise<number>;
+  /** Online agents that may run a task of the target now (eligibility.ts `mayRun`: with secrets, only key holders). */
+  countOnlineRunners(target: TargetRow, since: number): Promise<number>;
 
   createJoinToken(row: JoinTokenRow, secretHash: string): Promise<void>;
   /** Checks and uses a join token and registers the agent, in one transaction. */

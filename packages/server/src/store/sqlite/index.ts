@@ -171,6 +171,14 @@ export class SqliteStore implements Store {
     return num(r.n);
   }
 
+  async countOnlineRunners(target: TargetRow, since: number): Promise<number> {
+    const r = this.stmt(
+      `SELECT COUNT(*) AS n FROM agents a JOIN targets g ON g.id = @targetId
+      WHERE a.last_seen_at >= @since AND ${agentMayRunSql('a', 'g')}`,
+    ).get({ targetId: target.id, since }) as Row;
+    return num(r.n);
+  }
+
   async createJoinToken(row: JoinTokenRow, secretHash: string): Promise<void> {
     this.stmt('INSERT INTO join_tokens (id, org_id, secret_hash, hosted, target_ids, created_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)').run(
       row.id,
