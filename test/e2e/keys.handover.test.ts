@@ -260,5 +260,24 @@ describe('keys follow the agents', () => {
     assert.equal(waiting.status, 'queued', 'a task that needs the key is not given to an agent without it');
     assert.equal(waiting.agent, null);
     assert.equal((await api(server, 'POST', `/v1/tasks/${String(needsKey.json.id)}/cancel`)).status, 200);
+
+    // Starting over: nobody can re-seal, so a plain rotation is refused; discarding the secrets
+    // gets a new key from the target's agent, and secrets set again work.
+    const refusedRotation = await server.cli(['target', 'rotate-key', 'site', '--wait', '5s']);
+    assert.notEqual(refusedRotation.code, 0);
+    assert.match(refusedRotation.stderr, /No agent holds the key of target site[\s\S]*--discard-secrets/);
+    const lostKey = (await target(server, 'site')).keyId;
+    const reset = await server.cli(['target', 'rotate-key', 'site', '--discard-secrets', '--wait', '60s']);
+    assert.equal(reset.code, 0, reset.stderr);
+    assert.match(reset.stdout, /secrets were deleted: set them again/);
+    const fresh = await target(server, 'site');
+    assert.ok(fresh.keyId && fresh.keyId !== lostKey);
+    assert.deepEqual(
+      fresh.keyHolders.map((h) => h.name),
+      ['keyless'],
+    );
+    assert.equal((await server.cli(['secret', 'set', 'site', 'APP_TOKEN'], { input: 'a-new-site-secret-42' })).code, 0);
+    assertAllSucceeded(await runMany(server, 'site', uses('APP_TOKEN', 'a-new-site-secret-42'), 3), 'site after starting over');
+    assert.ok((await auditActions(server)).includes('target.key.reset site'), 'the reset audited');
   });
 });

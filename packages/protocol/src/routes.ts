@@ -34,6 +34,7 @@ import {
   PublishKeyRequest,
   RevokeAgentQuery,
   RotateKeyRequest,
+  RotateTargetKeyQuery,
   SecretInfo,
   SetSecretRequest,
   TargetKey,
@@ -86,7 +87,7 @@ export const Routes = {
   listSecrets: route({ method: 'GET', path: '/v1/targets/:name/secrets', auth: 'user', response: z.object({ secrets: z.array(SecretInfo) }) }),
   deleteSecret: route({ method: 'DELETE', path: '/v1/targets/:name/secrets/:secret', auth: 'user', response: 'empty' }),
   /** Asks a key-holding agent of the target to make a new key and re-seal every value; answers at once (poll `getTarget` for `keyRotationPending`). */
-  rotateTargetKey: route({ method: 'POST', path: '/v1/targets/:name/key/rotate', auth: 'user', response: Target, status: 202 }),
+  rotateTargetKey: route({ method: 'POST', path: '/v1/targets/:name/key/rotate', auth: 'user', query: RotateTargetKeyQuery, response: Target, status: 202 }),
 
   // ---- tasks ----
   createTask: route({ method: 'POST', path: '/v1/tasks', auth: 'user', body: CreateTaskRequest, response: TaskWithAgents, status: 201 }),

@@ -116,3 +116,5 @@ export const RotateKeyRequest = z
   })
   .strict();
 export const RevokeAgentQuery = z.object({ force: z.enum(['true', 'false']).default('false') }).strict();
+/** `discardSecrets`: when no agent holds the key any more, start over: drop the key and the secrets nobody can open. */
+export const RotateTargetKeyQuery = z.object({ discardSecrets: z.enum(['true', 'false']).default('false') }).strict();

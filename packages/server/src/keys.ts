@@ -144,20 +144,39 @@ export async function keyReceived(ctx: ServerContext, agent: AgentRow, targetId:
   await ctx.audit({ orgId: target.orgId, actor: `agent:${agent.name}`, action: 'target.key.received', subject: target.name, details: { keyId } });
 }
 
-/** A user asks for a new key; a holder does the work at its next poll. */
-export async function requestRotation(ctx: ServerContext, actor: string, target: TargetRow): Promise<void> {
+/**
+ * A user asks for a new key; a holder does the work at its next poll. With `discardSecrets`, and
+ * only when no agent holds the key any more, the key and its secrets go at once and the
+ * target's agents make a new key (the secrets must be set again).
+ */
+export async function requestRotation(ctx: ServerContext, actor: string, target: TargetRow, discardSecrets: boolean): Promise<void> {
   if (!target.keyId) throw new FerryError('FERRY_E_TARGET_NO_KEY', `Target ${target.name} has no sealing key yet, so there is nothing to rotate.`);
   const state = await ctx.store.targetKeyState(target.id);
+  if (discardSecrets) return discardKey(ctx, actor, target, target.keyId, state.holders.length);
   if (state.holders.length === 0) {
     throw new FerryError(
       'FERRY_E_TARGET_NO_KEY',
-      `No agent holds the key of target ${target.name}, so none can re-seal its secrets. Start an agent that has it, or set the secrets again after a new key.`,
+      `No agent holds the key of target ${target.name}, so none can re-seal its secrets. Start an agent that has it; or, if none is left, ` +
+        `\`ferry target rotate-key ${target.name} --discard-secrets\` makes a new key and deletes the secrets, which must then be set again.`,
     );
   }
   await ctx.store.requestKeyRotation(target.id, Date.now());
   ctx.hub.keyWorkChanged();
   ctx.hub.notifyServing(target);
   await ctx.audit({ orgId: target.orgId, actor, action: 'target.key.rotate.request', subject: target.name, details: { keyId: target.keyId } });
+}
+
+async function discardKey(ctx: ServerContext, actor: string, target: TargetRow, keyId: string, holders: number): Promise<void> {
+  if (holders > 0) {
+    throw new FerryError(
+      'FERRY_E_BAD_REQUEST',
+      `${holders} agent(s) hold the key of target ${target.name}: rotate it without --discard-secrets, which keeps the secrets.`,
+    );
+  }
+  const dropped = await ctx.store.resetTargetKey(target.id, keyId);
+  if (!dropped) throw keyChanged(target, keyId);
+  ctx.hub.notifyServing(target); // its agents make the new key now
+  await ctx.audit({ orgId: target.orgId, actor, action: 'target.key.reset', subject: target.name, details: { oldKeyId: keyId, secretsDeleted: dropped } });
 }
 
 /** A holder's rotation: new public key and every value re-sealed, applied atomically if nothing changed meanwhile. */

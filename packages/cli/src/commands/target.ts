@@ -28,6 +28,7 @@ export function registerTargetCommands(program: Command): void {
     .command('rotate-key <name>')
     .description('make a new sealing key and re-seal every secret with it, inside an agent that holds the key; waits until it is done')
     .option('--wait <duration>', 'how long to wait for an agent to do it', '2m')
+    .option('--discard-secrets', 'only when no agent holds the key any more: make a new key and delete the secrets (set them again after)')
     .option('--json', 'print the target as JSON when done')
     .action(lazyAction(actions, 'rotateTargetKey'));
 

@@ -87,7 +87,8 @@ export function registerAgentRoutes(app: FerryApp, ctx: ServerContext): void {
         throw new FerryError(
           'FERRY_E_LAST_KEY_HOLDER',
           `Agent ${params.id} is the only agent holding the sealing key of ${onlyHolder.join(', ')}: revoked, nobody could open ${onlyHolder.length === 1 ? "that target's" : "those targets'"} secrets. ` +
-            'Start another agent for the target first (it gets the key from this one), or revoke with --force and set the secrets again.',
+            'Start another agent for the target first (it gets the key from this one); or revoke with --force, then make a new key with ' +
+            '`ferry target rotate-key NAME --discard-secrets` and set the secrets again.',
           { details: { targets: onlyHolder } },
         );
       }

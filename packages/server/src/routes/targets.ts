@@ -68,9 +68,9 @@ export function registerTargetRoutes(app: FerryApp, ctx: ServerContext): void {
     app,
     ctx,
     Routes.rotateTargetKey,
-    async ({ caller: user, params }) => {
+    async ({ caller: user, params, query }) => {
       const target = await findTarget(ctx.store, user.orgId, params.name);
-      await requestRotation(ctx, user.actor, target);
+      await requestRotation(ctx, user.actor, target, query.discardSecrets === 'true');
       return targetView(ctx.config, target, await agentsOnline(ctx, target), await keyHoldersView(ctx, target));
     },
     { role: 'admin' },

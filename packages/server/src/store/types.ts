@@ -299,6 +299,8 @@ export interface Store {
   requestKeyRotation(targetId: string, now: number): Promise<boolean>;
   /** One transaction: compare-and-set on the key id and on every value's version, then the new key and values. */
   rotateTargetKey(rotation: KeyRotation): Promise<'ok' | 'key_changed' | 'secrets_changed'>;
+  /** Drops the target's key `keyId` and its secrets (which nobody can open any more) so its agents make a new key; the names dropped, or undefined if `keyId` is not in force. */
+  resetTargetKey(targetId: string, keyId: string): Promise<string[] | undefined>;
   /** Targets with secrets whose current key no agent but `agentId` holds. */
   targetsOnlyHeldBy(agentId: string): Promise<TargetRow[]>;
 

@@ -506,6 +506,10 @@ export class SqliteStore implements Store {
     return this.db.transaction(() => keys.rotateTargetKey(this.prepared, rotation))();
   }
 
+  async resetTargetKey(targetId: string, keyId: string): Promise<string[] | undefined> {
+    return this.db.transaction(() => keys.resetTargetKey(this.prepared, targetId, keyId))();
+  }
+
   async targetsOnlyHeldBy(agentId: string): Promise<TargetRow[]> {
     return keys.targetsOnlyHeldBy(this.prepared, agentId).map(toTarget);
   }

@@ -173,3 +173,17 @@ export function targetsOnlyHeldBy(stmt: Statements, agentId: string): Row[] {
                       WHERE h.target_id = g.id AND h.key_id = g.key_id AND h.agent_id <> @agentId AND ${agentMayServeSql('a', 'g')})`,
   ).all({ agentId }) as Row[];
 }
+
+/** Runs inside a transaction: the key `keyId` and the values sealed for it go; agents make a new key. */
+export function resetTargetKey(stmt: Statements, targetId: string, keyId: string): string[] | undefined {
+  const r = stmt(
+    'UPDATE targets SET public_key = NULL, key_id = NULL, key_rotation_requested_at = NULL WHERE id = ? AND key_id = ? AND deleted_at IS NULL',
+  ).run(targetId, keyId);
+  if (r.changes !== 1) return undefined;
+  const names = stmt('DELETE FROM secrets WHERE target_id = ? RETURNING name')
+    .all(targetId)
+    .map((x) => String((x as Row).name));
+  stmt('DELETE FROM target_key_holders WHERE target_id = ?').run(targetId);
+  stmt('DELETE FROM key_handovers WHERE target_id = ?').run(targetId);
+  return names.sort();
+}
