@@ -155,4 +155,19 @@ describe('keys in the store', () => {
     await store.replaceHeldKeys(first, [{ targetId: 'g_site', keyId: kid('b') }], Date.now());
     assert.deepEqual([...(await store.keyHoldings(orgId)).entries()], [[first.id, ['site']]]);
   });
+
+  test('starting over drops the key in force, its secrets, holders and copies, and nothing for another key', async () => {
+    assert.equal(await store.resetTargetKey('g_site', kid('a')), undefined, 'not the key in force');
+    assert.equal((await store.listSecrets('g_site')).length, 2);
+    assert.deepEqual(await store.resetTargetKey('g_site', kid('b')), ['A_SECRET', 'B_SECRET']);
+    const target = await store.getTargetById('g_site');
+    assert.equal(target?.keyId, null);
+    assert.deepEqual(await store.listSecrets('g_site'), []);
+    assert.deepEqual((await store.targetKeyState('g_site')).holders, []);
+    assert.deepEqual(
+      (await store.targetsNeedingKeys(first)).map((t) => t.id),
+      ['g_site'],
+      'its agent is asked for a new key',
+    );
+  });
 });
