@@ -107,6 +107,7 @@ const agentRoute = (hosted: number, selfHostedOther: number): Expect => ({
 const everyone = (ok: number): Expect => Object.fromEntries(CALLERS.map((c) => [c, ok])) as Expect;
 
 const t1 = { name: 't1' };
+const sealedOf = (f: Fixture): { kid: string } => (f.sealedBody as { sealed: { kid: string } }).sealed;
 const onTask = (f: Fixture): Request => ({ params: { id: f.taskId } });
 
 /** One row per route of `Routes`. A new route needs one here: see the first test's message. */
@@ -127,6 +128,7 @@ const MATRIX: Record<string, Row> = {
   },
   updateTarget: { request: () => ({ params: t1, body: { redact: 'secrets' } }), expect: adminOnly(200, 404) },
   getTargetKey: { request: () => ({ params: t1 }), expect: targetRead(200) },
+  rotateTargetKey: { request: () => ({ params: t1 }), expect: adminOnly(202, 404) },
   setSecret: { request: (f) => ({ params: { ...t1, secret: 'MATRIX_SECRET' }, body: f.sealedBody }), expect: adminOnly(200, 404) },
   listSecrets: { request: () => ({ params: t1 }), expect: targetRead(200) },
   deleteSecret: {
@@ -206,6 +208,16 @@ const MATRIX: Record<string, Row> = {
   poll: { request: () => ({ body: { free: 1, running: [], waitSeconds: 0 } }), expect: agentRoute(200, 200) },
   // t1 is self-hosted and served by its own agent only: for these agents it does not exist.
   publishKey: { request: (f) => ({ params: { id: f.t1.id }, body: { publicKeyPem: f.keyPem } }), expect: agentRoute(404, 404) },
+  // The key routes name t1, which only its own agent serves: for these agents it does not exist.
+  handOverKey: {
+    request: (f) => ({ params: { id: f.t1.id, agent: 'a_nobody' }, body: { keyId: sealedOf(f).kid, wrapped: sealedOf(f) } }),
+    expect: agentRoute(404, 404),
+  },
+  keyReceived: { request: (f) => ({ params: { id: f.t1.id }, body: { keyId: sealedOf(f).kid } }), expect: agentRoute(404, 404) },
+  rotateKey: {
+    request: (f) => ({ params: { id: f.t1.id }, body: { oldKeyId: sealedOf(f).kid, publicKeyPem: f.keyPem, secrets: [] } }),
+    expect: agentRoute(404, 404),
+  },
   heartbeat: { request: () => ({ body: { running: [] } }), expect: agentRoute(200, 200) },
   // The task is queued on t1: no agent holds it.
   confirmStart: { request: onTask, expect: agentRoute(409, 409) },

@@ -3,7 +3,7 @@
  *
  * States: polling (a long poll is open; `free` says how many tasks we can take)
  * → got task (start a runner, poll again at once) | got cancels (stop those runners)
- * | got key requests (publish the targets' sealing keys) | empty (poll again)
+ * | got key work (publish, hand over, take or rotate target keys: key-custody.ts) | empty (poll again)
  * | failed (back off with jitter, poll again; 401/403 stop the agent) → stopped (the stop
  * signal aborted the poll or the wait; it ends the loop).
  *
@@ -17,10 +17,8 @@
  */
 import type { Logger } from 'pino';
 import { Routes, backoffMs, isAbort, isRetryable, sleep, type FerryClient } from '@ferry/client';
-import type { Assignment, PollResponse } from '@ferry/protocol';
+import type { AgentKeys, Assignment, PollResponse } from '@ferry/protocol';
 import { fatalFrom, messageOf } from './server-answers.js';
-
-export type KeyRequest = NonNullable<PollResponse['keyRequests']>[number];
 
 export interface PollHooks {
   /** How many more tasks this agent can take now. */
@@ -29,7 +27,12 @@ export interface PollHooks {
   running(): string[];
   onTask(task: Assignment): void;
   onCancel(taskId: string): void;
-  onKeyRequests(requests: readonly KeyRequest[]): Promise<void>;
+  /** What this poll tells the server about the agent's keys (the first poll, or after a stale record); undefined: nothing. */
+  keys(): Promise<AgentKeys | undefined>;
+  /** A poll that carried `keys` was answered. */
+  keysAnnounced(): void;
+  /** The answer's key work (keyRequests, keyHandovers, keyDeliveries, keyRotations). */
+  onKeyWork(answer: PollResponse): Promise<void>;
 }
 
 export interface PollLoopOptions {
@@ -80,22 +83,25 @@ export class PollLoop {
   }
 
   private async poll(): Promise<PollResponse> {
+    const keys = await this.hooks.keys();
     const abort = new AbortController();
     const free = this.hooks.free();
     this.inFlight = { abort, free };
     try {
       // The answer is checked against its schema by the client: ids become paths and process names here.
-      return await this.client.call(Routes.poll, {
-        body: { free, running: this.hooks.running(), waitSeconds: this.opts.waitSeconds },
+      const answer = await this.client.call(Routes.poll, {
+        body: { free, running: this.hooks.running(), waitSeconds: this.opts.waitSeconds, ...(keys ? { keys } : {}) },
         signal: AbortSignal.any([abort.signal, this.opts.stop]),
       });
+      if (keys) this.hooks.keysAnnounced();
+      return answer;
     } finally {
       this.inFlight = undefined;
     }
   }
 
   private async paceEmptyAnswers(answer: PollResponse, tookMs: number): Promise<void> {
-    const idle = !answer.task && answer.cancel.length === 0 && !answer.keyRequests?.length;
+    const idle = !answer.task && answer.cancel.length === 0 && !hasKeyWork(answer);
     const fastEmpty = idle && tookMs < FAST_ANSWER_MS && this.opts.waitSeconds >= 1;
     this.emptyFast = fastEmpty ? this.emptyFast + 1 : 0;
     if (this.emptyFast > 2) await sleep(backoffMs(this.emptyFast, 100, 5000), this.opts.stop);
@@ -104,6 +110,10 @@ export class PollLoop {
   private async dispatch(answer: PollResponse): Promise<void> {
     for (const id of answer.cancel) this.hooks.onCancel(id);
     if (answer.task) this.hooks.onTask(answer.task);
-    if (answer.keyRequests?.length) await this.hooks.onKeyRequests(answer.keyRequests);
+    if (hasKeyWork(answer)) await this.hooks.onKeyWork(answer);
   }
+}
+
+function hasKeyWork(answer: PollResponse): boolean {
+  return !!(answer.keyRequests?.length || answer.keyHandovers?.length || answer.keyDeliveries?.length || answer.keyRotations?.length);
 }

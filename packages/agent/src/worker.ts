@@ -1,6 +1,6 @@
 /**
  * The agent's worker: the poll loop (poll-loop.ts) brings tasks, each runs in a TaskRunner,
- * heartbeats (heartbeats.ts) keep their leases, key requests go to key-publisher.ts, and tasks
+ * heartbeats (heartbeats.ts) keep their leases, key work goes to key-custody.ts, and tasks
  * spooled by an earlier run are delivered first (spool-recovery.ts).
  *
  * States: working (polling; tasks run as they come) → draining (the first stop(): no new
@@ -15,7 +15,7 @@ import type { Assignment } from '@ferry/protocol';
 import { agentClient, type StoredCredential } from './credential.js';
 import type { Executor } from './executor/types.js';
 import { Heartbeats } from './heartbeats.js';
-import { KeyPublisher } from './key-publisher.js';
+import { KeyCustody } from './key-custody.js';
 import { PollLoop } from './poll-loop.js';
 import type { KeyStore } from './secrets/key-store.js';
 import { fatalFrom, FatalAgentError } from './server-answers.js';
@@ -57,7 +57,7 @@ export class Worker {
       },
       opts.log,
     );
-    const keys = new KeyPublisher(this.client, opts.keys, opts.log, this.stopping.signal);
+    const keys = new KeyCustody(this.client, opts.keys, opts.credential.agentId, opts.log, this.stopping.signal);
     this.loop = new PollLoop(
       this.client,
       {
@@ -65,7 +65,9 @@ export class Worker {
         running: () => [...this.runners.keys()],
         onTask: (task) => this.startRunner(task),
         onCancel: (id) => this.runners.get(id)?.stop('cancelled'),
-        onKeyRequests: (requests) => keys.publish(requests),
+        keys: () => keys.announcement(),
+        keysAnnounced: () => keys.announcedOk(),
+        onKeyWork: (answer) => keys.handle(answer),
       },
       { waitSeconds: opts.pollWaitSeconds, stop: this.stopping.signal, log: opts.log },
     );

@@ -52,6 +52,12 @@ export const ErrorCodes = {
   FERRY_E_TARGET_KEY_EXISTS: { status: 409, message: 'The target already has a sealing key.' },
   FERRY_E_TARGET_NO_KEY: { status: 409, message: 'The target has no sealing key yet: its agent publishes one when it first connects.' },
   FERRY_E_KEY_MISMATCH: { status: 409, message: 'The secret was sealed with a key the target no longer uses; seal it again.' },
+  FERRY_E_KEY_CHANGED: { status: 409, message: "The target's sealing key or its secrets changed meanwhile; the agent tries again with what is in force." },
+  FERRY_E_LAST_KEY_HOLDER: {
+    status: 409,
+    message:
+      "This agent is the only one holding a target's sealing key: revoking it makes the target's secrets unreadable. Start another agent first, or pass --force.",
+  },
   FERRY_E_SECRET_NOT_FOUND: { status: 404, message: 'No such secret on this target.' },
   FERRY_E_SECRET_TOO_LARGE: { status: 413, message: 'The secret is over the size limit.' },
   FERRY_E_TOO_MANY_SECRETS: { status: 409, message: 'The target has too many secrets.' },

@@ -31,7 +31,17 @@ import {
   UploadOutputQuery,
   UploadOutputResponse,
 } from './schemas.js';
-import { PublishKeyRequest, SecretInfo, SetSecretRequest, TargetKey } from './secrets.js';
+import {
+  HandOverKeyRequest,
+  KeyReceivedRequest,
+  PublishKeyRequest,
+  RevokeAgentQuery,
+  RotateKeyRequest,
+  RotateTargetKeyQuery,
+  SecretInfo,
+  SetSecretRequest,
+  TargetKey,
+} from './secrets.js';
 import {
   CreateGroupRequest,
   CreateOrgRequest,
@@ -92,6 +102,8 @@ export const Routes = {
   setSecret: route({ method: 'PUT', path: '/v1/targets/:name/secrets/:secret', auth: 'user', body: SetSecretRequest, response: SecretInfo }),
   listSecrets: route({ method: 'GET', path: '/v1/targets/:name/secrets', auth: 'user', response: z.object({ secrets: z.array(SecretInfo) }) }),
   deleteSecret: route({ method: 'DELETE', path: '/v1/targets/:name/secrets/:secret', auth: 'user', response: 'empty' }),
+  /** Asks a key-holding agent of the target to make a new key and re-seal every value; answers at once (poll `getTarget` for `keyRotationPending`). */
+  rotateTargetKey: route({ method: 'POST', path: '/v1/targets/:name/key/rotate', auth: 'user', query: RotateTargetKeyQuery, response: Target, status: 202 }),
 
   // ---- tasks ----
   createTask: route({ method: 'POST', path: '/v1/tasks', auth: 'user', body: CreateTaskRequest, response: TaskWithAgents, status: 201 }),
@@ -104,7 +116,7 @@ export const Routes = {
   // ---- agents, as seen by users ----
   createJoinToken: route({ method: 'POST', path: '/v1/agent-tokens', auth: 'user', body: CreateJoinTokenRequest, response: JoinTokenCreated, status: 201 }),
   listAgents: route({ method: 'GET', path: '/v1/agents', auth: 'user', response: z.object({ agents: z.array(AgentInfo) }) }),
-  revokeAgent: route({ method: 'DELETE', path: '/v1/agents/:id', auth: 'user', response: 'empty' }),
+  revokeAgent: route({ method: 'DELETE', path: '/v1/agents/:id', auth: 'user', query: RevokeAgentQuery, response: 'empty' }),
   pruneAgents: route({ method: 'POST', path: '/v1/agents/prune', auth: 'user', body: PruneAgentsRequest, response: PrunedAgents }),
 
   // ---- audit ----
@@ -127,6 +139,9 @@ export const Routes = {
   registerAgent: route({ method: 'POST', path: '/v1/agents/register', auth: 'none', body: RegisterAgentRequest, response: RegisterAgentResponse, status: 201 }),
   poll: route({ method: 'POST', path: '/v1/agent/poll', auth: 'agent', body: PollRequest, response: PollResponse }),
   publishKey: route({ method: 'POST', path: '/v1/agent/targets/:id/key', auth: 'agent', body: PublishKeyRequest, response: KeyPublished, status: 201 }),
+  handOverKey: route({ method: 'PUT', path: '/v1/agent/targets/:id/key/handovers/:agent', auth: 'agent', body: HandOverKeyRequest, response: 'empty' }),
+  keyReceived: route({ method: 'POST', path: '/v1/agent/targets/:id/key/received', auth: 'agent', body: KeyReceivedRequest, response: 'empty' }),
+  rotateKey: route({ method: 'POST', path: '/v1/agent/targets/:id/key/rotation', auth: 'agent', body: RotateKeyRequest, response: KeyPublished }),
   heartbeat: route({ method: 'POST', path: '/v1/agent/heartbeat', auth: 'agent', body: HeartbeatRequest, response: HeartbeatResponse }),
   confirmStart: route({ method: 'POST', path: '/v1/agent/tasks/:id/started', auth: 'agent', response: 'empty' }),
   uploadOutput: route({

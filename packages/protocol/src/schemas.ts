@@ -3,7 +3,7 @@
  * Objects are `.strict()`: an unknown key is a client bug worth reporting, not ignoring.
  */
 import { z } from 'zod';
-import { AssignedSecret } from './secrets.js';
+import { AssignedSecret, SealedSecret } from './secrets.js';
 import { SettingsPatch, TargetSettings } from './settings.js';
 
 export const API_VERSION = 'v1';
@@ -199,6 +199,10 @@ export const Target = z.object({
   settings: z.record(z.string(), z.string()),
   createdAt: z.string(),
   agentsOnline: z.number().int(),
+  /** Agents (not revoked) that hold the target's current sealing key; empty: no agent can open its secrets. */
+  keyHolders: z.array(z.object({ id: z.string(), name: z.string(), online: z.boolean() })),
+  /** `ferry target rotate-key` was asked and no agent holding the key has done it yet. */
+  keyRotationPending: z.boolean(),
 });
 export type Target = z.infer<typeof Target>;
 
@@ -301,6 +305,8 @@ export const AgentInfo = z.object({
   registeredAt: z.string(),
   revoked: z.boolean(),
   runningTasks: z.number().int(),
+  /** Names of the targets whose current sealing key this agent holds. */
+  holdsKeys: z.array(z.string()),
 });
 export type AgentInfo = z.infer<typeof AgentInfo>;
 
@@ -330,11 +336,27 @@ export const RegisterAgentRequest = z
 
 export const RegisterAgentResponse = z.object({ agentId: z.string(), token: z.string() });
 
+const TargetIdField = z.string().regex(/^g_[0-9a-z]+$/);
+const KeyIdField = z.string().regex(/^[0-9a-f]{32}$/);
+
+/**
+ * What an agent says of its keys on its first poll: its own identity key (the public half of the
+ * key pair target keys are wrapped to for it) and which target keys it holds.
+ */
+export const AgentKeys = z
+  .object({
+    identityKeyPem: z.string().max(4096),
+    held: z.array(z.object({ targetId: TargetIdField, keyId: KeyIdField }).strict()).max(10_000),
+  })
+  .strict();
+export type AgentKeys = z.infer<typeof AgentKeys>;
+
 export const PollRequest = z
   .object({
     free: z.number().int().min(0).max(256),
     running: z.array(TaskId).max(256),
     waitSeconds: z.number().min(0).max(30),
+    keys: AgentKeys.optional(),
   })
   .strict();
 
@@ -360,6 +382,24 @@ export const PollResponse = z.object({
   cancel: z.array(TaskId),
   /** Targets this agent serves that have no sealing key yet: make one and publish its public half. */
   keyRequests: z.array(z.object({ targetId: z.string().regex(/^g_[0-9a-z]+$/), targetName: z.string() })).optional(),
+  /** Targets whose key this agent holds and another agent serving them lacks: wrap the key to that agent's identity key. */
+  keyHandovers: z
+    .array(z.object({ targetId: TargetIdField, targetName: z.string(), orgId: z.string(), keyId: KeyIdField, agentId: z.string(), identityKeyPem: z.string() }))
+    .optional(),
+  /** Target keys another agent wrapped for this one: unwrap, check the key id, keep, and confirm. */
+  keyDeliveries: z.array(z.object({ targetId: TargetIdField, targetName: z.string(), orgId: z.string(), keyId: KeyIdField, wrapped: SealedSecret })).optional(),
+  /** Targets whose key a user asked to rotate: make a new key, re-seal every value with it, post both. */
+  keyRotations: z
+    .array(
+      z.object({
+        targetId: TargetIdField,
+        targetName: z.string(),
+        orgId: z.string(),
+        keyId: KeyIdField,
+        secrets: z.array(z.object({ name: z.string(), sealed: SealedSecret, setAt: z.number().int() })),
+      }),
+    )
+    .optional(),
 });
 export type PollResponse = z.infer<typeof PollResponse>;
 

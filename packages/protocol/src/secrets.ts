@@ -79,3 +79,42 @@ export const PublishKeyRequest = z.object({ publicKeyPem: z.string().max(4096) }
 /** What an agent receives for each of the target's secrets. */
 export const AssignedSecret = z.object({ name: z.string(), sealed: SealedSecret });
 export type AssignedSecret = z.infer<typeof AssignedSecret>;
+
+/**
+ * Handing a target's key to another agent. Every agent has its own identity key pair
+ * (RSA-OAEP-SHA256, 3072-bit); an agent that holds a target's private key wraps it for a newcomer
+ * in the same envelope as a secret value (a fresh AES-256-GCM key, wrapped with RSA-OAEP to the
+ * newcomer's identity key; `kid` is the identity key's id), over the private key's PKCS#8 DER.
+ * The associated data binds organization, target, the target key's id and the recipient agent,
+ * so a wrapped copy cannot be replayed for another target, key or agent. The server stores and
+ * relays wrapped copies; it cannot open them.
+ */
+export interface KeyWrapBinding {
+  orgId: string;
+  targetId: string;
+  /** Id of the target key being handed over. */
+  keyId: string;
+  /** The agent it is wrapped for. */
+  agentId: string;
+}
+
+export function keyWrapAad(b: KeyWrapBinding): Uint8Array<ArrayBuffer> {
+  return utf8Encode(['ferry-key-wrap-v1', b.orgId, b.targetId, b.keyId, b.agentId].join('\n'));
+}
+
+const KeyId = z.string().regex(/^[0-9a-f]{32}$/);
+/** A holder's wrapped copy of a target key for one agent. */
+export const HandOverKeyRequest = z.object({ keyId: KeyId, wrapped: SealedSecret }).strict();
+/** The recipient unwrapped the key and checked its id. */
+export const KeyReceivedRequest = z.object({ keyId: KeyId }).strict();
+/** A rotation, done by an agent: the new public key and every value re-sealed with it, applied in one step if `oldKeyId` is still in force. */
+export const RotateKeyRequest = z
+  .object({
+    oldKeyId: KeyId,
+    publicKeyPem: z.string().max(4096),
+    secrets: z.array(z.object({ name: SecretName, sealed: SealedSecret, setAt: z.number().int() }).strict()).max(MAX_SECRETS_PER_TARGET),
+  })
+  .strict();
+export const RevokeAgentQuery = z.object({ force: z.enum(['true', 'false']).default('false') }).strict();
+/** `discardSecrets`: when no agent holds the key any more, start over: drop the key and the secrets nobody can open. */
+export const RotateTargetKeyQuery = z.object({ discardSecrets: z.enum(['true', 'false']).default('false') }).strict();

@@ -10,8 +10,10 @@
  * This hub is in-process: right for the embedded SQLite server. With several PostgreSQL
  * replicas, LISTEN/NOTIFY feeds the same notify calls on every replica.
  */
-import { mayServe } from './eligibility.js';
+import { mayRun, mayServe, type KeyNeed } from './eligibility.js';
 import type { AgentRow, TargetRow } from './store/types.js';
+
+const NO_KEY_NEEDED: KeyNeed = { needed: false };
 
 interface Waiter {
   agent: AgentRow;
@@ -24,6 +26,9 @@ export class DispatchHub {
   private readonly outputWaiters = new Map<string, Set<() => void>>();
   private closed = false;
   private agentsReleased = false;
+  /** Bumped whenever key work may have appeared (keys.ts), so polls skip the key queries while nothing changed. */
+  private keyEpoch = 0;
+  private readonly keyIdle = new Map<string, { epoch: number; at: number }>();
 
   /** Waits until woken, the timeout passes or `signal` aborts. Resolves either way. */
   waitForWork(agent: AgentRow, wantsTasks: boolean, timeoutMs: number, signal: AbortSignal): Promise<void> {
@@ -43,15 +48,46 @@ export class DispatchHub {
     });
   }
 
-  /** A task for `target` became claimable: wake one agent that may claim it. */
-  notifyTask(target: TargetRow): void {
-    const waiter = this.agentWaiters.find((w) => w.wantsTasks && mayServe(w.agent, target));
+  /** A task for `target` became claimable: wake one agent that may claim it (`key`: whether it must hold the target's key). */
+  notifyTask(target: TargetRow, key: KeyNeed = NO_KEY_NEEDED): void {
+    const waiter = this.agentWaiters.find((w) => w.wantsTasks && mayRun(w.agent, target, key));
     waiter?.wake();
   }
 
-  /** Wakes every waiting agent that may serve `target` (used after leases lapse, rarely). */
-  notifyTaskAll(target: TargetRow): void {
-    for (const w of this.agentWaiters.filter((x) => x.wantsTasks && mayServe(x.agent, target))) w.wake();
+  /** Wakes every waiting agent that may run tasks of `target` (used after leases lapse, rarely). */
+  notifyTaskAll(target: TargetRow, key: KeyNeed = NO_KEY_NEEDED): void {
+    for (const w of this.agentWaiters.filter((x) => x.wantsTasks && mayRun(x.agent, target, key))) w.wake();
+  }
+
+  /** Key work for the agents of `target` (a newcomer needs its key, a rotation was asked): wake them all, busy or not. */
+  notifyServing(target: TargetRow): void {
+    for (const w of this.agentWaiters.filter((x) => mayServe(x.agent, target))) w.wake();
+  }
+
+  /** A new agent announced its keys: holders of any target it serves may have a hand-over to make. */
+  notifyAllAgents(): void {
+    for (const w of [...this.agentWaiters]) w.wake();
+  }
+
+  /** Key work may have appeared for someone: every agent's next poll looks again. (Wake-ups are the callers'.) */
+  keyWorkChanged(): void {
+    this.keyEpoch++;
+  }
+
+  /** True when this agent's last look found no key work, nothing changed since, and the look is under `maxAgeMs` old. */
+  keyWorkUnchanged(agentId: string, now: number, maxAgeMs: number): boolean {
+    const idle = this.keyIdle.get(agentId);
+    return idle !== undefined && idle.epoch === this.keyEpoch && now - idle.at < maxAgeMs;
+  }
+
+  /** The agent looked (as of `epoch`, read before the look) and found no key work. */
+  noKeyWorkFound(agentId: string, epoch: number, now: number): void {
+    this.keyIdle.set(agentId, { epoch, at: now });
+  }
+
+  /** The epoch to pass to `noKeyWorkFound`, read before looking so a change during the look is not missed. */
+  get keyWorkEpoch(): number {
+    return this.keyEpoch;
   }
 
   /** The agent holding a task must hear about its cancellation now, not at its next heartbeat. */

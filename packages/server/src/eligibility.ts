@@ -11,6 +11,11 @@
  * - a hosted-pool target is served by hosted agents, either operator-wide ones (no organization,
  *   like the embedded agent) or ones joined for the target's organization;
  * - a self-hosted target is served only by self-hosted agents whose join token named it.
+ *
+ * And which task an agent may run (`mayRun`, `agentMayRunSql`): one of a target it serves that
+ * either needs no key (the target has no secret when the task is claimed) or whose current key
+ * the agent holds (target_key_holders, with the target's key id). An agent without the key
+ * still serves the target: it gets the key handed over and runs keyless tasks meanwhile.
  */
 import type { AgentRow, TargetRow } from './store/types.js';
 
@@ -18,6 +23,20 @@ export function mayServe(agent: AgentRow, target: TargetRow): boolean {
   if (agent.revokedAt !== null) return false;
   if (target.agentMode === 'hosted') return agent.hosted && (agent.orgId === null || agent.orgId === target.orgId);
   return !agent.hosted && agent.targetIds.includes(target.id);
+}
+
+/** Whether running a task of a target needs the target's key, and which agents hold it. */
+export type KeyNeed = { needed: false } | { needed: true; holders: ReadonlySet<string> };
+
+export function mayRun(agent: AgentRow, target: TargetRow, key: KeyNeed): boolean {
+  return mayServe(agent, target) && (!key.needed || key.holders.has(agent.id));
+}
+
+/** `mayRun` as a SQL condition, aliases as in `agentMayServeSql`. */
+export function agentMayRunSql(a: string, g: string): string {
+  return `(${agentMayServeSql(a, g)} AND (
+    NOT EXISTS (SELECT 1 FROM secrets s WHERE s.target_id = ${g}.id)
+    OR EXISTS (SELECT 1 FROM target_key_holders h WHERE h.target_id = ${g}.id AND h.agent_id = ${a}.id AND h.key_id = ${g}.key_id)))`;
 }
 
 /**

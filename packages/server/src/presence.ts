@@ -10,3 +10,8 @@ export function onlineSince(config: ServerConfig): number {
 export function agentsOnline(ctx: { store: Store; config: ServerConfig }, target: TargetRow): Promise<number> {
   return ctx.store.countOnlineAgents(target, onlineSince(ctx.config));
 }
+
+/** How many online agents could run a task of `target` now (eligibility.ts `mayRun`: with secrets, only key holders). */
+export function runnersOnline(ctx: { store: Store; config: ServerConfig }, target: TargetRow): Promise<number> {
+  return ctx.store.countOnlineRunners(target, onlineSince(ctx.config));
+}

@@ -20,7 +20,10 @@ import { resolveLimits } from './limits.js';
 const iso = (ms: number): string => new Date(ms).toISOString();
 const isoOrNull = (ms: number | null): string | null => (ms === null ? null : iso(ms));
 
-export function targetView(config: ServerConfig, row: TargetRow, agentsOnline: number): Target {
+/** Who holds the target's key, and whether a rotation waits (keys.ts `keyHoldersView`). */
+type TargetKeyView = Pick<Target, 'keyHolders' | 'keyRotationPending'>;
+
+export function targetView(config: ServerConfig, row: TargetRow, agentsOnline: number, keys: TargetKeyView): Target {
   return {
     id: row.id,
     name: row.name,
@@ -33,6 +36,8 @@ export function targetView(config: ServerConfig, row: TargetRow, agentsOnline: n
     settings: row.settings,
     createdAt: iso(row.createdAt),
     agentsOnline,
+    keyHolders: keys.keyHolders.map((h) => ({ ...h, name: safe(h.name) })),
+    keyRotationPending: keys.keyRotationPending,
   };
 }
 
@@ -80,7 +85,8 @@ export function assignmentView(config: ServerConfig, task: TaskRow, secrets: rea
   };
 }
 
-export function agentView(row: AgentRow, targetNames: string[], online: boolean, runningTasks: number): AgentInfo {
+/** `holdsKeys`: names of the targets whose current key the agent holds. */
+export function agentView(row: AgentRow, targetNames: string[], online: boolean, runningTasks: number, holdsKeys: string[]): AgentInfo {
   return {
     id: row.id,
     name: safe(row.name),
@@ -94,6 +100,7 @@ export function agentView(row: AgentRow, targetNames: string[], online: boolean,
     registeredAt: iso(row.registeredAt),
     revoked: row.revokedAt !== null,
     runningTasks,
+    holdsKeys,
   };
 }
 

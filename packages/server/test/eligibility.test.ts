@@ -2,7 +2,8 @@
  * Which agent may serve which target is written once in TS (`mayServe`, used by the dispatch
  * hub and key publishing) and once in SQL (claiming tasks, counting online agents, asking for
  * sealing keys). For every pair of a matrix of agents and targets, the SQL answers of a real
- * SQLite store must be what the TS predicate says.
+ * SQLite store must be what the TS predicate says. The same for which tasks an agent may run
+ * (`mayRun`): a target with secrets only to agents holding its current key.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -10,7 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { mayServe } from '../src/eligibility.js';
+import { mayRun, mayServe } from '../src/eligibility.js';
+import { keyNeedOf } from '../src/keys.js';
 import { SqliteStore } from '../src/store/sqlite/index.js';
 import type { AgentRow, TargetRow, TaskRow } from '../src/store/types.js';
 import { registerTestAgent } from './helpers/store-fixtures.js';
@@ -182,5 +184,60 @@ describe('eligibility: the SQL rule agrees with mayServe', () => {
         label,
       );
     }
+  });
+
+  test('tasks that need the key go only to agents holding it', async () => {
+    const kid = (c: string): string => c.repeat(32);
+    const sealed = { v: 1, alg: 'RSA-OAEP-256+A256GCM', kid: kid('a'), ek: '', iv: '', ct: '', tag: '' } as const;
+    // x and pool-a have secrets; z has a key but no secret (its tasks need no key); y has neither.
+    for (const [id, k] of [
+      ['g_x', kid('a')],
+      ['g_pool-a', kid('b')],
+      ['g_z', kid('c')],
+    ] as const) {
+      assert.ok(await store.setTargetKey(id, 'PEM', k));
+    }
+    for (const [id, k] of [
+      ['g_x', kid('a')],
+      ['g_pool-a', kid('b')],
+    ] as const) {
+      const row = {
+        targetId: id,
+        orgId: targets.find((t) => t.id === id)!.orgId,
+        name: 'S',
+        kid: k,
+        sealed: { ...sealed, kid: k },
+        bytes: 1,
+        setBy: 't',
+        setAt: 1,
+      };
+      assert.equal(await store.putSecret(row), 'ok');
+    }
+    assert.equal(
+      await store.putSecret({ targetId: 'g_z', orgId: 'o_a', name: 'S', kid: kid('d'), sealed, bytes: 1, setBy: 't', setAt: 1 }),
+      'key_changed',
+      'sealed with another key',
+    );
+    assert.ok(await store.addKeyHolder('g_x', 'a_on-x-and-z', kid('a'), Date.now()));
+    assert.ok(await store.addKeyHolder('g_pool-a', 'a_hosted-a', kid('b'), Date.now()));
+    assert.ok(!(await store.addKeyHolder('g_pool-a', 'a_hosted-wide', kid('f'), Date.now())), 'not the key in force');
+    // A revoked agent's record says it holds the key; it still may not run anything.
+    assert.ok(await store.addKeyHolder('g_x', 'a_revoked-on-x', kid('a'), Date.now()));
+    const fresh = await Promise.all(targets.map(async (t) => (await store.getTargetById(t.id))!));
+    const needs = new Map(await Promise.all(fresh.map(async (t) => [t.id, await keyNeedOf(store, t)] as const)));
+    assert.ok(needs.get('g_x')?.needed && !needs.get('g_z')?.needed);
+    const runnable = (agent: AgentRow): string[] =>
+      fresh
+        .filter((t) => mayRun(agent, t, needs.get(t.id)!))
+        .map((t) => t.id)
+        .sort();
+    for (const { label, row } of agents) assert.deepEqual(await claimable(row), runnable(row), label);
+    for (const t of fresh) {
+      assert.equal(await store.countOnlineRunners(t, 0), agents.filter((a) => mayRun(a.row, t, needs.get(t.id)!)).length, `runners of ${t.name}`);
+    }
+    // Not trivial: an agent that serves x without its key cannot run x's task, and one with the key can.
+    assert.ok(!runnable(agents.find((a) => a.label === 'on-x')!.row).includes('g_x'));
+    assert.ok(runnable(agents.find((a) => a.label === 'on-x-and-z')!.row).includes('g_x'));
+    assert.ok(runnable(agents.find((a) => a.label === 'on-x-and-z')!.row).includes('g_z'));
   });
 });

@@ -23,14 +23,15 @@ export function prepareSecrets(task: Assignment, keys: KeyStore): PreparedSecret
   const env = new Map<string, string>();
   const unmasked: string[] = [];
   if (task.secrets.length === 0) return { env, unmasked };
-  const key = keys.load(task.target.id);
-  if (!key) {
-    throw new SecretPreparationError(
-      `this agent does not hold the sealing key of target ${task.target.name}; copy keys/${task.target.id}.pem from the agent that made it`,
-    );
-  }
   for (const { name, sealed } of task.secrets) {
     if (isReservedSecretName(name)) throw new SecretPreparationError(`secret ${name} has a reserved name`);
+    // By the value's key id: a task claimed just before a rotation still opens with the key it was sealed for.
+    const key = keys.find(task.target.id, sealed.kid);
+    if (!key) {
+      throw new SecretPreparationError(
+        `this agent does not hold key ${sealed.kid} of target ${task.target.name}; an agent that holds it hands it over (ferry target show ${task.target.name} lists them)`,
+      );
+    }
     let value: string;
     try {
       value = openSecret(key.key, { orgId: task.orgId, targetId: task.target.id, name, kid: key.kid }, sealed).toString('utf8');

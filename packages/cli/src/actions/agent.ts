@@ -24,7 +24,7 @@ export async function listAgents(opts: { json?: boolean }): Promise<void> {
     const { agents } = await client.call(routes.listAgents);
     if (opts.json) return printJson(agents);
     printTable(
-      ['ID', 'NAME', 'HOST', 'VERSION', 'TARGETS', 'STATUS', 'RUNNING', 'LAST CONTACT'],
+      ['ID', 'NAME', 'HOST', 'VERSION', 'TARGETS', 'STATUS', 'RUNNING', 'LAST CONTACT', 'HOLDS KEYS OF'],
       agents.map((a) => [
         a.id,
         a.name,
@@ -34,6 +34,7 @@ export async function listAgents(opts: { json?: boolean }): Promise<void> {
         a.revoked ? 'revoked' : a.online ? 'online' : 'offline',
         String(a.runningTasks),
         ago(a.lastSeenAt),
+        a.holdsKeys.join(',') || '-',
       ]),
     );
   });
@@ -56,9 +57,9 @@ export async function pruneAgents(opts: { offlineFor: string; json?: boolean }):
   });
 }
 
-export async function revokeAgent(id: string): Promise<void> {
+export async function revokeAgent(id: string, opts: { force?: boolean }): Promise<void> {
   await withClient(async (client, routes) => {
-    await client.call(routes.revokeAgent, { params: { id } });
+    await client.call(routes.revokeAgent, { params: { id }, query: { force: opts.force ? 'true' : 'false' } });
     process.stdout.write(`Revoked agent ${id}.\n`);
   });
 }

@@ -139,6 +139,7 @@ export async function showTarget(name: string, opts: { json?: boolean }): Promis
       ['Network', t.network],
       ['Redaction', t.redact],
       ['Sealing key', t.keyId ?? '(none yet)'],
+      ['Key held by', keyHoldersLine(t)],
       ['Timeout', `${t.limits.timeoutSeconds} s`],
       ['Max output', `${t.limits.maxOutputBytes} bytes`],
       ['Max processes', String(t.limits.maxProcesses)],
@@ -148,6 +149,54 @@ export async function showTarget(name: string, opts: { json?: boolean }): Promis
       ['Created', t.createdAt],
       ['Id', t.id],
     ]);
+  });
+}
+
+/** Who can open the target's secrets; says so plainly when nobody can. */
+function keyHoldersLine(t: Target): string {
+  if (!t.keyId) return '-';
+  const holders = t.keyHolders.map((h) => `${h.name} (${h.id}${h.online ? '' : ', offline'})`).join(', ');
+  const line =
+    holders || `no agent holds the key: its secrets cannot be opened (if no agent that has it is left: ferry target rotate-key ${t.name} --discard-secrets)`;
+  return t.keyRotationPending ? `${line}; rotation pending` : line;
+}
+
+/** Asks for a rotation and waits until an agent holding the key has done it (the key id changes). */
+export async function rotateTargetKey(name: string, opts: { wait: string; discardSecrets?: boolean; json?: boolean }): Promise<void> {
+  const waitSeconds = parseDurationSeconds(opts.wait);
+  if (waitSeconds === undefined || !(waitSeconds > 0)) throw new UsageError(`--wait ${opts.wait} is not a duration; use e.g. 30s or 5m.`);
+  await withClient(async (client, routes) => {
+    const discard = !!opts.discardSecrets;
+    const before = await client.call(routes.rotateTargetKey, { params: { name }, query: { discardSecrets: discard ? 'true' : 'false' } });
+    process.stderr.write(
+      discard
+        ? `Dropped key ${before.keyId ?? '?'} of ${name} and its secrets; waiting for an agent of ${name} to make a new key…\n`
+        : `Asked an agent holding key ${before.keyId ?? '?'} of ${name} to rotate it…\n`,
+    );
+    const deadline = Date.now() + waitSeconds * 1000;
+    for (;;) {
+      const t = await client.call(routes.getTarget, { params: { name } });
+      if (!t.keyRotationPending && t.keyId !== null && t.keyId !== before.keyId) {
+        if (opts.json) return printJson(t);
+        process.stdout.write(
+          discard
+            ? `New key of ${name}: ${t.keyId}. Its secrets were deleted: set them again with ferry secret set ${name} NAME.\n`
+            : `Rotated the key of ${name}: ${before.keyId ?? '?'} → ${t.keyId}; every secret is sealed with the new key.\n`,
+        );
+        return;
+      }
+      if (Date.now() >= deadline) {
+        process.stderr.write(
+          discard
+            ? `ferry: no agent of ${name} made a new key within ${opts.wait}; one does when it next connects. Check with: ferry target show ${name}\n`
+            : `ferry: no agent holding the key of ${name} rotated it within ${opts.wait} (key holders online: ${t.keyHolders.filter((h) => h.online).length}). ` +
+                `The request stays pending: an agent holding the key does it when it next connects. Check with: ferry target show ${name}\n`,
+        );
+        process.exitCode = 1;
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 500));
+    }
   });
 }
 

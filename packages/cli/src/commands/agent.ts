@@ -20,7 +20,11 @@ export function registerAgentCommands(program: Command): void {
 
   agent.command('list').description('list agents').option('--json', 'print JSON').action(lazyAction(actions, 'listAgents'));
 
-  agent.command('revoke <id>').description("revoke an agent's credential").action(lazyAction(actions, 'revokeAgent'));
+  agent
+    .command('revoke <id>')
+    .description("revoke an agent's credential (refused if it is the only agent holding a target's key, unless --force)")
+    .option('--force', "revoke even if that loses a target's key (its secrets must then be set again)")
+    .action(lazyAction(actions, 'revokeAgent'));
 
   agent
     .command('prune')

@@ -44,6 +44,14 @@ export function registerTargetCommands(program: Command): void {
 
   target.command('show <name>').description('show one target').option('--json', 'print JSON').action(lazyAction(actions, 'showTarget'));
 
+  target
+    .command('rotate-key <name>')
+    .description('make a new sealing key and re-seal every secret with it, inside an agent that holds the key; waits until it is done')
+    .option('--wait <duration>', 'how long to wait for an agent to do it', '2m')
+    .option('--discard-secrets', 'only when no agent holds the key any more: make a new key and delete the secrets (set them again after)')
+    .option('--json', 'print the target as JSON when done')
+    .action(lazyAction(actions, 'rotateTargetKey'));
+
   target.command('delete <name>').description('delete a target (refused while it has queued or running tasks)').action(lazyAction(actions, 'deleteTarget'));
 
   // Grants live with groups (actions/group.ts): a group's members get its role on the target.

@@ -10,6 +10,7 @@ import { abortOnDisconnect } from '../disconnect.js';
 import { mayServe } from '../eligibility.js';
 import { addRoute } from '../http/route.js';
 import { hashSecret, newId, newSecret } from '../ids.js';
+import { applyRotation, handOverKey, keyReceived } from '../keys.js';
 import { parseTaskId } from '../lookup.js';
 import { sealingKeyId } from '../sealing-key.js';
 import type { AgentRow, TargetRow } from '../store/types.js';
@@ -47,6 +48,9 @@ async function publishKey(ctx: ServerContext, agent: AgentRow, targetId: string,
   if (!target || !mayServe(agent, target)) throw new FerryError('FERRY_E_TARGET_NOT_FOUND', `Agent ${agent.name} serves no target ${targetId}.`);
   const keyId = sealingKeyId(publicKeyPem);
   if (!(await ctx.store.setTargetKey(target.id, publicKeyPem, keyId))) throw await keyExists(ctx, target);
+  // The publisher made the key, so it holds it; the others of the target get it handed over.
+  await ctx.store.addKeyHolder(target.id, agent.id, keyId, Date.now());
+  ctx.hub.keyWorkChanged();
   await ctx.audit({ orgId: target.orgId, actor: `agent:${agent.name}`, action: 'target.key.publish', subject: target.name, details: { keyId } });
   return keyId;
 }
@@ -80,6 +84,24 @@ export function registerAgentApiRoutes(app: FerryApp, ctx: ServerContext): void 
     }),
     { what: 'key' },
   );
+
+  addRoute(
+    app,
+    ctx,
+    Routes.handOverKey,
+    async ({ caller: agent, params, body }) => {
+      await handOverKey(ctx, agent, params.id, params.agent, body.keyId, body.wrapped);
+    },
+    { what: 'key hand-over' },
+  );
+
+  addRoute(app, ctx, Routes.keyReceived, async ({ caller: agent, params, body }) => {
+    await keyReceived(ctx, agent, params.id, body.keyId);
+  });
+
+  addRoute(app, ctx, Routes.rotateKey, async ({ caller: agent, params, body }) => ({ keyId: await applyRotation(ctx, agent, params.id, body) }), {
+    what: 'key rotation',
+  });
 
   addRoute(
     app,

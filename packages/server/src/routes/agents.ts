@@ -5,6 +5,7 @@ import type { UserPrincipal } from '../auth.js';
 import { requireInstanceAdmin } from '../authz.js';
 import { addRoute } from '../http/route.js';
 import { hashSecret, newId, newSecret } from '../ids.js';
+import { onlyHolderOf } from '../keys.js';
 import { findTarget } from '../lookup.js';
 import { onlineSince } from '../presence.js';
 import type { AgentRow } from '../store/types.js';
@@ -76,6 +77,7 @@ export function registerAgentRoutes(app: FerryApp, ctx: ServerContext): void {
     const rows = await ctx.store.listAgents(user.orgId);
     const targets = new Map((await ctx.store.listTargets(user.orgId)).map((t) => [t.id, t.name]));
     const since = onlineSince(ctx.config);
+    const holdings = await ctx.store.keyHoldings(user.orgId);
     const agents = await Promise.all(
       rows.map(async (a) =>
         agentView(
@@ -83,6 +85,7 @@ export function registerAgentRoutes(app: FerryApp, ctx: ServerContext): void {
           a.targetIds.map((id) => targets.get(id) ?? '(deleted)'),
           a.revokedAt === null && a.lastSeenAt >= since,
           await ctx.store.countRunningTasks(a.id, user.instanceAdmin ? undefined : user.orgId),
+          holdings.get(a.id) ?? [],
         ),
       ),
     );
@@ -114,13 +117,30 @@ export function registerAgentRoutes(app: FerryApp, ctx: ServerContext): void {
     app,
     ctx,
     Routes.revokeAgent,
-    async ({ caller: user, params }) => {
+    async ({ caller: user, params, query }) => {
+      const force = query.force === 'true';
+      const onlyHolder = await onlyHolderOf(ctx, user.orgId, params.id);
+      if (onlyHolder.length > 0 && !force) {
+        throw new FerryError(
+          'FERRY_E_LAST_KEY_HOLDER',
+          `Agent ${params.id} is the only agent holding the sealing key of ${onlyHolder.join(', ')}: revoked, nobody could open ${onlyHolder.length === 1 ? "that target's" : "those targets'"} secrets. ` +
+            'Start another agent for the target first (it gets the key from this one); or revoke with --force, then make a new key with ' +
+            '`ferry target rotate-key NAME --discard-secrets` and set the secrets again.',
+          { details: { targets: onlyHolder } },
+        );
+      }
       const now = Date.now();
       // A shared-pool agent (no organization) is the instance's: only its administrators revoke it.
       const ok = (await ctx.store.revokeAgent(user.orgId, params.id, now)) || (user.instanceAdmin && (await ctx.store.revokeAgent(null, params.id, now)));
       if (!ok) throw new FerryError('FERRY_E_AGENT_NOT_FOUND', `No active agent with id "${params.id}" in this organization.`);
       ctx.hub.notifyAgent(params.id);
-      await ctx.audit({ orgId: user.orgId, actor: user.actor, action: 'agent.revoke', subject: params.id, details: {} });
+      await ctx.audit({
+        orgId: user.orgId,
+        actor: user.actor,
+        action: 'agent.revoke',
+        subject: params.id,
+        details: onlyHolder.length > 0 ? { forced: true, keysLostFor: onlyHolder } : {},
+      });
     },
     { role: 'admin' },
   );

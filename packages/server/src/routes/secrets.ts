@@ -35,6 +35,7 @@ async function setSecret(ctx: ServerContext, user: UserPrincipal, target: Target
   const row = { targetId: target.id, orgId: target.orgId, name, kid: sealed.kid, sealed, bytes, setBy: user.actor, setAt: Date.now() };
   const put = await ctx.store.putSecret(row);
   if (put === 'too_many') throw new FerryError('FERRY_E_TOO_MANY_SECRETS', `Target ${target.name} would be over its limit of secrets (count or total size).`);
+  if (put === 'key_changed') throw new FerryError('FERRY_E_KEY_MISMATCH', `Target ${target.name}'s key was rotated while the value was sealed; seal it again.`);
   if (put !== 'ok') throw settingConflict(target.name, put.conflict, 'setting');
   await ctx.audit({ orgId: user.orgId, actor: user.actor, action: 'secret.set', subject: `${target.name}/${name}`, details: { kid: sealed.kid } });
   return row;

@@ -15,6 +15,7 @@ import { targetFor, visibleTargets } from '../authz.js';
 import type { ServerContext } from '../context.js';
 import { addRoute } from '../http/route.js';
 import { newId } from '../ids.js';
+import { keyHoldersView, requestRotation } from '../keys.js';
 import { checkLimits } from '../limits.js';
 import { agentsOnline } from '../presence.js';
 import type { TargetChanges, TargetRow } from '../store/types.js';
@@ -116,7 +117,7 @@ export function registerTargetRoutes(app: FerryApp, ctx: ServerContext): void {
     Routes.createTarget,
     async ({ caller: user, body }) => {
       const row = await createTarget(ctx, user, body);
-      return targetView(ctx.config, row, await agentsOnline(ctx, row));
+      return targetView(ctx.config, row, await agentsOnline(ctx, row), await keyHoldersView(ctx, row));
     },
     { role: 'admin', what: 'target' },
   );
@@ -127,20 +128,32 @@ export function registerTargetRoutes(app: FerryApp, ctx: ServerContext): void {
     Routes.updateTarget,
     async ({ caller: user, params, body }) => {
       const row = await updateTarget(ctx, user, params.name, body);
-      return targetView(ctx.config, row, await agentsOnline(ctx, row));
+      return targetView(ctx.config, row, await agentsOnline(ctx, row), await keyHoldersView(ctx, row));
     },
     { role: 'admin', what: 'target update' },
   );
 
   addRoute(app, ctx, Routes.listTargets, async ({ caller: user }) => {
     const rows = visibleTargets(user, await ctx.store.listTargets(user.orgId));
-    return { targets: await Promise.all(rows.map(async (r) => targetView(ctx.config, r, await agentsOnline(ctx, r)))) };
+    return { targets: await Promise.all(rows.map(async (r) => targetView(ctx.config, r, await agentsOnline(ctx, r), await keyHoldersView(ctx, r)))) };
   });
 
   addRoute(app, ctx, Routes.getTarget, async ({ caller: user, params }) => {
     const target = await targetFor(ctx.store, user, params.name, 'read');
-    return targetView(ctx.config, target, await agentsOnline(ctx, target));
+    return targetView(ctx.config, target, await agentsOnline(ctx, target), await keyHoldersView(ctx, target));
   });
+
+  addRoute(
+    app,
+    ctx,
+    Routes.rotateTargetKey,
+    async ({ caller: user, params, query }) => {
+      const target = await targetFor(ctx.store, user, params.name, 'manage');
+      await requestRotation(ctx, user.actor, target, query.discardSecrets === 'true');
+      return targetView(ctx.config, target, await agentsOnline(ctx, target), await keyHoldersView(ctx, target));
+    },
+    { role: 'admin' },
+  );
 
   addRoute(
     app,

@@ -4,7 +4,7 @@ import type { ServerContext } from '../context.js';
 import { abortOnDisconnect } from '../disconnect.js';
 import { addRoute } from '../http/route.js';
 import { targetFor, taskFor, visibleTargetIds } from '../authz.js';
-import { agentsOnline } from '../presence.js';
+import { runnersOnline } from '../presence.js';
 import { taskView, taskWithAgentsView } from '../views.js';
 
 /** The user side of tasks; what a task goes through is tasks/task-service.ts. */
@@ -16,7 +16,7 @@ export function registerTaskRoutes(app: FerryApp, ctx: ServerContext): void {
     async ({ caller: user, body }) => {
       await targetFor(ctx.store, user, body.target, 'run');
       const { task, target } = await ctx.tasks.create(user, body);
-      return taskWithAgentsView(task, await agentsOnline(ctx, target));
+      return taskWithAgentsView(task, await runnersOnline(ctx, target));
     },
     // Who may run on which target is the target's grants (authz.ts), so the route lets every role in.
     { what: 'task' },
@@ -31,7 +31,7 @@ export function registerTaskRoutes(app: FerryApp, ctx: ServerContext): void {
   addRoute(app, ctx, Routes.getTask, async ({ caller: user, params }) => {
     const task = await taskFor(ctx.store, user, params.id, 'read');
     const target = await ctx.store.getTargetByName(user.orgId, task.targetName);
-    return taskWithAgentsView(task, target ? await agentsOnline(ctx, target) : 0);
+    return taskWithAgentsView(task, target ? await runnersOnline(ctx, target) : 0);
   });
 
   addRoute(app, ctx, Routes.getTaskScript, async ({ caller: user, params }) => {

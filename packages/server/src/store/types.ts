@@ -183,6 +183,51 @@ export interface AuditRow extends AuditInput {
   hash: string;
 }
 
+/** An agent that holds a target's current key. */
+interface KeyHolder {
+  agentId: string;
+  name: string;
+  lastSeenAt: number;
+}
+
+/** What the server knows of a target's key beyond its public half. */
+export interface TargetKeyState {
+  /** Agents, not revoked and still serving the target, that hold its current key. */
+  holders: KeyHolder[];
+  rotationRequested: boolean;
+  secretCount: number;
+}
+
+/** A holder's job: wrap `target`'s key for agent `agentId`, whose identity key is `identityKeyPem`. */
+export interface KeyHandoverWork {
+  target: TargetRow;
+  agentId: string;
+  identityKeyPem: string;
+}
+
+/** A wrapped copy of `target`'s current key waiting for its recipient. */
+export interface KeyDelivery {
+  target: TargetRow;
+  wrapped: SealedSecret;
+}
+
+/** A holder's job: rotate `target`'s key, re-sealing these values. */
+export interface KeyRotationWork {
+  target: TargetRow;
+  secrets: SecretRow[];
+}
+
+/** A rotation an agent made, applied only if `oldKeyId` is still in force and the values are those it re-sealed. */
+export interface KeyRotation {
+  targetId: string;
+  oldKeyId: string;
+  publicKeyPem: string;
+  keyId: string;
+  agentId: string;
+  secrets: { name: string; sealed: SealedSecret; setAt: number }[];
+  now: number;
+}
+
 export interface Store {
   close(): Promise<void>;
 
@@ -201,6 +246,8 @@ export interface Store {
    */
   updateTarget(targetId: string, changes: TargetChanges): Promise<TargetRow | NameConflict | undefined>;
   countOnlineAgents(target: TargetRow, since: number): Promise<number>;
+  /** Online agents that may run a task of the target now (eligibility.ts `mayRun`: with secrets, only key holders). */
+  countOnlineRunners(target: TargetRow, since: number): Promise<number>;
 
   createJoinToken(row: JoinTokenRow, secretHash: string): Promise<void>;
   /** Checks and uses a join token and registers the agent, in one transaction. */
@@ -270,13 +317,41 @@ export interface Store {
   orgOutputBytes(orgId: string): Promise<number>;
 
   setTargetKey(targetId: string, publicKeyPem: string, keyId: string): Promise<boolean>;
-  /** Refused (`NameConflict`) when the target has a setting of that name. */
-  putSecret(row: SecretRow): Promise<'ok' | 'too_many' | NameConflict>;
+  /**
+   * Stores a value if it is sealed with the target's key in force ('key_changed' otherwise);
+   * refused (`NameConflict`) when the target has a setting of that name.
+   */
+  putSecret(row: SecretRow): Promise<'ok' | 'too_many' | 'key_changed' | NameConflict>;
   listSecrets(targetId: string): Promise<SecretRow[]>;
   deleteSecret(targetId: string, name: string): Promise<boolean>;
   /** Targets this agent serves (see eligibility.ts) that have no key yet. */
   targetsNeedingKeys(agent: AgentRow): Promise<TargetRow[]>;
   getTargetById(targetId: string): Promise<TargetRow | undefined>;
+
+  // Keys that follow the agents: identity keys, who holds which target key, wrapped hand-overs
+  // and rotation. The server stores public keys and wrapped copies only.
+
+  /** Sets (or replaces) the agent's identity key; a new one drops copies wrapped for the old one. */
+  setAgentIdentityKey(agentId: string, publicKeyPem: string, keyId: string, now: number): Promise<void>;
+  /** What the agent says it holds replaces what was recorded; only current keys of targets it serves count. */
+  replaceHeldKeys(agent: AgentRow, held: readonly { targetId: string; keyId: string }[], now: number): Promise<void>;
+  /** Records that the agent holds the target's key `keyId`, if that is the key in force. */
+  addKeyHolder(targetId: string, agentId: string, keyId: string, now: number): Promise<boolean>;
+  targetKeyState(targetId: string): Promise<TargetKeyState>;
+  /** Per agent of the organization (and operator-wide ones), the names of the targets whose current key it holds. */
+  keyHoldings(orgId: string): Promise<Map<string, string[]>>;
+  keyHandoversFor(agent: AgentRow, limit: number): Promise<KeyHandoverWork[]>;
+  keyDeliveriesFor(agent: AgentRow, limit: number): Promise<KeyDelivery[]>;
+  keyRotationsFor(agent: AgentRow): Promise<KeyRotationWork[]>;
+  /** Keeps a wrapped copy of the target's key `keyId` for `agentId`, if that key is in force (first copy wins). */
+  putKeyHandover(targetId: string, agentId: string, keyId: string, fromAgentId: string, wrapped: SealedSecret, now: number): Promise<boolean>;
+  requestKeyRotation(targetId: string, now: number): Promise<boolean>;
+  /** One transaction: compare-and-set on the key id and on every value's version, then the new key and values. */
+  rotateTargetKey(rotation: KeyRotation): Promise<'ok' | 'key_changed' | 'secrets_changed'>;
+  /** Drops the target's key `keyId` and its secrets (which nobody can open any more) so its agents make a new key; the names dropped, or undefined if `keyId` is not in force. */
+  resetTargetKey(targetId: string, keyId: string): Promise<string[] | undefined>;
+  /** Targets with secrets whose current key no agent but `agentId` holds. */
+  targetsOnlyHeldBy(agentId: string): Promise<TargetRow[]>;
 
   appendAudit(entry: AuditInput): Promise<AuditRow>;
   /** The organization's entries, newest first; with `instance`, also the entries of no organization (server, shared pool). */

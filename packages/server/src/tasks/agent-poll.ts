@@ -8,6 +8,7 @@
 import type { ParsedBody, PollResponse, Routes } from '@ferry/protocol';
 import { checkStanding } from '../agent-standing.js';
 import type { ServerContext } from '../context.js';
+import { acceptAgentKeys, hasKeyWork, keyWorkFor } from '../keys.js';
 import type { AgentRow } from '../store/types.js';
 import { assignmentView } from '../views.js';
 
@@ -27,18 +28,21 @@ export async function answerPoll(ctx: ServerContext, agent: AgentRow, poll: Poll
 async function pollUntilAnswer(ctx: ServerContext, agent: AgentRow, poll: PollRequest, signal: AbortSignal): Promise<PollResponse> {
   const deadline = Date.now() + poll.waitSeconds * 1000;
   await ctx.store.touchAgent(agent.id, Date.now());
+  if (poll.keys) await acceptAgentKeys(ctx, agent, poll.keys);
   for (;;) {
     const task = poll.free > 0 && !signal.aborted && !ctx.hub.isReleasingAgents ? await ctx.tasks.claim(agent, signal) : undefined;
+    // Key work rides on every answer: a holder kept busy with tasks must still hand its keys over.
+    const keyWork = await keyWorkFor(ctx, agent);
     if (task) {
       const secrets = await ctx.store.listSecrets(task.targetId);
-      return { task: assignmentView(ctx.config, task, secrets), cancel: (await ctx.tasks.renewLeases(agent, poll.running)).cancel };
+      return { task: assignmentView(ctx.config, task, secrets), cancel: (await ctx.tasks.renewLeases(agent, poll.running)).cancel, ...keyWork };
     }
     const { cancel } = await ctx.tasks.renewLeases(agent, poll.running);
     const keyRequests = (await ctx.store.targetsNeedingKeys(agent)).map((t) => ({ targetId: t.id, targetName: t.name }));
     // A server shutting down answers at once (empty) rather than holding polls it cannot serve.
-    if (cancel.length > 0 || keyRequests.length > 0 || Date.now() >= deadline || signal.aborted || ctx.hub.isReleasingAgents) {
+    if (cancel.length > 0 || keyRequests.length > 0 || hasKeyWork(keyWork) || Date.now() >= deadline || signal.aborted || ctx.hub.isReleasingAgents) {
       await ctx.store.touchAgent(agent.id, Date.now());
-      return { task: null, cancel, keyRequests };
+      return { task: null, cancel, keyRequests, ...keyWork };
     }
     await ctx.hub.waitForWork(agent, poll.free > 0, deadline - Date.now(), signal);
     // An agent revoked, or left with no target, while its poll waited is told now.

@@ -52,6 +52,7 @@ import type { UserPrincipal } from '../auth.js';
 import type { ServerConfig } from '../config.js';
 import type { DispatchHub } from '../dispatch.js';
 import { newId } from '../ids.js';
+import { keyNeedOf } from '../keys.js';
 import { checkLimits, resolveLimits } from '../limits.js';
 import { findHeldTask, findTarget, findTask, leaseLost } from '../lookup.js';
 import { heldOutputFlush } from '../redaction/task-state.js';
@@ -97,7 +98,7 @@ export class TaskService {
     await this.checkOutputQuota(user.orgId);
     const task = this.newTaskRow(user, target, request);
     await this.deps.store.createTask(task);
-    this.deps.hub.notifyTask(target);
+    this.deps.hub.notifyTask(target, await keyNeedOf(this.deps.store, target));
     await this.deps.audit({
       orgId: user.orgId,
       actor: user.actor,
@@ -281,8 +282,9 @@ export class TaskService {
   private async wakeAgentsFor(task: TaskRow, how: 'one' | 'all'): Promise<void> {
     const target = await this.deps.store.getTargetById(task.targetId);
     if (!target) return;
-    if (how === 'one') this.deps.hub.notifyTask(target);
-    else this.deps.hub.notifyTaskAll(target);
+    const key = await keyNeedOf(this.deps.store, target);
+    if (how === 'one') this.deps.hub.notifyTask(target, key);
+    else this.deps.hub.notifyTaskAll(target, key);
   }
 
   private leaseMs(): number {

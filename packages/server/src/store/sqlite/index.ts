@@ -7,8 +7,8 @@
  */
 import { chmodSync } from 'node:fs';
 import Database from 'better-sqlite3';
-import { MAX_SECRETS_PER_TARGET, MAX_SECRET_BYTES_PER_TARGET, type OutputFrame } from '@ferry/protocol';
-import { agentMayServeSql } from '../../eligibility.js';
+import { MAX_SECRETS_PER_TARGET, MAX_SECRET_BYTES_PER_TARGET, type OutputFrame, type SealedSecret } from '@ferry/protocol';
+import { agentMayRunSql, agentMayServeSql } from '../../eligibility.js';
 import type {
   AgentRow,
   AppendResult,
@@ -20,6 +20,10 @@ import type {
   HeldOutputFlush,
   JoinTokenRow,
   NameConflict,
+  KeyDelivery,
+  KeyHandoverWork,
+  KeyRotation,
+  KeyRotationWork,
   NewAgent,
   OrgRow,
   OutputTransform,
@@ -27,11 +31,13 @@ import type {
   SecretRow,
   Store,
   TargetChanges,
+  TargetKeyState,
   TargetRow,
   TaskFilter,
   TaskRow,
 } from '../types.js';
 import { auditHash } from '../audit-hash.js';
+import * as keys from './keys.js';
 import { migrations } from './migrations.js';
 import { SqliteTeams } from './teams.js';
 import { appendOutput, expireOutput, flushHeldOutput, readOutput, type Statements } from './output.js';
@@ -164,6 +170,14 @@ export class SqliteStore implements Store {
     const r = this.stmt(
       `SELECT COUNT(*) AS n FROM agents a JOIN targets g ON g.id = @targetId
       WHERE a.last_seen_at >= @since AND ${agentMayServeSql('a', 'g')}`,
+    ).get({ targetId: target.id, since }) as Row;
+    return num(r.n);
+  }
+
+  async countOnlineRunners(target: TargetRow, since: number): Promise<number> {
+    const r = this.stmt(
+      `SELECT COUNT(*) AS n FROM agents a JOIN targets g ON g.id = @targetId
+      WHERE a.last_seen_at >= @since AND ${agentMayRunSql('a', 'g')}`,
     ).get({ targetId: target.id, since }) as Row;
     return num(r.n);
   }
@@ -302,7 +316,7 @@ export class SqliteStore implements Store {
     const r = this.stmt(
       `UPDATE tasks SET status = 'running', agent_id = @agentId, claimed_at = @now, lease_expires_at = @lease
       WHERE id = (SELECT t.id FROM tasks t JOIN targets g ON g.id = t.target_id JOIN agents a ON a.id = @agentId
-                  WHERE t.status = 'queued' AND ${agentMayServeSql('a', 'g')} ORDER BY t.created_at, t.id LIMIT 1)
+                  WHERE t.status = 'queued' AND ${agentMayRunSql('a', 'g')} ORDER BY t.created_at, t.id LIMIT 1)
         AND status = 'queued' RETURNING id`,
     ).get({ agentId: agent.id, now, lease: now + leaseMs }) as Row | undefined;
     return r ? this.taskById(String(r.id)) : undefined;
@@ -442,8 +456,10 @@ export class SqliteStore implements Store {
     return r.changes === 1;
   }
 
-  async putSecret(row: SecretRow): Promise<'ok' | 'too_many' | NameConflict> {
-    return this.db.transaction((): 'ok' | 'too_many' | NameConflict => {
+  async putSecret(row: SecretRow): Promise<'ok' | 'too_many' | 'key_changed' | NameConflict> {
+    return this.db.transaction((): 'ok' | 'too_many' | 'key_changed' | NameConflict => {
+      // Compare-and-set on the key: a value sealed with a key rotated away meanwhile would never open.
+      if (!this.stmt('SELECT 1 FROM targets WHERE id = ? AND key_id = ?').get(row.targetId, row.kid)) return 'key_changed';
       const target = this.stmt('SELECT settings FROM targets WHERE id = ?').get(row.targetId) as Row | undefined;
       if (target && Object.hasOwn(JSON.parse(String(target.settings)) as object, row.name)) return { conflict: [row.name] };
       const existing = this.stmt('SELECT COUNT(*) AS n, COALESCE(SUM(bytes), 0) AS b FROM secrets WHERE target_id = ? AND name <> ?').get(
@@ -481,6 +497,61 @@ export class SqliteStore implements Store {
   async getTargetById(targetId: string): Promise<TargetRow | undefined> {
     const r = this.stmt('SELECT * FROM targets WHERE id = ? AND deleted_at IS NULL').get(targetId) as Row | undefined;
     return r ? toTarget(r) : undefined;
+  }
+
+  async setAgentIdentityKey(agentId: string, publicKeyPem: string, keyId: string, now: number): Promise<void> {
+    this.db.transaction(() => keys.setAgentIdentityKey(this.prepared, agentId, publicKeyPem, keyId, now))();
+  }
+
+  async replaceHeldKeys(agent: AgentRow, held: readonly { targetId: string; keyId: string }[], now: number): Promise<void> {
+    this.db.transaction(() => keys.replaceHeldKeys(this.prepared, agent, held, now))();
+  }
+
+  async addKeyHolder(targetId: string, agentId: string, keyId: string, now: number): Promise<boolean> {
+    return this.db.transaction(() => keys.addKeyHolder(this.prepared, targetId, agentId, keyId, now))();
+  }
+
+  async targetKeyState(targetId: string): Promise<TargetKeyState> {
+    return keys.targetKeyState(this.prepared, targetId);
+  }
+
+  async keyHoldings(orgId: string): Promise<Map<string, string[]>> {
+    return keys.keyHoldings(this.prepared, orgId);
+  }
+
+  async keyHandoversFor(agent: AgentRow, limit: number): Promise<KeyHandoverWork[]> {
+    return keys.keyHandoversFor(this.prepared, agent, limit);
+  }
+
+  async keyDeliveriesFor(agent: AgentRow, limit: number): Promise<KeyDelivery[]> {
+    return keys.keyDeliveriesFor(this.prepared, agent, limit);
+  }
+
+  async keyRotationsFor(agent: AgentRow): Promise<KeyRotationWork[]> {
+    return keys.keyRotationsFor(this.prepared, agent);
+  }
+
+  async putKeyHandover(targetId: string, agentId: string, keyId: string, fromAgentId: string, wrapped: SealedSecret, now: number): Promise<boolean> {
+    return keys.putKeyHandover(this.prepared, targetId, agentId, keyId, fromAgentId, wrapped, now);
+  }
+
+  async requestKeyRotation(targetId: string, now: number): Promise<boolean> {
+    const r = this.stmt(
+      'UPDATE targets SET key_rotation_requested_at = COALESCE(key_rotation_requested_at, ?) WHERE id = ? AND key_id IS NOT NULL AND deleted_at IS NULL',
+    ).run(now, targetId);
+    return r.changes === 1;
+  }
+
+  async rotateTargetKey(rotation: KeyRotation): Promise<'ok' | 'key_changed' | 'secrets_changed'> {
+    return this.db.transaction(() => keys.rotateTargetKey(this.prepared, rotation))();
+  }
+
+  async resetTargetKey(targetId: string, keyId: string): Promise<string[] | undefined> {
+    return this.db.transaction(() => keys.resetTargetKey(this.prepared, targetId, keyId))();
+  }
+
+  async targetsOnlyHeldBy(agentId: string): Promise<TargetRow[]> {
+    return keys.targetsOnlyHeldBy(this.prepared, agentId).map(toTarget);
   }
 
   async appendAudit(entry: AuditInput): Promise<AuditRow> {

@@ -89,7 +89,30 @@ ALTER TABLE tasks ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tasks ADD COLUMN redact_state TEXT;
 `,
   },
-  // Version 4 is left to another change being made alongside this one.
+  {
+    version: 4,
+    name: 'agent identity keys, target key holders, wrapped key hand-overs, key rotation',
+    sql: `
+-- The public half of each agent's identity key; target keys are wrapped to it for the agent.
+CREATE TABLE agent_identity_keys (
+  agent_id TEXT PRIMARY KEY REFERENCES agents(id), public_key TEXT NOT NULL, key_id TEXT NOT NULL, set_at INTEGER NOT NULL
+);
+-- Which agent holds which key of a target (it holds the target's key when key_id is the target's).
+CREATE TABLE target_key_holders (
+  target_id TEXT NOT NULL REFERENCES targets(id), agent_id TEXT NOT NULL REFERENCES agents(id), key_id TEXT NOT NULL, since INTEGER NOT NULL,
+  PRIMARY KEY (target_id, agent_id)
+);
+CREATE INDEX target_key_holders_agent ON target_key_holders(agent_id);
+-- Target private keys wrapped by a holder for one agent: the server relays them and cannot open them.
+CREATE TABLE key_handovers (
+  target_id TEXT NOT NULL REFERENCES targets(id), agent_id TEXT NOT NULL REFERENCES agents(id), key_id TEXT NOT NULL,
+  from_agent_id TEXT NOT NULL REFERENCES agents(id), wrapped TEXT NOT NULL, created_at INTEGER NOT NULL,
+  PRIMARY KEY (target_id, agent_id, key_id)
+);
+CREATE INDEX key_handovers_agent ON key_handovers(agent_id);
+ALTER TABLE targets ADD COLUMN key_rotation_requested_at INTEGER;
+`,
+  },
   {
     version: 5,
     name: 'target settings, pruned agents',
