@@ -3,7 +3,7 @@
  * an environment and (for kubeconfigs and client option files) small private files. Secrets
  * never go on a command line: they travel in the environment or in files only the task sees.
  */
-import { TARGET_TYPE_INFO, type Assignment, type TargetType } from '@ferry/protocol';
+import { TARGET_TYPE_INFO, base64Decode, type Assignment, type TargetType } from '@ferry/protocol';
 import { TASK_PATH, type RunSpec } from './executor/types.js';
 
 export class MissingSecretError extends Error {
@@ -38,11 +38,20 @@ function mysqlOptionFile(s: ReadonlyMap<string, string>): string {
   ].join('\n');
 }
 
+/** The task's own input: its arguments (script types only; the server refuses them for SQL) and its stdin. */
 export function runSpecFor(task: Assignment, secrets: ReadonlyMap<string, string> = new Map()): RunSpec {
+  const spec = commandFor(task, secrets);
+  const stdin = task.stdin ? base64Decode(task.stdin) : undefined;
+  return { ...spec, ...(task.args?.length ? { args: task.args } : {}), ...(stdin?.length ? { stdin } : {}) };
+}
+
+function commandFor(task: Assignment, secrets: ReadonlyMap<string, string>): RunSpec {
   const type = task.target.type;
   const missing = TARGET_TYPE_INFO[type].required.filter((k) => !secrets.has(k));
   if (missing.length > 0) throw new MissingSecretError(missing, task.target.name, type);
+  // Precedence: what Ferry sets > secrets > the task's plain --env (the server refuses a clash with a secret).
   const env: Record<string, string> = {
+    ...task.env,
     ...Object.fromEntries(secrets),
     PATH: TASK_PATH,
     LANG: 'C.UTF-8',

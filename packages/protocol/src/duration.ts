@@ -39,3 +39,21 @@ export function parseSizeBytes(text: string): number | undefined {
   const unit = SIZE_UNITS[(m[2] ?? '').toLowerCase()];
   return unit === undefined ? undefined : Math.round(Number(m[1]) * unit);
 }
+
+/**
+ * Bytes as people read them: `512 MiB`, `1.5 GiB`, `900 KiB`, `100 bytes`. Binary units, the
+ * ones limits are written in; at most one decimal, and only when the value is not whole.
+ */
+export function formatSize(bytes: number): string {
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'] as const;
+  if (!Number.isFinite(bytes) || Math.abs(bytes) < 1024) return `${bytes} byte${bytes === 1 ? '' : 's'}`;
+  let value = bytes;
+  let unit: string = 'bytes';
+  for (const u of units) {
+    if (Math.abs(value) < 1024) break;
+    value /= 1024;
+    unit = u;
+  }
+  const shown = Number.isInteger(value) ? String(value) : value.toFixed(1).replace(/\.0$/, '');
+  return `${shown} ${unit}`;
+}

@@ -1,6 +1,9 @@
-import { CreateTargetRequest, parseDurationSeconds, parseSizeBytes } from '@ferry/protocol';
+import { ApiError } from '@ferry/client';
+import { CreateTargetRequest, formatSize } from '@ferry/protocol';
 import { UsageError } from '../errors.js';
+import { formatDuration } from '../exit-codes.js';
 import { ago, printFields, printJson, printTable } from '../format.js';
+import { limitTooHigh, limitsFromFlags } from '../limit-flags.js';
 import { withClient } from '../run-command.js';
 import { parseOrUsage } from '../validate.js';
 
@@ -16,21 +19,8 @@ interface TargetCreateOptions {
   json?: boolean;
 }
 
-function parseLimit(flag: string, value: string | undefined, parser: (v: string) => number | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = parser(value);
-  if (n === undefined || !(n > 0)) throw new UsageError(`${flag} ${value} is not valid.`);
-  return n;
-}
-
-function limitsFrom(opts: TargetCreateOptions): Record<string, number> {
-  const limits: Record<string, number | undefined> = {
-    timeoutSeconds: parseLimit('--timeout', opts.timeout, parseDurationSeconds),
-    maxOutputBytes: parseLimit('--max-output', opts.maxOutput, parseSizeBytes),
-    maxProcesses: parseLimit('--max-processes', opts.maxProcesses, (v) => (/^\d+$/.test(v) ? Number(v) : undefined)),
-    memoryBytes: parseLimit('--memory', opts.memory, parseSizeBytes),
-  };
-  return Object.fromEntries(Object.entries(limits).filter((e): e is [string, number] => e[1] !== undefined));
+function limitFlags(opts: TargetCreateOptions): Record<string, string | undefined> {
+  return { timeoutSeconds: opts.timeout, maxOutputBytes: opts.maxOutput, maxProcesses: opts.maxProcesses, memoryBytes: opts.memory };
 }
 
 export async function createTarget(name: string, opts: TargetCreateOptions): Promise<void> {
@@ -41,13 +31,17 @@ export async function createTarget(name: string, opts: TargetCreateOptions): Pro
         name,
         type: opts.type,
         agent: opts.agent,
-        limits: limitsFrom(opts),
+        limits: limitsFromFlags(limitFlags(opts)),
         ...(opts.network ? { network: opts.network } : {}),
         ...(opts.redact ? { redact: opts.redact } : {}),
       },
       'target',
+      { name: 'NAME', type: '--type', agent: '--agent', network: '--network', redact: '--redact' },
     );
-    const t = await client.call(routes.createTarget, { body });
+    const t = await client.call(routes.createTarget, { body }).catch((err: unknown) => {
+      const tooHigh = err instanceof ApiError && err.code === 'FERRY_E_LIMIT_TOO_HIGH' ? limitTooHigh(err.details, limitFlags(opts)) : undefined;
+      throw tooHigh ? new UsageError(tooHigh) : err;
+    });
     if (opts.json) return printJson(t);
     process.stdout.write(`Created target ${t.name} (${t.type}, ${t.agent === 'hosted' ? 'hosted pool' : 'self-hosted agents'}).\n`);
     if (t.agent === 'self-hosted') process.stdout.write(`Start its agent with a token from: ferry agent token create --target ${t.name}\n`);
@@ -76,10 +70,10 @@ export async function showTarget(name: string, opts: { json?: boolean }): Promis
       ['Network', t.network],
       ['Redaction', t.redact],
       ['Sealing key', t.keyId ?? '(none yet)'],
-      ['Timeout', `${t.limits.timeoutSeconds} s`],
-      ['Max output', `${t.limits.maxOutputBytes} bytes`],
+      ['Timeout', formatDuration(t.limits.timeoutSeconds)],
+      ['Max output', formatSize(t.limits.maxOutputBytes)],
       ['Max processes', String(t.limits.maxProcesses)],
-      ['Memory', `${t.limits.memoryBytes} bytes`],
+      ['Memory', formatSize(t.limits.memoryBytes)],
       ['Agents online', String(t.agentsOnline)],
       ['Created', t.createdAt],
       ['Id', t.id],

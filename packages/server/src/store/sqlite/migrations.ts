@@ -89,4 +89,13 @@ ALTER TABLE tasks ADD COLUMN stored_bytes INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE tasks ADD COLUMN redact_state TEXT;
 `,
   },
+  {
+    version: 6,
+    name: "a task's stdin, arguments and plain environment",
+    sql: `
+ALTER TABLE tasks ADD COLUMN stdin BLOB;
+ALTER TABLE tasks ADD COLUMN args TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE tasks ADD COLUMN env TEXT NOT NULL DEFAULT '{}';
+`,
+  },
 ];
