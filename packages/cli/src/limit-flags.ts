@@ -26,7 +26,7 @@ interface LimitFlag {
   likelyUnit?: string;
 }
 
-export const LIMIT_FLAGS: readonly LimitFlag[] = [
+const LIMIT_FLAGS: readonly LimitFlag[] = [
   {
     flag: '--timeout',
     key: 'timeoutSeconds',

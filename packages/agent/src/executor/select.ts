@@ -10,7 +10,7 @@ export class ExecutorUnavailableError extends Error {
 }
 
 /** What the agent says when the sandbox cannot run: the cause, and how to choose the unsandboxed executor knowingly. */
-export function sandboxRefusal(problem: string): string {
+function sandboxRefusal(problem: string): string {
   return (
     `the sandbox cannot run here: ${problem}. ` +
     'The agent does not fall back to running tasks unsandboxed on its own. To do that knowingly, start it with --executor process: ' +

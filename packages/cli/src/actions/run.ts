@@ -1,5 +1,5 @@
 import type { FerryClient } from '@ferry/client';
-import { MAX_STDIN_BYTES, Routes, base64Encode, envNameProblem, formatSize, type TaskWithAgents } from '@ferry/protocol';
+import { CreateTaskRequest, MAX_STDIN_BYTES, Routes, base64Encode, envNameProblem, formatSize, type TaskWithAgents } from '@ferry/protocol';
 import { UsageError } from '../errors.js';
 import { readUserFile } from '../files.js';
 import { withClient } from '../run-command.js';
@@ -7,6 +7,7 @@ import { streamOutput } from '../stream-output.js';
 import { reportEnding } from '../exit-codes.js';
 import { limitsFromFlags } from '../limit-flags.js';
 import { terminalSafeLines } from '../terminal.js';
+import { parseOrUsage } from '../validate.js';
 
 interface RunOptions {
   command?: string;
@@ -134,12 +135,20 @@ export async function runTask(target: string, rawArgs: string[], opts: RunOption
   const script = await scriptFrom(opts);
   const stdin = await taskStdin(opts);
   const input = { ...(stdin ? { stdin: base64Encode(stdin) } : {}), ...(args ? { args } : {}), ...(env ? { env } : {}) };
+  // Checked here against the API's own schema, so a problem is named by the flag that set it.
+  const body = parseOrUsage(CreateTaskRequest, { target, script, ...input, ...(timeoutSeconds ? { timeoutSeconds } : {}) }, 'task', {
+    target: 'TARGET',
+    script: 'the script',
+    args: 'the arguments after --',
+    env: '--env',
+    timeoutSeconds: '--timeout',
+  });
   process.exitCode = await withClient(async (client, routes) => {
     if (!opts.wait) {
       const t = await client.call(routes.getTarget, { params: { name: target } });
       if (t.agentsOnline === 0) throw new UsageError(`No agent of target ${target} is online (--no-wait).`);
     }
-    const task = await client.call(routes.createTask, { body: { target, script, ...input, ...(timeoutSeconds ? { timeoutSeconds } : {}) } });
+    const task = await client.call(routes.createTask, { body });
     if (!opts.detach) return watch(client, task);
     process.stdout.write(`${task.id}\n`);
     return 0;
