@@ -236,6 +236,9 @@ describe('the CLI on day two', () => {
         assert.match(r.stderr, message);
         assert.doesNotMatch(r.stderr, /Too small|expected number/);
       }
+      const limit = await server.cli(['task', 'list', '--limit', '0']);
+      assert.equal(limit.code, CLI_FAILURE);
+      assert.match(limit.stderr, /^ferry: --limit 0: give a whole number from 1 to 1000\.\n$/);
       const shown = await server.cli(['target', 'show', 'small']);
       assert.match(shown.stdout, /Memory: +64 MiB\n/);
       assert.match(shown.stdout, /Max output: +\d+(\.\d)? [KMG]iB\n/);

@@ -215,7 +215,7 @@ for (const executor of ['sandbox', 'process'] as const) {
       const r = await server.cli(['run', 'small', '-c', 'head -c 300000 /dev/zero | tr "\\0" a; echo after-limit >&2; echo done > "$HOME/x"; exit 0']);
       assert.equal(r.code, 0);
       assert.equal(r.stdoutBytes.length, 65536);
-      assert.match(r.stderr, /output truncated at 65536 bytes/);
+      assert.match(r.stderr, /output truncated at 64 KiB/);
       assert.ok(!r.stderr.includes('after-limit'));
     });
 

@@ -17,3 +17,10 @@ export function parseOrUsage<S extends z.ZodType>(schema: S, value: unknown, wha
   });
   throw new UsageError(`Invalid ${what}: ${problems.join('; ')}.`);
 }
+
+/** A count flag (`--limit 50`) as a whole number within bounds, or a UsageError that says the bounds. */
+export function countFlag(flag: string, text: string, min: number, max: number): number {
+  const n = /^\s*\d+\s*$/.test(text) ? Number(text) : NaN;
+  if (!(n >= min && n <= max)) throw new UsageError(`${flag} ${text}: give a whole number from ${min} to ${max}.`);
+  return n;
+}

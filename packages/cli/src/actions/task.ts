@@ -5,11 +5,12 @@ import { formatDuration, reportEnding } from '../exit-codes.js';
 import { ago, printFields, printJson, printTable } from '../format.js';
 import { withClient } from '../run-command.js';
 import { streamOutput } from '../stream-output.js';
-import { parseOrUsage } from '../validate.js';
+import { countFlag, parseOrUsage } from '../validate.js';
 
 export async function listTasks(opts: { target?: string; status?: string; limit: string; json?: boolean }): Promise<void> {
   if (opts.status && !TaskStatus.safeParse(opts.status).success) throw new UsageError(`--status must be one of: ${TaskStatus.options.join(', ')}`);
-  const query = parseOrUsage(ListTasksQuery, { limit: opts.limit, target: opts.target, status: opts.status }, 'task filter');
+  const limit = countFlag('--limit', opts.limit, 1, 1000);
+  const query = parseOrUsage(ListTasksQuery, { limit, target: opts.target, status: opts.status }, 'task filter', { target: '--target', status: '--status' });
   await withClient(async (client, routes) => {
     const { tasks } = await client.call(routes.listTasks, { query });
     if (opts.json) return printJson(tasks);
