@@ -236,6 +236,9 @@ describe('the CLI on day two', () => {
         assert.match(r.stderr, message);
         assert.doesNotMatch(r.stderr, /Too small|expected number/);
       }
+      const overServer = await server.cli(['run', 'day2', '--timeout', '2d', '-c', 'true']);
+      assert.equal(overServer.code, CLI_FAILURE);
+      assert.match(overServer.stderr, /^ferry: --timeout 2d is above this server's maximum of 1d\.\n$/);
       const limit = await server.cli(['task', 'list', '--limit', '0']);
       assert.equal(limit.code, CLI_FAILURE);
       assert.match(limit.stderr, /^ferry: --limit 0: give a whole number from 1 to 1000\.\n$/);

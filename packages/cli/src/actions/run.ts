@@ -1,11 +1,11 @@
-import type { FerryClient } from '@ferry/client';
+import { ApiError, type FerryClient } from '@ferry/client';
 import { CreateTaskRequest, MAX_STDIN_BYTES, Routes, base64Encode, envNameProblem, formatSize, type TaskWithAgents } from '@ferry/protocol';
 import { UsageError } from '../errors.js';
 import { readUserFile } from '../files.js';
 import { withClient } from '../run-command.js';
 import { streamOutput } from '../stream-output.js';
 import { reportEnding } from '../exit-codes.js';
-import { limitsFromFlags } from '../limit-flags.js';
+import { limitTooHigh, limitsFromFlags } from '../limit-flags.js';
 import { terminalSafeLines } from '../terminal.js';
 import { parseOrUsage } from '../validate.js';
 
@@ -148,7 +148,11 @@ export async function runTask(target: string, rawArgs: string[], opts: RunOption
       const t = await client.call(routes.getTarget, { params: { name: target } });
       if (t.agentsOnline === 0) throw new UsageError(`No agent of target ${target} is online (--no-wait).`);
     }
-    const task = await client.call(routes.createTask, { body });
+    const task = await client.call(routes.createTask, { body }).catch((err: unknown) => {
+      const tooHigh =
+        err instanceof ApiError && err.code === 'FERRY_E_LIMIT_TOO_HIGH' ? limitTooHigh(err.details, { timeoutSeconds: opts.timeout }) : undefined;
+      throw tooHigh ? new UsageError(tooHigh) : err;
+    });
     if (!opts.detach) return watch(client, task);
     process.stdout.write(`${task.id}\n`);
     return 0;

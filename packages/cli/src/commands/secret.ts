@@ -7,7 +7,8 @@ export function registerSecretCommands(program: Command): void {
   const secret = program.command('secret').description("write-only secrets, sealed on this machine for the target's agents");
 
   secret
-    .command('set <target> <key> [value]')
+    .command('set <target> <key>')
+    .argument('[value]', 'refused, with the reason: a value here would stay in shell history and show in `ps`')
     .description('set a secret from a hidden prompt or stdin (never from the command line)')
     .action(lazyAction(actions, 'setSecret'));
 
