@@ -31,7 +31,7 @@ describe('agents and bad input (no embedded agent)', () => {
     const id = /task (t_[0-9a-z]+)/.exec(run.stderr)?.[1] ?? '';
     assert.equal((await taskShow(server, id)).status, 'queued');
     const noWait = await server.cli(['run', 'private1', '--no-wait', '-c', 'true']);
-    assert.equal(noWait.code, 2);
+    assert.equal(noWait.code, 255);
     assert.match(noWait.stderr, /No agent of target private1 is online/);
     // An agent for that target arrives: the waiting run completes.
     await server.startAgent(await server.joinToken(['--target', 'private1']), { executor: 'process' });
@@ -76,7 +76,7 @@ describe('agents and bad input (no embedded agent)', () => {
     assert.deepEqual(Object.keys(res.json).sort(), ['code', 'error', 'message', 'statusCode']);
     assert.equal(res.json.code, 'FERRY_E_TARGET_NOT_FOUND');
     const cli = await server.cli(['run', 'nope', '-c', 'true']);
-    assert.equal(cli.code, 1);
+    assert.equal(cli.code, 255);
     assert.match(cli.stderr, /No target named "nope"/);
   });
 
@@ -113,7 +113,7 @@ describe('agents and bad input (no embedded agent)', () => {
       assert.equal(res.json.code, 'FERRY_E_UNAUTHENTICATED');
     }
     const cli = await server.cli(['task', 'list'], { env: { FERRY_TOKEN: 'ferry_u_wrong' } });
-    assert.equal(cli.code, 1);
+    assert.equal(cli.code, 255);
     assert.match(cli.stderr, /FERRY_E_UNAUTHENTICATED/);
     const joined = decodeJoinToken(await server.joinToken(['--hosted']));
     const reg = await api(server, 'POST', '/v1/agents/register', {
@@ -146,7 +146,7 @@ describe('agents and bad input (no embedded agent)', () => {
     const forged = await register('ferry_j_forged');
     assert.equal(forged.json.code, 'FERRY_E_JOIN_TOKEN_INVALID');
     const agentCli = await server.cli(['agent', 'start', '--join-token', 'not-a-token', '--data-dir', tempDir('bad-agent')]);
-    assert.equal(agentCli.code, 1);
+    assert.equal(agentCli.code, 255);
     assert.match(agentCli.stderr, /join token is malformed/);
   });
 

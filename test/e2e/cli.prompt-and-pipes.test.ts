@@ -74,7 +74,7 @@ describe('the CLI at a terminal and in pipes', () => {
       ['\x03', 'Ctrl-C'],
     ] as const) {
       const r = await typeSecret(server, 'tty', 'NEVER_SET', `abc${key}`);
-      assert.equal(r.code, 2, r.output);
+      assert.equal(r.code, 255, r.output);
       assert.match(r.output, new RegExp(`cancelled \\(${label}\\)`));
     }
     const list = await server.cli(['secret', 'list', 'tty', '--json']);
@@ -82,9 +82,9 @@ describe('the CLI at a terminal and in pipes', () => {
     assert.ok(!(JSON.parse(list.stdout) as { name: string }[]).some((s) => s.name === 'NEVER_SET'));
   });
 
-  it('reports errors from the agent and server packages in one line, with the usual exit codes', async () => {
+  it('reports errors from the agent and server packages in one line, with the CLI failure exit code (255)', async () => {
     const badConfig = await runCli(['agent', 'start', '--concurrency', 'abc', '--data-dir', '/tmp/ferry-never-used'], server.env);
-    assert.equal(badConfig.code, 2, badConfig.stderr);
+    assert.equal(badConfig.code, 255, badConfig.stderr);
     assert.match(badConfig.stderr, /^ferry: invalid configuration:/);
     assert.doesNotMatch(badConfig.stderr, /\n\s+at /, 'no stack trace');
     const token = await server.joinToken(['--hosted']);
@@ -94,7 +94,7 @@ describe('the CLI at a terminal and in pipes', () => {
       ['agent', 'start', '--join-token', token, '--data-dir', `/tmp/ferry-reuse-${process.pid}`, '--executor', 'process'],
       server.env,
     );
-    assert.equal(reused.code, 1, reused.stderr);
+    assert.equal(reused.code, 255, reused.stderr);
     assert.match(reused.stderr, /\nferry: The join token was already used\..*\(FERRY_E_JOIN_TOKEN_USED\)\n$/);
     assert.doesNotMatch(reused.stderr, /\n\s+at /, 'no stack trace');
   });

@@ -111,7 +111,7 @@ describe('runtimes against real services', () => {
   it('a run missing a required secret ends as error naming it', async () => {
     const r = await server.cli(['run', 'cloud', '-c', 'aws sts get-caller-identity']);
     assert.equal(r.code, 70);
-    assert.match(r.stderr, /ended as error: target cloud \(aws\) needs secrets AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY/);
+    assert.match(r.stderr, /could not start: target cloud \(aws\) needs secrets AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY/);
   });
 
   it('aws: keys from secrets reach the task as the CLI expects them (no live account is called)', async () => {

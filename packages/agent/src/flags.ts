@@ -26,7 +26,12 @@ export const AGENT_START_FLAGS = [
   },
   { flag: 'data-dir', key: 'dataDir', value: 'DIR', description: 'where the agent keeps its credential, keys and output spool (default ./ferry-agent-data)' },
   { flag: 'concurrency', key: 'concurrency', value: 'N', description: 'tasks to run at once (default 4)' },
-  { flag: 'executor', key: 'executor', value: 'sandbox|process', description: 'sandbox (bubblewrap) or process; default: sandbox where available' },
+  {
+    flag: 'executor',
+    key: 'executor',
+    value: 'sandbox|process',
+    description: 'sandbox (bubblewrap, needs root; the default) or process (no isolation: only when chosen)',
+  },
   { flag: 'name', key: 'name', value: 'NAME', description: 'agent name (default: host name and a short random suffix, e.g. web-1-3f9a)' },
   { flag: 'config', key: 'config', value: 'FILE', description: 'JSON config file (also FERRY_AGENT_CONFIG)' },
   {

@@ -5,7 +5,7 @@
  * sees. A type's non-secret parts (PG_HOST, PG_PORT, MYSQL_USER, AWS_REGION…) come from a
  * setting or a secret alike; when both exist (the server refuses that), the secret wins.
  */
-import { TARGET_TYPE_INFO, type Assignment, type TargetType } from '@ferry/protocol';
+import { TARGET_TYPE_INFO, base64Decode, type Assignment, type TargetType } from '@ferry/protocol';
 import { TASK_PATH, type RunSpec } from './executor/types.js';
 
 export class MissingSecretError extends Error {
@@ -41,18 +41,29 @@ function mysqlOptionFile(s: ReadonlyMap<string, string>): string {
   ].join('\n');
 }
 
-/** Settings and secrets by name; precedence: secrets > settings. */
+/** Settings and secrets by name, where a type reads its parts from; a secret wins over a setting. */
 function taskValues(task: Assignment, secrets: ReadonlyMap<string, string>): Map<string, string> {
   return new Map([...Object.entries(task.settings), ...secrets]);
 }
 
+/** The task's own input: its arguments (script types only; the server refuses them for SQL) and its stdin. */
 export function runSpecFor(task: Assignment, openedSecrets: ReadonlyMap<string, string> = new Map()): RunSpec {
+  const spec = commandFor(task, openedSecrets);
+  const stdin = task.stdin ? base64Decode(task.stdin) : undefined;
+  return { ...spec, ...(task.args?.length ? { args: task.args } : {}), ...(stdin?.length ? { stdin } : {}) };
+}
+
+function commandFor(task: Assignment, openedSecrets: ReadonlyMap<string, string>): RunSpec {
   const type = task.target.type;
   const secrets = taskValues(task, openedSecrets);
   const missing = TARGET_TYPE_INFO[type].required.filter((k) => !secrets.has(k));
   if (missing.length > 0) throw new MissingSecretError(missing, task.target.name, type);
+  // Precedence: what Ferry sets > secrets > the task's plain --env > the target's settings (the
+  // server refuses a setting or an --env that clashes with a secret).
   const env: Record<string, string> = {
-    ...Object.fromEntries(secrets),
+    ...task.settings,
+    ...task.env,
+    ...Object.fromEntries(openedSecrets),
     PATH: TASK_PATH,
     LANG: 'C.UTF-8',
     LC_ALL: 'C.UTF-8',

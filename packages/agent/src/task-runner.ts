@@ -7,7 +7,7 @@
  * nothing of the task is left on this machine.
  */
 import type { Logger } from 'pino';
-import { MIN_MASKED_SECRET_LENGTH, Streams, type Assignment, type FinalStatus, type FinishTaskRequest, type StreamId } from '@ferry/protocol';
+import { MIN_MASKED_SECRET_LENGTH, Streams, formatSize, type Assignment, type FinalStatus, type FinishTaskRequest, type StreamId } from '@ferry/protocol';
 import { Routes, isRetryable, withRetry, type FerryClient } from '@ferry/client';
 import { type Executor, type ExitInfo, type RunningProcess, type Sandbox } from './executor/types.js';
 import { LeaseLostError, OutputUploader, type UploaderOptions, DEFAULT_UPLOADER_OPTIONS } from './output/uploader.js';
@@ -47,6 +47,8 @@ export class TaskRunner {
   private masking: SecretMasker | undefined;
   private secretEnv: Map<string, string> = new Map();
   private spoolError: Error | undefined;
+  /** The memory limit made the kernel kill a process of the task. */
+  private outOfMemory = false;
 
   constructor(
     readonly task: Assignment,
@@ -101,6 +103,8 @@ export class TaskRunner {
       const timeout = setTimeout(() => this.stop('timed_out'), this.task.timeoutSeconds * 1000);
       exit = await this.pipeOutput(this.proc);
       clearTimeout(timeout);
+      // Read before dispose, which removes the cgroup that counted the kills.
+      this.outOfMemory = (await sandbox.outOfMemory?.().catch(() => false)) ?? false;
     } catch (err) {
       if (err instanceof LeaseLostError) this.stop('lease_lost');
       errorReason =
@@ -215,6 +219,8 @@ export class TaskRunner {
     } else {
       status = exit.code === 0 ? 'succeeded' : 'failed';
       if (exit.signal) reason = `terminated by ${exit.signal}`;
+      // "failed 137" alone leaves the user guessing; the limit tells them what to raise.
+      if (status === 'failed' && this.outOfMemory) reason = `out of memory (limit ${formatSize(this.task.memoryBytes)})`;
     }
     if (this.stopReason) {
       try {

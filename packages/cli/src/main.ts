@@ -1,51 +1,15 @@
 #!/usr/bin/env node
 /**
- * `ferry`: the command line. User-facing output goes to stdout/stderr; errors exit non-zero with
- * the reason. This module loads only commander and the command definitions: each command's
- * implementation (and zod, the schemas, the HTTPS client) loads when that command runs.
+ * `ferry`: the command line. `ferry --version` answers here, before commander and the command
+ * definitions load (it is what scripts and health checks call most); everything else is
+ * program.ts.
  */
-import { createRequire } from 'node:module';
-import { Command, CommanderError } from 'commander';
-import { registerAgentCommands } from './commands/agent.js';
-import { registerAuditCommands } from './commands/audit.js';
-import { registerGroupCommands } from './commands/group.js';
-import { registerLoginCommand } from './commands/login.js';
-import { registerOrgCommands } from './commands/org.js';
-import { registerRunCommand } from './commands/run.js';
-import { registerServerCommand } from './commands/server.js';
-import { registerSecretCommands } from './commands/secret.js';
-import { registerTargetCommands } from './commands/target.js';
-import { registerTaskCommands } from './commands/task.js';
-import { registerTokenCommands } from './commands/token.js';
-import { reportError } from './report-error.js';
+import { readFileSync } from 'node:fs';
 
-const { version } = createRequire(import.meta.url)('../package.json') as { version: string };
-
-// `ferry task logs ID | head`: a closed pipe ends the command quietly, as in other Unix tools.
-process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  if (err.code === 'EPIPE') process.exit(0);
-  throw err;
-});
-
-const program = new Command('ferry')
-  .version(version)
-  .description('Run scripts and commands against infrastructure through agents.')
-  .showHelpAfterError()
-  .exitOverride();
-
-registerServerCommand(program);
-registerLoginCommand(program);
-registerTargetCommands(program);
-registerSecretCommands(program);
-registerRunCommand(program);
-registerTaskCommands(program);
-registerAgentCommands(program);
-registerAuditCommands(program);
-registerOrgCommands(program);
-registerTokenCommands(program);
-registerGroupCommands(program);
-
-program.parseAsync(process.argv).catch((err: unknown) => {
-  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
-  process.exit(reportError(err));
-});
+const args = process.argv.slice(2);
+if (args.length === 1 && (args[0] === '--version' || args[0] === '-V')) {
+  const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  process.stdout.write(`${version}\n`);
+} else {
+  await import('./program.js');
+}

@@ -40,17 +40,22 @@ export function parseSizeBytes(text: string): number | undefined {
   return unit === undefined ? undefined : Math.round(Number(m[1]) * unit);
 }
 
-/** `1536` → `1.5 KiB`, `10737418240` → `10 GiB`: binary units, at most one decimal. */
+/**
+ * Bytes as people read them: `512 MiB`, `1.5 GiB`, `900 KiB`, `100 bytes`. Binary units, the
+ * ones limits are written in; at most one decimal, and only when the value is not whole.
+ */
 export function formatSize(bytes: number): string {
-  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB'];
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'] as const;
+  if (!Number.isFinite(bytes) || Math.abs(bytes) < 1024) return `${bytes} byte${bytes === 1 ? '' : 's'}`;
   let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
+  let unit: string = 'bytes';
+  for (const u of units) {
+    if (Math.abs(value) < 1024) break;
     value /= 1024;
-    unit++;
+    unit = u;
   }
-  const shown = unit === 0 ? String(value) : String(Math.round(value * 10) / 10);
-  return `${shown} ${units[unit] ?? 'bytes'}`;
+  const shown = Number.isInteger(value) ? String(value) : value.toFixed(1).replace(/\.0$/, '');
+  return `${shown} ${unit}`;
 }
 
 /** `7776000` → `90d`, `5400` → `1h30m`, `42` → `42s`: the form parseDurationSeconds reads. */

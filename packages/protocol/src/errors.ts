@@ -5,6 +5,10 @@
 export const ErrorCodes = {
   FERRY_E_BAD_REQUEST: { status: 400, message: 'The request is not valid.' },
   FERRY_E_INVALID_JSON: { status: 400, message: 'The request body is not valid JSON.' },
+  FERRY_E_TASK_ENV_REFUSED: {
+    status: 400,
+    message: "An --env variable has the name of one of the target's secrets; secrets win, so choose another name or change the secret.",
+  },
   FERRY_E_EMPTY_SCRIPT: { status: 400, message: 'The script is empty: give a command with -c, a file with -f, or the script on stdin.' },
   FERRY_E_UNAUTHENTICATED: { status: 401, message: 'Missing or invalid token. Log in again with `ferry login`.' },
   FERRY_E_JOIN_TOKEN_INVALID: { status: 401, message: 'The join token is not valid. Create a new one with `ferry agent token create`.' },

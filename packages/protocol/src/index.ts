@@ -10,3 +10,4 @@ export * from './settings.js';
 export * from './routes.js';
 export * from './bytes.js';
 export * from './teams.js';
+export * from './task-input.js';

@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { AssignedSecret, SealedSecret } from './secrets.js';
 import { SettingsPatch, TargetSettings } from './settings.js';
+import { TaskArgs, TaskEnv, TaskStdin } from './task-input.js';
 
 export const API_VERSION = 'v1';
 
@@ -211,6 +212,12 @@ export const CreateTaskRequest = z
     target: TargetName,
     script: z.string().max(MAX_SCRIPT_BYTES, 'the script is over 1 MiB'),
     timeoutSeconds: z.number().positive().max(MAX_TIMEOUT_SECONDS).optional(),
+    /** Bytes for the task's stdin, base64 (task-input.ts); none: stdin is empty. */
+    stdin: TaskStdin.optional(),
+    /** Arguments after the script: `$1 $2` of a shell script, sys.argv[1:] of a Python one. */
+    args: TaskArgs.optional(),
+    /** Plain environment variables, never masked; secrets of the same name win (and are refused at creation). */
+    env: TaskEnv.optional(),
   })
   .strict();
 export type CreateTaskRequest = z.infer<typeof CreateTaskRequest>;
@@ -230,6 +237,10 @@ export const Task = z.object({
   timeoutSeconds: z.number(),
   outputBytes: z.number().int(),
   cancelRequested: z.boolean(),
+  /** What the task was given besides its script (optional: older servers do not say). */
+  args: z.array(z.string()).optional(),
+  env: z.record(z.string(), z.string()).optional(),
+  stdinBytes: z.number().int().optional(),
   /** When the server's output retention removed the stored output (servers before it: absent). */
   outputExpiredAt: z.string().nullable().default(null),
 });
@@ -364,6 +375,10 @@ export const Assignment = z.object({
   id: TaskId,
   target: z.object({ id: z.string().regex(/^g_[0-9a-z]+$/), name: z.string(), type: TargetType }),
   script: z.string(),
+  /** The task's stdin (base64), arguments and plain environment; absent means none. */
+  stdin: z.string().optional(),
+  args: z.array(z.string()).optional(),
+  env: z.record(z.string(), z.string()).optional(),
   timeoutSeconds: z.number(),
   leaseSeconds: z.number(),
   network: NetworkPolicy,

@@ -4,6 +4,7 @@
  * in; it is neutralized again on the way out, for rows stored before that was so.
  */
 import {
+  base64Encode,
   neutralizeControlCharacters as safe,
   type AgentInfo,
   type Assignment,
@@ -57,6 +58,9 @@ export function taskView(row: TaskRow): Task {
     timeoutSeconds: row.timeoutSeconds,
     outputBytes: row.storedBytes,
     cancelRequested: row.cancelRequestedAt !== null,
+    args: row.args,
+    env: row.env,
+    stdinBytes: row.stdin?.length ?? 0,
     outputExpiredAt: isoOrNull(row.outputExpiredAt),
   };
 }
@@ -74,6 +78,9 @@ export function assignmentView(config: ServerConfig, task: TaskRow, secrets: rea
     orgId: task.orgId,
     target: { id: task.targetId, name: task.targetName, type: task.targetType },
     script: task.script,
+    ...(task.stdin ? { stdin: base64Encode(task.stdin) } : {}),
+    ...(task.args.length > 0 ? { args: task.args } : {}),
+    ...(Object.keys(task.env).length > 0 ? { env: task.env } : {}),
     timeoutSeconds: task.timeoutSeconds,
     leaseSeconds: config.leaseSeconds,
     network: task.targetNetwork,

@@ -64,6 +64,9 @@ function task(id: string, t: TargetRow): TaskRow {
     cancelRequestedAt: null,
     outputBytes: 0,
     outputExpiredAt: null,
+    stdin: null,
+    args: [],
+    env: {},
   };
 }
 

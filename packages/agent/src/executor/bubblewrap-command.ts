@@ -132,6 +132,8 @@ export interface Invocation {
   argv: string[];
   /** inputs[i] is written to fd 3 + i of bwrap. */
   inputs: (string | Uint8Array)[];
+  /** The task's stdin (fd 0, a pipe like the inputs, so no path of the agent's shows); absent: /dev/null. */
+  stdin?: Uint8Array;
 }
 
 export interface InvocationPlan {
@@ -169,7 +171,7 @@ export function sandboxInvocation({ tools, mounts, seccomp, task, limits, spec }
     ...['--chdir', '/work', '--clearenv'],
   ];
   const drop = [`--reuid=${task.uid}`, `--regid=${task.gid}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all'];
-  const command = spec.argv.map((a) => (a === '{script}' ? SCRIPT_PATH : withFiles(a)));
+  const command = [...spec.argv.map((a) => (a === '{script}' ? SCRIPT_PATH : withFiles(a))), ...(spec.args ?? [])];
   const chain = [
     tools.sh,
     '-c',
@@ -189,6 +191,7 @@ export function sandboxInvocation({ tools, mounts, seccomp, task, limits, spec }
   return {
     argv: [tools.bwrap, '--args', String(ARGS_FD), ...chain, ...command],
     inputs: [options.map((o) => `${o}\0`).join(''), ...pipes.contents],
+    ...(spec.stdin ? { stdin: spec.stdin } : {}),
   };
 }
 
@@ -196,10 +199,20 @@ export function sandboxInvocation({ tools, mounts, seccomp, task, limits, spec }
  * Starts `argv` (a wrapper that ends in bwrap) with `inputs` on fds 3, 4, …: pipes, so nothing of
  * them touches the disk or a command line. env {}: the task's environment travels in a pipe too.
  */
-export function spawnSandbox(argv: readonly string[], inputs: readonly (string | Uint8Array)[]): ChildProcess {
+export function spawnSandbox(argv: readonly string[], inputs: readonly (string | Uint8Array)[], stdin?: Uint8Array): ChildProcess {
   const [cmd, ...rest] = argv;
   if (!cmd) throw new Error('empty command');
-  const child = spawn(cmd, rest, { cwd: '/', env: {}, stdio: ['ignore', 'pipe', 'pipe', ...inputs.map(() => 'pipe' as const)], detached: true });
+  const child = spawn(cmd, rest, {
+    cwd: '/',
+    env: {},
+    stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', ...inputs.map(() => 'pipe' as const)],
+    detached: true,
+  });
+  if (stdin) {
+    // A task that does not read its stdin, or exits first, closes the pipe: that is its business.
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(stdin);
+  }
   inputs.forEach((content, i) => {
     const pipe = child.stdio[ARGS_FD + i] as Writable | null;
     pipe?.on('error', () => undefined); // bwrap gone early: its exit says why

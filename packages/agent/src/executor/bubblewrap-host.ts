@@ -75,13 +75,23 @@ function probe(host: Host): Promise<string | undefined> {
   });
 }
 
+/** The first thing that stops the sandbox on a host, before trying it: the platform, then who the agent runs as. */
+export function hostProblem(platform: NodeJS.Platform = process.platform, uid: number | undefined = process.getuid?.()): string | undefined {
+  if (platform !== 'linux') return `the bubblewrap sandbox needs Linux, and this is ${platform}`;
+  // bwrap runs as root without a user namespace (bubblewrap.ts): as any other user it fails with
+  // a message about namespaces or capabilities that hides the real cause.
+  if (uid !== 0) return `the bubblewrap sandbox needs root, and this agent runs as uid ${uid ?? '?'}; start it as root (sudo, or a service run as root)`;
+  return undefined;
+}
+
 async function inspectHost(): Promise<Host | string> {
-  if (process.platform !== 'linux') return 'bubblewrap needs Linux';
+  const first = hostProblem();
+  if (first !== undefined) return first;
   const tools = await findTools();
   if (typeof tools === 'string') return tools;
   const host: Host = { tools, mounts: await systemMounts(), seccomp: seccompFor(process.arch) };
   const problem = await probe(host);
-  if (problem !== undefined) return `bwrap cannot create the sandbox here (the agent must run as root): ${problem}`;
+  if (problem !== undefined) return `bwrap could not create a test sandbox: ${problem}`;
   return host;
 }
 

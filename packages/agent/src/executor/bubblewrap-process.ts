@@ -55,7 +55,7 @@ export interface Watched {
 
 /** `wrapper` runs first (joining cgroups, prlimit) and execs bwrap's command line. */
 export function watchSandbox(wrapper: readonly string[], invocation: Invocation, cgroup: TaskCgroup | undefined): Watched {
-  const child = spawnSandbox([...wrapper, ...invocation.argv], invocation.inputs);
+  const child = spawnSandbox([...wrapper, ...invocation.argv], invocation.inputs, invocation.stdin);
   const { pid, stdout, stderr } = child;
   if (pid === undefined || !stdout || !stderr) throw new Error(`could not start ${invocation.argv[0] ?? 'bwrap'}`);
   const sent = new Set<NodeJS.Signals>();

@@ -32,7 +32,7 @@ import { createTaskCgroup, type TaskCgroup } from './cgroup.js';
 import { DEFAULT_TASK_UIDS, taskUidBlock, type TaskUidBlock, type TaskUidRange } from './task-uids.js';
 import type { Executor, RunSpec, RunningProcess, Sandbox, SandboxLimits } from './types.js';
 
-export { bubblewrapProblem } from './bubblewrap-host.js';
+export { bubblewrapProblem, hostProblem } from './bubblewrap-host.js';
 
 /** The wrapper joins the task cgroups before exec'ing bwrap, so no process of the task runs outside them. */
 const JOIN_CGROUPS = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n-1)); done; exec "$@"';
@@ -57,6 +57,10 @@ class BubblewrapSandbox implements Sandbox {
     const invocation = sandboxInvocation({ ...this.host, task: { uid: this.uid, gid: this.uid }, limits: this.limits, spec });
     this.running = watchSandbox(this.wrapper(), invocation, this.cgroup);
     return this.running.proc;
+  }
+
+  async outOfMemory(): Promise<boolean> {
+    return this.cgroup?.enforces.memory === true && (await this.cgroup.oomKills()) > 0;
   }
 
   private wrapper(): string[] {

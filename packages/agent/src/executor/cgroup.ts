@@ -18,6 +18,8 @@ export interface TaskCgroup {
   /** The `cgroup.procs` files a process writes its pid into to join (one per hierarchy). */
   readonly procsFiles: readonly string[];
   pids(): Promise<number[]>;
+  /** How many processes the kernel's OOM killer killed in this cgroup (0 without a memory controller). Read before destroy(). */
+  oomKills(): Promise<number>;
   /** SIGKILLs every member until none is left, then removes the cgroup folders. Idempotent. */
   destroy(): Promise<void>;
 }
@@ -153,6 +155,18 @@ class CgroupSet implements TaskCgroup {
       for (const line of text.split('\n')) if (line) all.add(Number(line));
     }
     return [...all];
+  }
+
+  async oomKills(): Promise<number> {
+    let kills = 0;
+    for (const slot of this.slots) {
+      if (slot.controller === 'pids') continue;
+      // v2: memory.events; v1: memory.oom_control, whose oom_kill line Linux 4.13+ has.
+      const file = join(slot.dir, this.version === 2 ? 'memory.events' : 'memory.oom_control');
+      const text = await readFile(file, 'utf8').catch(() => '');
+      kills += Number(/^oom_kill (\d+)$/m.exec(text)?.[1] ?? 0);
+    }
+    return kills;
   }
 
   destroy(): Promise<void> {

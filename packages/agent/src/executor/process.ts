@@ -19,12 +19,16 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
   }
 }
 
-function startInGroup(argv: readonly string[], env: Record<string, string>, cwd: string): RunningProcess {
+function startInGroup(argv: readonly string[], env: Record<string, string>, cwd: string, stdin: Uint8Array | undefined): RunningProcess {
   const [cmd, ...args] = argv;
   if (!cmd) throw new Error('empty command');
-  const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  const pid = child.pid;
-  if (pid === undefined) throw new Error(`could not start ${cmd}`);
+  const child = spawn(cmd, args, { cwd, env, stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'], detached: true });
+  if (stdin) {
+    child.stdin?.on('error', () => undefined); // the task closed its stdin early: its business
+    child.stdin?.end(stdin);
+  }
+  const { pid, stdout, stderr } = child;
+  if (pid === undefined || !stdout || !stderr) throw new Error(`could not start ${cmd}`);
   const exited = new Promise<ExitInfo>((resolve) => {
     child.once('error', () => resolve({ code: 127, signal: null }));
     child.once('exit', (code, signal) => {
@@ -39,8 +43,8 @@ function startInGroup(argv: readonly string[], env: Record<string, string>, cwd:
   });
   return {
     pid,
-    stdout: child.stdout,
-    stderr: child.stderr,
+    stdout,
+    stderr,
     exited,
     async terminate(graceMs) {
       if (done) return 'already-exited';
@@ -69,11 +73,11 @@ class ProcessSandbox implements Sandbox {
     const filesDir = join(this.root, 'files');
     mkdirSync(filesDir, { mode: 0o700, recursive: true });
     for (const [name, content] of Object.entries(spec.files ?? {})) writeFileSync(join(filesDir, name), content, { mode: 0o600 });
-    const argv = spec.argv.map((a) => (a === '{script}' ? scriptFile : a.replaceAll('{files}', filesDir)));
+    const argv = [...spec.argv.map((a) => (a === '{script}' ? scriptFile : a.replaceAll('{files}', filesDir))), ...(spec.args ?? [])];
     const env = Object.fromEntries(
       Object.entries({ ...spec.env, HOME: this.workDir, TMPDIR: join(this.root, 'tmp') }).map(([k, v]) => [k, v.replaceAll('{files}', filesDir)]),
     );
-    this.started = startInGroup(argv, env, this.workDir);
+    this.started = startInGroup(argv, env, this.workDir, spec.stdin);
     return this.started;
   }
 

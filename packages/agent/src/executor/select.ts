@@ -9,8 +9,19 @@ export class ExecutorUnavailableError extends Error {
   }
 }
 
+/** What the agent says when the sandbox cannot run: the cause, and how to choose the unsandboxed executor knowingly. */
+function sandboxRefusal(problem: string): string {
+  return (
+    `the sandbox cannot run here: ${problem}. ` +
+    'The agent does not fall back to running tasks unsandboxed on its own. To do that knowingly, start it with --executor process: ' +
+    "tasks then run as the agent's user and see this host's files, processes and network."
+  );
+}
+
 /**
- * `auto` picks the sandbox where the host supports it, else the process executor (with a warning).
+ * `sandbox` and `auto` (the default) both mean the bubblewrap sandbox, and refuse to start when
+ * the host cannot run it (not root, no bwrap…): a silent fall-back would run tasks unisolated
+ * with only a log line to say so. `process` is the unsandboxed executor, chosen explicitly.
  * `rootDir` is where the process executor keeps its per-task folders (the sandbox keeps none on
  * the host); `sandbox` configures the sandbox (its task uid range).
  */
@@ -19,9 +30,5 @@ export async function selectExecutor(choice: 'sandbox' | 'process' | 'auto', roo
   const { BubblewrapExecutor, bubblewrapProblem } = await import('./bubblewrap.js');
   const problem = await bubblewrapProblem();
   if (problem === undefined) return new BubblewrapExecutor(sandbox);
-  if (choice === 'sandbox')
-    throw new ExecutorUnavailableError(
-      `--executor sandbox cannot run here: ${problem}. It needs root, bubblewrap, util-linux and perl (Debian/Ubuntu: apt-get install bubblewrap util-linux perl-base); or choose --executor process, which isolates much less.`,
-    );
-  return new ProcessExecutor(rootDir);
+  throw new ExecutorUnavailableError(sandboxRefusal(problem));
 }

@@ -11,6 +11,10 @@ export interface RunSpec {
   /** The whole environment of the task: nothing is inherited from the agent. */
   env: Record<string, string>;
   script: string;
+  /** The user's arguments, appended to argv as they are (no `{script}`/`{files}` substitution). */
+  args?: readonly string[];
+  /** Bytes for the task's stdin, through a pipe; absent: stdin is /dev/null. */
+  stdin?: Uint8Array;
   /**
    * Small files the task needs (a kubeconfig): name → content. They appear in a folder the task
    * alone can see; `{files}` in an environment value is replaced by that folder's path.
@@ -36,6 +40,8 @@ export interface Sandbox {
   /** The task's working folder as the task sees it (`/work` in the bubblewrap sandbox, which keeps nothing on the host; a host folder for the process executor). */
   readonly workDir: string;
   start(spec: RunSpec): RunningProcess;
+  /** After the task exited, before dispose: whether the memory limit made the kernel kill one of its processes (false where memory is not limited). */
+  outOfMemory?(): Promise<boolean>;
   /** Kills anything left and removes every file the task made. Safe to call twice. */
   dispose(): Promise<void>;
 }

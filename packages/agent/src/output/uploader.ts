@@ -14,7 +14,7 @@ import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { Routes, withRetry, type FerryClient } from '@ferry/client';
-import { MAX_UPLOAD_FRAMES, Streams, encodeFrames, toError, type StreamId } from '@ferry/protocol';
+import { MAX_UPLOAD_FRAMES, Streams, encodeFrames, formatSize, toError, type StreamId } from '@ferry/protocol';
 import { expectedOffsetOf, isLeaseLost, messageOf } from '../server-answers.js';
 import type { TaskSpool } from './spool.js';
 
@@ -29,7 +29,9 @@ export const DEFAULT_UPLOADER_OPTIONS: UploaderOptions = { flushMs: 250, maxChun
  * running and the rest of its output is read and discarded (so it never blocks on a full pipe).
  */
 function truncationNotice(limit: number): Buffer {
-  return Buffer.from(`\n[ferry] output truncated at ${limit} bytes (this target's limit); the task keeps running and the rest of its output is discarded\n`);
+  return Buffer.from(
+    `\n[ferry] output truncated at ${formatSize(limit)} (this target's limit); the task keeps running and the rest of its output is discarded\n`,
+  );
 }
 
 export class LeaseLostError extends Error {

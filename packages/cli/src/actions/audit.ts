@@ -1,10 +1,10 @@
 import { AuditQuery } from '@ferry/protocol';
 import { printJson, printTable } from '../format.js';
 import { withClient } from '../run-command.js';
-import { parseOrUsage } from '../validate.js';
+import { countFlag, parseOrUsage } from '../validate.js';
 
 export async function listAudit(opts: { limit: string; json?: boolean }): Promise<void> {
-  const query = parseOrUsage(AuditQuery, { limit: opts.limit }, '--limit');
+  const query = parseOrUsage(AuditQuery, { limit: countFlag('--limit', opts.limit, 1, 10000) }, '--limit');
   await withClient(async (client, routes) => {
     const { entries } = await client.call(routes.listAudit, { query });
     if (opts.json) return printJson(entries);

@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
 import { Routes, normalizeFingerprint } from '@ferry/protocol';
 import { createNodeClient, fetchPinnedCa, fingerprintOf } from '@ferry/client/node';
 import { UsageError } from '../errors.js';
+import { readUserFile } from '../files.js';
 import { saveSettings } from '../settings.js';
 
 interface LoginOptions {
@@ -23,13 +23,13 @@ function serverOrigin(text: string): string {
 }
 
 function caFromFile(file: string, fingerprint: string | undefined): string {
-  let caPem: string;
+  const caPem = readUserFile('--ca-file', file);
+  let fp: string;
   try {
-    caPem = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw new UsageError(`Cannot read ${file}: ${(err as Error).message}`);
+    fp = fingerprintOf(caPem);
+  } catch {
+    throw new UsageError(`--ca-file ${file} is not a PEM certificate; give the server's ca.pem (in its data folder).`);
   }
-  const fp = fingerprintOf(caPem);
   if (fingerprint && normalizeFingerprint(fingerprint) !== fp) throw new UsageError(`${file} has fingerprint ${fp}, not ${fingerprint}.`);
   return caPem;
 }

@@ -1,45 +1,86 @@
-import { readFileSync } from 'node:fs';
-import type { FerryClient } from '@ferry/client';
-import { Routes, parseDurationSeconds, type TaskWithAgents } from '@ferry/protocol';
+import { ApiError, type FerryClient } from '@ferry/client';
+import { CreateTaskRequest, MAX_STDIN_BYTES, Routes, base64Encode, envNameProblem, formatSize, type TaskWithAgents } from '@ferry/protocol';
 import { UsageError } from '../errors.js';
+import { readUserFile } from '../files.js';
 import { withClient } from '../run-command.js';
 import { streamOutput } from '../stream-output.js';
-import { exitCodeFor } from '../exit-codes.js';
+import { reportEnding } from '../exit-codes.js';
+import { limitTooHigh, limitsFromFlags } from '../limit-flags.js';
 import { terminalSafeLines } from '../terminal.js';
+import { parseOrUsage } from '../validate.js';
 
 interface RunOptions {
   command?: string;
   file?: string;
+  env: string[];
+  /** false with -n/--no-stdin. */
+  stdin: boolean;
   timeout?: string;
   detach?: boolean;
   wait: boolean;
 }
 
-async function readStdin(): Promise<string> {
+/** All of stdin, refusing more than `max` bytes (it is held in memory and sent in one request). */
+async function readStdin(max: number, what: string): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks).toString('utf8');
+  let total = 0;
+  for await (const chunk of process.stdin) {
+    chunks.push(chunk as Buffer);
+    total += (chunk as Buffer).length;
+    if (total > max)
+      throw new UsageError(
+        `${what} is over ${formatSize(max)}, the most Ferry takes. ${what === 'stdin' ? 'Give the task an empty stdin with -n.' : ''}`.trim(),
+      );
+  }
+  return Buffer.concat(chunks);
 }
 
 async function scriptFrom(opts: RunOptions): Promise<string> {
   if (opts.command !== undefined && opts.file !== undefined) throw new UsageError('Give either -c SCRIPT or -f FILE, not both.');
   if (opts.command !== undefined) return opts.command;
   if (opts.file !== undefined) {
-    try {
-      return readFileSync(opts.file === '-' ? 0 : opts.file, 'utf8');
-    } catch (err) {
-      throw new UsageError(`Cannot read ${opts.file}: ${(err as Error).message}`);
-    }
+    return readUserFile('-f', opts.file === '-' ? 0 : opts.file);
   }
   if (process.stdin.isTTY) throw new UsageError('No script: give -c SCRIPT, -f FILE, or pipe the script on stdin.');
-  return readStdin();
+  return (await readStdin(MAX_SCRIPT_STDIN_BYTES, 'the script on stdin')).toString('utf8');
 }
 
-function timeoutFrom(opts: RunOptions): number | undefined {
-  if (opts.timeout === undefined) return undefined;
-  const seconds = parseDurationSeconds(opts.timeout);
-  if (seconds === undefined || seconds <= 0) throw new UsageError(`--timeout ${opts.timeout} is not a duration; use e.g. 30s, 5m or 1h.`);
-  return seconds;
+const MAX_SCRIPT_STDIN_BYTES = 1024 * 1024;
+
+/**
+ * The task's stdin: this command's own, when the script came from -c or -f and stdin is not a
+ * terminal (a terminal would wait for typing nobody means to do); none with -n. When the script
+ * itself came from stdin, there is nothing left to give.
+ */
+async function taskStdin(opts: RunOptions): Promise<Buffer | undefined> {
+  const scriptFromArgs = opts.command !== undefined || (opts.file !== undefined && opts.file !== '-');
+  if (!scriptFromArgs || !opts.stdin || process.stdin.isTTY) return undefined;
+  const bytes = await readStdin(MAX_STDIN_BYTES, 'stdin');
+  return bytes.length > 0 ? bytes : undefined;
+}
+
+/** `--env K=V` (repeatable) as a map; names checked here so the message names the flag. */
+function envFrom(pairs: readonly string[]): Record<string, string> | undefined {
+  if (pairs.length === 0) return undefined;
+  const env: Record<string, string> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--env ${pair} is not KEY=VALUE; write e.g. --env REGION=eu-west-1.`);
+    const name = pair.slice(0, eq);
+    const problem = envNameProblem(name);
+    if (problem) throw new UsageError(`--env ${name}: ${problem}.`);
+    if (Object.hasOwn(env, name)) throw new UsageError(`--env ${name} is given twice.`);
+    env[name] = pair.slice(eq + 1);
+  }
+  return env;
+}
+
+/** Arguments must follow `--`, so `ferry run T echo hi` (a forgotten -c) is not taken as two arguments. */
+function argsFrom(args: readonly string[]): string[] | undefined {
+  if (args.length === 0) return undefined;
+  if (!process.argv.includes('--'))
+    throw new UsageError(`Put the script's arguments after --, e.g. ferry run TARGET -f script.sh -- ${args.join(' ')} (to run a command, give it with -c).`);
+  return [...args];
 }
 
 function waitingNote(task: TaskWithAgents): string {
@@ -84,21 +125,34 @@ async function watch(client: FerryClient, task: TaskWithAgents): Promise<number>
   }
   if (detach.signal.aborted) return 130;
   const final = await client.call(Routes.getTask, { params: { id: task.id } });
-  if (final.status !== 'succeeded' && final.status !== 'failed') {
-    process.stderr.write(`ferry: task ${final.id} ended as ${final.status}${final.reason ? `: ${terminalSafeLines(final.reason)}` : ''}\n`);
-  }
-  return exitCodeFor(final);
+  return reportEnding(final);
 }
 
-export async function runTask(target: string, opts: RunOptions): Promise<void> {
+export async function runTask(target: string, rawArgs: string[], opts: RunOptions): Promise<void> {
+  const args = argsFrom(rawArgs);
+  const env = envFrom(opts.env);
+  const { timeoutSeconds } = limitsFromFlags({ timeoutSeconds: opts.timeout });
   const script = await scriptFrom(opts);
-  const timeoutSeconds = timeoutFrom(opts);
+  const stdin = await taskStdin(opts);
+  const input = { ...(stdin ? { stdin: base64Encode(stdin) } : {}), ...(args ? { args } : {}), ...(env ? { env } : {}) };
+  // Checked here against the API's own schema, so a problem is named by the flag that set it.
+  const body = parseOrUsage(CreateTaskRequest, { target, script, ...input, ...(timeoutSeconds ? { timeoutSeconds } : {}) }, 'task', {
+    target: 'TARGET',
+    script: 'the script',
+    args: 'the arguments after --',
+    env: '--env',
+    timeoutSeconds: '--timeout',
+  });
   process.exitCode = await withClient(async (client, routes) => {
     if (!opts.wait) {
       const t = await client.call(routes.getTarget, { params: { name: target } });
       if (t.agentsOnline === 0) throw new UsageError(`No agent of target ${target} is online (--no-wait).`);
     }
-    const task = await client.call(routes.createTask, { body: { target, script, ...(timeoutSeconds ? { timeoutSeconds } : {}) } });
+    const task = await client.call(routes.createTask, { body }).catch((err: unknown) => {
+      const tooHigh =
+        err instanceof ApiError && err.code === 'FERRY_E_LIMIT_TOO_HIGH' ? limitTooHigh(err.details, { timeoutSeconds: opts.timeout }) : undefined;
+      throw tooHigh ? new UsageError(tooHigh) : err;
+    });
     if (!opts.detach) return watch(client, task);
     process.stdout.write(`${task.id}\n`);
     return 0;

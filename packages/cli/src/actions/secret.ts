@@ -61,7 +61,14 @@ async function targetKey(client: FerryClient, target: string): Promise<TargetKey
   }
 }
 
-export async function setSecret(target: string, key: string): Promise<void> {
+export async function setSecret(target: string, key: string, value: string | undefined): Promise<void> {
+  // VALUE is accepted by the parser only to be refused with a reason: silently ignoring it (and
+  // prompting) would leave the user believing the value on the command line was used.
+  if (value !== undefined)
+    throw new UsageError(
+      `ferry secret set takes no value on the command line: it would stay in your shell history and show in \`ps\` to everyone on this machine. ` +
+        `Run it without the value and type it at the hidden prompt, or pipe it: printf %s "$VALUE" | ferry secret set ${target} ${key}`,
+    );
   if (!SECRET_NAME_PATTERN.test(key)) throw new UsageError(`"${key}" is not a secret name: use upper-case letters, digits and _ (e.g. DB_PASSWORD).`);
   await withClient(async (client, routes) => {
     const tk = await targetKey(client, target);

@@ -1,6 +1,9 @@
-import { CreateTargetRequest, UpdateTargetRequest, parseDurationSeconds, parseSizeBytes, type Target } from '@ferry/protocol';
+import { ApiError } from '@ferry/client';
+import { CreateTargetRequest, UpdateTargetRequest, formatSize, parseDurationSeconds, type Target } from '@ferry/protocol';
 import { UsageError } from '../errors.js';
+import { formatDuration } from '../exit-codes.js';
 import { ago, printFields, printJson, printTable } from '../format.js';
+import { limitTooHigh, limitsFromFlags } from '../limit-flags.js';
 import { withClient } from '../run-command.js';
 import { parseOrUsage } from '../validate.js';
 
@@ -18,13 +21,6 @@ interface TargetCreateOptions extends TargetLimitOptions {
   redact?: string;
   setting?: string[];
   json?: boolean;
-}
-
-function parseLimit(flag: string, value: string | undefined, parser: (v: string) => number | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = parser(value);
-  if (n === undefined || !(n > 0)) throw new UsageError(`${flag} ${value} is not valid.`);
-  return n;
 }
 
 interface TargetUpdateOptions extends TargetLimitOptions {
@@ -48,14 +44,8 @@ function settingsFrom(flags: readonly string[] | undefined): Record<string, stri
   return settings;
 }
 
-function limitsFrom(opts: TargetLimitOptions): Record<string, number> {
-  const limits: Record<string, number | undefined> = {
-    timeoutSeconds: parseLimit('--timeout', opts.timeout, parseDurationSeconds),
-    maxOutputBytes: parseLimit('--max-output', opts.maxOutput, parseSizeBytes),
-    maxProcesses: parseLimit('--max-processes', opts.maxProcesses, (v) => (/^\d+$/.test(v) ? Number(v) : undefined)),
-    memoryBytes: parseLimit('--memory', opts.memory, parseSizeBytes),
-  };
-  return Object.fromEntries(Object.entries(limits).filter((e): e is [string, number] => e[1] !== undefined));
+function limitFlags(opts: TargetLimitOptions): Record<string, string | undefined> {
+  return { timeoutSeconds: opts.timeout, maxOutputBytes: opts.maxOutput, maxProcesses: opts.maxProcesses, memoryBytes: opts.memory };
 }
 
 export async function createTarget(name: string, opts: TargetCreateOptions): Promise<void> {
@@ -66,14 +56,18 @@ export async function createTarget(name: string, opts: TargetCreateOptions): Pro
         name,
         type: opts.type,
         agent: opts.agent,
-        limits: limitsFrom(opts),
+        limits: limitsFromFlags(limitFlags(opts)),
         ...(opts.network ? { network: opts.network } : {}),
         ...(opts.redact ? { redact: opts.redact } : {}),
         settings: settingsFrom(opts.setting),
       },
       'target',
+      { name: 'NAME', type: '--type', agent: '--agent', network: '--network', redact: '--redact' },
     );
-    const t = await client.call(routes.createTarget, { body });
+    const t = await client.call(routes.createTarget, { body }).catch((err: unknown) => {
+      const tooHigh = err instanceof ApiError && err.code === 'FERRY_E_LIMIT_TOO_HIGH' ? limitTooHigh(err.details, limitFlags(opts)) : undefined;
+      throw tooHigh ? new UsageError(tooHigh) : err;
+    });
     if (opts.json) return printJson(t);
     process.stdout.write(`Created target ${t.name} (${t.type}, ${t.agent === 'hosted' ? 'hosted pool' : 'self-hosted agents'}).\n`);
     if (t.agent === 'self-hosted') process.stdout.write(`Start its agent with a token from: ferry agent token create --target ${t.name}\n`);
@@ -86,7 +80,7 @@ function updateBody(opts: TargetUpdateOptions): Record<string, unknown> {
     if (Object.hasOwn(settings, key)) throw new UsageError(`${key} is both set and unset; give one of --setting ${key}=… and --unset-setting ${key}.`);
     settings[key] = null;
   }
-  const limits = limitsFrom(opts);
+  const limits = limitsFromFlags(limitFlags(opts));
   const body: Record<string, unknown> = {
     ...(opts.network ? { network: opts.network } : {}),
     ...(opts.redact ? { redact: opts.redact } : {}),
@@ -104,7 +98,10 @@ function updateBody(opts: TargetUpdateOptions): Record<string, unknown> {
 export async function updateTarget(name: string, opts: TargetUpdateOptions): Promise<void> {
   await withClient(async (client, routes) => {
     const body = parseOrUsage(UpdateTargetRequest, updateBody(opts), 'target update');
-    const t = await client.call(routes.updateTarget, { params: { name }, body });
+    const t = await client.call(routes.updateTarget, { params: { name }, body }).catch((err: unknown) => {
+      const tooHigh = err instanceof ApiError && err.code === 'FERRY_E_LIMIT_TOO_HIGH' ? limitTooHigh(err.details, limitFlags(opts)) : undefined;
+      throw tooHigh ? new UsageError(tooHigh) : err;
+    });
     if (opts.json) return printJson(t);
     process.stdout.write(`Updated target ${t.name}.\n`);
   });
@@ -140,10 +137,10 @@ export async function showTarget(name: string, opts: { json?: boolean }): Promis
       ['Redaction', t.redact],
       ['Sealing key', t.keyId ?? '(none yet)'],
       ['Key held by', keyHoldersLine(t)],
-      ['Timeout', `${t.limits.timeoutSeconds} s`],
-      ['Max output', `${t.limits.maxOutputBytes} bytes`],
+      ['Timeout', formatDuration(t.limits.timeoutSeconds)],
+      ['Max output', formatSize(t.limits.maxOutputBytes)],
       ['Max processes', String(t.limits.maxProcesses)],
-      ['Memory', `${t.limits.memoryBytes} bytes`],
+      ['Memory', formatSize(t.limits.memoryBytes)],
       ...settingLines(t),
       ['Agents online', String(t.agentsOnline)],
       ['Created', t.createdAt],

@@ -1,13 +1,16 @@
-import { ListTasksQuery, TaskStatus } from '@ferry/protocol';
+import { withRetry, type FerryClient } from '@ferry/client';
+import { ListTasksQuery, Routes, TaskStatus, formatSize, isTerminal, type Task } from '@ferry/protocol';
 import { UsageError } from '../errors.js';
+import { formatDuration, reportEnding } from '../exit-codes.js';
 import { ago, printFields, printJson, printTable } from '../format.js';
 import { withClient } from '../run-command.js';
 import { streamOutput } from '../stream-output.js';
-import { parseOrUsage } from '../validate.js';
+import { countFlag, parseOrUsage } from '../validate.js';
 
 export async function listTasks(opts: { target?: string; status?: string; limit: string; json?: boolean }): Promise<void> {
   if (opts.status && !TaskStatus.safeParse(opts.status).success) throw new UsageError(`--status must be one of: ${TaskStatus.options.join(', ')}`);
-  const query = parseOrUsage(ListTasksQuery, { limit: opts.limit, target: opts.target, status: opts.status }, 'task filter');
+  const limit = countFlag('--limit', opts.limit, 1, 1000);
+  const query = parseOrUsage(ListTasksQuery, { limit, target: opts.target, status: opts.status }, 'task filter', { target: '--target', status: '--status' });
   await withClient(async (client, routes) => {
     const { tasks } = await client.call(routes.listTasks, { query });
     if (opts.json) return printJson(tasks);
@@ -32,21 +35,49 @@ export async function showTask(id: string, opts: { json?: boolean }): Promise<vo
       ['Created', `${t.createdAt} by ${t.createdBy}`],
       ['Started', t.startedAt ?? '-'],
       ['Finished', t.finishedAt ?? '-'],
-      ['Timeout', `${t.timeoutSeconds} s`],
-      ['Output', t.outputExpiredAt ? `removed by the server's output retention on ${t.outputExpiredAt}` : `${t.outputBytes} bytes`],
+      ['Timeout', formatDuration(t.timeoutSeconds)],
+      ['Output', t.outputExpiredAt ? `removed by the server's output retention on ${t.outputExpiredAt}` : formatSize(t.outputBytes)],
+      ...inputFields(t),
     ]);
   });
 }
 
+/** Arguments, plain environment and stdin, when the task had any. */
+function inputFields(t: Task): [string, string][] {
+  const fields: [string, string][] = [];
+  if (t.args?.length) fields.push(['Arguments', t.args.map((a) => JSON.stringify(a)).join(' ')]);
+  for (const [k, v] of Object.entries(t.env ?? {})) fields.push([`Env ${k}`, v]);
+  if (t.stdinBytes) fields.push(['Stdin', formatSize(t.stdinBytes)]);
+  return fields;
+}
+
+/** With --follow, the command ends when the task does, with its exit code and, for any ending but success, a line on stderr. */
 export async function taskLogs(id: string, opts: { follow?: boolean }): Promise<void> {
-  await withClient(async (client, routes) => {
+  process.exitCode = await withClient(async (client, routes) => {
     const task = await client.call(routes.getTask, { params: { id } }); // a clear "no such task" before any output
     if (task.outputExpiredAt) {
       process.stderr.write(`ferry: the output of task ${task.id} was removed by the server's output retention on ${task.outputExpiredAt}\n`);
-      return;
+      if (!opts.follow) return 0;
+      return reportEnding(task);
     }
     await streamOutput(client, id, { follow: opts.follow === true });
+    if (!opts.follow) return 0;
+    return reportEnding(await client.call(routes.getTask, { params: { id } }));
   });
+}
+
+/** Polls until the task has ended: at first often (short tasks), then every 2 s. */
+async function untilEnded(client: FerryClient, id: string): Promise<Task> {
+  for (let delay = 250; ; delay = Math.min(delay * 2, 2000)) {
+    const task = await withRetry(() => client.call(Routes.getTask, { params: { id } }), { maxAttempts: 40 });
+    if (isTerminal(task.status)) return task;
+    await new Promise((r) => setTimeout(r, delay));
+  }
+}
+
+/** `ferry task wait ID`: no output; exits with the task's code, with a line on stderr for any ending but success. */
+export async function waitTask(id: string): Promise<void> {
+  process.exitCode = await withClient(async (client) => reportEnding(await untilEnded(client, id)));
 }
 
 export async function cancelTask(id: string): Promise<void> {

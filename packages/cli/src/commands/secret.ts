@@ -8,6 +8,7 @@ export function registerSecretCommands(program: Command): void {
 
   secret
     .command('set <target> <key>')
+    .argument('[value]', 'refused, with the reason: a value here would stay in shell history and show in `ps`')
     .description('set a secret from a hidden prompt or stdin (never from the command line)')
     .action(lazyAction(actions, 'setSecret'));
 

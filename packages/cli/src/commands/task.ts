@@ -4,7 +4,7 @@ import { lazyAction } from '../lazy.js';
 const actions = (): Promise<Record<string, unknown>> => import('../actions/task.js');
 
 export function registerTaskCommands(program: Command): void {
-  const task = program.command('task').description('tasks: list, inspect, follow, cancel');
+  const task = program.command('task').description('tasks: list, inspect, follow, wait for, cancel');
 
   task
     .command('list')
@@ -20,8 +20,13 @@ export function registerTaskCommands(program: Command): void {
   task
     .command('logs <id>')
     .description("print a task's output")
-    .option('-f, --follow', 'keep printing until the task ends')
+    .option('-f, --follow', "keep printing until the task ends, then exit with the task's exit code")
     .action(lazyAction(actions, 'taskLogs'));
+
+  task
+    .command('wait <id>')
+    .description('wait until the task ends and exit with its exit code (a line on stderr unless it succeeded)')
+    .action(lazyAction(actions, 'waitTask'));
 
   task.command('cancel <id>').description('cancel a queued or running task (SIGTERM, grace period, then SIGKILL)').action(lazyAction(actions, 'cancelTask'));
 }

@@ -2,7 +2,7 @@
  * Write-only secrets. The server stores sealed envelopes it cannot open, checks they are
  * sealed with the target's current key, and never returns one: listing gives names and dates.
  */
-import { FerryError, MAX_SECRET_BYTES, Routes, SecretName, isReservedSecretName, sealedPlaintextBytes, type SealedSecret } from '@ferry/protocol';
+import { FerryError, MAX_SECRET_BYTES, Routes, formatSize, SecretName, isReservedSecretName, sealedPlaintextBytes, type SealedSecret } from '@ferry/protocol';
 import type { FerryApp } from '../app.js';
 import type { UserPrincipal } from '../auth.js';
 import { targetFor } from '../authz.js';
@@ -31,7 +31,8 @@ async function setSecret(ctx: ServerContext, user: UserPrincipal, target: Target
     );
   }
   const bytes = sealedPlaintextBytes(sealed);
-  if (bytes > MAX_SECRET_BYTES) throw new FerryError('FERRY_E_SECRET_TOO_LARGE', `Secret ${name} is ${bytes} bytes; the limit is ${MAX_SECRET_BYTES}.`);
+  if (bytes > MAX_SECRET_BYTES)
+    throw new FerryError('FERRY_E_SECRET_TOO_LARGE', `Secret ${name} is ${bytes} bytes, over the limit of ${formatSize(MAX_SECRET_BYTES)}.`);
   const row = { targetId: target.id, orgId: target.orgId, name, kid: sealed.kid, sealed, bytes, setBy: user.actor, setAt: Date.now() };
   const put = await ctx.store.putSecret(row);
   if (put === 'too_many') throw new FerryError('FERRY_E_TOO_MANY_SECRETS', `Target ${target.name} would be over its limit of secrets (count or total size).`);

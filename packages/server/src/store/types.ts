@@ -100,6 +100,10 @@ export interface TaskRow {
   targetRedact: RedactLevel;
   targetSettings: Record<string, string>;
   script: string;
+  /** Bytes for the task's stdin (null: none), its arguments and its plain environment. */
+  stdin: Uint8Array | null;
+  args: string[];
+  env: Record<string, string>;
   status: TaskStatus;
   exitCode: number | null;
   signal: string | null;

@@ -59,6 +59,7 @@ import { heldOutputFlush } from '../redaction/task-state.js';
 import type { AgentRow, AuditInput, HeldOutputFlush, Store, TargetRow, TaskRow } from '../store/types.js';
 import { RawOutputDigests } from './raw-digests.js';
 import { TaskOutput, type ReadOutputQuery } from './task-output.js';
+import { taskInputFor } from './task-input.js';
 
 export interface TaskServiceDeps {
   store: Store;
@@ -96,7 +97,7 @@ export class TaskService {
     const target = await findTarget(this.deps.store, user.orgId, request.target);
     checkLimits(this.deps.config, { timeoutSeconds: request.timeoutSeconds });
     await this.checkOutputQuota(user.orgId);
-    const task = this.newTaskRow(user, target, request);
+    const task = { ...this.newTaskRow(user, target, request), ...(await taskInputFor(this.deps.store, target, request)) };
     await this.deps.store.createTask(task);
     this.deps.hub.notifyTask(target, await keyNeedOf(this.deps.store, target));
     await this.deps.audit({
@@ -104,7 +105,13 @@ export class TaskService {
       actor: user.actor,
       action: 'task.create',
       subject: task.id,
-      details: { target: target.name, scriptBytes: Buffer.byteLength(request.script) },
+      details: {
+        target: target.name,
+        scriptBytes: Buffer.byteLength(request.script),
+        stdinBytes: task.stdin?.length ?? 0,
+        args: task.args.length,
+        env: Object.keys(task.env),
+      },
     });
     return { task, target };
   }
@@ -143,6 +150,9 @@ export class TaskService {
       storedBytes: 0,
       redactState: null,
       script: request.script,
+      stdin: null,
+      args: [],
+      env: {},
       status: 'queued',
       exitCode: null,
       signal: null,

@@ -281,9 +281,21 @@ export class SqliteStore implements Store {
 
   async createTask(row: TaskRow): Promise<void> {
     this.stmt(
-      `INSERT INTO tasks (id, org_id, target_id, script, status, created_by, created_at, timeout_seconds)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(row.id, row.orgId, row.targetId, row.script, row.status, row.createdBy, row.createdAt, row.timeoutSeconds);
+      `INSERT INTO tasks (id, org_id, target_id, script, status, created_by, created_at, timeout_seconds, stdin, args, env)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      row.id,
+      row.orgId,
+      row.targetId,
+      row.script,
+      row.status,
+      row.createdBy,
+      row.createdAt,
+      row.timeoutSeconds,
+      row.stdin,
+      JSON.stringify(row.args),
+      JSON.stringify(row.env),
+    );
   }
 
   async getTask(orgId: string, taskId: string): Promise<TaskRow | undefined> {

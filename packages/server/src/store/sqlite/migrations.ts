@@ -123,6 +123,15 @@ ALTER TABLE agents ADD COLUMN pruned_at INTEGER;
 `,
   },
   {
+    version: 6,
+    name: "a task's stdin, arguments and plain environment",
+    sql: `
+ALTER TABLE tasks ADD COLUMN stdin BLOB;
+ALTER TABLE tasks ADD COLUMN args TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE tasks ADD COLUMN env TEXT NOT NULL DEFAULT '{}';
+`,
+  },
+  {
     version: 7,
     name: 'output retention and per-organization output usage',
     sql: `
