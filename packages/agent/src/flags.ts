@@ -23,6 +23,7 @@ export const AGENT_START_FLAGS = [
   { flag: 'concurrency', key: 'concurrency', value: 'N', description: 'tasks to run at once (default 4)' },
   { flag: 'executor', key: 'executor', value: 'sandbox|process', description: 'sandbox (bubblewrap) or process; default: sandbox where available' },
   { flag: 'name', key: 'name', value: 'NAME', description: 'agent name (default: host name)' },
+  { flag: 'log-format', key: 'logFormat', value: 'json|pretty', description: 'log lines as JSON or readable text (default: pretty on a terminal, else JSON)' },
   { flag: 'config', key: 'config', value: 'FILE', description: 'JSON config file (also FERRY_AGENT_CONFIG)' },
   {
     flag: 'task-uids',

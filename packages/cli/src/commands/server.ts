@@ -12,6 +12,7 @@ export function registerServerCommand(program: Command): void {
     .option('--no-embedded-agent', 'do not start the embedded hosted agent')
     .option('--output-retention <duration>', "remove finished tasks' stored output after this long, e.g. 30d (default 90d; 0 keeps it)")
     .option('--org-output-quota <size>', 'task output one organization may store, e.g. 50GiB (default 10GiB; 0 for none)')
+    .option('--log-format <format>', 'json or pretty (default: pretty when stderr is a terminal, else json)')
     .option('--config <file>', 'JSON config file (also FERRY_SERVER_CONFIG)')
     .action(lazyAction(() => import('../actions/server.js'), 'startServer'));
 }

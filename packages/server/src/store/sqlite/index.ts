@@ -20,9 +20,11 @@ import type {
   FinishInput,
   HeldOutputFlush,
   JoinTokenRow,
+  MetricsSnapshot,
   NewAgent,
   OrgRow,
   OutputTransform,
+  Readiness,
   SecretRow,
   Store,
   TargetRow,
@@ -31,6 +33,7 @@ import type {
 } from '../types.js';
 import { auditHash } from '../audit-hash.js';
 import { migrations } from './migrations.js';
+import { metricsSnapshot, readiness } from './ops.js';
 import { appendOutput, expireOutput, flushHeldOutput, readOutput, type Statements } from './output.js';
 import { TASK_SELECT, num, toAgent, toAudit, toSecret, toTarget, toTask, type Row } from './rows.js';
 
@@ -83,6 +86,14 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     this.db.close();
+  }
+
+  async metricsSnapshot(onlineSince: number): Promise<MetricsSnapshot> {
+    return metricsSnapshot(this.prepared, onlineSince);
+  }
+
+  async readiness(): Promise<Readiness> {
+    return readiness(this.prepared);
   }
 
   async ensureOrg(name: string, now: number): Promise<OrgRow> {
