@@ -2,24 +2,7 @@
  * Reads Prometheus text with a parser written for Prometheus (parse-prometheus-text-format), not
  * with our own regular expressions, so a malformed exposition fails the tests.
  */
-import { createRequire } from 'node:module';
-
-interface Sample {
-  labels?: Record<string, string>;
-  value?: string;
-  count?: string;
-  sum?: string;
-  buckets?: Record<string, string>;
-}
-interface Family {
-  name: string;
-  help: string;
-  type: 'COUNTER' | 'GAUGE' | 'HISTOGRAM' | 'SUMMARY' | 'UNTYPED';
-  metrics: Sample[];
-}
-
-// The package has no type declarations; this is the shape its README documents.
-const parse = createRequire(import.meta.url)('parse-prometheus-text-format') as (text: string) => Family[];
+import parse, { type Family } from 'parse-prometheus-text-format';
 
 export class Scrape {
   readonly families: ReadonlyMap<string, Family>;

@@ -8,3 +8,4 @@ export * from './config.js';
 export * from './secrets.js';
 export * from './routes.js';
 export * from './bytes.js';
+export * from './openapi.js';

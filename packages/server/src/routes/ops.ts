@@ -3,6 +3,8 @@
  * - `GET /healthz`: the process answers (liveness). No token; says nothing else.
  * - `GET /readyz`: the database answers and has every migration this build knows (readiness);
  *   503 FERRY_E_UNAVAILABLE with the details otherwise, and while shutting down. No token.
+ * - `GET /v1/openapi.json`: the API's OpenAPI document, generated from the route table
+ *   (protocol's openapi.ts). No token: it describes the API, not anyone's data.
  * - `GET /metrics`: Prometheus text. It names every organization's targets (queue depth per
  *   target), so it needs the metrics token as a bearer token: FERRY_METRICS_TOKEN, or else the
  *   one the server writes to `<data dir>/metrics-token` (mode 0600) on first start. A wrong
@@ -12,10 +14,11 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyRequest } from 'fastify';
-import { FerryError } from '@ferry/protocol';
+import { FerryError, Routes, openApiDocument, type OpenApiDoc } from '@ferry/protocol';
 import type { FerryApp } from '../app.js';
 import type { ServerContext } from '../context.js';
 import type { ServerMetrics } from '../http/metrics.js';
+import { addRoute } from '../http/route.js';
 import { newSecret } from '../ids.js';
 import { onlineSince } from '../presence.js';
 
@@ -39,12 +42,30 @@ function bearer(req: FastifyRequest): string | undefined {
   return /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '')?.[1];
 }
 
+/** Throws 401 for a missing or wrong metrics token, 429 once the address failed too often. */
+function checkMetricsToken(req: FastifyRequest, ctx: ServerContext, expected: Buffer): void {
+  const limiter = ctx.rateLimits.authFailures;
+  limiter.take(req.ip);
+  const given = bearer(req);
+  if (given === undefined || !timingSafeEqual(digest(given), expected)) {
+    throw new FerryError(
+      'FERRY_E_UNAUTHENTICATED',
+      'The metrics need the metrics token: send "Authorization: Bearer <token>" with the value of FERRY_METRICS_TOKEN, or of the metrics-token file in the server\'s data folder.',
+    );
+  }
+  limiter.refund(req.ip);
+}
+
 export function registerOpsRoutes(app: FerryApp, ctx: ServerContext, opts: OpsOptions): void {
   const { metrics } = opts;
   const expected = digest(opts.metricsToken);
   app.addHook('onResponse', async (req, reply) => metrics.observeRequest(req, reply));
 
-  app.get('/healthz', async () => ({ ok: true }));
+  app.get('/healthz', () => Promise.resolve({ ok: true }));
+
+  // Generated once, on first request: it depends only on the route table this build has.
+  let document: OpenApiDoc | undefined;
+  addRoute(app, ctx, Routes.openApi, () => (document ??= openApiDocument()));
 
   app.get('/readyz', async () => {
     let state;
@@ -64,17 +85,13 @@ export function registerOpsRoutes(app: FerryApp, ctx: ServerContext, opts: OpsOp
   });
 
   app.get('/metrics', {
-    onRequest: async (req) => {
-      const limiter = ctx.rateLimits.authFailures;
-      limiter.take(req.ip);
-      const given = bearer(req);
-      if (given === undefined || !timingSafeEqual(digest(given), expected)) {
-        throw new FerryError(
-          'FERRY_E_UNAUTHENTICATED',
-          'The metrics need the metrics token: send "Authorization: Bearer <token>" with the value of FERRY_METRICS_TOKEN, or of the metrics-token file in the server\'s data folder.',
-        );
+    onRequest: (req, _reply, done) => {
+      try {
+        checkMetricsToken(req, ctx, expected);
+        done();
+      } catch (err) {
+        done(err as FerryError);
       }
-      limiter.refund(req.ip);
     },
     handler: async (_req, reply) => {
       await metrics.refresh(ctx.store, onlineSince(ctx.config));
