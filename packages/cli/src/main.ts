@@ -28,6 +28,8 @@ const program = new Command('ferry')
   .version(version)
   .description('Run scripts and commands against infrastructure through agents.')
   .showHelpAfterError()
+  // Options after a subcommand's name belong to it (`ferry server install --listen X`).
+  .enablePositionalOptions()
   .exitOverride();
 
 registerServerCommand(program);
