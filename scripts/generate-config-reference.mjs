@@ -5,6 +5,7 @@
  * file in the tree differs from what this writes.
  */
 import { writeFileSync } from 'node:fs';
+import { URL } from 'node:url';
 import { configReference } from '../packages/cli/dist/config-reference.js';
 
 writeFileSync(new URL('../docs/configuration.md', import.meta.url), configReference());

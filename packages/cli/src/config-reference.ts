@@ -113,7 +113,7 @@ function defaultOf(key: string, value: unknown): string {
 }
 
 function rows(schema: z.ZodObject, notes: Readonly<Record<string, string>>, flags: ReadonlyMap<string, string>): Row[] {
-  const defaults = schema.parse({}) as Record<string, unknown>;
+  const defaults = schema.parse({});
   const json = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as { properties: Record<string, JsonField> };
   return Object.keys(schema.shape).map((key) => ({
     key,
@@ -134,7 +134,7 @@ function serverFlags(): Map<string, string> {
 }
 
 function agentFlags(): Map<string, string> {
-  return new Map(AGENT_START_FLAGS.map((f) => [f.key as string, `--${f.flag}`]));
+  return new Map(AGENT_START_FLAGS.map((f) => [f.key, `--${f.flag}`]));
 }
 
 const cell = (s: string): string => (s === '' ? '' : s).replace(/\|/g, '\\|');

@@ -16,7 +16,7 @@ function word(s: string): string {
   return /^[A-Za-z0-9_@%+=:,./-]+$/.test(s) ? s : `"${s.replace(/(["\\])/g, '\\$1').replace(/%/g, '%%')}"`;
 }
 
-export function execLine(argv: readonly string[]): string {
+function execLine(argv: readonly string[]): string {
   return argv.map(word).join(' ');
 }
 
