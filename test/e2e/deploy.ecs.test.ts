@@ -29,19 +29,21 @@ function typeErrors(texts: ReadonlyMap<string, string>): Map<string, string[]> {
     typeRoots: [join(ROOT, 'node_modules/@types')],
     skipLibCheck: true,
   };
-  const host = ts.createCompilerHost(options);
-  const { getSourceFile, fileExists, readFile } = host;
+  const base = ts.createCompilerHost(options);
   const source = (name: string): string | undefined => {
     const text = virtual.get(name);
     return text === undefined
       ? undefined
       : `import type { RegisterTaskDefinitionCommandInput } from '@aws-sdk/client-ecs';\nexport const def: RegisterTaskDefinitionCommandInput = ${text};\n`;
   };
-  host.fileExists = (name) => virtual.has(name) || fileExists.call(host, name);
-  host.readFile = (name) => source(name) ?? readFile.call(host, name);
-  host.getSourceFile = (name, lang, ...rest) => {
-    const text = source(name);
-    return text === undefined ? getSourceFile.call(host, name, lang, ...rest) : ts.createSourceFile(name, text, lang);
+  const host: ts.CompilerHost = {
+    ...base,
+    fileExists: (name) => virtual.has(name) || base.fileExists(name),
+    readFile: (name) => source(name) ?? base.readFile(name),
+    getSourceFile: (name, lang, ...rest) => {
+      const text = source(name);
+      return text === undefined ? base.getSourceFile(name, lang, ...rest) : ts.createSourceFile(name, text, lang);
+    },
   };
   const program = ts.createProgram([...virtual.keys()], options, host);
   const out = new Map<string, string[]>([...texts.keys()].map((k) => [k, []]));

@@ -112,6 +112,14 @@ const truthy = (v: Value): boolean =>
     (typeof v === 'object' && v !== null && !Array.isArray(v) && Object.keys(v).length === 0)
   );
 
+/** A value as template output; a map or list must go through toYaml (Go would print `map[...]`). */
+function text(v: Value): string {
+  if (v === undefined || v === null) return '';
+  if (typeof v === 'string') return v;
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  throw new Error(`cannot print ${JSON.stringify(v)} as text; use toYaml`);
+}
+
 function field(v: Value, path: string[]): Value {
   let cur = v;
   for (const p of path) cur = cur !== null && typeof cur === 'object' ? (cur as Record<string, Value>)[p] : undefined;
@@ -165,7 +173,7 @@ export class HelmSubset {
       if (n.kind === 'text') out += n.text;
       else if (n.kind === 'out') {
         const v = this.pipe(n.pipe, scope);
-        out += v === undefined || v === null ? '' : String(v);
+        out += text(v);
       } else if (n.kind === 'set') scope.vars.set(n.name, this.pipe(n.pipe, scope));
       else if (n.kind === 'if') {
         const branch = n.branches.find((b) => b.cond === null || truthy(this.pipe(b.cond, scope)));
@@ -233,7 +241,7 @@ export class HelmSubset {
   }
 
   private call(fn: string, args: Value[]): Value {
-    const s = (v: Value): string => (v === undefined || v === null ? '' : String(v));
+    const s = text;
     switch (fn) {
       case 'include': {
         const body = this.defines.get(s(args[0]));
@@ -287,7 +295,7 @@ export class HelmSubset {
         return d;
       }
       case 'hasKey':
-        return args[0] !== null && typeof args[0] === 'object' && s(args[1]) in (args[0] as object);
+        return args[0] !== null && typeof args[0] === 'object' && s(args[1]) in args[0];
       default:
         throw new Error(`function ${fn} is outside the subset this renderer knows`);
     }
@@ -337,7 +345,7 @@ function splitOn(words: string[], sep: string): string[][] {
 }
 
 /** Helm's values merge: maps merge deeply, anything else replaces. */
-export function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+function merge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
   const out: Record<string, unknown> = { ...base };
   for (const [k, v] of Object.entries(over)) {
     const b = out[k];
