@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { api, startFerryServer, taskShow, waitFor, type FerryProcess, type ServerHandle } from '../helpers/ferry.js';
+import { spawn } from 'node:child_process';
+import { CLI, FerryProcess, api, cleanEnv, runCli, startFerryServer, taskShow, tempDir, waitFor, type ServerHandle } from '../helpers/ferry.js';
 import { Scrape } from '../helpers/prometheus.js';
 
 describe('metrics and health endpoints', () => {
@@ -87,5 +88,51 @@ describe('metrics and health endpoints', () => {
     const after = await scrape();
     assert.equal(after.value('ferry_lease_expiries_total', { outcome: 'lost' }), 1);
     assert.equal(after.value('ferry_tasks', { status: 'lost' }), 1);
+  });
+});
+
+describe('log format', () => {
+  it('JSON lines when stderr is not a terminal, readable lines on a terminal or with --log-format pretty; a wrong format is a usage error', async () => {
+    for (const format of [undefined, 'pretty'] as const) {
+      const args = [
+        CLI,
+        'server',
+        '--data-dir',
+        tempDir('logfmt'),
+        '--listen',
+        '127.0.0.1:0',
+        '--no-embedded-agent',
+        ...(format ? ['--log-format', format] : []),
+      ];
+      const server = new FerryProcess(spawn(process.execPath, args, { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] }));
+      try {
+        await waitFor(() => server.stderr.includes('Server listening'), 20_000, 'listening line');
+      } finally {
+        await server.stop();
+      }
+      const line = server.stderr.split('\n').find((l) => l.includes('Server listening')) ?? '';
+      if (format === 'pretty') {
+        assert.doesNotMatch(line, /^\{/);
+        assert.match(line, /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO.*Server listening at https:\/\/127\.0\.0\.1:\d+/);
+      } else {
+        const parsed = JSON.parse(line) as { level: number; msg: string; component: string };
+        assert.equal(parsed.component, 'server');
+        assert.match(parsed.msg, /Server listening/);
+      }
+    }
+    // On a terminal (a pty from script(1)), readable lines without being asked; the server stops itself after 4 s.
+    const inner = `timeout -s TERM 4 ${process.execPath} ${CLI} server --data-dir ${tempDir('logfmt')} --listen 127.0.0.1:0 --no-embedded-agent`;
+    const tty = new FerryProcess(spawn('script', ['-qefc', inner, '/dev/null'], { env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] }));
+    await tty.exited;
+    const ttyLine =
+      tty.stdout
+        .replace(/\x1b\[[0-9;]*m/g, '')
+        .split(/\r?\n/)
+        .find((l) => l.includes('Server listening')) ?? '';
+    assert.match(ttyLine, /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO.*Server listening at/, tty.stdout);
+
+    const wrong = await runCli(['server', '--log-format', 'xml', '--data-dir', tempDir('logfmt')], cleanEnv());
+    assert.equal(wrong.code, 2);
+    assert.match(wrong.stderr, /logFormat: Invalid option: expected one of "json"\|"pretty"/);
   });
 });
