@@ -91,6 +91,9 @@ describe('metrics and health endpoints', () => {
   });
 });
 
+/** Terminal colour codes (ESC [ … m), which pino-pretty writes to a terminal. */
+const ANSI_COLOURS = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g');
+
 describe('log format', () => {
   it('JSON lines when stderr is not a terminal, readable lines on a terminal or with --log-format pretty; a wrong format is a usage error', async () => {
     for (const format of [undefined, 'pretty'] as const) {
@@ -126,7 +129,7 @@ describe('log format', () => {
     await tty.exited;
     const ttyLine =
       tty.stdout
-        .replace(/\x1b\[[0-9;]*m/g, '')
+        .replace(ANSI_COLOURS, '')
         .split(/\r?\n/)
         .find((l) => l.includes('Server listening')) ?? '';
     assert.match(ttyLine, /^\[\d\d:\d\d:\d\d\.\d{3}\] INFO.*Server listening at/, tty.stdout);
