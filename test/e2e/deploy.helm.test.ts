@@ -126,6 +126,10 @@ describe('the Helm chart', () => {
       assert.ok(!JSON.stringify(c).includes('ferryjoin1.'), 'no token value in the manifest');
     }
     assert.equal(docs.filter((d) => d.kind === 'StatefulSet').length, 3);
+    // Replicas share one CA (agents pin it): the TLS material comes from a Secret.
+    assert.equal(env.find((e) => e.name === 'FERRY_TLS_CA')?.value, '/etc/ferry/tls/ca.crt');
+    assert.match(JSON.stringify(server), /"secret":\{"secretName":"ferry-tls"\}/);
+    assert.throws(() => chart.render({ ...values, server: { replicas: 3, tlsSecret: '' } }), /server\.tlsSecret is required with several replicas/);
   });
 
   it('refuses an agent without its join-token Secret', () => {

@@ -5,7 +5,7 @@
  * trimming, comments, if / else if / else, range over lists and maps with `$i, $v :=`, with,
  * define / include, variables, pipelines, parentheses) and these functions only: include,
  * quote, squote, toYaml, nindent, indent, default, required, printf (%s %d %v), b64enc, eq, ne,
- * not, and, or, empty, trunc, trimSuffix, lower, toString, dict, hasKey. A template using anything
+ * not, and, or, empty, trunc, trimSuffix, lower, toString, int, gt, dict, hasKey. A template using anything
  * else fails to render, loudly; so the chart stays inside what this renders the way Helm
  * would. Its own tests (helm-subset.test.ts in test/e2e) pin that behaviour on small cases.
  */
@@ -289,6 +289,10 @@ export class HelmSubset {
         return s(args[0]).toLowerCase();
       case 'toString':
         return s(args[0]);
+      case 'int':
+        return Math.trunc(Number(args[0]));
+      case 'gt':
+        return Number(args[0]) > Number(args[1]);
       case 'dict': {
         const d: Record<string, Value> = {};
         for (let i = 0; i + 1 < args.length; i += 2) d[s(args[i])] = args[i + 1];

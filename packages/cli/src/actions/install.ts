@@ -32,11 +32,21 @@ function requireRoot(where: Where): void {
   if (!where.root && process.getuid?.() !== 0) throw new UsageError('Installing a service writes /etc/systemd/system and /etc/ferry: run it as root (sudo).');
 }
 
-/** This very `ferry`, as the service should start it: the Node binary and the CLI's real path. */
-function selfCommand(): string[] {
+/**
+ * This very `ferry`, as the service should start it: the Node binary and the CLI's real path.
+ * The units hide /home and /root (ProtectHome), so a `ferry` installed there could not start
+ * (not checked with --root, where the files are for another system or for checking).
+ */
+function selfCommand(where: Where): string[] {
   const script = process.argv[1];
   if (!script) throw new Error('internal: no script path');
-  return [process.execPath, realpathSync(script)];
+  const command = [process.execPath, realpathSync(script)];
+  const hidden = command.find((p) => /^\/(home|root|run\/user)(\/|$)/.test(p));
+  if (hidden && !where.root)
+    throw new UsageError(
+      `${hidden} is under /home or /root, which the service cannot see. Install Ferry system-wide first (sudo npm install -g …), then run this again.`,
+    );
+  return command;
 }
 
 function systemctl(where: Where, ...args: string[]): void {
@@ -85,7 +95,7 @@ export function installAgent(opts: AgentInstallOptions): void {
   const p = paths(opts, AGENT_UNIT, 'agent.env');
   mkdirSync(under(opts, dataDir), { recursive: true, mode: 0o700 });
   writeEnvFile(p.env, { FERRY_JOIN_TOKEN: token });
-  writeUnit(p.unit, agentUnit({ command: [...selfCommand(), 'agent', 'start', ...extra], dataDir, envFile: p.shownEnv }));
+  writeUnit(p.unit, agentUnit({ command: [...selfCommand(opts), 'agent', 'start', ...extra], dataDir, envFile: p.shownEnv }));
   systemctl(opts, 'daemon-reload');
   systemctl(opts, 'enable', '--now', AGENT_UNIT);
   process.stdout.write(`Installed ${p.unit}${opts.root ? '' : ' and started it'}; the join token is in ${p.env} (0600).\n`);
@@ -120,7 +130,7 @@ export function installServer(opts: Where & { listen?: string; publicUrl?: strin
   requireRoot(opts);
   const p = paths(opts, SERVER_UNIT, 'server.env');
   const listen = opts.listen ?? '0.0.0.0:8443';
-  writeUnit(p.unit, serverUnit({ command: [...selfCommand(), 'server'], listen, publicUrl: opts.publicUrl, envFile: p.shownEnv }));
+  writeUnit(p.unit, serverUnit({ command: [...selfCommand(opts), 'server'], listen, publicUrl: opts.publicUrl, envFile: p.shownEnv }));
   systemctl(opts, 'daemon-reload');
   systemctl(opts, 'enable', '--now', SERVER_UNIT);
   process.stdout.write(
