@@ -39,7 +39,7 @@ describe('/readyz', () => {
     const app = await opsApp(store);
     const res = await app.inject({ method: 'GET', url: '/readyz' });
     assert.equal(res.statusCode, 200);
-    assert.equal((res.json() as { ready: boolean }).ready, true);
+    assert.equal(res.json<{ ready: boolean }>().ready, true);
     assert.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
     await app.close();
     await store.close();
@@ -54,7 +54,7 @@ describe('/readyz', () => {
     const app = await opsApp(store);
     const res = await app.inject({ method: 'GET', url: '/readyz' });
     assert.equal(res.statusCode, 503);
-    const body = res.json() as { code: string; message: string; details: { missingMigrations: number[] } };
+    const body = res.json<{ code: string; message: string; details: { missingMigrations: number[] } }>();
     assert.equal(body.code, 'FERRY_E_UNAVAILABLE');
     assert.deepEqual(body.details.missingMigrations, [missing]);
     assert.match(body.message, new RegExp(`migrations ${missing} are not applied`));
@@ -68,7 +68,7 @@ describe('/readyz', () => {
     await store.close();
     const res = await app.inject({ method: 'GET', url: '/readyz' });
     assert.equal(res.statusCode, 503);
-    assert.match((res.json() as { message: string }).message, /database does not answer/);
+    assert.match(res.json<{ message: string }>().message, /database does not answer/);
     assert.equal((await app.inject({ method: 'GET', url: '/healthz' })).statusCode, 200);
     await app.close();
   });
