@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { encodeJoinToken } from '@ferry/protocol';
@@ -80,8 +80,11 @@ describe('systemd units', () => {
     assert.equal((await runCli(['agent', 'install', '--root', root, '--join-token', token], env)).code, 0);
     assert.equal((await runCli(['agent', 'uninstall', '--root', root, '--purge'], env)).code, 0);
     assert.ok(!existsSync(join(root, 'var/lib/ferry-agent')));
+    // The server's settings file is the operator's: kept, unless --purge.
+    writeFileSync(join(root, 'etc/ferry/server.env'), 'FERRY_LOG_LEVEL=debug\n');
     assert.equal((await runCli(['server', 'uninstall', '--root', root], env)).code, 0);
     assert.ok(!existsSync(serverUnit));
+    assert.ok(existsSync(join(root, 'etc/ferry/server.env')));
   });
 
   it('bad input is refused with a message and exit 2', async () => {

@@ -108,14 +108,15 @@ function dataDirOf(unitFile: string): string | undefined {
   return exec?.[1];
 }
 
-function uninstall(opts: Where & { purge?: boolean }, unit: string, env: string): void {
+/** `keepEnv`: the env file is the operator's (server settings), removed only with --purge. */
+function uninstall(opts: Where & { purge?: boolean }, unit: string, env: string, keepEnv = false): void {
   requireRoot(opts);
   const p = paths(opts, unit, env);
   if (!existsSync(p.unit)) throw new UsageError(`${p.unit} does not exist: nothing to uninstall.`);
   const dataDir = dataDirOf(p.unit);
   systemctl(opts, 'disable', '--now', unit);
   rmSync(p.unit, { force: true });
-  rmSync(p.env, { force: true });
+  if (!keepEnv || opts.purge) rmSync(p.env, { force: true });
   systemctl(opts, 'daemon-reload');
   if (opts.purge && dataDir) rmSync(under(opts, dataDir), { recursive: true, force: true });
   const kept = !opts.purge && dataDir ? ` Its data is kept in ${dataDir} (--purge removes it).` : '';
@@ -141,5 +142,5 @@ export function installServer(opts: Where & { listen?: string; publicUrl?: strin
 }
 
 export function uninstallServer(opts: Where & { purge?: boolean }): void {
-  uninstall(opts, SERVER_UNIT, 'server.env');
+  uninstall(opts, SERVER_UNIT, 'server.env', true);
 }
