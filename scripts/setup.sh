@@ -27,6 +27,8 @@ for extra in "$@"; do
       command -v xxd >/dev/null 2>&1 || need_debs+=(xxd)
       command -v hexdump >/dev/null 2>&1 || need_debs+=(bsdextrautils)
       command -v openssl >/dev/null 2>&1 || need_debs+=(openssl)
+      # The deploy tests check the generated systemd units (systemd-analyze verify and security).
+      command -v systemd-analyze >/dev/null 2>&1 || need_debs+=(systemd)
       # The seccomp test regenerates the checked-in filters with libseccomp's own bindings.
       /usr/bin/python3 -c 'import seccomp' >/dev/null 2>&1 || need_debs+=(python3-seccomp)
       ;;

@@ -13,6 +13,8 @@ export const AgentConfigSchema = z.object({
   graceSeconds: z.coerce.number().min(0).max(600).default(10),
   pollWaitSeconds: z.coerce.number().min(0).max(30).default(30),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** `json` or `pretty`; default: pretty when stderr is a terminal. */
+  logFormat: z.enum(['json', 'pretty']).optional(),
   /**
    * Host uids (and gids) the sandbox gives running tasks, one each: FIRST-LAST, inclusive.
    * Default 1879048192-1879113727 (0x70000000-0x7000ffff); see executor/task-uids.ts.

@@ -33,6 +33,7 @@ export const AGENT_START_FLAGS = [
     description: 'sandbox (bubblewrap, needs root; the default) or process (no isolation: only when chosen)',
   },
   { flag: 'name', key: 'name', value: 'NAME', description: 'agent name (default: host name and a short random suffix, e.g. web-1-3f9a)' },
+  { flag: 'log-format', key: 'logFormat', value: 'json|pretty', description: 'log lines as JSON or readable text (default: pretty on a terminal, else JSON)' },
   { flag: 'config', key: 'config', value: 'FILE', description: 'JSON config file (also FERRY_AGENT_CONFIG)' },
   {
     flag: 'task-uids',

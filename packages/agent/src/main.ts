@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 /** `ferry-agent start …`: the agent on its own, for a small self-hosted install. */
 import { parseArgs } from 'node:util';
+import { FERRY_VERSION } from '@ferry/protocol';
 import { agentConfigFromFlags } from './config.js';
 import { AGENT_START_FLAGS, agentStartHelp } from './flags.js';
 import { runAgent } from './start.js';
 
-const USAGE = `usage: ferry-agent start [options]\n${agentStartHelp()}\n`;
+const USAGE = `usage: ferry-agent start [options] | ferry-agent --version\n${agentStartHelp()}\n`;
 
 function parseCommandLine(): { command: string | undefined; values: Record<string, string | undefined> } {
   const options = Object.fromEntries(AGENT_START_FLAGS.map((f) => [f.flag, { type: 'string' as const }]));
@@ -15,6 +16,10 @@ function parseCommandLine(): { command: string | undefined; values: Record<strin
 }
 
 async function main(): Promise<void> {
+  if (process.argv[2] === '--version') {
+    process.stdout.write(`${FERRY_VERSION}\n`);
+    return;
+  }
   const { command, values } = parseCommandLine();
   if (command !== 'start') {
     process.stderr.write(USAGE);

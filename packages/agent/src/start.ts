@@ -5,12 +5,13 @@
  */
 import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import type { AgentConfig } from './config.js';
 import { ApiError } from '@ferry/client';
 import { CredentialError, joinTokenDigest, loadCredential, registerAgent, type StoredCredential } from './credential.js';
 import { selectExecutor } from './executor/select.js';
 import { FatalAgentError } from './server-answers.js';
+import { createLogger } from './logger.js';
 import { Worker } from './worker.js';
 import { KeyStore } from './secrets/key-store.js';
 
@@ -57,7 +58,7 @@ async function credentialFor(config: AgentConfig, log: Logger): Promise<StoredCr
 }
 
 export async function runAgent(config: AgentConfig, options: RunAgentOptions = {}): Promise<void> {
-  const log = options.logger ?? pino({ level: config.logLevel, base: { component: 'agent' } }, pino.destination(2));
+  const log = options.logger ?? createLogger(config.logLevel, config.logFormat);
   // Task folders live under the agent's data folder, so folders left by a crash are swept here.
   const sandboxes = join(config.dataDir, 'sandboxes');
   sweepSandboxes(sandboxes, log);

@@ -46,6 +46,8 @@ const program = new Command('ferry')
   .description('Run scripts and commands against infrastructure through agents.')
   .showHelpAfterError()
   .addHelpText('after', EXIT_CODES_HELP)
+  // Options after a subcommand's name belong to it (`ferry server install --listen X`).
+  .enablePositionalOptions()
   .exitOverride();
 
 registerServerCommand(program);

@@ -11,3 +11,4 @@ export * from './routes.js';
 export * from './bytes.js';
 export * from './teams.js';
 export * from './task-input.js';
+export * from './openapi.js';

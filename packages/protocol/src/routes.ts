@@ -67,6 +67,8 @@ export interface RouteDef {
   readonly response: z.ZodType | 'empty' | 'text' | 'frames';
   /** The HTTP status of a successful answer (default 200; 204 for empty answers). */
   readonly status?: number;
+  /** The media type of a text answer (default text/plain), for the OpenAPI document. */
+  readonly textType?: string;
 }
 
 function route<const R extends RouteDef>(def: R): R {
@@ -86,11 +88,18 @@ export type TaskWithAgents = z.infer<typeof TaskWithAgents>;
 export const AuditVerification = z.object({ ok: z.boolean(), entries: z.number().int(), brokenAt: z.number().int().nullable() });
 export const AuditQuery = z.object({ limit: z.coerce.number().int().min(1).max(10000).default(100) }).strict();
 export const KeyPublished = z.object({ keyId: z.string() });
+/** The OpenAPI document (openapi.ts) as the route table sees it: its top level. */
+export const OpenApiDocument = z.looseObject({
+  openapi: z.string(),
+  info: z.looseObject({ title: z.string(), version: z.string() }),
+  paths: z.record(z.string(), z.unknown()),
+});
 
 export const Routes = {
   // ---- public ----
   health: route({ method: 'GET', path: '/v1/health', auth: 'none', response: Health }),
-  caCertificate: route({ method: 'GET', path: '/v1/ca.pem', auth: 'none', response: 'text' }),
+  caCertificate: route({ method: 'GET', path: '/v1/ca.pem', auth: 'none', response: 'text', textType: 'application/x-pem-file' }),
+  openApi: route({ method: 'GET', path: '/v1/openapi.json', auth: 'none', response: OpenApiDocument }),
 
   // ---- targets and secrets ----
   createTarget: route({ method: 'POST', path: '/v1/targets', auth: 'user', body: CreateTargetRequest, response: Target, status: 201 }),

@@ -113,6 +113,13 @@ export const ServerConfigSchema = z.object({
    */
   orgOutputQuota: sizeOrOff.default(10 * 1024 ** 3),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** `json` (one object a line, for collectors) or `pretty` (readable lines); default: pretty when stderr is a terminal. */
+  logFormat: z.enum(['json', 'pretty']).optional(),
+  /**
+   * The bearer token GET /metrics wants (its labels name every organization's targets). Unset:
+   * the server makes one in <data dir>/metrics-token on first start. Set it on every replica.
+   */
+  metricsToken: z.string().min(16, 'use at least 16 characters').optional(),
 });
 export type ServerConfig = Readonly<z.infer<typeof ServerConfigSchema>>;
 

@@ -7,7 +7,7 @@
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { resolve, join } from 'node:path';
-import pino, { type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { FerryError } from '@ferry/protocol';
 import { buildApp, type FerryApp } from './app.js';
 import { type ServerConfig, parseListen } from './config.js';
@@ -15,11 +15,14 @@ import type { ServerContext } from './context.js';
 import { lockDataFolder } from './data-lock.js';
 import { DispatchHub } from './dispatch.js';
 import { EmbeddedAgent } from './embedded-agent.js';
+import { ServerMetrics } from './http/metrics.js';
 import { RateLimiter } from './http/rate-limit.js';
 import { USER_TOKEN_PREFIX } from './auth.js';
 import { hashSecret, newId, newSecret } from './ids.js';
 import { createJoinToken } from './routes/agents.js';
 import { registerRoutes } from './routes/index.js';
+import { metricsTokenFor, registerOpsRoutes } from './routes/ops.js';
+import { createLogger, resolveLogFormat } from './logger.js';
 import { SqliteStore } from './store/sqlite/index.js';
 import type { AuditInput, Store } from './store/types.js';
 import { OpenPolls } from './tasks/open-polls.js';
@@ -136,12 +139,12 @@ async function prepareStore(
   return { store, orgId: org.id, adminTokenFile, adminTokenCreated };
 }
 
-function buildContext(config: ServerConfig, store: Store, tls: TlsMaterial, log: Logger): ServerContext {
+function buildContext(config: ServerConfig, store: Store, tls: TlsMaterial, log: Logger, metrics: ServerMetrics): ServerContext {
   const hub = new DispatchHub();
   const audit = async (entry: Omit<AuditInput, 'at'>): Promise<void> => {
     await store.appendAudit({ ...entry, at: Date.now() });
   };
-  const tasks = new TaskService({ store, hub, config, log, audit });
+  const tasks = new TaskService({ store, hub, config, log, audit, events: metrics });
   const rateLimits = {
     authFailures: new RateLimiter(config.authFailuresPerMinute, 'failed authentications'),
     registrations: new RateLimiter(config.failedRegistrationsPerMinute, 'failed agent registrations'),
@@ -152,7 +155,7 @@ function buildContext(config: ServerConfig, store: Store, tls: TlsMaterial, log:
 async function startEmbeddedAgent(opts: StartServerOptions, ctx: ServerContext, dataDir: string): Promise<EmbeddedAgent | undefined> {
   if (!opts.config.embeddedAgent || !opts.embeddedAgentCommand) return undefined;
   const embedded = new EmbeddedAgent({
-    command: [...opts.embeddedAgentCommand, '--executor', opts.config.embeddedAgentExecutor],
+    command: [...opts.embeddedAgentCommand, '--executor', opts.config.embeddedAgentExecutor, '--log-format', resolveLogFormat(opts.config.logFormat)],
     dataDir: join(dataDir, 'hosted-agent'),
     log: ctx.log.child({ part: 'embedded-agent' }),
     makeJoinToken: async () => (await createJoinToken(ctx, { orgId: null, hosted: true, targetIds: [], createdBy: 'server', ttlSeconds: 600 })).token,
@@ -163,7 +166,7 @@ async function startEmbeddedAgent(opts: StartServerOptions, ctx: ServerContext, 
 
 export async function startServer(opts: StartServerOptions): Promise<RunningServer> {
   const { config } = opts;
-  const log = opts.logger ?? pino({ level: config.logLevel, base: { component: 'server' } }, pino.destination(2));
+  const log = opts.logger ?? createLogger(config.logLevel, resolveLogFormat(config.logFormat), 'server');
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const lock = lockDataFolder(dataDir);
@@ -180,8 +183,10 @@ async function serve(opts: StartServerOptions, log: Logger, dataDir: string, rel
   const { host, port } = parseListen(config.listen);
   const tls = loadTls(config, dataDir, host);
   const { store, orgId, adminTokenFile, adminTokenCreated } = await prepareStore(config, dataDir, log);
-  const ctx = buildContext(config, store, tls, log);
+  const metrics = new ServerMetrics();
+  const ctx = buildContext(config, store, tls, log, metrics);
   const app = buildApp({ keyPem: tls.keyPem, certPem: tls.certPem, log, bounds: config });
+  registerOpsRoutes(app, ctx, { metrics, metricsToken: metricsTokenFor(config.metricsToken, dataDir).token });
   registerRoutes(app, ctx);
   app.addHook('preClose', (done) => {
     ctx.hub.close();

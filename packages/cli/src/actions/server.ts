@@ -10,6 +10,7 @@ interface ServerOptions {
   embeddedAgent: boolean;
   outputRetention?: string;
   orgOutputQuota?: string;
+  logFormat?: string;
   config?: string;
 }
 
@@ -78,6 +79,7 @@ export async function startServer(opts: ServerOptions): Promise<void> {
       embeddedAgent: opts.embeddedAgent === false ? false : undefined,
       outputRetention: opts.outputRetention,
       orgOutputQuota: opts.orgOutputQuota,
+      logFormat: opts.logFormat,
     },
     process.env,
     opts.config ?? process.env.FERRY_SERVER_CONFIG,

@@ -37,4 +37,23 @@ export function registerAgentCommands(program: Command): void {
   const start = agent.command('start').description('run an agent: register with a join token (first time), then poll for work');
   for (const f of AGENT_START_FLAGS) start.option(`--${f.flag} <${f.value}>`, f.description);
   start.action(lazyAction(actions, 'startAgent'));
+
+  // A systemd service on a Linux host (actions/install.ts).
+  const install = (): Promise<Record<string, unknown>> => import('../actions/install.js');
+  agent
+    .command('install')
+    .description('install this agent as a systemd service (ferry-agent.service), enable and start it; run as root')
+    .option('--join-token <TOKEN>', 'one-time join token (kept in /etc/ferry/agent.env, mode 0600, for the first start)')
+    .option('--data-dir <DIR>', "the agent's data folder (default /var/lib/ferry-agent)")
+    .option('--name <NAME>', 'agent name (default: host name)')
+    .option('--concurrency <N>', 'tasks to run at once')
+    .option('--executor <sandbox|process>', 'executor (default: sandbox where available)')
+    .option('--root <DIR>', 'write the files under DIR and do not run systemctl (for images and checks)')
+    .action(lazyAction(install, 'installAgent'));
+  agent
+    .command('uninstall')
+    .description('stop, disable and remove the ferry-agent service (its data stays unless --purge)')
+    .option('--purge', "also remove the agent's data folder (its credential and keys)")
+    .option('--root <DIR>', 'as for install')
+    .action(lazyAction(install, 'uninstallAgent'));
 }

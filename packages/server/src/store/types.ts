@@ -232,8 +232,26 @@ export interface KeyRotation {
   now: number;
 }
 
+/** What /metrics reports from the database, over every organization (the endpoint is the operator's). */
+export interface MetricsSnapshot {
+  tasksByStatus: { status: string; count: number }[];
+  /** Every live target, with its queued tasks (0 included, so a drained queue shows as 0). */
+  queueDepth: { org: string; target: string; count: number }[];
+  agentsOnline: { hosted: boolean; count: number }[];
+  storedOutputBytes: number;
+}
+
+/** For /readyz: the database answered, and which migrations it has against the ones this build knows. */
+export interface Readiness {
+  appliedMigrations: number[];
+  knownMigrations: number[];
+}
+
 export interface Store {
   close(): Promise<void>;
+  /** Ops (ops/metrics.ts, routes/ops.ts): counts for /metrics; `onlineSince`: agents seen since then are online. */
+  metricsSnapshot(onlineSince: number): Promise<MetricsSnapshot>;
+  readiness(): Promise<Readiness>;
 
   ensureOrg(name: string, now: number): Promise<OrgRow>;
   /** Organizations, principals, tokens, groups and grants (teams-types.ts). */

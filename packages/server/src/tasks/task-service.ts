@@ -67,6 +67,15 @@ export interface TaskServiceDeps {
   config: ServerConfig;
   log: Logger;
   audit(entry: Omit<AuditInput, 'at'>): Promise<void>;
+  /** Told of what the metrics count (http/metrics.ts); optional for tests that need none. */
+  events?: TaskEvents;
+}
+
+/** What the service reports as it happens, for the metrics. */
+export interface TaskEvents {
+  claimed(createdAt: number, now: number): void;
+  leaseLapsed(outcome: 'requeued' | 'lost' | 'cancelled'): void;
+  outputUploaded(bytes: number): void;
 }
 
 /** How a task ends: the conditional write that ends it, and the audit entry that records it. */
@@ -182,6 +191,7 @@ export class TaskService {
       return undefined;
     }
     this.log.info({ agentId: agent.id, taskId: task.id }, 'task claimed');
+    this.deps.events?.claimed(task.createdAt, Date.now());
     return task;
   }
 
@@ -197,6 +207,7 @@ export class TaskService {
   }
 
   appendOutput(agent: AgentRow, taskId: string, offset: number, frames: readonly OutputFrame[]): Promise<number> {
+    this.deps.events?.outputUploaded(frames.reduce((n, f) => n + f.data.length, 0));
     return this.output.append(agent, taskId, offset, frames);
   }
 
@@ -256,17 +267,19 @@ export class TaskService {
   private async requeueLapsed(task: TaskRow, agentId: string, now: number): Promise<void> {
     if (!(await this.deps.store.requeueLapsed(task.id, agentId, now))) return;
     this.log.warn({ taskId: task.id }, 'lease lapsed before the task started; queued again');
+    this.deps.events?.leaseLapsed('requeued');
     await this.wakeAgentsFor(task, 'all');
   }
 
   /** A cancel request on a claimed task that never started: it ends here rather than running later. */
   private async cancelLapsed(task: TaskRow, agentId: string, now: number): Promise<void> {
-    await this.end(task, {
+    const cancelled = await this.end(task, {
       write: (flush) => this.deps.store.cancelLapsed(task.id, agentId, now, CANCELLED_REASON, flush),
       actor: 'server',
       action: 'task.cancel',
       details: { reason: CANCELLED_REASON },
     });
+    if (cancelled) this.deps.events?.leaseLapsed('cancelled');
   }
 
   private async loseTask(task: TaskRow, agentId: string, now: number): Promise<void> {
@@ -276,7 +289,9 @@ export class TaskService {
       action: 'task.lost',
       details: { reason: LOST_REASON },
     });
-    if (lost) this.log.warn({ taskId: task.id }, 'lease lapsed while the task ran; marked lost');
+    if (!lost) return;
+    this.log.warn({ taskId: task.id }, 'lease lapsed while the task ran; marked lost');
+    this.deps.events?.leaseLapsed('lost');
   }
 
   /** The one way a task ends; false when the conditional write found the task elsewhere. */

@@ -24,10 +24,12 @@ import type {
   KeyHandoverWork,
   KeyRotation,
   KeyRotationWork,
+  MetricsSnapshot,
   NewAgent,
   OrgRow,
   OutputTransform,
   PrunedAgentRow,
+  Readiness,
   SecretRow,
   Store,
   TargetChanges,
@@ -40,6 +42,7 @@ import { auditHash } from '../audit-hash.js';
 import * as keys from './keys.js';
 import { migrations } from './migrations.js';
 import { SqliteTeams } from './teams.js';
+import { metricsSnapshot, readiness } from './ops.js';
 import { appendOutput, expireOutput, flushHeldOutput, readOutput, type Statements } from './output.js';
 import { TASK_SELECT, num, toAgent, toAudit, toSecret, toTarget, toTask, type Row } from './rows.js';
 
@@ -94,6 +97,14 @@ export class SqliteStore implements Store {
 
   async close(): Promise<void> {
     this.db.close();
+  }
+
+  async metricsSnapshot(onlineSince: number): Promise<MetricsSnapshot> {
+    return metricsSnapshot(this.prepared, onlineSince);
+  }
+
+  async readiness(): Promise<Readiness> {
+    return readiness(this.prepared);
   }
 
   async ensureOrg(name: string, now: number): Promise<OrgRow> {

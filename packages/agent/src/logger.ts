@@ -1,0 +1,15 @@
+/**
+ * The agent's logger. Agents listen on no port, so their logs are how an operator sees them:
+ * JSON lines for collectors (journald, a container runtime, a log shipper), or readable lines
+ * (pino-pretty) for a person at a terminal.
+ */
+import pino, { type Logger } from 'pino';
+import pretty from 'pino-pretty';
+
+export function createLogger(level: string, format: 'json' | 'pretty' | undefined): Logger {
+  // Default: pretty when stderr (where logs go) is a terminal, JSON otherwise.
+  if ((format ?? (process.stderr.isTTY ? 'pretty' : 'json')) === 'json') return pino({ level, base: { component: 'agent' } }, pino.destination(2));
+  // Synchronous, in this thread: a worker-thread transport could lose the last lines on exit.
+  const stream = pretty({ destination: 2, sync: true, colorize: process.stderr.isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' });
+  return pino({ level, base: { component: 'agent' } }, stream);
+}

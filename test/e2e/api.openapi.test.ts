@@ -1,0 +1,219 @@
+/**
+ * The OpenAPI document (GET /v1/openapi.json) against the route table and against the server's
+ * real answers. Every route of the table is in the document and nothing else is; then one
+ * client (the real @ferry/client, over the real pinned transport) walks every route, as a user
+ * and as an agent, and every answer it gets, successes and errors alike, is validated with ajv
+ * against the document the server served, not against the zod schemas it was made from.
+ */
+import assert from 'node:assert/strict';
+import { createHash, generateKeyPairSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import { FerryClient, sealSecret, type FetchLike } from '@ferry/client';
+import { pinnedTransport } from '@ferry/client/node';
+import { Routes, Streams, decodeJoinToken, encodeFrames, openApiPath, type RouteDef } from '@ferry/protocol';
+import { api, startFerryServer, type ServerHandle } from '../helpers/ferry.js';
+
+interface Operation {
+  operationId: string;
+  responses: Record<string, { content?: Record<string, { schema: object }> }>;
+}
+interface Document {
+  openapi: string;
+  paths: Record<string, Record<string, Operation>>;
+  components: { schemas: Record<string, object> };
+}
+
+/** Finds the operation a request went to, by method and path template. */
+function operationFor(doc: Document, method: string, url: string): Operation {
+  const path = new URL(url).pathname;
+  for (const [template, item] of Object.entries(doc.paths)) {
+    const pattern = new RegExp('^' + template.replace(/\{[A-Za-z]+\}/g, '[^/]+') + '$');
+    const op = item[method.toLowerCase()];
+    if (op && pattern.test(path)) return op;
+  }
+  throw new Error(`no operation in the document for ${method} ${path}`);
+}
+
+describe('the OpenAPI document', () => {
+  let server: ServerHandle;
+  let doc: Document;
+  const ajv = new Ajv2020({ strict: false, allErrors: true });
+  addFormats.default(ajv);
+  const validators = new Map<object, ValidateFunction>();
+  const validate = (schema: object, value: unknown, what: string): void => {
+    let v = validators.get(schema);
+    if (!v) validators.set(schema, (v = ajv.compile(schema)));
+    if (!v(value)) problems.push(`${what}: ${ajv.errorsText(v.errors)}\n${JSON.stringify(value).slice(0, 500)}`);
+  };
+  /** Answers that did not match (kept here too: the client would wrap a throw from its fetch). */
+  const problems: string[] = [];
+  /** Operations whose answers were checked, and with which statuses. */
+  const checked = new Map<string, Set<number>>();
+
+  /** A fetch that checks every answer against the document before handing it on. */
+  const checkingFetch = (inner: FetchLike): FetchLike => {
+    return async (url, init) => {
+      const res = await inner(url, init);
+      try {
+        return await check(res, url, init.method);
+      } catch (err) {
+        problems.push(String(err));
+        throw err;
+      }
+    };
+  };
+  const check = async (res: Awaited<ReturnType<FetchLike>>, url: string, method: string): ReturnType<FetchLike> => {
+    const body = new Uint8Array(await res.arrayBuffer());
+    const op = operationFor(doc, method, url);
+    const declared = op.responses[String(res.status)];
+    const response = declared ?? op.responses.default;
+    assert.ok(response, `${op.operationId}: status ${res.status} not declared`);
+    if (!declared) assert.ok(res.status >= 400, `${op.operationId}: success status ${res.status} is not the declared one`);
+    const type = (res.headers.get('content-type') ?? '').split(';')[0] ?? '';
+    const content = response.content;
+    if (!content) assert.equal(body.length, 0, `${op.operationId}: an empty answer has a body`);
+    else {
+      const media = content[type];
+      assert.ok(media, `${op.operationId} ${res.status}: content type ${type} not declared (${Object.keys(content).join(', ')})`);
+      if (type === 'application/json') {
+        const schema = '$ref' in media.schema ? (doc.components.schemas.Error as object) : media.schema;
+        validate(schema, JSON.parse(Buffer.from(body).toString('utf8')), `${op.operationId} ${res.status}`);
+      }
+    }
+    const seen = checked.get(op.operationId) ?? new Set<number>();
+    checked.set(op.operationId, seen.add(res.status));
+    return {
+      status: res.status,
+      headers: res.headers,
+      arrayBuffer: () => Promise.resolve(body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength)),
+    };
+  };
+
+  before(async () => {
+    server = await startFerryServer({ embeddedAgent: false });
+    const res = await api(server, 'GET', '/v1/openapi.json', { token: null });
+    assert.equal(res.status, 200);
+    doc = res.json as unknown as Document;
+  });
+  after(async () => server.stop());
+
+  it('lists every route of the table, with its method and operation id, and nothing else', () => {
+    assert.equal(doc.openapi, '3.1.0');
+    const table = Object.entries(Routes as Record<string, RouteDef>).map(([name, def]) => `${def.method} ${openApiPath(def.path)} ${name}`);
+    const documented = Object.entries(doc.paths).flatMap(([path, item]) =>
+      Object.entries(item).map(([method, op]) => `${method.toUpperCase()} ${path} ${op.operationId}`),
+    );
+    assert.deepEqual([...documented].sort(), [...table].sort());
+    assert.ok(doc.paths['/v1/tasks']?.post && doc.paths['/v1/tasks/{id}']?.get, 'the task routes are listed');
+  });
+
+  it('every schema in it compiles as JSON Schema 2020-12', () => {
+    for (const [path, item] of Object.entries(doc.paths)) {
+      for (const [method, op] of Object.entries(item)) {
+        for (const [status, r] of Object.entries(op.responses)) {
+          const schema = r.content?.['application/json']?.schema;
+          if (schema && !('$ref' in schema)) assert.doesNotThrow(() => ajv.compile(schema), `${method} ${path} ${status}`);
+        }
+      }
+    }
+  });
+
+  it("the server's real answers, on every route, as a user and as an agent, match it", async () => {
+    const ca = readFileSync(join(server.dataDir, 'ca.pem'), 'utf8');
+    const transport = pinnedTransport(ca);
+    const client = (token?: string): FerryClient => new FerryClient({ baseUrl: server.url, fetch: checkingFetch(transport.fetch), token });
+    const user = client(server.adminToken);
+    try {
+      await user.call(Routes.health);
+      await user.call(Routes.caCertificate);
+      await user.call(Routes.openApi);
+      const target = await user.call(Routes.createTarget, { body: { name: 'oa', type: 'shell' } });
+      await user.call(Routes.listTargets);
+      await user.call(Routes.getTarget, { params: { name: 'oa' } });
+      await assert.rejects(user.call(Routes.getTarget, { params: { name: 'nope' } }), { code: 'FERRY_E_TARGET_NOT_FOUND' });
+      await assert.rejects(user.call(Routes.createTarget, { body: { name: 'oa', type: 'shell' } }), { code: 'FERRY_E_TARGET_EXISTS' });
+
+      // An agent of the hosted pool, by hand: register, publish the target's key.
+      const joined = await user.call(Routes.createJoinToken, { body: { hosted: true } });
+      const secret = decodeJoinToken(joined.token)?.secret ?? '';
+      const registered = await client().call(Routes.registerAgent, {
+        body: { joinSecret: secret, name: 'by-hand', hostname: 'test', version: '0.1.0', platform: 'linux', concurrency: 1 },
+      });
+      const agent = client(registered.token);
+      const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 3072 });
+      await agent.call(Routes.publishKey, { params: { id: target.id }, body: { publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString() } });
+      await user.call(Routes.listAgents);
+
+      const key = await user.call(Routes.getTargetKey, { params: { name: 'oa' } });
+      const sealed = await sealSecret(key.publicKeyPem, { orgId: key.orgId, targetId: key.targetId, name: 'TOKEN' }, 'value-for-the-test');
+      await user.call(Routes.setSecret, { params: { name: 'oa', secret: 'TOKEN' }, body: { sealed } });
+      await user.call(Routes.listSecrets, { params: { name: 'oa' } });
+      await user.call(Routes.deleteSecret, { params: { name: 'oa', secret: 'TOKEN' } });
+
+      // A task, run by the hand-made agent: claim, start, upload, heartbeat, finish.
+      const task = await user.call(Routes.createTask, { body: { target: 'oa', script: 'echo hi' } });
+      await user.call(Routes.getTask, { params: { id: task.id } });
+      await user.call(Routes.listTasks, { query: { target: 'oa' } });
+      await user.call(Routes.getTaskScript, { params: { id: task.id } });
+      const polled = await agent.call(Routes.poll, { body: { free: 1, running: [], waitSeconds: 0 } });
+      assert.equal(polled.task?.id, task.id);
+      await agent.call(Routes.confirmStart, { params: { id: task.id } });
+      const data = new TextEncoder().encode('hi\n');
+      await agent.call(Routes.uploadOutput, { params: { id: task.id }, query: { offset: 0 }, body: encodeOne(data) });
+      await agent.call(Routes.heartbeat, { body: { running: [task.id] } });
+      await user.call(Routes.readOutput, { params: { id: task.id }, query: { offset: 0 } });
+      const sha = createHash('sha256').update(data).digest('hex');
+      await agent.call(Routes.finishTask, {
+        params: { id: task.id },
+        body: { status: 'succeeded', exitCode: 0, signal: null, reason: null, outputBytes: data.length, outputSha256: sha },
+      });
+      await assert.rejects(user.call(Routes.cancelTask, { params: { id: task.id } }), { code: 'FERRY_E_TASK_FINISHED' });
+      const queued = await user.call(Routes.createTask, { body: { target: 'oa', script: 'echo never' } });
+      await user.call(Routes.cancelTask, { params: { id: queued.id } });
+
+      // Target settings, teams and key custody. Some of the agent's key calls are refused here
+      // (nothing to hand over, no rotation asked of it): their error answers are checked too.
+      await user.call(Routes.updateTarget, { params: { name: 'oa' }, body: { redact: 'all', settings: { GREETING: 'hello' } } });
+      await user.call(Routes.createOrg, { body: { name: 'oa-org' } });
+      await user.call(Routes.listOrgs);
+      await user.call(Routes.createToken, { body: { name: 'oa-bot', role: 'viewer' } });
+      await user.call(Routes.listTokens);
+      await user.call(Routes.createGroup, { body: { name: 'oa-group' } });
+      await user.call(Routes.addGroupMember, { params: { group: 'oa-group', member: 'oa-bot' } });
+      await user.call(Routes.listGroups);
+      await user.call(Routes.grantTarget, { params: { name: 'oa', group: 'oa-group' }, body: { role: 'viewer' } });
+      await user.call(Routes.revokeGrant, { params: { name: 'oa', group: 'oa-group' } });
+      await user.call(Routes.revokeToken, { params: { token: 'oa-bot' } });
+      const refusedOrNot = (): undefined => undefined;
+      await agent.call(Routes.handOverKey, { params: { id: target.id, agent: 'a_nobody' }, body: { keyId: key.keyId, wrapped: sealed } }).catch(refusedOrNot);
+      await agent.call(Routes.keyReceived, { params: { id: target.id }, body: { keyId: key.keyId } }).catch(refusedOrNot);
+      await user.call(Routes.rotateTargetKey, { params: { name: 'oa' } });
+      const { publicKey: next } = generateKeyPairSync('rsa', { modulusLength: 3072 });
+      const rotation = { oldKeyId: key.keyId, publicKeyPem: next.export({ type: 'spki', format: 'pem' }).toString(), secrets: [] };
+      await agent.call(Routes.rotateKey, { params: { id: target.id }, body: rotation }).catch(refusedOrNot);
+      await user.call(Routes.pruneAgents, { body: {} });
+
+      await user.call(Routes.listAudit, { query: { limit: 5 } });
+      await user.call(Routes.verifyAudit);
+      await user.call(Routes.revokeAgent, { params: { id: registered.agentId } });
+      await assert.rejects(agent.call(Routes.heartbeat, { body: { running: [] } }), { code: 'FERRY_E_AGENT_REVOKED' });
+      await user.call(Routes.deleteTarget, { params: { name: 'oa' } });
+    } finally {
+      await transport.close();
+    }
+    assert.deepEqual(problems, [], 'every answer matches the document');
+    const missing = Object.keys(Routes).filter((name) => !checked.has(name));
+    assert.deepEqual(missing, [], 'every route was called and its answer checked');
+    const errors = [...checked.values()].flatMap((s) => [...s]).filter((s) => s >= 400);
+    assert.ok(errors.includes(404) && errors.includes(409) && errors.includes(401), `error answers checked too: ${errors.join(', ')}`);
+  });
+});
+
+/** One stdout frame of output, encoded as the upload body wants it. */
+function encodeOne(data: Uint8Array): Uint8Array {
+  return encodeFrames([{ stream: Streams.stdout, time: Date.now(), data }]);
+}
