@@ -189,11 +189,11 @@ describe('the OpenAPI document', () => {
       await user.call(Routes.revokeGrant, { params: { name: 'oa', group: 'oa-group' } });
       await user.call(Routes.revokeToken, { params: { token: 'oa-bot' } });
       const refusedOrNot = (): undefined => undefined;
-      await agent.call(Routes.handOverKey, { params: { id: target.id, agent: 'a_nobody' }, body: { keyId: key.keyId, wrapped: sealed } }).catch(refusedOrNot);
-      await agent.call(Routes.keyReceived, { params: { id: target.id }, body: { keyId: key.keyId } }).catch(refusedOrNot);
+      await agent.call(Routes.handOverKey, { params: { id: target.id, agent: 'a_nobody' }, body: { keyId: key.kid, wrapped: sealed } }).catch(refusedOrNot);
+      await agent.call(Routes.keyReceived, { params: { id: target.id }, body: { keyId: key.kid } }).catch(refusedOrNot);
       await user.call(Routes.rotateTargetKey, { params: { name: 'oa' } });
       const { publicKey: next } = generateKeyPairSync('rsa', { modulusLength: 3072 });
-      const rotation = { oldKeyId: key.keyId, publicKeyPem: next.export({ type: 'spki', format: 'pem' }).toString(), secrets: [] };
+      const rotation = { oldKeyId: key.kid, publicKeyPem: next.export({ type: 'spki', format: 'pem' }).toString(), secrets: [] };
       await agent.call(Routes.rotateKey, { params: { id: target.id }, body: rotation }).catch(refusedOrNot);
       await user.call(Routes.pruneAgents, { body: {} });
 
