@@ -299,6 +299,7 @@ async function sandboxBreakdown(mod) {
     script: 'true\n',
     timeoutSeconds: 60,
     leaseSeconds: 15,
+    settings: {},
   });
   const out = {};
   for (const cgroups of [true, false]) {

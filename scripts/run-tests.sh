@@ -11,4 +11,6 @@ else
   # Unit tests, then the conventions the tree must keep, then end to end.
   files=(packages/*/test/**/*.test.ts test/conventions/*.test.ts test/e2e/*.test.ts)
 fi
-exec node --import tsx --test --test-concurrency=2 "${files[@]}"
+# --test-force-exit: a file whose test timed out still ends (with its failure) even if a child
+# process it started keeps a handle open, instead of holding up the whole run.
+exec node --import tsx --test --test-concurrency=2 --test-force-exit "${files[@]}"

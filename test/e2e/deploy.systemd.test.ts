@@ -87,7 +87,7 @@ describe('systemd units', () => {
     assert.ok(existsSync(join(root, 'etc/ferry/server.env')));
   });
 
-  it('bad input is refused with a message and exit 2', async () => {
+  it('bad input is refused with a message and exit 255 (the CLI\'s own failures)', async () => {
     const root = tempDir('sysroot-bad');
     const env = cleanEnv();
     for (const [args, message] of [
@@ -97,7 +97,7 @@ describe('systemd units', () => {
       [['agent', 'uninstall', '--root', root], /nothing to uninstall/],
     ] as const) {
       const r = await runCli(args, env);
-      assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
+      assert.equal(r.code, 255, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stderr, message);
     }
   });

@@ -30,7 +30,10 @@ after(() => rmSync(work, { recursive: true, force: true }));
 /** Runs a command from the installed prefix and returns its stdout; throws with its stderr. */
 async function sh(cmd: string, args: readonly string[], env: NodeJS.ProcessEnv, cwd = work): Promise<string> {
   try {
-    return (await run(cmd, args, { env, cwd, maxBuffer: 16 * 1024 * 1024 })).stdout;
+    const running = run(cmd, args, { env, cwd, maxBuffer: 16 * 1024 * 1024 });
+    // Nothing on stdin: `ferry run -c` passes a piped stdin to the task, and would wait for its end.
+    running.child.stdin?.end();
+    return (await running).stdout;
   } catch (err) {
     const e = err as { stderr?: string; message: string };
     throw new Error(`${cmd} ${args.join(' ')} failed: ${e.stderr ?? e.message}`);

@@ -114,6 +114,7 @@ const onTask = (f: Fixture): Request => ({ params: { id: f.taskId } });
 const MATRIX: Record<string, Row> = {
   health: { expect: everyone(200) },
   caCertificate: { expect: everyone(200) },
+  openApi: { expect: everyone(200) },
 
   createTarget: { request: (f) => ({ body: { name: f.fresh('ct'), type: 'shell', agent: 'self-hosted' } }), expect: adminOnly(201, 201) },
   listTargets: { expect: everyUser(200) },
