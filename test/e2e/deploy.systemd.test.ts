@@ -87,7 +87,7 @@ describe('systemd units', () => {
     assert.ok(existsSync(join(root, 'etc/ferry/server.env')));
   });
 
-  it('bad input is refused with a message and exit 255 (the CLI\'s own failures)', async () => {
+  it("bad input is refused with a message and exit 255 (the CLI's own failures)", async () => {
     const root = tempDir('sysroot-bad');
     const env = cleanEnv();
     for (const [args, message] of [
