@@ -2,9 +2,11 @@
  * Streams one task's output from its spool to the server in offset-addressed chunks.
  *
  * States: open (accepting writes) → finishing (sending the rest) → done | abandoned.
- * Every write goes to the durable spool first. Bytes are batched for up to `flushMs` (or sent
- * at once when a full chunk is waiting); one upload is in flight at a time so chunks arrive in
- * order. Retryable failures back off and resend from the last acknowledged offset; the server
+ * Every write goes to the durable spool first. Output goes up at once when no upload is in
+ * flight, and is batched only while one is (as Nagle's algorithm batches behind an unacknowledged
+ * segment), with uploads at most every `minIntervalMs`, so a line a task prints reaches a watching
+ * user in about one round trip while a chatty task still sends a bounded number of requests.
+ * A full chunk goes at once. One upload is in flight at a time so chunks arrive in order. Retryable failures back off and resend from the last acknowledged offset; the server
  * accepts a resend idempotently, and on a gap it says which offset it expects, which the spool
  * can always serve because nothing is dropped before the final status is acknowledged.
  * The task never waits for the server: while it is unreachable, output keeps spooling (up to
@@ -19,10 +21,11 @@ import { expectedOffsetOf, isLeaseLost, messageOf } from '../server-answers.js';
 import type { TaskSpool } from './spool.js';
 
 export interface UploaderOptions {
-  flushMs: number;
+  /** An upload starts at most this long after the previous one started (unless a full chunk waits). */
+  minIntervalMs: number;
   maxChunkBytes: number;
 }
-export const DEFAULT_UPLOADER_OPTIONS: UploaderOptions = { flushMs: 250, maxChunkBytes: 1024 * 1024 };
+export const DEFAULT_UPLOADER_OPTIONS: UploaderOptions = { minIntervalMs: 25, maxChunkBytes: 1024 * 1024 };
 
 /**
  * Output over the task's limit is cut at the limit with a visible notice; the task keeps
@@ -45,6 +48,8 @@ export class OutputUploader extends EventEmitter {
   private readonly hash = createHash('sha256');
   private digest: string | undefined;
   private timer: NodeJS.Timeout | undefined;
+  /** When the last upload started (ms since the epoch). */
+  private lastUploadAt = 0;
   private pumping: Promise<void> | undefined;
   private failure: Error | undefined;
   private abandoned = false;
@@ -101,7 +106,18 @@ export class OutputUploader extends EventEmitter {
     this.hash.update(data);
     this.spool.append(stream, data);
     if (this.spool.bytesProduced - this.spool.acked >= this.opts.maxChunkBytes) this.kick();
-    else this.timer ??= setTimeout(() => this.kick(), this.opts.flushMs);
+    else this.schedule();
+  }
+
+  /**
+   * An upload soon: while one is in flight, the pump sends what arrived as soon as it returns;
+   * otherwise after the rest of the minimum interval (at least the end of this event-loop turn,
+   * so writes made together go together).
+   */
+  private schedule(): void {
+    if (this.pumping || this.timer || this.abandoned) return;
+    const wait = Math.max(0, this.lastUploadAt + this.opts.minIntervalMs - Date.now());
+    this.timer = setTimeout(() => this.kick(), wait);
   }
 
   /** Ends writing and returns the totals the final status carries (does not wait for the server). */
@@ -142,7 +158,7 @@ export class OutputUploader extends EventEmitter {
     }
     this.pumping ??= this.pump().finally(() => {
       this.pumping = undefined;
-      if (this.spool.acked < this.spool.bytesProduced && !this.failure && !this.abandoned) this.timer ??= setTimeout(() => this.kick(), this.opts.flushMs);
+      if (this.spool.acked < this.spool.bytesProduced && !this.failure) this.schedule();
     });
   }
 
@@ -173,6 +189,7 @@ export class OutputUploader extends EventEmitter {
     this.rewindTo = undefined;
     if (start >= this.spool.bytesProduced || this.abandoned) return false;
     const frames = this.spool.read(start, this.opts.maxChunkBytes, MAX_UPLOAD_FRAMES);
+    this.lastUploadAt = Date.now();
     try {
       const res = await this.client.call(Routes.uploadOutput, { params: { id: this.spool.taskId }, query: { offset: start }, body: encodeFrames(frames) });
       this.spool.acknowledge(res.nextOffset);
