@@ -12,3 +12,4 @@ export * from './bytes.js';
 export * from './teams.js';
 export * from './task-input.js';
 export * from './openapi.js';
+export * from './reviews.js';

@@ -54,6 +54,7 @@ import {
   TokenCreated,
   TokenInfo,
 } from './teams.js';
+import { ApproveTaskRequest, RejectTaskRequest } from './reviews.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 export type RouteAuth = 'none' | 'user' | 'agent';
@@ -121,6 +122,12 @@ export const Routes = {
   getTaskScript: route({ method: 'GET', path: '/v1/tasks/:id/script', auth: 'user', response: 'text' }),
   cancelTask: route({ method: 'POST', path: '/v1/tasks/:id/cancel', auth: 'user', response: Task }),
   readOutput: route({ method: 'GET', path: '/v1/tasks/:id/output', auth: 'user', query: ReadOutputQuery, response: 'frames' }),
+
+  // ---- reviews ----
+  approveTask: route({ method: 'POST', path: '/v1/tasks/:id/approve', auth: 'user', body: ApproveTaskRequest, response: Task }),
+  rejectTask: route({ method: 'POST', path: '/v1/tasks/:id/reject', auth: 'user', body: RejectTaskRequest, response: Task }),
+  /** Tasks waiting for a review the caller may give (and has not given yet). */
+  listReviews: route({ method: 'GET', path: '/v1/reviews', auth: 'user', response: z.object({ tasks: z.array(Task) }) }),
 
   // ---- agents, as seen by users ----
   createJoinToken: route({ method: 'POST', path: '/v1/agent-tokens', auth: 'user', body: CreateJoinTokenRequest, response: JoinTokenCreated, status: 201 }),

@@ -105,11 +105,15 @@ function publicUrlFor(config: ServerConfig, port: number): string {
   return `https://${h.includes(':') ? `[${h}]` : h}:${port}`;
 }
 
-/** Lapsed leases are found within a quarter of the lease period (see TaskService.sweepLeases). */
+/**
+ * Lapsed leases are found within a quarter of the lease period (see TaskService.sweepLeases);
+ * expired reviews on the same beat (TaskService.sweepReviews), so within a second.
+ */
 function startLeaseSweeper(ctx: ServerContext): NodeJS.Timeout {
   const everyMs = Math.max(200, Math.min(1000, (ctx.config.leaseSeconds * 1000) / 4));
   return setInterval(() => {
     ctx.tasks.sweepLeases().catch((err: unknown) => ctx.log.error({ err }, 'lease sweep failed'));
+    ctx.tasks.sweepReviews().catch((err: unknown) => ctx.log.error({ err }, 'review expiry sweep failed'));
   }, everyMs);
 }
 

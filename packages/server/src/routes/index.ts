@@ -6,6 +6,7 @@ import { registerAuditRoutes } from './audit.js';
 import { registerGroupRoutes } from './groups.js';
 import { registerOrgRoutes } from './orgs.js';
 import { registerPublicRoutes } from './public.js';
+import { registerReviewRoutes } from './reviews.js';
 import { registerSecretRoutes } from './secrets.js';
 import { registerTargetRoutes } from './targets.js';
 import { registerTaskRoutes } from './tasks.js';
@@ -16,6 +17,7 @@ export function registerRoutes(app: FerryApp, ctx: ServerContext): void {
   registerPublicRoutes(app, ctx);
   registerTargetRoutes(app, ctx);
   registerTaskRoutes(app, ctx);
+  registerReviewRoutes(app, ctx);
   registerAgentRoutes(app, ctx);
   registerAgentApiRoutes(app, ctx);
   registerAuditRoutes(app, ctx);

@@ -192,4 +192,25 @@ CREATE TABLE target_grants (
 CREATE INDEX target_grants_group ON target_grants(group_id);
 `,
   },
+  {
+    version: 11,
+    name: 'reviews: a review rule per target, pending tasks, reviewers decisions',
+    sql: `
+-- A target's review rule as JSON (rule, group, approvals, expiry); NULL: no review.
+ALTER TABLE targets ADD COLUMN review TEXT;
+-- The rule a task was created under and the binding (sha256) its approvals sign off.
+ALTER TABLE tasks ADD COLUMN review TEXT;
+ALTER TABLE tasks ADD COLUMN review_expires_at INTEGER;
+-- Who made the task, whatever token it used: its author may not approve it.
+ALTER TABLE tasks ADD COLUMN created_by_principal TEXT;
+CREATE TABLE task_reviews (
+  task_id TEXT NOT NULL REFERENCES tasks(id), principal_id TEXT NOT NULL, actor TEXT NOT NULL,
+  decision TEXT NOT NULL CHECK (decision IN ('approve','reject')), comment TEXT,
+  binding TEXT NOT NULL, at INTEGER NOT NULL,
+  -- One person counts once.
+  PRIMARY KEY (task_id, principal_id, decision)
+);
+CREATE INDEX tasks_review_expiry ON tasks(review_expires_at) WHERE status = 'pending_review';
+`,
+  },
 ];
