@@ -1,5 +1,5 @@
 /** `--review none|any|group:G [--approvals N] [--review-expiry DUR]` on `target create|update`, and how a review reads. */
-import { MAX_APPROVALS, parseDurationSeconds, type ReviewPolicy, type ReviewPolicyRequest, type TaskReview } from '@ferry/protocol';
+import { MAX_APPROVALS, MAX_REVIEW_EXPIRY_SECONDS, parseDurationSeconds, type ReviewPolicy, type ReviewPolicyRequest, type TaskReview } from '@ferry/protocol';
 import { UsageError } from './errors.js';
 import { formatDuration } from './exit-codes.js';
 import { countFlag } from './validate.js';
@@ -23,7 +23,8 @@ export function reviewFromFlags(opts: ReviewFlags): ReviewPolicyRequest | undefi
   if (opts.approvals !== undefined) review.approvals = countFlag('--approvals', opts.approvals, 1, MAX_APPROVALS);
   if (opts.reviewExpiry !== undefined) {
     const seconds = parseDurationSeconds(opts.reviewExpiry);
-    if (seconds === undefined || seconds < 60) throw new UsageError(`--review-expiry ${opts.reviewExpiry} is not a duration of a minute or more; use e.g. 30m or 2d.`);
+    if (seconds === undefined || seconds < 1 || seconds > MAX_REVIEW_EXPIRY_SECONDS)
+      throw new UsageError(`--review-expiry ${opts.reviewExpiry}: give a duration from 1s to 30d, e.g. 30m or 2d.`);
     review.expirySeconds = Math.round(seconds);
   }
   return review;

@@ -25,7 +25,7 @@ export const ReviewPolicyRequest = z
     /** With rule `group`: the group whose members review. */
     group: TeamName.optional(),
     approvals: z.number().int().min(1).max(MAX_APPROVALS).optional(),
-    expirySeconds: z.number().int().min(60).max(MAX_REVIEW_EXPIRY_SECONDS).optional(),
+    expirySeconds: z.number().int().min(1).max(MAX_REVIEW_EXPIRY_SECONDS).optional(),
   })
   .strict()
   .refine((r) => (r.rule === 'group') === (r.group !== undefined), {
