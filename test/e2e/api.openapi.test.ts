@@ -188,6 +188,21 @@ describe('the OpenAPI document', () => {
       await user.call(Routes.grantTarget, { params: { name: 'oa', group: 'oa-group' }, body: { role: 'viewer' } });
       await user.call(Routes.revokeGrant, { params: { name: 'oa', group: 'oa-group' } });
       await user.call(Routes.revokeToken, { params: { token: 'oa-bot' } });
+
+      // Reviews: the target's tasks wait for approval by someone other than their author.
+      await user.call(Routes.updateTarget, { params: { name: 'oa' }, body: { review: { rule: 'any' } } });
+      const reviewer = client((await user.call(Routes.createToken, { body: { name: 'oa-reviewer', role: 'admin' } })).token);
+      const pending = await user.call(Routes.createTask, { body: { target: 'oa', script: 'echo reviewed' } });
+      await assert.rejects(user.call(Routes.approveTask, { params: { id: pending.id }, body: {} }), { code: 'FERRY_E_SELF_APPROVAL' });
+      await reviewer.call(Routes.listReviews);
+      await reviewer.call(Routes.approveTask, { params: { id: pending.id }, body: { comment: 'looks right' } });
+      await user.call(Routes.cancelTask, { params: { id: pending.id } });
+      const refused = await user.call(Routes.createTask, { body: { target: 'oa', script: 'echo never' } });
+      await reviewer.call(Routes.rejectTask, { params: { id: refused.id }, body: { comment: 'not today' } });
+      await assert.rejects(reviewer.call(Routes.rejectTask, { params: { id: refused.id }, body: { comment: 'again' } }), {
+        code: 'FERRY_E_NOT_PENDING_REVIEW',
+      });
+      await user.call(Routes.updateTarget, { params: { name: 'oa' }, body: { review: { rule: 'none' } } });
       const refusedOrNot = (): undefined => undefined;
       await agent.call(Routes.handOverKey, { params: { id: target.id, agent: 'a_nobody' }, body: { keyId: key.kid, wrapped: sealed } }).catch(refusedOrNot);
       await agent.call(Routes.keyReceived, { params: { id: target.id }, body: { keyId: key.kid } }).catch(refusedOrNot);

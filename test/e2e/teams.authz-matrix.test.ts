@@ -114,6 +114,7 @@ const onTask = (f: Fixture): Request => ({ params: { id: f.taskId } });
 const MATRIX: Record<string, Row> = {
   health: { expect: everyone(200) },
   caCertificate: { expect: everyone(200) },
+  openApi: { expect: everyone(200) },
 
   createTarget: { request: (f) => ({ body: { name: f.fresh('ct'), type: 'shell', agent: 'self-hosted' } }), expect: adminOnly(201, 201) },
   listTargets: { expect: everyUser(200) },
@@ -149,6 +150,19 @@ const MATRIX: Record<string, Row> = {
   getTaskScript: { request: onTask, expect: targetRead(200) },
   cancelTask: { request: async (f) => ({ params: { id: await createTask(f.server, f.admin, 't1') } }), expect: targetRun(200) },
   readOutput: { request: onTask, expect: targetRead(200) },
+
+  // rv1 (rule any) is granted like t1; each caller reviews a fresh task of the organization's
+  // admin: a viewer may see but not run (403), the author itself may not approve (403) but may
+  // reject, the instance administrator (an admin of the same organization) may do both.
+  approveTask: {
+    request: async (f) => ({ params: { id: await createTask(f.server, f.admin, 'rv1') }, body: {} }),
+    expect: userRoute({ other: 404, vNo: 404, vG: 403, oNo: 404, oG: 200, admin: 403, instance: 200 }),
+  },
+  rejectTask: {
+    request: async (f) => ({ params: { id: await createTask(f.server, f.admin, 'rv1') }, body: { comment: 'matrix' } }),
+    expect: userRoute({ other: 404, vNo: 404, vG: 403, oNo: 404, oG: 200, admin: 200 }),
+  },
+  listReviews: { expect: everyUser(200) },
 
   createJoinToken: { request: () => ({ body: { targets: ['t1'] } }), expect: adminOnly(201, 404) },
   listAgents: { expect: everyUser(200) },
@@ -301,6 +315,9 @@ async function setUp(server: ServerHandle): Promise<Fixture> {
   await group(server, admin, 'g-nothing', ['viewer-no-grant', 'operator-no-grant']);
   await grant(server, admin, 't1', 'g-viewers', 'viewer');
   await grant(server, admin, 't1', 'g-operators', 'operator');
+  await call(server, admin, 'POST', '/v1/targets', { name: 'rv1', type: 'shell', agent: 'self-hosted', review: { rule: 'any' } }, 201);
+  await grant(server, admin, 'rv1', 'g-viewers', 'viewer');
+  await grant(server, admin, 'rv1', 'g-operators', 'operator');
   await serviceAccount(server, admin, 'm-spare', 'viewer');
   await group(server, admin, 'g-spare', []);
   const taskId = await createTask(server, admin, 't1');
@@ -375,7 +392,7 @@ describe('teams: the authorization matrix (every route × every kind of caller)'
     const names = async (caller: Caller): Promise<string[]> =>
       ((await call(server, f.tokens[caller], 'GET', '/v1/targets', undefined, 200)).json.targets as { name: string }[]).map((t) => t.name);
     assert.deepEqual(await names('viewerNoGrant'), []);
-    assert.deepEqual(await names('viewerGrant'), ['t1']);
+    assert.deepEqual(await names('viewerGrant'), ['rv1', 't1']);
     assert.ok(!(await names('otherOrgAdmin')).includes('t1'));
     assert.ok((await names('admin')).includes('other-target'));
 
