@@ -7,14 +7,20 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { api, startFerryServer, waitFor, waitForAgents, type ServerHandle } from '../helpers/ferry.js';
+import { api, startFerryServer, waitFor, waitForAgents, type ApiResult, type ServerHandle } from '../helpers/ferry.js';
 import { call, grant, group, poll, registerAgent, serviceAccount } from '../helpers/teams.js';
 
 interface TaskJson {
   id: string;
   status: string;
   reason: string | null;
-  review: { rule: string; group: string | null; approvalsNeeded: number; decisions: { by: string; decision: string; comment: string | null }[]; binding: string } | null;
+  review: {
+    rule: string;
+    group: string | null;
+    approvalsNeeded: number;
+    decisions: { by: string; decision: string; comment: string | null }[];
+    binding: string;
+  } | null;
 }
 
 describe('reviews: the lifecycle of a task that waits for approval', () => {
@@ -22,10 +28,11 @@ describe('reviews: the lifecycle of a task that waits for approval', () => {
   /** Tokens: the organization's admin, two operators in the group granted operator, a viewer granted viewer, an operator without a grant. */
   const t: Record<string, string> = {};
 
-  const task = async (id: string, token = t.admin!): Promise<TaskJson> => (await call(server, token, 'GET', `/v1/tasks/${id}`, undefined, 200)).json as unknown as TaskJson;
+  const task = async (id: string, token = t.admin!): Promise<TaskJson> =>
+    (await call(server, token, 'GET', `/v1/tasks/${id}`, undefined, 200)).json as unknown as TaskJson;
   const submit = async (token: string, target: string, script = 'echo reviewed-and-ran', extra: object = {}): Promise<TaskJson> =>
     (await call(server, token, 'POST', '/v1/tasks', { target, script, ...extra }, 201)).json as unknown as TaskJson;
-  const approve = (token: string, id: string, body: object = {}): Promise<ReturnType<typeof api>> =>
+  const approve = (token: string, id: string, body: object = {}): Promise<ApiResult> =>
     api(server, 'POST', `/v1/tasks/${id}/approve`, { token, body: JSON.stringify(body) });
   const ended = (id: string): Promise<TaskJson> =>
     waitFor(
@@ -195,7 +202,10 @@ describe('reviews: the lifecycle of a task that waits for approval', () => {
     assert.ok(created, 'task.create records the review it waits for');
     const update = await call(server, t.admin!, 'PATCH', '/v1/targets/prod', { review: { approvals: 3 } }, 200);
     assert.deepEqual(update.json.review, { rule: 'any', group: null, approvals: 3, expirySeconds: 86400 });
-    const after = (await call(server, t.admin!, 'GET', '/v1/audit?limit=5', undefined, 200)).json.entries as { action: string; details: Record<string, unknown> }[];
+    const after = (await call(server, t.admin!, 'GET', '/v1/audit?limit=5', undefined, 200)).json.entries as {
+      action: string;
+      details: Record<string, unknown>;
+    }[];
     const changed = after.find((e) => e.action === 'target.update');
     assert.deepEqual((changed?.details.review as { to: unknown }).to, { rule: 'any', group: null, approvals: 3, expirySeconds: 86400 });
   });

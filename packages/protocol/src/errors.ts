@@ -48,7 +48,10 @@ export const ErrorCodes = {
   FERRY_E_TARGET_EXISTS: { status: 409, message: 'A target with that name already exists.' },
   FERRY_E_TARGET_BUSY: { status: 409, message: 'The target has queued or running tasks; cancel them first.' },
   FERRY_E_TASK_FINISHED: { status: 409, message: 'The task has already finished.' },
-  FERRY_E_NOT_PENDING_REVIEW: { status: 409, message: 'The task is not waiting for review: it was approved, rejected or cancelled already, or its target needs none.' },
+  FERRY_E_NOT_PENDING_REVIEW: {
+    status: 409,
+    message: 'The task is not waiting for review: it was approved, rejected or cancelled already, or its target needs none.',
+  },
   FERRY_E_ALREADY_REVIEWED: { status: 409, message: 'You already approved this task; a second approval must come from someone else.' },
   FERRY_E_SELF_APPROVAL: { status: 403, message: 'The author of a task cannot approve it; ask someone with the review right on its target.' },
   FERRY_E_NOT_A_REVIEWER: { status: 403, message: "You do not have the review right on this task's target." },

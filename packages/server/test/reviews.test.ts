@@ -17,7 +17,8 @@ let dir: string;
 let store: SqliteStore;
 let orgId: string;
 
-const base = { script: 'psql -c "select 1"', targetId: 'g_prod', args: ['a', 'b'], env: { A: '1', B: '2' }, stdin: new Uint8Array([1, 2]) };
+type Bound = Parameters<typeof bindingOf>[0];
+const base: Bound = { script: 'psql -c "select 1"', targetId: 'g_prod', args: ['a', 'b'], env: { A: '1', B: '2' }, stdin: new Uint8Array([1, 2]) };
 
 function target(): TargetRow {
   return {
@@ -39,11 +40,10 @@ function target(): TargetRow {
 
 function pendingTask(id: string, t: TargetRow): TaskRow {
   const now = Date.now();
-  const input = { script: 'echo hi', targetId: t.id, args: [], env: {}, stdin: null };
+  const input: Bound = { script: 'echo hi', targetId: t.id, args: [], env: {}, stdin: null };
   return {
     id,
     orgId,
-    targetId: t.id,
     targetName: t.name,
     targetType: t.type,
     targetNetwork: t.network,
@@ -98,7 +98,7 @@ describe('what an approval binds', () => {
   test('any change to the script, target, arguments, environment or stdin changes the binding', () => {
     const original = bindingOf(base);
     assert.match(original, /^[0-9a-f]{64}$/);
-    const changes = [
+    const changes: Partial<Bound>[] = [
       { script: 'psql -c "drop table users"' },
       { targetId: 'g_other' },
       { args: ['a', 'c'] },
@@ -154,7 +154,10 @@ describe('the store: pending_review', () => {
     const at = expiring.review!.expiresAt;
     assert.deepEqual(await store.listExpiredReviews(at - 1), []);
     assert.equal(await store.expireReview(expiring.id, at - 1, 'too early', () => []), false);
-    assert.deepEqual((await store.listExpiredReviews(at)).map((x) => x.id), [expiring.id]);
+    assert.deepEqual(
+      (await store.listExpiredReviews(at)).map((x) => x.id),
+      [expiring.id],
+    );
     assert.equal(await store.expireReview(expiring.id, at, 'the review expired', () => []), true);
     assert.equal((await store.getTask(orgId, expiring.id))?.reason, 'the review expired');
   });

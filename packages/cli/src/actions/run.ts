@@ -112,7 +112,9 @@ function reviewNotes(): (task: TaskWithAgents) => void {
     const review = task.review;
     if (!review) return;
     for (const d of review.decisions.slice(Math.max(said, 0))) {
-      process.stderr.write(`ferry: task ${task.id} ${d.decision === 'approve' ? 'approved' : 'rejected'} by ${d.by}${d.comment ? `: ${terminalSafeLines(d.comment)}` : ''}\n`);
+      process.stderr.write(
+        `ferry: task ${task.id} ${d.decision === 'approve' ? 'approved' : 'rejected'} by ${d.by}${d.comment ? `: ${terminalSafeLines(d.comment)}` : ''}\n`,
+      );
     }
     if (task.status === 'pending_review' && said !== review.decisions.length) {
       process.stderr.write(`ferry: task ${task.id} is waiting for review: ${awaitedReviewers(review, task.target)}.\n`);

@@ -30,7 +30,7 @@ export function registerTaskCommands(program: Command): void {
 
   task
     .command('approve <id>')
-    .description("approve a task waiting for review (not your own); the last approval it needs queues it")
+    .description('approve a task waiting for review (not your own); the last approval it needs queues it')
     .option('--comment <text>', 'why, for the audit trail and the task')
     .option('--json', 'print JSON')
     .action(lazyAction(actions, 'approveTask'));

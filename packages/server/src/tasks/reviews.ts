@@ -4,14 +4,7 @@
  * TaskService's, one compare-and-set each; who may review is authz.ts `authorizeReview`.
  */
 import { createHash } from 'node:crypto';
-import {
-  DEFAULT_REVIEW_EXPIRY_SECONDS,
-  FerryError,
-  formatDuration,
-  type ReviewPolicy,
-  type ReviewPolicyRequest,
-  type TaskReview,
-} from '@ferry/protocol';
+import { DEFAULT_REVIEW_EXPIRY_SECONDS, FerryError, formatDuration, type ReviewPolicy, type ReviewPolicyRequest, type TaskReview } from '@ferry/protocol';
 import type { ReviewDecisionRow, ReviewPolicyRow, Store, TaskReviewRow, TaskRow } from '../store/types.js';
 
 const sha256 = (data: string | Uint8Array): string => createHash('sha256').update(data).digest('hex');

@@ -130,7 +130,9 @@ export class TaskService {
         stdinBytes: task.stdin?.length ?? 0,
         args: task.args.length,
         env: Object.keys(task.env),
-        ...(task.review ? { review: { rule: task.review.rule, group: task.review.groupName, approvals: task.review.approvals, binding: task.review.binding } } : {}),
+        ...(task.review
+          ? { review: { rule: task.review.rule, group: task.review.groupName, approvals: task.review.approvals, binding: task.review.binding } }
+          : {}),
       },
     });
     return { task, target };
