@@ -37,7 +37,8 @@ const EXIT_CODES_HELP = `
 Exit codes:
   ferry run, task logs -f and task wait exit with the task's own exit code; a task that did not
   exit on its own gives 124 (timed out), 130 (cancelled), 75 (lost its agent), 70 (could not
-  start), 128+N (killed by signal N). Every other ending prints one line on stderr.
+  start), 77 (rejected in review), 128+N (killed by signal N). Every other ending prints one
+  line on stderr.
   ${CLI_FAILURE}: the CLI itself failed (a wrong flag or value, a refused request, an unreachable
   server, a missing file), as ssh does; the reason is on stderr.`;
 
