@@ -16,6 +16,7 @@ import { registerSecretCommands } from './commands/secret.js';
 import { registerTargetCommands } from './commands/target.js';
 import { registerReviewCommands, registerTaskCommands } from './commands/task.js';
 import { registerTokenCommands } from './commands/token.js';
+import { registerWebhookCommands } from './commands/webhook.js';
 import { CLI_FAILURE } from './exit-codes.js';
 import { reportError } from './report-error.js';
 
@@ -63,6 +64,7 @@ registerAuditCommands(program);
 registerOrgCommands(program);
 registerTokenCommands(program);
 registerGroupCommands(program);
+registerWebhookCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : CLI_FAILURE);

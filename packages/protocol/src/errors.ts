@@ -39,6 +39,7 @@ export const ErrorCodes = {
   FERRY_E_TASK_NOT_FOUND: { status: 404, message: 'No such task. `ferry task list` shows the tasks.' },
   FERRY_E_AGENT_NOT_FOUND: { status: 404, message: 'No such agent. `ferry agent list` shows the agents.' },
   FERRY_E_TOKEN_NOT_FOUND: { status: 404, message: 'No such token. `ferry token list` shows the tokens.' },
+  FERRY_E_WEBHOOK_NOT_FOUND: { status: 404, message: 'No such webhook. `ferry webhook list` shows them.' },
   FERRY_E_GROUP_NOT_FOUND: { status: 404, message: 'No such group. `ferry group list` shows the groups.' },
   FERRY_E_PRINCIPAL_NOT_FOUND: { status: 404, message: 'No such service account or person in this organization. `ferry token list` shows them.' },
   FERRY_E_GRANT_NOT_FOUND: { status: 404, message: 'That group has no grant on that target.' },

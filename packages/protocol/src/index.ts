@@ -13,3 +13,4 @@ export * from './teams.js';
 export * from './task-input.js';
 export * from './openapi.js';
 export * from './reviews.js';
+export * from './webhooks.js';

@@ -55,6 +55,7 @@ import {
   TokenInfo,
 } from './teams.js';
 import { ApproveTaskRequest, RejectTaskRequest } from './reviews.js';
+import { CreateWebhookRequest, WebhookCreated, WebhookDeliveriesQuery, WebhookDelivery, WebhookInfo } from './webhooks.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 export type RouteAuth = 'none' | 'user' | 'agent';
@@ -128,6 +129,18 @@ export const Routes = {
   rejectTask: route({ method: 'POST', path: '/v1/tasks/:id/reject', auth: 'user', body: RejectTaskRequest, response: Task }),
   /** Tasks waiting for a review the caller may give (and has not given yet). */
   listReviews: route({ method: 'GET', path: '/v1/reviews', auth: 'user', response: z.object({ tasks: z.array(Task) }) }),
+
+  // ---- webhooks ----
+  createWebhook: route({ method: 'POST', path: '/v1/webhooks', auth: 'user', body: CreateWebhookRequest, response: WebhookCreated, status: 201 }),
+  listWebhooks: route({ method: 'GET', path: '/v1/webhooks', auth: 'user', response: z.object({ webhooks: z.array(WebhookInfo) }) }),
+  deleteWebhook: route({ method: 'DELETE', path: '/v1/webhooks/:id', auth: 'user', response: 'empty' }),
+  listWebhookDeliveries: route({
+    method: 'GET',
+    path: '/v1/webhooks/:id/deliveries',
+    auth: 'user',
+    query: WebhookDeliveriesQuery,
+    response: z.object({ deliveries: z.array(WebhookDelivery) }),
+  }),
 
   // ---- agents, as seen by users ----
   createJoinToken: route({ method: 'POST', path: '/v1/agent-tokens', auth: 'user', body: CreateJoinTokenRequest, response: JoinTokenCreated, status: 201 }),

@@ -29,6 +29,7 @@ import { OpenPolls } from './tasks/open-polls.js';
 import { OutputRetention } from './tasks/output-retention.js';
 import { TaskService } from './tasks/task-service.js';
 import { defaultCertNames, ensureTlsMaterial, loadProvidedTls, type TlsMaterial } from './tls.js';
+import { Webhooks } from './webhooks/service.js';
 
 export interface StartServerOptions {
   config: ServerConfig;
@@ -148,12 +149,27 @@ function buildContext(config: ServerConfig, store: Store, tls: TlsMaterial, log:
   const audit = async (entry: Omit<AuditInput, 'at'>): Promise<void> => {
     await store.appendAudit({ ...entry, at: Date.now() });
   };
-  const tasks = new TaskService({ store, hub, config, log, audit, events: metrics });
+  const context = { publicUrl: '' };
+  const webhooks = new Webhooks({ store, config, log, publicUrl: () => context.publicUrl });
+  const tasks = new TaskService({ store, hub, config, log, audit, events: metrics, notify: (event, task) => webhooks.taskEvent(event, task) });
   const rateLimits = {
     authFailures: new RateLimiter(config.authFailuresPerMinute, 'failed authentications'),
     registrations: new RateLimiter(config.failedRegistrationsPerMinute, 'failed agent registrations'),
   };
-  return { store, hub, config, log, caPem: tls.caPem, caFingerprint: tls.caFingerprint, publicUrl: '', tasks, audit, polls: new OpenPolls(), rateLimits };
+  // The public URL is known once the server listens: webhooks read it from the context then.
+  return Object.assign(context, {
+    store,
+    hub,
+    config,
+    log,
+    caPem: tls.caPem,
+    caFingerprint: tls.caFingerprint,
+    tasks,
+    webhooks,
+    audit,
+    polls: new OpenPolls(),
+    rateLimits,
+  });
 }
 
 async function startEmbeddedAgent(opts: StartServerOptions, ctx: ServerContext, dataDir: string): Promise<EmbeddedAgent | undefined> {
@@ -205,6 +221,7 @@ async function serve(opts: StartServerOptions, log: Logger, dataDir: string, rel
   ctx.publicUrl = publicUrlFor(config, typeof address === 'object' && address ? address.port : port);
   if (adminTokenCreated) await ctx.audit({ orgId, actor: 'server', action: 'token.create', subject: 'admin', details: { file: adminTokenFile } });
   const sweeper = startLeaseSweeper(ctx);
+  ctx.webhooks.start();
   const retention = new OutputRetention({ store, retentionSeconds: config.outputRetention, log: ctx.log, audit: (entry) => ctx.audit(entry) });
   retention.start();
   const embedded = await startEmbeddedAgent(opts, ctx, dataDir);
@@ -217,6 +234,7 @@ async function serve(opts: StartServerOptions, log: Logger, dataDir: string, rel
       ctx.hub.releaseAgents();
       await embedded?.stop(15_000);
       clearInterval(sweeper);
+      await ctx.webhooks.stop();
       await retention.stop();
       ctx.hub.close();
       await closeApp(app);

@@ -11,6 +11,7 @@ import { registerSecretRoutes } from './secrets.js';
 import { registerTargetRoutes } from './targets.js';
 import { registerTaskRoutes } from './tasks.js';
 import { registerTokenRoutes } from './tokens.js';
+import { registerWebhookRoutes } from './webhooks.js';
 
 /** Every route of the protocol's table; each module registers its part through http/route.ts. */
 export function registerRoutes(app: FerryApp, ctx: ServerContext): void {
@@ -25,4 +26,5 @@ export function registerRoutes(app: FerryApp, ctx: ServerContext): void {
   registerOrgRoutes(app, ctx);
   registerTokenRoutes(app, ctx);
   registerGroupRoutes(app, ctx);
+  registerWebhookRoutes(app, ctx);
 }

@@ -7,6 +7,7 @@
  * Times are milliseconds since the epoch.
  */
 import type { TeamsStore } from './teams-types.js';
+import type { WebhookStore } from './webhook-types.js';
 import type { AgentMode, FinalStatus, NetworkPolicy, OutputFrame, RedactLevel, SealedSecret, TargetLimits, TargetType, TaskStatus } from '@ferry/protocol';
 
 export interface OrgRow {
@@ -293,6 +294,8 @@ export interface Store {
   ensureOrg(name: string, now: number): Promise<OrgRow>;
   /** Organizations, principals, tokens, groups and grants (teams-types.ts). */
   readonly teams: TeamsStore;
+  /** Webhooks and their durable delivery queue (webhook-types.ts). */
+  readonly webhooks: WebhookStore;
 
   createTarget(row: TargetRow): Promise<TargetRow | 'exists'>;
   listTargets(orgId: string): Promise<TargetRow[]>;

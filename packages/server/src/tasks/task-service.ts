@@ -50,7 +50,16 @@
  * bytes in the same transaction; then the task's raw digest is forgotten, output readers are
  * woken and the audit entry is written.
  */
-import { FerryError, formatDuration, formatSize, isTerminal, type CreateTaskRequest, type FinishTaskRequest, type OutputFrame } from '@ferry/protocol';
+import {
+  FerryError,
+  formatDuration,
+  formatSize,
+  isTerminal,
+  type CreateTaskRequest,
+  type FinishTaskRequest,
+  type OutputFrame,
+  type WebhookEvent,
+} from '@ferry/protocol';
 import type { Logger } from 'pino';
 import type { UserPrincipal } from '../auth.js';
 import type { ServerConfig } from '../config.js';
@@ -75,6 +84,8 @@ export interface TaskServiceDeps {
   audit(entry: Omit<AuditInput, 'at'>): Promise<void>;
   /** Told of what the metrics count (http/metrics.ts); optional for tests that need none. */
   events?: TaskEvents;
+  /** Told of the steps webhooks announce (webhooks/service.ts queues them); must not throw or wait. */
+  notify?: (event: WebhookEvent, task: TaskRow) => void;
 }
 
 /** What the service reports as it happens, for the metrics. */
@@ -90,6 +101,8 @@ interface Ending {
   actor: string;
   action: string;
   details: Record<string, unknown>;
+  /** The webhook event of this ending (default task.finished). */
+  event?: WebhookEvent;
 }
 
 const LOST_REASON = 'the agent stopped reporting while the task ran';
@@ -119,6 +132,7 @@ export class TaskService {
     const task = this.withReview(target, { ...this.newTaskRow(user, target, request), ...(await taskInputFor(this.deps.store, target, request)) });
     await this.deps.store.createTask(task);
     if (task.status === 'queued') this.deps.hub.notifyTask(target, await keyNeedOf(this.deps.store, target));
+    else this.deps.notify?.('task.pending_review', task);
     await this.deps.audit({
       orgId: user.orgId,
       actor: user.actor,
@@ -162,7 +176,10 @@ export class TaskService {
       subject: task.id,
       details: { approvals, needed: review.approvals, queued: result === 'approved', binding: review.binding, comment },
     });
-    if (result === 'approved') await this.wakeAgentsFor(task, 'one');
+    if (result === 'approved') {
+      await this.wakeAgentsFor(task, 'one');
+      this.deps.notify?.('task.approved', task);
+    }
     return (await this.deps.store.getTask(task.orgId, task.id)) ?? task;
   }
 
@@ -175,6 +192,7 @@ export class TaskService {
       actor: user.actor,
       action: 'task.reject',
       details: { comment, binding: review.binding },
+      event: 'task.rejected',
     });
     if (!ended) throw notPending(task.id, (await this.deps.store.getTask(task.orgId, task.id))?.status ?? task.status);
     return (await this.deps.store.getTask(task.orgId, task.id)) ?? task;
@@ -191,6 +209,7 @@ export class TaskService {
         actor: 'server',
         action: 'task.review_expired',
         details: { reason, approvals, needed: task.review.approvals },
+        event: 'task.rejected',
       });
     }
   }
@@ -389,6 +408,7 @@ export class TaskService {
     this.digests.forget(task.id);
     this.deps.hub.notifyOutput(task.id);
     await this.deps.audit({ orgId: task.orgId, actor: ending.actor, action: ending.action, subject: task.id, details: ending.details });
+    this.deps.notify?.(ending.event ?? 'task.finished', task);
     return true;
   }
 

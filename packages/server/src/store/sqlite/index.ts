@@ -45,6 +45,7 @@ import * as keys from './keys.js';
 import * as reviews from './reviews.js';
 import { migrations } from './migrations.js';
 import { SqliteTeams } from './teams.js';
+import { SqliteWebhooks } from './webhooks.js';
 import { metricsSnapshot, readiness } from './ops.js';
 import { appendOutput, expireOutput, flushHeldOutput, readOutput, type Statements } from './output.js';
 import { TASK_SELECT, num, toAgent, toAudit, toSecret, toTarget, toTask, type Row } from './rows.js';
@@ -52,6 +53,7 @@ import { TASK_SELECT, num, toAgent, toAudit, toSecret, toTarget, toTask, type Ro
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
   readonly teams: SqliteTeams;
+  readonly webhooks: SqliteWebhooks;
 
   constructor(file: string) {
     this.db = new Database(file);
@@ -66,6 +68,7 @@ export class SqliteStore implements Store {
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
     this.teams = new SqliteTeams(this.db, this.prepared);
+    this.webhooks = new SqliteWebhooks(this.db, this.prepared);
   }
 
   private readonly statements = new Map<string, Database.Statement>();

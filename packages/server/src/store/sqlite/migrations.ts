@@ -194,7 +194,7 @@ CREATE INDEX target_grants_group ON target_grants(group_id);
   },
   {
     version: 11,
-    name: 'reviews: a review rule per target, pending tasks, reviewers decisions',
+    name: 'reviews (a rule per target, pending tasks, decisions) and webhooks (receivers, durable deliveries, attempts)',
     sql: `
 -- A target's review rule as JSON (rule, group, approvals, expiry); NULL: no review.
 ALTER TABLE targets ADD COLUMN review TEXT;
@@ -211,6 +211,27 @@ CREATE TABLE task_reviews (
   PRIMARY KEY (task_id, principal_id, decision)
 );
 CREATE INDEX tasks_review_expiry ON tasks(review_expires_at) WHERE status = 'pending_review';
+-- Webhooks: an organization's receivers of task events. The signing secret is the server's to
+-- use (it signs every delivery), so it is kept here, like the server's other own material.
+CREATE TABLE webhooks (
+  id TEXT PRIMARY KEY, org_id TEXT NOT NULL REFERENCES orgs(id), url TEXT NOT NULL, events TEXT NOT NULL,
+  format TEXT NOT NULL CHECK (format IN ('json','slack')), secret TEXT NOT NULL,
+  created_by TEXT NOT NULL, created_at INTEGER NOT NULL, deleted_at INTEGER
+);
+CREATE INDEX webhooks_org ON webhooks(org_id) WHERE deleted_at IS NULL;
+-- The durable delivery queue: one row per event and webhook, its body fixed when it is queued.
+CREATE TABLE webhook_deliveries (
+  id TEXT PRIMARY KEY, webhook_id TEXT NOT NULL REFERENCES webhooks(id), event TEXT NOT NULL, task_id TEXT NOT NULL,
+  body TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('pending','delivered','failed')),
+  attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER, created_at INTEGER NOT NULL
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt_at) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_hook ON webhook_deliveries(webhook_id, created_at);
+-- Every attempt, as the receiver answered it.
+CREATE TABLE webhook_attempts (
+  delivery_id TEXT NOT NULL REFERENCES webhook_deliveries(id), n INTEGER NOT NULL, at INTEGER NOT NULL,
+  http_status INTEGER, error TEXT, duration_ms INTEGER NOT NULL, PRIMARY KEY (delivery_id, n)
+);
 `,
   },
 ];
