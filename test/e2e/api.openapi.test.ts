@@ -203,6 +203,13 @@ describe('the OpenAPI document', () => {
         code: 'FERRY_E_NOT_PENDING_REVIEW',
       });
       await user.call(Routes.updateTarget, { params: { name: 'oa' }, body: { review: { rule: 'none' } } });
+
+      // Webhooks (the receiver is never reached: port 9 on loopback refuses).
+      const hook = await user.call(Routes.createWebhook, { body: { url: 'https://127.0.0.1:9/hook', events: ['task.finished'], format: 'slack' } });
+      await user.call(Routes.listWebhooks);
+      await user.call(Routes.listWebhookDeliveries, { params: { id: hook.id } });
+      await user.call(Routes.deleteWebhook, { params: { id: hook.id } });
+      await assert.rejects(user.call(Routes.listWebhookDeliveries, { params: { id: hook.id } }), { code: 'FERRY_E_WEBHOOK_NOT_FOUND' });
       const refusedOrNot = (): undefined => undefined;
       await agent.call(Routes.handOverKey, { params: { id: target.id, agent: 'a_nobody' }, body: { keyId: key.kid, wrapped: sealed } }).catch(refusedOrNot);
       await agent.call(Routes.keyReceived, { params: { id: target.id }, body: { keyId: key.kid } }).catch(refusedOrNot);

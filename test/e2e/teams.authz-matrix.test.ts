@@ -49,6 +49,7 @@ interface Fixture {
   admin: string;
   t1: { id: string };
   taskId: string;
+  webhookId: string;
   sealedBody: unknown;
   keyPem: string;
   fresh(prefix: string): string;
@@ -163,6 +164,19 @@ const MATRIX: Record<string, Row> = {
     expect: userRoute({ other: 404, vNo: 404, vG: 403, oNo: 404, oG: 200, admin: 200 }),
   },
   listReviews: { expect: everyUser(200) },
+
+  // Webhooks are the organization's: admins only; another organization's admin lists its own,
+  // and a webhook of this one is not found for it.
+  createWebhook: { request: () => ({ body: { url: 'https://127.0.0.1:9/matrix', events: ['task.finished'] } }), expect: adminOnly(201, 201) },
+  listWebhooks: { expect: adminOnly(200, 200) },
+  deleteWebhook: {
+    request: async (f) => {
+      const made = await call(f.server, f.admin, 'POST', '/v1/webhooks', { url: 'https://127.0.0.1:9/matrix', events: ['task.finished'] }, 201);
+      return { params: { id: String(made.json.id) } };
+    },
+    expect: adminOnly(204, 404),
+  },
+  listWebhookDeliveries: { request: (f) => ({ params: { id: f.webhookId } }), expect: adminOnly(200, 404) },
 
   createJoinToken: { request: () => ({ body: { targets: ['t1'] } }), expect: adminOnly(201, 404) },
   listAgents: { expect: everyUser(200) },
@@ -321,7 +335,8 @@ async function setUp(server: ServerHandle): Promise<Fixture> {
   await serviceAccount(server, admin, 'm-spare', 'viewer');
   await group(server, admin, 'g-spare', []);
   const taskId = await createTask(server, admin, 't1');
-  const f: Fixture = { server, tokens, admin, t1: target, taskId, sealedBody: { sealed }, keyPem, fresh };
+  const hook = await call(server, admin, 'POST', '/v1/webhooks', { url: 'https://127.0.0.1:9/matrix', events: ['task.finished'] }, 201);
+  const f: Fixture = { server, tokens, admin, t1: target, taskId, webhookId: String(hook.json.id), sealedBody: { sealed }, keyPem, fresh };
   // The 1-second token has expired by now, or will have in a moment.
   await waitFor(async () => (await api(server, 'GET', '/v1/targets', { token: tokens.expired })).status === 401, 5000, 'the token to expire');
   return f;

@@ -128,7 +128,7 @@ describe('webhooks: signed deliveries from a durable queue', () => {
       await ok(s, ['target', 'create', 'gated', '--type', 'shell', '--review', 'any']);
       await ok(s, ['webhook', 'create', receiver.url, '--events', 'task.pending_review']);
       receiver.answer = () => 503;
-      const ids = [];
+      const ids: string[] = [];
       for (let i = 0; i < 3; i++) ids.push(lastLine(await ok(s, ['run', 'gated', '--detach', '-c', `echo queued-${i}`])));
       await waitFor(() => ids.every((id) => forTask(id).length > 0), 20_000, 'a failed attempt of each');
       await s.proc.stop('SIGKILL');
@@ -141,7 +141,7 @@ describe('webhooks: signed deliveries from a durable queue', () => {
         'every event after the restart',
       );
       for (const id of ids) {
-        const ok200 = forTask(id).slice(before.get(id)!);
+        const ok200 = forTask(id).slice(before.get(id));
         assert.equal(new Set(ok200.map((r) => header(r, 'ferry-webhook-id'))).size, 1, `one delivery for ${id}`);
       }
     } finally {

@@ -15,7 +15,7 @@ export interface ReceivedRequest {
 }
 
 /** How the receiver answers a request: an HTTP status, or `hang` (never answers). */
-export type Answer = number | 'hang';
+type Answer = number | 'hang';
 
 export interface WebhookReceiver {
   url: string;

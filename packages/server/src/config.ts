@@ -118,10 +118,12 @@ export const ServerConfigSchema = z.object({
    */
   webhookCa: z.string().optional(),
   /** The wait before a failed webhook delivery's first retry; each later one waits twice as long (at most an hour), with jitter. */
-  webhookRetryBase: z.preprocess(
-    (v) => (typeof v === 'string' ? (parseDurationSeconds(v) ?? v) : v),
-    z.number({ error: 'write a duration such as 10s or 1m' }).min(0.05).max(3600),
-  ).default(10),
+  webhookRetryBase: z
+    .preprocess(
+      (v) => (typeof v === 'string' ? (parseDurationSeconds(v) ?? v) : v),
+      z.number({ error: 'write a duration such as 10s or 1m' }).min(0.05).max(3600),
+    )
+    .default(10),
   /** Attempts per webhook delivery before it is given up (12 with the default base: about three and a half hours). */
   webhookMaxAttempts: z.coerce.number().int().min(1).max(50).default(12),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),

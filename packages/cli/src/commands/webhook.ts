@@ -5,7 +5,7 @@ import { lazyAction } from '../lazy.js';
 const actions = (): Promise<Record<string, unknown>> => import('../actions/webhook.js');
 
 export function registerWebhookCommands(program: Command): void {
-  const webhook = program.command('webhook').description("webhooks: task events sent, signed, to an HTTPS receiver (admins)");
+  const webhook = program.command('webhook').description('webhooks: task events sent, signed, to an HTTPS receiver (admins)');
   webhook
     .command('create <url>')
     .description('add a receiver; prints its signing secret, once, as the last line')

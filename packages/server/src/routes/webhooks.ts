@@ -62,13 +62,9 @@ export function registerWebhookRoutes(app: FerryApp, ctx: ServerContext): void {
     { role: 'admin', what: 'webhook' },
   );
 
-  addRoute(
-    app,
-    ctx,
-    Routes.listWebhooks,
-    async ({ caller: user }) => ({ webhooks: (await ctx.store.webhooks.list(user.orgId)).map(webhookView) }),
-    { role: 'admin' },
-  );
+  addRoute(app, ctx, Routes.listWebhooks, async ({ caller: user }) => ({ webhooks: (await ctx.store.webhooks.list(user.orgId)).map(webhookView) }), {
+    role: 'admin',
+  });
 
   addRoute(
     app,

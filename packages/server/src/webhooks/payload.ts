@@ -25,7 +25,7 @@ function links(publicUrl: string, taskId: string): { task: string; api: string; 
   return { task: page, api: `${publicUrl}/v1/tasks/${encodeURIComponent(taskId)}`, approve: `${page}?review=approve`, reject: `${page}?review=reject` };
 }
 
-export function scriptExcerpt(task: TaskRow): string {
+function scriptExcerpt(task: TaskRow): string {
   const level = task.targetRedact === 'none' ? 'secrets' : task.targetRedact;
   const head = task.script.length > SCRIPT_EXCERPT_CHARS ? `${task.script.slice(0, SCRIPT_EXCERPT_CHARS)}…` : task.script;
   return redactText(level, head);
@@ -77,7 +77,7 @@ function slackPayload(p: PayloadInput): Record<string, unknown> {
   const l = links(p.publicUrl, t.id);
   const headline = HEADLINES[p.event](t);
   const blocks: Record<string, unknown>[] = [
-    { type: 'section', text: { type: 'mrkdwn', text: mrkdwn(headline).replace(/&lt;/g, '<').replace(/&gt;/g, '>') } },
+    { type: 'section', text: { type: 'mrkdwn', text: headline } }, // ids, target names and statuses: no markup in them
     {
       type: 'section',
       fields: [

@@ -139,7 +139,8 @@ export class Webhooks {
         ? { kind: 'failed' }
         : { kind: 'retry', retryAt: Date.now() + retryDelayMs(n, webhookRetryBase) };
     await this.deps.store.webhooks.recordAttempt(delivery.id, row, outcome);
-    if (!ok) this.log.warn({ deliveryId: delivery.id, attempt: n, status: answer.status, error: answer.error, outcome: outcome.kind }, 'webhook attempt failed');
+    if (!ok)
+      this.log.warn({ deliveryId: delivery.id, attempt: n, status: answer.status, error: answer.error, outcome: outcome.kind }, 'webhook attempt failed');
   }
 }
 
