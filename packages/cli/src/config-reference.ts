@@ -51,6 +51,7 @@ const SERVER_NOTES: Notes<ServerConfig> = {
   webhookRetryBase:
     'Wait before a failed webhook delivery’s first retry; each later one waits twice as long (at most 1h), with jitter. A duration such as `10s`.',
   webhookMaxAttempts: 'Attempts per webhook delivery before it is given up (12 with a 10s base: about 3.5 hours); every attempt is logged.',
+  runbookSyncInterval: 'How often every runbook source is synced from Git (a duration such as `5m`); 0: only on demand.',
   logLevel: 'How much to log; `debug` adds a line per request.',
   logFormat: 'Log lines as `json` (for collectors) or `pretty` (for a person). Default: pretty when stderr is a terminal.',
   metricsToken:
@@ -83,7 +84,7 @@ const OTHER_VARIABLES: readonly (readonly [string, string])[] = [
 
 /** Byte settings are shown with their unit too; durations likewise. */
 const SIZE_KEYS = new Set(['defaultMaxOutputBytes', 'maxOutputBytes', 'defaultMemoryBytes', 'maxMemoryBytes', 'orgOutputQuota']);
-const DURATION_KEYS = new Set(['outputRetention', 'webhookRetryBase']);
+const DURATION_KEYS = new Set(['outputRetention', 'webhookRetryBase', 'runbookSyncInterval']);
 
 interface Row {
   key: string;

@@ -17,6 +17,7 @@ import { registerTargetCommands } from './commands/target.js';
 import { registerReviewCommands, registerTaskCommands } from './commands/task.js';
 import { registerTokenCommands } from './commands/token.js';
 import { registerWebhookCommands } from './commands/webhook.js';
+import { registerRunbookCommands } from './commands/runbook.js';
 import { CLI_FAILURE } from './exit-codes.js';
 import { reportError } from './report-error.js';
 
@@ -65,6 +66,7 @@ registerOrgCommands(program);
 registerTokenCommands(program);
 registerGroupCommands(program);
 registerWebhookCommands(program);
+registerRunbookCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : CLI_FAILURE);

@@ -14,3 +14,4 @@ export * from './task-input.js';
 export * from './openapi.js';
 export * from './reviews.js';
 export * from './webhooks.js';
+export * from './runbooks.js';

@@ -7,6 +7,7 @@ import { AssignedSecret, SealedSecret } from './secrets.js';
 import { SettingsPatch, TargetSettings } from './settings.js';
 import { TaskArgs, TaskEnv, TaskStdin } from './task-input.js';
 import { ReviewPolicy, ReviewPolicyRequest, TaskReview } from './reviews.js';
+import { TaskRunbook } from './runbooks.js';
 
 export const API_VERSION = 'v1';
 
@@ -251,6 +252,8 @@ export const Task = z.object({
   outputExpiredAt: z.string().nullable().default(null),
   /** The review the task went through (null: its target needed none; servers before reviews: absent). */
   review: TaskReview.nullable().optional(),
+  /** The runbook it ran: source, file, commit and parameters (null: a script of its own). */
+  runbook: TaskRunbook.nullable().optional(),
 });
 export type Task = z.infer<typeof Task>;
 

@@ -126,6 +126,8 @@ export const ServerConfigSchema = z.object({
     .default(10),
   /** Attempts per webhook delivery before it is given up (12 with the default base: about three and a half hours). */
   webhookMaxAttempts: z.coerce.number().int().min(1).max(50).default(12),
+  /** How often every runbook source is synced; 0: only on demand (`ferry runbook source sync`). */
+  runbookSyncInterval: durationOrOff.default(300),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** `json` (one object a line, for collectors) or `pretty` (readable lines); default: pretty when stderr is a terminal. */
   logFormat: z.enum(['json', 'pretty']).optional(),

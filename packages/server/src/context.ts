@@ -6,6 +6,7 @@ import type { AuditInput, Store } from './store/types.js';
 import type { OpenPolls } from './tasks/open-polls.js';
 import type { TaskService } from './tasks/task-service.js';
 import type { Webhooks } from './webhooks/service.js';
+import type { Runbooks } from './runbooks/service.js';
 
 /** What route modules share. Built once in server.ts. */
 export interface ServerContext {
@@ -18,6 +19,7 @@ export interface ServerContext {
   publicUrl: string;
   tasks: TaskService;
   webhooks: Webhooks;
+  runbooks: Runbooks;
   /** Each agent's open long polls, at most its concurrency. */
   polls: OpenPolls;
   rateLimits: RateLimits;

@@ -30,6 +30,7 @@ import { OutputRetention } from './tasks/output-retention.js';
 import { TaskService } from './tasks/task-service.js';
 import { defaultCertNames, ensureTlsMaterial, loadProvidedTls, type TlsMaterial } from './tls.js';
 import { Webhooks } from './webhooks/service.js';
+import { Runbooks } from './runbooks/service.js';
 
 export interface StartServerOptions {
   config: ServerConfig;
@@ -144,7 +145,7 @@ async function prepareStore(
   return { store, orgId: org.id, adminTokenFile, adminTokenCreated };
 }
 
-function buildContext(config: ServerConfig, store: Store, tls: TlsMaterial, log: Logger, metrics: ServerMetrics): ServerContext {
+function buildContext(config: ServerConfig, store: Store, tls: TlsMaterial, log: Logger, metrics: ServerMetrics, dataDir: string): ServerContext {
   const hub = new DispatchHub();
   const audit = async (entry: Omit<AuditInput, 'at'>): Promise<void> => {
     await store.appendAudit({ ...entry, at: Date.now() });
@@ -152,6 +153,7 @@ function buildContext(config: ServerConfig, store: Store, tls: TlsMaterial, log:
   const context = { publicUrl: '' };
   const webhooks = new Webhooks({ store, config, log, publicUrl: () => context.publicUrl });
   const tasks = new TaskService({ store, hub, config, log, audit, events: metrics, notify: (event, task) => webhooks.taskEvent(event, task) });
+  const runbooks = new Runbooks({ store, config, log: log.child({ part: 'runbooks' }), tasks, dataDir, audit });
   const rateLimits = {
     authFailures: new RateLimiter(config.authFailuresPerMinute, 'failed authentications'),
     registrations: new RateLimiter(config.failedRegistrationsPerMinute, 'failed agent registrations'),
@@ -166,6 +168,7 @@ function buildContext(config: ServerConfig, store: Store, tls: TlsMaterial, log:
     caFingerprint: tls.caFingerprint,
     tasks,
     webhooks,
+    runbooks,
     audit,
     polls: new OpenPolls(),
     rateLimits,
@@ -204,7 +207,7 @@ async function serve(opts: StartServerOptions, log: Logger, dataDir: string, rel
   const tls = loadTls(config, dataDir, host);
   const { store, orgId, adminTokenFile, adminTokenCreated } = await prepareStore(config, dataDir, log);
   const metrics = new ServerMetrics();
-  const ctx = buildContext(config, store, tls, log, metrics);
+  const ctx = buildContext(config, store, tls, log, metrics, dataDir);
   const app = buildApp({ keyPem: tls.keyPem, certPem: tls.certPem, log, bounds: config });
   registerOpsRoutes(app, ctx, { metrics, metricsToken: metricsTokenFor(config.metricsToken, dataDir).token });
   registerRoutes(app, ctx);
@@ -222,6 +225,7 @@ async function serve(opts: StartServerOptions, log: Logger, dataDir: string, rel
   if (adminTokenCreated) await ctx.audit({ orgId, actor: 'server', action: 'token.create', subject: 'admin', details: { file: adminTokenFile } });
   const sweeper = startLeaseSweeper(ctx);
   ctx.webhooks.start();
+  ctx.runbooks.start();
   const retention = new OutputRetention({ store, retentionSeconds: config.outputRetention, log: ctx.log, audit: (entry) => ctx.audit(entry) });
   retention.start();
   const embedded = await startEmbeddedAgent(opts, ctx, dataDir);
@@ -235,6 +239,7 @@ async function serve(opts: StartServerOptions, log: Logger, dataDir: string, rel
       await embedded?.stop(15_000);
       clearInterval(sweeper);
       await ctx.webhooks.stop();
+      ctx.runbooks.stop();
       await retention.stop();
       ctx.hub.close();
       await closeApp(app);

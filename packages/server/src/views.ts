@@ -66,6 +66,7 @@ export function taskView(row: TaskRow, decisions: readonly ReviewDecisionRow[] =
     stdinBytes: row.stdin?.length ?? 0,
     outputExpiredAt: isoOrNull(row.outputExpiredAt),
     review: row.review ? taskReviewView(row.review, decisions) : null,
+    runbook: row.runbook,
   };
 }
 

@@ -123,7 +123,8 @@ function reviewNotes(): (task: TaskWithAgents) => void {
   };
 }
 
-async function watch(client: FerryClient, task: TaskWithAgents): Promise<number> {
+/** Streams the task until it ends and returns its exit code (also `ferry runbook run`). */
+export async function watch(client: FerryClient, task: TaskWithAgents): Promise<number> {
   process.stderr.write(`ferry: task ${task.id} on ${task.target}\n`);
   const noteReview = reviewNotes();
   noteReview(task);

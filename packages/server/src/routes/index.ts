@@ -7,6 +7,7 @@ import { registerGroupRoutes } from './groups.js';
 import { registerOrgRoutes } from './orgs.js';
 import { registerPublicRoutes } from './public.js';
 import { registerReviewRoutes } from './reviews.js';
+import { registerRunbookRoutes } from './runbooks.js';
 import { registerSecretRoutes } from './secrets.js';
 import { registerTargetRoutes } from './targets.js';
 import { registerTaskRoutes } from './tasks.js';
@@ -27,4 +28,5 @@ export function registerRoutes(app: FerryApp, ctx: ServerContext): void {
   registerTokenRoutes(app, ctx);
   registerGroupRoutes(app, ctx);
   registerWebhookRoutes(app, ctx);
+  registerRunbookRoutes(app, ctx);
 }

@@ -8,6 +8,7 @@
  */
 import type { TeamsStore } from './teams-types.js';
 import type { WebhookStore } from './webhook-types.js';
+import type { RunbookStore } from './runbook-types.js';
 import type { AgentMode, FinalStatus, NetworkPolicy, OutputFrame, RedactLevel, SealedSecret, TargetLimits, TargetType, TaskStatus } from '@ferry/protocol';
 
 export interface OrgRow {
@@ -48,6 +49,14 @@ export interface ReviewPolicyRow {
 export interface TaskReviewRow extends ReviewPolicyRow {
   expiresAt: number;
   binding: string;
+}
+
+export interface TaskRunbookRow {
+  source: string;
+  name: string;
+  file: string;
+  commit: string;
+  params: Record<string, string>;
 }
 
 /** One reviewer's decision on a task; a principal approves a task at most once. */
@@ -149,6 +158,8 @@ export interface TaskRow {
   createdByPrincipal: string | null;
   /** The review it waits for or went through; null: its target needed none. */
   review: TaskReviewRow | null;
+  /** The runbook it ran (source, file, commit, parameters); null: a script of its own. */
+  runbook: TaskRunbookRow | null;
   createdAt: number;
   claimedAt: number | null;
   startedAt: number | null;
@@ -296,6 +307,8 @@ export interface Store {
   readonly teams: TeamsStore;
   /** Webhooks and their durable delivery queue (webhook-types.ts). */
   readonly webhooks: WebhookStore;
+  /** Runbook sources and their runbooks (runbook-types.ts). */
+  readonly runbooks: RunbookStore;
 
   createTarget(row: TargetRow): Promise<TargetRow | 'exists'>;
   listTargets(orgId: string): Promise<TargetRow[]>;

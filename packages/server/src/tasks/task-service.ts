@@ -69,7 +69,7 @@ import { keyNeedOf } from '../keys.js';
 import { checkLimits, resolveLimits } from '../limits.js';
 import { findHeldTask, findTarget, findTask, leaseLost } from '../lookup.js';
 import { heldOutputFlush } from '../redaction/task-state.js';
-import type { AgentRow, AuditInput, HeldOutputFlush, ReviewDecisionRow, Store, TargetRow, TaskReviewRow, TaskRow } from '../store/types.js';
+import type { AgentRow, AuditInput, HeldOutputFlush, ReviewDecisionRow, Store, TargetRow, TaskReviewRow, TaskRow, TaskRunbookRow } from '../store/types.js';
 import { authorizeReview, taskFor } from '../authz.js';
 import { bindingOf, expiryReason, newTaskReview, rejectionReason } from './reviews.js';
 import { RawOutputDigests } from './raw-digests.js';
@@ -124,12 +124,13 @@ export class TaskService {
     this.log = deps.log.child({ part: 'tasks' });
   }
 
-  async create(user: UserPrincipal, request: CreateTaskRequest): Promise<{ task: TaskRow; target: TargetRow }> {
+  /** `runbook`: the runbook the script comes from, recorded in the task (runbooks/service.ts). */
+  async create(user: UserPrincipal, request: CreateTaskRequest, runbook: TaskRunbookRow | null = null): Promise<{ task: TaskRow; target: TargetRow }> {
     if (request.script.trim() === '') throw new FerryError('FERRY_E_EMPTY_SCRIPT');
     const target = await findTarget(this.deps.store, user.orgId, request.target);
     checkLimits(this.deps.config, { timeoutSeconds: request.timeoutSeconds });
     await this.checkOutputQuota(user.orgId);
-    const task = this.withReview(target, { ...this.newTaskRow(user, target, request), ...(await taskInputFor(this.deps.store, target, request)) });
+    const task = this.withReview(target, { ...this.newTaskRow(user, target, request), ...(await taskInputFor(this.deps.store, target, request)), runbook });
     await this.deps.store.createTask(task);
     if (task.status === 'queued') this.deps.hub.notifyTask(target, await keyNeedOf(this.deps.store, target));
     else this.deps.notify?.('task.pending_review', task);
@@ -277,6 +278,7 @@ export class TaskService {
       createdBy: user.actor,
       createdByPrincipal: user.principalId,
       review: null,
+      runbook: null,
       createdAt: Date.now(),
       claimedAt: null,
       startedAt: null,

@@ -46,6 +46,7 @@ import * as reviews from './reviews.js';
 import { migrations } from './migrations.js';
 import { SqliteTeams } from './teams.js';
 import { SqliteWebhooks } from './webhooks.js';
+import { SqliteRunbooks } from './runbooks.js';
 import { metricsSnapshot, readiness } from './ops.js';
 import { appendOutput, expireOutput, flushHeldOutput, readOutput, type Statements } from './output.js';
 import { TASK_SELECT, num, toAgent, toAudit, toSecret, toTarget, toTask, type Row } from './rows.js';
@@ -54,6 +55,7 @@ export class SqliteStore implements Store {
   private readonly db: Database.Database;
   readonly teams: SqliteTeams;
   readonly webhooks: SqliteWebhooks;
+  readonly runbooks: SqliteRunbooks;
 
   constructor(file: string) {
     this.db = new Database(file);
@@ -69,6 +71,7 @@ export class SqliteStore implements Store {
     this.migrate();
     this.teams = new SqliteTeams(this.db, this.prepared);
     this.webhooks = new SqliteWebhooks(this.db, this.prepared);
+    this.runbooks = new SqliteRunbooks(this.db, this.prepared);
   }
 
   private readonly statements = new Map<string, Database.Statement>();
@@ -303,8 +306,8 @@ export class SqliteStore implements Store {
   async createTask(row: TaskRow): Promise<void> {
     this.stmt(
       `INSERT INTO tasks (id, org_id, target_id, script, status, created_by, created_at, timeout_seconds, stdin, args, env,
-        created_by_principal, review, review_expires_at)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        created_by_principal, review, review_expires_at, runbook)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       row.id,
       row.orgId,
@@ -320,6 +323,7 @@ export class SqliteStore implements Store {
       row.createdByPrincipal,
       row.review ? JSON.stringify(row.review) : null,
       row.review ? row.review.expiresAt : null,
+      row.runbook ? JSON.stringify(row.runbook) : null,
     );
   }
 

@@ -194,7 +194,7 @@ CREATE INDEX target_grants_group ON target_grants(group_id);
   },
   {
     version: 11,
-    name: 'reviews (a rule per target, pending tasks, decisions) and webhooks (receivers, durable deliveries, attempts)',
+    name: 'reviews (a rule per target, pending tasks, decisions), webhooks (receivers, durable deliveries, attempts), runbooks',
     sql: `
 -- A target's review rule as JSON (rule, group, approvals, expiry); NULL: no review.
 ALTER TABLE targets ADD COLUMN review TEXT;
@@ -227,6 +227,20 @@ CREATE TABLE webhook_deliveries (
 );
 CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt_at) WHERE status = 'pending';
 CREATE INDEX webhook_deliveries_hook ON webhook_deliveries(webhook_id, created_at);
+-- Runbooks: Git repositories of parameterized scripts, and the runbooks of their last good sync.
+CREATE TABLE runbook_sources (
+  id TEXT PRIMARY KEY, org_id TEXT NOT NULL REFERENCES orgs(id), name TEXT NOT NULL, git TEXT NOT NULL,
+  ref TEXT NOT NULL, path TEXT NOT NULL, commit_sha TEXT, synced_at INTEGER, last_error TEXT,
+  created_by TEXT NOT NULL, created_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX runbook_sources_name ON runbook_sources(org_id, name);
+CREATE TABLE runbooks (
+  org_id TEXT NOT NULL REFERENCES orgs(id), name TEXT NOT NULL, source_id TEXT NOT NULL REFERENCES runbook_sources(id),
+  file TEXT NOT NULL, commit_sha TEXT NOT NULL, meta TEXT NOT NULL, script TEXT NOT NULL,
+  PRIMARY KEY (org_id, name)
+);
+-- The runbook a task ran: source, file, commit and parameters (JSON); NULL for a script of its own.
+ALTER TABLE tasks ADD COLUMN runbook TEXT;
 -- Every attempt, as the receiver answered it.
 CREATE TABLE webhook_attempts (
   delivery_id TEXT NOT NULL REFERENCES webhook_deliveries(id), n INTEGER NOT NULL, at INTEGER NOT NULL,

@@ -55,6 +55,7 @@ export function toTask(r: Row): TaskRow {
     createdBy: String(r.created_by),
     createdByPrincipal: strOrNull(r.created_by_principal),
     review: typeof r.review === 'string' ? (JSON.parse(r.review) as TaskRow['review']) : null,
+    runbook: typeof r.runbook === 'string' ? (JSON.parse(r.runbook) as TaskRow['runbook']) : null,
     createdAt: num(r.created_at),
     claimedAt: numOrNull(r.claimed_at),
     startedAt: numOrNull(r.started_at),
