@@ -145,6 +145,7 @@ export class TaskService {
         stdinBytes: task.stdin?.length ?? 0,
         args: task.args.length,
         env: Object.keys(task.env),
+        ...(runbook ? { runbook: { source: runbook.source, name: runbook.name, commit: runbook.commit, params: Object.keys(runbook.params) } } : {}),
         ...(task.review
           ? { review: { rule: task.review.rule, group: task.review.groupName, approvals: task.review.approvals, binding: task.review.binding } }
           : {}),
