@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
@@ -15,7 +16,7 @@ import addFormats from 'ajv-formats';
 import { FerryClient, sealSecret, type FetchLike } from '@ferry/client';
 import { pinnedTransport } from '@ferry/client/node';
 import { Routes, Streams, decodeJoinToken, encodeFrames, openApiPath, type RouteDef } from '@ferry/protocol';
-import { api, startFerryServer, type ServerHandle } from '../helpers/ferry.js';
+import { api, startFerryServer, tempDir, type ServerHandle } from '../helpers/ferry.js';
 
 interface Operation {
   operationId: string;
@@ -203,6 +204,21 @@ describe('the OpenAPI document', () => {
         code: 'FERRY_E_NOT_PENDING_REVIEW',
       });
       await user.call(Routes.updateTarget, { params: { name: 'oa' }, body: { review: { rule: 'none' } } });
+
+      // Runbooks, from a local repository made here.
+      const repo = tempDir('openapi-runbooks');
+      execFileSync('git', ['init', '--quiet', repo]);
+      writeFileSync(join(repo, 'hello.sh'), '# ---\n# target-type: shell\n# default-target: oa\n# param who: string, required\n# ---\necho "hello $who"\n');
+      execFileSync('git', ['add', 'hello.sh'], { cwd: repo });
+      execFileSync('git', ['-c', 'user.name=T', '-c', 'user.email=t@example.com', 'commit', '--quiet', '-m', 'hello'], { cwd: repo });
+      await user.call(Routes.addRunbookSource, { body: { name: 'oa-runbooks', git: repo } });
+      await user.call(Routes.listRunbookSources);
+      await user.call(Routes.syncRunbookSource, { params: { name: 'oa-runbooks' } });
+      await user.call(Routes.listRunbooks);
+      await user.call(Routes.getRunbook, { params: { name: 'hello' } });
+      await assert.rejects(user.call(Routes.runRunbook, { params: { name: 'hello' }, body: {} }), { code: 'FERRY_E_RUNBOOK_PARAMS' });
+      const ran = await user.call(Routes.runRunbook, { params: { name: 'hello' }, body: { params: { who: 'openapi' } } });
+      await user.call(Routes.cancelTask, { params: { id: ran.id } });
 
       // Webhooks (the receiver is never reached: port 9 on loopback refuses).
       const hook = await user.call(Routes.createWebhook, { body: { url: 'https://127.0.0.1:9/hook', events: ['task.finished'], format: 'slack' } });

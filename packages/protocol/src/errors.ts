@@ -43,7 +43,6 @@ export const ErrorCodes = {
   FERRY_E_RUNBOOK_SOURCE_NOT_FOUND: { status: 404, message: 'No such runbook source. `ferry runbook source list` shows them.' },
   FERRY_E_RUNBOOK_SOURCE_EXISTS: { status: 409, message: 'A runbook source with that name already exists.' },
   FERRY_E_RUNBOOK_PARAMS: { status: 400, message: "The runbook's parameters are missing, mistyped or not allowed; `ferry runbook show NAME` lists them." },
-  FERRY_E_RUNBOOK_SYNC_FAILED: { status: 502, message: 'The runbook source could not be fetched; the last good copy stays in use.' },
   FERRY_E_WEBHOOK_NOT_FOUND: { status: 404, message: 'No such webhook. `ferry webhook list` shows them.' },
   FERRY_E_GROUP_NOT_FOUND: { status: 404, message: 'No such group. `ferry group list` shows the groups.' },
   FERRY_E_PRINCIPAL_NOT_FOUND: { status: 404, message: 'No such service account or person in this organization. `ferry token list` shows them.' },

@@ -132,7 +132,14 @@ export const Routes = {
   listReviews: route({ method: 'GET', path: '/v1/reviews', auth: 'user', response: z.object({ tasks: z.array(Task) }) }),
 
   // ---- runbooks ----
-  addRunbookSource: route({ method: 'POST', path: '/v1/runbook-sources', auth: 'user', body: AddRunbookSourceRequest, response: RunbookSourceInfo, status: 201 }),
+  addRunbookSource: route({
+    method: 'POST',
+    path: '/v1/runbook-sources',
+    auth: 'user',
+    body: AddRunbookSourceRequest,
+    response: RunbookSourceInfo,
+    status: 201,
+  }),
   listRunbookSources: route({ method: 'GET', path: '/v1/runbook-sources', auth: 'user', response: z.object({ sources: z.array(RunbookSourceInfo) }) }),
   syncRunbookSource: route({ method: 'POST', path: '/v1/runbook-sources/:name/sync', auth: 'user', response: RunbookSourceInfo }),
   listRunbooks: route({ method: 'GET', path: '/v1/runbooks', auth: 'user', response: z.object({ runbooks: z.array(RunbookInfo) }) }),

@@ -26,7 +26,7 @@ export const AddRunbookSourceRequest = z
     git: z.string().min(1).max(2000),
     ref: z
       .string()
-      .regex(/^[A-Za-z0-9._\/-]{1,200}$/, 'a branch, tag or commit: letters, digits, ".", "_", "/" and "-"')
+      .regex(/^[A-Za-z0-9._/-]{1,200}$/, 'a branch, tag or commit: letters, digits, ".", "_", "/" and "-"')
       .refine((r) => !r.startsWith('-') && !r.includes('..'), 'not a usable ref')
       .default('HEAD'),
     /** The folder of the repository that holds the runbooks; empty: its top. */

@@ -57,6 +57,7 @@ function task(id: string, t: TargetRow): TaskRow {
     agentName: null,
     createdBy: 'test',
     createdByPrincipal: null,
+    runbook: null,
     review: null,
     createdAt: Date.now(),
     claimedAt: null,

@@ -67,6 +67,7 @@ function taskRow(target: TargetRow): TaskRow {
     agentName: null,
     createdBy: 'test',
     createdByPrincipal: null,
+    runbook: null,
     review: null,
     createdAt: Date.now(),
     claimedAt: null,

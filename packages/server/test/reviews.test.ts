@@ -61,6 +61,7 @@ function pendingTask(id: string, t: TargetRow): TaskRow {
     agentName: null,
     createdBy: 'service:author (token k_1)',
     createdByPrincipal: 'p_author',
+    runbook: null,
     review: newTaskReview(t.review!, input, now),
     createdAt: now,
     claimedAt: null,

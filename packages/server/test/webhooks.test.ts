@@ -70,6 +70,7 @@ function task(status: TaskRow['status']): TaskRow {
     agentName: null,
     createdBy: 'service:alice (token k_1)',
     createdByPrincipal: 'p_alice',
+    runbook: null,
     review: null,
     createdAt: 0,
     claimedAt: null,

@@ -19,10 +19,14 @@ export function registerRunbookCommands(program: Command): void {
   source.command('sync <name>').description('fetch the source now').option('--json', 'print JSON').action(lazyAction(actions, 'syncSource'));
 
   runbook.command('list').description('runbooks of every source').option('--json', 'print JSON').action(lazyAction(actions, 'listRunbooks'));
-  runbook.command('show <name>').description('a runbook: its parameters, target type, commit and script').option('--json', 'print JSON').action(lazyAction(actions, 'showRunbook'));
+  runbook
+    .command('show <name>')
+    .description('a runbook: its parameters, target type, commit and script')
+    .option('--json', 'print JSON')
+    .action(lazyAction(actions, 'showRunbook'));
   runbook
     .command('run <name>')
-    .description("run a runbook: parameters are checked, then given to the script as environment variables; streams like ferry run")
+    .description('run a runbook: parameters are checked, then given to the script as environment variables; streams like ferry run')
     .option('--target <target>', "the target (default: the runbook's default target)")
     .option('--param <k=v>', 'a parameter; repeatable', collect)
     .option('--detach', 'print the task id and return')

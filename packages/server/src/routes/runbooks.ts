@@ -67,7 +67,13 @@ export function registerRunbookRoutes(app: FerryApp, ctx: ServerContext): void {
       };
       if ((await ctx.store.runbooks.addSource(row)) === 'exists')
         throw new FerryError('FERRY_E_RUNBOOK_SOURCE_EXISTS', `A runbook source named "${row.name}" already exists.`);
-      await ctx.audit({ orgId: user.orgId, actor: user.actor, action: 'runbook.source_add', subject: row.name, details: { git: row.git, ref: row.ref, path: row.path } });
+      await ctx.audit({
+        orgId: user.orgId,
+        actor: user.actor,
+        action: 'runbook.source_add',
+        subject: row.name,
+        details: { git: row.git, ref: row.ref, path: row.path },
+      });
       return sourceView(ctx, await ctx.runbooks.sync(row, user.actor));
     },
     { role: 'admin', what: 'runbook source' },
@@ -83,7 +89,8 @@ export function registerRunbookRoutes(app: FerryApp, ctx: ServerContext): void {
     Routes.syncRunbookSource,
     async ({ caller: user, params }) => {
       const source = await ctx.store.runbooks.getSource(user.orgId, params.name);
-      if (!source) throw new FerryError('FERRY_E_RUNBOOK_SOURCE_NOT_FOUND', `No runbook source named "${params.name}". \`ferry runbook source list\` shows them.`);
+      if (!source)
+        throw new FerryError('FERRY_E_RUNBOOK_SOURCE_NOT_FOUND', `No runbook source named "${params.name}". \`ferry runbook source list\` shows them.`);
       return sourceView(ctx, await ctx.runbooks.sync(source, user.actor));
     },
     { role: 'admin' },

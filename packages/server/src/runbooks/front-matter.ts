@@ -101,7 +101,7 @@ function readParam(meta: RunbookMeta, name: string, spec: string): string | unde
 }
 
 /** Why `value` does not fit `param`, or undefined when it does. */
-export function valueProblem(param: RunbookParam, value: string): string | undefined {
+function valueProblem(param: RunbookParam, value: string): string | undefined {
   if (param.type === 'int' && !/^-?\d{1,15}$/.test(value)) return `${JSON.stringify(value)} is not a whole number`;
   if (param.type === 'bool' && value !== 'true' && value !== 'false') return `${JSON.stringify(value)} is not true or false`;
   if (param.allowed && !param.allowed.includes(value)) return `${JSON.stringify(value)} is not one of ${param.allowed.join(', ')}`;

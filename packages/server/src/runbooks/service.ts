@@ -66,7 +66,11 @@ export class Runbooks {
     return (await store.runbooks.getSource(source.orgId, source.name)) ?? source;
   }
 
-  private async runbooksOf(source: RunbookSourceRow, commit: string, files: readonly { path: string; text: string }[]): Promise<{ runbooks: RunbookRow[]; skipped: string[] }> {
+  private async runbooksOf(
+    source: RunbookSourceRow,
+    commit: string,
+    files: readonly { path: string; text: string }[],
+  ): Promise<{ runbooks: RunbookRow[]; skipped: string[] }> {
     const runbooks: RunbookRow[] = [];
     const skipped: string[] = [];
     const taken = new Set((await this.deps.store.runbooks.listRunbooks(source.orgId)).filter((r) => r.sourceId !== source.id).map((r) => r.name));
@@ -101,13 +105,23 @@ export class Runbooks {
   }
 
   /** Validates the parameters and creates the task: the runbook's script at its commit, the parameters as environment. */
-  async run(user: UserPrincipal, runbook: RunbookRow, target: TargetRow, given: Record<string, string>, timeoutSeconds?: number): Promise<{ task: TaskRow; target: TargetRow }> {
+  async run(
+    user: UserPrincipal,
+    runbook: RunbookRow,
+    target: TargetRow,
+    given: Record<string, string>,
+    timeoutSeconds?: number,
+  ): Promise<{ task: TaskRow; target: TargetRow }> {
     if (target.type !== runbook.targetType)
       throw new FerryError('FERRY_E_BAD_REQUEST', `Runbook ${runbook.name} is for ${runbook.targetType} targets; ${target.name} is ${target.type}.`);
     const result = paramEnv(runbook.params, given);
     if ('problems' in result)
       throw new FerryError('FERRY_E_RUNBOOK_PARAMS', `Runbook ${runbook.name}: ${result.problems.join('; ')}.`, { details: { problems: result.problems } });
     const origin = { source: runbook.sourceName, name: runbook.name, file: runbook.file, commit: runbook.commit, params: result.env };
-    return this.deps.tasks.create(user, { target: target.name, script: runbook.script, env: result.env, ...(timeoutSeconds ? { timeoutSeconds } : {}) }, origin);
+    return this.deps.tasks.create(
+      user,
+      { target: target.name, script: runbook.script, env: result.env, ...(timeoutSeconds ? { timeoutSeconds } : {}) },
+      origin,
+    );
   }
 }

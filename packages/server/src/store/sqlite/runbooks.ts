@@ -64,7 +64,10 @@ export class SqliteRunbooks implements RunbookStore {
   }
 
   async listSources(orgId?: string): Promise<RunbookSourceRow[]> {
-    const rows = orgId === undefined ? this.stmt('SELECT * FROM runbook_sources ORDER BY created_at').all() : this.stmt('SELECT * FROM runbook_sources WHERE org_id = ? ORDER BY name').all(orgId);
+    const rows =
+      orgId === undefined
+        ? this.stmt('SELECT * FROM runbook_sources ORDER BY created_at').all()
+        : this.stmt('SELECT * FROM runbook_sources WHERE org_id = ? ORDER BY name').all(orgId);
     return rows.map((r) => toSource(r as Row));
   }
 
