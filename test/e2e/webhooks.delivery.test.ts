@@ -39,7 +39,7 @@ describe('webhooks: signed deliveries from a durable queue', () => {
     assert.equal(r.code, 0, `ferry ${args.join(' ')}: ${r.stderr}`);
     return r;
   };
-  const forTask = (id: string): ReceivedRequest[] => receiver.requests.filter((r) => r.body.includes(`"id":"${id}"`));
+  const forTask = (id: string): ReceivedRequest[] => receiver.requests.filter((r) => r.body.includes(id));
 
   before(async () => {
     receiver = await startWebhookReceiver();
@@ -119,6 +119,41 @@ describe('webhooks: signed deliveries from a durable queue', () => {
     assert.ok(took < 8000, `three tasks took ${took} ms with a hanging receiver (an attempt waits 10 s)`);
     await ok(server, ['webhook', 'delete', hook.id]);
     receiver.answer = () => 200;
+  });
+
+  it('review events reach the receiver: pending_review (slack, with approve and reject links), approved, rejected; all audited', async () => {
+    await ok(server, ['target', 'create', 'gate', '--type', 'shell', '--review', 'any']);
+    const reviewer = lastLine(await ok(server, ['token', 'create', 'hook-reviewer', '--role', 'admin']));
+    const slack = JSON.parse(
+      (await ok(server, ['webhook', 'create', receiver.url, '--events', 'task.pending_review', '--format', 'slack', '--json'])).stdout,
+    ) as { id: string };
+    const json = JSON.parse((await ok(server, ['webhook', 'create', receiver.url, '--events', 'task.approved,task.rejected', '--json'])).stdout) as {
+      id: string;
+    };
+    const approved = lastLine(await ok(server, ['run', 'gate', '--detach', '-c', 'echo gated']));
+    const rejected = lastLine(await ok(server, ['run', 'gate', '--detach', '-c', 'echo refused']));
+    const message = await waitFor(() => forTask(approved).find((r) => header(r, 'ferry-webhook-event') === 'task.pending_review'), 20_000, 'the Slack message');
+    const blocks = JSON.stringify((JSON.parse(message.body) as { blocks: unknown[] }).blocks);
+    assert.match(blocks, new RegExp(`/ui/tasks/${approved}\\?review=approve`));
+    assert.match(blocks, /echo gated/);
+    assert.equal((await server.cli(['task', 'approve', approved], { env: { FERRY_TOKEN: reviewer } })).code, 0);
+    assert.equal((await server.cli(['task', 'reject', rejected, '--comment', 'no'], { env: { FERRY_TOKEN: reviewer } })).code, 0);
+    const events = async (id: string): Promise<string[]> =>
+      waitFor(
+        () => {
+          const got = forTask(id).map((r) => header(r, 'ferry-webhook-event'));
+          return got.length >= 2 ? got : undefined;
+        },
+        20_000,
+        `events of ${id}`,
+      );
+    assert.deepEqual(await events(approved), ['task.pending_review', 'task.approved']);
+    assert.deepEqual(await events(rejected), ['task.pending_review', 'task.rejected']);
+    for (const id of [slack.id, json.id]) await ok(server, ['webhook', 'delete', id]);
+    const audit = JSON.parse((await ok(server, ['audit', 'list', '--json', '--limit', '1000'])).stdout) as { action: string; details: { origin?: string } }[];
+    const created = audit.filter((e) => e.action === 'webhook.create');
+    assert.ok(created.length >= 2 && created.every((e) => e.details.origin === new URL(receiver.url).origin), 'the origin only');
+    assert.ok(audit.some((e) => e.action === 'webhook.delete'));
   });
 
   it('a server killed with deliveries queued delivers them after its restart', async () => {
