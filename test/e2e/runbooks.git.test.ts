@@ -143,6 +143,7 @@ describe('runbooks from local bare Git repositories', () => {
     const actions = entries.map((e) => e.action);
     assert.ok(actions.includes('runbook.source_add'));
     assert.ok(actions.includes('runbook.sync'));
+    assert.ok(actions.includes('runbook.sync_failed'), 'the failed sync too');
     const created = entries.find((e) => e.action === 'task.create' && e.details.runbook !== undefined);
     assert.deepEqual((created?.details.runbook as { name: string }).name, 'greet');
   });

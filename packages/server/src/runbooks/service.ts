@@ -50,7 +50,8 @@ export class Runbooks {
       const { runbooks, skipped } = await this.runbooksOf(source, fetched.commit, fetched.files);
       const warning = skipped.length > 0 ? `skipped: ${skipped.join('; ')}` : null;
       await store.runbooks.replaceRunbooks(source.id, fetched.commit, Date.now(), runbooks, warning);
-      if (fetched.commit !== source.commit)
+      // Every sync a person asks for is recorded; the periodic ones only when the commit changed.
+      if (fetched.commit !== source.commit || actor !== 'server')
         await this.deps.audit({
           orgId: source.orgId,
           actor,
@@ -62,6 +63,8 @@ export class Runbooks {
       const error = `sync failed at ${new Date().toISOString()}: ${(err as Error).message}${source.commit ? `; still using commit ${source.commit}` : ''}`;
       this.deps.log.warn({ source: source.name, err: (err as Error).message }, 'runbook source sync failed');
       await store.runbooks.syncFailed(source.id, error);
+      if (actor !== 'server' || source.lastError === null)
+        await this.deps.audit({ orgId: source.orgId, actor, action: 'runbook.sync_failed', subject: source.name, details: { error } });
     }
     return (await store.runbooks.getSource(source.orgId, source.name)) ?? source;
   }
