@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
@@ -15,7 +16,7 @@ import addFormats from 'ajv-formats';
 import { FerryClient, sealSecret, type FetchLike } from '@ferry/client';
 import { pinnedTransport } from '@ferry/client/node';
 import { Routes, Streams, decodeJoinToken, encodeFrames, openApiPath, type RouteDef } from '@ferry/protocol';
-import { api, startFerryServer, type ServerHandle } from '../helpers/ferry.js';
+import { api, startFerryServer, tempDir, type ServerHandle } from '../helpers/ferry.js';
 
 interface Operation {
   operationId: string;
@@ -188,6 +189,43 @@ describe('the OpenAPI document', () => {
       await user.call(Routes.grantTarget, { params: { name: 'oa', group: 'oa-group' }, body: { role: 'viewer' } });
       await user.call(Routes.revokeGrant, { params: { name: 'oa', group: 'oa-group' } });
       await user.call(Routes.revokeToken, { params: { token: 'oa-bot' } });
+
+      // Reviews: the target's tasks wait for approval by someone other than their author.
+      await user.call(Routes.updateTarget, { params: { name: 'oa' }, body: { review: { rule: 'any' } } });
+      const reviewer = client((await user.call(Routes.createToken, { body: { name: 'oa-reviewer', role: 'admin' } })).token);
+      const pending = await user.call(Routes.createTask, { body: { target: 'oa', script: 'echo reviewed' } });
+      await assert.rejects(user.call(Routes.approveTask, { params: { id: pending.id }, body: {} }), { code: 'FERRY_E_SELF_APPROVAL' });
+      await reviewer.call(Routes.listReviews);
+      await reviewer.call(Routes.approveTask, { params: { id: pending.id }, body: { comment: 'looks right' } });
+      await user.call(Routes.cancelTask, { params: { id: pending.id } });
+      const refused = await user.call(Routes.createTask, { body: { target: 'oa', script: 'echo never' } });
+      await reviewer.call(Routes.rejectTask, { params: { id: refused.id }, body: { comment: 'not today' } });
+      await assert.rejects(reviewer.call(Routes.rejectTask, { params: { id: refused.id }, body: { comment: 'again' } }), {
+        code: 'FERRY_E_NOT_PENDING_REVIEW',
+      });
+      await user.call(Routes.updateTarget, { params: { name: 'oa' }, body: { review: { rule: 'none' } } });
+
+      // Runbooks, from a local repository made here.
+      const repo = tempDir('openapi-runbooks');
+      execFileSync('git', ['init', '--quiet', repo]);
+      writeFileSync(join(repo, 'hello.sh'), '# ---\n# target-type: shell\n# default-target: oa\n# param who: string, required\n# ---\necho "hello $who"\n');
+      execFileSync('git', ['add', 'hello.sh'], { cwd: repo });
+      execFileSync('git', ['-c', 'user.name=T', '-c', 'user.email=t@example.com', 'commit', '--quiet', '-m', 'hello'], { cwd: repo });
+      await user.call(Routes.addRunbookSource, { body: { name: 'oa-runbooks', git: repo } });
+      await user.call(Routes.listRunbookSources);
+      await user.call(Routes.syncRunbookSource, { params: { name: 'oa-runbooks' } });
+      await user.call(Routes.listRunbooks);
+      await user.call(Routes.getRunbook, { params: { name: 'hello' } });
+      await assert.rejects(user.call(Routes.runRunbook, { params: { name: 'hello' }, body: {} }), { code: 'FERRY_E_RUNBOOK_PARAMS' });
+      const ran = await user.call(Routes.runRunbook, { params: { name: 'hello' }, body: { params: { who: 'openapi' } } });
+      await user.call(Routes.cancelTask, { params: { id: ran.id } });
+
+      // Webhooks (the receiver is never reached: port 9 on loopback refuses).
+      const hook = await user.call(Routes.createWebhook, { body: { url: 'https://127.0.0.1:9/hook', events: ['task.finished'], format: 'slack' } });
+      await user.call(Routes.listWebhooks);
+      await user.call(Routes.listWebhookDeliveries, { params: { id: hook.id } });
+      await user.call(Routes.deleteWebhook, { params: { id: hook.id } });
+      await assert.rejects(user.call(Routes.listWebhookDeliveries, { params: { id: hook.id } }), { code: 'FERRY_E_WEBHOOK_NOT_FOUND' });
       const refusedOrNot = (): undefined => undefined;
       await agent.call(Routes.handOverKey, { params: { id: target.id, agent: 'a_nobody' }, body: { keyId: key.kid, wrapped: sealed } }).catch(refusedOrNot);
       await agent.call(Routes.keyReceived, { params: { id: target.id }, body: { keyId: key.kid } }).catch(refusedOrNot);

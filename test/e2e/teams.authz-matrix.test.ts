@@ -20,7 +20,10 @@ import { createHash } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { sealSecret } from '@ferry/client';
 import { OUTPUT_FRAMES_CONTENT_TYPE, Routes, Streams, decodeJoinToken, encodeFrames, routePath, type RouteDef } from '@ferry/protocol';
-import { api, startFerryServer, waitFor, type ApiResult, type ServerHandle } from '../helpers/ferry.js';
+import { execFileSync } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { api, startFerryServer, tempDir, waitFor, type ApiResult, type ServerHandle } from '../helpers/ferry.js';
 import { call, createOrg, createTarget, createTask, grant, group, publicKeyPem, registerAgent, serviceAccount } from '../helpers/teams.js';
 
 const CALLERS = [
@@ -49,6 +52,9 @@ interface Fixture {
   admin: string;
   t1: { id: string };
   taskId: string;
+  webhookId: string;
+  /** A local Git repository with one runbook, `mx`, for t1. */
+  runbookRepo: string;
   sealedBody: unknown;
   keyPem: string;
   fresh(prefix: string): string;
@@ -150,6 +156,41 @@ const MATRIX: Record<string, Row> = {
   getTaskScript: { request: onTask, expect: targetRead(200) },
   cancelTask: { request: async (f) => ({ params: { id: await createTask(f.server, f.admin, 't1') } }), expect: targetRun(200) },
   readOutput: { request: onTask, expect: targetRead(200) },
+
+  // rv1 (rule any) is granted like t1; each caller reviews a fresh task of the organization's
+  // admin: a viewer may see but not run (403), the author itself may not approve (403) but may
+  // reject, the instance administrator (an admin of the same organization) may do both.
+  approveTask: {
+    request: async (f) => ({ params: { id: await createTask(f.server, f.admin, 'rv1') }, body: {} }),
+    expect: userRoute({ other: 404, vNo: 404, vG: 403, oNo: 404, oG: 200, admin: 403, instance: 200 }),
+  },
+  rejectTask: {
+    request: async (f) => ({ params: { id: await createTask(f.server, f.admin, 'rv1') }, body: { comment: 'matrix' } }),
+    expect: userRoute({ other: 404, vNo: 404, vG: 403, oNo: 404, oG: 200, admin: 200 }),
+  },
+  listReviews: { expect: everyUser(200) },
+
+  // Webhooks are the organization's: admins only; another organization's admin lists its own,
+  // and a webhook of this one is not found for it.
+  createWebhook: { request: () => ({ body: { url: 'https://127.0.0.1:9/matrix', events: ['task.finished'] } }), expect: adminOnly(201, 201) },
+  listWebhooks: { expect: adminOnly(200, 200) },
+  deleteWebhook: {
+    request: async (f) => {
+      const made = await call(f.server, f.admin, 'POST', '/v1/webhooks', { url: 'https://127.0.0.1:9/matrix', events: ['task.finished'] }, 201);
+      return { params: { id: String(made.json.id) } };
+    },
+    expect: adminOnly(204, 404),
+  },
+  listWebhookDeliveries: { request: (f) => ({ params: { id: f.webhookId } }), expect: adminOnly(200, 404) },
+
+  // Runbook sources are the organization's (admins); runbooks are read by every member of it, and
+  // running one is running a task on its target (t1, the runbook's default).
+  addRunbookSource: { request: (f) => ({ body: { name: f.fresh('rs'), git: f.runbookRepo } }), expect: adminOnly(201, 201) },
+  listRunbookSources: { expect: everyUser(200) },
+  syncRunbookSource: { request: () => ({ params: { name: 'mx-source' } }), expect: adminOnly(200, 404) },
+  listRunbooks: { expect: everyUser(200) },
+  getRunbook: { request: () => ({ params: { name: 'mx' } }), expect: userRoute({ other: 404, vNo: 200, vG: 200, oNo: 200, oG: 200, admin: 200 }) },
+  runRunbook: { request: () => ({ params: { name: 'mx' }, body: {} }), expect: targetRun(201) },
 
   createJoinToken: { request: () => ({ body: { targets: ['t1'] } }), expect: adminOnly(201, 404) },
   listAgents: { expect: everyUser(200) },
@@ -266,6 +307,17 @@ async function inParallel<T>(jobs: readonly (() => Promise<T>)[], width: number)
   return results;
 }
 
+/** A local repository holding one runbook for t1, made with the system's git. */
+function makeRunbookRepo(): string {
+  const dir = tempDir('matrix-runbooks');
+  const work = join(dir, 'work');
+  execFileSync('git', ['init', '--quiet', work]);
+  writeFileSync(join(work, 'mx.sh'), '# ---\n# target-type: shell\n# default-target: t1\n# ---\necho mx\n');
+  execFileSync('git', ['add', 'mx.sh'], { cwd: work });
+  execFileSync('git', ['-c', 'user.name=T', '-c', 'user.email=t@example.com', 'commit', '--quiet', '-m', 'mx'], { cwd: work });
+  return work;
+}
+
 async function setUp(server: ServerHandle): Promise<Fixture> {
   let n = 0;
   const fresh = (prefix: string): string => `${prefix}-${++n}`;
@@ -302,10 +354,16 @@ async function setUp(server: ServerHandle): Promise<Fixture> {
   await group(server, admin, 'g-nothing', ['viewer-no-grant', 'operator-no-grant']);
   await grant(server, admin, 't1', 'g-viewers', 'viewer');
   await grant(server, admin, 't1', 'g-operators', 'operator');
+  await call(server, admin, 'POST', '/v1/targets', { name: 'rv1', type: 'shell', agent: 'self-hosted', review: { rule: 'any' } }, 201);
+  await grant(server, admin, 'rv1', 'g-viewers', 'viewer');
+  await grant(server, admin, 'rv1', 'g-operators', 'operator');
   await serviceAccount(server, admin, 'm-spare', 'viewer');
   await group(server, admin, 'g-spare', []);
   const taskId = await createTask(server, admin, 't1');
-  const f: Fixture = { server, tokens, admin, t1: target, taskId, sealedBody: { sealed }, keyPem, fresh };
+  const hook = await call(server, admin, 'POST', '/v1/webhooks', { url: 'https://127.0.0.1:9/matrix', events: ['task.finished'] }, 201);
+  const runbookRepo = makeRunbookRepo();
+  await call(server, admin, 'POST', '/v1/runbook-sources', { name: 'mx-source', git: runbookRepo }, 201);
+  const f: Fixture = { server, tokens, admin, t1: target, taskId, webhookId: String(hook.json.id), runbookRepo, sealedBody: { sealed }, keyPem, fresh };
   // The 1-second token has expired by now, or will have in a moment.
   await waitFor(async () => (await api(server, 'GET', '/v1/targets', { token: tokens.expired })).status === 401, 5000, 'the token to expire');
   return f;
@@ -376,7 +434,7 @@ describe('teams: the authorization matrix (every route × every kind of caller)'
     const names = async (caller: Caller): Promise<string[]> =>
       ((await call(server, f.tokens[caller], 'GET', '/v1/targets', undefined, 200)).json.targets as { name: string }[]).map((t) => t.name);
     assert.deepEqual(await names('viewerNoGrant'), []);
-    assert.deepEqual(await names('viewerGrant'), ['t1']);
+    assert.deepEqual(await names('viewerGrant'), ['rv1', 't1']);
     assert.ok(!(await names('otherOrgAdmin')).includes('t1'));
     assert.ok((await names('admin')).includes('other-target'));
 

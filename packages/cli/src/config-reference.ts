@@ -47,6 +47,11 @@ const SERVER_NOTES: Notes<ServerConfig> = {
   failedRegistrationsPerMinute: 'Failed agent registrations allowed per client address per minute; then 429. 0: no limit.',
   outputRetention: 'Stored output of tasks that finished longer ago than this is removed (the task stays). A duration such as `30d`; 0 keeps it.',
   orgOutputQuota: 'Task output one organization may store; then new tasks are refused. A size such as `50GiB`; 0: no quota.',
+  webhookCa: 'File of PEM CA certificates webhook receivers’ certificates may chain to, besides the system’s.',
+  webhookRetryBase:
+    'Wait before a failed webhook delivery’s first retry; each later one waits twice as long (at most 1h), with jitter. A duration such as `10s`.',
+  webhookMaxAttempts: 'Attempts per webhook delivery before it is given up (12 with a 10s base: about 3.5 hours); every attempt is logged.',
+  runbookSyncInterval: 'How often every runbook source is synced from Git (a duration such as `5m`); 0: only on demand.',
   logLevel: 'How much to log; `debug` adds a line per request.',
   logFormat: 'Log lines as `json` (for collectors) or `pretty` (for a person). Default: pretty when stderr is a terminal.',
   metricsToken:
@@ -79,7 +84,7 @@ const OTHER_VARIABLES: readonly (readonly [string, string])[] = [
 
 /** Byte settings are shown with their unit too; durations likewise. */
 const SIZE_KEYS = new Set(['defaultMaxOutputBytes', 'maxOutputBytes', 'defaultMemoryBytes', 'maxMemoryBytes', 'orgOutputQuota']);
-const DURATION_KEYS = new Set(['outputRetention']);
+const DURATION_KEYS = new Set(['outputRetention', 'webhookRetryBase', 'runbookSyncInterval']);
 
 interface Row {
   key: string;

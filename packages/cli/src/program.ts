@@ -14,8 +14,10 @@ import { registerRunCommand } from './commands/run.js';
 import { registerServerCommand } from './commands/server.js';
 import { registerSecretCommands } from './commands/secret.js';
 import { registerTargetCommands } from './commands/target.js';
-import { registerTaskCommands } from './commands/task.js';
+import { registerReviewCommands, registerTaskCommands } from './commands/task.js';
 import { registerTokenCommands } from './commands/token.js';
+import { registerWebhookCommands } from './commands/webhook.js';
+import { registerRunbookCommands } from './commands/runbook.js';
 import { CLI_FAILURE } from './exit-codes.js';
 import { reportError } from './report-error.js';
 
@@ -37,7 +39,8 @@ const EXIT_CODES_HELP = `
 Exit codes:
   ferry run, task logs -f and task wait exit with the task's own exit code; a task that did not
   exit on its own gives 124 (timed out), 130 (cancelled), 75 (lost its agent), 70 (could not
-  start), 128+N (killed by signal N). Every other ending prints one line on stderr.
+  start), 77 (rejected in review), 128+N (killed by signal N). Every other ending prints one
+  line on stderr.
   ${CLI_FAILURE}: the CLI itself failed (a wrong flag or value, a refused request, an unreachable
   server, a missing file), as ssh does; the reason is on stderr.`;
 
@@ -56,11 +59,14 @@ registerTargetCommands(program);
 registerSecretCommands(program);
 registerRunCommand(program);
 registerTaskCommands(program);
+registerReviewCommands(program);
 registerAgentCommands(program);
 registerAuditCommands(program);
 registerOrgCommands(program);
 registerTokenCommands(program);
 registerGroupCommands(program);
+registerWebhookCommands(program);
+registerRunbookCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : CLI_FAILURE);

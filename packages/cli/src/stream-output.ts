@@ -46,9 +46,10 @@ export async function streamOutput(client: FerryClient, taskId: string, opts: Fo
     const empty = writeFrames(page.body) === 0;
     offset = page.nextOffset;
     if (page.complete || (!opts.follow && empty)) return;
-    if (opts.onWaiting && page.taskStatus === 'queued' && Date.now() - lastStatusCheck > 5000) {
+    const waiting = page.taskStatus === 'queued' || page.taskStatus === 'pending_review';
+    if (opts.onWaiting && waiting && Date.now() - lastStatusCheck > 5000) {
       lastStatusCheck = Date.now();
-      // Only for the "waiting for an agent" note: a failed look-up must not end the command.
+      // Only for the "waiting for an agent" and "waiting for review" notes: a failed look-up must not end the command.
       const task = await client.call(Routes.getTask, { params: { id: taskId } }).catch(() => undefined);
       if (task) opts.onWaiting(task);
     }

@@ -12,3 +12,6 @@ export * from './bytes.js';
 export * from './teams.js';
 export * from './task-input.js';
 export * from './openapi.js';
+export * from './reviews.js';
+export * from './webhooks.js';
+export * from './runbooks.js';

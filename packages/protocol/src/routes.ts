@@ -54,6 +54,9 @@ import {
   TokenCreated,
   TokenInfo,
 } from './teams.js';
+import { ApproveTaskRequest, RejectTaskRequest } from './reviews.js';
+import { AddRunbookSourceRequest, RunRunbookRequest, RunbookInfo, RunbookSourceInfo } from './runbooks.js';
+import { CreateWebhookRequest, WebhookCreated, WebhookDeliveriesQuery, WebhookDelivery, WebhookInfo } from './webhooks.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 export type RouteAuth = 'none' | 'user' | 'agent';
@@ -121,6 +124,39 @@ export const Routes = {
   getTaskScript: route({ method: 'GET', path: '/v1/tasks/:id/script', auth: 'user', response: 'text' }),
   cancelTask: route({ method: 'POST', path: '/v1/tasks/:id/cancel', auth: 'user', response: Task }),
   readOutput: route({ method: 'GET', path: '/v1/tasks/:id/output', auth: 'user', query: ReadOutputQuery, response: 'frames' }),
+
+  // ---- reviews ----
+  approveTask: route({ method: 'POST', path: '/v1/tasks/:id/approve', auth: 'user', body: ApproveTaskRequest, response: Task }),
+  rejectTask: route({ method: 'POST', path: '/v1/tasks/:id/reject', auth: 'user', body: RejectTaskRequest, response: Task }),
+  /** Tasks waiting for a review the caller may give (and has not given yet). */
+  listReviews: route({ method: 'GET', path: '/v1/reviews', auth: 'user', response: z.object({ tasks: z.array(Task) }) }),
+
+  // ---- runbooks ----
+  addRunbookSource: route({
+    method: 'POST',
+    path: '/v1/runbook-sources',
+    auth: 'user',
+    body: AddRunbookSourceRequest,
+    response: RunbookSourceInfo,
+    status: 201,
+  }),
+  listRunbookSources: route({ method: 'GET', path: '/v1/runbook-sources', auth: 'user', response: z.object({ sources: z.array(RunbookSourceInfo) }) }),
+  syncRunbookSource: route({ method: 'POST', path: '/v1/runbook-sources/:name/sync', auth: 'user', response: RunbookSourceInfo }),
+  listRunbooks: route({ method: 'GET', path: '/v1/runbooks', auth: 'user', response: z.object({ runbooks: z.array(RunbookInfo) }) }),
+  getRunbook: route({ method: 'GET', path: '/v1/runbooks/:name', auth: 'user', response: RunbookInfo }),
+  runRunbook: route({ method: 'POST', path: '/v1/runbooks/:name/run', auth: 'user', body: RunRunbookRequest, response: TaskWithAgents, status: 201 }),
+
+  // ---- webhooks ----
+  createWebhook: route({ method: 'POST', path: '/v1/webhooks', auth: 'user', body: CreateWebhookRequest, response: WebhookCreated, status: 201 }),
+  listWebhooks: route({ method: 'GET', path: '/v1/webhooks', auth: 'user', response: z.object({ webhooks: z.array(WebhookInfo) }) }),
+  deleteWebhook: route({ method: 'DELETE', path: '/v1/webhooks/:id', auth: 'user', response: 'empty' }),
+  listWebhookDeliveries: route({
+    method: 'GET',
+    path: '/v1/webhooks/:id/deliveries',
+    auth: 'user',
+    query: WebhookDeliveriesQuery,
+    response: z.object({ deliveries: z.array(WebhookDelivery) }),
+  }),
 
   // ---- agents, as seen by users ----
   createJoinToken: route({ method: 'POST', path: '/v1/agent-tokens', auth: 'user', body: CreateJoinTokenRequest, response: JoinTokenCreated, status: 201 }),

@@ -6,6 +6,8 @@ import { z } from 'zod';
 import { AssignedSecret, SealedSecret } from './secrets.js';
 import { SettingsPatch, TargetSettings } from './settings.js';
 import { TaskArgs, TaskEnv, TaskStdin } from './task-input.js';
+import { ReviewPolicy, ReviewPolicyRequest, TaskReview } from './reviews.js';
+import { TaskRunbook } from './runbooks.js';
 
 export const API_VERSION = 'v1';
 
@@ -166,6 +168,8 @@ export const CreateTargetRequest = z
     redact: RedactLevel.default('secrets'),
     /** Plain settings, given to tasks as environment variables and never masked. */
     settings: TargetSettings.default({}),
+    /** Whether tasks wait for approval before any agent gets them (reviews.ts); none: no review. */
+    review: ReviewPolicyRequest.optional(),
   })
   .strict();
 export type CreateTargetRequest = z.infer<typeof CreateTargetRequest>;
@@ -181,6 +185,7 @@ export const UpdateTargetRequest = z
     limits: TargetLimits.optional(),
     redact: RedactLevel.optional(),
     settings: SettingsPatch.optional(),
+    review: ReviewPolicyRequest.optional(),
   })
   .strict();
 export type UpdateTargetRequest = z.infer<typeof UpdateTargetRequest>;
@@ -204,6 +209,8 @@ export const Target = z.object({
   keyHolders: z.array(z.object({ id: z.string(), name: z.string(), online: z.boolean() })),
   /** `ferry target rotate-key` was asked and no agent holding the key has done it yet. */
   keyRotationPending: z.boolean(),
+  /** The review rule its tasks go through (servers before reviews: absent). */
+  review: ReviewPolicy.optional(),
 });
 export type Target = z.infer<typeof Target>;
 
@@ -243,6 +250,10 @@ export const Task = z.object({
   stdinBytes: z.number().int().optional(),
   /** When the server's output retention removed the stored output (servers before it: absent). */
   outputExpiredAt: z.string().nullable().default(null),
+  /** The review the task went through (null: its target needed none; servers before reviews: absent). */
+  review: TaskReview.nullable().optional(),
+  /** The runbook it ran: source, file, commit and parameters (null: a script of its own). */
+  runbook: TaskRunbook.nullable().optional(),
 });
 export type Task = z.infer<typeof Task>;
 

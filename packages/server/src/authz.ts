@@ -16,7 +16,7 @@
 import { FerryError, type GrantRole, type Role } from '@ferry/protocol';
 import type { UserPrincipal } from './auth.js';
 import { findTarget, findTask } from './lookup.js';
-import type { Store, TargetRow, TaskRow } from './store/types.js';
+import type { ReviewPolicyRow, Store, TargetRow, TaskRow } from './store/types.js';
 
 const RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
 
@@ -111,4 +111,34 @@ export function requireRole(user: UserPrincipal, least: Role): void {
 export function requireInstanceAdmin(user: UserPrincipal, what: string): void {
   if (!user.instanceAdmin)
     throw new FerryError('FERRY_E_FORBIDDEN', `${what} needs an instance administrator (the first start's admin token); yours is not one.`);
+}
+
+/**
+ * The review right on a task (the caller already sees it): with rule `any`, whoever may run
+ * tasks on its target; with `group`, members of the group who may at least read the target.
+ * The author never approves their own task, whatever token they use.
+ */
+export function authorizeReview(user: UserPrincipal, task: TaskRow, review: ReviewPolicyRow, isMember: boolean, decision: 'approve' | 'reject'): void {
+  if (!hasReviewRight(user, task, review, isMember)) {
+    const who =
+      review.rule === 'any'
+        ? `anyone other than its author who may run tasks on ${task.targetName}`
+        : `members of group ${review.groupName ?? '?'} who may read ${task.targetName}`;
+    throw new FerryError('FERRY_E_NOT_A_REVIEWER', `Tasks on ${task.targetName} are reviewed by ${who}; you are not one of them.`, {
+      details: { rule: review.rule, group: review.groupName },
+    });
+  }
+  if (decision === 'approve' && isAuthor(user, task))
+    throw new FerryError('FERRY_E_SELF_APPROVAL', `You created task ${task.id}, so you cannot approve it; someone else with the review right must.`);
+}
+
+/** The review right alone (authorship aside); `isMember`: the caller is in the rule's group. */
+export function hasReviewRight(user: UserPrincipal, task: TaskRow, review: ReviewPolicyRow, isMember: boolean): boolean {
+  const target = { id: task.targetId, orgId: task.orgId };
+  return review.rule === 'any' ? may(user, 'run', target) : isMember && may(user, 'read', target);
+}
+
+/** Tasks made before reviews recorded only the actor (principal and token). */
+export function isAuthor(user: UserPrincipal, task: TaskRow): boolean {
+  return task.createdByPrincipal !== null ? task.createdByPrincipal === user.principalId : task.createdBy === user.actor;
 }

@@ -112,6 +112,22 @@ export const ServerConfigSchema = z.object({
    * FERRY_E_OUTPUT_QUOTA_REACHED; running tasks keep their output (up to their own cap). 0: no quota.
    */
   orgOutputQuota: sizeOrOff.default(10 * 1024 ** 3),
+  /**
+   * A file of PEM CA certificates that webhook receivers' certificates may chain to, besides the
+   * system's (for receivers behind a private CA).
+   */
+  webhookCa: z.string().optional(),
+  /** The wait before a failed webhook delivery's first retry; each later one waits twice as long (at most an hour), with jitter. */
+  webhookRetryBase: z
+    .preprocess(
+      (v) => (typeof v === 'string' ? (parseDurationSeconds(v) ?? v) : v),
+      z.number({ error: 'write a duration such as 10s or 1m' }).min(0.05).max(3600),
+    )
+    .default(10),
+  /** Attempts per webhook delivery before it is given up (12 with the default base: about three and a half hours). */
+  webhookMaxAttempts: z.coerce.number().int().min(1).max(50).default(12),
+  /** How often every runbook source is synced; 0: only on demand (`ferry runbook source sync`). */
+  runbookSyncInterval: durationOrOff.default(300),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   /** `json` (one object a line, for collectors) or `pretty` (readable lines); default: pretty when stderr is a terminal. */
   logFormat: z.enum(['json', 'pretty']).optional(),

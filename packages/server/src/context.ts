@@ -5,6 +5,8 @@ import type { RateLimits } from './http/route-guard.js';
 import type { AuditInput, Store } from './store/types.js';
 import type { OpenPolls } from './tasks/open-polls.js';
 import type { TaskService } from './tasks/task-service.js';
+import type { Webhooks } from './webhooks/service.js';
+import type { Runbooks } from './runbooks/service.js';
 
 /** What route modules share. Built once in server.ts. */
 export interface ServerContext {
@@ -16,6 +18,8 @@ export interface ServerContext {
   caFingerprint: string;
   publicUrl: string;
   tasks: TaskService;
+  webhooks: Webhooks;
+  runbooks: Runbooks;
   /** Each agent's open long polls, at most its concurrency. */
   polls: OpenPolls;
   rateLimits: RateLimits;

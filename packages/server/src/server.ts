@@ -29,6 +29,8 @@ import { OpenPolls } from './tasks/open-polls.js';
 import { OutputRetention } from './tasks/output-retention.js';
 import { TaskService } from './tasks/task-service.js';
 import { defaultCertNames, ensureTlsMaterial, loadProvidedTls, type TlsMaterial } from './tls.js';
+import { Webhooks } from './webhooks/service.js';
+import { Runbooks } from './runbooks/service.js';
 
 export interface StartServerOptions {
   config: ServerConfig;
@@ -105,11 +107,15 @@ function publicUrlFor(config: ServerConfig, port: number): string {
   return `https://${h.includes(':') ? `[${h}]` : h}:${port}`;
 }
 
-/** Lapsed leases are found within a quarter of the lease period (see TaskService.sweepLeases). */
+/**
+ * Lapsed leases are found within a quarter of the lease period (see TaskService.sweepLeases);
+ * expired reviews on the same beat (TaskService.sweepReviews), so within a second.
+ */
 function startLeaseSweeper(ctx: ServerContext): NodeJS.Timeout {
   const everyMs = Math.max(200, Math.min(1000, (ctx.config.leaseSeconds * 1000) / 4));
   return setInterval(() => {
     ctx.tasks.sweepLeases().catch((err: unknown) => ctx.log.error({ err }, 'lease sweep failed'));
+    ctx.tasks.sweepReviews().catch((err: unknown) => ctx.log.error({ err }, 'review expiry sweep failed'));
   }, everyMs);
 }
 
@@ -139,17 +145,34 @@ async function prepareStore(
   return { store, orgId: org.id, adminTokenFile, adminTokenCreated };
 }
 
-function buildContext(config: ServerConfig, store: Store, tls: TlsMaterial, log: Logger, metrics: ServerMetrics): ServerContext {
+function buildContext(config: ServerConfig, store: Store, tls: TlsMaterial, log: Logger, metrics: ServerMetrics, dataDir: string): ServerContext {
   const hub = new DispatchHub();
   const audit = async (entry: Omit<AuditInput, 'at'>): Promise<void> => {
     await store.appendAudit({ ...entry, at: Date.now() });
   };
-  const tasks = new TaskService({ store, hub, config, log, audit, events: metrics });
+  const context = { publicUrl: '' };
+  const webhooks = new Webhooks({ store, config, log, publicUrl: () => context.publicUrl });
+  const tasks = new TaskService({ store, hub, config, log, audit, events: metrics, notify: (event, task) => webhooks.taskEvent(event, task) });
+  const runbooks = new Runbooks({ store, config, log: log.child({ part: 'runbooks' }), tasks, dataDir, audit });
   const rateLimits = {
     authFailures: new RateLimiter(config.authFailuresPerMinute, 'failed authentications'),
     registrations: new RateLimiter(config.failedRegistrationsPerMinute, 'failed agent registrations'),
   };
-  return { store, hub, config, log, caPem: tls.caPem, caFingerprint: tls.caFingerprint, publicUrl: '', tasks, audit, polls: new OpenPolls(), rateLimits };
+  // The public URL is known once the server listens: webhooks read it from the context then.
+  return Object.assign(context, {
+    store,
+    hub,
+    config,
+    log,
+    caPem: tls.caPem,
+    caFingerprint: tls.caFingerprint,
+    tasks,
+    webhooks,
+    runbooks,
+    audit,
+    polls: new OpenPolls(),
+    rateLimits,
+  });
 }
 
 async function startEmbeddedAgent(opts: StartServerOptions, ctx: ServerContext, dataDir: string): Promise<EmbeddedAgent | undefined> {
@@ -184,7 +207,7 @@ async function serve(opts: StartServerOptions, log: Logger, dataDir: string, rel
   const tls = loadTls(config, dataDir, host);
   const { store, orgId, adminTokenFile, adminTokenCreated } = await prepareStore(config, dataDir, log);
   const metrics = new ServerMetrics();
-  const ctx = buildContext(config, store, tls, log, metrics);
+  const ctx = buildContext(config, store, tls, log, metrics, dataDir);
   const app = buildApp({ keyPem: tls.keyPem, certPem: tls.certPem, log, bounds: config });
   registerOpsRoutes(app, ctx, { metrics, metricsToken: metricsTokenFor(config.metricsToken, dataDir).token });
   registerRoutes(app, ctx);
@@ -201,6 +224,8 @@ async function serve(opts: StartServerOptions, log: Logger, dataDir: string, rel
   ctx.publicUrl = publicUrlFor(config, typeof address === 'object' && address ? address.port : port);
   if (adminTokenCreated) await ctx.audit({ orgId, actor: 'server', action: 'token.create', subject: 'admin', details: { file: adminTokenFile } });
   const sweeper = startLeaseSweeper(ctx);
+  ctx.webhooks.start();
+  ctx.runbooks.start();
   const retention = new OutputRetention({ store, retentionSeconds: config.outputRetention, log: ctx.log, audit: (entry) => ctx.audit(entry) });
   retention.start();
   const embedded = await startEmbeddedAgent(opts, ctx, dataDir);
@@ -213,6 +238,8 @@ async function serve(opts: StartServerOptions, log: Logger, dataDir: string, rel
       ctx.hub.releaseAgents();
       await embedded?.stop(15_000);
       clearInterval(sweeper);
+      await ctx.webhooks.stop();
+      ctx.runbooks.stop();
       await retention.stop();
       ctx.hub.close();
       await closeApp(app);

@@ -14,7 +14,8 @@ import {
   type Task,
   type TaskWithAgents,
 } from '@ferry/protocol';
-import type { AgentRow, AuditRow, SecretRow, TargetRow, TaskRow } from './store/types.js';
+import type { AgentRow, AuditRow, ReviewDecisionRow, SecretRow, TargetRow, TaskRow } from './store/types.js';
+import { reviewPolicyView, taskReviewView } from './tasks/reviews.js';
 import type { ServerConfig } from './config.js';
 import { resolveLimits } from './limits.js';
 
@@ -39,10 +40,12 @@ export function targetView(config: ServerConfig, row: TargetRow, agentsOnline: n
     agentsOnline,
     keyHolders: keys.keyHolders.map((h) => ({ ...h, name: safe(h.name) })),
     keyRotationPending: keys.keyRotationPending,
+    review: reviewPolicyView(row.review),
   };
 }
 
-export function taskView(row: TaskRow): Task {
+/** `decisions`: the task's review decisions (store `listReviewDecisions`), for a task that had a review. */
+export function taskView(row: TaskRow, decisions: readonly ReviewDecisionRow[] = []): Task {
   return {
     id: row.id,
     target: row.targetName,
@@ -62,12 +65,14 @@ export function taskView(row: TaskRow): Task {
     env: row.env,
     stdinBytes: row.stdin?.length ?? 0,
     outputExpiredAt: isoOrNull(row.outputExpiredAt),
+    review: row.review ? taskReviewView(row.review, decisions) : null,
+    runbook: row.runbook,
   };
 }
 
 /** A task with how many agents that may run it are online (so a client can say it is waiting for one). */
-export function taskWithAgentsView(row: TaskRow, agentsOnline: number): TaskWithAgents {
-  return { ...taskView(row), agentsOnline };
+export function taskWithAgentsView(row: TaskRow, agentsOnline: number, decisions: readonly ReviewDecisionRow[] = []): TaskWithAgents {
+  return { ...taskView(row, decisions), agentsOnline };
 }
 
 /** What an agent gets when it claims a task: the script, the limits in force, and the target's sealed secrets. */

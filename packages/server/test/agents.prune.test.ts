@@ -31,6 +31,7 @@ function target(name: string, agentMode: TargetRow['agentMode']): TargetRow {
     publicKeyPem: null,
     keyId: null,
     settings: {},
+    review: null,
   };
 }
 
@@ -55,6 +56,9 @@ function task(id: string, t: TargetRow): TaskRow {
     agentId: null,
     agentName: null,
     createdBy: 'test',
+    createdByPrincipal: null,
+    runbook: null,
+    review: null,
     createdAt: Date.now(),
     claimedAt: null,
     startedAt: null,

@@ -38,6 +38,7 @@ function targetRow(orgId: string, name: string, agentMode: TargetRow['agentMode'
     publicKeyPem: null,
     keyId: null,
     settings: {},
+    review: null,
   };
 }
 
@@ -65,6 +66,9 @@ function taskRow(target: TargetRow): TaskRow {
     agentId: null,
     agentName: null,
     createdBy: 'test',
+    createdByPrincipal: null,
+    runbook: null,
+    review: null,
     createdAt: Date.now(),
     claimedAt: null,
     startedAt: null,

@@ -44,6 +44,7 @@ describe('keys in the store', () => {
       publicKeyPem: null,
       keyId: null,
       settings: {},
+      review: null,
     } as const;
     assert.notEqual(await store.createTarget(target), 'exists');
     first = await registerTestAgent(store, 'first', { orgId, hosted: false, targetIds: ['g_site'] });

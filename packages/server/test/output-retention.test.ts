@@ -62,6 +62,7 @@ async function makeWorld(flags: Record<string, unknown> = {}): Promise<World> {
     publicKeyPem: null,
     keyId: null,
     settings: {},
+    review: null,
   });
   return { dir, store, hub, tasks, retention, user, agent: await registerTestAgent(store, 'one') };
 }

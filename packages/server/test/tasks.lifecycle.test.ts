@@ -63,6 +63,7 @@ async function makeWorld(): Promise<World> {
     publicKeyPem: null,
     keyId: null,
     settings: {},
+    review: null,
   };
   assert.notEqual(await store.createTarget(target), 'exists');
   return { dir, store, hub, tasks, user, target, agent: await joinAgent(store, 'one') };

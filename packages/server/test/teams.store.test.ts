@@ -85,6 +85,7 @@ describe('teams store', () => {
         publicKeyPem: null,
         keyId: null,
         settings: {},
+        review: null,
       });
       for (const [id, name] of [
         ['r_1', 'readers'],

@@ -8,6 +8,7 @@ import { reportEnding } from '../exit-codes.js';
 import { limitTooHigh, limitsFromFlags } from '../limit-flags.js';
 import { terminalSafeLines } from '../terminal.js';
 import { parseOrUsage } from '../validate.js';
+import { awaitedReviewers } from '../review-flags.js';
 
 interface RunOptions {
   command?: string;
@@ -104,9 +105,30 @@ function interruptHandler(client: FerryClient, taskId: string, detach: AbortCont
   };
 }
 
-async function watch(client: FerryClient, task: TaskWithAgents): Promise<number> {
+/** Says who a task waiting for review waits for, and each decision as it comes. */
+function reviewNotes(): (task: TaskWithAgents) => void {
+  let said = -1;
+  return (task) => {
+    const review = task.review;
+    if (!review) return;
+    for (const d of review.decisions.slice(Math.max(said, 0))) {
+      process.stderr.write(
+        `ferry: task ${task.id} ${d.decision === 'approve' ? 'approved' : 'rejected'} by ${d.by}${d.comment ? `: ${terminalSafeLines(d.comment)}` : ''}\n`,
+      );
+    }
+    if (task.status === 'pending_review' && said !== review.decisions.length) {
+      process.stderr.write(`ferry: task ${task.id} is waiting for review: ${awaitedReviewers(review, task.target)}.\n`);
+    }
+    said = review.decisions.length;
+  };
+}
+
+/** Streams the task until it ends and returns its exit code (also `ferry runbook run`). */
+export async function watch(client: FerryClient, task: TaskWithAgents): Promise<number> {
   process.stderr.write(`ferry: task ${task.id} on ${task.target}\n`);
-  let warned = task.agentsOnline === 0;
+  const noteReview = reviewNotes();
+  noteReview(task);
+  let warned = task.status === 'queued' && task.agentsOnline === 0;
   if (warned) process.stderr.write(waitingNote(task));
   const detach = new AbortController();
   const onSigint = interruptHandler(client, task.id, detach);
@@ -116,7 +138,9 @@ async function watch(client: FerryClient, task: TaskWithAgents): Promise<number>
       follow: true,
       signal: detach.signal,
       onWaiting: (t) => {
-        if (!warned) process.stderr.write(waitingNote(t));
+        noteReview(t);
+        if (t.status !== 'queued' || warned) return;
+        process.stderr.write(waitingNote(t));
         warned = true;
       },
     });
@@ -154,6 +178,8 @@ export async function runTask(target: string, rawArgs: string[], opts: RunOption
       throw tooHigh ? new UsageError(tooHigh) : err;
     });
     if (!opts.detach) return watch(client, task);
+    if (task.status === 'pending_review' && task.review)
+      process.stderr.write(`ferry: task ${task.id} is waiting for review: ${awaitedReviewers(task.review, task.target)}.\n`);
     process.stdout.write(`${task.id}\n`);
     return 0;
   });

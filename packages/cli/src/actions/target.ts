@@ -6,6 +6,7 @@ import { ago, printFields, printJson, printTable } from '../format.js';
 import { limitTooHigh, limitsFromFlags } from '../limit-flags.js';
 import { withClient } from '../run-command.js';
 import { parseOrUsage } from '../validate.js';
+import { reviewFromFlags, reviewPolicyLine, type ReviewFlags } from '../review-flags.js';
 
 interface TargetLimitOptions {
   timeout?: string;
@@ -14,7 +15,7 @@ interface TargetLimitOptions {
   memory?: string;
 }
 
-interface TargetCreateOptions extends TargetLimitOptions {
+interface TargetCreateOptions extends TargetLimitOptions, ReviewFlags {
   type: string;
   agent: string;
   network?: string;
@@ -23,7 +24,7 @@ interface TargetCreateOptions extends TargetLimitOptions {
   json?: boolean;
 }
 
-interface TargetUpdateOptions extends TargetLimitOptions {
+interface TargetUpdateOptions extends TargetLimitOptions, ReviewFlags {
   network?: string;
   redact?: string;
   setting?: string[];
@@ -49,6 +50,7 @@ function limitFlags(opts: TargetLimitOptions): Record<string, string | undefined
 }
 
 export async function createTarget(name: string, opts: TargetCreateOptions): Promise<void> {
+  const review = reviewFromFlags(opts);
   await withClient(async (client, routes) => {
     const body = parseOrUsage(
       CreateTargetRequest,
@@ -60,9 +62,10 @@ export async function createTarget(name: string, opts: TargetCreateOptions): Pro
         ...(opts.network ? { network: opts.network } : {}),
         ...(opts.redact ? { redact: opts.redact } : {}),
         settings: settingsFrom(opts.setting),
+        ...(review ? { review } : {}),
       },
       'target',
-      { name: 'NAME', type: '--type', agent: '--agent', network: '--network', redact: '--redact' },
+      { name: 'NAME', type: '--type', agent: '--agent', network: '--network', redact: '--redact', review: '--review' },
     );
     const t = await client.call(routes.createTarget, { body }).catch((err: unknown) => {
       const tooHigh = err instanceof ApiError && err.code === 'FERRY_E_LIMIT_TOO_HIGH' ? limitTooHigh(err.details, limitFlags(opts)) : undefined;
@@ -71,6 +74,7 @@ export async function createTarget(name: string, opts: TargetCreateOptions): Pro
     if (opts.json) return printJson(t);
     process.stdout.write(`Created target ${t.name} (${t.type}, ${t.agent === 'hosted' ? 'hosted pool' : 'self-hosted agents'}).\n`);
     if (t.agent === 'self-hosted') process.stdout.write(`Start its agent with a token from: ferry agent token create --target ${t.name}\n`);
+    if (t.review && t.review.rule !== 'none') process.stdout.write(`Its tasks wait for review: ${reviewPolicyLine(t.review)}.\n`);
   });
 }
 
@@ -81,15 +85,17 @@ function updateBody(opts: TargetUpdateOptions): Record<string, unknown> {
     settings[key] = null;
   }
   const limits = limitsFromFlags(limitFlags(opts));
+  const review = reviewFromFlags(opts);
   const body: Record<string, unknown> = {
     ...(opts.network ? { network: opts.network } : {}),
     ...(opts.redact ? { redact: opts.redact } : {}),
     ...(Object.keys(limits).length > 0 ? { limits } : {}),
     ...(Object.keys(settings).length > 0 ? { settings } : {}),
+    ...(review ? { review } : {}),
   };
   if (Object.keys(body).length === 0) {
     throw new UsageError(
-      'Nothing to change: give --setting, --unset-setting, --network, --redact or a limit (--timeout, --max-output, --max-processes, --memory).',
+      'Nothing to change: give --setting, --unset-setting, --network, --redact, --review (--approvals, --review-expiry) or a limit (--timeout, --max-output, --max-processes, --memory).',
     );
   }
   return body;
@@ -97,7 +103,7 @@ function updateBody(opts: TargetUpdateOptions): Record<string, unknown> {
 
 export async function updateTarget(name: string, opts: TargetUpdateOptions): Promise<void> {
   await withClient(async (client, routes) => {
-    const body = parseOrUsage(UpdateTargetRequest, updateBody(opts), 'target update');
+    const body = parseOrUsage(UpdateTargetRequest, updateBody(opts), 'target update', { review: '--review' });
     const t = await client.call(routes.updateTarget, { params: { name }, body }).catch((err: unknown) => {
       const tooHigh = err instanceof ApiError && err.code === 'FERRY_E_LIMIT_TOO_HIGH' ? limitTooHigh(err.details, limitFlags(opts)) : undefined;
       throw tooHigh ? new UsageError(tooHigh) : err;
@@ -142,6 +148,7 @@ export async function showTarget(name: string, opts: { json?: boolean }): Promis
       ['Max processes', String(t.limits.maxProcesses)],
       ['Memory', formatSize(t.limits.memoryBytes)],
       ...settingLines(t),
+      ['Review', reviewPolicyLine(t.review)],
       ['Agents online', String(t.agentsOnline)],
       ['Created', t.createdAt],
       ['Id', t.id],

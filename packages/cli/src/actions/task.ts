@@ -1,11 +1,12 @@
 import { withRetry, type FerryClient } from '@ferry/client';
-import { ListTasksQuery, Routes, TaskStatus, formatSize, isTerminal, type Task } from '@ferry/protocol';
+import { ApproveTaskRequest, ListTasksQuery, RejectTaskRequest, Routes, TaskStatus, formatSize, isTerminal, type Task } from '@ferry/protocol';
 import { UsageError } from '../errors.js';
 import { formatDuration, reportEnding } from '../exit-codes.js';
 import { ago, printFields, printJson, printTable } from '../format.js';
 import { withClient } from '../run-command.js';
 import { streamOutput } from '../stream-output.js';
 import { countFlag, parseOrUsage } from '../validate.js';
+import { awaitedReviewers } from '../review-flags.js';
 
 export async function listTasks(opts: { target?: string; status?: string; limit: string; json?: boolean }): Promise<void> {
   if (opts.status && !TaskStatus.safeParse(opts.status).success) throw new UsageError(`--status must be one of: ${TaskStatus.options.join(', ')}`);
@@ -38,7 +39,54 @@ export async function showTask(id: string, opts: { json?: boolean }): Promise<vo
       ['Timeout', formatDuration(t.timeoutSeconds)],
       ['Output', t.outputExpiredAt ? `removed by the server's output retention on ${t.outputExpiredAt}` : formatSize(t.outputBytes)],
       ...inputFields(t),
+      ...reviewFields(t),
     ]);
+  });
+}
+
+/** The review a task waits for or went through: the rule, each decision, and who is still awaited. */
+function reviewFields(t: Task): [string, string][] {
+  const review = t.review;
+  if (!review) return [];
+  const rule = review.rule === 'group' ? `group:${review.group ?? '?'}` : review.rule;
+  const fields: [string, string][] = [['Review', `${rule}, ${review.approvalsNeeded} approval${review.approvalsNeeded === 1 ? '' : 's'} needed`]];
+  for (const d of review.decisions) fields.push([d.decision === 'approve' ? 'Approved' : 'Rejected', `${d.at} by ${d.by}${d.comment ? `: ${d.comment}` : ''}`]);
+  if (t.status === 'pending_review') fields.push(['Waiting for', awaitedReviewers(review, t.target)]);
+  fields.push(['Reviewed binding', review.binding]);
+  return fields;
+}
+
+export async function approveTask(id: string, opts: { comment?: string; json?: boolean }): Promise<void> {
+  const body = parseOrUsage(ApproveTaskRequest, opts.comment === undefined ? {} : { comment: opts.comment }, 'approval', { comment: '--comment' });
+  await withClient(async (client, routes) => {
+    const t = await client.call(routes.approveTask, { params: { id }, body });
+    if (opts.json) return printJson(t);
+    if (t.status === 'pending_review' && t.review) process.stdout.write(`Approved task ${t.id}; it still needs ${awaitedReviewers(t.review, t.target)}.\n`);
+    else process.stdout.write(`Approved task ${t.id}; it is ${t.status} now.\n`);
+  });
+}
+
+export async function rejectTask(id: string, opts: { comment: string; json?: boolean }): Promise<void> {
+  const body = parseOrUsage(RejectTaskRequest, { comment: opts.comment }, 'rejection', { comment: '--comment' });
+  await withClient(async (client, routes) => {
+    const t = await client.call(routes.rejectTask, { params: { id }, body });
+    if (opts.json) return printJson(t);
+    process.stdout.write(`Rejected task ${t.id}.\n`);
+  });
+}
+
+/** `ferry review list`: the tasks waiting for a review the caller may give. */
+export async function listReviews(opts: { json?: boolean }): Promise<void> {
+  await withClient(async (client, routes) => {
+    const { tasks } = await client.call(routes.listReviews);
+    if (opts.json) return printJson(tasks);
+    printTable(
+      ['ID', 'TARGET', 'AUTHOR', 'APPROVALS', 'EXPIRES', 'CREATED'],
+      tasks.map((t) => {
+        const have = t.review?.decisions.filter((d) => d.decision === 'approve').length ?? 0;
+        return [t.id, t.target, t.createdBy, `${have}/${t.review?.approvalsNeeded ?? 0}`, t.review?.expiresAt ?? '-', ago(t.createdAt)];
+      }),
+    );
   });
 }
 

@@ -6,6 +6,10 @@ const actions = (): Promise<Record<string, unknown>> => import('../actions/targe
 /** Commander's way to take a flag more than once. */
 const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
+const REVIEW_HELP = 'tasks wait for approval before any agent gets them: none, any (anyone but the author who may run tasks here) or group:NAME';
+const APPROVALS_HELP = 'with --review: distinct approvals a task needs (default 1)';
+const EXPIRY_HELP = 'with --review: a task not approved within this is rejected, e.g. 4h (default 1d)';
+
 const SETTING_HELP = 'a plain (not secret) setting, given to tasks as an environment variable and never masked; repeatable';
 
 export function registerTargetCommands(program: Command): void {
@@ -23,6 +27,9 @@ export function registerTargetCommands(program: Command): void {
     .option('--memory <size>', 'memory a task may use, e.g. 1GiB')
     .option('--redact <level>', 'server-side redaction before storage: secrets (default), all (also personal data), none')
     .option('--setting <KEY=VALUE>', SETTING_HELP, collect)
+    .option('--review <rule>', REVIEW_HELP)
+    .option('--approvals <n>', APPROVALS_HELP)
+    .option('--review-expiry <duration>', EXPIRY_HELP)
     .option('--json', 'print JSON')
     .action(lazyAction(actions, 'createTarget'));
 
@@ -37,6 +44,9 @@ export function registerTargetCommands(program: Command): void {
     .option('--redact <level>', 'server-side redaction before storage: secrets, all, none')
     .option('--setting <KEY=VALUE>', SETTING_HELP, collect)
     .option('--unset-setting <KEY>', 'remove a setting; repeatable', collect)
+    .option('--review <rule>', REVIEW_HELP)
+    .option('--approvals <n>', APPROVALS_HELP)
+    .option('--review-expiry <duration>', EXPIRY_HELP)
     .option('--json', 'print JSON')
     .action(lazyAction(actions, 'updateTarget'));
 

@@ -19,6 +19,7 @@ import { keyHoldersView, requestRotation } from '../keys.js';
 import { checkLimits } from '../limits.js';
 import { agentsOnline } from '../presence.js';
 import type { TargetChanges, TargetRow } from '../store/types.js';
+import { reviewPolicyAfter, reviewPolicyView } from '../tasks/reviews.js';
 import { targetView } from '../views.js';
 
 function checkNetwork(ctx: ServerContext, network: NetworkPolicy, agent: AgentMode): void {
@@ -44,6 +45,7 @@ async function createTarget(ctx: ServerContext, user: UserPrincipal, body: Creat
     publicKeyPem: null,
     keyId: null,
     settings: body.settings,
+    review: await reviewPolicyAfter(ctx.store, user.orgId, body.review, null),
   };
   if ((await ctx.store.createTarget(row)) === 'exists') throw new FerryError('FERRY_E_TARGET_EXISTS', `A target named "${body.name}" already exists.`);
   ctx.hub.notifyTaskAll(row); // its agents make the sealing key now
@@ -52,13 +54,21 @@ async function createTarget(ctx: ServerContext, user: UserPrincipal, body: Creat
     actor: user.actor,
     action: 'target.create',
     subject: row.name,
-    details: { type: row.type, agent: row.agentMode, network: row.network, limits: row.limits, redact: row.redact, settings: row.settings },
+    details: {
+      type: row.type,
+      agent: row.agentMode,
+      network: row.network,
+      limits: row.limits,
+      redact: row.redact,
+      settings: row.settings,
+      review: reviewPolicyView(row.review),
+    },
   });
   return row;
 }
 
 /** The target after `body`: only what is given changes. */
-function changedTarget(ctx: ServerContext, target: TargetRow, body: UpdateTargetRequest): TargetChanges {
+async function changedTarget(ctx: ServerContext, target: TargetRow, body: UpdateTargetRequest): Promise<TargetChanges> {
   const limits = { ...target.limits, ...body.limits };
   checkLimits(ctx.config, limits);
   const network = body.network ?? target.network;
@@ -70,7 +80,8 @@ function changedTarget(ctx: ServerContext, target: TargetRow, body: UpdateTarget
       `Target ${target.name} would have ${Object.keys(settings).length} settings; the limit is ${MAX_SETTINGS_PER_TARGET}.`,
     );
   }
-  return { network, limits, redact: body.redact ?? target.redact, settings };
+  const review = await reviewPolicyAfter(ctx.store, target.orgId, body.review, target.review);
+  return { network, limits, redact: body.redact ?? target.redact, settings, review };
 }
 
 /** What an update changed, for the audit trail: old and new values (settings are not secret). */
@@ -83,12 +94,14 @@ function changesOf(before: TargetRow, after: TargetChanges): Record<string, unkn
   const unset = Object.keys(before.settings).filter((k) => !Object.hasOwn(after.settings, k));
   if (Object.keys(set).length > 0) changed.settingsSet = set;
   if (unset.length > 0) changed.settingsUnset = unset;
+  if (JSON.stringify(before.review) !== JSON.stringify(after.review))
+    changed.review = { from: reviewPolicyView(before.review), to: reviewPolicyView(after.review) };
   return changed;
 }
 
 async function updateTarget(ctx: ServerContext, user: UserPrincipal, name: string, body: UpdateTargetRequest): Promise<TargetRow> {
   const target = await targetFor(ctx.store, user, name, 'manage');
-  const changes = changedTarget(ctx, target, body);
+  const changes = await changedTarget(ctx, target, body);
   const result = await ctx.store.updateTarget(target.id, changes);
   if (!result) throw new FerryError('FERRY_E_TARGET_NOT_FOUND', `No target named "${name}". \`ferry target list\` shows the targets.`);
   if ('conflict' in result) throw settingConflict(target.name, result.conflict, 'secret');

@@ -5,7 +5,13 @@ import { abortOnDisconnect } from '../disconnect.js';
 import { addRoute } from '../http/route.js';
 import { targetFor, taskFor, visibleTargetIds } from '../authz.js';
 import { runnersOnline } from '../presence.js';
+import type { ReviewDecisionRow, TaskRow } from '../store/types.js';
 import { taskView, taskWithAgentsView } from '../views.js';
+
+/** A task's review decisions, for its view; none to look up when its target needed no review. */
+export async function decisionsOf(ctx: ServerContext, task: TaskRow): Promise<ReviewDecisionRow[]> {
+  return task.review ? ctx.store.listReviewDecisions(task.id) : [];
+}
 
 /** The user side of tasks; what a task goes through is tasks/task-service.ts. */
 export function registerTaskRoutes(app: FerryApp, ctx: ServerContext): void {
@@ -16,7 +22,7 @@ export function registerTaskRoutes(app: FerryApp, ctx: ServerContext): void {
     async ({ caller: user, body }) => {
       await targetFor(ctx.store, user, body.target, 'run');
       const { task, target } = await ctx.tasks.create(user, body);
-      return taskWithAgentsView(task, await runnersOnline(ctx, target));
+      return taskWithAgentsView(task, await runnersOnline(ctx, target), []);
     },
     // Who may run on which target is the target's grants (authz.ts), so the route lets every role in.
     { what: 'task' },
@@ -25,13 +31,13 @@ export function registerTaskRoutes(app: FerryApp, ctx: ServerContext): void {
   addRoute(app, ctx, Routes.listTasks, async ({ caller: user, query }) => {
     const targetId = query.target ? (await targetFor(ctx.store, user, query.target, 'read')).id : undefined;
     const rows = await ctx.store.listTasks(user.orgId, { targetId, status: query.status, targetIds: visibleTargetIds(user), limit: query.limit });
-    return { tasks: rows.map(taskView) };
+    return { tasks: await Promise.all(rows.map(async (row) => taskView(row, await decisionsOf(ctx, row)))) };
   });
 
   addRoute(app, ctx, Routes.getTask, async ({ caller: user, params }) => {
     const task = await taskFor(ctx.store, user, params.id, 'read');
     const target = await ctx.store.getTargetByName(user.orgId, task.targetName);
-    return taskWithAgentsView(task, target ? await runnersOnline(ctx, target) : 0);
+    return taskWithAgentsView(task, target ? await runnersOnline(ctx, target) : 0, await decisionsOf(ctx, task));
   });
 
   addRoute(app, ctx, Routes.getTaskScript, async ({ caller: user, params }) => {
@@ -41,7 +47,8 @@ export function registerTaskRoutes(app: FerryApp, ctx: ServerContext): void {
 
   addRoute(app, ctx, Routes.cancelTask, async ({ caller: user, params }) => {
     await taskFor(ctx.store, user, params.id, 'run');
-    return taskView(await ctx.tasks.cancel(user, params.id));
+    const task = await ctx.tasks.cancel(user, params.id);
+    return taskView(task, await decisionsOf(ctx, task));
   });
 
   addRoute(app, ctx, Routes.readOutput, async ({ caller: user, params, query, reply }) => {

@@ -7,6 +7,8 @@
  * Times are milliseconds since the epoch.
  */
 import type { TeamsStore } from './teams-types.js';
+import type { WebhookStore } from './webhook-types.js';
+import type { RunbookStore } from './runbook-types.js';
 import type { AgentMode, FinalStatus, NetworkPolicy, OutputFrame, RedactLevel, SealedSecret, TargetLimits, TargetType, TaskStatus } from '@ferry/protocol';
 
 export interface OrgRow {
@@ -30,7 +32,47 @@ export interface TargetRow {
   keyId: string | null;
   /** Plain settings (not secrets), given to tasks as environment variables. */
   settings: Record<string, string>;
+  /** Whether its tasks wait for approval; null: no review. */
+  review: ReviewPolicyRow | null;
 }
+
+/** A target's review rule (protocol reviews.ts): `any` or a group's members approve. */
+export interface ReviewPolicyRow {
+  rule: 'any' | 'group';
+  groupId: string | null;
+  groupName: string | null;
+  approvals: number;
+  expirySeconds: number;
+}
+
+/** The rule a task was created under, until when it waits, and what an approval binds (sha256). */
+export interface TaskReviewRow extends ReviewPolicyRow {
+  expiresAt: number;
+  binding: string;
+}
+
+export interface TaskRunbookRow {
+  source: string;
+  name: string;
+  file: string;
+  commit: string;
+  params: Record<string, string>;
+}
+
+/** One reviewer's decision on a task; a principal approves a task at most once. */
+export interface ReviewDecisionRow {
+  taskId: string;
+  principalId: string;
+  actor: string;
+  decision: 'approve' | 'reject';
+  comment: string | null;
+  /** The binding the reviewer saw (the task's, checked when the decision was made). */
+  binding: string;
+  at: number;
+}
+
+/** What an approval did: queued the task (enough approvals), was counted, or was refused. */
+export type ApproveResult = 'approved' | 'recorded' | 'duplicate' | 'not_pending';
 
 /** What `target update` changes; what is not given stays. */
 export interface TargetChanges {
@@ -38,6 +80,7 @@ export interface TargetChanges {
   limits: TargetLimits;
   redact: RedactLevel;
   settings: Record<string, string>;
+  review: ReviewPolicyRow | null;
 }
 
 /** An update or a secret refused because a setting and a secret would share these names. */
@@ -111,6 +154,12 @@ export interface TaskRow {
   agentId: string | null;
   agentName: string | null;
   createdBy: string;
+  /** The principal that created it (null: tasks made before reviews), so its author is known whatever token it used. */
+  createdByPrincipal: string | null;
+  /** The review it waits for or went through; null: its target needed none. */
+  review: TaskReviewRow | null;
+  /** The runbook it ran (source, file, commit, parameters); null: a script of its own. */
+  runbook: TaskRunbookRow | null;
   createdAt: number;
   claimedAt: number | null;
   startedAt: number | null;
@@ -256,6 +305,10 @@ export interface Store {
   ensureOrg(name: string, now: number): Promise<OrgRow>;
   /** Organizations, principals, tokens, groups and grants (teams-types.ts). */
   readonly teams: TeamsStore;
+  /** Webhooks and their durable delivery queue (webhook-types.ts). */
+  readonly webhooks: WebhookStore;
+  /** Runbook sources and their runbooks (runbook-types.ts). */
+  readonly runbooks: RunbookStore;
 
   createTarget(row: TargetRow): Promise<TargetRow | 'exists'>;
   listTargets(orgId: string): Promise<TargetRow[]>;
@@ -326,6 +379,19 @@ export interface Store {
   finishTask(taskId: string, agentId: string, input: FinishInput, flush: HeldOutputFlush): Promise<boolean>;
   /** running, started, held by `agentId`, lease lapsed before `now` → lost. */
   markLost(taskId: string, agentId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean>;
+  // Reviews (tasks/reviews.ts decides; each write here is one compare-and-set on pending_review).
+
+  /** Records an approval of a pending task; with `needed` approvals, pending_review → queued in the same transaction. */
+  approveTask(decision: ReviewDecisionRow, needed: number): Promise<ApproveResult>;
+  /** pending_review → rejected, with the reviewer's decision. */
+  rejectTask(decision: ReviewDecisionRow, reason: string, flush: HeldOutputFlush): Promise<boolean>;
+  /** pending_review whose review expired before `now` → rejected. */
+  expireReview(taskId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean>;
+  /** Pending tasks whose review expired before `now`. */
+  listExpiredReviews(now: number): Promise<TaskRow[]>;
+  listReviewDecisions(taskId: string): Promise<ReviewDecisionRow[]>;
+  isGroupMember(groupId: string, principalId: string): Promise<boolean>;
+
   /** queued (or waiting for review) → cancelled. */
   cancelUnclaimed(orgId: string, taskId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean>;
 

@@ -6,16 +6,15 @@
  *                           create (user)
  *                                |
  *                                v
- *    +------- requeue ------> [queued] ------- cancel (user) ----------------------+
- *    |                         |   :                                               |
- *    |                         |   :.. review (not built yet) ..> [pending_review] |
- *    |                         |                                    :       :      |
- *    |                         |                     approve (user) :       : reject
- *    |                         |                                    v       v      v
- *    |                         |                           [approved]  rejected  cancelled
- *    |                         | claim (agent's poll)           :
- *    |                         v                                : claimed like queued
- *    +------------- [running, not started] <....................:
+ *                                |  target has a review rule
+ *                                |-----------------------> [pending_review] -- reject (user), expiry (sweeper) --> rejected
+ *                                v                               |        \
+ *    +------- requeue ------> [queued] <--- last approval (user) -+         +-- cancel (user) --> cancelled
+ *    |                         |  \
+ *    |                         |   +------ cancel (user) ------> cancelled
+ *    |                         | claim (agent's poll)
+ *    |                         v
+ *    +------------- [running, not started]
  *                      |              |
  *                      |              +-- finish (agent), e.g. error: could not start --+
  *                      | confirm start (agent)                                          |
@@ -37,8 +36,13 @@
  *                   started is queued again (requeue: nothing ran), or ends `cancelled` if a
  *                   cancel was asked meanwhile; a started one becomes `lost`, because runs are
  *                   not repeated behind the user's back
- * - review          (not built yet) pending_review, approved and rejected exist in the schema;
- *                   nothing sends a task there, and `cancel` ends a task in either state
+ * - review          a task of a target with a review rule is created `pending_review`; no agent
+ *                   can claim it (claims take `queued` only). `approve` records one principal's
+ *                   approval; the one that completes the count moves it to `queued` in the same
+ *                   write. `reject` (a reviewer, with a comment) and the sweeper's `sweepReviews`
+ *                   (the review expired) end it `rejected`, saying who and why. Who may review is
+ *                   authz.ts `authorizeReview`; what an approval binds is reviews.ts `bindingOf`.
+ *                   (`approved` exists in the schema for older clients; an approved task is queued.)
  * Lease renewals (`renewLeases`) and output uploads (`appendOutput`) change no state; both
  * need the agent to hold the running task.
  *
@@ -46,7 +50,16 @@
  * bytes in the same transaction; then the task's raw digest is forgotten, output readers are
  * woken and the audit entry is written.
  */
-import { FerryError, formatDuration, formatSize, isTerminal, type CreateTaskRequest, type FinishTaskRequest, type OutputFrame } from '@ferry/protocol';
+import {
+  FerryError,
+  formatDuration,
+  formatSize,
+  isTerminal,
+  type CreateTaskRequest,
+  type FinishTaskRequest,
+  type OutputFrame,
+  type WebhookEvent,
+} from '@ferry/protocol';
 import type { Logger } from 'pino';
 import type { UserPrincipal } from '../auth.js';
 import type { ServerConfig } from '../config.js';
@@ -56,7 +69,9 @@ import { keyNeedOf } from '../keys.js';
 import { checkLimits, resolveLimits } from '../limits.js';
 import { findHeldTask, findTarget, findTask, leaseLost } from '../lookup.js';
 import { heldOutputFlush } from '../redaction/task-state.js';
-import type { AgentRow, AuditInput, HeldOutputFlush, Store, TargetRow, TaskRow } from '../store/types.js';
+import type { AgentRow, AuditInput, HeldOutputFlush, ReviewDecisionRow, Store, TargetRow, TaskReviewRow, TaskRow, TaskRunbookRow } from '../store/types.js';
+import { authorizeReview, taskFor } from '../authz.js';
+import { bindingOf, expiryReason, newTaskReview, rejectionReason } from './reviews.js';
 import { RawOutputDigests } from './raw-digests.js';
 import { TaskOutput, type ReadOutputQuery } from './task-output.js';
 import { taskInputFor } from './task-input.js';
@@ -69,6 +84,8 @@ export interface TaskServiceDeps {
   audit(entry: Omit<AuditInput, 'at'>): Promise<void>;
   /** Told of what the metrics count (http/metrics.ts); optional for tests that need none. */
   events?: TaskEvents;
+  /** Told of the steps webhooks announce (webhooks/service.ts queues them); must not throw or wait. */
+  notify?: (event: WebhookEvent, task: TaskRow) => void;
 }
 
 /** What the service reports as it happens, for the metrics. */
@@ -84,12 +101,18 @@ interface Ending {
   actor: string;
   action: string;
   details: Record<string, unknown>;
+  /** The webhook event of this ending (default task.finished). */
+  event?: WebhookEvent;
 }
 
 const LOST_REASON = 'the agent stopped reporting while the task ran';
 const CANCELLED_REASON = 'cancelled before it started';
 /** A task changes state a handful of times in its life; more tries than that means something is wrong. */
 const CANCEL_ATTEMPTS = 5;
+
+function notPending(taskId: string, status: string): FerryError {
+  return new FerryError('FERRY_E_NOT_PENDING_REVIEW', `Task ${taskId} is not waiting for review (it is ${status}).`, { details: { status } });
+}
 
 export class TaskService {
   private readonly digests = new RawOutputDigests();
@@ -101,14 +124,16 @@ export class TaskService {
     this.log = deps.log.child({ part: 'tasks' });
   }
 
-  async create(user: UserPrincipal, request: CreateTaskRequest): Promise<{ task: TaskRow; target: TargetRow }> {
+  /** `runbook`: the runbook the script comes from, recorded in the task (runbooks/service.ts). */
+  async create(user: UserPrincipal, request: CreateTaskRequest, runbook: TaskRunbookRow | null = null): Promise<{ task: TaskRow; target: TargetRow }> {
     if (request.script.trim() === '') throw new FerryError('FERRY_E_EMPTY_SCRIPT');
     const target = await findTarget(this.deps.store, user.orgId, request.target);
     checkLimits(this.deps.config, { timeoutSeconds: request.timeoutSeconds });
     await this.checkOutputQuota(user.orgId);
-    const task = { ...this.newTaskRow(user, target, request), ...(await taskInputFor(this.deps.store, target, request)) };
+    const task = this.withReview(target, { ...this.newTaskRow(user, target, request), ...(await taskInputFor(this.deps.store, target, request)), runbook });
     await this.deps.store.createTask(task);
-    this.deps.hub.notifyTask(target, await keyNeedOf(this.deps.store, target));
+    if (task.status === 'queued') this.deps.hub.notifyTask(target, await keyNeedOf(this.deps.store, target));
+    else this.deps.notify?.('task.pending_review', task);
     await this.deps.audit({
       orgId: user.orgId,
       actor: user.actor,
@@ -120,9 +145,92 @@ export class TaskService {
         stdinBytes: task.stdin?.length ?? 0,
         args: task.args.length,
         env: Object.keys(task.env),
+        ...(runbook ? { runbook: { source: runbook.source, name: runbook.name, commit: runbook.commit, params: Object.keys(runbook.params) } } : {}),
+        ...(task.review
+          ? { review: { rule: task.review.rule, group: task.review.groupName, approvals: task.review.approvals, binding: task.review.binding } }
+          : {}),
       },
     });
     return { task, target };
+  }
+
+  /** A task of a target with a review rule waits for it, bound to what it was created with. */
+  private withReview(target: TargetRow, task: TaskRow): TaskRow {
+    if (!target.review) return task;
+    return { ...task, status: 'pending_review', review: newTaskReview(target.review, task, task.createdAt) };
+  }
+
+  /**
+   * One principal's approval. The one that completes the count queues the task in the same
+   * write, and wakes an agent that may run it. Returns the task as it is now.
+   */
+  async approve(user: UserPrincipal, taskId: string, comment: string | null): Promise<TaskRow> {
+    const { task, review } = await this.pendingReview(user, taskId, 'approve');
+    const decision = this.decision(user, task, review, 'approve', comment);
+    const result = await this.deps.store.approveTask(decision, review.approvals);
+    if (result === 'duplicate') throw new FerryError('FERRY_E_ALREADY_REVIEWED', `You already approved task ${task.id}; another reviewer must add theirs.`);
+    if (result === 'not_pending') throw notPending(task.id, (await this.deps.store.getTask(task.orgId, task.id))?.status ?? task.status);
+    const approvals = (await this.deps.store.listReviewDecisions(task.id)).filter((d) => d.decision === 'approve').length;
+    await this.deps.audit({
+      orgId: task.orgId,
+      actor: user.actor,
+      action: 'task.approve',
+      subject: task.id,
+      details: { approvals, needed: review.approvals, queued: result === 'approved', binding: review.binding, comment },
+    });
+    if (result === 'approved') {
+      await this.wakeAgentsFor(task, 'one');
+      this.deps.notify?.('task.approved', task);
+    }
+    return (await this.deps.store.getTask(task.orgId, task.id)) ?? task;
+  }
+
+  /** A reviewer's rejection: final, with the comment saying why. */
+  async reject(user: UserPrincipal, taskId: string, comment: string): Promise<TaskRow> {
+    const { task, review } = await this.pendingReview(user, taskId, 'reject');
+    const decision = this.decision(user, task, review, 'reject', comment);
+    const ended = await this.end(task, {
+      write: (flush) => this.deps.store.rejectTask(decision, rejectionReason(user.actor, comment), flush),
+      actor: user.actor,
+      action: 'task.reject',
+      details: { comment, binding: review.binding },
+      event: 'task.rejected',
+    });
+    if (!ended) throw notPending(task.id, (await this.deps.store.getTask(task.orgId, task.id))?.status ?? task.status);
+    return (await this.deps.store.getTask(task.orgId, task.id)) ?? task;
+  }
+
+  /** The sweeper: pending tasks whose review expired end `rejected`. */
+  async sweepReviews(now = Date.now()): Promise<void> {
+    for (const task of await this.deps.store.listExpiredReviews(now)) {
+      if (!task.review) continue;
+      const approvals = (await this.deps.store.listReviewDecisions(task.id)).filter((d) => d.decision === 'approve').length;
+      const reason = expiryReason(task.review, approvals);
+      await this.end(task, {
+        write: (flush) => this.deps.store.expireReview(task.id, now, reason, flush),
+        actor: 'server',
+        action: 'task.review_expired',
+        details: { reason, approvals, needed: task.review.approvals },
+        event: 'task.rejected',
+      });
+    }
+  }
+
+  /** The caller's task, waiting for review, if the caller has the review right on it. */
+  private async pendingReview(user: UserPrincipal, taskId: string, action: 'approve' | 'reject'): Promise<{ task: TaskRow; review: TaskReviewRow }> {
+    const task = await taskFor(this.deps.store, user, taskId, 'read');
+    const review = task.review;
+    if (!review || task.status !== 'pending_review') throw notPending(task.id, task.status);
+    const member = review.groupId !== null && (await this.deps.store.isGroupMember(review.groupId, user.principalId));
+    authorizeReview(user, task, review, member, action);
+    // Nothing changes a pending task; this holds the promise should that ever stop being so.
+    if (bindingOf(task) !== review.binding)
+      throw new FerryError('FERRY_E_NOT_PENDING_REVIEW', `Task ${task.id} no longer matches what was submitted for review; it cannot be approved.`);
+    return { task, review };
+  }
+
+  private decision(user: UserPrincipal, task: TaskRow, review: TaskReviewRow, decision: 'approve' | 'reject', comment: string | null): ReviewDecisionRow {
+    return { taskId: task.id, principalId: user.principalId, actor: user.actor, decision, comment, binding: review.binding, at: Date.now() };
   }
 
   /**
@@ -169,6 +277,9 @@ export class TaskService {
       agentId: null,
       agentName: null,
       createdBy: user.actor,
+      createdByPrincipal: user.principalId,
+      review: null,
+      runbook: null,
       createdAt: Date.now(),
       claimedAt: null,
       startedAt: null,
@@ -300,6 +411,7 @@ export class TaskService {
     this.digests.forget(task.id);
     this.deps.hub.notifyOutput(task.id);
     await this.deps.audit({ orgId: task.orgId, actor: ending.actor, action: ending.action, subject: task.id, details: ending.details });
+    this.deps.notify?.(ending.event ?? 'task.finished', task);
     return true;
   }
 

@@ -12,6 +12,7 @@ import { agentMayRunSql, agentMayServeSql } from '../../eligibility.js';
 import type {
   AgentRow,
   AppendResult,
+  ApproveResult,
   AuditInput,
   AuditRow,
   ConsumeJoinResult,
@@ -30,6 +31,7 @@ import type {
   OutputTransform,
   PrunedAgentRow,
   Readiness,
+  ReviewDecisionRow,
   SecretRow,
   Store,
   TargetChanges,
@@ -40,8 +42,11 @@ import type {
 } from '../types.js';
 import { auditHash } from '../audit-hash.js';
 import * as keys from './keys.js';
+import * as reviews from './reviews.js';
 import { migrations } from './migrations.js';
 import { SqliteTeams } from './teams.js';
+import { SqliteWebhooks } from './webhooks.js';
+import { SqliteRunbooks } from './runbooks.js';
 import { metricsSnapshot, readiness } from './ops.js';
 import { appendOutput, expireOutput, flushHeldOutput, readOutput, type Statements } from './output.js';
 import { TASK_SELECT, num, toAgent, toAudit, toSecret, toTarget, toTask, type Row } from './rows.js';
@@ -49,6 +54,8 @@ import { TASK_SELECT, num, toAgent, toAudit, toSecret, toTarget, toTask, type Ro
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
   readonly teams: SqliteTeams;
+  readonly webhooks: SqliteWebhooks;
+  readonly runbooks: SqliteRunbooks;
 
   constructor(file: string) {
     this.db = new Database(file);
@@ -63,6 +70,8 @@ export class SqliteStore implements Store {
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
     this.teams = new SqliteTeams(this.db, this.prepared);
+    this.webhooks = new SqliteWebhooks(this.db, this.prepared);
+    this.runbooks = new SqliteRunbooks(this.db, this.prepared);
   }
 
   private readonly statements = new Map<string, Database.Statement>();
@@ -118,7 +127,7 @@ export class SqliteStore implements Store {
   async createTarget(row: TargetRow): Promise<TargetRow | 'exists'> {
     try {
       this.stmt(
-        'INSERT INTO targets (id, org_id, name, type, agent_mode, created_at, network, limits, redact, settings) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO targets (id, org_id, name, type, agent_mode, created_at, network, limits, redact, settings, review) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
       ).run(
         row.id,
         row.orgId,
@@ -130,6 +139,7 @@ export class SqliteStore implements Store {
         JSON.stringify(row.limits),
         row.redact,
         JSON.stringify(row.settings),
+        row.review ? JSON.stringify(row.review) : null,
       );
       return row;
     } catch (err) {
@@ -166,11 +176,14 @@ export class SqliteStore implements Store {
         .map((r) => String((r as Row).name))
         .filter((name) => names.includes(name));
       if (clash.length > 0) return { conflict: clash };
-      const r = this.stmt('UPDATE targets SET network = ?, limits = ?, redact = ?, settings = ? WHERE id = ? AND deleted_at IS NULL RETURNING *').get(
+      const r = this.stmt(
+        'UPDATE targets SET network = ?, limits = ?, redact = ?, settings = ?, review = ? WHERE id = ? AND deleted_at IS NULL RETURNING *',
+      ).get(
         changes.network,
         JSON.stringify(changes.limits),
         changes.redact,
         JSON.stringify(changes.settings),
+        changes.review ? JSON.stringify(changes.review) : null,
         targetId,
       ) as Row | undefined;
       return r ? toTarget(r) : undefined;
@@ -292,8 +305,9 @@ export class SqliteStore implements Store {
 
   async createTask(row: TaskRow): Promise<void> {
     this.stmt(
-      `INSERT INTO tasks (id, org_id, target_id, script, status, created_by, created_at, timeout_seconds, stdin, args, env)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO tasks (id, org_id, target_id, script, status, created_by, created_at, timeout_seconds, stdin, args, env,
+        created_by_principal, review, review_expires_at, runbook)
+      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       row.id,
       row.orgId,
@@ -306,6 +320,10 @@ export class SqliteStore implements Store {
       row.stdin,
       JSON.stringify(row.args),
       JSON.stringify(row.env),
+      row.createdByPrincipal,
+      row.review ? JSON.stringify(row.review) : null,
+      row.review ? row.review.expiresAt : null,
+      row.runbook ? JSON.stringify(row.runbook) : null,
     );
   }
 
@@ -427,6 +445,37 @@ export class SqliteStore implements Store {
       WHERE id = ? AND agent_id = ? AND status = 'running' AND started_at IS NOT NULL AND lease_expires_at < ?`,
       ).run(now, reason, taskId, agentId, now),
     );
+  }
+
+  async approveTask(decision: ReviewDecisionRow, needed: number): Promise<ApproveResult> {
+    return this.db.transaction(() => reviews.approveTask(this.prepared, decision, needed))();
+  }
+
+  async rejectTask(decision: ReviewDecisionRow, reason: string, flush: HeldOutputFlush): Promise<boolean> {
+    return this.endTask(decision.taskId, flush, () => reviews.rejectTask(this.prepared, decision, reason));
+  }
+
+  async expireReview(taskId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean> {
+    return this.endTask(taskId, flush, () =>
+      this.stmt(
+        `UPDATE tasks SET status = 'rejected', finished_at = ?, reason = ?, review_expires_at = NULL
+        WHERE id = ? AND status = 'pending_review' AND review_expires_at <= ?`,
+      ).run(now, reason, taskId, now),
+    );
+  }
+
+  async listExpiredReviews(now: number): Promise<TaskRow[]> {
+    return this.stmt(`${TASK_SELECT} WHERE t.status = 'pending_review' AND t.review_expires_at <= ? ORDER BY t.review_expires_at LIMIT 1000`)
+      .all(now)
+      .map((r) => toTask(r as Row));
+  }
+
+  async listReviewDecisions(taskId: string): Promise<ReviewDecisionRow[]> {
+    return reviews.listDecisions(this.prepared, taskId);
+  }
+
+  async isGroupMember(groupId: string, principalId: string): Promise<boolean> {
+    return this.stmt('SELECT 1 FROM group_members WHERE group_id = ? AND principal_id = ?').get(groupId, principalId) !== undefined;
   }
 
   async cancelUnclaimed(orgId: string, taskId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean> {

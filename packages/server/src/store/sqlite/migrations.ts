@@ -192,4 +192,60 @@ CREATE TABLE target_grants (
 CREATE INDEX target_grants_group ON target_grants(group_id);
 `,
   },
+  {
+    version: 11,
+    name: 'reviews (a rule per target, pending tasks, decisions), webhooks (receivers, durable deliveries, attempts), runbooks',
+    sql: `
+-- A target's review rule as JSON (rule, group, approvals, expiry); NULL: no review.
+ALTER TABLE targets ADD COLUMN review TEXT;
+-- The rule a task was created under and the binding (sha256) its approvals sign off.
+ALTER TABLE tasks ADD COLUMN review TEXT;
+ALTER TABLE tasks ADD COLUMN review_expires_at INTEGER;
+-- Who made the task, whatever token it used: its author may not approve it.
+ALTER TABLE tasks ADD COLUMN created_by_principal TEXT;
+CREATE TABLE task_reviews (
+  task_id TEXT NOT NULL REFERENCES tasks(id), principal_id TEXT NOT NULL, actor TEXT NOT NULL,
+  decision TEXT NOT NULL CHECK (decision IN ('approve','reject')), comment TEXT,
+  binding TEXT NOT NULL, at INTEGER NOT NULL,
+  -- One person counts once.
+  PRIMARY KEY (task_id, principal_id, decision)
+);
+CREATE INDEX tasks_review_expiry ON tasks(review_expires_at) WHERE status = 'pending_review';
+-- Webhooks: an organization's receivers of task events. The signing secret is the server's to
+-- use (it signs every delivery), so it is kept here, like the server's other own material.
+CREATE TABLE webhooks (
+  id TEXT PRIMARY KEY, org_id TEXT NOT NULL REFERENCES orgs(id), url TEXT NOT NULL, events TEXT NOT NULL,
+  format TEXT NOT NULL CHECK (format IN ('json','slack')), secret TEXT NOT NULL,
+  created_by TEXT NOT NULL, created_at INTEGER NOT NULL, deleted_at INTEGER
+);
+CREATE INDEX webhooks_org ON webhooks(org_id) WHERE deleted_at IS NULL;
+-- The durable delivery queue: one row per event and webhook, its body fixed when it is queued.
+CREATE TABLE webhook_deliveries (
+  id TEXT PRIMARY KEY, webhook_id TEXT NOT NULL REFERENCES webhooks(id), event TEXT NOT NULL, task_id TEXT NOT NULL,
+  body TEXT NOT NULL, status TEXT NOT NULL CHECK (status IN ('pending','delivered','failed')),
+  attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER, created_at INTEGER NOT NULL
+);
+CREATE INDEX webhook_deliveries_due ON webhook_deliveries(next_attempt_at) WHERE status = 'pending';
+CREATE INDEX webhook_deliveries_hook ON webhook_deliveries(webhook_id, created_at);
+-- Runbooks: Git repositories of parameterized scripts, and the runbooks of their last good sync.
+CREATE TABLE runbook_sources (
+  id TEXT PRIMARY KEY, org_id TEXT NOT NULL REFERENCES orgs(id), name TEXT NOT NULL, git TEXT NOT NULL,
+  ref TEXT NOT NULL, path TEXT NOT NULL, commit_sha TEXT, synced_at INTEGER, last_error TEXT,
+  created_by TEXT NOT NULL, created_at INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX runbook_sources_name ON runbook_sources(org_id, name);
+CREATE TABLE runbooks (
+  org_id TEXT NOT NULL REFERENCES orgs(id), name TEXT NOT NULL, source_id TEXT NOT NULL REFERENCES runbook_sources(id),
+  file TEXT NOT NULL, commit_sha TEXT NOT NULL, meta TEXT NOT NULL, script TEXT NOT NULL,
+  PRIMARY KEY (org_id, name)
+);
+-- The runbook a task ran: source, file, commit and parameters (JSON); NULL for a script of its own.
+ALTER TABLE tasks ADD COLUMN runbook TEXT;
+-- Every attempt, as the receiver answered it.
+CREATE TABLE webhook_attempts (
+  delivery_id TEXT NOT NULL REFERENCES webhook_deliveries(id), n INTEGER NOT NULL, at INTEGER NOT NULL,
+  http_status INTEGER, error TEXT, duration_ms INTEGER NOT NULL, PRIMARY KEY (delivery_id, n)
+);
+`,
+  },
 ];

@@ -25,6 +25,7 @@ export function toTarget(r: Row): TargetRow {
     publicKeyPem: strOrNull(r.public_key),
     keyId: strOrNull(r.key_id),
     settings: JSON.parse(String(r.settings)) as TargetRow['settings'],
+    review: typeof r.review === 'string' ? (JSON.parse(r.review) as TargetRow['review']) : null,
   };
 }
 
@@ -52,6 +53,9 @@ export function toTask(r: Row): TaskRow {
     agentId: strOrNull(r.agent_id),
     agentName: strOrNull(r.agent_name),
     createdBy: String(r.created_by),
+    createdByPrincipal: strOrNull(r.created_by_principal),
+    review: typeof r.review === 'string' ? (JSON.parse(r.review) as TaskRow['review']) : null,
+    runbook: typeof r.runbook === 'string' ? (JSON.parse(r.runbook) as TaskRow['runbook']) : null,
     createdAt: num(r.created_at),
     claimedAt: numOrNull(r.claimed_at),
     startedAt: numOrNull(r.started_at),
