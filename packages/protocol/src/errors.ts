@@ -75,6 +75,15 @@ export const ErrorCodes = {
   FERRY_E_REQUEST_TIMEOUT: { status: 408, message: 'The request did not arrive in time; the connection was closed.' },
   FERRY_E_HEADERS_TOO_LARGE: { status: 431, message: "The request's headers are too large." },
   FERRY_E_RATE_LIMITED: { status: 429, message: 'Too many attempts from this address; retry after the number of seconds in the Retry-After header.' },
+  FERRY_E_WEAK_PASSWORD: {
+    status: 400,
+    message: 'The password is too weak: use at least 12 characters, not your e-mail address and not a common password.',
+  },
+  FERRY_E_INVITATION_INVALID: { status: 404, message: 'This invitation is unknown, already used or expired; ask an admin for a new one (`ferry user invite`).' },
+  FERRY_E_SIGN_IN_FAILED: { status: 401, message: 'Wrong e-mail address or password.' },
+  FERRY_E_ORG_REQUIRED: { status: 400, message: 'This e-mail address has accounts in several organizations; name one with --org.' },
+  FERRY_E_USER_NOT_FOUND: { status: 404, message: 'No such person in this organization. `ferry user list` shows them.' },
+  FERRY_E_SELF_CHANGE: { status: 409, message: 'You cannot change your own role or remove yourself; ask another admin.' },
   FERRY_E_INTERNAL: { status: 500, message: 'Internal server error.' },
   FERRY_E_UNAVAILABLE: { status: 503, message: 'The server is shutting down or not ready; retry shortly.' },
 } as const satisfies Record<string, { status: number; message: string }>;

@@ -54,6 +54,18 @@ import {
   TokenCreated,
   TokenInfo,
 } from './teams.js';
+import {
+  AcceptInvitationRequest,
+  InvitationCreated,
+  InvitationInfo,
+  InvitationRequest,
+  InviteUserRequest,
+  SetUserRoleRequest,
+  SignInRequest,
+  SignedIn,
+  UserInfo,
+  UserList,
+} from './people.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 export type RouteAuth = 'none' | 'user' | 'agent';
@@ -143,6 +155,17 @@ export const Routes = {
   addGroupMember: route({ method: 'PUT', path: '/v1/groups/:group/members/:member', auth: 'user', response: GroupInfo }),
   grantTarget: route({ method: 'PUT', path: '/v1/targets/:name/grants/:group', auth: 'user', body: GrantRequest, response: GrantInfo }),
   revokeGrant: route({ method: 'DELETE', path: '/v1/targets/:name/grants/:group', auth: 'user', response: 'empty' }),
+
+  // ---- people: invitations, local accounts, sign-in ----
+  inviteUser: route({ method: 'POST', path: '/v1/users/invitations', auth: 'user', body: InviteUserRequest, response: InvitationCreated, status: 201 }),
+  listUsers: route({ method: 'GET', path: '/v1/users', auth: 'user', response: UserList }),
+  setUserRole: route({ method: 'PUT', path: '/v1/users/:email/role', auth: 'user', body: SetUserRoleRequest, response: UserInfo }),
+  removeUser: route({ method: 'DELETE', path: '/v1/users/:email', auth: 'user', response: 'empty' }),
+  /** The page an invitation URL opens (its secret is in the URL's fragment, read by the page's script). */
+  invitationPage: route({ method: 'GET', path: '/invite', auth: 'none', response: 'text', textType: 'text/html' }),
+  getInvitation: route({ method: 'POST', path: '/v1/invitations/lookup', auth: 'none', body: InvitationRequest, response: InvitationInfo }),
+  acceptInvitation: route({ method: 'POST', path: '/v1/invitations/accept', auth: 'none', body: AcceptInvitationRequest, response: UserInfo, status: 201 }),
+  signIn: route({ method: 'POST', path: '/v1/sessions', auth: 'none', body: SignInRequest, response: SignedIn, status: 201 }),
 
   // ---- the agent side ----
   registerAgent: route({ method: 'POST', path: '/v1/agents/register', auth: 'none', body: RegisterAgentRequest, response: RegisterAgentResponse, status: 201 }),

@@ -5,6 +5,7 @@ import { registerAgentRoutes } from './agents.js';
 import { registerAuditRoutes } from './audit.js';
 import { registerGroupRoutes } from './groups.js';
 import { registerOrgRoutes } from './orgs.js';
+import { registerPeopleRoutes } from './people.js';
 import { registerPublicRoutes } from './public.js';
 import { registerSecretRoutes } from './secrets.js';
 import { registerTargetRoutes } from './targets.js';
@@ -23,4 +24,5 @@ export function registerRoutes(app: FerryApp, ctx: ServerContext): void {
   registerOrgRoutes(app, ctx);
   registerTokenRoutes(app, ctx);
   registerGroupRoutes(app, ctx);
+  registerPeopleRoutes(app, ctx);
 }

@@ -7,6 +7,7 @@
  * Times are milliseconds since the epoch.
  */
 import type { TeamsStore } from './teams-types.js';
+import type { PeopleStore } from './people-types.js';
 import type { AgentMode, FinalStatus, NetworkPolicy, OutputFrame, RedactLevel, SealedSecret, TargetLimits, TargetType, TaskStatus } from '@ferry/protocol';
 
 export interface OrgRow {
@@ -256,6 +257,8 @@ export interface Store {
   ensureOrg(name: string, now: number): Promise<OrgRow>;
   /** Organizations, principals, tokens, groups and grants (teams-types.ts). */
   readonly teams: TeamsStore;
+  /** Invitations, local passwords and people (people-types.ts). */
+  readonly people: PeopleStore;
 
   createTarget(row: TargetRow): Promise<TargetRow | 'exists'>;
   listTargets(orgId: string): Promise<TargetRow[]>;

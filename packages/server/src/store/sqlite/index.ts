@@ -42,6 +42,7 @@ import { auditHash } from '../audit-hash.js';
 import * as keys from './keys.js';
 import { migrations } from './migrations.js';
 import { SqliteTeams } from './teams.js';
+import { SqlitePeople } from './people.js';
 import { metricsSnapshot, readiness } from './ops.js';
 import { appendOutput, expireOutput, flushHeldOutput, readOutput, type Statements } from './output.js';
 import { TASK_SELECT, num, toAgent, toAudit, toSecret, toTarget, toTask, type Row } from './rows.js';
@@ -49,6 +50,7 @@ import { TASK_SELECT, num, toAgent, toAudit, toSecret, toTarget, toTask, type Ro
 export class SqliteStore implements Store {
   private readonly db: Database.Database;
   readonly teams: SqliteTeams;
+  readonly people: SqlitePeople;
 
   constructor(file: string) {
     this.db = new Database(file);
@@ -63,6 +65,7 @@ export class SqliteStore implements Store {
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
     this.teams = new SqliteTeams(this.db, this.prepared);
+    this.people = new SqlitePeople(this.db, this.prepared);
   }
 
   private readonly statements = new Map<string, Database.Statement>();

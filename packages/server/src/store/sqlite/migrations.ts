@@ -192,4 +192,26 @@ CREATE TABLE target_grants (
 CREATE INDEX target_grants_group ON target_grants(group_id);
 `,
   },
+  {
+    version: 12,
+    name: 'people: local accounts (Argon2id passwords), invitations, removed principals',
+    sql: `
+-- A removed person keeps its row (audit entries and tokens point at it) but frees its e-mail
+-- for a new invitation: names are unique among principals not removed.
+ALTER TABLE principals ADD COLUMN removed_at INTEGER;
+DROP INDEX principals_name;
+CREATE UNIQUE INDEX principals_live_name ON principals(org_id, name) WHERE removed_at IS NULL;
+-- A person's password, as an Argon2id PHC string (salt and parameters included).
+CREATE TABLE passwords (
+  principal_id TEXT PRIMARY KEY REFERENCES principals(id), hash TEXT NOT NULL, updated_at INTEGER NOT NULL
+);
+-- One-time invitations: the secret is stored as its SHA-256 only; used_at is set once (CAS).
+CREATE TABLE invitations (
+  id TEXT PRIMARY KEY, org_id TEXT NOT NULL REFERENCES orgs(id), email TEXT NOT NULL,
+  role TEXT NOT NULL CHECK (role IN ('admin','operator','viewer')), token_hash TEXT NOT NULL UNIQUE,
+  created_by TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER
+);
+CREATE INDEX invitations_email ON invitations(org_id, email) WHERE used_at IS NULL;
+`,
+  },
 ];

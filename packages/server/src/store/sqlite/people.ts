@@ -1,0 +1,113 @@
+/* eslint-disable @typescript-eslint/require-await -- the PeopleStore interface is async for PostgreSQL; better-sqlite3 is synchronous */
+/** People in SQLite: invitations, Argon2id password hashes, and principals of kind 'person'. */
+import type Database from 'better-sqlite3';
+import type { Role } from '@ferry/protocol';
+import type { Account, InvitationRow, PeopleStore, PersonRow } from '../people-types.js';
+import type { PrincipalRow } from '../teams-types.js';
+import { num, strOrNull, type Row } from './rows.js';
+import type { Statements } from './output.js';
+
+function toInvitation(r: Row): InvitationRow {
+  return {
+    id: String(r.id),
+    orgId: String(r.org_id),
+    email: String(r.email),
+    role: r.role as Role,
+    createdBy: String(r.created_by),
+    createdAt: num(r.created_at),
+    expiresAt: num(r.expires_at),
+    usedAt: r.used_at === null || r.used_at === undefined ? null : num(r.used_at),
+  };
+}
+
+function toPrincipal(r: Row): PrincipalRow {
+  return {
+    id: String(r.id),
+    orgId: String(r.org_id),
+    kind: r.kind as PrincipalRow['kind'],
+    name: String(r.name),
+    role: r.role as Role,
+    instanceAdmin: r.instance_admin === 1,
+    createdBy: strOrNull(r.created_by),
+    createdAt: num(r.created_at),
+  };
+}
+
+const INVITATION_COLUMNS = 'id, org_id, email, role, created_by, created_at, expires_at, used_at';
+
+export class SqlitePeople implements PeopleStore {
+  constructor(
+    private readonly db: Database.Database,
+    private readonly stmt: Statements,
+  ) {}
+
+  async createInvitation(row: InvitationRow, secretHash: string): Promise<void> {
+    this.db.transaction(() => {
+      this.stmt('UPDATE invitations SET used_at = ? WHERE org_id = ? AND email = ? AND used_at IS NULL').run(row.createdAt, row.orgId, row.email);
+      this.stmt(
+        `INSERT INTO invitations (id, org_id, email, role, token_hash, created_by, created_at, expires_at, used_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
+      ).run(row.id, row.orgId, row.email, row.role, secretHash, row.createdBy, row.createdAt, row.expiresAt);
+    })();
+  }
+
+  async findInvitation(secretHash: string): Promise<InvitationRow | undefined> {
+    const r = this.stmt(`SELECT ${INVITATION_COLUMNS} FROM invitations WHERE token_hash = ?`).get(secretHash) as Row | undefined;
+    return r ? toInvitation(r) : undefined;
+  }
+
+  async listPendingInvitations(orgId: string, now: number): Promise<InvitationRow[]> {
+    return this.stmt(`SELECT ${INVITATION_COLUMNS} FROM invitations WHERE org_id = ? AND used_at IS NULL AND expires_at > ? ORDER BY email`)
+      .all(orgId, now)
+      .map((r) => toInvitation(r as Row));
+  }
+
+  async acceptInvitation(invitationId: string, person: PrincipalRow, passwordHash: string, now: number): Promise<'ok' | 'used' | 'exists'> {
+    return this.db.transaction((): 'ok' | 'used' | 'exists' => {
+      const used = this.stmt('UPDATE invitations SET used_at = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?').run(now, invitationId, now);
+      if (used.changes !== 1) return 'used';
+      const taken = this.stmt('SELECT 1 FROM principals WHERE org_id = ? AND name = ? AND removed_at IS NULL').get(person.orgId, person.name);
+      if (taken) return 'exists';
+      this.stmt('INSERT INTO principals (id, org_id, kind, name, role, instance_admin, created_by, created_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?)').run(
+        person.id,
+        person.orgId,
+        person.kind,
+        person.name,
+        person.role,
+        person.createdBy,
+        person.createdAt,
+      );
+      this.stmt('INSERT INTO passwords (principal_id, hash, updated_at) VALUES (?, ?, ?)').run(person.id, passwordHash, now);
+      return 'ok';
+    })();
+  }
+
+  async findAccounts(email: string): Promise<Account[]> {
+    const rows = this.stmt(
+      `SELECT p.*, o.name AS org_name, pw.hash AS password_hash FROM principals p
+      JOIN passwords pw ON pw.principal_id = p.id JOIN orgs o ON o.id = p.org_id
+      WHERE p.kind = 'person' AND p.name = ? AND p.removed_at IS NULL ORDER BY o.name`,
+    ).all(email) as Row[];
+    return rows.map((r) => ({ principal: toPrincipal(r), orgName: String(r.org_name), passwordHash: String(r.password_hash) }));
+  }
+
+  async listPeople(orgId: string): Promise<PersonRow[]> {
+    const people = this.stmt("SELECT * FROM principals WHERE org_id = ? AND kind = 'person' AND removed_at IS NULL ORDER BY name")
+      .all(orgId)
+      .map((r) => toPrincipal(r as Row));
+    const groups = this.stmt('SELECT g.name FROM group_members m JOIN groups g ON g.id = m.group_id WHERE m.principal_id = ? ORDER BY g.name');
+    return people.map((p) => ({ ...p, groups: groups.all(p.id).map((r) => String((r as Row).name)) }));
+  }
+
+  async setRole(orgId: string, principalId: string, role: Role): Promise<void> {
+    this.stmt('UPDATE principals SET role = ? WHERE id = ? AND org_id = ?').run(role, principalId, orgId);
+  }
+
+  async removePerson(orgId: string, principalId: string, now: number): Promise<void> {
+    this.db.transaction(() => {
+      this.stmt('UPDATE api_tokens SET revoked_at = ? WHERE principal_id = ? AND org_id = ? AND revoked_at IS NULL').run(now, principalId, orgId);
+      this.stmt('DELETE FROM group_members WHERE principal_id = ?').run(principalId);
+      this.stmt('DELETE FROM passwords WHERE principal_id = ?').run(principalId);
+      this.stmt('UPDATE principals SET removed_at = ? WHERE id = ? AND org_id = ?').run(now, principalId, orgId);
+    })();
+  }
+}
