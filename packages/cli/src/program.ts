@@ -16,6 +16,7 @@ import { registerSecretCommands } from './commands/secret.js';
 import { registerTargetCommands } from './commands/target.js';
 import { registerTaskCommands } from './commands/task.js';
 import { registerTokenCommands } from './commands/token.js';
+import { registerUserCommands } from './commands/user.js';
 import { CLI_FAILURE } from './exit-codes.js';
 import { reportError } from './report-error.js';
 
@@ -61,6 +62,7 @@ registerAuditCommands(program);
 registerOrgCommands(program);
 registerTokenCommands(program);
 registerGroupCommands(program);
+registerUserCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : CLI_FAILURE);
