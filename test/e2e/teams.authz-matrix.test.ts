@@ -21,7 +21,20 @@ import { after, before, describe, it } from 'node:test';
 import { sealSecret } from '@ferry/client';
 import { OUTPUT_FRAMES_CONTENT_TYPE, Routes, Streams, decodeJoinToken, encodeFrames, routePath, type RouteDef } from '@ferry/protocol';
 import { api, startFerryServer, waitFor, type ApiResult, type ServerHandle } from '../helpers/ferry.js';
-import { call, createOrg, createTarget, createTask, grant, group, publicKeyPem, registerAgent, serviceAccount } from '../helpers/teams.js';
+import {
+  TEST_PASSWORD,
+  call,
+  createOrg,
+  createTarget,
+  createTask,
+  grant,
+  group,
+  invite,
+  person,
+  publicKeyPem,
+  registerAgent,
+  serviceAccount,
+} from '../helpers/teams.js';
 
 const CALLERS = [
   'none',
@@ -114,6 +127,7 @@ const onTask = (f: Fixture): Request => ({ params: { id: f.taskId } });
 const MATRIX: Record<string, Row> = {
   health: { expect: everyone(200) },
   caCertificate: { expect: everyone(200) },
+  openApi: { expect: everyone(200) },
 
   createTarget: { request: (f) => ({ body: { name: f.fresh('ct'), type: 'shell', agent: 'self-hosted' } }), expect: adminOnly(201, 201) },
   listTargets: { expect: everyUser(200) },
@@ -196,6 +210,26 @@ const MATRIX: Record<string, Row> = {
     },
     expect: adminOnly(204, 404),
   },
+
+  inviteUser: { request: (f) => ({ body: { email: `${f.fresh('inv')}@example.com`, role: 'viewer' } }), expect: adminOnly(201, 201) },
+  listUsers: { expect: adminOnly(200, 200) },
+  setUserRole: { request: () => ({ params: { email: 'person@example.com' }, body: { role: 'viewer' } }), expect: adminOnly(200, 404) },
+  removeUser: {
+    request: async (f) => {
+      const email = `${f.fresh('rm')}@example.com`;
+      await person(f.server, f.admin, email, 'viewer');
+      return { params: { email } };
+    },
+    expect: adminOnly(204, 404),
+  },
+  // Unauthenticated: an invitation's secret or a password is the credential, whatever token comes along.
+  invitationPage: { expect: everyone(200) },
+  getInvitation: { request: async (f) => ({ body: { invitation: await invite(f.server, f.admin, `${f.fresh('look')}@example.com`, 'viewer') } }), expect: everyone(200) },
+  acceptInvitation: {
+    request: async (f) => ({ body: { invitation: await invite(f.server, f.admin, `${f.fresh('acc')}@example.com`, 'viewer'), password: TEST_PASSWORD } }),
+    expect: everyone(201),
+  },
+  signIn: { request: () => ({ body: { email: 'person@example.com', password: TEST_PASSWORD } }), expect: everyone(201) },
 
   registerAgent: {
     request: async (f, caller) => {
@@ -303,6 +337,7 @@ async function setUp(server: ServerHandle): Promise<Fixture> {
   await grant(server, admin, 't1', 'g-operators', 'operator');
   await serviceAccount(server, admin, 'm-spare', 'viewer');
   await group(server, admin, 'g-spare', []);
+  await person(server, admin, 'person@example.com', 'viewer');
   const taskId = await createTask(server, admin, 't1');
   const f: Fixture = { server, tokens, admin, t1: target, taskId, sealedBody: { sealed }, keyPem, fresh };
   // The 1-second token has expired by now, or will have in a moment.
@@ -316,7 +351,7 @@ describe('teams: the authorization matrix (every route × every kind of caller)'
 
   before(async () => {
     // The matrix makes hundreds of refused attempts from one address on purpose.
-    server = await startFerryServer({ embeddedAgent: false, env: { FERRY_AUTH_FAILURES_PER_MINUTE: '0', FERRY_FAILED_REGISTRATIONS_PER_MINUTE: '0' } });
+    server = await startFerryServer({ embeddedAgent: false, env: { FERRY_AUTH_FAILURES_PER_MINUTE: '0', FERRY_FAILED_REGISTRATIONS_PER_MINUTE: '0', FERRY_FAILED_SIGN_INS_PER_MINUTE: '0' } });
     f = await setUp(server);
   });
   after(async () => {
@@ -441,6 +476,9 @@ describe('teams: the authorization matrix (every route × every kind of caller)'
     assert.equal(entry?.actor, `service:operator-grant (token ${operatorToken.id})`);
     assert.ok(operatorToken.lastUsedAt !== null, 'last use is recorded');
     const userEntries = entries.filter((e) => !e.actor.startsWith('agent:') && e.actor !== 'server');
-    for (const e of userEntries) assert.match(e.actor, /^(service|person):\S+ \(token k_[0-9a-z]+\)$/, `${e.action} ${e.subject}: ${e.actor}`);
+    // A sign-in names the session (personal token) it made; joining names the invitation used.
+    for (const e of userEntries) {
+      assert.match(e.actor, /^(service|person):\S+ \((?:(?:token|session) k_[0-9a-z]+|invitation i_[0-9a-z]+)\)$/, `${e.action} ${e.subject}: ${e.actor}`);
+    }
   });
 });
