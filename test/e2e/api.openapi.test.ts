@@ -205,7 +205,9 @@ describe('the OpenAPI document', () => {
       const password = 'correct-walrus-lantern-42';
       await client().call(Routes.acceptInvitation, { body: { invitation, password } });
       await assert.rejects(client().call(Routes.acceptInvitation, { body: { invitation, password } }), { code: 'FERRY_E_INVITATION_INVALID' });
-      await assert.rejects(client().call(Routes.signIn, { body: { email: 'oa@example.com', password: 'not-the-password' } }), { code: 'FERRY_E_SIGN_IN_FAILED' });
+      await assert.rejects(client().call(Routes.signIn, { body: { email: 'oa@example.com', password: 'not-the-password' } }), {
+        code: 'FERRY_E_SIGN_IN_FAILED',
+      });
       await client().call(Routes.signIn, { body: { email: 'oa@example.com', password } });
       await user.call(Routes.listUsers);
       await user.call(Routes.setUserRole, { params: { email: 'oa@example.com' }, body: { role: 'operator' } });

@@ -64,11 +64,19 @@ describe('people: invitations, local accounts, sign-in', () => {
     assert.match(login.stdout, /Logged in to .* as ada@example\.com \(admin of default/);
     await ok(['group', 'create', 'made-by-ada'], env);
 
-    const wrong = await runCli(['login', '--server', server.url, '--email', 'ada@example.com', '--ca-fingerprint', server.fingerprint], env, 'not-the-password\n');
+    const wrong = await runCli(
+      ['login', '--server', server.url, '--email', 'ada@example.com', '--ca-fingerprint', server.fingerprint],
+      env,
+      'not-the-password\n',
+    );
     assert.notEqual(wrong.code, 0);
     assert.match(wrong.stderr, /Wrong e-mail address or password/);
 
-    const entries = (await call(server, server.adminToken, 'GET', '/v1/audit?limit=1000', undefined, 200)).json.entries as { actor: string; action: string; subject: string }[];
+    const entries = (await call(server, server.adminToken, 'GET', '/v1/audit?limit=1000', undefined, 200)).json.entries as {
+      actor: string;
+      action: string;
+      subject: string;
+    }[];
     const made = entries.find((e) => e.action === 'group.create' && e.subject.includes('made-by-ada'));
     assert.match(made?.actor ?? '', /^person:ada@example\.com \(token k_[0-9a-z]+\)$/);
     assert.match(entries.find((e) => e.action === 'user.sign-in')?.actor ?? '', /^person:ada@example\.com \(session k_[0-9a-z]+\)$/);

@@ -224,7 +224,10 @@ const MATRIX: Record<string, Row> = {
   },
   // Unauthenticated: an invitation's secret or a password is the credential, whatever token comes along.
   invitationPage: { expect: everyone(200) },
-  getInvitation: { request: async (f) => ({ body: { invitation: await invite(f.server, f.admin, `${f.fresh('look')}@example.com`, 'viewer') } }), expect: everyone(200) },
+  getInvitation: {
+    request: async (f) => ({ body: { invitation: await invite(f.server, f.admin, `${f.fresh('look')}@example.com`, 'viewer') } }),
+    expect: everyone(200),
+  },
   acceptInvitation: {
     request: async (f) => ({ body: { invitation: await invite(f.server, f.admin, `${f.fresh('acc')}@example.com`, 'viewer'), password: TEST_PASSWORD } }),
     expect: everyone(201),
@@ -351,7 +354,10 @@ describe('teams: the authorization matrix (every route × every kind of caller)'
 
   before(async () => {
     // The matrix makes hundreds of refused attempts from one address on purpose.
-    server = await startFerryServer({ embeddedAgent: false, env: { FERRY_AUTH_FAILURES_PER_MINUTE: '0', FERRY_FAILED_REGISTRATIONS_PER_MINUTE: '0', FERRY_FAILED_SIGN_INS_PER_MINUTE: '0' } });
+    server = await startFerryServer({
+      embeddedAgent: false,
+      env: { FERRY_AUTH_FAILURES_PER_MINUTE: '0', FERRY_FAILED_REGISTRATIONS_PER_MINUTE: '0', FERRY_FAILED_SIGN_INS_PER_MINUTE: '0' },
+    });
     f = await setUp(server);
   });
   after(async () => {

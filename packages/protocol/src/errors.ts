@@ -79,7 +79,10 @@ export const ErrorCodes = {
     status: 400,
     message: 'The password is too weak: use at least 12 characters, not your e-mail address and not a common password.',
   },
-  FERRY_E_INVITATION_INVALID: { status: 404, message: 'This invitation is unknown, already used or expired; ask an admin for a new one (`ferry user invite`).' },
+  FERRY_E_INVITATION_INVALID: {
+    status: 404,
+    message: 'This invitation is unknown, already used or expired; ask an admin for a new one (`ferry user invite`).',
+  },
   FERRY_E_SIGN_IN_FAILED: { status: 401, message: 'Wrong e-mail address or password.' },
   FERRY_E_ORG_REQUIRED: { status: 400, message: 'This e-mail address has accounts in several organizations; name one with --org.' },
   FERRY_E_USER_NOT_FOUND: { status: 404, message: 'No such person in this organization. `ferry user list` shows them.' },

@@ -59,7 +59,11 @@ export async function saveLogin(origin: string, caPem: string, token: string): P
 }
 
 /** Signs in with e-mail and password; answers the personal token (a 30-day session). */
-export async function signIn(origin: string, caPem: string, body: { email: string; password: string; org?: string }): Promise<{ token: string; org: string; role: string; expiresAt: string }> {
+export async function signIn(
+  origin: string,
+  caPem: string,
+  body: { email: string; password: string; org?: string },
+): Promise<{ token: string; org: string; role: string; expiresAt: string }> {
   const client = createNodeClient({ serverUrl: origin, caPem, userAgent: 'ferry-cli' });
   try {
     return await client.call(Routes.signIn, { body });

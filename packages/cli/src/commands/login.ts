@@ -10,7 +10,7 @@ export function registerLoginCommand(program: Command): void {
     .option('--org <name>', 'with --email: the organization, when the e-mail has accounts in several')
     .option(
       '--token <token>',
-      "store this API token; `-` reads it from stdin (without --email and --token, a piped stdin or FERRY_TOKEN is used), so it need not be on the command line",
+      'store this API token; `-` reads it from stdin (without --email and --token, a piped stdin or FERRY_TOKEN is used), so it need not be on the command line',
     )
     .option('--ca-fingerprint <sha256>', "SHA-256 fingerprint of the server's CA, as `ferry server` prints it")
     .option('--ca-file <file>', "the server's CA certificate (ca.pem in its data folder)")

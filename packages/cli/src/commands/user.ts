@@ -25,6 +25,6 @@ export function registerUserCommands(program: Command): void {
     .action(lazyAction(actions, 'setUserRole'));
   user
     .command('remove <email>')
-    .description("remove a person (admins): their tokens and sessions stop working at once")
+    .description('remove a person (admins): their tokens and sessions stop working at once')
     .action(lazyAction(actions, 'removeUser'));
 }

@@ -90,18 +90,29 @@ async function accept(ctx: ServerContext, body: ParsedBody<typeof Routes.acceptI
   const result = await ctx.store.people.acceptInvitation(inv.id, person, await hashPassword(body.password), now);
   if (result === 'used') throw invalidInvitation();
   if (result === 'exists') throw new FerryError('FERRY_E_NAME_TAKEN', `${inv.email} is already a member of this organization; sign in with \`ferry login\`.`);
-  await ctx.audit({ orgId: inv.orgId, actor: `person:${inv.email} (invitation ${inv.id})`, action: 'user.join', subject: inv.email, details: { role: inv.role } });
+  await ctx.audit({
+    orgId: inv.orgId,
+    actor: `person:${inv.email} (invitation ${inv.id})`,
+    action: 'user.join',
+    subject: inv.email,
+    details: { role: inv.role },
+  });
   return { ...person, groups: [] };
 }
 
-async function signIn(ctx: ServerContext, body: ParsedBody<typeof Routes.signIn>): Promise<{ person: PrincipalRow; orgName: string; secret: string; tokenId: string; expiresAt: number }> {
+async function signIn(
+  ctx: ServerContext,
+  body: ParsedBody<typeof Routes.signIn>,
+): Promise<{ person: PrincipalRow; orgName: string; secret: string; tokenId: string; expiresAt: number }> {
   // Counted per account before the (slow) check; a success gives the attempt back.
   try {
     ctx.rateLimits.accountSignIns.take(body.email);
   } catch (err) {
     if (!(err instanceof FerryError)) throw err;
     const seconds = Number(err.details?.retryAfterSeconds ?? 60);
-    throw new FerryError('FERRY_E_RATE_LIMITED', `Too many failed sign-ins for ${body.email}; retry in ${seconds} s.`, { details: { retryAfterSeconds: seconds } });
+    throw new FerryError('FERRY_E_RATE_LIMITED', `Too many failed sign-ins for ${body.email}; retry in ${seconds} s.`, {
+      details: { retryAfterSeconds: seconds },
+    });
   }
   const accounts = (await ctx.store.people.findAccounts(body.email)).filter((a) => body.org === undefined || a.orgName === body.org);
   if (accounts.length > 1) throw new FerryError('FERRY_E_ORG_REQUIRED', `${body.email} has accounts in several organizations; name one with --org.`);
