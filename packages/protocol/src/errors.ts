@@ -87,6 +87,11 @@ export const ErrorCodes = {
   FERRY_E_ORG_REQUIRED: { status: 400, message: 'This e-mail address has accounts in several organizations; name one with --org.' },
   FERRY_E_USER_NOT_FOUND: { status: 404, message: 'No such person in this organization. `ferry user list` shows them.' },
   FERRY_E_SELF_CHANGE: { status: 409, message: 'You cannot change your own role or remove yourself; ask another admin.' },
+  FERRY_E_SSO_NOT_CONFIGURED: { status: 404, message: 'This organization has no single sign-on; an admin sets it up with `ferry org sso set`.' },
+  FERRY_E_SSO_STATE: { status: 400, message: 'This sign-in is unknown, already used or expired; start again with `ferry login --sso ORG`.' },
+  FERRY_E_SSO_REFUSED: { status: 401, message: "The identity provider's answer was refused; start again with `ferry login --sso ORG`." },
+  FERRY_E_SSO_DOMAIN: { status: 403, message: "Your e-mail address is not in one of the organization's allowed domains." },
+  FERRY_E_SSO_PROVIDER: { status: 502, message: 'The identity provider could not be reached or answered something unexpected.' },
   FERRY_E_INTERNAL: { status: 500, message: 'Internal server error.' },
   FERRY_E_UNAVAILABLE: { status: 503, message: 'The server is shutting down or not ready; retry shortly.' },
 } as const satisfies Record<string, { status: number; message: string }>;

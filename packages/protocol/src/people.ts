@@ -48,3 +48,43 @@ export const SignInRequest = z
   .strict();
 /** A personal token (a session) for the person, shown once. */
 export const SignedIn = z.object({ token: z.string(), tokenId: z.string(), email: z.string(), org: z.string(), role: Role, expiresAt: z.string() });
+
+// ---- single sign-on (OpenID Connect), per organization ----
+
+const Domain = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/, 'write a domain such as example.com');
+
+export const SetSsoRequest = z
+  .object({
+    issuer: z.string().url().max(500),
+    clientId: z.string().min(1).max(500),
+    clientSecret: z.string().min(1).max(4096),
+    /** Only people whose (verified) e-mail is in one of these domains may sign in. */
+    domains: z.array(Domain).min(1).max(100),
+    /** The ID token claim that lists the person's groups; those that name a Ferry group make them a member. */
+    groupsClaim: z.string().min(1).max(100).optional(),
+  })
+  .strict();
+export const SsoInfo = z.object({ issuer: z.string(), clientId: z.string(), domains: z.array(z.string()), groupsClaim: z.string().nullable(), updatedAt: z.string() });
+
+export const SsoStartRequest = z
+  .object({
+    org: z.string().max(63),
+    /** The port the CLI listens on, on 127.0.0.1, for the browser's return. */
+    loopbackPort: z.number().int().min(1024).max(65535),
+    /** base64url(SHA-256(verifier)): only the CLI that started the sign-in can redeem it. */
+    cliChallenge: z.string().regex(/^[A-Za-z0-9_-]{43}$/, 'base64url of a SHA-256 digest'),
+  })
+  .strict();
+export const SsoStarted = z.object({ authorizationUrl: z.string(), expiresAt: z.string() });
+/** What the provider sends back to the server's callback (RFC 6749 §4.1.2, RFC 9207). */
+export const SsoCallbackQuery = z.looseObject({
+  code: z.string().max(2000).optional(),
+  state: z.string().max(200).optional(),
+  error: z.string().max(200).optional(),
+  error_description: z.string().max(2000).optional(),
+});
+export const SsoExchangeRequest = z.object({ code: z.string().min(8).max(200), verifier: z.string().min(43).max(128) }).strict();

@@ -60,8 +60,14 @@ import {
   InvitationInfo,
   InvitationRequest,
   InviteUserRequest,
+  SetSsoRequest,
   SetUserRoleRequest,
   SignInRequest,
+  SsoCallbackQuery,
+  SsoExchangeRequest,
+  SsoInfo,
+  SsoStartRequest,
+  SsoStarted,
   SignedIn,
   UserInfo,
   UserList,
@@ -166,6 +172,13 @@ export const Routes = {
   getInvitation: route({ method: 'POST', path: '/v1/invitations/lookup', auth: 'none', body: InvitationRequest, response: InvitationInfo }),
   acceptInvitation: route({ method: 'POST', path: '/v1/invitations/accept', auth: 'none', body: AcceptInvitationRequest, response: UserInfo, status: 201 }),
   signIn: route({ method: 'POST', path: '/v1/sessions', auth: 'none', body: SignInRequest, response: SignedIn, status: 201 }),
+  setSso: route({ method: 'PUT', path: '/v1/org/sso', auth: 'user', body: SetSsoRequest, response: SsoInfo }),
+  getSso: route({ method: 'GET', path: '/v1/org/sso', auth: 'user', response: SsoInfo }),
+  /** Starts a sign-in through the organization's provider: the URL to open in a browser. */
+  ssoStart: route({ method: 'POST', path: '/v1/sso/start', auth: 'none', body: SsoStartRequest, response: SsoStarted, status: 201 }),
+  /** Where the provider sends the browser back; the page sends it on to the CLI's loopback. */
+  ssoCallback: route({ method: 'GET', path: '/v1/sso/callback', auth: 'none', query: SsoCallbackQuery, response: 'text', textType: 'text/html' }),
+  ssoExchange: route({ method: 'POST', path: '/v1/sso/exchange', auth: 'none', body: SsoExchangeRequest, response: SignedIn, status: 201 }),
 
   // ---- the agent side ----
   registerAgent: route({ method: 'POST', path: '/v1/agents/register', auth: 'none', body: RegisterAgentRequest, response: RegisterAgentResponse, status: 201 }),

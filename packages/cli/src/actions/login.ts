@@ -15,6 +15,8 @@ interface LoginOptions extends TrustOptions {
   token?: string;
   email?: string;
   org?: string;
+  sso?: string;
+  browser?: boolean;
 }
 
 export function serverOrigin(text: string, flag = '--server'): string {
@@ -88,6 +90,11 @@ async function tokenFromInput(flag: string | undefined): Promise<string> {
 }
 
 export async function login(opts: LoginOptions): Promise<void> {
+  if (opts.sso !== undefined) {
+    if (opts.email !== undefined || opts.token !== undefined) throw new UsageError('Give one of --sso, --email or --token.');
+    const { loginSso } = await import('./sso.js');
+    return loginSso({ ...opts, sso: opts.sso });
+  }
   const origin = serverOrigin(opts.server);
   if (opts.email !== undefined && opts.token !== undefined) throw new UsageError('Give either --email (sign in with a password) or --token, not both.');
   const token = opts.email === undefined ? await tokenFromInput(opts.token) : undefined;

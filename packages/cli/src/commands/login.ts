@@ -12,6 +12,8 @@ export function registerLoginCommand(program: Command): void {
       '--token <token>',
       'store this API token; `-` reads it from stdin (without --email and --token, a piped stdin or FERRY_TOKEN is used), so it need not be on the command line',
     )
+    .option('--sso <org>', "sign in through the organization's identity provider in a browser (a loopback redirect to this CLI)")
+    .option('--no-browser', 'with --sso: only print the URL, do not try to open a browser')
     .option('--ca-fingerprint <sha256>', "SHA-256 fingerprint of the server's CA, as `ferry server` prints it")
     .option('--ca-file <file>', "the server's CA certificate (ca.pem in its data folder)")
     .action(lazyAction(() => import('../actions/login.js'), 'login'));

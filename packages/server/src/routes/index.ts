@@ -6,6 +6,7 @@ import { registerAuditRoutes } from './audit.js';
 import { registerGroupRoutes } from './groups.js';
 import { registerOrgRoutes } from './orgs.js';
 import { registerPeopleRoutes } from './people.js';
+import { registerSsoRoutes } from './sso.js';
 import { registerPublicRoutes } from './public.js';
 import { registerSecretRoutes } from './secrets.js';
 import { registerTargetRoutes } from './targets.js';
@@ -25,4 +26,5 @@ export function registerRoutes(app: FerryApp, ctx: ServerContext): void {
   registerTokenRoutes(app, ctx);
   registerGroupRoutes(app, ctx);
   registerPeopleRoutes(app, ctx);
+  registerSsoRoutes(app, ctx);
 }

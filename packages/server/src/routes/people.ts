@@ -7,7 +7,8 @@
  * (the route's limit) and, for sign-in, per account. Failed attempts use the allowance up;
  * successful ones give it back (rate-limit.ts).
  */
-import { FerryError, INVITATION_PREFIX, Routes, type ParsedBody, type UserInfo } from '@ferry/protocol';
+import type { z } from 'zod';
+import { FerryError, INVITATION_PREFIX, Routes, type ParsedBody, type SignedIn, type UserInfo } from '@ferry/protocol';
 import type { FerryApp } from '../app.js';
 import { USER_TOKEN_PREFIX, type UserPrincipal } from '../auth.js';
 import type { ServerContext } from '../context.js';
@@ -100,10 +101,49 @@ async function accept(ctx: ServerContext, body: ParsedBody<typeof Routes.acceptI
   return { ...person, groups: [] };
 }
 
+export interface Session {
+  person: PrincipalRow;
+  orgName: string;
+  secret: string;
+  tokenId: string;
+  expiresAt: number;
+}
+
+/** A personal token for the person who just signed in (by password or through the provider). */
+export async function createSession(ctx: ServerContext, person: PrincipalRow, orgName: string, method: 'password' | 'sso'): Promise<Session> {
+  const now = Date.now();
+  const secret = newSecret(USER_TOKEN_PREFIX);
+  const tokenId = newId('k');
+  const expiresAt = now + SESSION_MS;
+  const name = `session-${tokenId.slice(2)}`;
+  const made = await ctx.store.teams.createToken(
+    { id: tokenId, orgId: person.orgId, principalId: person.id, name, createdAt: now, expiresAt, lastUsedAt: null, revokedAt: null },
+    hashSecret(secret),
+  );
+  if (made !== 'ok') throw new FerryError('FERRY_E_INTERNAL', 'The session token could not be stored.');
+  await ctx.audit({
+    orgId: person.orgId,
+    actor: `person:${person.name} (session ${tokenId})`,
+    action: 'user.sign-in',
+    subject: person.name,
+    details: { method, expiresAt },
+  });
+  return { person, orgName, secret, tokenId, expiresAt };
+}
+
+export const signedInView = (s: Session): z.input<typeof SignedIn> => ({
+  token: s.secret,
+  tokenId: s.tokenId,
+  email: s.person.name,
+  org: s.orgName,
+  role: s.person.role,
+  expiresAt: iso(s.expiresAt),
+});
+
 async function signIn(
   ctx: ServerContext,
   body: ParsedBody<typeof Routes.signIn>,
-): Promise<{ person: PrincipalRow; orgName: string; secret: string; tokenId: string; expiresAt: number }> {
+): Promise<Session> {
   // Counted per account before the (slow) check; a success gives the attempt back.
   try {
     ctx.rateLimits.accountSignIns.take(body.email);
@@ -119,24 +159,7 @@ async function signIn(
   const account = accounts[0];
   if (!(await verifyPassword(account?.passwordHash, body.password)) || !account) throw new FerryError('FERRY_E_SIGN_IN_FAILED');
   ctx.rateLimits.accountSignIns.refund(body.email);
-  const now = Date.now();
-  const secret = newSecret(USER_TOKEN_PREFIX);
-  const tokenId = newId('k');
-  const expiresAt = now + SESSION_MS;
-  const name = `session-${tokenId.slice(2)}`;
-  const made = await ctx.store.teams.createToken(
-    { id: tokenId, orgId: account.principal.orgId, principalId: account.principal.id, name, createdAt: now, expiresAt, lastUsedAt: null, revokedAt: null },
-    hashSecret(secret),
-  );
-  if (made !== 'ok') throw new FerryError('FERRY_E_INTERNAL', 'The session token could not be stored.');
-  await ctx.audit({
-    orgId: account.principal.orgId,
-    actor: `person:${account.principal.name} (session ${tokenId})`,
-    action: 'user.sign-in',
-    subject: account.principal.name,
-    details: { method: 'password', expiresAt },
-  });
-  return { person: account.principal, orgName: account.orgName, secret, tokenId, expiresAt };
+  return createSession(ctx, account.principal, account.orgName, 'password');
 }
 
 export function registerPeopleRoutes(app: FerryApp, ctx: ServerContext): void {
@@ -214,8 +237,7 @@ export function registerPeopleRoutes(app: FerryApp, ctx: ServerContext): void {
     ctx,
     Routes.signIn,
     async ({ body }) => {
-      const s = await signIn(ctx, body);
-      return { token: s.secret, tokenId: s.tokenId, email: s.person.name, org: s.orgName, role: s.person.role, expiresAt: iso(s.expiresAt) };
+      return signedInView(await signIn(ctx, body));
     },
     { what: 'sign-in', limit },
   );

@@ -27,6 +27,29 @@ export interface Account {
   passwordHash: string;
 }
 
+/** An organization's OpenID Connect provider. */
+export interface SsoSettingsRow {
+  orgId: string;
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  domains: string[];
+  groupsClaim: string | null;
+  updatedAt: number;
+}
+
+/** A sign-in through the provider, from its start to the CLI's exchange. */
+export interface SsoLoginRow {
+  id: string;
+  orgId: string;
+  codeVerifier: string;
+  nonce: string;
+  loopbackPort: number;
+  cliChallenge: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
 export interface PeopleStore {
   /** Stores a new invitation; pending ones for the same e-mail in that organization stop working. */
   createInvitation(row: InvitationRow, secretHash: string): Promise<void>;
@@ -44,4 +67,14 @@ export interface PeopleStore {
   setRole(orgId: string, principalId: string, role: Role): Promise<void>;
   /** Removes the person at once: revokes every token, drops group memberships and password. */
   removePerson(orgId: string, principalId: string, now: number): Promise<void>;
+
+  putSso(row: SsoSettingsRow): Promise<void>;
+  getSso(orgId: string): Promise<SsoSettingsRow | undefined>;
+  createSsoLogin(row: SsoLoginRow, stateHash: string): Promise<void>;
+  /** The sign-in with that state, once (compare-and-set on its use), if it has not expired. */
+  takeSsoLogin(stateHash: string, now: number): Promise<SsoLoginRow | undefined>;
+  /** Records who signed in, and the hash of the code the CLI redeems for a session. */
+  completeSsoLogin(id: string, principalId: string, exchangeHash: string): Promise<void>;
+  /** The completed sign-in with that exchange code, once, if it has not expired. */
+  takeSsoExchange(exchangeHash: string, now: number): Promise<(SsoLoginRow & { principalId: string }) | undefined>;
 }

@@ -212,6 +212,20 @@ CREATE TABLE invitations (
   created_by TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER
 );
 CREATE INDEX invitations_email ON invitations(org_id, email) WHERE used_at IS NULL;
+-- OpenID Connect single sign-on, one provider per organization. The client secret is the
+-- server's own credential towards the provider (it has to present it), so it is stored here.
+CREATE TABLE org_sso (
+  org_id TEXT PRIMARY KEY REFERENCES orgs(id), issuer TEXT NOT NULL, client_id TEXT NOT NULL,
+  client_secret TEXT NOT NULL, domains TEXT NOT NULL, groups_claim TEXT, updated_at INTEGER NOT NULL
+);
+-- Sign-ins through the provider in progress: looked up by the hash of their state, used once;
+-- then, once the provider answered, redeemed once by the CLI with its exchange code.
+CREATE TABLE sso_logins (
+  id TEXT PRIMARY KEY, org_id TEXT NOT NULL REFERENCES orgs(id), state_hash TEXT NOT NULL UNIQUE,
+  code_verifier TEXT NOT NULL, nonce TEXT NOT NULL, loopback_port INTEGER NOT NULL, cli_challenge TEXT NOT NULL,
+  created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER,
+  principal_id TEXT REFERENCES principals(id), exchange_hash TEXT UNIQUE, exchanged_at INTEGER
+);
 `,
   },
 ];

@@ -2,7 +2,7 @@
 /** People in SQLite: invitations, Argon2id password hashes, and principals of kind 'person'. */
 import type Database from 'better-sqlite3';
 import type { Role } from '@ferry/protocol';
-import type { Account, InvitationRow, PeopleStore, PersonRow } from '../people-types.js';
+import type { Account, InvitationRow, PeopleStore, PersonRow, SsoLoginRow, SsoSettingsRow } from '../people-types.js';
 import type { PrincipalRow } from '../teams-types.js';
 import { num, strOrNull, type Row } from './rows.js';
 import type { Statements } from './output.js';
@@ -30,6 +30,19 @@ function toPrincipal(r: Row): PrincipalRow {
     instanceAdmin: r.instance_admin === 1,
     createdBy: strOrNull(r.created_by),
     createdAt: num(r.created_at),
+  };
+}
+
+function toSsoLogin(r: Row): SsoLoginRow {
+  return {
+    id: String(r.id),
+    orgId: String(r.org_id),
+    codeVerifier: String(r.code_verifier),
+    nonce: String(r.nonce),
+    loopbackPort: num(r.loopback_port),
+    cliChallenge: String(r.cli_challenge),
+    createdAt: num(r.created_at),
+    expiresAt: num(r.expires_at),
   };
 }
 
@@ -108,6 +121,58 @@ export class SqlitePeople implements PeopleStore {
       this.stmt('DELETE FROM group_members WHERE principal_id = ?').run(principalId);
       this.stmt('DELETE FROM passwords WHERE principal_id = ?').run(principalId);
       this.stmt('UPDATE principals SET removed_at = ? WHERE id = ? AND org_id = ?').run(now, principalId, orgId);
+    })();
+  }
+
+  async putSso(row: SsoSettingsRow): Promise<void> {
+    this.stmt(
+      `INSERT INTO org_sso (org_id, issuer, client_id, client_secret, domains, groups_claim, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+      ON CONFLICT (org_id) DO UPDATE SET issuer = excluded.issuer, client_id = excluded.client_id, client_secret = excluded.client_secret,
+        domains = excluded.domains, groups_claim = excluded.groups_claim, updated_at = excluded.updated_at`,
+    ).run(row.orgId, row.issuer, row.clientId, row.clientSecret, JSON.stringify(row.domains), row.groupsClaim, row.updatedAt);
+  }
+
+  async getSso(orgId: string): Promise<SsoSettingsRow | undefined> {
+    const r = this.stmt('SELECT * FROM org_sso WHERE org_id = ?').get(orgId) as Row | undefined;
+    if (!r) return undefined;
+    return {
+      orgId: String(r.org_id),
+      issuer: String(r.issuer),
+      clientId: String(r.client_id),
+      clientSecret: String(r.client_secret),
+      domains: JSON.parse(String(r.domains)) as string[],
+      groupsClaim: strOrNull(r.groups_claim),
+      updatedAt: num(r.updated_at),
+    };
+  }
+
+  async createSsoLogin(row: SsoLoginRow, stateHash: string): Promise<void> {
+    this.stmt(
+      `INSERT INTO sso_logins (id, org_id, state_hash, code_verifier, nonce, loopback_port, cli_challenge, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(row.id, row.orgId, stateHash, row.codeVerifier, row.nonce, row.loopbackPort, row.cliChallenge, row.createdAt, row.expiresAt);
+  }
+
+  async takeSsoLogin(stateHash: string, now: number): Promise<SsoLoginRow | undefined> {
+    return this.db.transaction((): SsoLoginRow | undefined => {
+      const r = this.stmt('SELECT * FROM sso_logins WHERE state_hash = ? AND used_at IS NULL AND expires_at > ?').get(stateHash, now) as Row | undefined;
+      if (!r) return undefined;
+      this.stmt('UPDATE sso_logins SET used_at = ? WHERE id = ?').run(now, r.id);
+      return toSsoLogin(r);
+    })();
+  }
+
+  async completeSsoLogin(id: string, principalId: string, exchangeHash: string): Promise<void> {
+    this.stmt('UPDATE sso_logins SET principal_id = ?, exchange_hash = ? WHERE id = ?').run(principalId, exchangeHash, id);
+  }
+
+  async takeSsoExchange(exchangeHash: string, now: number): Promise<(SsoLoginRow & { principalId: string }) | undefined> {
+    return this.db.transaction((): (SsoLoginRow & { principalId: string }) | undefined => {
+      const r = this.stmt('SELECT * FROM sso_logins WHERE exchange_hash = ? AND exchanged_at IS NULL AND expires_at > ?').get(exchangeHash, now) as
+        | Row
+        | undefined;
+      if (!r || r.principal_id === null) return undefined;
+      this.stmt('UPDATE sso_logins SET exchanged_at = ? WHERE id = ?').run(now, r.id);
+      return { ...toSsoLogin(r), principalId: String(r.principal_id) };
     })();
   }
 }
