@@ -68,7 +68,13 @@ export const SetSsoRequest = z
     groupsClaim: z.string().min(1).max(100).optional(),
   })
   .strict();
-export const SsoInfo = z.object({ issuer: z.string(), clientId: z.string(), domains: z.array(z.string()), groupsClaim: z.string().nullable(), updatedAt: z.string() });
+export const SsoInfo = z.object({
+  issuer: z.string(),
+  clientId: z.string(),
+  domains: z.array(z.string()),
+  groupsClaim: z.string().nullable(),
+  updatedAt: z.string(),
+});
 
 export const SsoStartRequest = z
   .object({

@@ -37,7 +37,10 @@ export async function setSso(opts: SetSsoOptions): Promise<void> {
       issuer: opts.issuer,
       clientId: opts.clientId,
       clientSecret,
-      domains: opts.domains.split(',').map((d) => d.trim()).filter(Boolean),
+      domains: opts.domains
+        .split(',')
+        .map((d) => d.trim())
+        .filter(Boolean),
       ...(opts.groupsClaim ? { groupsClaim: opts.groupsClaim } : {}),
     },
     'single sign-on settings',
@@ -45,7 +48,9 @@ export async function setSso(opts: SetSsoOptions): Promise<void> {
   await withClient(async (client, routes) => {
     const sso = await client.call(routes.setSso, { body });
     if (opts.json) return printJson(sso);
-    process.stdout.write(`Single sign-on through ${sso.issuer} for ${sso.domains.join(', ')}${sso.groupsClaim ? ` (groups from "${sso.groupsClaim}")` : ''}.\n`);
+    process.stdout.write(
+      `Single sign-on through ${sso.issuer} for ${sso.domains.join(', ')}${sso.groupsClaim ? ` (groups from "${sso.groupsClaim}")` : ''}.\n`,
+    );
   });
 }
 
@@ -74,7 +79,9 @@ async function loopback(): Promise<{ port: number; returned: Promise<Returned>; 
       return;
     }
     const r: Returned = Object.fromEntries(url.searchParams);
-    res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' }).end(r.code ? 'Signed in to Ferry. You can close this window.\n' : `Sign-in refused: ${r.message ?? r.error}\n`);
+    res
+      .writeHead(200, { 'content-type': 'text/plain; charset=utf-8' })
+      .end(r.code ? 'Signed in to Ferry. You can close this window.\n' : `Sign-in refused: ${r.message ?? r.error}\n`);
     settle(r);
   });
   await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve));

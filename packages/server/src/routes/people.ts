@@ -140,10 +140,7 @@ export const signedInView = (s: Session): z.input<typeof SignedIn> => ({
   expiresAt: iso(s.expiresAt),
 });
 
-async function signIn(
-  ctx: ServerContext,
-  body: ParsedBody<typeof Routes.signIn>,
-): Promise<Session> {
+async function signIn(ctx: ServerContext, body: ParsedBody<typeof Routes.signIn>): Promise<Session> {
   // Counted per account before the (slow) check; a success gives the attempt back.
   try {
     ctx.rateLimits.accountSignIns.take(body.email);

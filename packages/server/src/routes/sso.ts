@@ -119,7 +119,13 @@ async function personFor(ctx: ServerContext, settings: SsoSettingsRow, claims: o
     };
     await ctx.store.teams.createPrincipal(row);
     person = (await ctx.store.teams.findPrincipal(settings.orgId, email)) ?? row;
-    await ctx.audit({ orgId: settings.orgId, actor: `person:${email} (sso)`, action: 'user.join', subject: email, details: { role: person.role, method: 'sso' } });
+    await ctx.audit({
+      orgId: settings.orgId,
+      actor: `person:${email} (sso)`,
+      action: 'user.join',
+      subject: email,
+      details: { role: person.role, method: 'sso' },
+    });
   }
   if (person.kind !== 'person') throw new FerryError('FERRY_E_SSO_REFUSED', `${email} is the name of a service account here.`);
   await joinClaimedGroups(ctx, settings, person, claims);
@@ -134,14 +140,24 @@ async function joinClaimedGroups(ctx: ServerContext, settings: SsoSettingsRow, p
     if (typeof name !== 'string') continue;
     const group = await ctx.store.teams.findGroup(settings.orgId, name);
     if (group && (await ctx.store.teams.addGroupMember(group.id, person.id))) {
-      await ctx.audit({ orgId: settings.orgId, actor: `person:${person.name} (sso)`, action: 'group.add-member', subject: name, details: { member: person.name, from: 'groups claim' } });
+      await ctx.audit({
+        orgId: settings.orgId,
+        actor: `person:${person.name} (sso)`,
+        action: 'group.add-member',
+        subject: name,
+        details: { member: person.name, from: 'groups claim' },
+      });
     }
   }
 }
 
 /** Redeems the provider's answer; returns the person, or throws why not. */
 async function redeem(ctx: ServerContext, login: SsoLoginRow, req: FastifyRequest, query: ParsedQuery<typeof Routes.ssoCallback>): Promise<PrincipalRow> {
-  if (query.error) throw new FerryError('FERRY_E_SSO_REFUSED', `The identity provider answered ${query.error}${query.error_description ? `: ${query.error_description}` : ''}.`);
+  if (query.error)
+    throw new FerryError(
+      'FERRY_E_SSO_REFUSED',
+      `The identity provider answered ${query.error}${query.error_description ? `: ${query.error_description}` : ''}.`,
+    );
   const settings = await ctx.store.people.getSso(login.orgId);
   if (!settings) throw new FerryError('FERRY_E_SSO_NOT_CONFIGURED', 'Single sign-on was turned off meanwhile.');
   const config = await providerConfig(settings);
@@ -155,7 +171,9 @@ async function redeem(ctx: ServerContext, login: SsoLoginRow, req: FastifyReques
     });
   } catch (err) {
     const e = err as Error & { error?: string; error_description?: string };
-    const why = e.error ? `${e.error}${e.error_description ? ` (${e.error_description})` : ''}` : e.message;
+    // openid-client wraps the check that failed (e.g. 'unexpected ID Token "nonce" claim value') as the cause.
+    const detail = e.cause instanceof Error && e.cause.message !== e.message ? ` (${e.cause.message})` : '';
+    const why = e.error ? `${e.error}${e.error_description ? ` (${e.error_description})` : ''}` : `${e.message}${detail}`;
     throw new FerryError('FERRY_E_SSO_REFUSED', `The identity provider's answer was refused: ${why}.`, { cause: err });
   }
   const claims = tokens.claims();
@@ -177,9 +195,14 @@ function onToCli(port: number, params: Record<string, string>, text: string): { 
   };
 }
 
-async function callback(ctx: ServerContext, req: FastifyRequest, query: ParsedQuery<typeof Routes.ssoCallback>): Promise<{ contentType: string; text: string }> {
+async function callback(
+  ctx: ServerContext,
+  req: FastifyRequest,
+  query: ParsedQuery<typeof Routes.ssoCallback>,
+): Promise<{ contentType: string; text: string }> {
   const login = query.state ? await ctx.store.people.takeSsoLogin(hashSecret(query.state), Date.now()) : undefined;
-  if (!login) throw new FerryError('FERRY_E_SSO_STATE', 'This sign-in is unknown (wrong state), already used or expired; start again with `ferry login --sso ORG`.');
+  if (!login)
+    throw new FerryError('FERRY_E_SSO_STATE', 'This sign-in is unknown (wrong state), already used or expired; start again with `ferry login --sso ORG`.');
   try {
     const person = await redeem(ctx, login, req, query);
     const exchange = newSecret('ferry_x');
@@ -187,7 +210,13 @@ async function callback(ctx: ServerContext, req: FastifyRequest, query: ParsedQu
     return onToCli(login.loopbackPort, { code: exchange }, `Signed in as ${person.name}. You can close this window.`);
   } catch (err) {
     if (!(err instanceof FerryError)) throw err;
-    await ctx.audit({ orgId: login.orgId, actor: `sso (sign-in ${login.id})`, action: 'user.sso-refused', subject: login.id, details: { code: err.code, reason: err.message } });
+    await ctx.audit({
+      orgId: login.orgId,
+      actor: `sso (sign-in ${login.id})`,
+      action: 'user.sso-refused',
+      subject: login.id,
+      details: { code: err.code, reason: err.message },
+    });
     return onToCli(login.loopbackPort, { error: err.code, message: err.message }, `Sign-in refused: ${err.message}`);
   }
 }
@@ -195,7 +224,10 @@ async function callback(ctx: ServerContext, req: FastifyRequest, query: ParsedQu
 async function exchange(ctx: ServerContext, body: ParsedBody<typeof Routes.ssoExchange>): Promise<ReturnType<typeof signedInView>> {
   const done = await ctx.store.people.takeSsoExchange(hashSecret(body.code), Date.now());
   if (!done || base64urlSha256(body.verifier) !== done.cliChallenge) {
-    throw new FerryError('FERRY_E_SSO_STATE', 'This sign-in code is unknown, already used, expired, or not for this CLI; start again with `ferry login --sso ORG`.');
+    throw new FerryError(
+      'FERRY_E_SSO_STATE',
+      'This sign-in code is unknown, already used, expired, or not for this CLI; start again with `ferry login --sso ORG`.',
+    );
   }
   const person = (await ctx.store.people.listPeople(done.orgId)).find((p) => p.id === done.principalId);
   const org = await ctx.store.teams.getOrg(done.orgId);
@@ -214,7 +246,13 @@ export function registerSsoRoutes(app: FerryApp, ctx: ServerContext): void {
       await discover(body); // refuses settings whose provider cannot be read, before storing them
       const row: SsoSettingsRow = { orgId: user.orgId, ...body, groupsClaim: body.groupsClaim ?? null, updatedAt: Date.now() };
       await ctx.store.people.putSso(row);
-      await ctx.audit({ orgId: user.orgId, actor: user.actor, action: 'org.sso-set', subject: body.issuer, details: { clientId: body.clientId, domains: body.domains, groupsClaim: row.groupsClaim } });
+      await ctx.audit({
+        orgId: user.orgId,
+        actor: user.actor,
+        action: 'org.sso-set',
+        subject: body.issuer,
+        details: { clientId: body.clientId, domains: body.domains, groupsClaim: row.groupsClaim },
+      });
       return { issuer: row.issuer, clientId: row.clientId, domains: row.domains, groupsClaim: row.groupsClaim, updatedAt: iso(row.updatedAt) };
     },
     { role: 'admin', what: 'single sign-on settings' },

@@ -168,8 +168,7 @@ export class SqlitePeople implements PeopleStore {
   async takeSsoExchange(exchangeHash: string, now: number): Promise<(SsoLoginRow & { principalId: string }) | undefined> {
     return this.db.transaction((): (SsoLoginRow & { principalId: string }) | undefined => {
       const r = this.stmt('SELECT * FROM sso_logins WHERE exchange_hash = ? AND exchanged_at IS NULL AND expires_at > ?').get(exchangeHash, now) as
-        | Row
-        | undefined;
+        Row | undefined;
       if (!r || r.principal_id === null) return undefined;
       this.stmt('UPDATE sso_logins SET exchanged_at = ? WHERE id = ?').run(now, r.id);
       return { ...toSsoLogin(r), principalId: String(r.principal_id) };
