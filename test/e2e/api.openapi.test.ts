@@ -213,6 +213,15 @@ describe('the OpenAPI document', () => {
       await user.call(Routes.setUserRole, { params: { email: 'oa@example.com' }, body: { role: 'operator' } });
       await user.call(Routes.removeUser, { params: { email: 'oa@example.com' } });
 
+      // Single sign-on, its refusals (people.sso.test.ts signs in through a real provider).
+      await assert.rejects(user.call(Routes.getSso), { code: 'FERRY_E_SSO_NOT_CONFIGURED' });
+      const sso = { issuer: 'http://127.0.0.1:1', clientId: 'c', clientSecret: 's', domains: ['example.com'] };
+      await assert.rejects(user.call(Routes.setSso, { body: sso }), { code: 'FERRY_E_SSO_PROVIDER' });
+      const start = { org: 'default', loopbackPort: 45678, cliChallenge: 'a'.repeat(43) };
+      await assert.rejects(client().call(Routes.ssoStart, { body: start }), { code: 'FERRY_E_SSO_NOT_CONFIGURED' });
+      await assert.rejects(client().call(Routes.ssoCallback, { query: { code: 'c', state: 'not-a-state' } }), { code: 'FERRY_E_SSO_STATE' });
+      await assert.rejects(client().call(Routes.ssoExchange, { body: { code: 'not-a-code', verifier: 'v'.repeat(43) } }), { code: 'FERRY_E_SSO_STATE' });
+
       await user.call(Routes.listAudit, { query: { limit: 5 } });
       await user.call(Routes.verifyAudit);
       await user.call(Routes.revokeAgent, { params: { id: registered.agentId } });

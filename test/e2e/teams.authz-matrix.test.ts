@@ -233,6 +233,15 @@ const MATRIX: Record<string, Row> = {
     expect: everyone(201),
   },
   signIn: { request: () => ({ body: { email: 'person@example.com', password: TEST_PASSWORD } }), expect: everyone(201) },
+  // No provider runs here: an admin's settings get as far as reading the provider (502), others are refused first.
+  setSso: {
+    request: () => ({ body: { issuer: 'http://127.0.0.1:1', clientId: 'c', clientSecret: 's', domains: ['example.com'] } }),
+    expect: userRoute({ other: 502, vNo: 403, vG: 403, oNo: 403, oG: 403, admin: 502 }),
+  },
+  getSso: { expect: adminOnly(404, 404) },
+  ssoStart: { request: () => ({ body: { org: 'default', loopbackPort: 45678, cliChallenge: 'a'.repeat(43) } }), expect: everyone(404) },
+  ssoCallback: { request: () => ({ query: { code: 'c', state: 'not-a-state' } }), expect: everyone(400) },
+  ssoExchange: { request: () => ({ body: { code: 'not-a-code', verifier: 'v'.repeat(43) } }), expect: everyone(400) },
 
   registerAgent: {
     request: async (f, caller) => {
