@@ -36,7 +36,7 @@ describe('people: invitations, local accounts, sign-in', () => {
   it('invite → accept (password policy, once only) → login --email → acts as the person, audited by e-mail and token', async () => {
     const invited = await ok(['user', 'invite', 'Ada@Example.com', '--role', 'admin']);
     const url = lastLine(invited);
-    assert.match(url, new RegExp(`^${server.url}/invite#ferry_i_[A-Za-z0-9_-]+$`));
+    assert.match(url, new RegExp(`^${server.url}/v1/invite#ferry_i_[A-Za-z0-9_-]+$`));
 
     const env = personEnv();
     const accept = (password: string): Promise<CliResult> => runCli(['user', 'accept', url, '--ca-fingerprint', server.fingerprint], env, `${password}\n`);
@@ -127,7 +127,7 @@ describe('people: invitations, local accounts, sign-in', () => {
   });
 
   it('the invitation URL opens a page that sets the password through the API', async () => {
-    const page = await api(server, 'GET', '/invite', { token: null });
+    const page = await api(server, 'GET', '/v1/invite', { token: null });
     assert.equal(page.status, 200);
     assert.match(String(page.headers['content-type']), /text\/html/);
     assert.match(page.body.toString(), /\/v1\/invitations\/accept/);

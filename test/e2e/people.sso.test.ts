@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Provider from 'oidc-provider';
@@ -34,9 +34,9 @@ interface TestProvider {
 }
 
 async function startProvider(ferryUrl: string): Promise<TestProvider> {
-  let handler:
-    ((req: Parameters<Parameters<typeof createServer>[1] & object>[0], res: Parameters<Parameters<typeof createServer>[1] & object>[1]) => void) | undefined;
-  const http: Server = createServer((req, res) => handler?.(req, res));
+  /** The provider's handler, once the provider exists (it needs the port for its issuer). */
+  const route: { handler?: RequestListener } = {};
+  const http: Server = createServer((req, res) => route.handler?.(req, res));
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
   const issuer = `http://127.0.0.1:${(http.address() as { port: number }).port}`;
   const state: TestProvider = { issuer, nextUser: 'ada', shortCodes: false, close: () => new Promise((resolve) => http.close(() => resolve())) };
@@ -62,7 +62,7 @@ async function startProvider(ferryUrl: string): Promise<TestProvider> {
     cookies: { keys: ['test-cookie-key'] },
   });
   const callback = provider.callback();
-  handler = (req, res) => {
+  route.handler = (req, res) => {
     if (!req.url?.startsWith('/interaction/')) return void callback(req, res);
     // The user "logs in and consents": the test says who.
     void (async () => {

@@ -2,7 +2,7 @@
  * Wire schemas of people: principals of kind 'person' (named by their e-mail), invited by an
  * admin, who set a password (Argon2id on the server) and sign in for a personal token.
  *
- * Invitation secrets travel in request bodies and in the URL's fragment (`/invite#…`), never
+ * Invitation secrets travel in request bodies and in the URL's fragment (`/v1/invite#…`), never
  * in a path or a query, so they stay out of access logs and Referer headers.
  */
 import { z } from 'zod';

@@ -168,7 +168,7 @@ export const Routes = {
   setUserRole: route({ method: 'PUT', path: '/v1/users/:email/role', auth: 'user', body: SetUserRoleRequest, response: UserInfo }),
   removeUser: route({ method: 'DELETE', path: '/v1/users/:email', auth: 'user', response: 'empty' }),
   /** The page an invitation URL opens (its secret is in the URL's fragment, read by the page's script). */
-  invitationPage: route({ method: 'GET', path: '/invite', auth: 'none', response: 'text', textType: 'text/html' }),
+  invitationPage: route({ method: 'GET', path: '/v1/invite', auth: 'none', response: 'text', textType: 'text/html' }),
   getInvitation: route({ method: 'POST', path: '/v1/invitations/lookup', auth: 'none', body: InvitationRequest, response: InvitationInfo }),
   acceptInvitation: route({ method: 'POST', path: '/v1/invitations/accept', auth: 'none', body: AcceptInvitationRequest, response: UserInfo, status: 201 }),
   signIn: route({ method: 'POST', path: '/v1/sessions', auth: 'none', body: SignInRequest, response: SignedIn, status: 201 }),

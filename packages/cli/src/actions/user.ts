@@ -48,7 +48,7 @@ export async function removeUser(email: string): Promise<void> {
   });
 }
 
-/** The server and the invitation's secret in an invitation URL (`https://host/invite#ferry_i_…`). */
+/** The server and the invitation's secret in an invitation URL (`https://host/v1/invite#ferry_i_…`). */
 function parseInvitationUrl(text: string): { origin: string; secret: string } {
   const origin = serverOrigin(text, 'The invitation URL');
   const secret = decodeURIComponent(new URL(text).hash.slice(1));

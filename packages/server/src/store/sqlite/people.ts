@@ -169,9 +169,10 @@ export class SqlitePeople implements PeopleStore {
     return this.db.transaction((): (SsoLoginRow & { principalId: string }) | undefined => {
       const r = this.stmt('SELECT * FROM sso_logins WHERE exchange_hash = ? AND exchanged_at IS NULL AND expires_at > ?').get(exchangeHash, now) as
         Row | undefined;
-      if (!r || r.principal_id === null) return undefined;
+      const principalId = r ? strOrNull(r.principal_id) : null;
+      if (!r || principalId === null) return undefined;
       this.stmt('UPDATE sso_logins SET exchanged_at = ? WHERE id = ?').run(now, r.id);
-      return { ...toSsoLogin(r), principalId: String(r.principal_id) };
+      return { ...toSsoLogin(r), principalId };
     })();
   }
 }
