@@ -239,4 +239,21 @@ describe('people: single sign-on through a real OpenID provider', () => {
     assert.equal(ok.json.email, 'ada@example.com');
     assert.match(String(ok.json.token), /^ferry_u_/);
   });
+
+  it('a removed person cannot come back through the provider until invited again; the invitation gives the role', async () => {
+    const removed = await server.cli(['user', 'remove', 'ada@example.com']);
+    assert.equal(removed.code, 0, removed.stderr);
+    idp.nextUser = 'ada';
+    const refused = onward((await callback(await browse(await startSignIn(), server.url))).body.toString());
+    assert.equal(refused.searchParams.get('error'), 'FERRY_E_SSO_REFUSED');
+    assert.match(refused.searchParams.get('message') ?? '', /ada@example\.com was removed from this organization; an admin can invite them again/);
+
+    const invited = await server.cli(['user', 'invite', 'ada@example.com', '--role', 'operator']);
+    assert.equal(invited.code, 0, invited.stderr);
+    const back = onward((await callback(await browse(await startSignIn(), server.url))).body.toString());
+    const signedIn = await call(server, null, 'POST', '/v1/sso/exchange', { code: back.searchParams.get('code'), verifier }, 201);
+    assert.equal(signedIn.json.role, 'operator');
+    const list = JSON.parse((await server.cli(['user', 'list', '--json'])).stdout) as { invitations: { email: string }[] };
+    assert.ok(!list.invitations.some((i) => i.email === 'ada@example.com'), 'the invitation was used by the sign-in');
+  });
 });

@@ -105,8 +105,13 @@ async function personFor(ctx: ServerContext, settings: SsoSettingsRow, claims: o
   }
   let person = await ctx.store.teams.findPrincipal(settings.orgId, email);
   if (!person) {
-    // A pending invitation decides the role; otherwise a first sign-in makes a viewer.
+    // A pending invitation decides the role (and is used up); otherwise a first sign-in makes a
+    // viewer, unless an admin removed this person: then only a new invitation lets them back.
     const invited = (await ctx.store.people.listPendingInvitations(settings.orgId, Date.now())).find((i) => i.email === email);
+    if (!invited && (await ctx.store.people.wasRemoved(settings.orgId, email))) {
+      throw new FerryError('FERRY_E_SSO_REFUSED', `${email} was removed from this organization; an admin can invite them again (\`ferry user invite\`).`);
+    }
+    if (invited) await ctx.store.people.useInvitations(settings.orgId, email, Date.now());
     const row: PrincipalRow = {
       id: newId('p'),
       orgId: settings.orgId,

@@ -68,6 +68,10 @@ export interface PeopleStore {
   /** Removes the person at once: revokes every token, drops group memberships and password. */
   removePerson(orgId: string, principalId: string, now: number): Promise<void>;
 
+  /** Marks the pending invitations of that e-mail used (the person joined another way: single sign-on). */
+  useInvitations(orgId: string, email: string, now: number): Promise<void>;
+  /** Whether a person of that e-mail was removed from the organization (and not invited back). */
+  wasRemoved(orgId: string, email: string): Promise<boolean>;
   putSso(row: SsoSettingsRow): Promise<void>;
   getSso(orgId: string): Promise<SsoSettingsRow | undefined>;
   createSsoLogin(row: SsoLoginRow, stateHash: string): Promise<void>;

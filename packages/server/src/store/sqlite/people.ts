@@ -124,6 +124,14 @@ export class SqlitePeople implements PeopleStore {
     })();
   }
 
+  async useInvitations(orgId: string, email: string, now: number): Promise<void> {
+    this.stmt('UPDATE invitations SET used_at = ? WHERE org_id = ? AND email = ? AND used_at IS NULL').run(now, orgId, email);
+  }
+
+  async wasRemoved(orgId: string, email: string): Promise<boolean> {
+    return this.stmt("SELECT 1 FROM principals WHERE org_id = ? AND name = ? AND kind = 'person' AND removed_at IS NOT NULL").get(orgId, email) !== undefined;
+  }
+
   async putSso(row: SsoSettingsRow): Promise<void> {
     this.stmt(
       `INSERT INTO org_sso (org_id, issuer, client_id, client_secret, domains, groups_claim, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
