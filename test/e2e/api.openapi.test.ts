@@ -221,6 +221,8 @@ describe('the OpenAPI document', () => {
       await assert.rejects(client().call(Routes.ssoStart, { body: start }), { code: 'FERRY_E_SSO_NOT_CONFIGURED' });
       await assert.rejects(client().call(Routes.ssoCallback, { query: { code: 'c', state: 'not-a-state' } }), { code: 'FERRY_E_SSO_STATE' });
       await assert.rejects(client().call(Routes.ssoExchange, { body: { code: 'not-a-code', verifier: 'v'.repeat(43) } }), { code: 'FERRY_E_SSO_STATE' });
+      await assert.rejects(client().call(Routes.ssoDeviceStart, { body: { org: 'default' } }), { code: 'FERRY_E_SSO_NOT_CONFIGURED' });
+      await assert.rejects(client().call(Routes.ssoDevicePoll, { body: { handle: 'not-a-handle' } }), { code: 'FERRY_E_SSO_STATE' });
 
       await user.call(Routes.listAudit, { query: { limit: 5 } });
       await user.call(Routes.verifyAudit);

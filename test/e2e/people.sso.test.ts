@@ -46,7 +46,7 @@ async function startProvider(ferryUrl: string): Promise<TestProvider> {
         client_id: 'ferry',
         client_secret: CLIENT_SECRET,
         redirect_uris: [`${ferryUrl}/v1/sso/callback`],
-        grant_types: ['authorization_code'],
+        grant_types: ['authorization_code', 'urn:ietf:params:oauth:grant-type:device_code'],
         response_types: ['code'],
       },
     ],
@@ -56,7 +56,7 @@ async function startProvider(ferryUrl: string): Promise<TestProvider> {
     }),
     claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: [], groups: ['groups'] },
     conformIdTokenClaims: false,
-    features: { devInteractions: { enabled: false } },
+    features: { devInteractions: { enabled: false }, deviceFlow: { enabled: true } },
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     ttl: { AuthorizationCode: () => (state.shortCodes ? 1 : 60) },
     cookies: { keys: ['test-cookie-key'] },
@@ -77,23 +77,68 @@ async function startProvider(ferryUrl: string): Promise<TestProvider> {
   return state;
 }
 
-/** A browser without a screen: follows redirects with its cookies until one points at Ferry. */
-async function browse(start: string, ferryUrl: string): Promise<string> {
-  const jar = new Map<string, string>();
-  let next = new URL(start);
+type Jar = Map<string, string>;
+
+/** One request of a browser without a screen, with its cookies. */
+async function visit(jar: Jar, url: URL, init: { method?: string; form?: Record<string, string> } = {}): Promise<Response> {
+  const headers: Record<string, string> = { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') };
+  if (init.form) headers['content-type'] = 'application/x-www-form-urlencoded';
+  const res = await fetch(url, {
+    method: init.method ?? 'GET',
+    redirect: 'manual',
+    headers,
+    body: init.form ? new URLSearchParams(init.form).toString() : undefined,
+  });
+  for (const c of res.headers.getSetCookie()) {
+    const pair = c.split(';')[0] ?? '';
+    const at = pair.indexOf('=');
+    jar.set(pair.slice(0, at), pair.slice(at + 1));
+  }
+  return res;
+}
+
+/** Follows redirects from `res` until one points at `stopAt` (returned), or an answer without one (null). */
+async function follow(jar: Jar, from: URL, res: Response, stopAt?: string): Promise<{ url: URL; res: Response } | URL> {
+  let next = from;
   for (let hops = 0; hops < 15; hops++) {
-    if (next.origin === new URL(ferryUrl).origin) return next.pathname + next.search;
-    const res = await fetch(next, { redirect: 'manual', headers: { cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') } });
-    for (const c of res.headers.getSetCookie()) {
-      const pair = c.split(';')[0] ?? '';
-      const at = pair.indexOf('=');
-      jar.set(pair.slice(0, at), pair.slice(at + 1));
-    }
     const location = res.headers.get('location');
-    if (!location) throw new Error(`no redirect from ${next.href}: ${res.status} ${await res.text()}`);
+    if (!location) return { url: next, res };
     next = new URL(location, next);
+    if (stopAt && next.origin === new URL(stopAt).origin) return next;
+    res = await visit(jar, next);
   }
   throw new Error('too many redirects');
+}
+
+/** Signs in at the provider from `start` until the provider sends the browser to Ferry: that path. */
+async function browse(start: string, ferryUrl: string): Promise<string> {
+  const jar: Jar = new Map();
+  const first = new URL(start);
+  const end = await follow(jar, first, await visit(jar, first), ferryUrl);
+  if (!(end instanceof URL)) throw new Error(`no redirect to Ferry from ${end.url.href}: ${end.res.status} ${await end.res.text()}`);
+  return end.pathname + end.search;
+}
+
+/**
+ * Confirms a device code at the provider (RFC 8628's verification page) and signs in, as a
+ * browser does: submits the page's form (the provider's pages post their hidden fields, then
+ * ask to confirm) until a page without a form, which it returns.
+ */
+async function confirmDeviceCode(verificationUriComplete: string): Promise<string> {
+  const jar: Jar = new Map();
+  let url = new URL(verificationUriComplete);
+  let res = await visit(jar, url);
+  for (let pages = 0; pages < 5; pages++) {
+    const end = await follow(jar, url, res);
+    assert.ok(!(end instanceof URL));
+    const page = await end.res.text();
+    const form = /<form[^>]*method="post" action="([^"]+)"/.exec(page);
+    if (!form) return page;
+    const fields = Object.fromEntries([...page.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)].map((m) => [m[1]!, m[2]!]));
+    url = new URL(form[1]!, end.url);
+    res = await visit(jar, url, { method: 'POST', form: fields });
+  }
+  throw new Error('the provider kept asking');
 }
 
 /** Where Ferry's callback page sends the browser on (the CLI's loopback), with its parameters. */
@@ -255,5 +300,28 @@ describe('people: single sign-on through a real OpenID provider', () => {
     assert.equal(signedIn.json.role, 'operator');
     const list = JSON.parse((await server.cli(['user', 'list', '--json'])).stdout) as { invitations: { email: string }[] };
     assert.ok(!list.invitations.some((i) => i.email === 'ada@example.com'), 'the invitation was used by the sign-in');
+  });
+
+  it('without a browser: ferry login --sso --device prints a URL and a code; confirmed elsewhere, it signs in', async () => {
+    const pending = await call(server, null, 'POST', '/v1/sso/device', { org: 'default' }, 201);
+    const early = await api(server, 'POST', '/v1/sso/device/poll', { token: null, body: JSON.stringify({ handle: pending.json.handle }) });
+    assert.equal(early.json.code, 'FERRY_E_SSO_PENDING');
+
+    const env = { ...cleanEnv(), FERRY_CONFIG: join(tempDir('device'), 'config.json') };
+    const child = spawn(process.execPath, [CLI, 'login', '--server', server.url, '--sso', 'default', '--device', '--ca-fingerprint', server.fingerprint], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('close', resolve));
+    const complete = await waitFor(() => /\(or open (http:\/\/127\.0\.0\.1:\d+\/device\?user_code=\S+)\)/.exec(stderr)?.[1], 15_000, 'the device URL');
+    assert.match(stderr, /enter the code [A-Z]{4}-[A-Z]{4}/);
+    idp.nextUser = 'ada';
+    assert.match(await confirmDeviceCode(complete), /Sign-in Success|success/i);
+    assert.equal(await exited, 0, stderr);
+    assert.match(stdout, /Logged in to .* as ada@example\.com/);
   });
 });

@@ -242,6 +242,8 @@ const MATRIX: Record<string, Row> = {
   ssoStart: { request: () => ({ body: { org: 'default', loopbackPort: 45678, cliChallenge: 'a'.repeat(43) } }), expect: everyone(404) },
   ssoCallback: { request: () => ({ query: { code: 'c', state: 'not-a-state' } }), expect: everyone(400) },
   ssoExchange: { request: () => ({ body: { code: 'not-a-code', verifier: 'v'.repeat(43) } }), expect: everyone(400) },
+  ssoDeviceStart: { request: () => ({ body: { org: 'default' } }), expect: everyone(404) },
+  ssoDevicePoll: { request: () => ({ body: { handle: 'not-a-handle' } }), expect: everyone(400) },
 
   registerAgent: {
     request: async (f, caller) => {

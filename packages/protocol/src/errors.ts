@@ -91,6 +91,7 @@ export const ErrorCodes = {
   FERRY_E_SSO_STATE: { status: 400, message: 'This sign-in is unknown, already used or expired; start again with `ferry login --sso ORG`.' },
   FERRY_E_SSO_REFUSED: { status: 401, message: "The identity provider's answer was refused; start again with `ferry login --sso ORG`." },
   FERRY_E_SSO_DOMAIN: { status: 403, message: "Your e-mail address is not in one of the organization's allowed domains." },
+  FERRY_E_SSO_PENDING: { status: 409, message: 'The sign-in code has not been confirmed at the identity provider yet; poll again after the interval.' },
   FERRY_E_SSO_PROVIDER: { status: 502, message: 'The identity provider could not be reached or answered something unexpected.' },
   FERRY_E_INTERNAL: { status: 500, message: 'Internal server error.' },
   FERRY_E_UNAVAILABLE: { status: 503, message: 'The server is shutting down or not ready; retry shortly.' },

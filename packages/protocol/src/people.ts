@@ -94,3 +94,16 @@ export const SsoCallbackQuery = z.looseObject({
   error_description: z.string().max(2000).optional(),
 });
 export const SsoExchangeRequest = z.object({ code: z.string().min(8).max(200), verifier: z.string().min(43).max(128) }).strict();
+
+/** A sign-in without a browser here (RFC 8628): the person confirms a code at the provider elsewhere. */
+export const SsoDeviceStartRequest = z.object({ org: z.string().max(63) }).strict();
+export const SsoDeviceStarted = z.object({
+  /** What the CLI polls with (a secret: only this CLI gets the session). */
+  handle: z.string(),
+  verificationUri: z.string(),
+  verificationUriComplete: z.string().nullable(),
+  userCode: z.string(),
+  intervalSeconds: z.number().int(),
+  expiresAt: z.string(),
+});
+export const SsoDevicePollRequest = z.object({ handle: z.string().min(8).max(200) }).strict();

@@ -64,6 +64,9 @@ import {
   SetUserRoleRequest,
   SignInRequest,
   SsoCallbackQuery,
+  SsoDevicePollRequest,
+  SsoDeviceStartRequest,
+  SsoDeviceStarted,
   SsoExchangeRequest,
   SsoInfo,
   SsoStartRequest,
@@ -179,6 +182,9 @@ export const Routes = {
   /** Where the provider sends the browser back; the page sends it on to the CLI's loopback. */
   ssoCallback: route({ method: 'GET', path: '/v1/sso/callback', auth: 'none', query: SsoCallbackQuery, response: 'text', textType: 'text/html' }),
   ssoExchange: route({ method: 'POST', path: '/v1/sso/exchange', auth: 'none', body: SsoExchangeRequest, response: SignedIn, status: 201 }),
+  /** Sign-in without a browser here: a code to confirm at the provider; then poll (FERRY_E_SSO_PENDING until confirmed). */
+  ssoDeviceStart: route({ method: 'POST', path: '/v1/sso/device', auth: 'none', body: SsoDeviceStartRequest, response: SsoDeviceStarted, status: 201 }),
+  ssoDevicePoll: route({ method: 'POST', path: '/v1/sso/device/poll', auth: 'none', body: SsoDevicePollRequest, response: SignedIn, status: 201 }),
 
   // ---- the agent side ----
   registerAgent: route({ method: 'POST', path: '/v1/agents/register', auth: 'none', body: RegisterAgentRequest, response: RegisterAgentResponse, status: 201 }),

@@ -17,6 +17,7 @@ interface LoginOptions extends TrustOptions {
   org?: string;
   sso?: string;
   browser?: boolean;
+  device?: boolean;
 }
 
 export function serverOrigin(text: string, flag = '--server'): string {

@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import { Routes, SetSsoRequest } from '@ferry/protocol';
+import { ApiError, sleep } from '@ferry/client';
 import { createNodeClient } from '@ferry/client/node';
 import { UsageError } from '../errors.js';
 import { readUserFile } from '../files.js';
@@ -100,9 +101,37 @@ function openBrowser(url: string): void {
   }
 }
 
-export async function loginSso(opts: TrustOptions & { server: string; sso: string; browser?: boolean }): Promise<void> {
+/** Sign-in with a code confirmed at the provider from any device (RFC 8628): for machines without a browser. */
+async function loginDevice(origin: string, caPem: string, org: string): Promise<void> {
+  const client = createNodeClient({ serverUrl: origin, caPem, userAgent: 'ferry-cli' });
+  try {
+    const started = await client.call(Routes.ssoDeviceStart, { body: { org } });
+    process.stderr.write(
+      `To sign in to ${org}, open ${started.verificationUri} on any device and enter the code ${started.userCode}` +
+        `${started.verificationUriComplete ? `\n(or open ${started.verificationUriComplete})` : ''}\nWaiting until ${started.expiresAt}…\n`,
+    );
+    for (;;) {
+      await sleep(started.intervalSeconds * 1000);
+      try {
+        const s = await client.call(Routes.ssoDevicePoll, { body: { handle: started.handle } });
+        const saved = await saveLogin(origin, caPem, s.token);
+        process.stdout.write(
+          `Logged in to ${origin} as ${s.email} (${s.role} of ${s.org}; the session lasts until ${s.expiresAt}). Settings saved in ${saved}.\n`,
+        );
+        return;
+      } catch (err) {
+        if (!(err instanceof ApiError && err.code === 'FERRY_E_SSO_PENDING')) throw err;
+      }
+    }
+  } finally {
+    await client.close();
+  }
+}
+
+export async function loginSso(opts: TrustOptions & { server: string; sso: string; browser?: boolean; device?: boolean }): Promise<void> {
   const origin = serverOrigin(opts.server);
   const caPem = await trustedCa(origin, opts);
+  if (opts.device) return loginDevice(origin, caPem, opts.sso);
   const verifier = randomBytes(32).toString('base64url');
   const cliChallenge = createHash('sha256').update(verifier).digest('base64url');
   const listener = await loopback();

@@ -14,6 +14,7 @@ export function registerLoginCommand(program: Command): void {
     )
     .option('--sso <org>', "sign in through the organization's identity provider in a browser (a loopback redirect to this CLI)")
     .option('--no-browser', 'with --sso: only print the URL, do not try to open a browser')
+    .option('--device', 'with --sso, on a machine without a browser: print a URL and a code to confirm on any device (RFC 8628)')
     .option('--ca-fingerprint <sha256>', "SHA-256 fingerprint of the server's CA, as `ferry server` prints it")
     .option('--ca-file <file>', "the server's CA certificate (ca.pem in its data folder)")
     .action(lazyAction(() => import('../actions/login.js'), 'login'));

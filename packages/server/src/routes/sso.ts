@@ -14,13 +14,15 @@
  */
 import { createHash } from 'node:crypto';
 import * as oidc from 'openid-client';
-import { FerryError, Routes, type ParsedBody, type ParsedQuery } from '@ferry/protocol';
+import type { z } from 'zod';
+import { FerryError, Routes, type ParsedBody, type ParsedQuery, type SsoDeviceStarted } from '@ferry/protocol';
 import type { FastifyRequest } from 'fastify';
 import type { FerryApp } from '../app.js';
 import type { ServerContext } from '../context.js';
 import { addRoute } from '../http/route.js';
 import { hashSecret, newId, newSecret } from '../ids.js';
 import type { SsoLoginRow, SsoSettingsRow } from '../store/people-types.js';
+import type { OrgRow } from '../store/types.js';
 import type { PrincipalRow } from '../store/teams-types.js';
 import { createSession, signedInView } from './people.js';
 
@@ -65,10 +67,26 @@ function providerConfig(s: SsoSettingsRow): Promise<oidc.Configuration> {
 const callbackUrl = (ctx: ServerContext): string => `${ctx.publicUrl}${Routes.ssoCallback.path}`;
 const base64urlSha256 = (text: string): string => createHash('sha256').update(text).digest('base64url');
 
-async function start(ctx: ServerContext, body: ParsedBody<typeof Routes.ssoStart>): Promise<{ url: URL; expiresAt: number }> {
-  const org = (await ctx.store.teams.listOrgs()).find((o) => o.name === body.org);
+/** The organization of that name and its single sign-on settings (the same 404 when either is missing). */
+async function orgSso(ctx: ServerContext, name: string): Promise<{ org: OrgRow; settings: SsoSettingsRow }> {
+  const org = (await ctx.store.teams.listOrgs()).find((o) => o.name === name);
   const settings = org ? await ctx.store.people.getSso(org.id) : undefined;
-  if (!org || !settings) throw new FerryError('FERRY_E_SSO_NOT_CONFIGURED', `Organization ${body.org} has no single sign-on (or does not exist).`);
+  if (!org || !settings) throw new FerryError('FERRY_E_SSO_NOT_CONFIGURED', `Organization ${name} has no single sign-on (or does not exist).`);
+  return { org, settings };
+}
+
+const scopeOf = (settings: SsoSettingsRow): string => (settings.groupsClaim ? `openid email profile ${settings.groupsClaim}` : 'openid email profile');
+
+/** Why the provider refused, from openid-client's error (an OAuth error, or the check that failed). */
+function refusal(err: unknown): string {
+  const e = err as Error & { error?: string; error_description?: string };
+  // openid-client wraps the check that failed (e.g. 'unexpected ID Token "nonce" claim value') as the cause.
+  const detail = e.cause instanceof Error && e.cause.message !== e.message ? ` (${e.cause.message})` : '';
+  return e.error ? `${e.error}${e.error_description ? ` (${e.error_description})` : ''}` : `${e.message}${detail}`;
+}
+
+async function start(ctx: ServerContext, body: ParsedBody<typeof Routes.ssoStart>): Promise<{ url: URL; expiresAt: number }> {
+  const { org, settings } = await orgSso(ctx, body.org);
   const config = await providerConfig(settings);
   const now = Date.now();
   const state = oidc.randomState();
@@ -85,7 +103,7 @@ async function start(ctx: ServerContext, body: ParsedBody<typeof Routes.ssoStart
   await ctx.store.people.createSsoLogin(row, hashSecret(state));
   const url = oidc.buildAuthorizationUrl(config, {
     redirect_uri: callbackUrl(ctx),
-    scope: settings.groupsClaim ? `openid email profile ${settings.groupsClaim}` : 'openid email profile',
+    scope: scopeOf(settings),
     code_challenge: await oidc.calculatePKCECodeChallenge(row.codeVerifier),
     code_challenge_method: 'S256',
     state,
@@ -175,11 +193,7 @@ async function redeem(ctx: ServerContext, login: SsoLoginRow, req: FastifyReques
       idTokenExpected: true,
     });
   } catch (err) {
-    const e = err as Error & { error?: string; error_description?: string };
-    // openid-client wraps the check that failed (e.g. 'unexpected ID Token "nonce" claim value') as the cause.
-    const detail = e.cause instanceof Error && e.cause.message !== e.message ? ` (${e.cause.message})` : '';
-    const why = e.error ? `${e.error}${e.error_description ? ` (${e.error_description})` : ''}` : `${e.message}${detail}`;
-    throw new FerryError('FERRY_E_SSO_REFUSED', `The identity provider's answer was refused: ${why}.`, { cause: err });
+    throw new FerryError('FERRY_E_SSO_REFUSED', `The identity provider's answer was refused: ${refusal(err)}.`, { cause: err });
   }
   const claims = tokens.claims();
   if (!claims) throw new FerryError('FERRY_E_SSO_REFUSED', 'The identity provider sent no ID token.');
@@ -240,6 +254,56 @@ async function exchange(ctx: ServerContext, body: ParsedBody<typeof Routes.ssoEx
   return signedInView(await createSession(ctx, person, org.name, 'sso'));
 }
 
+async function deviceStart(ctx: ServerContext, body: ParsedBody<typeof Routes.ssoDeviceStart>): Promise<z.input<typeof SsoDeviceStarted>> {
+  const { org, settings } = await orgSso(ctx, body.org);
+  const config = await providerConfig(settings);
+  let answer: Awaited<ReturnType<typeof oidc.initiateDeviceAuthorization>>;
+  try {
+    answer = await oidc.initiateDeviceAuthorization(config, { scope: scopeOf(settings) });
+  } catch (err) {
+    throw new FerryError('FERRY_E_SSO_PROVIDER', `The identity provider does not offer sign-in with a code here: ${refusal(err)}. Sign in with a browser.`, {
+      cause: err,
+    });
+  }
+  const now = Date.now();
+  const handle = newSecret('ferry_d');
+  const expiresAt = now + answer.expires_in * 1000;
+  await ctx.store.people.createSsoDevice({ id: newId('d'), orgId: org.id, deviceCode: answer.device_code, createdAt: now, expiresAt }, hashSecret(handle));
+  return {
+    handle,
+    verificationUri: answer.verification_uri,
+    verificationUriComplete: answer.verification_uri_complete ?? null,
+    userCode: answer.user_code,
+    intervalSeconds: answer.interval ?? 5,
+    expiresAt: iso(expiresAt),
+  };
+}
+
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
+
+async function devicePoll(ctx: ServerContext, body: ParsedBody<typeof Routes.ssoDevicePoll>): Promise<ReturnType<typeof signedInView>> {
+  const row = await ctx.store.people.findSsoDevice(hashSecret(body.handle), Date.now());
+  if (!row)
+    throw new FerryError('FERRY_E_SSO_STATE', 'This sign-in code is unknown, already used or expired; start again with `ferry login --sso ORG --device`.');
+  const settings = await ctx.store.people.getSso(row.orgId);
+  if (!settings) throw new FerryError('FERRY_E_SSO_NOT_CONFIGURED', 'Single sign-on was turned off meanwhile.');
+  let tokens: Awaited<ReturnType<typeof oidc.genericGrantRequest>>;
+  try {
+    tokens = await oidc.genericGrantRequest(await providerConfig(settings), DEVICE_GRANT, { device_code: row.deviceCode });
+  } catch (err) {
+    const code = (err as { error?: string }).error;
+    if (code === 'authorization_pending' || code === 'slow_down') throw new FerryError('FERRY_E_SSO_PENDING');
+    await ctx.store.people.useSsoDevice(row.id, Date.now());
+    throw new FerryError('FERRY_E_SSO_REFUSED', `The identity provider's answer was refused: ${refusal(err)}.`, { cause: err });
+  }
+  if (!(await ctx.store.people.useSsoDevice(row.id, Date.now()))) throw new FerryError('FERRY_E_SSO_STATE', 'This sign-in code was already used.');
+  const claims = tokens.claims();
+  if (!claims) throw new FerryError('FERRY_E_SSO_REFUSED', 'The identity provider sent no ID token.');
+  const person = await personFor(ctx, settings, claims);
+  const org = await ctx.store.teams.getOrg(row.orgId);
+  return signedInView(await createSession(ctx, person, org?.name ?? row.orgId, 'sso'));
+}
+
 export function registerSsoRoutes(app: FerryApp, ctx: ServerContext): void {
   const limit = ctx.rateLimits.signIns;
 
@@ -288,4 +352,7 @@ export function registerSsoRoutes(app: FerryApp, ctx: ServerContext): void {
 
   addRoute(app, ctx, Routes.ssoCallback, ({ req, query }) => callback(ctx, req, query), { limit });
   addRoute(app, ctx, Routes.ssoExchange, ({ body }) => exchange(ctx, body), { what: 'sign-in', limit });
+  addRoute(app, ctx, Routes.ssoDeviceStart, ({ body }) => deviceStart(ctx, body), { what: 'sign-in', limit });
+  // Not limited per address: the CLI polls every few seconds, and its handle is a 256-bit secret.
+  addRoute(app, ctx, Routes.ssoDevicePoll, ({ body }) => devicePoll(ctx, body), { what: 'sign-in' });
 }

@@ -50,6 +50,15 @@ export interface SsoLoginRow {
   expiresAt: number;
 }
 
+/** A device sign-in waiting for the person to confirm its code at the provider. */
+export interface SsoDeviceRow {
+  id: string;
+  orgId: string;
+  deviceCode: string;
+  createdAt: number;
+  expiresAt: number;
+}
+
 export interface PeopleStore {
   /** Stores a new invitation; pending ones for the same e-mail in that organization stop working. */
   createInvitation(row: InvitationRow, secretHash: string): Promise<void>;
@@ -81,4 +90,9 @@ export interface PeopleStore {
   completeSsoLogin(id: string, principalId: string, exchangeHash: string): Promise<void>;
   /** The completed sign-in with that exchange code, once, if it has not expired. */
   takeSsoExchange(exchangeHash: string, now: number): Promise<(SsoLoginRow & { principalId: string }) | undefined>;
+  createSsoDevice(row: SsoDeviceRow, handleHash: string): Promise<void>;
+  /** The live device sign-in with that handle (not used, not expired). */
+  findSsoDevice(handleHash: string, now: number): Promise<SsoDeviceRow | undefined>;
+  /** Marks it used, once: false if it already was. */
+  useSsoDevice(id: string, now: number): Promise<boolean>;
 }

@@ -226,6 +226,12 @@ CREATE TABLE sso_logins (
   created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER,
   principal_id TEXT REFERENCES principals(id), exchange_hash TEXT UNIQUE, exchanged_at INTEGER
 );
+-- Sign-ins without a browser on this machine (OAuth 2.0 device authorization, RFC 8628): the
+-- provider's device code, polled for by the CLI with its handle (stored hashed).
+CREATE TABLE sso_devices (
+  id TEXT PRIMARY KEY, org_id TEXT NOT NULL REFERENCES orgs(id), handle_hash TEXT NOT NULL UNIQUE,
+  device_code TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER
+);
 `,
   },
 ];

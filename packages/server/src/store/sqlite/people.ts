@@ -2,7 +2,7 @@
 /** People in SQLite: invitations, Argon2id password hashes, and principals of kind 'person'. */
 import type Database from 'better-sqlite3';
 import type { Role } from '@ferry/protocol';
-import type { Account, InvitationRow, PeopleStore, PersonRow, SsoLoginRow, SsoSettingsRow } from '../people-types.js';
+import type { Account, InvitationRow, PeopleStore, PersonRow, SsoDeviceRow, SsoLoginRow, SsoSettingsRow } from '../people-types.js';
 import type { PrincipalRow } from '../teams-types.js';
 import { num, strOrNull, type Row } from './rows.js';
 import type { Statements } from './output.js';
@@ -182,5 +182,26 @@ export class SqlitePeople implements PeopleStore {
       this.stmt('UPDATE sso_logins SET exchanged_at = ? WHERE id = ?').run(now, r.id);
       return { ...toSsoLogin(r), principalId };
     })();
+  }
+
+  async createSsoDevice(row: SsoDeviceRow, handleHash: string): Promise<void> {
+    this.stmt('INSERT INTO sso_devices (id, org_id, handle_hash, device_code, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)').run(
+      row.id,
+      row.orgId,
+      handleHash,
+      row.deviceCode,
+      row.createdAt,
+      row.expiresAt,
+    );
+  }
+
+  async findSsoDevice(handleHash: string, now: number): Promise<SsoDeviceRow | undefined> {
+    const r = this.stmt('SELECT * FROM sso_devices WHERE handle_hash = ? AND used_at IS NULL AND expires_at > ?').get(handleHash, now) as Row | undefined;
+    if (!r) return undefined;
+    return { id: String(r.id), orgId: String(r.org_id), deviceCode: String(r.device_code), createdAt: num(r.created_at), expiresAt: num(r.expires_at) };
+  }
+
+  async useSsoDevice(id: string, now: number): Promise<boolean> {
+    return this.stmt('UPDATE sso_devices SET used_at = ? WHERE id = ? AND used_at IS NULL').run(now, id).changes === 1;
   }
 }
