@@ -215,7 +215,7 @@ describe('the OpenAPI document', () => {
 
       // Single sign-on, its refusals (people.sso.test.ts signs in through a real provider).
       await assert.rejects(user.call(Routes.getSso), { code: 'FERRY_E_SSO_NOT_CONFIGURED' });
-      const sso = { issuer: 'http://127.0.0.1:1', clientId: 'c', clientSecret: 's', domains: ['example.com'] };
+      const sso = { issuer: 'https://127.0.0.1:1', clientId: 'c', clientSecret: 's', domains: ['example.com'] };
       await assert.rejects(user.call(Routes.setSso, { body: sso }), { code: 'FERRY_E_SSO_PROVIDER' });
       const start = { org: 'default', loopbackPort: 45678, cliChallenge: 'a'.repeat(43) };
       await assert.rejects(client().call(Routes.ssoStart, { body: start }), { code: 'FERRY_E_SSO_NOT_CONFIGURED' });

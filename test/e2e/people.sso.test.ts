@@ -160,7 +160,8 @@ describe('people: single sign-on through a real OpenID provider', () => {
   const callback = (path: string): ReturnType<typeof api> => api(server, 'GET', path, { token: null });
 
   before(async () => {
-    server = await startFerryServer({ embeddedAgent: false, env: { FERRY_FAILED_SIGN_INS_PER_MINUTE: '0' } });
+    // The test provider speaks plain http on loopback, which the server accepts only when told.
+    server = await startFerryServer({ embeddedAgent: false, env: { FERRY_FAILED_SIGN_INS_PER_MINUTE: '0', FERRY_SSO_ALLOW_LOOPBACK_HTTP: 'true' } });
     idp = await startProvider(server.url);
     const secretFile = join(tempDir('sso'), 'client-secret');
     writeFileSync(secretFile, `${CLIENT_SECRET}\n`);
@@ -217,6 +218,19 @@ describe('people: single sign-on through a real OpenID provider', () => {
     assert.deepEqual(users.users.find((u) => u.email === 'ada@example.com')?.groups, ['deployers']);
     const entries = (await call(server, server.adminToken, 'GET', '/v1/audit?limit=1000', undefined, 200)).json.entries as { actor: string; action: string }[];
     assert.ok(entries.some((e) => e.action === 'user.sign-in' && /^person:ada@example\.com \(session k_[0-9a-z]+\)$/.test(e.actor)));
+  });
+
+  it('plain http issuers are refused unless the server allows loopback http', async () => {
+    const other = await startFerryServer({ embeddedAgent: false });
+    try {
+      const res = await api(other, 'PUT', '/v1/org/sso', {
+        body: JSON.stringify({ issuer: idp.issuer, clientId: 'ferry', clientSecret: CLIENT_SECRET, domains: ['example.com'] }),
+      });
+      assert.equal(res.status, 400);
+      assert.match(String(res.json.message), /must be an https:\/\/ URL.*ssoAllowLoopbackHttp/);
+    } finally {
+      await other.stop();
+    }
   });
 
   it('a wrong state is refused', async () => {

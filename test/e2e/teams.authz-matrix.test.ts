@@ -235,7 +235,7 @@ const MATRIX: Record<string, Row> = {
   signIn: { request: () => ({ body: { email: 'person@example.com', password: TEST_PASSWORD } }), expect: everyone(201) },
   // No provider runs here: an admin's settings get as far as reading the provider (502), others are refused first.
   setSso: {
-    request: () => ({ body: { issuer: 'http://127.0.0.1:1', clientId: 'c', clientSecret: 's', domains: ['example.com'] } }),
+    request: () => ({ body: { issuer: 'https://127.0.0.1:1', clientId: 'c', clientSecret: 's', domains: ['example.com'] } }),
     expect: userRoute({ other: 502, vNo: 403, vG: 403, oNo: 403, oG: 403, admin: 502 }),
   },
   getSso: { expect: adminOnly(404, 404) },

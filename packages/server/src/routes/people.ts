@@ -152,9 +152,14 @@ async function signIn(ctx: ServerContext, body: ParsedBody<typeof Routes.signIn>
     });
   }
   const accounts = (await ctx.store.people.findAccounts(body.email)).filter((a) => body.org === undefined || a.orgName === body.org);
-  if (accounts.length > 1) throw new FerryError('FERRY_E_ORG_REQUIRED', `${body.email} has accounts in several organizations; name one with --org.`);
-  const account = accounts[0];
-  if (!(await verifyPassword(account?.passwordHash, body.password)) || !account) throw new FerryError('FERRY_E_SIGN_IN_FAILED');
+  // Every candidate's password is checked (an unknown e-mail against a decoy, so it takes as
+  // long): whether an address has accounts in several organizations is said only to its owner.
+  const matching: typeof accounts = [];
+  for (const a of accounts) if (await verifyPassword(a.passwordHash, body.password)) matching.push(a);
+  if (accounts.length === 0) await verifyPassword(undefined, body.password);
+  const account = matching[0];
+  if (!account) throw new FerryError('FERRY_E_SIGN_IN_FAILED');
+  if (matching.length > 1) throw new FerryError('FERRY_E_ORG_REQUIRED', `${body.email} has accounts in several organizations; name one with --org.`);
   ctx.rateLimits.accountSignIns.refund(body.email);
   return createSession(ctx, account.principal, account.orgName, 'password');
 }

@@ -35,19 +35,20 @@ function isLoopbackHttp(issuer: URL): boolean {
   return issuer.protocol === 'http:' && ['127.0.0.1', 'localhost', '[::1]'].includes(issuer.hostname);
 }
 
-function checkIssuerUrl(text: string): URL {
+function checkIssuerUrl(ctx: ServerContext, text: string): URL {
   const url = new URL(text);
-  if (url.protocol !== 'https:' && !isLoopbackHttp(url)) {
-    throw new FerryError('FERRY_E_BAD_REQUEST', `The issuer must be an https:// URL (plain http only on 127.0.0.1 or localhost): ${text}.`);
-  }
-  return url;
+  if (url.protocol === 'https:' || (ctx.config.ssoAllowLoopbackHttp && isLoopbackHttp(url))) return url;
+  throw new FerryError(
+    'FERRY_E_BAD_REQUEST',
+    `The issuer must be an https:// URL: ${text}. (Plain http on 127.0.0.1 or localhost, for development, needs the server setting ssoAllowLoopbackHttp.)`,
+  );
 }
 
 /** Discovered provider configurations, per organization and settings version. */
 const configs = new Map<string, { updatedAt: number; config: Promise<oidc.Configuration> }>();
 
-async function discover(s: Pick<SsoSettingsRow, 'issuer' | 'clientId' | 'clientSecret'>): Promise<oidc.Configuration> {
-  const issuer = checkIssuerUrl(s.issuer);
+async function discover(ctx: ServerContext, s: Pick<SsoSettingsRow, 'issuer' | 'clientId' | 'clientSecret'>): Promise<oidc.Configuration> {
+  const issuer = checkIssuerUrl(ctx, s.issuer);
   try {
     return await oidc.discovery(issuer, s.clientId, s.clientSecret, undefined, isLoopbackHttp(issuer) ? { execute: [oidc.allowInsecureRequests] } : undefined);
   } catch (err) {
@@ -55,10 +56,10 @@ async function discover(s: Pick<SsoSettingsRow, 'issuer' | 'clientId' | 'clientS
   }
 }
 
-function providerConfig(s: SsoSettingsRow): Promise<oidc.Configuration> {
+function providerConfig(ctx: ServerContext, s: SsoSettingsRow): Promise<oidc.Configuration> {
   const cached = configs.get(s.orgId);
   if (cached && cached.updatedAt === s.updatedAt) return cached.config;
-  const config = discover(s);
+  const config = discover(ctx, s);
   configs.set(s.orgId, { updatedAt: s.updatedAt, config });
   config.catch(() => configs.delete(s.orgId));
   return config;
@@ -87,7 +88,7 @@ function refusal(err: unknown): string {
 
 async function start(ctx: ServerContext, body: ParsedBody<typeof Routes.ssoStart>): Promise<{ url: URL; expiresAt: number }> {
   const { org, settings } = await orgSso(ctx, body.org);
-  const config = await providerConfig(settings);
+  const config = await providerConfig(ctx, settings);
   const now = Date.now();
   const state = oidc.randomState();
   const row: SsoLoginRow = {
@@ -183,7 +184,7 @@ async function redeem(ctx: ServerContext, login: SsoLoginRow, req: FastifyReques
     );
   const settings = await ctx.store.people.getSso(login.orgId);
   if (!settings) throw new FerryError('FERRY_E_SSO_NOT_CONFIGURED', 'Single sign-on was turned off meanwhile.');
-  const config = await providerConfig(settings);
+  const config = await providerConfig(ctx, settings);
   let tokens: Awaited<ReturnType<typeof oidc.authorizationCodeGrant>>;
   try {
     tokens = await oidc.authorizationCodeGrant(config, new URL(req.url, ctx.publicUrl), {
@@ -256,7 +257,7 @@ async function exchange(ctx: ServerContext, body: ParsedBody<typeof Routes.ssoEx
 
 async function deviceStart(ctx: ServerContext, body: ParsedBody<typeof Routes.ssoDeviceStart>): Promise<z.input<typeof SsoDeviceStarted>> {
   const { org, settings } = await orgSso(ctx, body.org);
-  const config = await providerConfig(settings);
+  const config = await providerConfig(ctx, settings);
   let answer: Awaited<ReturnType<typeof oidc.initiateDeviceAuthorization>>;
   try {
     answer = await oidc.initiateDeviceAuthorization(config, { scope: scopeOf(settings) });
@@ -289,7 +290,7 @@ async function devicePoll(ctx: ServerContext, body: ParsedBody<typeof Routes.sso
   if (!settings) throw new FerryError('FERRY_E_SSO_NOT_CONFIGURED', 'Single sign-on was turned off meanwhile.');
   let tokens: Awaited<ReturnType<typeof oidc.genericGrantRequest>>;
   try {
-    tokens = await oidc.genericGrantRequest(await providerConfig(settings), DEVICE_GRANT, { device_code: row.deviceCode });
+    tokens = await oidc.genericGrantRequest(await providerConfig(ctx, settings), DEVICE_GRANT, { device_code: row.deviceCode });
   } catch (err) {
     const code = (err as { error?: string }).error;
     if (code === 'authorization_pending' || code === 'slow_down') throw new FerryError('FERRY_E_SSO_PENDING');
@@ -312,7 +313,7 @@ export function registerSsoRoutes(app: FerryApp, ctx: ServerContext): void {
     ctx,
     Routes.setSso,
     async ({ caller: user, body }) => {
-      await discover(body); // refuses settings whose provider cannot be read, before storing them
+      await discover(ctx, body); // refuses settings whose provider cannot be read, before storing them
       const row: SsoSettingsRow = { orgId: user.orgId, ...body, groupsClaim: body.groupsClaim ?? null, updatedAt: Date.now() };
       await ctx.store.people.putSso(row);
       await ctx.audit({
