@@ -235,6 +235,33 @@ describe('the OpenAPI document', () => {
       await agent.call(Routes.rotateKey, { params: { id: target.id }, body: rotation }).catch(refusedOrNot);
       await user.call(Routes.pruneAgents, { body: {} });
 
+      // People: invite, the page, look up, accept (once), sign in, list, change the role, remove.
+      const invited = await user.call(Routes.inviteUser, { body: { email: 'oa@example.com', role: 'viewer' } });
+      const invitation = decodeURIComponent(new URL(invited.url).hash.slice(1));
+      await client().call(Routes.invitationPage);
+      await client().call(Routes.getInvitation, { body: { invitation } });
+      const password = 'correct-walrus-lantern-42';
+      await client().call(Routes.acceptInvitation, { body: { invitation, password } });
+      await assert.rejects(client().call(Routes.acceptInvitation, { body: { invitation, password } }), { code: 'FERRY_E_INVITATION_INVALID' });
+      await assert.rejects(client().call(Routes.signIn, { body: { email: 'oa@example.com', password: 'not-the-password' } }), {
+        code: 'FERRY_E_SIGN_IN_FAILED',
+      });
+      await client().call(Routes.signIn, { body: { email: 'oa@example.com', password } });
+      await user.call(Routes.listUsers);
+      await user.call(Routes.setUserRole, { params: { email: 'oa@example.com' }, body: { role: 'operator' } });
+      await user.call(Routes.removeUser, { params: { email: 'oa@example.com' } });
+
+      // Single sign-on, its refusals (people.sso.test.ts signs in through a real provider).
+      await assert.rejects(user.call(Routes.getSso), { code: 'FERRY_E_SSO_NOT_CONFIGURED' });
+      const sso = { issuer: 'https://127.0.0.1:1', clientId: 'c', clientSecret: 's', domains: ['example.com'] };
+      await assert.rejects(user.call(Routes.setSso, { body: sso }), { code: 'FERRY_E_SSO_PROVIDER' });
+      const start = { org: 'default', loopbackPort: 45678, cliChallenge: 'a'.repeat(43) };
+      await assert.rejects(client().call(Routes.ssoStart, { body: start }), { code: 'FERRY_E_SSO_NOT_CONFIGURED' });
+      await assert.rejects(client().call(Routes.ssoCallback, { query: { code: 'c', state: 'not-a-state' } }), { code: 'FERRY_E_SSO_STATE' });
+      await assert.rejects(client().call(Routes.ssoExchange, { body: { code: 'not-a-code', verifier: 'v'.repeat(43) } }), { code: 'FERRY_E_SSO_STATE' });
+      await assert.rejects(client().call(Routes.ssoDeviceStart, { body: { org: 'default' } }), { code: 'FERRY_E_SSO_NOT_CONFIGURED' });
+      await assert.rejects(client().call(Routes.ssoDevicePoll, { body: { handle: 'not-a-handle' } }), { code: 'FERRY_E_SSO_STATE' });
+
       await user.call(Routes.listAudit, { query: { limit: 5 } });
       await user.call(Routes.verifyAudit);
       await user.call(Routes.revokeAgent, { params: { id: registered.agentId } });

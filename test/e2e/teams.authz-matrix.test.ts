@@ -24,7 +24,20 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { api, startFerryServer, tempDir, waitFor, type ApiResult, type ServerHandle } from '../helpers/ferry.js';
-import { call, createOrg, createTarget, createTask, grant, group, publicKeyPem, registerAgent, serviceAccount } from '../helpers/teams.js';
+import {
+  TEST_PASSWORD,
+  call,
+  createOrg,
+  createTarget,
+  createTask,
+  grant,
+  group,
+  invite,
+  person,
+  publicKeyPem,
+  registerAgent,
+  serviceAccount,
+} from '../helpers/teams.js';
 
 const CALLERS = [
   'none',
@@ -239,6 +252,40 @@ const MATRIX: Record<string, Row> = {
     expect: adminOnly(204, 404),
   },
 
+  inviteUser: { request: (f) => ({ body: { email: `${f.fresh('inv')}@example.com`, role: 'viewer' } }), expect: adminOnly(201, 201) },
+  listUsers: { expect: adminOnly(200, 200) },
+  setUserRole: { request: () => ({ params: { email: 'person@example.com' }, body: { role: 'viewer' } }), expect: adminOnly(200, 404) },
+  removeUser: {
+    request: async (f) => {
+      const email = `${f.fresh('rm')}@example.com`;
+      await person(f.server, f.admin, email, 'viewer');
+      return { params: { email } };
+    },
+    expect: adminOnly(204, 404),
+  },
+  // Unauthenticated: an invitation's secret or a password is the credential, whatever token comes along.
+  invitationPage: { expect: everyone(200) },
+  getInvitation: {
+    request: async (f) => ({ body: { invitation: await invite(f.server, f.admin, `${f.fresh('look')}@example.com`, 'viewer') } }),
+    expect: everyone(200),
+  },
+  acceptInvitation: {
+    request: async (f) => ({ body: { invitation: await invite(f.server, f.admin, `${f.fresh('acc')}@example.com`, 'viewer'), password: TEST_PASSWORD } }),
+    expect: everyone(201),
+  },
+  signIn: { request: () => ({ body: { email: 'person@example.com', password: TEST_PASSWORD } }), expect: everyone(201) },
+  // No provider runs here: an admin's settings get as far as reading the provider (502), others are refused first.
+  setSso: {
+    request: () => ({ body: { issuer: 'https://127.0.0.1:1', clientId: 'c', clientSecret: 's', domains: ['example.com'] } }),
+    expect: userRoute({ other: 502, vNo: 403, vG: 403, oNo: 403, oG: 403, admin: 502 }),
+  },
+  getSso: { expect: adminOnly(404, 404) },
+  ssoStart: { request: () => ({ body: { org: 'default', loopbackPort: 45678, cliChallenge: 'a'.repeat(43) } }), expect: everyone(404) },
+  ssoCallback: { request: () => ({ query: { code: 'c', state: 'not-a-state' } }), expect: everyone(400) },
+  ssoExchange: { request: () => ({ body: { code: 'not-a-code', verifier: 'v'.repeat(43) } }), expect: everyone(400) },
+  ssoDeviceStart: { request: () => ({ body: { org: 'default' } }), expect: everyone(404) },
+  ssoDevicePoll: { request: () => ({ body: { handle: 'not-a-handle' } }), expect: everyone(400) },
+
   registerAgent: {
     request: async (f, caller) => {
       const made = await call(f.server, f.admin, 'POST', '/v1/agent-tokens', { targets: ['t1'] }, 201);
@@ -359,6 +406,7 @@ async function setUp(server: ServerHandle): Promise<Fixture> {
   await grant(server, admin, 'rv1', 'g-operators', 'operator');
   await serviceAccount(server, admin, 'm-spare', 'viewer');
   await group(server, admin, 'g-spare', []);
+  await person(server, admin, 'person@example.com', 'viewer');
   const taskId = await createTask(server, admin, 't1');
   const hook = await call(server, admin, 'POST', '/v1/webhooks', { url: 'https://127.0.0.1:9/matrix', events: ['task.finished'] }, 201);
   const runbookRepo = makeRunbookRepo();
@@ -375,7 +423,10 @@ describe('teams: the authorization matrix (every route × every kind of caller)'
 
   before(async () => {
     // The matrix makes hundreds of refused attempts from one address on purpose.
-    server = await startFerryServer({ embeddedAgent: false, env: { FERRY_AUTH_FAILURES_PER_MINUTE: '0', FERRY_FAILED_REGISTRATIONS_PER_MINUTE: '0' } });
+    server = await startFerryServer({
+      embeddedAgent: false,
+      env: { FERRY_AUTH_FAILURES_PER_MINUTE: '0', FERRY_FAILED_REGISTRATIONS_PER_MINUTE: '0', FERRY_FAILED_SIGN_INS_PER_MINUTE: '0' },
+    });
     f = await setUp(server);
   });
   after(async () => {
@@ -500,6 +551,9 @@ describe('teams: the authorization matrix (every route × every kind of caller)'
     assert.equal(entry?.actor, `service:operator-grant (token ${operatorToken.id})`);
     assert.ok(operatorToken.lastUsedAt !== null, 'last use is recorded');
     const userEntries = entries.filter((e) => !e.actor.startsWith('agent:') && e.actor !== 'server');
-    for (const e of userEntries) assert.match(e.actor, /^(service|person):\S+ \(token k_[0-9a-z]+\)$/, `${e.action} ${e.subject}: ${e.actor}`);
+    // A sign-in names the session (personal token) it made; joining names the invitation used.
+    for (const e of userEntries) {
+      assert.match(e.actor, /^(service|person):\S+ \((?:(?:token|session) k_[0-9a-z]+|invitation i_[0-9a-z]+)\)$/, `${e.action} ${e.subject}: ${e.actor}`);
+    }
   });
 });

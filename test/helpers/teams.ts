@@ -77,3 +77,18 @@ export async function poll(server: ServerHandle, agentToken: string): Promise<Po
   const res = await call(server, agentToken, 'POST', '/v1/agent/poll', { free: 1, running: [], waitSeconds: 0 }, 200);
   return res.json as unknown as PollAnswer;
 }
+
+/** A password that passes the policy, for the people tests. */
+export const TEST_PASSWORD = 'correct-walrus-lantern-42';
+
+/** Invites `email` into the admin's organization; returns the invitation's secret (the URL's fragment). */
+export async function invite(server: ServerHandle, adminToken: string, email: string, role: string): Promise<string> {
+  const res = await call(server, adminToken, 'POST', '/v1/users/invitations', { email, role }, 201);
+  return decodeURIComponent(new URL(String(res.json.url)).hash.slice(1));
+}
+
+/** A person of the admin's organization, invited and joined with TEST_PASSWORD. */
+export async function person(server: ServerHandle, adminToken: string, email: string, role: string): Promise<void> {
+  const invitation = await invite(server, adminToken, email, role);
+  await call(server, null, 'POST', '/v1/invitations/accept', { invitation, password: TEST_PASSWORD }, 201);
+}

@@ -45,6 +45,10 @@ const SERVER_NOTES: Notes<ServerConfig> = {
   maxConnections: 'Connections open at once; more are refused until some close.',
   authFailuresPerMinute: 'Failed authentications allowed per client address (IPv6: per /64) per minute; then 429. 0: no limit.',
   failedRegistrationsPerMinute: 'Failed agent registrations allowed per client address per minute; then 429. 0: no limit.',
+  failedSignInsPerMinute:
+    'Failed sign-ins and invitation attempts allowed per client address per minute, and at most 5 a minute per account whatever the address; then 429. 0: no limit.',
+  ssoAllowLoopbackHttp:
+    'Accept plain-http OpenID Connect issuers on 127.0.0.1 and localhost (a provider on this machine, for development and tests). Off by default, since it lets an organization admin make the server call local services.',
   outputRetention: 'Stored output of tasks that finished longer ago than this is removed (the task stays). A duration such as `30d`; 0 keeps it.',
   orgOutputQuota: 'Task output one organization may store; then new tasks are refused. A size such as `50GiB`; 0: no quota.',
   webhookCa: 'File of PEM CA certificates webhook receivers’ certificates may chain to, besides the system’s.',

@@ -18,6 +18,7 @@ import { registerReviewCommands, registerTaskCommands } from './commands/task.js
 import { registerTokenCommands } from './commands/token.js';
 import { registerWebhookCommands } from './commands/webhook.js';
 import { registerRunbookCommands } from './commands/runbook.js';
+import { registerUserCommands } from './commands/user.js';
 import { CLI_FAILURE } from './exit-codes.js';
 import { reportError } from './report-error.js';
 
@@ -67,6 +68,7 @@ registerTokenCommands(program);
 registerGroupCommands(program);
 registerWebhookCommands(program);
 registerRunbookCommands(program);
+registerUserCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : CLI_FAILURE);

@@ -10,6 +10,7 @@ export * from './settings.js';
 export * from './routes.js';
 export * from './bytes.js';
 export * from './teams.js';
+export * from './people.js';
 export * from './task-input.js';
 export * from './openapi.js';
 export * from './reviews.js';

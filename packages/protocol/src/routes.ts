@@ -57,6 +57,27 @@ import {
 import { ApproveTaskRequest, RejectTaskRequest } from './reviews.js';
 import { AddRunbookSourceRequest, RunRunbookRequest, RunbookInfo, RunbookSourceInfo } from './runbooks.js';
 import { CreateWebhookRequest, WebhookCreated, WebhookDeliveriesQuery, WebhookDelivery, WebhookInfo } from './webhooks.js';
+import {
+  AcceptInvitationRequest,
+  InvitationCreated,
+  InvitationInfo,
+  InvitationRequest,
+  InviteUserRequest,
+  SetSsoRequest,
+  SetUserRoleRequest,
+  SignInRequest,
+  SsoCallbackQuery,
+  SsoDevicePollRequest,
+  SsoDeviceStartRequest,
+  SsoDeviceStarted,
+  SsoExchangeRequest,
+  SsoInfo,
+  SsoStartRequest,
+  SsoStarted,
+  SignedIn,
+  UserInfo,
+  UserList,
+} from './people.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 export type RouteAuth = 'none' | 'user' | 'agent';
@@ -179,6 +200,27 @@ export const Routes = {
   addGroupMember: route({ method: 'PUT', path: '/v1/groups/:group/members/:member', auth: 'user', response: GroupInfo }),
   grantTarget: route({ method: 'PUT', path: '/v1/targets/:name/grants/:group', auth: 'user', body: GrantRequest, response: GrantInfo }),
   revokeGrant: route({ method: 'DELETE', path: '/v1/targets/:name/grants/:group', auth: 'user', response: 'empty' }),
+
+  // ---- people: invitations, local accounts, sign-in ----
+  inviteUser: route({ method: 'POST', path: '/v1/users/invitations', auth: 'user', body: InviteUserRequest, response: InvitationCreated, status: 201 }),
+  listUsers: route({ method: 'GET', path: '/v1/users', auth: 'user', response: UserList }),
+  setUserRole: route({ method: 'PUT', path: '/v1/users/:email/role', auth: 'user', body: SetUserRoleRequest, response: UserInfo }),
+  removeUser: route({ method: 'DELETE', path: '/v1/users/:email', auth: 'user', response: 'empty' }),
+  /** The page an invitation URL opens (its secret is in the URL's fragment, read by the page's script). */
+  invitationPage: route({ method: 'GET', path: '/v1/invite', auth: 'none', response: 'text', textType: 'text/html' }),
+  getInvitation: route({ method: 'POST', path: '/v1/invitations/lookup', auth: 'none', body: InvitationRequest, response: InvitationInfo }),
+  acceptInvitation: route({ method: 'POST', path: '/v1/invitations/accept', auth: 'none', body: AcceptInvitationRequest, response: UserInfo, status: 201 }),
+  signIn: route({ method: 'POST', path: '/v1/sessions', auth: 'none', body: SignInRequest, response: SignedIn, status: 201 }),
+  setSso: route({ method: 'PUT', path: '/v1/org/sso', auth: 'user', body: SetSsoRequest, response: SsoInfo }),
+  getSso: route({ method: 'GET', path: '/v1/org/sso', auth: 'user', response: SsoInfo }),
+  /** Starts a sign-in through the organization's provider: the URL to open in a browser. */
+  ssoStart: route({ method: 'POST', path: '/v1/sso/start', auth: 'none', body: SsoStartRequest, response: SsoStarted, status: 201 }),
+  /** Where the provider sends the browser back; the page sends it on to the CLI's loopback. */
+  ssoCallback: route({ method: 'GET', path: '/v1/sso/callback', auth: 'none', query: SsoCallbackQuery, response: 'text', textType: 'text/html' }),
+  ssoExchange: route({ method: 'POST', path: '/v1/sso/exchange', auth: 'none', body: SsoExchangeRequest, response: SignedIn, status: 201 }),
+  /** Sign-in without a browser here: a code to confirm at the provider; then poll (FERRY_E_SSO_PENDING until confirmed). */
+  ssoDeviceStart: route({ method: 'POST', path: '/v1/sso/device', auth: 'none', body: SsoDeviceStartRequest, response: SsoDeviceStarted, status: 201 }),
+  ssoDevicePoll: route({ method: 'POST', path: '/v1/sso/device/poll', auth: 'none', body: SsoDevicePollRequest, response: SignedIn, status: 201 }),
 
   // ---- the agent side ----
   registerAgent: route({ method: 'POST', path: '/v1/agents/register', auth: 'none', body: RegisterAgentRequest, response: RegisterAgentResponse, status: 201 }),

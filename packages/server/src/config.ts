@@ -102,6 +102,14 @@ export const ServerConfigSchema = z.object({
   authFailuresPerMinute: z.coerce.number().int().min(0).max(100_000).default(30),
   /** Agent registrations that do not succeed, per client address per minute (as above). 0: no limit. */
   failedRegistrationsPerMinute: z.coerce.number().int().min(0).max(100_000).default(30),
+  /** Failed sign-ins and invitation attempts per client address per minute (per account: at most 5). */
+  failedSignInsPerMinute: z.coerce.number().int().min(0).max(100_000).default(10),
+  /**
+   * Accept plain-http OpenID issuers on 127.0.0.1 and localhost (a provider on this machine, for
+   * development and tests). Off by default: it would let an organization admin make the server
+   * call local services.
+   */
+  ssoAllowLoopbackHttp: bool.default(false),
   /**
    * Stored output of tasks that finished longer ago than this is removed (the task, its status
    * and its audit entries stay). 0 keeps output for good.

@@ -53,6 +53,8 @@ export interface RunningServer {
 
 /** How long open connections get to end on their own at shutdown before they are cut. */
 const CLOSE_GRACE_MS = 1000;
+/** Failed sign-ins allowed per account (e-mail) per minute, from all addresses together. */
+const ACCOUNT_SIGN_INS_PER_MINUTE = 5;
 
 /** Closes the HTTP side: connections that have not ended within CLOSE_GRACE_MS are cut. */
 async function closeApp(app: FerryApp): Promise<void> {
@@ -157,6 +159,9 @@ function buildContext(config: ServerConfig, store: Store, tls: TlsMaterial, log:
   const rateLimits = {
     authFailures: new RateLimiter(config.authFailuresPerMinute, 'failed authentications'),
     registrations: new RateLimiter(config.failedRegistrationsPerMinute, 'failed agent registrations'),
+    signIns: new RateLimiter(config.failedSignInsPerMinute, 'failed sign-ins or invitation attempts'),
+    // Per account: a guesser spreading over many addresses still gets this many a minute in all.
+    accountSignIns: new RateLimiter(Math.min(config.failedSignInsPerMinute, ACCOUNT_SIGN_INS_PER_MINUTE), 'failed sign-ins for this account'),
   };
   // The public URL is known once the server listens: webhooks read it from the context then.
   return Object.assign(context, {

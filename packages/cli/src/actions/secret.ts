@@ -1,51 +1,9 @@
-import { openSync } from 'node:fs';
-import { emitKeypressEvents } from 'node:readline';
-import { WriteStream } from 'node:tty';
-import { read } from 'read';
 import { ApiError, sealSecret, sleep, type FerryClient } from '@ferry/client';
 import { MIN_MASKED_SECRET_LENGTH, Routes, SECRET_NAME_PATTERN, type TargetKey } from '@ferry/protocol';
 import { UsageError } from '../errors.js';
 import { ago, printJson, printTable } from '../format.js';
+import { readHiddenOrStdin } from '../prompt.js';
 import { withClient } from '../run-command.js';
-
-/**
- * A hidden prompt on a terminal. `read` (npm's own prompt, on readline) does the line editing:
- * arrows move the cursor instead of landing in the value, backspace removes whole characters.
- * Ctrl-C cancels; Ctrl-D, which readline would swallow silently, cancels too.
- */
-async function promptHidden(name: string): Promise<string> {
-  const stdin = process.stdin;
-  // The prompt goes to the terminal even when stderr is redirected (`2>log`), and `terminal`
-  // makes read switch echo off whatever stderr is: the value must never appear on screen.
-  const output = process.stderr.isTTY ? process.stderr : new WriteStream(openSync('/dev/tty', 'w'));
-  emitKeypressEvents(stdin);
-  let onKey: ((s: string | undefined, key: { ctrl?: boolean; name?: string } | undefined) => void) | undefined;
-  const endOfInput = new Promise<never>((_resolve, reject) => {
-    onKey = (_s, key) => {
-      if (key?.ctrl && key.name === 'd') reject(new UsageError('cancelled (Ctrl-D): no value was set'));
-    };
-    stdin.on('keypress', onKey);
-  });
-  try {
-    return await Promise.race([read({ prompt: `Value for ${name} (not shown):`, silent: true, replace: '', terminal: true, output }), endOfInput]);
-  } catch (err) {
-    if (err instanceof Error && err.message === 'canceled') throw new UsageError('cancelled (Ctrl-C): no value was set');
-    throw err;
-  } finally {
-    if (onKey) stdin.off('keypress', onKey);
-    if (output !== process.stderr) output.destroy();
-  }
-}
-
-/** The value from a hidden prompt (terminal) or from stdin (a pipe; one trailing newline dropped). */
-async function readSecretValue(name: string): Promise<string> {
-  if (process.stdin.isTTY) return promptHidden(name);
-  const chunks: Buffer[] = [];
-  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks)
-    .toString('utf8')
-    .replace(/\r?\n$/, '');
-}
 
 /** The target's public sealing key; a new hosted target gets one within moments, so wait a little. */
 async function targetKey(client: FerryClient, target: string): Promise<TargetKey> {
@@ -72,7 +30,7 @@ export async function setSecret(target: string, key: string, value: string | und
   if (!SECRET_NAME_PATTERN.test(key)) throw new UsageError(`"${key}" is not a secret name: use upper-case letters, digits and _ (e.g. DB_PASSWORD).`);
   await withClient(async (client, routes) => {
     const tk = await targetKey(client, target);
-    const value = await readSecretValue(key);
+    const value = await readHiddenOrStdin(`Value for ${key} (not shown):`);
     if (value.length === 0) throw new UsageError('The value is empty.');
     if (value.length < MIN_MASKED_SECRET_LENGTH) {
       process.stderr.write(`ferry: warning: ${key} is shorter than ${MIN_MASKED_SECRET_LENGTH} characters, so it will NOT be masked in task output.\n`);

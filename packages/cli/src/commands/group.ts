@@ -8,7 +8,7 @@ export function registerGroupCommands(program: Command): void {
   group.command('create <name>').description('create a group (admins)').option('--json', 'print JSON').action(lazyAction(actions, 'createGroup'));
   group
     .command('add <group> <member>')
-    .description("add a member: a service account's name")
+    .description("add a member: a person's e-mail or a service account's name")
     .option('--json', 'print JSON')
     .action(lazyAction(actions, 'addGroupMember'));
   group.command('list').description('list groups, their members and grants (admins)').option('--json', 'print JSON').action(lazyAction(actions, 'listGroups'));

@@ -22,6 +22,10 @@ export interface RateLimits {
   authFailures: RateLimiter;
   /** Agent registrations that do not succeed, per client address. */
   registrations: RateLimiter;
+  /** Sign-in and invitation attempts that do not succeed, per client address. */
+  signIns: RateLimiter;
+  /** Failed sign-ins per account (e-mail), whatever the address. */
+  accountSignIns: RateLimiter;
 }
 
 /** What the guards need from the server's context. */

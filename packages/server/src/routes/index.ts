@@ -5,6 +5,8 @@ import { registerAgentRoutes } from './agents.js';
 import { registerAuditRoutes } from './audit.js';
 import { registerGroupRoutes } from './groups.js';
 import { registerOrgRoutes } from './orgs.js';
+import { registerPeopleRoutes } from './people.js';
+import { registerSsoRoutes } from './sso.js';
 import { registerPublicRoutes } from './public.js';
 import { registerReviewRoutes } from './reviews.js';
 import { registerRunbookRoutes } from './runbooks.js';
@@ -29,4 +31,6 @@ export function registerRoutes(app: FerryApp, ctx: ServerContext): void {
   registerGroupRoutes(app, ctx);
   registerWebhookRoutes(app, ctx);
   registerRunbookRoutes(app, ctx);
+  registerPeopleRoutes(app, ctx);
+  registerSsoRoutes(app, ctx);
 }

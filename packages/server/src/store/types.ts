@@ -9,6 +9,7 @@
 import type { TeamsStore } from './teams-types.js';
 import type { WebhookStore } from './webhook-types.js';
 import type { RunbookStore } from './runbook-types.js';
+import type { PeopleStore } from './people-types.js';
 import type { AgentMode, FinalStatus, NetworkPolicy, OutputFrame, RedactLevel, SealedSecret, TargetLimits, TargetType, TaskStatus } from '@ferry/protocol';
 
 export interface OrgRow {
@@ -309,6 +310,8 @@ export interface Store {
   readonly webhooks: WebhookStore;
   /** Runbook sources and their runbooks (runbook-types.ts). */
   readonly runbooks: RunbookStore;
+  /** Invitations, local passwords and people (people-types.ts). */
+  readonly people: PeopleStore;
 
   createTarget(row: TargetRow): Promise<TargetRow | 'exists'>;
   listTargets(orgId: string): Promise<TargetRow[]>;

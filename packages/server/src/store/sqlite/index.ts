@@ -47,6 +47,7 @@ import { migrations } from './migrations.js';
 import { SqliteTeams } from './teams.js';
 import { SqliteWebhooks } from './webhooks.js';
 import { SqliteRunbooks } from './runbooks.js';
+import { SqlitePeople } from './people.js';
 import { metricsSnapshot, readiness } from './ops.js';
 import { appendOutput, expireOutput, flushHeldOutput, readOutput, type Statements } from './output.js';
 import { TASK_SELECT, num, toAgent, toAudit, toSecret, toTarget, toTask, type Row } from './rows.js';
@@ -56,6 +57,7 @@ export class SqliteStore implements Store {
   readonly teams: SqliteTeams;
   readonly webhooks: SqliteWebhooks;
   readonly runbooks: SqliteRunbooks;
+  readonly people: SqlitePeople;
 
   constructor(file: string) {
     this.db = new Database(file);
@@ -72,6 +74,7 @@ export class SqliteStore implements Store {
     this.teams = new SqliteTeams(this.db, this.prepared);
     this.webhooks = new SqliteWebhooks(this.db, this.prepared);
     this.runbooks = new SqliteRunbooks(this.db, this.prepared);
+    this.people = new SqlitePeople(this.db, this.prepared);
   }
 
   private readonly statements = new Map<string, Database.Statement>();

@@ -248,4 +248,46 @@ CREATE TABLE webhook_attempts (
 );
 `,
   },
+  {
+    version: 12,
+    name: 'people: local accounts (Argon2id passwords), invitations, removed principals',
+    sql: `
+-- A removed person keeps its row (audit entries and tokens point at it) but frees its e-mail
+-- for a new invitation: names are unique among principals not removed.
+ALTER TABLE principals ADD COLUMN removed_at INTEGER;
+DROP INDEX principals_name;
+CREATE UNIQUE INDEX principals_live_name ON principals(org_id, name) WHERE removed_at IS NULL;
+-- A person's password, as an Argon2id PHC string (salt and parameters included).
+CREATE TABLE passwords (
+  principal_id TEXT PRIMARY KEY REFERENCES principals(id), hash TEXT NOT NULL, updated_at INTEGER NOT NULL
+);
+-- One-time invitations: the secret is stored as its SHA-256 only; used_at is set once (CAS).
+CREATE TABLE invitations (
+  id TEXT PRIMARY KEY, org_id TEXT NOT NULL REFERENCES orgs(id), email TEXT NOT NULL,
+  role TEXT NOT NULL CHECK (role IN ('admin','operator','viewer')), token_hash TEXT NOT NULL UNIQUE,
+  created_by TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER
+);
+CREATE INDEX invitations_email ON invitations(org_id, email) WHERE used_at IS NULL;
+-- OpenID Connect single sign-on, one provider per organization. The client secret is the
+-- server's own credential towards the provider (it has to present it), so it is stored here.
+CREATE TABLE org_sso (
+  org_id TEXT PRIMARY KEY REFERENCES orgs(id), issuer TEXT NOT NULL, client_id TEXT NOT NULL,
+  client_secret TEXT NOT NULL, domains TEXT NOT NULL, groups_claim TEXT, updated_at INTEGER NOT NULL
+);
+-- Sign-ins through the provider in progress: looked up by the hash of their state, used once;
+-- then, once the provider answered, redeemed once by the CLI with its exchange code.
+CREATE TABLE sso_logins (
+  id TEXT PRIMARY KEY, org_id TEXT NOT NULL REFERENCES orgs(id), state_hash TEXT NOT NULL UNIQUE,
+  code_verifier TEXT NOT NULL, nonce TEXT NOT NULL, loopback_port INTEGER NOT NULL, cli_challenge TEXT NOT NULL,
+  created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER,
+  principal_id TEXT REFERENCES principals(id), exchange_hash TEXT UNIQUE, exchanged_at INTEGER
+);
+-- Sign-ins without a browser on this machine (OAuth 2.0 device authorization, RFC 8628): the
+-- provider's device code, polled for by the CLI with its handle (stored hashed).
+CREATE TABLE sso_devices (
+  id TEXT PRIMARY KEY, org_id TEXT NOT NULL REFERENCES orgs(id), handle_hash TEXT NOT NULL UNIQUE,
+  device_code TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL, used_at INTEGER
+);
+`,
+  },
 ];

@@ -127,7 +127,7 @@ export class SqliteTeams implements TeamsStore {
   }
 
   async findPrincipal(orgId: string, name: string): Promise<PrincipalRow | undefined> {
-    const r = this.stmt('SELECT * FROM principals WHERE org_id = ? AND name = ?').get(orgId, name) as Row | undefined;
+    const r = this.stmt('SELECT * FROM principals WHERE org_id = ? AND name = ? AND removed_at IS NULL').get(orgId, name) as Row | undefined;
     return r ? toPrincipal(r) : undefined;
   }
 
