@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import { SqliteStore } from '../src/store/sqlite/index.js';
 import type { TargetRow, TaskRow } from '../src/store/types.js';
-import { registerTestAgent } from './helpers/store-fixtures.js';
+import { registerTestAgent, testTarget, testTask } from './helpers/store-fixtures.js';
 
 const DAY = 24 * 3600 * 1000;
 
@@ -18,60 +18,11 @@ let store: SqliteStore;
 let orgId: string;
 
 function target(name: string, agentMode: TargetRow['agentMode']): TargetRow {
-  return {
-    id: `g_${name}`,
-    orgId,
-    name,
-    type: 'shell',
-    agentMode,
-    createdAt: Date.now(),
-    network: 'none',
-    limits: {},
-    redact: 'secrets',
-    publicKeyPem: null,
-    keyId: null,
-    settings: {},
-    review: null,
-  };
+  return testTarget({ orgId, name, agentMode });
 }
 
 function task(id: string, t: TargetRow): TaskRow {
-  return {
-    id,
-    orgId,
-    targetId: t.id,
-    targetName: t.name,
-    targetType: t.type,
-    targetNetwork: t.network,
-    targetLimits: t.limits,
-    targetRedact: t.redact,
-    targetSettings: t.settings,
-    storedBytes: 0,
-    redactState: null,
-    script: 'true',
-    status: 'queued',
-    exitCode: null,
-    signal: null,
-    reason: null,
-    agentId: null,
-    agentName: null,
-    createdBy: 'test',
-    createdByPrincipal: null,
-    runbook: null,
-    review: null,
-    createdAt: Date.now(),
-    claimedAt: null,
-    startedAt: null,
-    finishedAt: null,
-    timeoutSeconds: 60,
-    leaseExpiresAt: null,
-    cancelRequestedAt: null,
-    outputBytes: 0,
-    outputExpiredAt: null,
-    stdin: null,
-    args: [],
-    env: {},
-  };
+  return testTask(t, { id });
 }
 
 beforeEach(async () => {

@@ -15,7 +15,7 @@ import { mayRun, mayServe } from '../src/eligibility.js';
 import { keyNeedOf } from '../src/keys.js';
 import { SqliteStore } from '../src/store/sqlite/index.js';
 import type { AgentRow, TargetRow, TaskRow } from '../src/store/types.js';
-import { registerTestAgent } from './helpers/store-fixtures.js';
+import { registerTestAgent, testTarget, testTask } from './helpers/store-fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-eligibility-'));
 const file = join(dir, 'ferry.db');
@@ -25,60 +25,11 @@ const agents: { label: string; row: AgentRow }[] = [];
 const labels: string[] = [];
 
 function targetRow(orgId: string, name: string, agentMode: TargetRow['agentMode']): TargetRow {
-  return {
-    id: `g_${name}`,
-    orgId,
-    name,
-    type: 'shell',
-    agentMode,
-    createdAt: Date.now(),
-    network: 'none',
-    limits: {},
-    redact: 'secrets',
-    publicKeyPem: null,
-    keyId: null,
-    settings: {},
-    review: null,
-  };
+  return testTarget({ orgId, name, agentMode });
 }
 
 function taskRow(target: TargetRow): TaskRow {
-  return {
-    id: `t_${target.name}`,
-    orgId: target.orgId,
-    targetId: target.id,
-    targetName: target.name,
-    targetType: target.type,
-    targetNetwork: target.network,
-    targetLimits: target.limits,
-    targetRedact: target.redact,
-    targetSettings: target.settings,
-    storedBytes: 0,
-    redactState: null,
-    script: 'true',
-    stdin: null,
-    args: [],
-    env: {},
-    status: 'queued',
-    exitCode: null,
-    signal: null,
-    reason: null,
-    agentId: null,
-    agentName: null,
-    createdBy: 'test',
-    createdByPrincipal: null,
-    runbook: null,
-    review: null,
-    createdAt: Date.now(),
-    claimedAt: null,
-    startedAt: null,
-    finishedAt: null,
-    timeoutSeconds: 60,
-    leaseExpiresAt: null,
-    cancelRequestedAt: null,
-    outputBytes: 0,
-    outputExpiredAt: null,
-  };
+  return testTask(target, { id: `t_${target.name}` });
 }
 
 async function addAgent(label: string, orgId: string | null, hosted: boolean, targetIds: string[]): Promise<AgentRow> {

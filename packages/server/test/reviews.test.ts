@@ -11,7 +11,7 @@ import { afterEach, beforeEach, describe, test } from 'node:test';
 import { SqliteStore } from '../src/store/sqlite/index.js';
 import { bindingOf, newTaskReview } from '../src/tasks/reviews.js';
 import type { ReviewDecisionRow, TargetRow, TaskRow } from '../src/store/types.js';
-import { registerTestAgent } from './helpers/store-fixtures.js';
+import { registerTestAgent, testTarget, testTask } from './helpers/store-fixtures.js';
 
 let dir: string;
 let store: SqliteStore;
@@ -21,58 +21,21 @@ type Bound = Parameters<typeof bindingOf>[0];
 const base: Bound = { script: 'psql -c "select 1"', targetId: 'g_prod', args: ['a', 'b'], env: { A: '1', B: '2' }, stdin: new Uint8Array([1, 2]) };
 
 function target(): TargetRow {
-  return {
-    id: 'g_prod',
-    orgId,
-    name: 'prod',
-    type: 'shell',
-    agentMode: 'hosted',
-    createdAt: Date.now(),
-    network: 'none',
-    limits: {},
-    redact: 'secrets',
-    publicKeyPem: null,
-    keyId: null,
-    settings: {},
-    review: { rule: 'any', groupId: null, groupName: null, approvals: 2, expirySeconds: 3600 },
-  };
+  return testTarget({ orgId, name: 'prod', review: { rule: 'any', groupId: null, groupName: null, approvals: 2, expirySeconds: 3600 } });
 }
 
 function pendingTask(id: string, t: TargetRow): TaskRow {
   const now = Date.now();
   const input: Bound = { script: 'echo hi', targetId: t.id, args: [], env: {}, stdin: null };
-  return {
+  return testTask(t, {
     id,
-    orgId,
-    targetName: t.name,
-    targetType: t.type,
-    targetNetwork: t.network,
-    targetLimits: t.limits,
-    targetRedact: t.redact,
-    targetSettings: t.settings,
-    storedBytes: 0,
-    redactState: null,
     ...input,
     status: 'pending_review',
-    exitCode: null,
-    signal: null,
-    reason: null,
-    agentId: null,
-    agentName: null,
     createdBy: 'service:author (token k_1)',
     createdByPrincipal: 'p_author',
-    runbook: null,
     review: newTaskReview(t.review!, input, now),
     createdAt: now,
-    claimedAt: null,
-    startedAt: null,
-    finishedAt: null,
-    timeoutSeconds: 60,
-    leaseExpiresAt: null,
-    cancelRequestedAt: null,
-    outputBytes: 0,
-    outputExpiredAt: null,
-  };
+  });
 }
 
 const approval = (task: TaskRow, principalId: string): ReviewDecisionRow => ({

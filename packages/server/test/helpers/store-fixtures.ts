@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import type { UserPrincipal } from '../../src/auth.js';
 import type { SqliteStore } from '../../src/store/sqlite/index.js';
-import type { AgentRow } from '../../src/store/types.js';
+import type { AgentRow, TargetRow, TaskRow } from '../../src/store/types.js';
 
 /** Registers an agent the way a join token does; `orgId` null is an operator-wide hosted agent. */
 export async function registerTestAgent(
@@ -42,5 +42,63 @@ export function testAdmin(orgId: string): UserPrincipal {
     instanceAdmin: false,
     actor: 'service:test (token k_1)',
     grants: new Map(),
+  };
+}
+
+/** A target row as `target create` makes it: a hosted shell target unless `over` says otherwise. */
+export function testTarget(over: Partial<TargetRow> & Pick<TargetRow, 'orgId' | 'name'>): TargetRow {
+  return {
+    id: `g_${over.name}`,
+    type: 'shell',
+    agentMode: 'hosted',
+    createdAt: Date.now(),
+    network: 'none',
+    limits: {},
+    redact: 'secrets',
+    publicKeyPem: null,
+    keyId: null,
+    settings: {},
+    review: null,
+    ...over,
+  };
+}
+
+/** A queued task row on `target`, with what the target gives a task; `over` changes any field. */
+export function testTask(target: TargetRow, over: Partial<TaskRow> & Pick<TaskRow, 'id'>): TaskRow {
+  return {
+    orgId: target.orgId,
+    targetId: target.id,
+    targetName: target.name,
+    targetType: target.type,
+    targetNetwork: target.network,
+    targetLimits: target.limits,
+    targetRedact: target.redact,
+    targetSettings: target.settings,
+    storedBytes: 0,
+    redactState: null,
+    script: 'true',
+    stdin: null,
+    args: [],
+    env: {},
+    status: 'queued',
+    exitCode: null,
+    signal: null,
+    reason: null,
+    agentId: null,
+    agentName: null,
+    createdBy: 'test',
+    createdByPrincipal: null,
+    runbook: null,
+    review: null,
+    createdAt: Date.now(),
+    claimedAt: null,
+    startedAt: null,
+    finishedAt: null,
+    timeoutSeconds: 60,
+    leaseExpiresAt: null,
+    cancelRequestedAt: null,
+    outputBytes: 0,
+    outputExpiredAt: null,
+    ...over,
   };
 }
