@@ -4,7 +4,7 @@
  * very long, unicode) and query strings, as the admin, with no token and with an agent's token.
  * No answer may be a 5xx, every error answer has the registry's body shape with a registered
  * code, and the server still answers `/v1/health` at the end. The per-address limits on failed
- * attempts are off so that the fuzz reaches the handlers instead of the 429 of a used-up bucket.
+ * attempts and per token are off so that the fuzz reaches the handlers instead of the 429 of a used-up bucket.
  * Seeds are printed on failure by fast-check; FUZZ_SEED replays one, FUZZ_RUNS runs more per route.
  * Every request has its own connection: with keep-alive, a socket the server closes after an
  * error answer races the next request on it (ECONNRESET on the client, not a server fault).
@@ -141,7 +141,12 @@ describe('API fuzz: every route, random input, three callers', { timeout: 180_00
   before(async () => {
     server = await startFerryServer({
       embeddedAgent: false,
-      env: { FERRY_AUTH_FAILURES_PER_MINUTE: '0', FERRY_FAILED_REGISTRATIONS_PER_MINUTE: '0', FERRY_FAILED_SIGN_INS_PER_MINUTE: '0' },
+      env: {
+        FERRY_AUTH_FAILURES_PER_MINUTE: '0',
+        FERRY_FAILED_REGISTRATIONS_PER_MINUTE: '0',
+        FERRY_FAILED_SIGN_INS_PER_MINUTE: '0',
+        FERRY_REQUESTS_PER_TOKEN_PER_MINUTE: '0',
+      },
     });
     assert.equal((await api(server, 'POST', '/v1/targets', { body: JSON.stringify({ name: 'pool', type: 'shell' }) })).status, 201);
     const joinToken = decodeJoinToken(await server.joinToken(['--hosted']));
