@@ -47,6 +47,8 @@ const SERVER_NOTES: Notes<ServerConfig> = {
   failedRegistrationsPerMinute: 'Failed agent registrations allowed per client address per minute; then 429. 0: no limit.',
   failedSignInsPerMinute:
     'Failed sign-ins and invitation attempts allowed per client address per minute, and at most 5 a minute per account whatever the address; then 429. 0: no limit.',
+  requestsPerTokenPerMinute:
+    "Requests allowed per user token (a person's or a service account's) per minute, in a burst of the same size; then 429 with Retry-After until it refills. Agents' tokens are exempt. 0: no limit.",
   ssoAllowLoopbackHttp:
     'Accept plain-http OpenID Connect issuers on 127.0.0.1 and localhost (a provider on this machine, for development and tests). Off by default, since it lets an organization admin make the server call local services.',
   outputRetention: 'Stored output of tasks that finished longer ago than this is removed (the task stays). A duration such as `30d`; 0 keeps it.',

@@ -105,6 +105,12 @@ export const ServerConfigSchema = z.object({
   /** Failed sign-ins and invitation attempts per client address per minute (per account: at most 5). */
   failedSignInsPerMinute: z.coerce.number().int().min(0).max(100_000).default(10),
   /**
+   * Requests per user token (a person's or a service account's) per minute, in a burst of the
+   * same size; past it that token gets 429 with Retry-After until the allowance refills. Agents'
+   * tokens are exempt (polls and uploads are their normal traffic). 0 turns the limit off.
+   */
+  requestsPerTokenPerMinute: z.coerce.number().int().min(0).max(1_000_000).default(600),
+  /**
    * Accept plain-http OpenID issuers on 127.0.0.1 and localhost (a provider on this machine, for
    * development and tests). Off by default: it would let an organization admin make the server
    * call local services.

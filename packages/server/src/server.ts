@@ -162,6 +162,7 @@ function buildContext(config: ServerConfig, store: Store, tls: TlsMaterial, log:
     signIns: new RateLimiter(config.failedSignInsPerMinute, 'failed sign-ins or invitation attempts'),
     // Per account: a guesser spreading over many addresses still gets this many a minute in all.
     accountSignIns: new RateLimiter(Math.min(config.failedSignInsPerMinute, ACCOUNT_SIGN_INS_PER_MINUTE), 'failed sign-ins for this account'),
+    userTokens: new RateLimiter(config.requestsPerTokenPerMinute, 'requests', Date.now, undefined, 'with this token'),
   };
   // The public URL is known once the server listens: webhooks read it from the context then.
   return Object.assign(context, {

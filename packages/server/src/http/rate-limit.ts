@@ -16,6 +16,9 @@
  * past `maxAddresses` the least recently used addresses are forgotten. The count is per
  * process: replicas behind a load balancer each keep their own. The address is the socket's:
  * behind a reverse proxy every client has the proxy's (no forwarded-for header is trusted).
+ *
+ * The same buckets also count all requests per user token (keyed by the token's id, which no
+ * address can look like): there nothing is refunded, so it is a plain request rate.
  */
 import { isIPv6 } from 'node:net';
 import { FerryError } from '@ferry/protocol';
@@ -37,6 +40,8 @@ export class RateLimiter {
     private readonly what: string,
     private readonly now: () => number = Date.now,
     private readonly maxAddresses = MAX_ADDRESSES,
+    /** Whose allowance it is, for the 429 message. */
+    private readonly whose = 'from this address',
   ) {}
 
   /** Takes a token for `address`, or throws 429 FERRY_E_RATE_LIMITED saying when to retry. */
@@ -46,7 +51,7 @@ export class RateLimiter {
     const bucket = this.refilled(key);
     if (bucket.tokens < 1) {
       const retryAfterSeconds = Math.ceil(((1 - bucket.tokens) * 60) / this.perMinute);
-      throw new FerryError('FERRY_E_RATE_LIMITED', `Too many ${this.what} from this address; retry in ${retryAfterSeconds} s.`, {
+      throw new FerryError('FERRY_E_RATE_LIMITED', `Too many ${this.what} ${this.whose}; retry in ${retryAfterSeconds} s.`, {
         details: { retryAfterSeconds },
       });
     }

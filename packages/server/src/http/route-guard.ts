@@ -8,6 +8,11 @@
  *   Each attempt takes a token from the address's allowance of failed authentications first
  *   (rate-limit.ts) and gives it back unless the token was refused (401), so an address that
  *   keeps failing is turned away (429) before its tokens are even looked up.
+ * - Routes with `auth: 'user'`: once the token is known, each request takes one from that
+ *   token's allowance of requests (`requestsPerTokenPerMinute`), whatever its answer, so one
+ *   runaway script or leaked token cannot monopolise the server; other tokens are unaffected.
+ *   Agents' tokens are exempt: polls and uploads are their normal traffic, already bounded by
+ *   their concurrency (one long poll each) and the upload limits.
  * - A route's own limit (agent registration): each attempt takes a token before its body is
  *   read; an answer under 400 gives it back.
  */
@@ -26,6 +31,8 @@ export interface RateLimits {
   signIns: RateLimiter;
   /** Failed sign-ins per account (e-mail), whatever the address. */
   accountSignIns: RateLimiter;
+  /** All requests per user token (people's and service accounts'); agents' tokens are exempt. */
+  userTokens: RateLimiter;
 }
 
 /** What the guards need from the server's context. */
@@ -51,13 +58,17 @@ export class RouteGuard {
     if (this.def.auth === 'none') return;
     const limiter = this.ctx.rateLimits.authFailures;
     limiter.take(req.ip);
+    let caller: Caller;
     try {
-      this.callers.set(req, await this.authenticate(req));
+      caller = await this.authenticate(req);
     } catch (err) {
       if (!(err instanceof FerryError && err.statusCode === 401)) limiter.refund(req.ip);
       throw err;
     }
     limiter.refund(req.ip);
+    // The prefix keeps a token id from ever being read as an address (addressKey).
+    if (caller && 'tokenId' in caller) this.ctx.rateLimits.userTokens.take(`token:${caller.tokenId}`);
+    this.callers.set(req, caller);
   }
 
   /** The `onResponse` hook: an attempt that succeeded does not count against the route's limit. */
