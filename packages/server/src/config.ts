@@ -108,8 +108,10 @@ export const ServerConfigSchema = z.object({
    * Requests per user token (a person's or a service account's) per minute, in a burst of the
    * same size; past it that token gets 429 with Retry-After until the allowance refills. Agents'
    * tokens are exempt (polls and uploads are their normal traffic). 0 turns the limit off.
+   * 2000 as GitLab's default for authenticated API calls: a script running tasks in a loop
+   * stays well under it, a runaway one does not.
    */
-  requestsPerTokenPerMinute: z.coerce.number().int().min(0).max(1_000_000).default(600),
+  requestsPerTokenPerMinute: z.coerce.number().int().min(0).max(1_000_000).default(2000),
   /**
    * Accept plain-http OpenID issuers on 127.0.0.1 and localhost (a provider on this machine, for
    * development and tests). Off by default: it would let an organization admin make the server
