@@ -210,9 +210,9 @@ export async function applyRotation(ctx: ServerContext, agent: AgentRow, targetI
   return keyId;
 }
 
-/** Names of the organization's targets with secrets whose key only this agent holds: revoking it loses them. */
-export async function onlyHolderOf(ctx: ServerContext, orgId: string, agentId: string): Promise<string[]> {
-  return (await ctx.store.targetsOnlyHeldBy(agentId)).filter((t) => t.orgId === orgId).map((t) => t.name);
+/** Names of the targets with secrets (of one organization, or of all: null) whose key only this agent holds: revoking it loses them. */
+export async function onlyHolderOf(ctx: ServerContext, orgId: string | null, agentId: string): Promise<string[]> {
+  return (await ctx.store.targetsOnlyHeldBy(agentId)).filter((t) => orgId === null || t.orgId === orgId).map((t) => t.name);
 }
 
 /** The key holders of a target as the API shows them. */

@@ -119,7 +119,9 @@ export function registerAgentRoutes(app: FerryApp, ctx: ServerContext): void {
     Routes.revokeAgent,
     async ({ caller: user, params, query }) => {
       const force = query.force === 'true';
-      const onlyHolder = await onlyHolderOf(ctx, user.orgId, params.id);
+      // An instance administrator may revoke a shared-pool agent, which holds keys of every
+      // organization's hosted targets: all of them count.
+      const onlyHolder = await onlyHolderOf(ctx, user.instanceAdmin ? null : user.orgId, params.id);
       if (onlyHolder.length > 0 && !force) {
         throw new FerryError(
           'FERRY_E_LAST_KEY_HOLDER',
