@@ -20,7 +20,9 @@ describe('revoking the shared pool', () => {
     const otherAdmin = await createOrg(server, 'other');
     const other = { env: { FERRY_TOKEN: otherAdmin } };
     assert.equal((await server.cli(['target', 'create', 'vault-b', '--type', 'shell'], other)).code, 0);
-    await waitFor(async () => JSON.parse((await server.cli(['target', 'show', 'vault-b', '--json'], other)).stdout).keyId, 20_000, 'the key of vault-b');
+    const keyId = async (): Promise<string | null> =>
+      (JSON.parse((await server.cli(['target', 'show', 'vault-b', '--json'], other)).stdout) as { keyId: string | null }).keyId;
+    await waitFor(keyId, 20_000, 'the key of vault-b');
     const set = await server.cli(['secret', 'set', 'vault-b', 'TOKEN'], { ...other, input: 'value-of-the-other-org' });
     assert.equal(set.code, 0, set.stderr);
     const run = await server.cli(['run', 'vault-b', '-n', '-c', 'test "$TOKEN" = value-of-the-other-org && echo opened'], other);
