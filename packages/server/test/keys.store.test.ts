@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import type { SealedSecret } from '@ferry/protocol';
 import { SqliteStore } from '../src/store/sqlite/index.js';
 import type { AgentRow, SecretRow } from '../src/store/types.js';
-import { registerTestAgent } from './helpers/store-fixtures.js';
+import { registerTestAgent, testTarget } from './helpers/store-fixtures.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-keys-store-'));
 const kid = (c: string): string => c.repeat(32);
@@ -31,21 +31,7 @@ describe('keys in the store', () => {
   before(async () => {
     store = new SqliteStore(join(dir, 'ferry.db'));
     orgId = (await store.ensureOrg('acme', Date.now())).id;
-    const target = {
-      id: 'g_site',
-      orgId,
-      name: 'site',
-      type: 'shell',
-      agentMode: 'self-hosted',
-      createdAt: Date.now(),
-      network: 'none',
-      limits: {},
-      redact: 'secrets',
-      publicKeyPem: null,
-      keyId: null,
-      settings: {},
-      review: null,
-    } as const;
+    const target = testTarget({ orgId, name: 'site', agentMode: 'self-hosted' });
     assert.notEqual(await store.createTarget(target), 'exists');
     first = await registerTestAgent(store, 'first', { orgId, hosted: false, targetIds: ['g_site'] });
     second = await registerTestAgent(store, 'second', { orgId, hosted: false, targetIds: ['g_site'] });

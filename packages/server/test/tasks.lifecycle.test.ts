@@ -18,7 +18,7 @@ import { DispatchHub } from '../src/dispatch.js';
 import { SqliteStore } from '../src/store/sqlite/index.js';
 import type { AgentRow, AuditInput, TargetRow } from '../src/store/types.js';
 import { TaskService } from '../src/tasks/task-service.js';
-import { registerTestAgent, testAdmin } from './helpers/store-fixtures.js';
+import { registerTestAgent, testAdmin, testTarget } from './helpers/store-fixtures.js';
 
 const LEASE_MS = 2000;
 const SECRET = `ghp_${'a1B2c3D4e5'.repeat(4)}`;
@@ -50,21 +50,8 @@ async function makeWorld(): Promise<World> {
   const tasks = new TaskService({ store, hub, config, log: pino({ level: 'silent' }), audit });
   const org = await store.ensureOrg('default', Date.now());
   const user: UserPrincipal = testAdmin(org.id);
-  const target: TargetRow = {
-    id: 'g_vault',
-    orgId: org.id,
-    name: 'vault',
-    type: 'shell',
-    agentMode: 'hosted',
-    createdAt: Date.now(),
-    network: 'none',
-    limits: {},
-    redact: 'secrets',
-    publicKeyPem: null,
-    keyId: null,
-    settings: {},
-    review: null,
-  };
+  const target = testTarget({ orgId: org.id, name: 'vault' });
+
   assert.notEqual(await store.createTarget(target), 'exists');
   return { dir, store, hub, tasks, user, target, agent: await joinAgent(store, 'one') };
 }
