@@ -6,6 +6,7 @@ interface ServerOptions {
   dataDir?: string;
   listen?: string;
   database?: string;
+  databasePoolSize?: string;
   publicUrl?: string;
   embeddedAgent: boolean;
   outputRetention?: string;
@@ -75,6 +76,7 @@ export async function startServer(opts: ServerOptions): Promise<void> {
       dataDir: opts.dataDir,
       listen: opts.listen,
       database: opts.database,
+      databasePoolSize: opts.databasePoolSize,
       publicUrl: opts.publicUrl,
       embeddedAgent: opts.embeddedAgent === false ? false : undefined,
       outputRetention: opts.outputRetention,
