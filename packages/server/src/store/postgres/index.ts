@@ -88,8 +88,12 @@ export class PostgresStore implements Store {
     return new PostgresStore(db);
   }
 
-  async close(): Promise<void> {
-    await this.db.close();
+  private closing: Promise<void> | undefined;
+
+  /** Idempotent: ends the pool once. */
+  close(): Promise<void> {
+    this.closing ??= this.db.close();
+    return this.closing;
   }
 
   /**
