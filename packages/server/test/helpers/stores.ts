@@ -110,6 +110,12 @@ function hookCleanup(): void {
   });
 }
 
+/** For PostgreSQL-only tests: databases on this file's cluster. Call at a file's top level. */
+export function usePostgres(): { url(name: string): Promise<string> } {
+  hookCleanup();
+  return { url: pgUrl };
+}
+
 /** `describe(title [backend])` once per backend, with `body` given that backend. Call at a file's top level. */
 export function forEachStore(title: string, body: (backend: TestBackend) => void): void {
   hookCleanup();
