@@ -15,7 +15,7 @@ import { PostgresStore } from '../../src/store/postgres/index.js';
 import { SqliteStore } from '../../src/store/sqlite/index.js';
 import type { Store } from '../../src/store/types.js';
 
-export type BackendKind = 'sqlite' | 'postgres';
+type BackendKind = 'sqlite' | 'postgres';
 
 export interface TestBackend {
   readonly kind: BackendKind;

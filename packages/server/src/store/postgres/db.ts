@@ -11,10 +11,10 @@ export type Row = Record<string, unknown>;
 
 /** What a query runs on: the pool, or one client inside a transaction. */
 export interface Sql {
-  all(sql: string, params?: readonly unknown[]): Promise<Row[]>;
-  one(sql: string, params?: readonly unknown[]): Promise<Row | undefined>;
+  all: (sql: string, params?: readonly unknown[]) => Promise<Row[]>;
+  one: (sql: string, params?: readonly unknown[]) => Promise<Row | undefined>;
   /** Rows changed. */
-  run(sql: string, params?: readonly unknown[]): Promise<number>;
+  run: (sql: string, params?: readonly unknown[]) => Promise<number>;
 }
 
 const INT8 = 20;
@@ -22,13 +22,17 @@ const NUMERIC = 1700;
 const toNumber = (v: string): number => Number(v);
 
 /** Parsers for this pool only: bigint and numeric as numbers (every value the store keeps fits 2^53). */
-const types = {
-  getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-    oid === INT8 || oid === NUMERIC ? toNumber : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
-};
+type TextParser = (value: string) => unknown;
+function getTypeParser(oid: number, format?: 'text' | 'binary'): TextParser {
+  if (oid === INT8 || oid === NUMERIC) return toNumber;
+  // pg-types declares its parsers `any`; they are functions of the value's text.
+  const builtin = pg.types.getTypeParser(oid, format ?? 'text') as unknown as TextParser;
+  return builtin;
+}
+const types: pg.CustomTypesConfig = { getTypeParser: getTypeParser as pg.CustomTypesConfig['getTypeParser'] };
 
 /** `?` → `$n`, outside string literals (the store's SQL has no `?` inside quotes or comments otherwise). */
-export function numbered(sql: string): string {
+function numbered(sql: string): string {
   let n = 0;
   let out = '';
   let quoted = false;
