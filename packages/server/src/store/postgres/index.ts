@@ -116,7 +116,7 @@ export class PostgresStore implements Store {
   }
 
   async metricsSnapshot(onlineSince: number): Promise<MetricsSnapshot> {
-    const tasksByStatus = (await this.db.all('SELECT status, COUNT(*) AS n FROM tasks GROUP BY status')).map((r) => ({
+    const tasksByStatus = (await this.db.all('SELECT status, COUNT(*) AS n FROM tasks GROUP BY status ORDER BY status')).map((r) => ({
       status: String(r.status),
       count: num(r.n),
     }));
