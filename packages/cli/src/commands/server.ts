@@ -19,6 +19,12 @@ export function registerServerCommand(program: Command): void {
   // `ferry server install --listen X`: options after a subcommand's name are the subcommand's.
   server.enablePositionalOptions();
   registerServerInstallCommands(server);
+  server
+    .command('migrate')
+    .description('move an installation from SQLite to an empty PostgreSQL database (stop the server first)')
+    .requiredOption('--from <sqlite:PATH>', 'the SQLite database, e.g. sqlite:/var/lib/ferry/ferry.db')
+    .requiredOption('--to <postgres-url>', 'the empty PostgreSQL database, postgres://USER:PASSWORD@HOST:PORT/DB[?sslmode=verify-full&sslrootcert=FILE]')
+    .action(lazyAction(() => import('../actions/server.js'), 'migrateServer'));
 }
 
 /** `ferry server install|uninstall`: a systemd service on a Linux host (actions/install.ts). */

@@ -6,7 +6,10 @@
  * The SQLite file is first brought to the current schema (as a server start would); the
  * PostgreSQL schema is this build's. A table the PostgreSQL schema lacks stops the move.
  */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
+import { lockDataFolder } from '../../data-lock.js';
 import { verifyChain } from '../../routes/audit.js';
 import { SqliteStore } from '../sqlite/index.js';
 import type { Sql } from './db.js';
@@ -102,6 +105,16 @@ async function copyTable(db: Database.Database, sql: Sql, table: string): Promis
 
 /** Copies the SQLite database `fromFile` into the empty PostgreSQL database at `toUrl`. */
 export async function migrateSqliteToPostgres(fromFile: string, toUrl: string): Promise<MigrationReport> {
+  // A server still running on this data folder would go on writing: its lock says so.
+  const lock = existsSync(join(dirname(fromFile), 'server.lock')) ? lockDataFolder(dirname(fromFile)) : undefined;
+  try {
+    return await copyDatabase(fromFile, toUrl);
+  } finally {
+    lock?.release();
+  }
+}
+
+async function copyDatabase(fromFile: string, toUrl: string): Promise<MigrationReport> {
   // Bring the file to the current schema first, as a server start would.
   await new SqliteStore(fromFile).close();
   const db = new Database(fromFile, { readonly: true, fileMustExist: true });
