@@ -9,7 +9,10 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { startPostgres, type DbServer } from '../helpers/databases.js';
 import { api, startFerryServer, taskShow, tempDir, waitFor, waitForAgents, type ServerHandle } from '../helpers/ferry.js';
 
@@ -96,5 +99,34 @@ describe('ferry server on PostgreSQL, two replicas on one database and data fold
     const median = waits[Math.floor(waits.length / 2)]!;
     t.diagnostic(`create on A → claimed through B: median ${median.toFixed(0)} ms, all ${waits.map((w) => w.toFixed(0)).join(', ')} ms`);
     assert.ok(median < 400, `median ${median.toFixed(0)} ms: woken by notification, not by the 1 s re-check`);
+  });
+
+  it('two replicas starting at once on a new data folder make one CA and one admin token, which log in to both', { timeout: 120_000 }, async () => {
+    const admin = new pg.Client({ host: db.host, port: db.port, user: db.user, password: db.password, database: db.database });
+    await admin.connect();
+    await admin.query('CREATE DATABASE fresh');
+    await admin.end();
+    const url = `postgres://${db.user}:${encodeURIComponent(db.password)}@${db.host}:${db.port}/fresh`;
+    const folder = tempDir('pg-fresh');
+    // Both log in with the folder's admin-token file and the CA fingerprint each printed.
+    const [one, two] = await Promise.all([
+      startFerryServer({ dataDir: folder, embeddedAgent: false, args: ['--database', url] }),
+      startFerryServer({ dataDir: folder, embeddedAgent: false, args: ['--database', url] }),
+    ]);
+    try {
+      assert.equal(one.fingerprint, two.fingerprint, 'one CA');
+      assert.equal(readFileSync(join(folder, 'admin-token'), 'utf8').trim(), one.adminToken);
+      for (const s of [one, two]) assert.equal((await s.cli(['target', 'list'])).code, 0);
+      assert.ok(!existsSync(join(folder, 'server.lock')), 'the folder is not locked with PostgreSQL');
+      const tokens = JSON.parse((await one.cli(['token', 'list', '--json'])).stdout) as { name: string }[];
+      assert.deepEqual(
+        tokens.map((t) => t.name).filter((n) => n.startsWith('admin')),
+        ['admin'],
+        'one admin token made',
+      );
+    } finally {
+      await two.stop();
+      await one.stop();
+    }
   });
 });
