@@ -83,20 +83,23 @@ export async function flushHeldOutput(sql: Sql, taskId: string, flush: HeldOutpu
   await sql.run('UPDATE tasks SET stored_bytes = ?, redact_state = NULL WHERE id = ?', [stored, taskId]);
 }
 
-/** Rows fetched per round trip while a read fills its byte budget. */
-const READ_BATCH = 256;
+/** Rows fetched per round trip at most (reads of many tiny frames take several). */
+const READ_BATCH = 1024;
 
 export async function readOutput(sql: Sql, taskId: string, offset: number, maxBytes: number, maxFrames: number): Promise<OutputFrame[]> {
   const frames: OutputFrame[] = [];
   let bytes = 0;
-  // Seek by the primary key (task_id, start_offset): the chunk holding `offset`, then onwards.
+  // Seek by the primary key (task_id, start_offset): the chunk holding `offset`, then onwards,
+  // fetching only chunks that start within the byte budget (stored offsets are contiguous), so
+  // a read moves about `maxBytes` however large the chunks are.
   const first = await sql.one('SELECT MAX(start_offset) AS s FROM task_output WHERE task_id = ? AND start_offset <= ?', [taskId, offset]);
   let from = first?.s === null || first?.s === undefined ? 0 : num(first.s);
+  const upTo = Number.isFinite(maxBytes) ? Math.max(offset + maxBytes, from + 1) : Number.MAX_SAFE_INTEGER;
   for (;;) {
     const limit = Number.isFinite(maxFrames) ? Math.min(READ_BATCH, maxFrames - frames.length + 1) : READ_BATCH;
     const rows = await sql.all(
-      'SELECT start_offset, end_offset, stream, time, data FROM task_output WHERE task_id = ? AND start_offset >= ? ORDER BY start_offset LIMIT ?',
-      [taskId, from, limit],
+      'SELECT start_offset, end_offset, stream, time, data FROM task_output WHERE task_id = ? AND start_offset >= ? AND start_offset < ? ORDER BY start_offset LIMIT ?',
+      [taskId, from, upTo, limit],
     );
     for (const r of rows) {
       if (num(r.end_offset) <= offset) continue;
