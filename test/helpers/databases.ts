@@ -28,7 +28,8 @@ function uidOf(user: string): { uid: number; gid: number } {
   return { uid: Number(execFileSync('id', ['-u', user], { encoding: 'utf8' })), gid: Number(execFileSync('id', ['-g', user], { encoding: 'utf8' })) };
 }
 
-export async function startPostgres(): Promise<DbServer> {
+/** `tls`: serve TLS with this certificate and key (PEM), for clients that verify it. */
+export async function startPostgres(opts: { tls?: { certPem: string; keyPem: string } } = {}): Promise<DbServer> {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-pg-'));
   chmodSync(dir, 0o755);
   const { uid, gid } = uidOf('postgres');
@@ -41,9 +42,21 @@ export async function startPostgres(): Promise<DbServer> {
   const asPostgres = { uid, gid, cwd: dir, stdio: 'pipe' as const };
   execFileSync(pgBin('initdb'), ['-D', data, '-U', 'ferry', '--pwfile', pwfile, '-A', 'scram-sha-256', '--no-sync'], asPostgres);
   const port = await freePort();
+  let tlsOptions = '';
+  if (opts.tls) {
+    // PostgreSQL wants its key readable by itself only.
+    for (const [name, pem, mode] of [
+      ['server.crt', opts.tls.certPem, 0o644],
+      ['server.key', opts.tls.keyPem, 0o600],
+    ] as const) {
+      writeFileSync(join(dir, name), pem, { mode });
+      chownSync(join(dir, name), uid, gid);
+    }
+    tlsOptions = ` -c ssl=on -c ssl_cert_file=${join(dir, 'server.crt')} -c ssl_key_file=${join(dir, 'server.key')}`;
+  }
   execFileSync(
     pgBin('pg_ctl'),
-    ['-D', data, '-w', '-l', join(dir, 'log'), '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off`, 'start'],
+    ['-D', data, '-w', '-l', join(dir, 'log'), '-o', `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off${tlsOptions}`, 'start'],
     asPostgres,
   );
   execFileSync('psql', ['-h', '127.0.0.1', '-p', String(port), '-U', 'ferry', '-d', 'postgres', '-c', 'CREATE DATABASE app'], {

@@ -115,10 +115,10 @@ export async function freePort(): Promise<number> {
 }
 
 export async function startFerryServer(
-  opts: { embeddedAgent?: boolean; env?: NodeJS.ProcessEnv; dataDir?: string; port?: number; host?: string } = {},
+  opts: { embeddedAgent?: boolean; env?: NodeJS.ProcessEnv; dataDir?: string; port?: number; host?: string; args?: readonly string[] } = {},
 ): Promise<ServerHandle> {
   const dataDir = opts.dataDir ?? tempDir('server');
-  const args = [CLI, 'server', '--data-dir', dataDir, '--listen', `${opts.host ?? '127.0.0.1'}:${opts.port ?? 0}`];
+  const args = [CLI, 'server', '--data-dir', dataDir, '--listen', `${opts.host ?? '127.0.0.1'}:${opts.port ?? 0}`, ...(opts.args ?? [])];
   if (opts.embeddedAgent === false) args.push('--no-embedded-agent');
   const proc = new FerryProcess(
     spawn(process.execPath, args, { env: { ...cleanEnv(), FERRY_LOG_LEVEL: 'info', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] }),

@@ -20,7 +20,9 @@ const SERVER_NOTES: Notes<ServerConfig> = {
   dataDir: 'Data folder: SQLite database, CA and server certificate, admin and metrics tokens, the embedded agent’s data.',
   listen: 'Address and port to listen on (HTTPS). Port 0 picks a free one.',
   publicUrl: 'URL agents and clients use to reach this server; goes into join tokens. Default: `https://<listen>`.',
-  database: 'Database URL. Default: SQLite in the data folder; `sqlite:PATH` for another file. PostgreSQL is not built yet.',
+  database:
+    'Database URL. Default: SQLite in the data folder; `sqlite:PATH` for another file; `postgres://USER:PASSWORD@HOST:PORT/DB` for PostgreSQL ≥ 13, which replicas share (`?sslmode=verify-full&sslrootcert=FILE` for TLS). Also read from `FERRY_DATABASE_URL`.',
+  databasePoolSize: 'PostgreSQL only: connections each server keeps to the database at most (one more listens for wake-ups from the other replicas).',
   embeddedAgent: 'Start the embedded hosted agent (a child process). `--no-embedded-agent` turns it off.',
   embeddedAgentExecutor: 'The embedded agent’s executor. `process` lets tasks read the server’s data folder: only where you accept that.',
   allowHostNetwork: 'Whether hosted-pool targets may use `--network host`. Turn off on a server shared by organizations that do not trust each other.',

@@ -23,7 +23,10 @@ export const ServerConfigSchema = z.object({
     .default('127.0.0.1:8443'),
   /** Where agents and clients reach this server; defaults to https://<listen>. Goes into join tokens. */
   publicUrl: z.string().url().optional(),
+  /** `sqlite:PATH` (default: SQLite in the data folder) or `postgres://…` (replicas share it). */
   database: z.string().optional(),
+  /** Connections each server keeps to PostgreSQL at most (one more listens for wake-ups). */
+  databasePoolSize: z.coerce.number().int().min(1).max(1000).default(10),
   embeddedAgent: bool.default(true),
   /**
    * The embedded hosted agent's executor. `sandbox` (the default) refuses to run tasks without
@@ -156,7 +159,9 @@ export const ServerConfigSchema = z.object({
 export type ServerConfig = Readonly<z.infer<typeof ServerConfigSchema>>;
 
 export function loadServerConfig(flags: Record<string, unknown>, env: NodeJS.ProcessEnv, file?: string): ServerConfig {
-  return loadConfig(ServerConfigSchema, { flags, env, file: configFile(file, (f) => readFileSync(f, 'utf8')) });
+  // FERRY_DATABASE_URL, the name operators expect from other servers, is read as FERRY_DATABASE.
+  const withUrl = env.FERRY_DATABASE === undefined && env.FERRY_DATABASE_URL !== undefined ? { ...env, FERRY_DATABASE: env.FERRY_DATABASE_URL } : env;
+  return loadConfig(ServerConfigSchema, { flags, env: withUrl, file: configFile(file, (f) => readFileSync(f, 'utf8')) });
 }
 
 export function parseListen(listen: string): { host: string; port: number } {

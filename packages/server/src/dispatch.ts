@@ -7,13 +7,37 @@
  * States of a waiter: waiting → woken (by notify) | timed out | aborted (client went away)
  * | released (server shutting down). Every path removes it from the sets, exactly once.
  *
- * This hub is in-process: right for the embedded SQLite server. With several PostgreSQL
- * replicas, LISTEN/NOTIFY feeds the same notify calls on every replica.
+ * The hub is in-process: right for the embedded SQLite server. With several PostgreSQL
+ * replicas a relay (store/postgres/notify.ts) publishes every wake-up made here to the other
+ * replicas, whose hubs `receive` it, and `recheckMs` makes every wait look again at least that
+ * often, so a lost notification delays nothing by more than that.
  */
-import { mayRun, mayServe, type KeyNeed } from './eligibility.js';
-import type { AgentRow, TargetRow } from './store/types.js';
+import { mayRun, mayServe, type KeyNeed, type ServedTarget } from './eligibility.js';
+import type { AgentRow } from './store/types.js';
 
 const NO_KEY_NEEDED: KeyNeed = { needed: false };
+
+/** A wake-up as it crosses replicas: what was notified, with the target's eligibility fields only. */
+export type HubSignal =
+  | { kind: 'task'; target: ServedTarget; holders: string[] | null; all: boolean }
+  | { kind: 'serving'; target: ServedTarget }
+  | { kind: 'all-agents' }
+  | { kind: 'key-work' }
+  | { kind: 'agent'; agentId: string }
+  | { kind: 'output'; taskId: string };
+
+/** Carries this hub's wake-ups to the other replicas. */
+export interface HubRelay {
+  publish(signal: HubSignal): void;
+}
+
+export interface HubOptions {
+  relay?: HubRelay;
+  /** Waits last at most this long before their caller looks again (replicas: 1 s); none when absent. */
+  recheckMs?: number;
+}
+
+const served = (t: ServedTarget): ServedTarget => ({ id: t.id, orgId: t.orgId, agentMode: t.agentMode });
 
 interface Waiter {
   agent: AgentRow;
@@ -30,6 +54,46 @@ export class DispatchHub {
   private keyEpoch = 0;
   private readonly keyIdle = new Map<string, { epoch: number; at: number }>();
 
+  constructor(private readonly options: HubOptions = {}) {}
+
+  private capped(timeoutMs: number): number {
+    return this.options.recheckMs === undefined ? timeoutMs : Math.min(timeoutMs, this.options.recheckMs);
+  }
+
+  private publish(signal: HubSignal): void {
+    this.options.relay?.publish(signal);
+  }
+
+  /** A wake-up published by another replica: applied here as if made here, and not published again. */
+  receive(signal: HubSignal): void {
+    switch (signal.kind) {
+      case 'task': {
+        const key: KeyNeed = signal.holders === null ? NO_KEY_NEEDED : { needed: true, holders: new Set(signal.holders) };
+        if (signal.all) this.wakeTaskAll(signal.target, key);
+        else this.wakeTask(signal.target, key);
+        return;
+      }
+      case 'serving':
+        return this.wakeServing(signal.target);
+      case 'all-agents':
+        return this.wakeAllAgents();
+      case 'key-work':
+        this.keyEpoch++;
+        return;
+      case 'agent':
+        return this.wakeAgent(signal.agentId);
+      case 'output':
+        return this.wakeOutput(signal.taskId);
+    }
+  }
+
+  /** After the relay was cut off for a while (notifications may be lost): every waiter looks again. */
+  wakeEveryone(): void {
+    this.keyEpoch++;
+    this.wakeAllAgents();
+    for (const set of [...this.outputWaiters.values()]) for (const wake of [...set]) wake();
+  }
+
   /** Waits until woken, the timeout passes or `signal` aborts. Resolves either way. */
   waitForWork(agent: AgentRow, wantsTasks: boolean, timeoutMs: number, signal: AbortSignal): Promise<void> {
     if (this.agentsReleased || signal.aborted || timeoutMs <= 0) return Promise.resolve();
@@ -42,36 +106,57 @@ export class DispatchHub {
         resolve();
       };
       const waiter: Waiter = { agent, wantsTasks, wake: done };
-      const timer = setTimeout(done, timeoutMs);
+      const timer = setTimeout(done, this.capped(timeoutMs));
       signal.addEventListener('abort', done, { once: true });
       this.agentWaiters.push(waiter);
     });
   }
 
   /** A task for `target` became claimable: wake one agent that may claim it (`key`: whether it must hold the target's key). */
-  notifyTask(target: TargetRow, key: KeyNeed = NO_KEY_NEEDED): void {
+  notifyTask(target: ServedTarget, key: KeyNeed = NO_KEY_NEEDED): void {
+    this.wakeTask(target, key);
+    this.publish({ kind: 'task', target: served(target), holders: key.needed ? [...key.holders] : null, all: false });
+  }
+
+  private wakeTask(target: ServedTarget, key: KeyNeed): void {
     const waiter = this.agentWaiters.find((w) => w.wantsTasks && mayRun(w.agent, target, key));
     waiter?.wake();
   }
 
   /** Wakes every waiting agent that may run tasks of `target` (used after leases lapse, rarely). */
-  notifyTaskAll(target: TargetRow, key: KeyNeed = NO_KEY_NEEDED): void {
+  notifyTaskAll(target: ServedTarget, key: KeyNeed = NO_KEY_NEEDED): void {
+    this.wakeTaskAll(target, key);
+    this.publish({ kind: 'task', target: served(target), holders: key.needed ? [...key.holders] : null, all: true });
+  }
+
+  private wakeTaskAll(target: ServedTarget, key: KeyNeed): void {
     for (const w of this.agentWaiters.filter((x) => x.wantsTasks && mayRun(x.agent, target, key))) w.wake();
   }
 
   /** Key work for the agents of `target` (a newcomer needs its key, a rotation was asked): wake them all, busy or not. */
-  notifyServing(target: TargetRow): void {
+  notifyServing(target: ServedTarget): void {
+    this.wakeServing(target);
+    this.publish({ kind: 'serving', target: served(target) });
+  }
+
+  private wakeServing(target: ServedTarget): void {
     for (const w of this.agentWaiters.filter((x) => mayServe(x.agent, target))) w.wake();
   }
 
   /** A new agent announced its keys: holders of any target it serves may have a hand-over to make. */
   notifyAllAgents(): void {
+    this.wakeAllAgents();
+    this.publish({ kind: 'all-agents' });
+  }
+
+  private wakeAllAgents(): void {
     for (const w of [...this.agentWaiters]) w.wake();
   }
 
   /** Key work may have appeared for someone: every agent's next poll looks again. (Wake-ups are the callers'.) */
   keyWorkChanged(): void {
     this.keyEpoch++;
+    this.publish({ kind: 'key-work' });
   }
 
   /** True when this agent's last look found no key work, nothing changed since, and the look is under `maxAgeMs` old. */
@@ -92,6 +177,11 @@ export class DispatchHub {
 
   /** The agent holding a task must hear about its cancellation now, not at its next heartbeat. */
   notifyAgent(agentId: string): void {
+    this.wakeAgent(agentId);
+    this.publish({ kind: 'agent', agentId });
+  }
+
+  private wakeAgent(agentId: string): void {
     for (const w of this.agentWaiters.filter((x) => x.agent.id === agentId)) w.wake();
   }
 
@@ -111,7 +201,7 @@ export class DispatchHub {
         if (waiters.size === 0 && this.outputWaiters.get(taskId) === waiters) this.outputWaiters.delete(taskId);
         resolve();
       };
-      const timer = setTimeout(done, timeoutMs);
+      const timer = setTimeout(done, this.capped(timeoutMs));
       signal.addEventListener('abort', done, { once: true });
       waiters.add(done);
     });
@@ -119,6 +209,11 @@ export class DispatchHub {
 
   /** New output arrived or the task changed state. */
   notifyOutput(taskId: string): void {
+    this.wakeOutput(taskId);
+    this.publish({ kind: 'output', taskId });
+  }
+
+  private wakeOutput(taskId: string): void {
     const set = this.outputWaiters.get(taskId);
     if (set) for (const wake of [...set]) wake();
   }

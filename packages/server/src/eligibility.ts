@@ -19,7 +19,10 @@
  */
 import type { AgentRow, TargetRow } from './store/types.js';
 
-export function mayServe(agent: AgentRow, target: TargetRow): boolean {
+/** What of a target the rule looks at (what a wake-up carries between replicas). */
+export type ServedTarget = Pick<TargetRow, 'id' | 'orgId' | 'agentMode'>;
+
+export function mayServe(agent: AgentRow, target: ServedTarget): boolean {
   if (agent.revokedAt !== null) return false;
   if (target.agentMode === 'hosted') return agent.hosted && (agent.orgId === null || agent.orgId === target.orgId);
   return !agent.hosted && agent.targetIds.includes(target.id);
@@ -28,7 +31,7 @@ export function mayServe(agent: AgentRow, target: TargetRow): boolean {
 /** Whether running a task of a target needs the target's key, and which agents hold it. */
 export type KeyNeed = { needed: false } | { needed: true; holders: ReadonlySet<string> };
 
-export function mayRun(agent: AgentRow, target: TargetRow, key: KeyNeed): boolean {
+export function mayRun(agent: AgentRow, target: ServedTarget, key: KeyNeed): boolean {
   return mayServe(agent, target) && (!key.needed || key.holders.has(agent.id));
 }
 

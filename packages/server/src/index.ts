@@ -2,3 +2,4 @@ export { startServer, type RunningServer, type StartServerOptions } from './serv
 export { loadServerConfig, ServerConfigSchema, type ServerConfig } from './config.js';
 export type { Store } from './store/types.js';
 export { SqliteStore } from './store/sqlite/index.js';
+export { migrateSqliteToPostgres } from './store/postgres/migrate-from-sqlite.js';

@@ -24,6 +24,8 @@ import { registerRoutes } from './routes/index.js';
 import { metricsTokenFor, registerOpsRoutes } from './routes/ops.js';
 import { createLogger, resolveLogFormat } from './logger.js';
 import { SqliteStore } from './store/sqlite/index.js';
+import { PostgresStore } from './store/postgres/index.js';
+import { PgHubRelay } from './store/postgres/notify.js';
 import type { AuditInput, Store } from './store/types.js';
 import { OpenPolls } from './tasks/open-polls.js';
 import { OutputRetention } from './tasks/output-retention.js';
@@ -66,16 +68,29 @@ async function closeApp(app: FerryApp): Promise<void> {
   }
 }
 
-function openStore(config: ServerConfig, dataDir: string): Store {
+/** The PostgreSQL URL the server is configured with, if any (replicas share it). */
+function postgresUrl(config: ServerConfig): string | undefined {
+  const url = config.database;
+  return url !== undefined && /^postgres(ql)?:\/\//.test(url) ? url : undefined;
+}
+
+async function openStore(config: ServerConfig, dataDir: string): Promise<Store> {
   const url = config.database;
   if (!url || url.startsWith('sqlite:')) {
     const file = url ? url.replace(/^sqlite:(\/\/)?/, '') : join(dataDir, 'ferry.db');
     return new SqliteStore(resolve(file));
   }
+  const pgUrl = postgresUrl(config);
+  if (pgUrl) return PostgresStore.open({ url: pgUrl, poolSize: config.databasePoolSize });
   throw new FerryError(
     'FERRY_E_BAD_REQUEST',
-    `Unsupported database URL "${url.split(':')[0]}:…": this version supports SQLite (sqlite:PATH); PostgreSQL support is not built yet.`,
+    `Unsupported database URL "${url.split(':')[0]}:…": use sqlite:PATH or postgres://USER:PASSWORD@HOST:PORT/DATABASE (sslmode=verify-full&sslrootcert=FILE for TLS).`,
   );
+}
+
+/** First-start set-up (TLS material, tokens) one replica at a time on PostgreSQL; SQLite's folder lock already makes it one server. */
+function exclusively<T>(store: Store, fn: () => Promise<T>): Promise<T> {
+  return store instanceof PostgresStore ? store.exclusively(fn) : fn();
 }
 
 /**
@@ -131,24 +146,71 @@ function loadTls(config: ServerConfig, dataDir: string, host: string): TlsMateri
   return ensureTlsMaterial(dataDir, defaultCertNames(host, extraNames));
 }
 
-/** The database, its default organization and admin token, and the leases of tasks that were running. */
-async function prepareStore(
-  config: ServerConfig,
-  dataDir: string,
-  log: Logger,
-): Promise<{ store: Store; orgId: string; adminTokenFile: string; adminTokenCreated: boolean }> {
-  const store = openStore(config, dataDir);
-  const org = await store.ensureOrg('default', Date.now());
-  const adminTokenFile = join(dataDir, 'admin-token');
-  const adminTokenCreated = await ensureAdminToken(store, org.id, adminTokenFile);
-  // After a restart, running tasks' agents get one lease period to reconnect.
-  const resumed = await store.extendRunningLeases(Date.now() + config.leaseSeconds * 1000);
-  if (resumed > 0) log.info({ tasks: resumed }, 'resuming leases of running tasks');
-  return { store, orgId: org.id, adminTokenFile, adminTokenCreated };
+interface Prepared {
+  store: Store;
+  tls: TlsMaterial;
+  orgId: string;
+  adminTokenFile: string;
+  adminTokenCreated: boolean;
+  metricsToken: string;
 }
 
-function buildContext(config: ServerConfig, store: Store, tls: TlsMaterial, log: Logger, metrics: ServerMetrics, dataDir: string): ServerContext {
-  const hub = new DispatchHub();
+/**
+ * The database, the TLS material, its default organization, the admin and metrics tokens, and
+ * the leases of tasks that were running. Replicas sharing a data folder do the part that makes
+ * files one at a time (`exclusively`), so two starting together make one CA and one admin token.
+ */
+async function prepareStore(config: ServerConfig, dataDir: string, host: string, log: Logger): Promise<Prepared> {
+  const store = await openStore(config, dataDir);
+  try {
+    const made = await exclusively(store, async () => {
+      const tls = loadTls(config, dataDir, host);
+      const org = await store.ensureOrg('default', Date.now());
+      const adminTokenFile = join(dataDir, 'admin-token');
+      const adminTokenCreated = await ensureAdminToken(store, org.id, adminTokenFile);
+      const metricsToken = metricsTokenFor(config.metricsToken, dataDir).token;
+      return { tls, orgId: org.id, adminTokenFile, adminTokenCreated, metricsToken };
+    });
+    // After a restart, running tasks' agents get one lease period to reconnect.
+    const resumed = await store.extendRunningLeases(Date.now() + config.leaseSeconds * 1000);
+    if (resumed > 0) log.info({ tasks: resumed }, 'resuming leases of running tasks');
+    return { store, ...made };
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+}
+
+/** How often a waiting poll or output read looks again on its own with replicas (a lost notification costs at most this). */
+const REPLICA_RECHECK_MS = 1000;
+
+/** The dispatch hub; with PostgreSQL, its wake-ups also go to and come from the other replicas. */
+async function buildHub(config: ServerConfig, store: Store, log: Logger): Promise<{ hub: DispatchHub; relay?: PgHubRelay }> {
+  const url = postgresUrl(config);
+  if (!url || !(store instanceof PostgresStore)) return { hub: new DispatchHub() };
+  const holder: { hub?: DispatchHub } = {};
+  const relay = new PgHubRelay({
+    db: store.db,
+    url,
+    deliver: (signal) => holder.hub?.receive(signal),
+    resync: () => holder.hub?.wakeEveryone(),
+    onError: (err, what) => log.warn({ err }, `${what} failed`),
+  });
+  const hub = new DispatchHub({ relay, recheckMs: REPLICA_RECHECK_MS });
+  holder.hub = hub;
+  await relay.start();
+  return { hub, relay };
+}
+
+function buildContext(
+  config: ServerConfig,
+  store: Store,
+  hub: DispatchHub,
+  tls: TlsMaterial,
+  log: Logger,
+  metrics: ServerMetrics,
+  dataDir: string,
+): ServerContext {
   const audit = async (entry: Omit<AuditInput, 'at'>): Promise<void> => {
     await store.appendAudit({ ...entry, at: Date.now() });
   };
@@ -198,11 +260,12 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
   const log = opts.logger ?? createLogger(config.logLevel, resolveLogFormat(config.logFormat), 'server');
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const lock = lockDataFolder(dataDir);
+  // SQLite: one server per folder. PostgreSQL: replicas share the folder (CA, keys, admin token).
+  const lock = postgresUrl(config) ? undefined : lockDataFolder(dataDir);
   try {
-    return await serve(opts, log, dataDir, () => lock.release());
+    return await serve(opts, log, dataDir, () => lock?.release());
   } catch (err) {
-    lock.release();
+    lock?.release();
     throw err;
   }
 }
@@ -210,12 +273,15 @@ export async function startServer(opts: StartServerOptions): Promise<RunningServ
 async function serve(opts: StartServerOptions, log: Logger, dataDir: string, releaseLock: () => void): Promise<RunningServer> {
   const { config } = opts;
   const { host, port } = parseListen(config.listen);
-  const tls = loadTls(config, dataDir, host);
-  const { store, orgId, adminTokenFile, adminTokenCreated } = await prepareStore(config, dataDir, log);
+  const { store, tls, orgId, adminTokenFile, adminTokenCreated, metricsToken } = await prepareStore(config, dataDir, host, log);
+  const { hub, relay } = await buildHub(config, store, log).catch(async (err: unknown) => {
+    await store.close();
+    throw err;
+  });
   const metrics = new ServerMetrics();
-  const ctx = buildContext(config, store, tls, log, metrics, dataDir);
+  const ctx = buildContext(config, store, hub, tls, log, metrics, dataDir);
   const app = buildApp({ keyPem: tls.keyPem, certPem: tls.certPem, log, bounds: config });
-  registerOpsRoutes(app, ctx, { metrics, metricsToken: metricsTokenFor(config.metricsToken, dataDir).token });
+  registerOpsRoutes(app, ctx, { metrics, metricsToken });
   registerRoutes(app, ctx);
   app.addHook('preClose', (done) => {
     ctx.hub.close();
@@ -223,6 +289,7 @@ async function serve(opts: StartServerOptions, log: Logger, dataDir: string, rel
   });
 
   await app.listen({ host, port }).catch(async (err: unknown) => {
+    await relay?.close();
     await store.close();
     throw err;
   });
@@ -249,6 +316,7 @@ async function serve(opts: StartServerOptions, log: Logger, dataDir: string, rel
       await retention.stop();
       ctx.hub.close();
       await closeApp(app);
+      await relay?.close();
       await store.close();
       releaseLock();
     })();

@@ -2,24 +2,18 @@
  * Which agent may serve which target is written once in TS (`mayServe`, used by the dispatch
  * hub and key publishing) and once in SQL (claiming tasks, counting online agents, asking for
  * sealing keys). For every pair of a matrix of agents and targets, the SQL answers of a real
- * SQLite store must be what the TS predicate says. The same for which tasks an agent may run
+ * store (SQLite and PostgreSQL, helpers/stores.ts) must be what the TS predicate says. The same for which tasks an agent may run
  * (`mayRun`): a target with secrets only to agents holding its current key.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import Database from 'better-sqlite3';
+import { after, before, test } from 'node:test';
 import { mayRun, mayServe } from '../src/eligibility.js';
 import { keyNeedOf } from '../src/keys.js';
-import { SqliteStore } from '../src/store/sqlite/index.js';
-import type { AgentRow, TargetRow, TaskRow } from '../src/store/types.js';
+import type { AgentRow, Store, TargetRow, TaskRow } from '../src/store/types.js';
 import { registerTestAgent, testTarget, testTask } from './helpers/store-fixtures.js';
+import { forEachStore, type TestBackend } from './helpers/stores.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'ferry-eligibility-'));
-const file = join(dir, 'ferry.db');
-let store: SqliteStore;
+let store: Store;
 const targets: TargetRow[] = [];
 const agents: { label: string; row: AgentRow }[] = [];
 const labels: string[] = [];
@@ -38,8 +32,9 @@ async function addAgent(label: string, orgId: string | null, hosted: boolean, ta
   return agent;
 }
 
-async function setUp(): Promise<void> {
-  store = new SqliteStore(file);
+async function setUp(backend: TestBackend): Promise<void> {
+  for (const list of [targets, agents, labels]) list.splice(0);
+  store = await backend.open('eligibility');
   const a = (await store.ensureOrg('a', Date.now())).id;
   const b = (await store.ensureOrg('b', Date.now())).id;
   for (const t of [
@@ -65,9 +60,7 @@ async function setUp(): Promise<void> {
   assert.ok(await store.revokeAgent(a, 'a_revoked-on-x', Date.now()));
   await addAgent('revoked-hosted-wide', null, true, []);
   // Operator-wide agents belong to no organization, so no user can revoke one; the operator can.
-  const db = new Database(file);
-  db.prepare("UPDATE agents SET revoked_at = ? WHERE id = 'a_revoked-hosted-wide'").run(Date.now());
-  db.close();
+  await backend.exec('eligibility', `UPDATE agents SET revoked_at = ${Date.now()} WHERE id = 'a_revoked-hosted-wide'`);
   // Read back after the revocations: the rows as the store has them now.
   for (const label of labels) {
     const row = await store.getAgent(`a_${label}`);
@@ -92,11 +85,10 @@ const served = (agent: AgentRow): string[] =>
     .map((t) => t.id)
     .sort();
 
-describe('eligibility: the SQL rule agrees with mayServe', () => {
-  before(setUp);
+forEachStore('eligibility: the SQL rule agrees with mayServe', (backend) => {
+  before(() => setUp(backend));
   after(async () => {
     await store.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   test('the matrix covers every kind of agent', () => {

@@ -1,23 +1,19 @@
 /**
- * The store's side of keys that follow the agents, on a real SQLite store: who holds a target's
+ * The store's side of keys that follow the agents, on both stores (helpers/stores.ts): who holds a target's
  * key, which hand-overs a holder is asked for and which copies a recipient gets, and the
  * rotation's compare-and-set (on the old key id and on every value's version), which applies a
  * rotation whole or not at all.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, before, test } from 'node:test';
 import type { SealedSecret } from '@ferry/protocol';
-import { SqliteStore } from '../src/store/sqlite/index.js';
-import type { AgentRow, SecretRow } from '../src/store/types.js';
+import type { AgentRow, SecretRow, Store } from '../src/store/types.js';
 import { registerTestAgent, testTarget } from './helpers/store-fixtures.js';
+import { forEachStore } from './helpers/stores.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'ferry-keys-store-'));
 const kid = (c: string): string => c.repeat(32);
 const sealed = (k: string, ct = 'AAAA'): SealedSecret => ({ v: 1, alg: 'RSA-OAEP-256+A256GCM', kid: k, ek: 'AAAA', iv: 'AAAA', ct, tag: 'AAAA' });
-let store: SqliteStore;
+let store: Store;
 let orgId: string;
 let first: AgentRow;
 let second: AgentRow;
@@ -27,9 +23,9 @@ function secret(name: string, k: string, setAt: number): SecretRow {
   return { targetId: 'g_site', orgId, name, kid: k, sealed: sealed(k), bytes: 4, setBy: 'test', setAt };
 }
 
-describe('keys in the store', () => {
+forEachStore('keys in the store', (backend) => {
   before(async () => {
-    store = new SqliteStore(join(dir, 'ferry.db'));
+    store = await backend.open();
     orgId = (await store.ensureOrg('acme', Date.now())).id;
     const target = testTarget({ orgId, name: 'site', agentMode: 'self-hosted' });
     assert.notEqual(await store.createTarget(target), 'exists');
@@ -42,7 +38,6 @@ describe('keys in the store', () => {
   });
   after(async () => {
     await store.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   test('a holder is asked to hand the key to the agents of the target that lack it, and only those', async () => {

@@ -1,20 +1,16 @@
 /**
  * Reviews below the API: what an approval binds (reviews.ts `bindingOf`), and the store's
- * compare-and-set on pending_review against a real SQLite store, including two approvals that
+ * compare-and-set on pending_review on both stores (helpers/stores.ts), including two approvals that
  * race to complete the count and a hosted agent polling while the task waits.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
-import { SqliteStore } from '../src/store/sqlite/index.js';
 import { bindingOf, newTaskReview } from '../src/tasks/reviews.js';
-import type { ReviewDecisionRow, TargetRow, TaskRow } from '../src/store/types.js';
+import type { ReviewDecisionRow, Store, TargetRow, TaskRow } from '../src/store/types.js';
 import { registerTestAgent, testTarget, testTask } from './helpers/store-fixtures.js';
+import { forEachStore } from './helpers/stores.js';
 
-let dir: string;
-let store: SqliteStore;
+let store: Store;
 let orgId: string;
 
 type Bound = Parameters<typeof bindingOf>[0];
@@ -48,16 +44,6 @@ const approval = (task: TaskRow, principalId: string): ReviewDecisionRow => ({
   at: Date.now(),
 });
 
-beforeEach(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'ferry-reviews-'));
-  store = new SqliteStore(join(dir, 'ferry.db'));
-  orgId = (await store.ensureOrg('default', Date.now())).id;
-});
-afterEach(async () => {
-  await store.close();
-  rmSync(dir, { recursive: true, force: true });
-});
-
 describe('what an approval binds', () => {
   test('any change to the script, target, arguments, environment or stdin changes the binding', () => {
     const original = bindingOf(base);
@@ -80,7 +66,15 @@ describe('what an approval binds', () => {
   });
 });
 
-describe('the store: pending_review', () => {
+forEachStore('the store: pending_review', (backend) => {
+  beforeEach(async () => {
+    store = await backend.open();
+    orgId = (await store.ensureOrg('default', Date.now())).id;
+  });
+  afterEach(async () => {
+    await store.close();
+  });
+
   test('no agent claims a pending task; the approval that completes the count queues it, once', async () => {
     const t = target();
     assert.notEqual(await store.createTarget(t), 'exists');

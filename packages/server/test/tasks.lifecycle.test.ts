@@ -1,5 +1,5 @@
 /**
- * The task lifecycle through TaskService, against a real SQLite store and dispatch hub: every
+ * The task lifecycle through TaskService, on both stores (helpers/stores.ts) and a dispatch hub: every
  * way a task ends leaves the redactor's held-back bytes stored (redacted), wakes output readers
  * and writes its audit entry; a lapsed lease requeues a task that never started and loses one
  * that did; a claim whose answer cannot be delivered is given back.
@@ -9,16 +9,16 @@ import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, test } from 'node:test';
+import { afterEach, before, beforeEach, describe, test } from 'node:test';
 import pino from 'pino';
 import { Streams, type OutputFrame } from '@ferry/protocol';
 import type { UserPrincipal } from '../src/auth.js';
 import { loadServerConfig } from '../src/config.js';
 import { DispatchHub } from '../src/dispatch.js';
-import { SqliteStore } from '../src/store/sqlite/index.js';
-import type { AgentRow, AuditInput, TargetRow } from '../src/store/types.js';
+import type { AgentRow, AuditInput, Store, TargetRow } from '../src/store/types.js';
 import { TaskService } from '../src/tasks/task-service.js';
 import { registerTestAgent, testAdmin, testTarget } from './helpers/store-fixtures.js';
+import { forEachStore, type TestBackend } from './helpers/stores.js';
 
 const LEASE_MS = 2000;
 const SECRET = `ghp_${'a1B2c3D4e5'.repeat(4)}`;
@@ -26,7 +26,7 @@ const READ_ALL = { offset: 0, waitSeconds: 0, maxBytes: 1 << 20 };
 
 interface World {
   dir: string;
-  store: SqliteStore;
+  store: Store;
   hub: DispatchHub;
   tasks: TaskService;
   user: UserPrincipal;
@@ -35,13 +35,13 @@ interface World {
 }
 let w: World;
 
-function joinAgent(store: SqliteStore, name: string): Promise<AgentRow> {
+function joinAgent(store: Store, name: string): Promise<AgentRow> {
   return registerTestAgent(store, name);
 }
 
 async function makeWorld(): Promise<World> {
   const dir = mkdtempSync(join(tmpdir(), 'ferry-lifecycle-'));
-  const store = new SqliteStore(join(dir, 'ferry.db'));
+  const store = await backend.open();
   const hub = new DispatchHub();
   const config = loadServerConfig({ dataDir: dir, leaseSeconds: LEASE_MS / 1000 }, {});
   const audit = async (entry: Omit<AuditInput, 'at'>): Promise<void> => {
@@ -80,84 +80,104 @@ async function runningWithHeldSecret(): Promise<string> {
   return task.id;
 }
 
+/** Resolves when a reader starts waiting on the hub (the store's reads before it may take several turns). */
+function readerWaits(hub: DispatchHub): Promise<void> {
+  return new Promise((resolve) => {
+    const wait = hub.waitForOutput.bind(hub);
+    hub.waitForOutput = (...args) => {
+      resolve();
+      return wait(...args);
+    };
+  });
+}
+
 async function auditActions(): Promise<string[]> {
   return (await w.store.listAudit(w.user.orgId, 100)).map((e) => e.action).reverse();
 }
 
-describe('task lifecycle', () => {
-  beforeEach(async () => {
-    w = await makeWorld();
-  });
-  afterEach(async () => {
-    w.hub.close();
-    await w.store.close();
-    rmSync(w.dir, { recursive: true, force: true });
+let backend: TestBackend;
+
+forEachStore('lifecycle', (b) => {
+  before(() => {
+    backend = b;
   });
 
-  test('finish: the held-back bytes are stored redacted, readers see the whole output, audited', async () => {
-    const id = await runningWithHeldSecret();
-    await w.tasks.finish(w.agent, id, report('succeeded'));
-    const page = await w.tasks.readOutput(w.user, id, READ_ALL, live());
-    assert.equal(text(page.frames), 'line one\ntoken [REDACTED:github-token]');
-    assert.deepEqual([page.taskStatus, page.complete], ['succeeded', true]);
-    assert.deepEqual(await auditActions(), ['task.create', 'task.finish']);
-  });
+  describe('task lifecycle', () => {
+    beforeEach(async () => {
+      w = await makeWorld();
+    });
+    afterEach(async () => {
+      w.hub.close();
+      await w.store.close();
+      rmSync(w.dir, { recursive: true, force: true });
+    });
 
-  test('lease lapsed after the start: lost, held-back bytes stored redacted, a waiting reader woken, audited', { timeout: 10_000 }, async () => {
-    const id = await runningWithHeldSecret();
-    const stored = (await w.store.getTask(w.user.orgId, id))?.storedBytes ?? -1;
-    const reader = w.tasks.readOutput(w.user, id, { ...READ_ALL, offset: stored, waitSeconds: 30 }, live());
-    await new Promise(setImmediate); // the store is synchronous: one turn and the reader is waiting
-    await w.tasks.sweepLeases(Date.now() + LEASE_MS + 1);
-    const page = await reader;
-    assert.equal(text(page.frames), '[REDACTED:github-token]');
-    assert.deepEqual([page.taskStatus, page.complete], ['lost', true]);
-    assert.deepEqual(await auditActions(), ['task.create', 'task.lost']);
-    await assert.rejects(w.tasks.finish(w.agent, id, report('succeeded')), { code: 'FERRY_E_LEASE_LOST' });
-  });
+    test('finish: the held-back bytes are stored redacted, readers see the whole output, audited', async () => {
+      const id = await runningWithHeldSecret();
+      await w.tasks.finish(w.agent, id, report('succeeded'));
+      const page = await w.tasks.readOutput(w.user, id, READ_ALL, live());
+      assert.equal(text(page.frames), 'line one\ntoken [REDACTED:github-token]');
+      assert.deepEqual([page.taskStatus, page.complete], ['succeeded', true]);
+      assert.deepEqual(await auditActions(), ['task.create', 'task.finish']);
+    });
 
-  test('lease lapsed before the start: queued again, and another agent can claim it', async () => {
-    const { task } = await w.tasks.create(w.user, { target: 'vault', script: 'echo' });
-    assert.ok(await w.tasks.claim(w.agent, live()));
-    await w.tasks.sweepLeases(Date.now() + LEASE_MS + 1);
-    assert.equal((await w.store.getTask(w.user.orgId, task.id))?.status, 'queued');
-    const other = await joinAgent(w.store, 'two');
-    assert.equal((await w.tasks.claim(other, live()))?.id, task.id);
-    await assert.rejects(w.tasks.confirmStart(w.agent, task.id), { code: 'FERRY_E_LEASE_LOST' });
-  });
+    test('lease lapsed after the start: lost, held-back bytes stored redacted, a waiting reader woken, audited', { timeout: 10_000 }, async () => {
+      const id = await runningWithHeldSecret();
+      const stored = (await w.store.getTask(w.user.orgId, id))?.storedBytes ?? -1;
+      const waiting = readerWaits(w.hub);
+      const reader = w.tasks.readOutput(w.user, id, { ...READ_ALL, offset: stored, waitSeconds: 30 }, live());
+      await waiting;
+      await w.tasks.sweepLeases(Date.now() + LEASE_MS + 1);
+      const page = await reader;
+      assert.equal(text(page.frames), '[REDACTED:github-token]');
+      assert.deepEqual([page.taskStatus, page.complete], ['lost', true]);
+      assert.deepEqual(await auditActions(), ['task.create', 'task.lost']);
+      await assert.rejects(w.tasks.finish(w.agent, id, report('succeeded')), { code: 'FERRY_E_LEASE_LOST' });
+    });
 
-  test('a claim whose answer cannot be delivered is given back at once', async () => {
-    const { task } = await w.tasks.create(w.user, { target: 'vault', script: 'echo' });
-    const gone = new AbortController();
-    gone.abort();
-    assert.equal(await w.tasks.claim(w.agent, gone.signal), undefined);
-    assert.equal((await w.store.getTask(w.user.orgId, task.id))?.status, 'queued');
-  });
+    test('lease lapsed before the start: queued again, and another agent can claim it', async () => {
+      const { task } = await w.tasks.create(w.user, { target: 'vault', script: 'echo' });
+      assert.ok(await w.tasks.claim(w.agent, live()));
+      await w.tasks.sweepLeases(Date.now() + LEASE_MS + 1);
+      assert.equal((await w.store.getTask(w.user.orgId, task.id))?.status, 'queued');
+      const other = await joinAgent(w.store, 'two');
+      assert.equal((await w.tasks.claim(other, live()))?.id, task.id);
+      await assert.rejects(w.tasks.confirmStart(w.agent, task.id), { code: 'FERRY_E_LEASE_LOST' });
+    });
 
-  test('cancel: a queued task ends at once; a running one is asked to stop and its agent finishes it', async () => {
-    const { task: queued } = await w.tasks.create(w.user, { target: 'vault', script: 'echo' });
-    const cancelled = await w.tasks.cancel(w.user, queued.id);
-    assert.deepEqual([cancelled.status, cancelled.reason], ['cancelled', 'cancelled before it started']);
-    await assert.rejects(w.tasks.cancel(w.user, queued.id), { code: 'FERRY_E_TASK_FINISHED' });
+    test('a claim whose answer cannot be delivered is given back at once', async () => {
+      const { task } = await w.tasks.create(w.user, { target: 'vault', script: 'echo' });
+      const gone = new AbortController();
+      gone.abort();
+      assert.equal(await w.tasks.claim(w.agent, gone.signal), undefined);
+      assert.equal((await w.store.getTask(w.user.orgId, task.id))?.status, 'queued');
+    });
 
-    const id = await runningWithHeldSecret();
-    assert.equal((await w.tasks.cancel(w.user, id)).status, 'running');
-    assert.deepEqual(await w.tasks.renewLeases(w.agent, [id]), { held: [id], cancel: [id] });
-    await w.tasks.finish(w.agent, id, report('cancelled'));
-    assert.equal((await w.store.getTask(w.user.orgId, id))?.status, 'cancelled');
-    assert.deepEqual(await auditActions(), ['task.create', 'task.cancel', 'task.create', 'task.cancel', 'task.finish']);
-  });
+    test('cancel: a queued task ends at once; a running one is asked to stop and its agent finishes it', async () => {
+      const { task: queued } = await w.tasks.create(w.user, { target: 'vault', script: 'echo' });
+      const cancelled = await w.tasks.cancel(w.user, queued.id);
+      assert.deepEqual([cancelled.status, cancelled.reason], ['cancelled', 'cancelled before it started']);
+      await assert.rejects(w.tasks.cancel(w.user, queued.id), { code: 'FERRY_E_TASK_FINISHED' });
 
-  test('a cancel on a claimed task that never started ends it when its lease lapses; it is never queued again', async () => {
-    const { task } = await w.tasks.create(w.user, { target: 'vault', script: 'echo' });
-    assert.ok(await w.tasks.claim(w.agent, live()));
-    const asked = await w.tasks.cancel(w.user, task.id);
-    assert.deepEqual([asked.status, asked.cancelRequestedAt !== null], ['running', true]);
-    await w.tasks.sweepLeases(Date.now() + LEASE_MS + 1);
-    const after = await w.store.getTask(w.user.orgId, task.id);
-    assert.deepEqual([after?.status, after?.reason], ['cancelled', 'cancelled before it started']);
-    const other = await joinAgent(w.store, 'three');
-    assert.equal(await w.tasks.claim(other, live()), undefined, 'nothing left to claim');
-    assert.deepEqual(await auditActions(), ['task.create', 'task.cancel', 'task.cancel']);
+      const id = await runningWithHeldSecret();
+      assert.equal((await w.tasks.cancel(w.user, id)).status, 'running');
+      assert.deepEqual(await w.tasks.renewLeases(w.agent, [id]), { held: [id], cancel: [id] });
+      await w.tasks.finish(w.agent, id, report('cancelled'));
+      assert.equal((await w.store.getTask(w.user.orgId, id))?.status, 'cancelled');
+      assert.deepEqual(await auditActions(), ['task.create', 'task.cancel', 'task.create', 'task.cancel', 'task.finish']);
+    });
+
+    test('a cancel on a claimed task that never started ends it when its lease lapses; it is never queued again', async () => {
+      const { task } = await w.tasks.create(w.user, { target: 'vault', script: 'echo' });
+      assert.ok(await w.tasks.claim(w.agent, live()));
+      const asked = await w.tasks.cancel(w.user, task.id);
+      assert.deepEqual([asked.status, asked.cancelRequestedAt !== null], ['running', true]);
+      await w.tasks.sweepLeases(Date.now() + LEASE_MS + 1);
+      const after = await w.store.getTask(w.user.orgId, task.id);
+      assert.deepEqual([after?.status, after?.reason], ['cancelled', 'cancelled before it started']);
+      const other = await joinAgent(w.store, 'three');
+      assert.equal(await w.tasks.claim(other, live()), undefined, 'nothing left to claim');
+      assert.deepEqual(await auditActions(), ['task.create', 'task.cancel', 'task.cancel']);
+    });
   });
 });

@@ -1,7 +1,7 @@
 /**
- * The teams store on SQLite: an existing database's tokens become service accounts when
- * migration 10 runs (the first start's admin token the instance administrator), and grants
- * through several groups give the best role.
+ * The teams store: on SQLite, an existing database's tokens become service accounts when
+ * migration 10 runs (the first start's admin token the instance administrator); on both
+ * backends (helpers/stores.ts), grants through several groups give the best role.
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -11,6 +11,7 @@ import { afterEach, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { migrations } from '../src/store/sqlite/migrations.js';
 import { SqliteStore } from '../src/store/sqlite/index.js';
+import { forEachStore } from './helpers/stores.js';
 
 const dirs: string[] = [];
 function dbFile(): string {
@@ -55,9 +56,11 @@ describe('teams store', () => {
       await store.close();
     }
   });
+});
 
+forEachStore('teams store', (backend) => {
   test('grants through several groups give the best role; names are unique per organization', async () => {
-    const store = new SqliteStore(dbFile());
+    const store = await backend.open();
     try {
       const org = await store.ensureOrg('default', 1);
       const p = {

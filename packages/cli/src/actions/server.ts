@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { RunningServer, ServerConfig } from '@ferry/server';
 import { UsageError } from '../errors.js';
@@ -6,6 +8,7 @@ interface ServerOptions {
   dataDir?: string;
   listen?: string;
   database?: string;
+  databasePoolSize?: string;
   publicUrl?: string;
   embeddedAgent: boolean;
   outputRetention?: string;
@@ -75,6 +78,7 @@ export async function startServer(opts: ServerOptions): Promise<void> {
       dataDir: opts.dataDir,
       listen: opts.listen,
       database: opts.database,
+      databasePoolSize: opts.databasePoolSize,
       publicUrl: opts.publicUrl,
       embeddedAgent: opts.embeddedAgent === false ? false : undefined,
       outputRetention: opts.outputRetention,
@@ -91,4 +95,26 @@ export async function startServer(opts: ServerOptions): Promise<void> {
   });
   printBanner(running, config);
   stopOnSignals(running);
+}
+
+/** `ferry server migrate --from sqlite:PATH --to postgres://…`: copies the database, then says what moved. */
+export async function migrateServer(opts: { from: string; to: string }): Promise<void> {
+  if (!opts.from.startsWith('sqlite:')) throw new UsageError(`--from wants sqlite:PATH (the server's ferry.db), not "${opts.from}".`);
+  if (!/^postgres(ql)?:\/\//.test(opts.to)) throw new UsageError('--to wants a PostgreSQL URL: postgres://USER:PASSWORD@HOST:PORT/DATABASE.');
+  const file = resolve(opts.from.replace(/^sqlite:(\/\/)?/, ''));
+  if (!existsSync(file)) throw new UsageError(`No SQLite database at ${file}.`);
+  const server = await import('@ferry/server');
+  const report = await server.migrateSqliteToPostgres(file, opts.to);
+  const rows = Object.entries(report.tables)
+    .filter(([, n]) => n > 0)
+    .map(([table, n]) => `  ${table}: ${n}`);
+  process.stdout.write(
+    [
+      `Moved ${file} to PostgreSQL:`,
+      ...rows,
+      `Audit chain verified: ${report.auditEntries} entries.`,
+      'Start the server with --database <the same URL> and the same --data-dir (its CA, keys and tokens stay there).',
+      '',
+    ].join('\n'),
+  );
 }

@@ -7,7 +7,8 @@ export function registerServerCommand(program: Command): void {
     .description('start the control plane (HTTPS) with an embedded hosted agent')
     .option('--data-dir <dir>', 'data folder (default ./ferry-data)')
     .option('--listen <host:port>', 'address to listen on (default 127.0.0.1:8443)')
-    .option('--database <url>', 'database URL (default: SQLite in the data folder)')
+    .option('--database <url>', 'database URL: sqlite:PATH or postgres://… (default: SQLite in the data folder; also FERRY_DATABASE_URL)')
+    .option('--database-pool-size <n>', 'PostgreSQL connections per server at most (default 10)')
     .option('--public-url <url>', 'URL agents and clients use to reach this server (goes into join tokens)')
     .option('--no-embedded-agent', 'do not start the embedded hosted agent')
     .option('--output-retention <duration>', "remove finished tasks' stored output after this long, e.g. 30d (default 90d; 0 keeps it)")
@@ -18,6 +19,12 @@ export function registerServerCommand(program: Command): void {
   // `ferry server install --listen X`: options after a subcommand's name are the subcommand's.
   server.enablePositionalOptions();
   registerServerInstallCommands(server);
+  server
+    .command('migrate')
+    .description('move an installation from SQLite to an empty PostgreSQL database (stop the server first)')
+    .requiredOption('--from <sqlite:PATH>', 'the SQLite database, e.g. sqlite:/var/lib/ferry/ferry.db')
+    .requiredOption('--to <postgres-url>', 'the empty PostgreSQL database, postgres://USER:PASSWORD@HOST:PORT/DB[?sslmode=verify-full&sslrootcert=FILE]')
+    .action(lazyAction(() => import('../actions/server.js'), 'migrateServer'));
 }
 
 /** `ferry server install|uninstall`: a systemd service on a Linux host (actions/install.ts). */

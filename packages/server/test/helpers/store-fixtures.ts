@@ -1,12 +1,11 @@
 /** Rows the server tests need, made through the store the way the server makes them. */
 import assert from 'node:assert/strict';
 import type { UserPrincipal } from '../../src/auth.js';
-import type { SqliteStore } from '../../src/store/sqlite/index.js';
-import type { AgentRow, TargetRow, TaskRow } from '../../src/store/types.js';
+import type { AgentRow, Store, TargetRow, TaskRow } from '../../src/store/types.js';
 
 /** Registers an agent the way a join token does; `orgId` null is an operator-wide hosted agent. */
 export async function registerTestAgent(
-  store: SqliteStore,
+  store: Store,
   label: string,
   opts: { orgId?: string | null; hosted?: boolean; targetIds?: string[] } = {},
 ): Promise<AgentRow> {

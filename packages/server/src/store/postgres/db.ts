@@ -1,0 +1,129 @@
+/**
+ * The PostgreSQL connection pool and the small query layer the store is written on. SQL is
+ * written with `?` placeholders, as in the SQLite store, and numbered ($1, $2…) here, so the
+ * two stores' queries read alike. Every bigint (times in ms, byte counts) and numeric comes
+ * back as a JavaScript number; JSON columns are text (hashes and review bindings are computed
+ * over their exact bytes, which jsonb would reorder).
+ */
+import pg from 'pg';
+
+export type Row = Record<string, unknown>;
+
+/** What a query runs on: the pool, or one client inside a transaction. */
+export interface Sql {
+  all: (sql: string, params?: readonly unknown[]) => Promise<Row[]>;
+  one: (sql: string, params?: readonly unknown[]) => Promise<Row | undefined>;
+  /** Rows changed. */
+  run: (sql: string, params?: readonly unknown[]) => Promise<number>;
+}
+
+const INT8 = 20;
+const NUMERIC = 1700;
+const toNumber = (v: string): number => Number(v);
+
+/** Parsers for this pool only: bigint and numeric as numbers (every value the store keeps fits 2^53). */
+type TextParser = (value: string) => unknown;
+function getTypeParser(oid: number, format?: 'text' | 'binary'): TextParser {
+  if (oid === INT8 || oid === NUMERIC) return toNumber;
+  // pg-types declares its parsers `any`; they are functions of the value's text.
+  const builtin = pg.types.getTypeParser(oid, format ?? 'text') as unknown as TextParser;
+  return builtin;
+}
+const types: pg.CustomTypesConfig = { getTypeParser: getTypeParser as pg.CustomTypesConfig['getTypeParser'] };
+
+/** `?` → `$n`, outside string literals (the store's SQL has no `?` inside quotes or comments otherwise). */
+function numbered(sql: string): string {
+  let n = 0;
+  let out = '';
+  let quoted = false;
+  for (const ch of sql) {
+    if (ch === "'") quoted = !quoted;
+    out += ch === '?' && !quoted ? `$${++n}` : ch;
+  }
+  return out;
+}
+
+const cache = new Map<string, string>();
+function prepared(sql: string): string {
+  let text = cache.get(sql);
+  if (text === undefined) {
+    text = numbered(sql);
+    cache.set(sql, text);
+  }
+  return text;
+}
+
+function sqlOn(q: (text: string, values: unknown[]) => Promise<pg.QueryResult>): Sql {
+  return {
+    all: async (sql, params = []) => (await q(prepared(sql), [...params])).rows as Row[],
+    one: async (sql, params = []) => (await q(prepared(sql), [...params])).rows[0] as Row | undefined,
+    run: async (sql, params = []) => (await q(prepared(sql), [...params])).rowCount ?? 0,
+  };
+}
+
+export function isUniqueViolation(err: unknown): boolean {
+  return (err as { code?: string }).code === '23505';
+}
+
+/** Serialization failures and deadlocks: the transaction did nothing and may be run again. */
+function isRetryable(err: unknown): boolean {
+  const code = (err as { code?: string }).code;
+  return code === '40001' || code === '40P01';
+}
+
+export interface PoolOptions {
+  url: string;
+  /** Connections the pool opens at most (the LISTEN connection is one more). */
+  size: number;
+}
+
+/** The client options for `url`; pg honours sslmode (verify-full checks the chain and the host name), sslrootcert, sslcert, sslkey. */
+export function clientConfig(url: string): pg.ClientConfig {
+  return { connectionString: url, types, application_name: 'ferry-server' };
+}
+
+export class Db implements Sql {
+  readonly pool: pg.Pool;
+  readonly all: Sql['all'];
+  readonly one: Sql['one'];
+  readonly run: Sql['run'];
+
+  constructor(readonly options: PoolOptions) {
+    this.pool = new pg.Pool({ ...clientConfig(options.url), max: options.size, idleTimeoutMillis: 30_000 });
+    // An idle client whose connection drops (database restarted) is removed by the pool; the
+    // error must not crash the process.
+    this.pool.on('error', () => undefined);
+    const s = sqlOn((text, values) => this.pool.query(text, values));
+    this.all = s.all;
+    this.one = s.one;
+    this.run = s.run;
+  }
+
+  /** Runs `fn` in one transaction (READ COMMITTED); a deadlock or serialization failure is retried a few times. */
+  async tx<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    for (let attempt = 0; ; attempt++) {
+      const client = await this.pool.connect();
+      let broken = false;
+      try {
+        await client.query('BEGIN');
+        const result = await fn(sqlOn((text, values) => client.query(text, values)));
+        await client.query('COMMIT');
+        return result;
+      } catch (err) {
+        try {
+          await client.query('ROLLBACK');
+        } catch {
+          broken = true;
+        }
+        if (attempt < 4 && isRetryable(err)) continue;
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}

@@ -1,0 +1,132 @@
+/**
+ * `ferry server` on a real PostgreSQL 15 (test/helpers/databases.ts), as real processes: one
+ * server with the embedded agent runs tasks with output and secrets; a second server on the same
+ * database and the same data folder (`--no-embedded-agent`, as a replica mounting one shared
+ * volume) accepts a login made with the folder's admin token and CA, lists a target the first
+ * made, and serves the output of a task submitted through the other. A poll waiting on one
+ * replica wakes for a task created on the other within milliseconds (LISTEN/NOTIFY), far below
+ * the one-second re-check.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
+import { startPostgres, type DbServer } from '../helpers/databases.js';
+import { api, startFerryServer, taskShow, tempDir, waitFor, waitForAgents, type ServerHandle } from '../helpers/ferry.js';
+
+const SECRET = 'pg-replica-S3cret-value-0042';
+
+describe('ferry server on PostgreSQL, two replicas on one database and data folder', () => {
+  let db: DbServer;
+  let a: ServerHandle;
+  let b: ServerHandle;
+  const dataDir = tempDir('pg-replicas');
+
+  before(async () => {
+    db = await startPostgres();
+    const url = `postgres://${db.user}:${encodeURIComponent(db.password)}@${db.host}:${db.port}/${db.database}`;
+    // Both ways of giving the URL: the flag on one, the environment on the other.
+    a = await startFerryServer({ dataDir, args: ['--database', url, '--database-pool-size', '5'] });
+    b = await startFerryServer({ dataDir, embeddedAgent: false, env: { FERRY_DATABASE_URL: url } });
+    await waitForAgents(a, 1);
+    assert.equal((await a.cli(['target', 'create', 'web', '--type', 'shell'])).code, 0);
+  });
+  after(async () => {
+    await b?.stop();
+    await a?.stop();
+    await db?.stop();
+  });
+
+  it('runs tasks with output and secrets: the secret reaches the task, never the stored output', async () => {
+    const set = await a.cli(['secret', 'set', 'web', 'API_TOKEN'], { input: `${SECRET}\n` });
+    assert.equal(set.code, 0, set.stderr);
+    const r = await a.cli(['run', 'web', '-c', 'echo "token=$API_TOKEN"; seq 1 20000; echo done >&2']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(!r.stdout.includes(SECRET), 'the secret is redacted in the output');
+    assert.match(r.stdout, /^token=\*\*\*\n1\n2\n/, 'the value reached the task (the agent masks it)');
+    assert.ok(r.stdout.endsWith('\n19999\n20000\n'));
+  });
+
+  it("the second replica: the folder's admin token and CA log in; it lists a target the first made, and the first lists one it made", async () => {
+    assert.equal(a.adminToken, b.adminToken, 'one admin token in the shared folder');
+    assert.equal(a.fingerprint, b.fingerprint, 'one CA');
+    const listed = JSON.parse((await b.cli(['target', 'list', '--json'])).stdout) as { name: string }[];
+    assert.ok(listed.some((t) => t.name === 'web'));
+    assert.equal((await b.cli(['target', 'create', 'made-on-b', '--type', 'shell'])).code, 0);
+    const onA = JSON.parse((await a.cli(['target', 'list', '--json'])).stdout) as { name: string }[];
+    assert.ok(onA.some((t) => t.name === 'made-on-b'));
+  });
+
+  it('a task submitted through one replica runs, and its output is read whole through the other', async () => {
+    const sub = await b.cli(['run', 'web', '--detach', '-c', 'seq 1 50000; echo end']);
+    assert.equal(sub.code, 0, sub.stderr);
+    const id = sub.stdout.trim();
+    const logs = await a.cli(['task', 'logs', '-f', id]);
+    assert.equal(logs.code, 0, logs.stderr);
+    const expected = `${Array.from({ length: 50000 }, (_, i) => i + 1).join('\n')}\nend\n`;
+    assert.equal(createHash('sha256').update(logs.stdout).digest('hex'), createHash('sha256').update(expected).digest('hex'));
+    assert.equal((await taskShow(b, id)).status, 'succeeded');
+    const again = await b.cli(['task', 'logs', id]);
+    assert.equal(again.stdout, expected, 'and through the one it was submitted to');
+  });
+
+  it('a poll waiting on one replica wakes for a task created on the other within milliseconds', { timeout: 120_000 }, async (t) => {
+    assert.equal((await a.cli(['target', 'create', 'edge', '--type', 'shell', '--agent', 'self-hosted'])).code, 0);
+    // The agent dials replica B only; tasks are created through replica A.
+    await b.startAgent(await b.joinToken(['--target', 'edge']), { executor: 'process', name: 'edge-agent', concurrency: 1 });
+    await waitForAgents(b, 1);
+    const waits: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      await new Promise((r) => setTimeout(r, 300)); // the agent is back in its long poll
+      const start = performance.now();
+      const created = await api(a, 'POST', '/v1/tasks', { body: JSON.stringify({ target: 'edge', script: 'true' }) });
+      assert.equal(created.status, 201, created.body.toString());
+      const id = String((created.json as { id?: string }).id ?? (created.json as { task?: { id: string } }).task?.id);
+      await waitFor(
+        async () => {
+          const r = await api(b, 'GET', `/v1/tasks/${id}`);
+          return (r.json as { status?: string }).status !== 'queued';
+        },
+        10_000,
+        'claimed',
+      );
+      waits.push(performance.now() - start);
+      await waitFor(async () => (await taskShow(a, id)).status === 'succeeded', 10_000, 'done');
+    }
+    waits.sort((x, y) => x - y);
+    const median = waits[Math.floor(waits.length / 2)]!;
+    t.diagnostic(`create on A → claimed through B: median ${median.toFixed(0)} ms, all ${waits.map((w) => w.toFixed(0)).join(', ')} ms`);
+    assert.ok(median < 400, `median ${median.toFixed(0)} ms: woken by notification, not by the 1 s re-check`);
+  });
+
+  it('two replicas starting at once on a new data folder make one CA and one admin token, which log in to both', { timeout: 120_000 }, async () => {
+    const admin = new pg.Client({ host: db.host, port: db.port, user: db.user, password: db.password, database: db.database });
+    await admin.connect();
+    await admin.query('CREATE DATABASE fresh');
+    await admin.end();
+    const url = `postgres://${db.user}:${encodeURIComponent(db.password)}@${db.host}:${db.port}/fresh`;
+    const folder = tempDir('pg-fresh');
+    // Both log in with the folder's admin-token file and the CA fingerprint each printed.
+    const [one, two] = await Promise.all([
+      startFerryServer({ dataDir: folder, embeddedAgent: false, args: ['--database', url] }),
+      startFerryServer({ dataDir: folder, embeddedAgent: false, args: ['--database', url] }),
+    ]);
+    try {
+      assert.equal(one.fingerprint, two.fingerprint, 'one CA');
+      assert.equal(readFileSync(join(folder, 'admin-token'), 'utf8').trim(), one.adminToken);
+      for (const s of [one, two]) assert.equal((await s.cli(['target', 'list'])).code, 0);
+      assert.ok(!existsSync(join(folder, 'server.lock')), 'the folder is not locked with PostgreSQL');
+      const tokens = JSON.parse((await one.cli(['token', 'list', '--json'])).stdout) as { name: string }[];
+      assert.deepEqual(
+        tokens.map((t) => t.name).filter((n) => n.startsWith('admin')),
+        ['admin'],
+        'one admin token made',
+      );
+    } finally {
+      await two.stop();
+      await one.stop();
+    }
+  });
+});
