@@ -176,7 +176,10 @@ export class TaskOutput {
       );
     }
     if (ours === undefined && report.outputBytes > 0) {
-      this.deps.log.warn({ taskId: task.id }, 'output checksum not verified: its state is not known here (a task from before the output digest?); length verified');
+      this.deps.log.warn(
+        { taskId: task.id },
+        'output checksum not verified: its state is not known here (a task from before the output digest?); length verified',
+      );
     }
   }
 

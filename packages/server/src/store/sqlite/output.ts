@@ -175,10 +175,16 @@ export function moveRowsToFiles(db: Database.Database, out: OutputContext): numb
     const taskId = String(next.task_id);
     db.transaction(() => {
       const insert = stmt('INSERT OR REPLACE INTO task_output_frames (task_id, start_offset, end_offset, stream, time) VALUES (?, ?, ?, ?, ?)');
-      for (const raw of stmt('SELECT start_offset, end_offset, stream, time, data FROM task_output WHERE task_id = ? ORDER BY start_offset').iterate(taskId)) {
-        const r = raw as Row;
-        out.files.write(taskId, num(r.start_offset), [r.data as Buffer]);
-        insert.run(taskId, r.start_offset, r.end_offset, r.stream, r.time);
+      const page = stmt(
+        'SELECT start_offset, end_offset, stream, time, data FROM task_output WHERE task_id = ? AND start_offset >= ? ORDER BY start_offset LIMIT 256',
+      );
+      // In pages, not one iteration: nothing else may run on the connection while one is open.
+      for (let from = 0, rows = page.all(taskId, from) as Row[]; rows.length > 0; rows = page.all(taskId, from) as Row[]) {
+        for (const r of rows) {
+          out.files.write(taskId, num(r.start_offset), [r.data as Buffer]);
+          insert.run(taskId, r.start_offset, r.end_offset, r.stream, r.time);
+          from = num(r.start_offset) + 1;
+        }
       }
       stmt('DELETE FROM task_output WHERE task_id = ?').run(taskId);
     })();
