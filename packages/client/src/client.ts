@@ -54,7 +54,12 @@ export interface ClientOptions {
 type HasKeys<T> = keyof T extends never ? false : true;
 
 export type CallInput<R extends RouteDef> = (HasKeys<RouteParams<R>> extends true ? { params: RouteParams<R> } : { params?: undefined }) &
-  (R extends { body: unknown } ? { body: RouteBody<R> } : { body?: undefined }) & { query?: RouteQuery<R>; signal?: AbortSignal | undefined };
+  (R extends { body: unknown } ? { body: RouteBody<R> } : { body?: undefined }) & {
+    query?: RouteQuery<R>;
+    signal?: AbortSignal | undefined;
+    /** Headers of this call only (an output upload's digest, say). */
+    headers?: Record<string, string> | undefined;
+  };
 
 type NeedsInput<R extends RouteDef> = HasKeys<RouteParams<R>> extends true ? true : R extends { body: unknown } ? true : false;
 export type CallArgs<R extends RouteDef> = NeedsInput<R> extends true ? [input: CallInput<R>] : [input?: CallInput<R>];
@@ -80,9 +85,19 @@ export class FerryClient {
 
   /** Calls one route of `Routes` and returns its checked answer. */
   async call<R extends RouteDef>(def: R, ...args: CallArgs<R>): Promise<RouteResult<R>> {
-    const input = (args[0] ?? {}) as { params?: Record<string, string>; query?: Record<string, unknown>; body?: unknown; signal?: AbortSignal };
+    const input = (args[0] ?? {}) as {
+      params?: Record<string, string>;
+      query?: Record<string, unknown>;
+      body?: unknown;
+      signal?: AbortSignal;
+      headers?: Record<string, string>;
+    };
     const url = this.baseUrl + routePath(def, input.params) + queryString(input.query);
-    const headers: Record<string, string> = { accept: def.response === 'frames' ? OUTPUT_FRAMES_CONTENT_TYPE : 'application/json', ...this.opts.headers };
+    const headers: Record<string, string> = {
+      accept: def.response === 'frames' ? OUTPUT_FRAMES_CONTENT_TYPE : 'application/json',
+      ...this.opts.headers,
+      ...input.headers,
+    };
     if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
     if (this.opts.userAgent) headers['user-agent'] = this.opts.userAgent;
     let body: Uint8Array | string | undefined;
