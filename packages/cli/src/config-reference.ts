@@ -19,7 +19,8 @@ type Notes<C> = { readonly [K in keyof C]-?: string };
 const SERVER_NOTES: Notes<ServerConfig> = {
   dataDir: 'Data folder: SQLite database, CA and server certificate, admin and metrics tokens, the embedded agent’s data.',
   listen: 'Address and port to listen on (HTTPS). Port 0 picks a free one.',
-  publicUrl: 'URL agents and clients use to reach this server; goes into join tokens. Default: `https://<listen>`.',
+  publicUrl:
+    "URL agents and clients use to reach this server; goes into join tokens. Default: `https://<listen>`. With replicas, this server's URL first, then the others', comma-separated: join tokens carry them all and agents fail over between them.",
   database: 'Database URL. Default: SQLite in the data folder; `sqlite:PATH` for another file. PostgreSQL is not built yet.',
   embeddedAgent: 'Start the embedded hosted agent (a child process). `--no-embedded-agent` turns it off.',
   embeddedAgentExecutor: 'The embedded agent’s executor. `process` lets tasks read the server’s data folder: only where you accept that.',
@@ -67,6 +68,8 @@ const SERVER_NOTES: Notes<ServerConfig> = {
 const AGENT_NOTES: Notes<AgentConfig> = {
   dataDir: 'Where the agent keeps its credential (0600), target keys and output spool.',
   joinToken: 'One-time join token, needed only until the agent has registered.',
+  server:
+    "Server URL(s) to use instead of the join token's (and the stored credential's): several replicas comma-separated; the agent fails over between them and stays with the one that answers.",
   name: 'Agent name shown in `ferry agent list`. Default: the host name.',
   concurrency: 'Tasks to run at once.',
   executor: '`sandbox` (bubblewrap; fails if it cannot sandbox), `process` (weak isolation, with a warning) or `auto` (sandbox where it works).',

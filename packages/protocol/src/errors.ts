@@ -124,6 +124,7 @@ export const ClientErrorCodes = {
   FERRY_E_UNEXPECTED_RESPONSE: 'The server sent an answer this client does not understand.',
   FERRY_E_CA_MISMATCH: "The server's CA certificate does not match the pinned fingerprint.",
   FERRY_E_BAD_FINGERPRINT: 'That is not a SHA-256 fingerprint (64 hex digits, colons optional).',
+  FERRY_E_BAD_SERVER_URL: 'No server URL was given, or one of them is not an https:// URL.',
 } as const satisfies Record<string, string>;
 
 export type ClientErrorCode = keyof typeof ClientErrorCodes;
