@@ -15,7 +15,7 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { Routes, withRetry, type FerryClient } from '@ferry/client';
-import { MAX_UPLOAD_FRAMES, OUTPUT_DIGEST_HEADER, Streams, encodeFrames, formatSize, toError, type StreamId } from '@ferry/protocol';
+import { DIGEST_BLOCK_BYTES, MAX_UPLOAD_FRAMES, OUTPUT_DIGEST_HEADER, Streams, encodeFrames, formatSize, toError, type StreamId } from '@ferry/protocol';
 import { expectedOffsetOf, isLeaseLost, messageOf } from '../server-answers.js';
 import type { TaskSpool } from './spool.js';
 import { SpoolDigest } from './spool-digest.js';
@@ -185,7 +185,7 @@ export class OutputUploader extends EventEmitter {
     const start = this.rewindTo ?? this.spool.acked;
     this.rewindTo = undefined;
     if (start >= this.spool.bytesProduced || this.abandoned) return false;
-    const frames = this.spool.read(start, this.opts.maxChunkBytes, MAX_UPLOAD_FRAMES);
+    const frames = this.spool.read(start, this.chunkBytesFrom(start), MAX_UPLOAD_FRAMES);
     this.lastUploadAt = Date.now();
     try {
       const res = await this.client.call(Routes.uploadOutput, {
@@ -201,6 +201,18 @@ export class OutputUploader extends EventEmitter {
       this.resendFrom(expected);
     }
     return true;
+  }
+
+  /**
+   * How much to send from `start`: at most a chunk, and when more than a chunk waits, up to a
+   * block edge of the output digest, so the next chunk starts on one and both sides hash its
+   * blocks natively (only a block in progress is hashed in JavaScript).
+   */
+  private chunkBytesFrom(start: number): number {
+    const max = this.opts.maxChunkBytes;
+    if (this.spool.bytesProduced - start <= max) return max;
+    const overEdge = (start + max) % DIGEST_BLOCK_BYTES;
+    return max - overEdge > 0 ? max - overEdge : max;
   }
 
   private fail(err: Error): void {
