@@ -7,7 +7,7 @@
  * nothing of the task is left on this machine.
  */
 import type { Logger } from 'pino';
-import { MIN_MASKED_SECRET_LENGTH, Streams, formatSize, type Assignment, type FinalStatus, type FinishTaskRequest, type StreamId } from '@ferry/protocol';
+import { MIN_MASKED_SECRET_LENGTH, Streams, formatSize, type Assignment, type FinalStatus, type StreamId } from '@ferry/protocol';
 import { Routes, isRetryable, withRetry, type FerryClient } from '@ferry/client';
 import { type Executor, type ExitInfo, type RunningProcess, type Sandbox } from './executor/types.js';
 import { LeaseLostError, OutputUploader, type UploaderOptions, DEFAULT_UPLOADER_OPTIONS } from './output/uploader.js';
