@@ -85,7 +85,7 @@ const OTHER_VARIABLES: readonly (readonly [string, string])[] = [
   ['FERRY_SERVER_CONFIG', '`ferry server`: the JSON config file (as `--config`). A file named here must exist.'],
   ['FERRY_AGENT_CONFIG', '`ferry agent start`: the JSON config file (as `--config`). A file named here must exist.'],
   ['FERRY_CONFIG', 'The CLI’s login file. Default `~/.config/ferry/config.json` (mode 0600).'],
-  ['FERRY_SERVER', 'The CLI: server URL, over the stored login.'],
+  ['FERRY_SERVER', 'The CLI: server URL(s), comma-separated, over the stored login.'],
   ['FERRY_TOKEN', 'The CLI: API token, over the stored login.'],
   ['FERRY_CA_FINGERPRINT', 'The CLI: the server CA’s SHA-256 fingerprint, over the stored login.'],
   ['FERRY_CLI_HINT', '`ferry server`: how its login line spells the command (default `ferry`).'],
