@@ -89,7 +89,7 @@ export class TaskOutput {
     const from = task.outputBytes;
     if (end <= from) return from; // all of it was stored already
     const slices = outputSlices(framesFrom(frames, offset, from), from);
-    const states = this.digestStates(task, slices, digest);
+    const states = await this.digestStates(task, slices, digest);
     const transform = redactingTransform(task.targetRedact);
     let at = from;
     let next = from;
@@ -109,15 +109,18 @@ export class TaskOutput {
   /**
    * The raw output's digest state after each slice, continued from the one stored with the
    * task; checked against the upload's `digest`. Undefined for a task whose state is not known
-   * (it was running when the server was upgraded): it is checked by length only.
+   * (it was running when the server was upgraded): it is checked by length only. A slice per
+   * turn of the event loop, like storing (output-slices.ts): an 8 MiB upload never holds it long.
    */
-  private digestStates(task: TaskRow, slices: readonly OutputFrame[][], digest: string | undefined): string[] | undefined {
+  private async digestStates(task: TaskRow, slices: readonly OutputFrame[][], digest: string | undefined): Promise<string[] | undefined> {
     const running = this.digestOf(task);
     if (!running) return undefined;
-    const states = slices.map((slice) => {
+    const states: string[] = [];
+    for (const slice of slices) {
+      if (slices.length > 1) await this.turns.next();
       for (const f of slice) running.update(f.data);
-      return running.exportState();
-    });
+      states.push(running.exportState());
+    }
     if (digest !== undefined && running.hex() !== digest) {
       throw new FerryError(
         'FERRY_E_OUTPUT_DIGEST',
