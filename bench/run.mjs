@@ -493,9 +493,9 @@ async function throughput(server, target) {
 
 /**
  * One task writing `mib` MiB to stdout; MiB/s from POST to "succeeded with every byte stored".
- * Waiting polls GET /v1/tasks/:id every 25 ms: a long poll on the output endpoint would make the
- * server re-scan the task's stored output on every upload (see README), slowing what we measure.
- * With `follow`, a reader streams the output meanwhile, as `ferry run` does.
+ * Waiting polls GET /v1/tasks/:id every 25 ms, so the plain figure has no reader's cost in it.
+ * With `follow`, a reader streams the output meanwhile, as `ferry run` does
+ * (`output_live_reader_mb_per_s`).
  */
 async function outputRun(server, target, mib, { follow = false } = {}) {
   const total = mib * 2 ** 20;
