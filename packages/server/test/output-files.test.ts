@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
@@ -126,6 +126,16 @@ describe('task output in files', () => {
     const more = Buffer.from('more\n');
     await w.tasks.appendOutput(w.agent, id, data.length, [frame(more)], digestOf(Buffer.concat([data, more])));
     assert.deepEqual(readFileSync(fileOf(id)), Buffer.concat([data, more]));
+  });
+
+  test('a file cut short (a power failure) is kept; reading its missing part fails instead of answering nothing', async () => {
+    const id = await runningTask();
+    const data = Buffer.from('first line\nsecond line\n');
+    await w.tasks.appendOutput(w.agent, id, 0, [frame(data)], digestOf(data));
+    truncateSync(fileOf(id), 5);
+    await restart();
+    assert.equal(statSync(fileOf(id)).size, 5, 'a short file is not cut further or removed');
+    await assert.rejects(readAll(id), /ends before its recorded length/);
   });
 
   test('files of tasks whose output is gone are removed on start-up; retention removes the file of an expired task', async () => {

@@ -43,7 +43,7 @@ export class OutputFiles {
     }
   }
 
-  /** `length` bytes from `at` (fewer if the file is shorter, which only a damaged folder causes). */
+  /** `length` bytes from `at` (fewer if the file is shorter, which only a damaged data folder causes). */
   read(taskId: string, at: number, length: number): Buffer {
     const buf = Buffer.allocUnsafe(length);
     let got = 0;
@@ -101,7 +101,7 @@ export class OutputFiles {
         }
         truncated += 1;
       } else if (size < length) {
-        log?.error({ taskId, size, recorded: length }, 'task output file is shorter than recorded (lost in a power failure?); reads stop at its end');
+        log?.error({ taskId, size, recorded: length }, 'task output file is shorter than recorded (lost in a power failure?); reads of the missing part fail');
       }
     }
     return { truncated, removed };

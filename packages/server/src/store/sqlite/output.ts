@@ -127,13 +127,11 @@ export function readOutput(out: OutputContext, taskId: string, offset: number, m
   }
   if (places.length === 0) return [];
   const data = out.files.read(taskId, places[0]!.start, bytes);
-  const frames: OutputFrame[] = [];
-  for (const p of places) {
-    const from = p.start - places[0]!.start;
-    if (from >= data.length) break; // a file cut short (see OutputFiles.reconcile): serve what is there
-    frames.push({ stream: p.stream, time: p.time, data: data.subarray(from, Math.min(data.length, p.end - places[0]!.start)) });
-  }
-  return frames;
+  // Only a damaged data folder (a file lost or cut short by a power failure, see
+  // OutputFiles.reconcile) lacks recorded bytes: say so, rather than answer with nothing, which
+  // a follower would ask for again and again.
+  if (data.length < bytes) throw new Error(`the output file of task ${taskId} ends before its recorded length (damaged data folder?)`);
+  return places.map((p) => ({ stream: p.stream, time: p.time, data: data.subarray(p.start - places[0]!.start, p.end - places[0]!.start) }));
 }
 
 /**
