@@ -149,7 +149,8 @@ const FIGURES = [
   { key: 'dispatch_p99_ms', label: 'dispatch ack → process start, p99', unit: 'ms', goal: ['<=', 20] },
   { key: 'roundtrip_p50_ms', label: 'create `true` → final status read, p50', unit: 'ms', goal: ['<=', 15], compare: '≥ ~4 RTT + sandboxed `true`' },
   { key: 'tasks_per_s', label: 'trivial tasks/s, 2 agents × 4', unit: '/s', goal: ['>=', 100], compare: '≤ 8 / (sandboxed `true` time)' },
-  { key: 'output_mb_per_s', label: 'task stdout → stored on server', unit: 'MiB/s', goal: ['>=', 100] },
+  { key: 'output_mb_per_s', label: 'task stdout → stored on server', unit: 'MiB/s', goal: ['>=', 200] },
+  { key: 'output_live_reader_mb_per_s', label: 'the same, read to the end by a live follower', unit: 'MiB/s', compare: 'goal ≥ 0.9 × output_mb_per_s' },
   { key: 'masked_output_ratio', label: 'masked / unmasked output rate', unit: '', compare: '1 = masking costs nothing' },
   { key: 'masker_mb_per_s_0_secrets', label: 'masker, 0 secrets', unit: 'MiB/s' },
   { key: 'masker_mb_per_s_10_secrets', label: 'masker, 10 secrets', unit: 'MiB/s', compare: 'vs output_mb_per_s' },
@@ -492,9 +493,9 @@ async function throughput(server, target) {
 
 /**
  * One task writing `mib` MiB to stdout; MiB/s from POST to "succeeded with every byte stored".
- * Waiting polls GET /v1/tasks/:id every 25 ms: a long poll on the output endpoint would make the
- * server re-scan the task's stored output on every upload (see README), slowing what we measure.
- * With `follow`, a reader streams the output meanwhile, as `ferry run` does.
+ * Waiting polls GET /v1/tasks/:id every 25 ms, so the plain figure has no reader's cost in it.
+ * With `follow`, a reader streams the output meanwhile, as `ferry run` does
+ * (`output_live_reader_mb_per_s`).
  */
 async function outputRun(server, target, mib, { follow = false } = {}) {
   const total = mib * 2 ** 20;
@@ -562,6 +563,7 @@ async function output(server, target, agents) {
   }
 
   const followed = await outputRun(server, target, PLAN.outputMiB, { follow: true });
+  set('output_live_reader_mb_per_s', followed.read);
   details.output.one_run_with_live_reader = { stored_mib_per_s: round(followed.stored), read_to_end_mib_per_s: round(followed.read) };
   if (redactNoneTarget) {
     const plain = await outputRun(server, redactNoneTarget, PLAN.outputMiB);

@@ -6,6 +6,8 @@ import { AGENT_START_FLAGS } from './flags.js';
 export const AgentConfigSchema = z.object({
   dataDir: z.string().default('./ferry-agent-data'),
   joinToken: z.string().optional(),
+  /** Server URL(s), comma-separated, over the join token's and the stored credential's. */
+  server: z.string().optional(),
   name: z.string().min(1).max(100).optional(),
   concurrency: z.coerce.number().int().min(1).max(256).default(4),
   executor: z.enum(['sandbox', 'process', 'auto']).default('auto'),

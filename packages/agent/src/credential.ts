@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { Routes, type FerryClient } from '@ferry/client';
 import { createNodeClient, fetchPinnedCa } from '@ferry/client/node';
-import { FERRY_VERSION, decodeJoinToken } from '@ferry/protocol';
+import { FERRY_VERSION, decodeJoinToken, joinTokenUrls } from '@ferry/protocol';
 
 const StoredCredential = z.object({
   serverUrl: z.string(),
@@ -64,18 +64,27 @@ function defaultAgentName(): string {
   return `${hostname()}-${randomBytes(2).toString('hex')}`;
 }
 
-export async function registerAgent(dataDir: string, joinToken: string, name: string | undefined, concurrency: number): Promise<StoredCredential> {
+/** `server`: URL(s) to register with and keep, over the join token's (`--server`). */
+export async function registerAgent(
+  dataDir: string,
+  joinToken: string,
+  name: string | undefined,
+  concurrency: number,
+  server?: string,
+): Promise<StoredCredential> {
   const payload = decodeJoinToken(joinToken);
   if (!payload) throw new CredentialError('The join token is malformed. Copy the whole token printed by `ferry agent token create`.');
-  const caPem = await fetchPinnedCa(payload.url, payload.fp);
-  const client = agentClient({ serverUrl: payload.url, caPem });
+  // Several servers (replicas) are kept as one comma-separated list: the client fails over between them.
+  const serverUrl = server ?? joinTokenUrls(payload).join(',');
+  const caPem = await fetchPinnedCa(serverUrl, payload.fp);
+  const client = agentClient({ serverUrl, caPem });
   const agentName = name ?? defaultAgentName();
   try {
     const res = await client.call(Routes.registerAgent, {
       body: { joinSecret: payload.secret, name: agentName, hostname: hostname(), version: FERRY_VERSION, platform: `${platform()}-${arch()}`, concurrency },
     });
     const cred: StoredCredential = {
-      serverUrl: payload.url,
+      serverUrl,
       caPem,
       agentId: res.agentId,
       token: res.token,

@@ -24,6 +24,12 @@ export const AGENT_START_FLAGS = [
     value: 'TOKEN',
     description: 'one-time join token (needed the first time; a new one replaces the credential stored in the data folder; also FERRY_JOIN_TOKEN)',
   },
+  {
+    flag: 'server',
+    key: 'server',
+    value: 'URL[,URL…]',
+    description: "the server(s) to use instead of the join token's: several (replicas) comma-separated, failed over between (also FERRY_SERVER)",
+  },
   { flag: 'data-dir', key: 'dataDir', value: 'DIR', description: 'where the agent keeps its credential, keys and output spool (default ./ferry-agent-data)' },
   { flag: 'concurrency', key: 'concurrency', value: 'N', description: 'tasks to run at once (default 4)' },
   {

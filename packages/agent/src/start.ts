@@ -36,13 +36,19 @@ function sweepSandboxes(dir: string, log: Logger): void {
  * already used and a stored credential exists, which then runs (said in a warning).
  */
 async function credentialFor(config: AgentConfig, log: Logger): Promise<StoredCredential> {
+  const credential = await storedOrNewCredential(config, log);
+  // --server (or FERRY_SERVER) names the servers to use now, e.g. replicas added since the token.
+  return config.server ? { ...credential, serverUrl: config.server } : credential;
+}
+
+async function storedOrNewCredential(config: AgentConfig, log: Logger): Promise<StoredCredential> {
   const stored = loadCredential(config.dataDir);
   if (stored && (!config.joinToken || stored.joinTokenSha256 === joinTokenDigest(config.joinToken))) return stored;
   if (!config.joinToken)
     throw new CredentialError(`No credential in ${config.dataDir} and no join token. Start with --join-token TOKEN (from \`ferry agent token create\`).`);
   let credential: StoredCredential;
   try {
-    credential = await registerAgent(config.dataDir, config.joinToken, config.name, config.concurrency);
+    credential = await registerAgent(config.dataDir, config.joinToken, config.name, config.concurrency, config.server);
   } catch (err) {
     if (!stored || !(err instanceof ApiError) || err.code !== 'FERRY_E_JOIN_TOKEN_USED') throw err;
     log.warn({ agentId: stored.agentId, dataDir: config.dataDir }, 'the join token was already used; running with the credential stored in the data folder');

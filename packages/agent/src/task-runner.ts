@@ -7,12 +7,12 @@
  * nothing of the task is left on this machine.
  */
 import type { Logger } from 'pino';
-import { MIN_MASKED_SECRET_LENGTH, Streams, formatSize, type Assignment, type FinalStatus, type FinishTaskRequest, type StreamId } from '@ferry/protocol';
+import { MIN_MASKED_SECRET_LENGTH, Streams, formatSize, type Assignment, type FinalStatus, type StreamId } from '@ferry/protocol';
 import { Routes, isRetryable, withRetry, type FerryClient } from '@ferry/client';
 import { type Executor, type ExitInfo, type RunningProcess, type Sandbox } from './executor/types.js';
 import { LeaseLostError, OutputUploader, type UploaderOptions, DEFAULT_UPLOADER_OPTIONS } from './output/uploader.js';
 import { TaskSpool } from './output/spool.js';
-import { deliverFinalStatus } from './output/deliver.js';
+import { deliverFinalStatus, type FinalOutcome } from './output/deliver.js';
 import { MissingSecretError, runSpecFor } from './runtime.js';
 import type { KeyStore } from './secrets/key-store.js';
 import { prepareSecrets, SecretPreparationError } from './secrets/prepare.js';
@@ -196,7 +196,7 @@ export class TaskRunner {
     return exit;
   }
 
-  private async finalStatus(exit: ExitInfo | undefined, errorReason: string | undefined): Promise<Omit<FinishTaskRequest, 'outputBytes' | 'outputSha256'>> {
+  private async finalStatus(exit: ExitInfo | undefined, errorReason: string | undefined): Promise<FinalOutcome> {
     if (this.spoolError) errorReason = `the agent could not keep the task's output (${this.spoolError.message}); the task was stopped`;
     if (errorReason !== undefined || !exit) {
       return { status: 'error', exitCode: null, signal: null, reason: errorReason ?? 'the task did not run' };

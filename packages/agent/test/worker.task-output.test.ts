@@ -7,9 +7,13 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { Streams } from '@ferry/protocol';
+import { createHash } from 'node:crypto';
+import { OutputDigest, Streams } from '@ferry/protocol';
 import { startAgent } from './helpers/agent-under-test.js';
-import { FakeControlPlane, sha256 } from './helpers/fake-control-plane.js';
+import { FakeControlPlane } from './helpers/fake-control-plane.js';
+
+/** The output digest of `data`, by its definition (protocol's OutputDigest over node:crypto). */
+const outputDigest = (data: Buffer): string => new OutputDigest((chain, block) => createHash('sha256').update(chain).update(block).digest()).update(data).hex();
 
 /** What `seq FROM TO` prints. */
 function seq(from: number, to: number): string {
@@ -18,7 +22,7 @@ function seq(from: number, to: number): string {
   return out;
 }
 
-test('a task runs, and its output and final status (length and sha256) reach the server', async (t) => {
+test('a task runs, and its output and final status (length and output digest) reach the server', async (t) => {
   const cp = await FakeControlPlane.start();
   // About 2.6 MB on stdout: more than one upload chunk (1 MiB).
   const task = cp.queueTask({ script: 'seq 1 400000\necho "to stderr" >&2\nexit 3\n' });
@@ -31,7 +35,7 @@ test('a task runs, and its output and final status (length and sha256) reach the
   assert.equal(cp.output(task.id, Streams.stderr).toString(), 'to stderr\n');
   const stored = cp.output(task.id);
   assert.equal(final.outputBytes, stored.length);
-  assert.equal(final.outputSha256, sha256(stored));
+  assert.equal(final.outputDigest, outputDigest(stored));
   assert.ok(cp.task(task.id).started, 'the start was confirmed before the task ran');
   assert.ok(cp.callsTo('uploadOutput').length > 1, 'the output went up in several chunks');
 });
@@ -60,5 +64,5 @@ test('an output gap answer makes the agent resend from the offset the server exp
   const stored = cp.output(task.id);
   assert.equal(stored.toString(), seq(1, 2000));
   assert.equal(final.outputBytes, stored.length);
-  assert.equal(final.outputSha256, sha256(stored));
+  assert.equal(final.outputDigest, outputDigest(stored));
 });

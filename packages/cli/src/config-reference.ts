@@ -19,7 +19,8 @@ type Notes<C> = { readonly [K in keyof C]-?: string };
 const SERVER_NOTES: Notes<ServerConfig> = {
   dataDir: 'Data folder: SQLite database, CA and server certificate, admin and metrics tokens, the embedded agent’s data.',
   listen: 'Address and port to listen on (HTTPS). Port 0 picks a free one.',
-  publicUrl: 'URL agents and clients use to reach this server; goes into join tokens. Default: `https://<listen>`.',
+  publicUrl:
+    "URL agents and clients use to reach this server; goes into join tokens. Default: `https://<listen>`. With replicas, this server's URL first, then the others', comma-separated: join tokens carry them all and agents fail over between them.",
   database:
     'Database URL. Default: SQLite in the data folder; `sqlite:PATH` for another file; `postgres://USER:PASSWORD@HOST:PORT/DB` for PostgreSQL ≥ 13, which replicas share (`?sslmode=verify-full&sslrootcert=FILE` for TLS). Also read from `FERRY_DATABASE_URL`.',
   databasePoolSize: 'PostgreSQL only: connections each server keeps to the database at most (one more listens for wake-ups from the other replicas).',
@@ -69,6 +70,8 @@ const SERVER_NOTES: Notes<ServerConfig> = {
 const AGENT_NOTES: Notes<AgentConfig> = {
   dataDir: 'Where the agent keeps its credential (0600), target keys and output spool.',
   joinToken: 'One-time join token, needed only until the agent has registered.',
+  server:
+    "Server URL(s) to use instead of the join token's (and the stored credential's): several replicas comma-separated; the agent fails over between them and stays with the one that answers.",
   name: 'Agent name shown in `ferry agent list`. Default: the host name.',
   concurrency: 'Tasks to run at once.',
   executor: '`sandbox` (bubblewrap; fails if it cannot sandbox), `process` (weak isolation, with a warning) or `auto` (sandbox where it works).',
@@ -84,7 +87,7 @@ const OTHER_VARIABLES: readonly (readonly [string, string])[] = [
   ['FERRY_SERVER_CONFIG', '`ferry server`: the JSON config file (as `--config`). A file named here must exist.'],
   ['FERRY_AGENT_CONFIG', '`ferry agent start`: the JSON config file (as `--config`). A file named here must exist.'],
   ['FERRY_CONFIG', 'The CLI’s login file. Default `~/.config/ferry/config.json` (mode 0600).'],
-  ['FERRY_SERVER', 'The CLI: server URL, over the stored login.'],
+  ['FERRY_SERVER', 'The CLI: server URL(s), comma-separated, over the stored login.'],
   ['FERRY_TOKEN', 'The CLI: API token, over the stored login.'],
   ['FERRY_CA_FINGERPRINT', 'The CLI: the server CA’s SHA-256 fingerprint, over the stored login.'],
   ['FERRY_CLI_HINT', '`ferry server`: how its login line spells the command (default `ferry`).'],

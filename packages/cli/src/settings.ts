@@ -8,13 +8,14 @@ import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { z } from 'zod';
 import { normalizeFingerprint } from '@ferry/protocol';
-import type { FerryClient } from '@ferry/client';
+import { serverUrls, type FerryClient } from '@ferry/client';
 import { createNodeClient, fetchPinnedCa, fingerprintOf } from '@ferry/client/node';
 import { UsageError } from './errors.js';
 
 const CliSettings = z
   .object({
-    server: z.string().url(),
+    /** One server URL, or several (replicas) comma-separated. */
+    server: z.string().refine((text) => serverUrls(text).length > 0 && serverUrls(text).every((u) => URL.canParse(u)), 'not a server URL (or list of them)'),
     token: z.string(),
     caFingerprint: z.string(),
     caPem: z.string(),

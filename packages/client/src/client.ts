@@ -38,8 +38,12 @@ export interface FetchResponseLike {
 export type FetchLike = (url: string, init: FetchInit) => Promise<FetchResponseLike>;
 
 export interface ClientOptions {
-  /** e.g. https://ferry.example.com:8443 (no path). */
-  baseUrl: string;
+  /**
+   * e.g. https://ferry.example.com:8443 (no path); or several servers of one installation
+   * (replicas), comma-separated or as a list: calls go to one and fail over to the next
+   * (`failsOver`), staying with the one that answers.
+   */
+  baseUrl: string | readonly string[];
   fetch: FetchLike;
   /** Bearer token (user or agent). Browsers signed in with a cookie leave it out. */
   token?: string | undefined;
@@ -51,10 +55,39 @@ export interface ClientOptions {
   close?: () => Promise<void>;
 }
 
+type Answered = { status: number; bytes: Uint8Array; headers: FetchResponseLike['headers'] };
+
+/**
+ * Server URLs as `--server`, FERRY_SERVER, a config file or a join token give them: one, or
+ * several separated by commas; without trailing slashes, each once.
+ */
+export function serverUrls(text: string): string[] {
+  const urls = text
+    .split(',')
+    .map((u) => u.trim().replace(/\/+$/, ''))
+    .filter((u) => u.length > 0);
+  return [...new Set(urls)];
+}
+
+/**
+ * Whether a failed call should go to the next server: when this one could not be reached (or
+ * stopped answering) or had a server error; never for an answer about the request itself (4xx),
+ * which another replica would give too.
+ */
+function failsOver(err: unknown): boolean {
+  if (!(err instanceof ApiError)) return false;
+  return err.code === 'FERRY_E_NETWORK' || (err.status >= 500 && err.status !== 501);
+}
+
 type HasKeys<T> = keyof T extends never ? false : true;
 
 export type CallInput<R extends RouteDef> = (HasKeys<RouteParams<R>> extends true ? { params: RouteParams<R> } : { params?: undefined }) &
-  (R extends { body: unknown } ? { body: RouteBody<R> } : { body?: undefined }) & { query?: RouteQuery<R>; signal?: AbortSignal | undefined };
+  (R extends { body: unknown } ? { body: RouteBody<R> } : { body?: undefined }) & {
+    query?: RouteQuery<R>;
+    signal?: AbortSignal | undefined;
+    /** Headers of this call only (an output upload's digest, say). */
+    headers?: Record<string, string> | undefined;
+  };
 
 type NeedsInput<R extends RouteDef> = HasKeys<RouteParams<R>> extends true ? true : R extends { body: unknown } ? true : false;
 export type CallArgs<R extends RouteDef> = NeedsInput<R> extends true ? [input: CallInput<R>] : [input?: CallInput<R>];
@@ -70,19 +103,38 @@ function queryString(query: Record<string, unknown> | undefined): string {
 }
 
 export class FerryClient {
-  readonly baseUrl: string;
+  /** Every server this client may call, in the order given. */
+  readonly baseUrls: readonly string[];
   private readonly opts: ClientOptions;
+  /** The server calls go to first: the last one that answered. */
+  private current = 0;
 
   constructor(opts: ClientOptions) {
-    this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
+    this.baseUrls = typeof opts.baseUrl === 'string' ? serverUrls(opts.baseUrl) : opts.baseUrl.flatMap((u) => serverUrls(u));
+    if (this.baseUrls.length === 0) throw clientError('FERRY_E_BAD_SERVER_URL', 'No server URL given.');
     this.opts = opts;
+  }
+
+  /** The server calls go to now. */
+  get baseUrl(): string {
+    return this.baseUrls[this.current]!;
   }
 
   /** Calls one route of `Routes` and returns its checked answer. */
   async call<R extends RouteDef>(def: R, ...args: CallArgs<R>): Promise<RouteResult<R>> {
-    const input = (args[0] ?? {}) as { params?: Record<string, string>; query?: Record<string, unknown>; body?: unknown; signal?: AbortSignal };
-    const url = this.baseUrl + routePath(def, input.params) + queryString(input.query);
-    const headers: Record<string, string> = { accept: def.response === 'frames' ? OUTPUT_FRAMES_CONTENT_TYPE : 'application/json', ...this.opts.headers };
+    const input = (args[0] ?? {}) as {
+      params?: Record<string, string>;
+      query?: Record<string, unknown>;
+      body?: unknown;
+      signal?: AbortSignal;
+      headers?: Record<string, string>;
+    };
+    const path = routePath(def, input.params) + queryString(input.query);
+    const headers: Record<string, string> = {
+      accept: def.response === 'frames' ? OUTPUT_FRAMES_CONTENT_TYPE : 'application/json',
+      ...this.opts.headers,
+      ...input.headers,
+    };
     if (this.opts.token) headers.authorization = `Bearer ${this.opts.token}`;
     if (this.opts.userAgent) headers['user-agent'] = this.opts.userAgent;
     let body: Uint8Array | string | undefined;
@@ -93,7 +145,7 @@ export class FerryClient {
       headers['content-type'] = 'application/json';
       body = JSON.stringify(input.body);
     }
-    const res = await this.send(url, { method: def.method, headers, body, signal: input.signal, redirect: 'error' });
+    const res = await this.sendWithFailover(path, { method: def.method, headers, body, signal: input.signal, redirect: 'error' });
     const expected = def.status ?? (def.response === 'empty' ? 204 : 200);
     if (res.status !== expected) {
       // A 2xx or 3xx other than the route's own is not the server's "done": never take it for one.
@@ -106,7 +158,26 @@ export class FerryClient {
     await this.opts.close?.();
   }
 
-  private async send(url: string, init: FetchInit): Promise<{ status: number; bytes: Uint8Array; headers: FetchResponseLike['headers'] }> {
+  /**
+   * Sends to the current server; when it cannot be reached or answers with a server error
+   * (`failsOver`), to the next, each server once. The one that answers becomes the current one.
+   */
+  private async sendWithFailover(path: string, init: FetchInit): Promise<Answered> {
+    const first = this.current;
+    for (let tried = 0; ; tried++) {
+      const index = (first + tried) % this.baseUrls.length;
+      try {
+        const res = await this.send(this.baseUrls[index]!, path, init);
+        this.current = index;
+        return res;
+      } catch (err) {
+        if (tried + 1 >= this.baseUrls.length || init.signal?.aborted || !failsOver(err)) throw err;
+      }
+    }
+  }
+
+  private async send(baseUrl: string, path: string, init: FetchInit): Promise<Answered> {
+    const url = baseUrl + path;
     let res: FetchResponseLike;
     let bytes: Uint8Array;
     try {
@@ -115,7 +186,7 @@ export class FerryClient {
     } catch (err) {
       if (isAbort(err)) throw err;
       const reason = err instanceof Error ? (err.cause instanceof Error ? err.cause.message : err.message) : String(err);
-      throw clientError('FERRY_E_NETWORK', `Cannot reach ${this.baseUrl}: ${reason}`, err);
+      throw clientError('FERRY_E_NETWORK', `Cannot reach ${baseUrl}: ${reason}`, err);
     }
     if (res.status >= 400) throw errorFromAnswer(res.status, utf8Decode(bytes));
     return { status: res.status, bytes, headers: res.headers };

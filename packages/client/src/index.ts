@@ -1,5 +1,5 @@
 /** `@ferry/client`: the isomorphic API client (fetch), retries and secret sealing (WebCrypto). */
-export { FerryClient, type ClientOptions, type FetchLike, type FetchInit, type FetchResponseLike, type CallInput } from './client.js';
+export { FerryClient, serverUrls, type ClientOptions, type FetchLike, type FetchInit, type FetchResponseLike, type CallInput } from './client.js';
 export { ApiError, clientError, isRetryable, isFatal, isAbort } from './errors.js';
 export { backoffMs, sleep, withRetry, type RetryOptions } from './retry.js';
 export { sealSecret, sealingKeyId } from './sealing.js';

@@ -63,6 +63,10 @@ export const ErrorCodes = {
   FERRY_E_LEASE_LOST: { status: 409, message: 'This agent no longer holds the task.' },
   FERRY_E_OUTPUT_GAP: { status: 409, message: 'Output chunk does not start where the server expects; resend from the expected offset.' },
   FERRY_E_OUTPUT_MISMATCH: { status: 409, message: 'Output length or checksum does not match what the server stored.' },
+  FERRY_E_OUTPUT_DIGEST: {
+    status: 422,
+    message: "The output chunk's digest does not match the output the server has with this chunk added; nothing of it was stored.",
+  },
   FERRY_E_OUTPUT_LIMIT: { status: 413, message: "The task's output is over its limit." },
   FERRY_E_LIMIT_TOO_HIGH: { status: 400, message: "A limit is above the server's maximum." },
   FERRY_E_TARGET_KEY_EXISTS: { status: 409, message: 'The target already has a sealing key.' },
@@ -120,6 +124,7 @@ export const ClientErrorCodes = {
   FERRY_E_UNEXPECTED_RESPONSE: 'The server sent an answer this client does not understand.',
   FERRY_E_CA_MISMATCH: "The server's CA certificate does not match the pinned fingerprint.",
   FERRY_E_BAD_FINGERPRINT: 'That is not a SHA-256 fingerprint (64 hex digits, colons optional).',
+  FERRY_E_BAD_SERVER_URL: 'No server URL was given, or one of them is not an https:// URL.',
 } as const satisfies Record<string, string>;
 
 export type ClientErrorCode = keyof typeof ClientErrorCodes;

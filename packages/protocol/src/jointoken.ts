@@ -1,7 +1,9 @@
 /**
  * A join token carries everything an agent needs to register: the server URL, the SHA-256
  * fingerprint of the server's CA (so the agent pins it instead of trusting blindly) and a
- * one-time secret. Format: `ferryjoin1.` + base64url(JSON).
+ * one-time secret. Format: `ferryjoin1.` + base64url(JSON). An installation with several
+ * servers (replicas) also lists all their URLs in `urls` (the first is `url`), which the agent
+ * fails over between; tokens without it stay valid.
  */
 import { z } from 'zod';
 import { base64Decode, base64UrlEncode, utf8Decode, utf8Encode } from './bytes.js';
@@ -13,9 +15,15 @@ export const JoinTokenPayload = z
     url: z.string().url(),
     fp: z.string().regex(/^[0-9A-F]{2}(:[0-9A-F]{2}){31}$/),
     secret: z.string().min(20),
+    urls: z.array(z.string().url()).min(1).max(16).optional(),
   })
   .strict();
 export type JoinTokenPayload = z.infer<typeof JoinTokenPayload>;
+
+/** Every server URL a join token names, `url` first. */
+export function joinTokenUrls(payload: JoinTokenPayload): string[] {
+  return [...new Set([payload.url, ...(payload.urls ?? [])])];
+}
 
 export function encodeJoinToken(payload: JoinTokenPayload): string {
   return PREFIX + base64UrlEncode(utf8Encode(JSON.stringify(payload)));

@@ -106,6 +106,12 @@ export const OutputHeaders = {
   complete: 'ferry-output-complete',
 } as const;
 
+/**
+ * Header of an output upload (`uploadOutput`): the digest (OutputDigest, hex) of the task's raw
+ * output from its start to the end of this chunk. The server checks it before storing anything.
+ */
+export const OUTPUT_DIGEST_HEADER = 'ferry-output-digest';
+
 export const Health = z.object({ ok: z.boolean(), version: z.string(), api: z.string() });
 export const TaskWithAgents = Task.extend({ agentsOnline: z.number().int() });
 export type TaskWithAgents = z.infer<typeof TaskWithAgents>;

@@ -456,7 +456,20 @@ export const FinishTaskRequest = z
     signal: printableText(20).nullable(),
     reason: z.string().max(4000).transform(neutralizeControlCharacters).nullable(),
     outputBytes: z.number().int().min(0),
-    outputSha256: z.string().regex(/^[0-9a-f]{64}$/),
+    /** SHA-256 of the raw output, as agents before the output digest send it (checked by the server that received every chunk). */
+    outputSha256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/)
+      .optional(),
+    /** The raw output's digest (OutputDigest, hex), which any server replica checks against what it stored. */
+    outputDigest: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/)
+      .optional(),
   })
-  .strict();
+  .strict()
+  .refine((r) => r.outputSha256 !== undefined || r.outputDigest !== undefined, {
+    message: 'outputDigest (or, from older agents, outputSha256) is required',
+    path: ['outputDigest'],
+  });
 export type FinishTaskRequest = z.infer<typeof FinishTaskRequest>;

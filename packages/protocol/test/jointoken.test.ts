@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { base64UrlEncode, utf8Encode } from '../src/bytes.js';
-import { decodeJoinToken, encodeJoinToken, normalizeFingerprint, type JoinTokenPayload } from '../src/jointoken.js';
+import { decodeJoinToken, encodeJoinToken, joinTokenUrls, normalizeFingerprint, type JoinTokenPayload } from '../src/jointoken.js';
 
 const FP = Array.from({ length: 32 }, (_, i) => (i * 7 + 10).toString(16).toUpperCase().padStart(2, '0')).join(':');
 const PAYLOAD: JoinTokenPayload = { url: 'https://ferry.example.com:8443', fp: FP, secret: 'ferry_j_abcdefghijklmnopqrstuvwxyz0123' };
@@ -19,6 +19,16 @@ describe('join tokens', () => {
     const token = encodeJoinToken(PAYLOAD);
     assert.match(token, /^ferryjoin1\.[A-Za-z0-9_-]+$/, 'prefix, then URL-safe base64 without padding');
     assert.deepEqual(decodeJoinToken(token), PAYLOAD);
+  });
+
+  it('may carry several server URLs (replicas); a token without them names its one URL', () => {
+    const urls = ['https://a.example.com:8443', 'https://b.example.com:8443'];
+    const several = decodeJoinToken(encodeJoinToken({ ...PAYLOAD, url: urls[0]!, urls }));
+    assert.ok(several);
+    assert.deepEqual(joinTokenUrls(several), urls);
+    assert.deepEqual(joinTokenUrls(decodeJoinToken(encodeJoinToken(PAYLOAD))!), [PAYLOAD.url]);
+    assert.equal(decodeJoinToken(tokenOf({ ...PAYLOAD, urls: [] })), undefined, 'an empty list is malformed');
+    assert.equal(decodeJoinToken(tokenOf({ ...PAYLOAD, urls: ['not a url'] })), undefined);
   });
 
   it('round-trips any valid payload (property), and tolerates surrounding whitespace', () => {

@@ -21,8 +21,15 @@ export const ServerConfigSchema = z.object({
     .string()
     .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'use HOST:PORT, e.g. 127.0.0.1:8443 or [::1]:8443')
     .default('127.0.0.1:8443'),
-  /** Where agents and clients reach this server; defaults to https://<listen>. Goes into join tokens. */
-  publicUrl: z.string().url().optional(),
+  /**
+   * Where agents and clients reach this server; defaults to https://<listen>. Goes into join
+   * tokens. With replicas: this server's URL first, then the others', comma-separated (join
+   * tokens carry them all).
+   */
+  publicUrl: z
+    .string()
+    .refine((text) => text.split(',').every((u) => URL.canParse(u.trim())), 'use one URL, or several comma-separated')
+    .optional(),
   /** `sqlite:PATH` (default: SQLite in the data folder) or `postgres://…` (replicas share it). */
   database: z.string().optional(),
   /** Connections each server keeps to PostgreSQL at most (one more listens for wake-ups). */
@@ -168,4 +175,13 @@ export function parseListen(listen: string): { host: string; port: number } {
   const i = listen.lastIndexOf(':');
   const host = listen.slice(0, i).replace(/^\[|\]$/g, '');
   return { host, port: Number(listen.slice(i + 1)) };
+}
+
+/** `publicUrl` as a list: this server's URL first, then its replicas' (none when not set). */
+export function publicUrls(config: Pick<ServerConfig, 'publicUrl'>): string[] {
+  const urls = (config.publicUrl ?? '')
+    .split(',')
+    .map((u) => u.trim().replace(/\/+$/, ''))
+    .filter((u) => u.length > 0);
+  return [...new Set(urls)];
 }

@@ -32,6 +32,7 @@ export class EmbeddedAgent {
     mkdirSync(this.opts.dataDir, { recursive: true, mode: 0o700 });
     const env: NodeJS.ProcessEnv = { ...process.env, ...this.opts.env, FERRY_DATA_DIR: this.opts.dataDir };
     delete env.FERRY_JOIN_TOKEN;
+    delete env.FERRY_SERVER; // the CLI's server setting, not this agent's: its server is this one, from its join token
     if (!existsSync(join(this.opts.dataDir, 'agent.json'))) env.FERRY_JOIN_TOKEN = await this.opts.makeJoinToken();
     const [cmd, ...args] = this.opts.command;
     if (!cmd) throw new Error('embedded agent command is empty');

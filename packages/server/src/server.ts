@@ -10,7 +10,7 @@ import { resolve, join } from 'node:path';
 import type { Logger } from 'pino';
 import { FerryError } from '@ferry/protocol';
 import { buildApp, type FerryApp } from './app.js';
-import { type ServerConfig, parseListen } from './config.js';
+import { type ServerConfig, parseListen, publicUrls } from './config.js';
 import type { ServerContext } from './context.js';
 import { lockDataFolder } from './data-lock.js';
 import { DispatchHub } from './dispatch.js';
@@ -118,7 +118,8 @@ async function ensureAdminToken(store: Store, orgId: string, file: string): Prom
 }
 
 function publicUrlFor(config: ServerConfig, port: number): string {
-  if (config.publicUrl) return config.publicUrl.replace(/\/+$/, '');
+  const [own] = publicUrls(config);
+  if (own) return own;
   const { host } = parseListen(config.listen);
   const h = host === '0.0.0.0' || host === '::' || host === '' ? 'localhost' : host;
   return `https://${h.includes(':') ? `[${h}]` : h}:${port}`;
@@ -142,7 +143,8 @@ function loadTls(config: ServerConfig, dataDir: string, host: string): TlsMateri
     .split(',')
     .map((s) => s.trim())
     .filter(Boolean);
-  if (config.publicUrl) extraNames.push(new URL(config.publicUrl).hostname.replace(/^\[|\]$/g, ''));
+  // Replicas share the data folder and so this certificate: it names every one of them.
+  for (const url of publicUrls(config)) extraNames.push(new URL(url).hostname.replace(/^\[|\]$/g, ''));
   return ensureTlsMaterial(dataDir, defaultCertNames(host, extraNames));
 }
 

@@ -34,6 +34,23 @@ test('many tiny frames are sliced by count; no frames make one empty slice', () 
   assert.deepEqual(outputSlices([]), [[]]);
 });
 
+test('slices after the first start on a 64 KiB edge of the output (where the output digest cuts its blocks)', () => {
+  const start = 100_000; // 34_464 bytes into the second block
+  const slices = outputSlices([frame(300 * KIB)], start);
+  const sizes = slices.map((s) => frameBytes(s));
+  assert.equal(sizes[0], 2 * 64 * KIB - start, 'the first slice ends on the next edge');
+  let at = start + sizes[0];
+  for (const size of sizes.slice(1, -1)) {
+    assert.equal(at % (64 * KIB), 0);
+    assert.equal(size, 64 * KIB);
+    at += size;
+  }
+  assert.equal(
+    sizes.reduce((a, b) => a + b, 0),
+    300 * KIB,
+  );
+});
+
 test('turns come one at a time, in order, each in its own turn of the event loop', async () => {
   const turns = new OutputTurns();
   let loops = 0;

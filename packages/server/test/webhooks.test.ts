@@ -58,6 +58,7 @@ function task(status: TaskRow['status']): TaskRow {
     targetSettings: {},
     storedBytes: 0,
     redactState: null,
+    outputDigest: null,
     script: `curl -H "Authorization: Bearer abcdefghijklmnopqrstuvwxyz0123456789" https://api.example.com\n${'x'.repeat(1000)}`,
     stdin: null,
     args: [],

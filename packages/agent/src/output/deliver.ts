@@ -19,11 +19,11 @@ import { LeaseLostError, type OutputUploader } from './uploader.js';
 /** Retries for about an hour (5 s apart at most) before giving up on an unreachable server. */
 const MAX_ATTEMPTS = 720;
 
-export type FinalOutcome = Omit<FinishTaskRequest, 'outputBytes' | 'outputSha256'>;
+export type FinalOutcome = Omit<FinishTaskRequest, 'outputBytes' | 'outputSha256' | 'outputDigest'>;
 
 export async function deliverFinalStatus(client: FerryClient, spool: TaskSpool, uploader: OutputUploader, outcome: FinalOutcome, log: Logger): Promise<void> {
   const totals = uploader.seal();
-  const body: FinishTaskRequest = spool.final ?? { ...outcome, outputBytes: totals.bytes, outputSha256: totals.sha256 };
+  const body: FinishTaskRequest = spool.final ?? { ...outcome, outputBytes: totals.bytes, outputDigest: totals.digest };
   if (!spool.final) spool.recordFinal(body);
   const send = async (): Promise<void> => {
     await uploader.finish();

@@ -12,13 +12,13 @@
  * The task never waits for the server: while it is unreachable, output keeps spooling (up to
  * the task's output limit).
  */
-import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { Routes, withRetry, type FerryClient } from '@ferry/client';
-import { MAX_UPLOAD_FRAMES, Streams, encodeFrames, formatSize, toError, type StreamId } from '@ferry/protocol';
+import { DIGEST_BLOCK_BYTES, MAX_UPLOAD_FRAMES, OUTPUT_DIGEST_HEADER, Streams, encodeFrames, formatSize, toError, type StreamId } from '@ferry/protocol';
 import { expectedOffsetOf, isLeaseLost, messageOf } from '../server-answers.js';
 import type { TaskSpool } from './spool.js';
+import { SpoolDigest } from './spool-digest.js';
 
 export interface UploaderOptions {
   /** An upload starts at most this long after the previous one started (unless a full chunk waits). */
@@ -44,9 +44,16 @@ export class LeaseLostError extends Error {
   }
 }
 
+/** What the final status carries about the output: its length and its digest (OutputDigest). */
+export interface OutputTotals {
+  bytes: number;
+  digest: string;
+}
+
 export class OutputUploader extends EventEmitter {
-  private readonly hash = createHash('sha256');
-  private digest: string | undefined;
+  /** The output digest at each upload's end (its header) and of the whole output. */
+  private readonly digests: SpoolDigest;
+  private totals: OutputTotals | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** When the last upload started (ms since the epoch). */
   private lastUploadAt = 0;
@@ -64,20 +71,12 @@ export class OutputUploader extends EventEmitter {
     private readonly opts: UploaderOptions = DEFAULT_UPLOADER_OPTIONS,
   ) {
     super();
+    this.digests = new SpoolDigest(spool);
   }
 
-  /** For a spool recovered after a restart: the checksum covers what is already spooled. */
+  /** For a spool recovered after a restart: digests are computed from the spool as uploads need them. */
   static resume(client: FerryClient, spool: TaskSpool, log: Logger): OutputUploader {
-    const up = new OutputUploader(client, spool, log);
-    for (let at = 0; at < spool.bytesProduced;) {
-      const frames = spool.read(at, 8 * 1024 * 1024);
-      for (const f of frames) {
-        up.hash.update(f.data);
-        at += f.data.length;
-      }
-      if (frames.length === 0) break;
-    }
-    return up;
+    return new OutputUploader(client, spool, log);
   }
 
   get bytesProduced(): number {
@@ -102,8 +101,7 @@ export class OutputUploader extends EventEmitter {
   private append(stream: StreamId, data: Buffer): void {
     if (this.truncated && stream !== Streams.system && this.limitBytes !== undefined && this.spool.bytesProduced >= this.limitBytes) return;
     if (data.length === 0 || this.abandoned) return;
-    if (this.digest !== undefined) throw new Error('output written after finish');
-    this.hash.update(data);
+    if (this.totals !== undefined) throw new Error('output written after finish');
     this.spool.append(stream, data);
     if (this.spool.bytesProduced - this.spool.acked >= this.opts.maxChunkBytes) this.kick();
     else this.schedule();
@@ -121,20 +119,19 @@ export class OutputUploader extends EventEmitter {
   }
 
   /** Ends writing and returns the totals the final status carries (does not wait for the server). */
-  seal(): { bytes: number; sha256: string } {
-    this.digest ??= this.hash.digest('hex');
-    return { bytes: this.spool.bytesProduced, sha256: this.digest };
+  seal(): OutputTotals {
+    this.totals ??= { bytes: this.spool.bytesProduced, digest: this.digests.total() };
+    return this.totals;
   }
 
   /** Sends everything still unacknowledged and resolves with the totals the final status carries. */
-  async finish(): Promise<{ bytes: number; sha256: string }> {
+  async finish(): Promise<OutputTotals> {
     while (this.spool.acked < this.spool.bytesProduced && !this.failure && !this.abandoned) {
       this.kick();
       await this.pumping;
     }
     if (this.failure) throw this.failure;
-    this.digest ??= this.hash.digest('hex');
-    return { bytes: this.spool.bytesProduced, sha256: this.digest };
+    return this.seal();
   }
 
   /** Stops all uploading: the task is no longer ours. */
@@ -188,10 +185,15 @@ export class OutputUploader extends EventEmitter {
     const start = this.rewindTo ?? this.spool.acked;
     this.rewindTo = undefined;
     if (start >= this.spool.bytesProduced || this.abandoned) return false;
-    const frames = this.spool.read(start, this.opts.maxChunkBytes, MAX_UPLOAD_FRAMES);
+    const frames = this.spool.read(start, this.chunkBytesFrom(start), MAX_UPLOAD_FRAMES);
     this.lastUploadAt = Date.now();
     try {
-      const res = await this.client.call(Routes.uploadOutput, { params: { id: this.spool.taskId }, query: { offset: start }, body: encodeFrames(frames) });
+      const res = await this.client.call(Routes.uploadOutput, {
+        params: { id: this.spool.taskId },
+        query: { offset: start },
+        body: encodeFrames(frames),
+        headers: { [OUTPUT_DIGEST_HEADER]: this.digests.after(start, frames) },
+      });
       this.spool.acknowledge(res.nextOffset);
     } catch (err) {
       const expected = expectedOffsetOf(err);
@@ -199,6 +201,18 @@ export class OutputUploader extends EventEmitter {
       this.resendFrom(expected);
     }
     return true;
+  }
+
+  /**
+   * How much to send from `start`: at most a chunk, and when more than a chunk waits, up to a
+   * block edge of the output digest, so the next chunk starts on one and both sides hash its
+   * blocks natively (only a block in progress is hashed in JavaScript).
+   */
+  private chunkBytesFrom(start: number): number {
+    const max = this.opts.maxChunkBytes;
+    if (this.spool.bytesProduced - start <= max) return max;
+    const overEdge = (start + max) % DIGEST_BLOCK_BYTES;
+    return max - overEdge > 0 ? max - overEdge : max;
   }
 
   private fail(err: Error): void {

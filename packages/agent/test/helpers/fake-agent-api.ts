@@ -7,7 +7,8 @@
  * route's response schema, so the fake cannot drift from the protocol.
  */
 import { createHash, createPublicKey } from 'node:crypto';
-import { FerryError, Routes, type OutputFrame, type ParsedBody, type ParsedQuery, type RouteDef } from '@ferry/protocol';
+import type { IncomingHttpHeaders } from 'node:http';
+import { FerryError, OUTPUT_DIGEST_HEADER, OutputDigest, Routes, type OutputFrame, type ParsedBody, type ParsedQuery, type RouteDef } from '@ferry/protocol';
 import type { FakeControlPlane, FakeTask } from './fake-control-plane.js';
 
 export type AgentRoute = 'registerAgent' | 'poll' | 'heartbeat' | 'publishKey' | 'confirmStart' | 'uploadOutput' | 'finishTask';
@@ -21,6 +22,7 @@ interface HandlerInput {
   params: Record<string, string>;
   query: unknown;
   body: unknown;
+  headers: IncomingHttpHeaders;
   /** Aborted when the agent hangs up (an aborted long poll). */
   hungUp: AbortSignal;
 }
@@ -83,12 +85,22 @@ function heartbeat(cp: FakeControlPlane, { body }: HandlerInput): Answer {
   });
 }
 
-function uploadOutput(cp: FakeControlPlane, { params, query, body }: HandlerInput): Answer {
+/** The output digest (as the real server defines it) of everything stored, plus `more` after `at` bytes of it. */
+function digestWith(task: { frames: OutputFrame[] }, at: number, more: readonly OutputFrame[]): string {
+  const stored = Buffer.concat(task.frames.map((f) => f.data)).subarray(0, at);
+  const digest = new OutputDigest((chain, block) => createHash('sha256').update(chain).update(block).digest()).update(stored);
+  for (const f of more) digest.update(f.data);
+  return digest.hex();
+}
+
+function uploadOutput(cp: FakeControlPlane, { params, query, body, headers }: HandlerInput): Answer {
   const task = held(cp, params.id);
   const { offset } = query as ParsedQuery<typeof Routes.uploadOutput>;
   const stored = storedBytes(task);
   if (offset > stored)
     throw new FerryError('FERRY_E_OUTPUT_GAP', `Output must continue at offset ${stored}, not ${offset}.`, { details: { expectedOffset: stored } });
+  // Every upload carries the digest of the output up to its end, checked before anything is stored.
+  if (headers[OUTPUT_DIGEST_HEADER] !== digestWith(task, offset, body as OutputFrame[])) throw new FerryError('FERRY_E_OUTPUT_DIGEST');
   appendUnseen(task, offset, body as OutputFrame[]);
   return ok(Routes.uploadOutput, { nextOffset: storedBytes(task) });
 }
@@ -99,10 +111,7 @@ function finishTask(cp: FakeControlPlane, { params, body }: HandlerInput): Answe
   const stored = storedBytes(task);
   if (stored < final.outputBytes)
     throw new FerryError('FERRY_E_OUTPUT_GAP', `Have ${stored} of ${final.outputBytes} bytes.`, { details: { expectedOffset: stored } });
-  const digest = createHash('sha256')
-    .update(Buffer.concat(task.frames.map((f) => f.data)))
-    .digest('hex');
-  if (stored !== final.outputBytes || digest !== final.outputSha256) throw new FerryError('FERRY_E_OUTPUT_MISMATCH');
+  if (stored !== final.outputBytes || digestWith(task, stored, []) !== final.outputDigest) throw new FerryError('FERRY_E_OUTPUT_MISMATCH');
   task.final = final;
   return ok(Routes.finishTask, undefined);
 }

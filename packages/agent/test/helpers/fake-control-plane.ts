@@ -13,10 +13,10 @@
  * answer for chunks that start past the end, and the final status checked against the length
  * and checksum of what was stored.
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { createServer, type Server } from 'node:https';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
   FerryError,
@@ -250,7 +250,7 @@ export class FakeControlPlane extends EventEmitter {
     });
     const params = Object.fromEntries(match.m.names.map((name, i) => [name, decodeURIComponent(match.found?.[i + 1] ?? '')]));
     const call: RecordedCall = { route: match.m.route, params, query: Object.fromEntries(url.searchParams), body: undefined, status: 0, answer: undefined };
-    const answer = await this.answer(call, match.m.def, await readBody(req), req.headers.authorization, hungUp.signal);
+    const answer = await this.answer(call, match.m.def, await readBody(req), req.headers, hungUp.signal);
     call.status = hungUp.signal.aborted ? 0 : answer.status;
     call.answer = answer.json;
     if (!hungUp.signal.aborted) send(res, answer.status, answer.json);
@@ -258,14 +258,15 @@ export class FakeControlPlane extends EventEmitter {
     this.emit('call', call);
   }
 
-  private async answer(call: RecordedCall, def: RouteDef, raw: Buffer, authorization: string | undefined, hungUp: AbortSignal): Promise<Answer> {
+  private async answer(call: RecordedCall, def: RouteDef, raw: Buffer, headers: IncomingHttpHeaders, hungUp: AbortSignal): Promise<Answer> {
+    const authorization = headers.authorization;
     try {
       call.body = parseBody(def, raw);
       const query = def.query ? def.query.parse(call.query) : undefined;
       const scripted = this.scripted.get(call.route)?.shift();
       if (scripted) throw new FerryError(scripted.code, undefined, { details: scripted.details });
       if (def.auth === 'agent' && authorization !== `Bearer ${this.agentToken}`) throw new FerryError('FERRY_E_UNAUTHENTICATED');
-      return await agentHandlers[call.route](this, { params: call.params, query, body: call.body, hungUp });
+      return await agentHandlers[call.route](this, { params: call.params, query, body: call.body, headers, hungUp });
     } catch (err) {
       const error = err instanceof FerryError ? err : new FerryError('FERRY_E_BAD_REQUEST', err instanceof Error ? err.message : String(err));
       return { status: error.statusCode, json: error.toBody() };
@@ -291,9 +292,4 @@ function send(res: ServerResponse, status: number, json: unknown): void {
     return;
   }
   res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(json));
-}
-
-/** sha256 (hex) of a task's stored output, as the final status carries it. */
-export function sha256(data: Uint8Array): string {
-  return createHash('sha256').update(data).digest('hex');
 }

@@ -1,4 +1,5 @@
 import { Routes, normalizeFingerprint } from '@ferry/protocol';
+import { serverUrls } from '@ferry/client';
 import { createNodeClient, fetchPinnedCa, fingerprintOf } from '@ferry/client/node';
 import { UsageError } from '../errors.js';
 import { readUserFile } from '../files.js';
@@ -20,7 +21,17 @@ interface LoginOptions extends TrustOptions {
   device?: boolean;
 }
 
+/**
+ * The server's origin; for several servers of one installation (`--server URL,URL`), each
+ * one's, comma-separated: commands go to one and fail over to the next.
+ */
 export function serverOrigin(text: string, flag = '--server'): string {
+  const urls = serverUrls(text);
+  if (urls.length === 0) throw new UsageError(`${flag} needs a URL; use e.g. https://127.0.0.1:8443`);
+  return urls.map((u) => oneOrigin(u, flag)).join(',');
+}
+
+function oneOrigin(text: string, flag: string): string {
   let url: URL;
   try {
     url = new URL(text);

@@ -5,7 +5,7 @@ export function registerLoginCommand(program: Command): void {
   program
     .command('login')
     .description('sign in (--email: password at a hidden prompt) or store a token, with the server URL and pinned CA, for later commands')
-    .requiredOption('--server <url>', 'server URL, e.g. https://127.0.0.1:8443')
+    .requiredOption('--server <url>', 'server URL, e.g. https://127.0.0.1:8443; several servers (replicas) comma-separated, tried in turn')
     .option('--email <email>', 'sign in as this person: asks for the password (or reads it from stdin) and stores a 30-day personal token')
     .option('--org <name>', 'with --email: the organization, when the e-mail has accounts in several')
     .option(

@@ -7,7 +7,7 @@
 import { X509Certificate } from 'node:crypto';
 import { request } from 'node:https';
 import { ClientErrorCodes, Routes, normalizeFingerprint } from '@ferry/protocol';
-import { clientError } from '../index.js';
+import { ApiError, clientError, serverUrls } from '../index.js';
 
 const MAX_CA_BYTES = 64 * 1024;
 
@@ -36,7 +36,24 @@ function fetchUnverified(url: URL): Promise<string> {
   });
 }
 
+/**
+ * The CA of the server(s) at `serverUrl` (one URL, or several comma-separated: replicas of one
+ * installation share their CA), checked against `fingerprint`. Servers that cannot be reached
+ * are skipped; one whose CA does not match is never.
+ */
 export async function fetchPinnedCa(serverUrl: string, fingerprint: string): Promise<string> {
+  const urls = serverUrls(serverUrl);
+  for (const [i, url] of urls.entries()) {
+    try {
+      return await fetchPinnedCaFrom(url, fingerprint);
+    } catch (err) {
+      if (i + 1 >= urls.length || !(err instanceof ApiError) || err.code !== 'FERRY_E_NETWORK') throw err;
+    }
+  }
+  throw clientError('FERRY_E_BAD_SERVER_URL', 'No server URL given.');
+}
+
+async function fetchPinnedCaFrom(serverUrl: string, fingerprint: string): Promise<string> {
   const want = normalizeFingerprint(fingerprint);
   if (!want) throw clientError('FERRY_E_BAD_FINGERPRINT', `"${fingerprint}" is not a SHA-256 fingerprint (64 hex digits, colons optional).`);
   const pem = await fetchUnverified(new URL(Routes.caCertificate.path, serverUrl)).catch((err: unknown) => {

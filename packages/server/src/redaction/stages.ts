@@ -5,22 +5,27 @@
  */
 import type { RedactLevel } from '@ferry/protocol';
 import { PERSONAL_HINT, PERSONAL_RULES, PERSONAL_STARTS } from './personal-rules.js';
+import { pairPrefilteredHint, regexHint, type Hint } from './hint-scan.js';
 import type { LineRule } from './rules.js';
-import { SECRET_HINT, SECRET_RULES, SECRET_STARTS } from './secret-rules.js';
+import { SECRET_HINT, SECRET_HINT_PAIRS, SECRET_RULES, SECRET_STARTS } from './secret-rules.js';
 
 export interface Stage {
   readonly rules: readonly LineRule[];
-  /** Global; null applies the rules to the whole text. */
-  readonly hint: RegExp | null;
+  /** Null applies the rules to the whole text. */
+  readonly hint: Hint | null;
   /** Where a match of one of the rules could begin (starts.ts). */
   readonly starts: readonly RegExp[];
 }
 
+/** Built once: a redactor is made for every upload, and the hint's table is 64 KiB. */
+let secretHint: Hint | undefined;
+
 /** The stages run in order; within a stage the rules run in order on each hinted line. */
 export function stagesFor(level: Exclude<RedactLevel, 'none'>, prefilter: boolean): readonly Stage[] {
-  const secrets: Stage = { rules: SECRET_RULES, hint: prefilter ? new RegExp(SECRET_HINT, 'gi') : null, starts: SECRET_STARTS };
+  secretHint ??= pairPrefilteredHint(SECRET_HINT, SECRET_HINT_PAIRS);
+  const secrets: Stage = { rules: SECRET_RULES, hint: prefilter ? secretHint : null, starts: SECRET_STARTS };
   if (level === 'secrets') return [secrets];
-  return [secrets, { rules: PERSONAL_RULES, hint: prefilter ? new RegExp(PERSONAL_HINT, 'g') : null, starts: PERSONAL_STARTS }];
+  return [secrets, { rules: PERSONAL_RULES, hint: prefilter ? regexHint(new RegExp(PERSONAL_HINT, 'g')) : null, starts: PERSONAL_STARTS }];
 }
 
 function applyRules(rules: readonly LineRule[], s: string): string {
@@ -38,14 +43,12 @@ function applyStage(stage: Stage, s: string): string {
   if (!hint) return applyRules(stage.rules, s);
   let out = '';
   let done = 0;
-  hint.lastIndex = 0;
-  for (let m = hint.exec(s); m; m = hint.exec(s)) {
-    const start = s.lastIndexOf('\n', m.index) + 1;
-    const nl = s.indexOf('\n', m.index);
+  for (let at = hint.first(s, 0); at !== -1; at = done < s.length ? hint.first(s, done) : -1) {
+    const start = s.lastIndexOf('\n', at) + 1;
+    const nl = s.indexOf('\n', at);
     const end = nl === -1 ? s.length : nl + 1;
     out += s.slice(done, start) + applyRules(stage.rules, s.slice(start, end));
     done = end;
-    hint.lastIndex = end;
   }
   return done === 0 ? s : out + s.slice(done);
 }

@@ -3,7 +3,7 @@
  * for work, publish their targets' sealing keys, heartbeat to keep their leases, upload output
  * by offset and post the final status. What each step does to a task is tasks/task-service.ts.
  */
-import { FerryError, Routes, type ParsedBody } from '@ferry/protocol';
+import { FerryError, OUTPUT_DIGEST_HEADER, Routes, isOutputDigest, type ParsedBody } from '@ferry/protocol';
 import type { FerryApp } from '../app.js';
 import type { ServerContext } from '../context.js';
 import { abortOnDisconnect } from '../disconnect.js';
@@ -120,8 +120,8 @@ export function registerAgentApiRoutes(app: FerryApp, ctx: ServerContext): void 
     await ctx.tasks.confirmStart(agent, parseTaskId(params.id));
   });
 
-  addRoute(app, ctx, Routes.uploadOutput, async ({ caller: agent, params, query, body }) => ({
-    nextOffset: await ctx.tasks.appendOutput(agent, parseTaskId(params.id), query.offset, body),
+  addRoute(app, ctx, Routes.uploadOutput, async ({ req, caller: agent, params, query, body }) => ({
+    nextOffset: await ctx.tasks.appendOutput(agent, parseTaskId(params.id), query.offset, body, digestHeader(req.headers[OUTPUT_DIGEST_HEADER])),
   }));
 
   addRoute(
@@ -133,4 +133,13 @@ export function registerAgentApiRoutes(app: FerryApp, ctx: ServerContext): void 
     },
     { what: 'final status' },
   );
+}
+
+/** An upload's digest header: absent (an agent from before it), or 64 lowercase hex digits. */
+function digestHeader(value: string | string[] | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !isOutputDigest(value)) {
+    throw new FerryError('FERRY_E_BAD_REQUEST', `The ${OUTPUT_DIGEST_HEADER} header must be one digest of 64 lowercase hex digits.`);
+  }
+  return value;
 }

@@ -1,4 +1,5 @@
 import { FerryError, Routes, encodeJoinToken } from '@ferry/protocol';
+import { publicUrls } from '../config.js';
 import type { FerryApp } from '../app.js';
 import type { ServerContext } from '../context.js';
 import type { UserPrincipal } from '../auth.js';
@@ -34,7 +35,9 @@ export async function createJoinToken(
     { id, orgId: opts.orgId, hosted: opts.hosted, targetIds: opts.targetIds, createdBy: opts.createdBy, createdAt: now, expiresAt, usedAt: null },
     hashSecret(secret),
   );
-  return { id, token: encodeJoinToken({ url: ctx.publicUrl, fp: ctx.caFingerprint, secret }), expiresAt };
+  // With replicas (several public URLs) the token names them all; the agent fails over between them.
+  const urls = [...new Set([ctx.publicUrl, ...publicUrls(ctx.config)])];
+  return { id, token: encodeJoinToken({ url: ctx.publicUrl, fp: ctx.caFingerprint, secret, ...(urls.length > 1 ? { urls } : {}) }), expiresAt };
 }
 
 export function registerAgentRoutes(app: FerryApp, ctx: ServerContext): void {

@@ -171,6 +171,8 @@ export interface TaskRow {
   outputBytes: number;
   storedBytes: number;
   redactState: string | null;
+  /** The digest state of the raw output received (protocol's OutputDigest), or null if not known. */
+  outputDigest: string | null;
   /** When output retention removed the stored output, or null. */
   outputExpiredAt: number | null;
 }
@@ -399,7 +401,18 @@ export interface Store {
   cancelUnclaimed(orgId: string, taskId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean>;
 
   /** Idempotent, offset-addressed append; only the agent holding the running task may write. */
-  appendOutput(taskId: string, agentId: string, offset: number, frames: readonly OutputFrame[], transform: OutputTransform): Promise<AppendResult | 'not_held'>;
+  /**
+   * With `digestState` (the raw output's digest state after these frames, stored with them),
+   * the append must start exactly where the received output ends, or it is answered as a gap.
+   */
+  appendOutput(
+    taskId: string,
+    agentId: string,
+    offset: number,
+    frames: readonly OutputFrame[],
+    transform: OutputTransform,
+    digestState?: string | null,
+  ): Promise<AppendResult | 'not_held'>;
   /** Stored output from `offset`: at most `maxBytes` (but at least one frame) in at most `maxFrames` frames. */
   readOutput(taskId: string, offset: number, maxBytes: number, maxFrames?: number): Promise<OutputFrame[]>;
   /** Removes the stored output of up to `maxTasks` tasks that finished before `before` (see output retention). */

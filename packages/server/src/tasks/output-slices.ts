@@ -6,31 +6,39 @@
  * addressed by offset and idempotent, and redaction does not depend on where uploads are cut,
  * so storing an upload in slices stores exactly what one append would.
  */
-import type { OutputFrame } from '@ferry/protocol';
+import { DIGEST_BLOCK_BYTES, type OutputFrame } from '@ferry/protocol';
 
-/** What one slice holds at most: a few milliseconds of redaction and storing at worst. */
-const SLICE_BYTES = 64 * 1024;
+/**
+ * What one slice holds at most: a few milliseconds of redaction and storing at worst. The
+ * output digest's block, so slices cut at block edges and their digest states are cheap.
+ */
+const SLICE_BYTES = DIGEST_BLOCK_BYTES;
 const SLICE_FRAMES = 128;
 
 /**
  * The frames in slices of at most SLICE_BYTES and SLICE_FRAMES, in order; a frame longer than a
  * slice is cut into several of the same stream and time, and empty frames (which store nothing)
- * are left out. Always at least one slice, maybe empty.
+ * are left out. Slices end at multiples of SLICE_BYTES of the output (the frames start at
+ * output offset `start`), except where SLICE_FRAMES ends one first. Always at least one slice,
+ * maybe empty.
  */
-export function outputSlices(frames: readonly OutputFrame[]): OutputFrame[][] {
+export function outputSlices(frames: readonly OutputFrame[], start = 0): OutputFrame[][] {
   let slice: OutputFrame[] = [];
   const slices = [slice];
-  let bytes = 0;
+  // The first slice is short by where `start` lies in its block, so later ones start at an edge.
+  let bytes = start % SLICE_BYTES;
+  let emitted = 0;
   for (const frame of frames) {
     for (let at = 0; at < frame.data.length;) {
       if (slice.length === SLICE_FRAMES || bytes === SLICE_BYTES) {
         slice = [];
         slices.push(slice);
-        bytes = 0;
+        bytes = (start + emitted) % SLICE_BYTES;
       }
       const take = Math.min(frame.data.length - at, SLICE_BYTES - bytes);
       slice.push(take === frame.data.length ? frame : { ...frame, data: frame.data.subarray(at, at + take) });
       bytes += take;
+      emitted += take;
       at += take;
     }
   }

@@ -1,10 +1,22 @@
 /**
  * A task's output on its way in and out. In: uploads by offset from the agent holding the
- * running task, redacted before they are stored, with a running digest of the raw bytes so the
- * final status's checksum can be checked (`verifyFinal`). Out: reads by stored offset, which can
- * wait for new output or the end of the task.
+ * running task, each checked against the digest it carries (the raw output's OutputDigest up to
+ * its end, continued from the state stored with the output), redacted, and stored with the new
+ * digest state, so the final status can be checked by any server (`verifyFinal`). Out: reads by
+ * stored offset, which can wait for new output or the end of the task.
  */
-import { FerryError, frameBytes, isTerminal, type FinishTaskRequest, type OutputFrame, type ParsedQuery, type Routes } from '@ferry/protocol';
+import { createHash } from 'node:crypto';
+import {
+  FerryError,
+  OutputDigest,
+  frameBytes,
+  isTerminal,
+  type BlockHasher,
+  type FinishTaskRequest,
+  type OutputFrame,
+  type ParsedQuery,
+  type Routes,
+} from '@ferry/protocol';
 import type { Logger } from 'pino';
 import type { ServerConfig } from '../config.js';
 import type { DispatchHub } from '../dispatch.js';
@@ -25,7 +37,27 @@ const MAX_READ_FRAMES = 8192;
 /** Room for the agent's own truncation notice after a task's output reaches its limit. */
 const NOTICE_ALLOWANCE_BYTES = 4096;
 
+const nativeBlock: BlockHasher = (chain, block) => createHash('sha256').update(chain).update(block).digest();
+
+/** The part of frames starting at output offset `offset` that lies at or after `from`. */
+function framesFrom(frames: readonly OutputFrame[], offset: number, from: number): OutputFrame[] {
+  const out: OutputFrame[] = [];
+  let at = offset;
+  for (const frame of frames) {
+    const end = at + frame.data.length;
+    if (end > from) out.push(at >= from ? frame : { ...frame, data: frame.data.subarray(from - at) });
+    at = end;
+  }
+  return out;
+}
+
 export type ReadOutputQuery = ParsedQuery<typeof Routes.readOutput>;
+
+function outputGap(taskId: string, offset: number, expectedOffset: number): FerryError {
+  return new FerryError('FERRY_E_OUTPUT_GAP', `Output for ${taskId} must continue at offset ${expectedOffset}, not ${offset}.`, {
+    details: { expectedOffset },
+  });
+}
 
 export interface TaskOutputDeps {
   store: Store;
@@ -43,21 +75,29 @@ export class TaskOutput {
   ) {}
 
   /**
-   * Stores an upload at the agent's `offset` (idempotent), in slices (output-slices.ts); returns
-   * where the next one starts. When a slice fails, the ones before it stay stored, as if the
-   * upload had been smaller: the agent resends from where it was, and what the server already
-   * has is skipped.
+   * Stores an upload at the agent's `offset` (idempotent: what the server has is skipped), in
+   * slices (output-slices.ts); returns where the next one starts. With `digest` (the upload's
+   * header), the raw output up to the upload's end must have that digest, else nothing is
+   * stored. When a slice fails, the ones before it stay stored, as if the upload had been
+   * smaller: the agent resends from where it was.
    */
-  async append(agent: AgentRow, taskId: string, offset: number, frames: readonly OutputFrame[]): Promise<number> {
+  async append(agent: AgentRow, taskId: string, offset: number, frames: readonly OutputFrame[], digest?: string): Promise<number> {
     const task = await findHeldTask(this.deps.store, agent, taskId);
-    this.checkLimit(task, offset + frameBytes(frames));
+    const end = offset + frameBytes(frames);
+    this.checkLimit(task, end);
+    if (offset > task.outputBytes) throw outputGap(taskId, offset, task.outputBytes);
+    const from = task.outputBytes;
+    if (end <= from) return from; // all of it was stored already
+    const slices = outputSlices(framesFrom(frames, offset, from), from);
+    const states = await this.digestStates(task, slices, digest);
     const transform = redactingTransform(task.targetRedact);
-    let at = offset;
-    let next = offset;
+    let at = from;
+    let next = from;
     try {
-      for (const slice of outputSlices(frames)) {
+      for (const [i, slice] of slices.entries()) {
         await this.turns.next();
-        next = await this.appendSlice(agent, taskId, at, slice, transform);
+        next = await this.appendSlice(agent, taskId, at, slice, transform, states?.[i] ?? null);
+        if (digest === undefined) this.digests.update(taskId, slice, at); // an agent from before the digest header
         at += frameBytes(slice);
       }
     } finally {
@@ -66,16 +106,51 @@ export class TaskOutput {
     return next;
   }
 
-  private async appendSlice(agent: AgentRow, taskId: string, offset: number, frames: readonly OutputFrame[], transform: OutputTransform): Promise<number> {
-    const result = await this.deps.store.appendOutput(taskId, agent.id, offset, frames, transform);
-    if (result === 'not_held') throw leaseLost(agent, taskId);
-    if (!result.ok) {
-      throw new FerryError('FERRY_E_OUTPUT_GAP', `Output for ${taskId} must continue at offset ${result.expectedOffset}, not ${offset}.`, {
-        details: { expectedOffset: result.expectedOffset },
-      });
+  /**
+   * The raw output's digest state after each slice, continued from the one stored with the
+   * task; checked against the upload's `digest`. Undefined for a task whose state is not known
+   * (it was running when the server was upgraded): it is checked by length only. A slice per
+   * turn of the event loop, like storing (output-slices.ts): an 8 MiB upload never holds it long.
+   */
+  private async digestStates(task: TaskRow, slices: readonly OutputFrame[][], digest: string | undefined): Promise<string[] | undefined> {
+    const running = this.digestOf(task);
+    if (!running) return undefined;
+    const states: string[] = [];
+    for (const slice of slices) {
+      if (slices.length > 1) await this.turns.next();
+      for (const f of slice) running.update(f.data);
+      states.push(running.exportState());
     }
-    // Only once the append has committed: bytes that were refused must not count.
-    this.digests.update(taskId, result.fresh, result.freshOffset);
+    if (digest !== undefined && running.hex() !== digest) {
+      throw new FerryError(
+        'FERRY_E_OUTPUT_DIGEST',
+        `Output for ${task.id} up to offset ${running.length} does not have the digest the upload names; nothing of it was stored. Resend it.`,
+      );
+    }
+    return states;
+  }
+
+  private digestOf(task: TaskRow): OutputDigest | undefined {
+    if (task.outputDigest === null) return task.outputBytes === 0 ? new OutputDigest(nativeBlock) : undefined;
+    try {
+      return OutputDigest.fromState(task.outputDigest, nativeBlock);
+    } catch {
+      this.deps.log.error({ taskId: task.id }, 'stored output digest state is unreadable; output is checked by length only');
+      return undefined;
+    }
+  }
+
+  private async appendSlice(
+    agent: AgentRow,
+    taskId: string,
+    offset: number,
+    frames: readonly OutputFrame[],
+    transform: OutputTransform,
+    digestState: string | null,
+  ): Promise<number> {
+    const result = await this.deps.store.appendOutput(taskId, agent.id, offset, frames, transform, digestState);
+    if (result === 'not_held') throw leaseLost(agent, taskId);
+    if (!result.ok) throw outputGap(taskId, offset, result.expectedOffset);
     return result.nextOffset;
   }
 
@@ -96,16 +171,32 @@ export class TaskOutput {
         { details: { expectedOffset: task.outputBytes } },
       );
     }
-    const digest = this.digests.peek(task.id, task.outputBytes);
-    if (task.outputBytes !== report.outputBytes || (digest !== undefined && digest !== report.outputSha256)) {
+    const [ours, theirs] = this.finalDigests(task, report);
+    if (task.outputBytes !== report.outputBytes || (ours !== undefined && ours !== theirs)) {
       throw new FerryError(
         'FERRY_E_OUTPUT_MISMATCH',
-        `Received output for ${task.id} (${task.outputBytes} bytes) does not match the agent's (${report.outputBytes} bytes, checksum ${digest === report.outputSha256 ? 'equal' : 'different'}).`,
+        `Received output for ${task.id} (${task.outputBytes} bytes) does not match the agent's (${report.outputBytes} bytes, checksum ${ours === theirs ? 'equal' : 'different'}).`,
       );
     }
-    if (digest === undefined && report.outputBytes > 0) {
-      this.deps.log.warn({ taskId: task.id }, 'output checksum not verified: this server did not see every chunk (restarted mid-task?); length verified');
+    if (ours === undefined && report.outputBytes > 0) {
+      this.deps.log.warn(
+        { taskId: task.id },
+        'output checksum not verified: its state is not known here (a task from before the output digest?); length verified',
+      );
     }
+  }
+
+  /**
+   * What the server knows of the output's digest and what the agent reports, of one kind: the
+   * output digest from the state stored with the output (any server can), or, from an agent
+   * older than it, the SHA-256 this server computed if it received every chunk.
+   */
+  private finalDigests(task: TaskRow, report: FinishTaskRequest): [string | undefined, string | undefined] {
+    if (report.outputDigest !== undefined) {
+      const digest = task.outputDigest === null ? undefined : this.digestOf(task);
+      return [digest?.length === task.outputBytes ? digest.hex() : undefined, report.outputDigest];
+    }
+    return [this.digests.peek(task.id, task.outputBytes), report.outputSha256];
   }
 
   /**

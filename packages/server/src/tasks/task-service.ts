@@ -266,6 +266,7 @@ export class TaskService {
       targetSettings: target.settings,
       storedBytes: 0,
       redactState: null,
+      outputDigest: null,
       script: request.script,
       stdin: null,
       args: [],
@@ -317,9 +318,10 @@ export class TaskService {
     return this.deps.store.renewLeases(agent.id, running, Date.now() + this.leaseMs());
   }
 
-  appendOutput(agent: AgentRow, taskId: string, offset: number, frames: readonly OutputFrame[]): Promise<number> {
+  /** `digest`: the upload's OutputDigest header, when the agent sent one. */
+  appendOutput(agent: AgentRow, taskId: string, offset: number, frames: readonly OutputFrame[], digest?: string): Promise<number> {
     this.deps.events?.outputUploaded(frames.reduce((n, f) => n + f.data.length, 0));
-    return this.output.append(agent, taskId, offset, frames);
+    return this.output.append(agent, taskId, offset, frames, digest);
   }
 
   readOutput(user: UserPrincipal, taskId: string, query: ReadOutputQuery, signal: AbortSignal): ReturnType<TaskOutput['read']> {

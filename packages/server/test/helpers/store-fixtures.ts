@@ -75,6 +75,7 @@ export function testTask(target: TargetRow, over: Partial<TaskRow> & Pick<TaskRo
     targetSettings: target.settings,
     storedBytes: 0,
     redactState: null,
+    outputDigest: null,
     script: 'true',
     stdin: null,
     args: [],

@@ -6,6 +6,7 @@
  * if the same file were opened by two processes. Who may serve what is eligibility.ts's SQL.
  */
 import { chmodSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import Database from 'better-sqlite3';
 import { MAX_SECRETS_PER_TARGET, MAX_SECRET_BYTES_PER_TARGET, type OutputFrame, type SealedSecret } from '@ferry/protocol';
 import { agentMayRunSql, agentMayServeSql } from '../../eligibility.js';
@@ -49,7 +50,8 @@ import { SqliteWebhooks } from './webhooks.js';
 import { SqliteRunbooks } from './runbooks.js';
 import { SqlitePeople } from './people.js';
 import { metricsSnapshot, readiness } from './ops.js';
-import { appendOutput, expireOutput, flushHeldOutput, readOutput, type Statements } from './output.js';
+import { OutputFiles } from './output-files.js';
+import { appendOutput, expireOutput, flushHeldOutput, moveRowsToFiles, readOutput, type OutputContext, type Statements } from './output.js';
 import { TASK_SELECT, num, toAgent, toAudit, toSecret, toTarget, toTask, type Row } from './rows.js';
 
 export class SqliteStore implements Store {
@@ -59,7 +61,12 @@ export class SqliteStore implements Store {
   readonly runbooks: SqliteRunbooks;
   readonly people: SqlitePeople;
 
-  constructor(file: string) {
+  /** Task output bytes, one file per task (see output-files.ts). */
+  private readonly files: OutputFiles;
+  private readonly output: OutputContext;
+
+  /** `outputDir`: where task output files go; by default `output/` beside the database file. */
+  constructor(file: string, opts: { outputDir?: string } = {}) {
     this.db = new Database(file);
     chmodSync(file, 0o600);
     this.db.pragma('journal_mode = WAL');
@@ -71,6 +78,13 @@ export class SqliteStore implements Store {
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
+    this.files = new OutputFiles(opts.outputDir ?? join(dirname(file), 'output'));
+    this.output = { stmt: this.prepared, files: this.files };
+    moveRowsToFiles(this.db, this.output);
+    this.files.reconcile((taskId) => {
+      const r = this.stmt('SELECT stored_bytes FROM tasks WHERE id = ? AND output_expired_at IS NULL').get(taskId) as Row | undefined;
+      return r ? num(r.stored_bytes) : undefined;
+    });
     this.teams = new SqliteTeams(this.db, this.prepared);
     this.webhooks = new SqliteWebhooks(this.db, this.prepared);
     this.runbooks = new SqliteRunbooks(this.db, this.prepared);
@@ -108,6 +122,7 @@ export class SqliteStore implements Store {
   }
 
   async close(): Promise<void> {
+    this.files.close();
     this.db.close();
   }
 
@@ -492,11 +507,13 @@ export class SqliteStore implements Store {
 
   /** An ending's conditional write and, only if it won, the held-back output: one transaction. */
   private endTask(taskId: string, flush: HeldOutputFlush, write: () => Database.RunResult): boolean {
-    return this.db.transaction((): boolean => {
+    const ended = this.db.transaction((): boolean => {
       if (write().changes !== 1) return false;
-      flushHeldOutput(this.prepared, taskId, flush);
+      flushHeldOutput(this.output, taskId, flush);
       return true;
     })();
+    this.files.release(taskId); // nothing more is written to an ended task's file
+    return ended;
   }
 
   async appendOutput(
@@ -505,16 +522,21 @@ export class SqliteStore implements Store {
     offset: number,
     frames: readonly OutputFrame[],
     transform: OutputTransform,
+    digestState: string | null = null,
   ): Promise<AppendResult | 'not_held'> {
-    return this.db.transaction(() => appendOutput(this.prepared, taskId, agentId, offset, frames, transform))();
+    return this.db.transaction(() => appendOutput(this.output, taskId, agentId, offset, frames, transform, digestState))();
   }
 
   async readOutput(taskId: string, offset: number, maxBytes: number, maxFrames = Infinity): Promise<OutputFrame[]> {
-    return readOutput(this.prepared, taskId, offset, maxBytes, maxFrames);
+    return readOutput(this.output, taskId, offset, maxBytes, maxFrames);
   }
 
   async expireOutput(before: number, now: number, maxTasks: number): Promise<ExpiredOutput[]> {
-    return this.db.transaction(() => expireOutput(this.prepared, before, now, maxTasks))();
+    const { expired, taskIds } = this.db.transaction(() => expireOutput(this.prepared, before, now, maxTasks))();
+    // Files go once the rows saying they are gone have committed; a crash in between leaves
+    // files that the next start removes (OutputFiles.reconcile).
+    for (const taskId of taskIds) this.files.remove(taskId);
+    return expired;
   }
 
   async orgOutputBytes(orgId: string): Promise<number> {

@@ -290,4 +290,21 @@ CREATE TABLE sso_devices (
 );
 `,
   },
+  {
+    version: 15,
+    name: 'task output in files',
+    sql: `
+-- Output bytes move out of rows into one append-only file per task (the data folder's output/);
+-- SQLite keeps where each frame starts and ends. The store moves rows of task_output written
+-- before this version into files when it opens (moveRowsToFiles), then task_output stays empty.
+CREATE TABLE task_output_frames (
+  task_id TEXT NOT NULL REFERENCES tasks(id), start_offset INTEGER NOT NULL, end_offset INTEGER NOT NULL,
+  stream INTEGER NOT NULL, time REAL NOT NULL,
+  PRIMARY KEY (task_id, start_offset)
+) WITHOUT ROWID;
+-- The digest state of the raw output received (protocol's OutputDigest), so that any server can
+-- check the final status; NULL for a task that was running when the server was upgraded.
+ALTER TABLE tasks ADD COLUMN output_digest TEXT;
+`,
+  },
 ];

@@ -42,6 +42,7 @@ export function toTask(r: Row): TaskRow {
     targetSettings: JSON.parse(String(r.target_settings)) as TaskRow['targetSettings'],
     storedBytes: num(r.stored_bytes),
     redactState: strOrNull(r.redact_state),
+    outputDigest: strOrNull(r.output_digest),
     script: String(r.script),
     stdin: r.stdin instanceof Uint8Array ? r.stdin : null,
     args: JSON.parse(typeof r.args === 'string' ? r.args : '[]') as string[],

@@ -1,0 +1,225 @@
+/**
+ * Task output in files, through TaskService against a real SQLite store: bytes go to one file
+ * per task and reads seek by offset; bytes an append wrote but never committed are never read
+ * and are cut back on start-up; output rows from before version 15 move into files; retention
+ * removes the files. And the output digest: an upload whose digest header does not match is
+ * refused with nothing stored, and a final status is checked from the stored digest state by a
+ * server that saw none of the uploads (another replica, or this one restarted).
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import pino from 'pino';
+import { FerryError, OutputDigest, Streams, type BlockHasher, type OutputFrame } from '@ferry/protocol';
+import type { UserPrincipal } from '../src/auth.js';
+import { loadServerConfig } from '../src/config.js';
+import { DispatchHub } from '../src/dispatch.js';
+import { SqliteStore } from '../src/store/sqlite/index.js';
+import type { AgentRow, AuditInput } from '../src/store/types.js';
+import { OutputRetention } from '../src/tasks/output-retention.js';
+import { TaskService } from '../src/tasks/task-service.js';
+import { registerTestAgent, testAdmin, testTarget } from './helpers/store-fixtures.js';
+
+const native: BlockHasher = (chain, block) => createHash('sha256').update(chain).update(block).digest();
+const digestOf = (data: Uint8Array): string => new OutputDigest(native).update(data).hex();
+const live = (): AbortSignal => new AbortController().signal;
+const frame = (data: Buffer | string): OutputFrame => ({ stream: Streams.stdout, time: Date.now(), data: Buffer.from(data) });
+const READ_ALL = { offset: 0, waitSeconds: 0, maxBytes: 64 << 20 };
+
+interface World {
+  dir: string;
+  store: SqliteStore;
+  hub: DispatchHub;
+  tasks: TaskService;
+  user: UserPrincipal;
+  agent: AgentRow;
+}
+let w: World;
+
+function services(dir: string, store: SqliteStore): { hub: DispatchHub; tasks: TaskService; retention: OutputRetention } {
+  const hub = new DispatchHub();
+  const config = loadServerConfig({ dataDir: dir, outputRetention: '1h' }, {});
+  const log = pino({ level: 'silent' });
+  const audit = async (entry: Omit<AuditInput, 'at'>): Promise<void> => {
+    await store.appendAudit({ ...entry, at: Date.now() });
+  };
+  return { hub, tasks: new TaskService({ store, hub, config, log, audit }), retention: new OutputRetention({ store, retentionSeconds: 3600, log, audit }) };
+}
+
+async function makeWorld(): Promise<World> {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-output-files-'));
+  const store = new SqliteStore(join(dir, 'ferry.db'));
+  const { hub, tasks } = services(dir, store);
+  const org = await store.ensureOrg('default', Date.now());
+  // Redaction off: these tests compare stored bytes with what was sent.
+  assert.notEqual(await store.createTarget(testTarget({ orgId: org.id, name: 'box', redact: 'none' })), 'exists');
+  return { dir, store, hub, tasks, user: testAdmin(org.id), agent: await registerTestAgent(store, 'one') };
+}
+
+/** Reopens the store on the same folder (a restart), with fresh services that saw no upload. */
+async function restart(): Promise<void> {
+  w.hub.close();
+  await w.store.close();
+  const store = new SqliteStore(join(w.dir, 'ferry.db'));
+  w = { ...w, store, ...services(w.dir, store) };
+}
+
+async function runningTask(): Promise<string> {
+  const { task } = await w.tasks.create(w.user, { target: 'box', script: 'echo' });
+  assert.equal((await w.tasks.claim(w.agent, live()))?.id, task.id);
+  await w.tasks.confirmStart(w.agent, task.id);
+  return task.id;
+}
+
+const fileOf = (taskId: string): string => join(w.dir, 'output', `${taskId}.out`);
+const readAll = async (taskId: string, offset = 0): Promise<Buffer> =>
+  Buffer.concat((await w.tasks.readOutput(w.user, taskId, { ...READ_ALL, offset }, live())).frames.map((f) => f.data));
+const finish = (outputBytes: number, outputDigest: string) => ({
+  status: 'succeeded' as const,
+  exitCode: 0,
+  signal: null,
+  reason: null,
+  outputBytes,
+  outputDigest,
+});
+
+function codeOf(err: unknown): string | undefined {
+  return err instanceof FerryError ? err.code : undefined;
+}
+
+describe('task output in files', () => {
+  beforeEach(async () => {
+    w = await makeWorld();
+  });
+  afterEach(async () => {
+    w.hub.close();
+    await w.store.close();
+    rmSync(w.dir, { recursive: true, force: true });
+  });
+
+  test('each task has one file holding exactly its stored bytes; reads from any offset seek into it', async () => {
+    const id = await runningTask();
+    const a = Buffer.alloc(200_000, 'a');
+    const b = Buffer.from('tail of the output\n');
+    await w.tasks.appendOutput(w.agent, id, 0, [frame(a)], digestOf(a));
+    const all = Buffer.concat([a, b]);
+    await w.tasks.appendOutput(w.agent, id, a.length, [frame(b)], digestOf(all));
+    assert.deepEqual(readFileSync(fileOf(id)), all);
+    assert.deepEqual(await readAll(id), all);
+    for (const offset of [1, 65_535, 65_536, 199_999, 200_005]) assert.deepEqual(await readAll(id, offset), all.subarray(offset), `from ${offset}`);
+    assert.equal((await readAll(id, all.length)).length, 0);
+  });
+
+  test('bytes an append wrote but did not commit are never read, and are cut back when the store opens', async () => {
+    const id = await runningTask();
+    const data = Buffer.from('committed line\n');
+    await w.tasks.appendOutput(w.agent, id, 0, [frame(data)], digestOf(data));
+    appendFileSync(fileOf(id), 'bytes of an append that crashed before its commit'); // as a crash would leave them
+    assert.deepEqual(await readAll(id), data);
+    await restart();
+    assert.equal(statSync(fileOf(id)).size, data.length);
+    // The next append goes where the recorded output ends.
+    const more = Buffer.from('more\n');
+    await w.tasks.appendOutput(w.agent, id, data.length, [frame(more)], digestOf(Buffer.concat([data, more])));
+    assert.deepEqual(readFileSync(fileOf(id)), Buffer.concat([data, more]));
+  });
+
+  test('a file cut short (a power failure) is kept; reading its missing part fails instead of answering nothing', async () => {
+    const id = await runningTask();
+    const data = Buffer.from('first line\nsecond line\n');
+    await w.tasks.appendOutput(w.agent, id, 0, [frame(data)], digestOf(data));
+    truncateSync(fileOf(id), 5);
+    await restart();
+    assert.equal(statSync(fileOf(id)).size, 5, 'a short file is not cut further or removed');
+    await assert.rejects(readAll(id), /ends before its recorded length/);
+  });
+
+  test('files of tasks whose output is gone are removed on start-up; retention removes the file of an expired task', async () => {
+    const id = await runningTask();
+    const data = Buffer.from('to expire\n');
+    await w.tasks.appendOutput(w.agent, id, 0, [frame(data)], digestOf(data));
+    await w.tasks.finish(w.agent, id, finish(data.length, digestOf(data)));
+    writeFileSync(join(w.dir, 'output', 't_nobody.out'), 'left by a crash between a retention pass and its removals');
+    await restart();
+    assert.ok(!existsSync(join(w.dir, 'output', 't_nobody.out')));
+    assert.ok(existsSync(fileOf(id)));
+    const { retention } = services(w.dir, w.store);
+    const quota = await w.store.orgOutputBytes(w.user.orgId);
+    assert.equal(quota, data.length);
+    await retention.sweep(Date.now() + 2 * 3600_000);
+    assert.ok(!existsSync(fileOf(id)), 'the expired output file is removed');
+    assert.equal(await w.store.orgOutputBytes(w.user.orgId), 0);
+    assert.equal((await readAll(id)).length, 0);
+  });
+
+  test('output stored in rows before version 15 moves into files when the store opens', async () => {
+    const id = await runningTask();
+    const data = Buffer.from('stored by an older version\n');
+    await w.tasks.appendOutput(w.agent, id, 0, [frame(data)], digestOf(data));
+    await w.store.close();
+    // Put it back the way version 14 stored it: a row with the bytes, no file.
+    const db = new Database(join(w.dir, 'ferry.db'));
+    db.prepare(
+      'INSERT INTO task_output (task_id, start_offset, end_offset, stream, time, data) SELECT task_id, start_offset, end_offset, stream, time, ? FROM task_output_frames',
+    ).run(data);
+    db.prepare('DELETE FROM task_output_frames').run();
+    db.close();
+    rmSync(fileOf(id));
+    w.store = new SqliteStore(join(w.dir, 'ferry.db'));
+    w = { ...w, ...services(w.dir, w.store) };
+    assert.deepEqual(readFileSync(fileOf(id)), data);
+    assert.deepEqual(await readAll(id), data);
+    const check = new Database(join(w.dir, 'ferry.db'), { readonly: true });
+    assert.equal((check.prepare('SELECT COUNT(*) AS n FROM task_output').get() as { n: number }).n, 0);
+    check.close();
+  });
+});
+
+describe('output digest', () => {
+  beforeEach(async () => {
+    w = await makeWorld();
+  });
+  afterEach(async () => {
+    w.hub.close();
+    await w.store.close();
+    rmSync(w.dir, { recursive: true, force: true });
+  });
+
+  test('an upload whose digest does not match is refused and nothing of it is stored; the right one is then accepted', async () => {
+    const id = await runningTask();
+    const data = Buffer.alloc(300_000, 'x'); // several slices: none of them may be stored
+    await assert.rejects(w.tasks.appendOutput(w.agent, id, 0, [frame(data)], digestOf(Buffer.from('something else'))), (err) => {
+      assert.equal(codeOf(err), 'FERRY_E_OUTPUT_DIGEST');
+      return true;
+    });
+    assert.equal((await w.store.getTask(w.user.orgId, id))?.outputBytes, 0);
+    assert.equal((await readAll(id)).length, 0);
+    assert.equal(await w.tasks.appendOutput(w.agent, id, 0, [frame(data)], digestOf(data)), data.length);
+  });
+
+  test('a resend overlapping what is stored is checked for its whole length and only the new part stored', async () => {
+    const id = await runningTask();
+    const data = Buffer.from('0123456789abcdef');
+    await w.tasks.appendOutput(w.agent, id, 0, [frame(data.subarray(0, 10))], digestOf(data.subarray(0, 10)));
+    assert.equal(await w.tasks.appendOutput(w.agent, id, 4, [frame(data.subarray(4))], digestOf(data)), data.length);
+    assert.deepEqual(await readAll(id), data);
+  });
+
+  test('a server that saw none of the uploads checks the final digest from the stored state', async () => {
+    const id = await runningTask();
+    const a = Buffer.alloc(100_000, 'p');
+    const b = Buffer.from('partial block\n');
+    const all = Buffer.concat([a, b]);
+    await w.tasks.appendOutput(w.agent, id, 0, [frame(a)], digestOf(a));
+    await restart(); // another replica, or this one restarted: no digest in memory
+    await w.tasks.appendOutput(w.agent, id, a.length, [frame(b)], digestOf(all));
+    await restart();
+    await assert.rejects(w.tasks.finish(w.agent, id, finish(all.length, digestOf(a))), (err) => codeOf(err) === 'FERRY_E_OUTPUT_MISMATCH');
+    await w.tasks.finish(w.agent, id, finish(all.length, digestOf(all)));
+    assert.equal((await w.store.getTask(w.user.orgId, id))?.status, 'succeeded');
+  });
+});
