@@ -255,6 +255,40 @@ forEachStore('store contract', (backend) => {
     assert.deepEqual([task?.outputBytes, task?.storedBytes, await w.store.orgOutputBytes(w.orgId)], [all.length, all.length, all.length]);
   });
 
+  test('output digest state: stored with the append and read by another store; with a state an append must start where received output ends', async () => {
+    const name = `digest_${backend.kind}`;
+    const a = await world(backend, name);
+    const b = await backend.open(name);
+    await running(a, 't_dig');
+    assert.equal((await b.getTask(a.orgId, 't_dig'))?.outputDigest, null, 'no state before any output');
+    const first = await a.store.appendOutput('t_dig', a.agent.id, 0, [frame('0123456789')], keep, 'state-after-10');
+    assert.deepEqual(first !== 'not_held' && first.ok && [first.nextOffset, text(first.fresh)], [10, '0123456789']);
+    // Another replica sees the state with the counters it belongs to (what verifyFinal reads).
+    const seen = await b.getTaskForAgent('t_dig', a.agent.id);
+    assert.deepEqual([seen?.outputDigest, seen?.outputBytes], ['state-after-10', 10]);
+    // An upload overlapping the received output only partly: its state is for bytes from its own
+    // offset, so it is answered as a gap (where the output ends), and nothing changes.
+    assert.deepEqual(await b.appendOutput('t_dig', a.agent.id, 4, [frame('456789abcd')], keep, 'state-after-14'), { ok: false, expectedOffset: 10 });
+    // The same upload again (a retry after a lost answer) stores nothing and keeps the state.
+    const again = await b.appendOutput('t_dig', a.agent.id, 0, [frame('0123456789')], keep, 'state-after-10');
+    assert.deepEqual(again !== 'not_held' && again.ok && [again.nextOffset, again.fresh.length], [10, 0]);
+    assert.deepEqual(await b.appendOutput('t_dig', a.agent.id, 12, [frame('x')], keep, 'state-after-13'), { ok: false, expectedOffset: 10 });
+    const next = await b.appendOutput('t_dig', a.agent.id, 10, [frame('abcd')], keep, 'state-after-14');
+    assert.ok(next !== 'not_held' && next.ok && next.nextOffset === 14);
+    assert.equal((await a.store.getTask(a.orgId, 't_dig'))?.outputDigest, 'state-after-14');
+    assert.equal(text(await a.store.readOutput('t_dig', 0, 1 << 20)), '0123456789abcd');
+    // Without a state (an agent from before the digest), the overlap is skipped as before and
+    // the state becomes unknown: it no longer describes the output.
+    const old = await a.store.appendOutput('t_dig', a.agent.id, 12, [frame('cdef')], keep);
+    assert.ok(old !== 'not_held' && old.ok && old.nextOffset === 16);
+    assert.equal((await b.getTask(a.orgId, 't_dig'))?.outputDigest, null);
+    // The state survives the task's end (the final status is checked after it).
+    await a.store.appendOutput('t_dig', a.agent.id, 16, [frame('!')], keep, 'state-after-17');
+    assert.ok(await b.finishTask('t_dig', a.agent.id, { status: 'succeeded', exitCode: 0, signal: null, reason: null, now: 100 }, noFlush));
+    const ended = (await a.store.listTasks(a.orgId, { limit: 10 })).find((t) => t.id === 't_dig');
+    assert.deepEqual([ended?.outputDigest, ended?.outputBytes, ended?.storedBytes], ['state-after-17', 17, 17]);
+  });
+
   test('uploads of one task racing from two stores: the output is stored once, in order', async () => {
     const name = `race_output_${backend.kind}`;
     const a = await world(backend, name);

@@ -2,7 +2,7 @@
  * Moving an installation from SQLite to PostgreSQL (`ferry server migrate`): a populated SQLite
  * store (targets with sealed secrets and key holders, tasks with binary output, a pending
  * review, agents, groups and grants, tokens, invitations, webhooks with deliveries, runbooks,
- * an audit chain) is copied into an empty PostgreSQL database; every read the server makes
+ * an audit chain; output in SQLite's files with its digest state) is copied into an empty PostgreSQL database; every read the server makes
  * answers the same on both, the audit chain still verifies and grows on, and a database that is
  * not empty is refused.
  */
@@ -68,7 +68,8 @@ async function populate(store: Store): Promise<void> {
     { stream: Streams.stderr, time: 0.5, data: Buffer.from([0, 1, 2, 254, 255]) },
     { stream: Streams.stdout, time: 0.75, data: Buffer.alloc(70_000, 0x61) },
   ];
-  await store.appendOutput('t_ran', agent.id, 0, frames, keep);
+  // With the raw output's digest state (any string to the store), which must move with it.
+  await store.appendOutput('t_ran', agent.id, 0, frames, keep, 'digest-state-of-t_ran');
   await store.finishTask('t_ran', agent.id, { status: 'succeeded', exitCode: 0, signal: null, reason: null, now }, () => []);
   await store.createTask(testTask(web, { id: 't_queued', createdAt: 2 }));
   const input = { script: 'echo hi', targetId: prod.id, args: [], env: {}, stdin: null };
@@ -186,6 +187,7 @@ test('a populated SQLite installation moves to PostgreSQL: every read answers th
   const to = await PostgresStore.open({ url, poolSize: 2 });
   try {
     assert.deepEqual(await snapshot(to), await snapshot(from));
+    assert.equal((await to.getTask(orgId, 't_ran'))?.outputDigest, 'digest-state-of-t_ran');
     const next = await to.appendAudit({ orgId, at: Date.now(), actor: 'admin', action: 'after.move', subject: 'x', details: {} });
     assert.equal(next.seq, 13, 'new entries continue the sequence');
     assert.deepEqual(verifyChain(await to.allAudit()), { ok: true, entries: 13, brokenAt: null });

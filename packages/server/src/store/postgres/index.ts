@@ -559,8 +559,9 @@ export class PostgresStore implements Store {
     offset: number,
     frames: readonly OutputFrame[],
     transform: OutputTransform,
+    digestState: string | null = null,
   ): Promise<AppendResult | 'not_held'> {
-    return this.db.tx((sql) => appendOutput(sql, taskId, agentId, offset, frames, transform));
+    return this.db.tx((sql) => appendOutput(sql, taskId, agentId, offset, frames, transform, digestState));
   }
 
   async readOutput(taskId: string, offset: number, maxBytes: number, maxFrames = Infinity): Promise<OutputFrame[]> {

@@ -184,4 +184,15 @@ CREATE TABLE sso_devices (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'output digest state (SQLite migration 15)',
+    sql: `
+-- The digest state of the raw output received (protocol's OutputDigest), written with each
+-- append, so that any replica can check an upload's digest and the final status; NULL for a
+-- task that was running when the server was upgraded (checked by length only). Output itself
+-- stays in task_output chunk rows: SQLite 15's move to files has no counterpart here.
+ALTER TABLE tasks ADD COLUMN output_digest TEXT;
+`,
+  },
 ];
