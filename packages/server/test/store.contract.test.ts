@@ -218,6 +218,14 @@ forEachStore('store contract', (backend) => {
       ['queued', 'lost', 'running'],
     );
     assert.equal(await a.store.extendRunningLeases(now + LEASE_MS), 0, 'the renewed lease is later than that already');
+    // Claimed again, asked to stop before it started, its lease lapsed: cancelled once, never requeued.
+    assert.equal((await a.store.claimNextTask(a.agent, 0, 10))?.id, 't_unstarted');
+    assert.ok(await b.requestStop(a.orgId, 't_unstarted', now));
+    assert.equal(await a.store.requeueLapsed('t_unstarted', a.agent.id, now), false, 'a stop was asked for');
+    const cancelled = await Promise.all([a.store, b].map((s) => s.cancelLapsed('t_unstarted', a.agent.id, now, 'stopped before it started', noFlush)));
+    assert.equal(cancelled.filter(Boolean).length, 1);
+    const task = await b.getTask(a.orgId, 't_unstarted');
+    assert.deepEqual([task?.status, task?.reason], ['cancelled', 'stopped before it started']);
   });
 
   test('output: offset-addressed idempotent appends, reads that seek to any offset within byte and frame budgets', async () => {
