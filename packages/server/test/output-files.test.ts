@@ -220,6 +220,8 @@ describe('output digest', () => {
     await restart();
     await assert.rejects(w.tasks.finish(w.agent, id, finish(all.length, digestOf(a))), (err) => codeOf(err) === 'FERRY_E_OUTPUT_MISMATCH');
     await w.tasks.finish(w.agent, id, finish(all.length, digestOf(all)));
-    assert.equal((await w.store.getTask(w.user.orgId, id))?.status, 'succeeded');
+    const ended = await w.store.getTask(w.user.orgId, id);
+    assert.equal(ended?.status, 'succeeded');
+    assert.equal(ended.outputDigest, null, 'the state (with raw bytes of the output) is not kept after the end');
   });
 });
