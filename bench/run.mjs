@@ -614,6 +614,8 @@ async function idleAgents(worked, neverWorked) {
     },
   };
   notes.agent_idle_cpu_pct = `whole ${PLAN.idleSeconds} s window; spread over ${PLAN.idleSubSeconds} s sub-windows`;
+  // What the agent holds by itself, against what running every phase left it with (see bench/README.md).
+  notes.agent_idle_rss_mb = `an agent that never ran a task: ${fmt(median(f.rss))} MiB`;
 }
 
 /** The many-agents phase (bench/many-agents.mjs): a fresh server and PLAN.simAgents simulated agents holding their polls. */
