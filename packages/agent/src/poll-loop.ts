@@ -12,8 +12,8 @@
  * answered) and a new one opens with free > 0, so the next task starts without waiting out the
  * long poll. Aborting it instead would close its connection (HTTP/1.1 has no other way to give
  * up a request), and every task would then pay a new TLS handshake on the agent and the server.
- * The server ends an agent's oldest polls past its concurrency, so these stay few; past
- * MAX_DETACHED here the oldest is aborted. A poll that may claim (free > 0) is never left or
+ * The server ends an agent's oldest polls past its concurrency, so these stay few; past the
+ * concurrency plus one (at most MAX_DETACHED) the oldest is aborted here. A poll that may claim (free > 0) is never left or
  * aborted for that: the server could claim a task whose answer we would drop.
  *
  * A server that answers a long poll at once with nothing (shutting down, misbehaving) must not
@@ -49,8 +49,12 @@ export interface PollLoopOptions {
 /** Answers faster than this with nothing in them count as "empty at once". */
 const FAST_ANSWER_MS = 100;
 
-/** Polls with free = 0 left open in the background at most (each holds a connection). */
-const MAX_DETACHED = 3;
+/**
+ * Polls with free = 0 left open in the background at most (each holds one of the client's 16
+ * connections). The server ends an agent's oldest poll when one past its concurrency arrives, so
+ * up to the concurrency (plus one answer on its way) are normal and none is aborted here.
+ */
+const MAX_DETACHED = 8;
 
 interface InFlight {
   abort: AbortController;
@@ -99,7 +103,8 @@ export class PollLoop {
     const polling = this.inFlight;
     if (polling?.free !== 0) return;
     if (!polling.detach) return polling.abort.abort();
-    if (this.detached.length >= MAX_DETACHED) this.detached.shift()?.abort();
+    const concurrency = this.hooks.running().length + this.hooks.free();
+    if (this.detached.length >= Math.min(concurrency + 1, MAX_DETACHED)) this.detached.shift()?.abort();
     polling.detach();
   }
 
