@@ -68,6 +68,8 @@ export class PollLoop {
   private inFlight: InFlight | undefined;
   /** Free = 0 polls left open in the background, oldest first. */
   private readonly detached: AbortController[] = [];
+  /** Key work runs one answer at a time, whichever poll brought it (key-custody.ts does one job at a time). */
+  private keyWork: Promise<void> = Promise.resolve();
   private emptyFast = 0;
 
   constructor(
@@ -156,7 +158,13 @@ export class PollLoop {
   private async dispatch(answer: PollResponse): Promise<void> {
     for (const id of answer.cancel) this.hooks.onCancel(id);
     if (answer.task) this.hooks.onTask(answer.task);
-    if (hasKeyWork(answer)) await this.hooks.onKeyWork(answer);
+    if (hasKeyWork(answer)) await this.queueKeyWork(answer);
+  }
+
+  private queueKeyWork(answer: PollResponse): Promise<void> {
+    const done = this.keyWork.then(() => this.hooks.onKeyWork(answer));
+    this.keyWork = done.catch(() => undefined);
+    return done;
   }
 }
 
