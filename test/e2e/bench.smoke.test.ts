@@ -40,7 +40,7 @@ it('runs every phase of `npm run bench` with smoke-sized counts, without an erro
     'output_mb_per_s',
     'masker_mb_per_s_10_secrets',
     'agent_idle_rss_mb',
-    'server_rss_mb_1000_agents',
+    'server_rss_mb_10000_agents',
     'lost_agent_detect_ms',
     'cli_start_ms',
     'cli_list_ms',

@@ -64,7 +64,7 @@ async function storedOrNewCredential(config: AgentConfig, log: Logger): Promise<
 }
 
 export async function runAgent(config: AgentConfig, options: RunAgentOptions = {}): Promise<void> {
-  const log = options.logger ?? createLogger(config.logLevel, config.logFormat);
+  const log = options.logger ?? (await createLogger(config.logLevel, config.logFormat));
   // Task folders live under the agent's data folder, so folders left by a crash are swept here.
   const sandboxes = join(config.dataDir, 'sandboxes');
   sweepSandboxes(sandboxes, log);
