@@ -23,7 +23,8 @@ const SERVER_NOTES: Notes<ServerConfig> = {
   database: 'Database URL. Default: SQLite in the data folder; `sqlite:PATH` for another file. PostgreSQL is not built yet.',
   embeddedAgent: 'Start the embedded hosted agent (a child process). `--no-embedded-agent` turns it off.',
   embeddedAgentExecutor: 'The embedded agent’s executor. `process` lets tasks read the server’s data folder: only where you accept that.',
-  allowHostNetwork: 'Whether hosted-pool targets may use `--network host`. Turn off on a server shared by organizations that do not trust each other.',
+  allowHostNetwork:
+    'Whether hosted-pool targets may use `--network host` (off by default: hosted tasks get `--network public`). Turn on only where every organization may reach what the agent host reaches.',
   tlsCert: 'File of a PEM certificate to serve instead of the generated one (all three of `tlsCert`, `tlsKey`, `tlsCa`).',
   tlsKey: 'File of the PEM private key of `tlsCert`.',
   tlsCa: 'File of the PEM CA certificate that issued `tlsCert`; its fingerprint goes into join tokens and login lines.',
@@ -75,6 +76,7 @@ const AGENT_NOTES: Notes<AgentConfig> = {
   logLevel: 'How much to log; `silent` logs nothing.',
   logFormat: 'Log lines as `json` (for collectors) or `pretty` (for a person). Default: pretty when stderr is a terminal.',
   taskUids: 'Host uids (and gids) for sandboxed tasks, one per running task: `FIRST-LAST`. Default 1879048192-1879113727.',
+  publicDns: 'Resolvers (public IP addresses, comma-separated) in the /etc/resolv.conf of `--network public` tasks.',
 };
 
 /** Settings read from the environment outside the two schemas. */
