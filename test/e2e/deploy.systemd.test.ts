@@ -103,7 +103,7 @@ describe('systemd units', () => {
   });
 
   it("sandboxed tasks run under the agent unit's capability bounding set", async () => {
-    const server = await startFerryServer({ embeddedAgent: false });
+    const server = await startFerryServer({ embeddedAgent: false, env: { FERRY_ALLOW_HOST_NETWORK: 'true' } });
     const caps = ['-all', ...AGENT_CAPABILITIES.map((c) => `+${c.slice(4).toLowerCase()}`)].join(',');
     const dataDir = tempDir('agent-caps');
     mkdirSync(dataDir, { recursive: true });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { configFile, loadConfig } from '@ferry/protocol';
 import { AGENT_START_FLAGS } from './flags.js';
 
@@ -28,6 +29,22 @@ export const AgentConfigSchema = z.object({
       return { first, count: last - first + 1 };
     })
     .optional(),
+  /**
+   * Resolvers a `--network public` task gets in its /etc/resolv.conf: public IP addresses,
+   * comma-separated (the host's own resolver is a private or loopback address it cannot reach).
+   */
+  publicDns: z
+    .string()
+    .default('1.1.1.1,8.8.8.8')
+    .transform((text, ctx) => {
+      const list = text
+        .split(',')
+        .map((a) => a.trim())
+        .filter(Boolean);
+      if (list.length === 0 || list.some((a) => isIP(a) === 0))
+        ctx.addIssue({ code: 'custom', message: 'use IP addresses, comma-separated, e.g. 1.1.1.1,8.8.8.8' });
+      return list;
+    }),
 });
 export type AgentConfig = Readonly<z.infer<typeof AgentConfigSchema>>;
 
