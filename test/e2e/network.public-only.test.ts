@@ -15,6 +15,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { CLI, FerryProcess, cleanEnv, freePort, startFerryServer, taskShow, tempDir, waitFor, type ServerHandle } from '../helpers/ferry.js';
 
@@ -110,6 +111,13 @@ function probeScript(targets: readonly { addr: string; port: number }[]): string
   return lines.join('\n') + '\n';
 }
 
+/** What the agent with this pid left: namespace and pid files, and pasta processes attached to its namespaces. */
+function leftBy(pid: number): { files: string[]; pastas: string } {
+  const files = readdirSync('/run/ferry/netns').filter((n) => n.startsWith(`ferry-pub-${pid}-`));
+  const pastas = spawnSync('pgrep', ['-f', `ferry-pub-${pid}-`], { encoding: 'utf8' }).stdout.trim();
+  return { files, pastas };
+}
+
 function verdicts(stdout: string): Map<string, string> {
   const found = new Map<string, string>();
   for (const line of stdout.split('\n')) {
@@ -126,6 +134,13 @@ describe('network public: the internet, not the agent host, private or link-loca
   let agent: FerryProcess | undefined;
   const services: FerryProcess[] = [];
   let targets: { addr: string; port: number }[] = [];
+  let token = '';
+  const agentDir = tempDir('public-agent');
+  /** The agent, in the agent host's namespace (the same data folder each time: a restart). */
+  const startAgent = (): FerryProcess => {
+    const args = ['netns', 'exec', agentNs, process.execPath, CLI, 'agent', 'start', '--join-token', token, '--data-dir', agentDir, '--name', 'agent-host'];
+    return new FerryProcess(spawn('ip', args, { env: { ...cleanEnv(), FERRY_PUBLIC_DNS: '198.51.100.1' }, stdio: ['ignore', 'pipe', 'pipe'] }));
+  };
 
   before(async () => {
     if (problem) return;
@@ -142,11 +157,8 @@ describe('network public: the internet, not the agent host, private or link-loca
       const r = await server.cli(['target', 'create', name, '--type', 'shell', '--network', network]);
       assert.equal(r.code, 0, r.stderr);
     }
-    const token = await server.joinToken(['--hosted']);
-    const args = ['netns', 'exec', agentNs, process.execPath, CLI, 'agent', 'start', '--join-token', token, '--data-dir', tempDir('public-agent')];
-    agent = new FerryProcess(
-      spawn('ip', [...args, '--name', 'agent-host'], { env: { ...cleanEnv(), FERRY_PUBLIC_DNS: '198.51.100.1' }, stdio: ['ignore', 'pipe', 'pipe'] }),
-    );
+    token = await server.joinToken(['--hosted']);
+    agent = startAgent();
     await waitFor(
       () => {
         if (agent?.child.exitCode !== null) throw new Error(`agent exited: ${agent?.stderr}`);
@@ -210,17 +222,21 @@ describe('network public: the internet, not the agent host, private or link-loca
     assert.equal(r.stdout, 'no raw socket\nno ping socket\nno route change\nno rule change\nBLOCKED 10.20.0.1\n');
   });
 
-  it('public: nothing is left on the agent host after the tasks (namespaces, pasta)', skip, async () => {
-    await waitFor(
-      () => {
-        const list = execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' });
-        return !list.includes('ferry-pub-');
-      },
-      10_000,
-      'the namespaces to go',
-    );
-    const pastas = spawnSync('pgrep', ['-f', 'ferry-pub-'], { encoding: 'utf8' }).stdout.trim();
-    assert.equal(pastas, '', 'no pasta left running');
+  it('public: nothing is left on the agent host after the tasks (namespaces, pasta)', skip, () => {
+    assert.deepEqual(leftBy(agent!.child.pid!), { files: [], pastas: '' });
+  });
+
+  it('public: kill -9 of the agent mid-task leaves a namespace and its pasta, which the restarted agent removes', skip, async () => {
+    const run = server!.spawnCli(['run', 'pub', '-c', 'echo started; sleep 60']);
+    await waitFor(() => run.stdout.includes('started'), 20_000, 'the task to start');
+    const killed = agent!.child.pid!;
+    assert.equal(leftBy(killed).files.length, 2, 'a namespace file and its pid file while the task runs');
+    await agent!.stop('SIGKILL');
+    assert.notEqual(leftBy(killed).pastas, '', 'pasta outlives an agent killed with -9');
+    agent = startAgent();
+    await waitFor(() => agent?.stderr.includes('removed network namespaces left by an earlier run'), 20_000, 'the sweep');
+    assert.deepEqual(leftBy(killed), { files: [], pastas: '' });
+    await run.stop('SIGKILL');
   });
 });
 

@@ -4,7 +4,8 @@
  * Each sandbox gets a network namespace of its own, made by the agent (as root, so it belongs
  * to the host's user namespace: the task, which has no capabilities, can change none of it):
  *
- *   1. `ip netns add ferry-pub-…`   an empty namespace, held by a bind mount in /run/netns
+ *   1. `unshare --net=FILE true`    an empty namespace, held by a bind mount on a file in
+ *                                    /run/ferry/netns (writable under the agent's systemd unit)
  *   2. `nft -f -` inside it          an output filter that rejects every packet to a blocked
  *                                    address (below) leaving by any interface but loopback
  *   3. `pasta --netns …`             Debian's passt in pasta mode: a tap interface in the
@@ -35,18 +36,16 @@
  */
 import { spawn } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
-import { access, mkdir, readdir, readFile, rm } from 'node:fs/promises';
+import { access, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { TASK_PATH } from './types.js';
 
-/** Where `ip netns` keeps its namespaces; ours carry this prefix and the agent's pid. */
-const NETNS_DIR = '/run/netns';
+/** The namespaces' files, named with this prefix and the agent's pid; pasta's pid files beside them. */
+const NETNS_DIR = '/run/ferry/netns';
 const PREFIX = 'ferry-pub-';
-/** pasta's pid files, one per namespace of the same name. */
-const PID_DIR = '/run/ferry/public-net';
 const COMMAND_TIMEOUT_MS = 10_000;
 const CONTROL_PLANE_TTL_MS = 60_000;
 
@@ -103,7 +102,8 @@ function filterRules(extra: readonly string[]): string {
 }
 
 interface NetTools {
-  ip: string;
+  unshare: string;
+  umount: string;
   nft: string;
   nsenter: string;
   pasta: string;
@@ -125,7 +125,7 @@ async function findTool(name: string): Promise<string | undefined> {
 
 /** The tools, or why `public` cannot be given here (what is missing and which Debian package has it). */
 async function findNetTools(): Promise<NetTools | string> {
-  const needed = { ip: 'iproute2', nft: 'nftables', nsenter: 'util-linux', pasta: 'passt' } as const;
+  const needed = { unshare: 'util-linux', umount: 'mount', nft: 'nftables', nsenter: 'util-linux', pasta: 'passt' } as const;
   const found: Partial<NetTools> = {};
   for (const [name, pkg] of Object.entries(needed) as [keyof NetTools, string][]) {
     const path = await findTool(name);
@@ -172,7 +172,7 @@ async function isPasta(pid: number): Promise<boolean> {
 }
 
 async function killPasta(name: string): Promise<void> {
-  const pidFile = join(PID_DIR, `${name}.pid`);
+  const pidFile = join(NETNS_DIR, `${name}.pid`);
   const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
   if (pid > 0 && (await isPasta(pid))) {
     try {
@@ -251,21 +251,22 @@ export class PublicNetworks {
     const rules = filterRules([...hostAddresses, ...(await this.controlPlaneAddresses())]);
     const name = `${PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`;
     const path = join(NETNS_DIR, name);
-    await mkdir(PID_DIR, { recursive: true, mode: 0o700 });
-    await run([tools.ip, 'netns', 'add', name]);
+    await mkdir(NETNS_DIR, { recursive: true, mode: 0o700 });
+    await writeFile(path, '', { flag: 'wx', mode: 0o600 });
     const network: PublicNetwork = {
       enter: [tools.nsenter, `--net=${path}`, '--'],
       resolvConf: this.dns.map((a) => `nameserver ${a}\n`).join(''),
       dispose: () => removeNetwork(tools, name),
     };
     try {
+      await run([tools.unshare, `--net=${path}`, 'true']);
       await run([tools.nsenter, `--net=${path}`, '--', tools.nft, '-f', '-'], rules);
       // Without -f pasta returns once the namespace is configured, then runs on as a daemon.
       await run([
         tools.pasta,
         ...['--runas', '0:0', '--quiet', '--config-net', '--no-map-gw'],
         ...['-t', 'none', '-u', 'none', '-T', 'none', '-U', 'none'],
-        ...['--netns', path, '--pid', join(PID_DIR, `${name}.pid`)],
+        ...['--netns', path, '--pid', `${path}.pid`],
       ]);
     } catch (err) {
       await network.dispose();
@@ -278,7 +279,7 @@ export class PublicNetworks {
   async sweep(): Promise<number> {
     const tools = await this.netTools();
     if (typeof tools === 'string') return 0;
-    const names = (await readdir(NETNS_DIR).catch(() => [] as string[])).filter((n) => n.startsWith(PREFIX));
+    const names = (await readdir(NETNS_DIR).catch(() => [] as string[])).filter((n) => n.startsWith(PREFIX) && !n.endsWith('.pid'));
     let swept = 0;
     for (const name of names) {
       const owner = Number(name.slice(PREFIX.length).split('-')[0]);
@@ -300,5 +301,8 @@ export class PublicNetworks {
 
 async function removeNetwork(tools: NetTools, name: string): Promise<void> {
   await killPasta(name);
-  await run([tools.ip, 'netns', 'del', name]);
+  const path = join(NETNS_DIR, name);
+  // Lazy: pasta, just killed, may still hold the file open. Not mounted when unshare failed.
+  await run([tools.umount, '--lazy', path]).catch(() => undefined);
+  await rm(path, { force: true });
 }
