@@ -4,9 +4,9 @@
  * Each sandbox gets a network namespace of its own, made by the agent (as root, so it belongs
  * to the host's user namespace: the task, which has no capabilities, can change none of it):
  *
- *   1. `unshare --net=FILE true`    an empty namespace, held by a bind mount on a file in
- *                                    /run/ferry/netns (writable under the agent's systemd unit)
- *   2. `nft -f -` inside it          an output filter that rejects every packet to a blocked
+ *   1. `unshare --net=FILE nft -f -` an empty namespace, held by a bind mount on a file in
+ *                                    /run/ferry/netns (writable under the agent's systemd unit),
+ *   2.                               and in it an output filter that rejects every packet to a blocked
  *                                    address (below) leaving by any interface but loopback
  *   3. `pasta --netns …`             Debian's passt in pasta mode: a tap interface in the
  *                                    namespace whose TCP, UDP and ICMP flows it re-opens as
@@ -259,8 +259,8 @@ export class PublicNetworks {
       dispose: () => removeNetwork(tools, name),
     };
     try {
-      await run([tools.unshare, `--net=${path}`, 'true']);
-      await run([tools.nsenter, `--net=${path}`, '--', tools.nft, '-f', '-'], rules);
+      // One exec: unshare makes the namespace, binds it to the file and loads the filter in it.
+      await run([tools.unshare, `--net=${path}`, '--', tools.nft, '-f', '-'], rules);
       // Without -f pasta returns once the namespace is configured, then runs on as a daemon.
       await run([
         tools.pasta,
