@@ -6,7 +6,8 @@
  *     └ veth ─ agent namespace (the agent host: 203.0.113.2, 198.51.100.2; a service on its loopback)
  *                └ veth ─ world namespace: 198.51.100.1 and 2001:db8:100::1, the "internet"
  *                         (documentation addresses), and hosts on 10.20.0.1, 172.16.5.1,
- *                         192.168.77.1, 100.64.0.1, 169.254.169.254 (metadata) and fd12::1
+ *                         192.168.77.1, 100.64.0.1, 169.254.169.254 (metadata), fd12::1, and
+ *                         fe80::99 on the agent host's link
  *
  * Each has a TCP service that names itself. The agent runs in the agent namespace, its default
  * route leads to the world namespace. `host` (control) reaches every service, `none` (control)
@@ -31,6 +32,9 @@ const PORT = 8080;
 
 const INTERNET = ['198.51.100.1', '2001:db8:100::1'];
 const PRIVATE = ['10.20.0.1', '172.16.5.1', '192.168.77.1', '100.64.0.1', '169.254.169.254', 'fd12::1'];
+/** The world's link-local address on the agent host's link, and a private address written as IPv4-mapped IPv6. */
+const LINK_LOCAL = `fe80::99%${agentDown}`;
+const MAPPED = '::ffff:10.20.0.1';
 /** The agent host's own services: its loopback and its address towards the control plane. */
 const AGENT_HOST = ['127.0.0.1', '::1', '203.0.113.2'];
 
@@ -82,6 +86,7 @@ function makeNamespaces(): string | undefined {
     ip('-n', worldNs, 'link', 'set', worldIf, 'up');
     ip('-n', worldNs, 'link', 'set', 'lo', 'up');
     for (const a of PRIVATE) ip('-n', worldNs, 'addr', 'add', a.includes(':') ? `${a}/128` : `${a}/32`, 'dev', 'lo');
+    ip('-n', worldNs, '-6', 'addr', 'add', 'fe80::99/64', 'dev', worldIf, 'nodad');
     return undefined;
   } catch (err) {
     return `this machine does not allow network namespaces here: ${(err as Error).message.split('\n')[0] ?? ''}`;
@@ -144,11 +149,12 @@ describe('network public: the internet, not the agent host, private or link-loca
 
   before(async () => {
     if (problem) return;
-    services.push(service(worldNs, [...INTERNET, ...PRIVATE]), service(agentNs, AGENT_HOST));
+    services.push(service(worldNs, [...INTERNET, ...PRIVATE, `fe80::99%${worldIf}`]), service(agentNs, AGENT_HOST));
     await Promise.all(services.map((s) => waitFor(() => s.stdout.includes('listening'), 10_000, 'test services')));
     const port = await freePort();
     server = await startFerryServer({ embeddedAgent: false, host: CONTROL_PLANE, port, env: { FERRY_ALLOW_HOST_NETWORK: 'true' } });
-    targets = [...[...INTERNET, ...PRIVATE, ...AGENT_HOST].map((addr) => ({ addr, port: PORT })), { addr: CONTROL_PLANE, port }];
+    const local = [...INTERNET, ...PRIVATE, LINK_LOCAL, MAPPED, ...AGENT_HOST];
+    targets = [...local.map((addr) => ({ addr, port: PORT })), { addr: CONTROL_PLANE, port }];
     for (const [name, network] of [
       ['pub', 'public'],
       ['hostnet', 'host'],
@@ -179,7 +185,8 @@ describe('network public: the internet, not the agent host, private or link-loca
     const r = await server!.cli(['run', 'hostnet', '-c', probeScript(targets)]);
     assert.equal(r.code, 0, r.stderr);
     const seen = verdicts(r.stdout);
-    for (const { addr } of targets.filter((t) => t.addr !== CONTROL_PLANE)) assert.equal(seen.get(addr), `REACH hello ${addr}`, r.stdout);
+    const greeting = (addr: string): string => (addr === LINK_LOCAL ? `fe80::99%${worldIf}` : addr === MAPPED ? '10.20.0.1' : addr);
+    for (const { addr } of targets.filter((t) => t.addr !== CONTROL_PLANE)) assert.equal(seen.get(addr), `REACH hello ${greeting(addr)}`, r.stdout);
     assert.match(seen.get(CONTROL_PLANE) ?? '', /^REACH/, 'the control plane is reachable from the agent host');
   });
 
@@ -195,7 +202,8 @@ describe('network public: the internet, not the agent host, private or link-loca
     assert.equal(r.code, 0, r.stderr);
     const seen = verdicts(r.stdout);
     for (const addr of INTERNET) assert.equal(seen.get(addr), `REACH hello ${addr}`, r.stdout);
-    for (const addr of [...PRIVATE, ...AGENT_HOST, CONTROL_PLANE]) assert.equal(seen.get(addr), 'BLOCKED', `${addr} must be blocked:\n${r.stdout}`);
+    for (const addr of [...PRIVATE, LINK_LOCAL, MAPPED, ...AGENT_HOST, CONTROL_PLANE])
+      assert.equal(seen.get(addr), 'BLOCKED', `${addr} must be blocked:\n${r.stdout}`);
   });
 
   it('public: DNS goes to the configured public resolver, and a private resolver gets nothing', skip, async () => {
