@@ -88,11 +88,11 @@ class BubblewrapSandbox implements Sandbox {
         clearTimeout(timer);
       }
       await this.cgroup?.destroy();
-      await this.network?.dispose();
     } finally {
       // Proof that nothing of the task is left: it never started, or its cgroup is empty and gone.
       const gone = !this.running || (this.cgroup !== undefined && (await this.cgroup.pids()).length === 0);
       this.uids.release(this.uid, gone);
+      await this.network?.dispose();
     }
   }
 }
