@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { configFile, loadConfig } from '@ferry/protocol';
 import { AGENT_START_FLAGS } from './flags.js';
+import { isBlockedAddress } from './executor/network-public.js';
 
 export const AgentConfigSchema = z.object({
   dataDir: z.string().default('./ferry-agent-data'),
@@ -43,6 +44,12 @@ export const AgentConfigSchema = z.object({
         .filter(Boolean);
       if (list.length === 0 || list.some((a) => isIP(a) === 0))
         ctx.addIssue({ code: 'custom', message: 'use IP addresses, comma-separated, e.g. 1.1.1.1,8.8.8.8' });
+      const unreachable = list.filter((a) => isIP(a) !== 0 && isBlockedAddress(a));
+      if (unreachable.length > 0)
+        ctx.addIssue({
+          code: 'custom',
+          message: `${unreachable.join(', ')}: public tasks cannot reach private, loopback or link-local addresses; use public resolvers`,
+        });
       return list;
     }),
 });

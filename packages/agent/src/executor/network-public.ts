@@ -37,7 +37,7 @@
 import { spawn } from 'node:child_process';
 import { lookup } from 'node:dns/promises';
 import { access, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -77,6 +77,15 @@ function blockedRanges(extra: readonly string[]): { v4: string[]; v6: string[] }
   const v4 = [...BLOCKED_V4, ...extra.filter((a) => isIP(a) === 4)];
   const v6 = [...BLOCKED_V6, ...BLOCKED_V4.map(nat64), ...extra.filter((a) => isIP(a) === 6).map((a) => a.replace(/%.*$/, ''))];
   return { v4, v6 };
+}
+
+/** Whether `address` is in a range public tasks cannot reach (a resolver there would never answer them). */
+export function isBlockedAddress(address: string): boolean {
+  // One list per family: Node's BlockList matches every IPv4 address against ::ffff:0:0/96.
+  const v6 = isIP(address) === 6;
+  const list = new BlockList();
+  for (const cidr of v6 ? BLOCKED_V6 : BLOCKED_V4) list.addSubnet(cidr.split('/')[0] ?? '', Number(cidr.split('/')[1]), v6 ? 'ipv6' : 'ipv4');
+  return list.check(address, v6 ? 'ipv6' : 'ipv4');
 }
 
 /** The namespace's filter: loopback is the task's own; ND keeps IPv6 working; the rest to a blocked address is rejected at once (TCP: connection refused). */
