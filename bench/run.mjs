@@ -43,6 +43,7 @@ import { MASKER_KEYS, MASKER_PATH, measureMasker } from './masker.mjs';
 import { backlogDeliveryMs, lostAgentDetectMs } from './faults.mjs';
 import { sampleSecrets } from './fixtures/masker-fixtures.mjs';
 import { measureOverhead } from './fixtures/sandbox-overhead.mjs';
+import { measurePublicNetwork } from './fixtures/network-public.mjs';
 import {
   calibrateRealtime,
   median,
@@ -144,6 +145,7 @@ const FIGURES = [
   { key: 'spawn_floor_ms', label: 'spawn + reap `true` (floor)', unit: 'ms', compare: 'floor for any task start' },
   { key: 'https_rtt_ms', label: 'HTTPS round trip, kept alive (floor)', unit: 'ms', compare: 'floor for every API step' },
   { key: 'sandbox_overhead_ms', label: 'sandbox overhead over plain `true`', unit: 'ms', goal: ['<=', 10], compare: 'vs spawn floor' },
+  { key: 'public_network_extra_ms', label: '`--network public` task over `none`', unit: 'ms', compare: 'namespace + filter + pasta' },
   { key: 'dispatch_p50_ms', label: 'dispatch ack → process start, p50', unit: 'ms', goal: ['<=', 3], compare: '≥ RTT + sandbox setup' },
   { key: 'dispatch_p95_ms', label: 'dispatch ack → process start, p95', unit: 'ms' },
   { key: 'dispatch_p99_ms', label: 'dispatch ack → process start, p99', unit: 'ms', goal: ['<=', 10] },
@@ -287,6 +289,17 @@ async function sandboxOverhead() {
   };
   const b = details.sandbox_overhead.breakdown_ms.with_cgroups;
   notes.sandbox_overhead_ms = `a task's \`bash script\`: create ${fmt(b.create)} + run ${fmt(b.run_bash_true)} + dispose ${fmt(b.dispose)} ms`;
+}
+
+async function publicNetwork() {
+  const { BubblewrapExecutor } = await import(pathToFileURL(join(ROOT, 'packages/agent/dist/executor/bubblewrap.js')).href);
+  const executor = new BubblewrapExecutor();
+  const problem = await executor.publicNetworkProblem();
+  if (problem) throw new Error(`--network public does not work here: ${problem}`);
+  const r = (details.public_network = await measurePublicNetwork(executor, QUICK ? 10 : 30));
+  set('public_network_extra_ms', r.extraMs);
+  const b = r.breakdownMs;
+  notes.public_network_extra_ms = `public vs none, ms: create ${fmt(b.create.public)} vs ${fmt(b.create.none)}, run ${fmt(b.run.public)} vs ${fmt(b.run.none)}, dispose ${fmt(b.dispose.public)} vs ${fmt(b.dispose.none)}`;
 }
 
 /** Where a sandboxed task's fixed cost goes: create (folders, cgroup), start → exit of a real task's `bash script` running `true`, dispose. */
@@ -686,6 +699,7 @@ async function main() {
   const benchOnly = [{ name: 'bench', pid: process.pid }];
   await phase('spawn floor', () => accounted('spawn_floor', benchOnly, spawnFloor));
   await phase('sandbox overhead', () => accounted('sandbox_overhead', benchOnly, sandboxOverhead));
+  await phase('public network', () => accounted('public_network', benchOnly, publicNetwork));
 
   let server;
   let agentA;

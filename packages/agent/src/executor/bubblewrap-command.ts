@@ -105,6 +105,7 @@ export async function systemMounts(): Promise<string[]> {
   return [...args, '--proc', '/proc', '--dev', '/dev'];
 }
 
+/** `public`: bwrap's wrapper joins a namespace made for it (network-public.ts), so no new one here. */
 function namespaceArgs(network: SandboxLimits['network']): string[] {
   const net = network === 'none' ? ['--unshare-net'] : [];
   return ['--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try', ...net, '--hostname', 'ferry', '--die-with-parent', '--new-session'];
@@ -143,9 +144,11 @@ export interface InvocationPlan {
   task: TaskIdentity;
   limits: SandboxLimits;
   spec: RunSpec;
+  /** `network: public`: the resolvers the task gets, as /etc/resolv.conf (mounted over the host's). */
+  resolvConf?: string;
 }
 
-export function sandboxInvocation({ tools, mounts, seccomp, task, limits, spec }: InvocationPlan): Invocation {
+export function sandboxInvocation({ tools, mounts, seccomp, task, limits, spec, resolvConf }: InvocationPlan): Invocation {
   const pipes = new PipeInputs();
   const withFiles = (v: string) => v.replaceAll('{files}', FILES_PATH);
   const env = { ...spec.env, HOME: '/work', TMPDIR: '/tmp', PWD: '/work' };
@@ -159,6 +162,7 @@ export function sandboxInvocation({ tools, mounts, seccomp, task, limits, spec }
   const options = [
     ...namespaceArgs(limits.network),
     ...mounts,
+    ...(resolvConf === undefined ? [] : ['--perms', '0444', '--ro-bind-data', pipes.add(resolvConf), '/etc/resolv.conf']),
     ...['--perms', '0444', '--file', pipes.add(passwd), '/etc/passwd', '--perms', '0444', '--file', pipes.add(group), '/etc/group'],
     // /work and /tmp are tmpfs of the task's own: their pages count against its memory limit and
     // their size is capped, so a task cannot fill the host's disk. The prelude makes them the task's.

@@ -1,6 +1,6 @@
 /**
  * The `sandbox` executor: each task runs under bubblewrap in fresh PID, IPC, UTS, cgroup and
- * mount namespaces (plus network when limits.network is 'none'), as a uid and gid of its own
+ * mount namespaces (plus network: empty for 'none', filtered for 'public'), as a uid and gid of its own
  * (task-uids.ts) with no capabilities, no_new_privs and a seccomp filter (seccomp/), seeing only
  * the system folders (read-only), an allow-list of /etc, its own tmpfs /work and /tmp, and its
  * script. bwrap stays pid 1 of the namespace, so when the task's main process exits the kernel
@@ -29,6 +29,7 @@ import { sandboxInvocation } from './bubblewrap-command.js';
 import { hostInfo, seccompWarning, type Host } from './bubblewrap-host.js';
 import { watchSandbox, type Watched } from './bubblewrap-process.js';
 import { createTaskCgroup, type TaskCgroup } from './cgroup.js';
+import { PublicNetworks, type PublicNetwork } from './network-public.js';
 import { DEFAULT_TASK_UIDS, taskUidBlock, type TaskUidBlock, type TaskUidRange } from './task-uids.js';
 import type { Executor, RunSpec, RunningProcess, Sandbox, SandboxLimits } from './types.js';
 
@@ -50,11 +51,13 @@ class BubblewrapSandbox implements Sandbox {
     private readonly uids: TaskUidBlock,
     readonly uid: number,
     private readonly cgroup: TaskCgroup | undefined,
+    private readonly network: PublicNetwork | undefined,
   ) {}
 
   start(spec: RunSpec): RunningProcess {
     if (this.running || this.disposed) throw new Error('a sandbox runs one task once');
-    const invocation = sandboxInvocation({ ...this.host, task: { uid: this.uid, gid: this.uid }, limits: this.limits, spec });
+    const resolvConf = this.network ? { resolvConf: this.network.resolvConf } : {};
+    const invocation = sandboxInvocation({ ...this.host, task: { uid: this.uid, gid: this.uid }, limits: this.limits, spec, ...resolvConf });
     this.running = watchSandbox(this.wrapper(), invocation, this.cgroup);
     return this.running.proc;
   }
@@ -67,7 +70,8 @@ class BubblewrapSandbox implements Sandbox {
     const joinCgroups = this.cgroup ? ['/bin/sh', '-c', JOIN_CGROUPS, 'ferry-join', String(this.cgroup.procsFiles.length), ...this.cgroup.procsFiles] : [];
     const { prlimit } = this.host.tools;
     const nproc = !this.cgroup?.enforces.pids && prlimit ? [prlimit, `--nproc=${this.limits.maxProcesses}`, '--'] : [];
-    return [...joinCgroups, ...nproc];
+    const joinNetwork = this.network?.enter ?? [];
+    return [...joinCgroups, ...nproc, ...joinNetwork];
   }
 
   dispose(): Promise<void> {
@@ -88,6 +92,7 @@ class BubblewrapSandbox implements Sandbox {
       // Proof that nothing of the task is left: it never started, or its cgroup is empty and gone.
       const gone = !this.running || (this.cgroup !== undefined && (await this.cgroup.pids()).length === 0);
       this.uids.release(this.uid, gone);
+      await this.network?.dispose();
     }
   }
 }
@@ -99,24 +104,45 @@ export interface BubblewrapOptions {
   taskUids?: TaskUidRange;
   /** Where the block locks live (default /run/ferry/task-uids); every agent of a host must share it. */
   uidLockDir?: string;
+  /** Resolvers for `network: public` tasks (default DEFAULT_PUBLIC_DNS). */
+  publicDns?: readonly string[];
 }
 
 export class BubblewrapExecutor implements Executor {
   readonly name = 'sandbox' as const;
   readonly warning = seccompWarning();
+  private readonly networks: PublicNetworks;
 
-  constructor(private readonly options: BubblewrapOptions = {}) {}
+  constructor(private readonly options: BubblewrapOptions = {}) {
+    this.networks = new PublicNetworks(options.publicDns ? { dns: options.publicDns } : {});
+  }
+
+  setControlPlane(urls: readonly string[]): void {
+    this.networks.setControlPlane(urls);
+  }
+
+  publicNetworkProblem(): Promise<string | undefined> {
+    return this.networks.problem();
+  }
+
+  /** Namespaces (and their pasta) left by agents of this host that were killed; how many were removed. */
+  sweepPublicNetworks(): Promise<number> {
+    return this.networks.sweep();
+  }
 
   async create(taskId: string, limits: SandboxLimits): Promise<Sandbox> {
     const host = await hostInfo();
     if (typeof host === 'string') throw new Error(host);
     const uids = await taskUidBlock(this.options.taskUids ?? DEFAULT_TASK_UIDS, host.tools.flock, this.options.uidLockDir);
     const uid = uids.lease();
+    let cgroup: TaskCgroup | undefined;
     try {
       const name = `ferry-${taskId.replace(/[^\w.-]/g, '_').slice(0, 64)}-${randomBytes(4).toString('hex')}`;
-      const cgroup = this.options.cgroups === false ? undefined : await createTaskCgroup(name, limits);
-      return new BubblewrapSandbox(host, limits, uids, uid, cgroup);
+      cgroup = this.options.cgroups === false ? undefined : await createTaskCgroup(name, limits);
+      const network = limits.network === 'public' ? await this.networks.create() : undefined;
+      return new BubblewrapSandbox(host, limits, uids, uid, cgroup, network);
     } catch (err) {
+      await cgroup?.destroy().catch(() => undefined);
       uids.release(uid, true); // nothing ran as it
       throw err;
     }
