@@ -61,6 +61,8 @@ export interface Executor {
   /** Human-readable caveat printed at agent start, when the isolation is weak. */
   readonly warning: string | undefined;
   create(taskId: string, limits: SandboxLimits): Promise<Sandbox>;
+  /** Releases what the executor holds between tasks (the sandbox pool's waiting sandboxes). */
+  close?(): Promise<void>;
 }
 
 export const TASK_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
