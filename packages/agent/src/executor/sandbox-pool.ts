@@ -35,6 +35,8 @@ export const DEFAULT_POOL_TIMING = Object.freeze({ maxWaitMs: 30_000, idleMs: 60
 interface Waiting<S> {
   sandbox: S;
   timer: NodeJS.Timeout;
+  /** Its shim has said it waits for a task. */
+  ready: boolean;
 }
 
 interface Demand {
@@ -50,6 +52,8 @@ interface Demand {
 
 export interface PoolStats {
   waiting: number;
+  /** Of the waiting, those whose shim already waits for its task (fully warm). */
+  ready: number;
   launching: number;
   hits: number;
   misses: number;
@@ -81,7 +85,11 @@ export class SandboxPool<S extends Poolable, L> {
       d.peak = d.inUse;
       d.peakAt = now;
     }
-    const entry = this.waiting.get(key)?.shift();
+    // The oldest ready one, else the oldest still starting (already past bwrap's set-up).
+    const list = this.waiting.get(key) ?? [];
+    const i = Math.max(0, list.findIndex((w) => w.ready));
+    const entry = list.splice(i, 1)[0];
+    if (list.length === 0) this.waiting.delete(key);
     if (!entry) {
       this.misses++;
       return undefined;
@@ -109,10 +117,14 @@ export class SandboxPool<S extends Poolable, L> {
 
   get stats(): PoolStats {
     let waiting = 0;
+    let ready = 0;
     let launching = 0;
-    for (const list of this.waiting.values()) waiting += list.length;
+    for (const list of this.waiting.values()) {
+      waiting += list.length;
+      ready += list.filter((w) => w.ready).length;
+    }
     for (const d of this.demand.values()) launching += d.launching;
-    return { waiting, launching, hits: this.hits, misses: this.misses };
+    return { waiting, ready, launching, hits: this.hits, misses: this.misses };
   }
 
   /** Destroys every waiting sandbox, and those still being launched as they arrive; no refill after. */
@@ -164,12 +176,13 @@ export class SandboxPool<S extends Poolable, L> {
       (sandbox) => {
         d.launching--;
         if (this.closed) return void sandbox.dispose().catch(() => undefined);
-        const entry: Waiting<S> = { sandbox, timer: setTimeout(() => this.expire(key, entry), this.options.maxWaitMs).unref() };
+        const entry: Waiting<S> = { sandbox, ready: false, timer: setTimeout(() => this.expire(key, entry), this.options.maxWaitMs).unref() };
         const list = this.waiting.get(key) ?? [];
         list.push(entry);
         this.waiting.set(key, list);
         // One that dies while waiting (killed from outside) leaves the pool at once.
         void sandbox.ready.then((ok) => {
+          entry.ready = ok;
           if (!ok) this.expire(key, entry);
         });
       },
