@@ -3,10 +3,11 @@
  *
  *   bwrap --args 3 …        root, fresh namespaces, mounts; waits on --block-fd until the agent
  *    │                      has put it in the task's cgroup, then loads the seccomp filter
- *    └ perl -e SHIM         root, an empty environment: says "ready", waits for the hand-over
- *       │                   (script, argv, environment, files) on a pipe; writes the script and
- *       │                   files, makes /work and /tmp the task's, drops to the task's uid and
- *       │                   gid (no groups, no capabilities, empty bounding set), checks that in
+ *    └ perl -e SHIM         root, an empty environment: makes /work and /tmp the task's, empties
+ *       │                   the bounding set, sets the task's gid as the only group, says
+ *       │                   "ready" and waits for the hand-over (script, argv, environment,
+ *       │                   files) on a pipe; writes the script and files, drops to the task's
+ *       │                   uid and gid (no capabilities left), checks all of that in
  *       │                   /proc/self/status, closes every other inherited descriptor, execs
  *       └ command           the task's uid, exactly the task's environment
  *
@@ -106,6 +107,9 @@ export function shimSyscalls(arch: NodeJS.Architecture = process.arch): Syscalls
  */
 const SHIM = String.raw`
 my ($fd, $uid, $gid, $prctl, $setgroups, $setresgid, $setresuid, $capset) = @ARGV;
+chown $uid, $gid, "/work", "/tmp" or die "ferry: chown: $!\n";
+syscall($prctl, 24, $_) for 0 .. 63;
+my $g = pack("L", $gid); syscall($setgroups, 1, $g) == 0 or die "ferry: setgroups: $!\n";
 open(my $io, "+<&=", $fd) or die "ferry: no hand-over on fd $fd: $!\n";
 binmode $io; syswrite($io, "r");
 my $h = do { local $/; <$io> }; close $io;
@@ -121,10 +125,7 @@ sub put { my ($path, $data) = @_; open(my $o, ">", $path) or die "ferry: $path: 
 put("/ferry/script", $script);
 if (@files) { mkdir "/ferry/files" or die "ferry: /ferry/files: $!\n"; chmod 0755, "/ferry/files";
   for (@files) { die "ferry: bad file name\n" if $_->[0] =~ m{/|^\.\.?$}; put("/ferry/files/$_->[0]", $_->[1]) } }
-chown $uid, $gid, "/work", "/tmp" or die "ferry: chown: $!\n";
 if ($stdin eq "null") { open(STDIN, "<", "/dev/null") or die "ferry: /dev/null: $!\n" }
-syscall($prctl, 24, $_) for 0 .. 63;
-my $g = pack("L", $gid); syscall($setgroups, 1, $g) == 0 or die "ferry: setgroups: $!\n";
 syscall($setresgid, $gid, $gid, $gid) == 0 or die "ferry: setresgid: $!\n";
 syscall($setresuid, $uid, $uid, $uid) == 0 or die "ferry: setresuid: $!\n";
 my ($hd, $dt) = (pack("LL", 0x20080522, 0), pack("L6", (0) x 6)); syscall($capset, $hd, $dt) == 0 or die "ferry: capset: $!\n";
