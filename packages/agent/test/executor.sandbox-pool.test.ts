@@ -24,8 +24,9 @@ const BASH = ['bash', '--noprofile', '--norc', '{script}'];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Waits until `check` holds, polling; fails with `what` after `ms`. */
-async function until(what: string, check: () => boolean, ms = 20_000): Promise<void> {
-  for (const end = Date.now() + ms; !check(); await sleep(20)) if (Date.now() > end) assert.fail(`not within ${ms} ms: ${what}`);
+async function until(what: string | (() => string), check: () => boolean, ms = 20_000): Promise<void> {
+  for (const end = Date.now() + ms; !check(); await sleep(20))
+    if (Date.now() > end) assert.fail(`not within ${ms} ms: ${typeof what === 'string' ? what : what()}`);
 }
 
 interface HostProcess {
@@ -154,7 +155,10 @@ test('no secret is in a waiting sandbox: its processes have an empty environment
         .map((p) => p.comm)
         .sort()
         .join(' ');
-    await until(`only the waiting sandbox is there (${comms()})`, () => comms() === 'bwrap bwrap perl');
+    await until(
+      () => `only the waiting sandbox is there (${comms()})`,
+      () => comms() === 'bwrap bwrap perl',
+    );
     const waiting = descendantsOf(process.pid);
     // bwrap sets PWD for what it starts (--chdir); the shim clears it for the task.
     for (const p of waiting) assert.match(readFileSync(`/proc/${p.pid}/environ`, 'utf8'), /^(PWD=\/work\0)?$/, `${p.comm} ${p.pid} has an empty environment`);

@@ -139,7 +139,7 @@ export class BubblewrapExecutor implements Executor {
   async create(_taskId: string, limits: SandboxLimits): Promise<Sandbox> {
     const pool = this.pool;
     if (!pool) return this.launch(limits);
-    let sandbox = pool.take(limits);
+    let sandbox = await pool.take(limits);
     if (!sandbox) {
       try {
         sandbox = await this.launch(limits);

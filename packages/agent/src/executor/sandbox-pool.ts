@@ -39,7 +39,7 @@ interface Waiting<S> {
   ready: boolean;
 }
 
-interface Demand {
+interface Demand<S> {
   inUse: number;
   /** Most in use at once since peakAt. */
   peak: number;
@@ -48,6 +48,8 @@ interface Demand {
   /** A launch for this key failed after the last claim: no retry until the next claim. */
   failed: boolean;
   launching: number;
+  /** Claims waiting for a sandbox already being launched (take found none waiting). */
+  waiters: ((sandbox: S | undefined) => void)[];
 }
 
 export interface PoolStats {
@@ -61,7 +63,7 @@ export interface PoolStats {
 
 export class SandboxPool<S extends Poolable, L> {
   private readonly waiting = new Map<string, Waiting<S>[]>();
-  private readonly demand = new Map<string, Demand>();
+  private readonly demand = new Map<string, Demand<S>>();
   private readonly limitsOf = new Map<string, L>();
   private scheduled = false;
   private closed = false;
@@ -74,8 +76,11 @@ export class SandboxPool<S extends Poolable, L> {
     private readonly options: PoolOptions,
   ) {}
 
-  /** A waiting sandbox for these limits (handed out once), or undefined: the caller makes one. Counts as demand either way. */
-  take(limits: L): S | undefined {
+  /**
+   * A waiting sandbox for these limits (handed out once), or the next one being launched, or
+   * undefined: the caller makes one (also when that launch fails). Counts as demand either way.
+   */
+  take(limits: L): S | Promise<S | undefined> | undefined {
     const key = this.keyOf(limits);
     this.limitsOf.set(key, limits);
     const d = this.claimed(key);
@@ -87,16 +92,24 @@ export class SandboxPool<S extends Poolable, L> {
     }
     // The oldest ready one, else the oldest still starting (already past bwrap's set-up).
     const list = this.waiting.get(key) ?? [];
-    const i = Math.max(0, list.findIndex((w) => w.ready));
+    const i = Math.max(
+      0,
+      list.findIndex((w) => w.ready),
+    );
     const entry = list.splice(i, 1)[0];
     if (list.length === 0) this.waiting.delete(key);
-    if (!entry) {
-      this.misses++;
-      return undefined;
+    if (entry) {
+      clearTimeout(entry.timer);
+      this.hits++;
+      return entry.sandbox;
     }
-    clearTimeout(entry.timer);
-    this.hits++;
-    return entry.sandbox;
+    // A refill already under way is further along than a sandbox made from nothing now.
+    if (d.launching > d.waiters.length) {
+      this.hits++;
+      return new Promise<S | undefined>((resolve) => d.waiters.push(resolve));
+    }
+    this.misses++;
+    return undefined;
   }
 
   /** A sandbox of these limits that take() counted (handed out or not) was destroyed. */
@@ -137,10 +150,10 @@ export class SandboxPool<S extends Poolable, L> {
     while (this.stats.launching > 0) await new Promise((r) => setTimeout(r, 10));
   }
 
-  private claimed(key: string): Demand {
+  private claimed(key: string): Demand<S> {
     let d = this.demand.get(key);
     if (!d) {
-      d = { inUse: 0, peak: 0, peakAt: 0, lastClaim: 0, failed: false, launching: 0 };
+      d = { inUse: 0, peak: 0, peakAt: 0, lastClaim: 0, failed: false, launching: 0, waiters: [] };
       this.demand.set(key, d);
     }
     d.lastClaim = Date.now();
@@ -148,7 +161,7 @@ export class SandboxPool<S extends Poolable, L> {
     return d;
   }
 
-  private target(d: Demand, now: number): number {
+  private target(d: Demand<S>, now: number): number {
     if (now - d.lastClaim > this.options.idleMs) return 0;
     return Math.min(this.options.max, now - d.peakAt > this.options.idleMs ? d.inUse : d.peak);
   }
@@ -170,11 +183,13 @@ export class SandboxPool<S extends Poolable, L> {
     }
   }
 
-  private launchOne(key: string, d: Demand, limits: L): void {
+  private launchOne(key: string, d: Demand<S>, limits: L): void {
     d.launching++;
     this.launch(limits).then(
       (sandbox) => {
         d.launching--;
+        const waiter = d.waiters.shift();
+        if (waiter) return waiter(sandbox);
         if (this.closed) return void sandbox.dispose().catch(() => undefined);
         const entry: Waiting<S> = { sandbox, ready: false, timer: setTimeout(() => this.expire(key, entry), this.options.maxWaitMs).unref() };
         const list = this.waiting.get(key) ?? [];
@@ -188,6 +203,7 @@ export class SandboxPool<S extends Poolable, L> {
       },
       () => {
         d.launching--;
+        d.waiters.shift()?.(undefined); // that claim makes its own, and sees the error if it recurs
         d.failed = true; // the next claim (a cold start) shows the error to its task
       },
     );
