@@ -150,8 +150,10 @@ test('no secret is in a waiting sandbox: its processes have an empty environment
     await runIn(await executor.create('demand', LIMITS), 'true');
     await until('the pool holds a sandbox', () => (executor.poolStats?.waiting ?? 0) > 0);
     // bwrap, its pid 1 and the shim, nothing of a task (the disposed task's sandbox may take a moment to go).
+    // The sandboxes' processes only: the test runner's own helpers (tsx's esbuild) are children too.
+    const inSandboxes = () => sandboxesOf(process.pid).flatMap((b) => [b, ...descendantsOf(b.pid)]);
     const comms = () =>
-      descendantsOf(process.pid)
+      inSandboxes()
         .map((p) => p.comm)
         .sort()
         .join(' ');
@@ -159,7 +161,7 @@ test('no secret is in a waiting sandbox: its processes have an empty environment
       () => `only the waiting sandbox is there (${comms()})`,
       () => comms() === 'bwrap bwrap perl',
     );
-    const waiting = descendantsOf(process.pid);
+    const waiting = inSandboxes();
     // bwrap sets PWD for what it starts (--chdir); the shim clears it for the task.
     for (const p of waiting) assert.match(readFileSync(`/proc/${p.pid}/environ`, 'utf8'), /^(PWD=\/work\0)?$/, `${p.comm} ${p.pid} has an empty environment`);
     const uid = (pid: number) => /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
@@ -224,7 +226,7 @@ test("kill -9 of an agent with pooled sandboxes: they die with it, and the next 
     const tag = line.toString().trim();
     const pid = agent.pid ?? -1;
     await until('both pooled shims are up', () => descendantsOf(pid).filter((p) => p.comm === 'perl').length === 2);
-    const pooled = descendantsOf(pid);
+    const pooled = descendantsOf(pid).filter((p) => p.comm === 'bwrap' || p.comm === 'perl'); // not tsx's esbuild
     const cgroups = cgroupsOf(tag);
     assert.ok(cgroups.length >= 2, `the pooled sandboxes have cgroups: ${cgroups.join(', ')}`);
     agent.kill('SIGKILL');
