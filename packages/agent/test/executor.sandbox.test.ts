@@ -151,6 +151,7 @@ echo "running: $(pgrep -fc '${m}-') orphan-parent: $(ps -o ppid= -p "$(pgrep -f 
   const io = collect(proc);
   try {
     assert.deepEqual(await proc.exited, { code: 0, signal: null });
+    await io.waitFor(/orphan-parent: \d*\n/, 5_000); // the exit can be seen before the last output is read
     assert.equal(io.out().trim(), 'running: 2 orphan-parent: 1', io.err());
     // Before dispose: the PID namespace, not the cgroup clean-up, ended them with the main process.
     // bwrap reports the exit as soon as its pid 1 has it, and the kernel then tears the namespace
