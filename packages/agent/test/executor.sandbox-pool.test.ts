@@ -265,3 +265,50 @@ test("the start-up sweep leaves a live agent's cgroups alone", async (t) => {
     await executor.close();
   }
 });
+
+test('limits hold in a pooled sandbox: the memory limit kills and is reported as such, the process limit stops a fork bomb, network none has only loopback', async (t) => {
+  if (!usable(t)) return;
+  const limits: SandboxLimits = { maxProcesses: 32, memoryBytes: 64 << 20, network: 'none' };
+  const executor = new BubblewrapExecutor({ pool: { max: 1 } });
+  /** A sandbox for `limits` that the pool had ready. */
+  const pooled = async () => {
+    await until('the pool holds a ready sandbox', () => (executor.poolStats?.ready ?? 0) > 0);
+    const hits = executor.poolStats?.hits ?? 0;
+    const sandbox = await executor.create('limits', limits);
+    assert.equal(executor.poolStats?.hits, hits + 1, 'a pooled sandbox');
+    return sandbox;
+  };
+  try {
+    await runIn(await executor.create('demand', limits), 'true');
+    const mem = await pooled();
+    const proc = mem.start({ argv: BASH, env: { PATH: TASK_PATH }, script: 'perl -e \'$x = "a" x (256 << 20); print "survived\\n"\'' });
+    const io = collect(proc);
+    const exit = await proc.exited;
+    const oom = await mem.outOfMemory?.();
+    await mem.dispose();
+    assert.doesNotMatch(io.out(), /survived/);
+    assert.equal(exit.code, 137, `OOM-killed: ${io.err()}`);
+    assert.equal(oom, true, 'reported as out of memory');
+
+    const bombBox = await pooled();
+    const bomb = bombBox.start({
+      argv: ['sh', '{script}'],
+      env: { PATH: TASK_PATH },
+      script: '( i=0; while [ $i -lt 10000 ]; do sleep 30 & i=$((i+1)); done ) 2>/dev/null\necho bomb-stopped\nexec sleep 30\n',
+    });
+    try {
+      await collect(bomb).waitFor('bomb-stopped');
+      // The task's processes: everything under bwrap but its pid 1.
+      const taskProcs = descendantsOf(bomb.pid).length - 1;
+      assert.ok(taskProcs <= limits.maxProcesses && taskProcs >= limits.maxProcesses - 4, `${taskProcs} task processes`);
+      assert.equal(await bomb.terminate(2_000), 'sigterm');
+    } finally {
+      await bombBox.dispose();
+    }
+
+    const net = await runIn(await pooled(), 'cat /proc/net/dev | tail -n +3 | cut -d: -f1 | tr -d " "');
+    assert.equal(net.out.trim(), 'lo', 'only loopback');
+  } finally {
+    await executor.close();
+  }
+});
