@@ -112,11 +112,13 @@ export async function launchSandbox(wrapper: readonly string[], invocation: Invo
     child.once('error', () => resolve({ code: 127, signal: null }));
     child.once('exit', (code, sig) => resolve(exitInfo(code, sig, sent)));
   }).finally(() => (done = true));
+  let started = false;
   const kill = async () => {
     sent.add('SIGKILL');
     // Once bwrap is reaped its pid may be reused: only the cgroup's members are then surely ours.
-    // pid 1 of the namespace (a child of bwrap) dying takes every task process with it.
-    if (!done) for (const p of [-pid, pid, ...descendants(pid)]) signal(p, 'SIGKILL');
+    // pid 1 of the namespace (a child of bwrap) dying takes every task process with it. Before a
+    // hand-over nothing can have left bwrap's process group, so no /proc scan (recycling is cheap).
+    if (!done) for (const p of [-pid, pid, ...(started ? descendants(pid) : [])]) signal(p, 'SIGKILL');
     for (const p of (await cgroup?.pids()) ?? []) signal(p, 'SIGKILL');
   };
   const childPid = Number(/"child-pid":\s*(\d+)/.exec(await readAll(info))?.[1]);
@@ -133,7 +135,6 @@ export async function launchSandbox(wrapper: readonly string[], invocation: Invo
   }
   block.end('1');
   const ready = firstByte(handover);
-  let started = false;
   return {
     pid,
     ready,

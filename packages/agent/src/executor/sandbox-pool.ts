@@ -30,7 +30,7 @@ export interface PoolOptions {
   idleMs: number;
 }
 
-export const DEFAULT_POOL_TIMING = Object.freeze({ maxWaitMs: 30_000, idleMs: 60_000 });
+export const DEFAULT_POOL_TIMING = Object.freeze({ maxWaitMs: 30_000, idleMs: 30_000 });
 
 interface Waiting<S> {
   sandbox: S;
