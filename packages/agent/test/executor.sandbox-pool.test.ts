@@ -175,26 +175,30 @@ test('no secret is in a waiting sandbox: its processes have an empty environment
   }
 });
 
-test('a sandbox that waits too long is destroyed with its cgroup and replaced; after a quiet spell the pool holds nothing', async (t) => {
+test('a sandbox that waits too long is destroyed with its cgroup, replaced only if a task came meanwhile; without tasks the pool empties', async (t) => {
   if (!usable(t)) return;
-  const executor = new BubblewrapExecutor({ pool: { max: 1, maxWaitMs: 400, idleMs: 1_500 } });
+  const executor = new BubblewrapExecutor({ pool: { max: 2, maxWaitMs: 1_500, idleMs: 10_000 } });
   try {
     const before = new Set(cgroupsOf(ownerTag()));
-    await runIn(await executor.create('demand', LIMITS), 'true');
-    await until('the pool holds a sandbox', () => sandboxesOf(process.pid).length === 1);
-    const [first] = sandboxesOf(process.pid);
-    const firstCgroups = cgroupsOf(ownerTag()).filter((c) => !before.has(c));
-    await until('the waiting sandbox is recycled', () => !existsSync(`/proc/${first?.pid}`));
-    await until('and replaced while the demand lasts', () => sandboxesOf(process.pid).length === 1);
-    for (const dir of firstCgroups) assert.equal(existsSync(dir), false, `${dir} was removed with its sandbox`);
-    await until('no sandbox once the demand is forgotten', () => sandboxesOf(process.pid).length === 0 && executor.poolStats?.launching === 0, 10_000);
-    await sleep(1_000);
+    const fresh = () => cgroupsOf(ownerTag()).filter((c) => !before.has(c));
+    // Two at once: the pool then keeps two.
+    const [a, b] = [await executor.create('one', LIMITS), await executor.create('two', LIMITS)];
+    await Promise.all([runIn(a, 'true'), runIn(b, 'true')]);
+    await until('two sandboxes waiting', () => executor.poolStats?.ready === 2);
+    const firstTwo = sandboxesOf(process.pid).map((p) => p.pid);
+    const firstCgroups = fresh();
+    // One task takes one of them; the other waits on, with a task having come meanwhile.
+    const used = await runIn(await executor.create('three', LIMITS), 'true');
+    const [other] = firstTwo.filter((pid) => pid !== used.pid);
+    assert.ok(other !== undefined && firstTwo.includes(used.pid), 'the task had a pooled sandbox');
+    await until('the other one is recycled', () => !existsSync(`/proc/${other}`));
+    await until('and replaced: two wait again', () => sandboxesOf(process.pid).length === 2 && !sandboxesOf(process.pid).some((p) => p.pid === other));
+    // Now no task comes: each expires unused, is not replaced, and the pool empties.
+    await until('no sandbox once none is used', () => sandboxesOf(process.pid).length === 0 && executor.poolStats?.launching === 0, 15_000);
+    await sleep(2_000);
     assert.deepEqual(sandboxesOf(process.pid), [], 'none started after');
-    assert.deepEqual(
-      cgroupsOf(ownerTag()).filter((c) => !before.has(c)),
-      [],
-      'no cgroup left',
-    );
+    for (const dir of firstCgroups) assert.equal(existsSync(dir), false, `${dir} was removed with its sandbox`);
+    assert.deepEqual(fresh(), [], 'no cgroup left');
   } finally {
     await executor.close();
   }

@@ -9,8 +9,9 @@
  * Sized by recent demand, per key: as many as the most sandboxes of that key in use at once
  * during the last `idleMs`, never more than `max` over all keys. A key with no task for `idleMs`
  * gets none, so an idle agent holds no sandbox, no timer and no process for the pool. A sandbox
- * that waited `maxWaitMs` is destroyed (and replaced while the demand lasts), so none waits on a
- * stale /etc or lingers for long. Refills run after a task has been handed its sandbox (refillSoon),
+ * that waited `maxWaitMs` is destroyed, so none waits on a stale /etc or lingers for long; it is
+ * replaced only if a task came while it waited (else the pool shrinks by one), so the pool is
+ * empty at most `maxWaitMs` after the last task. Refills run after a task has been handed its sandbox (refillSoon),
  * not while it is being claimed: spawning bwrap blocks the agent's event loop for a few ms.
  */
 
@@ -37,6 +38,7 @@ interface Waiting<S> {
   timer: NodeJS.Timeout;
   /** Its shim has said it waits for a task. */
   ready: boolean;
+  born: number;
 }
 
 interface Demand<S> {
@@ -191,7 +193,7 @@ export class SandboxPool<S extends Poolable, L> {
         const waiter = d.waiters.shift();
         if (waiter) return waiter(sandbox);
         if (this.closed) return void sandbox.dispose().catch(() => undefined);
-        const entry: Waiting<S> = { sandbox, ready: false, timer: setTimeout(() => this.expire(key, entry), this.options.maxWaitMs).unref() };
+        const entry: Waiting<S> = { sandbox, ready: false, born: Date.now(), timer: setTimeout(() => this.expire(key, entry), this.options.maxWaitMs).unref() };
         const list = this.waiting.get(key) ?? [];
         list.push(entry);
         this.waiting.set(key, list);
@@ -216,6 +218,9 @@ export class SandboxPool<S extends Poolable, L> {
     list.splice(i, 1);
     if (list.length === 0) this.waiting.delete(key);
     clearTimeout(entry.timer);
+    // No task came for the whole time it waited: the pool was one too big for the demand.
+    const d = this.demand.get(key);
+    if (d && d.lastClaim <= entry.born && d.peak > 0) d.peak--;
     void entry.sandbox
       .dispose()
       .catch(() => undefined)
