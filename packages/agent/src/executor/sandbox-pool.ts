@@ -11,7 +11,7 @@
  * gets none, so an idle agent holds no sandbox, no timer and no process for the pool. A sandbox
  * that waited `maxWaitMs` is destroyed, so none waits on a stale /etc or lingers for long; it is
  * replaced only if a task came while it waited (else the pool shrinks by one), so the pool is
- * empty at most `maxWaitMs` after the last task. Refills run after a task has been handed its sandbox (refillSoon),
+ * empty at most twice `maxWaitMs` after the last task (a replacement waits its own time out). Refills run after a task has been handed its sandbox (refillSoon),
  * not while it is being claimed: spawning bwrap blocks the agent's event loop for a few ms.
  */
 
