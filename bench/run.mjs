@@ -44,6 +44,7 @@ import { backlogDeliveryMs, lostAgentDetectMs } from './faults.mjs';
 import { sampleSecrets } from './fixtures/masker-fixtures.mjs';
 import { measureOverhead } from './fixtures/sandbox-overhead.mjs';
 import { measurePublicNetwork } from './fixtures/network-public.mjs';
+import { outputFirstByte, warmStart } from './sandbox-pool.mjs';
 import {
   calibrateRealtime,
   median,
@@ -144,13 +145,15 @@ const PLAN = SMOKE
 const FIGURES = [
   { key: 'spawn_floor_ms', label: 'spawn + reap `true` (floor)', unit: 'ms', compare: 'floor for any task start' },
   { key: 'https_rtt_ms', label: 'HTTPS round trip, kept alive (floor)', unit: 'ms', compare: 'floor for every API step' },
-  { key: 'sandbox_overhead_ms', label: 'sandbox overhead over plain `true`', unit: 'ms', goal: ['<=', 10], compare: 'vs spawn floor' },
+  { key: 'sandbox_overhead_ms', label: 'sandbox overhead over plain `true`', unit: 'ms', goal: ['<=', 3], compare: 'cold (no pool); vs spawn floor' },
+  { key: 'warm_start_ms', label: 'claimed task → first command, pooled sandbox', unit: 'ms', goal: ['<=', 1] },
   { key: 'public_network_extra_ms', label: '`--network public` task over `none`', unit: 'ms', compare: 'namespace + filter + pasta' },
   { key: 'dispatch_p50_ms', label: 'dispatch ack → process start, p50', unit: 'ms', goal: ['<=', 3], compare: '≥ RTT + sandbox setup' },
   { key: 'dispatch_p95_ms', label: 'dispatch ack → process start, p95', unit: 'ms' },
   { key: 'dispatch_p99_ms', label: 'dispatch ack → process start, p99', unit: 'ms', goal: ['<=', 10] },
   { key: 'roundtrip_p50_ms', label: 'create `true` → final status read, p50', unit: 'ms', goal: ['<=', 8], compare: '≥ ~4 RTT + sandboxed `true`' },
   { key: 'tasks_per_s', label: 'trivial tasks/s, 2 agents × 4', unit: '/s', goal: ['>=', 200], compare: '≤ 8 / (sandboxed `true` time)' },
+  { key: 'output_first_byte_ms', label: "task's first line → a waiting reader has it", unit: 'ms', goal: ['<=', 20] },
   { key: 'output_mb_per_s', label: 'task stdout → stored on server', unit: 'MiB/s', goal: ['>=', 200] },
   { key: 'output_live_reader_mb_per_s', label: 'the same, read to the end by a live follower', unit: 'MiB/s', compare: 'goal ≥ 0.9 × output_mb_per_s' },
   { key: 'masked_output_ratio', label: 'masked / unmasked output rate', unit: '', compare: '1 = masking costs nothing' },
@@ -300,6 +303,17 @@ async function publicNetwork() {
   set('public_network_extra_ms', r.extraMs);
   const b = r.breakdownMs;
   notes.public_network_extra_ms = `public vs none, ms: create ${fmt(b.create.public)} vs ${fmt(b.create.none)}, run ${fmt(b.run.public)} vs ${fmt(b.run.none)}, dispose ${fmt(b.dispose.public)} vs ${fmt(b.dispose.none)}`;
+/** Sets `key` from what a bench/sandbox-pool.mjs function measured. */
+async function record(key, measured) {
+  const { value, spread: range, details: more, note } = await measured;
+  set(key, value, range);
+  details[key.replace(/_ms$/, '')] = more;
+  if (note) notes[key] = note;
+}
+
+async function warmStartOf() {
+  const mod = await import(pathToFileURL(join(ROOT, 'packages/agent/dist/executor/bubblewrap.js')).href);
+  return warmStart(mod, PLAN.overheadRuns * 2);
 }
 
 /** Where a sandboxed task's fixed cost goes: create (folders, cgroup), start → exit of a real task's `bash script` running `true`, dispose. */
@@ -700,6 +714,7 @@ async function main() {
   await phase('spawn floor', () => accounted('spawn_floor', benchOnly, spawnFloor));
   await phase('sandbox overhead', () => accounted('sandbox_overhead', benchOnly, sandboxOverhead));
   await phase('public network', () => accounted('public_network', benchOnly, publicNetwork));
+  await phase('warm start', () => accounted('warm_start', benchOnly, () => record('warm_start_ms', warmStartOf())));
 
   let server;
   let agentA;
@@ -733,6 +748,10 @@ async function main() {
     await phase('CLI start-up', () => accounted('cli_start', procs(), () => cliStart(server, root)));
     await phase('dispatch latency', () => accounted('dispatch', procs(), () => dispatch(server, 'bench')));
     await phase('round trip of `true`', () => accounted('roundtrip', procs(), () => roundtrip(server, 'bench')));
+    const firstByteRuns = SMOKE ? 1 : QUICK ? 5 : 10;
+    await phase('output first byte', () =>
+      accounted('output_first_byte', procs(), () => record('output_first_byte_ms', outputFirstByte(server.api, 'bench', firstByteRuns))),
+    );
     if (await phase('start second agent', async () => (agentB = await startAgent(cleanup, server, root, { name: 'bench-b', concurrency: 4 })))) {
       await phase('throughput', () => accounted('throughput', procs(), () => throughput(server, 'bench')));
     }

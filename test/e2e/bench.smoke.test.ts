@@ -34,6 +34,8 @@ it('runs every phase of `npm run bench` with smoke-sized counts, without an erro
     'spawn_floor_ms',
     'https_rtt_ms',
     'sandbox_overhead_ms',
+    'warm_start_ms',
+    'output_first_byte_ms',
     'dispatch_p50_ms',
     'roundtrip_p50_ms',
     'tasks_per_s',

@@ -54,6 +54,11 @@ export const AgentConfigSchema = z.object({
         });
       return list;
     }),
+  /**
+   * Most sandboxes started ahead of their tasks (executor/sandbox-pool.ts), sized by recent
+   * demand up to this; 0 turns the pool off. Default: concurrency.
+   */
+  sandboxPool: z.coerce.number().int().min(0).max(256).optional(),
 });
 export type AgentConfig = Readonly<z.infer<typeof AgentConfigSchema>>;
 

@@ -77,7 +77,12 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions = {
   // Task folders live under the agent's data folder, so folders left by a crash are swept here.
   const sandboxes = join(config.dataDir, 'sandboxes');
   sweepSandboxes(sandboxes, log);
-  const executor = await selectExecutor(config.executor, sandboxes, { ...(config.taskUids ? { taskUids: config.taskUids } : {}), publicDns: config.publicDns });
+  const executor = await selectExecutor(config.executor, sandboxes, {
+    ...(config.taskUids ? { taskUids: config.taskUids } : {}),
+    // Up to one waiting sandbox per task slot unless told otherwise; 0 turns the pool off.
+    pool: { max: config.sandboxPool ?? config.concurrency },
+    publicDns: config.publicDns,
+  });
   if (executor.warning) log.warn(executor.warning);
   await checkPublicNetwork(executor, log);
   const credential = await credentialFor(config, log);
@@ -115,6 +120,7 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions = {
     if (err instanceof FatalAgentError) throw new FatalAgentError(`${err.message} (data folder: ${config.dataDir})`, { cause: err.cause });
     throw err;
   } finally {
+    await executor.close?.().catch((err: unknown) => log.error({ err }, 'could not destroy the waiting sandboxes'));
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
     options.signal?.removeEventListener('abort', onAbort);

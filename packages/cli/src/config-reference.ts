@@ -82,6 +82,8 @@ const AGENT_NOTES: Notes<AgentConfig> = {
   logFormat: 'Log lines as `json` (for collectors) or `pretty` (for a person). Default: pretty when stderr is a terminal.',
   taskUids: 'Host uids (and gids) for sandboxed tasks, one per running task: `FIRST-LAST`. Default 1879048192-1879113727.',
   publicDns: 'Resolvers (public IP addresses, comma-separated) in the /etc/resolv.conf of `--network public` tasks.',
+  sandboxPool:
+    'Most sandboxes the agent starts ahead of their tasks, so a claimed task only hands over its script and environment. Sized by recent demand up to this (none within a minute without tasks); each waits at most 30 s. Default: `concurrency`. 0 turns the pool off.',
 };
 
 /** Settings read from the environment outside the two schemas. */

@@ -70,6 +70,8 @@ export interface Executor {
   publicNetworkProblem?(): Promise<string | undefined>;
   /** Removes `public` namespaces left by agents of this host that were killed; how many. */
   sweepPublicNetworks?(): Promise<number>;
+  /** Releases what the executor holds between tasks (the sandbox pool's waiting sandboxes). */
+  close?(): Promise<void>;
 }
 
 export const TASK_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
