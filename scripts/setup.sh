@@ -11,6 +11,11 @@ command -v prlimit >/dev/null 2>&1 || need_debs+=(util-linux)
 command -v flock >/dev/null 2>&1 || need_debs+=(util-linux)
 # The sandbox hands each task its environment through a small perl shim (perl-base is Essential on Debian).
 command -v perl >/dev/null 2>&1 || need_debs+=(perl-base)
+# --network public: pasta (passt) connects a task's own network namespace to the internet, and
+# nftables filters it (unshare, nsenter: util-linux; umount: mount, Essential).
+command -v pasta >/dev/null 2>&1 || need_debs+=(passt)
+command -v nft >/dev/null 2>&1 || need_debs+=(nftables)
+command -v unshare >/dev/null 2>&1 || need_debs+=(util-linux)
 for extra in "$@"; do
   case "$extra" in
     --with-test-deps)
@@ -41,7 +46,7 @@ if [ ${#need_debs[@]} -gt 0 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_debs[@]}" >/dev/null
   else
-    echo "setup: missing ${need_debs[*]} (install them as root for the bubblewrap sandbox; Ferry falls back to the weaker process executor)" >&2
+    echo "setup: missing ${need_debs[*]} (install them as root for the bubblewrap sandbox, and passt and nftables for --network public; without them the agent refuses to sandbox, and refuses --network public tasks)" >&2
   fi
 fi
 

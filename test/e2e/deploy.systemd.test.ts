@@ -103,7 +103,7 @@ describe('systemd units', () => {
   });
 
   it("sandboxed tasks run under the agent unit's capability bounding set", async () => {
-    const server = await startFerryServer({ embeddedAgent: false });
+    const server = await startFerryServer({ embeddedAgent: false, env: { FERRY_ALLOW_HOST_NETWORK: 'true' } });
     const caps = ['-all', ...AGENT_CAPABILITIES.map((c) => `+${c.slice(4).toLowerCase()}`)].join(',');
     const dataDir = tempDir('agent-caps');
     mkdirSync(dataDir, { recursive: true });
@@ -135,6 +135,11 @@ describe('systemd units', () => {
       const net = await server.cli(['run', 'caps-net', '-c', 'echo host network']);
       assert.equal(net.code, 0, net.stderr);
       assert.equal(net.stdout, 'host network\n');
+      // --network public: the namespace, its filter and pasta are made under the same bounding set.
+      assert.equal((await server.cli(['target', 'create', 'caps-public', '--type', 'shell', '--network', 'public'])).code, 0);
+      const pub = await server.cli(['run', 'caps-public', '-c', 'ip -o link show | grep -c UP; echo public network']);
+      assert.equal(pub.code, 0, pub.stderr);
+      assert.equal(pub.stdout, '2\npublic network\n', 'loopback and the tap interface are up');
     } finally {
       await agent.stop('SIGKILL');
       await server.stop();

@@ -10,10 +10,10 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, generateKeyPairSync } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import pg from 'pg';
 import { FerryClient } from '@ferry/client';
 import { pinnedTransport } from '@ferry/client/node';
 import { OUTPUT_DIGEST_HEADER, OutputDigest, Routes, Streams, decodeJoinToken, encodeFrames, type BlockHasher } from '@ferry/protocol';
@@ -157,10 +157,10 @@ describe('ferry server on PostgreSQL, two replicas on one database and data fold
   });
 
   it('two replicas starting at once on a new data folder make one CA and one admin token, which log in to both', { timeout: 120_000 }, async () => {
-    const admin = new pg.Client({ host: db.host, port: db.port, user: db.user, password: db.password, database: db.database });
-    await admin.connect();
-    await admin.query('CREATE DATABASE fresh');
-    await admin.end();
+    execFileSync('psql', ['-h', db.host, '-p', String(db.port), '-U', db.user, '-d', db.database, '-c', 'CREATE DATABASE fresh'], {
+      env: { ...process.env, PGPASSWORD: db.password },
+      stdio: 'pipe',
+    });
     const url = `postgres://${db.user}:${encodeURIComponent(db.password)}@${db.host}:${db.port}/fresh`;
     const folder = tempDir('pg-fresh');
     // Both log in with the folder's admin-token file and the CA fingerprint each printed.

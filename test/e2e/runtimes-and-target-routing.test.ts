@@ -24,7 +24,8 @@ describe('runtimes against real services', () => {
   let maria: DbServer;
 
   before(async () => {
-    [server, pg, maria] = await Promise.all([startFerryServer(), startPostgres(), startMariaDb()]);
+    // The databases listen on loopback, which a hosted target reaches only with --network host.
+    [server, pg, maria] = await Promise.all([startFerryServer({ env: { FERRY_ALLOW_HOST_NETWORK: 'true' } }), startPostgres(), startMariaDb()]);
     await waitForAgents(server, 1);
     for (const [name, type] of [
       ['py', 'python'],
@@ -36,7 +37,8 @@ describe('runtimes against real services', () => {
       ['k8s', 'kubernetes'],
       ['cloud', 'aws'],
     ] as const) {
-      const r = await server.cli(['target', 'create', name, '--type', type]);
+      const loopbackDb = type.startsWith('postgres') || type.startsWith('mysql');
+      const r = await server.cli(['target', 'create', name, '--type', type, ...(loopbackDb ? ['--network', 'host'] : [])]);
       assert.equal(r.code, 0, r.stderr);
     }
     const pgSecrets = { PG_HOST: pg.host, PG_PORT: String(pg.port), PG_USER: pg.user, PG_PASS: pg.password, PG_DB: pg.database };

@@ -75,7 +75,7 @@ for (const executor of ['sandbox', 'process'] as const) {
     let agentPid = 0;
 
     before(async () => {
-      server = await startFerryServer({ env: { FERRY_EMBEDDED_AGENT_EXECUTOR: executor, FERRY_GRACE_SECONDS: '2' } });
+      server = await startFerryServer({ env: { FERRY_EMBEDDED_AGENT_EXECUTOR: executor, FERRY_GRACE_SECONDS: '2', FERRY_ALLOW_HOST_NETWORK: 'true' } });
       await waitForAgents(server, 1);
       const create = async (...args: string[]): Promise<void> => {
         const r = await server.cli(['target', 'create', ...args]);

@@ -38,7 +38,8 @@ describe('target settings', () => {
   let pg: DbServer;
 
   before(async () => {
-    [server, pg] = await Promise.all([startFerryServer(), startPostgres()]);
+    // The database listens on loopback, which a hosted target reaches only with --network host.
+    [server, pg] = await Promise.all([startFerryServer({ env: { FERRY_ALLOW_HOST_NETWORK: 'true' } }), startPostgres()]);
     await waitForAgents(server, 1);
   });
   after(async () => {
@@ -112,6 +113,8 @@ describe('target settings', () => {
       'pgset',
       '--type',
       'postgres',
+      '--network',
+      'host',
       '--setting',
       `PG_HOST=${pg.host}`,
       '--setting',

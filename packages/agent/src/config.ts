@@ -1,7 +1,9 @@
 import { z } from 'zod';
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { configFile, loadConfig } from '@ferry/protocol';
 import { AGENT_START_FLAGS } from './flags.js';
+import { isBlockedAddress } from './executor/network-public.js';
 
 export const AgentConfigSchema = z.object({
   dataDir: z.string().default('./ferry-agent-data'),
@@ -30,6 +32,33 @@ export const AgentConfigSchema = z.object({
       return { first, count: last - first + 1 };
     })
     .optional(),
+  /**
+   * Resolvers a `--network public` task gets in its /etc/resolv.conf: public IP addresses,
+   * comma-separated (the host's own resolver is a private or loopback address it cannot reach).
+   */
+  publicDns: z
+    .string()
+    .default('1.1.1.1,8.8.8.8')
+    .transform((text, ctx) => {
+      const list = text
+        .split(',')
+        .map((a) => a.trim())
+        .filter(Boolean);
+      if (list.length === 0 || list.some((a) => isIP(a) === 0))
+        ctx.addIssue({ code: 'custom', message: 'use IP addresses, comma-separated, e.g. 1.1.1.1,8.8.8.8' });
+      const unreachable = list.filter((a) => isIP(a) !== 0 && isBlockedAddress(a));
+      if (unreachable.length > 0)
+        ctx.addIssue({
+          code: 'custom',
+          message: `${unreachable.join(', ')}: public tasks cannot reach private, loopback or link-local addresses; use public resolvers`,
+        });
+      return list;
+    }),
+  /**
+   * Most sandboxes started ahead of their tasks (executor/sandbox-pool.ts), sized by recent
+   * demand up to this; 0 turns the pool off. Default: concurrency.
+   */
+  sandboxPool: z.coerce.number().int().min(0).max(256).optional(),
 });
 export type AgentConfig = Readonly<z.infer<typeof AgentConfigSchema>>;
 

@@ -47,6 +47,12 @@ export const AGENT_START_FLAGS = [
     value: 'FIRST-LAST',
     description: 'host uids for sandboxed tasks, one per running task (default 1879048192-1879113727)',
   },
+  {
+    flag: 'sandbox-pool',
+    key: 'sandboxPool',
+    value: 'N',
+    description: 'most sandboxes started ahead of their tasks, sized by recent demand (default: --concurrency; 0 turns the pool off)',
+  },
 ] as const satisfies readonly AgentStartFlag[];
 
 /** The options part of a usage text: one line per flag, from the table. */

@@ -7,10 +7,14 @@
  * | failed (back off with jitter, poll again; 401/403 stop the agent) → stopped (the stop
  * signal aborted the poll or the wait; it ends the loop).
  *
- * When a runner finishes while the poll is open with free = 0, that poll is aborted
- * (`slotFreed`) and a new one opens with free > 0, so the next task starts without waiting out
- * the long poll. A poll that may claim (free > 0) is never aborted for that: the server could
- * claim a task whose answer we would drop.
+ * When a runner finishes while the poll is open with free = 0, that poll is left open in the
+ * background (`slotFreed`: it can claim nothing, and still brings cancels and key work when
+ * answered) and a new one opens with free > 0, so the next task starts without waiting out the
+ * long poll. Aborting it instead would close its connection (HTTP/1.1 has no other way to give
+ * up a request), and every task would then pay a new TLS handshake on the agent and the server.
+ * The server ends an agent's oldest polls past its concurrency, so these stay few; past the
+ * concurrency plus one (at most MAX_DETACHED) the oldest is aborted here. A poll that may claim (free > 0) is never left or
+ * aborted for that: the server could claim a task whose answer we would drop.
  *
  * A server that answers a long poll at once with nothing (shutting down, misbehaving) must not
  * make the agent spin: after a few such answers in a row, polls are paced.
@@ -45,9 +49,27 @@ export interface PollLoopOptions {
 /** Answers faster than this with nothing in them count as "empty at once". */
 const FAST_ANSWER_MS = 100;
 
+/**
+ * Polls with free = 0 left open in the background at most (each holds one of the client's 16
+ * connections). The server ends an agent's oldest poll when one past its concurrency arrives, so
+ * up to the concurrency (plus one answer on its way) are normal and none is aborted here.
+ */
+const MAX_DETACHED = 8;
+
+interface InFlight {
+  abort: AbortController;
+  free: number;
+  /** Lets run() go on without this poll's answer (only for free = 0 polls without keys). */
+  detach?: () => void;
+}
+
 export class PollLoop {
-  /** The poll in flight and its `free`: only a poll that cannot claim (free = 0) may be aborted safely. */
-  private inFlight: { abort: AbortController; free: number } | undefined;
+  /** The poll in flight and its `free`: only a poll that cannot claim (free = 0) may be left or aborted safely. */
+  private inFlight: InFlight | undefined;
+  /** Free = 0 polls left open in the background, oldest first. */
+  private readonly detached: AbortController[] = [];
+  /** Key work runs one answer at a time, whichever poll brought it (key-custody.ts does one job at a time). */
+  private keyWork: Promise<void> = Promise.resolve();
   private emptyFast = 0;
 
   constructor(
@@ -63,6 +85,7 @@ export class PollLoop {
       try {
         const started = Date.now();
         const answer = await this.poll();
+        if (!answer) continue; // left open in the background: a slot freed
         failures = 0;
         await this.paceEmptyAnswers(answer, Date.now() - started);
         await this.dispatch(answer);
@@ -79,25 +102,50 @@ export class PollLoop {
 
   /** A task slot is free: replace a poll that was waiting only for cancels. */
   slotFreed(): void {
-    if (this.inFlight?.free === 0) this.inFlight.abort.abort();
+    const polling = this.inFlight;
+    if (polling?.free !== 0) return;
+    if (!polling.detach) return polling.abort.abort();
+    const concurrency = this.hooks.running().length + this.hooks.free();
+    if (this.detached.length >= Math.min(concurrency + 1, MAX_DETACHED)) this.detached.shift()?.abort();
+    polling.detach();
   }
 
-  private async poll(): Promise<PollResponse> {
+  /** The answer; undefined when the poll was left open in the background (slotFreed). */
+  private async poll(): Promise<PollResponse | undefined> {
     const keys = await this.hooks.keys();
     const abort = new AbortController();
     const free = this.hooks.free();
-    this.inFlight = { abort, free };
+    let detach: (() => void) | undefined;
+    const detached = new Promise<undefined>((resolve) => (detach = () => resolve(undefined)));
+    this.inFlight = { abort, free, ...(free === 0 && !keys ? { detach } : {}) };
     try {
       // The answer is checked against its schema by the client: ids become paths and process names here.
-      const answer = await this.client.call(Routes.poll, {
+      const request = this.client.call(Routes.poll, {
         body: { free, running: this.hooks.running(), waitSeconds: this.opts.waitSeconds, ...(keys ? { keys } : {}) },
         signal: AbortSignal.any([abort.signal, this.opts.stop]),
       });
+      const answer = await Promise.race([request, detached]);
+      if (!answer) {
+        this.watchInBackground(request, abort);
+        return undefined;
+      }
       if (keys) this.hooks.keysAnnounced();
       return answer;
     } finally {
       this.inFlight = undefined;
     }
+  }
+
+  /** A free = 0 poll left open: its answer still brings cancels and key work; its failure is the next poll's business. */
+  private watchInBackground(request: Promise<PollResponse>, abort: AbortController): void {
+    this.detached.push(abort);
+    request
+      .then((answer) => (this.opts.stop.aborted ? undefined : this.dispatch(answer)))
+      .catch(() => undefined)
+      .finally(() => {
+        const i = this.detached.indexOf(abort);
+        if (i >= 0) this.detached.splice(i, 1);
+      });
   }
 
   private async paceEmptyAnswers(answer: PollResponse, tookMs: number): Promise<void> {
@@ -110,7 +158,13 @@ export class PollLoop {
   private async dispatch(answer: PollResponse): Promise<void> {
     for (const id of answer.cancel) this.hooks.onCancel(id);
     if (answer.task) this.hooks.onTask(answer.task);
-    if (hasKeyWork(answer)) await this.hooks.onKeyWork(answer);
+    if (hasKeyWork(answer)) await this.queueKeyWork(answer);
+  }
+
+  private queueKeyWork(answer: PollResponse): Promise<void> {
+    const done = this.keyWork.then(() => this.hooks.onKeyWork(answer));
+    this.keyWork = done.catch(() => undefined);
+    return done;
   }
 }
 

@@ -10,6 +10,7 @@ import type { AgentConfig } from './config.js';
 import { ApiError } from '@ferry/client';
 import { CredentialError, joinTokenDigest, loadCredential, registerAgent, type StoredCredential } from './credential.js';
 import { selectExecutor } from './executor/select.js';
+import type { Executor } from './executor/types.js';
 import { FatalAgentError } from './server-answers.js';
 import { createLogger } from './logger.js';
 import { Worker } from './worker.js';
@@ -27,6 +28,14 @@ function sweepSandboxes(dir: string, log: Logger): void {
   const left = readdirSync(dir).filter((name) => name.startsWith('ferry-t_'));
   for (const name of left) rmSync(join(dir, name), { recursive: true, force: true });
   if (left.length > 0) log.warn({ folders: left.length }, 'removed task folders left by an earlier run');
+}
+
+/** Says at start whether `--network public` tasks can run here (they are refused otherwise), and sweeps what killed agents left. */
+async function checkPublicNetwork(executor: Executor, log: Logger): Promise<void> {
+  const swept = (await executor.sweepPublicNetworks?.()) ?? 0;
+  if (swept > 0) log.warn({ namespaces: swept }, 'removed network namespaces left by an earlier run');
+  const problem = await executor.publicNetworkProblem?.();
+  if (problem) log.warn({ problem }, 'tasks of targets with --network public will be refused on this agent');
 }
 
 /**
@@ -64,13 +73,20 @@ async function storedOrNewCredential(config: AgentConfig, log: Logger): Promise<
 }
 
 export async function runAgent(config: AgentConfig, options: RunAgentOptions = {}): Promise<void> {
-  const log = options.logger ?? createLogger(config.logLevel, config.logFormat);
+  const log = options.logger ?? (await createLogger(config.logLevel, config.logFormat));
   // Task folders live under the agent's data folder, so folders left by a crash are swept here.
   const sandboxes = join(config.dataDir, 'sandboxes');
   sweepSandboxes(sandboxes, log);
-  const executor = await selectExecutor(config.executor, sandboxes, config.taskUids ? { taskUids: config.taskUids } : {});
+  const executor = await selectExecutor(config.executor, sandboxes, {
+    ...(config.taskUids ? { taskUids: config.taskUids } : {}),
+    // Up to one waiting sandbox per task slot unless told otherwise; 0 turns the pool off.
+    pool: { max: config.sandboxPool ?? config.concurrency },
+    publicDns: config.publicDns,
+  });
   if (executor.warning) log.warn(executor.warning);
+  await checkPublicNetwork(executor, log);
   const credential = await credentialFor(config, log);
+  executor.setControlPlane?.([credential.serverUrl]);
   const worker = new Worker({
     credential,
     executor,
@@ -104,6 +120,7 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions = {
     if (err instanceof FatalAgentError) throw new FatalAgentError(`${err.message} (data folder: ${config.dataDir})`, { cause: err.cause });
     throw err;
   } finally {
+    await executor.close?.().catch((err: unknown) => log.error({ err }, 'could not destroy the waiting sandboxes'));
     process.off('SIGTERM', onSignal);
     process.off('SIGINT', onSignal);
     options.signal?.removeEventListener('abort', onAbort);

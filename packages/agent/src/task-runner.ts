@@ -115,7 +115,7 @@ export class TaskRunner {
     }
     if (this.stopReason === 'lease_lost') {
       this.log.warn('task abandoned: this agent no longer holds it');
-      this.spool.remove();
+      void this.spool.remove();
       return;
     }
     const final = await this.finalStatus(exit, errorReason);

@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { BubblewrapExecutor, bubblewrapProblem } from '../src/executor/bubblewrap.js';
+import { ownerTag } from '../src/executor/cgroup.js';
 import { collect, usable } from './helpers/sandbox-run.js';
 import { measureOverhead } from '../../../bench/fixtures/sandbox-overhead.mjs';
 import { TASK_PATH, type SandboxLimits } from '../src/executor/types.js';
@@ -150,8 +151,12 @@ echo "running: $(pgrep -fc '${m}-') orphan-parent: $(ps -o ppid= -p "$(pgrep -f 
   const io = collect(proc);
   try {
     assert.deepEqual(await proc.exited, { code: 0, signal: null });
+    await io.waitFor(/orphan-parent: \d*\n/, 5_000); // the exit can be seen before the last output is read
     assert.equal(io.out().trim(), 'running: 2 orphan-parent: 1', io.err());
     // Before dispose: the PID namespace, not the cgroup clean-up, ended them with the main process.
+    // bwrap reports the exit as soon as its pid 1 has it, and the kernel then tears the namespace
+    // down, so the daemons may take a moment to go; they never outlive it.
+    for (let i = 0; i < 100 && hostPids(m).length > 0; i++) await new Promise((r) => setTimeout(r, 20));
     assert.deepEqual(hostPids(m), [], 'no daemon outlives the main process');
   } finally {
     await sandbox.dispose();
@@ -279,12 +284,13 @@ test('50 tasks in a row leave no processes, folders or cgroups behind', { timeou
     const r = await run(`(exec -a ${m} sleep 1000 </dev/null >/dev/null 2>&1 &); echo $i > /work/f; echo ok`, LIMITS, undefined, taskId);
     assert.equal(r.out, 'ok\n', r.err);
   }
-  const ours = (dir: string) => (existsSync(dir) ? readdirSync(dir).filter((e) => e.startsWith(`ferry-${taskId}-`)) : []);
+  // Task folders would carry the task id; task cgroups carry this process's owner tag (cgroup.ts).
+  const ours = (dir: string, prefix: string) => (existsSync(dir) ? readdirSync(dir).filter((e) => e.startsWith(prefix)) : []);
   assert.deepEqual(hostPids(m), [], 'no task process survives');
   const children = spawnSync('ps', ['--ppid', String(process.pid), '-o', 'args='], { encoding: 'utf8' }).stdout;
   assert.doesNotMatch(children, /bwrap/, `no bwrap (child of this process) is left: ${children}`);
-  assert.deepEqual(ours('/tmp'), [], 'no task folder left in /tmp');
-  for (const dir of ferryCgroupDirs()) assert.deepEqual(ours(dir), [], `no task cgroup left in ${dir}`);
+  assert.deepEqual(ours('/tmp', `ferry-${taskId}-`), [], 'no task folder left in /tmp');
+  for (const dir of ferryCgroupDirs()) assert.deepEqual(ours(dir, `ferry-${ownerTag()}-`), [], `no task cgroup left in ${dir}`);
 });
 
 test('overhead of the sandbox over a plain spawn (benchmark, reported)', { timeout: 120_000 }, async (t) => {

@@ -37,7 +37,7 @@ test('finely interleaved stdout and stderr are read back in chunks of bounded fr
       'maxBytes still bounds the chunk',
     );
   } finally {
-    spool.remove();
+    void spool.remove();
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -26,7 +26,8 @@ const SERVER_NOTES: Notes<ServerConfig> = {
   databasePoolSize: 'PostgreSQL only: connections each server keeps to the database at most (one more listens for wake-ups from the other replicas).',
   embeddedAgent: 'Start the embedded hosted agent (a child process). `--no-embedded-agent` turns it off.',
   embeddedAgentExecutor: 'The embedded agent’s executor. `process` lets tasks read the server’s data folder: only where you accept that.',
-  allowHostNetwork: 'Whether hosted-pool targets may use `--network host`. Turn off on a server shared by organizations that do not trust each other.',
+  allowHostNetwork:
+    'Whether hosted-pool targets may use `--network host` (off by default: hosted tasks get `--network public`). Turn on only where every organization may reach what the agent host reaches.',
   tlsCert: 'File of a PEM certificate to serve instead of the generated one (all three of `tlsCert`, `tlsKey`, `tlsCa`).',
   tlsKey: 'File of the PEM private key of `tlsCert`.',
   tlsCa: 'File of the PEM CA certificate that issued `tlsCert`; its fingerprint goes into join tokens and login lines.',
@@ -80,6 +81,9 @@ const AGENT_NOTES: Notes<AgentConfig> = {
   logLevel: 'How much to log; `silent` logs nothing.',
   logFormat: 'Log lines as `json` (for collectors) or `pretty` (for a person). Default: pretty when stderr is a terminal.',
   taskUids: 'Host uids (and gids) for sandboxed tasks, one per running task: `FIRST-LAST`. Default 1879048192-1879113727.',
+  publicDns: 'Resolvers (public IP addresses, comma-separated) in the /etc/resolv.conf of `--network public` tasks.',
+  sandboxPool:
+    'Most sandboxes the agent starts ahead of their tasks, so a claimed task only hands over its script and environment. Sized by recent demand up to this (none within a minute without tasks); each waits at most 30 s. Default: `concurrency`. 0 turns the pool off.',
 };
 
 /** Settings read from the environment outside the two schemas. */

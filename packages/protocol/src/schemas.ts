@@ -79,10 +79,12 @@ export const MAX_SCRIPT_BYTES = 1024 * 1024;
 export const MAX_TIMEOUT_SECONDS = 7 * 24 * 3600;
 
 /**
- * Network policy of a target's sandbox. `none`: only a private loopback; `host`: the agent
- * host's network. Default per type: see `defaultNetwork`.
+ * Network policy of a target's sandbox. `none`: only a private loopback; `public`: the internet
+ * but not the agent host's loopback, private, link-local or control-plane addresses; `host`: the
+ * agent host's network (self-hosted agents; hosted ones only where the server allows it).
+ * Default per type and agent: see `defaultNetwork`.
  */
-export const NetworkPolicy = z.enum(['none', 'host']);
+export const NetworkPolicy = z.enum(['none', 'host', 'public']);
 export type NetworkPolicy = z.infer<typeof NetworkPolicy>;
 
 /**
@@ -132,8 +134,13 @@ export const TARGET_TYPE_INFO: Record<TargetType, { required: readonly string[];
   },
 };
 
-export function defaultNetwork(type: TargetType): NetworkPolicy {
-  return TARGET_TYPE_INFO[type].network;
+/**
+ * A type that needs a network gets the host's on a self-hosted agent (which sits next to its
+ * private database or cluster) and only public endpoints on the hosted pool.
+ */
+export function defaultNetwork(type: TargetType, agent: AgentMode): NetworkPolicy {
+  const wanted = TARGET_TYPE_INFO[type].network;
+  return wanted === 'host' && agent === 'hosted' ? 'public' : wanted;
 }
 
 /** Server-side redaction before storage: `secrets` (default), `all` (also personal data), `none`. */

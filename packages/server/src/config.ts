@@ -43,9 +43,10 @@ export const ServerConfigSchema = z.object({
   embeddedAgentExecutor: z.enum(['sandbox', 'process']).default('sandbox'),
   /**
    * Whether hosted-pool targets may use `--network host` (the agent host's network, loopback
-   * included). Turn off on a server shared by organizations that do not trust each other.
+   * included). Off by default: hosted tasks reach public endpoints only (`--network public`).
+   * Turn on only where every organization on this server may reach what the agent host reaches.
    */
-  allowHostNetwork: bool.default(true),
+  allowHostNetwork: bool.default(false),
   tlsCert: z.string().optional(),
   tlsKey: z.string().optional(),
   tlsCa: z.string().optional(),

@@ -290,11 +290,13 @@ forEachStore('store contract', (backend) => {
     const old = await a.store.appendOutput('t_dig', a.agent.id, 12, [frame('cdef')], keep);
     assert.ok(old !== 'not_held' && old.ok && old.nextOffset === 16);
     assert.equal((await b.getTask(a.orgId, 't_dig'))?.outputDigest, null);
-    // The state survives the task's end (the final status is checked after it).
+    // The state holds raw (unredacted) bytes of the output: the task's end removes it, in the
+    // ending's transaction (the final status is checked before).
     await a.store.appendOutput('t_dig', a.agent.id, 16, [frame('!')], keep, 'state-after-17');
+    assert.equal((await b.getTask(a.orgId, 't_dig'))?.outputDigest, 'state-after-17');
     assert.ok(await b.finishTask('t_dig', a.agent.id, { status: 'succeeded', exitCode: 0, signal: null, reason: null, now: 100 }, noFlush));
     const ended = (await a.store.listTasks(a.orgId, { limit: 10 })).find((t) => t.id === 't_dig');
-    assert.deepEqual([ended?.outputDigest, ended?.outputBytes, ended?.storedBytes], ['state-after-17', 17, 17]);
+    assert.deepEqual([ended?.outputDigest, ended?.outputBytes, ended?.storedBytes], [null, 17, 17]);
   });
 
   test('uploads of one task racing from two stores: the output is stored once, in order', async () => {

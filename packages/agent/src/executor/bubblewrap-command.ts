@@ -1,22 +1,27 @@
 /**
- * What bubblewrap is told for one task, and the chain of programs that runs inside the sandbox:
+ * What bubblewrap is told for one sandbox, and the chain of programs that runs inside it:
  *
- *   bwrap --args 3 …        root, fresh namespaces; loads the seccomp filter, then execs
- *    └ sh -c 'chown …'      root, an empty environment: makes /work and /tmp the task's own
- *       └ setpriv …         drops to the task's uid and gid, no groups, no capabilities at all
- *          └ perl -e SHIM   the task's uid: reads the task's environment from a pipe, closes
- *             │             every other inherited descriptor, execs the command
- *             └ command     the task's uid, exactly the task's environment
+ *   bwrap --args 3 …        root, fresh namespaces, mounts; waits on --block-fd until the agent
+ *    │                      has put it in the task's cgroup, then loads the seccomp filter
+ *    └ perl -e SHIM         root, an empty environment: makes /work and /tmp the task's, empties
+ *       │                   the bounding set, sets the task's gid as the only group, says
+ *       │                   "ready" and waits for the hand-over (script, argv, environment,
+ *       │                   files) on a pipe; writes the script and files, drops to the task's
+ *       │                   uid and gid (no capabilities left), checks all of that in
+ *       │                   /proc/self/status, closes every other inherited descriptor, execs
+ *       └ command           the task's uid, exactly the task's environment
  *
- * The environment reaches the task only after the privilege drop. Everything before it runs as
- * root, and the dynamic loader honours LD_AUDIT, GLIBC_TUNABLES, GCONV_PATH and friends for root
- * as for anyone; with the task's environment there (secrets are environment variables with names
- * users choose), root could be made to load a library the task supplied (its script, a file).
+ * So a sandbox is made in two steps: `sandboxInvocation` starts it up to the waiting shim (the
+ * pool does this ahead of time, with no task), and `handOver` is what one task gives it. The
+ * task's environment is set only for the exec, after the privilege drop: the dynamic loader
+ * honours LD_AUDIT, GLIBC_TUNABLES, GCONV_PATH and friends for root as for anyone, so no root
+ * process ever starts with the task's environment (secrets are variables with names users choose).
  *
- * Nothing of the agent's folders reaches the sandbox. The script, the runtime's files and the
- * sandbox's /etc/passwd and /etc/group are copied by bwrap from pipes (`--file FD`) into its own
- * tmpfs; /work and /tmp are tmpfs too. So /proc/self/mountinfo lists only the system folders and
- * anonymous tmpfs, and nothing of the task lives on the host's disk, even for a moment.
+ * Nothing of the agent's folders reaches the sandbox. The sandbox's /etc/passwd and /etc/group
+ * are copied by bwrap from pipes (`--file FD`) into its own tmpfs, the script and files are
+ * written there by the shim from the hand-over pipe; /work and /tmp are tmpfs too. So
+ * /proc/self/mountinfo lists only the system folders and anonymous tmpfs, and nothing of the
+ * task lives on the host's disk, even for a moment.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { lstat, readlink } from 'node:fs/promises';
@@ -25,10 +30,7 @@ import type { RunSpec, SandboxLimits } from './types.js';
 
 export interface SandboxTools {
   bwrap: string;
-  setpriv: string;
-  chown: string;
   perl: string;
-  sh: string;
   flock: string;
   prlimit: string | undefined;
 }
@@ -39,10 +41,14 @@ interface TaskIdentity {
 }
 
 const SCRIPT_PATH = '/ferry/script';
-/** Where a RunSpec's files appear inside the sandbox (a tmpfs of its own). */
+/** Where a RunSpec's files appear inside the sandbox. */
 const FILES_PATH = '/ferry/files';
-/** bwrap's own options arrive on fd 3; every other input pipe follows it. */
+/** bwrap's own options arrive on fd 3; then its --info-fd, --block-fd, the shim's hand-over pipe, and the pipe inputs. */
 const ARGS_FD = 3;
+export const INFO_FD = 4;
+export const BLOCK_FD = 5;
+export const HANDOVER_FD = 6;
+const FIRST_INPUT_FD = 7;
 
 /** What of /etc a task gets: name resolution, TLS roots, linker and locale data, not the rest (agent configs, keys, the host's accounts). */
 const ETC_ALLOWED = [
@@ -70,25 +76,68 @@ const ETC_ALLOWED = [
   'timezone',
 ];
 
-/** Runs as root before the drop, with an empty environment: only fixed words and the uid:gid. */
-const PRELUDE = '"$1" "$2" /work /tmp && shift 2 && exec "$@"';
+/** The system calls the shim makes by number (perl-base has no wrappers for them), per architecture. */
+export interface Syscalls {
+  prctl: number;
+  setgroups: number;
+  setresgid: number;
+  setresuid: number;
+  capset: number;
+}
+/** x86_64's own table, and the generic table (include/uapi/asm-generic/unistd.h) of arm64, riscv64 and loong64. */
+const GENERIC_SYSCALLS: Syscalls = { prctl: 167, setgroups: 159, setresgid: 149, setresuid: 147, capset: 91 };
+const SYSCALLS: Partial<Record<NodeJS.Architecture, Syscalls>> = {
+  x64: { prctl: 157, setgroups: 116, setresgid: 119, setresuid: 117, capset: 126 },
+  arm64: GENERIC_SYSCALLS,
+  riscv64: GENERIC_SYSCALLS,
+  loong64: GENERIC_SYSCALLS,
+};
+
+/** The shim's system call numbers on this architecture, or undefined where the sandbox does not know them. */
+export function shimSyscalls(arch: NodeJS.Architecture = process.arch): Syscalls | undefined {
+  return SYSCALLS[arch];
+}
 
 /**
- * Runs as the task. Perl (perl-base is Essential on Debian and Ubuntu) because it sets an exact
- * environment and closes descriptors without helpers; bash would add SHLVL, dash reads no NULs.
+ * The first program in the sandbox, as root with an empty environment. Perl (perl-base is
+ * Essential on Debian and Ubuntu) because it reads a pipe, writes files, makes the system calls
+ * of the privilege drop and sets an exact environment without helpers, in one exec. It loads
+ * no module. Every step that fails ends it before the task's command runs; the drop is checked
+ * in /proc/self/status, so a wrong system call number cannot go unnoticed.
  */
-const ENV_SHIM = [
-  'my $fd = shift;',
-  'open(my $in, "<&=", $fd) or die "ferry: no environment on fd $fd: $!\\n";',
-  'local $/ = "\\0"; %ENV = ();',
-  'while (my $kv = <$in>) { chomp $kv; my ($k, $v) = split /=/, $kv, 2; $ENV{$k} = $v; }',
-  'close $in;',
-  'opendir(my $dir, "/proc/self/fd") or die "ferry: /proc/self/fd: $!\\n";',
-  'my @inherited = grep { /^\\d+$/ && $_ > 2 } readdir $dir; closedir $dir;',
-  'for my $n (@inherited) { for my $mode ("<&=", ">&=") { if (open(my $h, $mode, $n)) { close $h; last; } } }',
-  'exec { $ARGV[0] } @ARGV;',
-  'print STDERR "ferry: cannot run $ARGV[0]: $!\\n"; exit 127;',
-].join(' ');
+const SHIM = String.raw`
+my ($fd, $uid, $gid, $prctl, $setgroups, $setresgid, $setresuid, $capset) = @ARGV;
+chown $uid, $gid, "/work", "/tmp" or die "ferry: chown: $!\n";
+syscall($prctl, 24, $_) for 0 .. 63;
+my $g = pack("L", $gid); syscall($setgroups, 1, $g) == 0 or die "ferry: setgroups: $!\n";
+open(my $io, "+<&=", $fd) or die "ferry: no hand-over on fd $fd: $!\n";
+binmode $io; syswrite($io, "r");
+my $h = do { local $/; <$io> }; close $io;
+exit 125 unless defined $h && length $h;
+my $p = 0;
+sub f { my $c = index($h, ":", $p); die "ferry: bad hand-over\n" if $c < $p;
+  my $n = substr($h, $p, $c - $p); $p = $c + 1 + $n; die "ferry: bad hand-over\n" if $p > length $h; substr($h, $c + 1, $n) }
+my @cmd = map { f() } 1 .. f(); my @env = map { f() } 1 .. f(); my $script = f();
+my @files = map { [f(), f()] } 1 .. f(); my $stdin = f();
+die "ferry: no command\n" unless @cmd;
+sub put { my ($path, $data) = @_; open(my $o, ">", $path) or die "ferry: $path: $!\n"; binmode $o;
+  print $o $data; close $o or die "ferry: $path: $!\n"; chmod 0444, $path }
+put("/ferry/script", $script);
+if (@files) { mkdir "/ferry/files" or die "ferry: /ferry/files: $!\n"; chmod 0755, "/ferry/files";
+  for (@files) { die "ferry: bad file name\n" if $_->[0] =~ m{/|^\.\.?$}; put("/ferry/files/$_->[0]", $_->[1]) } }
+if ($stdin eq "null") { open(STDIN, "<", "/dev/null") or die "ferry: /dev/null: $!\n" }
+syscall($setresgid, $gid, $gid, $gid) == 0 or die "ferry: setresgid: $!\n";
+syscall($setresuid, $uid, $uid, $uid) == 0 or die "ferry: setresuid: $!\n";
+my ($hd, $dt) = (pack("LL", 0x20080522, 0), pack("L6", (0) x 6)); syscall($capset, $hd, $dt) == 0 or die "ferry: capset: $!\n";
+open(my $st, "<", "/proc/self/status") or die "ferry: /proc/self/status: $!\n"; my $s = do { local $/; <$st> }; close $st;
+die "ferry: the privilege drop did not take\n" unless $s =~ /^Uid:\t$uid\t$uid\t$uid\t$uid$/m && $s =~ /^Gid:\t$gid\t$gid\t$gid\t$gid$/m
+  && $s =~ /^Groups:\t$gid ?$/m && $s =~ /^NoNewPrivs:\t1$/m && $s !~ /^Cap(Inh|Prm|Eff|Bnd|Amb):\t0*[1-9a-f]/m;
+%ENV = (); for (@env) { my ($k, $v) = split /=/, $_, 2; $ENV{$k} = $v }
+opendir(my $dir, "/proc/self/fd") or die "ferry: /proc/self/fd: $!\n";
+my @inherited = grep { /^\d+$/ && $_ > 2 } readdir $dir; closedir $dir;
+for my $n (@inherited) { for my $mode ("<&=", ">&=") { if (open(my $x, $mode, $n)) { close $x; last } } }
+exec { $cmd[0] } @cmd; print STDERR "ferry: cannot run $cmd[0]: $!\n"; exit 127;
+`;
 
 /** The host's top-level system folders as they are (merged-/usr symlinks stay symlinks), the /etc allow-list, /proc and /dev. */
 export async function systemMounts(): Promise<string[]> {
@@ -105,6 +154,7 @@ export async function systemMounts(): Promise<string[]> {
   return [...args, '--proc', '/proc', '--dev', '/dev'];
 }
 
+/** `public`: bwrap's wrapper joins a namespace made for it (network-public.ts), so no new one here. */
 function namespaceArgs(network: SandboxLimits['network']): string[] {
   const net = network === 'none' ? ['--unshare-net'] : [];
   return ['--unshare-pid', '--unshare-ipc', '--unshare-uts', '--unshare-cgroup-try', ...net, '--hostname', 'ferry', '--die-with-parent', '--new-session'];
@@ -118,103 +168,103 @@ function accounts({ uid, gid }: TaskIdentity): { passwd: string; group: string }
   };
 }
 
-/** Contents of the pipes the sandbox reads, by descriptor: fd 3 is bwrap's options, the rest follow. */
+/** Contents of the pipes bwrap reads (`--file`, `--seccomp`), by descriptor from FIRST_INPUT_FD on. */
 class PipeInputs {
   readonly contents: (string | Uint8Array)[] = [];
   add(content: string | Uint8Array): string {
     this.contents.push(content);
-    return String(ARGS_FD + this.contents.length);
+    return String(FIRST_INPUT_FD + this.contents.length - 1);
   }
 }
 
 export interface Invocation {
   /** bwrap's command line: options come through fd 3, so no environment shows in the host's `ps`. */
   argv: string[];
-  /** inputs[i] is written to fd 3 + i of bwrap. */
+  /** bwrap's options, for fd 3. */
+  options: string;
+  /** inputs[i] is written to fd FIRST_INPUT_FD + i of bwrap. */
   inputs: (string | Uint8Array)[];
-  /** The task's stdin (fd 0, a pipe like the inputs, so no path of the agent's shows); absent: /dev/null. */
-  stdin?: Uint8Array;
 }
 
 export interface InvocationPlan {
   tools: SandboxTools;
   mounts: readonly string[];
   seccomp: Uint8Array | undefined;
+  syscalls: Syscalls;
   task: TaskIdentity;
   limits: SandboxLimits;
-  spec: RunSpec;
+  /** `network: public`: the resolvers the task gets, as /etc/resolv.conf (mounted over the host's). */
+  resolvConf?: string;
 }
 
-export function sandboxInvocation({ tools, mounts, seccomp, task, limits, spec }: InvocationPlan): Invocation {
+/** A sandbox up to the shim waiting for its hand-over: nothing of a task in it. */
+export function sandboxInvocation({ tools, mounts, seccomp, syscalls, task, limits, resolvConf }: InvocationPlan): Invocation {
   const pipes = new PipeInputs();
-  const withFiles = (v: string) => v.replaceAll('{files}', FILES_PATH);
-  const env = { ...spec.env, HOME: '/work', TMPDIR: '/tmp', PWD: '/work' };
-  const envFd = pipes.add(
-    Object.entries(env)
-      .map(([k, v]) => `${k}=${withFiles(v)}\0`)
-      .join(''),
-  );
   const { passwd, group } = accounts(task);
-  const files = Object.entries(spec.files ?? {});
   const options = [
     ...namespaceArgs(limits.network),
     ...mounts,
+    ...(resolvConf === undefined ? [] : ['--perms', '0444', '--ro-bind-data', pipes.add(resolvConf), '/etc/resolv.conf']),
     ...['--perms', '0444', '--file', pipes.add(passwd), '/etc/passwd', '--perms', '0444', '--file', pipes.add(group), '/etc/group'],
     // /work and /tmp are tmpfs of the task's own: their pages count against its memory limit and
-    // their size is capped, so a task cannot fill the host's disk. The prelude makes them the task's.
+    // their size is capped, so a task cannot fill the host's disk. The shim makes them the task's.
     ...['--perms', '0700', '--size', String(limits.memoryBytes), '--tmpfs', '/work'],
     ...['--perms', '1777', '--size', String(limits.memoryBytes), '--tmpfs', '/tmp'],
-    ...['--perms', '0444', '--file', pipes.add(spec.script), SCRIPT_PATH],
-    ...(files.length === 0 ? [] : ['--perms', '0755', '--tmpfs', FILES_PATH]),
-    ...files.flatMap(([name, content]) => ['--perms', '0444', '--file', pipes.add(content), `${FILES_PATH}/${name}`]),
     ...(seccomp ? ['--seccomp', pipes.add(seccomp)] : []),
     ...['--chdir', '/work', '--clearenv'],
+    // bwrap reports its pid 1 on INFO_FD, then waits on BLOCK_FD (after the mounts, before the
+    // seccomp filter and the first fork) while the agent puts that pid in the task's cgroup.
+    ...['--info-fd', String(INFO_FD), '--block-fd', String(BLOCK_FD)],
   ];
-  const drop = [`--reuid=${task.uid}`, `--regid=${task.gid}`, '--clear-groups', '--inh-caps=-all', '--bounding-set=-all'];
-  const command = [...spec.argv.map((a) => (a === '{script}' ? SCRIPT_PATH : withFiles(a))), ...(spec.args ?? [])];
-  const chain = [
-    tools.sh,
-    '-c',
-    PRELUDE,
-    'ferry-prelude',
-    tools.chown,
-    `${task.uid}:${task.gid}`,
-    tools.setpriv,
-    ...drop,
-    '--',
-    tools.perl,
-    '-e',
-    ENV_SHIM,
-    '--',
-    envFd,
-  ];
+  const { prctl, setgroups, setresgid, setresuid, capset } = syscalls;
+  const shim = [tools.perl, '-e', SHIM, '--', String(HANDOVER_FD), String(task.uid), String(task.gid)];
   return {
-    argv: [tools.bwrap, '--args', String(ARGS_FD), ...chain, ...command],
-    inputs: [options.map((o) => `${o}\0`).join(''), ...pipes.contents],
-    ...(spec.stdin ? { stdin: spec.stdin } : {}),
+    argv: [tools.bwrap, '--args', String(ARGS_FD), ...shim, ...[prctl, setgroups, setresgid, setresuid, capset].map(String)],
+    options: options.map((o) => `${o}\0`).join(''),
+    inputs: pipes.contents,
   };
 }
 
+const field = (value: string | Uint8Array): Buffer[] => {
+  const bytes = typeof value === 'string' ? Buffer.from(value) : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
+  return [Buffer.from(`${bytes.length}:`), bytes];
+};
+const list = (values: readonly (string | Uint8Array)[]): Buffer[] => [...field(String(values.length)), ...values.flatMap(field)];
+
+/** What one task hands a waiting sandbox, through its hand-over pipe: length-prefixed fields the shim reads. */
+export function handOver(spec: RunSpec): Buffer {
+  const withFiles = (v: string) => v.replaceAll('{files}', FILES_PATH);
+  const command = [...spec.argv.map((a) => (a === '{script}' ? SCRIPT_PATH : withFiles(a))), ...(spec.args ?? [])];
+  const env = { ...spec.env, HOME: '/work', TMPDIR: '/tmp', PWD: '/work' };
+  const files = Object.entries(spec.files ?? {});
+  for (const [name] of files) if (name.includes('/') || name === '.' || name === '..' || name === '') throw new Error(`bad task file name ${name}`);
+  return Buffer.concat([
+    ...list(command),
+    ...list(Object.entries(env).map(([k, v]) => `${k}=${withFiles(v)}`)),
+    ...field(spec.script),
+    ...field(String(files.length)),
+    ...files.flatMap(([name, content]) => [...field(name), ...field(content)]),
+    ...field(spec.stdin ? 'pipe' : 'null'),
+  ]);
+}
+
 /**
- * Starts `argv` (a wrapper that ends in bwrap) with `inputs` on fds 3, 4, …: pipes, so nothing of
- * them touches the disk or a command line. env {}: the task's environment travels in a pipe too.
+ * Starts `argv` (bwrap, perhaps behind prlimit) with its options on fd 3 and `inputs` from
+ * FIRST_INPUT_FD on: pipes, so nothing of them touches the disk or a command line. env {}.
+ * Every stdio is a pipe (socket pairs, so fds 4–6 carry answers both ways); stdin and the
+ * hand-over are the caller's to write.
  */
-export function spawnSandbox(argv: readonly string[], inputs: readonly (string | Uint8Array)[], stdin?: Uint8Array): ChildProcess {
+export function spawnSandbox(argv: readonly string[], options: string, inputs: readonly (string | Uint8Array)[]): ChildProcess {
   const [cmd, ...rest] = argv;
   if (!cmd) throw new Error('empty command');
   const child = spawn(cmd, rest, {
     cwd: '/',
     env: {},
-    stdio: [stdin ? 'pipe' : 'ignore', 'pipe', 'pipe', ...inputs.map(() => 'pipe' as const)],
+    stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', ...inputs.map(() => 'pipe' as const)],
     detached: true,
   });
-  if (stdin) {
-    // A task that does not read its stdin, or exits first, closes the pipe: that is its business.
-    child.stdin?.on('error', () => undefined);
-    child.stdin?.end(stdin);
-  }
-  inputs.forEach((content, i) => {
-    const pipe = child.stdio[ARGS_FD + i] as Writable | null;
+  [options, ...inputs].forEach((content, i) => {
+    const pipe = child.stdio[i === 0 ? ARGS_FD : FIRST_INPUT_FD + i - 1] as Writable | null;
     pipe?.on('error', () => undefined); // bwrap gone early: its exit says why
     pipe?.end(content);
   });

@@ -1,11 +1,17 @@
 /**
- * Watching one sandboxed task from the host: its exit, and the signal ladder. bwrap stays pid 1
- * of the task's PID namespace; every task process is a host descendant of the bwrap we started
- * (orphans reparent to that pid 1), and the task's cgroup, when there is one, holds them all.
+ * One sandbox from the host: launching it up to the waiting shim (bubblewrap-command.ts), handing
+ * a task over, its exit, and the signal ladder. bwrap stays pid 1 of the task's PID namespace;
+ * every task process is a host descendant of the bwrap we started (orphans reparent to that pid
+ * 1), and the task's cgroup, when there is one, holds them all.
+ *
+ * Launch: spawn bwrap → read its pid 1 from --info-fd → write bwrap and that pid into the task's
+ * cgroup → release --block-fd. bwrap forks nothing before the release, so no process of the
+ * sandbox ever runs outside the cgroup, and no `sh` has to join it for bwrap.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
-import { spawnSandbox, type Invocation } from './bubblewrap-command.js';
+import type { Readable, Writable } from 'node:stream';
+import { BLOCK_FD, HANDOVER_FD, INFO_FD, spawnSandbox, type Invocation } from './bubblewrap-command.js';
 import type { TaskCgroup } from './cgroup.js';
 import type { ExitInfo, RunningProcess } from './types.js';
 
@@ -47,37 +53,119 @@ function exitInfo(code: number | null, sig: NodeJS.Signals | null, sent: Readonl
   return name && sent.has(name) ? { code: null, signal: name } : { code, signal: sig };
 }
 
-export interface Watched {
-  proc: RunningProcess;
-  /** SIGKILLs the wrapper, bwrap and every task process it can find. */
+/** Everything `stream` gives until it ends (bwrap's --info-fd: one small JSON document). */
+function readAll(stream: Readable): Promise<string> {
+  return new Promise((resolve) => {
+    let text = '';
+    stream.on('data', (d: Buffer) => (text += d.toString()));
+    stream.once('end', () => resolve(text));
+    stream.once('close', () => resolve(text));
+    stream.once('error', () => resolve(text));
+  });
+}
+
+/** Resolves once `stream` yields its first byte (the shim's "ready"), or with false when it ends first. */
+function firstByte(stream: Readable): Promise<boolean> {
+  return new Promise((resolve) => {
+    stream.once('data', () => resolve(true));
+    stream.once('end', () => resolve(false));
+    stream.once('close', () => resolve(false));
+    stream.once('error', () => resolve(false));
+  });
+}
+
+/** A sandbox waiting for its task: bwrap's pid, and the shim's readiness. */
+export interface Launched {
+  readonly pid: number;
+  /** True once the shim waits for its hand-over; false if the sandbox died first. */
+  readonly ready: Promise<boolean>;
+  readonly exited: Promise<ExitInfo>;
+  /** Hands the task over and returns it running. Once only. */
+  start(handOver: Buffer, stdin: Uint8Array | undefined): RunningProcess;
+  /** SIGKILLs the wrapper, bwrap and every process of the sandbox it can find. */
   kill(): Promise<void>;
 }
 
-/** `wrapper` runs first (joining cgroups, prlimit) and execs bwrap's command line. */
-export function watchSandbox(wrapper: readonly string[], invocation: Invocation, cgroup: TaskCgroup | undefined): Watched {
-  const child = spawnSandbox([...wrapper, ...invocation.argv], invocation.inputs, invocation.stdin);
-  const { pid, stdout, stderr } = child;
-  if (pid === undefined || !stdout || !stderr) throw new Error(`could not start ${invocation.argv[0] ?? 'bwrap'}`);
+/** What bwrap said on stderr before it died (read only after a failed launch: until then stderr is the task's, untouched). */
+function complaintOf(stderr: Readable): Promise<string> {
+  const timer = new Promise<string>((r) => setTimeout(() => r(''), 1_000).unref());
+  return Promise.race([readAll(stderr), timer]).then((t) => t.trim());
+}
+
+/**
+ * Starts `wrapper` + bwrap up to the waiting shim, with bwrap and its pid 1 in `cgroup` before
+ * anything runs in the sandbox. Rejects (with bwrap's complaint) when the sandbox cannot be made.
+ */
+export async function launchSandbox(wrapper: readonly string[], invocation: Invocation, cgroup: TaskCgroup | undefined): Promise<Launched> {
+  const child = spawnSandbox([...wrapper, ...invocation.argv], invocation.options, invocation.inputs);
+  const { pid, stdin, stdout, stderr } = child;
+  const stdio = child.stdio as unknown as readonly ((Readable & Writable) | null | undefined)[];
+  const [info, block, handover] = [stdio[INFO_FD], stdio[BLOCK_FD], stdio[HANDOVER_FD]];
+  if (pid === undefined || !stdin || !stdout || !stderr || !info || !block || !handover) {
+    child.kill('SIGKILL');
+    throw new Error(`could not start ${invocation.argv[0] ?? 'bwrap'}`);
+  }
+  for (const pipe of [stdin, block, handover]) pipe.on('error', () => undefined); // the sandbox gone early: its exit says why
   const sent = new Set<NodeJS.Signals>();
   let done = false;
   const exited = new Promise<ExitInfo>((resolve) => {
     child.once('error', () => resolve({ code: 127, signal: null }));
     child.once('exit', (code, sig) => resolve(exitInfo(code, sig, sent)));
   }).finally(() => (done = true));
+  let started = false;
   const kill = async () => {
     sent.add('SIGKILL');
     // Once bwrap is reaped its pid may be reused: only the cgroup's members are then surely ours.
-    // pid 1 of the namespace (a child of bwrap) dying takes every task process with it.
-    if (!done) for (const p of [-pid, pid, ...descendants(pid)]) signal(p, 'SIGKILL');
+    // pid 1 of the namespace (a child of bwrap) dying takes every task process with it. Before a
+    // hand-over nothing can have left bwrap's process group, so no /proc scan (recycling is cheap).
+    if (!done) for (const p of [-pid, pid, ...(started ? descendants(pid) : [])]) signal(p, 'SIGKILL');
     for (const p of (await cgroup?.pids()) ?? []) signal(p, 'SIGKILL');
   };
-  const proc: RunningProcess = {
+  const childPid = Number(/"child-pid":\s*(\d+)/.exec(await readAll(info))?.[1]);
+  if (!Number.isInteger(childPid) || childPid <= 0) {
+    await kill();
+    await exited;
+    throw new Error(`bwrap could not create the sandbox: ${(await complaintOf(stderr)) || 'no child pid on --info-fd'}`);
+  }
+  try {
+    await cgroup?.join([pid, childPid]);
+  } catch (err) {
+    await kill();
+    throw err;
+  }
+  block.end('1');
+  const ready = firstByte(handover);
+  return {
+    pid,
+    ready,
+    exited,
+    kill,
+    start(bytes, input) {
+      if (started) throw new Error('a sandbox runs one task once');
+      started = true;
+      handover.end(bytes);
+      stdin.end(input);
+      return runningProcess(pid, stdout, stderr, exited, sent, () => done, kill);
+    },
+  };
+}
+
+function runningProcess(
+  pid: number,
+  stdout: Readable,
+  stderr: Readable,
+  exited: Promise<ExitInfo>,
+  sent: Set<NodeJS.Signals>,
+  done: () => boolean,
+  kill: () => Promise<void>,
+): RunningProcess {
+  return {
     pid,
     stdout,
     stderr,
     exited,
     async terminate(graceMs) {
-      if (done) return 'already-exited';
+      if (done()) return 'already-exited';
       // Not bwrap itself: it would die at once and --die-with-parent would SIGKILL the task with no grace.
       // The namespace's pid 1 ignores it (no handler), so the task's processes are the ones that get it.
       const targets = descendants(pid);
@@ -92,5 +180,4 @@ export function watchSandbox(wrapper: readonly string[], invocation: Invocation,
       return 'sigkill';
     },
   };
-  return { proc, kill };
 }

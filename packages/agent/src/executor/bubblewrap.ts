@@ -1,23 +1,27 @@
 /**
  * The `sandbox` executor: each task runs under bubblewrap in fresh PID, IPC, UTS, cgroup and
- * mount namespaces (plus network when limits.network is 'none'), as a uid and gid of its own
+ * mount namespaces (plus network: empty for 'none', filtered for 'public'), as a uid and gid of its own
  * (task-uids.ts) with no capabilities, no_new_privs and a seccomp filter (seccomp/), seeing only
  * the system folders (read-only), an allow-list of /etc, its own tmpfs /work and /tmp, and its
  * script. bwrap stays pid 1 of the namespace, so when the task's main process exits the kernel
  * kills everything it started, daemons included. What runs inside, and why in that order, is in
  * bubblewrap-command.ts.
  *
- * Privilege model: bwrap runs as root WITHOUT a user namespace, and `setpriv` drops to the task's
- * uid just before the task's command. (`--unshare-user --uid N` as root maps the task to host
- * root, which could then read root-owned files such as /etc/shadow; and bwrap cannot map a task
- * to a host uid of our choosing. A user namespace per task would also need the kernel to allow
- * unprivileged ones, which the seccomp filter now forbids inside tasks.) So the agent must run as
- * root.
+ * Privilege model: bwrap runs as root WITHOUT a user namespace, and the shim that starts the
+ * task (bubblewrap-command.ts) drops to the task's uid just before the task's command, in its
+ * own process: no `setpriv` exec. (bwrap's `--uid`/`--gid` need `--unshare-user`, and as root
+ * that maps the task to host root, which could then read root-owned files such as /etc/shadow
+ * and would share one host uid between all tasks; bwrap cannot map a task to a host uid of our
+ * choosing. A user namespace per task would also need the kernel to allow unprivileged ones,
+ * which the seccomp filter forbids inside tasks. `--cap-drop ALL` would leave the shim no
+ * CAP_SETUID to drop with.) So the agent must run as root.
  *
- * Lifecycle of a sandbox: create (lease a uid, make the cgroup) → start (spawn bwrap) → dispose
- * (kill what is left, empty and remove the cgroup, release the uid). The uid goes back to the
- * pool at once only when the emptied cgroup proves the task has no process left; otherwise the
- * pool waits until /proc shows none (task-uids.ts). No folder of the task exists on the host.
+ * Lifecycle of a sandbox: create (lease a uid, make the cgroup, launch bwrap up to the shim
+ * waiting for its task, or take such a sandbox from the pool, sandbox-pool.ts) → start (hand
+ * the task over) → dispose (kill what is left, empty and remove the cgroup, release the uid).
+ * The uid goes back to the block at once only when the emptied cgroup proves the task has no
+ * process left; otherwise it waits until /proc shows none (task-uids.ts). No folder of the task
+ * exists on the host.
  *
  * Limits: a per-task cgroup enforces maxProcesses and memoryBytes (see cgroup.ts). Without a
  * writable pids controller, maxProcesses falls back to RLIMIT_NPROC, which counts the processes
@@ -25,49 +29,60 @@
  * limited.
  */
 import { randomBytes } from 'node:crypto';
-import { sandboxInvocation } from './bubblewrap-command.js';
+import { handOver, sandboxInvocation } from './bubblewrap-command.js';
 import { hostInfo, seccompWarning, type Host } from './bubblewrap-host.js';
-import { watchSandbox, type Watched } from './bubblewrap-process.js';
-import { createTaskCgroup, type TaskCgroup } from './cgroup.js';
+import { launchSandbox, type Launched } from './bubblewrap-process.js';
+import { createTaskCgroup, ownerTag, sweepStaleCgroups, type TaskCgroup } from './cgroup.js';
+import { DEFAULT_POOL_TIMING, SandboxPool, type PoolOptions, type PoolStats } from './sandbox-pool.js';
+import { PublicNetworks, type PublicNetwork } from './network-public.js';
 import { DEFAULT_TASK_UIDS, taskUidBlock, type TaskUidBlock, type TaskUidRange } from './task-uids.js';
 import type { Executor, RunSpec, RunningProcess, Sandbox, SandboxLimits } from './types.js';
 
 export { bubblewrapProblem, hostProblem } from './bubblewrap-host.js';
 
-/** The wrapper joins the task cgroups before exec'ing bwrap, so no process of the task runs outside them. */
-const JOIN_CGROUPS = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 125; shift; n=$((n-1)); done; exec "$@"';
 const KILL_WAIT_MS = 5_000;
+
+/** Who is told when a sandbox handed to a task starts and is destroyed (the pool, for its demand and refills). */
+interface Claim {
+  started(): void;
+  done(): void;
+}
 
 class BubblewrapSandbox implements Sandbox {
   /** The task's working folder, as the task sees it: a tmpfs inside the sandbox, nothing on the host. */
   readonly workDir = '/work';
-  private running: Watched | undefined;
+  private started = false;
+  private claim: Claim | undefined;
   private disposed: Promise<void> | undefined;
 
   constructor(
-    private readonly host: Host,
-    private readonly limits: SandboxLimits,
+    private readonly launched: Launched,
     private readonly uids: TaskUidBlock,
     readonly uid: number,
     private readonly cgroup: TaskCgroup | undefined,
+    private readonly network: PublicNetwork | undefined,
   ) {}
 
+  get ready(): Promise<boolean> {
+    return this.launched.ready;
+  }
+
+  /** Handed to a task: `claim` hears of its start and its end. */
+  claimed(claim: Claim): this {
+    this.claim = claim;
+    return this;
+  }
+
   start(spec: RunSpec): RunningProcess {
-    if (this.running || this.disposed) throw new Error('a sandbox runs one task once');
-    const invocation = sandboxInvocation({ ...this.host, task: { uid: this.uid, gid: this.uid }, limits: this.limits, spec });
-    this.running = watchSandbox(this.wrapper(), invocation, this.cgroup);
-    return this.running.proc;
+    if (this.started || this.disposed) throw new Error('a sandbox runs one task once');
+    this.started = true;
+    const proc = this.launched.start(handOver(spec), spec.stdin);
+    this.claim?.started();
+    return proc;
   }
 
   async outOfMemory(): Promise<boolean> {
     return this.cgroup?.enforces.memory === true && (await this.cgroup.oomKills()) > 0;
-  }
-
-  private wrapper(): string[] {
-    const joinCgroups = this.cgroup ? ['/bin/sh', '-c', JOIN_CGROUPS, 'ferry-join', String(this.cgroup.procsFiles.length), ...this.cgroup.procsFiles] : [];
-    const { prlimit } = this.host.tools;
-    const nproc = !this.cgroup?.enforces.pids && prlimit ? [prlimit, `--nproc=${this.limits.maxProcesses}`, '--'] : [];
-    return [...joinCgroups, ...nproc];
   }
 
   dispose(): Promise<void> {
@@ -77,17 +92,18 @@ class BubblewrapSandbox implements Sandbox {
 
   private async destroy(): Promise<void> {
     try {
-      if (this.running) {
-        await this.running.kill();
-        let timer: NodeJS.Timeout | undefined;
-        await Promise.race([this.running.proc.exited, new Promise((r) => (timer = setTimeout(r, KILL_WAIT_MS)))]);
-        clearTimeout(timer);
-      }
+      await this.launched.kill();
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([this.launched.exited, new Promise((r) => (timer = setTimeout(r, KILL_WAIT_MS)))]);
+      clearTimeout(timer);
       await this.cgroup?.destroy();
     } finally {
-      // Proof that nothing of the task is left: it never started, or its cgroup is empty and gone.
-      const gone = !this.running || (this.cgroup !== undefined && (await this.cgroup.pids()).length === 0);
+      // Proof that nothing ran as the uid: no task was handed over (the shim drops to the uid only
+      // then), or the task's cgroup is empty and gone.
+      const gone = !this.started || (this.cgroup !== undefined && (await this.cgroup.pids()).length === 0);
       this.uids.release(this.uid, gone);
+      await this.network?.dispose();
+      this.claim?.done();
     }
   }
 }
@@ -99,26 +115,111 @@ export interface BubblewrapOptions {
   taskUids?: TaskUidRange;
   /** Where the block locks live (default /run/ferry/task-uids); every agent of a host must share it. */
   uidLockDir?: string;
+  /** Resolvers for `network: public` tasks (default DEFAULT_PUBLIC_DNS). */
+  publicDns?: readonly string[];
+  /** Sandboxes started ahead of their tasks (sandbox-pool.ts): at most `max` waiting; absent or 0, none. */
+  pool?: Partial<PoolOptions> & { max: number };
 }
+
+const poolKey = (l: SandboxLimits) => `${l.network}:${l.maxProcesses}:${l.memoryBytes}`;
 
 export class BubblewrapExecutor implements Executor {
   readonly name = 'sandbox' as const;
   readonly warning = seccompWarning();
+  private readonly networks: PublicNetworks;
+  private readonly pool: SandboxPool<BubblewrapSandbox, SandboxLimits> | undefined;
 
-  constructor(private readonly options: BubblewrapOptions = {}) {}
+  constructor(private readonly options: BubblewrapOptions = {}) {
+    this.networks = new PublicNetworks(options.publicDns ? { dns: options.publicDns } : {});
+    const pool = options.pool;
+    if (pool && pool.max > 0) this.pool = new SandboxPool((limits) => this.launch(limits), poolKey, { ...DEFAULT_POOL_TIMING, ...pool });
+  }
 
-  async create(taskId: string, limits: SandboxLimits): Promise<Sandbox> {
+  setControlPlane(urls: readonly string[]): void {
+    this.networks.setControlPlane(urls);
+  }
+
+  publicNetworkProblem(): Promise<string | undefined> {
+    return this.networks.problem();
+  }
+
+  /** Namespaces (and their pasta) left by agents of this host that were killed; how many were removed. */
+  sweepPublicNetworks(): Promise<number> {
+    return this.networks.sweep();
+  }
+
+  /**
+   * Removes what agents killed on this host left behind: their task cgroups (their sandboxes
+   * died with them, bwrap having --die-with-parent). Called once at agent start.
+   */
+  static sweep(): Promise<number> {
+    return sweepStaleCgroups();
+  }
+
+  async create(_taskId: string, limits: SandboxLimits): Promise<Sandbox> {
+    const pool = this.pool;
+    if (!pool) return this.launch(limits);
+    let sandbox = await pool.take(limits);
+    if (!sandbox) {
+      try {
+        sandbox = await this.launch(limits);
+      } catch (err) {
+        pool.done(limits);
+        throw err;
+      }
+    }
+    return sandbox.claimed({
+      started: () => pool.refillSoon(),
+      done: () => {
+        pool.done(limits);
+        pool.refillSoon();
+      },
+    });
+  }
+
+  /** The pool's counters, for tests and the bench (undefined without a pool). */
+  get poolStats(): PoolStats | undefined {
+    return this.pool?.stats;
+  }
+
+  /** Destroys the waiting sandboxes; sandboxes handed to tasks are their runners' to dispose. */
+  async close(): Promise<void> {
+    await this.pool?.close();
+  }
+
+  /** A new sandbox, up to the shim waiting for its task: a uid leased, its cgroup made and joined. */
+  private async launch(limits: SandboxLimits): Promise<BubblewrapSandbox> {
     const host = await hostInfo();
     if (typeof host === 'string') throw new Error(host);
     const uids = await taskUidBlock(this.options.taskUids ?? DEFAULT_TASK_UIDS, host.tools.flock, this.options.uidLockDir);
     const uid = uids.lease();
+    let cgroup: TaskCgroup | undefined;
+    let network: PublicNetwork | undefined;
     try {
-      const name = `ferry-${taskId.replace(/[^\w.-]/g, '_').slice(0, 64)}-${randomBytes(4).toString('hex')}`;
-      const cgroup = this.options.cgroups === false ? undefined : await createTaskCgroup(name, limits);
-      return new BubblewrapSandbox(host, limits, uids, uid, cgroup);
+      // Named for this agent, not a task: a pooled sandbox has no task yet, and a later agent
+      // sweeps the cgroups of a dead one by this name (cgroup.ts).
+      const name = `ferry-${ownerTag()}-${randomBytes(6).toString('hex')}`;
+      cgroup = this.options.cgroups === false ? undefined : await createTaskCgroup(name, limits);
+      // A public sandbox's namespace, filter and pasta are made here, before any task (and so
+      // any secret) is handed over; a pooled one keeps them while it waits.
+      network = limits.network === 'public' ? await this.networks.create() : undefined;
+      const resolvConf = network ? { resolvConf: network.resolvConf } : {};
+      const invocation = sandboxInvocation({ ...host, task: { uid, gid: uid }, limits, ...resolvConf });
+      const launched = await launchSandbox(this.wrapper(host, limits, cgroup, network), invocation, cgroup);
+      return new BubblewrapSandbox(launched, uids, uid, cgroup, network);
     } catch (err) {
-      uids.release(uid, true); // nothing ran as it
+      await cgroup?.destroy().catch(() => undefined);
+      await network?.dispose().catch(() => undefined);
+      uids.release(uid, true); // nothing ran as it: the shim drops to it only at the hand-over
       throw err;
     }
+  }
+
+  /** Without a pids cgroup, RLIMIT_NPROC (counted per uid, so per task) caps the processes instead. */
+  private wrapper(host: Host, limits: SandboxLimits, cgroup: TaskCgroup | undefined, network: PublicNetwork | undefined): string[] {
+    const { prlimit } = host.tools;
+    const nproc = !cgroup?.enforces.pids && prlimit ? [prlimit, `--nproc=${limits.maxProcesses}`, '--'] : [];
+    // Both exec (no fork), so the pid bwrap reports on --info-fd is still the sandbox's.
+    return [...nproc, ...(network?.enter ?? [])];
   }
 }

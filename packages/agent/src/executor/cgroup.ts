@@ -6,7 +6,8 @@
  * Task cgroups nest under the agent's own cgroup (`<agent cgroup>/ferry/<name>`), not under the
  * root, so tasks stay inside whatever budget the agent itself was given.
  */
-import { access, mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { access, mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { SandboxLimits } from './types.js';
@@ -17,6 +18,8 @@ export interface TaskCgroup {
   readonly enforces: { pids: boolean; memory: boolean };
   /** The `cgroup.procs` files a process writes its pid into to join (one per hierarchy). */
   readonly procsFiles: readonly string[];
+  /** Moves these processes (bwrap, before it forks anything of the task) into the cgroup. */
+  join(pids: readonly number[]): Promise<void>;
   pids(): Promise<number[]>;
   /** How many processes the kernel's OOM killer killed in this cgroup (0 without a memory controller). Read before destroy(). */
   oomKills(): Promise<number>;
@@ -148,6 +151,10 @@ class CgroupSet implements TaskCgroup {
     return this.slots.map((s) => join(s.dir, 'cgroup.procs'));
   }
 
+  async join(pids: readonly number[]): Promise<void> {
+    for (const file of this.procsFiles) for (const pid of pids) await writeFile(file, String(pid));
+  }
+
   async pids(): Promise<number[]> {
     const all = new Set<number>();
     for (const file of this.procsFiles) {
@@ -225,4 +232,67 @@ export async function createTaskCgroup(name: string, limits: SandboxLimits): Pro
       slots.push(...(await setUpV1(base, controller, name, limits)));
   }
   return slots.length > 0 ? new CgroupSet(1, slots) : undefined;
+}
+
+/** A process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat), or undefined when it is gone. */
+function startTime(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * This process's mark in the names of its task cgroups, `p<pid>s<start time>`: a later agent
+ * tells a dead agent's cgroups (to sweep) from a live neighbour's (to leave alone), pids being reused.
+ */
+export function ownerTag(pid: number = process.pid): string {
+  return `p${pid}s${startTime(pid) ?? '0'}`;
+}
+
+const OWNED = /^ferry-p(\d+)s(\d+)-[\w.-]+$/;
+
+/** The `ferry` parents this process's task cgroups live in: v2 and the v1 pids and memory hierarchies. */
+async function ferryParents(): Promise<string[]> {
+  const [all, own] = await Promise.all([mounts().catch(() => []), ownPaths().catch(() => new Map<string, string>())]);
+  const dirs: string[] = [];
+  const v2 = all.find((m) => m.type === 'cgroup2');
+  if (v2 && own.has('')) dirs.push(join(v2.dir, own.get('') ?? '/', PARENT));
+  for (const controller of ['pids', 'memory']) {
+    const mount = all.find((m) => m.type === 'cgroup' && m.options.includes(controller));
+    if (mount && own.has(controller)) dirs.push(join(mount.dir, own.get(controller) ?? '/', PARENT));
+  }
+  return dirs;
+}
+
+/**
+ * Removes the task cgroups of agents that are gone (killed with SIGKILL, a crash): their waiting
+ * and running sandboxes died with them (bwrap's --die-with-parent), but the folders stay. Any
+ * process still in one is killed first. Returns how many were removed. Run at agent start.
+ */
+export async function sweepStaleCgroups(): Promise<number> {
+  let removed = 0;
+  for (const parent of await ferryParents()) {
+    const names = await readdir(parent).catch(() => [] as string[]);
+    for (const name of names) {
+      const m = OWNED.exec(name);
+      if (!m || startTime(Number(m[1])) === m[2]) continue; // not ours to judge, or its agent lives
+      const dir = join(parent, name);
+      for (let i = 0; i < BOUNDED_TRIES; i++) {
+        const text = await readFile(join(dir, 'cgroup.procs'), 'utf8').catch(() => '');
+        const pids = text.split('\n').filter(Boolean).map(Number);
+        if (pids.length === 0) break;
+        for (const pid of pids) killPid(pid);
+        await delay(5);
+      }
+      await removeDir(dir).then(
+        () => removed++,
+        () => undefined,
+      );
+    }
+    await rmdir(parent).catch(() => undefined); // best effort, as after a task
+  }
+  return removed;
 }

@@ -93,13 +93,22 @@ export class ProcessExecutor implements Executor {
   readonly warning =
     'executor "process": tasks run as the agent\'s user with no filesystem, process or network isolation; use --executor sandbox (bubblewrap) on Linux for real isolation';
 
-  /** Limits are not enforced by this driver (documented gap); the parameter keeps the interface. */
-  async create(taskId: string, _limits: SandboxLimits): Promise<Sandbox> {
+  /**
+   * Limits are not enforced by this driver (documented gap), but a task promised only public
+   * endpoints is refused: it would get the host's whole network.
+   */
+  async create(taskId: string, limits: SandboxLimits): Promise<Sandbox> {
+    const problem = await this.publicNetworkProblem();
+    if (limits.network === 'public') throw new Error(`network "public" is not available on this agent: ${problem}`);
     const root = await mkdtemp(join(this.rootDir ?? tmpdir(), `ferry-${taskId}-`));
     const workDir = join(root, 'work');
     await mkdir(workDir, { mode: 0o700 });
     await mkdir(join(root, 'tmp'), { mode: 0o700 });
     await writeFile(join(root, 'script'), '', { mode: 0o600 });
     return new ProcessSandbox(root, workDir);
+  }
+
+  publicNetworkProblem(): Promise<string> {
+    return Promise.resolve('the process executor has no network isolation; run the agent with --executor sandbox');
   }
 }

@@ -23,12 +23,16 @@ function sandboxRefusal(problem: string): string {
  * the host cannot run it (not root, no bwrap…): a silent fall-back would run tasks unisolated
  * with only a log line to say so. `process` is the unsandboxed executor, chosen explicitly.
  * `rootDir` is where the process executor keeps its per-task folders (the sandbox keeps none on
- * the host); `sandbox` configures the sandbox (its task uid range).
+ * the host); `sandbox` configures the sandbox (its task uid range, its pool of waiting sandboxes).
  */
 export async function selectExecutor(choice: 'sandbox' | 'process' | 'auto', rootDir?: string, sandbox: BubblewrapOptions = {}): Promise<Executor> {
   if (choice === 'process') return new ProcessExecutor(rootDir);
   const { BubblewrapExecutor, bubblewrapProblem } = await import('./bubblewrap.js');
   const problem = await bubblewrapProblem();
-  if (problem === undefined) return new BubblewrapExecutor(sandbox);
+  if (problem === undefined) {
+    // What agents killed on this host left (their sandboxes' cgroups) goes before the first task.
+    await BubblewrapExecutor.sweep();
+    return new BubblewrapExecutor(sandbox);
+  }
   throw new ExecutorUnavailableError(sandboxRefusal(problem));
 }

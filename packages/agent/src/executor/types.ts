@@ -52,8 +52,11 @@ export interface SandboxLimits {
   maxProcesses: number;
   /** Memory ceiling for the whole task, in bytes. */
   memoryBytes: number;
-  /** `none`: a private network namespace with only loopback; `host`: the host's network. */
-  network: 'none' | 'host';
+  /**
+   * `none`: a private network namespace with only loopback; `public`: the internet only (see
+   * network-public.ts); `host`: the host's network.
+   */
+  network: 'none' | 'host' | 'public';
 }
 
 export interface Executor {
@@ -61,6 +64,14 @@ export interface Executor {
   /** Human-readable caveat printed at agent start, when the isolation is weak. */
   readonly warning: string | undefined;
   create(taskId: string, limits: SandboxLimits): Promise<Sandbox>;
+  /** The control plane's URLs, whose addresses `public` tasks may not reach (executors that give `public`). */
+  setControlPlane?(urls: readonly string[]): void;
+  /** Why this executor cannot give `network: public` here, or undefined when it can. */
+  publicNetworkProblem?(): Promise<string | undefined>;
+  /** Removes `public` namespaces left by agents of this host that were killed; how many. */
+  sweepPublicNetworks?(): Promise<number>;
+  /** Releases what the executor holds between tasks (the sandbox pool's waiting sandboxes). */
+  close?(): Promise<void>;
 }
 
 export const TASK_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';

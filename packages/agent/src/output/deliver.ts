@@ -37,7 +37,7 @@ export async function deliverFinalStatus(client: FerryClient, spool: TaskSpool, 
   };
   try {
     await withRetry(send, { baseMs: 250, capMs: 5000, maxAttempts: MAX_ATTEMPTS, retryable: (err) => isRetryable(err) || expectedOffsetOf(err) !== undefined });
-    spool.remove();
+    void spool.remove();
   } catch (err) {
     settleUndelivered(err, spool, log);
   }
@@ -46,7 +46,7 @@ export async function deliverFinalStatus(client: FerryClient, spool: TaskSpool, 
 function settleUndelivered(err: unknown, spool: TaskSpool, log: Logger): void {
   if (err instanceof LeaseLostError || isLeaseLost(err)) {
     log.warn({ taskId: spool.taskId }, 'final status refused: this agent no longer holds the task (it was marked lost or reassigned)');
-    spool.remove();
+    void spool.remove();
   } else if (isRetryable(err) || expectedOffsetOf(err) !== undefined) {
     log.error({ taskId: spool.taskId }, 'gave up delivering the final status; it stays in the spool until the agent restarts');
     spool.close();

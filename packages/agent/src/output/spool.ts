@@ -13,7 +13,8 @@
  * Disk use is bounded by each task's output limit (the uploader stops spooling at the limit),
  * so at most `concurrency × max output` plus what finished tasks still wait to deliver.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FRAME_HEADER_BYTES, FrameDecoder, encodeFrames, type FinishTaskRequest, type OutputFrame, type StreamId } from '@ferry/protocol';
 
@@ -148,10 +149,15 @@ export class TaskSpool {
     renameSync(`${file}.tmp`, file);
   }
 
-  /** The server has everything: forget the task. */
-  remove(): void {
+  /**
+   * The server has everything: forget the task. The folder goes in the background: removing
+   * it synchronously blocked the event loop (polls, other tasks' output) for milliseconds per
+   * task on a journaling file system. A removal cut short by a crash leaves a spool whose final
+   * status is recorded, which the next start delivers again (the server answers it idempotently).
+   */
+  remove(): Promise<void> {
     this.close();
-    rmSync(this.dir, { recursive: true, force: true });
+    return rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
   }
 
   close(): void {

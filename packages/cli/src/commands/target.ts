@@ -20,7 +20,10 @@ export function registerTargetCommands(program: Command): void {
     .description('register a target')
     .requiredOption('--type <type>', 'target type: shell, python, node, postgres, postgres-csv, mysql, mysql-csv, kubernetes, aws')
     .option('--agent <mode>', 'who runs its tasks: hosted (default) or self-hosted', 'hosted')
-    .option('--network <policy>', 'none (private loopback only; default for script types) or host')
+    .option(
+      '--network <policy>',
+      "none (private loopback only; default for script types), public (the internet only, not private or link-local addresses, the agent host or the server; default for hosted database, cluster and cloud targets) or host (the agent host's network; default for self-hosted ones)",
+    )
     .option('--timeout <duration>', 'default task timeout, e.g. 30m (server default otherwise)')
     .option('--max-output <size>', 'output kept per task, e.g. 100MiB; the rest is cut with a notice')
     .option('--max-processes <n>', 'processes a task may have at once')
@@ -36,7 +39,7 @@ export function registerTargetCommands(program: Command): void {
   target
     .command('update <name>')
     .description("change a target's options; its type, sealing key, secrets and agents stay")
-    .option('--network <policy>', 'none or host')
+    .option('--network <policy>', 'none, public or host')
     .option('--timeout <duration>', 'default task timeout, e.g. 30m')
     .option('--max-output <size>', 'output kept per task, e.g. 100MiB')
     .option('--max-processes <n>', 'processes a task may have at once')

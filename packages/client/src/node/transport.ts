@@ -10,6 +10,7 @@
  * request. Long polls answer within 30 s, well inside the idle bound.
  */
 import { Agent, request } from 'node:https';
+import { createSecureContext } from 'node:tls';
 import type { ClientRequest, IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FetchInit, FetchLike, FetchResponseLike } from '../index.js';
@@ -68,7 +69,10 @@ function send(agent: Agent, url: string, init: FetchInit): Promise<FetchResponse
 }
 
 export function pinnedTransport(caPem: string): PinnedTransport {
-  const agent = new Agent({ ca: caPem, minVersion: 'TLSv1.2', keepAlive: true, keepAliveMsecs: 30_000, maxSockets: 16 });
+  // One secure context for every connection: given only `ca`, each new connection parses the
+  // CA again and builds its own context (~1 ms of CPU on an agent that reconnects).
+  const secureContext = createSecureContext({ ca: caPem, minVersion: 'TLSv1.2' });
+  const agent = new Agent({ ca: caPem, secureContext, minVersion: 'TLSv1.2', keepAlive: true, keepAliveMsecs: 30_000, maxSockets: 16 });
   return {
     fetch: (url, init) => send(agent, url, init),
     close: () => {

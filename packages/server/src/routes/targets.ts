@@ -24,13 +24,16 @@ import { targetView } from '../views.js';
 
 function checkNetwork(ctx: ServerContext, network: NetworkPolicy, agent: AgentMode): void {
   if (network === 'host' && agent === 'hosted' && !ctx.config.allowHostNetwork) {
-    throw new FerryError('FERRY_E_FORBIDDEN', 'This server does not give hosted-pool targets the host network; use --network none, or a self-hosted agent.');
+    throw new FerryError(
+      'FERRY_E_FORBIDDEN',
+      'This server does not give hosted-pool targets the host network; use --network public (public endpoints only) or none, or a self-hosted agent.',
+    );
   }
 }
 
 async function createTarget(ctx: ServerContext, user: UserPrincipal, body: CreateTargetRequest): Promise<TargetRow> {
   checkLimits(ctx.config, body.limits);
-  const network = body.network ?? defaultNetwork(body.type);
+  const network = body.network ?? defaultNetwork(body.type, body.agent);
   checkNetwork(ctx, network, body.agent);
   const row: TargetRow = {
     id: newId('g'),

@@ -185,7 +185,8 @@ export class PostgresStore implements Store {
 
   async deleteTarget(orgId: string, targetId: string, now: number): Promise<'deleted' | 'busy'> {
     return this.db.tx(async (sql) => {
-      // Lock the target: a task created meanwhile (createTask reads it) waits, then finds it deleted.
+      // Lock the target: a task being inserted right now (its foreign key share-locks the row) is
+      // waited for, and so counted below as busy.
       await sql.one('SELECT 1 FROM targets WHERE id = ? FOR UPDATE', [targetId]);
       const active = await sql.one("SELECT 1 FROM tasks WHERE target_id = ? AND status IN ('queued','pending_review','approved','running') LIMIT 1", [
         targetId,
@@ -549,6 +550,9 @@ export class PostgresStore implements Store {
     return this.db.tx(async (sql) => {
       if ((await write(sql)) !== 1) return false;
       await flushHeldOutput(sql, taskId, flush);
+      // The digest state holds the last few raw (unredacted) bytes of the output: once the task
+      // has ended nothing checks it any more, so it goes, as the redactor's held-back text does.
+      await sql.run('UPDATE tasks SET output_digest = NULL WHERE id = ?', [taskId]);
       return true;
     });
   }

@@ -195,4 +195,14 @@ CREATE TABLE sso_devices (
 ALTER TABLE tasks ADD COLUMN output_digest TEXT;
 `,
   },
+  {
+    version: 3,
+    name: "target network policy 'public' (SQLite migration 16)",
+    sql: `
+-- 'public': public endpoints only. PostgreSQL widens the CHECK in place (the column's own
+-- constraint, named by PostgreSQL's rule table_column_check in migration 1).
+ALTER TABLE targets DROP CONSTRAINT targets_network_check;
+ALTER TABLE targets ADD CONSTRAINT targets_network_check CHECK (network IN ('none','host','public'));
+`,
+  },
 ];

@@ -510,6 +510,9 @@ export class SqliteStore implements Store {
     const ended = this.db.transaction((): boolean => {
       if (write().changes !== 1) return false;
       flushHeldOutput(this.output, taskId, flush);
+      // The digest state holds the last few raw (unredacted) bytes of the output: once the task
+      // has ended nothing checks it any more, so it goes, as the redactor's held-back text does.
+      this.stmt('UPDATE tasks SET output_digest = NULL WHERE id = ?').run(taskId);
       return true;
     })();
     this.files.release(taskId); // nothing more is written to an ended task's file

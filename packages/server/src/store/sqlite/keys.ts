@@ -77,6 +77,16 @@ export function keyHoldings(stmt: Statements, orgId: string): Map<string, string
  * Hand-overs this agent should make: targets whose current key it holds, and agents serving
  * them that have an identity key but neither the key nor a wrapped copy of it yet.
  */
+/**
+ * A LIMIT written into the statement: bound as a parameter, it made these queries 10 to 40 times
+ * slower (0.15 and 0.07 ms instead of 0.02 and 0.004 ms with 3000 agents, measured), and every
+ * poll of every agent runs them. The value is a constant of the caller (one cached statement).
+ */
+function sqlLimit(limit: number): number {
+  if (!Number.isSafeInteger(limit) || limit < 1) throw new Error(`internal: LIMIT ${limit}`);
+  return limit;
+}
+
 export function keyHandoversFor(stmt: Statements, agent: AgentRow, limit: number): KeyHandoverWork[] {
   const rows = stmt(
     `SELECT g.*, r.id AS recipient_id, k.public_key AS recipient_key FROM target_key_holders mine
@@ -87,8 +97,8 @@ export function keyHandoversFor(stmt: Statements, agent: AgentRow, limit: number
     WHERE mine.agent_id = @agentId AND ${agentMayServeSql('a', 'g')} AND ${agentMayServeSql('r', 'g')}
       AND NOT EXISTS (SELECT 1 FROM target_key_holders h WHERE h.target_id = g.id AND h.agent_id = r.id AND h.key_id = g.key_id)
       AND NOT EXISTS (SELECT 1 FROM key_handovers w WHERE w.target_id = g.id AND w.agent_id = r.id AND w.key_id = g.key_id)
-    ORDER BY r.registered_at LIMIT @limit`,
-  ).all({ agentId: agent.id, limit }) as Row[];
+    ORDER BY r.registered_at LIMIT ${sqlLimit(limit)}`,
+  ).all({ agentId: agent.id }) as Row[];
   return rows.map((r) => ({ target: toTarget(r), agentId: String(r.recipient_id), identityKeyPem: String(r.recipient_key) }));
 }
 
@@ -99,8 +109,8 @@ export function keyDeliveriesFor(stmt: Statements, agent: AgentRow, limit: numbe
     JOIN agents a ON a.id = w.agent_id
     WHERE w.agent_id = @agentId AND ${agentMayServeSql('a', 'g')}
       AND NOT EXISTS (SELECT 1 FROM target_key_holders h WHERE h.target_id = g.id AND h.agent_id = a.id AND h.key_id = g.key_id)
-    LIMIT @limit`,
-  ).all({ agentId: agent.id, limit }) as Row[];
+    LIMIT ${sqlLimit(limit)}`,
+  ).all({ agentId: agent.id }) as Row[];
   return rows.map((r) => ({ target: toTarget(r), wrapped: JSON.parse(String(r.wrapped)) as SealedSecret }));
 }
 

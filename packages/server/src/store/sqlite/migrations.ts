@@ -307,4 +307,16 @@ CREATE TABLE task_output_frames (
 ALTER TABLE tasks ADD COLUMN output_digest TEXT;
 `,
   },
+  {
+    version: 16,
+    name: "target network policy 'public'",
+    sql: `
+-- SQLite cannot widen a CHECK constraint: the column is replaced by one that allows 'public'
+-- (public endpoints only) and renamed back. A column's own CHECK does not stop DROP COLUMN.
+ALTER TABLE targets ADD COLUMN network_policy TEXT NOT NULL DEFAULT 'none' CHECK (network_policy IN ('none','host','public'));
+UPDATE targets SET network_policy = network;
+ALTER TABLE targets DROP COLUMN network;
+ALTER TABLE targets RENAME COLUMN network_policy TO network;
+`,
+  },
 ];
