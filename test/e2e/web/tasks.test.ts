@@ -7,11 +7,13 @@
  * appears in the page once the server has stored it. axe-core and screenshots on every page.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { checkAxe, launchBrowser, openSession, screenshots, signIn, type Session } from '../../helpers/browser.js';
-import { api, startFerryServer, waitFor, waitForAgents, type ServerHandle } from '../../helpers/ferry.js';
+import { api, startFerryServer, tempDir, waitFor, waitForAgents, type ServerHandle } from '../../helpers/ferry.js';
 import { TEST_PASSWORD, call, createTarget, person } from '../../helpers/teams.js';
 
 interface TaskView {
@@ -88,6 +90,32 @@ describe('web UI: tasks', { timeout: 300_000 }, () => {
     await page.getByRole('status').getByText('cancelled').waitFor({ timeout: 30_000 });
     assert.equal((await task(id)).status, 'cancelled');
     assert.deepEqual(ada.problems, []);
+  });
+
+  it('runs a runbook from the Run page: its parameters become a form', async () => {
+    const repo = tempDir('web-runbooks');
+    execFileSync('git', ['init', '--quiet', repo]);
+    writeFileSync(
+      join(repo, 'greet.sh'),
+      '# ---\n# description: Greets someone\n# target-type: shell\n# default-target: w1\n# param who: string, required\n# param loud: bool\n# ---\necho "hello $who (loud: $loud)"\n',
+    );
+    execFileSync('git', ['add', 'greet.sh'], { cwd: repo });
+    execFileSync('git', ['-c', 'user.name=T', '-c', 'user.email=t@example.com', 'commit', '--quiet', '-m', 'greet'], { cwd: repo });
+    await call(server, server.adminToken, 'POST', '/v1/runbook-sources', { name: 'web-books', git: repo }, 201);
+    await call(server, server.adminToken, 'POST', '/v1/runbook-sources/web-books/sync', undefined, 200);
+
+    const { page } = ada;
+    await page.goto('/ui/run');
+    await page.getByLabel('A runbook').check();
+    await page.getByLabel('Runbook', { exact: true }).selectOption('greet');
+    await page.getByText('Greets someone', { exact: true }).waitFor();
+    await page.getByLabel('who (required)').fill('web');
+    await page.getByLabel('loud').selectOption('true');
+    await checkAxe(page, 'the Run page with a runbook');
+    await screenshots(page, 'run-runbook');
+    await page.getByRole('button', { name: 'Run', exact: true }).click();
+    await page.waitForURL(/\/ui\/tasks\/t_/);
+    await logOf(page).getByText('hello web (loud: true)').waitFor({ timeout: 30_000 });
   });
 
   it('renders ANSI colours and styles, and drops other escape sequences', async () => {
