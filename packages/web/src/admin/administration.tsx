@@ -1,0 +1,36 @@
+/**
+ * Administration: people, groups, tokens, webhooks and runbook sources, one section at a time
+ * (`/admin/<section>`), with a list of the sections as links (keyboard- and reader-friendly).
+ */
+import type { JSX } from 'preact';
+import { RunbookSourcesSection, TokensSection, WebhooksSection } from './integrations.js';
+import { GroupsSection, PeopleSection } from './people.js';
+
+export const ADMIN_SECTIONS = [
+  { id: 'people', label: 'People', render: () => <PeopleSection /> },
+  { id: 'groups', label: 'Groups', render: () => <GroupsSection /> },
+  { id: 'tokens', label: 'Tokens', render: () => <TokensSection /> },
+  { id: 'webhooks', label: 'Webhooks', render: () => <WebhooksSection /> },
+  { id: 'runbook-sources', label: 'Runbook sources', render: () => <RunbookSourcesSection /> },
+] as const;
+
+export function AdministrationPage({ section }: { section?: string }): JSX.Element {
+  const current = ADMIN_SECTIONS.find((s) => s.id === section) ?? ADMIN_SECTIONS[0];
+  return (
+    <section class="admin-page" aria-labelledby="administration-title">
+      <h1 id="administration-title">Administration</h1>
+      <nav aria-label="Administration sections" class="admin-tabs">
+        <ul>
+          {ADMIN_SECTIONS.map((s) => (
+            <li key={s.id}>
+              <a href={`/admin/${s.id}`} aria-current={s.id === current.id ? 'page' : undefined}>
+                {s.label}
+              </a>
+            </li>
+          ))}
+        </ul>
+      </nav>
+      {current.render()}
+    </section>
+  );
+}
