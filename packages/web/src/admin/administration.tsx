@@ -3,10 +3,12 @@
  * (`/admin/<section>`), with a list of the sections as links (keyboard- and reader-friendly).
  */
 import type { JSX } from 'preact';
-import { RunbookSourcesSection, TokensSection, WebhooksSection } from './integrations.js';
-import { GroupsSection, PeopleSection } from './people.js';
+import { onLinkClick } from '../lib/router';
+import { RunbookSourcesSection, TokensSection, WebhooksSection } from './integrations';
+import { adminHref } from './paths';
+import { GroupsSection, PeopleSection } from './people';
 
-export const ADMIN_SECTIONS = [
+const ADMIN_SECTIONS = [
   { id: 'people', label: 'People', render: () => <PeopleSection /> },
   { id: 'groups', label: 'Groups', render: () => <GroupsSection /> },
   { id: 'tokens', label: 'Tokens', render: () => <TokensSection /> },
@@ -23,7 +25,7 @@ export function AdministrationPage({ section }: { section?: string }): JSX.Eleme
         <ul>
           {ADMIN_SECTIONS.map((s) => (
             <li key={s.id}>
-              <a href={`/admin/${s.id}`} aria-current={s.id === current.id ? 'page' : undefined}>
+              <a href={adminHref(s.id)} onClick={onLinkClick} aria-current={s.id === current.id ? 'page' : undefined}>
                 {s.label}
               </a>
             </li>

@@ -7,8 +7,8 @@ import { ApiError } from '@ferry/client';
 import { Routes, agentInstallCommands, type AgentInfo } from '@ferry/protocol';
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
-import { useCall, type Call } from './api.js';
-import { Ago, ConfirmButton, CopyBox, Empty, ErrorNotice, Field, Loading, type Problem, problemOf, TableWrap, useAction, useLoad } from './ui.js';
+import { useCall, type Call } from './api';
+import { Ago, ConfirmButton, CopyBox, Empty, ErrorNotice, Field, Loading, type Problem, problemOf, TableWrap, useAction, useLoad } from './ui';
 
 function statusOf(a: AgentInfo): string {
   return a.revoked ? 'revoked' : a.online ? 'online' : 'offline';

@@ -1,13 +1,16 @@
 /**
- * How the administration pages reach the server: the web UI's one client (web-core's API module:
- * cookie session, CSRF header), through `call` of `@ferry/client`, so every answer is checked
- * against the route table's schema.
+ * How the administration pages reach the server: the UI's one client (`api` of ../lib/api: the
+ * session cookie and the CSRF header), through `call` of `@ferry/client`, so every answer is
+ * checked against the route table's schema.
  */
 import type { FerryClient } from '@ferry/client';
+import { api } from '../lib/api';
 
 export type Call = FerryClient['call'];
 
-// Placeholder until web-core's API module is merged: replaced by its client.
+const call: Call = api.call.bind(api);
+
+/** The client's `call`, for a page and the forms it hands it to. */
 export function useCall(): Call {
-  throw new Error('not wired yet');
+  return call;
 }

@@ -5,8 +5,8 @@
 import { Routes, type AuditEntry, type RouteQuery } from '@ferry/protocol';
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
-import { useCall, type Call } from './api.js';
-import { Empty, ErrorNotice, Field, Loading, TableWrap, useAction, useLoad } from './ui.js';
+import { useCall, type Call } from './api';
+import { Empty, ErrorNotice, Field, Loading, TableWrap, useAction, useLoad } from './ui';
 
 const PAGE = 50;
 

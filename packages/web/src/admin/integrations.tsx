@@ -2,8 +2,8 @@
 import { ROLES, Routes, WEBHOOK_EVENTS, type Role, type WebhookEvent, type WebhookFormat } from '@ferry/protocol';
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
-import { useCall, type Call } from './api.js';
-import { Ago, ConfirmButton, CopyBox, Empty, ErrorNotice, Field, Loading, TableWrap, useAction, useLoad } from './ui.js';
+import { useCall, type Call } from './api';
+import { Ago, ConfirmButton, CopyBox, Empty, ErrorNotice, Field, Loading, TableWrap, useAction, useLoad } from './ui';
 
 export function TokensSection(): JSX.Element {
   const call = useCall();

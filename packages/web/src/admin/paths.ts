@@ -1,3 +1,4 @@
-/** Where the administration pages live in the UI (the router's paths for them). */
-export const targetHref = (name: string): string => `/targets/${encodeURIComponent(name)}`;
-export const secretsHref = (name: string): string => `/targets/${encodeURIComponent(name)}/secrets`;
+/** Where the administration pages live in the UI (their paths in ../routes.ts). */
+export const targetHref = (name: string): string => `/ui/targets/${encodeURIComponent(name)}`;
+export const secretsHref = (name: string): string => `/ui/targets/${encodeURIComponent(name)}/secrets`;
+export const adminHref = (section: string): string => `/ui/admin/${section}`;

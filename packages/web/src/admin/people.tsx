@@ -2,8 +2,8 @@
 import { ROLES, Routes, type Role } from '@ferry/protocol';
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
-import { useCall, type Call } from './api.js';
-import { Ago, ConfirmButton, CopyBox, Empty, ErrorNotice, Field, Loading, TableWrap, useAction, useLoad } from './ui.js';
+import { useCall, type Call } from './api';
+import { Ago, ConfirmButton, CopyBox, Empty, ErrorNotice, Field, Loading, TableWrap, useAction, useLoad } from './ui';
 
 function RoleSelect({ id, value, onChange, describedBy }: { id: string; value: Role; onChange: (r: Role) => void; describedBy?: string }): JSX.Element {
   return (

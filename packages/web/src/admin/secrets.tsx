@@ -8,9 +8,9 @@ import { ApiError, sealSecret, sleep } from '@ferry/client';
 import { MIN_MASKED_SECRET_LENGTH, Routes, SECRET_NAME_PATTERN, TARGET_TYPE_INFO, type TargetKey } from '@ferry/protocol';
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
-import { useCall, type Call } from './api.js';
-import { Ago, ConfirmButton, Empty, ErrorNotice, Field, Loading, TableWrap, useAction, useLoad } from './ui.js';
-import { targetHref } from './paths.js';
+import { useCall, type Call } from './api';
+import { Ago, ConfirmButton, Empty, ErrorNotice, Field, Link, Loading, TableWrap, useAction, useLoad } from './ui';
+import { targetHref } from './paths';
 
 /** A new hosted target gets its key from its first agent within moments: wait a little, as the CLI does. */
 async function targetKey(call: Call, target: string, onWaiting: () => void): Promise<TargetKey> {
@@ -39,7 +39,7 @@ export function SecretsPage({ name }: { name: string }): JSX.Element {
   return (
     <section class="admin-page" aria-labelledby="secrets-title">
       <p>
-        <a href={targetHref(name)}>← Target {name}</a>
+        <Link href={targetHref(name)}>← Target {name}</Link>
       </p>
       <h1 id="secrets-title">Secrets of {name}</h1>
       <p>

@@ -19,9 +19,10 @@ import {
 } from '@ferry/protocol';
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
-import { useCall, type Call } from './api.js';
-import { ConfirmButton, Empty, ErrorNotice, Field, Loading, TableWrap, useAction, useLoad } from './ui.js';
-import { secretsHref, targetHref } from './paths.js';
+import { navigate } from '../lib/router';
+import { useCall, type Call } from './api';
+import { ConfirmButton, Empty, ErrorNotice, Field, Link, Loading, TableWrap, useAction, useLoad } from './ui';
+import { secretsHref, targetHref } from './paths';
 
 const MIB = 1024 * 1024;
 
@@ -68,7 +69,7 @@ export function TargetsPage(): JSX.Element {
               {targets.map((t) => (
                 <tr key={t.id}>
                   <th scope="row">
-                    <a href={targetHref(t.name)}>{t.name}</a>
+                    <Link href={targetHref(t.name)}>{t.name}</Link>
                   </th>
                   <td>{t.type}</td>
                   <td>{t.agent}</td>
@@ -76,9 +77,9 @@ export function TargetsPage(): JSX.Element {
                   <td>{reviewText(t)}</td>
                   <td>{t.agentsOnline}</td>
                   <td>
-                    <a href={secretsHref(t.name)} aria-label={`Secrets of ${t.name}`}>
+                    <Link href={secretsHref(t.name)} label={`Secrets of ${t.name}`}>
                       Secrets
-                    </a>
+                    </Link>
                   </td>
                 </tr>
               ))}
@@ -294,7 +295,7 @@ function CreateTargetForm({ call, onCreated }: { call: Call; onCreated: () => vo
       </button>
       {created ? (
         <p role="status">
-          Created <a href={targetHref(created)}>{created}</a>. <a href={secretsHref(created)}>Set its secrets</a>.
+          Created <Link href={targetHref(created)}>{created}</Link>. <Link href={secretsHref(created)}>Set its secrets</Link>.
         </p>
       ) : null}
     </form>
@@ -328,7 +329,7 @@ export function TargetPage({ name }: { name: string }): JSX.Element {
   return (
     <section class="admin-page" aria-labelledby="target-title">
       <p>
-        <a href="/targets">← Targets</a>
+        <Link href="/ui/targets">← Targets</Link>
       </p>
       <h1 id="target-title">Target {name}</h1>
       <ErrorNotice problem={target.problem} title="Could not load the target" />
@@ -346,7 +347,7 @@ export function TargetPage({ name }: { name: string }): JSX.Element {
             <dd>{keyText(target.data)}</dd>
             <dt>Secrets</dt>
             <dd>
-              <a href={secretsHref(name)}>Secrets of {name}</a>
+              <Link href={secretsHref(name)}>Secrets of {name}</Link>
             </dd>
           </dl>
           <EditTargetForm
@@ -531,7 +532,7 @@ function Grants({
 function DeleteTarget({ call, name }: { call: Call; name: string }): JSX.Element {
   const del = useAction(async () => {
     await call(Routes.deleteTarget, { params: { name } });
-    window.location.assign('/targets');
+    navigate('/ui/targets');
   });
   return (
     <section aria-labelledby="delete-target-title" class="admin-subsection">

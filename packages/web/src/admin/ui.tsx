@@ -5,6 +5,8 @@
  */
 import type { ComponentChildren, JSX } from 'preact';
 import { useCallback, useEffect, useId, useRef, useState } from 'preact/hooks';
+import { onLinkClick } from '../lib/router';
+import './admin.css';
 
 /** What went wrong, as a person reads it: the server's message, and its code when there is one. */
 export interface Problem {
@@ -32,7 +34,7 @@ export function ErrorNotice({ problem, title }: { problem: Problem | null | unde
   );
 }
 
-export interface Loaded<T> {
+interface Loaded<T> {
   data: T | undefined;
   problem: Problem | null;
   loading: boolean;
@@ -232,5 +234,14 @@ export function TableWrap({ label, children }: { label: string; children: Compon
     <div class="admin-table-wrap" role="region" aria-label={label} tabIndex={0}>
       {children}
     </div>
+  );
+}
+
+/** A link inside the UI: followed without a reload (../lib/router). */
+export function Link({ href, children, label }: { href: string; children: ComponentChildren; label?: string }): JSX.Element {
+  return (
+    <a href={href} onClick={onLinkClick} aria-label={label}>
+      {children}
+    </a>
   );
 }
