@@ -5,8 +5,10 @@
 import type { JSX } from 'preact';
 import { onLinkClick } from '../lib/router';
 import { RunbookSourcesSection, TokensSection, WebhooksSection } from './integrations';
+import { useIsAdmin } from './api';
 import { adminHref } from './paths';
 import { GroupsSection, PeopleSection } from './people';
+import { AdminOnly } from './ui';
 
 const ADMIN_SECTIONS = [
   { id: 'people', label: 'People', render: () => <PeopleSection /> },
@@ -17,13 +19,16 @@ const ADMIN_SECTIONS = [
 ] as const;
 
 export function AdministrationPage({ section }: { section?: string }): JSX.Element {
-  const current = ADMIN_SECTIONS.find((s) => s.id === section) ?? ADMIN_SECTIONS[0];
+  // Everyone manages their own tokens (and those of the service accounts they made); the rest is the admins'.
+  const admin = useIsAdmin();
+  const sections = admin ? ADMIN_SECTIONS : ADMIN_SECTIONS.filter((s) => s.id === 'tokens');
+  const current = sections.find((s) => s.id === section) ?? sections[0] ?? ADMIN_SECTIONS[2];
   return (
     <section class="admin-page" aria-labelledby="administration-title">
       <h1 id="administration-title">Administration</h1>
       <nav aria-label="Administration sections" class="admin-tabs">
         <ul>
-          {ADMIN_SECTIONS.map((s) => (
+          {sections.map((s) => (
             <li key={s.id}>
               <a href={adminHref(s.id)} onClick={onLinkClick} aria-current={s.id === current.id ? 'page' : undefined}>
                 {s.label}
@@ -32,6 +37,7 @@ export function AdministrationPage({ section }: { section?: string }): JSX.Eleme
           ))}
         </ul>
       </nav>
+      {admin ? null : <AdminOnly what="Managing people, groups, webhooks and runbook sources" />}
       {current.render()}
     </section>
   );

@@ -7,8 +7,8 @@ import { ApiError } from '@ferry/client';
 import { Routes, agentInstallCommands, type AgentInfo } from '@ferry/protocol';
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
-import { useCall, type Call } from './api';
-import { Ago, ConfirmButton, CopyBox, Empty, ErrorNotice, Field, Loading, type Problem, problemOf, TableWrap, useAction, useLoad } from './ui';
+import { useCall, useIsAdmin, type Call } from './api';
+import { AdminOnly, Ago, ConfirmButton, CopyBox, Empty, ErrorNotice, Field, Loading, type Problem, problemOf, TableWrap, useAction, useLoad } from './ui';
 
 function statusOf(a: AgentInfo): string {
   return a.revoked ? 'revoked' : a.online ? 'online' : 'offline';
@@ -16,6 +16,7 @@ function statusOf(a: AgentInfo): string {
 
 export function AgentsPage(): JSX.Element {
   const call = useCall();
+  const admin = useIsAdmin();
   const agents = useLoad(() => call(Routes.listAgents), []);
   const list = agents.data?.agents ?? [];
   return (
@@ -65,14 +66,14 @@ export function AgentsPage(): JSX.Element {
                   <td>{a.hosted ? 'hosted pool' : a.targets.join(', ') || '-'}</td>
                   <td>{a.holdsKeys.join(', ') || '-'}</td>
                   <td>{a.runningTasks}</td>
-                  <td>{a.revoked ? null : <RevokeAgent call={call} agent={a} onRevoked={agents.reload} />}</td>
+                  <td>{a.revoked || !admin ? null : <RevokeAgent call={call} agent={a} onRevoked={agents.reload} />}</td>
                 </tr>
               ))}
             </tbody>
           </table>
         </TableWrap>
       ) : null}
-      <JoinTokenForm call={call} />
+      {admin ? <JoinTokenForm call={call} /> : <AdminOnly what="Adding and revoking agents" />}
     </section>
   );
 }

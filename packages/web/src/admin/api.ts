@@ -5,6 +5,7 @@
  */
 import type { FerryClient } from '@ferry/client';
 import { api } from '../lib/api';
+import { useSession } from '../lib/session';
 
 export type Call = FerryClient['call'];
 
@@ -13,4 +14,9 @@ const call: Call = api.call.bind(api);
 /** The client's `call`, for a page and the forms it hands it to. */
 export function useCall(): Call {
   return call;
+}
+
+/** Whether the person signed in is an admin of the organization: the pages offer admin-only forms to admins only. */
+export function useIsAdmin(): boolean {
+  return useSession()?.role === 'admin';
 }

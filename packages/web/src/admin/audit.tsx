@@ -5,8 +5,8 @@
 import { Routes, type AuditEntry, type RouteQuery } from '@ferry/protocol';
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
-import { useCall, type Call } from './api';
-import { Empty, ErrorNotice, Field, Loading, TableWrap, useAction, useLoad } from './ui';
+import { useCall, useIsAdmin, type Call } from './api';
+import { AdminOnly, Empty, ErrorNotice, Field, Loading, TableWrap, useAction, useLoad } from './ui';
 
 const PAGE = 50;
 
@@ -40,6 +40,18 @@ function query(f: Filters, before: number | undefined): NonNullable<RouteQuery<t
 }
 
 export function AuditPage(): JSX.Element {
+  if (!useIsAdmin()) {
+    return (
+      <section class="admin-page" aria-labelledby="audit-title">
+        <h1 id="audit-title">Audit</h1>
+        <AdminOnly what="The audit trail" />
+      </section>
+    );
+  }
+  return <AuditLog />;
+}
+
+function AuditLog(): JSX.Element {
   const call = useCall();
   const [draft, setDraft] = useState<Filters>(NO_FILTERS);
   const [applied, setApplied] = useState<Filters>(NO_FILTERS);

@@ -8,8 +8,8 @@ import { ApiError, sealSecret, sleep } from '@ferry/client';
 import { MIN_MASKED_SECRET_LENGTH, Routes, SECRET_NAME_PATTERN, TARGET_TYPE_INFO, type TargetKey } from '@ferry/protocol';
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
-import { useCall, type Call } from './api';
-import { Ago, ConfirmButton, Empty, ErrorNotice, Field, Link, Loading, TableWrap, useAction, useLoad } from './ui';
+import { useCall, useIsAdmin, type Call } from './api';
+import { AdminOnly, Ago, ConfirmButton, Empty, ErrorNotice, Field, Link, Loading, TableWrap, useAction, useLoad } from './ui';
 import { targetHref } from './paths';
 
 /** A new hosted target gets its key from its first agent within moments: wait a little, as the CLI does. */
@@ -28,6 +28,7 @@ async function targetKey(call: Call, target: string, onWaiting: () => void): Pro
 
 export function SecretsPage({ name }: { name: string }): JSX.Element {
   const call = useCall();
+  const admin = useIsAdmin();
   const secrets = useLoad(() => call(Routes.listSecrets, { params: { name } }), [name]);
   const target = useLoad(() => call(Routes.getTarget, { params: { name } }), [name]);
   const list = secrets.data?.secrets ?? [];
@@ -78,12 +79,14 @@ export function SecretsPage({ name }: { name: string }): JSX.Element {
                     <code>{s.kid.slice(0, 8)}</code>
                   </td>
                   <td>
-                    <ConfirmButton
-                      label={`Delete ${s.name}`}
-                      confirmLabel="Delete secret"
-                      question={`Delete ${s.name}? Tasks that need it will fail.`}
-                      onConfirm={() => del.act(s.name)}
-                    />
+                    {admin ? (
+                      <ConfirmButton
+                        label={`Delete ${s.name}`}
+                        confirmLabel="Delete secret"
+                        question={`Delete ${s.name}? Tasks that need it will fail.`}
+                        onConfirm={() => del.act(s.name)}
+                      />
+                    ) : null}
                   </td>
                 </tr>
               ))}
@@ -93,7 +96,7 @@ export function SecretsPage({ name }: { name: string }): JSX.Element {
       ) : null}
       <ErrorNotice problem={del.problem} title="Could not delete the secret" />
       {required.length > 0 ? <p class="admin-hint">Tasks of this target need {required.join(', ')}, not set yet.</p> : null}
-      <SetSecretForm call={call} target={name} onSet={secrets.reload} />
+      {admin ? <SetSecretForm call={call} target={name} onSet={secrets.reload} /> : <AdminOnly what="Setting secrets" />}
     </section>
   );
 }

@@ -20,8 +20,8 @@ import {
 import type { JSX } from 'preact';
 import { useState } from 'preact/hooks';
 import { navigate } from '../lib/router';
-import { useCall, type Call } from './api';
-import { ConfirmButton, Empty, ErrorNotice, Field, Link, Loading, TableWrap, useAction, useLoad } from './ui';
+import { useCall, useIsAdmin, type Call } from './api';
+import { AdminOnly, ConfirmButton, Empty, ErrorNotice, Field, Link, Loading, TableWrap, useAction, useLoad } from './ui';
 import { secretsHref, targetHref } from './paths';
 
 const MIB = 1024 * 1024;
@@ -41,6 +41,7 @@ function keyText(t: Target): string {
 
 export function TargetsPage(): JSX.Element {
   const call = useCall();
+  const admin = useIsAdmin();
   const list = useLoad(() => call(Routes.listTargets), []);
   const targets = list.data?.targets ?? [];
   return (
@@ -49,7 +50,7 @@ export function TargetsPage(): JSX.Element {
       <p>What tasks run against. Admins create and edit them; grants give a group a role on one.</p>
       <ErrorNotice problem={list.problem} title="Could not list the targets" />
       {list.loading && !list.data ? <Loading what="targets" /> : null}
-      {list.data && targets.length === 0 ? <Empty>No targets yet. Create the first one below.</Empty> : null}
+      {list.data && targets.length === 0 ? <Empty>{admin ? 'No targets yet. Create the first one below.' : 'No targets you may see yet.'}</Empty> : null}
       {targets.length > 0 ? (
         <TableWrap label="Targets">
           <table class="admin-table">
@@ -87,7 +88,7 @@ export function TargetsPage(): JSX.Element {
           </table>
         </TableWrap>
       ) : null}
-      <CreateTargetForm call={call} onCreated={list.reload} />
+      {admin ? <CreateTargetForm call={call} onCreated={list.reload} /> : <AdminOnly what="Creating targets" />}
     </section>
   );
 }
@@ -324,8 +325,10 @@ function reviewTextOf(t: Target): ReviewText {
 /** One target: what it is, its settings to edit, and which groups have which role on it. */
 export function TargetPage({ name }: { name: string }): JSX.Element {
   const call = useCall();
+  const admin = useIsAdmin();
   const target = useLoad(() => call(Routes.getTarget, { params: { name } }), [name]);
-  const groups = useLoad(() => call(Routes.listGroups), [name]);
+  // Groups (and so grants) are the admins' to see.
+  const groups = useLoad(() => (admin ? call(Routes.listGroups) : Promise.resolve({ groups: [] })), [name, admin]);
   return (
     <section class="admin-page" aria-labelledby="target-title">
       <p>
@@ -350,15 +353,21 @@ export function TargetPage({ name }: { name: string }): JSX.Element {
               <Link href={secretsHref(name)}>Secrets of {name}</Link>
             </dd>
           </dl>
-          <EditTargetForm
-            key={target.data.id}
-            call={call}
-            target={target.data}
-            groups={(groups.data?.groups ?? []).map((g) => g.name)}
-            onSaved={target.reload}
-          />
-          <Grants call={call} target={name} groups={groups.data?.groups} problem={groups.problem} onChange={groups.reload} />
-          <DeleteTarget call={call} name={name} />
+          {admin ? (
+            <>
+              <EditTargetForm
+                key={target.data.id}
+                call={call}
+                target={target.data}
+                groups={(groups.data?.groups ?? []).map((g) => g.name)}
+                onSaved={target.reload}
+              />
+              <Grants call={call} target={name} groups={groups.data?.groups} problem={groups.problem} onChange={groups.reload} />
+              <DeleteTarget call={call} name={name} />
+            </>
+          ) : (
+            <AdminOnly what="Changing a target" />
+          )}
         </>
       ) : null}
     </section>

@@ -245,3 +245,8 @@ export function Link({ href, children, label }: { href: string; children: Compon
     </a>
   );
 }
+
+/** What a non-admin sees instead of an admin-only page or form. */
+export function AdminOnly({ what }: { what: string }): JSX.Element {
+  return <p class="admin-hint">{what} is for admins of the organization; ask one of them.</p>;
+}
