@@ -58,6 +58,7 @@ async function openPage(page: Page, link: string, heading: string | RegExp): Pro
 
 async function audit(page: Page, what: string, name: string): Promise<void> {
   await checkAxe(page, what);
+  await page.evaluate('window.scrollTo(0, 0)');
   await screenshots(page, name);
 }
 
@@ -104,7 +105,10 @@ describe('web UI: targets, secrets, agents, audit and administration', () => {
     await form.getByRole('button', { name: 'Create target' }).click();
     await form.getByRole('alert').filter({ hasText: 'FERRY_E_' }).waitFor();
 
-    await page.getByRole('link', { name: 'web-db', exact: true }).click();
+    await page
+      .getByRole('row', { name: /web-db/ })
+      .getByRole('link', { name: 'web-db', exact: true })
+      .click();
     await page.getByRole('heading', { level: 1, name: 'Target web-db' }).waitFor();
     const edit = page.getByRole('form', { name: 'Settings' });
     await edit.getByLabel('Rule').selectOption('any');
@@ -140,7 +144,14 @@ describe('web UI: targets, secrets, agents, audit and administration', () => {
       await form.getByLabel('Name').fill('API_TOKEN');
       await form.getByLabel('Value').fill(SECRET_VALUE);
       await form.getByRole('button', { name: 'Seal and save' }).click();
-      await form.getByRole('status').filter({ hasText: 'Set API_TOKEN' }).waitFor();
+      // A new target's key comes from its first agent's poll: the page waits for it, as the CLI does.
+      await form
+        .getByRole('status')
+        .filter({ hasText: 'Set API_TOKEN' })
+        .waitFor({ timeout: 30_000 })
+        .catch(async (err: unknown) => {
+          throw new Error(`${String(err)}\npage: ${await page.locator('main').innerText()}`);
+        });
       await page.getByRole('row', { name: /API_TOKEN/ }).waitFor();
       assert.equal(await form.getByLabel('Value').inputValue(), '', 'the field is cleared');
     } finally {
@@ -171,7 +182,7 @@ describe('web UI: targets, secrets, agents, audit and administration', () => {
     await openPage(page, 'Audit', 'Audit');
     const filters = page.getByRole('form', { name: 'Filter the audit entries' });
     await filters.getByLabel('Target').fill('web-db');
-    await filters.getByRole('button', { name: 'Filter' }).click();
+    await filters.getByRole('button', { name: 'Filter', exact: true }).click();
     for (const action of ['target.create', 'target.update', 'secret.set', 'task.create', 'task.finish']) {
       await page.getByRole('row').filter({ hasText: action }).first().waitFor();
     }
@@ -180,7 +191,7 @@ describe('web UI: targets, secrets, agents, audit and administration', () => {
     assert.equal(await page.getByRole('row').filter({ hasText: 'agent.register' }).count(), 0, 'entries of other things are filtered out');
 
     await filters.getByLabel('Action starts with').fill('secret.');
-    await filters.getByRole('button', { name: 'Filter' }).click();
+    await filters.getByRole('button', { name: 'Filter', exact: true }).click();
     await waitFor(async () => (await page.getByRole('row').filter({ hasText: 'target.create' }).count()) === 0, 10_000, 'the action filter');
     assert.equal(await page.getByRole('row').filter({ hasText: 'secret.set' }).count(), 1);
 
@@ -210,10 +221,10 @@ describe('web UI: targets, secrets, agents, audit and administration', () => {
     assert.ok(payload, 'a join token');
     assert.equal(payload.url, server.url);
     assert.equal(payload.fp, server.fingerprint);
-    const start = await form.getByLabel('Start the agent on its host').inputValue();
+    const start = await form.getByLabel('Start the agent on its host', { exact: true }).inputValue();
     assert.equal(start, agentInstallCommands(token).start);
     assert.equal(start, `ferry agent start --join-token ${token} --data-dir /var/lib/ferry-agent`);
-    assert.equal(await form.getByLabel('Or install it as a systemd service').inputValue(), `sudo ferry agent install --join-token ${token}`);
+    assert.equal(await form.getByLabel('Or install it as a systemd service', { exact: true }).inputValue(), `sudo ferry agent install --join-token ${token}`);
     await audit(page, 'the agents page with a new join token', 'admin-agents');
 
     // The command's token works: an agent started with it joins and serves edge.
@@ -255,7 +266,7 @@ describe('web UI: targets, secrets, agents, audit and administration', () => {
     await invite.getByLabel('E-mail').fill('bo@example.com');
     await invite.getByLabel('Role').selectOption('operator');
     await invite.getByRole('button', { name: 'Invite' }).click();
-    const url = await invite.getByLabel('Invitation URL').inputValue();
+    const url = await invite.getByLabel('Invitation URL', { exact: true }).inputValue();
     assert.match(url, /^https:\/\/127\.0\.0\.1:\d+\/.*#.+/);
     await page.getByText('bo@example.com as operator').waitFor();
     await page.getByLabel('Role of cy@example.com').selectOption('operator');
@@ -284,9 +295,9 @@ describe('web UI: targets, secrets, agents, audit and administration', () => {
     await page.getByRole('navigation', { name: 'Administration sections' }).getByRole('link', { name: 'Tokens' }).click();
     const tokenForm = page.getByRole('form', { name: 'New token' });
     await tokenForm.getByLabel('Name').fill('ci-bot');
-    await tokenForm.getByLabel('Role').selectOption('viewer');
+    await tokenForm.getByLabel('Role', { exact: true }).selectOption('viewer');
     await tokenForm.getByRole('button', { name: 'Create token' }).click();
-    const secret = await tokenForm.getByLabel('Token ci-bot').inputValue();
+    const secret = await tokenForm.getByLabel('Token ci-bot', { exact: true }).inputValue();
     assert.match(secret, /^ferry_u_/);
     assert.equal((await api(server, 'GET', '/v1/targets', { token: secret })).status, 200);
     await audit(page, 'administration: tokens', 'admin-tokens');
@@ -299,7 +310,7 @@ describe('web UI: targets, secrets, agents, audit and administration', () => {
     const hookForm = page.getByRole('form', { name: 'New webhook' });
     await hookForm.getByLabel('URL (https://)').fill('https://127.0.0.1:9/hook');
     await hookForm.getByRole('button', { name: 'Create webhook' }).click();
-    assert.ok((await hookForm.getByLabel('Signing secret').inputValue()).length > 10);
+    assert.ok((await hookForm.getByLabel('Signing secret', { exact: true }).inputValue()).length > 10);
     await page.getByRole('button', { name: 'Deliveries' }).click();
     await page.getByText('Nothing delivered yet.').waitFor();
     await audit(page, 'administration: webhooks', 'admin-webhooks');

@@ -73,7 +73,12 @@ function PersonRow(props: { call: Call; email: string; role: Role; groups: strin
   const [role, setRole] = useState<Role>(props.role);
   const change = useAction(async (r: Role) => {
     setRole(r);
-    await call(Routes.setUserRole, { params: { email }, body: { role: r } });
+    try {
+      await call(Routes.setUserRole, { params: { email }, body: { role: r } });
+    } catch (err) {
+      setRole(props.role); // the select shows the role in force
+      throw err;
+    }
     onChange();
   });
   const remove = useAction(async () => {

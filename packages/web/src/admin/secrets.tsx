@@ -116,6 +116,7 @@ function SetSecretForm({ call, target, onSet }: { call: Call; target: string; on
     setStatus(`Set ${info.name} (sealed with key ${info.kid.slice(0, 8)}).`);
     setSecretName('');
     onSet();
+    return true;
   });
   return (
     <form
@@ -126,7 +127,8 @@ function SetSecretForm({ call, target, onSet }: { call: Call; target: string; on
         e.preventDefault();
         if (nameProblem) return;
         void set.act().then((done) => {
-          if (done === undefined) setStatus(null);
+          // A failure is shown by the error notice; the progress line goes.
+          if (done !== true) setStatus(null);
         });
       }}
     >
