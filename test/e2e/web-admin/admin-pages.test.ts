@@ -241,8 +241,11 @@ describe('web UI: targets, secrets, agents, audit and administration', () => {
     assert.match(await row.innerText(), /edge/);
 
     // It alone holds edge's key: the server refuses, the page says why and what forcing means.
-    await row.getByRole('button', { name: 'Revoke edge-agent' }).click();
-    await row.getByRole('button', { name: 'Revoke agent' }).click();
+    // By keyboard: the confirmation step takes the focus, so Enter confirms.
+    await row.getByRole('button', { name: 'Revoke edge-agent' }).focus();
+    await page.keyboard.press('Enter');
+    await waitFor(async () => (await page.evaluate('document.activeElement?.textContent')) === 'Revoke agent', 5000, 'focus on the confirmation');
+    await page.keyboard.press('Enter');
     const warning = row.locator('.admin-warning');
     await warning.getByText('FERRY_E_LAST_KEY_HOLDER').waitFor();
     assert.match(await warning.innerText(), /only agent holding the key of edge[\s\S]*--force[\s\S]*rotate-key/);
@@ -333,5 +336,26 @@ describe('web UI: targets, secrets, agents, audit and administration', () => {
     await audit(page, 'administration: runbook sources', 'admin-runbook-sources');
 
     assert.deepEqual(s.problems, [], 'no console errors or CSP violations');
+  });
+
+  it('offers a viewer no admin forms, and says who can', async () => {
+    await person(server, server.adminToken, 'vi@example.com', 'viewer');
+    const viewer = await openSession(browser, server);
+    try {
+      await signIn(viewer.page, 'vi@example.com', TEST_PASSWORD);
+      await openPage(viewer.page, 'Targets', 'Targets');
+      await viewer.page.getByText('Creating targets is for admins of the organization').waitFor();
+      assert.equal(await viewer.page.getByRole('form', { name: 'New target' }).count(), 0);
+      await openPage(viewer.page, 'Audit', 'Audit');
+      await viewer.page.getByText('The audit trail is for admins of the organization').waitFor();
+      await openPage(viewer.page, 'Admin', 'Administration');
+      // Tokens are everyone's own business; the rest is the admins'.
+      await viewer.page.getByRole('form', { name: 'New token' }).waitFor();
+      assert.equal(await viewer.page.getByRole('link', { name: 'People' }).count(), 0);
+      await checkAxe(viewer.page, "a viewer's administration page");
+      assert.deepEqual(viewer.problems, []);
+    } finally {
+      await viewer.context.close();
+    }
   });
 });
