@@ -248,7 +248,13 @@ describe('the OpenAPI document', () => {
       await assert.rejects(client().call(Routes.signIn, { body: { email: 'oa@example.com', password: 'not-the-password' } }), {
         code: 'FERRY_E_SIGN_IN_FAILED',
       });
-      await client().call(Routes.signIn, { body: { email: 'oa@example.com', password } });
+      const signed = await client().call(Routes.signIn, { body: { email: 'oa@example.com', password } });
+      // The web UI's session routes (the browser's cookie and CSRF flow: web.session-csrf.test.ts).
+      const web = await client().call(Routes.webSignIn, { body: { email: 'oa@example.com', password } });
+      assert.ok(web.csrfToken);
+      await client(signed.token).call(Routes.webSession);
+      await client(signed.token).call(Routes.webSignOut);
+      await assert.rejects(client().call(Routes.webSsoStart, { body: { org: 'default' } }), { code: 'FERRY_E_SSO_NOT_CONFIGURED' });
       await user.call(Routes.listUsers);
       await user.call(Routes.setUserRole, { params: { email: 'oa@example.com' }, body: { role: 'operator' } });
       await user.call(Routes.removeUser, { params: { email: 'oa@example.com' } });

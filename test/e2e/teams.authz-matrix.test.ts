@@ -293,6 +293,12 @@ const MATRIX: Record<string, Row> = {
   ssoExchange: { request: () => ({ body: { code: 'not-a-code', verifier: 'v'.repeat(43) } }), expect: everyone(400) },
   ssoDeviceStart: { request: () => ({ body: { org: 'default' } }), expect: everyone(404) },
   ssoDevicePoll: { request: () => ({ body: { handle: 'not-a-handle' } }), expect: everyone(400) },
+  // The web UI's session: sign-in is the password's, whatever token comes along; the session
+  // routes are any user's own (signing out a bearer token ends no browser session: 204, nothing revoked).
+  webSignIn: { request: () => ({ body: { email: 'person@example.com', password: TEST_PASSWORD } }), expect: everyone(201) },
+  webSession: { expect: everyUser(200) },
+  webSignOut: { expect: everyUser(204) },
+  webSsoStart: { request: () => ({ body: { org: 'default' } }), expect: everyone(404) },
 
   registerAgent: {
     request: async (f, caller) => {

@@ -16,3 +16,4 @@ export * from './openapi.js';
 export * from './reviews.js';
 export * from './webhooks.js';
 export * from './runbooks.js';
+export * from './web.js';

@@ -79,6 +79,7 @@ import {
   UserInfo,
   UserList,
 } from './people.js';
+import { WebSession, WebSsoStartRequest, WebSsoStarted } from './web.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 export type RouteAuth = 'none' | 'user' | 'agent';
@@ -251,6 +252,16 @@ export const Routes = {
   /** Sign-in without a browser here: a code to confirm at the provider; then poll (FERRY_E_SSO_PENDING until confirmed). */
   ssoDeviceStart: route({ method: 'POST', path: '/v1/sso/device', auth: 'none', body: SsoDeviceStartRequest, response: SsoDeviceStarted, status: 201 }),
   ssoDevicePoll: route({ method: 'POST', path: '/v1/sso/device/poll', auth: 'none', body: SsoDevicePollRequest, response: SignedIn, status: 201 }),
+
+  // ---- the web UI's browser session (cookie + CSRF header; web.ts) ----
+  /** Password sign-in for a browser: sets the session cookie and answers the CSRF token. */
+  webSignIn: route({ method: 'POST', path: '/v1/web/session', auth: 'none', body: SignInRequest, response: WebSession, status: 201 }),
+  /** Who the browser's session is (and its CSRF token, for a page that was reloaded). */
+  webSession: route({ method: 'GET', path: '/v1/web/session', auth: 'user', response: WebSession }),
+  /** Signs the browser out: revokes the session and clears the cookie. */
+  webSignOut: route({ method: 'DELETE', path: '/v1/web/session', auth: 'user', response: 'empty' }),
+  /** Starts a browser sign-in through the organization's provider; the callback sets the cookie and opens the tasks page. */
+  webSsoStart: route({ method: 'POST', path: '/v1/web/sso/start', auth: 'none', body: WebSsoStartRequest, response: WebSsoStarted, status: 201 }),
 
   // ---- the agent side ----
   registerAgent: route({ method: 'POST', path: '/v1/agents/register', auth: 'none', body: RegisterAgentRequest, response: RegisterAgentResponse, status: 201 }),

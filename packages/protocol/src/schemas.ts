@@ -262,6 +262,10 @@ export const ListTasksQuery = z
     target: TargetName.optional(),
     status: TaskStatus.optional(),
     limit: z.coerce.number().int().min(1).max(1000).default(50),
+    /** Only tasks this person (e-mail) or service account (name) started. */
+    person: z.string().trim().toLowerCase().min(1).max(320).optional(),
+    /** Paging: only tasks older than the task of this id (the last of the previous page). */
+    before: z.string().min(1).max(64).optional(),
   })
   .strict();
 

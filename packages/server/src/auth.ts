@@ -5,12 +5,13 @@
  * clear. What a caller may do is decided in authz.ts.
  */
 import type { FastifyRequest } from 'fastify';
-import { FerryError, type GrantRole } from '@ferry/protocol';
+import { FerryError, SESSION_COOKIE, type GrantRole } from '@ferry/protocol';
 import { revokedError } from './agent-standing.js';
 import { requireRole } from './authz.js';
 import { hashSecret } from './ids.js';
 import type { TokenWithPrincipal } from './store/teams-types.js';
 import type { AgentRow, Role, Store } from './store/types.js';
+import { checkCookieRequest, readCookie } from './web/cookies.js';
 
 /** User tokens start with this (agent credentials with `ferry_a_`), so scanners and redaction recognise them. */
 export const USER_TOKEN_PREFIX = 'ferry_u';
@@ -34,7 +35,7 @@ export interface UserPrincipal {
 /** A token's last use is written at most this often (one write a minute, not one per request). */
 const LAST_USE_RESOLUTION_MS = 60_000;
 
-function bearer(req: FastifyRequest): string | undefined {
+export function bearer(req: FastifyRequest): string | undefined {
   const header = req.headers.authorization;
   if (!header) return undefined;
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
@@ -62,9 +63,22 @@ async function findLiveToken(store: Store, token: string | undefined, now: numbe
   return found;
 }
 
+/**
+ * The caller's token: the bearer token (CLI, scripts), else the browser's session cookie, whose
+ * writes must carry the CSRF token and come from this origin (web/cookies.ts). Agent routes
+ * read only the bearer token (requireAgent), so a cookie never authenticates an agent.
+ */
+function userToken(req: FastifyRequest): string | undefined {
+  const token = bearer(req);
+  if (token) return token;
+  const session = readCookie(req, SESSION_COOKIE);
+  if (session) checkCookieRequest(req, session);
+  return session;
+}
+
 export async function requireUser(store: Store, req: FastifyRequest, minRole: Role = 'viewer'): Promise<UserPrincipal> {
   const now = Date.now();
-  const found = await findLiveToken(store, bearer(req), now);
+  const found = await findLiveToken(store, userToken(req), now);
   const { token, principal } = found;
   if (token.lastUsedAt === null || now - token.lastUsedAt >= LAST_USE_RESOLUTION_MS) await store.teams.touchToken(token.id, now);
   const grants = principal.role === 'admin' ? new Map<string, GrantRole>() : await store.teams.grantsOf(principal.id);

@@ -21,6 +21,7 @@ import { USER_TOKEN_PREFIX } from './auth.js';
 import { hashSecret, newId, newSecret } from './ids.js';
 import { createJoinToken } from './routes/agents.js';
 import { registerRoutes } from './routes/index.js';
+import { registerWebUi } from './web/static.js';
 import { metricsTokenFor, registerOpsRoutes } from './routes/ops.js';
 import { createLogger, resolveLogFormat } from './logger.js';
 import { SqliteStore } from './store/sqlite/index.js';
@@ -217,6 +218,7 @@ async function serve(opts: StartServerOptions, log: Logger, dataDir: string, rel
   const app = buildApp({ keyPem: tls.keyPem, certPem: tls.certPem, log, bounds: config });
   registerOpsRoutes(app, ctx, { metrics, metricsToken: metricsTokenFor(config.metricsToken, dataDir).token });
   registerRoutes(app, ctx);
+  registerWebUi(app);
   app.addHook('preClose', (done) => {
     ctx.hub.close();
     done();

@@ -180,6 +180,10 @@ export interface TaskFilter {
   status?: TaskStatus | undefined;
   /** Only tasks on these targets (what the caller may see, authz.ts); all of the organization's when absent. */
   targetIds?: readonly string[] | undefined;
+  /** Only tasks this principal created (the web UI's "person" filter). */
+  createdByPrincipal?: string | undefined;
+  /** Only tasks older than this one (the list's order: created_at, then id, newest first): the next page. */
+  before?: { createdAt: number; id: string } | undefined;
   limit: number;
 }
 

@@ -351,9 +351,20 @@ export class SqliteStore implements Store {
     if (filter.targetId) where.push('t.target_id = @targetId');
     if (filter.status) where.push('t.status = @status');
     if (filter.targetIds) where.push('t.target_id IN (SELECT value FROM json_each(@targetIds))');
+    if (filter.createdByPrincipal) where.push('t.created_by_principal = @createdByPrincipal');
+    if (filter.before) where.push('(t.created_at < @beforeAt OR (t.created_at = @beforeAt AND t.id < @beforeId))');
     const targetIds = filter.targetIds ? JSON.stringify(filter.targetIds) : undefined;
     return this.stmt(`${TASK_SELECT} WHERE ${where.join(' AND ')} ORDER BY t.created_at DESC, t.id DESC LIMIT @limit`)
-      .all({ orgId, targetId: filter.targetId, status: filter.status, targetIds, limit: filter.limit })
+      .all({
+        orgId,
+        targetId: filter.targetId,
+        status: filter.status,
+        targetIds,
+        createdByPrincipal: filter.createdByPrincipal,
+        beforeAt: filter.before?.createdAt,
+        beforeId: filter.before?.id,
+        limit: filter.limit,
+      })
       .map((r) => toTask(r as Row));
   }
 
