@@ -546,7 +546,10 @@ function DeleteTarget({ call, name }: { call: Call; name: string }): JSX.Element
   return (
     <section aria-labelledby="delete-target-title" class="admin-subsection">
       <h2 id="delete-target-title">Delete</h2>
-      <p>Deleting a target stops its agents serving it, and its secrets go with it; its tasks and audit entries stay. A target with queued or running tasks is not deleted: cancel them first.</p>
+      <p>
+        Deleting a target stops its agents serving it, and its secrets go with it; its tasks and audit entries stay. A target with queued or running tasks is
+        not deleted: cancel them first.
+      </p>
       <ConfirmButton label={`Delete ${name}`} confirmLabel="Delete target" question={`Delete target ${name} and its secrets?`} onConfirm={() => del.act()} />
       <ErrorNotice problem={del.problem} title="Could not delete the target" />
     </section>
