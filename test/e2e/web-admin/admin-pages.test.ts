@@ -207,10 +207,10 @@ describe('web UI: targets, secrets, agents, audit and administration', () => {
     const { page } = s;
     await call(server, server.adminToken, 'POST', '/v1/targets', { name: 'edge', type: 'shell', agent: 'self-hosted' }, 201);
     await openPage(page, 'Agents', 'Agents');
-    await page
-      .getByRole('row', { name: /online/ })
-      .first()
-      .waitFor();
+    // The embedded agent is the shared pool's: an organization's admin does not revoke it.
+    const embedded = page.getByRole('row', { name: /shared hosted pool/ });
+    await embedded.getByText('online').waitFor();
+    assert.equal(await embedded.getByRole('button').count(), 0);
     const form = page.getByRole('form', { name: 'Add an agent' });
     await form.getByLabel('edge').check();
     await form.getByRole('button', { name: 'Create join token' }).click();

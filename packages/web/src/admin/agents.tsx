@@ -63,10 +63,16 @@ export function AgentsPage(): JSX.Element {
                   </td>
                   <td>{a.version}</td>
                   <td>{a.hostname}</td>
-                  <td>{a.hosted ? 'hosted pool' : a.targets.join(', ') || '-'}</td>
+                  <td>{a.shared ? 'shared hosted pool' : a.hosted ? 'hosted pool' : a.targets.join(', ') || '-'}</td>
                   <td>{a.holdsKeys.join(', ') || '-'}</td>
                   <td>{a.runningTasks}</td>
-                  <td>{a.revoked || !admin ? null : <RevokeAgent call={call} agent={a} onRevoked={agents.reload} />}</td>
+                  <td>
+                    {a.revoked || !admin ? null : a.shared ? (
+                      <small>The instance's: its administrators revoke it (ferry agent revoke).</small>
+                    ) : (
+                      <RevokeAgent call={call} agent={a} onRevoked={agents.reload} />
+                    )}
+                  </td>
                 </tr>
               ))}
             </tbody>
