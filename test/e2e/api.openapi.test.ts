@@ -252,6 +252,7 @@ describe('the OpenAPI document', () => {
       // The web UI's session routes (the browser's cookie and CSRF flow: web.session-csrf.test.ts).
       const web = await client().call(Routes.webSignIn, { body: { email: 'oa@example.com', password } });
       assert.ok(web.csrfToken);
+      await assert.rejects(client().call(Routes.webLinkSignIn, { body: { link: 'ferry_u_not-a-link' } }), { code: 'FERRY_E_SIGN_IN_LINK_INVALID' });
       await client(signed.token).call(Routes.webSession);
       await client(signed.token).call(Routes.webSignOut);
       await assert.rejects(client().call(Routes.webSsoStart, { body: { org: 'default' } }), { code: 'FERRY_E_SSO_NOT_CONFIGURED' });

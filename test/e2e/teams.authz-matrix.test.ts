@@ -296,6 +296,7 @@ const MATRIX: Record<string, Row> = {
   // The web UI's session: sign-in is the password's, whatever token comes along; the session
   // routes are any user's own (signing out a bearer token ends no browser session: 204, nothing revoked).
   webSignIn: { request: () => ({ body: { email: 'person@example.com', password: TEST_PASSWORD } }), expect: everyone(201) },
+  webLinkSignIn: { request: () => ({ body: { link: 'ferry_u_not-a-sign-in-link' } }), expect: everyone(401) },
   webSession: { expect: everyUser(200) },
   webSignOut: { expect: everyUser(204) },
   webSsoStart: { request: () => ({ body: { org: 'default' } }), expect: everyone(404) },

@@ -79,7 +79,7 @@ import {
   UserInfo,
   UserList,
 } from './people.js';
-import { WebSession, WebSsoStartRequest, WebSsoStarted } from './web.js';
+import { WebLinkSignInRequest, WebSession, WebSsoStartRequest, WebSsoStarted } from './web.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 export type RouteAuth = 'none' | 'user' | 'agent';
@@ -256,6 +256,8 @@ export const Routes = {
   // ---- the web UI's browser session (cookie + CSRF header; web.ts) ----
   /** Password sign-in for a browser: sets the session cookie and answers the CSRF token. */
   webSignIn: route({ method: 'POST', path: '/v1/web/session', auth: 'none', body: SignInRequest, response: WebSession, status: 201 }),
+  /** Redeems the one-time sign-in link `ferry server` prints (the first admin's way into the UI): sets the session cookie. */
+  webLinkSignIn: route({ method: 'POST', path: '/v1/web/session/link', auth: 'none', body: WebLinkSignInRequest, response: WebSession, status: 201 }),
   /** Who the browser's session is (and its CSRF token, for a page that was reloaded). */
   webSession: route({ method: 'GET', path: '/v1/web/session', auth: 'user', response: WebSession }),
   /** Signs the browser out: revokes the session and clears the cookie. */

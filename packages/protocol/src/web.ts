@@ -23,5 +23,8 @@ export const WebSession = z.object({
 });
 export type WebSession = z.infer<typeof WebSession>;
 
+/** A one-time sign-in link's secret (what follows `#link=` in the link `ferry server` prints). */
+export const WebLinkSignInRequest = z.object({ link: z.string().min(1).max(200) }).strict();
+
 export const WebSsoStartRequest = z.object({ org: z.string().min(1).max(63) }).strict();
 export const WebSsoStarted = z.object({ authorizationUrl: z.string() });

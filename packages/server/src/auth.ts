@@ -15,6 +15,8 @@ import { checkCookieRequest, readCookie } from './web/cookies.js';
 
 /** User tokens start with this (agent credentials with `ferry_a_`), so scanners and redaction recognise them. */
 export const USER_TOKEN_PREFIX = 'ferry_u';
+/** Tokens named `sign-in-link-…` are one-time web sign-in links (web/sign-in-link.ts), refused by the API. */
+export const LINK_NAME = 'sign-in-link';
 
 export interface UserPrincipal {
   kind: 'user';
@@ -53,6 +55,8 @@ async function findLiveToken(store: Store, token: string | undefined, now: numbe
   const found = await store.teams.findToken(hashSecret(token));
   if (!found) throw new FerryError('FERRY_E_UNAUTHENTICATED');
   const { token: row } = found;
+  // A sign-in link's token only opens a browser session (web/sign-in-link.ts), never the API.
+  if (row.name.startsWith(`${LINK_NAME}-`)) throw new FerryError('FERRY_E_UNAUTHENTICATED');
   if (row.revokedAt !== null) throw new FerryError('FERRY_E_TOKEN_REVOKED', `Token ${row.name} (${row.id}) was revoked; ask an admin for a new one.`);
   if (row.expiresAt !== null && row.expiresAt <= now) {
     throw new FerryError(

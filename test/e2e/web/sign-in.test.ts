@@ -26,6 +26,36 @@ describe('web UI: the app, invitations, sign-in', () => {
     await server?.stop();
   });
 
+  it('the newcomer path: the server prints the web UI and a one-time link that signs the admin in, which works once and only in a browser', async () => {
+    const banner = server.proc.stdout;
+    assert.ok(banner.includes(`Web UI: ${server.url}/`), banner);
+    const link = /^ {2}(https:\/\/\S+\/ui\/sign-in#link=(ferry_u_\S+))$/m.exec(banner);
+    assert.ok(link, banner);
+    // Not a token for the API: it only opens a browser session.
+    const asBearer = await api(server, 'GET', '/v1/tasks', { token: link[2]! });
+    assert.equal(asBearer.status, 401);
+
+    const { page, problems, context } = await openSession(browser, server);
+    await page.goto(link[1]!);
+    await page.waitForURL('**/ui/tasks');
+    await page.getByRole('heading', { level: 1, name: 'Tasks' }).waitFor();
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Admin' }).waitFor();
+    assert.equal(new URL(page.url()).hash, '');
+    const session = await call(server, server.adminToken, 'GET', '/v1/audit?limit=50', undefined, 200);
+    assert.ok(
+      (session.json.entries as { action: string; details: Record<string, unknown> }[]).some((e) => e.action === 'user.sign-in' && e.details.method === 'link'),
+    );
+    await context.close();
+
+    // Used up: a second browser gets the reason and the sign-in form.
+    const again = await openSession(browser, server);
+    await again.page.goto(link[1]!);
+    await again.page.getByRole('alert').filter({ hasText: 'sign-in link is unknown, already used or expired' }).waitFor();
+    await again.page.getByLabel('E-mail', { exact: true }).waitFor();
+    assert.deepEqual([...problems, ...again.problems], []);
+    await again.context.close();
+  });
+
   it('GET / answers the app as HTML with a strict Content-Security-Policy; assets are precompressed and cached for good', async () => {
     const res = await api(server, 'GET', '/', { token: null });
     assert.equal(res.status, 200);

@@ -115,7 +115,7 @@ export async function createSession(
   ctx: ServerContext,
   person: PrincipalRow,
   orgName: string,
-  method: 'password' | 'sso',
+  method: 'password' | 'sso' | 'link',
   kind: { lifetimeMs: number; name: string } = { lifetimeMs: SESSION_MS, name: 'session' },
 ): Promise<Session> {
   const now = Date.now();

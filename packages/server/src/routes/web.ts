@@ -11,6 +11,7 @@ import type { ServerContext } from '../context.js';
 import { addRoute } from '../http/route.js';
 import { checkPassword } from './people.js';
 import { checkSameOrigin, clearSessionCookie, readCookie } from '../web/cookies.js';
+import { redeemSignInLink } from '../web/sign-in-link.js';
 import { WEB_SESSION_MS, startBrowserSession, webSessionView } from '../web/session.js';
 
 /** The token the caller was let in with: the session cookie, or a bearer token (the CLI's own session). */
@@ -31,6 +32,17 @@ export function registerWebRoutes(app: FerryApp, ctx: ServerContext): void {
       return startBrowserSession(ctx, reply, account.principal, account.orgName, 'password');
     },
     { what: 'sign-in', limit: ctx.rateLimits.signIns },
+  );
+
+  addRoute(
+    app,
+    ctx,
+    Routes.webLinkSignIn,
+    async ({ req, reply, body }) => {
+      checkSameOrigin(req);
+      return redeemSignInLink(ctx, reply, body.link);
+    },
+    { what: 'sign-in link', limit: ctx.rateLimits.signIns },
   );
 
   addRoute(app, ctx, Routes.webSession, async ({ req, caller: user }) => {

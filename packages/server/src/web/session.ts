@@ -24,7 +24,7 @@ export async function startBrowserSession(
   reply: FastifyReply,
   person: PrincipalRow,
   orgName: string,
-  method: 'password' | 'sso',
+  method: 'password' | 'sso' | 'link',
 ): Promise<z.input<typeof WebSession>> {
   const s = await createSession(ctx, person, orgName, method, { lifetimeMs: WEB_SESSION_MS, name: 'web' });
   setSessionCookie(reply, s.secret, s.expiresAt);

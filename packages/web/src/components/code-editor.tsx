@@ -6,6 +6,10 @@
  *
  * Keyboard: Tab indents, as in any editor; Escape then Tab (or Ctrl-M to toggle) moves focus
  * out of the editor, so it is no keyboard trap.
+ *
+ * It lives in a shadow root: there CodeMirror adds its styles as a constructed style sheet,
+ * which the page's Content-Security-Policy (`style-src 'self'`, no inline styles) allows; in
+ * the document itself it would add a <style> element, which the CSP blocks.
  */
 import { defaultKeymap, history, historyKeymap, indentWithTab } from '@codemirror/commands';
 import { python } from '@codemirror/lang-python';
@@ -73,7 +77,7 @@ export function CodeEditor({
   value: string;
   onChange: (text: string) => void;
   language: EditorLanguage;
-  /** The accessible name of the editor (it has no <label>: it is not an <input>). */
+  /** The accessible name of the editor (it has no <label>: it is not an <input>); read once. */
   label: string;
   id: string;
 }) {
@@ -85,8 +89,10 @@ export function CodeEditor({
 
   useEffect(() => {
     if (!host.current) return;
+    const shadow = host.current.shadowRoot ?? host.current.attachShadow({ mode: 'open' });
     const v = new EditorView({
-      parent: host.current,
+      root: shadow,
+      parent: shadow,
       state: EditorState.create({
         doc: value,
         extensions: [

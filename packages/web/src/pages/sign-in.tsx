@@ -2,9 +2,10 @@
  * Sign in: e-mail and password (a browser session in an HttpOnly cookie), or through the
  * organization's identity provider (single sign-on), after which the server's callback sets the
  * cookie and opens the tasks page. `?next=` says where to go afterwards; `?error=&message=` is
- * how a refused single sign-on comes back here.
+ * how a refused single sign-on comes back here. `#link=SECRET` is the one-time link
+ * `ferry server` prints for the first admin: it signs in at once.
  */
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { Field, Notice } from '../components/form';
 import { api, errorText, Routes } from '../lib/api';
 import { navigate } from '../lib/router';
@@ -22,6 +23,24 @@ export default function SignInPage({ query }: PageProps) {
   const [org, setOrg] = useState(query.get('org') ?? '');
   const [error, setError] = useState(query.get('message') ?? '');
   const [busy, setBusy] = useState(false);
+  const link = location.hash.startsWith('#link=') ? decodeURIComponent(location.hash.slice('#link='.length)) : '';
+
+  useEffect(() => {
+    if (!link) return;
+    // The secret works once: out of the address bar and the history whatever happens.
+    history.replaceState(null, '', location.pathname + location.search);
+    setBusy(true);
+    api
+      .call(Routes.webLinkSignIn, { body: { link } })
+      .then((session) => {
+        setSession(session);
+        navigate(safeNext(query.get('next')), { replace: true });
+      })
+      .catch((err: unknown) => {
+        setError(errorText(err));
+        setBusy(false);
+      });
+  }, []);
 
   const submit = async (e: Event): Promise<void> => {
     e.preventDefault();
