@@ -338,6 +338,26 @@ describe('web UI: targets, secrets, agents, audit and administration', () => {
     assert.deepEqual(s.problems, [], 'no console errors or CSP violations');
   });
 
+  it('pages back through the audit log, 50 entries at a time', async () => {
+    const { page } = s;
+    for (let i = 0; i < 55; i++) await call(server, server.adminToken, 'POST', '/v1/groups', { name: `paged-${i}` }, 201);
+    await openPage(page, 'Audit', 'Audit');
+    const filters = page.getByRole('form', { name: 'Filter the audit entries' });
+    await filters.getByLabel('Action starts with').fill('group.create');
+    await filters.getByRole('button', { name: 'Filter', exact: true }).click();
+    const rows = page.locator('table.admin-audit tbody tr');
+    await waitFor(async () => (await rows.count()) === 50 && (await rows.first().innerText()).includes('paged-54'), 10_000, 'the first page');
+    const pager = page.getByRole('navigation', { name: 'Audit pages' });
+    assert.equal(await pager.getByRole('button', { name: 'Newer' }).isDisabled(), true);
+    await pager.getByRole('button', { name: 'Older' }).click();
+    // 55 groups here and "ops" from the Administration test: 6 older ones, the oldest "ops".
+    await waitFor(async () => (await rows.count()) === 6, 10_000, 'the second page');
+    assert.match(await rows.last().innerText(), /\bops\b/);
+    assert.equal(await pager.getByRole('button', { name: 'Older' }).isDisabled(), true, 'no third page');
+    await pager.getByRole('button', { name: 'Newer' }).click();
+    await waitFor(async () => (await rows.count()) === 50, 10_000, 'back to the first page');
+  });
+
   it('offers a viewer no admin forms, and says who can', async () => {
     await person(server, server.adminToken, 'vi@example.com', 'viewer');
     const viewer = await openSession(browser, server);
