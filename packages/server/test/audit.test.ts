@@ -68,23 +68,36 @@ test('audit list: filters by actor, action prefix, target (its secrets and tasks
     await add(org.id, 6, 'person:bob@example.com', 'agent.token.create', 'j_1', { targets: ['dbx'] });
     await add(other.id, 7, 'person:ada@example.com', 'secret.set', 'db/PG_PASS');
     await add(null, 8, 'server', 'token.create', 'instance');
+    await add(org.id, 9, 'person:ada@example.com', 'group.create', 'db');
 
     const subjects = async (filter: AuditFilter, limit = 100, instance = false): Promise<string[]> =>
       (await store.listAudit(org.id, limit, instance, filter)).map((e) => `${e.seq}:${e.action}`);
-    assert.deepEqual(await subjects({}), ['6:agent.token.create', '5:secret.set', '4:task.finish', '3:task.create', '2:secret.set', '1:target.create']);
-    assert.deepEqual(await subjects({ actorContains: 'ADA@' }), ['2:secret.set', '1:target.create'], 'case-insensitive, this organization only');
+    assert.deepEqual(await subjects({}), [
+      '9:group.create',
+      '6:agent.token.create',
+      '5:secret.set',
+      '4:task.finish',
+      '3:task.create',
+      '2:secret.set',
+      '1:target.create',
+    ]);
+    assert.deepEqual(
+      await subjects({ actorContains: 'ADA@' }),
+      ['9:group.create', '2:secret.set', '1:target.create'],
+      'case-insensitive, this organization only',
+    );
     assert.deepEqual(await subjects({ actionPrefix: 'secret.' }), ['5:secret.set', '2:secret.set']);
     assert.deepEqual(await subjects({ actionPrefix: 'task.create' }), ['3:task.create']);
     assert.deepEqual(await subjects({ actionPrefix: '%' }), [], 'no LIKE wildcards');
     assert.deepEqual(
       await subjects({ target: 'db' }),
       ['4:task.finish', '3:task.create', '2:secret.set', '1:target.create'],
-      "the target, its secret, its task's entries; not those of dbx",
+      "the target, its secret, its task's entries; not those of dbx, nor of a group named db",
     );
     assert.deepEqual(await subjects({ target: 'dbx' }), ['6:agent.token.create', '5:secret.set'], 'a join token names its targets');
     assert.deepEqual(await subjects({ since: at(2), until: at(4) }), ['3:task.create', '2:secret.set'], 'since inclusive, until exclusive');
-    assert.deepEqual(await subjects({}, 2), ['6:agent.token.create', '5:secret.set'], 'first page');
-    assert.deepEqual(await subjects({ beforeSeq: 5 }, 2), ['4:task.finish', '3:task.create'], 'next page');
+    assert.deepEqual(await subjects({}, 2), ['9:group.create', '6:agent.token.create'], 'first page');
+    assert.deepEqual(await subjects({ beforeSeq: 6 }, 2), ['5:secret.set', '4:task.finish'], 'next page');
     assert.deepEqual(
       await subjects({ actorContains: 'server' }, 100, true),
       ['8:token.create', '4:task.finish'],

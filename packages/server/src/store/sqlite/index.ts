@@ -669,10 +669,12 @@ export class SqliteStore implements Store {
     if (filter.actorContains !== undefined) add('instr(lower(actor), lower(?)) > 0', filter.actorContains);
     if (filter.actionPrefix !== undefined) add('substr(action, 1, length(?)) = ?', filter.actionPrefix, filter.actionPrefix);
     if (filter.target !== undefined) {
-      // A target's own entries name it as the subject (`target.update`), its secrets as
+      // A target's own entries name it as the subject (`target.update`), its secrets' entries
       // `name/SECRET`, task creation and join tokens in details; its tasks' entries name the task.
+      // The action's kind is checked too: a group or a person may have the target's name.
       add(
-        `(subject = ? OR substr(subject, 1, length(?) + 1) = ? || '/' OR json_extract(details, '$.target') = ?
+        `((substr(action, 1, 7) = 'target.' AND subject = ?) OR (substr(action, 1, 7) = 'secret.' AND substr(subject, 1, length(?) + 1) = ? || '/')
+          OR json_extract(details, '$.target') = ?
           OR EXISTS (SELECT 1 FROM json_each(details, '$.targets') WHERE value = ?)
           OR subject IN (SELECT t.id FROM tasks t JOIN targets g ON g.id = t.target_id WHERE g.org_id = ? AND g.name = ?))`,
         filter.target,
