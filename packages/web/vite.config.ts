@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { brotliCompressSync, constants, gzipSync } from 'node:zlib';
 import { defineConfig, type Plugin } from 'vite';
 
-const COMPRESSIBLE = /\.(js|css|html|svg|json|txt|map)$/;
+// Not index.html: the server writes a fresh CSP nonce into it for every answer.
+const COMPRESSIBLE = /\.(js|css|svg|json|txt|map)$/;
 
 function* files(dir: string): Generator<string> {
   for (const name of readdirSync(dir)) {
@@ -52,6 +53,8 @@ export default defineConfig({
     modulePreload: { polyfill: false },
     sourcemap: false,
     reportCompressedSize: false,
+    // dist/.vite/manifest.json: which chunks each entry and page loads (test/e2e/web/budget.test.ts reads it).
+    manifest: true,
     rollupOptions: {
       // zod's sources carry /* @__PURE__ */ notes where Rollup cannot use them; harmless, and not ours to fix.
       onwarn(warning, warn) {

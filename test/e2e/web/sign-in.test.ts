@@ -13,7 +13,7 @@ import { checkAxe, launchBrowser, openSession, screenshots, signIn } from '../..
 import { api, startFerryServer, type ServerHandle } from '../../helpers/ferry.js';
 import { TEST_PASSWORD, call, createTarget, createTask, person } from '../../helpers/teams.js';
 
-describe('web UI: the app, invitations, sign-in', () => {
+describe('web UI: the app, invitations, sign-in', { timeout: 240_000 }, () => {
   let server: ServerHandle;
   let browser: Browser;
 
@@ -56,6 +56,47 @@ describe('web UI: the app, invitations, sign-in', () => {
     await again.context.close();
   });
 
+  it('works by keyboard alone: sign in, go to Run, write a script in the editor, leave it and run', { timeout: 90_000 }, async () => {
+    await person(server, server.adminToken, 'kay@example.com', 'admin');
+    await createTarget(server, server.adminToken, 'kb', 'hosted');
+    const { page, problems, context } = await openSession(browser, server);
+    /** Presses Tab until the focused element (inside the editor's shadow root too) matches. */
+    const tabTo = async (what: string, check: string): Promise<void> => {
+      for (let i = 0; i < 25; i++) {
+        await page.keyboard.press('Tab');
+        const found = await page.evaluate<{ hit: boolean }>(`(() => {
+          let el = document.activeElement;
+          for (let depth = 0; depth < 5 && el?.shadowRoot?.activeElement && el.shadowRoot.activeElement !== el; depth++) el = el.shadowRoot.activeElement;
+          return { hit: Boolean(${check}) };
+        })()`);
+        if (found.hit) return;
+      }
+      assert.fail(`Tab never reached ${what}`);
+    };
+    await page.goto('/ui/sign-in');
+    await tabTo('the e-mail field', "el?.id === 'email'");
+    await page.keyboard.type('kay@example.com');
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(TEST_PASSWORD);
+    await page.keyboard.press('Enter');
+    await page.waitForURL('**/ui/tasks');
+    await tabTo('the Run link', "el?.textContent === 'Run'");
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { level: 1, name: 'Run a task' }).waitFor();
+    await tabTo('the editor', "el?.classList.contains('cm-content')");
+    await page.keyboard.type('echo typed-by-keyboard');
+    // Escape, then Tab: out of the editor (Tab alone indents).
+    await page.keyboard.press('Escape');
+    await tabTo('the Run button', "el?.textContent === 'Run' && el.tagName === 'BUTTON'");
+    await page.keyboard.press('Enter');
+    await page.waitForURL(/\/ui\/tasks\/t_/);
+    const id = page.url().split('/').at(-1) ?? '';
+    const script = await api(server, 'GET', `/v1/tasks/${id}/script`);
+    assert.equal(script.body.toString(), 'echo typed-by-keyboard');
+    assert.deepEqual(problems, []);
+    await context.close();
+  });
+
   it('GET / answers the app as HTML with a strict Content-Security-Policy; assets are precompressed and cached for good', async () => {
     const res = await api(server, 'GET', '/', { token: null });
     assert.equal(res.status, 200);
@@ -65,8 +106,12 @@ describe('web UI: the app, invitations, sign-in', () => {
       assert.ok(csp.includes(directive), `CSP has ${directive}: ${csp}`);
     }
     assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval/);
-    assert.equal(res.headers['cache-control'], 'no-cache');
+    // Styles: files, and the code editor's <style> element by a nonce that is new in every answer.
+    const nonce = /style-src 'self' 'nonce-([A-Za-z0-9+/=]{24})'/.exec(csp)?.[1];
+    assert.ok(nonce, csp);
+    assert.equal(res.headers['cache-control'], 'no-store');
     const html = res.body.toString('utf8');
+    assert.ok(html.includes(`<meta name="csp-nonce" content="${nonce}" />`), html);
     assert.doesNotMatch(html, /<script(?![^>]*\bsrc=)[^>]*>/, 'no inline script');
     const entry = /<script type="module" crossorigin src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1];
     assert.ok(entry, html);
@@ -83,7 +128,9 @@ describe('web UI: the app, invitations, sign-in', () => {
     // Deep links (the Slack webhook's /ui/tasks/ID) are the app too; unknown API paths stay JSON 404s.
     const deep = await api(server, 'GET', '/ui/tasks/t_nope', { token: null });
     assert.equal(deep.status, 200);
-    assert.ok(deep.body.equals(res.body));
+    const deepNonce = /'nonce-([^']+)'/.exec(String(deep.headers['content-security-policy']))?.[1] ?? '';
+    assert.notEqual(deepNonce, nonce);
+    assert.equal(deep.body.toString('utf8'), html.replace(nonce, deepNonce));
     const missing = await api(server, 'GET', '/assets/nope.js', { token: null });
     assert.equal(missing.status, 404);
     const apiMissing = await api(server, 'GET', '/v1/nope', { token: null });

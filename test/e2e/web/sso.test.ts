@@ -14,7 +14,7 @@ import { startFerryServer, tempDir, type ServerHandle } from '../../helpers/ferr
 import { CLIENT_SECRET, startProvider, type TestProvider } from '../../helpers/oidc-provider.js';
 import { call } from '../../helpers/teams.js';
 
-describe('web UI: single sign-on', () => {
+describe('web UI: single sign-on', { timeout: 120_000 }, () => {
   let server: ServerHandle;
   let idp: TestProvider;
   let browser: Browser;

@@ -21,7 +21,7 @@ interface TaskView {
   review?: { decisions: { by: string; decision: string; comment: string | null }[] } | null;
 }
 
-describe('web UI: tasks', () => {
+describe('web UI: tasks', { timeout: 300_000 }, () => {
   let server: ServerHandle;
   let browser: Browser;
   let ada: Session;
@@ -237,8 +237,8 @@ describe('web UI: tasks', () => {
       offset = Number(res.headers['ferry-next-offset']);
       if (res.headers['ferry-output-complete'] === 'true') break;
     }
-    await waitFor(async () => Object.keys((await page.evaluate('window.__seen')) as object).length === 6, 10_000, 'all ticks in the page');
-    const seen = (await page.evaluate('window.__seen')) as Record<string, number>;
+    await waitFor(async () => Object.keys(await page.evaluate<object>('window.__seen')).length === 6, 10_000, 'all ticks in the page');
+    const seen = await page.evaluate<Record<string, number>>('window.__seen');
     const lags = Object.keys(stored)
       .sort()
       .map((k) => seen[k]! - stored[k]!);

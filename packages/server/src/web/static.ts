@@ -8,13 +8,17 @@
  *   no inline script, no `eval`, no plugins, no <base>, no framing.
  * - Assets are precompressed by the build (x.br, x.gz beside x): the copy the browser accepts is
  *   sent as it is, with `Vary: Accept-Encoding`.
- * - Cache: hashed assets for a year, immutable; index.html is revalidated every time (no-cache,
- *   with an ETag), so a new build is picked up at the next load.
+ * - Cache: hashed assets for a year, immutable; index.html is never stored (each answer has its
+ *   own CSP nonce, below), so a new build is picked up at the next load.
+ * - The one exception to "styles from files only": the code editor (CodeMirror) writes its
+ *   styles into a <style> element, allowed by a nonce that is new for every answer, in the CSP
+ *   and in the page's `<meta name="csp-nonce">` (where the placeholder FERRY_CSP_NONCE was).
+ *   Scripts get no nonce: `script-src 'self'` only.
  *
  * The folder is read once, when the server starts. Without a build, these paths answer a page
  * that says how to build it.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { extname, join, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,20 +28,22 @@ import type { FerryApp } from '../app.js';
 /** packages/web/dist, seen from packages/server/dist/web/static.js (and from src/ under tsx). */
 const DEFAULT_ROOT = fileURLToPath(new URL('../../../web/dist/', import.meta.url));
 
-const CONTENT_SECURITY_POLICY = [
-  "default-src 'none'",
-  "script-src 'self'",
-  // CodeMirror adds its styles as constructed style sheets, which style-src 'self' allows.
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "font-src 'self'",
-  "connect-src 'self'",
-  "manifest-src 'self'",
-  "form-action 'self'",
-  "frame-ancestors 'none'",
-  "object-src 'none'",
-  "base-uri 'none'",
-].join('; ');
+const NONCE_PLACEHOLDER = 'FERRY_CSP_NONCE';
+
+const contentSecurityPolicy = (styleNonce?: string): string =>
+  [
+    "default-src 'none'",
+    "script-src 'self'",
+    styleNonce ? `style-src 'self' 'nonce-${styleNonce}'` : "style-src 'self'",
+    "img-src 'self' data:",
+    "font-src 'self'",
+    "connect-src 'self'",
+    "manifest-src 'self'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+    "object-src 'none'",
+    "base-uri 'none'",
+  ].join('; ');
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -92,13 +98,24 @@ function pickCoding(req: FastifyRequest, asset: Asset): 'identity' | 'br' | 'gzi
 
 function send(req: FastifyRequest, reply: FastifyReply, asset: Asset, cacheControl: string): FastifyReply {
   void reply.header('cache-control', cacheControl).header('etag', asset.etag).header('vary', 'accept-encoding');
-  if (asset.type.startsWith('text/html')) {
-    void reply.header('content-security-policy', CONTENT_SECURITY_POLICY).header('x-frame-options', 'DENY').header('referrer-policy', 'no-referrer');
-  }
   if (req.headers['if-none-match'] === asset.etag) return reply.code(304).send();
   const coding = pickCoding(req, asset);
   if (coding !== 'identity') void reply.header('content-encoding', coding);
   return reply.code(200).type(asset.type).send(asset.bodies.get(coding));
+}
+
+/** The app's page, with a fresh nonce in its CSP and its <meta name="csp-nonce">. */
+function sendPage(reply: FastifyReply, index: Asset): FastifyReply {
+  const nonce = randomBytes(16).toString('base64');
+  const html = (index.bodies.get('identity') ?? Buffer.alloc(0)).toString('utf8').replace(NONCE_PLACEHOLDER, nonce);
+  return reply
+    .code(200)
+    .header('cache-control', 'no-store')
+    .header('content-security-policy', contentSecurityPolicy(nonce))
+    .header('x-frame-options', 'DENY')
+    .header('referrer-policy', 'no-referrer')
+    .type('text/html; charset=utf-8')
+    .send(html);
 }
 
 const NOT_BUILT = `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Ferry</title></head>
@@ -108,11 +125,11 @@ const NOT_BUILT = `<!doctype html><html lang="en"><head><meta charset="utf-8"><t
 export function registerWebUi(app: FerryApp, root: string = DEFAULT_ROOT): void {
   const assets = loadAssets(root);
   const index = assets.get('/index.html');
-  const page = (req: FastifyRequest, reply: FastifyReply): FastifyReply => {
-    if (index) return send(req, reply, index, 'no-cache');
+  const page = (_req: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    if (index) return sendPage(reply, index);
     return reply
       .code(503)
-      .header('content-security-policy', CONTENT_SECURITY_POLICY)
+      .header('content-security-policy', contentSecurityPolicy())
       .header('cache-control', 'no-store')
       .type('text/html; charset=utf-8')
       .send(NOT_BUILT);

@@ -7,9 +7,10 @@
  * Keyboard: Tab indents, as in any editor; Escape then Tab (or Ctrl-M to toggle) moves focus
  * out of the editor, so it is no keyboard trap.
  *
- * It lives in a shadow root: there CodeMirror adds its styles as a constructed style sheet,
- * which the page's Content-Security-Policy (`style-src 'self'`, no inline styles) allows; in
- * the document itself it would add a <style> element, which the CSP blocks.
+ * CodeMirror adds its styles in a <style> element; the page's Content-Security-Policy allows
+ * that one only with the nonce the server put in this page's CSP and in its
+ * `<meta name="csp-nonce">` (server/src/web/static.ts). (A shadow root would avoid the element,
+ * but Chromium's selection handling in shadow roots hangs CodeMirror on typing.)
  */
 import { defaultKeymap, history, historyKeymap, indentWithTab } from '@codemirror/commands';
 import { python } from '@codemirror/lang-python';
@@ -67,14 +68,15 @@ const theme = EditorView.theme({
   '.cm-scroller': { maxHeight: '60vh' },
 });
 
+/** Uncontrolled: `initial` is the text it starts with; every change is reported through `onChange`. */
 export function CodeEditor({
-  value,
+  initial,
   onChange,
   language,
   label,
   id,
 }: {
-  value: string;
+  initial: string;
   onChange: (text: string) => void;
   language: EditorLanguage;
   /** The accessible name of the editor (it has no <label>: it is not an <input>); read once. */
@@ -89,12 +91,10 @@ export function CodeEditor({
 
   useEffect(() => {
     if (!host.current) return;
-    const shadow = host.current.shadowRoot ?? host.current.attachShadow({ mode: 'open' });
     const v = new EditorView({
-      root: shadow,
-      parent: shadow,
+      parent: host.current,
       state: EditorState.create({
-        doc: value,
+        doc: initial,
         extensions: [
           lineNumbers(),
           history(),
@@ -107,6 +107,7 @@ export function CodeEditor({
           placeholder('Your script…'),
           lang.current.of(languageExtension(language)),
           theme,
+          EditorView.cspNonce.of(document.querySelector<HTMLMetaElement>('meta[name="csp-nonce"]')?.content ?? ''),
           EditorView.contentAttributes.of({ 'aria-label': label, id, 'aria-multiline': 'true' }),
           EditorView.updateListener.of((u) => {
             if (u.docChanged) changed.current(u.state.doc.toString());
@@ -121,12 +122,6 @@ export function CodeEditor({
   useEffect(() => {
     view.current?.dispatch({ effects: lang.current.reconfigure(languageExtension(language)) });
   }, [language]);
-
-  // A value set from outside (a runbook's script, clearing the form) replaces the document.
-  useEffect(() => {
-    const v = view.current;
-    if (v && v.state.doc.toString() !== value) v.dispatch({ changes: { from: 0, to: v.state.doc.length, insert: value } });
-  }, [value]);
 
   return <div ref={host} class="editor" data-language={language} />;
 }

@@ -151,7 +151,7 @@ export default function RunPage({ query }: PageProps) {
             <span class="label" id="script-label">
               Script ({language === 'postgres' || language === 'mysql' ? 'SQL' : language})
             </span>
-            <CodeEditor id="script" label="Script" value={script} onChange={setScript} language={language} />
+            <CodeEditor id="script" label="Script" initial={script} onChange={setScript} language={language} />
             <small class="hint">Tab indents; press Escape, then Tab, to leave the editor.</small>
           </div>
         ) : (
