@@ -241,6 +241,14 @@ const MATRIX: Record<string, Row> = {
   createGroup: { request: (f) => ({ body: { name: f.fresh('grp') } }), expect: adminOnly(201, 201) },
   listGroups: { expect: adminOnly(200, 200) },
   addGroupMember: { request: () => ({ params: { group: 'g-spare', member: 'm-spare' } }), expect: adminOnly(200, 404) },
+  removeGroupMember: {
+    request: async (f) => {
+      const name = f.fresh('gm');
+      await group(f.server, f.admin, name, ['m-spare']);
+      return { params: { group: name, member: 'm-spare' } };
+    },
+    expect: adminOnly(200, 404),
+  },
   grantTarget: { request: () => ({ params: { ...t1, group: 'g-spare' }, body: { role: 'viewer' } }), expect: adminOnly(200, 404) },
   revokeGrant: {
     request: async (f) => {

@@ -26,6 +26,7 @@ import {
   RegisterAgentRequest,
   RegisterAgentResponse,
   Target,
+  TargetName,
   Task,
   UpdateTargetRequest,
   UploadOutputQuery,
@@ -117,7 +118,35 @@ export const Health = z.object({ ok: z.boolean(), version: z.string(), api: z.st
 export const TaskWithAgents = Task.extend({ agentsOnline: z.number().int() });
 export type TaskWithAgents = z.infer<typeof TaskWithAgents>;
 export const AuditVerification = z.object({ ok: z.boolean(), entries: z.number().int(), brokenAt: z.number().int().nullable() });
-export const AuditQuery = z.object({ limit: z.coerce.number().int().min(1).max(10000).default(100) }).strict();
+/**
+ * `GET /v1/audit`: newest first, narrowed by the filters given (all of them must hold). Paging:
+ * an answer that may have more carries `nextBefore`; ask again with `before` set to it.
+ */
+export const AuditQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(10000).default(100),
+    /** Entries whose actor contains this text (case-insensitive): `ada@`, `agent:`, `server`. */
+    actor: z.string().min(1).max(320).optional(),
+    /** Entries whose action starts with this: `secret.` or `task.create`. */
+    action: z
+      .string()
+      .regex(/^[a-z0-9._-]{1,64}$/, 'an action or the start of one, such as secret. or task.create')
+      .optional(),
+    /** Entries about this target: the target itself, its secrets, grants and keys, and its tasks. */
+    target: TargetName.optional(),
+    /** Entries at or after this time (ISO 8601). */
+    since: z.iso.datetime({ offset: true }).optional(),
+    /** Entries before this time (ISO 8601). */
+    until: z.iso.datetime({ offset: true }).optional(),
+    /** The cursor: entries with a sequence number below this (an answer's `nextBefore`). */
+    before: z.coerce.number().int().min(1).optional(),
+  })
+  .strict();
+export const AuditPage = z.object({
+  entries: z.array(AuditEntry),
+  /** Where the next page starts (`before`); null: this was the last page (servers before paging: absent). */
+  nextBefore: z.number().int().nullable().optional(),
+});
 export const KeyPublished = z.object({ keyId: z.string() });
 /** The OpenAPI document (openapi.ts) as the route table sees it: its top level. */
 export const OpenApiDocument = z.looseObject({
@@ -193,7 +222,7 @@ export const Routes = {
   pruneAgents: route({ method: 'POST', path: '/v1/agents/prune', auth: 'user', body: PruneAgentsRequest, response: PrunedAgents }),
 
   // ---- audit ----
-  listAudit: route({ method: 'GET', path: '/v1/audit', auth: 'user', query: AuditQuery, response: z.object({ entries: z.array(AuditEntry) }) }),
+  listAudit: route({ method: 'GET', path: '/v1/audit', auth: 'user', query: AuditQuery, response: AuditPage }),
   verifyAudit: route({ method: 'GET', path: '/v1/audit/verify', auth: 'user', response: AuditVerification }),
 
   // ---- teams: organizations, tokens, groups, grants ----
@@ -205,6 +234,7 @@ export const Routes = {
   createGroup: route({ method: 'POST', path: '/v1/groups', auth: 'user', body: CreateGroupRequest, response: GroupInfo, status: 201 }),
   listGroups: route({ method: 'GET', path: '/v1/groups', auth: 'user', response: z.object({ groups: z.array(GroupInfo) }) }),
   addGroupMember: route({ method: 'PUT', path: '/v1/groups/:group/members/:member', auth: 'user', response: GroupInfo }),
+  removeGroupMember: route({ method: 'DELETE', path: '/v1/groups/:group/members/:member', auth: 'user', response: GroupInfo }),
   grantTarget: route({ method: 'PUT', path: '/v1/targets/:name/grants/:group', auth: 'user', body: GrantRequest, response: GrantInfo }),
   revokeGrant: route({ method: 'DELETE', path: '/v1/targets/:name/grants/:group', auth: 'user', response: 'empty' }),
 

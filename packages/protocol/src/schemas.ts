@@ -332,6 +332,8 @@ export const AgentInfo = z.object({
   version: z.string(),
   platform: z.string(),
   hosted: z.boolean(),
+  /** Of the hosted pool every organization shares (the instance's; only its administrators revoke it). Servers before: absent. */
+  shared: z.boolean().optional(),
   targets: z.array(z.string()),
   online: z.boolean(),
   lastSeenAt: z.string(),

@@ -27,11 +27,14 @@ export const pages: PageDef[] = [
   { path: '/ui/tasks', title: 'Tasks', load: () => import('./pages/tasks') },
   { path: '/ui/tasks/:id', title: 'Task', load: () => import('./pages/task') },
   { path: '/ui/run', title: 'Run a task', load: () => import('./pages/run') },
-  // The pages below are web-admin's; until they land, each shows what it will hold.
+  // The pages below are web-admin's (their parts are in src/admin/).
   { path: '/ui/targets', title: 'Targets', load: () => import('./pages/targets') },
+  { path: '/ui/targets/:name', title: 'Target', load: () => import('./pages/target') },
+  { path: '/ui/targets/:name/secrets', title: 'Secrets', load: () => import('./pages/secrets') },
   { path: '/ui/agents', title: 'Agents', load: () => import('./pages/agents') },
   { path: '/ui/audit', title: 'Audit', load: () => import('./pages/audit') },
   { path: '/ui/admin', title: 'Administration', load: () => import('./pages/admin') },
+  { path: '/ui/admin/:section', title: 'Administration', load: () => import('./pages/admin') },
 ];
 
 /** The navigation bar, in order. `match`: the paths under an entry that highlight it. */

@@ -237,6 +237,19 @@ export interface AuditInput {
   subject: string;
   details: Record<string, unknown>;
 }
+/** What `GET /v1/audit` narrows the log to (protocol `AuditQuery`); every field given must hold. */
+export interface AuditFilter {
+  /** Text the actor contains, case-insensitive. */
+  actorContains?: string;
+  actionPrefix?: string;
+  /** The target's name: entries whose subject is it or one of its secrets, that name it in `details.target`, or about its tasks. */
+  target?: string;
+  /** Milliseconds: at >= since, at < until. */
+  since?: number;
+  until?: number;
+  /** Sequence numbers below this (the paging cursor). */
+  beforeSeq?: number;
+}
 export interface AuditRow extends AuditInput {
   seq: number;
   prevHash: string;
@@ -462,8 +475,8 @@ export interface Store {
   targetsOnlyHeldBy(agentId: string): Promise<TargetRow[]>;
 
   appendAudit(entry: AuditInput): Promise<AuditRow>;
-  /** The organization's entries, newest first; with `instance`, also the entries of no organization (server, shared pool). */
-  listAudit(orgId: string, limit: number, instance?: boolean): Promise<AuditRow[]>;
+  /** The organization's entries, newest first; with `instance`, also the entries of no organization (server, shared pool); narrowed by `filter`. */
+  listAudit(orgId: string, limit: number, instance?: boolean, filter?: AuditFilter): Promise<AuditRow[]>;
   /** Every entry of the whole chain, oldest first (for verification). */
   allAudit(): Promise<AuditRow[]>;
 }

@@ -1,5 +1,6 @@
-import { Placeholder } from '../components/placeholder';
+import { AdministrationPage } from '../admin/administration';
+import type { PageProps } from '../routes';
 
-export default function AdministrationPage() {
-  return <Placeholder title="Administration" what="People, groups, tokens, webhooks and runbook sources." />;
+export default function Admin({ params }: PageProps) {
+  return <AdministrationPage section={params.section} />;
 }

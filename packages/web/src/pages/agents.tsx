@@ -1,5 +1,5 @@
-import { Placeholder } from '../components/placeholder';
+import { AgentsPage } from '../admin/agents';
 
-export default function AgentsPage() {
-  return <Placeholder title="Agents" what="Agents online and offline, their versions and targets; revoke; join tokens." />;
+export default function Agents() {
+  return <AgentsPage />;
 }

@@ -1,5 +1,5 @@
-import { Placeholder } from '../components/placeholder';
+import { AuditPage } from '../admin/audit';
 
-export default function AuditPage() {
-  return <Placeholder title="Audit" what="The audit trail, filterable, and verifying its hash chain." />;
+export default function Audit() {
+  return <AuditPage />;
 }

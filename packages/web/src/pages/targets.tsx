@@ -1,5 +1,5 @@
-import { Placeholder } from '../components/placeholder';
+import { TargetsPage } from '../admin/targets';
 
-export default function TargetsPage() {
-  return <Placeholder title="Targets" what="Create and edit targets, their settings, review policy, grants and secrets." />;
+export default function Targets() {
+  return <TargetsPage />;
 }
