@@ -9,7 +9,7 @@ if [ $# -gt 0 ]; then
   files=("$@")
 else
   # Unit tests, then the conventions the tree must keep, then end to end.
-  files=(packages/*/test/**/*.test.ts test/conventions/*.test.ts test/e2e/*.test.ts)
+  files=(packages/*/test/**/*.test.ts test/conventions/*.test.ts test/e2e/*.test.ts test/e2e/web/*.test.ts test/e2e/web-admin/*.test.ts)
 fi
 # No --test-force-exit: it ends a file's process before all of its results reach the runner
 # (seen here: a run reported 701 tests where the same tree has 711), which could hide a failure.

@@ -36,6 +36,8 @@ for extra in "$@"; do
       command -v systemd-analyze >/dev/null 2>&1 || need_debs+=(systemd)
       # The seccomp test regenerates the checked-in filters with libseccomp's own bindings.
       /usr/bin/python3 -c 'import seccomp' >/dev/null 2>&1 || need_debs+=(python3-seccomp)
+      # The web UI's browser tests drive Debian's Chromium with playwright-core (no browser download).
+      [ -x /usr/bin/chromium ] || need_debs+=(chromium)
       ;;
   esac
 done

@@ -186,6 +186,8 @@ describe('the OpenAPI document', () => {
       await user.call(Routes.createGroup, { body: { name: 'oa-group' } });
       await user.call(Routes.addGroupMember, { params: { group: 'oa-group', member: 'oa-bot' } });
       await user.call(Routes.listGroups);
+      await user.call(Routes.removeGroupMember, { params: { group: 'oa-group', member: 'oa-bot' } });
+      await user.call(Routes.addGroupMember, { params: { group: 'oa-group', member: 'oa-bot' } });
       await user.call(Routes.grantTarget, { params: { name: 'oa', group: 'oa-group' }, body: { role: 'viewer' } });
       await user.call(Routes.revokeGrant, { params: { name: 'oa', group: 'oa-group' } });
       await user.call(Routes.revokeToken, { params: { token: 'oa-bot' } });
@@ -246,7 +248,14 @@ describe('the OpenAPI document', () => {
       await assert.rejects(client().call(Routes.signIn, { body: { email: 'oa@example.com', password: 'not-the-password' } }), {
         code: 'FERRY_E_SIGN_IN_FAILED',
       });
-      await client().call(Routes.signIn, { body: { email: 'oa@example.com', password } });
+      const signed = await client().call(Routes.signIn, { body: { email: 'oa@example.com', password } });
+      // The web UI's session routes (the browser's cookie and CSRF flow: web.session-csrf.test.ts).
+      const web = await client().call(Routes.webSignIn, { body: { email: 'oa@example.com', password } });
+      assert.ok(web.csrfToken);
+      await assert.rejects(client().call(Routes.webLinkSignIn, { body: { link: 'ferry_u_not-a-link' } }), { code: 'FERRY_E_SIGN_IN_LINK_INVALID' });
+      await client(signed.token).call(Routes.webSession);
+      await client(signed.token).call(Routes.webSignOut);
+      await assert.rejects(client().call(Routes.webSsoStart, { body: { org: 'default' } }), { code: 'FERRY_E_SSO_NOT_CONFIGURED' });
       await user.call(Routes.listUsers);
       await user.call(Routes.setUserRole, { params: { email: 'oa@example.com' }, body: { role: 'operator' } });
       await user.call(Routes.removeUser, { params: { email: 'oa@example.com' } });
@@ -263,6 +272,7 @@ describe('the OpenAPI document', () => {
       await assert.rejects(client().call(Routes.ssoDevicePoll, { body: { handle: 'not-a-handle' } }), { code: 'FERRY_E_SSO_STATE' });
 
       await user.call(Routes.listAudit, { query: { limit: 5 } });
+      await user.call(Routes.listAudit, { query: { limit: 2, action: 'target.', target: 'oa', actor: 'a', since: '2020-01-01T00:00:00Z', before: 1000000 } });
       await user.call(Routes.verifyAudit);
       await user.call(Routes.revokeAgent, { params: { id: registered.agentId } });
       await assert.rejects(agent.call(Routes.heartbeat, { body: { running: [] } }), { code: 'FERRY_E_AGENT_REVOKED' });

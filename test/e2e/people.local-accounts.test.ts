@@ -36,7 +36,7 @@ describe('people: invitations, local accounts, sign-in', () => {
   it('invite → accept (password policy, once only) → login --email → acts as the person, audited by e-mail and token', async () => {
     const invited = await ok(['user', 'invite', 'Ada@Example.com', '--role', 'admin']);
     const url = lastLine(invited);
-    assert.match(url, new RegExp(`^${server.url}/v1/invite#ferry_i_[A-Za-z0-9_-]+$`));
+    assert.match(url, new RegExp(`^${server.url}/ui/invite#ferry_i_[A-Za-z0-9_-]+$`));
 
     const env = personEnv();
     const accept = (password: string): Promise<CliResult> => runCli(['user', 'accept', url, '--ca-fingerprint', server.fingerprint], env, `${password}\n`);

@@ -241,6 +241,14 @@ const MATRIX: Record<string, Row> = {
   createGroup: { request: (f) => ({ body: { name: f.fresh('grp') } }), expect: adminOnly(201, 201) },
   listGroups: { expect: adminOnly(200, 200) },
   addGroupMember: { request: () => ({ params: { group: 'g-spare', member: 'm-spare' } }), expect: adminOnly(200, 404) },
+  removeGroupMember: {
+    request: async (f) => {
+      const name = f.fresh('gm');
+      await group(f.server, f.admin, name, ['m-spare']);
+      return { params: { group: name, member: 'm-spare' } };
+    },
+    expect: adminOnly(200, 404),
+  },
   grantTarget: { request: () => ({ params: { ...t1, group: 'g-spare' }, body: { role: 'viewer' } }), expect: adminOnly(200, 404) },
   revokeGrant: {
     request: async (f) => {
@@ -285,6 +293,13 @@ const MATRIX: Record<string, Row> = {
   ssoExchange: { request: () => ({ body: { code: 'not-a-code', verifier: 'v'.repeat(43) } }), expect: everyone(400) },
   ssoDeviceStart: { request: () => ({ body: { org: 'default' } }), expect: everyone(404) },
   ssoDevicePoll: { request: () => ({ body: { handle: 'not-a-handle' } }), expect: everyone(400) },
+  // The web UI's session: sign-in is the password's, whatever token comes along; the session
+  // routes are any user's own (signing out a bearer token ends no browser session: 204, nothing revoked).
+  webSignIn: { request: () => ({ body: { email: 'person@example.com', password: TEST_PASSWORD } }), expect: everyone(201) },
+  webLinkSignIn: { request: () => ({ body: { link: 'ferry_u_not-a-sign-in-link' } }), expect: everyone(401) },
+  webSession: { expect: everyUser(200) },
+  webSignOut: { expect: everyUser(204) },
+  webSsoStart: { request: () => ({ body: { org: 'default' } }), expect: everyone(404) },
 
   registerAgent: {
     request: async (f, caller) => {

@@ -82,6 +82,19 @@ describe('teams: the CLI contract', () => {
     await ok(['target', 'revoke-grant', 'db1', '--group', 'ops']);
     const revoked = await as(tokens.operator!, ['run', 'db1', '-c', 'echo hi']);
     assert.notEqual(revoked.code, 0, 'and cannot once the grant is gone');
+
+    // Taken out of the group, a member loses what the group's grant gave it.
+    await ok(['target', 'grant', 'db1', '--group', 'ops', '--role', 'operator']);
+    assert.match((await ok(['group', 'remove', 'ops', 'ci-operator'])).stdout, /Group ops: no members/);
+    const removed = await as(tokens.operator!, ['run', 'db1', '-c', 'echo hi']);
+    assert.notEqual(removed.code, 0, 'no longer a member, no longer granted');
+    const entries = JSON.parse((await ok(['audit', 'list', '--action', 'group.member', '--target', 'ops', '--json'])).stdout) as { action: string }[];
+    assert.deepEqual(entries, [], '--target names a target, not a group');
+    const memberships = JSON.parse((await ok(['audit', 'list', '--action', 'group.member.', '--json'])).stdout) as { action: string; subject: string }[];
+    assert.deepEqual(
+      memberships.filter((e) => e.subject === 'ops').map((e) => e.action),
+      ['group.member.remove', 'group.member.add'],
+    );
   });
 
   it("another organization's admin gets not found for the target", async () => {

@@ -222,11 +222,11 @@ export async function api(
   server: ServerHandle,
   method: string,
   path: string,
-  opts: { body?: string | Buffer; token?: string | null; contentType?: string } = {},
+  opts: { body?: string | Buffer; token?: string | null; contentType?: string; headers?: Record<string, string> } = {},
 ): Promise<ApiResult> {
   const { request } = await import('node:https');
   const ca = readFileSync(join(server.dataDir, 'ca.pem'), 'utf8');
-  const headers: Record<string, string> = {};
+  const headers: Record<string, string> = { ...opts.headers };
   const token = opts.token === undefined ? server.adminToken : opts.token;
   if (token) headers.authorization = `Bearer ${token}`;
   if (opts.body !== undefined) headers['content-type'] = opts.contentType ?? 'application/json';

@@ -109,6 +109,15 @@ export const ErrorCodes = {
   FERRY_E_SSO_DOMAIN: { status: 403, message: "Your e-mail address is not in one of the organization's allowed domains." },
   FERRY_E_SSO_PENDING: { status: 409, message: 'The sign-in code has not been confirmed at the identity provider yet; poll again after the interval.' },
   FERRY_E_SSO_PROVIDER: { status: 502, message: 'The identity provider could not be reached or answered something unexpected.' },
+  FERRY_E_SIGN_IN_LINK_INVALID: {
+    status: 401,
+    message: 'This sign-in link is unknown, already used or expired; restart `ferry server` for a new one, or sign in with a password.',
+  },
+  FERRY_E_CSRF: {
+    status: 403,
+    message: "This browser request lacks the session's CSRF token (header x-ferry-csrf); reload the page and try again.",
+  },
+  FERRY_E_CROSS_SITE: { status: 403, message: 'Refused: a request signed in by the session cookie came from another site.' },
   FERRY_E_INTERNAL: { status: 500, message: 'Internal server error.' },
   FERRY_E_UNAVAILABLE: { status: 503, message: 'The server is shutting down or not ready; retry shortly.' },
 } as const satisfies Record<string, { status: number; message: string }>;

@@ -17,3 +17,4 @@ export * from './reviews.js';
 export * from './webhooks.js';
 export * from './runbooks.js';
 export * from './output-digest.js';
+export * from './web.js';

@@ -51,3 +51,24 @@ export function normalizeFingerprint(text: string): string | undefined {
   if (!/^[0-9A-F]{64}$/.test(hex)) return undefined;
   return hex.match(/../g)!.join(':');
 }
+
+/** Where the install commands keep a self-hosted agent's data (its credential and target keys). */
+export const DEFAULT_AGENT_DATA_DIR = '/var/lib/ferry-agent';
+
+/** Quotes a word for a POSIX shell unless it is made only of characters no shell treats specially. */
+function shellWord(word: string): string {
+  return /^[A-Za-z0-9._:/=@%+-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The commands that start an agent with a join token, ready to paste on the agent's host: the
+ * CLI prints them after `ferry agent token create` and the web UI shows them beside a new token,
+ * so both say the same thing. `start` runs it in the foreground; `service` installs it as a
+ * systemd service (README "Deploy").
+ */
+export function agentInstallCommands(token: string, dataDir = DEFAULT_AGENT_DATA_DIR): { start: string; service: string } {
+  return {
+    start: `ferry agent start --join-token ${shellWord(token)} --data-dir ${shellWord(dataDir)}`,
+    service: `sudo ferry agent install --join-token ${shellWord(token)}`,
+  };
+}

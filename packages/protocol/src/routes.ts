@@ -26,6 +26,7 @@ import {
   RegisterAgentRequest,
   RegisterAgentResponse,
   Target,
+  TargetName,
   Task,
   UpdateTargetRequest,
   UploadOutputQuery,
@@ -78,6 +79,7 @@ import {
   UserInfo,
   UserList,
 } from './people.js';
+import { WebLinkSignInRequest, WebSession, WebSsoStartRequest, WebSsoStarted } from './web.js';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 export type RouteAuth = 'none' | 'user' | 'agent';
@@ -116,7 +118,35 @@ export const Health = z.object({ ok: z.boolean(), version: z.string(), api: z.st
 export const TaskWithAgents = Task.extend({ agentsOnline: z.number().int() });
 export type TaskWithAgents = z.infer<typeof TaskWithAgents>;
 export const AuditVerification = z.object({ ok: z.boolean(), entries: z.number().int(), brokenAt: z.number().int().nullable() });
-export const AuditQuery = z.object({ limit: z.coerce.number().int().min(1).max(10000).default(100) }).strict();
+/**
+ * `GET /v1/audit`: newest first, narrowed by the filters given (all of them must hold). Paging:
+ * an answer that may have more carries `nextBefore`; ask again with `before` set to it.
+ */
+export const AuditQuery = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(10000).default(100),
+    /** Entries whose actor contains this text (case-insensitive): `ada@`, `agent:`, `server`. */
+    actor: z.string().min(1).max(320).optional(),
+    /** Entries whose action starts with this: `secret.` or `task.create`. */
+    action: z
+      .string()
+      .regex(/^[a-z0-9._-]{1,64}$/, 'an action or the start of one, such as secret. or task.create')
+      .optional(),
+    /** Entries about this target: the target itself, its secrets, grants and keys, and its tasks. */
+    target: TargetName.optional(),
+    /** Entries at or after this time (ISO 8601). */
+    since: z.iso.datetime({ offset: true }).optional(),
+    /** Entries before this time (ISO 8601). */
+    until: z.iso.datetime({ offset: true }).optional(),
+    /** The cursor: entries with a sequence number below this (an answer's `nextBefore`). */
+    before: z.coerce.number().int().min(1).optional(),
+  })
+  .strict();
+export const AuditPage = z.object({
+  entries: z.array(AuditEntry),
+  /** Where the next page starts (`before`); null: this was the last page (servers before paging: absent). */
+  nextBefore: z.number().int().nullable().optional(),
+});
 export const KeyPublished = z.object({ keyId: z.string() });
 /** The OpenAPI document (openapi.ts) as the route table sees it: its top level. */
 export const OpenApiDocument = z.looseObject({
@@ -192,7 +222,7 @@ export const Routes = {
   pruneAgents: route({ method: 'POST', path: '/v1/agents/prune', auth: 'user', body: PruneAgentsRequest, response: PrunedAgents }),
 
   // ---- audit ----
-  listAudit: route({ method: 'GET', path: '/v1/audit', auth: 'user', query: AuditQuery, response: z.object({ entries: z.array(AuditEntry) }) }),
+  listAudit: route({ method: 'GET', path: '/v1/audit', auth: 'user', query: AuditQuery, response: AuditPage }),
   verifyAudit: route({ method: 'GET', path: '/v1/audit/verify', auth: 'user', response: AuditVerification }),
 
   // ---- teams: organizations, tokens, groups, grants ----
@@ -204,6 +234,7 @@ export const Routes = {
   createGroup: route({ method: 'POST', path: '/v1/groups', auth: 'user', body: CreateGroupRequest, response: GroupInfo, status: 201 }),
   listGroups: route({ method: 'GET', path: '/v1/groups', auth: 'user', response: z.object({ groups: z.array(GroupInfo) }) }),
   addGroupMember: route({ method: 'PUT', path: '/v1/groups/:group/members/:member', auth: 'user', response: GroupInfo }),
+  removeGroupMember: route({ method: 'DELETE', path: '/v1/groups/:group/members/:member', auth: 'user', response: GroupInfo }),
   grantTarget: route({ method: 'PUT', path: '/v1/targets/:name/grants/:group', auth: 'user', body: GrantRequest, response: GrantInfo }),
   revokeGrant: route({ method: 'DELETE', path: '/v1/targets/:name/grants/:group', auth: 'user', response: 'empty' }),
 
@@ -227,6 +258,18 @@ export const Routes = {
   /** Sign-in without a browser here: a code to confirm at the provider; then poll (FERRY_E_SSO_PENDING until confirmed). */
   ssoDeviceStart: route({ method: 'POST', path: '/v1/sso/device', auth: 'none', body: SsoDeviceStartRequest, response: SsoDeviceStarted, status: 201 }),
   ssoDevicePoll: route({ method: 'POST', path: '/v1/sso/device/poll', auth: 'none', body: SsoDevicePollRequest, response: SignedIn, status: 201 }),
+
+  // ---- the web UI's browser session (cookie + CSRF header; web.ts) ----
+  /** Password sign-in for a browser: sets the session cookie and answers the CSRF token. */
+  webSignIn: route({ method: 'POST', path: '/v1/web/session', auth: 'none', body: SignInRequest, response: WebSession, status: 201 }),
+  /** Redeems the one-time sign-in link `ferry server` prints (the first admin's way into the UI): sets the session cookie. */
+  webLinkSignIn: route({ method: 'POST', path: '/v1/web/session/link', auth: 'none', body: WebLinkSignInRequest, response: WebSession, status: 201 }),
+  /** Who the browser's session is (and its CSRF token, for a page that was reloaded). */
+  webSession: route({ method: 'GET', path: '/v1/web/session', auth: 'user', response: WebSession }),
+  /** Signs the browser out: revokes the session and clears the cookie. */
+  webSignOut: route({ method: 'DELETE', path: '/v1/web/session', auth: 'user', response: 'empty' }),
+  /** Starts a browser sign-in through the organization's provider; the callback sets the cookie and opens the tasks page. */
+  webSsoStart: route({ method: 'POST', path: '/v1/web/sso/start', auth: 'none', body: WebSsoStartRequest, response: WebSsoStarted, status: 201 }),
 
   // ---- the agent side ----
   registerAgent: route({ method: 'POST', path: '/v1/agents/register', auth: 'none', body: RegisterAgentRequest, response: RegisterAgentResponse, status: 201 }),

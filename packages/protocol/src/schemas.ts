@@ -269,6 +269,10 @@ export const ListTasksQuery = z
     target: TargetName.optional(),
     status: TaskStatus.optional(),
     limit: z.coerce.number().int().min(1).max(1000).default(50),
+    /** Only tasks this person (e-mail) or service account (name) started. */
+    person: z.string().trim().toLowerCase().min(1).max(320).optional(),
+    /** Paging: only tasks older than the task of this id (the last of the previous page). */
+    before: z.string().min(1).max(64).optional(),
   })
   .strict();
 
@@ -328,6 +332,8 @@ export const AgentInfo = z.object({
   version: z.string(),
   platform: z.string(),
   hosted: z.boolean(),
+  /** Of the hosted pool every organization shares (the instance's; only its administrators revoke it). Servers before: absent. */
+  shared: z.boolean().optional(),
   targets: z.array(z.string()),
   online: z.boolean(),
   lastSeenAt: z.string(),

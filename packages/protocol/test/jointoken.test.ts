@@ -3,10 +3,11 @@
  * (undefined, never an exception); fingerprints are normalized to the one form pins compare.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { base64UrlEncode, utf8Encode } from '../src/bytes.js';
-import { decodeJoinToken, encodeJoinToken, joinTokenUrls, normalizeFingerprint, type JoinTokenPayload } from '../src/jointoken.js';
+import { agentInstallCommands, decodeJoinToken, encodeJoinToken, joinTokenUrls, normalizeFingerprint, type JoinTokenPayload } from '../src/jointoken.js';
 
 const FP = Array.from({ length: 32 }, (_, i) => (i * 7 + 10).toString(16).toUpperCase().padStart(2, '0')).join(':');
 const PAYLOAD: JoinTokenPayload = { url: 'https://ferry.example.com:8443', fp: FP, secret: 'ferry_j_abcdefghijklmnopqrstuvwxyz0123' };
@@ -103,6 +104,35 @@ describe('CA fingerprints', () => {
         assert.equal(normalizeFingerprint(normal), normal);
         assert.deepEqual(decodeJoinToken(encodeJoinToken({ ...PAYLOAD, fp: normal })), { ...PAYLOAD, fp: normal });
       }),
+    );
+  });
+});
+
+describe('agent install commands', () => {
+  /** What a POSIX shell makes of a command line: its words, as the program would receive them. */
+  const words = (line: string): string[] =>
+    execFileSync('sh', ['-c', `for w in ${line.replace(/^(sudo )?ferry /, '')}; do printf '%s\\0' "$w"; done`], { encoding: 'utf8' })
+      .split('\0')
+      .slice(0, -1);
+
+  it('carry the token as one word, unquoted when nothing in it is special to a shell', () => {
+    const token = encodeJoinToken(PAYLOAD);
+    const { start, service } = agentInstallCommands(token);
+    assert.equal(start, `ferry agent start --join-token ${token} --data-dir /var/lib/ferry-agent`);
+    assert.equal(service, `sudo ferry agent install --join-token ${token}`);
+    assert.deepEqual(words(start), ['agent', 'start', '--join-token', token, '--data-dir', '/var/lib/ferry-agent']);
+  });
+
+  it('quote anything else so the shell passes it through unchanged', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ minLength: 1, maxLength: 40 }).filter((s) => !s.includes('\0')),
+        (odd) => {
+          const { start } = agentInstallCommands(odd, '/srv/agent data');
+          assert.deepEqual(words(start).slice(3), [odd, '--data-dir', '/srv/agent data']);
+        },
+      ),
+      { numRuns: 50 },
     );
   });
 });

@@ -200,7 +200,10 @@ function turnAwayWhileClosing(app: FerryApp): void {
 
 function addResponseHooks(app: FerryApp): void {
   app.addHook('onSend', async (_req, reply) => {
+    // The web UI's files set their own cache policy (web/static.ts); everything else is no-store.
+    const cacheControl = reply.getHeader('cache-control');
     reply.headers(SECURITY_HEADERS);
+    if (cacheControl !== undefined) void reply.header('cache-control', cacheControl);
   });
   app.addHook('onResponse', async (req, reply) => {
     if (reply.statusCode >= 500) req.log.error({ method: req.method, url: req.url, statusCode: reply.statusCode }, 'request failed');

@@ -5,15 +5,18 @@
  * clear. What a caller may do is decided in authz.ts.
  */
 import type { FastifyRequest } from 'fastify';
-import { FerryError, type GrantRole } from '@ferry/protocol';
+import { FerryError, SESSION_COOKIE, type GrantRole } from '@ferry/protocol';
 import { revokedError } from './agent-standing.js';
 import { requireRole } from './authz.js';
 import { hashSecret } from './ids.js';
 import type { TokenWithPrincipal } from './store/teams-types.js';
 import type { AgentRow, Role, Store } from './store/types.js';
+import { checkCookieRequest, readCookie } from './web/cookies.js';
 
 /** User tokens start with this (agent credentials with `ferry_a_`), so scanners and redaction recognise them. */
 export const USER_TOKEN_PREFIX = 'ferry_u';
+/** Tokens named `sign-in-link-…` are one-time web sign-in links (web/sign-in-link.ts), refused by the API. */
+export const LINK_NAME = 'sign-in-link';
 
 export interface UserPrincipal {
   kind: 'user';
@@ -34,7 +37,7 @@ export interface UserPrincipal {
 /** A token's last use is written at most this often (one write a minute, not one per request). */
 const LAST_USE_RESOLUTION_MS = 60_000;
 
-function bearer(req: FastifyRequest): string | undefined {
+export function bearer(req: FastifyRequest): string | undefined {
   const header = req.headers.authorization;
   if (!header) return undefined;
   const m = /^Bearer\s+(\S+)\s*$/i.exec(header);
@@ -52,6 +55,8 @@ async function findLiveToken(store: Store, token: string | undefined, now: numbe
   const found = await store.teams.findToken(hashSecret(token));
   if (!found) throw new FerryError('FERRY_E_UNAUTHENTICATED');
   const { token: row } = found;
+  // A sign-in link's token only opens a browser session (web/sign-in-link.ts), never the API.
+  if (row.name.startsWith(`${LINK_NAME}-`)) throw new FerryError('FERRY_E_UNAUTHENTICATED');
   if (row.revokedAt !== null) throw new FerryError('FERRY_E_TOKEN_REVOKED', `Token ${row.name} (${row.id}) was revoked; ask an admin for a new one.`);
   if (row.expiresAt !== null && row.expiresAt <= now) {
     throw new FerryError(
@@ -62,9 +67,22 @@ async function findLiveToken(store: Store, token: string | undefined, now: numbe
   return found;
 }
 
+/**
+ * The caller's token: the bearer token (CLI, scripts), else the browser's session cookie, whose
+ * writes must carry the CSRF token and come from this origin (web/cookies.ts). Agent routes
+ * read only the bearer token (requireAgent), so a cookie never authenticates an agent.
+ */
+function userToken(req: FastifyRequest): string | undefined {
+  const token = bearer(req);
+  if (token) return token;
+  const session = readCookie(req, SESSION_COOKIE);
+  if (session) checkCookieRequest(req, session);
+  return session;
+}
+
 export async function requireUser(store: Store, req: FastifyRequest, minRole: Role = 'viewer'): Promise<UserPrincipal> {
   const now = Date.now();
-  const found = await findLiveToken(store, bearer(req), now);
+  const found = await findLiveToken(store, userToken(req), now);
   const { token, principal } = found;
   if (token.lastUsedAt === null || now - token.lastUsedAt >= LAST_USE_RESOLUTION_MS) await store.teams.touchToken(token.id, now);
   const grants = principal.role === 'admin' ? new Map<string, GrantRole>() : await store.teams.grantsOf(principal.id);

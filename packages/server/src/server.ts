@@ -21,6 +21,8 @@ import { USER_TOKEN_PREFIX } from './auth.js';
 import { hashSecret, newId, newSecret } from './ids.js';
 import { createJoinToken } from './routes/agents.js';
 import { registerRoutes } from './routes/index.js';
+import { createSignInLink } from './web/sign-in-link.js';
+import { registerWebUi } from './web/static.js';
 import { metricsTokenFor, registerOpsRoutes } from './routes/ops.js';
 import { createLogger, resolveLogFormat } from './logger.js';
 import { SqliteStore } from './store/sqlite/index.js';
@@ -47,6 +49,10 @@ export interface RunningServer {
   dataDir: string;
   adminTokenFile: string;
   adminTokenCreated: boolean;
+  /** The web UI's address. */
+  webUrl: string;
+  /** A one-time link that signs the browser in as the `admin` service account (an hour; each start makes a new one). */
+  signInLink: string | undefined;
   /** Stops in order (see above); at most a few seconds with idle agents connected. */
   close(): Promise<void>;
   /** For a second stop signal: kills the embedded agent now, so exiting at once leaves nothing behind. */
@@ -285,6 +291,7 @@ async function serve(opts: StartServerOptions, log: Logger, dataDir: string, rel
   const app = buildApp({ keyPem: tls.keyPem, certPem: tls.certPem, log, bounds: config });
   registerOpsRoutes(app, ctx, { metrics, metricsToken });
   registerRoutes(app, ctx);
+  registerWebUi(app);
   app.addHook('preClose', (done) => {
     ctx.hub.close();
     done();
@@ -298,6 +305,7 @@ async function serve(opts: StartServerOptions, log: Logger, dataDir: string, rel
   const address = app.server.address();
   ctx.publicUrl = publicUrlFor(config, typeof address === 'object' && address ? address.port : port);
   if (adminTokenCreated) await ctx.audit({ orgId, actor: 'server', action: 'token.create', subject: 'admin', details: { file: adminTokenFile } });
+  const signInLink = await createSignInLink(ctx, orgId);
   const sweeper = startLeaseSweeper(ctx);
   ctx.webhooks.start();
   ctx.runbooks.start();
@@ -325,5 +333,15 @@ async function serve(opts: StartServerOptions, log: Logger, dataDir: string, rel
     return closing;
   };
   const kill = (): void => embedded?.kill();
-  return { url: ctx.publicUrl, caFingerprint: tls.caFingerprint, dataDir, adminTokenFile, adminTokenCreated, close, kill };
+  return {
+    url: ctx.publicUrl,
+    caFingerprint: tls.caFingerprint,
+    dataDir,
+    adminTokenFile,
+    adminTokenCreated,
+    webUrl: `${ctx.publicUrl}/`,
+    signInLink,
+    close,
+    kill,
+  };
 }

@@ -1,4 +1,4 @@
-import { parseDurationSeconds } from '@ferry/protocol';
+import { agentInstallCommands, parseDurationSeconds } from '@ferry/protocol';
 import { UsageError } from '../errors.js';
 import { ago, printJson, printTable } from '../format.js';
 import { withClient } from '../run-command.js';
@@ -15,7 +15,13 @@ export async function createJoinToken(opts: { target?: string[]; hosted?: boolea
     });
     if (opts.json) return printJson(res);
     process.stdout.write(`${res.token}\n`);
-    process.stderr.write(`Join token ${res.id}: works once, until ${res.expiresAt}. Start the agent with:\n  ferry agent start --join-token <token>\n`);
+    // The token is on the screen already when stdout is a terminal: then the commands carry it,
+    // ready to paste (the web UI shows the same ones). Piped, it stays out of stderr.
+    const commands = agentInstallCommands(process.stdout.isTTY ? res.token : '<token>');
+    process.stderr.write(
+      `Join token ${res.id}: works once, until ${res.expiresAt}. On the agent's host, start the agent with:\n  ${commands.start}\n` +
+        `or install it as a systemd service:\n  ${commands.service}\n`,
+    );
   });
 }
 

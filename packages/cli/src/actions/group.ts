@@ -24,6 +24,14 @@ export async function addGroupMember(group: string, member: string, opts: { json
   });
 }
 
+export async function removeGroupMember(group: string, member: string, opts: { json?: boolean }): Promise<void> {
+  await withClient(async (client, routes) => {
+    const g = await client.call(routes.removeGroupMember, { params: { group, member } });
+    if (opts.json) return printJson(g);
+    process.stdout.write(`Group ${g.name}: ${g.members.join(', ') || 'no members'}.\n`);
+  });
+}
+
 export async function listGroups(opts: { json?: boolean }): Promise<void> {
   await withClient(async (client, routes) => {
     const { groups } = await client.call(routes.listGroups);

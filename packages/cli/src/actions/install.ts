@@ -9,7 +9,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
-import { decodeJoinToken } from '@ferry/protocol';
+import { DEFAULT_AGENT_DATA_DIR, decodeJoinToken } from '@ferry/protocol';
 import { UsageError } from '../errors.js';
 import { agentUnit, serverUnit } from '../systemd.js';
 
@@ -84,7 +84,7 @@ export function installAgent(opts: AgentInstallOptions): void {
   const token = opts.joinToken ?? process.env.FERRY_JOIN_TOKEN;
   if (!token) throw new UsageError('Give --join-token TOKEN (from `ferry agent token create`).');
   if (!decodeJoinToken(token)) throw new UsageError('That is not a join token: copy the whole line `ferry agent token create` printed.');
-  const dataDir = opts.dataDir ?? '/var/lib/ferry-agent';
+  const dataDir = opts.dataDir ?? DEFAULT_AGENT_DATA_DIR;
   if (!isAbsolute(dataDir) || !/^[A-Za-z0-9_@%+=:,./-]+$/.test(dataDir))
     throw new UsageError(`--data-dir must be an absolute path without spaces or quotes for a service, not ${dataDir}.`);
   const extra = [

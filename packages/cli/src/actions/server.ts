@@ -43,6 +43,15 @@ function printBanner(server: RunningServer, config: ServerConfig): void {
       'Log in from another terminal with:',
       `  ${process.env.FERRY_CLI_HINT ?? 'ferry'} login --server ${server.url} --token "$(cat ${shellWord(shownPath)})" --ca-fingerprint ${server.caFingerprint}`,
       '',
+      `Web UI: ${server.webUrl}`,
+      ...(server.signInLink
+        ? [
+            'Sign in there as admin with this one-time link (it works once, for an hour; each start prints a new one;',
+            'the browser warns about the private CA first: its fingerprint is above):',
+            `  ${server.signInLink}`,
+          ]
+        : []),
+      '',
     ].join('\n'),
   );
 }

@@ -11,5 +11,10 @@ export function registerGroupCommands(program: Command): void {
     .description("add a member: a person's e-mail or a service account's name")
     .option('--json', 'print JSON')
     .action(lazyAction(actions, 'addGroupMember'));
+  group
+    .command('remove <group> <member>')
+    .description("take a member out of a group: a person's e-mail or a service account's name")
+    .option('--json', 'print JSON')
+    .action(lazyAction(actions, 'removeGroupMember'));
   group.command('list').description('list groups, their members and grants (admins)').option('--json', 'print JSON').action(lazyAction(actions, 'listGroups'));
 }

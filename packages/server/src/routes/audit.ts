@@ -1,9 +1,9 @@
-import { Routes } from '@ferry/protocol';
+import { Routes, type ParsedQuery } from '@ferry/protocol';
 import type { FerryApp } from '../app.js';
 import type { ServerContext } from '../context.js';
 import { addRoute } from '../http/route.js';
 import { auditHash } from '../store/audit-hash.js';
-import type { AuditRow } from '../store/types.js';
+import type { AuditFilter, AuditRow } from '../store/types.js';
 import { auditView } from '../views.js';
 
 /**
@@ -19,6 +19,17 @@ export function verifyChain(rows: readonly AuditRow[]): { ok: boolean; entries: 
   return { ok: true, entries: rows.length, brokenAt: null };
 }
 
+function auditFilter(query: ParsedQuery<typeof Routes.listAudit>): AuditFilter {
+  return {
+    actorContains: query.actor,
+    actionPrefix: query.action,
+    target: query.target,
+    since: query.since === undefined ? undefined : Date.parse(query.since),
+    until: query.until === undefined ? undefined : Date.parse(query.until),
+    beforeSeq: query.before,
+  };
+}
+
 export function registerAuditRoutes(app: FerryApp, ctx: ServerContext): void {
   addRoute(app, ctx, Routes.verifyAudit, async () => verifyChain(await ctx.store.allAudit()), { role: 'admin' });
 
@@ -26,10 +37,13 @@ export function registerAuditRoutes(app: FerryApp, ctx: ServerContext): void {
     app,
     ctx,
     Routes.listAudit,
-    async ({ caller: user, query }) => ({
+    async ({ caller: user, query }) => {
       // Entries of no organization (the server's, the shared pool's) are the instance's.
-      entries: (await ctx.store.listAudit(user.orgId, query.limit, user.instanceAdmin)).map(auditView),
-    }),
+      const rows = await ctx.store.listAudit(user.orgId, query.limit, user.instanceAdmin, auditFilter(query));
+      // A full page may have more behind it; a short one is the last.
+      const last = rows.at(-1);
+      return { entries: rows.map(auditView), nextBefore: rows.length === query.limit && last ? last.seq : null };
+    },
     { role: 'admin' },
   );
 }

@@ -59,6 +59,28 @@ export function registerGroupRoutes(app: FerryApp, ctx: ServerContext): void {
     { role: 'admin' },
   );
 
+  // Idempotent like the add: removing someone who is not a member answers the group as it is.
+  addRoute(
+    app,
+    ctx,
+    Routes.removeGroupMember,
+    async ({ caller: user, params }) => {
+      const group = await findGroup(ctx.store, user.orgId, params.group);
+      const member = await ctx.store.teams.findPrincipal(user.orgId, params.member);
+      if (!member) {
+        throw new FerryError(
+          'FERRY_E_PRINCIPAL_NOT_FOUND',
+          `No service account or person named "${params.member}" here. \`ferry group list\` shows the members.`,
+        );
+      }
+      if (await ctx.store.teams.removeGroupMember(group.id, member.id)) {
+        await ctx.audit({ orgId: user.orgId, actor: user.actor, action: 'group.member.remove', subject: group.name, details: { member: member.name } });
+      }
+      return groupView(await groupWithMembers(ctx.store, group));
+    },
+    { role: 'admin' },
+  );
+
   addRoute(
     app,
     ctx,

@@ -15,6 +15,7 @@ import { registerTargetRoutes } from './targets.js';
 import { registerTaskRoutes } from './tasks.js';
 import { registerTokenRoutes } from './tokens.js';
 import { registerWebhookRoutes } from './webhooks.js';
+import { registerWebRoutes } from './web.js';
 
 /** Every route of the protocol's table; each module registers its part through http/route.ts. */
 export function registerRoutes(app: FerryApp, ctx: ServerContext): void {
@@ -33,4 +34,5 @@ export function registerRoutes(app: FerryApp, ctx: ServerContext): void {
   registerRunbookRoutes(app, ctx);
   registerPeopleRoutes(app, ctx);
   registerSsoRoutes(app, ctx);
+  registerWebRoutes(app, ctx);
 }

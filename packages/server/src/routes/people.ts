@@ -71,7 +71,8 @@ async function invite(ctx: ServerContext, user: UserPrincipal, body: ParsedBody<
   };
   await ctx.store.people.createInvitation(row, hashSecret(secret));
   // The secret goes in the fragment: browsers never send it, so no log or Referer holds it.
-  return { row, url: `${ctx.publicUrl}${Routes.invitationPage.path}#${secret}` };
+  // It opens the web UI's page (packages/web, src/pages/invite.tsx); `ferry user accept URL` takes it too.
+  return { row, url: `${ctx.publicUrl}/ui/invite#${secret}` };
 }
 
 async function accept(ctx: ServerContext, body: ParsedBody<typeof Routes.acceptInvitation>): Promise<PersonRow> {
@@ -110,12 +111,18 @@ export interface Session {
 }
 
 /** A personal token for the person who just signed in (by password or through the provider). */
-export async function createSession(ctx: ServerContext, person: PrincipalRow, orgName: string, method: 'password' | 'sso'): Promise<Session> {
+export async function createSession(
+  ctx: ServerContext,
+  person: PrincipalRow,
+  orgName: string,
+  method: 'password' | 'sso' | 'link',
+  kind: { lifetimeMs: number; name: string } = { lifetimeMs: SESSION_MS, name: 'session' },
+): Promise<Session> {
   const now = Date.now();
   const secret = newSecret(USER_TOKEN_PREFIX);
   const tokenId = newId('k');
-  const expiresAt = now + SESSION_MS;
-  const name = `session-${tokenId.slice(2)}`;
+  const expiresAt = now + kind.lifetimeMs;
+  const name = `${kind.name}-${tokenId.slice(2)}`;
   const made = await ctx.store.teams.createToken(
     { id: tokenId, orgId: person.orgId, principalId: person.id, name, createdAt: now, expiresAt, lastUsedAt: null, revokedAt: null },
     hashSecret(secret),
@@ -126,7 +133,7 @@ export async function createSession(ctx: ServerContext, person: PrincipalRow, or
     actor: `person:${person.name} (session ${tokenId})`,
     action: 'user.sign-in',
     subject: person.name,
-    details: { method, expiresAt },
+    details: { method, expiresAt, ...(kind.name === 'session' ? {} : { kind: kind.name }) },
   });
   return { person, orgName, secret, tokenId, expiresAt };
 }
@@ -140,7 +147,8 @@ export const signedInView = (s: Session): z.input<typeof SignedIn> => ({
   expiresAt: iso(s.expiresAt),
 });
 
-async function signIn(ctx: ServerContext, body: ParsedBody<typeof Routes.signIn>): Promise<Session> {
+/** Checks e-mail and password; the person's account and organization, or FERRY_E_SIGN_IN_FAILED. */
+export async function checkPassword(ctx: ServerContext, body: ParsedBody<typeof Routes.signIn>): Promise<{ principal: PrincipalRow; orgName: string }> {
   // Counted per account before the (slow) check; a success gives the attempt back.
   try {
     ctx.rateLimits.accountSignIns.take(body.email);
@@ -161,6 +169,11 @@ async function signIn(ctx: ServerContext, body: ParsedBody<typeof Routes.signIn>
   if (!account) throw new FerryError('FERRY_E_SIGN_IN_FAILED');
   if (matching.length > 1) throw new FerryError('FERRY_E_ORG_REQUIRED', `${body.email} has accounts in several organizations; name one with --org.`);
   ctx.rateLimits.accountSignIns.refund(body.email);
+  return account;
+}
+
+async function signIn(ctx: ServerContext, body: ParsedBody<typeof Routes.signIn>): Promise<Session> {
+  const account = await checkPassword(ctx, body);
   return createSession(ctx, account.principal, account.orgName, 'password');
 }
 

@@ -15,8 +15,8 @@
 import { createHash } from 'node:crypto';
 import * as oidc from 'openid-client';
 import type { z } from 'zod';
-import { FerryError, Routes, type ParsedBody, type ParsedQuery, type SsoDeviceStarted } from '@ferry/protocol';
-import type { FastifyRequest } from 'fastify';
+import { FerryError, Routes, SSO_BINDING_COOKIE, type ParsedBody, type ParsedQuery, type SsoDeviceStarted } from '@ferry/protocol';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FerryApp } from '../app.js';
 import type { ServerContext } from '../context.js';
 import { addRoute } from '../http/route.js';
@@ -25,6 +25,8 @@ import type { SsoLoginRow, SsoSettingsRow } from '../store/people-types.js';
 import type { OrgRow } from '../store/types.js';
 import type { PrincipalRow } from '../store/teams-types.js';
 import { createSession, signedInView } from './people.js';
+import { checkSameOrigin, readCookie, setSsoBindingCookie } from '../web/cookies.js';
+import { startBrowserSession } from '../web/session.js';
 
 /** A sign-in must come back from the provider (and be redeemed by the CLI) within this. */
 const LOGIN_MS = 10 * 60 * 1000;
@@ -85,6 +87,13 @@ function refusal(err: unknown): string {
   const detail = e.cause instanceof Error && e.cause.message !== e.message ? ` (${e.cause.message})` : '';
   return e.error ? `${e.error}${e.error_description ? ` (${e.error_description})` : ''}` : `${e.message}${detail}`;
 }
+
+/**
+ * A sign-in in a browser (the web UI) rather than for the CLI: no loopback port (0), and the
+ * challenge is the hash of a secret kept in the browser's SSO binding cookie, so only the
+ * browser that started the sign-in can finish it (no login CSRF).
+ */
+const BROWSER_PORT = 0;
 
 async function start(ctx: ServerContext, body: ParsedBody<typeof Routes.ssoStart>): Promise<{ url: URL; expiresAt: number }> {
   const { org, settings } = await orgSso(ctx, body.org);
@@ -215,14 +224,57 @@ function onToCli(port: number, params: Record<string, string>, text: string): { 
   };
 }
 
+/** A page that sends the browser on within this server (the web UI's tasks or sign-in page). */
+function onToUi(path: string, text: string): { contentType: string; text: string } {
+  return {
+    contentType: 'text/html; charset=utf-8',
+    text: `<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="referrer" content="no-referrer">
+<meta http-equiv="refresh" content="0;url=${escapeHtml(path)}"><title>Ferry sign-in</title></head>
+<body><p>${escapeHtml(text)}</p><p><a href="${escapeHtml(path)}">Continue</a></p></body></html>
+`,
+  };
+}
+
+/** The end of a browser sign-in: the session cookie and on to the tasks page, or back to sign-in with the reason. */
+async function browserCallback(
+  ctx: ServerContext,
+  req: FastifyRequest,
+  reply: FastifyReply,
+  login: SsoLoginRow,
+  query: ParsedQuery<typeof Routes.ssoCallback>,
+): Promise<{ contentType: string; text: string }> {
+  try {
+    const binding = readCookie(req, SSO_BINDING_COOKIE);
+    if (!binding || base64urlSha256(binding) !== login.cliChallenge) {
+      throw new FerryError('FERRY_E_SSO_STATE', 'This sign-in was started in another browser (or its cookie expired); start again from the sign-in page.');
+    }
+    const person = await redeem(ctx, login, req, query);
+    const org = await ctx.store.teams.getOrg(login.orgId);
+    await startBrowserSession(ctx, reply, person, org?.name ?? login.orgId, 'sso');
+    return onToUi('/ui/tasks', `Signed in as ${person.name}.`);
+  } catch (err) {
+    if (!(err instanceof FerryError)) throw err;
+    await ctx.audit({
+      orgId: login.orgId,
+      actor: `sso (sign-in ${login.id})`,
+      action: 'user.sso-refused',
+      subject: login.id,
+      details: { code: err.code, reason: err.message },
+    });
+    return onToUi(`/ui/sign-in?${new URLSearchParams({ error: err.code, message: err.message }).toString()}`, `Sign-in refused: ${err.message}`);
+  }
+}
+
 async function callback(
   ctx: ServerContext,
   req: FastifyRequest,
+  reply: FastifyReply,
   query: ParsedQuery<typeof Routes.ssoCallback>,
 ): Promise<{ contentType: string; text: string }> {
   const login = query.state ? await ctx.store.people.takeSsoLogin(hashSecret(query.state), Date.now()) : undefined;
   if (!login)
     throw new FerryError('FERRY_E_SSO_STATE', 'This sign-in is unknown (wrong state), already used or expired; start again with `ferry login --sso ORG`.');
+  if (login.loopbackPort === BROWSER_PORT) return browserCallback(ctx, req, reply, login, query);
   try {
     const person = await redeem(ctx, login, req, query);
     const exchange = newSecret('ferry_x');
@@ -351,7 +403,20 @@ export function registerSsoRoutes(app: FerryApp, ctx: ServerContext): void {
     { what: 'sign-in', limit },
   );
 
-  addRoute(app, ctx, Routes.ssoCallback, ({ req, query }) => callback(ctx, req, query), { limit });
+  addRoute(app, ctx, Routes.ssoCallback, ({ req, reply, query }) => callback(ctx, req, reply, query), { limit });
+  addRoute(
+    app,
+    ctx,
+    Routes.webSsoStart,
+    async ({ req, reply, body }) => {
+      checkSameOrigin(req);
+      const binding = newSecret('ferry_b');
+      const { url, expiresAt } = await start(ctx, { org: body.org, loopbackPort: BROWSER_PORT, cliChallenge: base64urlSha256(binding) });
+      setSsoBindingCookie(reply, binding, (expiresAt - Date.now()) / 1000);
+      return { authorizationUrl: url.href };
+    },
+    { what: 'sign-in', limit },
+  );
   addRoute(app, ctx, Routes.ssoExchange, ({ body }) => exchange(ctx, body), { what: 'sign-in', limit });
   addRoute(app, ctx, Routes.ssoDeviceStart, ({ body }) => deviceStart(ctx, body), { what: 'sign-in', limit });
   // Not limited per address: the CLI polls every few seconds, and its handle is a 256-bit secret.

@@ -30,7 +30,18 @@ export function registerTaskRoutes(app: FerryApp, ctx: ServerContext): void {
 
   addRoute(app, ctx, Routes.listTasks, async ({ caller: user, query }) => {
     const targetId = query.target ? (await targetFor(ctx.store, user, query.target, 'read')).id : undefined;
-    const rows = await ctx.store.listTasks(user.orgId, { targetId, status: query.status, targetIds: visibleTargetIds(user), limit: query.limit });
+    // A person or account of another organization (or none) started nothing here: an empty page.
+    const creator = query.person ? await ctx.store.teams.findPrincipal(user.orgId, query.person) : undefined;
+    if (query.person && !creator) return { tasks: [] };
+    const before = query.before ? await taskFor(ctx.store, user, query.before, 'read') : undefined;
+    const rows = await ctx.store.listTasks(user.orgId, {
+      targetId,
+      status: query.status,
+      targetIds: visibleTargetIds(user),
+      createdByPrincipal: creator?.id,
+      before: before ? { createdAt: before.createdAt, id: before.id } : undefined,
+      limit: query.limit,
+    });
     return { tasks: await Promise.all(rows.map(async (row) => taskView(row, await decisionsOf(ctx, row)))) };
   });
 

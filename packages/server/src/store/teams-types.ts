@@ -77,6 +77,8 @@ export interface TeamsStore {
   listGroups(orgId: string): Promise<GroupWithMembers[]>;
   /** False when the principal already was a member. */
   addGroupMember(groupId: string, principalId: string): Promise<boolean>;
+  /** False when the principal was not a member. */
+  removeGroupMember(groupId: string, principalId: string): Promise<boolean>;
   /** Sets (or changes) a group's role on a target. */
   putGrant(targetId: string, groupId: string, role: GrantRole, now: number): Promise<void>;
   deleteGrant(targetId: string, groupId: string): Promise<boolean>;

@@ -182,6 +182,10 @@ export interface TaskFilter {
   status?: TaskStatus | undefined;
   /** Only tasks on these targets (what the caller may see, authz.ts); all of the organization's when absent. */
   targetIds?: readonly string[] | undefined;
+  /** Only tasks this principal created (the web UI's "person" filter). */
+  createdByPrincipal?: string | undefined;
+  /** Only tasks older than this one (the list's order: created_at, then id, newest first): the next page. */
+  before?: { createdAt: number; id: string } | undefined;
   limit: number;
 }
 
@@ -232,6 +236,19 @@ export interface AuditInput {
   action: string;
   subject: string;
   details: Record<string, unknown>;
+}
+/** What `GET /v1/audit` narrows the log to (protocol `AuditQuery`); every field given must hold. */
+export interface AuditFilter {
+  /** Text the actor contains, case-insensitive. */
+  actorContains?: string;
+  actionPrefix?: string;
+  /** The target's name: entries whose subject is it or one of its secrets, that name it in `details.target`, or about its tasks. */
+  target?: string;
+  /** Milliseconds: at >= since, at < until. */
+  since?: number;
+  until?: number;
+  /** Sequence numbers below this (the paging cursor). */
+  beforeSeq?: number;
 }
 export interface AuditRow extends AuditInput {
   seq: number;
@@ -458,8 +475,8 @@ export interface Store {
   targetsOnlyHeldBy(agentId: string): Promise<TargetRow[]>;
 
   appendAudit(entry: AuditInput): Promise<AuditRow>;
-  /** The organization's entries, newest first; with `instance`, also the entries of no organization (server, shared pool). */
-  listAudit(orgId: string, limit: number, instance?: boolean): Promise<AuditRow[]>;
+  /** The organization's entries, newest first; with `instance`, also the entries of no organization (server, shared pool); narrowed by `filter`. */
+  listAudit(orgId: string, limit: number, instance?: boolean, filter?: AuditFilter): Promise<AuditRow[]>;
   /** Every entry of the whole chain, oldest first (for verification). */
   allAudit(): Promise<AuditRow[]>;
 }

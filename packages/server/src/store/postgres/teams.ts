@@ -193,6 +193,10 @@ export class PgTeams implements TeamsStore {
     return (await this.db.run('INSERT INTO group_members (group_id, principal_id) VALUES (?, ?) ON CONFLICT DO NOTHING', [groupId, principalId])) === 1;
   }
 
+  async removeGroupMember(groupId: string, principalId: string): Promise<boolean> {
+    return (await this.db.run('DELETE FROM group_members WHERE group_id = ? AND principal_id = ?', [groupId, principalId])) === 1;
+  }
+
   async putGrant(targetId: string, groupId: string, role: GrantRole, now: number): Promise<void> {
     await this.db.run(
       'INSERT INTO target_grants (target_id, group_id, role, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (target_id, group_id) DO UPDATE SET role = excluded.role',

@@ -14,6 +14,7 @@ import type {
   AgentRow,
   AppendResult,
   ApproveResult,
+  AuditFilter,
   AuditInput,
   AuditRow,
   ConsumeJoinResult,
@@ -365,9 +366,20 @@ export class SqliteStore implements Store {
     if (filter.targetId) where.push('t.target_id = @targetId');
     if (filter.status) where.push('t.status = @status');
     if (filter.targetIds) where.push('t.target_id IN (SELECT value FROM json_each(@targetIds))');
+    if (filter.createdByPrincipal) where.push('t.created_by_principal = @createdByPrincipal');
+    if (filter.before) where.push('(t.created_at < @beforeAt OR (t.created_at = @beforeAt AND t.id < @beforeId))');
     const targetIds = filter.targetIds ? JSON.stringify(filter.targetIds) : undefined;
     return this.stmt(`${TASK_SELECT} WHERE ${where.join(' AND ')} ORDER BY t.created_at DESC, t.id DESC LIMIT @limit`)
-      .all({ orgId, targetId: filter.targetId, status: filter.status, targetIds, limit: filter.limit })
+      .all({
+        orgId,
+        targetId: filter.targetId,
+        status: filter.status,
+        targetIds,
+        createdByPrincipal: filter.createdByPrincipal,
+        beforeAt: filter.before?.createdAt,
+        beforeId: filter.before?.id,
+        limit: filter.limit,
+      })
       .map((r) => toTask(r as Row));
   }
 
@@ -672,10 +684,38 @@ export class SqliteStore implements Store {
       .map((r) => toAudit(r as Row));
   }
 
-  async listAudit(orgId: string, limit: number, instance = false): Promise<AuditRow[]> {
-    const where = instance ? 'org_id = ? OR org_id IS NULL' : 'org_id = ?';
-    return this.stmt(`SELECT * FROM audit_log WHERE ${where} ORDER BY seq DESC LIMIT ?`)
-      .all(orgId, limit)
+  async listAudit(orgId: string, limit: number, instance = false, filter: AuditFilter = {}): Promise<AuditRow[]> {
+    const where = [instance ? '(org_id = ? OR org_id IS NULL)' : 'org_id = ?'];
+    const args: unknown[] = [orgId];
+    const add = (sql: string, ...values: unknown[]): void => {
+      where.push(sql);
+      args.push(...values);
+    };
+    if (filter.actorContains !== undefined) add('instr(lower(actor), lower(?)) > 0', filter.actorContains);
+    if (filter.actionPrefix !== undefined) add('substr(action, 1, length(?)) = ?', filter.actionPrefix, filter.actionPrefix);
+    if (filter.target !== undefined) {
+      // A target's own entries name it as the subject (`target.update`), its secrets' entries
+      // `name/SECRET`, task creation and join tokens in details; its tasks' entries name the task.
+      // The action's kind is checked too: a group or a person may have the target's name.
+      add(
+        `((substr(action, 1, 7) = 'target.' AND subject = ?) OR (substr(action, 1, 7) = 'secret.' AND substr(subject, 1, length(?) + 1) = ? || '/')
+          OR json_extract(details, '$.target') = ?
+          OR EXISTS (SELECT 1 FROM json_each(details, '$.targets') WHERE value = ?)
+          OR subject IN (SELECT t.id FROM tasks t JOIN targets g ON g.id = t.target_id WHERE g.org_id = ? AND g.name = ?))`,
+        filter.target,
+        filter.target,
+        filter.target,
+        filter.target,
+        filter.target,
+        orgId,
+        filter.target,
+      );
+    }
+    if (filter.since !== undefined) add('at >= ?', filter.since);
+    if (filter.until !== undefined) add('at < ?', filter.until);
+    if (filter.beforeSeq !== undefined) add('seq < ?', filter.beforeSeq);
+    return this.stmt(`SELECT * FROM audit_log WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`)
+      .all(...args, limit)
       .map((r) => toAudit(r as Row));
   }
 }

@@ -206,6 +206,10 @@ export class SqliteTeams implements TeamsStore {
     return this.stmt('INSERT OR IGNORE INTO group_members (group_id, principal_id) VALUES (?, ?)').run(groupId, principalId).changes === 1;
   }
 
+  async removeGroupMember(groupId: string, principalId: string): Promise<boolean> {
+    return this.stmt('DELETE FROM group_members WHERE group_id = ? AND principal_id = ?').run(groupId, principalId).changes === 1;
+  }
+
   async putGrant(targetId: string, groupId: string, role: GrantRole, now: number): Promise<void> {
     this.stmt(
       'INSERT INTO target_grants (target_id, group_id, role, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (target_id, group_id) DO UPDATE SET role = excluded.role',

@@ -1,0 +1,5 @@
+import { AgentsPage } from '../admin/agents';
+
+export default function Agents() {
+  return <AgentsPage />;
+}

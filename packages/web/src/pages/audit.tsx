@@ -1,0 +1,5 @@
+import { AuditPage } from '../admin/audit';
+
+export default function Audit() {
+  return <AuditPage />;
+}

@@ -1,0 +1,6 @@
+import { SecretsPage } from '../admin/secrets';
+import type { PageProps } from '../routes';
+
+export default function Secrets({ params }: PageProps) {
+  return <SecretsPage name={params.name ?? ''} />;
+}

@@ -1,0 +1,5 @@
+import { TargetsPage } from '../admin/targets';
+
+export default function Targets() {
+  return <TargetsPage />;
+}
