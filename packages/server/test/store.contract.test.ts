@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Streams, type OutputFrame, type SealedSecret } from '@ferry/protocol';
-import type { AgentRow, OutputTransform, Store, TargetRow } from '../src/store/types.js';
+import type { AgentRow, OutputTransform, Store, TargetRow, TaskFilter } from '../src/store/types.js';
 import { forEachStore, type TestBackend } from './helpers/stores.js';
 import { registerTestAgent, testTarget, testTask } from './helpers/store-fixtures.js';
 
@@ -162,6 +162,24 @@ forEachStore('store contract', (backend) => {
     assert.equal(second?.id, 't_2');
     assert.ok(await store.releaseClaim('t_2', agent.id), 'a claim not started can be given back');
     assert.equal((await store.getTask(orgId, 't_2'))?.status, 'queued');
+  });
+
+  test('task list: by the principal that created them, and paged by (created_at, id), newest first', async () => {
+    const w = await world(backend);
+    for (const [id, createdAt, by] of [
+      ['t_a', 1, 'p_1'],
+      ['t_b', 2, 'p_2'],
+      ['t_c', 2, 'p_1'],
+      ['t_d', 3, 'p_1'],
+    ] as const)
+      await w.store.createTask(testTask(w.target, { id, createdAt, createdByPrincipal: by }));
+    const ids = async (filter: Omit<TaskFilter, 'limit'>, limit = 10): Promise<string[]> =>
+      (await w.store.listTasks(w.orgId, { limit, ...filter })).map((t) => t.id);
+    assert.deepEqual(await ids({ createdByPrincipal: 'p_1' }), ['t_d', 't_c', 't_a']);
+    assert.deepEqual(await ids({}, 2), ['t_d', 't_c'], 'first page; t_c before t_b: same time, larger id');
+    assert.deepEqual(await ids({ before: { createdAt: 2, id: 't_c' } }, 2), ['t_b', 't_a'], 'next page');
+    assert.deepEqual(await ids({ before: { createdAt: 3, id: 't_d' }, createdByPrincipal: 'p_1' }), ['t_c', 't_a']);
+    assert.deepEqual(await ids({ createdByPrincipal: 'p_nobody' }), []);
   });
 
   test('claims racing from two stores on one database: every task goes to exactly one agent', { timeout: 60_000 }, async () => {

@@ -131,7 +131,7 @@ forEachStore('store contract: teams, people, sign-on, webhooks, runbooks', (back
     assert.equal(await store.people.findSsoDevice('handle-h', 40), undefined);
   });
 
-  test('groups: found by name, listed with members and grants, membership', async () => {
+  test('groups: found by name, listed with members and grants, membership added and removed', async () => {
     const store = await backend.open();
     const orgId = (await store.ensureOrg('acme', 1)).id;
     await store.createTarget(testTarget({ orgId, name: 'web' }));
@@ -166,6 +166,10 @@ forEachStore('store contract: teams, people, sign-on, webhooks, runbooks', (back
     ]);
     assert.ok(await store.isGroupMember('r_ops', 'p_ann'));
     assert.ok(!(await store.isGroupMember('r_dev', 'p_ann')));
+    assert.ok(await store.teams.removeGroupMember('r_ops', 'p_ann'));
+    assert.equal(await store.teams.removeGroupMember('r_ops', 'p_ann'), false, 'no longer a member');
+    assert.ok(!(await store.isGroupMember('r_ops', 'p_ann')));
+    assert.deepEqual((await store.teams.listGroups(orgId)).find((g) => g.id === 'r_ops')?.members, ['bob@example.com']);
   });
 
   test('webhook attempts: each recorded with its outcome, in the delivery history newest first', async () => {
