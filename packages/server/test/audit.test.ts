@@ -11,7 +11,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { verifyChain } from '../src/routes/audit.js';
 import { forEachStore } from './helpers/stores.js';
-import Database from 'better-sqlite3';
 import { SqliteStore } from '../src/store/sqlite/index.js';
 import pino from 'pino';
 import { loadServerConfig } from '../src/config.js';
