@@ -303,6 +303,8 @@ async function publicNetwork() {
   set('public_network_extra_ms', r.extraMs);
   const b = r.breakdownMs;
   notes.public_network_extra_ms = `public vs none, ms: create ${fmt(b.create.public)} vs ${fmt(b.create.none)}, run ${fmt(b.run.public)} vs ${fmt(b.run.none)}, dispose ${fmt(b.dispose.public)} vs ${fmt(b.dispose.none)}`;
+}
+
 /** Sets `key` from what a bench/sandbox-pool.mjs function measured. */
 async function record(key, measured) {
   const { value, spread: range, details: more, note } = await measured;
