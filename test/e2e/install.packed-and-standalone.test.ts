@@ -14,6 +14,7 @@
  * cache when it has them (--prefer-offline).
  */
 import assert from 'node:assert/strict';
+import { get as httpsGet } from 'node:https';
 import { execFile, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -49,7 +50,7 @@ describe('installing Ferry', { timeout: 180_000 }, () => {
     const tarballs = readdirSync(packs).map((f) => join(packs, f));
     assert.deepEqual(
       readdirSync(packs).sort(),
-      ['agent', 'cli', 'client', 'protocol', 'server'].map((p) => `ferry-${p}-${FERRY_VERSION}.tgz`),
+      ['agent', 'cli', 'client', 'protocol', 'server', 'web'].map((p) => `ferry-${p}-${FERRY_VERSION}.tgz`),
     );
     await sh(
       'npm',
@@ -86,6 +87,17 @@ describe('installing Ferry', { timeout: 180_000 }, () => {
         spawn('ferry-agent', ['start', '--join-token', join_, '--data-dir', join(work, 'agent'), '--name', 'from-npm'], { env, cwd: work }),
       );
       assert.equal(await sh('ferry', ['run', 'installed', '-c', 'echo "hello from the installed ferry"'], env), 'hello from the installed ferry\n');
+      // The web UI came with the server's packages: / answers the page, with its policy.
+      const ui = await new Promise<{ csp: string; body: string }>((resolvePage, reject) => {
+        httpsGet(`${banner[1] ?? ''}/`, { ca: readFileSync(join(data, 'ca.pem')) }, (res) => {
+          let body = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (body += c));
+          res.on('end', () => resolvePage({ csp: String(res.headers['content-security-policy'] ?? ''), body }));
+        }).on('error', reject);
+      });
+      assert.match(ui.csp, /script-src 'self'/, 'the UI is served with its policy');
+      assert.match(ui.body, /<div id="app">/, 'the UI page, not the "UI not built" answer');
     } finally {
       await agent?.stop('SIGKILL');
       await server.stop();
