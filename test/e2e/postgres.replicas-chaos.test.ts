@@ -25,7 +25,7 @@ describe('replicas: three servers on one PostgreSQL, one killed and restarted tw
   const agents: FerryProcess[] = [];
   after(async () => {
     await Promise.allSettled(agents.map((a) => a.stop('SIGKILL')));
-    await Promise.allSettled(replicas.map((r) => r?.stop()));
+    await Promise.allSettled(replicas.map(async (r) => r?.stop()));
     await pg?.stop();
   });
 
