@@ -10,11 +10,11 @@
  */
 import process from 'node:process';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Proc, startServer, waitFor } from './harness.mjs';
+import { Proc, cpuTicks, startServer, waitFor } from './harness.mjs';
 
 const PG_BIN_DIRS = ['/usr/lib/postgresql/15/bin', '/usr/local/bin', '/usr/bin'];
 
@@ -37,6 +37,26 @@ export function freePort() {
       s.close(() => resolve(port));
     });
   });
+}
+
+/**
+ * CPU ticks of the whole cluster: the postmaster with what it reaped (backends that ended) plus
+ * its live children (backends, checkpointer, WAL writer…). The bench's CPU accounting sees only
+ * the listed processes, and would put the backends, which do the work, under "unattributed".
+ */
+export function clusterCpuTicks(postmasterPid) {
+  let total = cpuTicks(postmasterPid, { children: true });
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(f[1]) === postmasterPid) total += Number(f[11]) + Number(f[12]);
+    } catch {
+      // gone
+    }
+  }
+  return total;
 }
 
 /**
@@ -101,8 +121,11 @@ export async function startPostgres(cleanup) {
       psql('postgres', `CREATE DATABASE ${name}`);
       return url(name);
     },
-    /** Fast shutdown (SIGINT): the bench has no use for sessions that are still open. */
-    stop: () => proc.stop('SIGINT'),
+    /** Fast shutdown (SIGINT): the bench has no use for sessions that are still open. Then its folder goes. */
+    async stop() {
+      await proc.stop('SIGINT');
+      rmSync(dir, { recursive: true, force: true, maxRetries: 3 });
+    },
   };
 }
 

@@ -45,7 +45,7 @@ import { sampleSecrets } from './fixtures/masker-fixtures.mjs';
 import { measureOverhead } from './fixtures/sandbox-overhead.mjs';
 import { measurePublicNetwork } from './fixtures/network-public.mjs';
 import { outputFirstByte, warmStart } from './sandbox-pool.mjs';
-import { startPostgres, startReplicas } from './postgres.mjs';
+import { clusterCpuTicks, startPostgres, startReplicas } from './postgres.mjs';
 import {
   calibrateRealtime,
   median,
@@ -743,6 +743,15 @@ async function postgresSection(root) {
   });
   if (!started) return;
   const pgProc = { name: 'postgres', pid: pg.pid };
+  /** `accounted`, plus the whole cluster's CPU (backends included) as % of one core. */
+  const pgAccounted = async (name, procs, fn) => {
+    const t0 = performance.now();
+    const before = clusterCpuTicks(pg.pid);
+    const result = await accounted(name, procs, fn);
+    const seconds = (performance.now() - t0) / 1000;
+    details.cpu[name].postgres_cluster_pct_of_core = round(((clusterCpuTicks(pg.pid) - before) / CLK_TCK / seconds) * 100, 1);
+    return result;
+  };
   try {
     let server;
     let agentA;
@@ -762,17 +771,17 @@ async function postgresSection(root) {
     });
     if (ok) {
       await phase('PostgreSQL: dispatch latency', () =>
-        accounted('pg_dispatch', procs(), () => dispatch(server, 'bench', { prefix: 'pg_', tasks: PLAN.pgDispatchTasks, rounds: PLAN.pgDispatchRounds })),
+        pgAccounted('pg_dispatch', procs(), () => dispatch(server, 'bench', { prefix: 'pg_', tasks: PLAN.pgDispatchTasks, rounds: PLAN.pgDispatchRounds })),
       );
       if (await phase('PostgreSQL: start second agent', async () => (agentB = await startAgent(cleanup, server, root, { name: 'pg-b', concurrency: 4 })))) {
         await phase('PostgreSQL: throughput', () =>
-          accounted('pg_throughput', procs(), () =>
+          pgAccounted('pg_throughput', procs(), () =>
             throughput(server, 'bench', { key: 'pg_tasks_per_s', tasks: PLAN.pgThroughputTasks, runCount: PLAN.pgThroughputRuns }),
           ),
         );
       }
       await phase('PostgreSQL: output throughput', () =>
-        accounted('pg_output', procs(), () => outputRate(server, 'bench', 'pg_output_mb_per_s', PLAN.pgOutputMiB, PLAN.pgOutputRuns)),
+        pgAccounted('pg_output', procs(), () => outputRate(server, 'bench', 'pg_output_mb_per_s', PLAN.pgOutputMiB, PLAN.pgOutputRuns)),
       );
     }
     await Promise.all([agentA, agentB].filter(Boolean).map((a) => a.stop()));
@@ -795,7 +804,7 @@ async function postgresSection(root) {
         { name: 'bench', pid: process.pid },
       ];
       await phase('PostgreSQL: 3 replicas, throughput', () =>
-        accounted('pg_replicas', procsR, () =>
+        pgAccounted('pg_replicas', procsR, () =>
           throughput(replicas[0], 'bench', {
             key: 'pg_replicas_tasks_per_s',
             tasks: PLAN.pgReplicaTasks,
