@@ -206,12 +206,16 @@ export function benchRoot(cleanup) {
 
 /**
  * Starts `ferry server` on 127.0.0.1 with an OS-chosen port. Returns url, CA, admin token,
- * pid and an Api client for the admin.
+ * pid and an Api client for the admin. `dataDir` (default: `root/name`) lets replicas share
+ * one folder; `args` go after the bench's own (`--public-url`, say).
  */
-export async function startServer(cleanup, root, { name = 'server', embeddedAgent = false, env = {}, nodeArgs = [], listen = '127.0.0.1:0' } = {}) {
-  const dataDir = join(root, name);
+export async function startServer(
+  cleanup,
+  root,
+  { name = 'server', embeddedAgent = false, env = {}, nodeArgs = [], listen = '127.0.0.1:0', dataDir = join(root, name), args: extraArgs = [] } = {},
+) {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const args = [...nodeArgs, CLI, 'server', '--data-dir', dataDir, '--listen', listen];
+  const args = [...nodeArgs, CLI, 'server', '--data-dir', dataDir, '--listen', listen, ...extraArgs];
   if (!embeddedAgent) args.push('--no-embedded-agent');
   // The benchmarks drive one admin token far past the per-token request limit: they measure the
   // server, not the limit, so it is off unless a benchmark sets it.

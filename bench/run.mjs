@@ -45,6 +45,7 @@ import { sampleSecrets } from './fixtures/masker-fixtures.mjs';
 import { measureOverhead } from './fixtures/sandbox-overhead.mjs';
 import { measurePublicNetwork } from './fixtures/network-public.mjs';
 import { outputFirstByte, warmStart } from './sandbox-pool.mjs';
+import { clusterCpuTicks, startPostgres, startReplicas } from './postgres.mjs';
 import {
   calibrateRealtime,
   median,
@@ -93,7 +94,15 @@ const PLAN = SMOKE
       rssSamples: 1,
       faultRuns: 1,
       cliRuns: 2,
-      deadlineMs: 6 * 60_000,
+      pgDispatchRounds: 1,
+      pgDispatchTasks: 4,
+      pgThroughputRuns: 1,
+      pgThroughputTasks: 8,
+      pgOutputRuns: 1,
+      pgOutputMiB: 2,
+      pgReplicaRuns: 1,
+      pgReplicaTasks: 9,
+      deadlineMs: 7 * 60_000,
     }
   : QUICK
     ? {
@@ -116,7 +125,15 @@ const PLAN = SMOKE
         rssSamples: 3,
         faultRuns: 1,
         cliRuns: 10,
-        deadlineMs: 4 * 60_000,
+        pgDispatchRounds: 2,
+        pgDispatchTasks: 100,
+        pgThroughputRuns: 2,
+        pgThroughputTasks: 100,
+        pgOutputRuns: 2,
+        pgOutputMiB: 50,
+        pgReplicaRuns: 2,
+        pgReplicaTasks: 150,
+        deadlineMs: 6 * 60_000,
       }
     : {
         spawnRuns: 500,
@@ -138,7 +155,15 @@ const PLAN = SMOKE
         rssSamples: 5,
         faultRuns: 3,
         cliRuns: 20,
-        deadlineMs: 25 * 60_000,
+        pgDispatchRounds: 5,
+        pgDispatchTasks: 500,
+        pgThroughputRuns: 3,
+        pgThroughputTasks: 500,
+        pgOutputRuns: 3,
+        pgOutputMiB: 200,
+        pgReplicaRuns: 3,
+        pgReplicaTasks: 600,
+        deadlineMs: 30 * 60_000,
       };
 
 /** Result keys in the order of the table; `goal` is [op, value]. */
@@ -174,6 +199,18 @@ const FIGURES = [
   { key: 'cli_start_ms', label: '`ferry --help`, process start to exit', unit: 'ms', goal: ['<=', 100], compare: 'vs `node -e 0`' },
   { key: 'cli_list_ms', label: '`ferry task list` against a local server', unit: 'ms', goal: ['<=', 150], compare: 'vs cli_start_ms + HTTPS' },
   { key: 'backlog_20mb_delivery_ms', label: '20 MiB spooled backlog delivered after a server restart', unit: 'ms', compare: 'vs output_mb_per_s' },
+  // The PostgreSQL section (bench/postgres.mjs): the same measurements on a server whose store is PostgreSQL 15.
+  { key: 'pg_dispatch_p50_ms', label: 'PostgreSQL: dispatch ack → process start, p50', unit: 'ms', goal: ['<=', 5], compare: 'vs dispatch_p50_ms (SQLite)' },
+  { key: 'pg_dispatch_p99_ms', label: 'PostgreSQL: dispatch ack → process start, p99', unit: 'ms', goal: ['<=', 20], compare: 'vs dispatch_p99_ms (SQLite)' },
+  // Its goal is set once the SQLite figure of the same run is known: ≥ 0.8 × tasks_per_s.
+  { key: 'pg_tasks_per_s', label: 'PostgreSQL: trivial tasks/s, 2 agents × 4', unit: '/s', compare: 'goal ≥ 0.8 × tasks_per_s' },
+  { key: 'pg_output_mb_per_s', label: 'PostgreSQL: task stdout → stored on server', unit: 'MiB/s', goal: ['>=', 150], compare: 'vs output_mb_per_s (SQLite)' },
+  {
+    key: 'pg_replicas_tasks_per_s',
+    label: 'PostgreSQL, 3 replicas: tasks/s, submitted round-robin',
+    unit: '/s',
+    compare: 'vs pg_tasks_per_s (one server)',
+  },
 ];
 
 const values = Object.fromEntries(FIGURES.map((f) => [f.key, null]));
@@ -426,14 +463,15 @@ async function dispatchOne(api, target) {
   return { fromAck: started - ack, fromSend: started - sent, createdToReport: startedAt - createdAt, reportToScript: started - startedAt };
 }
 
-async function dispatch(server, target) {
+/** Sets `<prefix>dispatch_p50/p95/p99_ms`; the PostgreSQL section passes its server, its prefix and its counts. */
+async function dispatch(server, target, { prefix = '', tasks = PLAN.dispatchTasks, rounds: roundCount = PLAN.dispatchRounds } = {}) {
   for (let i = 0; i < 5; i++) await dispatchOne(server.api, target); // warm-up
   const rounds = [];
   const all = [];
   const fromSend = [];
   const createdToReport = [];
   const reportToScript = [];
-  for (const size of roundSizes(PLAN.dispatchTasks, PLAN.dispatchRounds)) {
+  for (const size of roundSizes(tasks, roundCount)) {
     calibrateRealtime();
     const xs = [];
     for (let i = 0; i < size; i++) {
@@ -448,10 +486,12 @@ async function dispatch(server, target) {
   }
   for (const p of ['p50', 'p95', 'p99']) {
     const xs = rounds.map((r) => r[p]);
-    set(`dispatch_${p}_ms`, median(xs), spread(xs));
+    if (FIGURES.some((f) => f.key === `${prefix}dispatch_${p}_ms`)) set(`${prefix}dispatch_${p}_ms`, median(xs), spread(xs));
+    else (details[`${prefix}dispatch`] ??= {})[p] = round(median(xs));
   }
   const negative = all.filter((x) => x < 0).length;
-  details.dispatch = {
+  details[`${prefix}dispatch`] = {
+    ...details[`${prefix}dispatch`],
     tasks: all.length,
     rounds: rounds.length,
     all_samples_from_ack: summary(all),
@@ -460,7 +500,8 @@ async function dispatch(server, target) {
     server_created_to_started_report: summary(createdToReport),
     started_report_to_script_running: summary(reportToScript),
   };
-  notes.dispatch_p50_ms = `p50 split: created→agent reports spawn ${fmt(percentile(createdToReport, 50))} ms, report→script runs ${fmt(percentile(reportToScript, 50))} ms`;
+  notes[`${prefix}dispatch_p50_ms`] =
+    `p50 split: created→agent reports spawn ${fmt(percentile(createdToReport, 50))} ms, report→script runs ${fmt(percentile(reportToScript, 50))} ms`;
 }
 
 async function roundtrip(server, target) {
@@ -479,9 +520,14 @@ async function roundtrip(server, target) {
   details.roundtrip = summary(xs);
 }
 
-async function throughputRun(server, target, n) {
+/** `submitVia`: the servers the tasks are POSTed to, round-robin (replicas); waiting and checking go through `server`. */
+async function throughputRun(server, target, n, submitVia = [server]) {
   const t0 = performance.now();
-  const ids = await pool(Array.from({ length: n }), 8, async () => (await server.api.json('POST', '/v1/tasks', { target, script: 'true\n' })).json.id);
+  const ids = await pool(
+    Array.from({ length: n }),
+    8,
+    async (_, i) => (await submitVia[i % submitVia.length].api.json('POST', '/v1/tasks', { target, script: 'true\n' })).json.id,
+  );
   const submitMs = performance.now() - t0;
   const deadline = Date.now() + 120_000;
   for (;;) {
@@ -504,14 +550,16 @@ async function throughputRun(server, target, n) {
   return { perS: n / ((last - first) / 1000), clientPerS: n / (clientMs / 1000), submitPerS: n / (submitMs / 1000), byAgent };
 }
 
-async function throughput(server, target) {
-  await throughputRun(server, target, 20); // warm-up
+/** Sets `key`; the PostgreSQL section passes its servers (`submitVia`: replicas, round-robin), its key and its counts. */
+async function throughput(server, target, { key = 'tasks_per_s', tasks = PLAN.throughputTasks, runCount = PLAN.throughputRuns, submitVia = [server] } = {}) {
+  await throughputRun(server, target, 20, submitVia); // warm-up
   const runs = [];
-  for (let i = 0; i < PLAN.throughputRuns; i++) runs.push(await throughputRun(server, target, PLAN.throughputTasks));
+  for (let i = 0; i < runCount; i++) runs.push(await throughputRun(server, target, tasks, submitVia));
   const xs = runs.map((r) => r.perS);
-  set('tasks_per_s', median(xs), spread(xs));
-  details.throughput = {
-    tasks_per_run: PLAN.throughputTasks,
+  set(key, median(xs), spread(xs));
+  details[key === 'tasks_per_s' ? 'throughput' : key.replace(/_per_s$/, '')] = {
+    tasks_per_run: tasks,
+    submitted_round_robin_to_servers: submitVia.length,
     runs: runs.length,
     submit_concurrency: 8,
     client_seen_tasks_per_s: runs.map((r) => round(r.clientPerS)),
@@ -560,13 +608,19 @@ async function tenSecrets() {
   return Array.from({ length: 10 }, () => randomBytes(18).toString('base64url'));
 }
 
-async function output(server, target, agents) {
+/** Sets `key` (MiB/s stored, no reader) from `runCount` runs of `mib` MiB after a warm-up; returns the runs' rates. */
+async function outputRate(server, target, key, mib, runCount) {
   await outputRun(server, target, 8); // warm-up
   const xs = [];
-  for (let i = 0; i < PLAN.outputRuns; i++) xs.push((await outputRun(server, target, PLAN.outputMiB)).stored);
-  set('output_mb_per_s', median(xs), spread(xs));
-  details.output = { mib_per_run: PLAN.outputMiB, runs: xs.length };
-  if (QUICK) notes.output_mb_per_s = `quick: ${PLAN.outputMiB} MiB per run, not 200`;
+  for (let i = 0; i < runCount; i++) xs.push((await outputRun(server, target, mib)).stored);
+  set(key, median(xs), spread(xs));
+  details[key.replace(/_mb_per_s$/, '')] = { mib_per_run: mib, runs: xs.length };
+  if (QUICK) notes[key] = `${MODE}: ${mib} MiB per run, not 200`;
+  return xs;
+}
+
+async function output(server, target, agents) {
+  const xs = await outputRate(server, target, 'output_mb_per_s', PLAN.outputMiB, PLAN.outputRuns);
 
   // The same on a target with 10 secrets: the agent masks every byte of output against them.
   try {
@@ -671,6 +725,111 @@ async function masker() {
   }
 }
 
+/**
+ * The PostgreSQL section: a throwaway PostgreSQL 15 cluster (bench/postgres.mjs), then the
+ * SQLite section's own measuring functions given a server on it: dispatch, throughput, output.
+ * Then three replicas on a second database and one shared data folder, two agents whose join
+ * token carries all three URLs, and trivial tasks submitted round-robin across the replicas.
+ * The cluster is stopped here, and by the Cleanup if anything throws or a signal comes.
+ */
+async function postgresSection(root) {
+  let pg;
+  const started = await phase('PostgreSQL: start a throwaway cluster', async () => {
+    pg = await startPostgres(cleanup);
+    details.postgres = {
+      version: pg.version,
+      settings: 'shipped defaults (fsync, synchronous_commit on); only port, listen_addresses=127.0.0.1, socket folder',
+    };
+  });
+  if (!started) return;
+  const pgProc = { name: 'postgres', pid: pg.pid };
+  /** `accounted`, plus the whole cluster's CPU (backends included) as % of one core. */
+  const pgAccounted = async (name, procs, fn) => {
+    const t0 = performance.now();
+    const before = clusterCpuTicks(pg.pid);
+    const result = await accounted(name, procs, fn);
+    const seconds = (performance.now() - t0) / 1000;
+    details.cpu[name].postgres_cluster_pct_of_core = round(((clusterCpuTicks(pg.pid) - before) / CLK_TCK / seconds) * 100, 1);
+    return result;
+  };
+  try {
+    let server;
+    let agentA;
+    let agentB;
+    const procs = () => [
+      { name: 'server', pid: server.pid },
+      pgProc,
+      { name: 'agent_a', pid: agentA.pid },
+      ...(agentB ? [{ name: 'agent_b', pid: agentB.pid }] : []),
+      { name: 'bench', pid: process.pid },
+    ];
+    const ok = await phase('PostgreSQL: start server and agent', async () => {
+      server = await startServer(cleanup, root, { name: 'pg-server', env: { FERRY_DATABASE_URL: pg.createDatabase('ferry_bench') } });
+      await createTarget(server, 'bench');
+      agentA = await startAgent(cleanup, server, root, { name: 'pg-a', concurrency: 4 });
+      await targetKey(server, 'bench', 60_000);
+    });
+    if (ok) {
+      await phase('PostgreSQL: dispatch latency', () =>
+        pgAccounted('pg_dispatch', procs(), () => dispatch(server, 'bench', { prefix: 'pg_', tasks: PLAN.pgDispatchTasks, rounds: PLAN.pgDispatchRounds })),
+      );
+      if (await phase('PostgreSQL: start second agent', async () => (agentB = await startAgent(cleanup, server, root, { name: 'pg-b', concurrency: 4 })))) {
+        await phase('PostgreSQL: throughput', () =>
+          pgAccounted('pg_throughput', procs(), () =>
+            throughput(server, 'bench', { key: 'pg_tasks_per_s', tasks: PLAN.pgThroughputTasks, runCount: PLAN.pgThroughputRuns }),
+          ),
+        );
+      }
+      await phase('PostgreSQL: output throughput', () =>
+        pgAccounted('pg_output', procs(), () => outputRate(server, 'bench', 'pg_output_mb_per_s', PLAN.pgOutputMiB, PLAN.pgOutputRuns)),
+      );
+    }
+    await Promise.all([agentA, agentB].filter(Boolean).map((a) => a.stop()));
+    await server?.proc.stop();
+
+    let replicas = [];
+    const agents = [];
+    const replicasUp = await phase('PostgreSQL: start 3 replicas and 2 agents', async () => {
+      replicas = await startReplicas(cleanup, root, pg.createDatabase('ferry_replicas'), 3);
+      await createTarget(replicas[0], 'bench');
+      // The join token comes from replica 0, whose --public-url lists all three, its own first.
+      for (const name of ['pg-rep-a', 'pg-rep-b']) agents.push(await startAgent(cleanup, replicas[0], root, { name, concurrency: 4 }));
+      await targetKey(replicas[0], 'bench', 60_000);
+    });
+    if (replicasUp) {
+      const procsR = [
+        ...replicas.map((r, i) => ({ name: `replica_${i}`, pid: r.pid })),
+        pgProc,
+        ...agents.map((a, i) => ({ name: `agent_${i}`, pid: a.pid })),
+        { name: 'bench', pid: process.pid },
+      ];
+      await phase('PostgreSQL: 3 replicas, throughput', () =>
+        pgAccounted('pg_replicas', procsR, () =>
+          throughput(replicas[0], 'bench', {
+            key: 'pg_replicas_tasks_per_s',
+            tasks: PLAN.pgReplicaTasks,
+            runCount: PLAN.pgReplicaRuns,
+            submitVia: replicas,
+          }),
+        ),
+      );
+      notes.pg_replicas_tasks_per_s = `submitted round-robin to 3 replicas; both agents joined through replica 0 (its URL first in the token)`;
+    }
+    await Promise.all(agents.map((a) => a.stop()));
+    await Promise.all(replicas.map((r) => r.proc.stop()));
+  } finally {
+    await pg.stop();
+  }
+}
+
+/** pg_tasks_per_s's goal is relative: at least 0.8 × the SQLite tasks_per_s of this same run. */
+function comparePgThroughput() {
+  const sqlite = values.tasks_per_s;
+  if (sqlite === null) return;
+  FIGURES.find((f) => f.key === 'pg_tasks_per_s').goal = ['>=', round(0.8 * sqlite, 1)];
+  if (values.pg_tasks_per_s !== null) notes.pg_tasks_per_s = `${fmt(values.pg_tasks_per_s / sqlite)} × SQLite's ${fmt(sqlite)} /s of this run`;
+}
+
 // ---------------------------------------------------------------------------------------
 
 function verdict(f) {
@@ -762,6 +921,8 @@ async function main() {
     await Promise.all([agentA, agentB, agentIdle].filter(Boolean).map((a) => a.stop()));
     await server.proc.stop();
   }
+  await postgresSection(root);
+  comparePgThroughput();
   await phase(`${PLAN.simAgents} simulated agents`, () => simulatedAgents(root));
   await phase('secret masker', masker);
   await phase('lost-agent detection', async () => {

@@ -47,6 +47,11 @@ it('runs every phase of `npm run bench` with smoke-sized counts, without an erro
     'cli_start_ms',
     'cli_list_ms',
     'backlog_20mb_delivery_ms',
+    'pg_dispatch_p50_ms',
+    'pg_dispatch_p99_ms',
+    'pg_tasks_per_s',
+    'pg_output_mb_per_s',
+    'pg_replicas_tasks_per_s',
   ];
   const unmeasured = figures.filter((key) => typeof results[key] !== 'number');
   assert.deepEqual(unmeasured, [], 'every phase produced its figures');

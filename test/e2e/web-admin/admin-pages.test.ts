@@ -88,7 +88,7 @@ describe('web UI: targets, secrets, agents, audit and administration', () => {
     const form = page.getByRole('form', { name: 'New target' });
     await form.getByLabel('Name').fill('web-db');
     await form.getByLabel('Type').selectOption('shell');
-    await form.getByLabel('Network').selectOption('host');
+    await form.getByLabel('Network').selectOption('public');
     await form.getByLabel('Timeout (seconds)').fill('120');
     await form.getByRole('button', { name: 'Create target' }).click();
     await page.getByRole('status').filter({ hasText: 'Created web-db' }).waitFor();
@@ -96,7 +96,7 @@ describe('web UI: targets, secrets, agents, audit and administration', () => {
 
     const target = await call(server, server.adminToken, 'GET', '/v1/targets/web-db', undefined, 200);
     assert.equal(target.json.type, 'shell');
-    assert.equal(target.json.network, 'host');
+    assert.equal(target.json.network, 'public');
     assert.equal((target.json.limits as { timeoutSeconds: number }).timeoutSeconds, 120);
     await audit(page, 'the targets page', 'admin-targets');
 

@@ -3,6 +3,7 @@
  * redaction, review rule, settings and grants. Names of secrets are on the Secrets page.
  */
 import {
+  defaultNetwork,
   MAX_APPROVALS,
   REVIEW_RULES,
   Routes,
@@ -265,12 +266,13 @@ function CreateTargetForm({ call, onCreated }: { call: Call; onCreated: () => vo
           </select>
         )}
       </Field>
-      <Field label="Network" hint={`default for ${type}: ${TARGET_TYPE_INFO[type].network}`}>
+      <Field label="Network" hint={`default for a ${agent} ${type} target: ${defaultNetwork(type, agent)}`}>
         {(id, hint) => (
           <select id={id} aria-describedby={hint} value={network} onChange={(e) => setNetwork(e.currentTarget.value as '' | NetworkPolicy)}>
-            <option value="">default ({TARGET_TYPE_INFO[type].network})</option>
+            <option value="">default ({defaultNetwork(type, agent)})</option>
             <option value="none">none (private loopback only)</option>
-            <option value="host">host (the agent host's network)</option>
+            <option value="public">public (the internet only: no private, loopback or link-local addresses)</option>
+            <option value="host">host (the agent host's network; self-hosted agents, or where the server allows it)</option>
           </select>
         )}
       </Field>
@@ -411,7 +413,8 @@ function EditTargetForm({ call, target, groups, onSaved }: { call: Call; target:
         {(id) => (
           <select id={id} value={network} onChange={(e) => setNetwork(e.currentTarget.value as NetworkPolicy)}>
             <option value="none">none (private loopback only)</option>
-            <option value="host">host (the agent host's network)</option>
+            <option value="public">public (the internet only: no private, loopback or link-local addresses)</option>
+            <option value="host">host (the agent host's network; self-hosted agents, or where the server allows it)</option>
           </select>
         )}
       </Field>
