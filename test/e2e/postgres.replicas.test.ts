@@ -5,18 +5,24 @@
  * volume) accepts a login made with the folder's admin token and CA, lists a target the first
  * made, and serves the output of a task submitted through the other. A poll waiting on one
  * replica wakes for a task created on the other within milliseconds (LISTEN/NOTIFY), far below
- * the one-second re-check.
+ * the one-second re-check. An agent whose uploads go to one replica and whose final status goes
+ * to the other has its output digest checked there, from the state stored with the output.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { FerryClient } from '@ferry/client';
+import { pinnedTransport } from '@ferry/client/node';
+import { OUTPUT_DIGEST_HEADER, OutputDigest, Routes, Streams, decodeJoinToken, encodeFrames, type BlockHasher } from '@ferry/protocol';
 import { startPostgres, type DbServer } from '../helpers/databases.js';
 import { api, startFerryServer, taskShow, tempDir, waitFor, waitForAgents, type ServerHandle } from '../helpers/ferry.js';
 
 const SECRET = 'pg-replica-S3cret-value-0042';
+const native: BlockHasher = (chain, block) => createHash('sha256').update(chain).update(block).digest();
+const digestOf = (data: Uint8Array): string => new OutputDigest(native).update(data).hex();
 
 describe('ferry server on PostgreSQL, two replicas on one database and data folder', () => {
   let db: DbServer;
@@ -70,6 +76,55 @@ describe('ferry server on PostgreSQL, two replicas on one database and data fold
     assert.equal((await taskShow(b, id)).status, 'succeeded');
     const again = await b.cli(['task', 'logs', id]);
     assert.equal(again.stdout, expected, 'and through the one it was submitted to');
+  });
+
+  it("an agent's uploads to one replica and its final status to the other: the digest is checked from the stored state", { timeout: 120_000 }, async () => {
+    assert.equal((await a.cli(['target', 'create', 'split', '--type', 'shell', '--agent', 'self-hosted'])).code, 0);
+    // An agent by hand, so that each request goes where the test says (a real agent fails over
+    // between URLs only when one does not answer).
+    const transport = pinnedTransport(readFileSync(join(dataDir, 'ca.pem'), 'utf8'));
+    const client = (url: string, token?: string): FerryClient => new FerryClient({ baseUrl: url, fetch: transport.fetch, token });
+    const secret = decodeJoinToken(await a.joinToken(['--target', 'split']))?.secret ?? '';
+    const registered = await client(b.url).call(Routes.registerAgent, {
+      body: { joinSecret: secret, name: 'by-hand', hostname: 'test', version: '0.1.0', platform: 'linux', concurrency: 1 },
+    });
+    const onA = client(a.url, registered.token);
+    const onB = client(b.url, registered.token);
+    const target = JSON.parse((await a.cli(['target', 'show', 'split', '--json'])).stdout) as { id: string };
+    const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 3072 });
+    await onB.call(Routes.publishKey, { params: { id: target.id }, body: { publicKeyPem: publicKey.export({ type: 'spki', format: 'pem' }).toString() } });
+
+    const sub = await b.cli(['run', 'split', '--detach', '-c', 'echo by hand']);
+    assert.equal(sub.code, 0, sub.stderr);
+    const id = sub.stdout.trim();
+    const polled = await onA.call(Routes.poll, { body: { free: 1, running: [], waitSeconds: 10 } });
+    assert.equal(polled.task?.id, id);
+    await onA.call(Routes.confirmStart, { params: { id } });
+    // Two uploads to replica A, the second ending mid-block (the stored state holds a partial block).
+    const first = Buffer.alloc(70_000, 'a');
+    const second = Buffer.from('and the rest\n');
+    const all = Buffer.concat([first, second]);
+    const upload = (at: number, data: Buffer, digest: string) =>
+      onA.call(Routes.uploadOutput, {
+        params: { id },
+        query: { offset: at },
+        body: encodeFrames([{ stream: Streams.stdout, time: 0.5, data }]),
+        headers: { [OUTPUT_DIGEST_HEADER]: digest },
+      });
+    await upload(0, first, digestOf(first));
+    await upload(first.length, second, digestOf(all));
+    // The final status to replica B, which saw none of the uploads: a wrong digest is refused,
+    // the right one accepted.
+    const finish = (outputDigest: string) =>
+      onB.call(Routes.finishTask, {
+        params: { id },
+        body: { status: 'succeeded', exitCode: 0, signal: null, reason: null, outputBytes: all.length, outputDigest },
+      });
+    await assert.rejects(finish(digestOf(first)), { code: 'FERRY_E_OUTPUT_MISMATCH' });
+    await finish(digestOf(all));
+    assert.equal((await taskShow(a, id)).status, 'succeeded');
+    const logs = await b.cli(['task', 'logs', id]);
+    assert.equal(createHash('sha256').update(logs.stdout).digest('hex'), createHash('sha256').update(all).digest('hex'));
   });
 
   it('a poll waiting on one replica wakes for a task created on the other within milliseconds', { timeout: 120_000 }, async (t) => {

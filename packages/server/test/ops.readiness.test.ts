@@ -1,13 +1,14 @@
 /**
  * /readyz says "not ready" (503 FERRY_E_UNAVAILABLE, with what is wrong) when the database does
  * not answer or lacks a migration this build knows, and "ready" otherwise; /healthz only says the
- * process answers. A real SQLite store behind the real routes, through Fastify's inject.
+ * process answers. A real store behind the real routes, through Fastify's inject, on both
+ * backends (helpers/stores.ts).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { after, it } from 'node:test';
 import pino from 'pino';
 import { buildApp } from '../src/app.js';
 import { ServerConfigSchema } from '../src/config.js';
@@ -15,14 +16,14 @@ import type { ServerContext } from '../src/context.js';
 import { ServerMetrics } from '../src/http/metrics.js';
 import { RateLimiter } from '../src/http/rate-limit.js';
 import { registerOpsRoutes } from '../src/routes/ops.js';
-import { SqliteStore } from '../src/store/sqlite/index.js';
-import type { Readiness } from '../src/store/types.js';
+import type { Readiness, Store } from '../src/store/types.js';
 import { defaultCertNames, ensureTlsMaterial } from '../src/tls.js';
+import { forEachStore } from './helpers/stores.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ferry-readyz-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-async function opsApp(store: SqliteStore): Promise<ReturnType<typeof buildApp>> {
+async function opsApp(store: Store): Promise<ReturnType<typeof buildApp>> {
   const tls = ensureTlsMaterial(dir, defaultCertNames('127.0.0.1', []));
   const app = buildApp({ keyPem: tls.keyPem, certPem: tls.certPem, log: pino({ level: 'silent' }) });
   const limiter = new RateLimiter(30, 'failed authentications');
@@ -33,9 +34,9 @@ async function opsApp(store: SqliteStore): Promise<ReturnType<typeof buildApp>> 
   return app;
 }
 
-describe('/readyz', () => {
+forEachStore('/readyz', (backend) => {
   it('is ready with every migration applied', async () => {
-    const store = new SqliteStore(join(dir, 'ok.db'));
+    const store = await backend.open();
     const app = await opsApp(store);
     const res = await app.inject({ method: 'GET', url: '/readyz' });
     assert.equal(res.statusCode, 200);
@@ -46,7 +47,7 @@ describe('/readyz', () => {
   });
 
   it('is not ready when a migration this build knows is missing', async () => {
-    const store = new SqliteStore(join(dir, 'old.db'));
+    const store = await backend.open();
     const real = await store.readiness();
     const missing = real.knownMigrations.at(-1) ?? 0;
     // As a database left by an older build would read: its last migration not applied yet.
@@ -63,7 +64,7 @@ describe('/readyz', () => {
   });
 
   it('is not ready when the database does not answer, and /healthz still answers', async () => {
-    const store = new SqliteStore(join(dir, 'closed.db'));
+    const store = await backend.open();
     const app = await opsApp(store);
     await store.close();
     const res = await app.inject({ method: 'GET', url: '/readyz' });

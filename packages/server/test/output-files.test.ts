@@ -2,9 +2,10 @@
  * Task output in files, through TaskService against a real SQLite store: bytes go to one file
  * per task and reads seek by offset; bytes an append wrote but never committed are never read
  * and are cut back on start-up; output rows from before version 15 move into files; retention
- * removes the files. And the output digest: an upload whose digest header does not match is
- * refused with nothing stored, and a final status is checked from the stored digest state by a
- * server that saw none of the uploads (another replica, or this one restarted).
+ * removes the files. And the output digest, on both backends (SQLite and PostgreSQL): an
+ * upload whose digest header does not match is refused with nothing stored, and a final status
+ * is checked from the stored digest state by a server that saw none of the uploads (another
+ * replica, or this one restarted).
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -19,10 +20,11 @@ import type { UserPrincipal } from '../src/auth.js';
 import { loadServerConfig } from '../src/config.js';
 import { DispatchHub } from '../src/dispatch.js';
 import { SqliteStore } from '../src/store/sqlite/index.js';
-import type { AgentRow, AuditInput } from '../src/store/types.js';
+import type { AgentRow, AuditInput, Store } from '../src/store/types.js';
 import { OutputRetention } from '../src/tasks/output-retention.js';
 import { TaskService } from '../src/tasks/task-service.js';
 import { registerTestAgent, testAdmin, testTarget } from './helpers/store-fixtures.js';
+import { forEachStore } from './helpers/stores.js';
 
 const native: BlockHasher = (chain, block) => createHash('sha256').update(chain).update(block).digest();
 const digestOf = (data: Uint8Array): string => new OutputDigest(native).update(data).hex();
@@ -30,17 +32,26 @@ const live = (): AbortSignal => new AbortController().signal;
 const frame = (data: Buffer | string): OutputFrame => ({ stream: Streams.stdout, time: Date.now(), data: Buffer.from(data) });
 const READ_ALL = { offset: 0, waitSeconds: 0, maxBytes: 64 << 20 };
 
-interface World {
-  dir: string;
-  store: SqliteStore;
+/** What the tests drive: a store, the task service on it, an organization admin and an agent. */
+interface Served {
+  store: Store;
   hub: DispatchHub;
   tasks: TaskService;
   user: UserPrincipal;
   agent: AgentRow;
 }
+interface World extends Served {
+  dir: string;
+  store: SqliteStore;
+}
+/** A world on either backend; `name` is its database, which a restart opens again. */
+interface DigestWorld extends Served {
+  name: string;
+  dir: string;
+}
 let w: World;
 
-function services(dir: string, store: SqliteStore): { hub: DispatchHub; tasks: TaskService; retention: OutputRetention } {
+function services(dir: string, store: Store): { hub: DispatchHub; tasks: TaskService; retention: OutputRetention } {
   const hub = new DispatchHub();
   const config = loadServerConfig({ dataDir: dir, outputRetention: '1h' }, {});
   const log = pino({ level: 'silent' });
@@ -68,16 +79,18 @@ async function restart(): Promise<void> {
   w = { ...w, store, ...services(w.dir, store) };
 }
 
-async function runningTask(): Promise<string> {
-  const { task } = await w.tasks.create(w.user, { target: 'box', script: 'echo' });
-  assert.equal((await w.tasks.claim(w.agent, live()))?.id, task.id);
-  await w.tasks.confirmStart(w.agent, task.id);
+async function runningTaskOf(s: Served): Promise<string> {
+  const { task } = await s.tasks.create(s.user, { target: 'box', script: 'echo' });
+  assert.equal((await s.tasks.claim(s.agent, live()))?.id, task.id);
+  await s.tasks.confirmStart(s.agent, task.id);
   return task.id;
 }
+const runningTask = (): Promise<string> => runningTaskOf(w);
 
 const fileOf = (taskId: string): string => join(w.dir, 'output', `${taskId}.out`);
-const readAll = async (taskId: string, offset = 0): Promise<Buffer> =>
-  Buffer.concat((await w.tasks.readOutput(w.user, taskId, { ...READ_ALL, offset }, live())).frames.map((f) => f.data));
+const readAllOf = async (s: Served, taskId: string, offset = 0): Promise<Buffer> =>
+  Buffer.concat((await s.tasks.readOutput(s.user, taskId, { ...READ_ALL, offset }, live())).frames.map((f) => f.data));
+const readAll = (taskId: string, offset = 0): Promise<Buffer> => readAllOf(w, taskId, offset);
 const finish = (outputBytes: number, outputDigest: string) => ({
   status: 'succeeded' as const,
   exitCode: 0,
@@ -91,6 +104,10 @@ function codeOf(err: unknown): string | undefined {
   return err instanceof FerryError ? err.code : undefined;
 }
 
+// SQLite only: these are about its output files (a file per task, bytes cut back on start-up,
+// a damaged folder, rows of older versions moved into files). PostgreSQL keeps output in chunk
+// rows; its reads at any offset and retention are in store.contract.test.ts and
+// output-retention.test.ts, which run on both backends.
 describe('task output in files', () => {
   beforeEach(async () => {
     w = await makeWorld();
@@ -179,49 +196,77 @@ describe('task output in files', () => {
   });
 });
 
-describe('output digest', () => {
+/**
+ * The output digest is store behaviour (the state is stored with the output), so these run on
+ * both backends. A "restart" is another server that saw none of the uploads: on SQLite the store
+ * reopened on its file, on PostgreSQL a second store on the same database (another replica; the
+ * first stays open, as a replica would).
+ */
+forEachStore('output digest', (backend) => {
+  let d: DigestWorld;
+  let worlds = 0;
+
+  async function restartDigest(): Promise<void> {
+    d.hub.close();
+    if (backend.kind === 'sqlite') await d.store.close();
+    const store = await backend.open(d.name);
+    d = { ...d, store, ...services(d.dir, store) };
+  }
+
   beforeEach(async () => {
-    w = await makeWorld();
+    const name = `digest_${++worlds}`;
+    const dir = mkdtempSync(join(tmpdir(), 'ferry-output-digest-'));
+    const store = await backend.open(name);
+    const org = await store.ensureOrg('default', Date.now());
+    assert.notEqual(await store.createTarget(testTarget({ orgId: org.id, name: 'box', redact: 'none' })), 'exists');
+    d = { name, dir, store, ...services(dir, store), user: testAdmin(org.id), agent: await registerTestAgent(store, 'one') };
   });
   afterEach(async () => {
-    w.hub.close();
-    await w.store.close();
-    rmSync(w.dir, { recursive: true, force: true });
+    d.hub.close();
+    await d.store.close();
+    rmSync(d.dir, { recursive: true, force: true });
   });
 
   test('an upload whose digest does not match is refused and nothing of it is stored; the right one is then accepted', async () => {
-    const id = await runningTask();
+    const id = await runningTaskOf(d);
     const data = Buffer.alloc(300_000, 'x'); // several slices: none of them may be stored
-    await assert.rejects(w.tasks.appendOutput(w.agent, id, 0, [frame(data)], digestOf(Buffer.from('something else'))), (err) => {
+    await assert.rejects(d.tasks.appendOutput(d.agent, id, 0, [frame(data)], digestOf(Buffer.from('something else'))), (err) => {
       assert.equal(codeOf(err), 'FERRY_E_OUTPUT_DIGEST');
       return true;
     });
-    assert.equal((await w.store.getTask(w.user.orgId, id))?.outputBytes, 0);
-    assert.equal((await readAll(id)).length, 0);
-    assert.equal(await w.tasks.appendOutput(w.agent, id, 0, [frame(data)], digestOf(data)), data.length);
+    assert.equal((await d.store.getTask(d.user.orgId, id))?.outputBytes, 0);
+    assert.equal((await readAllOf(d, id)).length, 0);
+    assert.equal(await d.tasks.appendOutput(d.agent, id, 0, [frame(data)], digestOf(data)), data.length);
+    assert.deepEqual(await readAllOf(d, id), data);
   });
 
   test('a resend overlapping what is stored is checked for its whole length and only the new part stored', async () => {
-    const id = await runningTask();
+    const id = await runningTaskOf(d);
     const data = Buffer.from('0123456789abcdef');
-    await w.tasks.appendOutput(w.agent, id, 0, [frame(data.subarray(0, 10))], digestOf(data.subarray(0, 10)));
-    assert.equal(await w.tasks.appendOutput(w.agent, id, 4, [frame(data.subarray(4))], digestOf(data)), data.length);
-    assert.deepEqual(await readAll(id), data);
+    await d.tasks.appendOutput(d.agent, id, 0, [frame(data.subarray(0, 10))], digestOf(data.subarray(0, 10)));
+    assert.equal(await d.tasks.appendOutput(d.agent, id, 4, [frame(data.subarray(4))], digestOf(data)), data.length);
+    assert.deepEqual(await readAllOf(d, id), data);
+    // The same upload once more (its answer was lost): nothing new, no error.
+    assert.equal(await d.tasks.appendOutput(d.agent, id, 4, [frame(data.subarray(4))], digestOf(data)), data.length);
+    assert.deepEqual(await readAllOf(d, id), data);
   });
 
   test('a server that saw none of the uploads checks the final digest from the stored state', async () => {
-    const id = await runningTask();
+    const id = await runningTaskOf(d);
     const a = Buffer.alloc(100_000, 'p');
     const b = Buffer.from('partial block\n');
     const all = Buffer.concat([a, b]);
-    await w.tasks.appendOutput(w.agent, id, 0, [frame(a)], digestOf(a));
-    await restart(); // another replica, or this one restarted: no digest in memory
-    await w.tasks.appendOutput(w.agent, id, a.length, [frame(b)], digestOf(all));
-    await restart();
-    await assert.rejects(w.tasks.finish(w.agent, id, finish(all.length, digestOf(a))), (err) => codeOf(err) === 'FERRY_E_OUTPUT_MISMATCH');
-    await w.tasks.finish(w.agent, id, finish(all.length, digestOf(all)));
-    const ended = await w.store.getTask(w.user.orgId, id);
+    await d.tasks.appendOutput(d.agent, id, 0, [frame(a)], digestOf(a));
+    await restartDigest(); // another replica, or this one restarted: no digest in memory
+    // An upload whose digest is wrong is refused there too (checked from the stored state).
+    await assert.rejects(d.tasks.appendOutput(d.agent, id, a.length, [frame(b)], digestOf(b)), (err) => codeOf(err) === 'FERRY_E_OUTPUT_DIGEST');
+    await d.tasks.appendOutput(d.agent, id, a.length, [frame(b)], digestOf(all));
+    await restartDigest();
+    await assert.rejects(d.tasks.finish(d.agent, id, finish(all.length, digestOf(a))), (err) => codeOf(err) === 'FERRY_E_OUTPUT_MISMATCH');
+    await d.tasks.finish(d.agent, id, finish(all.length, digestOf(all)));
+    const ended = await d.store.getTask(d.user.orgId, id);
     assert.equal(ended?.status, 'succeeded');
     assert.equal(ended.outputDigest, null, 'the state (with raw bytes of the output) is not kept after the end');
+    assert.deepEqual(await readAllOf(d, id), all);
   });
 });

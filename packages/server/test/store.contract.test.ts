@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Streams, type OutputFrame, type SealedSecret } from '@ferry/protocol';
-import type { AgentRow, OutputTransform, Store, TargetRow } from '../src/store/types.js';
+import type { AgentRow, OutputTransform, Store, TargetRow, TaskFilter } from '../src/store/types.js';
 import { forEachStore, type TestBackend } from './helpers/stores.js';
 import { registerTestAgent, testTarget, testTask } from './helpers/store-fixtures.js';
 
@@ -164,6 +164,24 @@ forEachStore('store contract', (backend) => {
     assert.equal((await store.getTask(orgId, 't_2'))?.status, 'queued');
   });
 
+  test('task list: by the principal that created them, and paged by (created_at, id), newest first', async () => {
+    const w = await world(backend);
+    for (const [id, createdAt, by] of [
+      ['t_a', 1, 'p_1'],
+      ['t_b', 2, 'p_2'],
+      ['t_c', 2, 'p_1'],
+      ['t_d', 3, 'p_1'],
+    ] as const)
+      await w.store.createTask(testTask(w.target, { id, createdAt, createdByPrincipal: by }));
+    const ids = async (filter: Omit<TaskFilter, 'limit'>, limit = 10): Promise<string[]> =>
+      (await w.store.listTasks(w.orgId, { limit, ...filter })).map((t) => t.id);
+    assert.deepEqual(await ids({ createdByPrincipal: 'p_1' }), ['t_d', 't_c', 't_a']);
+    assert.deepEqual(await ids({}, 2), ['t_d', 't_c'], 'first page; t_c before t_b: same time, larger id');
+    assert.deepEqual(await ids({ before: { createdAt: 2, id: 't_c' } }, 2), ['t_b', 't_a'], 'next page');
+    assert.deepEqual(await ids({ before: { createdAt: 3, id: 't_d' }, createdByPrincipal: 'p_1' }), ['t_c', 't_a']);
+    assert.deepEqual(await ids({ createdByPrincipal: 'p_nobody' }), []);
+  });
+
   test('claims racing from two stores on one database: every task goes to exactly one agent', { timeout: 60_000 }, async () => {
     const name = `race_claims_${backend.kind}`;
     const a = await world(backend, name);
@@ -218,6 +236,14 @@ forEachStore('store contract', (backend) => {
       ['queued', 'lost', 'running'],
     );
     assert.equal(await a.store.extendRunningLeases(now + LEASE_MS), 0, 'the renewed lease is later than that already');
+    // Claimed again, asked to stop before it started, its lease lapsed: cancelled once, never requeued.
+    assert.equal((await a.store.claimNextTask(a.agent, 0, 10))?.id, 't_unstarted');
+    assert.ok(await b.requestStop(a.orgId, 't_unstarted', now));
+    assert.equal(await a.store.requeueLapsed('t_unstarted', a.agent.id, now), false, 'a stop was asked for');
+    const cancelled = await Promise.all([a.store, b].map((s) => s.cancelLapsed('t_unstarted', a.agent.id, now, 'stopped before it started', noFlush)));
+    assert.equal(cancelled.filter(Boolean).length, 1);
+    const task = await b.getTask(a.orgId, 't_unstarted');
+    assert.deepEqual([task?.status, task?.reason], ['cancelled', 'stopped before it started']);
   });
 
   test('output: offset-addressed idempotent appends, reads that seek to any offset within byte and frame budgets', async () => {
@@ -253,6 +279,42 @@ forEachStore('store contract', (backend) => {
     assert.equal(text(await w.store.readOutput('t_out', 0, 1)), all.slice(0, 9), 'at least one frame');
     const task = await w.store.getTask(w.orgId, 't_out');
     assert.deepEqual([task?.outputBytes, task?.storedBytes, await w.store.orgOutputBytes(w.orgId)], [all.length, all.length, all.length]);
+  });
+
+  test('output digest state: stored with the append and read by another store; with a state an append must start where received output ends', async () => {
+    const name = `digest_${backend.kind}`;
+    const a = await world(backend, name);
+    const b = await backend.open(name);
+    await running(a, 't_dig');
+    assert.equal((await b.getTask(a.orgId, 't_dig'))?.outputDigest, null, 'no state before any output');
+    const first = await a.store.appendOutput('t_dig', a.agent.id, 0, [frame('0123456789')], keep, 'state-after-10');
+    assert.deepEqual(first !== 'not_held' && first.ok && [first.nextOffset, text(first.fresh)], [10, '0123456789']);
+    // Another replica sees the state with the counters it belongs to (what verifyFinal reads).
+    const seen = await b.getTaskForAgent('t_dig', a.agent.id);
+    assert.deepEqual([seen?.outputDigest, seen?.outputBytes], ['state-after-10', 10]);
+    // An upload overlapping the received output only partly: its state is for bytes from its own
+    // offset, so it is answered as a gap (where the output ends), and nothing changes.
+    assert.deepEqual(await b.appendOutput('t_dig', a.agent.id, 4, [frame('456789abcd')], keep, 'state-after-14'), { ok: false, expectedOffset: 10 });
+    // The same upload again (a retry after a lost answer) stores nothing and keeps the state.
+    const again = await b.appendOutput('t_dig', a.agent.id, 0, [frame('0123456789')], keep, 'state-after-10');
+    assert.deepEqual(again !== 'not_held' && again.ok && [again.nextOffset, again.fresh.length], [10, 0]);
+    assert.deepEqual(await b.appendOutput('t_dig', a.agent.id, 12, [frame('x')], keep, 'state-after-13'), { ok: false, expectedOffset: 10 });
+    const next = await b.appendOutput('t_dig', a.agent.id, 10, [frame('abcd')], keep, 'state-after-14');
+    assert.ok(next !== 'not_held' && next.ok && next.nextOffset === 14);
+    assert.equal((await a.store.getTask(a.orgId, 't_dig'))?.outputDigest, 'state-after-14');
+    assert.equal(text(await a.store.readOutput('t_dig', 0, 1 << 20)), '0123456789abcd');
+    // Without a state (an agent from before the digest), the overlap is skipped as before and
+    // the state becomes unknown: it no longer describes the output.
+    const old = await a.store.appendOutput('t_dig', a.agent.id, 12, [frame('cdef')], keep);
+    assert.ok(old !== 'not_held' && old.ok && old.nextOffset === 16);
+    assert.equal((await b.getTask(a.orgId, 't_dig'))?.outputDigest, null);
+    // The state holds raw (unredacted) bytes of the output: the task's end removes it, in the
+    // ending's transaction (the final status is checked before).
+    await a.store.appendOutput('t_dig', a.agent.id, 16, [frame('!')], keep, 'state-after-17');
+    assert.equal((await b.getTask(a.orgId, 't_dig'))?.outputDigest, 'state-after-17');
+    assert.ok(await b.finishTask('t_dig', a.agent.id, { status: 'succeeded', exitCode: 0, signal: null, reason: null, now: 100 }, noFlush));
+    const ended = (await a.store.listTasks(a.orgId, { limit: 10 })).find((t) => t.id === 't_dig');
+    assert.deepEqual([ended?.outputDigest, ended?.outputBytes, ended?.storedBytes], [null, 17, 17]);
   });
 
   test('uploads of one task racing from two stores: the output is stored once, in order', async () => {

@@ -2,7 +2,7 @@
  * Moving an installation from SQLite to PostgreSQL (`ferry server migrate`): a populated SQLite
  * store (targets with sealed secrets and key holders, tasks with binary output, a pending
  * review, agents, groups and grants, tokens, invitations, webhooks with deliveries, runbooks,
- * an audit chain) is copied into an empty PostgreSQL database; every read the server makes
+ * an audit chain; output in SQLite's files with its digest state) is copied into an empty PostgreSQL database; every read the server makes
  * answers the same on both, the audit chain still verifies and grows on, and a database that is
  * not empty is refused.
  */
@@ -70,6 +70,12 @@ async function populate(store: Store): Promise<void> {
   ];
   await store.appendOutput('t_ran', agent.id, 0, frames, keep);
   await store.finishTask('t_ran', agent.id, { status: 'succeeded', exitCode: 0, signal: null, reason: null, now }, () => []);
+  // A task still running, with the raw output's digest state (any string to the store), which
+  // must move with it so that its final status can still be checked.
+  await store.createTask(testTask(web, { id: 't_live', createdAt: 1 }));
+  await store.claimNextTask(agent, now, 60_000);
+  await store.markStarted('t_live', agent.id, now);
+  await store.appendOutput('t_live', agent.id, 0, [{ stream: Streams.stdout, time: 0.1, data: Buffer.from('so far\n') }], keep, 'digest-state-of-t_live');
   await store.createTask(testTask(web, { id: 't_queued', createdAt: 2 }));
   const input = { script: 'echo hi', targetId: prod.id, args: [], env: {}, stdin: null };
   const review = newTaskReview(prod.review!, input, now);
@@ -146,7 +152,7 @@ async function snapshot(store: Store): Promise<unknown> {
   return {
     targets: await store.listTargets(orgId),
     secrets: await store.listSecrets('g_web'),
-    tasks: await Promise.all(['t_ran', 't_queued', 't_review'].map((id) => store.getTask(orgId, id))),
+    tasks: await Promise.all(['t_ran', 't_live', 't_queued', 't_review'].map((id) => store.getTask(orgId, id))),
     output: (await store.readOutput('t_ran', 0, 1 << 20)).map((f) => [f.stream, f.time, Buffer.from(f.data).toString('hex')]),
     outputFrom: (await store.readOutput('t_ran', 8, 100)).map((f) => Buffer.from(f.data).toString('hex')),
     agents,
@@ -180,12 +186,13 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 test('a populated SQLite installation moves to PostgreSQL: every read answers the same, the audit chain verifies and grows on', async () => {
   const report = await migrateSqliteToPostgres(file, url);
   assert.equal(report.auditEntries, 12);
-  assert.equal(report.tables.task_output, 3);
+  assert.equal(report.tables.task_output, 4);
   assert.equal(report.tables.secrets, 2);
   const from = new SqliteStore(file);
   const to = await PostgresStore.open({ url, poolSize: 2 });
   try {
     assert.deepEqual(await snapshot(to), await snapshot(from));
+    assert.equal((await to.getTask(orgId, 't_live'))?.outputDigest, 'digest-state-of-t_live');
     const next = await to.appendAudit({ orgId, at: Date.now(), actor: 'admin', action: 'after.move', subject: 'x', details: {} });
     assert.equal(next.seq, 13, 'new entries continue the sequence');
     assert.deepEqual(verifyChain(await to.allAudit()), { ok: true, entries: 13, brokenAt: null });

@@ -1,8 +1,9 @@
 /**
  * The rest of the store contract on both backends (helpers/stores.ts): organizations with their
  * first admin, service accounts and token lookups; people (invitations used once, accounts,
- * roles, removal); single sign-on state used once; webhooks' listing and removal; runbook
- * sources and their runbooks; review expiry.
+ * roles, removal); single sign-on state used once; groups with their members and grants;
+ * webhooks' listing, attempts and removal; runbook sources and their runbooks; review expiry.
+ * test/conventions/store-contract.test.ts checks that no Store operation is left out.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -128,6 +129,89 @@ forEachStore('store contract: teams, people, sign-on, webhooks, runbooks', (back
     assert.ok(await store.people.useSsoDevice('d_1', 30));
     assert.equal(await store.people.useSsoDevice('d_1', 31), false);
     assert.equal(await store.people.findSsoDevice('handle-h', 40), undefined);
+  });
+
+  test('groups: found by name, listed with members and grants, membership added and removed', async () => {
+    const store = await backend.open();
+    const orgId = (await store.ensureOrg('acme', 1)).id;
+    await store.createTarget(testTarget({ orgId, name: 'web' }));
+    await store.createTarget(testTarget({ orgId, name: 'db' }));
+    for (const [id, name] of [
+      ['p_ann', 'ann@example.com'],
+      ['p_bob', 'bob@example.com'],
+    ] as const)
+      await store.teams.createPrincipal(person(orgId, id, name));
+    assert.equal(await store.teams.createGroup({ id: 'r_ops', orgId, name: 'ops', createdAt: 1 }), 'ok');
+    assert.equal(await store.teams.createGroup({ id: 'r_ops2', orgId, name: 'ops', createdAt: 1 }), 'exists');
+    assert.equal(await store.teams.createGroup({ id: 'r_dev', orgId, name: 'dev', createdAt: 2 }), 'ok');
+    assert.deepEqual(await store.teams.findGroup(orgId, 'ops'), { id: 'r_ops', orgId, name: 'ops', createdAt: 1 });
+    assert.equal(await store.teams.findGroup(orgId, 'nobody'), undefined);
+    await store.teams.addGroupMember('r_ops', 'p_bob');
+    await store.teams.addGroupMember('r_ops', 'p_ann');
+    await store.teams.putGrant('g_web', 'r_ops', 'operator', 1);
+    await store.teams.putGrant('g_db', 'r_ops', 'viewer', 1);
+    assert.deepEqual(await store.teams.listGroups(orgId), [
+      { id: 'r_dev', orgId, name: 'dev', createdAt: 2, members: [], grants: [] },
+      {
+        id: 'r_ops',
+        orgId,
+        name: 'ops',
+        createdAt: 1,
+        members: ['ann@example.com', 'bob@example.com'],
+        grants: [
+          { target: 'db', role: 'viewer' },
+          { target: 'web', role: 'operator' },
+        ],
+      },
+    ]);
+    assert.ok(await store.isGroupMember('r_ops', 'p_ann'));
+    assert.ok(!(await store.isGroupMember('r_dev', 'p_ann')));
+    assert.ok(await store.teams.removeGroupMember('r_ops', 'p_ann'));
+    assert.equal(await store.teams.removeGroupMember('r_ops', 'p_ann'), false, 'no longer a member');
+    assert.ok(!(await store.isGroupMember('r_ops', 'p_ann')));
+    assert.deepEqual((await store.teams.listGroups(orgId)).find((g) => g.id === 'r_ops')?.members, ['bob@example.com']);
+  });
+
+  test('webhook attempts: each recorded with its outcome, in the delivery history newest first', async () => {
+    const store = await backend.open();
+    const orgId = (await store.ensureOrg('acme', 1)).id;
+    await store.webhooks.create({
+      id: 'w_1',
+      orgId,
+      url: 'https://h.example/',
+      events: ['task.finished'],
+      format: 'json',
+      secret: 's',
+      createdBy: 't',
+      createdAt: 1,
+    });
+    await store.webhooks.enqueue([
+      { id: 'd_1', webhookId: 'w_1', event: 'task.finished', taskId: 't_1', body: '{}', createdAt: 100 },
+      { id: 'd_2', webhookId: 'w_1', event: 'task.finished', taskId: 't_2', body: '{}', createdAt: 101 },
+      { id: 'd_3', webhookId: 'w_1', event: 'task.finished', taskId: 't_3', body: '{}', createdAt: 102 },
+    ]);
+    await store.webhooks.recordAttempt('d_1', { at: 110, httpStatus: 500, error: null, durationMs: 7 }, { kind: 'retry', retryAt: 200 });
+    await store.webhooks.recordAttempt('d_1', { at: 200, httpStatus: 204, error: null, durationMs: 5 }, { kind: 'delivered' });
+    await store.webhooks.recordAttempt('d_2', { at: 111, httpStatus: null, error: 'refused', durationMs: 1 }, { kind: 'retry', retryAt: 300 });
+    await store.webhooks.recordAttempt('d_3', { at: 112, httpStatus: 410, error: null, durationMs: 2 }, { kind: 'failed' });
+    assert.deepEqual(
+      (await store.webhooks.deliveries('w_1', 10)).map((d) => [d.id, d.status, d.nextAttemptAt, d.attempts.map((a) => [a.at, a.httpStatus ?? a.error])]),
+      [
+        ['d_3', 'failed', null, [[112, 410]]],
+        ['d_2', 'pending', 300, [[111, 'refused']]],
+        [
+          'd_1',
+          'delivered',
+          null,
+          [
+            [110, 500],
+            [200, 204],
+          ],
+        ],
+      ],
+    );
+    assert.equal((await store.webhooks.deliveries('w_1', 1)).length, 1);
+    assert.equal(await store.webhooks.nextDue(), 300, 'the one left pending');
   });
 
   test('webhooks: listed per organization, subscribers by event; removal fails what was pending', async () => {

@@ -64,7 +64,9 @@ const backends: Record<BackendKind, TestBackend> = {
   sqlite: {
     kind: 'sqlite',
     open: (name = `t${++counter}`) => {
-      const store = new SqliteStore(join(scratchDir(), `${name}.db`));
+      // Each database its own output folder: a store opening removes the files of tasks its
+      // database does not know (OutputFiles.reconcile), which would be other databases' files.
+      const store = new SqliteStore(join(scratchDir(), `${name}.db`), { outputDir: join(scratchDir(), `${name}.output`) });
       opened.push(store);
       return Promise.resolve(store);
     },

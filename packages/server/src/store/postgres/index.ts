@@ -13,6 +13,7 @@ import type {
   AgentRow,
   AppendResult,
   ApproveResult,
+  AuditFilter,
   AuditInput,
   AuditRow,
   ConsumeJoinResult,
@@ -363,6 +364,15 @@ export class PostgresStore implements Store {
       where.push('t.target_id = ANY(?::text[])');
       params.push([...filter.targetIds]);
     }
+    if (filter.createdByPrincipal) {
+      where.push('t.created_by_principal = ?');
+      params.push(filter.createdByPrincipal);
+    }
+    if (filter.before) {
+      // The next page: older than the last task shown, in the list's order (created_at, then id).
+      where.push('(t.created_at < ? OR (t.created_at = ? AND t.id < ?))');
+      params.push(filter.before.createdAt, filter.before.createdAt, filter.before.id);
+    }
     params.push(filter.limit);
     return (await this.db.all(`${TASK_SELECT} WHERE ${where.join(' AND ')} ORDER BY t.created_at DESC, t.id DESC LIMIT ?`, params)).map(toTask);
   }
@@ -550,6 +560,9 @@ export class PostgresStore implements Store {
     return this.db.tx(async (sql) => {
       if ((await write(sql)) !== 1) return false;
       await flushHeldOutput(sql, taskId, flush);
+      // The digest state holds the last few raw (unredacted) bytes of the output: once the task
+      // has ended nothing checks it any more, so it goes, as the redactor's held-back text does.
+      await sql.run('UPDATE tasks SET output_digest = NULL WHERE id = ?', [taskId]);
       return true;
     });
   }
@@ -560,8 +573,9 @@ export class PostgresStore implements Store {
     offset: number,
     frames: readonly OutputFrame[],
     transform: OutputTransform,
+    digestState: string | null = null,
   ): Promise<AppendResult | 'not_held'> {
-    return this.db.tx((sql) => appendOutput(sql, taskId, agentId, offset, frames, transform));
+    return this.db.tx((sql) => appendOutput(sql, taskId, agentId, offset, frames, transform, digestState));
   }
 
   async readOutput(taskId: string, offset: number, maxBytes: number, maxFrames = Infinity): Promise<OutputFrame[]> {
@@ -705,9 +719,39 @@ export class PostgresStore implements Store {
     return (await this.db.all('SELECT * FROM audit_log ORDER BY seq')).map(toAudit);
   }
 
-  async listAudit(orgId: string, limit: number, instance = false): Promise<AuditRow[]> {
-    const where = instance ? 'org_id = ? OR org_id IS NULL' : 'org_id = ?';
-    return (await this.db.all(`SELECT * FROM audit_log WHERE ${where} ORDER BY seq DESC LIMIT ?`, [orgId, limit])).map(toAudit);
+  async listAudit(orgId: string, limit: number, instance = false, filter: AuditFilter = {}): Promise<AuditRow[]> {
+    const where = [instance ? '(org_id = ? OR org_id IS NULL)' : 'org_id = ?'];
+    const args: unknown[] = [orgId];
+    const add = (sql: string, ...values: unknown[]): void => {
+      where.push(sql);
+      args.push(...values);
+    };
+    // As SQLite's (sqlite/index.ts): plain string comparisons, no LIKE, so % and _ mean themselves.
+    if (filter.actorContains !== undefined) add('strpos(lower(actor), lower(?)) > 0', filter.actorContains);
+    if (filter.actionPrefix !== undefined) add('left(action, length(?)) = ?', filter.actionPrefix, filter.actionPrefix);
+    if (filter.target !== undefined) {
+      // The target's own entries, its secrets' (`name/SECRET`), those naming it in details
+      // (`target`, or join tokens' `targets`, a list or, as SQLite's json_each takes it, one
+      // value), and its tasks'. details is JSON text.
+      add(
+        `((left(action, 7) = 'target.' AND subject = ?) OR (left(action, 7) = 'secret.' AND left(subject, length(?) + 1) = ? || '/')
+          OR details::jsonb ->> 'target' = ? OR details::jsonb ->> 'targets' = ?
+          OR EXISTS (SELECT 1 FROM jsonb_array_elements_text(CASE WHEN jsonb_typeof(details::jsonb -> 'targets') = 'array' THEN details::jsonb -> 'targets' ELSE '[]'::jsonb END) v WHERE v = ?)
+          OR subject IN (SELECT t.id FROM tasks t JOIN targets g ON g.id = t.target_id WHERE g.org_id = ? AND g.name = ?))`,
+        filter.target,
+        filter.target,
+        filter.target,
+        filter.target,
+        filter.target,
+        filter.target,
+        orgId,
+        filter.target,
+      );
+    }
+    if (filter.since !== undefined) add('at >= ?', filter.since);
+    if (filter.until !== undefined) add('at < ?', filter.until);
+    if (filter.beforeSeq !== undefined) add('seq < ?', filter.beforeSeq);
+    return (await this.db.all(`SELECT * FROM audit_log WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`, [...args, limit])).map(toAudit);
   }
 }
 

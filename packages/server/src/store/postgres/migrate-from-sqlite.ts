@@ -5,6 +5,9 @@
  * values are copied as they are, so the audit chain still verifies and agents keep their keys.
  * The SQLite file is first brought to the current schema (as a server start would); the
  * PostgreSQL schema is this build's. A table the PostgreSQL schema lacks stops the move.
+ * Output is the exception to row for row: SQLite keeps its bytes in files (the data folder's
+ * `output/`, see sqlite/output-files.ts) and where each frame lies in `task_output_frames`;
+ * PostgreSQL keeps chunk rows with their bytes (`task_output`), made here from the two.
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -12,6 +15,7 @@ import Database from 'better-sqlite3';
 import { lockDataFolder } from '../../data-lock.js';
 import { verifyChain } from '../../routes/audit.js';
 import { SqliteStore } from '../sqlite/index.js';
+import { OutputFiles } from '../sqlite/output-files.js';
 import type { Sql } from './db.js';
 import { PostgresStore } from './index.js';
 
@@ -32,7 +36,6 @@ const ORDER = [
   'key_handovers',
   'secrets',
   'tasks',
-  'task_output',
   'task_reviews',
   'audit_log',
   'webhooks',
@@ -51,6 +54,13 @@ const ORDER = [
 const MAX_PARAMS = 60_000;
 /** Rows per INSERT at most (output chunks can be large). */
 const MAX_ROWS = 500;
+/** Output bytes per INSERT at most, whatever the chunk sizes. */
+const MAX_OUTPUT_BYTES = 16 << 20;
+/**
+ * Output tables copied by `copyOutput`, not row for row: SQLite's frames become PostgreSQL's
+ * chunk rows; `task_output` of SQLite (before its migration 15) is empty once the store opened.
+ */
+const OUTPUT_TABLES = ['task_output', 'task_output_frames'];
 
 export interface MigrationReport {
   /** Rows copied per table. */
@@ -64,7 +74,8 @@ function sqliteTables(db: Database.Database): string[] {
   const names = (
     db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'schema_migrations'").all() as SqliteRow[]
   ).map((r) => String(r.name));
-  return [...ORDER.filter((t) => names.includes(t)), ...names.filter((t) => !ORDER.includes(t))];
+  const tables = [...ORDER.filter((t) => names.includes(t)), ...names.filter((t) => !ORDER.includes(t))];
+  return tables.filter((t) => !OUTPUT_TABLES.includes(t));
 }
 
 async function pgColumns(sql: Sql, table: string): Promise<Set<string>> {
@@ -103,6 +114,38 @@ async function copyTable(db: Database.Database, sql: Sql, table: string): Promis
   return copied;
 }
 
+/**
+ * Task output: each frame SQLite lists (`task_output_frames`) with its bytes read from the task's
+ * output file becomes one PostgreSQL chunk row at the same stored offset. Returns the rows made.
+ */
+async function copyOutput(db: Database.Database, sql: Sql, files: OutputFiles): Promise<number> {
+  const head = 'INSERT INTO task_output (task_id, start_offset, end_offset, stream, time, data) VALUES ';
+  let batch: unknown[][] = [];
+  let batchBytes = 0;
+  let copied = 0;
+  const flush = async (): Promise<void> => {
+    if (batch.length === 0) return;
+    await sql.run(head + batch.map(() => '(?, ?, ?, ?, ?, ?)').join(', '), batch.flat());
+    copied += batch.length;
+    batch = [];
+    batchBytes = 0;
+  };
+  const frames = db.prepare('SELECT task_id, start_offset, end_offset, stream, time FROM task_output_frames ORDER BY task_id, start_offset');
+  for (const r of frames.iterate() as IterableIterator<SqliteRow>) {
+    const taskId = String(r.task_id);
+    const start = Number(r.start_offset);
+    const length = Number(r.end_offset) - start;
+    const data = files.read(taskId, start, length);
+    // A damaged data folder (a file lost or cut short): stop rather than move output with holes.
+    if (data.length < length) throw new Error(`the output file of task ${taskId} ends before its recorded length (damaged data folder?)`);
+    batch.push([taskId, start, start + length, r.stream, r.time, data]);
+    batchBytes += length;
+    if (batch.length >= MAX_ROWS || batchBytes >= MAX_OUTPUT_BYTES) await flush();
+  }
+  await flush();
+  return copied;
+}
+
 /** Copies the SQLite database `fromFile` into the empty PostgreSQL database at `toUrl`. */
 export async function migrateSqliteToPostgres(fromFile: string, toUrl: string): Promise<MigrationReport> {
   // A server still running on this data folder would go on writing: its lock says so.
@@ -118,13 +161,19 @@ async function copyDatabase(fromFile: string, toUrl: string): Promise<MigrationR
   // Bring the file to the current schema first, as a server start would.
   await new SqliteStore(fromFile).close();
   const db = new Database(fromFile, { readonly: true, fileMustExist: true });
+  // Where the SQLite store keeps output files (its default, which the server uses).
+  const files = new OutputFiles(join(dirname(fromFile), 'output'));
   const pgStore = await PostgresStore.open({ url: toUrl, poolSize: 2 });
   try {
     const tables: Record<string, number> = {};
     await pgStore.db.tx(async (sql) => {
       const used = await sql.one('SELECT (SELECT COUNT(*) FROM orgs) + (SELECT COUNT(*) FROM audit_log) AS n');
       if (Number(used?.n) > 0) throw new Error('the PostgreSQL database is not empty: migrate into a new database');
-      for (const table of sqliteTables(db)) tables[table] = await copyTable(db, sql, table);
+      for (const table of sqliteTables(db)) {
+        tables[table] = await copyTable(db, sql, table);
+        // Output chunks after their tasks (foreign key), under PostgreSQL's table name.
+        if (table === 'tasks') tables.task_output = await copyOutput(db, sql, files);
+      }
       // New audit entries continue after the copied ones.
       await sql.one(
         "SELECT setval(pg_get_serial_sequence('audit_log', 'seq'), GREATEST((SELECT MAX(seq) FROM audit_log), 1), (SELECT MAX(seq) FROM audit_log) IS NOT NULL)",
@@ -134,6 +183,7 @@ async function copyDatabase(fromFile: string, toUrl: string): Promise<MigrationR
     if (!chain.ok) throw new Error(`the copied audit chain does not verify (broken at ${chain.brokenAt}); the copy is there: investigate before using it`);
     return { tables, auditEntries: chain.entries };
   } finally {
+    files.close();
     db.close();
     await pgStore.close();
   }

@@ -184,4 +184,25 @@ CREATE TABLE sso_devices (
 );
 `,
   },
+  {
+    version: 2,
+    name: 'output digest state (SQLite migration 15)',
+    sql: `
+-- The digest state of the raw output received (protocol's OutputDigest), written with each
+-- append, so that any replica can check an upload's digest and the final status; NULL for a
+-- task that was running when the server was upgraded (checked by length only). Output itself
+-- stays in task_output chunk rows: SQLite 15's move to files has no counterpart here.
+ALTER TABLE tasks ADD COLUMN output_digest TEXT;
+`,
+  },
+  {
+    version: 3,
+    name: "target network policy 'public' (SQLite migration 16)",
+    sql: `
+-- 'public': public endpoints only. PostgreSQL widens the CHECK in place (the column's own
+-- constraint, named by PostgreSQL's rule table_column_check in migration 1).
+ALTER TABLE targets DROP CONSTRAINT targets_network_check;
+ALTER TABLE targets ADD CONSTRAINT targets_network_check CHECK (network IN ('none','host','public'));
+`,
+  },
 ];

@@ -2,8 +2,9 @@
  * Task output in PostgreSQL: chunk rows (bytea) keyed by (task, stored offset), so a read seeks
  * to its offset by the primary key and a live reader costs one indexed range read per call,
  * whatever came before. Same two offsets as SQLite (sqlite/output.ts): `output_bytes` counts
- * what the agent sent, `stored_bytes` what was stored after redaction. These run inside the
- * store's transactions; the append locks the task row first (FOR UPDATE), so concurrent uploads
+ * what the agent sent, `stored_bytes` what was stored after redaction, and `output_digest` the
+ * digest state of the raw bytes received (protocol's OutputDigest), written with them so that any
+ * replica can check the final status. These run inside the store's transactions; the append locks the task row first (FOR UPDATE), so concurrent uploads
  * of one task, on any replica, apply one after the other.
  */
 import { isStreamId, type OutputFrame } from '@ferry/protocol';
@@ -44,7 +45,11 @@ async function insertFrames(sql: Sql, taskId: string, orgId: string, at: number,
   return at;
 }
 
-/** Call inside a transaction. */
+/**
+ * Call inside a transaction. With a `digestState` (the raw output's digest after these frames),
+ * the append must start where the received output ends; an upload overlapping it only partly is
+ * answered with where it ends (as SQLite's, sqlite/output.ts).
+ */
 export async function appendOutput(
   sql: Sql,
   taskId: string,
@@ -52,6 +57,7 @@ export async function appendOutput(
   offset: number,
   frames: readonly OutputFrame[],
   transform: OutputTransform,
+  digestState: string | null,
 ): Promise<AppendResult | 'not_held'> {
   const t = await sql.one(
     "SELECT org_id, output_bytes, stored_bytes, redact_state FROM tasks WHERE id = ? AND agent_id = ? AND status = 'running' FOR UPDATE",
@@ -63,12 +69,15 @@ export async function appendOutput(
   const fresh = unseenFrames(frames, offset, expected);
   const received = fresh.reduce((n, f) => n + f.data.length, 0);
   if (received === 0) return { ok: true, nextOffset: expected, fresh: [], freshOffset: expected };
+  // The digest state was computed for bytes from `offset`: from anywhere else it would be wrong.
+  if (digestState !== null && offset !== expected) return { ok: false, expectedOffset: expected };
   const out = transform(fresh, strOrNull(t.redact_state));
   const stored = await insertFrames(sql, taskId, String(t.org_id), num(t.stored_bytes), out.frames);
-  await sql.run('UPDATE tasks SET output_bytes = ?, stored_bytes = ?, redact_state = ? WHERE id = ? AND output_bytes = ?', [
+  await sql.run('UPDATE tasks SET output_bytes = ?, stored_bytes = ?, redact_state = ?, output_digest = ? WHERE id = ? AND output_bytes = ?', [
     expected + received,
     stored,
     out.state,
+    digestState,
     taskId,
     expected,
   ]);
