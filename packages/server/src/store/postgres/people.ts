@@ -2,35 +2,8 @@
 import type { Role } from '@ferry/protocol';
 import type { Account, InvitationRow, PeopleStore, PersonRow, SsoDeviceRow, SsoLoginRow, SsoSettingsRow } from '../people-types.js';
 import type { PrincipalRow } from '../teams-types.js';
-import { num, strOrNull } from '../sqlite/rows.js';
-import type { Db, Row } from './db.js';
-import { toPrincipal } from './teams.js';
-
-function toInvitation(r: Row): InvitationRow {
-  return {
-    id: String(r.id),
-    orgId: String(r.org_id),
-    email: String(r.email),
-    role: r.role as Role,
-    createdBy: String(r.created_by),
-    createdAt: num(r.created_at),
-    expiresAt: num(r.expires_at),
-    usedAt: r.used_at === null || r.used_at === undefined ? null : num(r.used_at),
-  };
-}
-
-function toSsoLogin(r: Row): SsoLoginRow {
-  return {
-    id: String(r.id),
-    orgId: String(r.org_id),
-    codeVerifier: String(r.code_verifier),
-    nonce: String(r.nonce),
-    loopbackPort: num(r.loopback_port),
-    cliChallenge: String(r.cli_challenge),
-    createdAt: num(r.created_at),
-    expiresAt: num(r.expires_at),
-  };
-}
+import { num, strOrNull, toInvitation, toPrincipal, toSsoLogin } from '../sqlite/rows.js';
+import type { Db } from './db.js';
 
 const INVITATION_COLUMNS = 'id, org_id, email, role, created_by, created_at, expires_at, used_at';
 

@@ -1,37 +1,7 @@
 /** Runbook sources and their runbooks in PostgreSQL (runbook-types.ts; the same queries as sqlite/runbooks.ts). */
 import type { RunbookMeta, RunbookRow, RunbookSourceRow, RunbookStore } from '../runbook-types.js';
-import { num, strOrNull } from '../sqlite/rows.js';
-import { isUniqueViolation, type Db, type Row } from './db.js';
-
-function toSource(r: Row): RunbookSourceRow {
-  return {
-    id: String(r.id),
-    orgId: String(r.org_id),
-    name: String(r.name),
-    git: String(r.git),
-    ref: String(r.ref),
-    path: String(r.path),
-    commit: strOrNull(r.commit_sha),
-    syncedAt: r.synced_at === null ? null : num(r.synced_at),
-    lastError: strOrNull(r.last_error),
-    createdBy: String(r.created_by),
-    createdAt: num(r.created_at),
-  };
-}
-
-function toRunbook(r: Row): RunbookRow {
-  const meta = JSON.parse(String(r.meta)) as RunbookMeta;
-  return {
-    ...meta,
-    orgId: String(r.org_id),
-    name: String(r.name),
-    sourceId: String(r.source_id),
-    sourceName: String(r.source_name),
-    file: String(r.file),
-    commit: String(r.commit_sha),
-    script: String(r.script),
-  };
-}
+import { num, toRunbook, toSource } from '../sqlite/rows.js';
+import { isUniqueViolation, type Db } from './db.js';
 
 const RUNBOOK_SELECT = 'SELECT r.*, s.name AS source_name FROM runbooks r JOIN runbook_sources s ON s.id = r.source_id';
 

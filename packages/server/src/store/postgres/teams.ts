@@ -5,51 +5,12 @@
 import type { GrantRole } from '@ferry/protocol';
 import type { GroupRow, GroupWithMembers, PrincipalRow, TeamsStore, TokenRow, TokenWithPrincipal } from '../teams-types.js';
 import type { OrgRow } from '../types.js';
-import { num, strOrNull } from '../sqlite/rows.js';
+import { num, toPrincipal, toTokenWithPrincipal } from '../sqlite/rows.js';
 import { isUniqueViolation, type Db, type Row, type Sql } from './db.js';
-
-const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
 const TOKEN_SELECT = `SELECT k.id, k.org_id, k.principal_id, k.name, k.created_at, k.expires_at, k.last_used_at, k.revoked_at,
   p.kind AS p_kind, p.name AS p_name, p.role AS p_role, p.instance_admin AS p_instance_admin, p.created_by AS p_created_by, p.created_at AS p_created_at
   FROM api_tokens k JOIN principals p ON p.id = k.principal_id`;
-
-function toTokenWithPrincipal(r: Row): TokenWithPrincipal {
-  const token: TokenRow = {
-    id: String(r.id),
-    orgId: String(r.org_id),
-    principalId: String(r.principal_id),
-    name: String(r.name),
-    createdAt: num(r.created_at),
-    expiresAt: numOrNull(r.expires_at),
-    lastUsedAt: numOrNull(r.last_used_at),
-    revokedAt: numOrNull(r.revoked_at),
-  };
-  const principal: PrincipalRow = {
-    id: token.principalId,
-    orgId: token.orgId,
-    kind: r.p_kind as PrincipalRow['kind'],
-    name: String(r.p_name),
-    role: r.p_role as PrincipalRow['role'],
-    instanceAdmin: r.p_instance_admin === 1,
-    createdBy: strOrNull(r.p_created_by),
-    createdAt: num(r.p_created_at),
-  };
-  return { token, principal };
-}
-
-export function toPrincipal(r: Row): PrincipalRow {
-  return {
-    id: String(r.id),
-    orgId: String(r.org_id),
-    kind: r.kind as PrincipalRow['kind'],
-    name: String(r.name),
-    role: r.role as PrincipalRow['role'],
-    instanceAdmin: r.instance_admin === 1,
-    createdBy: strOrNull(r.created_by),
-    createdAt: num(r.created_at),
-  };
-}
 
 const toOrg = (r: Row): OrgRow => ({ id: String(r.id), name: String(r.name), createdAt: num(r.created_at) });
 const toGroup = (r: Row): GroupRow => ({ id: String(r.id), orgId: String(r.org_id), name: String(r.name), createdAt: num(r.created_at) });

@@ -3,23 +3,10 @@
  * runs the delivery loop: a claim locks its rows with SKIP LOCKED and pushes them a lease
  * ahead in the same transaction, so two replicas never attempt the same delivery at once.
  */
-import type { WebhookEvent, WebhookFormat } from '@ferry/protocol';
+import type { WebhookEvent } from '@ferry/protocol';
 import type { AttemptOutcome, AttemptRow, DeliveryRow, DueDelivery, NewDelivery, WebhookRow, WebhookStore } from '../webhook-types.js';
-import { num, strOrNull } from '../sqlite/rows.js';
-import type { Db, Row } from './db.js';
-
-function toWebhook(r: Row): WebhookRow {
-  return {
-    id: String(r.id),
-    orgId: String(r.org_id),
-    url: String(r.url),
-    events: JSON.parse(String(r.events)) as WebhookEvent[],
-    format: r.format as WebhookFormat,
-    secret: String(r.secret),
-    createdBy: String(r.created_by),
-    createdAt: num(r.created_at),
-  };
-}
+import { num, strOrNull, toWebhook } from '../sqlite/rows.js';
+import type { Db } from './db.js';
 
 export class PgWebhooks implements WebhookStore {
   constructor(private readonly db: Db) {}

@@ -4,47 +4,8 @@ import type Database from 'better-sqlite3';
 import type { Role } from '@ferry/protocol';
 import type { Account, InvitationRow, PeopleStore, PersonRow, SsoDeviceRow, SsoLoginRow, SsoSettingsRow } from '../people-types.js';
 import type { PrincipalRow } from '../teams-types.js';
-import { num, strOrNull, type Row } from './rows.js';
+import { num, strOrNull, toInvitation, toPrincipal, toSsoLogin, type Row } from './rows.js';
 import type { Statements } from './output.js';
-
-function toInvitation(r: Row): InvitationRow {
-  return {
-    id: String(r.id),
-    orgId: String(r.org_id),
-    email: String(r.email),
-    role: r.role as Role,
-    createdBy: String(r.created_by),
-    createdAt: num(r.created_at),
-    expiresAt: num(r.expires_at),
-    usedAt: r.used_at === null || r.used_at === undefined ? null : num(r.used_at),
-  };
-}
-
-function toPrincipal(r: Row): PrincipalRow {
-  return {
-    id: String(r.id),
-    orgId: String(r.org_id),
-    kind: r.kind as PrincipalRow['kind'],
-    name: String(r.name),
-    role: r.role as Role,
-    instanceAdmin: r.instance_admin === 1,
-    createdBy: strOrNull(r.created_by),
-    createdAt: num(r.created_at),
-  };
-}
-
-function toSsoLogin(r: Row): SsoLoginRow {
-  return {
-    id: String(r.id),
-    orgId: String(r.org_id),
-    codeVerifier: String(r.code_verifier),
-    nonce: String(r.nonce),
-    loopbackPort: num(r.loopback_port),
-    cliChallenge: String(r.cli_challenge),
-    createdAt: num(r.created_at),
-    expiresAt: num(r.expires_at),
-  };
-}
 
 const INVITATION_COLUMNS = 'id, org_id, email, role, created_by, created_at, expires_at, used_at';
 

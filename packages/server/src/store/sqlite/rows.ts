@@ -1,5 +1,12 @@
-/** SQLite rows → store rows. Column names are snake_case; JSON columns are parsed here. */
-import type { TaskStatus } from '@ferry/protocol';
+/**
+ * Database rows → store rows, for SQLite and PostgreSQL alike (both stores read the same columns).
+ * Column names are snake_case; JSON columns are parsed here.
+ */
+import type { Role, TaskStatus, WebhookEvent, WebhookFormat } from '@ferry/protocol';
+import type { InvitationRow, SsoLoginRow } from '../people-types.js';
+import type { RunbookMeta, RunbookRow, RunbookSourceRow } from '../runbook-types.js';
+import type { PrincipalRow, TokenRow, TokenWithPrincipal } from '../teams-types.js';
+import type { WebhookRow } from '../webhook-types.js';
 import type { AgentRow, AuditRow, SecretRow, TargetRow, TaskRow } from '../types.js';
 
 export type Row = Record<string, unknown>;
@@ -110,5 +117,111 @@ export function toAudit(r: Row): AuditRow {
     details: JSON.parse(String(r.details)) as Record<string, unknown>,
     prevHash: String(r.prev_hash),
     hash: String(r.hash),
+  };
+}
+
+export function toSource(r: Row): RunbookSourceRow {
+  return {
+    id: String(r.id),
+    orgId: String(r.org_id),
+    name: String(r.name),
+    git: String(r.git),
+    ref: String(r.ref),
+    path: String(r.path),
+    commit: strOrNull(r.commit_sha),
+    syncedAt: r.synced_at === null ? null : num(r.synced_at),
+    lastError: strOrNull(r.last_error),
+    createdBy: String(r.created_by),
+    createdAt: num(r.created_at),
+  };
+}
+
+export function toRunbook(r: Row): RunbookRow {
+  const meta = JSON.parse(String(r.meta)) as RunbookMeta;
+  return {
+    ...meta,
+    orgId: String(r.org_id),
+    name: String(r.name),
+    sourceId: String(r.source_id),
+    sourceName: String(r.source_name),
+    file: String(r.file),
+    commit: String(r.commit_sha),
+    script: String(r.script),
+  };
+}
+
+export function toInvitation(r: Row): InvitationRow {
+  return {
+    id: String(r.id),
+    orgId: String(r.org_id),
+    email: String(r.email),
+    role: r.role as Role,
+    createdBy: String(r.created_by),
+    createdAt: num(r.created_at),
+    expiresAt: num(r.expires_at),
+    usedAt: r.used_at === null || r.used_at === undefined ? null : num(r.used_at),
+  };
+}
+
+export function toSsoLogin(r: Row): SsoLoginRow {
+  return {
+    id: String(r.id),
+    orgId: String(r.org_id),
+    codeVerifier: String(r.code_verifier),
+    nonce: String(r.nonce),
+    loopbackPort: num(r.loopback_port),
+    cliChallenge: String(r.cli_challenge),
+    createdAt: num(r.created_at),
+    expiresAt: num(r.expires_at),
+  };
+}
+
+export function toTokenWithPrincipal(r: Row): TokenWithPrincipal {
+  const token: TokenRow = {
+    id: String(r.id),
+    orgId: String(r.org_id),
+    principalId: String(r.principal_id),
+    name: String(r.name),
+    createdAt: num(r.created_at),
+    expiresAt: numOrNull(r.expires_at),
+    lastUsedAt: numOrNull(r.last_used_at),
+    revokedAt: numOrNull(r.revoked_at),
+  };
+  const principal: PrincipalRow = {
+    id: token.principalId,
+    orgId: token.orgId,
+    kind: r.p_kind as PrincipalRow['kind'],
+    name: String(r.p_name),
+    role: r.p_role as PrincipalRow['role'],
+    instanceAdmin: r.p_instance_admin === 1,
+    createdBy: strOrNull(r.p_created_by),
+    createdAt: num(r.p_created_at),
+  };
+  return { token, principal };
+}
+
+export function toPrincipal(r: Row): PrincipalRow {
+  return {
+    id: String(r.id),
+    orgId: String(r.org_id),
+    kind: r.kind as PrincipalRow['kind'],
+    name: String(r.name),
+    role: r.role as PrincipalRow['role'],
+    instanceAdmin: r.instance_admin === 1,
+    createdBy: strOrNull(r.created_by),
+    createdAt: num(r.created_at),
+  };
+}
+
+export function toWebhook(r: Row): WebhookRow {
+  return {
+    id: String(r.id),
+    orgId: String(r.org_id),
+    url: String(r.url),
+    events: JSON.parse(String(r.events)) as WebhookEvent[],
+    format: r.format as WebhookFormat,
+    secret: String(r.secret),
+    createdBy: String(r.created_by),
+    createdAt: num(r.created_at),
   };
 }

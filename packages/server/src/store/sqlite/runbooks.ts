@@ -2,39 +2,9 @@
 import type Database from 'better-sqlite3';
 import type { RunbookMeta, RunbookRow, RunbookSourceRow, RunbookStore } from '../runbook-types.js';
 import type { Statements } from './output.js';
-import { num, strOrNull, type Row } from './rows.js';
+import { num, toRunbook, toSource, type Row } from './rows.js';
 
 /* eslint-disable @typescript-eslint/require-await -- the interface is async for PostgreSQL; better-sqlite3 is synchronous */
-
-function toSource(r: Row): RunbookSourceRow {
-  return {
-    id: String(r.id),
-    orgId: String(r.org_id),
-    name: String(r.name),
-    git: String(r.git),
-    ref: String(r.ref),
-    path: String(r.path),
-    commit: strOrNull(r.commit_sha),
-    syncedAt: r.synced_at === null ? null : num(r.synced_at),
-    lastError: strOrNull(r.last_error),
-    createdBy: String(r.created_by),
-    createdAt: num(r.created_at),
-  };
-}
-
-function toRunbook(r: Row): RunbookRow {
-  const meta = JSON.parse(String(r.meta)) as RunbookMeta;
-  return {
-    ...meta,
-    orgId: String(r.org_id),
-    name: String(r.name),
-    sourceId: String(r.source_id),
-    sourceName: String(r.source_name),
-    file: String(r.file),
-    commit: String(r.commit_sha),
-    script: String(r.script),
-  };
-}
 
 const RUNBOOK_SELECT = 'SELECT r.*, s.name AS source_name FROM runbooks r JOIN runbook_sources s ON s.id = r.source_id';
 

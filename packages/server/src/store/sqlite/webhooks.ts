@@ -1,24 +1,11 @@
 /** Webhooks and their durable delivery queue in SQLite (webhook-types.ts). */
 import type Database from 'better-sqlite3';
-import type { WebhookEvent, WebhookFormat } from '@ferry/protocol';
+import type { WebhookEvent } from '@ferry/protocol';
 import type { AttemptOutcome, AttemptRow, DeliveryRow, DueDelivery, NewDelivery, WebhookRow, WebhookStore } from '../webhook-types.js';
 import type { Statements } from './output.js';
-import { num, strOrNull, type Row } from './rows.js';
+import { num, strOrNull, toWebhook, type Row } from './rows.js';
 
 /* eslint-disable @typescript-eslint/require-await -- the interface is async for PostgreSQL; better-sqlite3 is synchronous */
-
-function toWebhook(r: Row): WebhookRow {
-  return {
-    id: String(r.id),
-    orgId: String(r.org_id),
-    url: String(r.url),
-    events: JSON.parse(String(r.events)) as WebhookEvent[],
-    format: r.format as WebhookFormat,
-    secret: String(r.secret),
-    createdBy: String(r.created_by),
-    createdAt: num(r.created_at),
-  };
-}
 
 export class SqliteWebhooks implements WebhookStore {
   constructor(
