@@ -575,7 +575,8 @@ export class PostgresStore implements Store {
     transform: OutputTransform,
     digestState: string | null = null,
   ): Promise<AppendResult | 'not_held'> {
-    return this.db.tx((sql) => appendOutput(sql, taskId, agentId, offset, frames, transform, digestState));
+    // Not in a transaction of ours: the append is one conditional statement (postgres/output.ts).
+    return appendOutput(this.db, taskId, agentId, offset, frames, transform, digestState);
   }
 
   async readOutput(taskId: string, offset: number, maxBytes: number, maxFrames = Infinity): Promise<OutputFrame[]> {
