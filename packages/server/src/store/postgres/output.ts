@@ -169,18 +169,23 @@ const READ_BATCH = 1024;
 export async function readOutput(sql: Sql, taskId: string, offset: number, maxBytes: number, maxFrames: number): Promise<OutputFrame[]> {
   const frames: OutputFrame[] = [];
   let bytes = 0;
-  // Seek by the primary key (task_id, start_offset): the chunk holding `offset`, then onwards,
-  // fetching only chunks that start within the byte budget (stored offsets are contiguous), so
-  // a read moves about `maxBytes` however large the chunks are.
-  const first = await sql.one('SELECT MAX(start_offset) AS s FROM task_output WHERE task_id = ? AND start_offset <= ?', [taskId, offset]);
-  let from = first?.s === null || first?.s === undefined ? 0 : num(first.s);
-  const upTo = Number.isFinite(maxBytes) ? Math.max(offset + maxBytes, from + 1) : Number.MAX_SAFE_INTEGER;
+  // Seek by the primary key (task_id, start_offset): the chunk holding `offset` (found by the
+  // first query itself, so a read is one round trip), then onwards, fetching only chunks that
+  // start within the byte budget (stored offsets are contiguous), so a read moves about
+  // `maxBytes` however large the chunks are.
+  const upTo = Number.isFinite(maxBytes) ? offset + maxBytes : Number.MAX_SAFE_INTEGER;
+  const columns = 'SELECT start_offset, end_offset, stream, time, data FROM task_output WHERE task_id = ?';
+  let from: number | undefined;
   for (;;) {
     const limit = Number.isFinite(maxFrames) ? Math.min(READ_BATCH, maxFrames - frames.length + 1) : READ_BATCH;
-    const rows = await sql.all(
-      'SELECT start_offset, end_offset, stream, time, data FROM task_output WHERE task_id = ? AND start_offset >= ? AND start_offset < ? ORDER BY start_offset LIMIT ?',
-      [taskId, from, upTo, limit],
-    );
+    const rows =
+      from === undefined
+        ? await sql.all(
+            `${columns} AND start_offset >= COALESCE((SELECT MAX(start_offset) FROM task_output WHERE task_id = ? AND start_offset <= ?), 0)
+            AND start_offset < ? ORDER BY start_offset LIMIT ?`,
+            [taskId, taskId, offset, upTo, limit],
+          )
+        : await sql.all(`${columns} AND start_offset >= ? AND start_offset < ? ORDER BY start_offset LIMIT ?`, [taskId, from, upTo, limit]);
     for (const r of rows) {
       if (num(r.end_offset) <= offset) continue;
       const stream = num(r.stream);
