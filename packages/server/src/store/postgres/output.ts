@@ -9,9 +9,26 @@
  * task, on any replica, apply one after the other: only one of them finds the counters it read.
  */
 import { isStreamId, type OutputFrame } from '@ferry/protocol';
+import type pg from 'pg';
 import type { AppendResult, ExpiredOutput, HeldOutputFlush, OutputTransform } from '../types.js';
 import { num, strOrNull } from '../sqlite/rows.js';
 import type { Row, Sql } from './db.js';
+
+/**
+ * Chunk rows are compressed by PostgreSQL's TOAST, with pglz unless told otherwise, which costs
+ * the database about twice the CPU of lz4 on log text (and as much on incompressible bytes).
+ * Each of the pool's connections asks for lz4 (PostgreSQL 14 and later, when built with it,
+ * as the common packages are); a server without it refuses, and then keeps pglz, asked once.
+ * A session setting, not the schema: rows already stored, and rows other servers store, read
+ * back the same whichever way they were compressed.
+ */
+export function compressChunksWithLz4(pool: pg.Pool): void {
+  let refused = false;
+  pool.on('connect', (client) => {
+    if (refused) return;
+    client.query("SET default_toast_compression = 'lz4'").catch(() => (refused = true));
+  });
+}
 
 /** The part of an upload at `offset` that lies beyond `expected` (what the server already has). */
 function unseenFrames(frames: readonly OutputFrame[], offset: number, expected: number): OutputFrame[] {
