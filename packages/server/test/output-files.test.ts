@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import pino from 'pino';
-import { FerryError, OutputDigest, Streams, type BlockHasher, type OutputFrame } from '@ferry/protocol';
+import { FRAME_HEADER_BYTES, FerryError, OutputDigest, Streams, encodeFrames, type BlockHasher, type OutputFrame } from '@ferry/protocol';
 import type { UserPrincipal } from '../src/auth.js';
 import { loadServerConfig } from '../src/config.js';
 import { DispatchHub } from '../src/dispatch.js';
@@ -129,6 +129,22 @@ describe('task output in files', () => {
     assert.deepEqual(await readAll(id), all);
     for (const offset of [1, 65_535, 65_536, 199_999, 200_005]) assert.deepEqual(await readAll(id, offset), all.subarray(offset), `from ${offset}`);
     assert.equal((await readAll(id, all.length)).length, 0);
+  });
+
+  test('a read lays its frames out as their encoding (one buffer, header then bytes), from any offset', async () => {
+    const id = await runningTask();
+    const frames = [frame('first line\n'), { ...frame('an error\n'), stream: Streams.stderr }, frame(Buffer.alloc(70_000, 'x'))];
+    const all = Buffer.concat(frames.map((f) => f.data));
+    await w.tasks.appendOutput(w.agent, id, 0, frames, digestOf(all));
+    for (const offset of [0, 3, 11, 15, 50_000]) {
+      const read = (await w.tasks.readOutput(w.user, id, { ...READ_ALL, offset }, live())).frames;
+      assert.deepEqual(Buffer.concat(read.map((f) => f.data)), all.subarray(offset), `from ${offset}`);
+      // What the answer to a reader sends as it is (http/route.ts): the bytes before the first
+      // frame's data up to the last one's end are exactly the frames' encoding.
+      const first = read[0]!.data;
+      const encoded = encodeFrames(read);
+      assert.deepEqual(Buffer.from(first.buffer, first.byteOffset - FRAME_HEADER_BYTES, encoded.length), Buffer.from(encoded), `from ${offset}`);
+    }
   });
 
   test('bytes an append wrote but did not commit are never read, and are cut back when the store opens', async () => {

@@ -15,9 +15,10 @@ function frame(bytes: number, stream: OutputFrame['stream'] = Streams.stdout): O
 }
 
 test('slices keep every byte in order, cut long frames and drop empty ones', () => {
-  const frames = [frame(10), frame(0), frame(200 * KIB, Streams.stderr), frame(5)];
+  const frames = [frame(10), frame(0), frame(2500 * KIB, Streams.stderr), frame(5)];
   const slices = outputSlices(frames);
-  assert.ok(slices.every((s) => frameBytes(s) <= 64 * KIB && s.length <= 128));
+  assert.equal(slices.length, 3);
+  assert.ok(slices.every((s) => frameBytes(s) <= 1024 * KIB && s.length <= 128));
   const flat = slices.flat();
   assert.equal(frameBytes(flat), frameBytes(frames));
   assert.deepEqual(Buffer.concat(flat.map((f) => f.data)), Buffer.concat(frames.map((f) => f.data)));
@@ -36,19 +37,38 @@ test('many tiny frames are sliced by count; no frames make one empty slice', () 
 
 test('slices after the first start on a 64 KiB edge of the output (where the output digest cuts its blocks)', () => {
   const start = 100_000; // 34_464 bytes into the second block
-  const slices = outputSlices([frame(300 * KIB)], start);
+  const slices = outputSlices([frame(3000 * KIB)], start);
   const sizes = slices.map((s) => frameBytes(s));
-  assert.equal(sizes[0], 2 * 64 * KIB - start, 'the first slice ends on the next edge');
+  assert.equal(sizes[0], 1024 * KIB - (start % (64 * KIB)), 'the first slice ends on an edge, at most 1 MiB from the edge before it');
   let at = start + sizes[0];
   for (const size of sizes.slice(1, -1)) {
     assert.equal(at % (64 * KIB), 0);
-    assert.equal(size, 64 * KIB);
+    assert.equal(size, 1024 * KIB);
     at += size;
   }
   assert.equal(
     sizes.reduce((a, b) => a + b, 0),
-    300 * KIB,
+    3000 * KIB,
   );
+});
+
+test('an agent upload of 1 MiB that starts on a block edge is one slice, wherever the edge is', () => {
+  for (const start of [0, 64 * KIB, 5 * 64 * KIB, 1000 * 64 * KIB]) {
+    const upload = Array.from({ length: 16 }, () => frame(64 * KIB));
+    assert.deepEqual(
+      outputSlices(upload, start).map((s) => frameBytes(s)),
+      [1024 * KIB],
+      `from ${start}`,
+    );
+  }
+});
+
+test('frames split by count continue to a block edge, so every slice but the last ends on one', () => {
+  const slices = outputSlices([...Array.from({ length: 128 }, () => frame(100)), frame(2048 * KIB)]);
+  const ends = slices.map((_, i) => frameBytes(slices.slice(0, i + 1).flat()));
+  assert.equal(ends[0], 128 * 100);
+  assert.equal(ends[1]! % (64 * KIB), 0);
+  assert.equal(ends[1], 1024 * KIB);
 });
 
 test('turns come one at a time, in order, each in its own turn of the event loop', async () => {

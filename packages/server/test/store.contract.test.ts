@@ -336,6 +336,36 @@ forEachStore('store contract', (backend) => {
     assert.equal(await a.store.orgOutputBytes(a.orgId), offset);
   });
 
+  test('uploads of different lengths racing from two stores: the redactor state always matches what is stored', async () => {
+    const name = `race_state_${backend.kind}`;
+    const a = await world(backend, name);
+    const b = await backend.open(name);
+    await running(a, 't_state');
+    // A redactor whose state is the number of bytes it has passed: a store that appended with a
+    // state read before another append won would leave a state that disagrees with the output.
+    const counting: OutputTransform = (fresh, state) => ({
+      frames: fresh.map((f) => ({ ...f, data: Buffer.from(f.data.toString().toUpperCase()) })),
+      state: String(Number(state ?? 0) + fresh.reduce((n, f) => n + f.data.length, 0)),
+    });
+    const parts = Array.from({ length: 30 }, (_, i) => `p${String(i).padStart(2, '0')}|`);
+    let offset = 0;
+    for (let i = 0; i < parts.length; i += 2) {
+      // Through one store the next part, through the other the next two, from the same offset.
+      const [one, two] = await Promise.all([
+        a.store.appendOutput('t_state', a.agent.id, offset, [frame(parts[i]!)], counting),
+        b.appendOutput('t_state', a.agent.id, offset, [frame(parts[i]! + (parts[i + 1] ?? ''))], counting),
+      ]);
+      for (const r of [one, two]) assert.ok(r !== 'not_held' && r.ok);
+      offset = Math.max(one !== 'not_held' && one.ok ? one.nextOffset : 0, two !== 'not_held' && two.ok ? two.nextOffset : 0);
+    }
+    const all = parts.join('');
+    assert.equal(offset, all.length);
+    assert.equal(text(await b.readOutput('t_state', 0, 1 << 20)), all.toUpperCase());
+    const task = await b.getTask(a.orgId, 't_state');
+    assert.deepEqual([task?.outputBytes, task?.storedBytes, task?.redactState], [all.length, all.length, String(all.length)]);
+    assert.equal(await a.store.orgOutputBytes(a.orgId), all.length);
+  });
+
   test('output retention on two stores at once: each task’s output is removed and counted once', async () => {
     const name = `race_expiry_${backend.kind}`;
     const a = await world(backend, name);

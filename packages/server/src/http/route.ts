@@ -144,6 +144,30 @@ function parseFrames(body: unknown): OutputFrame[] {
   }
 }
 
+/**
+ * The frames' encoding without copying them, when they already lie encoded in one buffer (the
+ * SQLite store reads them so): each frame's data right after its header, the next header right
+ * after it. Checked, header by header, so anything else is encoded afresh.
+ */
+function encodedView(frames: readonly OutputFrame[]): Uint8Array | undefined {
+  const first = frames[0]?.data;
+  if (!first || first.byteOffset < FRAME_HEADER_BYTES) return undefined;
+  const view = new DataView(first.buffer);
+  const start = first.byteOffset - FRAME_HEADER_BYTES;
+  let at = start;
+  for (const f of frames) {
+    const headerOk =
+      f.data.buffer === first.buffer &&
+      f.data.byteOffset === at + FRAME_HEADER_BYTES &&
+      view.getUint8(at) === f.stream &&
+      view.getUint32(at + 1) === f.data.length &&
+      Object.is(view.getFloat64(at + 5), f.time);
+    if (!headerOk) return undefined;
+    at += FRAME_HEADER_BYTES + f.data.length;
+  }
+  return new Uint8Array(first.buffer, start, at - start);
+}
+
 /** Where the first `max` frames end (the whole body if it has no more); reads only their headers. */
 function endOfFrames(body: Uint8Array, max: number): number {
   const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
@@ -167,7 +191,7 @@ function send(def: RouteDef, reply: FastifyReply, answer: unknown): unknown {
 }
 
 function sendFrames(reply: FastifyReply, page: FramesAnswer): FastifyReply {
-  const bytes = encodeFrames(page.frames);
+  const bytes = encodedView(page.frames) ?? encodeFrames(page.frames);
   return reply
     .type(OUTPUT_FRAMES_CONTENT_TYPE)
     .header(OutputHeaders.nextOffset, String(page.nextOffset))

@@ -46,7 +46,7 @@ import { TASK_SELECT, num, strOrNull, toAgent, toAudit, toSecret, toTarget, toTa
 import { Db, isUniqueViolation, type Row, type Sql } from './db.js';
 import * as keys from './keys.js';
 import { pgMigrations } from './migrations.js';
-import { appendOutput, expireOutput, flushHeldOutput, readOutput } from './output.js';
+import { appendOutput, compressChunksWithLz4, expireOutput, flushHeldOutput, readOutput } from './output.js';
 import { PgTeams } from './teams.js';
 import { PgWebhooks } from './webhooks.js';
 import { PgRunbooks } from './runbooks.js';
@@ -80,6 +80,7 @@ export class PostgresStore implements Store {
   /** Connects and brings the schema up to date (replicas starting together take turns: advisory lock). */
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
     const db = new Db({ url: options.url, size: options.poolSize });
+    compressChunksWithLz4(db.pool);
     try {
       await migrate(db);
     } catch (err) {
@@ -575,7 +576,8 @@ export class PostgresStore implements Store {
     transform: OutputTransform,
     digestState: string | null = null,
   ): Promise<AppendResult | 'not_held'> {
-    return this.db.tx((sql) => appendOutput(sql, taskId, agentId, offset, frames, transform, digestState));
+    // Not in a transaction of ours: the append is one conditional statement (postgres/output.ts).
+    return appendOutput(this.db, taskId, agentId, offset, frames, transform, digestState);
   }
 
   async readOutput(taskId: string, offset: number, maxBytes: number, maxFrames = Infinity): Promise<OutputFrame[]> {

@@ -4,13 +4,31 @@
  * whatever came before. Same two offsets as SQLite (sqlite/output.ts): `output_bytes` counts
  * what the agent sent, `stored_bytes` what was stored after redaction, and `output_digest` the
  * digest state of the raw bytes received (protocol's OutputDigest), written with them so that any
- * replica can check the final status. These run inside the store's transactions; the append locks the task row first (FOR UPDATE), so concurrent uploads
- * of one task, on any replica, apply one after the other.
+ * replica can check the final status. The append is one conditional statement of its own (one
+ * commit per upload); the others run inside the store's transactions. Concurrent uploads of one
+ * task, on any replica, apply one after the other: only one of them finds the counters it read.
  */
 import { isStreamId, type OutputFrame } from '@ferry/protocol';
+import type pg from 'pg';
 import type { AppendResult, ExpiredOutput, HeldOutputFlush, OutputTransform } from '../types.js';
 import { num, strOrNull } from '../sqlite/rows.js';
 import type { Row, Sql } from './db.js';
+
+/**
+ * Chunk rows are compressed by PostgreSQL's TOAST, with pglz unless told otherwise, which costs
+ * the database about twice the CPU of lz4 on log text (and as much on incompressible bytes).
+ * Each of the pool's connections asks for lz4 (PostgreSQL 14 and later, when built with it,
+ * as the common packages are); a server without it refuses, and then keeps pglz, asked once.
+ * A session setting, not the schema: rows already stored, and rows other servers store, read
+ * back the same whichever way they were compressed.
+ */
+export function compressChunksWithLz4(pool: pg.Pool): void {
+  let refused = false;
+  pool.on('connect', (client) => {
+    if (refused) return;
+    client.query("SET default_toast_compression = 'lz4'").catch(() => (refused = true));
+  });
+}
 
 /** The part of an upload at `offset` that lies beyond `expected` (what the server already has). */
 function unseenFrames(frames: readonly OutputFrame[], offset: number, expected: number): OutputFrame[] {
@@ -24,31 +42,65 @@ function unseenFrames(frames: readonly OutputFrame[], offset: number, expected: 
   return fresh;
 }
 
-/** Rows per INSERT: well under PostgreSQL's 65535 parameters. */
-const INSERT_BATCH = 500;
-
-/** Appends frames at stored offset `at` (one multi-row INSERT per batch) and counts them to the organization; returns the new end. */
-async function insertFrames(sql: Sql, taskId: string, orgId: string, at: number, frames: readonly OutputFrame[]): Promise<number> {
-  const start = at;
-  const rows: unknown[][] = [];
+/**
+ * The INSERT of frames at stored offset `at`, as SQL text (its `?` placeholders) and values:
+ * every frame's bytes in one bytea parameter, cut into the frames' rows by the database
+ * (`substring`), and the frames' places in four small arrays. One bytea parameter, not one per
+ * frame: the driver copies its parameters into one message buffer that it grows as it goes,
+ * and one large parameter is copied once where sixteen are copied again at every growth. The
+ * bytes go in binary (a Buffer parameter), never as hex or base64 text. `rows` selects from
+ * the relation the statement names `t`, if it has a row (see appendOutput), so the INSERT can
+ * be made conditional.
+ */
+function framesInsert(taskId: string, at: number, frames: readonly OutputFrame[], rows = '(SELECT 1) AS t'): { sql: string; params: unknown[]; end: number } {
+  const starts: number[] = [];
+  const ends: number[] = [];
+  const streams: number[] = [];
+  const times: number[] = [];
+  const chunks: Uint8Array[] = [];
+  let end = at;
   for (const frame of frames) {
     if (frame.data.length === 0) continue;
-    rows.push([taskId, at, at + frame.data.length, frame.stream, frame.time, Buffer.from(frame.data.buffer, frame.data.byteOffset, frame.data.length)]);
-    at += frame.data.length;
+    starts.push(end);
+    ends.push(end + frame.data.length);
+    streams.push(frame.stream);
+    times.push(frame.time);
+    chunks.push(frame.data);
+    end += frame.data.length;
   }
-  for (let i = 0; i < rows.length; i += INSERT_BATCH) {
-    const batch = rows.slice(i, i + INSERT_BATCH);
-    const values = batch.map(() => '(?, ?, ?, ?, ?, ?)').join(', ');
-    await sql.run(`INSERT INTO task_output (task_id, start_offset, end_offset, stream, time, data) VALUES ${values}`, batch.flat());
-  }
-  if (at > start) await sql.run('UPDATE orgs SET output_bytes = output_bytes + ? WHERE id = ?', [at - start, orgId]);
-  return at;
+  const data = chunks.length === 1 ? toBuffer(chunks[0]!) : Buffer.concat(chunks);
+  const sql = `INSERT INTO task_output (task_id, start_offset, end_offset, stream, time, data)
+    SELECT ?, f.s, f.e, f.st, f.tm, substring(?::bytea FROM (f.s - ?::bigint + 1)::int FOR (f.e - f.s)::int)
+    FROM ${rows}, unnest(?::bigint[], ?::bigint[], ?::int[], ?::float8[]) AS f(s, e, st, tm)`;
+  return { sql, params: [taskId, data, at, starts, ends, streams, times], end };
 }
 
+function toBuffer(data: Uint8Array): Buffer {
+  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.length);
+}
+
+/** Appends frames at stored offset `at` (one statement) and counts them to the organization; returns the new end. */
+async function insertFrames(sql: Sql, taskId: string, orgId: string, at: number, frames: readonly OutputFrame[]): Promise<number> {
+  const insert = framesInsert(taskId, at, frames);
+  if (insert.end === at) return at;
+  await sql.run(insert.sql, insert.params);
+  await sql.run('UPDATE orgs SET output_bytes = output_bytes + ? WHERE id = ?', [insert.end - at, orgId]);
+  return insert.end;
+}
+
+/** How often an append is tried again when another one of the same task (on any replica) won the race. */
+const APPEND_ATTEMPTS = 5;
+
 /**
- * Call inside a transaction. With a `digestState` (the raw output's digest after these frames),
- * the append must start where the received output ends; an upload overlapping it only partly is
- * answered with where it ends (as SQLite's, sqlite/output.ts).
+ * Appends an upload in one statement, which PostgreSQL runs as one transaction (one commit,
+ * one WAL flush): the task's counters are read first, without a lock, the frames redacted,
+ * and then the counters' update, the frames' rows and the organization's usage are written
+ * together on the condition that the counters are still the ones read. If another append of
+ * the task (on any replica) got in between, nothing was written and this one starts again from
+ * what that one left. With a `digestState` (the raw output's digest after these frames), the
+ * append must start where the received output ends; an upload overlapping it only partly is
+ * answered with where it ends (as SQLite's, sqlite/output.ts). Not inside a transaction: `sql`
+ * is the pool.
  */
 export async function appendOutput(
   sql: Sql,
@@ -59,29 +111,65 @@ export async function appendOutput(
   transform: OutputTransform,
   digestState: string | null,
 ): Promise<AppendResult | 'not_held'> {
-  const t = await sql.one(
-    "SELECT org_id, output_bytes, stored_bytes, redact_state FROM tasks WHERE id = ? AND agent_id = ? AND status = 'running' FOR UPDATE",
-    [taskId, agentId],
+  for (let attempt = 1; ; attempt++) {
+    const t = await sql.one("SELECT org_id, output_bytes, stored_bytes, redact_state FROM tasks WHERE id = ? AND agent_id = ? AND status = 'running'", [
+      taskId,
+      agentId,
+    ]);
+    if (!t) return 'not_held';
+    const expected = num(t.output_bytes);
+    if (offset > expected) return { ok: false, expectedOffset: expected };
+    const fresh = unseenFrames(frames, offset, expected);
+    const received = fresh.reduce((n, f) => n + f.data.length, 0);
+    if (received === 0) return { ok: true, nextOffset: expected, fresh: [], freshOffset: expected };
+    // The digest state was computed for bytes from `offset`: from anywhere else it would be wrong.
+    if (digestState !== null && offset !== expected) return { ok: false, expectedOffset: expected };
+    const storedFrom = num(t.stored_bytes);
+    const out = transform(fresh, strOrNull(t.redact_state));
+    if (await writeAppend(sql, { taskId, agentId, expected, storedFrom, outputEnd: expected + received }, out, digestState)) {
+      return { ok: true, nextOffset: expected + received, fresh, freshOffset: expected };
+    }
+    if (attempt === APPEND_ATTEMPTS) throw new Error(`output of task ${taskId}: ${attempt} appends in a row lost a race with another`);
+  }
+}
+
+/**
+ * The conditional write of an append (see appendOutput): true if the task still had the
+ * counters read and so everything was written, false if nothing was. The INSERT and the usage
+ * take their rows from the UPDATE's, so they happen exactly when it does.
+ */
+async function writeAppend(
+  sql: Sql,
+  at: { taskId: string; agentId: string; expected: number; storedFrom: number; outputEnd: number },
+  out: { frames: OutputFrame[]; state: string | null },
+  digestState: string | null,
+): Promise<boolean> {
+  const { taskId, agentId, expected, storedFrom } = at;
+  const insert = framesInsert(taskId, storedFrom, out.frames, 't');
+  const written = await sql.one(
+    `WITH t AS (
+      UPDATE tasks SET output_bytes = ?, stored_bytes = ?, redact_state = ?, output_digest = ?
+      WHERE id = ? AND agent_id = ? AND status = 'running' AND output_bytes = ? AND stored_bytes = ?
+      RETURNING org_id
+    ), ins AS (${insert.sql}), usage AS (
+      UPDATE orgs SET output_bytes = orgs.output_bytes + ? FROM t WHERE orgs.id = t.org_id AND ?::bigint > 0
+    )
+    SELECT count(*) AS n FROM t`,
+    [
+      at.outputEnd,
+      insert.end,
+      out.state,
+      digestState,
+      taskId,
+      agentId,
+      expected,
+      storedFrom,
+      ...insert.params,
+      insert.end - storedFrom,
+      insert.end - storedFrom,
+    ],
   );
-  if (!t) return 'not_held';
-  const expected = num(t.output_bytes);
-  if (offset > expected) return { ok: false, expectedOffset: expected };
-  const fresh = unseenFrames(frames, offset, expected);
-  const received = fresh.reduce((n, f) => n + f.data.length, 0);
-  if (received === 0) return { ok: true, nextOffset: expected, fresh: [], freshOffset: expected };
-  // The digest state was computed for bytes from `offset`: from anywhere else it would be wrong.
-  if (digestState !== null && offset !== expected) return { ok: false, expectedOffset: expected };
-  const out = transform(fresh, strOrNull(t.redact_state));
-  const stored = await insertFrames(sql, taskId, String(t.org_id), num(t.stored_bytes), out.frames);
-  await sql.run('UPDATE tasks SET output_bytes = ?, stored_bytes = ?, redact_state = ?, output_digest = ? WHERE id = ? AND output_bytes = ?', [
-    expected + received,
-    stored,
-    out.state,
-    digestState,
-    taskId,
-    expected,
-  ]);
-  return { ok: true, nextOffset: expected + received, fresh, freshOffset: expected };
+  return num(written?.n) === 1;
 }
 
 /** Stores what the redactor still held back and clears its state. Call inside the ending's transaction. */
@@ -98,18 +186,23 @@ const READ_BATCH = 1024;
 export async function readOutput(sql: Sql, taskId: string, offset: number, maxBytes: number, maxFrames: number): Promise<OutputFrame[]> {
   const frames: OutputFrame[] = [];
   let bytes = 0;
-  // Seek by the primary key (task_id, start_offset): the chunk holding `offset`, then onwards,
-  // fetching only chunks that start within the byte budget (stored offsets are contiguous), so
-  // a read moves about `maxBytes` however large the chunks are.
-  const first = await sql.one('SELECT MAX(start_offset) AS s FROM task_output WHERE task_id = ? AND start_offset <= ?', [taskId, offset]);
-  let from = first?.s === null || first?.s === undefined ? 0 : num(first.s);
-  const upTo = Number.isFinite(maxBytes) ? Math.max(offset + maxBytes, from + 1) : Number.MAX_SAFE_INTEGER;
+  // Seek by the primary key (task_id, start_offset): the chunk holding `offset` (found by the
+  // first query itself, so a read is one round trip), then onwards, fetching only chunks that
+  // start within the byte budget (stored offsets are contiguous), so a read moves about
+  // `maxBytes` however large the chunks are.
+  const upTo = Number.isFinite(maxBytes) ? offset + maxBytes : Number.MAX_SAFE_INTEGER;
+  const columns = 'SELECT start_offset, end_offset, stream, time, data FROM task_output WHERE task_id = ?';
+  let from: number | undefined;
   for (;;) {
     const limit = Number.isFinite(maxFrames) ? Math.min(READ_BATCH, maxFrames - frames.length + 1) : READ_BATCH;
-    const rows = await sql.all(
-      'SELECT start_offset, end_offset, stream, time, data FROM task_output WHERE task_id = ? AND start_offset >= ? AND start_offset < ? ORDER BY start_offset LIMIT ?',
-      [taskId, from, upTo, limit],
-    );
+    const rows =
+      from === undefined
+        ? await sql.all(
+            `${columns} AND start_offset >= COALESCE((SELECT MAX(start_offset) FROM task_output WHERE task_id = ? AND start_offset <= ?), 0)
+            AND start_offset < ? ORDER BY start_offset LIMIT ?`,
+            [taskId, taskId, offset, upTo, limit],
+          )
+        : await sql.all(`${columns} AND start_offset >= ? AND start_offset < ? ORDER BY start_offset LIMIT ?`, [taskId, from, upTo, limit]);
     for (const r of rows) {
       if (num(r.end_offset) <= offset) continue;
       const stream = num(r.stream);

@@ -9,7 +9,7 @@
  *
  * Synchronous on purpose: the SQLite store is, and an append's bytes and rows go together.
  */
-import { closeSync, constants, ftruncateSync, mkdirSync, openSync, readSync, readdirSync, statSync, unlinkSync, writevSync } from 'node:fs';
+import { closeSync, constants, ftruncateSync, mkdirSync, openSync, readSync, readdirSync, readvSync, statSync, unlinkSync, writevSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 
@@ -54,6 +54,23 @@ export class OutputFiles {
       got += n;
     }
     return buf.subarray(0, got);
+  }
+
+  /**
+   * Fills `targets` in order with the file's bytes from `at` (one scattered read); returns how
+   * many bytes it read, fewer than they hold only if the file is shorter (a damaged data folder).
+   */
+  readInto(taskId: string, at: number, targets: readonly Uint8Array[]): number {
+    const fd = this.fd(taskId);
+    let got = 0;
+    let rest = [...targets];
+    while (rest.length > 0) {
+      const n = readvSync(fd, rest, at + got);
+      if (n === 0) break;
+      got += n;
+      rest = skip(rest, n);
+    }
+    return got;
   }
 
   /** Removes the task's file (retention). A missing file is fine: there is nothing to remove. */

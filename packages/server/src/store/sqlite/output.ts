@@ -8,7 +8,7 @@
  * inside the store's transactions; they never change a task's state.
  */
 import type Database from 'better-sqlite3';
-import { isStreamId, type OutputFrame } from '@ferry/protocol';
+import { FRAME_HEADER_BYTES, isStreamId, type OutputFrame } from '@ferry/protocol';
 import type { AppendResult, ExpiredOutput, HeldOutputFlush, OutputTransform } from '../types.js';
 import type { OutputFiles } from './output-files.js';
 import { num, strOrNull, type Row } from './rows.js';
@@ -109,7 +109,7 @@ export function flushHeldOutput(out: OutputContext, taskId: string, flush: HeldO
 export function readOutput(out: OutputContext, taskId: string, offset: number, maxBytes: number, maxFrames: number): OutputFrame[] {
   const first = out.stmt('SELECT MAX(start_offset) AS s FROM task_output_frames WHERE task_id = ? AND start_offset <= ?').get(taskId, offset) as Row;
   const from = first.s === null ? 0 : num(first.s);
-  const places: { start: number; end: number; stream: OutputFrame['stream']; time: number }[] = [];
+  const places: Place[] = [];
   let bytes = 0;
   for (const raw of out
     .stmt('SELECT start_offset, end_offset, stream, time FROM task_output_frames WHERE task_id = ? AND start_offset >= ? ORDER BY start_offset')
@@ -126,12 +126,40 @@ export function readOutput(out: OutputContext, taskId: string, offset: number, m
     if (bytes >= maxBytes || places.length >= maxFrames) break;
   }
   if (places.length === 0) return [];
-  const data = out.files.read(taskId, places[0]!.start, bytes);
+  return readPlaces(out, taskId, places, bytes);
+}
+
+type Place = { start: number; end: number; stream: OutputFrame['stream']; time: number };
+
+/**
+ * The frames at `places` (contiguous in the task's file, `bytes` in all), read with one
+ * scattered read into one buffer laid out as the frames' encoding (protocol's encodeFrames:
+ * each frame's header, then its bytes), the frames' data views into it: the answer to a reader
+ * is then that buffer as it is (http/route.ts, sendFrames), not a second copy.
+ */
+function readPlaces(out: OutputContext, taskId: string, places: readonly Place[], bytes: number): OutputFrame[] {
+  const layout = Buffer.allocUnsafe(bytes + places.length * FRAME_HEADER_BYTES);
+  const frames: OutputFrame[] = [];
+  let at = 0;
+  for (const p of places) {
+    const length = p.end - p.start;
+    layout.writeUInt8(p.stream, at);
+    layout.writeUInt32BE(length, at + 1);
+    layout.writeDoubleBE(p.time, at + 5);
+    at += FRAME_HEADER_BYTES;
+    frames.push({ stream: p.stream, time: p.time, data: layout.subarray(at, at + length) });
+    at += length;
+  }
+  const got = out.files.readInto(
+    taskId,
+    places[0]!.start,
+    frames.map((f) => f.data),
+  );
   // Only a damaged data folder (a file lost or cut short by a power failure, see
   // OutputFiles.reconcile) lacks recorded bytes: say so, rather than answer with nothing, which
   // a follower would ask for again and again.
-  if (data.length < bytes) throw new Error(`the output file of task ${taskId} ends before its recorded length (damaged data folder?)`);
-  return places.map((p) => ({ stream: p.stream, time: p.time, data: data.subarray(p.start - places[0]!.start, p.end - places[0]!.start) }));
+  if (got < bytes) throw new Error(`the output file of task ${taskId} ends before its recorded length (damaged data folder?)`);
+  return frames;
 }
 
 /**

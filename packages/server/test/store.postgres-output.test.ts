@@ -1,0 +1,59 @@
+/**
+ * PostgreSQL output chunk rows: compressed with lz4 where the server has it (every connection of
+ * the store's pool asks for it), and read back the same as rows compressed with pglz (stored
+ * by a server that did not ask, or before it did). Against a real PostgreSQL 15 built with lz4.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { Streams, type OutputFrame } from '@ferry/protocol';
+import { PostgresStore } from '../src/store/postgres/index.js';
+import type { OutputTransform } from '../src/store/types.js';
+import { registerTestAgent, testTarget, testTask } from './helpers/store-fixtures.js';
+import { usePostgres } from './helpers/stores.js';
+
+const pgs = usePostgres();
+const keep: OutputTransform = (fresh, state) => ({ frames: [...fresh], state });
+/** Log-like text, well compressible, long enough to be compressed (over 2 KiB). */
+const logText = (from: number): Buffer => Buffer.from(Array.from({ length: 2000 }, (_, i) => `line ${from + i}: all good\n`).join(''));
+const frame = (data: Buffer): OutputFrame => ({ stream: Streams.stdout, time: 1, data });
+
+test('chunk rows are compressed with lz4; rows compressed with pglz read back alike', async () => {
+  const store = await PostgresStore.open({ url: await pgs.url('lz4_output'), poolSize: 2 });
+  try {
+    const orgId = (await store.ensureOrg('acme', 1)).id;
+    const target = testTarget({ orgId, name: 'web' });
+    await store.createTarget(target);
+    const agent = await registerTestAgent(store, 'one', { orgId });
+    await store.createTask(testTask(target, { id: 't_lz4', createdAt: 1 }));
+    await store.claimNextTask(agent, Date.now(), 60_000);
+    await store.markStarted('t_lz4', agent.id, Date.now());
+    const first = logText(0);
+    const r1 = await store.appendOutput('t_lz4', agent.id, 0, [frame(first)], keep);
+    assert.ok(r1 !== 'not_held' && r1.ok);
+    // A row stored by a session that kept PostgreSQL's default (pglz), as an older server's would be.
+    const second = logText(2000);
+    const client = await store.db.pool.connect();
+    try {
+      await client.query("SET default_toast_compression = 'pglz'");
+      await client.query('INSERT INTO task_output (task_id, start_offset, end_offset, stream, time, data) VALUES ($1, $2, $3, 1, 1, $4)', [
+        't_lz4',
+        first.length,
+        first.length + second.length,
+        second,
+      ]);
+      await client.query('UPDATE tasks SET output_bytes = $1, stored_bytes = $1 WHERE id = $2', [first.length + second.length, 't_lz4']);
+      await client.query("SET default_toast_compression = 'lz4'");
+    } finally {
+      client.release();
+    }
+    const methods = await store.db.all('SELECT pg_column_compression(data) AS method FROM task_output WHERE task_id = ? ORDER BY start_offset', ['t_lz4']);
+    assert.deepEqual(
+      methods.map((m) => m.method),
+      ['lz4', 'pglz'],
+    );
+    const read = await store.readOutput('t_lz4', 0, 1 << 20);
+    assert.deepEqual(Buffer.concat(read.map((f) => f.data)), Buffer.concat([first, second]));
+  } finally {
+    await store.close();
+  }
+});
