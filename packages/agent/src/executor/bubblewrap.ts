@@ -18,8 +18,9 @@
  *
  * Lifecycle of a sandbox: create (lease a uid, make the cgroup, launch bwrap up to the shim
  * waiting for its task, or take such a sandbox from the pool, sandbox-pool.ts) → start (hand
- * the task over) → dispose (kill what is left, empty and remove the cgroup, release the uid).
- * The uid goes back to the block at once only when the emptied cgroup proves the task has no
+ * the task over) → end (kill what is left, empty the cgroup, release the uid) → dispose (remove
+ * the emptied cgroup's folders and a public network: after the final status, off the task's
+ * path). The uid goes back to the block at once only when the emptied cgroup proves the task has no
  * process left; otherwise it waits until /proc shows none (task-uids.ts). No folder of the task
  * exists on the host.
  *
@@ -53,6 +54,7 @@ class BubblewrapSandbox implements Sandbox {
   readonly workDir = '/work';
   private started = false;
   private claim: Claim | undefined;
+  private ended: Promise<void> | undefined;
   private disposed: Promise<void> | undefined;
 
   constructor(
@@ -74,7 +76,7 @@ class BubblewrapSandbox implements Sandbox {
   }
 
   start(spec: RunSpec): RunningProcess {
-    if (this.started || this.disposed) throw new Error('a sandbox runs one task once');
+    if (this.started || this.ended) throw new Error('a sandbox runs one task once');
     this.started = true;
     const proc = this.launched.start(handOver(spec), spec.stdin);
     this.claim?.started();
@@ -85,24 +87,33 @@ class BubblewrapSandbox implements Sandbox {
     return this.cgroup?.enforces.memory === true && (await this.cgroup.oomKills()) > 0;
   }
 
+  /** The task's processes all dead, the uid released: what the final status waits for. */
+  end(): Promise<void> {
+    this.ended ??= this.killAll();
+    return this.ended;
+  }
+
+  /** end(), then the emptied cgroup's folders and the public network's namespace removed (after the final status, see task-runner.ts). */
   dispose(): Promise<void> {
-    this.disposed ??= this.destroy();
+    this.disposed ??= this.end().finally(async () => {
+      await this.cgroup?.destroy();
+      await this.network?.dispose();
+    });
     return this.disposed;
   }
 
-  private async destroy(): Promise<void> {
+  private async killAll(): Promise<void> {
     try {
       await this.launched.kill();
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([this.launched.exited, new Promise((r) => (timer = setTimeout(r, KILL_WAIT_MS)))]);
       clearTimeout(timer);
-      await this.cgroup?.destroy();
+      await this.cgroup?.empty();
     } finally {
-      // Proof that nothing ran as the uid: no task was handed over (the shim drops to the uid only
-      // then), or the task's cgroup is empty and gone.
+      // Proof that nothing ran as the uid: no task was handed over (the shim drops to it only
+      // then), or the task's cgroup is empty (so its removal can wait).
       const gone = !this.started || (this.cgroup !== undefined && (await this.cgroup.pids()).length === 0);
       this.uids.release(this.uid, gone);
-      await this.network?.dispose();
       this.claim?.done();
     }
   }
