@@ -234,21 +234,31 @@ test('end() leaves no process of the task (what the final status waits for); dis
   if (!usable(t)) return;
   const m = marker('end');
   const sandbox = await executor.create('end', LIMITS);
-  const proc = sandbox.start({
-    argv: ['bash', '{script}'],
-    env: { PATH: TASK_PATH },
-    script: `(exec -a ${m} sleep 1000 </dev/null >/dev/null 2>&1 &)\necho up\n`,
-  });
-  const io = collect(proc);
-  await io.waitFor('up');
-  const dir = taskCgroup(t, proc.pid, 'pids');
-  await proc.exited;
-  assert.ok(sandbox.end, 'the sandbox can end its task apart from removing it');
-  await sandbox.end();
-  assert.deepEqual(hostPids(m), [], 'no task process is left once end() resolves');
-  if (dir) assert.equal(readFileSync(join(dir, 'cgroup.procs'), 'utf8'), '', 'its cgroup is empty');
-  await sandbox.dispose();
-  if (dir) assert.equal(existsSync(dir), false, `${dir} is removed by dispose()`);
+  try {
+    const proc = sandbox.start({
+      argv: ['bash', '{script}'],
+      env: { PATH: TASK_PATH },
+      script: `(exec -a ${m} sleep 1000 </dev/null >/dev/null 2>&1 &)
+for i in $(seq 1 200); do pgrep -f '${m}' >/dev/null && break; sleep 0.02; done
+echo up
+sleep 0.5
+`,
+    });
+    const io = collect(proc);
+    await io.waitFor('up');
+    const [daemon] = hostPids(m);
+    assert.ok(daemon !== undefined, 'the daemon runs');
+    const dir = taskCgroup(t, Number(daemon), 'pids');
+    await proc.exited;
+    assert.ok(sandbox.end, 'the sandbox can end its task apart from removing it');
+    await sandbox.end();
+    assert.deepEqual(hostPids(m), [], 'no task process is left once end() resolves');
+    if (dir) assert.equal(readFileSync(join(dir, 'cgroup.procs'), 'utf8'), '', 'its cgroup is empty');
+    await sandbox.dispose();
+    if (dir) assert.equal(existsSync(dir), false, `${dir} is removed by dispose()`);
+  } finally {
+    await sandbox.dispose();
+  }
 });
 
 test("a task's cgroup is made again where another agent's start-up sweep removed the shared parent", async (t) => {

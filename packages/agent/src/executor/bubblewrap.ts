@@ -33,7 +33,7 @@ import { randomBytes } from 'node:crypto';
 import { handOver, sandboxInvocation } from './bubblewrap-command.js';
 import { hostInfo, seccompWarning, type Host } from './bubblewrap-host.js';
 import { launchSandbox, type Launched } from './bubblewrap-process.js';
-import { createTaskCgroup, ownerTag, sweepStaleCgroups, type TaskCgroup } from './cgroup.js';
+import { createTaskCgroup, ownerTag, removeCgroupParents, sweepStaleCgroups, type TaskCgroup } from './cgroup.js';
 import { DEFAULT_POOL_TIMING, SandboxPool, type PoolOptions, type PoolStats } from './sandbox-pool.js';
 import { PublicNetworks, type PublicNetwork } from './network-public.js';
 import { DEFAULT_TASK_UIDS, taskUidBlock, type TaskUidBlock, type TaskUidRange } from './task-uids.js';
@@ -193,9 +193,13 @@ export class BubblewrapExecutor implements Executor {
     return this.pool?.stats;
   }
 
-  /** Destroys the waiting sandboxes; sandboxes handed to tasks are their runners' to dispose. */
+  /**
+   * Destroys the waiting sandboxes; sandboxes handed to tasks are their runners' to dispose.
+   * Then the shared `ferry` cgroup parents go if no task of this agent (or a neighbour's) is in them.
+   */
   async close(): Promise<void> {
     await this.pool?.close();
+    await removeCgroupParents();
   }
 
   /** A new sandbox, up to the shim waiting for its task: a uid leased, its cgroup made and joined. */
