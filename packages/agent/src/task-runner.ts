@@ -50,12 +50,17 @@ export class TaskRunner {
   private spoolError: Error | undefined;
   /** The memory limit made the kernel kill a process of the task. */
   private outOfMemory = false;
+  /** The server's answer to the start confirmation, asked for as the runner is made. */
+  private readonly confirmed: Promise<boolean>;
 
   constructor(
     readonly task: Assignment,
     private readonly deps: TaskRunnerDeps,
   ) {
     this.log = deps.log.child({ taskId: task.id });
+    // The server's "started": sent before anything else here (the spool's folder and files are
+    // synchronous disk writes), and awaited in run() before the task is handed its sandbox.
+    this.confirmed = this.confirmStart();
     this.spool = TaskSpool.create(deps.spoolDir, task.id);
     this.uploader = new OutputUploader(deps.client, this.spool, this.log, deps.uploader ?? DEFAULT_UPLOADER_OPTIONS);
     this.uploader.limitBytes = task.maxOutputBytes;
@@ -79,9 +84,8 @@ export class TaskRunner {
     let errorReason: string | undefined;
     // The start is confirmed with the server (a compare-and-set on our lease) while the secrets
     // are opened and the sandbox is made, and nothing runs before the yes: a task requeued while
-    // this agent was cut off must not run here as well as on the agent that took it over. Sent
-    // first, as it is the server's "started".
-    const confirmed = this.confirmStart();
+    // this agent was cut off must not run here as well as on the agent that took it over.
+    const confirmed = this.confirmed;
     try {
       const secrets = prepareSecrets(this.task, this.deps.keys);
       this.masking = new SecretMasker([...secrets.env.values()]);
