@@ -93,10 +93,17 @@ function complaintOf(stderr: Readable): Promise<string> {
 }
 
 /**
- * Starts `wrapper` + bwrap up to the waiting shim, with bwrap and its pid 1 in `cgroup` before
- * anything runs in the sandbox. Rejects (with bwrap's complaint) when the sandbox cannot be made.
+ * Starts `wrapper` + bwrap up to the waiting shim, with bwrap and its pid 1 in `cgroupMade` before
+ * anything runs in the sandbox. Rejects (with bwrap's complaint, or the cgroup's error) when the
+ * sandbox cannot be made.
  */
-export async function launchSandbox(wrapper: readonly string[], invocation: Invocation, cgroup: TaskCgroup | undefined): Promise<Launched> {
+export async function launchSandbox(
+  wrapper: readonly string[],
+  invocation: Invocation,
+  cgroupMade: TaskCgroup | undefined | Promise<TaskCgroup | undefined>,
+): Promise<Launched> {
+  // The cgroup may still be being made: bwrap starts meanwhile, and waits on --block-fd until it is joined.
+  let cgroup: TaskCgroup | undefined;
   const child = spawnSandbox([...wrapper, ...invocation.argv], invocation.options, invocation.inputs);
   const { pid, stdin, stdout, stderr } = child;
   const stdio = child.stdio as unknown as readonly ((Readable & Writable) | null | undefined)[];
@@ -128,6 +135,7 @@ export async function launchSandbox(wrapper: readonly string[], invocation: Invo
     throw new Error(`bwrap could not create the sandbox: ${(await complaintOf(stderr)) || 'no child pid on --info-fd'}`);
   }
   try {
+    cgroup = await cgroupMade;
     await cgroup?.join([pid, childPid]);
   } catch (err) {
     await kill();

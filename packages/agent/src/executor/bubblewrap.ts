@@ -43,6 +43,13 @@ export { bubblewrapProblem, hostProblem } from './bubblewrap-host.js';
 
 const KILL_WAIT_MS = 5_000;
 
+/** A task cgroup that caps processes where the last one did not, or the reverse: the sandbox is launched again with the right wrapper. */
+class CgroupChanged extends Error {
+  constructor() {
+    super('the task cgroup changed what it limits');
+  }
+}
+
 /** Who is told when a sandbox handed to a task starts and is destroyed (the pool, for its demand and refills). */
 interface Claim {
   started(): void;
@@ -139,6 +146,8 @@ export class BubblewrapExecutor implements Executor {
   readonly warning = seccompWarning();
   private readonly networks: PublicNetworks;
   private readonly pool: SandboxPool<BubblewrapSandbox, SandboxLimits> | undefined;
+  /** Whether this host's task cgroups cap processes (else RLIMIT_NPROC does): known after the first launch. */
+  private cgroupCapsPids: boolean | undefined;
 
   constructor(private readonly options: BubblewrapOptions = {}) {
     this.networks = new PublicNetworks(options.publicDns ? { dns: options.publicDns } : {});
@@ -203,37 +212,55 @@ export class BubblewrapExecutor implements Executor {
   }
 
   /** A new sandbox, up to the shim waiting for its task: a uid leased, its cgroup made and joined. */
-  private async launch(limits: SandboxLimits): Promise<BubblewrapSandbox> {
+  private async launch(limits: SandboxLimits, retried = false): Promise<BubblewrapSandbox> {
     const host = await hostInfo();
     if (typeof host === 'string') throw new Error(host);
     const uids = await taskUidBlock(this.options.taskUids ?? DEFAULT_TASK_UIDS, host.tools.flock, this.options.uidLockDir);
     const uid = uids.lease();
     let cgroup: TaskCgroup | undefined;
     let network: PublicNetwork | undefined;
+    // Named for this agent, not a task: a pooled sandbox has no task yet, and a later agent
+    // sweeps the cgroups of a dead one by this name (cgroup.ts).
+    const name = `ferry-${ownerTag()}-${randomBytes(6).toString('hex')}`;
+    const made = this.options.cgroups === false ? Promise.resolve(undefined) : createTaskCgroup(name, limits);
+    const settled = made.then(
+      (c) => (cgroup = c),
+      () => undefined,
+    );
     try {
-      // Named for this agent, not a task: a pooled sandbox has no task yet, and a later agent
-      // sweeps the cgroups of a dead one by this name (cgroup.ts).
-      const name = `ferry-${ownerTag()}-${randomBytes(6).toString('hex')}`;
-      cgroup = this.options.cgroups === false ? undefined : await createTaskCgroup(name, limits);
+      // bwrap starts while its cgroup is made (it waits on --block-fd until it is joined). Its
+      // wrapper depends on whether the cgroup caps processes: the first launch waits to know,
+      // later ones assume what the last cgroup did and are redone if this one differs.
+      this.cgroupCapsPids ??= (await made)?.enforces.pids ?? false;
+      const capsPids = this.cgroupCapsPids;
       // A public sandbox's namespace, filter and pasta are made here, before any task (and so
       // any secret) is handed over; a pooled one keeps them while it waits.
       network = limits.network === 'public' ? await this.networks.create() : undefined;
       const resolvConf = network ? { resolvConf: network.resolvConf } : {};
       const invocation = sandboxInvocation({ ...host, task: { uid, gid: uid }, limits, ...resolvConf });
-      const launched = await launchSandbox(this.wrapper(host, limits, cgroup, network), invocation, cgroup);
+      const joinable = made.then((c) => {
+        if ((c?.enforces.pids ?? false) === capsPids) return c;
+        this.cgroupCapsPids = c?.enforces.pids ?? false;
+        throw new CgroupChanged();
+      });
+      joinable.catch(() => undefined); // seen by launchSandbox, unless bwrap failed first
+      const launched = await launchSandbox(this.wrapper(host, limits, capsPids, network), invocation, joinable);
+      await settled;
       return new BubblewrapSandbox(launched, uids, uid, cgroup, network);
     } catch (err) {
-      await cgroup?.destroy().catch(() => undefined);
+      await settled;
+      await (cgroup as TaskCgroup | undefined)?.destroy().catch(() => undefined);
       await network?.dispose().catch(() => undefined);
       uids.release(uid, true); // nothing ran as it: the shim drops to it only at the hand-over
+      if (err instanceof CgroupChanged && !retried) return this.launch(limits, true);
       throw err;
     }
   }
 
   /** Without a pids cgroup, RLIMIT_NPROC (counted per uid, so per task) caps the processes instead. */
-  private wrapper(host: Host, limits: SandboxLimits, cgroup: TaskCgroup | undefined, network: PublicNetwork | undefined): string[] {
+  private wrapper(host: Host, limits: SandboxLimits, cgroupCapsPids: boolean, network: PublicNetwork | undefined): string[] {
     const { prlimit } = host.tools;
-    const nproc = !cgroup?.enforces.pids && prlimit ? [prlimit, `--nproc=${limits.maxProcesses}`, '--'] : [];
+    const nproc = !cgroupCapsPids && prlimit ? [prlimit, `--nproc=${limits.maxProcesses}`, '--'] : [];
     // Both exec (no fork), so the pid bwrap reports on --info-fd is still the sandbox's.
     return [...nproc, ...(network?.enter ?? [])];
   }

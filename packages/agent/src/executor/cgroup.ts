@@ -315,8 +315,10 @@ function startTime(pid: number): string | undefined {
  * tells a dead agent's cgroups (to sweep) from a live neighbour's (to leave alone), pids being reused.
  */
 export function ownerTag(pid: number = process.pid): string {
+  if (pid === process.pid) return (ownTag ??= `p${pid}s${startTime(pid) ?? '0'}`); // read once: every launch names a cgroup
   return `p${pid}s${startTime(pid) ?? '0'}`;
 }
+let ownTag: string | undefined;
 
 const OWNED = /^ferry-p(\d+)s(\d+)-[\w.-]+$/;
 
