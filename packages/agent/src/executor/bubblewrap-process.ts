@@ -64,6 +64,26 @@ function readAll(stream: Readable): Promise<string> {
   });
 }
 
+/**
+ * bwrap's pid 1 from its --info-fd, as soon as the number is complete: bwrap writes that JSON
+ * document a line at a time (the namespaces' ids follow the pid), and the cgroup join need not
+ * wait for the rest. NaN when the stream ends without it. The rest is read and dropped.
+ */
+function childPidOf(info: Readable): Promise<number> {
+  return new Promise((resolve) => {
+    let text = '';
+    const settle = (whole: boolean) => {
+      const m = (whole ? /"child-pid":\s*(\d+)/ : /"child-pid":\s*(\d+)\D/).exec(text);
+      if (m || whole) resolve(Number(m?.[1]));
+    };
+    info.on('data', (d: Buffer) => {
+      text += d.toString();
+      settle(false);
+    });
+    for (const event of ['end', 'close', 'error']) info.once(event, () => settle(true));
+  });
+}
+
 /** Resolves once `stream` yields its first byte (the shim's "ready"), or with false when it ends first. */
 function firstByte(stream: Readable): Promise<boolean> {
   return new Promise((resolve) => {
@@ -128,7 +148,7 @@ export async function launchSandbox(
     if (!done) for (const p of [-pid, pid, ...(started ? descendants(pid) : [])]) signal(p, 'SIGKILL');
     for (const p of (await cgroup?.pids()) ?? []) signal(p, 'SIGKILL');
   };
-  const childPid = Number(/"child-pid":\s*(\d+)/.exec(await readAll(info))?.[1]);
+  const childPid = await childPidOf(info);
   if (!Number.isInteger(childPid) || childPid <= 0) {
     await kill();
     await exited;
