@@ -249,7 +249,7 @@ export class BubblewrapExecutor implements Executor {
       return new BubblewrapSandbox(launched, uids, uid, cgroup, network);
     } catch (err) {
       await settled;
-      await (cgroup as TaskCgroup | undefined)?.destroy().catch(() => undefined);
+      await cgroup?.destroy().catch(() => undefined);
       await network?.dispose().catch(() => undefined);
       uids.release(uid, true); // nothing ran as it: the shim drops to it only at the hand-over
       if (err instanceof CgroupChanged && !retried) return this.launch(limits, true);
