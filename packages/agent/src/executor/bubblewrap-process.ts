@@ -5,8 +5,9 @@
  * 1), and the task's cgroup, when there is one, holds them all.
  *
  * Launch: spawn bwrap (its cgroup is made meanwhile) → read its pid 1 from --info-fd → write
- * bwrap and that pid into the task's cgroup → release --block-fd. bwrap forks nothing before the release, so no process of the
- * sandbox ever runs outside the cgroup, and no `sh` has to join it for bwrap.
+ * bwrap and that pid into the task's cgroup → release --block-fd. bwrap forks nothing before the
+ * release, so no process of the sandbox ever runs outside the cgroup, and no `sh` has to join it
+ * for bwrap.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
