@@ -119,7 +119,8 @@ export class TaskRunner {
     } finally {
       await (sandbox?.end?.() ?? sandbox?.dispose())?.catch((err: unknown) => this.log.error({ err }, 'sandbox disposal failed'));
     }
-    const disposed = sandbox?.dispose().catch((err: unknown) => this.log.error({ err }, 'sandbox removal failed'));
+    // Where end() did not do all of it (no end(): dispose() already ran above).
+    const disposed = sandbox?.end ? sandbox.dispose().catch((err: unknown) => this.log.error({ err }, 'sandbox removal failed')) : undefined;
     // A start that failed early (secrets) waits for the confirmation, so its final status cannot
     // overtake it, and is not reported for a task this agent turns out not to hold.
     if (!(await confirmed)) this.stop('lease_lost');
