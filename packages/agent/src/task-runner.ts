@@ -3,8 +3,9 @@
  *
  * States: preparing (sandbox) → running (process alive, output streaming) → stopping (signal
  * ladder after cancel / timeout / lost lease) → reporting (flush output, post final status)
- * → done. The sandbox is disposed before the final status is posted, so "finished" means
- * nothing of the task is left on this machine.
+ * → done. The sandbox is ended before the final status is posted, so "finished" means
+ * no process of the task is left on this machine; removing what it emptied (its cgroup's
+ * folder) runs alongside the report instead of before it.
  */
 import type { Logger } from 'pino';
 import { MIN_MASKED_SECRET_LENGTH, Streams, formatSize, type Assignment, type FinalStatus, type StreamId } from '@ferry/protocol';
@@ -49,12 +50,17 @@ export class TaskRunner {
   private spoolError: Error | undefined;
   /** The memory limit made the kernel kill a process of the task. */
   private outOfMemory = false;
+  /** The server's answer to the start confirmation, asked for as the runner is made. */
+  private readonly confirmed: Promise<boolean>;
 
   constructor(
     readonly task: Assignment,
     private readonly deps: TaskRunnerDeps,
   ) {
     this.log = deps.log.child({ taskId: task.id });
+    // The server's "started": sent before anything else here (the spool's folder and files are
+    // synchronous disk writes), and awaited in run() before the task is handed its sandbox.
+    this.confirmed = this.confirmStart();
     this.spool = TaskSpool.create(deps.spoolDir, task.id);
     this.uploader = new OutputUploader(deps.client, this.spool, this.log, deps.uploader ?? DEFAULT_UPLOADER_OPTIONS);
     this.uploader.limitBytes = task.maxOutputBytes;
@@ -76,6 +82,10 @@ export class TaskRunner {
     let sandbox: Sandbox | undefined;
     let exit: ExitInfo | undefined;
     let errorReason: string | undefined;
+    // The start is confirmed with the server (a compare-and-set on our lease) while the secrets
+    // are opened and the sandbox is made, and nothing runs before the yes: a task requeued while
+    // this agent was cut off must not run here as well as on the agent that took it over.
+    const confirmed = this.confirmed;
     try {
       const secrets = prepareSecrets(this.task, this.deps.keys);
       this.masking = new SecretMasker([...secrets.env.values()]);
@@ -86,10 +96,6 @@ export class TaskRunner {
         );
       }
       this.secretEnv = secrets.env;
-      // The start is confirmed with the server (a compare-and-set on our lease) while the
-      // sandbox is made, and nothing runs before the yes: a task requeued while this agent was
-      // cut off must not run here as well as on the agent that took it over.
-      const confirmed = this.confirmStart();
       sandbox = await this.deps.executor.create(this.task.id, {
         network: this.task.network,
         maxProcesses: this.task.maxProcesses,
@@ -111,16 +117,23 @@ export class TaskRunner {
         err instanceof SecretPreparationError || err instanceof MissingSecretError ? err.message : `could not start the task: ${(err as Error).message}`;
       this.log.error({ err }, 'task failed to start');
     } finally {
-      await sandbox?.dispose().catch((err: unknown) => this.log.error({ err }, 'sandbox disposal failed'));
+      await (sandbox?.end?.() ?? sandbox?.dispose())?.catch((err: unknown) => this.log.error({ err }, 'sandbox disposal failed'));
     }
+    // Where end() did not do all of it (no end(): dispose() already ran above).
+    const disposed = sandbox?.end ? sandbox.dispose().catch((err: unknown) => this.log.error({ err }, 'sandbox removal failed')) : undefined;
+    // A start that failed early (secrets) waits for the confirmation, so its final status cannot
+    // overtake it, and is not reported for a task this agent turns out not to hold.
+    if (!(await confirmed)) this.stop('lease_lost');
     if (this.stopReason === 'lease_lost') {
       this.log.warn('task abandoned: this agent no longer holds it');
       void this.spool.remove();
+      await disposed;
       return;
     }
     const final = await this.finalStatus(exit, errorReason);
     this.log.info({ status: final.status, exitCode: final.exitCode, ms: Date.now() - started }, 'task finished');
     await deliverFinalStatus(this.deps.client, this.spool, this.uploader, final, this.log);
+    await disposed;
   }
 
   /** True once the server confirms we hold the task; false if it says we do not or the lease runs out. */

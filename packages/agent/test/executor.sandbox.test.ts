@@ -230,6 +230,53 @@ test('terminate: SIGTERM ends a normal task; a task that ignores it gets SIGKILL
   }
 });
 
+test('end() leaves no process of the task (what the final status waits for); dispose() then removes its emptied cgroup', async (t) => {
+  if (!usable(t)) return;
+  const m = marker('end');
+  const sandbox = await executor.create('end', LIMITS);
+  try {
+    const proc = sandbox.start({
+      argv: ['bash', '{script}'],
+      env: { PATH: TASK_PATH },
+      script: `(exec -a ${m} sleep 1000 </dev/null >/dev/null 2>&1 &)
+for i in $(seq 1 200); do pgrep -f '${m}' >/dev/null && break; sleep 0.02; done
+echo up
+sleep 0.5
+`,
+    });
+    const io = collect(proc);
+    await io.waitFor('up');
+    const [daemon] = hostPids(m);
+    assert.ok(daemon !== undefined, 'the daemon runs');
+    const dir = taskCgroup(t, Number(daemon), 'pids');
+    await proc.exited;
+    assert.equal(typeof sandbox.end, 'function', 'the sandbox can end its task apart from removing it');
+    await sandbox.end?.();
+    assert.deepEqual(hostPids(m), [], 'no task process is left once end() resolves');
+    if (dir) assert.equal(readFileSync(join(dir, 'cgroup.procs'), 'utf8'), '', 'its cgroup is empty');
+    await sandbox.dispose();
+    if (dir) assert.equal(existsSync(dir), false, `${dir} is removed by dispose()`);
+  } finally {
+    await sandbox.dispose();
+  }
+});
+
+test("a task's cgroup is made again where another agent's start-up sweep removed the shared parent", async (t) => {
+  if (!usable(t)) return;
+  const first = await executor.create('parent-1', LIMITS);
+  const p1 = first.start({ argv: ['true'], env: { PATH: TASK_PATH }, script: '' });
+  const dir = taskCgroup(t, p1.pid, 'pids');
+  await p1.exited;
+  await first.dispose();
+  if (!dir) return;
+  // What sweepStaleCgroups does in another agent starting up: the empty `ferry` parent goes.
+  const parent = join(dir, '..');
+  spawnSync('rmdir', [parent]);
+  if (existsSync(parent)) return t.skip(`${parent} holds another process's task cgroups`);
+  const r = await run('echo again');
+  assert.equal(r.out, 'again\n', r.err);
+});
+
 test('terminate right after start ends the task at once; dispose without start removes everything', async (t) => {
   if (!usable(t)) return;
   const sandbox = await executor.create('early', LIMITS);

@@ -110,11 +110,20 @@ my ($fd, $uid, $gid, $prctl, $setgroups, $setresgid, $setresuid, $capset) = @ARG
 chown $uid, $gid, "/work", "/tmp" or die "ferry: chown: $!\n";
 syscall($prctl, 24, $_) for 0 .. 63;
 my $g = pack("L", $gid); syscall($setgroups, 1, $g) == 0 or die "ferry: setgroups: $!\n";
+opendir(my $dir, "/proc/self/fd") or die "ferry: /proc/self/fd: $!\n";
+my @inherited = grep { /^\d+$/ && $_ > 2 && $_ != $fd } readdir $dir; closedir $dir;
+for my $n (@inherited) { for my $mode ("<&=", ">&=") { if (open(my $x, $mode, $n)) { close $x; last } } }
 open(my $io, "+<&=", $fd) or die "ferry: no hand-over on fd $fd: $!\n";
 binmode $io; syswrite($io, "r");
-my $h = do { local $/; <$io> }; close $io;
-exit 125 unless defined $h && length $h;
-my $p = 0;
+my ($h, $want) = ("", 0);
+until ($want && length $h >= $want) {
+  my $n = sysread($io, $h, 65536, length $h);
+  exit 125 unless $n;
+  my $c = index($h, ":");
+  if (!$want && $c > 0) { die "ferry: bad hand-over\n" unless substr($h, 0, $c) =~ /^\d+$/; $want = $c + 1 + substr($h, 0, $c) }
+}
+close $io;
+my $p = index($h, ":") + 1;
 sub f { my $c = index($h, ":", $p); die "ferry: bad hand-over\n" if $c < $p;
   my $n = substr($h, $p, $c - $p); $p = $c + 1 + $n; die "ferry: bad hand-over\n" if $p > length $h; substr($h, $c + 1, $n) }
 my @cmd = map { f() } 1 .. f(); my @env = map { f() } 1 .. f(); my $script = f();
@@ -133,9 +142,6 @@ open(my $st, "<", "/proc/self/status") or die "ferry: /proc/self/status: $!\n"; 
 die "ferry: the privilege drop did not take\n" unless $s =~ /^Uid:\t$uid\t$uid\t$uid\t$uid$/m && $s =~ /^Gid:\t$gid\t$gid\t$gid\t$gid$/m
   && $s =~ /^Groups:\t$gid ?$/m && $s =~ /^NoNewPrivs:\t1$/m && $s !~ /^Cap(Inh|Prm|Eff|Bnd|Amb):\t0*[1-9a-f]/m;
 %ENV = (); for (@env) { my ($k, $v) = split /=/, $_, 2; $ENV{$k} = $v }
-opendir(my $dir, "/proc/self/fd") or die "ferry: /proc/self/fd: $!\n";
-my @inherited = grep { /^\d+$/ && $_ > 2 } readdir $dir; closedir $dir;
-for my $n (@inherited) { for my $mode ("<&=", ">&=") { if (open(my $x, $mode, $n)) { close $x; last } } }
 exec { $cmd[0] } @cmd; print STDERR "ferry: cannot run $cmd[0]: $!\n"; exit 127;
 `;
 
@@ -231,14 +237,24 @@ const field = (value: string | Uint8Array): Buffer[] => {
 };
 const list = (values: readonly (string | Uint8Array)[]): Buffer[] => [...field(String(values.length)), ...values.flatMap(field)];
 
-/** What one task hands a waiting sandbox, through its hand-over pipe: length-prefixed fields the shim reads. */
+/**
+ * The whole hand-over behind its own length, so the shim starts the task as soon as the last byte
+ * arrives instead of waiting for the end of the pipe (which the agent's event loop closes one turn
+ * after the write).
+ */
+const framed = (parts: Buffer[]): Buffer => {
+  const body = Buffer.concat(parts);
+  return Buffer.concat([Buffer.from(`${body.length}:`), body]);
+};
+
+/** What one task hands a waiting sandbox, through its hand-over pipe (one write): length-prefixed fields the shim reads. */
 export function handOver(spec: RunSpec): Buffer {
   const withFiles = (v: string) => v.replaceAll('{files}', FILES_PATH);
   const command = [...spec.argv.map((a) => (a === '{script}' ? SCRIPT_PATH : withFiles(a))), ...(spec.args ?? [])];
   const env = { ...spec.env, HOME: '/work', TMPDIR: '/tmp', PWD: '/work' };
   const files = Object.entries(spec.files ?? {});
   for (const [name] of files) if (name.includes('/') || name === '.' || name === '..' || name === '') throw new Error(`bad task file name ${name}`);
-  return Buffer.concat([
+  return framed([
     ...list(command),
     ...list(Object.entries(env).map(([k, v]) => `${k}=${withFiles(v)}`)),
     ...field(spec.script),

@@ -4,9 +4,10 @@
  * every task process is a host descendant of the bwrap we started (orphans reparent to that pid
  * 1), and the task's cgroup, when there is one, holds them all.
  *
- * Launch: spawn bwrap → read its pid 1 from --info-fd → write bwrap and that pid into the task's
- * cgroup → release --block-fd. bwrap forks nothing before the release, so no process of the
- * sandbox ever runs outside the cgroup, and no `sh` has to join it for bwrap.
+ * Launch: spawn bwrap (its cgroup is made meanwhile) → read its pid 1 from --info-fd → write
+ * bwrap and that pid into the task's cgroup → release --block-fd. bwrap forks nothing before the
+ * release, so no process of the sandbox ever runs outside the cgroup, and no `sh` has to join it
+ * for bwrap.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
@@ -64,6 +65,26 @@ function readAll(stream: Readable): Promise<string> {
   });
 }
 
+/**
+ * bwrap's pid 1 from its --info-fd, as soon as the number is complete: bwrap writes that JSON
+ * document a line at a time (the namespaces' ids follow the pid), and the cgroup join need not
+ * wait for the rest. NaN when the stream ends without it. The rest is read and dropped.
+ */
+function childPidOf(info: Readable): Promise<number> {
+  return new Promise((resolve) => {
+    let text = '';
+    const settle = (whole: boolean) => {
+      const m = (whole ? /"child-pid":\s*(\d+)/ : /"child-pid":\s*(\d+)\D/).exec(text);
+      if (m || whole) resolve(Number(m?.[1]));
+    };
+    info.on('data', (d: Buffer) => {
+      text += d.toString();
+      settle(false);
+    });
+    for (const event of ['end', 'close', 'error']) info.once(event, () => settle(true));
+  });
+}
+
 /** Resolves once `stream` yields its first byte (the shim's "ready"), or with false when it ends first. */
 function firstByte(stream: Readable): Promise<boolean> {
   return new Promise((resolve) => {
@@ -93,10 +114,17 @@ function complaintOf(stderr: Readable): Promise<string> {
 }
 
 /**
- * Starts `wrapper` + bwrap up to the waiting shim, with bwrap and its pid 1 in `cgroup` before
- * anything runs in the sandbox. Rejects (with bwrap's complaint) when the sandbox cannot be made.
+ * Starts `wrapper` + bwrap up to the waiting shim, with bwrap and its pid 1 in `cgroupMade` before
+ * anything runs in the sandbox. Rejects (with bwrap's complaint, or the cgroup's error) when the
+ * sandbox cannot be made.
  */
-export async function launchSandbox(wrapper: readonly string[], invocation: Invocation, cgroup: TaskCgroup | undefined): Promise<Launched> {
+export async function launchSandbox(
+  wrapper: readonly string[],
+  invocation: Invocation,
+  cgroupMade: TaskCgroup | undefined | Promise<TaskCgroup | undefined>,
+): Promise<Launched> {
+  // The cgroup may still be being made: bwrap starts meanwhile, and waits on --block-fd until it is joined.
+  let cgroup: TaskCgroup | undefined;
   const child = spawnSandbox([...wrapper, ...invocation.argv], invocation.options, invocation.inputs);
   const { pid, stdin, stdout, stderr } = child;
   const stdio = child.stdio as unknown as readonly ((Readable & Writable) | null | undefined)[];
@@ -121,13 +149,14 @@ export async function launchSandbox(wrapper: readonly string[], invocation: Invo
     if (!done) for (const p of [-pid, pid, ...(started ? descendants(pid) : [])]) signal(p, 'SIGKILL');
     for (const p of (await cgroup?.pids()) ?? []) signal(p, 'SIGKILL');
   };
-  const childPid = Number(/"child-pid":\s*(\d+)/.exec(await readAll(info))?.[1]);
+  const childPid = await childPidOf(info);
   if (!Number.isInteger(childPid) || childPid <= 0) {
     await kill();
     await exited;
     throw new Error(`bwrap could not create the sandbox: ${(await complaintOf(stderr)) || 'no child pid on --info-fd'}`);
   }
   try {
+    cgroup = await cgroupMade;
     await cgroup?.join([pid, childPid]);
   } catch (err) {
     await kill();

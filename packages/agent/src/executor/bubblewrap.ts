@@ -18,8 +18,9 @@
  *
  * Lifecycle of a sandbox: create (lease a uid, make the cgroup, launch bwrap up to the shim
  * waiting for its task, or take such a sandbox from the pool, sandbox-pool.ts) → start (hand
- * the task over) → dispose (kill what is left, empty and remove the cgroup, release the uid).
- * The uid goes back to the block at once only when the emptied cgroup proves the task has no
+ * the task over) → end (kill what is left, empty the cgroup, release the uid) → dispose (remove
+ * the emptied cgroup's folders and a public network: after the final status, off the task's
+ * path). The uid goes back to the block at once only when the emptied cgroup proves the task has no
  * process left; otherwise it waits until /proc shows none (task-uids.ts). No folder of the task
  * exists on the host.
  *
@@ -32,7 +33,7 @@ import { randomBytes } from 'node:crypto';
 import { handOver, sandboxInvocation } from './bubblewrap-command.js';
 import { hostInfo, seccompWarning, type Host } from './bubblewrap-host.js';
 import { launchSandbox, type Launched } from './bubblewrap-process.js';
-import { createTaskCgroup, ownerTag, sweepStaleCgroups, type TaskCgroup } from './cgroup.js';
+import { createTaskCgroup, ownerTag, removeCgroupParents, sweepStaleCgroups, type TaskCgroup } from './cgroup.js';
 import { DEFAULT_POOL_TIMING, SandboxPool, type PoolOptions, type PoolStats } from './sandbox-pool.js';
 import { PublicNetworks, type PublicNetwork } from './network-public.js';
 import { DEFAULT_TASK_UIDS, taskUidBlock, type TaskUidBlock, type TaskUidRange } from './task-uids.js';
@@ -41,6 +42,13 @@ import type { Executor, RunSpec, RunningProcess, Sandbox, SandboxLimits } from '
 export { bubblewrapProblem, hostProblem } from './bubblewrap-host.js';
 
 const KILL_WAIT_MS = 5_000;
+
+/** A task cgroup that caps processes where the last one did not, or the reverse: the sandbox is launched again with the right wrapper. */
+class CgroupChanged extends Error {
+  constructor() {
+    super('the task cgroup changed what it limits');
+  }
+}
 
 /** Who is told when a sandbox handed to a task starts and is destroyed (the pool, for its demand and refills). */
 interface Claim {
@@ -53,6 +61,7 @@ class BubblewrapSandbox implements Sandbox {
   readonly workDir = '/work';
   private started = false;
   private claim: Claim | undefined;
+  private ended: Promise<void> | undefined;
   private disposed: Promise<void> | undefined;
 
   constructor(
@@ -74,7 +83,7 @@ class BubblewrapSandbox implements Sandbox {
   }
 
   start(spec: RunSpec): RunningProcess {
-    if (this.started || this.disposed) throw new Error('a sandbox runs one task once');
+    if (this.started || this.ended) throw new Error('a sandbox runs one task once');
     this.started = true;
     const proc = this.launched.start(handOver(spec), spec.stdin);
     this.claim?.started();
@@ -85,24 +94,33 @@ class BubblewrapSandbox implements Sandbox {
     return this.cgroup?.enforces.memory === true && (await this.cgroup.oomKills()) > 0;
   }
 
+  /** The task's processes all dead, the uid released: what the final status waits for. */
+  end(): Promise<void> {
+    this.ended ??= this.killAll();
+    return this.ended;
+  }
+
+  /** end(), then the emptied cgroup's folders and the public network's namespace removed (after the final status, see task-runner.ts). */
   dispose(): Promise<void> {
-    this.disposed ??= this.destroy();
+    this.disposed ??= this.end().finally(async () => {
+      await this.cgroup?.destroy();
+      await this.network?.dispose();
+    });
     return this.disposed;
   }
 
-  private async destroy(): Promise<void> {
+  private async killAll(): Promise<void> {
     try {
       await this.launched.kill();
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([this.launched.exited, new Promise((r) => (timer = setTimeout(r, KILL_WAIT_MS)))]);
       clearTimeout(timer);
-      await this.cgroup?.destroy();
+      await this.cgroup?.empty();
     } finally {
-      // Proof that nothing ran as the uid: no task was handed over (the shim drops to the uid only
-      // then), or the task's cgroup is empty and gone.
+      // Proof that nothing ran as the uid: no task was handed over (the shim drops to it only
+      // then), or the task's cgroup is empty (so its removal can wait).
       const gone = !this.started || (this.cgroup !== undefined && (await this.cgroup.pids()).length === 0);
       this.uids.release(this.uid, gone);
-      await this.network?.dispose();
       this.claim?.done();
     }
   }
@@ -128,6 +146,8 @@ export class BubblewrapExecutor implements Executor {
   readonly warning = seccompWarning();
   private readonly networks: PublicNetworks;
   private readonly pool: SandboxPool<BubblewrapSandbox, SandboxLimits> | undefined;
+  /** Whether this host's task cgroups cap processes (else RLIMIT_NPROC does): known after the first launch. */
+  private cgroupCapsPids: boolean | undefined;
 
   constructor(private readonly options: BubblewrapOptions = {}) {
     this.networks = new PublicNetworks(options.publicDns ? { dns: options.publicDns } : {});
@@ -182,43 +202,65 @@ export class BubblewrapExecutor implements Executor {
     return this.pool?.stats;
   }
 
-  /** Destroys the waiting sandboxes; sandboxes handed to tasks are their runners' to dispose. */
+  /**
+   * Destroys the waiting sandboxes; sandboxes handed to tasks are their runners' to dispose.
+   * Then the shared `ferry` cgroup parents go if no task of this agent (or a neighbour's) is in them.
+   */
   async close(): Promise<void> {
     await this.pool?.close();
+    await removeCgroupParents();
   }
 
   /** A new sandbox, up to the shim waiting for its task: a uid leased, its cgroup made and joined. */
-  private async launch(limits: SandboxLimits): Promise<BubblewrapSandbox> {
+  private async launch(limits: SandboxLimits, retried = false): Promise<BubblewrapSandbox> {
     const host = await hostInfo();
     if (typeof host === 'string') throw new Error(host);
     const uids = await taskUidBlock(this.options.taskUids ?? DEFAULT_TASK_UIDS, host.tools.flock, this.options.uidLockDir);
     const uid = uids.lease();
     let cgroup: TaskCgroup | undefined;
     let network: PublicNetwork | undefined;
+    // Named for this agent, not a task: a pooled sandbox has no task yet, and a later agent
+    // sweeps the cgroups of a dead one by this name (cgroup.ts).
+    const name = `ferry-${ownerTag()}-${randomBytes(6).toString('hex')}`;
+    const made = this.options.cgroups === false ? Promise.resolve(undefined) : createTaskCgroup(name, limits);
+    const settled = made.then(
+      (c) => (cgroup = c),
+      () => undefined,
+    );
     try {
-      // Named for this agent, not a task: a pooled sandbox has no task yet, and a later agent
-      // sweeps the cgroups of a dead one by this name (cgroup.ts).
-      const name = `ferry-${ownerTag()}-${randomBytes(6).toString('hex')}`;
-      cgroup = this.options.cgroups === false ? undefined : await createTaskCgroup(name, limits);
+      // bwrap starts while its cgroup is made (it waits on --block-fd until it is joined). Its
+      // wrapper depends on whether the cgroup caps processes: the first launch waits to know,
+      // later ones assume what the last cgroup did and are redone if this one differs.
+      this.cgroupCapsPids ??= (await made)?.enforces.pids ?? false;
+      const capsPids = this.cgroupCapsPids;
       // A public sandbox's namespace, filter and pasta are made here, before any task (and so
       // any secret) is handed over; a pooled one keeps them while it waits.
       network = limits.network === 'public' ? await this.networks.create() : undefined;
       const resolvConf = network ? { resolvConf: network.resolvConf } : {};
       const invocation = sandboxInvocation({ ...host, task: { uid, gid: uid }, limits, ...resolvConf });
-      const launched = await launchSandbox(this.wrapper(host, limits, cgroup, network), invocation, cgroup);
+      const joinable = made.then((c) => {
+        if ((c?.enforces.pids ?? false) === capsPids) return c;
+        this.cgroupCapsPids = c?.enforces.pids ?? false;
+        throw new CgroupChanged();
+      });
+      joinable.catch(() => undefined); // seen by launchSandbox, unless bwrap failed first
+      const launched = await launchSandbox(this.wrapper(host, limits, capsPids, network), invocation, joinable);
+      await settled;
       return new BubblewrapSandbox(launched, uids, uid, cgroup, network);
     } catch (err) {
+      await settled;
       await cgroup?.destroy().catch(() => undefined);
       await network?.dispose().catch(() => undefined);
       uids.release(uid, true); // nothing ran as it: the shim drops to it only at the hand-over
+      if (err instanceof CgroupChanged && !retried) return this.launch(limits, true);
       throw err;
     }
   }
 
   /** Without a pids cgroup, RLIMIT_NPROC (counted per uid, so per task) caps the processes instead. */
-  private wrapper(host: Host, limits: SandboxLimits, cgroup: TaskCgroup | undefined, network: PublicNetwork | undefined): string[] {
+  private wrapper(host: Host, limits: SandboxLimits, cgroupCapsPids: boolean, network: PublicNetwork | undefined): string[] {
     const { prlimit } = host.tools;
-    const nproc = !cgroup?.enforces.pids && prlimit ? [prlimit, `--nproc=${limits.maxProcesses}`, '--'] : [];
+    const nproc = !cgroupCapsPids && prlimit ? [prlimit, `--nproc=${limits.maxProcesses}`, '--'] : [];
     // Both exec (no fork), so the pid bwrap reports on --info-fd is still the sandbox's.
     return [...nproc, ...(network?.enter ?? [])];
   }

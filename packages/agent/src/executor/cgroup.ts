@@ -23,7 +23,9 @@ export interface TaskCgroup {
   pids(): Promise<number[]>;
   /** How many processes the kernel's OOM killer killed in this cgroup (0 without a memory controller). Read before destroy(). */
   oomKills(): Promise<number>;
-  /** SIGKILLs every member until none is left, then removes the cgroup folders. Idempotent. */
+  /** SIGKILLs every member until none is left (or tries run out); true when it is empty. Idempotent. */
+  empty(): Promise<boolean>;
+  /** empty(), then removes the cgroup folders. Idempotent. */
   destroy(): Promise<void>;
 }
 
@@ -66,6 +68,41 @@ async function ownPaths(): Promise<Map<string, string>> {
   return paths;
 }
 
+/**
+ * The cgroup mounts and this process's place in each hierarchy, read once per process: neither
+ * changes while the agent runs, and /proc/self/mounts is re-parsed for nothing on every task
+ * otherwise. (A failed read is cached too: the host has no usable cgroups then.)
+ */
+let discovered: Promise<{ all: Mount[]; own: Map<string, string> }> | undefined;
+function discover(): Promise<{ all: Mount[]; own: Map<string, string> }> {
+  discovered ??= Promise.all([mounts().catch(() => []), ownPaths().catch(() => new Map<string, string>())]).then(([all, own]) => ({ all, own }));
+  return discovered;
+}
+
+/**
+ * The `ferry` parents this process has already set up (made, and on v2 given the controllers):
+ * a task's cgroup then costs one mkdir. A parent another agent's start-up sweep removed meanwhile
+ * (it removes empty ones) makes that mkdir fail, and the parent is set up again.
+ */
+const readyParents = new Set<string>();
+
+/** `<parent>/<name>`, setting the parent up (`prepare`) only the first time or when it has gone. */
+async function makeTaskDir(parent: string, name: string, prepare: () => Promise<boolean>): Promise<string | undefined> {
+  const dir = join(parent, name);
+  if (
+    readyParents.has(parent) &&
+    (await mkdir(dir).then(
+      () => true,
+      () => false,
+    ))
+  )
+    return dir;
+  readyParents.delete(parent);
+  if (!(await prepare()) || !(await makeDir(dir))) return undefined;
+  readyParents.add(parent);
+  return dir;
+}
+
 async function tryWrite(file: string, value: string): Promise<boolean> {
   return writeFile(file, value).then(
     () => true,
@@ -98,16 +135,32 @@ async function removeDir(dir: string): Promise<void> {
   }
 }
 
+/** A v2 cgroup's controllers, read once per folder: on a hybrid host whose v2 tree has none, every task would read it again to learn so. */
+const controllers = new Map<string, Promise<string>>();
+function controllersOf(base: string): Promise<string> {
+  let found = controllers.get(base);
+  if (!found) {
+    found = readFile(join(base, 'cgroup.controllers'), 'utf8').catch(() => '');
+    controllers.set(base, found);
+  }
+  return found;
+}
+
 async function setUpV2(base: string, name: string, limits: SandboxLimits): Promise<Slot[]> {
-  const available = await readFile(join(base, 'cgroup.controllers'), 'utf8').catch(() => '');
+  const available = await controllersOf(base);
   if (!/\bpids\b/.test(available) || !/\bmemory\b/.test(available)) return [];
   // Fails (EBUSY) when the agent's cgroup holds processes and is not the root: v2's
   // no-internal-processes rule. The agent then needs a delegated sub-cgroup (see report).
-  if (!(await tryWrite(join(base, 'cgroup.subtree_control'), '+pids +memory'))) return [];
   const parent = join(base, PARENT);
-  if (!(await makeDir(parent)) || !(await tryWrite(join(parent, 'cgroup.subtree_control'), '+pids +memory'))) return [];
-  const dir = join(parent, name);
-  if (!(await makeDir(dir))) return [];
+  const dir = await makeTaskDir(
+    parent,
+    name,
+    async () =>
+      (await tryWrite(join(base, 'cgroup.subtree_control'), '+pids +memory')) &&
+      (await makeDir(parent)) &&
+      (await tryWrite(join(parent, 'cgroup.subtree_control'), '+pids +memory')),
+  );
+  if (!dir) return [];
   const ok =
     (await tryWrite(join(dir, 'pids.max'), String(limits.maxProcesses + BWRAP_PROCESSES))) &&
     (await tryWrite(join(dir, 'memory.max'), String(limits.memoryBytes)));
@@ -120,8 +173,9 @@ async function setUpV2(base: string, name: string, limits: SandboxLimits): Promi
 }
 
 async function setUpV1(base: string, controller: 'pids' | 'memory', name: string, limits: SandboxLimits): Promise<Slot[]> {
-  const dir = join(base, PARENT, name);
-  if (!(await makeDir(dir))) return [];
+  const parent = join(base, PARENT);
+  const dir = await makeTaskDir(parent, name, () => makeDir(parent));
+  if (!dir) return [];
   const ok =
     controller === 'pids'
       ? await tryWrite(join(dir, 'pids.max'), String(limits.maxProcesses + BWRAP_PROCESSES))
@@ -136,6 +190,7 @@ async function setUpV1(base: string, controller: 'pids' | 'memory', name: string
 }
 
 class CgroupSet implements TaskCgroup {
+  private emptied: Promise<boolean> | undefined;
   private destroyed: Promise<void> | undefined;
   constructor(
     readonly version: 1 | 2,
@@ -151,16 +206,23 @@ class CgroupSet implements TaskCgroup {
     return this.slots.map((s) => join(s.dir, 'cgroup.procs'));
   }
 
+  /**
+   * The hierarchies in parallel: on cgroup v1 the first move waits for an RCU grace period (the
+   * kernel's global cgroup_threadgroup_rwsem, milliseconds under load), and moves made meanwhile
+   * share that wait instead of each paying their own.
+   */
   async join(pids: readonly number[]): Promise<void> {
-    for (const file of this.procsFiles) for (const pid of pids) await writeFile(file, String(pid));
+    await Promise.all(
+      this.procsFiles.map(async (file) => {
+        for (const pid of pids) await writeFile(file, String(pid));
+      }),
+    );
   }
 
   async pids(): Promise<number[]> {
     const all = new Set<number>();
-    for (const file of this.procsFiles) {
-      const text = await readFile(file, 'utf8').catch(() => '');
-      for (const line of text.split('\n')) if (line) all.add(Number(line));
-    }
+    const texts = await Promise.all(this.procsFiles.map((file) => readFile(file, 'utf8').catch(() => '')));
+    for (const text of texts) for (const line of text.split('\n')) if (line) all.add(Number(line));
     return [...all];
   }
 
@@ -176,25 +238,29 @@ class CgroupSet implements TaskCgroup {
     return kills;
   }
 
+  empty(): Promise<boolean> {
+    this.emptied ??= this.killAll();
+    return this.emptied;
+  }
+
   destroy(): Promise<void> {
-    this.destroyed ??= this.killAndRemove();
+    this.destroyed ??= this.empty().then(async () => {
+      // The shared `ferry` parent stays for the next task (removeCgroupParents, at the executor's close).
+      for (const slot of this.slots) await removeDir(slot.dir);
+    });
     return this.destroyed;
   }
 
-  private async killAndRemove(): Promise<void> {
+  private async killAll(): Promise<boolean> {
     for (let i = 0; i < BOUNDED_TRIES; i++) {
       const pids = await this.pids();
-      if (pids.length === 0) break;
+      if (pids.length === 0) return true;
       // v2's cgroup.kill (Linux 5.14+) is atomic against forks; the v1 loop catches forks next round.
       const killFile = this.version === 2 ? join(this.slots[0]?.dir ?? '', 'cgroup.kill') : '';
       if (!(killFile && (await tryWrite(killFile, '1')))) for (const pid of pids) killPid(pid);
       await delay(5);
     }
-    for (const slot of this.slots) {
-      await removeDir(slot.dir);
-      // Best effort: the shared parent goes once no task uses it, so nothing is left behind.
-      await rmdir(join(slot.dir, '..')).catch(() => undefined);
-    }
+    return (await this.pids()).length === 0;
   }
 }
 
@@ -212,7 +278,7 @@ function killPid(pid: number): void {
  */
 export async function createTaskCgroup(name: string, limits: SandboxLimits): Promise<TaskCgroup | undefined> {
   if (!/^[\w.-]+$/.test(name)) throw new Error(`unsafe cgroup name ${name}`);
-  const [all, own] = await Promise.all([mounts().catch(() => []), ownPaths().catch(() => new Map<string, string>())]);
+  const { all, own } = await discover();
   const v2 = all.find((m) => m.type === 'cgroup2');
   if (v2 && own.has('')) {
     const slots = await setUpV2(join(v2.dir, own.get('') ?? '/'), name, limits);
@@ -249,14 +315,16 @@ function startTime(pid: number): string | undefined {
  * tells a dead agent's cgroups (to sweep) from a live neighbour's (to leave alone), pids being reused.
  */
 export function ownerTag(pid: number = process.pid): string {
+  if (pid === process.pid) return (ownTag ??= `p${pid}s${startTime(pid) ?? '0'}`); // read once: every launch names a cgroup
   return `p${pid}s${startTime(pid) ?? '0'}`;
 }
+let ownTag: string | undefined;
 
 const OWNED = /^ferry-p(\d+)s(\d+)-[\w.-]+$/;
 
 /** The `ferry` parents this process's task cgroups live in: v2 and the v1 pids and memory hierarchies. */
 async function ferryParents(): Promise<string[]> {
-  const [all, own] = await Promise.all([mounts().catch(() => []), ownPaths().catch(() => new Map<string, string>())]);
+  const { all, own } = await discover();
   const dirs: string[] = [];
   const v2 = all.find((m) => m.type === 'cgroup2');
   if (v2 && own.has('')) dirs.push(join(v2.dir, own.get('') ?? '/', PARENT));
@@ -265,6 +333,14 @@ async function ferryParents(): Promise<string[]> {
     if (mount && own.has(controller)) dirs.push(join(mount.dir, own.get(controller) ?? '/', PARENT));
   }
   return dirs;
+}
+
+/** Removes this process's `ferry` parents if no task cgroup is left in them (best effort: a live neighbour's keep them busy). */
+export async function removeCgroupParents(): Promise<void> {
+  for (const parent of await ferryParents()) {
+    readyParents.delete(parent);
+    await rmdir(parent).catch(() => undefined);
+  }
 }
 
 /**
