@@ -99,14 +99,23 @@ export class Db implements Sql {
     this.run = s.run;
   }
 
-  /** Runs `fn` in one transaction (READ COMMITTED); a deadlock or serialization failure is retried a few times. */
-  async tx<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` in one transaction (READ COMMITTED); a deadlock or serialization failure is retried
+   * a few times. `prelude`: constant statements (no parameters) sent with BEGIN in the same round
+   * trip, as one simple query; each still runs on its own snapshot, taken when it starts, so a
+   * lock taken by one is in force for the next one's reads. `fn` gets the rows of the last.
+   */
+  async tx<T>(fn: (sql: Sql, prelude: Row[]) => Promise<T>, prelude?: string): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const client = await this.pool.connect();
       let broken = false;
       try {
-        await client.query('BEGIN');
-        const result = await fn(sqlOn((text, values) => client.query(text, values)));
+        const began = await client.query(prelude === undefined ? 'BEGIN' : `BEGIN; ${prelude}`);
+        const results = Array.isArray(began) ? (began as pg.QueryResult[]) : [began];
+        const result = await fn(
+          sqlOn((text, values) => client.query(text, values)),
+          (results.at(-1)?.rows ?? []) as Row[],
+        );
         await client.query('COMMIT');
         return result;
       } catch (err) {
