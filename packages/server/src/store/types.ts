@@ -381,7 +381,11 @@ export interface Store {
   releaseClaim(taskId: string, agentId: string): Promise<boolean>;
   /** Records the start of a running task held by `agentId`; idempotent. */
   markStarted(taskId: string, agentId: string, now: number): Promise<boolean>;
-  /** Renews the leases of the given tasks the agent still holds; returns which it holds and which are cancelled. */
+  /**
+   * Renews the leases of the given tasks the agent still holds; returns which it holds and which
+   * are cancelled. A lease already within a small slack below `leaseUntil` (under a tenth of the
+   * lease, at most a second) may be left as it is (PostgreSQL: no write, no commit).
+   */
   renewLeases(agentId: string, taskIds: readonly string[], leaseUntil: number): Promise<{ held: string[]; cancel: string[] }>;
   /** Asks the agent holding a running task to stop it (seen at its next heartbeat or poll). */
   requestStop(orgId: string, taskId: string, now: number): Promise<boolean>;

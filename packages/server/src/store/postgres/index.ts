@@ -57,6 +57,9 @@ const LOCK_MIGRATE = 0x46657201;
 const LOCK_AUDIT = 0x46657202;
 const LOCK_SETUP = 0x46657203;
 
+/** At most this much of a lease renewal may be skipped (renewLeases): under a second of a lease of seconds. */
+const RENEW_SLACK_MS = 1000;
+
 /** The audit chain's lock, then its head (see appendAudit); constants only, as Db.tx's prelude must be. */
 const AUDIT_HEAD = `SELECT pg_advisory_xact_lock(${LOCK_AUDIT}); SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1`;
 
@@ -413,9 +416,21 @@ export class PostgresStore implements Store {
 
   async renewLeases(agentId: string, taskIds: readonly string[], leaseUntil: number): Promise<{ held: string[]; cancel: string[] }> {
     if (taskIds.length === 0) return { held: [], cancel: [] };
+    // An agent renews on every poll and heartbeat, often many times a second under load: a lease
+    // that already ends between `leaseUntil` less a slack (a tenth of the lease, at most
+    // RENEW_SLACK_MS) and `leaseUntil` is left as it is, so most renewals write nothing and
+    // commit nothing (no fsync on the poll's answer). Rows renewed answer as the UPDATE left them;
+    // the others (far from lapsing, so no sweep races them) as the statement read them.
+    const slack = Math.min(RENEW_SLACK_MS, Math.max(0, Math.floor((leaseUntil - Date.now()) / 10)));
+    const fresh = 'lease_expires_at BETWEEN ? AND ?';
     const rows = await this.db.all(
-      "UPDATE tasks SET lease_expires_at = ? WHERE id = ANY(?::text[]) AND agent_id = ? AND status = 'running' RETURNING id, cancel_requested_at",
-      [leaseUntil, [...taskIds], agentId],
+      `WITH held AS (SELECT id, cancel_requested_at, lease_expires_at FROM tasks WHERE id = ANY(?::text[]) AND agent_id = ? AND status = 'running'),
+      renewed AS (UPDATE tasks SET lease_expires_at = ?
+        WHERE id IN (SELECT id FROM held WHERE NOT COALESCE(${fresh}, false)) AND agent_id = ? AND status = 'running'
+        RETURNING id, cancel_requested_at)
+      SELECT id, cancel_requested_at FROM renewed
+      UNION ALL SELECT id, cancel_requested_at FROM held WHERE ${fresh}`,
+      [[...taskIds], agentId, leaseUntil, leaseUntil - slack, leaseUntil, agentId, leaseUntil - slack, leaseUntil],
     );
     const byId = new Map(rows.map((r) => [String(r.id), r]));
     const held = taskIds.filter((id) => byId.has(id));
