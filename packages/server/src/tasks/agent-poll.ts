@@ -41,14 +41,11 @@ async function pollUntilAnswer(ctx: ServerContext, agent: AgentRow, poll: PollRe
   for (;;) {
     const task = poll.free > 0 && !signal.aborted && !ctx.hub.isReleasingAgents ? await ctx.tasks.claim(agent, signal) : undefined;
     // Key work rides on every answer: a holder kept busy with tasks must still hand its keys over.
-    // The answer's parts are independent reads and writes: asked at once, not one after another.
+    // The answer's parts are independent reads and writes: asked at once, not one after another
+    // (the task's secrets came with its claim).
     if (task) {
-      const [keyWork, secrets, { cancel }] = await Promise.all([
-        keyWorkFor(ctx, agent),
-        ctx.store.listSecrets(task.targetId),
-        ctx.tasks.renewLeases(agent, poll.running),
-      ]);
-      return { task: assignmentView(ctx.config, task, secrets), cancel, ...keyWork };
+      const [keyWork, { cancel }] = await Promise.all([keyWorkFor(ctx, agent), ctx.tasks.renewLeases(agent, poll.running)]);
+      return { task: assignmentView(ctx.config, task, task.secrets), cancel, ...keyWork };
     }
     // An agent revoked, or left with no target, while its poll waited is told now. Looked at
     // after the claim, not before it: such an agent claims nothing (the claim's eligibility

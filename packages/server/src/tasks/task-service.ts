@@ -296,8 +296,8 @@ export class TaskService {
     };
   }
 
-  /** The oldest task `agent` may run, claimed under a lease; released at once if `signal` says the agent hung up. */
-  async claim(agent: AgentRow, signal: AbortSignal): Promise<TaskRow | undefined> {
+  /** The oldest task `agent` may run (with its secrets), claimed under a lease; released at once if `signal` says the agent hung up. */
+  async claim(agent: AgentRow, signal: AbortSignal): ReturnType<Store['claimNextTask']> {
     const task = await this.deps.store.claimNextTask(agent, Date.now(), this.leaseMs());
     if (!task) return undefined;
     if (signal.aborted) {

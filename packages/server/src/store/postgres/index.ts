@@ -40,6 +40,7 @@ import type {
   TargetRow,
   TaskFilter,
   TaskRow,
+  ClaimedTask,
 } from '../types.js';
 import { auditHash } from '../audit-hash.js';
 import { TASK_SELECT, num, strOrNull, toAgent, toAudit, toSecret, toTarget, toTask } from '../sqlite/rows.js';
@@ -383,13 +384,14 @@ export class PostgresStore implements Store {
     return (await this.db.all(`${TASK_SELECT} WHERE ${where.join(' AND ')} ORDER BY t.created_at DESC, t.id DESC LIMIT ?`, params)).map(toTask);
   }
 
-  async claimNextTask(agent: AgentRow, now: number, leaseMs: number): Promise<TaskRow | undefined> {
+  async claimNextTask(agent: AgentRow, now: number, leaseMs: number): Promise<ClaimedTask | undefined> {
     // One round trip: the compare-and-set, the claimed task as callers see it (target and
-    // agent names joined in), and, when nothing was claimed, whether eligible queued tasks
-    // exist that another claimer had locked (SKIP LOCKED passed them over): then look again.
+    // agent names joined in) with its secrets, and, when nothing was claimed, whether eligible
+    // queued tasks exist that another claimer had locked (SKIP LOCKED passed them over): then
+    // look again.
     for (let attempt = 0; attempt < 3; attempt++) {
       const r = await this.db.one(CLAIM, [agent.id, now, now + leaseMs, agent.id, agent.id]);
-      if (r?.id !== null && r?.id !== undefined) return toTask(r);
+      if (r?.id !== null && r?.id !== undefined) return { ...toTask(r), secrets: (r.claim_secrets as Row[]).map(toSecret) };
       if (r?.more !== true) return undefined;
     }
     return undefined;
@@ -774,8 +776,9 @@ const QUEUED_FOR_AGENT = `FROM tasks t JOIN targets g ON g.id = t.target_id JOIN
  * The claim: SKIP LOCKED passes over a row another replica is claiming right now instead of
  * waiting for it, and the outer condition re-checks `queued` on the row as it is when locked
  * (the compare-and-set). One row always comes back: the claimed task (TASK_SELECT's columns) or
- * nulls, and `more`, whether eligible queued tasks existed when the statement began (read from
- * its snapshot, so it also counts rows that were skipped as locked).
+ * nulls, its target's secrets (JSON, as the secrets rows), and `more`, whether eligible queued
+ * tasks existed when the statement began (read from its snapshot, so it also counts rows that
+ * were skipped as locked).
  */
 const CLAIM = `WITH claimed AS (
     UPDATE tasks SET status = 'running', agent_id = ?, claimed_at = ?, lease_expires_at = ?
@@ -783,7 +786,9 @@ const CLAIM = `WITH claimed AS (
       AND status = 'queued'
     RETURNING *),
   task AS (${taskSelectFrom('claimed')})
-  SELECT task.*, EXISTS (SELECT 1 ${QUEUED_FOR_AGENT}) AS more FROM (SELECT 1) AS one LEFT JOIN task ON true`;
+  SELECT task.*, EXISTS (SELECT 1 ${QUEUED_FOR_AGENT}) AS more,
+    (SELECT COALESCE(json_agg(s ORDER BY s.name), '[]') FROM secrets s WHERE s.target_id = task.target_id) AS claim_secrets
+  FROM (SELECT 1) AS one LEFT JOIN task ON true`;
 
 /** TASK_SELECT over `source` (a CTE of task rows) instead of the tasks table. */
 function taskSelectFrom(source: string): string {
