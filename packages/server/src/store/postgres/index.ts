@@ -346,11 +346,6 @@ export class PostgresStore implements Store {
     return r ? toTask(r) : undefined;
   }
 
-  private async taskById(sql: Sql, taskId: string): Promise<TaskRow | undefined> {
-    const r = await sql.one(`${TASK_SELECT} WHERE t.id = ?`, [taskId]);
-    return r ? toTask(r) : undefined;
-  }
-
   async getTaskForAgent(taskId: string, agentId: string): Promise<TaskRow | undefined> {
     const r = await this.db.one(`${TASK_SELECT} WHERE t.id = ? AND t.agent_id = ?`, [taskId, agentId]);
     return r ? toTask(r) : undefined;
