@@ -25,6 +25,11 @@ export async function revokedError(store: Store, agent: AgentRow): Promise<Ferry
 export async function checkStanding(store: Store, agentId: string): Promise<void> {
   const agent = await store.getAgent(agentId);
   if (!agent) throw new FerryError('FERRY_E_UNAUTHENTICATED', 'Missing or invalid agent credential.');
+  await checkStandingOf(store, agent);
+}
+
+/** `checkStanding` of an agent row just read (the request's own authentication): no second read of it. */
+export async function checkStandingOf(store: Store, agent: AgentRow): Promise<void> {
   if (agent.revokedAt !== null) throw await revokedError(store, agent);
   if (agent.hosted || agent.targetIds.length === 0) return;
   if ((await liveTargetNames(store, agent)).length === 0) {

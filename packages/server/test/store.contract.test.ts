@@ -142,9 +142,23 @@ forEachStore('store contract', (backend) => {
       (await store.listTasks(orgId, { limit: 1, status: 'queued', targetIds: [target.id] })).map((t) => t.id),
       ['t_2'],
     );
+    // With secrets only a holder of the target's key may run its tasks; the claim brings them.
+    assert.ok(await store.setTargetKey(target.id, 'PEM', 'k1'));
+    assert.ok(await store.addKeyHolder(target.id, agent.id, 'k1', 1));
+    for (const name of ['B_TOKEN', 'A_TOKEN']) {
+      assert.equal(await store.putSecret({ targetId: target.id, orgId, name, kid: 'k1', sealed: sealed('k1'), bytes: 10, setBy: 't', setAt: 5 }), 'ok');
+    }
     const now = Date.now();
     const claimed = await store.claimNextTask(agent, now, LEASE_MS);
     assert.deepEqual([claimed?.id, claimed?.status, claimed?.agentName, claimed?.leaseExpiresAt], ['t_1', 'running', 'one', now + LEASE_MS]);
+    assert.deepEqual(claimed?.secrets, await store.listSecrets(target.id));
+    assert.deepEqual(
+      claimed?.secrets.map((x) => [x.name, x.sealed.kid, x.bytes]),
+      [
+        ['A_TOKEN', 'k1', 10],
+        ['B_TOKEN', 'k1', 10],
+      ],
+    );
     assert.equal(await store.countRunningTasks(agent.id, orgId), 1);
     assert.ok(await store.markStarted('t_1', agent.id, now));
     assert.ok(await store.markStarted('t_1', agent.id, now + 1), 'idempotent');

@@ -177,6 +177,11 @@ export interface TaskRow {
   outputExpiredAt: number | null;
 }
 
+/** A task as its claim hands it to the agent: with its target's sealed secrets, read with the claim. */
+export interface ClaimedTask extends TaskRow {
+  secrets: SecretRow[];
+}
+
 export interface TaskFilter {
   targetId?: string | undefined;
   status?: TaskStatus | undefined;
@@ -375,13 +380,20 @@ export interface Store {
   // lease) that reports whether it won; which change to make, and what follows, is decided by
   // tasks/task-service.ts.
 
-  /** The oldest queued task this agent may run (see eligibility.ts) becomes `running` under a lease. */
-  claimNextTask(agent: AgentRow, now: number, leaseMs: number): Promise<TaskRow | undefined>;
+  /**
+   * The oldest queued task this agent may run (see eligibility.ts) becomes `running` under a
+   * lease; it comes with its target's sealed secrets, which the poll's answer carries.
+   */
+  claimNextTask(agent: AgentRow, now: number, leaseMs: number): Promise<ClaimedTask | undefined>;
   /** running, not started, held by `agentId` → queued. */
   releaseClaim(taskId: string, agentId: string): Promise<boolean>;
   /** Records the start of a running task held by `agentId`; idempotent. */
   markStarted(taskId: string, agentId: string, now: number): Promise<boolean>;
-  /** Renews the leases of the given tasks the agent still holds; returns which it holds and which are cancelled. */
+  /**
+   * Renews the leases of the given tasks the agent still holds; returns which it holds and which
+   * are cancelled. A lease already within a small slack below `leaseUntil` (under a tenth of the
+   * lease, at most a second) may be left as it is (PostgreSQL: no write, no commit).
+   */
   renewLeases(agentId: string, taskIds: readonly string[], leaseUntil: number): Promise<{ held: string[]; cancel: string[] }>;
   /** Asks the agent holding a running task to stop it (seen at its next heartbeat or poll). */
   requestStop(orgId: string, taskId: string, now: number): Promise<boolean>;

@@ -6,7 +6,7 @@
  * those to cancel. An agent holds at most its concurrency of polls (open-polls.ts).
  */
 import type { ParsedBody, PollResponse, Routes } from '@ferry/protocol';
-import { checkStanding } from '../agent-standing.js';
+import { checkStanding, checkStandingOf } from '../agent-standing.js';
 import type { ServerContext } from '../context.js';
 import { acceptAgentKeys, hasKeyWork, keyWorkFor } from '../keys.js';
 import type { AgentRow } from '../store/types.js';
@@ -16,7 +16,8 @@ export type PollRequest = ParsedBody<typeof Routes.poll>;
 
 /** `ending` aborts when the agent went away or a newer poll of it took this one's place. */
 export async function answerPoll(ctx: ServerContext, agent: AgentRow, poll: PollRequest, ending: AbortController): Promise<PollResponse> {
-  await checkStanding(ctx.store, agent.id);
+  // The row was read to authenticate this very request.
+  await checkStandingOf(ctx.store, agent);
   const leave = ctx.polls.enter(agent, ending);
   try {
     return await pollUntilAnswer(ctx, agent, poll, ending.signal);
@@ -25,27 +26,43 @@ export async function answerPoll(ctx: ServerContext, agent: AgentRow, poll: Poll
   }
 }
 
+/**
+ * A poll's arrival counts as a sign of life (presence.ts) only when the agent's row, read moments
+ * ago to authenticate it, is older than this: an agent that polls again right after an answer
+ * costs no write (on PostgreSQL a commit, so an fsync) ahead of its claim.
+ */
+const TOUCH_RESOLUTION_MS = 1000;
+
 async function pollUntilAnswer(ctx: ServerContext, agent: AgentRow, poll: PollRequest, signal: AbortSignal): Promise<PollResponse> {
   const deadline = Date.now() + poll.waitSeconds * 1000;
-  await ctx.store.touchAgent(agent.id, Date.now());
+  if (Date.now() - agent.lastSeenAt >= TOUCH_RESOLUTION_MS) await ctx.store.touchAgent(agent.id, Date.now());
   if (poll.keys) await acceptAgentKeys(ctx, agent, poll.keys);
+  let waited = false;
   for (;;) {
     const task = poll.free > 0 && !signal.aborted && !ctx.hub.isReleasingAgents ? await ctx.tasks.claim(agent, signal) : undefined;
     // Key work rides on every answer: a holder kept busy with tasks must still hand its keys over.
-    const keyWork = await keyWorkFor(ctx, agent);
+    // The answer's parts are independent reads and writes: asked at once, not one after another
+    // (the task's secrets came with its claim).
     if (task) {
-      const secrets = await ctx.store.listSecrets(task.targetId);
-      return { task: assignmentView(ctx.config, task, secrets), cancel: (await ctx.tasks.renewLeases(agent, poll.running)).cancel, ...keyWork };
+      const [keyWork, { cancel }] = await Promise.all([keyWorkFor(ctx, agent), ctx.tasks.renewLeases(agent, poll.running)]);
+      return { task: assignmentView(ctx.config, task, task.secrets), cancel, ...keyWork };
     }
-    const { cancel } = await ctx.tasks.renewLeases(agent, poll.running);
-    const keyRequests = (await ctx.store.targetsNeedingKeys(agent)).map((t) => ({ targetId: t.id, targetName: t.name }));
+    // An agent revoked, or left with no target, while its poll waited is told now. Looked at
+    // after the claim, not before it: such an agent claims nothing (the claim's eligibility
+    // reads its row), and a woken poll reaches its task one round trip sooner.
+    if (waited) await checkStanding(ctx.store, agent.id);
+    const [keyWork, { cancel }, needingKeys] = await Promise.all([
+      keyWorkFor(ctx, agent),
+      ctx.tasks.renewLeases(agent, poll.running),
+      ctx.store.targetsNeedingKeys(agent),
+    ]);
+    const keyRequests = needingKeys.map((t) => ({ targetId: t.id, targetName: t.name }));
     // A server shutting down answers at once (empty) rather than holding polls it cannot serve.
     if (cancel.length > 0 || keyRequests.length > 0 || hasKeyWork(keyWork) || Date.now() >= deadline || signal.aborted || ctx.hub.isReleasingAgents) {
       await ctx.store.touchAgent(agent.id, Date.now());
       return { task: null, cancel, keyRequests, ...keyWork };
     }
     await ctx.hub.waitForWork(agent, poll.free > 0, deadline - Date.now(), signal);
-    // An agent revoked, or left with no target, while its poll waited is told now.
-    await checkStanding(ctx.store, agent.id);
+    waited = true;
   }
 }

@@ -131,8 +131,11 @@ export class TaskService {
     checkLimits(this.deps.config, { timeoutSeconds: request.timeoutSeconds });
     await this.checkOutputQuota(user.orgId);
     const task = this.withReview(target, { ...this.newTaskRow(user, target, request), ...(await taskInputFor(this.deps.store, target, request)), runbook });
-    await this.deps.store.createTask(task);
-    if (task.status === 'queued') this.deps.hub.notifyTask(target, await keyNeedOf(this.deps.store, target));
+    // Who may run it (the key need) is read while the row is written, so the wake-up follows
+    // the insert at once; the audit entry comes after it, off the dispatch path.
+    const queued = task.status === 'queued';
+    const [, key] = await Promise.all([this.deps.store.createTask(task), queued ? keyNeedOf(this.deps.store, target) : undefined]);
+    if (key) this.deps.hub.notifyTask(target, key);
     else this.deps.notify?.('task.pending_review', task);
     await this.deps.audit({
       orgId: user.orgId,
@@ -293,8 +296,8 @@ export class TaskService {
     };
   }
 
-  /** The oldest task `agent` may run, claimed under a lease; released at once if `signal` says the agent hung up. */
-  async claim(agent: AgentRow, signal: AbortSignal): Promise<TaskRow | undefined> {
+  /** The oldest task `agent` may run (with its secrets), claimed under a lease; released at once if `signal` says the agent hung up. */
+  async claim(agent: AgentRow, signal: AbortSignal): ReturnType<Store['claimNextTask']> {
     const task = await this.deps.store.claimNextTask(agent, Date.now(), this.leaseMs());
     if (!task) return undefined;
     if (signal.aborted) {

@@ -43,21 +43,54 @@ function numbered(sql: string): string {
   return out;
 }
 
-const cache = new Map<string, string>();
-function prepared(sql: string): string {
-  let text = cache.get(sql);
-  if (text === undefined) {
-    text = numbered(sql);
-    cache.set(sql, text);
-  }
-  return text;
+/**
+ * Statements are prepared (named) on each connection the first time it runs them: PostgreSQL
+ * then skips parsing and planning on every later run, which for the store's joins (a task with
+ * its target, the claim's eligibility rule) is most of a query's database CPU and a good part of
+ * its round trip. The store's SQL is a fixed set of texts; texts past MAX_PREPARED (batched
+ * inserts whose size varies) run unnamed, so no connection collects statements without bound.
+ * Texts without parameters are sent as they are (simple queries).
+ */
+const MAX_PREPARED = 500;
+
+interface Statement {
+  text: string;
+  name: string | undefined;
 }
 
-function sqlOn(q: (text: string, values: unknown[]) => Promise<pg.QueryResult>): Sql {
+const cache = new Map<string, Statement>();
+function prepared(sql: string): Statement {
+  let statement = cache.get(sql);
+  if (statement === undefined) {
+    statement = { text: numbered(sql), name: cache.size < MAX_PREPARED ? `ferry_${cache.size}` : undefined };
+    cache.set(sql, statement);
+  }
+  return statement;
+}
+
+/**
+ * A prepared statement the server no longer accepts: its result's columns changed (another
+ * replica's migration altered a table a `SELECT *` reads), or the connection lost it (a pooler
+ * that swaps server connections). Run once more on a fresh connection it is prepared anew.
+ */
+function isStalePrepared(err: unknown): boolean {
+  const code = (err as { code?: string }).code;
+  return code === '0A000' || code === '26000';
+}
+
+type Query = (config: pg.QueryConfig) => Promise<pg.QueryResult>;
+
+function sqlOn(q: Query): Sql {
+  const query = (sql: string, params: readonly unknown[]): Promise<pg.QueryResult> => {
+    // Without parameters a text goes as a simple query (migrations send several statements in one).
+    if (params.length === 0) return q({ text: sql });
+    const { text, name } = prepared(sql);
+    return q({ text, name, values: [...params] });
+  };
   return {
-    all: async (sql, params = []) => (await q(prepared(sql), [...params])).rows as Row[],
-    one: async (sql, params = []) => (await q(prepared(sql), [...params])).rows[0] as Row | undefined,
-    run: async (sql, params = []) => (await q(prepared(sql), [...params])).rowCount ?? 0,
+    all: async (sql, params = []) => (await query(sql, params)).rows as Row[],
+    one: async (sql, params = []) => (await query(sql, params)).rows[0] as Row | undefined,
+    run: async (sql, params = []) => (await query(sql, params)).rowCount ?? 0,
   };
 }
 
@@ -68,7 +101,7 @@ export function isUniqueViolation(err: unknown): boolean {
 /** Serialization failures and deadlocks: the transaction did nothing and may be run again. */
 function isRetryable(err: unknown): boolean {
   const code = (err as { code?: string }).code;
-  return code === '40001' || code === '40P01';
+  return code === '40001' || code === '40P01' || isStalePrepared(err);
 }
 
 export interface PoolOptions {
@@ -93,20 +126,37 @@ export class Db implements Sql {
     // An idle client whose connection drops (database restarted) is removed by the pool; the
     // error must not crash the process.
     this.pool.on('error', () => undefined);
-    const s = sqlOn((text, values) => this.pool.query(text, values));
+    // The pool drops a connection whose query failed, so the second try runs on another one.
+    const s = sqlOn(async (config) => {
+      try {
+        return await this.pool.query(config);
+      } catch (err) {
+        if (!isStalePrepared(err)) throw err;
+        return this.pool.query(config);
+      }
+    });
     this.all = s.all;
     this.one = s.one;
     this.run = s.run;
   }
 
-  /** Runs `fn` in one transaction (READ COMMITTED); a deadlock or serialization failure is retried a few times. */
-  async tx<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` in one transaction (READ COMMITTED); a deadlock or serialization failure is retried
+   * a few times. `prelude`: constant statements (no parameters) sent with BEGIN in the same round
+   * trip, as one simple query; each still runs on its own snapshot, taken when it starts, so a
+   * lock taken by one is in force for the next one's reads. `fn` gets the rows of the last.
+   */
+  async tx<T>(fn: (sql: Sql, prelude: Row[]) => Promise<T>, prelude?: string): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const client = await this.pool.connect();
       let broken = false;
       try {
-        await client.query('BEGIN');
-        const result = await fn(sqlOn((text, values) => client.query(text, values)));
+        const began = await client.query(prelude === undefined ? 'BEGIN' : `BEGIN; ${prelude}`);
+        const results = Array.isArray(began) ? (began as pg.QueryResult[]) : [began];
+        const result = await fn(
+          sqlOn((config) => client.query(config)),
+          (results.at(-1)?.rows ?? []) as Row[],
+        );
         await client.query('COMMIT');
         return result;
       } catch (err) {
@@ -115,6 +165,8 @@ export class Db implements Sql {
         } catch {
           broken = true;
         }
+        // A connection holding a stale prepared statement is closed, not reused.
+        broken ||= isStalePrepared(err);
         if (attempt < 4 && isRetryable(err)) continue;
         throw err;
       } finally {

@@ -40,6 +40,7 @@ import type {
   TargetRow,
   TaskFilter,
   TaskRow,
+  ClaimedTask,
 } from '../types.js';
 import { auditHash } from '../audit-hash.js';
 import { TASK_SELECT, num, strOrNull, toAgent, toAudit, toSecret, toTarget, toTask } from '../sqlite/rows.js';
@@ -56,6 +57,12 @@ import { PgPeople } from './people.js';
 const LOCK_MIGRATE = 0x46657201;
 const LOCK_AUDIT = 0x46657202;
 const LOCK_SETUP = 0x46657203;
+
+/** At most this much of a lease renewal may be skipped (renewLeases): under a second of a lease of seconds. */
+const RENEW_SLACK_MS = 1000;
+
+/** The audit chain's lock, then its head (see appendAudit); constants only, as Db.tx's prelude must be. */
+const AUDIT_HEAD = `SELECT pg_advisory_xact_lock(${LOCK_AUDIT}); SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1`;
 
 const bytes = (v: Uint8Array | null): Buffer | null => (v === null ? null : Buffer.from(v.buffer, v.byteOffset, v.length));
 
@@ -269,8 +276,8 @@ export class PostgresStore implements Store {
   }
 
   async findAgentByToken(tokenHash: string): Promise<AgentRow | undefined> {
-    const r = await this.db.one('SELECT * FROM agents WHERE token_hash = ?', [tokenHash]);
-    return r ? agentFromRow(this.db, r) : undefined;
+    const r = await this.db.one(`${AGENT_SELECT} WHERE a.token_hash = ?`, [tokenHash]);
+    return r ? agentFromRow(r) : undefined;
   }
 
   async getAgent(agentId: string): Promise<AgentRow | undefined> {
@@ -282,8 +289,8 @@ export class PostgresStore implements Store {
   }
 
   async listAgents(orgId: string): Promise<AgentRow[]> {
-    const rows = await this.db.all('SELECT * FROM agents WHERE (org_id = ? OR org_id IS NULL) AND pruned_at IS NULL ORDER BY registered_at', [orgId]);
-    return Promise.all(rows.map((r) => agentFromRow(this.db, r)));
+    const rows = await this.db.all(`${AGENT_SELECT} WHERE (a.org_id = ? OR a.org_id IS NULL) AND a.pruned_at IS NULL ORDER BY a.registered_at`, [orgId]);
+    return rows.map(agentFromRow);
   }
 
   async revokeAgent(orgId: string | null, agentId: string, now: number): Promise<boolean> {
@@ -340,11 +347,6 @@ export class PostgresStore implements Store {
     return r ? toTask(r) : undefined;
   }
 
-  private async taskById(sql: Sql, taskId: string): Promise<TaskRow | undefined> {
-    const r = await sql.one(`${TASK_SELECT} WHERE t.id = ?`, [taskId]);
-    return r ? toTask(r) : undefined;
-  }
-
   async getTaskForAgent(taskId: string, agentId: string): Promise<TaskRow | undefined> {
     const r = await this.db.one(`${TASK_SELECT} WHERE t.id = ? AND t.agent_id = ?`, [taskId, agentId]);
     return r ? toTask(r) : undefined;
@@ -378,23 +380,15 @@ export class PostgresStore implements Store {
     return (await this.db.all(`${TASK_SELECT} WHERE ${where.join(' AND ')} ORDER BY t.created_at DESC, t.id DESC LIMIT ?`, params)).map(toTask);
   }
 
-  async claimNextTask(agent: AgentRow, now: number, leaseMs: number): Promise<TaskRow | undefined> {
-    // SKIP LOCKED: a row another replica is claiming right now is passed over, not waited for.
-    // The outer condition re-checks `queued` on the row as it is when locked (the CAS).
+  async claimNextTask(agent: AgentRow, now: number, leaseMs: number): Promise<ClaimedTask | undefined> {
+    // One round trip: the compare-and-set, the claimed task as callers see it (target and
+    // agent names joined in) with its secrets, and, when nothing was claimed, whether eligible
+    // queued tasks exist that another claimer had locked (SKIP LOCKED passed them over): then
+    // look again.
     for (let attempt = 0; attempt < 3; attempt++) {
-      const r = await this.db.one(
-        `UPDATE tasks SET status = 'running', agent_id = ?, claimed_at = ?, lease_expires_at = ?
-        WHERE id = (SELECT t.id FROM tasks t JOIN targets g ON g.id = t.target_id JOIN agents a ON a.id = ?
-                    WHERE t.status = 'queued' AND ${agentMayRunSql('a', 'g')} ORDER BY t.created_at, t.id LIMIT 1 FOR UPDATE OF t SKIP LOCKED)
-          AND status = 'queued' RETURNING id`,
-        [agent.id, now, now + leaseMs, agent.id],
-      );
-      if (r) return this.taskById(this.db, String(r.id));
-      const left = await this.db.one(
-        `SELECT 1 FROM tasks t JOIN targets g ON g.id = t.target_id JOIN agents a ON a.id = ? WHERE t.status = 'queued' AND ${agentMayRunSql('a', 'g')} LIMIT 1`,
-        [agent.id],
-      );
-      if (!left) return undefined;
+      const r = await this.db.one(CLAIM, [agent.id, now, now + leaseMs, agent.id, agent.id]);
+      if (r?.id !== null && r?.id !== undefined) return { ...toTask(r), secrets: (r.claim_secrets as Row[]).map(toSecret) };
+      if (r?.more !== true) return undefined;
     }
     return undefined;
   }
@@ -420,9 +414,21 @@ export class PostgresStore implements Store {
 
   async renewLeases(agentId: string, taskIds: readonly string[], leaseUntil: number): Promise<{ held: string[]; cancel: string[] }> {
     if (taskIds.length === 0) return { held: [], cancel: [] };
+    // An agent renews on every poll and heartbeat, often many times a second under load: a lease
+    // that already ends between `leaseUntil` less a slack (a tenth of the lease, at most
+    // RENEW_SLACK_MS) and `leaseUntil` is left as it is, so most renewals write nothing and
+    // commit nothing (no fsync on the poll's answer). Rows renewed answer as the UPDATE left them;
+    // the others (far from lapsing, so no sweep races them) as the statement read them.
+    const slack = Math.min(RENEW_SLACK_MS, Math.max(0, Math.floor((leaseUntil - Date.now()) / 10)));
+    const fresh = 'lease_expires_at BETWEEN ? AND ?';
     const rows = await this.db.all(
-      "UPDATE tasks SET lease_expires_at = ? WHERE id = ANY(?::text[]) AND agent_id = ? AND status = 'running' RETURNING id, cancel_requested_at",
-      [leaseUntil, [...taskIds], agentId],
+      `WITH held AS (SELECT id, cancel_requested_at, lease_expires_at FROM tasks WHERE id = ANY(?::text[]) AND agent_id = ? AND status = 'running'),
+      renewed AS (UPDATE tasks SET lease_expires_at = ?
+        WHERE id IN (SELECT id FROM held WHERE NOT COALESCE(${fresh}, false)) AND agent_id = ? AND status = 'running'
+        RETURNING id, cancel_requested_at)
+      SELECT id, cancel_requested_at FROM renewed
+      UNION ALL SELECT id, cancel_requested_at FROM held WHERE ${fresh}`,
+      [[...taskIds], agentId, leaseUntil, leaseUntil - slack, leaseUntil, agentId, leaseUntil - slack, leaseUntil],
     );
     const byId = new Map(rows.map((r) => [String(r.id), r]));
     const held = taskIds.filter((id) => byId.has(id));
@@ -457,7 +463,7 @@ export class PostgresStore implements Store {
   async cancelLapsed(taskId: string, agentId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean> {
     return this.endTask(taskId, flush, (sql) =>
       sql.run(
-        `UPDATE tasks SET status = 'cancelled', finished_at = ?, lease_expires_at = NULL, reason = ?
+        `UPDATE tasks SET status = 'cancelled', finished_at = ?, lease_expires_at = NULL, reason = ?, output_digest = NULL
         WHERE id = ? AND agent_id = ? AND status = 'running' AND started_at IS NULL AND lease_expires_at < ? AND cancel_requested_at IS NOT NULL`,
         [now, reason, taskId, agentId, now],
       ),
@@ -471,7 +477,7 @@ export class PostgresStore implements Store {
   async finishTask(taskId: string, agentId: string, input: FinishInput, flush: HeldOutputFlush): Promise<boolean> {
     return this.endTask(taskId, flush, (sql) =>
       sql.run(
-        `UPDATE tasks SET status = ?, exit_code = ?, signal = ?, reason = ?, finished_at = ?, lease_expires_at = NULL,
+        `UPDATE tasks SET status = ?, exit_code = ?, signal = ?, reason = ?, finished_at = ?, lease_expires_at = NULL, output_digest = NULL,
           started_at = COALESCE(started_at, ?)
         WHERE id = ? AND agent_id = ? AND status = 'running'`,
         [input.status, input.exitCode, input.signal, input.reason, input.now, input.now, taskId, agentId],
@@ -482,7 +488,7 @@ export class PostgresStore implements Store {
   async markLost(taskId: string, agentId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean> {
     return this.endTask(taskId, flush, (sql) =>
       sql.run(
-        `UPDATE tasks SET status = 'lost', finished_at = ?, lease_expires_at = NULL, reason = ?
+        `UPDATE tasks SET status = 'lost', finished_at = ?, lease_expires_at = NULL, reason = ?, output_digest = NULL
         WHERE id = ? AND agent_id = ? AND status = 'running' AND started_at IS NOT NULL AND lease_expires_at < ?`,
         [now, reason, taskId, agentId, now],
       ),
@@ -506,7 +512,7 @@ export class PostgresStore implements Store {
   async rejectTask(decision: ReviewDecisionRow, reason: string, flush: HeldOutputFlush): Promise<boolean> {
     return this.endTask(decision.taskId, flush, async (sql) => {
       const n = await sql.run(
-        `UPDATE tasks SET status = 'rejected', finished_at = ?, reason = ?, review_expires_at = NULL WHERE id = ? AND status = 'pending_review'`,
+        `UPDATE tasks SET status = 'rejected', finished_at = ?, reason = ?, review_expires_at = NULL, output_digest = NULL WHERE id = ? AND status = 'pending_review'`,
         [decision.at, reason, decision.taskId],
       );
       if (n === 1) await insertDecision(sql, decision);
@@ -517,7 +523,7 @@ export class PostgresStore implements Store {
   async expireReview(taskId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean> {
     return this.endTask(taskId, flush, (sql) =>
       sql.run(
-        `UPDATE tasks SET status = 'rejected', finished_at = ?, reason = ?, review_expires_at = NULL
+        `UPDATE tasks SET status = 'rejected', finished_at = ?, reason = ?, review_expires_at = NULL, output_digest = NULL
         WHERE id = ? AND status = 'pending_review' AND review_expires_at <= ?`,
         [now, reason, taskId, now],
       ),
@@ -549,21 +555,23 @@ export class PostgresStore implements Store {
   async cancelUnclaimed(orgId: string, taskId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean> {
     return this.endTask(taskId, flush, (sql) =>
       sql.run(
-        `UPDATE tasks SET status = 'cancelled', finished_at = ?, cancel_requested_at = ?, reason = ?
+        `UPDATE tasks SET status = 'cancelled', finished_at = ?, cancel_requested_at = ?, reason = ?, output_digest = NULL
         WHERE id = ? AND org_id = ? AND status IN ('queued','pending_review','approved')`,
         [now, now, reason, taskId, orgId],
       ),
     );
   }
 
-  /** An ending's conditional write and, only if it won, the held-back output: one transaction. */
+  /**
+   * An ending's conditional write and, only if it won, the held-back output: one transaction.
+   * Every ending's write also clears `output_digest`: the digest state holds the last few raw
+   * (unredacted) bytes of the output, and once the task has ended nothing checks it any more,
+   * so it goes, as the redactor's held-back text does (in the write itself: one round trip less).
+   */
   private endTask(taskId: string, flush: HeldOutputFlush, write: (sql: Sql) => Promise<number>): Promise<boolean> {
     return this.db.tx(async (sql) => {
       if ((await write(sql)) !== 1) return false;
       await flushHeldOutput(sql, taskId, flush);
-      // The digest state holds the last few raw (unredacted) bytes of the output: once the task
-      // has ended nothing checks it any more, so it goes, as the redactor's held-back text does.
-      await sql.run('UPDATE tasks SET output_digest = NULL WHERE id = ?', [taskId]);
       return true;
     });
   }
@@ -703,18 +711,18 @@ export class PostgresStore implements Store {
   }
 
   async appendAudit(entry: AuditInput): Promise<AuditRow> {
-    return this.db.tx(async (sql): Promise<AuditRow> => {
-      // One writer at a time, on every replica: the head read after the lock is the true head.
-      await sql.one('SELECT pg_advisory_xact_lock(?)', [LOCK_AUDIT]);
-      const last = await sql.one('SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1');
-      const prevHash = last ? String(last.hash) : '0'.repeat(64);
+    // One writer at a time, on every replica: the head read after the lock (a statement of its
+    // own, so on a snapshot taken once the lock is held) is the true head. The lock, the head
+    // read and BEGIN go in one round trip; the lock is held for the insert and the commit only.
+    return this.db.tx(async (sql, head): Promise<AuditRow> => {
+      const prevHash = head[0] ? String(head[0].hash) : '0'.repeat(64);
       const hash = auditHash(prevHash, entry);
       const r = await sql.one(
         'INSERT INTO audit_log (org_id, at, actor, action, subject, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq',
         [entry.orgId, entry.at, entry.actor, entry.action, entry.subject, JSON.stringify(entry.details), prevHash, hash],
       );
       return { ...entry, seq: num(r?.seq), prevHash, hash };
-    });
+    }, AUDIT_HEAD);
   }
 
   async allAudit(): Promise<AuditRow[]> {
@@ -757,14 +765,48 @@ export class PostgresStore implements Store {
   }
 }
 
-async function agentFromRow(sql: Sql, r: Row): Promise<AgentRow> {
-  const targetIds = (await sql.all('SELECT target_id FROM agent_targets WHERE agent_id = ?', [r.id])).map((x) => String(x.target_id));
-  return toAgent(r, targetIds);
+/** The tasks `agent` (parameter) may run that are queued, oldest first. */
+const QUEUED_FOR_AGENT = `FROM tasks t JOIN targets g ON g.id = t.target_id JOIN agents a ON a.id = ?
+  WHERE t.status = 'queued' AND ${agentMayRunSql('a', 'g')}`;
+
+/**
+ * The claim: SKIP LOCKED passes over a row another replica is claiming right now instead of
+ * waiting for it, and the outer condition re-checks `queued` on the row as it is when locked
+ * (the compare-and-set). One row always comes back: the claimed task (TASK_SELECT's columns) or
+ * nulls, its target's secrets (JSON, as the secrets rows), and `more`, whether eligible queued
+ * tasks existed when the statement began (read from its snapshot, so it also counts rows that
+ * were skipped as locked).
+ */
+const CLAIM = `WITH claimed AS (
+    UPDATE tasks SET status = 'running', agent_id = ?, claimed_at = ?, lease_expires_at = ?
+    WHERE id = (SELECT t.id ${QUEUED_FOR_AGENT} ORDER BY t.created_at, t.id LIMIT 1 FOR UPDATE OF t SKIP LOCKED)
+      AND status = 'queued'
+    RETURNING *),
+  task AS (${taskSelectFrom('claimed')})
+  SELECT task.*, EXISTS (SELECT 1 ${QUEUED_FOR_AGENT}) AS more,
+    (SELECT COALESCE(json_agg(s ORDER BY s.name), '[]') FROM secrets s WHERE s.target_id = task.target_id) AS claim_secrets
+  FROM (SELECT 1) AS one LEFT JOIN task ON true`;
+
+/** TASK_SELECT over `source` (a CTE of task rows) instead of the tasks table. */
+function taskSelectFrom(source: string): string {
+  const from = 'FROM tasks t ';
+  if (!TASK_SELECT.includes(from)) throw new Error('TASK_SELECT changed: taskSelectFrom needs updating');
+  return TASK_SELECT.replace(from, `FROM ${source} t `);
+}
+
+/**
+ * An agent with the targets it serves, in one round trip: every agent request looks its agent
+ * up (by token, then its standing), so a second query per lookup sat on the dispatch path.
+ */
+const AGENT_SELECT = 'SELECT a.*, ARRAY(SELECT x.target_id FROM agent_targets x WHERE x.agent_id = a.id) AS target_ids FROM agents a';
+
+function agentFromRow(r: Row): AgentRow {
+  return toAgent(r, (r.target_ids as string[]).map(String));
 }
 
 async function agentById(sql: Sql, id: string): Promise<AgentRow | undefined> {
-  const r = await sql.one('SELECT * FROM agents WHERE id = ?', [id]);
-  return r ? agentFromRow(sql, r) : undefined;
+  const r = await sql.one(`${AGENT_SELECT} WHERE a.id = ?`, [id]);
+  return r ? agentFromRow(r) : undefined;
 }
 
 async function insertDecision(sql: Sql, d: ReviewDecisionRow): Promise<boolean> {

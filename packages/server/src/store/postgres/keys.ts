@@ -50,12 +50,16 @@ export async function addKeyHolder(sql: Sql, targetId: string, agentId: string, 
 }
 
 export async function targetKeyState(sql: Sql, targetId: string): Promise<TargetKeyState> {
-  const holders = (await sql.all(CURRENT_HOLDERS, [targetId])).map((r) => ({ agentId: String(r.id), name: String(r.name), lastSeenAt: num(r.last_seen_at) }));
+  // One round trip (task creation asks this before it wakes a poll): the holders as JSON.
   const t = await sql.one(
-    'SELECT key_rotation_requested_at AS rotation, (SELECT COUNT(*) FROM secrets s WHERE s.target_id = g.id) AS secrets FROM targets g WHERE g.id = ?',
-    [targetId],
+    `SELECT g.key_rotation_requested_at AS rotation, (SELECT COUNT(*) FROM secrets s WHERE s.target_id = g.id) AS secrets,
+      (SELECT COALESCE(json_agg(json_build_object('id', h.id, 'name', h.name, 'last_seen_at', h.last_seen_at)), '[]') FROM (${CURRENT_HOLDERS}) h) AS holders
+    FROM targets g WHERE g.id = ?`,
+    [targetId, targetId],
   );
-  return { holders, rotationRequested: t?.rotation !== null && t?.rotation !== undefined, secretCount: t ? num(t.secrets) : 0 };
+  if (!t) return { holders: [], rotationRequested: false, secretCount: 0 };
+  const holders = (t.holders as Row[]).map((r) => ({ agentId: String(r.id), name: String(r.name), lastSeenAt: num(r.last_seen_at) }));
+  return { holders, rotationRequested: t.rotation !== null, secretCount: num(t.secrets) };
 }
 
 export async function keyHoldings(sql: Sql, orgId: string): Promise<Map<string, string[]>> {

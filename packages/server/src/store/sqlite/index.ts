@@ -41,6 +41,7 @@ import type {
   TargetRow,
   TaskFilter,
   TaskRow,
+  ClaimedTask,
 } from '../types.js';
 import { auditHash } from '../audit-hash.js';
 import * as keys from './keys.js';
@@ -383,14 +384,15 @@ export class SqliteStore implements Store {
       .map((r) => toTask(r as Row));
   }
 
-  async claimNextTask(agent: AgentRow, now: number, leaseMs: number): Promise<TaskRow | undefined> {
+  async claimNextTask(agent: AgentRow, now: number, leaseMs: number): Promise<ClaimedTask | undefined> {
     const r = this.stmt(
       `UPDATE tasks SET status = 'running', agent_id = @agentId, claimed_at = @now, lease_expires_at = @lease
       WHERE id = (SELECT t.id FROM tasks t JOIN targets g ON g.id = t.target_id JOIN agents a ON a.id = @agentId
                   WHERE t.status = 'queued' AND ${agentMayRunSql('a', 'g')} ORDER BY t.created_at, t.id LIMIT 1)
         AND status = 'queued' RETURNING id`,
     ).get({ agentId: agent.id, now, lease: now + leaseMs }) as Row | undefined;
-    return r ? this.taskById(String(r.id)) : undefined;
+    const task = r ? this.taskById(String(r.id)) : undefined;
+    return task && { ...task, secrets: await this.listSecrets(task.targetId) };
   }
 
   async releaseClaim(taskId: string, agentId: string): Promise<boolean> {
