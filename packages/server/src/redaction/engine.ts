@@ -36,6 +36,8 @@
  */
 import type { RedactLevel } from '@ferry/protocol';
 import { BEGIN_AT, BEGIN_RE, END_RE, KEY_MARKER, MAX_MARKER } from './secret-rules.js';
+import { Buffer } from 'node:buffer';
+import { hintedLines } from './byte-scan.js';
 import { redactLines, stagesFor, type Stage } from './stages.js';
 import { holdPoint } from './starts.js';
 
@@ -51,6 +53,11 @@ export interface RedactorOptions {
   readonly keyHoldCap?: number;
   /** Skip lines without a rule's hint (default true; false exists to test that it changes nothing). */
   readonly prefilter?: boolean;
+  /**
+   * Take complete lines without a hint straight from the bytes (byte-scan.ts), default true;
+   * false sends every byte through the string engine (the reference the tests compare with).
+   */
+  readonly byteScan?: boolean;
 }
 
 interface Caps {
@@ -126,6 +133,8 @@ export class Engine {
   constructor(
     private readonly stages: readonly Stage[],
     private readonly caps: Caps,
+    /** Byte path (feedBytes) on, and whether it looks for personal-data hints too (level all). */
+    private readonly byteScan: { readonly personal: boolean } | null = null,
   ) {
     this.starts = stages.flatMap((s) => s.starts);
   }
@@ -173,8 +182,59 @@ export class Engine {
     // Nothing else can be released until a line completes or a cap is reached.
     const cap = this.inKey ? this.caps.key : this.caps.line + MAX_MARKER;
     if (!partial && s.indexOf('\n') === -1 && s.indexOf('\r') === -1 && this.length < cap) return '';
-    if (this.length === 0) return '';
-    return this.run(false, partial);
+    return this.length === 0 ? '' : this.run(false, partial);
+  }
+
+  /** `feed` without its shortcut: for the end of a chunk whose earlier lines `feed` did not see. */
+  private take(s: string, partial: boolean): string {
+    if (s) {
+      this.parts.push(s);
+      this.length += s.length;
+    }
+    return this.length === 0 ? '' : this.run(false, partial);
+  }
+
+  /**
+   * `feed` on bytes, with the same result: the complete lines of the chunk that no rule could
+   * touch go out as they came (a view of `chunk`, no string made of them); the rest goes
+   * through the string engine. The line that continues what was held, and the incomplete last line, always
+   * do (they are where the hold-back is decided); so do the complete lines when one of them may
+   * hold a private key BEGIN marker or reach the line cap. The lines in between are redacted
+   * one by one where byte-scan.ts finds a hint, as `feed` would redact them (rules never match
+   * across a line break, and it redacts whole lines in one piece).
+   */
+  feedBytes(chunk: Buffer, partial = true): Buffer {
+    const first = this.byteScan && !this.inKey ? nextBreak(chunk, 0) : -1;
+    if (first === -1) return latin1(this.feed(chunk.toString('latin1'), partial));
+    const out = new Pieces(chunk);
+    let from = 0;
+    if (this.length > 0) {
+      out.text(this.take(chunk.toString('latin1', 0, first + 1), false));
+      from = first + 1;
+      if (this.length > 0) return out.text(this.take(chunk.toString('latin1', from), partial)).done();
+    }
+    const end = lastBreak(chunk) + 1;
+    const hinted = end > from && linesUnder(chunk, from, end, this.caps.line) ? hintedLines(chunk, from, end, this.byteScan?.personal ?? false) : null;
+    if (end > from && !hinted) return out.text(this.take(chunk.toString('latin1', from), partial)).done();
+    const lines = hinted?.lines ?? [];
+    for (let i = 0; i < lines.length; i += 2) {
+      const start = lines[i] ?? 0;
+      const stop = lines[i + 1] ?? 0;
+      out.raw(from, start);
+      const line = chunk.toString('latin1', start, stop);
+      const redacted = redactLines(this.stages, line);
+      if (redacted === line) out.raw(start, stop);
+      else out.text(redacted);
+      from = stop;
+    }
+    out.raw(from, end);
+    if (end < chunk.length) {
+      const tail = chunk.toString('latin1', end);
+      const released = this.take(tail, partial);
+      if (tail.startsWith(released)) out.raw(end, end + released.length);
+      else out.text(released);
+    }
+    return out.done();
   }
 
   finish(): string {
@@ -326,7 +386,71 @@ function afterReleased(whole: string, before: string): string {
 }
 
 export function newEngine(level: Exclude<RedactLevel, 'none'>, options: RedactorOptions | undefined): Engine {
-  return new Engine(stagesFor(level, options?.prefilter ?? true), resolveCaps(options));
+  const byteScan = (options?.byteScan ?? true) && (options?.prefilter ?? true) ? { personal: level === 'all' } : null;
+  return new Engine(stagesFor(level, options?.prefilter ?? true), resolveCaps(options), byteScan);
+}
+
+const latin1 = (s: string): Buffer => Buffer.from(s, 'latin1');
+
+/** The first `\n` or `\r` at or after `from`, or -1. */
+function nextBreak(b: Buffer, from: number): number {
+  const nl = b.indexOf(10, from);
+  const cr = b.indexOf(13, from);
+  return nl === -1 ? cr : cr === -1 ? nl : Math.min(nl, cr);
+}
+
+function lastBreak(b: Buffer): number {
+  return Math.max(b.lastIndexOf(10), b.lastIndexOf(13));
+}
+
+/** Whether every line in `b[from, to)` (ended by `\n` or `\r`) is shorter than `cap`, as the engine needs to not cut it. */
+function linesUnder(b: Buffer, from: number, to: number, cap: number): boolean {
+  if (to - from <= cap) return true;
+  for (let ls = from; ls < to;) {
+    const br = nextBreak(b, ls);
+    const lineEnd = br === -1 || br >= to ? to : br;
+    if (lineEnd - ls >= cap) return false;
+    ls = lineEnd + 1;
+  }
+  return true;
+}
+
+/** The released bytes of one `feedBytes`: ranges of the chunk (joined where they touch) and redacted text. */
+class Pieces {
+  private readonly parts: Buffer[] = [];
+  private rawFrom = -1;
+  private rawTo = -1;
+
+  constructor(private readonly chunk: Buffer) {}
+
+  raw(from: number, to: number): this {
+    if (to <= from) return this;
+    if (this.rawTo === from) this.rawTo = to;
+    else {
+      this.endRaw();
+      this.rawFrom = from;
+      this.rawTo = to;
+    }
+    return this;
+  }
+
+  text(s: string): this {
+    if (!s) return this;
+    this.endRaw();
+    this.parts.push(latin1(s));
+    return this;
+  }
+
+  done(): Buffer {
+    this.endRaw();
+    if (this.parts.length === 1) return this.parts[0] as Buffer;
+    return Buffer.concat(this.parts);
+  }
+
+  private endRaw(): void {
+    if (this.rawTo > this.rawFrom) this.parts.push(this.chunk.subarray(this.rawFrom, this.rawTo));
+    this.rawFrom = this.rawTo = -1;
+  }
 }
 
 /**

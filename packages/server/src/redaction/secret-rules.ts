@@ -109,6 +109,35 @@ export const SECRET_RULES: readonly LineRule[] = [
  * hit are passed over by one scan instead of one per rule.
  */
 export const SECRET_HINT = String.raw`authorization|://|secret[_-]?(?:access[_-]?)?key|session[_-]?token|"private_key"|accountkey|sharedaccesskey|eyJ|bearer|gh[pousr]_|github_pat_|gl(?:pat|dt|rt|ptt|soat)-|xox[abprs]-|[sr]k_live_|npm_|AIza|sk-|AKIA|ASIA|ferry_|ferryjoin1`;
+const SEPS = ['', '_', '-'];
+/**
+ * Every string SECRET_HINT matches, spelled out (byte-scan.ts compares bytes with them, case
+ * folded; a test checks the two agree).
+ */
+export const SECRET_HINT_WORDS: readonly string[] = [
+  'authorization',
+  '://',
+  ...SEPS.flatMap((a) => ['', ...SEPS.map((b) => `access${b}`)].map((access) => `secret${a}${access}key`)),
+  ...SEPS.map((a) => `session${a}token`),
+  '"private_key"',
+  'accountkey',
+  'sharedaccesskey',
+  'eyJ',
+  'bearer',
+  ...[...'pousr'].map((c) => `gh${c}_`),
+  'github_pat_',
+  ...['pat', 'dt', 'rt', 'ptt', 'soat'].map((w) => `gl${w}-`),
+  ...[...'abprs'].map((c) => `xox${c}-`),
+  'sk_live_',
+  'rk_live_',
+  'npm_',
+  'AIza',
+  'sk-',
+  'AKIA',
+  'ASIA',
+  'ferry_',
+  'ferryjoin1',
+];
 /** The first two characters of every word of SECRET_HINT, any case (hint-scan.ts; a test checks them). */
 export const SECRET_HINT_PAIRS = ['au', ':/', 'se', 'sh', '"p', 'ac', 'ey', 'be', 'gh', 'gi', 'gl', 'xo', 'sk', 'rk', 'np', 'ai', 'ak', 'as', 'fe'];
 

@@ -1,0 +1,185 @@
+/**
+ * Finding the lines a rule could touch, on the raw bytes. Most output has no secret in it, and
+ * turning every byte into a string and back (latin1) cost more than the rules themselves; this
+ * scan reads the bytes two at a time (a Uint16Array over the Buffer) and looks each pair up in
+ * one 64 KiB table. Every word of the secret hint is 3+ bytes long, so each of its occurrences
+ * holds an aligned pair that is its first or its second pair; the personal hint's anchors are a
+ * single `@`, `+` or `(`, or three digits. A pair that is in the table is then checked exactly,
+ * byte by byte, at the one to three places where a hint could start. Only the lines with a
+ * confirmed hint become strings and go through the rules (stages.ts), which check again.
+ *
+ * The answers are exact, not approximate: a line is reported if and only if the hint regexes
+ * (SECRET_HINT case-insensitive, PERSONAL_HINT) match in it, which a test checks against them.
+ */
+import type { Buffer } from 'node:buffer';
+import { BEGIN_RE, MAX_MARKER, SECRET_HINT_WORDS } from './secret-rules.js';
+
+/** Flags in the pair table: the pair is the first pair of a secret hint word (which starts at it)... */
+const SECRET0 = 1;
+/** ...or its second (the word starts a byte before it). */
+const SECRET1 = 8;
+const SECRET = SECRET0 | SECRET1;
+const PERSONAL = 2;
+/** `--`: a private key BEGIN marker may be near; the caller falls back to the full engine. */
+const MARKER = 4;
+
+/**
+ * A byte as a case-insensitive regex without the `u` flag compares it with an ASCII letter:
+ * A-Z as a-z, everything else as itself (no byte above 127 equals an ASCII letter there).
+ */
+const FOLD = new Uint8Array(256).map((_, b) => (b >= 65 && b <= 90 ? b | 0x20 : b));
+
+const isDigit = (c: number): boolean => c >= 48 && c <= 57;
+
+/** The hint words (folded bytes) by their first folded pair (first byte << 8 | second). */
+const WORDS = wordsByPair(SECRET_HINT_WORDS);
+
+function wordsByPair(words: readonly string[]): (readonly Uint8Array[] | undefined)[] {
+  const byPair: (Uint8Array[] | undefined)[] = new Array<Uint8Array[] | undefined>(65536).fill(undefined);
+  for (const word of words) {
+    const bytes = Uint8Array.from(word, (c) => FOLD[c.charCodeAt(0)] ?? 0);
+    if (bytes.length < 3) throw new Error(`a hint word must be at least 3 bytes: ${word}`);
+    const key = ((bytes[0] ?? 0) << 8) | (bytes[1] ?? 0);
+    (byPair[key] ??= []).push(bytes);
+  }
+  return byPair;
+}
+
+/** Whether a secret hint word starts at `x` (and ends before `to`). */
+function secretAt(b: Uint8Array, x: number, to: number): boolean {
+  if (x + 3 > to) return false;
+  const list = WORDS[(FOLD[b[x]!]! << 8) | FOLD[b[x + 1]!]!];
+  if (list === undefined) return false;
+  for (const w of list) {
+    if (x + w.length > to) continue;
+    let i = 2;
+    while (i < w.length && FOLD[b[x + i]!] === w[i]) i++;
+    if (i === w.length) return true;
+  }
+  return false;
+}
+
+/** `n` digits from `x`, all before `to`. */
+function digitsAt(b: Uint8Array, x: number, n: number, to: number): boolean {
+  if (x + n > to) return false;
+  for (let i = x; i < x + n; i++) if (!isDigit(b[i]!)) return false;
+  return true;
+}
+
+/** Whether PERSONAL_HINT matches at `x`: `@|\+[1-9]|\([0-9]{3}\)|[0-9]{3}(?:[0-9](?:[0-9]{9}|[ -][0-9]{3})|[.-][0-9]{3})`. */
+function personalAt(b: Uint8Array, x: number, to: number): boolean {
+  if (x < 0 || x >= to) return false;
+  const c = b[x]!;
+  if (c === 64) return true;
+  if (c === 43) return x + 1 < to && b[x + 1]! >= 49 && b[x + 1]! <= 57;
+  if (c === 40) return digitsAt(b, x + 1, 3, to) && x + 4 < to && b[x + 4] === 41;
+  if (!digitsAt(b, x, 3, to) || x + 3 >= to) return false;
+  const d = b[x + 3]!;
+  if (isDigit(d)) {
+    if (digitsAt(b, x + 4, 9, to)) return true;
+    const sep = b[x + 4];
+    return (sep === 32 || sep === 45) && digitsAt(b, x + 5, 3, to);
+  }
+  return (d === 46 || d === 45) && digitsAt(b, x + 4, 3, to);
+}
+
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/** The pair table: for each (first byte | second byte << 8), what it may be part of. */
+const TABLE = buildTable();
+
+function buildTable(): Uint8Array {
+  const firstPairs = new Set<number>();
+  const secondPairs = new Set<number>();
+  for (const word of SECRET_HINT_WORDS) {
+    const f = Array.from(word, (c) => FOLD[c.charCodeAt(0)] ?? 0);
+    firstPairs.add(((f[0] ?? 0) << 8) | (f[1] ?? 0));
+    secondPairs.add(((f[1] ?? 0) << 8) | (f[2] ?? 0));
+  }
+  const table = new Uint8Array(65536);
+  const single = (c: number) => c === 64 || c === 43 || c === 40; // @ + (
+  for (let lo = 0; lo < 256; lo++) {
+    for (let hi = 0; hi < 256; hi++) {
+      let flags = 0;
+      const folded = ((FOLD[lo] ?? 0) << 8) | (FOLD[hi] ?? 0);
+      if (firstPairs.has(folded)) flags |= SECRET0;
+      if (secondPairs.has(folded)) flags |= SECRET1;
+      if (single(lo) || single(hi) || (isDigit(lo) && isDigit(hi))) flags |= PERSONAL;
+      if (lo === 45 && hi === 45) flags |= MARKER;
+      // A Uint16Array reads the byte at the lower address as the low byte on little-endian machines.
+      table[LITTLE_ENDIAN ? lo | (hi << 8) : (lo << 8) | hi] = flags;
+    }
+  }
+  return table;
+}
+
+/** Where to look for the line breaks a hinted line ends at: `\n` only, as stages.ts splits lines. */
+const NL = 10;
+
+export interface HintedLines {
+  /** [start, end) of each hinted `\n`-line (clipped to the range), in order, not overlapping. */
+  readonly lines: number[];
+}
+
+/**
+ * The `\n`-lines of `buf[from, to)` in which a hint of the level's stages occurs, or null when a
+ * private key BEGIN marker may start in the range (the caller then leaves it to the engine).
+ * `from` must be the start of a line (no hint continues from before it) and `to` the end of one.
+ */
+export function hintedLines(buf: Buffer, from: number, to: number, personal: boolean): HintedLines | null {
+  const lines: number[] = [];
+  if (to <= from) return { lines };
+  const mask = SECRET | MARKER | (personal ? PERSONAL : 0);
+  // Pairs at even addresses: the view needs them aligned. `a` is the first pair's offset in buf.
+  const a = from + ((buf.byteOffset + from) & 1);
+  const n = (to - a) >> 1;
+  const pairs = new Uint16Array(buf.buffer, buf.byteOffset + a, n);
+  let lineEnd = from; // the hinted lines so far end here
+  // The first byte, when it is not the first of a pair: only a one-byte anchor can start there
+  // unseen (a word of 3+ bytes also has the next pair).
+  if (a > from && personal && personalAt(buf, from, to)) lineEnd = hit(buf, from, from, to, lines);
+  for (let k = nextPair(pairs, 0, mask); k !== -1; k = nextPair(pairs, k + 1, mask)) {
+    const flags = TABLE[pairs[k]!]! & mask;
+    const e = a + 2 * k;
+    if (flags & MARKER && mayBegin(buf, e, from, to)) return null;
+    if (e + 1 < lineEnd) continue; // in a line already hinted (looked at still, for a BEGIN marker)
+    const x = hintAround(buf, e, flags, Math.max(from, lineEnd), to);
+    if (x !== -1) lineEnd = hit(buf, x, from, to, lines);
+  }
+  // The last byte, when it is not in a whole pair: as for the first.
+  if (a + 2 * n < to && personal && to - 1 >= lineEnd && personalAt(buf, to - 1, to)) hit(buf, to - 1, from, to, lines);
+  return { lines };
+}
+
+/** The next pair at or after `k` with a flag of `mask`, or -1: the loop that sees every byte, kept small. */
+function nextPair(pairs: Uint16Array, k: number, mask: number): number {
+  const table = TABLE;
+  const n = pairs.length;
+  for (; k < n; k++) if ((table[pairs[k]!]! & mask) !== 0) return k;
+  return -1;
+}
+
+/** Where a hint starts around the pair at `e` (a secret word at e - 1 or e, a personal anchor at e - 1, e or e + 1), not before `min`; -1 if none. */
+function hintAround(buf: Buffer, e: number, flags: number, min: number, to: number): number {
+  if (e - 1 >= min && ((flags & SECRET1 && secretAt(buf, e - 1, to)) || (flags & PERSONAL && personalAt(buf, e - 1, to)))) return e - 1;
+  if (e >= min && ((flags & SECRET0 && secretAt(buf, e, to)) || (flags & PERSONAL && personalAt(buf, e, to)))) return e;
+  if (flags & PERSONAL && e + 1 >= min && personalAt(buf, e + 1, to)) return e + 1;
+  return -1;
+}
+
+/** Adds the `\n`-line holding `x` (clipped to [from, to)) to `lines`; returns its end. */
+function hit(buf: Buffer, x: number, from: number, to: number, lines: number[]): number {
+  const start = Math.max(from, buf.lastIndexOf(NL, x) + 1);
+  const nl = buf.indexOf(NL, x);
+  const end = nl === -1 || nl >= to ? to : nl + 1;
+  lines.push(start, end);
+  return end;
+}
+
+/** Whether a BEGIN marker could start around the `--` at `e` (a superset: any marker in a window around it). */
+function mayBegin(buf: Buffer, e: number, from: number, to: number): boolean {
+  const start = Math.max(from, e - 4);
+  BEGIN_RE.lastIndex = 0;
+  return BEGIN_RE.test(buf.toString('latin1', start, Math.min(to, e + 2 + MAX_MARKER)));
+}
+
