@@ -38,8 +38,8 @@ import type { RedactLevel } from '@ferry/protocol';
 import { BEGIN_AT, BEGIN_RE, END_RE, KEY_MARKER, MAX_MARKER } from './secret-rules.js';
 import { Buffer } from 'node:buffer';
 import { hintedLines } from './byte-scan.js';
-import { redactLines, stagesFor, type Stage } from './stages.js';
-import { holdPoint } from './starts.js';
+import { redactHintedLines, redactLines, stagesFor, type Stage } from './stages.js';
+import { holdPoint, type Start } from './starts.js';
 
 /** Longest incomplete line held back before it is processed anyway. */
 export const LINE_HOLD_CAP = 64 * 1024;
@@ -128,7 +128,7 @@ export class Engine {
   private beginScan = 0;
   /** Key mode: no END marker starts before this offset. */
   private endScan = 0;
-  private readonly starts: readonly RegExp[];
+  private readonly starts: readonly Start[];
 
   constructor(
     private readonly stages: readonly Stage[],
@@ -136,7 +136,7 @@ export class Engine {
     /** Byte path (feedBytes) on, and whether it looks for personal-data hints too (level all). */
     private readonly byteScan: { readonly personal: boolean } | null = null,
   ) {
-    this.starts = stages.flatMap((s) => s.starts);
+    this.starts = startsOf(stages);
   }
 
   get held(): string {
@@ -217,16 +217,7 @@ export class Engine {
     const hinted = end > from && linesUnder(chunk, from, end, this.caps.line) ? hintedLines(chunk, from, end, this.byteScan?.personal ?? false) : null;
     if (end > from && !hinted) return out.text(this.take(chunk.toString('latin1', from), partial)).done();
     const lines = hinted?.lines ?? [];
-    for (let i = 0; i < lines.length; i += 2) {
-      const start = lines[i] ?? 0;
-      const stop = lines[i + 1] ?? 0;
-      out.raw(from, start);
-      const line = chunk.toString('latin1', start, stop);
-      const redacted = redactLines(this.stages, line);
-      if (redacted === line) out.raw(start, stop);
-      else out.text(redacted);
-      from = stop;
-    }
+    if (lines.length > 0) from = this.redactHinted(chunk, lines, from, out);
     out.raw(from, end);
     if (end < chunk.length) {
       const tail = chunk.toString('latin1', end);
@@ -235,6 +226,34 @@ export class Engine {
       else out.text(released);
     }
     return out.done();
+  }
+
+  /**
+   * The hinted lines (byte-scan.ts), redacted together as one text (the rules' fixed costs paid
+   * once for all of them; rules never match across a `\n`, and each piece ends with one, so the
+   * result is the pieces' redactions one after another); the bytes between them go out as they
+   * are. Returns where the last hinted line ends.
+   */
+  private redactHinted(chunk: Buffer, lines: readonly number[], from: number, out: Pieces): number {
+    const pieces: string[] = [];
+    for (let i = 0; i < lines.length; i += 2) pieces.push(chunk.toString('latin1', lines[i], lines[i + 1]));
+    const whole = pieces.join('');
+    const redacted = redactHintedLines(this.stages, whole);
+    let at = 0; // in `redacted`
+    for (let i = 0; i < pieces.length; i++) {
+      const start = lines[2 * i] ?? 0;
+      const stop = lines[2 * i + 1] ?? 0;
+      out.raw(from, start);
+      // Every piece but the last ends with its `\n`: the redaction keeps each line's, and adds none.
+      const nl = i === pieces.length - 1 ? -1 : redacted.indexOf('\n', at);
+      const next = nl === -1 ? redacted.length : nl + 1;
+      const piece = redacted === whole ? (pieces[i] ?? '') : redacted.slice(at, next);
+      if (piece === pieces[i]) out.raw(start, stop);
+      else out.text(piece);
+      at = next;
+      from = stop;
+    }
+    return from;
   }
 
   finish(): string {
@@ -388,6 +407,22 @@ function afterReleased(whole: string, before: string): string {
 export function newEngine(level: Exclude<RedactLevel, 'none'>, options: RedactorOptions | undefined): Engine {
   const byteScan = (options?.byteScan ?? true) && (options?.prefilter ?? true) ? { personal: level === 'all' } : null;
   return new Engine(stagesFor(level, options?.prefilter ?? true), resolveCaps(options), byteScan);
+}
+
+/** The stages' start patterns as one array, the same array for the same stages (starts.ts compiles each array once). */
+const startArrays = new WeakMap<readonly Start[], WeakMap<readonly Start[], readonly Start[]>>();
+const NO_STARTS: readonly Start[] = [];
+
+function startsOf(stages: readonly Stage[]): readonly Start[] {
+  const [first, second, ...rest] = stages;
+  if (!first) return NO_STARTS;
+  if (!second) return first.starts;
+  if (rest.length > 0) return stages.flatMap((s) => s.starts);
+  let bySecond = startArrays.get(first.starts);
+  if (!bySecond) startArrays.set(first.starts, (bySecond = new WeakMap()));
+  let both = bySecond.get(second.starts);
+  if (!both) bySecond.set(second.starts, (both = [...first.starts, ...second.starts]));
+  return both;
 }
 
 const latin1 = (s: string): Buffer => Buffer.from(s, 'latin1');

@@ -5,7 +5,7 @@
  * END markers are at the end of this file, and the engine holds a block back until its END.
  */
 import { redactionMarker as M, type LineRule } from './rules.js';
-import { alt, lit, one, opt, run, seq, startPattern } from './starts.js';
+import { alt, lit, one, opt, run, seq, startPattern, type Start } from './starts.js';
 
 /** A label, then `:` / `=` / `=>` / blanks, with optional quotes either side: `$1` is all of it. */
 const LABEL_SEP = `["']?(?:[ \\t]*(?:=>|[:=])[ \\t]*|[ \\t]+)["']?`;
@@ -13,79 +13,94 @@ const LABEL_SEP = `["']?(?:[ \\t]*(?:=>|[:=])[ \\t]*|[ \\t]+)["']?`;
 export const SECRET_RULES: readonly LineRule[] = [
   {
     name: 'authorization-header',
+    anchor: { words: ['authorization'], ignoreCase: true },
     re: /(?<![A-Za-z0-9_])(authorization["']?[ \t]*:[ \t]*["']?)([^\s"'][^\r\n"']*)/gi,
     replace: `$1${M('authorization-header')}`,
   },
   {
     name: 'url-password',
+    anchor: { words: ['://'] },
     // Anchored on the literal "://" (a lookbehind first would make the regex try every offset).
     re: /:\/\/(?<=[A-Za-z0-9+.-]:\/\/)([^\s:/?#@"'<>]*:)([^\s/?#"'<>\\]+)(@)/g,
     replace: `://$1${M('url-password')}$3`,
   },
   {
     name: 'aws-secret-key',
+    anchor: { words: ['secret'], ignoreCase: true },
     re: new RegExp(`(?<![A-Za-z0-9])((?:aws[_-]?secret[_-]?(?:access[_-]?)?key|secret[_-]?access[_-]?key)${LABEL_SEP})([A-Za-z0-9/+=]{20,})`, 'gi'),
     replace: `$1${M('aws-secret-key')}`,
   },
   {
     name: 'aws-session-token',
+    anchor: { words: ['session'], ignoreCase: true },
     re: new RegExp(`(?<![A-Za-z0-9])((?:aws[_-]?session[_-]?token|session[_-]?token)${LABEL_SEP})([A-Za-z0-9/+=]{20,})`, 'gi'),
     replace: `$1${M('aws-session-token')}`,
   },
   {
     name: 'gcp-private-key',
+    anchor: { words: ['"private_key"'] },
     re: /("private_key"[ \t]*:[ \t]*")((?:[^"\\\r\n]|\\.)+)(")/g,
     replace: `$1${M('gcp-private-key')}$3`,
   },
   {
     name: 'azure-storage-key',
+    anchor: { words: ['accountkey', 'sharedaccesskey'], ignoreCase: true },
     re: /(?<![A-Za-z0-9])((?:Account|SharedAccess)Key[ \t]*=[ \t]*)([A-Za-z0-9+/]{20,}={0,2})/gi,
     replace: `$1${M('azure-storage-key')}`,
   },
   {
     name: 'jwt',
+    anchor: { words: ['eyJ'] },
     re: /(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{2,}\.[A-Za-z0-9_-]*/g,
     replace: M('jwt'),
   },
   {
     // The token must look like one: 16+ chars with a digit, or punctuation inside it.
     name: 'bearer-token',
+    anchor: { words: ['bearer'], ignoreCase: true },
     re: /(?<![A-Za-z0-9_])(bearer[ \t]+)(?=[A-Za-z0-9._~+/-]*(?:[0-9]|[._~+/-][A-Za-z0-9]))([A-Za-z0-9._~+/-]{16,}=*)/gi,
     replace: `$1${M('bearer-token')}`,
   },
   {
     name: 'github-token',
+    anchor: { words: ['gh'] },
     re: /(?<![A-Za-z0-9_])(?:gh[pousr]_[A-Za-z0-9]{30,}|github_pat_[A-Za-z0-9_]{22,})(?![A-Za-z0-9_])/g,
     replace: M('github-token'),
   },
   {
     name: 'gitlab-token',
+    anchor: { words: ['gl'] },
     re: /(?<![A-Za-z0-9_-])gl(?:pat|dt|rt|ptt|soat)-[A-Za-z0-9_-]{20,}(?:\.[A-Za-z0-9_-]+)*/g,
     replace: M('gitlab-token'),
   },
   {
     name: 'slack-token',
+    anchor: { words: ['xox'] },
     re: /(?<![A-Za-z0-9_-])xox[abprs]-[A-Za-z0-9-]{10,}/g,
     replace: M('slack-token'),
   },
   {
     name: 'stripe-key',
+    anchor: { words: ['k_live_'] },
     re: /(?<![A-Za-z0-9_])[sr]k_live_[A-Za-z0-9]{10,}/g,
     replace: M('stripe-key'),
   },
   {
     name: 'npm-token',
+    anchor: { words: ['npm_'] },
     re: /(?<![A-Za-z0-9_])npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])/g,
     replace: M('npm-token'),
   },
   {
     name: 'google-api-key',
+    anchor: { words: ['AIza'] },
     re: /(?<![A-Za-z0-9_-])AIza[A-Za-z0-9_-]{35}(?![A-Za-z0-9_-])/g,
     replace: M('google-api-key'),
   },
   {
     // At least one digit so that hyphenated words after "sk-" are left alone.
     name: 'openai-key',
+    anchor: { words: ['sk-'] },
     re: /(?<![A-Za-z0-9_-])sk-(?=[A-Za-z0-9_-]*[0-9])[A-Za-z0-9_-]{20,}/g,
     replace: M('openai-key'),
   },
@@ -93,11 +108,13 @@ export const SECRET_RULES: readonly LineRule[] = [
     // Ferry's own credentials: user tokens (ferry_u_), agent tokens (ferry_a_), join secrets
     // (ferry_j_), each 32 random bytes in base64url; and whole join tokens (ferryjoin1.…).
     name: 'ferry-token',
+    anchor: { words: ['ferry'] },
     re: /(?<![A-Za-z0-9_-])(?:ferry_[uaj]_[A-Za-z0-9_-]{43}|ferryjoin1\.[A-Za-z0-9_-]{20,})(?![A-Za-z0-9_-])/g,
     replace: M('ferry-token'),
   },
   {
     name: 'aws-access-key',
+    anchor: { words: ['AKIA', 'ASIA'] },
     re: /(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])/g,
     replace: M('aws-access-key'),
   },
@@ -165,7 +182,7 @@ const label = (...words: string[]) => seq(...words.flatMap((w, i) => (i === 0 ? 
  * dropped: a run of token characters is held back from its first character on, whatever its
  * length so far, until a character that no token may contain ends it.
  */
-export const SECRET_STARTS: readonly RegExp[] = [
+export const SECRET_STARTS: readonly Start[] = [
   startPattern('(?<![A-Za-z0-9_])', seq(lit('authorization'), opt(Q), BLANKS, lit(':'), BLANKS, opt(Q), one(`[^\\s"']`), run(`[^\\r\\n"']`)), 'i'),
   startPattern('(?<=[A-Za-z0-9+.-])', seq(lit('://'), run(`[^\\s:/?#@"'<>]`), lit(':'), run(`[^\\s/?#"'<>\\\\]`), lit('@'))),
   startPattern(

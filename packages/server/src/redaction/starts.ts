@@ -60,20 +60,105 @@ export function seq(...shapes: Shape[]): Shape {
 }
 
 /**
+ * Where a match could begin: a pattern that matches from there to the end of the text, or a
+ * function giving the leftmost such place at or after `from` (`text.length` when none).
+ */
+export type Start = RegExp | ((text: string, from: number) => number);
+
+/** Each pattern's shape on its own (no lookbehind), to find the characters a match can begin with. */
+const shapes = new WeakMap<RegExp, RegExp>();
+
+/**
  * The pattern for one rule: `lookbehind` as in the rule (so a start the rule could not match at
  * is not held), then a non-empty prefix of `shape` that reaches the end of the text.
  */
 export function startPattern(lookbehind: string, shape: Shape, flags = ''): RegExp {
-  return new RegExp(`${lookbehind}(?=[^])${shape.prefix}$`, `g${flags}`);
+  const re = new RegExp(`${lookbehind}(?=[^])${shape.prefix}$`, `g${flags}`);
+  shapes.set(re, new RegExp(`^(?=[^])${shape.prefix}$`, flags));
+  return re;
 }
 
-/** Where the leftmost suffix of `text` from `from` on that could begin a match starts (`text.length` when none). */
-export function holdPoint(starts: readonly RegExp[], text: string, from: number): number {
+/** Starts compiled for holdPoint: for each byte, the patterns (sticky) whose match can begin with it. */
+interface Compiled {
+  /** By the character a match begins with (for a match of one character: at the end of the text). */
+  readonly byChar: readonly (readonly RegExp[])[];
+  /** By the two characters a longer match begins with (first << 8 | second). */
+  readonly byPair: readonly (readonly RegExp[])[];
+  /** Patterns whose first characters are not known (no shape recorded): tried everywhere. */
+  readonly everywhere: readonly RegExp[];
+  /** Every pattern, for a character above 255 (not from a latin1 string). */
+  readonly all: readonly RegExp[];
+  readonly fns: readonly ((text: string, from: number) => number)[];
+}
+
+const compiled = new WeakMap<readonly Start[], Compiled>();
+const NONE: RegExp[] = [];
+
+function compile(starts: readonly Start[]): Compiled {
+  const byChar: RegExp[][] = Array.from({ length: 256 }, () => []);
+  const byPair: RegExp[][] = new Array<RegExp[]>(65536).fill(NONE);
+  const pairShape = new Map<RegExp, RegExp>();
+  const everywhere: RegExp[] = [];
+  const all: RegExp[] = [];
+  const fns: ((text: string, from: number) => number)[] = [];
+  for (const start of starts) {
+    if (typeof start === 'function') {
+      fns.push(start);
+      continue;
+    }
+    const sticky = new RegExp(start.source, start.flags.replace('g', '') + 'y');
+    all.push(sticky);
+    const shape = shapes.get(start);
+    if (!shape) everywhere.push(sticky);
+    // A non-empty prefix of the shape starts with c exactly when c alone is one (prefixes of prefixes are prefixes).
+    else {
+      pairShape.set(sticky, shape);
+      for (let c = 0; c < 256; c++) if (shape.test(String.fromCharCode(c))) byChar[c]?.push(sticky);
+    }
+  }
+  // Likewise, a match of two or more characters begins with a two-character prefix of the shape.
+  for (let c = 0; c < 256; c++) {
+    for (const sticky of byChar[c] ?? []) {
+      const shape = pairShape.get(sticky);
+      for (let d = 0; d < 256; d++) {
+        if (!shape?.test(String.fromCharCode(c, d))) continue;
+        const key = (c << 8) | d;
+        if (byPair[key] === NONE) byPair[key] = [];
+        byPair[key]?.push(sticky);
+      }
+    }
+  }
+  return { byChar, byPair, everywhere, all, fns };
+}
+
+/**
+ * Where the leftmost suffix of `text` from `from` on that could begin a match starts
+ * (`text.length` when none). Each pattern is tried only where a match of it can begin (by its
+ * first two characters, or the last one), leftmost first, so a partial line costs a table
+ * look-up per byte and rarely a pattern, not every pattern at every byte.
+ */
+export function holdPoint(starts: readonly Start[], text: string, from: number): number {
+  let c = compiled.get(starts);
+  if (!c) compiled.set(starts, (c = compile(starts)));
   let at = text.length;
-  for (const re of starts) {
-    re.lastIndex = from;
-    const m = re.exec(text);
-    if (m && m.index < at) at = m.index;
+  for (const fn of c.fns) at = Math.min(at, fn(text, from));
+  const { byChar, byPair, everywhere, all } = c;
+  const last = text.length - 1;
+  for (let p = from; p < at; p++) {
+    const code = text.charCodeAt(p);
+    let list: readonly RegExp[] | undefined;
+    if (p === last) list = code < 256 ? byChar[code] : all;
+    else {
+      const next = text.charCodeAt(p + 1);
+      list = code < 256 && next < 256 ? byPair[(code << 8) | next] : all;
+    }
+    for (const re of list ?? all) if (stickyAt(re, text, p)) return p;
+    for (const re of everywhere) if (stickyAt(re, text, p)) return p;
   }
   return at;
+}
+
+function stickyAt(re: RegExp, text: string, p: number): boolean {
+  re.lastIndex = p;
+  return re.test(text);
 }
