@@ -12,7 +12,8 @@
  * (SECRET_HINT case-insensitive, PERSONAL_HINT) match in it, which a test checks against them.
  */
 import type { Buffer } from 'node:buffer';
-import { BEGIN_RE, MAX_MARKER, SECRET_HINT_WORDS } from './secret-rules.js';
+import { BEGIN_RE, MAX_MARKER, SECRET_HINT_WORDS, SECRET_RULES } from './secret-rules.js';
+import type { LineRule } from './rules.js';
 
 /** Flags in the pair table: the pair is the first pair of a secret hint word (which starts at it)... */
 const SECRET0 = 1;
@@ -31,32 +32,54 @@ const FOLD = new Uint8Array(256).map((_, b) => (b >= 65 && b <= 90 ? b | 0x20 : 
 
 const isDigit = (c: number): boolean => c >= 48 && c <= 57;
 
-/** The hint words (folded bytes) by their first folded pair (first byte << 8 | second). */
-const WORDS = wordsByPair(SECRET_HINT_WORDS);
+/** A hint word (folded bytes) and the bit of the secret rule it is a hint for. */
+interface Word {
+  readonly bytes: Uint8Array;
+  readonly bit: number;
+}
 
-function wordsByPair(words: readonly string[]): (readonly Uint8Array[] | undefined)[] {
-  const byPair: (Uint8Array[] | undefined)[] = new Array<Uint8Array[] | undefined>(65536).fill(undefined);
-  for (const word of words) {
+/** Each secret rule's bit in HintedLines.rules, by its index in SECRET_RULES. */
+const RULE_BITS = new Map<LineRule, number>(SECRET_RULES.map((rule, i) => [rule, 2 ** i]));
+
+/** The hint words by their first folded pair (first byte << 8 | second). */
+const WORDS = wordsByPair();
+
+function wordsByPair(): (readonly Word[] | undefined)[] {
+  const byPair: (Word[] | undefined)[] = new Array<Word[] | undefined>(65536).fill(undefined);
+  for (const [word, rule] of SECRET_HINT_WORDS) {
     const bytes = Uint8Array.from(word, (c) => FOLD[c.charCodeAt(0)] ?? 0);
     if (bytes.length < 3) throw new Error(`a hint word must be at least 3 bytes: ${word}`);
+    const i = SECRET_RULES.findIndex((r) => r.name === rule);
+    if (i === -1 || i > 30) throw new Error(`hint word ${word} names no secret rule: ${rule}`);
     const key = ((bytes[0] ?? 0) << 8) | (bytes[1] ?? 0);
-    (byPair[key] ??= []).push(bytes);
+    (byPair[key] ??= []).push({ bytes, bit: 2 ** i });
   }
   return byPair;
 }
 
-/** Whether a secret hint word starts at `x` (and ends before `to`). */
-function secretAt(b: Uint8Array, x: number, to: number): boolean {
-  if (x + 3 > to) return false;
+/** The bits of the rules whose hint words start at `x` (and end before `to`); 0 for none. */
+function secretAt(b: Uint8Array, x: number, to: number): number {
+  if (x + 3 > to) return 0;
   const list = WORDS[(FOLD[b[x]!]! << 8) | FOLD[b[x + 1]!]!];
-  if (list === undefined) return false;
-  for (const w of list) {
+  if (list === undefined) return 0;
+  let bits = 0;
+  for (const { bytes: w, bit } of list) {
     if (x + w.length > to) continue;
     let i = 2;
     while (i < w.length && FOLD[b[x + i]!] === w[i]) i++;
-    if (i === w.length) return true;
+    if (i === w.length) bits |= bit;
   }
-  return false;
+  return bits;
+}
+
+/**
+ * Whether a secret rule can be passed over for text whose hinted lines hold the hint words of
+ * `rules` (HintedLines.rules) only. A rule's marker holds no other rule's hint word (a test
+ * checks), so what earlier rules did cannot give a later one a match.
+ */
+export function ruleAbsent(rule: LineRule, rules: number): boolean {
+  const bit = RULE_BITS.get(rule);
+  return bit !== undefined && (rules & bit) === 0;
 }
 
 /** `n` digits from `x`, all before `to`. */
@@ -66,12 +89,26 @@ function digitsAt(b: Uint8Array, x: number, n: number, to: number): boolean {
   return true;
 }
 
-/** Whether PERSONAL_HINT matches at `x`: `@|\+[1-9]|\([0-9]{3}\)|[0-9]{3}(?:[0-9](?:[0-9]{9}|[ -][0-9]{3})|[.-][0-9]{3})`. */
-function personalAt(b: Uint8Array, x: number, to: number): boolean {
-  if (x < 0 || x >= to) return false;
+const isEmailLocal = (c: number): boolean =>
+  (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || isDigit(c) || c === 46 || c === 95 || c === 37 || c === 43 || c === 45;
+const isDomainStart = (c: number): boolean => (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || isDigit(c) || c === 45;
+
+/**
+ * Whether personal data could start its match around `x`: PERSONAL_BYTE_HINT, which is
+ * PERSONAL_HINT (`@|\+[1-9]|\([0-9]{3}\)|[0-9]{3}(?:...)`) narrowed where every personal rule
+ * needs more: an `@` with an address character either side (redactEmails needs a local part and
+ * a domain), a `+` and a digit followed by a digit or a separator (both phone rules that start
+ * with `+` do). `from` is where the line (or range) starts.
+ */
+function personalAt(b: Uint8Array, x: number, from: number, to: number): boolean {
+  if (x < from || x >= to) return false;
   const c = b[x]!;
-  if (c === 64) return true;
-  if (c === 43) return x + 1 < to && b[x + 1]! >= 49 && b[x + 1]! <= 57;
+  if (c === 64) return x > from && x + 1 < to && isEmailLocal(b[x - 1]!) && isDomainStart(b[x + 1]!);
+  if (c === 43) {
+    if (x + 2 >= to || b[x + 1]! < 49 || b[x + 1]! > 57) return false;
+    const n = b[x + 2]!;
+    return isDigit(n) || n === 32 || n === 46 || n === 45;
+  }
   if (c === 40) return digitsAt(b, x + 1, 3, to) && x + 4 < to && b[x + 4] === 41;
   if (!digitsAt(b, x, 3, to) || x + 3 >= to) return false;
   const d = b[x + 3]!;
@@ -83,6 +120,9 @@ function personalAt(b: Uint8Array, x: number, to: number): boolean {
   return (d === 46 || d === 45) && digitsAt(b, x + 4, 3, to);
 }
 
+/** The hint personalAt finds, as a regex (for the tests): each alternative is a substring of every match of some personal rule. */
+export const PERSONAL_BYTE_HINT = String.raw`[A-Za-z0-9._%+-]@[A-Za-z0-9-]|\+[1-9][0-9 .-]|\([0-9]{3}\)|[0-9]{3}(?:[0-9](?:[0-9]{9}|[ -][0-9]{3})|[.-][0-9]{3})`;
+
 const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 
 /** The pair table: for each (first byte | second byte << 8), what it may be part of. */
@@ -91,7 +131,7 @@ const TABLE = buildTable();
 function buildTable(): Uint8Array {
   const firstPairs = new Set<number>();
   const secondPairs = new Set<number>();
-  for (const word of SECRET_HINT_WORDS) {
+  for (const [word] of SECRET_HINT_WORDS) {
     const f = Array.from(word, (c) => FOLD[c.charCodeAt(0)] ?? 0);
     firstPairs.add(((f[0] ?? 0) << 8) | (f[1] ?? 0));
     secondPairs.add(((f[1] ?? 0) << 8) | (f[2] ?? 0));
@@ -119,6 +159,8 @@ const NL = 10;
 export interface HintedLines {
   /** [start, end) of each hinted `\n`-line (clipped to the range), in order, not overlapping. */
   readonly lines: number[];
+  /** The bits (ruleAbsent) of the secret rules whose hint words occur in those lines. */
+  readonly rules: number;
 }
 
 /**
@@ -128,7 +170,8 @@ export interface HintedLines {
  */
 export function hintedLines(buf: Buffer, from: number, to: number, personal: boolean): HintedLines | null {
   const lines: number[] = [];
-  if (to <= from) return { lines };
+  if (to <= from) return { lines, rules: 0 };
+  let rules = 0;
   const mask = SECRET | MARKER | (personal ? PERSONAL : 0);
   // Pairs at even addresses: the view needs them aligned. `a` is the first pair's offset in buf.
   const a = from + ((buf.byteOffset + from) & 1);
@@ -137,18 +180,19 @@ export function hintedLines(buf: Buffer, from: number, to: number, personal: boo
   let lineEnd = from; // the hinted lines so far end here
   // The first byte, when it is not the first of a pair: only a one-byte anchor can start there
   // unseen (a word of 3+ bytes also has the next pair).
-  if (a > from && personal && personalAt(buf, from, to)) lineEnd = hit(buf, from, from, to, lines);
+  if (a > from && personal && personalAt(buf, from, from, to)) lineEnd = hit(buf, from, from, to, lines);
   for (let k = nextPair(pairs, 0, mask); k !== -1; k = nextPair(pairs, k + 1, mask)) {
     const flags = TABLE[pairs[k]!]! & mask;
     const e = a + 2 * k;
     if (flags & MARKER && mayBegin(buf, e, from, to)) return null;
-    if (e + 1 < lineEnd) continue; // in a line already hinted (looked at still, for a BEGIN marker)
-    const x = hintAround(buf, e, flags, Math.max(from, lineEnd), to);
+    if (flags & SECRET) rules |= (e - 1 >= from && flags & SECRET1 ? secretAt(buf, e - 1, to) : 0) | (flags & SECRET0 ? secretAt(buf, e, to) : 0);
+    if (e + 1 < lineEnd) continue; // in a line already hinted (looked at still, for its words and a BEGIN marker)
+    const x = hintAround(buf, e, flags, from, Math.max(from, lineEnd), to);
     if (x !== -1) lineEnd = hit(buf, x, from, to, lines);
   }
   // The last byte, when it is not in a whole pair: as for the first.
-  if (a + 2 * n < to && personal && to - 1 >= lineEnd && personalAt(buf, to - 1, to)) hit(buf, to - 1, from, to, lines);
-  return { lines };
+  if (a + 2 * n < to && personal && to - 1 >= lineEnd && personalAt(buf, to - 1, from, to)) hit(buf, to - 1, from, to, lines);
+  return { lines, rules };
 }
 
 /** The next pair at or after `k` with a flag of `mask`, or -1: the loop that sees every byte, kept small. */
@@ -160,10 +204,10 @@ function nextPair(pairs: Uint16Array, k: number, mask: number): number {
 }
 
 /** Where a hint starts around the pair at `e` (a secret word at e - 1 or e, a personal anchor at e - 1, e or e + 1), not before `min`; -1 if none. */
-function hintAround(buf: Buffer, e: number, flags: number, min: number, to: number): number {
-  if (e - 1 >= min && ((flags & SECRET1 && secretAt(buf, e - 1, to)) || (flags & PERSONAL && personalAt(buf, e - 1, to)))) return e - 1;
-  if (e >= min && ((flags & SECRET0 && secretAt(buf, e, to)) || (flags & PERSONAL && personalAt(buf, e, to)))) return e;
-  if (flags & PERSONAL && e + 1 >= min && personalAt(buf, e + 1, to)) return e + 1;
+function hintAround(buf: Buffer, e: number, flags: number, from: number, min: number, to: number): number {
+  if (e - 1 >= min && ((flags & SECRET1 && secretAt(buf, e - 1, to) !== 0) || (flags & PERSONAL && personalAt(buf, e - 1, from, to)))) return e - 1;
+  if (e >= min && ((flags & SECRET0 && secretAt(buf, e, to) !== 0) || (flags & PERSONAL && personalAt(buf, e, from, to)))) return e;
+  if (flags & PERSONAL && e + 1 >= min && personalAt(buf, e + 1, from, to)) return e + 1;
   return -1;
 }
 
@@ -182,4 +226,3 @@ function mayBegin(buf: Buffer, e: number, from: number, to: number): boolean {
   BEGIN_RE.lastIndex = 0;
   return BEGIN_RE.test(buf.toString('latin1', start, Math.min(to, e + 2 + MAX_MARKER)));
 }
-

@@ -37,7 +37,7 @@
 import type { RedactLevel } from '@ferry/protocol';
 import { BEGIN_AT, BEGIN_RE, END_RE, KEY_MARKER, MAX_MARKER } from './secret-rules.js';
 import { Buffer } from 'node:buffer';
-import { hintedLines } from './byte-scan.js';
+import { hintedLines, ruleAbsent, type HintedLines } from './byte-scan.js';
 import { redactHintedLines, redactLines, stagesFor, type Stage } from './stages.js';
 import { holdPoint, type Start } from './starts.js';
 
@@ -217,7 +217,7 @@ export class Engine {
     const hinted = end > from && linesUnder(chunk, from, end, this.caps.line) ? hintedLines(chunk, from, end, this.byteScan?.personal ?? false) : null;
     if (end > from && !hinted) return out.text(this.take(chunk.toString('latin1', from), partial)).done();
     const lines = hinted?.lines ?? [];
-    if (lines.length > 0) from = this.redactHinted(chunk, lines, from, out);
+    if (hinted && lines.length > 0) from = this.redactHinted(chunk, hinted, from, out);
     out.raw(from, end);
     if (end < chunk.length) {
       const tail = chunk.toString('latin1', end);
@@ -234,11 +234,12 @@ export class Engine {
    * result is the pieces' redactions one after another); the bytes between them go out as they
    * are. Returns where the last hinted line ends.
    */
-  private redactHinted(chunk: Buffer, lines: readonly number[], from: number, out: Pieces): number {
+  private redactHinted(chunk: Buffer, hinted: HintedLines, from: number, out: Pieces): number {
+    const { lines, rules } = hinted;
     const pieces: string[] = [];
     for (let i = 0; i < lines.length; i += 2) pieces.push(chunk.toString('latin1', lines[i], lines[i + 1]));
     const whole = pieces.join('');
-    const redacted = redactHintedLines(this.stages, whole);
+    const redacted = redactHintedLines(this.stages, whole, (rule) => ruleAbsent(rule, rules));
     let at = 0; // in `redacted`
     for (let i = 0; i < pieces.length; i++) {
       const start = lines[2 * i] ?? 0;

@@ -4,7 +4,7 @@
  * stays readable. Private key blocks span lines, so they are not a line rule: their BEGIN and
  * END markers are at the end of this file, and the engine holds a block back until its END.
  */
-import { redactionMarker as M, type LineRule } from './rules.js';
+import { redactionMarker as M, type LineRule, type RedactionRuleName } from './rules.js';
 import { alt, lit, one, opt, run, seq, startPattern, type Start } from './starts.js';
 
 /** A label, then `:` / `=` / `=>` / blanks, with optional quotes either side: `$1` is all of it. */
@@ -127,34 +127,43 @@ export const SECRET_RULES: readonly LineRule[] = [
  */
 export const SECRET_HINT = String.raw`authorization|://|secret[_-]?(?:access[_-]?)?key|session[_-]?token|"private_key"|accountkey|sharedaccesskey|eyJ|bearer|gh[pousr]_|github_pat_|gl(?:pat|dt|rt|ptt|soat)-|xox[abprs]-|[sr]k_live_|npm_|AIza|sk-|AKIA|ASIA|ferry_|ferryjoin1`;
 const SEPS = ['', '_', '-'];
+const words = (rule: RedactionRuleName, list: readonly string[]) => list.map((w) => [w, rule] as const);
 /**
- * Every string SECRET_HINT matches, spelled out (byte-scan.ts compares bytes with them, case
- * folded; a test checks the two agree).
+ * Every string SECRET_HINT matches, spelled out, with the rule each one is a hint for
+ * (byte-scan.ts compares bytes with them, case folded; a test checks the two agree).
  */
-export const SECRET_HINT_WORDS: readonly string[] = [
-  'authorization',
-  '://',
-  ...SEPS.flatMap((a) => ['', ...SEPS.map((b) => `access${b}`)].map((access) => `secret${a}${access}key`)),
-  ...SEPS.map((a) => `session${a}token`),
-  '"private_key"',
-  'accountkey',
-  'sharedaccesskey',
-  'eyJ',
-  'bearer',
-  ...[...'pousr'].map((c) => `gh${c}_`),
-  'github_pat_',
-  ...['pat', 'dt', 'rt', 'ptt', 'soat'].map((w) => `gl${w}-`),
-  ...[...'abprs'].map((c) => `xox${c}-`),
-  'sk_live_',
-  'rk_live_',
-  'npm_',
-  'AIza',
-  'sk-',
-  'AKIA',
-  'ASIA',
-  'ferry_',
-  'ferryjoin1',
+export const SECRET_HINT_WORDS: readonly (readonly [word: string, rule: RedactionRuleName])[] = [
+  ...words('authorization-header', ['authorization']),
+  ...words('url-password', ['://']),
+  ...words(
+    'aws-secret-key',
+    SEPS.flatMap((a) => ['', ...SEPS.map((b) => `access${b}`)].map((access) => `secret${a}${access}key`)),
+  ),
+  ...words(
+    'aws-session-token',
+    SEPS.map((a) => `session${a}token`),
+  ),
+  ...words('gcp-private-key', ['"private_key"']),
+  ...words('azure-storage-key', ['accountkey', 'sharedaccesskey']),
+  ...words('jwt', ['eyJ']),
+  ...words('bearer-token', ['bearer']),
+  ...words('github-token', [...[...'pousr'].map((c) => `gh${c}_`), 'github_pat_']),
+  ...words(
+    'gitlab-token',
+    ['pat', 'dt', 'rt', 'ptt', 'soat'].map((w) => `gl${w}-`),
+  ),
+  ...words(
+    'slack-token',
+    [...'abprs'].map((c) => `xox${c}-`),
+  ),
+  ...words('stripe-key', ['sk_live_', 'rk_live_']),
+  ...words('npm-token', ['npm_']),
+  ...words('google-api-key', ['AIza']),
+  ...words('openai-key', ['sk-']),
+  ...words('ferry-token', ['ferry_', 'ferryjoin1']),
+  ...words('aws-access-key', ['AKIA', 'ASIA']),
 ];
+
 /** The first two characters of every word of SECRET_HINT, any case (hint-scan.ts; a test checks them). */
 export const SECRET_HINT_PAIRS = ['au', ':/', 'se', 'sh', '"p', 'ac', 'ey', 'be', 'gh', 'gi', 'gl', 'xo', 'sk', 'rk', 'np', 'ai', 'ak', 'as', 'fe'];
 

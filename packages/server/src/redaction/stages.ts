@@ -29,7 +29,7 @@ export function stagesFor(level: Exclude<RedactLevel, 'none'>, prefilter: boolea
   return [secrets, { rules: PERSONAL_RULES, hint: prefilter ? regexHint(new RegExp(PERSONAL_HINT, 'g')) : null, starts: PERSONAL_STARTS }];
 }
 
-function applyRules(rules: readonly LineRule[], s: string): string {
+function applyRules(rules: readonly LineRule[], s: string, skip?: (rule: LineRule) => boolean): string {
   // The text lower-cased, for the case-insensitive anchors: made when one is first needed, again after a change.
   let lower: string | null = null;
   for (const rule of rules) {
@@ -39,6 +39,7 @@ function applyRules(rules: readonly LineRule[], s: string): string {
       if (s !== before) lower = null;
       continue;
     }
+    if (skip?.(rule)) continue;
     const anchor = rule.anchor;
     if (anchor) {
       // toLowerCase maps every character a case-insensitive regex (without u) equates with an ASCII letter to it.
@@ -72,10 +73,11 @@ function applyStage(stage: Stage, s: string): string {
 /**
  * The same as redactLines for a text whose every line holds a hint of some stage (byte-scan.ts
  * found them): the rules run over the whole text at once, each stage's hint not looked for
- * again (a rule changes nothing on a line without its stage's hint, so this only saves work).
+ * again (a rule changes nothing on a line without its stage's hint, so this only saves work),
+ * and `skip` passes over rules that cannot match (their hint words are absent).
  */
-export function redactHintedLines(stages: readonly Stage[], s: string): string {
-  for (const stage of stages) s = applyRules(stage.rules, s);
+export function redactHintedLines(stages: readonly Stage[], s: string, skip?: (rule: LineRule) => boolean): string {
+  for (const stage of stages) s = applyRules(stage.rules, s, skip);
   return s;
 }
 
