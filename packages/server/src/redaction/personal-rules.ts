@@ -3,7 +3,7 @@
  * applied after the secret rules.
  */
 import { redactionMarker as M, type LineRule } from './rules.js';
-import { alt, lit, one, opt, run, seq, startPattern, type Start } from './starts.js';
+import { alt, lit, one, opt, run, sameAs, seq, startPattern, type Start } from './starts.js';
 
 /** True for a digit string passing the Luhn check that is not one digit repeated. */
 function luhnValid(digits: string): boolean {
@@ -162,7 +162,7 @@ const digits = (n: number) => Array.from({ length: n }, () => D);
  * fail on it).
  */
 export const PERSONAL_STARTS: readonly Start[] = [
-  emailStart,
+  sameAs(emailStart, startPattern('', seq(one('[A-Za-z0-9._%+-]'), run('[A-Za-z0-9._%+-]'), lit('@'), run('[A-Za-z0-9.-]')))),
   // Cards: 13-19 digits, or 4 digits and up to 4 groups of a separator and 3-6 digits.
   startPattern('(?<![0-9])', alt(seq(D, run('[0-9]', 19)), seq(...digits(4), run('[ -][0-9]{3,6}', 4), opt(seq(one('[ -]'), run('[0-9]', 6)))))),
   // E.164 and international groups: + and at most 47 more bytes.

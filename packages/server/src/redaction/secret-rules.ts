@@ -5,7 +5,7 @@
  * END markers are at the end of this file, and the engine holds a block back until its END.
  */
 import { redactionMarker as M, type LineRule, type RedactionRuleName } from './rules.js';
-import { alt, lit, one, opt, run, seq, startPattern, type Start } from './starts.js';
+import { alt, lit, one, opt, run, seq, startPattern, startWithRun, type Start } from './starts.js';
 
 /** A label, then `:` / `=` / `=>` / blanks, with optional quotes either side: `$1` is all of it. */
 const LABEL_SEP = `["']?(?:[ \\t]*(?:=>|[:=])[ \\t]*|[ \\t]+)["']?`;
@@ -192,16 +192,19 @@ const label = (...words: string[]) => seq(...words.flatMap((w, i) => (i === 0 ? 
  * length so far, until a character that no token may contain ends it.
  */
 export const SECRET_STARTS: readonly Start[] = [
-  startPattern('(?<![A-Za-z0-9_])', seq(lit('authorization'), opt(Q), BLANKS, lit(':'), BLANKS, opt(Q), one(`[^\\s"']`), run(`[^\\r\\n"']`)), 'i'),
+  // The heads below hold at most 17, 25, 21 and 19 characters that are not blanks (the labels, quotes, separators).
+  startWithRun('(?<![A-Za-z0-9_])', seq(lit('authorization'), opt(Q), BLANKS, lit(':'), BLANKS, opt(Q), one(`[^\\s"']`)), `[^\\r\\n"']`, 17, 'i'),
   startPattern('(?<=[A-Za-z0-9+.-])', seq(lit('://'), run(`[^\\s:/?#@"'<>]`), lit(':'), run(`[^\\s/?#"'<>\\\\]`), lit('@'))),
-  startPattern(
+  startWithRun(
     '(?<![A-Za-z0-9])',
-    seq(alt(seq(label('aws', 'secret'), opt(seq(DASH, lit('access'))), DASH, lit('key')), label('secret', 'access', 'key')), SEP, run('[A-Za-z0-9/+=]')),
+    seq(alt(seq(label('aws', 'secret'), opt(seq(DASH, lit('access'))), DASH, lit('key')), label('secret', 'access', 'key')), SEP),
+    '[A-Za-z0-9/+=]',
+    25,
     'i',
   ),
-  startPattern('(?<![A-Za-z0-9])', seq(alt(label('aws', 'session', 'token'), label('session', 'token')), SEP, run('[A-Za-z0-9/+=]')), 'i'),
+  startWithRun('(?<![A-Za-z0-9])', seq(alt(label('aws', 'session', 'token'), label('session', 'token')), SEP), '[A-Za-z0-9/+=]', 21, 'i'),
   startPattern('', seq(lit('"private_key"'), BLANKS, lit(':'), BLANKS, lit('"'), run(`[^"\\\\\\r\\n]|\\\\[^\\r\\n]`), opt(lit('\\')), lit('"'))),
-  startPattern('(?<![A-Za-z0-9])', seq(alt(lit('account'), lit('sharedaccess')), lit('key'), BLANKS, lit('='), BLANKS, run('[A-Za-z0-9+/=]')), 'i'),
+  startWithRun('(?<![A-Za-z0-9])', seq(alt(lit('account'), lit('sharedaccess')), lit('key'), BLANKS, lit('='), BLANKS), '[A-Za-z0-9+/=]', 19, 'i'),
   startPattern('(?<![A-Za-z0-9_-])', seq(lit('eyJ'), run('[A-Za-z0-9_-]'), lit('.'), run('[A-Za-z0-9_-]'), lit('.'), run('[A-Za-z0-9_-]'))),
   startPattern('(?<![A-Za-z0-9_])', seq(lit('bearer'), one('[ \\t]'), BLANKS, run('[A-Za-z0-9._~+/=-]')), 'i'),
   startPattern('(?<![A-Za-z0-9_])', alt(seq(lit('gh'), one('[pousr]'), lit('_'), run('[A-Za-z0-9]')), seq(lit('github_pat_'), run('[A-Za-z0-9_]')))),
