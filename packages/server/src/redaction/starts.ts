@@ -61,9 +61,11 @@ export function seq(...shapes: Shape[]): Shape {
 
 /**
  * Where a match could begin: a pattern that matches from there to the end of the text, or a
- * function giving the leftmost such place at or after `from` (`text.length` when none).
+ * function giving the leftmost such place at or after `from` (see StartFunction).
  */
-export type Start = RegExp | ((text: string, from: number) => number);
+export type Start = RegExp | StartFunction;
+/** The leftmost place in [from, limit) where a match could begin, or `limit` (or any place at or past it). */
+type StartFunction = (text: string, from: number, limit: number) => number;
 
 /** Each pattern's shape on its own (no lookbehind), to find the characters a match can begin with. */
 const shapes = new WeakMap<RegExp, RegExp>();
@@ -99,22 +101,35 @@ export function startWithRun(lookbehind: string, head: Shape, runClass: string, 
     re.lastIndex = p;
     return re.test(text);
   };
-  const start = (text: string, from: number): number => {
+  // Which first two characters a match of two or more can begin with (made at the first call).
+  let pairs: Uint8Array | null = null;
+  const firstPairs = (): Uint8Array => {
+    const table = new Uint8Array(65536);
+    for (let c = 0; c < 256; c++) {
+      if (first[c] === 1) for (let d = 0; d < 256; d++) table[(c << 8) | d] = shape.test(String.fromCharCode(c, d)) ? 1 : 0;
+    }
+    return table;
+  };
+  const start = (text: string, from: number, limit: number): number => {
     const len = text.length;
-    // The last character the run cannot hold: a head that matches reaches past it.
-    let z = len - 1;
-    while (z >= from && inRun[text.charCodeAt(z)] === 1) z--;
+    pairs ??= firstPairs();
+    let z = -2; // the last character the run cannot hold (a head that matches reaches past it); -2: not looked for yet
     let nonBlank = 0; // in text[p, z]
-    for (let i = from; i <= z; i++) if (!BLANK(text.charCodeAt(i))) nonBlank++;
-    for (let p = from; p < len; p++) {
+    for (let p = from; p < limit; p++) {
       const c = text.charCodeAt(p);
-      if (c > 255 || first[c] === 1) {
+      const d = p + 1 < len ? text.charCodeAt(p + 1) : -1;
+      if (c > 255 || d > 255 || (d === -1 ? first[c] === 1 : pairs[(c << 8) | d] === 1)) {
         if (at(inHead, text, p)) return p;
+        if (z === -2) {
+          z = len - 1;
+          while (z >= p && inRun[text.charCodeAt(z)] === 1) z--;
+          for (let i = p; i <= z; i++) if (!BLANK(text.charCodeAt(i))) nonBlank++;
+        }
         if ((p > z || nonBlank <= headMax) && at(whole, text, p)) return p;
       }
-      if (p <= z && !BLANK(c)) nonBlank--;
+      if (z !== -2 && p <= z && !BLANK(c)) nonBlank--;
     }
-    return len;
+    return limit;
   };
   return sameAs(start, startPattern(lookbehind, seq(head, run(runClass)), flags));
 }
@@ -122,7 +137,7 @@ export function startWithRun(lookbehind: string, head: Shape, runClass: string, 
 /** For a start written as a function, the pattern it stands for (the tests compare the two). */
 const patterns = new WeakMap<Start, RegExp>();
 
-export function sameAs(start: (text: string, from: number) => number, pattern: RegExp): Start {
+export function sameAs(start: StartFunction, pattern: RegExp): Start {
   patterns.set(start, pattern);
   return start;
 }
@@ -140,11 +155,15 @@ interface Compiled {
   readonly byChar: readonly (readonly RegExp[])[];
   /** By the two characters a longer match begins with (first << 8 | second). */
   readonly byPair: readonly (readonly RegExp[])[];
+  /** By the three characters a still longer match begins with, filled in as they are met (from byPair's lists). */
+  readonly byTriple: Map<number, readonly RegExp[]>;
+  /** Each pattern's shape (no lookbehind), by its sticky form. */
+  readonly shapeOf: ReadonlyMap<RegExp, RegExp>;
   /** Patterns whose first characters are not known (no shape recorded): tried everywhere. */
   readonly everywhere: readonly RegExp[];
   /** Every pattern, for a character above 255 (not from a latin1 string). */
   readonly all: readonly RegExp[];
-  readonly fns: readonly ((text: string, from: number) => number)[];
+  readonly fns: readonly StartFunction[];
 }
 
 const compiled = new WeakMap<readonly Start[], Compiled>();
@@ -156,7 +175,7 @@ function compile(starts: readonly Start[]): Compiled {
   const pairShape = new Map<RegExp, RegExp>();
   const everywhere: RegExp[] = [];
   const all: RegExp[] = [];
-  const fns: ((text: string, from: number) => number)[] = [];
+  const fns: StartFunction[] = [];
   for (const start of starts) {
     if (typeof start === 'function') {
       fns.push(start);
@@ -184,7 +203,7 @@ function compile(starts: readonly Start[]): Compiled {
       }
     }
   }
-  return { byChar, byPair, everywhere, all, fns };
+  return { byChar, byPair, byTriple: new Map(), shapeOf: pairShape, everywhere, all, fns };
 }
 
 /**
@@ -197,7 +216,7 @@ export function holdPoint(starts: readonly Start[], text: string, from: number):
   let c = compiled.get(starts);
   if (!c) compiled.set(starts, (c = compile(starts)));
   let at = text.length;
-  for (const fn of c.fns) at = Math.min(at, fn(text, from));
+  for (const fn of c.fns) at = Math.min(at, fn(text, from, at));
   const { byChar, byPair, everywhere, all } = c;
   const last = text.length - 1;
   for (let p = from; p < at; p++) {
@@ -206,12 +225,35 @@ export function holdPoint(starts: readonly Start[], text: string, from: number):
     if (p === last) list = code < 256 ? byChar[code] : all;
     else {
       const next = text.charCodeAt(p + 1);
-      list = code < 256 && next < 256 ? byPair[(code << 8) | next] : all;
+      if (code > 255 || next > 255) list = all;
+      else {
+        list = byPair[(code << 8) | next];
+        // Most pairs begin no match: nothing to try (the common case, kept short).
+        if (list === NONE && everywhere.length === 0) continue;
+        if (list !== undefined && list.length > 0 && p + 1 < last) list = byTriple(c, list, code, next, text.charCodeAt(p + 2));
+      }
     }
-    for (const re of list ?? all) if (stickyAt(re, text, p)) return p;
-    for (const re of everywhere) if (stickyAt(re, text, p)) return p;
+    const tries = list ?? all;
+    for (let i = 0; i < tries.length; i++) if (stickyAt(tries[i]!, text, p)) return p;
+    for (let i = 0; i < everywhere.length; i++) if (stickyAt(everywhere[i]!, text, p)) return p;
   }
   return at;
+}
+
+/** Of a pair's patterns, those whose shape has the three characters as a prefix (remembered: a line meets few distinct ones). */
+function byTriple(c: Compiled, pairList: readonly RegExp[], a: number, b: number, third: number): readonly RegExp[] {
+  if (third > 255) return pairList;
+  const key = (a << 16) | (b << 8) | third;
+  let list = c.byTriple.get(key);
+  if (list === undefined) {
+    const prefix = String.fromCharCode(a, b, third);
+    list = pairList.filter((re) => c.shapeOf.get(re)?.test(prefix) ?? true);
+    if (list.length === 0) list = NONE;
+    // At most 256 entries per pair with patterns; bounded, but keep it small if output is very varied.
+    if (c.byTriple.size > 200_000) c.byTriple.clear();
+    c.byTriple.set(key, list);
+  }
+  return list;
 }
 
 function stickyAt(re: RegExp, text: string, p: number): boolean {
