@@ -155,22 +155,28 @@ function buildTable(): Uint8Array {
 
 /** Where to look for the line breaks a hinted line ends at: `\n` only, as stages.ts splits lines. */
 const NL = 10;
+const CR = 13;
 
 export interface HintedLines {
   /** [start, end) of each hinted `\n`-line (clipped to the range), in order, not overlapping. */
   readonly lines: number[];
   /** The bits (ruleAbsent) of the secret rules whose hint words occur in those lines. */
   readonly rules: number;
+  /**
+   * Where the lines looked at end: the range's end, or the start of the line (after a `\n` or
+   * a `\r`) in which a private key BEGIN marker may start, which the caller leaves to the engine.
+   */
+  readonly stop: number;
 }
 
 /**
- * The `\n`-lines of `buf[from, to)` in which a hint of the level's stages occurs, or null when a
- * private key BEGIN marker may start in the range (the caller then leaves it to the engine).
- * `from` must be the start of a line (no hint continues from before it) and `to` the end of one.
+ * The `\n`-lines of `buf[from, to)` in which a hint of the level's stages occurs, up to the line
+ * in which a private key BEGIN marker may start (`stop`). `from` must be the start of a line (no
+ * hint continues from before it) and `to` the end of one.
  */
-export function hintedLines(buf: Buffer, from: number, to: number, personal: boolean): HintedLines | null {
+export function hintedLines(buf: Buffer, from: number, to: number, personal: boolean): HintedLines {
   const lines: number[] = [];
-  if (to <= from) return { lines, rules: 0 };
+  if (to <= from) return { lines, rules: 0, stop: to };
   let rules = 0;
   const mask = SECRET | MARKER | (personal ? PERSONAL : 0);
   // Pairs at even addresses: the view needs them aligned. `a` is the first pair's offset in buf.
@@ -184,7 +190,7 @@ export function hintedLines(buf: Buffer, from: number, to: number, personal: boo
   for (let k = nextPair(pairs, 0, mask); k !== -1; k = nextPair(pairs, k + 1, mask)) {
     const flags = TABLE[pairs[k]!]! & mask;
     const e = a + 2 * k;
-    if (flags & MARKER && mayBegin(buf, e, from, to)) return null;
+    if (flags & MARKER && mayBegin(buf, e, from, to)) return stopAt(buf, lineStart(buf, Math.max(from, e - 4), from), lines, rules);
     if (flags & SECRET) rules |= (e - 1 >= from && flags & SECRET1 ? secretAt(buf, e - 1, to) : 0) | (flags & SECRET0 ? secretAt(buf, e, to) : 0);
     if (e + 1 < lineEnd) continue; // in a line already hinted (looked at still, for its words and a BEGIN marker)
     const x = hintAround(buf, e, flags, from, Math.max(from, lineEnd), to);
@@ -192,7 +198,20 @@ export function hintedLines(buf: Buffer, from: number, to: number, personal: boo
   }
   // The last byte, when it is not in a whole pair: as for the first.
   if (a + 2 * n < to && personal && to - 1 >= lineEnd && personalAt(buf, to - 1, from, to)) hit(buf, to - 1, from, to, lines);
-  return { lines, rules };
+  return { lines, rules, stop: to };
+}
+
+/** The start of the line (after a `\n` or `\r`, not before `from`) that holds `x`. */
+function lineStart(buf: Buffer, x: number, from: number): number {
+  if (x <= from) return from;
+  return Math.max(from, buf.lastIndexOf(NL, x - 1) + 1, buf.lastIndexOf(CR, x - 1) + 1);
+}
+
+/** The answer when the lines from `stop` on are left to the engine: the hinted lines before it (the last one cut there). */
+function stopAt(buf: Buffer, stop: number, lines: number[], rules: number): HintedLines {
+  while (lines.length > 0 && (lines[lines.length - 2] ?? 0) >= stop) lines.length -= 2;
+  if (lines.length > 0 && (lines[lines.length - 1] ?? 0) > stop) lines[lines.length - 1] = stop;
+  return { lines, rules, stop };
 }
 
 /** The next pair at or after `k` with a flag of `mask`, or -1: the loop that sees every byte, kept small. */

@@ -214,11 +214,12 @@ export class Engine {
       if (this.length > 0) return out.text(this.take(chunk.toString('latin1', from), partial)).done();
     }
     const end = lastBreak(chunk) + 1;
-    const hinted = end > from && linesUnder(chunk, from, end, this.caps.line) ? hintedLines(chunk, from, end, this.byteScan?.personal ?? false) : null;
-    if (end > from && !hinted) return out.text(this.take(chunk.toString('latin1', from), partial)).done();
-    const lines = hinted?.lines ?? [];
-    if (hinted && lines.length > 0) from = this.redactHinted(chunk, hinted, from, out);
-    out.raw(from, end);
+    if (end > from && !linesUnder(chunk, from, end, this.caps.line)) return out.text(this.take(chunk.toString('latin1', from), partial)).done();
+    const hinted = hintedLines(chunk, from, end, this.byteScan?.personal ?? false);
+    if (hinted.lines.length > 0) from = this.redactHinted(chunk, hinted, from, out);
+    out.raw(from, hinted.stop);
+    // From a line that may hold a BEGIN marker on, the string engine takes over.
+    if (hinted.stop < end) return out.text(this.take(chunk.toString('latin1', hinted.stop), partial)).done();
     if (end < chunk.length) {
       const tail = chunk.toString('latin1', end);
       const released = this.take(tail, partial);
