@@ -74,12 +74,13 @@ function secretAt(b: Uint8Array, x: number, to: number): number {
 
 /**
  * Whether a secret rule can be passed over for text whose hinted lines hold the hint words of
- * `rules` (HintedLines.rules) only. A rule's marker holds no other rule's hint word (a test
- * checks), so what earlier rules did cannot give a later one a match.
+ * `rules` (HintedLines.rules) only: true or false, or undefined for a rule that is not a secret
+ * rule. A rule's marker holds no other rule's hint word (a test checks), so what earlier rules
+ * did cannot give a later one a match.
  */
-export function ruleAbsent(rule: LineRule, rules: number): boolean {
+export function ruleAbsent(rule: LineRule, rules: number): boolean | undefined {
   const bit = RULE_BITS.get(rule);
-  return bit !== undefined && (rules & bit) === 0;
+  return bit === undefined ? undefined : (rules & bit) === 0;
 }
 
 /** `n` digits from `x`, all before `to`. */

@@ -215,11 +215,20 @@ export class Engine {
     }
     const end = lastBreak(chunk) + 1;
     if (end > from && !linesUnder(chunk, from, end, this.caps.line)) return out.text(this.take(chunk.toString('latin1', from), partial)).done();
-    const hinted = hintedLines(chunk, from, end, this.byteScan?.personal ?? false);
-    if (hinted.lines.length > 0) from = this.redactHinted(chunk, hinted, from, out);
-    out.raw(from, hinted.stop);
-    // From a line that may hold a BEGIN marker on, the string engine takes over.
-    if (hinted.stop < end) return out.text(this.take(chunk.toString('latin1', hinted.stop), partial)).done();
+    for (;;) {
+      const hinted = hintedLines(chunk, from, end, this.byteScan?.personal ?? false);
+      if (hinted.lines.length > 0) from = this.redactHinted(chunk, hinted, from, out);
+      out.raw(from, hinted.stop);
+      if (hinted.stop === end) break;
+      // From a line that may hold a BEGIN marker, the string engine takes over: to the end of
+      // the line with the next END marker, and if the block is closed there, bytes again after it.
+      const after = lineAfterEnd(chunk, hinted.stop, end);
+      const upTo = after === -1 ? chunk.length : after;
+      out.text(this.take(chunk.toString('latin1', hinted.stop, upTo), upTo === chunk.length ? partial : false));
+      if (upTo === chunk.length) return out.done();
+      if (this.length > 0) return out.text(this.take(chunk.toString('latin1', upTo), partial)).done();
+      from = upTo;
+    }
     if (end < chunk.length) {
       const tail = chunk.toString('latin1', end);
       const released = this.take(tail, partial);
@@ -436,6 +445,16 @@ function nextBreak(b: Buffer, from: number): number {
   return nl === -1 ? cr : cr === -1 ? nl : Math.min(nl, cr);
 }
 
+/** Just past the line break after the first private key END marker at or after `from`, if that is before `end`; else -1. */
+function lineAfterEnd(b: Buffer, from: number, end: number): number {
+  const pem = b.indexOf('-----END ', from, 'latin1');
+  const ssh = b.indexOf('---- END SSH2 ', from, 'latin1');
+  const at = pem === -1 ? ssh : ssh === -1 ? pem : Math.min(pem, ssh);
+  if (at === -1 || at >= end) return -1;
+  const br = nextBreak(b, at);
+  return br === -1 || br >= end ? -1 : br + 1;
+}
+
 function lastBreak(b: Buffer): number {
   return Math.max(b.lastIndexOf(10), b.lastIndexOf(13));
 }
@@ -443,8 +462,13 @@ function lastBreak(b: Buffer): number {
 /** Whether every line in `b[from, to)` (ended by `\n` or `\r`) is shorter than `cap`, as the engine needs to not cut it. */
 function linesUnder(b: Buffer, from: number, to: number, cap: number): boolean {
   if (to - from <= cap) return true;
+  // The next `\n` and `\r`, each searched for again only once passed (as LineBreaks does).
+  let nl = b.indexOf(10, from);
+  let cr = b.indexOf(13, from);
   for (let ls = from; ls < to;) {
-    const br = nextBreak(b, ls);
+    if (nl !== -1 && nl < ls) nl = b.indexOf(10, ls);
+    if (cr !== -1 && cr < ls) cr = b.indexOf(13, ls);
+    const br = nl === -1 ? cr : cr === -1 ? nl : Math.min(nl, cr);
     const lineEnd = br === -1 || br >= to ? to : br;
     if (lineEnd - ls >= cap) return false;
     ls = lineEnd + 1;

@@ -29,7 +29,7 @@ export function stagesFor(level: Exclude<RedactLevel, 'none'>, prefilter: boolea
   return [secrets, { rules: PERSONAL_RULES, hint: prefilter ? regexHint(new RegExp(PERSONAL_HINT, 'g')) : null, starts: PERSONAL_STARTS }];
 }
 
-function applyRules(rules: readonly LineRule[], s: string, skip?: (rule: LineRule) => boolean): string {
+function applyRules(rules: readonly LineRule[], s: string, skip?: (rule: LineRule) => boolean | undefined): string {
   // The text lower-cased, for the case-insensitive anchors: made when one is first needed, again after a change.
   let lower: string | null = null;
   for (const rule of rules) {
@@ -39,9 +39,11 @@ function applyRules(rules: readonly LineRule[], s: string, skip?: (rule: LineRul
       if (s !== before) lower = null;
       continue;
     }
-    if (skip?.(rule)) continue;
+    // The caller may know (true or false); else the rule's anchor says.
+    const absent = skip?.(rule);
+    if (absent === true) continue;
     const anchor = rule.anchor;
-    if (anchor) {
+    if (absent === undefined && anchor) {
       // toLowerCase maps every character a case-insensitive regex (without u) equates with an ASCII letter to it.
       const text = anchor.ignoreCase ? (lower ??= s.toLowerCase()) : s;
       if (!anchor.words.some((w) => text.includes(w))) continue;
@@ -76,7 +78,7 @@ function applyStage(stage: Stage, s: string): string {
  * again (a rule changes nothing on a line without its stage's hint, so this only saves work),
  * and `skip` passes over rules that cannot match (their hint words are absent).
  */
-export function redactHintedLines(stages: readonly Stage[], s: string, skip?: (rule: LineRule) => boolean): string {
+export function redactHintedLines(stages: readonly Stage[], s: string, skip?: (rule: LineRule) => boolean | undefined): string {
   for (const stage of stages) s = applyRules(stage.rules, s, skip);
   return s;
 }
