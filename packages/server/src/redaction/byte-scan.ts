@@ -163,6 +163,8 @@ export interface HintedLines {
   readonly lines: number[];
   /** The bits (ruleAbsent) of the secret rules whose hint words occur in those lines. */
   readonly rules: number;
+  /** Per line (one for each pair in `lines`): the bits of the secret rules whose hint words occur in it (or a few more). */
+  readonly masks: number[];
   /**
    * Where the lines looked at end: the range's end, or the start of the line (after a `\n` or
    * a `\r`) in which a private key BEGIN marker may start, which the caller leaves to the engine.
@@ -177,7 +179,8 @@ export interface HintedLines {
  */
 export function hintedLines(buf: Buffer, from: number, to: number, personal: boolean): HintedLines {
   const lines: number[] = [];
-  if (to <= from) return { lines, rules: 0, stop: to };
+  const masks: number[] = [];
+  if (to <= from) return { lines, rules: 0, masks, stop: to };
   let rules = 0;
   const mask = SECRET | MARKER | (personal ? PERSONAL : 0);
   // Pairs at even addresses: the view needs them aligned. `a` is the first pair's offset in buf.
@@ -187,19 +190,31 @@ export function hintedLines(buf: Buffer, from: number, to: number, personal: boo
   let lineEnd = from; // the hinted lines so far end here
   // The first byte, when it is not the first of a pair: only a one-byte anchor can start there
   // unseen (a word of 3+ bytes also has the next pair).
-  if (a > from && personal && personalAt(buf, from, from, to)) lineEnd = hit(buf, from, from, to, lines);
+  if (a > from && personal && personalAt(buf, from, from, to)) {
+    lineEnd = hit(buf, from, from, to, lines);
+    masks.push(0);
+  }
   for (let k = nextPair(pairs, 0, mask); k !== -1; k = nextPair(pairs, k + 1, mask)) {
     const flags = TABLE[pairs[k]!]! & mask;
     const e = a + 2 * k;
-    if (flags & MARKER && mayBegin(buf, e, from, to)) return stopAt(buf, lineStart(buf, Math.max(from, e - 4), from), lines, rules);
-    if (flags & SECRET) rules |= (e - 1 >= from && flags & SECRET1 ? secretAt(buf, e - 1, to) : 0) | (flags & SECRET0 ? secretAt(buf, e, to) : 0);
+    if (flags & MARKER && mayBegin(buf, e, from, to)) return stopAt(lineStart(buf, Math.max(from, e - 4), from), lines, masks, rules);
+    const words = flags & SECRET ? (e - 1 >= from && flags & SECRET1 ? secretAt(buf, e - 1, to) : 0) | (flags & SECRET0 ? secretAt(buf, e, to) : 0) : 0;
+    rules |= words;
+    // Words at e - 1 or e belong to the hinted line so far, or to the one they start (or both, for all we know here).
+    if (words !== 0 && e - 1 < lineEnd && masks.length > 0) masks[masks.length - 1]! |= words;
     if (e + 1 < lineEnd) continue; // in a line already hinted (looked at still, for its words and a BEGIN marker)
     const x = hintAround(buf, e, flags, from, Math.max(from, lineEnd), to);
-    if (x !== -1) lineEnd = hit(buf, x, from, to, lines);
+    if (x !== -1) {
+      lineEnd = hit(buf, x, from, to, lines);
+      masks.push(words);
+    }
   }
   // The last byte, when it is not in a whole pair: as for the first.
-  if (a + 2 * n < to && personal && to - 1 >= lineEnd && personalAt(buf, to - 1, from, to)) hit(buf, to - 1, from, to, lines);
-  return { lines, rules, stop: to };
+  if (a + 2 * n < to && personal && to - 1 >= lineEnd && personalAt(buf, to - 1, from, to)) {
+    hit(buf, to - 1, from, to, lines);
+    masks.push(0);
+  }
+  return { lines, rules, masks, stop: to };
 }
 
 /** The start of the line (after a `\n` or `\r`, not before `from`) that holds `x`. */
@@ -209,10 +224,13 @@ function lineStart(buf: Buffer, x: number, from: number): number {
 }
 
 /** The answer when the lines from `stop` on are left to the engine: the hinted lines before it (the last one cut there). */
-function stopAt(buf: Buffer, stop: number, lines: number[], rules: number): HintedLines {
-  while (lines.length > 0 && (lines[lines.length - 2] ?? 0) >= stop) lines.length -= 2;
+function stopAt(stop: number, lines: number[], masks: number[], rules: number): HintedLines {
+  while (lines.length > 0 && (lines[lines.length - 2] ?? 0) >= stop) {
+    lines.length -= 2;
+    masks.length -= 1;
+  }
   if (lines.length > 0 && (lines[lines.length - 1] ?? 0) > stop) lines[lines.length - 1] = stop;
-  return { lines, rules, stop };
+  return { lines, rules, masks, stop };
 }
 
 /** The next pair at or after `k` with a flag of `mask`, or -1: the loop that sees every byte, kept small. */

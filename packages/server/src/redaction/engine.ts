@@ -239,29 +239,44 @@ export class Engine {
   }
 
   /**
-   * The hinted lines (byte-scan.ts), redacted together as one text (the rules' fixed costs paid
-   * once for all of them; rules never match across a `\n`, and each piece ends with one, so the
-   * result is the pieces' redactions one after another); the bytes between them go out as they
-   * are. Returns where the last hinted line ends.
+   * The hinted lines (byte-scan.ts), redacted in groups of lines with the same hint words, each
+   * group as one text with only the rules those words call for (the rules' fixed costs paid
+   * once per group; rules never match across a `\n`, and each piece but a group's last ends
+   * with one, so a group's result is its pieces' redactions one after another); the bytes
+   * between them go out as they are. Returns where the last hinted line ends.
    */
   private redactHinted(chunk: Buffer, hinted: HintedLines, from: number, out: Pieces): number {
-    const { lines, rules } = hinted;
+    const { lines, masks } = hinted;
+    const count = lines.length / 2;
     const pieces: string[] = [];
-    for (let i = 0; i < lines.length; i += 2) pieces.push(chunk.toString('latin1', lines[i], lines[i + 1]));
-    const whole = pieces.join('');
-    const redacted = redactHintedLines(this.stages, whole, (rule) => ruleAbsent(rule, rules));
-    let at = 0; // in `redacted`
-    for (let i = 0; i < pieces.length; i++) {
+    for (let i = 0; i < count; i++) pieces.push(chunk.toString('latin1', lines[2 * i], lines[2 * i + 1]));
+    const redacted = new Array<string>(count);
+    const groups = new Map<number, number[]>();
+    for (let i = 0; i < count; i++) {
+      // A piece without a `\n` at its end (the range's last, ended by a `\r`) goes alone: in a group it could not be told apart.
+      const key = pieces[i]?.endsWith('\n') ? (masks[i] ?? -1) : -2 - i;
+      const group = groups.get(key);
+      if (group) group.push(i);
+      else groups.set(key, [i]);
+    }
+    for (const [key, members] of groups) {
+      const mask = key < 0 ? (masks[members[0] ?? 0] ?? -1) : key;
+      const whole = members.map((i) => pieces[i]).join('');
+      const result = redactHintedLines(this.stages, whole, (rule) => ruleAbsent(rule, mask));
+      let at = 0;
+      for (const [k, i] of members.entries()) {
+        const nl = k === members.length - 1 ? -1 : result.indexOf('\n', at);
+        const next = nl === -1 ? result.length : nl + 1;
+        redacted[i] = result === whole ? (pieces[i] ?? '') : result.slice(at, next);
+        at = next;
+      }
+    }
+    for (let i = 0; i < count; i++) {
       const start = lines[2 * i] ?? 0;
       const stop = lines[2 * i + 1] ?? 0;
       out.raw(from, start);
-      // Every piece but the last ends with its `\n`: the redaction keeps each line's, and adds none.
-      const nl = i === pieces.length - 1 ? -1 : redacted.indexOf('\n', at);
-      const next = nl === -1 ? redacted.length : nl + 1;
-      const piece = redacted === whole ? (pieces[i] ?? '') : redacted.slice(at, next);
-      if (piece === pieces[i]) out.raw(start, stop);
-      else out.text(piece);
-      at = next;
+      if (redacted[i] === pieces[i]) out.raw(start, stop);
+      else out.text(redacted[i] ?? '');
       from = stop;
     }
     return from;
