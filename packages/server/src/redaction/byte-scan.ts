@@ -188,16 +188,18 @@ export function hintedLines(buf: Buffer, from: number, to: number, personal: boo
   const n = (to - a) >> 1;
   const pairs = new Uint16Array(buf.buffer, buf.byteOffset + a, n);
   let lineEnd = from; // the hinted lines so far end here
+  const hints: number[] = []; // where each hinted line's first hint starts
   // The first byte, when it is not the first of a pair: only a one-byte anchor can start there
   // unseen (a word of 3+ bytes also has the next pair).
   if (a > from && personal && personalAt(buf, from, from, to)) {
     lineEnd = hit(buf, from, from, to, lines);
+    hints.push(from);
     masks.push(0);
   }
   for (let k = nextPair(pairs, 0, mask); k !== -1; k = nextPair(pairs, k + 1, mask)) {
     const flags = TABLE[pairs[k]!]! & mask;
     const e = a + 2 * k;
-    if (flags & MARKER && mayBegin(buf, e, from, to)) return stopAt(lineStart(buf, Math.max(from, e - 4), from), lines, masks, rules);
+    if (flags & MARKER && mayBegin(buf, e, from, to)) return stopAt(lineStart(buf, Math.max(from, e - 4), from), hints, lines, masks, rules);
     const words = flags & SECRET ? (e - 1 >= from && flags & SECRET1 ? secretAt(buf, e - 1, to) : 0) | (flags & SECRET0 ? secretAt(buf, e, to) : 0) : 0;
     rules |= words;
     // Words at e - 1 or e belong to the hinted line so far, or to the one they start (or both, for all we know here).
@@ -206,6 +208,7 @@ export function hintedLines(buf: Buffer, from: number, to: number, personal: boo
     const x = hintAround(buf, e, flags, from, Math.max(from, lineEnd), to);
     if (x !== -1) {
       lineEnd = hit(buf, x, from, to, lines);
+      hints.push(x);
       masks.push(words);
     }
   }
@@ -223,11 +226,15 @@ function lineStart(buf: Buffer, x: number, from: number): number {
   return Math.max(from, buf.lastIndexOf(NL, x - 1) + 1, buf.lastIndexOf(CR, x - 1) + 1);
 }
 
-/** The answer when the lines from `stop` on are left to the engine: the hinted lines before it (the last one cut there). */
-function stopAt(stop: number, lines: number[], masks: number[], rules: number): HintedLines {
-  while (lines.length > 0 && (lines[lines.length - 2] ?? 0) >= stop) {
+/**
+ * The answer when the lines from `stop` on are left to the engine: the hinted lines before it,
+ * the last one cut there (or left out if its hint lies past the cut: a `\r` ends lines too).
+ */
+function stopAt(stop: number, hints: number[], lines: number[], masks: number[], rules: number): HintedLines {
+  while (lines.length > 0 && (hints[hints.length - 1] ?? 0) >= stop) {
     lines.length -= 2;
     masks.length -= 1;
+    hints.length -= 1;
   }
   if (lines.length > 0 && (lines[lines.length - 1] ?? 0) > stop) lines[lines.length - 1] = stop;
   return { lines, rules, masks, stop };
