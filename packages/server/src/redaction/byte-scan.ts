@@ -250,6 +250,11 @@ function nextPair(pairs: Uint16Array, k: number, mask: number): number {
 
 /** Where a hint starts around the pair at `e` (a secret word at e - 1 or e, a personal anchor at e - 1, e or e + 1), not before `min`; -1 if none. */
 function hintAround(buf: Buffer, e: number, flags: number, from: number, min: number, to: number): number {
+  // Two digits without a digit either side begin no personal hint (every digit one needs three in
+  // a row; an `@`, `+` or `(` just before them is a candidate of its own pair): most numbers in logs.
+  if (flags & PERSONAL && isDigit(buf[e]!) && isDigit(buf[e + 1]!) && !(e > from && isDigit(buf[e - 1]!)) && !(e + 2 < to && isDigit(buf[e + 2]!))) {
+    flags &= ~PERSONAL;
+  }
   if (e - 1 >= min && ((flags & SECRET1 && secretAt(buf, e - 1, to) !== 0) || (flags & PERSONAL && personalAt(buf, e - 1, from, to)))) return e - 1;
   if (e >= min && ((flags & SECRET0 && secretAt(buf, e, to) !== 0) || (flags & PERSONAL && personalAt(buf, e, from, to)))) return e;
   if (flags & PERSONAL && e + 1 >= min && personalAt(buf, e + 1, from, to)) return e + 1;
