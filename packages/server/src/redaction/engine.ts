@@ -36,8 +36,10 @@
  */
 import type { RedactLevel } from '@ferry/protocol';
 import { BEGIN_AT, BEGIN_RE, END_RE, KEY_MARKER, MAX_MARKER } from './secret-rules.js';
-import { redactLines, stagesFor, type Stage } from './stages.js';
-import { holdPoint } from './starts.js';
+import { Buffer } from 'node:buffer';
+import { hintedLines, ruleAbsent, type HintedLines } from './byte-scan.js';
+import { redactHintedLines, redactLines, stagesFor, type Stage } from './stages.js';
+import { holdPoint, type Start } from './starts.js';
 
 /** Longest incomplete line held back before it is processed anyway. */
 export const LINE_HOLD_CAP = 64 * 1024;
@@ -51,6 +53,11 @@ export interface RedactorOptions {
   readonly keyHoldCap?: number;
   /** Skip lines without a rule's hint (default true; false exists to test that it changes nothing). */
   readonly prefilter?: boolean;
+  /**
+   * Take complete lines without a hint straight from the bytes (byte-scan.ts), default true;
+   * false sends every byte through the string engine (the reference the tests compare with).
+   */
+  readonly byteScan?: boolean;
 }
 
 interface Caps {
@@ -121,13 +128,15 @@ export class Engine {
   private beginScan = 0;
   /** Key mode: no END marker starts before this offset. */
   private endScan = 0;
-  private readonly starts: readonly RegExp[];
+  private readonly starts: readonly Start[];
 
   constructor(
     private readonly stages: readonly Stage[],
     private readonly caps: Caps,
+    /** Byte path (feedBytes) on, and whether it looks for personal-data hints too (level all). */
+    private readonly byteScan: { readonly personal: boolean } | null = null,
   ) {
-    this.starts = stages.flatMap((s) => s.starts);
+    this.starts = startsOf(stages);
   }
 
   get held(): string {
@@ -173,8 +182,104 @@ export class Engine {
     // Nothing else can be released until a line completes or a cap is reached.
     const cap = this.inKey ? this.caps.key : this.caps.line + MAX_MARKER;
     if (!partial && s.indexOf('\n') === -1 && s.indexOf('\r') === -1 && this.length < cap) return '';
-    if (this.length === 0) return '';
-    return this.run(false, partial);
+    return this.length === 0 ? '' : this.run(false, partial);
+  }
+
+  /** `feed` without its shortcut: for the end of a chunk whose earlier lines `feed` did not see. */
+  private take(s: string, partial: boolean): string {
+    if (s) {
+      this.parts.push(s);
+      this.length += s.length;
+    }
+    return this.length === 0 ? '' : this.run(false, partial);
+  }
+
+  /**
+   * `feed` on bytes, with the same result: the complete lines of the chunk that no rule could
+   * touch go out as they came (a view of `chunk`, no string made of them); the rest goes
+   * through the string engine. The line that continues what was held, and the incomplete last line, always
+   * do (they are where the hold-back is decided); so do the complete lines when one of them may
+   * hold a private key BEGIN marker or reach the line cap. The lines in between are redacted
+   * one by one where byte-scan.ts finds a hint, as `feed` would redact them (rules never match
+   * across a line break, and it redacts whole lines in one piece).
+   */
+  feedBytes(chunk: Buffer, partial = true): Buffer {
+    const first = this.byteScan && !this.inKey ? nextBreak(chunk, 0) : -1;
+    if (first === -1) return latin1(this.feed(chunk.toString('latin1'), partial));
+    const out = new Pieces(chunk);
+    let from = 0;
+    if (this.length > 0) {
+      out.text(this.take(chunk.toString('latin1', 0, first + 1), false));
+      from = first + 1;
+      if (this.length > 0) return out.text(this.take(chunk.toString('latin1', from), partial)).done();
+    }
+    const end = lastBreak(chunk) + 1;
+    if (end > from && !linesUnder(chunk, from, end, this.caps.line)) return out.text(this.take(chunk.toString('latin1', from), partial)).done();
+    for (;;) {
+      const hinted = hintedLines(chunk, from, end, this.byteScan?.personal ?? false);
+      if (hinted.lines.length > 0) from = this.redactHinted(chunk, hinted, from, out);
+      out.raw(from, hinted.stop);
+      if (hinted.stop === end) break;
+      // From a line that may hold a BEGIN marker, the string engine takes over: to the end of
+      // the line with the next END marker, and if the block is closed there, bytes again after it.
+      const after = lineAfterEnd(chunk, hinted.stop, end);
+      const upTo = after === -1 ? chunk.length : after;
+      out.text(this.take(chunk.toString('latin1', hinted.stop, upTo), upTo === chunk.length ? partial : false));
+      if (upTo === chunk.length) return out.done();
+      if (this.length > 0) return out.text(this.take(chunk.toString('latin1', upTo), partial)).done();
+      from = upTo;
+    }
+    if (end < chunk.length) {
+      const tail = chunk.toString('latin1', end);
+      const released = this.take(tail, partial);
+      if (tail.startsWith(released)) out.raw(end, end + released.length);
+      else out.text(released);
+    }
+    return out.done();
+  }
+
+  /**
+   * The hinted lines (byte-scan.ts), redacted in groups of lines with the same hint words, each
+   * group as one text with only the rules those words call for (the rules' fixed costs paid
+   * once per group; rules never match across a `\n`, and each piece but a group's last ends
+   * with one, so a group's result is its pieces' redactions one after another); the bytes
+   * between them go out as they are. Returns where the last hinted line ends.
+   */
+  private redactHinted(chunk: Buffer, hinted: HintedLines, from: number, out: Pieces): number {
+    const { lines, masks } = hinted;
+    const count = lines.length / 2;
+    const pieces: string[] = [];
+    for (let i = 0; i < count; i++) pieces.push(chunk.toString('latin1', lines[2 * i], lines[2 * i + 1]));
+    const redacted = new Array<string>(count);
+    const groups = new Map<number, number[]>();
+    for (let i = 0; i < count; i++) {
+      // A piece without a `\n` at its end (the range's last, ended by a `\r`) goes alone: in a group it could not be told apart.
+      const key = pieces[i]?.endsWith('\n') ? (masks[i] ?? -1) : -2 - i;
+      const group = groups.get(key);
+      if (group) group.push(i);
+      else groups.set(key, [i]);
+    }
+    for (const [key, members] of groups) {
+      const mask = key < 0 ? (masks[members[0] ?? 0] ?? -1) : key;
+      const whole = members.map((i) => pieces[i]).join('');
+      const result = redactHintedLines(this.stages, whole, (rule) => ruleAbsent(rule, mask));
+      let at = 0;
+      for (const [k, i] of members.entries()) {
+        const nl = k === members.length - 1 ? -1 : result.indexOf('\n', at);
+        const next = nl === -1 ? result.length : nl + 1;
+        redacted[i] = result === whole ? (pieces[i] ?? '') : result.slice(at, next);
+        at = next;
+      }
+    }
+    for (let i = 0; i < count; i++) {
+      const start = lines[2 * i] ?? 0;
+      const stop = lines[2 * i + 1] ?? 0;
+      out.raw(from, start);
+      if (redacted[i] === pieces[i]) out.raw(start, stop);
+      else out.text(redacted[i] ?? '');
+      from = stop;
+    }
+    return from;
   }
 
   finish(): string {
@@ -326,7 +431,102 @@ function afterReleased(whole: string, before: string): string {
 }
 
 export function newEngine(level: Exclude<RedactLevel, 'none'>, options: RedactorOptions | undefined): Engine {
-  return new Engine(stagesFor(level, options?.prefilter ?? true), resolveCaps(options));
+  const byteScan = (options?.byteScan ?? true) && (options?.prefilter ?? true) ? { personal: level === 'all' } : null;
+  return new Engine(stagesFor(level, options?.prefilter ?? true), resolveCaps(options), byteScan);
+}
+
+/** The stages' start patterns as one array, the same array for the same stages (starts.ts compiles each array once). */
+const startArrays = new WeakMap<readonly Start[], WeakMap<readonly Start[], readonly Start[]>>();
+const NO_STARTS: readonly Start[] = [];
+
+function startsOf(stages: readonly Stage[]): readonly Start[] {
+  const [first, second, ...rest] = stages;
+  if (!first) return NO_STARTS;
+  if (!second) return first.starts;
+  if (rest.length > 0) return stages.flatMap((s) => s.starts);
+  let bySecond = startArrays.get(first.starts);
+  if (!bySecond) startArrays.set(first.starts, (bySecond = new WeakMap()));
+  let both = bySecond.get(second.starts);
+  if (!both) bySecond.set(second.starts, (both = [...first.starts, ...second.starts]));
+  return both;
+}
+
+const latin1 = (s: string): Buffer => Buffer.from(s, 'latin1');
+
+/** The first `\n` or `\r` at or after `from`, or -1. */
+function nextBreak(b: Buffer, from: number): number {
+  const nl = b.indexOf(10, from);
+  const cr = b.indexOf(13, from);
+  return nl === -1 ? cr : cr === -1 ? nl : Math.min(nl, cr);
+}
+
+/** Just past the line break after the first private key END marker at or after `from`, if that is before `end`; else -1. */
+function lineAfterEnd(b: Buffer, from: number, end: number): number {
+  const pem = b.indexOf('-----END ', from, 'latin1');
+  const ssh = b.indexOf('---- END SSH2 ', from, 'latin1');
+  const at = pem === -1 ? ssh : ssh === -1 ? pem : Math.min(pem, ssh);
+  if (at === -1 || at >= end) return -1;
+  const br = nextBreak(b, at);
+  return br === -1 || br >= end ? -1 : br + 1;
+}
+
+function lastBreak(b: Buffer): number {
+  return Math.max(b.lastIndexOf(10), b.lastIndexOf(13));
+}
+
+/** Whether every line in `b[from, to)` (ended by `\n` or `\r`) is shorter than `cap`, as the engine needs to not cut it. */
+function linesUnder(b: Buffer, from: number, to: number, cap: number): boolean {
+  if (to - from <= cap) return true;
+  // The next `\n` and `\r`, each searched for again only once passed (as LineBreaks does).
+  let nl = b.indexOf(10, from);
+  let cr = b.indexOf(13, from);
+  for (let ls = from; ls < to;) {
+    if (nl !== -1 && nl < ls) nl = b.indexOf(10, ls);
+    if (cr !== -1 && cr < ls) cr = b.indexOf(13, ls);
+    const br = nl === -1 ? cr : cr === -1 ? nl : Math.min(nl, cr);
+    const lineEnd = br === -1 || br >= to ? to : br;
+    if (lineEnd - ls >= cap) return false;
+    ls = lineEnd + 1;
+  }
+  return true;
+}
+
+/** The released bytes of one `feedBytes`: ranges of the chunk (joined where they touch) and redacted text. */
+class Pieces {
+  private readonly parts: Buffer[] = [];
+  private rawFrom = -1;
+  private rawTo = -1;
+
+  constructor(private readonly chunk: Buffer) {}
+
+  raw(from: number, to: number): this {
+    if (to <= from) return this;
+    if (this.rawTo === from) this.rawTo = to;
+    else {
+      this.endRaw();
+      this.rawFrom = from;
+      this.rawTo = to;
+    }
+    return this;
+  }
+
+  text(s: string): this {
+    if (!s) return this;
+    this.endRaw();
+    this.parts.push(latin1(s));
+    return this;
+  }
+
+  done(): Buffer {
+    this.endRaw();
+    if (this.parts.length === 1) return this.parts[0] as Buffer;
+    return Buffer.concat(this.parts);
+  }
+
+  private endRaw(): void {
+    if (this.rawTo > this.rawFrom) this.parts.push(this.chunk.subarray(this.rawFrom, this.rawTo));
+    this.rawFrom = this.rawTo = -1;
+  }
 }
 
 /**

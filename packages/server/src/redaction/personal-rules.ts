@@ -3,7 +3,7 @@
  * applied after the secret rules.
  */
 import { redactionMarker as M, type LineRule } from './rules.js';
-import { alt, lit, one, opt, run, seq, startPattern } from './starts.js';
+import { alt, lit, one, opt, run, sameAs, seq, startPattern, type Start } from './starts.js';
 
 /** True for a digit string passing the Luhn check that is not one digit repeated. */
 function luhnValid(digits: string): boolean {
@@ -89,12 +89,14 @@ export const PERSONAL_RULES: readonly LineRule[] = [
   {
     // E.164: + and 8-15 digits.
     name: 'phone',
+    anchor: { words: ['+'] },
     re: /(?<![A-Za-z0-9_+])\+[1-9][0-9]{7,14}(?![0-9])/g,
     replace: M('phone'),
   },
   {
     // International with groups: +44 20 7946 0958, +1 (555) 123-4567 (8-15 digits in all).
     name: 'phone',
+    anchor: { words: ['+'] },
     re: /(?<![A-Za-z0-9_+])\+[1-9][0-9]{0,2}(?:[ .-]\(?[0-9]{1,5}\)?){1,4}[ .-][0-9]{2,8}(?![0-9])/g,
     replace: (m) => {
       const n = digitCount(m);
@@ -104,6 +106,7 @@ export const PERSONAL_RULES: readonly LineRule[] = [
   {
     // (555) 123-4567, 1 (555) 123 4567
     name: 'phone',
+    anchor: { words: ['('] },
     re: /(?<![A-Za-z0-9_+.-])(?:1[ .-]?)?\([0-9]{3}\)[ .-]?[0-9]{3}[ .-][0-9]{4}(?![A-Za-z0-9_-]|\.[0-9])/g,
     replace: M('phone'),
   },
@@ -118,6 +121,33 @@ export const PERSONAL_RULES: readonly LineRule[] = [
 /** Lines that can hold personal data: e-mail; E.164; (555); 13+ digits, 4 digits + separator + 3 (cards), 555-123 / 555.123 */
 export const PERSONAL_HINT = String.raw`@|\+[1-9]|\([0-9]{3}\)|[0-9]{3}(?:[0-9](?:[0-9]{9}|[ -][0-9]{3})|[.-][0-9]{3})`;
 
+/** A-Z a-z 0-9 . - (what an address's domain part may hold so far). */
+function isDomainChar(c: number): boolean {
+  return (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || (c >= 48 && c <= 57) || c === 46 || c === 45;
+}
+
+/**
+ * Where an e-mail address could begin: the leftmost place from which the rest of the text is
+ * `L+` or `L+@D*` (L the local part's characters, D the domain's), found from the end of the
+ * text in one pass. The pattern `[L][L]*(?:@[D]*)?$` does the same, but a regex tries it at
+ * every byte of a run of L, each time to the run's end: quadratic (seconds for a 64 KiB line).
+ */
+function emailStart(text: string, from: number): number {
+  const end = text.length;
+  let i = end;
+  while (i > from && isEmailLocalChar(text.charCodeAt(i - 1))) i--; // L+ (D is within L)
+  const plain = i < end ? i : end;
+  // L+@D*: the run above is D*, or the `@` ends the text.
+  let d = end;
+  while (d > from && isDomainChar(text.charCodeAt(d - 1))) d--;
+  if (d > from && text.charCodeAt(d - 1) === 64) {
+    let l = d - 1;
+    while (l > from && isEmailLocalChar(text.charCodeAt(l - 1))) l--;
+    if (l < d - 1) return l;
+  }
+  return plain;
+}
+
 const D = one('[0-9]');
 const digits = (n: number) => Array.from({ length: n }, () => D);
 
@@ -131,8 +161,8 @@ const digits = (n: number) => Array.from({ length: n }, () => D);
  * a digit before it (no secret match ends right before a digit: each would take the digit, or
  * fail on it).
  */
-export const PERSONAL_STARTS: readonly RegExp[] = [
-  startPattern('', seq(one('[A-Za-z0-9._%+-]'), run('[A-Za-z0-9._%+-]'), lit('@'), run('[A-Za-z0-9.-]'))),
+export const PERSONAL_STARTS: readonly Start[] = [
+  sameAs(emailStart, startPattern('', seq(one('[A-Za-z0-9._%+-]'), run('[A-Za-z0-9._%+-]'), lit('@'), run('[A-Za-z0-9.-]')))),
   // Cards: 13-19 digits, or 4 digits and up to 4 groups of a separator and 3-6 digits.
   startPattern('(?<![0-9])', alt(seq(D, run('[0-9]', 19)), seq(...digits(4), run('[ -][0-9]{3,6}', 4), opt(seq(one('[ -]'), run('[0-9]', 6)))))),
   // E.164 and international groups: + and at most 47 more bytes.

@@ -38,11 +38,13 @@ export class OutputRedactor {
   /**
    * The next bytes of the stream; returns what is final now. `partial` (default): also release
    * the incomplete last line up to where a match could begin. The server passes false for all
-   * but a stream's last frame in an upload, so that work is done once per upload.
+   * but a stream's last frame in an upload, so that work is done once per upload. What is
+   * returned may be a view of `chunk` (the lines that needed no redaction): copy it before
+   * changing `chunk`.
    */
   push(chunk: Buffer, partial = true): Buffer {
     if (!this.engine) return this.takeCarry(chunk);
-    return Buffer.from(this.engine.feed(chunk.toString('latin1'), partial), 'latin1');
+    return this.engine.feedBytes(chunk, partial);
   }
 
   flush(): Buffer {

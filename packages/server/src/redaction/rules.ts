@@ -69,6 +69,12 @@ type Replacer = string | ((match: string) => string);
 
 interface RegexRule {
   readonly name: RedactionRuleName;
+  /**
+   * Every match holds one of these (as written, or with `ignoreCase` in any ASCII case): a text
+   * without any is passed over without running `re`, which is most of the cost on a line that
+   * some other rule's hint let in. Absent: the rule always runs.
+   */
+  readonly anchor?: { readonly words: readonly string[]; readonly ignoreCase?: boolean };
   /** Global; must not match across a newline, and must treat `\n` like the start or end of text. */
   readonly re: RegExp;
   /** A string with $n references, or a function of the whole match (returning it unchanged skips). */
