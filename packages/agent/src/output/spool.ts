@@ -18,6 +18,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FRAME_HEADER_BYTES, FrameDecoder, type FinishTaskRequest, type OutputFrame, type StreamId } from '@ferry/protocol';
 import { ChainedDigest } from './spool-digest.js';
+import { outputBuffers } from './reclaim.js';
 
 interface SpoolState {
   acked: number;
@@ -150,6 +151,7 @@ export class TaskSpool {
     const wrote = writevSync(this.fd, [header, data]);
     if (wrote < total) this.writeRest(Buffer.concat([header, data]).subarray(wrote));
     this.indexFrame({ stream, time, data });
+    outputBuffers.note(data.length);
   }
 
   private writeRest(rest: Buffer): void {
