@@ -5,13 +5,14 @@
  * the JavaScript heap. The spool writes each one at once and drops it, but it is freed only
  * when V8 next collects its young generation, and V8 starts one by how much JavaScript
  * allocates (little per read) or, for memory outside its heap, after ~64 MiB of it. So a task
- * printing at full speed left tens of MiB of dead buffers behind between collections, the C
- * allocator's heap grew to hold them, and the agent kept that memory for good (heaptrack, 300
- * MiB of output: 28 MiB of pipe buffers alive at the peak; the worked agent's RSS 142 MiB
- * against 61 MiB fresh). A young-generation collection every few MiB of output frees them
- * while they are few: measured, the worked agent's RSS fell to ~110 MiB, and its CPU per MiB
- * did not rise (one scavenge of a small young generation costs well under a millisecond and
- * spares the large collections that external memory pressure forced before).
+ * printing at full speed left tens of MiB of dead buffers behind between collections and the
+ * C allocator's heap grew to hold them (heaptrack: 28 MiB of pipe buffers alive at the peak).
+ * Once uploads stopped allocating a body per chunk, nothing else pushed V8 to collect: a
+ * worked agent idled at 142–147 MiB (/tmp script: 200 `true` tasks, 300 MiB of output, 4
+ * output tasks at once; 116–127 before the upload change). A young-generation collection
+ * every few MiB of output frees the buffers while they are few: 125 MiB, and the agent's CPU
+ * per MiB of output did not rise. One such collection pauses the agent ~0.2–0.3 ms on an idle
+ * machine (--trace-gc), more when other processes hold the CPUs.
  *
  * The collection is V8's own `gc` function, which Node exposes only with `--expose-gc`; the
  * flag is set for the moment it takes to fetch that function (a documented V8 idiom), so the
