@@ -54,6 +54,7 @@ describe('systemd units', () => {
     assert.equal(readFileSync(envFile, 'utf8'), `FERRY_JOIN_TOKEN=${token}\n`);
     const unitText = readFileSync(agentUnit, 'utf8');
     assert.ok(!unitText.includes(token), 'the token is not in the world-readable unit');
+    assert.match(unitText, /^Environment=NODE_OPTIONS=--max-semi-space-size=2$/m, "the agent's V8 young generation is capped (its memory after work)");
     assert.match(unitText, new RegExp(`^ExecStart=${process.execPath} \\S+ agent start --name web-1 --data-dir /var/lib/ferry-agent$`, 'm'));
     assert.match(
       readFileSync(serverUnit, 'utf8'),

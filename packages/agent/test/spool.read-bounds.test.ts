@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { Streams, type OutputFrame } from '@ferry/protocol';
+import { Streams, decodeFrames } from '@ferry/protocol';
 import { TaskSpool } from '../src/output/spool.js';
 
 test('finely interleaved stdout and stderr are read back in chunks of bounded frames, byte-exact', () => {
@@ -24,15 +24,17 @@ test('finely interleaved stdout and stderr are read back in chunks of bounded fr
     }
     const read: { stream: number; byte: number }[] = [];
     for (let at = 0; at < spool.bytesProduced;) {
-      const chunk: OutputFrame[] = spool.read(at, 1 << 20, 64);
-      assert.ok(chunk.length > 0 && chunk.length <= 64, `a chunk of ${chunk.length} frames`);
-      for (const f of chunk) for (const byte of f.data) read.push({ stream: f.stream, byte });
-      at += chunk.reduce((n, f) => n + f.data.length, 0);
+      const chunk = spool.readChunk(at, 1 << 20, 64);
+      const frames = decodeFrames(chunk.body);
+      assert.ok(frames.length > 0 && frames.length <= 64, `a chunk of ${frames.length} frames`);
+      for (const f of frames) for (const byte of f.data) read.push({ stream: f.stream, byte });
+      assert.equal(chunk.end, at + frames.reduce((n, f) => n + f.data.length, 0), 'the chunk ends where its frames do');
+      at = chunk.end;
     }
     assert.deepEqual(read, written);
-    const small = spool.read(0, 10, 64);
+    const small = spool.readChunk(0, 10, 64);
     assert.equal(
-      small.reduce((n, f) => n + f.data.length, 0),
+      decodeFrames(small.body).reduce((n, f) => n + f.data.length, 0),
       10,
       'maxBytes still bounds the chunk',
     );

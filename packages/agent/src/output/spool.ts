@@ -13,28 +13,86 @@
  * Disk use is bounded by each task's output limit (the uploader stops spooling at the limit),
  * so at most `concurrency × max output` plus what finished tasks still wait to deliver.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, renameSync, writeFileSync, writeSync, writevSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FRAME_HEADER_BYTES, FrameDecoder, encodeFrames, type FinishTaskRequest, type OutputFrame, type StreamId } from '@ferry/protocol';
+import { FRAME_HEADER_BYTES, FrameDecoder, type FinishTaskRequest, type OutputFrame, type StreamId } from '@ferry/protocol';
+import { ChainedDigest } from './spool-digest.js';
+import { outputBuffers } from './reclaim.js';
 
-interface FrameIndex {
-  filePos: number;
-  offset: number;
-  length: number;
-  stream: StreamId;
-  time: number;
-}
 interface SpoolState {
   acked: number;
   final: FinishTaskRequest | null;
 }
 
+/** One upload's body (frames, as on the wire) and the output offset where it ends. */
+export interface SpoolChunk {
+  body: Buffer;
+  end: number;
+}
+
+/** Headers of merged frames may add this much to a chunk's read, however small the chunk. */
+const MIN_HEADER_ROOM = 64 * 1024;
+
+/** Recovery reads the frames file in pieces of this size, not all at once. */
+const RECOVER_READ_BYTES = 4 * 1024 * 1024;
+
+/**
+ * Where each frame is, in typed arrays (a frame per pipe read: a chatty task makes millions,
+ * which as objects cost ~80 bytes each). Frame i holds output bytes [offsets[i], offsets[i+1])
+ * and starts in the file at offsets[i] + i × FRAME_HEADER_BYTES.
+ */
+class FrameIndex {
+  count = 0;
+  offsets = new Float64Array(65);
+  streams = new Uint8Array(64);
+  times = new Float64Array(64);
+
+  push(stream: StreamId, time: number, length: number): void {
+    if (this.count === this.streams.length) this.grow();
+    const i = this.count++;
+    this.streams[i] = stream;
+    this.times[i] = time;
+    this.offsets[i + 1] = this.offsets[i]! + length;
+  }
+
+  /** The first frame that ends after `offset`. */
+  frameAt(offset: number): number {
+    let lo = 0;
+    let hi = this.count;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (this.offsets[mid + 1]! <= offset) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  private grow(): void {
+    const n = this.streams.length * 2;
+    const offsets = new Float64Array(n + 1);
+    offsets.set(this.offsets);
+    const streams = new Uint8Array(n);
+    streams.set(this.streams);
+    const times = new Float64Array(n);
+    times.set(this.times);
+    Object.assign(this, { offsets, streams, times });
+  }
+}
+
+/** One frame header, reused: every write of it is synchronous. */
+const header = Buffer.alloc(FRAME_HEADER_BYTES);
+
+function writeHeader(into: Buffer, at: number, stream: number, length: number, time: number): void {
+  into[at] = stream;
+  into.writeUInt32BE(length, at + 1);
+  into.writeDoubleBE(time, at + 5);
+}
+
 export class TaskSpool {
-  private readonly index: FrameIndex[] = [];
+  private readonly index = new FrameIndex();
+  private readonly digest = new ChainedDigest();
   private fd: number;
-  private filePos = 0;
-  private produced = 0;
   private state: SpoolState = { acked: 0, final: null };
 
   private constructor(
@@ -56,8 +114,15 @@ export class TaskSpool {
     const spool = new TaskSpool(join(spoolDir, taskId), taskId);
     const stateFile = join(spool.dir, 'state.json');
     if (existsSync(stateFile)) spool.state = JSON.parse(readFileSync(stateFile, 'utf8')) as SpoolState;
-    const frames = new FrameDecoder().push(readFileSync(join(spool.dir, 'output.frames')));
-    for (const f of frames) spool.indexFrame(f);
+    const decoder = new FrameDecoder();
+    const piece = Buffer.allocUnsafe(RECOVER_READ_BYTES);
+    for (let pos = 0; ;) {
+      const n = readSync(spool.fd, piece, 0, piece.length, pos);
+      if (n === 0) break;
+      pos += n;
+      // The decoder keeps views of its input across pushes: give it a copy of the piece.
+      for (const f of decoder.push(Buffer.from(piece.subarray(0, n)))) spool.indexFrame(f);
+    }
     return spool;
   }
 
@@ -67,7 +132,7 @@ export class TaskSpool {
   }
 
   get bytesProduced(): number {
-    return this.produced;
+    return this.index.offsets[this.index.count]!;
   }
 
   get acked(): number {
@@ -78,51 +143,114 @@ export class TaskSpool {
     return this.state.final;
   }
 
+  /** Writes a frame (its header and the caller's bytes, no copy of them) and digests its bytes. */
   append(stream: StreamId, data: Buffer, time = Date.now()): void {
     if (data.length === 0) return;
-    const frame: OutputFrame = { stream, time, data };
-    const bytes = encodeFrames([frame]);
-    writeSync(this.fd, bytes, 0, bytes.length, null);
-    this.indexFrame(frame);
+    writeHeader(header, 0, stream, data.length, time);
+    const total = FRAME_HEADER_BYTES + data.length;
+    const wrote = writevSync(this.fd, [header, data]);
+    if (wrote < total) this.writeRest(Buffer.concat([header, data]).subarray(wrote));
+    this.indexFrame({ stream, time, data });
+    outputBuffers.note(data.length);
+  }
+
+  private writeRest(rest: Buffer): void {
+    for (let at = 0; at < rest.length;) at += writeSync(this.fd, rest, at, rest.length - at, null);
   }
 
   private indexFrame(f: OutputFrame): void {
-    this.index.push({ filePos: this.filePos, offset: this.produced, length: f.data.length, stream: f.stream, time: f.time });
-    this.filePos += FRAME_HEADER_BYTES + f.data.length;
-    this.produced += f.data.length;
+    this.index.push(f.stream, f.time, f.data.length);
+    this.digest.update(f.data);
   }
 
-  /** Frames covering [offset, offset + maxBytes), cut at the edges; adjacent frames of one stream merge. */
-  read(offset: number, maxBytes: number, maxFrames = Number.POSITIVE_INFINITY): OutputFrame[] {
-    const out: OutputFrame[] = [];
-    let total = 0;
-    let i = this.firstFrameAt(offset);
-    for (; i < this.index.length && total < maxBytes; i++) {
-      const entry = this.index[i]!;
-      // Finely interleaved stdout and stderr make many frames: the server takes a bounded number per upload.
-      if (out.length >= maxFrames && out[out.length - 1]?.stream !== entry.stream) break;
-      const skip = Math.max(0, offset - entry.offset);
-      const take = Math.min(entry.length - skip, maxBytes - total);
-      const data = Buffer.allocUnsafe(take);
-      readSync(this.fd, data, 0, take, entry.filePos + FRAME_HEADER_BYTES + skip);
-      const last = out[out.length - 1];
-      if (last && last.stream === entry.stream) last.data = Buffer.concat([last.data, data]);
-      else out.push({ stream: entry.stream, time: entry.time, data });
-      total += take;
+  /** The output digest of the first `offset` bytes (OutputDigest's hex). */
+  digestAt(offset: number): string {
+    return this.digest.at(offset, (from, to) => this.bytes(from, to));
+  }
+
+  /**
+   * An upload's body: the frames covering [offset, offset + maxBytes), cut at the edges, at most
+   * `maxFrames` frames (adjacent frames of one stream merge into one), read from the file in
+   * one call into `scratch` (or a new buffer when it is too small) and compacted in place. The
+   * file holds frames in the wire format already, so the body costs one read and one move of
+   * each byte. Headers read count against at most max(maxBytes, 64 KiB) of file (tiny frames: mostly headers).
+   */
+  readChunk(offset: number, maxBytes: number, maxFrames: number, scratch?: Buffer): SpoolChunk {
+    const { offsets, streams } = this.index;
+    const first = this.index.frameAt(offset);
+    const limit = Math.min(offset + maxBytes, this.bytesProduced);
+    const fileLimit = maxBytes + Math.max(maxBytes, MIN_HEADER_ROOM);
+    let frames = 0;
+    let last = first;
+    let stream = -1;
+    for (; last < this.index.count && offsets[last]! < limit; last++) {
+      if (last > first && offsets[last]! - offset + (last - first + 1) * FRAME_HEADER_BYTES > fileLimit) break;
+      if (streams[last] !== stream) {
+        if (frames === maxFrames) break;
+        frames++;
+        stream = streams[last]!;
+      }
+    }
+    const end = Math.min(limit, offsets[last]!);
+    // File positions: frame i starts at offsets[i] + i × header; its data [offset, end) lie at +header.
+    const fileStart = offset + first * FRAME_HEADER_BYTES;
+    const fileEnd = end + last * FRAME_HEADER_BYTES;
+    const size = fileEnd - fileStart;
+    const body = scratch && scratch.length >= size ? scratch.subarray(0, size) : Buffer.allocUnsafe(size);
+    this.readFully(body, fileStart);
+    return { body: body.subarray(0, this.compact(body, first, last, offset, end, fileStart)), end };
+  }
+
+  /**
+   * Rewrites the frames read into `body` (frames first..last-1 of the file, cut to output bytes
+   * [from, to)) as the wire's frames: a header per run of one stream, the data moved left over
+   * the headers dropped. Returns the body's new length.
+   */
+  private compact(body: Buffer, first: number, last: number, from: number, to: number, fileStart: number): number {
+    const { offsets, streams, times } = this.index;
+    let w = 0;
+    let head = -1;
+    let runLength = 0;
+    for (let i = first; i < last; i++) {
+      const a = Math.max(offsets[i]!, from);
+      const b = Math.min(offsets[i + 1]!, to);
+      if (head < 0 || streams[i] !== streams[i - 1]) {
+        if (head >= 0) body.writeUInt32BE(runLength, head + 1);
+        head = w;
+        runLength = 0;
+        // Never past this frame's own header in `body`: only bytes already moved are overwritten.
+        writeHeader(body, head, streams[i]!, 0, times[i]!);
+        w += FRAME_HEADER_BYTES;
+      }
+      const src = a + (i + 1) * FRAME_HEADER_BYTES - fileStart;
+      if (src !== w) body.copyWithin(w, src, src + (b - a));
+      w += b - a;
+      runLength += b - a;
+    }
+    if (head >= 0) body.writeUInt32BE(runLength, head + 1);
+    return w;
+  }
+
+  /** Output bytes [from, to) without frame headers (for the digest of a block in progress). */
+  private bytes(from: number, to: number): Buffer {
+    const { offsets } = this.index;
+    const out = Buffer.allocUnsafe(to - from);
+    let at = 0;
+    for (let i = this.index.frameAt(from); at < out.length; i++) {
+      const a = Math.max(offsets[i]!, from);
+      const b = Math.min(offsets[i + 1]!, to);
+      this.readFully(out.subarray(at, at + b - a), a + (i + 1) * FRAME_HEADER_BYTES);
+      at += b - a;
     }
     return out;
   }
 
-  private firstFrameAt(offset: number): number {
-    let lo = 0;
-    let hi = this.index.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      const e = this.index[mid]!;
-      if (e.offset + e.length <= offset) lo = mid + 1;
-      else hi = mid;
+  private readFully(into: Buffer, position: number): void {
+    for (let at = 0; at < into.length;) {
+      const n = readSync(this.fd, into, at, into.length - at, position + at);
+      if (n === 0) throw new Error(`the spool of ${this.taskId} ends before byte ${position + at} of its file`);
+      at += n;
     }
-    return lo;
   }
 
   /**
@@ -131,7 +259,7 @@ export class TaskSpool {
    */
   acknowledge(offset: number): void {
     if (offset <= this.state.acked) return;
-    this.state.acked = Math.min(offset, this.produced);
+    this.state.acked = Math.min(offset, this.bytesProduced);
     if (Date.now() - this.savedAt >= 250) this.saveState();
   }
 

@@ -15,10 +15,9 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { Routes, withRetry, type FerryClient } from '@ferry/client';
-import { DIGEST_BLOCK_BYTES, MAX_UPLOAD_FRAMES, OUTPUT_DIGEST_HEADER, Streams, encodeFrames, formatSize, toError, type StreamId } from '@ferry/protocol';
+import { DIGEST_BLOCK_BYTES, FRAME_HEADER_BYTES, MAX_UPLOAD_FRAMES, OUTPUT_DIGEST_HEADER, Streams, formatSize, toError, type StreamId } from '@ferry/protocol';
 import { expectedOffsetOf, isLeaseLost, messageOf } from '../server-answers.js';
 import type { TaskSpool } from './spool.js';
-import { SpoolDigest } from './spool-digest.js';
 
 export interface UploaderOptions {
   /** An upload starts at most this long after the previous one started (unless a full chunk waits). */
@@ -50,9 +49,16 @@ export interface OutputTotals {
   digest: string;
 }
 
+/** The upload buffer has room for a chunk in this many frames (more, and a body gets a buffer of its own). */
+const SCRATCH_HEADERS = 64;
+
 export class OutputUploader extends EventEmitter {
-  /** The output digest at each upload's end (its header) and of the whole output. */
-  private readonly digests: SpoolDigest;
+  /**
+   * The body of the upload in flight, reused for the next one: a fresh megabyte per upload was
+   * garbage the collector and the C allocator had to keep up with (and that stayed in the worked
+   * agent's memory).
+   */
+  private scratch: Buffer | undefined;
   private totals: OutputTotals | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** When the last upload started (ms since the epoch). */
@@ -71,7 +77,6 @@ export class OutputUploader extends EventEmitter {
     private readonly opts: UploaderOptions = DEFAULT_UPLOADER_OPTIONS,
   ) {
     super();
-    this.digests = new SpoolDigest(spool);
   }
 
   /** For a spool recovered after a restart: digests are computed from the spool as uploads need them. */
@@ -120,7 +125,7 @@ export class OutputUploader extends EventEmitter {
 
   /** Ends writing and returns the totals the final status carries (does not wait for the server). */
   seal(): OutputTotals {
-    this.totals ??= { bytes: this.spool.bytesProduced, digest: this.digests.total() };
+    this.totals ??= { bytes: this.spool.bytesProduced, digest: this.spool.digestAt(this.spool.bytesProduced) };
     return this.totals;
   }
 
@@ -131,6 +136,7 @@ export class OutputUploader extends EventEmitter {
       await this.pumping;
     }
     if (this.failure) throw this.failure;
+    this.scratch = undefined;
     return this.seal();
   }
 
@@ -185,17 +191,20 @@ export class OutputUploader extends EventEmitter {
     const start = this.rewindTo ?? this.spool.acked;
     this.rewindTo = undefined;
     if (start >= this.spool.bytesProduced || this.abandoned) return false;
-    const frames = this.spool.read(start, this.chunkBytesFrom(start), MAX_UPLOAD_FRAMES);
+    this.scratch ??= Buffer.allocUnsafe(this.opts.maxChunkBytes + SCRATCH_HEADERS * FRAME_HEADER_BYTES);
+    const chunk = this.spool.readChunk(start, this.chunkBytesFrom(start), MAX_UPLOAD_FRAMES, this.scratch);
     this.lastUploadAt = Date.now();
     try {
       const res = await this.client.call(Routes.uploadOutput, {
         params: { id: this.spool.taskId },
         query: { offset: start },
-        body: encodeFrames(frames),
-        headers: { [OUTPUT_DIGEST_HEADER]: this.digests.after(start, frames) },
+        body: chunk.body,
+        headers: { [OUTPUT_DIGEST_HEADER]: this.spool.digestAt(chunk.end) },
       });
       this.spool.acknowledge(res.nextOffset);
     } catch (err) {
+      // A request that failed may not have written all of its body yet: the next one gets a buffer of its own.
+      this.scratch = undefined;
       const expected = expectedOffsetOf(err);
       if (expected === undefined) throw err;
       this.resendFrom(expected);
