@@ -94,17 +94,22 @@ class BubblewrapSandbox implements Sandbox {
     return this.cgroup?.enforces.memory === true && (await this.cgroup.oomKills()) > 0;
   }
 
-  /** The task's processes all dead, the uid released: what the final status waits for. */
+  /**
+   * The task's processes all dead, the uid released, and its public network (pasta and the
+   * namespace's files) gone: what the final status waits for, so a finished task has nothing
+   * left running on this machine.
+   */
   end(): Promise<void> {
-    this.ended ??= this.killAll();
+    this.ended ??= this.killAll().finally(async () => {
+      await this.network?.dispose();
+    });
     return this.ended;
   }
 
-  /** end(), then the emptied cgroup's folders and the public network's namespace removed (after the final status, see task-runner.ts). */
+  /** end(), then the emptied cgroup's folders removed (alongside the final status, see task-runner.ts). */
   dispose(): Promise<void> {
     this.disposed ??= this.end().finally(async () => {
       await this.cgroup?.destroy();
-      await this.network?.dispose();
     });
     return this.disposed;
   }
