@@ -84,7 +84,7 @@ function isStalePrepared(err: unknown): boolean {
  * escapeLiteral (quotes and backslashes doubled, E'' when there is a backslash), bytes as a hex
  * bytea literal; anything else is refused rather than guessed at.
  */
-function literal(value: unknown): string {
+export function literal(value: unknown): string {
   if (value === null || value === undefined) return 'NULL';
   if (typeof value === 'string') return pg.escapeLiteral(value);
   if (typeof value === 'number') {
