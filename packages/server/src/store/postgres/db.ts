@@ -216,11 +216,11 @@ export class Db implements Sql {
    * Statements without parameters (`inlined`) sent as one simple query: one round trip, and,
    * without BEGIN among them, one transaction (PostgreSQL runs a multi-statement query as one,
    * rolled back whole on an error, so the connection goes back to the pool clean). Each statement
-   * still takes its own snapshot when it starts (READ COMMITTED). The rows of each statement.
+   * still takes its own snapshot when it starts (READ COMMITTED). The rows of the last.
    */
-  async atOnce(statements: string): Promise<Row[][]> {
+  async atOnce(statements: string): Promise<Row[]> {
     const result = (await this.pool.query(statements)) as pg.QueryResult | pg.QueryResult[];
-    return (Array.isArray(result) ? result : [result]).map((r) => r.rows as Row[]);
+    return ((Array.isArray(result) ? result.at(-1)?.rows : result.rows) ?? []) as Row[];
   }
 
   async close(): Promise<void> {

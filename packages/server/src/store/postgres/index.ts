@@ -42,9 +42,9 @@ import type {
   TaskRow,
   ClaimedTask,
 } from '../types.js';
+import { auditHash } from '../audit-hash.js';
 import { TASK_SELECT, num, strOrNull, toAgent, toAudit, toSecret, toTarget, toTask } from '../sqlite/rows.js';
 import { Db, inlined, isUniqueViolation, type Row, type Sql } from './db.js';
-import { AuditAppender } from './audit.js';
 import * as keys from './keys.js';
 import { pgMigrations } from './migrations.js';
 import { appendOutput, compressChunksWithLz4, expireOutput, flushHeldOutput, readOutput } from './output.js';
@@ -61,6 +61,15 @@ const LOCK_SETUP = 0x46657203;
 /** At most this much of a lease renewal may be skipped (renewLeases): under a second of a lease of seconds. */
 const RENEW_SLACK_MS = 1000;
 
+/**
+ * An audit entry after the chain's head (see appendAudit); the last parameter is the canonical
+ * array's text after the head's hash, as bytes. An empty log's head is 64 zeros.
+ */
+const AUDIT_INSERT = `INSERT INTO audit_log (org_id, at, actor, action, subject, details, prev_hash, hash)
+  SELECT ?, ?, ?, ?, ?, ?, h.prev, encode(sha256(convert_to('["' || h.prev || '",', 'UTF8') || ?), 'hex')
+  FROM (SELECT COALESCE((SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1), repeat('0', 64)) AS prev) h
+  RETURNING seq, prev_hash, hash`;
+
 const bytes = (v: Uint8Array | null): Buffer | null => (v === null ? null : Buffer.from(v.buffer, v.byteOffset, v.length));
 
 export interface PostgresStoreOptions {
@@ -74,11 +83,7 @@ export class PostgresStore implements Store {
   readonly runbooks: PgRunbooks;
   readonly people: PgPeople;
 
-  /** Audit appends: one chain on every replica (see audit.ts). */
-  private readonly audit: AuditAppender;
-
   private constructor(readonly db: Db) {
-    this.audit = new AuditAppender(db, LOCK_AUDIT);
     this.teams = new PgTeams(db);
     this.webhooks = new PgWebhooks(db);
     this.runbooks = new PgRunbooks(db);
@@ -724,7 +729,21 @@ export class PostgresStore implements Store {
   }
 
   async appendAudit(entry: AuditInput): Promise<AuditRow> {
-    return this.audit.append(entry);
+    // One writer at a time, on every replica: the chain's lock, then the insert, whose head read
+    // (a statement of its own, so on a snapshot taken once the lock is held) is the true head.
+    // Both go in one simple query, one transaction and one round trip; the lock is held for the
+    // insert and the commit only. The hash is auditHash's, computed where the head is read:
+    // SHA-256 of the canonical array, whose text is the head's (hex) then the rest, fixed here.
+    const rest = Buffer.from(JSON.stringify([entry.orgId, entry.at, entry.actor, entry.action, entry.subject, entry.details]).slice(1), 'utf8');
+    const rows = await this.db.atOnce(
+      `SELECT pg_advisory_xact_lock(${LOCK_AUDIT}); ${inlined(AUDIT_INSERT, [entry.orgId, entry.at, entry.actor, entry.action, entry.subject, JSON.stringify(entry.details), rest])}`,
+    );
+    const r = rows[0];
+    const row = { ...entry, seq: num(r?.seq), prevHash: String(r?.prev_hash), hash: String(r?.hash) };
+    // The database's hash must be the one `ferry audit verify` computes; were it ever not (an
+    // encoding setting), say so at once rather than leave a chain that does not verify.
+    if (auditHash(row.prevHash, entry) !== row.hash) throw new Error(`audit entry ${row.seq}: the database's hash differs from auditHash`);
+    return row;
   }
 
   async allAudit(): Promise<AuditRow[]> {
