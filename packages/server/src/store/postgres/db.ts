@@ -78,40 +78,6 @@ function isStalePrepared(err: unknown): boolean {
   return code === '0A000' || code === '26000';
 }
 
-/**
- * A value as an SQL literal, for statements sent several to one simple query (one round trip,
- * where a parameterized statement is a round trip of its own). Strings go through pg's
- * escapeLiteral (quotes and backslashes doubled, E'' when there is a backslash), bytes as a hex
- * bytea literal; anything else is refused rather than guessed at.
- */
-export function literal(value: unknown): string {
-  if (value === null || value === undefined) return 'NULL';
-  if (typeof value === 'string') return pg.escapeLiteral(value);
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value)) throw new Error(`not an SQL literal: ${value}`);
-    return String(value);
-  }
-  if (typeof value === 'boolean') return value ? 'TRUE' : 'FALSE';
-  if (value instanceof Uint8Array) return `decode('${Buffer.from(value.buffer, value.byteOffset, value.length).toString('hex')}', 'hex')`;
-  throw new Error(`not an SQL literal: ${typeof value}`);
-}
-
-/** `sql` with each `?` (outside string literals) replaced by its parameter as a literal. */
-export function inlined(sql: string, params: readonly unknown[]): string {
-  let n = 0;
-  let out = '';
-  let quoted = false;
-  for (const ch of sql) {
-    if (ch === "'") quoted = !quoted;
-    if (ch === '?' && !quoted) {
-      if (n >= params.length) throw new Error('fewer parameters than placeholders');
-      out += literal(params[n++]);
-    } else out += ch;
-  }
-  if (n !== params.length) throw new Error('more parameters than placeholders');
-  return out;
-}
-
 type Query = (config: pg.QueryConfig) => Promise<pg.QueryResult>;
 
 function sqlOn(q: Query): Sql {
@@ -179,22 +145,19 @@ export class Db implements Sql {
    * a few times. `prelude`: constant statements (no parameters) sent with BEGIN in the same round
    * trip, as one simple query; each still runs on its own snapshot, taken when it starts, so a
    * lock taken by one is in force for the next one's reads. `fn` gets the rows of the last.
-   * `fn` may also name a last statement (no parameters: `inlined`) to send with COMMIT, in its round trip.
    */
-  async tx<T>(fn: (sql: Sql, prelude: Row[], beforeCommit: (statement: string) => void) => Promise<T>, prelude?: string): Promise<T> {
+  async tx<T>(fn: (sql: Sql, prelude: Row[]) => Promise<T>, prelude?: string): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const client = await this.pool.connect();
       let broken = false;
       try {
         const began = await client.query(prelude === undefined ? 'BEGIN' : `BEGIN; ${prelude}`);
         const results = Array.isArray(began) ? (began as pg.QueryResult[]) : [began];
-        let last: string | undefined;
         const result = await fn(
           sqlOn((config) => client.query(config)),
           (results.at(-1)?.rows ?? []) as Row[],
-          (statement) => (last = statement),
         );
-        await client.query(last === undefined ? 'COMMIT' : `${last}; COMMIT`);
+        await client.query('COMMIT');
         return result;
       } catch (err) {
         try {
@@ -210,17 +173,6 @@ export class Db implements Sql {
         client.release(broken);
       }
     }
-  }
-
-  /**
-   * Statements without parameters (`inlined`) sent as one simple query: one round trip, and,
-   * without BEGIN among them, one transaction (PostgreSQL runs a multi-statement query as one,
-   * rolled back whole on an error, so the connection goes back to the pool clean). Each statement
-   * still takes its own snapshot when it starts (READ COMMITTED). The rows of the last.
-   */
-  async atOnce(statements: string): Promise<Row[]> {
-    const result = (await this.pool.query(statements)) as pg.QueryResult | pg.QueryResult[];
-    return ((Array.isArray(result) ? result.at(-1)?.rows : result.rows) ?? []) as Row[];
   }
 
   async close(): Promise<void> {

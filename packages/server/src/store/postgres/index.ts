@@ -44,7 +44,7 @@ import type {
 } from '../types.js';
 import { auditHash } from '../audit-hash.js';
 import { TASK_SELECT, num, strOrNull, toAgent, toAudit, toSecret, toTarget, toTask } from '../sqlite/rows.js';
-import { Db, inlined, isUniqueViolation, type Row, type Sql } from './db.js';
+import { Db, isUniqueViolation, type Row, type Sql } from './db.js';
 import * as keys from './keys.js';
 import { pgMigrations } from './migrations.js';
 import { appendOutput, compressChunksWithLz4, expireOutput, flushHeldOutput, readOutput } from './output.js';
@@ -61,14 +61,8 @@ const LOCK_SETUP = 0x46657203;
 /** At most this much of a lease renewal may be skipped (renewLeases): under a second of a lease of seconds. */
 const RENEW_SLACK_MS = 1000;
 
-/**
- * An audit entry after the chain's head (see appendAudit); the last parameter is the canonical
- * array's text after the head's hash, as bytes. An empty log's head is 64 zeros.
- */
-const AUDIT_INSERT = `INSERT INTO audit_log (org_id, at, actor, action, subject, details, prev_hash, hash)
-  SELECT ?, ?, ?, ?, ?, ?, h.prev, encode(sha256(convert_to('["' || h.prev || '",', 'UTF8') || ?), 'hex')
-  FROM (SELECT COALESCE((SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1), repeat('0', 64)) AS prev) h
-  RETURNING seq, prev_hash, hash`;
+/** The audit chain's lock, then its head (see appendAudit); constants only, as Db.tx's prelude must be. */
+const AUDIT_HEAD = `SELECT pg_advisory_xact_lock(${LOCK_AUDIT}); SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1`;
 
 const bytes = (v: Uint8Array | null): Buffer | null => (v === null ? null : Buffer.from(v.buffer, v.byteOffset, v.length));
 
@@ -467,12 +461,12 @@ export class PostgresStore implements Store {
   }
 
   async cancelLapsed(taskId: string, agentId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean> {
-    return this.endTask(
-      taskId,
-      flush,
-      `UPDATE tasks SET status = 'cancelled', finished_at = ?, lease_expires_at = NULL, reason = ?, output_digest = NULL
+    return this.endTask(taskId, flush, (sql) =>
+      sql.run(
+        `UPDATE tasks SET status = 'cancelled', finished_at = ?, lease_expires_at = NULL, reason = ?, output_digest = NULL
         WHERE id = ? AND agent_id = ? AND status = 'running' AND started_at IS NULL AND lease_expires_at < ? AND cancel_requested_at IS NOT NULL`,
-      [now, reason, taskId, agentId, now],
+        [now, reason, taskId, agentId, now],
+      ),
     );
   }
 
@@ -481,23 +475,23 @@ export class PostgresStore implements Store {
   }
 
   async finishTask(taskId: string, agentId: string, input: FinishInput, flush: HeldOutputFlush): Promise<boolean> {
-    return this.endTask(
-      taskId,
-      flush,
-      `UPDATE tasks SET status = ?, exit_code = ?, signal = ?, reason = ?, finished_at = ?, lease_expires_at = NULL, output_digest = NULL,
+    return this.endTask(taskId, flush, (sql) =>
+      sql.run(
+        `UPDATE tasks SET status = ?, exit_code = ?, signal = ?, reason = ?, finished_at = ?, lease_expires_at = NULL, output_digest = NULL,
           started_at = COALESCE(started_at, ?)
         WHERE id = ? AND agent_id = ? AND status = 'running'`,
-      [input.status, input.exitCode, input.signal, input.reason, input.now, input.now, taskId, agentId],
+        [input.status, input.exitCode, input.signal, input.reason, input.now, input.now, taskId, agentId],
+      ),
     );
   }
 
   async markLost(taskId: string, agentId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean> {
-    return this.endTask(
-      taskId,
-      flush,
-      `UPDATE tasks SET status = 'lost', finished_at = ?, lease_expires_at = NULL, reason = ?, output_digest = NULL
+    return this.endTask(taskId, flush, (sql) =>
+      sql.run(
+        `UPDATE tasks SET status = 'lost', finished_at = ?, lease_expires_at = NULL, reason = ?, output_digest = NULL
         WHERE id = ? AND agent_id = ? AND status = 'running' AND started_at IS NOT NULL AND lease_expires_at < ?`,
-      [now, reason, taskId, agentId, now],
+        [now, reason, taskId, agentId, now],
+      ),
     );
   }
 
@@ -516,24 +510,23 @@ export class PostgresStore implements Store {
   }
 
   async rejectTask(decision: ReviewDecisionRow, reason: string, flush: HeldOutputFlush): Promise<boolean> {
-    return this.endTask(
-      decision.taskId,
-      flush,
-      `UPDATE tasks SET status = 'rejected', finished_at = ?, reason = ?, review_expires_at = NULL, output_digest = NULL WHERE id = ? AND status = 'pending_review'`,
-      [decision.at, reason, decision.taskId],
-      async (sql) => {
-        await insertDecision(sql, decision);
-      },
-    );
+    return this.endTask(decision.taskId, flush, async (sql) => {
+      const n = await sql.run(
+        `UPDATE tasks SET status = 'rejected', finished_at = ?, reason = ?, review_expires_at = NULL, output_digest = NULL WHERE id = ? AND status = 'pending_review'`,
+        [decision.at, reason, decision.taskId],
+      );
+      if (n === 1) await insertDecision(sql, decision);
+      return n;
+    });
   }
 
   async expireReview(taskId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean> {
-    return this.endTask(
-      taskId,
-      flush,
-      `UPDATE tasks SET status = 'rejected', finished_at = ?, reason = ?, review_expires_at = NULL, output_digest = NULL
+    return this.endTask(taskId, flush, (sql) =>
+      sql.run(
+        `UPDATE tasks SET status = 'rejected', finished_at = ?, reason = ?, review_expires_at = NULL, output_digest = NULL
         WHERE id = ? AND status = 'pending_review' AND review_expires_at <= ?`,
-      [now, reason, taskId, now],
+        [now, reason, taskId, now],
+      ),
     );
   }
 
@@ -560,38 +553,27 @@ export class PostgresStore implements Store {
   }
 
   async cancelUnclaimed(orgId: string, taskId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean> {
-    return this.endTask(
-      taskId,
-      flush,
-      `UPDATE tasks SET status = 'cancelled', finished_at = ?, cancel_requested_at = ?, reason = ?, output_digest = NULL
+    return this.endTask(taskId, flush, (sql) =>
+      sql.run(
+        `UPDATE tasks SET status = 'cancelled', finished_at = ?, cancel_requested_at = ?, reason = ?, output_digest = NULL
         WHERE id = ? AND org_id = ? AND status IN ('queued','pending_review','approved')`,
-      [now, now, reason, taskId, orgId],
+        [now, now, reason, taskId, orgId],
+      ),
     );
   }
 
   /**
-   * An ending's conditional write (`sql`, `params`: one UPDATE) and, only if it won, the
-   * held-back output: one transaction. Every ending's write also clears `output_digest`: the
-   * digest state holds the last few raw (unredacted) bytes of the output, and once the task has
-   * ended nothing checks it any more, so it goes, as the redactor's held-back text does (in the
-   * write itself: one round trip less). Round trips: BEGIN with the write, which returns the
-   * redactor's state as it locked it; then COMMIT, with the state cleared when flushing it gives
-   * nothing to store (the usual end: every line was complete); only held-back bytes to store
-   * take more. `then`: more of the same transaction once the write won.
+   * An ending's conditional write and, only if it won, the held-back output: one transaction.
+   * Every ending's write also clears `output_digest`: the digest state holds the last few raw
+   * (unredacted) bytes of the output, and once the task has ended nothing checks it any more,
+   * so it goes, as the redactor's held-back text does (in the write itself: one round trip less).
    */
-  private endTask(taskId: string, flush: HeldOutputFlush, sql: string, params: readonly unknown[], then?: (sql: Sql) => Promise<void>): Promise<boolean> {
-    return this.db.tx(
-      async (tx, written, beforeCommit) => {
-        if (written.length !== 1) return false;
-        await then?.(tx);
-        const state = strOrNull(written[0]?.redact_state);
-        if (state === null) return true;
-        if (flush(state).length === 0) beforeCommit(inlined('UPDATE tasks SET redact_state = NULL WHERE id = ?', [taskId]));
-        else await flushHeldOutput(tx, taskId, flush);
-        return true;
-      },
-      `${inlined(sql, params)} RETURNING redact_state`,
-    );
+  private endTask(taskId: string, flush: HeldOutputFlush, write: (sql: Sql) => Promise<number>): Promise<boolean> {
+    return this.db.tx(async (sql) => {
+      if ((await write(sql)) !== 1) return false;
+      await flushHeldOutput(sql, taskId, flush);
+      return true;
+    });
   }
 
   async appendOutput(
@@ -729,21 +711,18 @@ export class PostgresStore implements Store {
   }
 
   async appendAudit(entry: AuditInput): Promise<AuditRow> {
-    // One writer at a time, on every replica: the chain's lock, then the insert, whose head read
-    // (a statement of its own, so on a snapshot taken once the lock is held) is the true head.
-    // Both go in one simple query, one transaction and one round trip; the lock is held for the
-    // insert and the commit only. The hash is auditHash's, computed where the head is read:
-    // SHA-256 of the canonical array, whose text is the head's (hex) then the rest, fixed here.
-    const rest = Buffer.from(JSON.stringify([entry.orgId, entry.at, entry.actor, entry.action, entry.subject, entry.details]).slice(1), 'utf8');
-    const rows = await this.db.atOnce(
-      `SELECT pg_advisory_xact_lock(${LOCK_AUDIT}); ${inlined(AUDIT_INSERT, [entry.orgId, entry.at, entry.actor, entry.action, entry.subject, JSON.stringify(entry.details), rest])}`,
-    );
-    const r = rows[0];
-    const row = { ...entry, seq: num(r?.seq), prevHash: String(r?.prev_hash), hash: String(r?.hash) };
-    // The database's hash must be the one `ferry audit verify` computes; were it ever not (an
-    // encoding setting), say so at once rather than leave a chain that does not verify.
-    if (auditHash(row.prevHash, entry) !== row.hash) throw new Error(`audit entry ${row.seq}: the database's hash differs from auditHash`);
-    return row;
+    // One writer at a time, on every replica: the head read after the lock (a statement of its
+    // own, so on a snapshot taken once the lock is held) is the true head. The lock, the head
+    // read and BEGIN go in one round trip; the lock is held for the insert and the commit only.
+    return this.db.tx(async (sql, head): Promise<AuditRow> => {
+      const prevHash = head[0] ? String(head[0].hash) : '0'.repeat(64);
+      const hash = auditHash(prevHash, entry);
+      const r = await sql.one(
+        'INSERT INTO audit_log (org_id, at, actor, action, subject, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq',
+        [entry.orgId, entry.at, entry.actor, entry.action, entry.subject, JSON.stringify(entry.details), prevHash, hash],
+      );
+      return { ...entry, seq: num(r?.seq), prevHash, hash };
+    }, AUDIT_HEAD);
   }
 
   async allAudit(): Promise<AuditRow[]> {
