@@ -39,23 +39,21 @@ async function pollUntilAnswer(ctx: ServerContext, agent: AgentRow, poll: PollRe
   if (poll.keys) await acceptAgentKeys(ctx, agent, poll.keys);
   let waited = false;
   for (;;) {
-    const task = poll.free > 0 && !signal.aborted && !ctx.hub.isReleasingAgents ? await ctx.tasks.claim(agent, signal) : undefined;
+    // Every answer renews the leases of what the agent runs, so the renewal (other tasks' rows)
+    // goes alongside the claim rather than after it: a claimed task's answer waits for one round
+    // trip, not two. (A poll woken after its agent was revoked may so renew its leases once
+    // before it is told; the agent renewed them moments before anyway.)
+    const claiming = poll.free > 0 && !signal.aborted && !ctx.hub.isReleasingAgents ? ctx.tasks.claim(agent, signal) : undefined;
     // Key work rides on every answer: a holder kept busy with tasks must still hand its keys over.
     // The answer's parts are independent reads and writes: asked at once, not one after another
     // (the task's secrets came with its claim).
-    if (task) {
-      const [keyWork, { cancel }] = await Promise.all([keyWorkFor(ctx, agent), ctx.tasks.renewLeases(agent, poll.running)]);
-      return { task: assignmentView(ctx.config, task, task.secrets), cancel, ...keyWork };
-    }
+    const [task, { cancel }, keyWork] = await Promise.all([claiming, ctx.tasks.renewLeases(agent, poll.running), keyWorkFor(ctx, agent)]);
+    if (task) return { task: assignmentView(ctx.config, task, task.secrets), cancel, ...keyWork };
     // An agent revoked, or left with no target, while its poll waited is told now. Looked at
     // after the claim, not before it: such an agent claims nothing (the claim's eligibility
     // reads its row), and a woken poll reaches its task one round trip sooner.
     if (waited) await checkStanding(ctx.store, agent.id);
-    const [keyWork, { cancel }, needingKeys] = await Promise.all([
-      keyWorkFor(ctx, agent),
-      ctx.tasks.renewLeases(agent, poll.running),
-      ctx.store.targetsNeedingKeys(agent),
-    ]);
+    const needingKeys = await ctx.store.targetsNeedingKeys(agent);
     const keyRequests = needingKeys.map((t) => ({ targetId: t.id, targetName: t.name }));
     // A server shutting down answers at once (empty) rather than holding polls it cannot serve.
     if (cancel.length > 0 || keyRequests.length > 0 || hasKeyWork(keyWork) || Date.now() >= deadline || signal.aborted || ctx.hub.isReleasingAgents) {

@@ -127,9 +127,13 @@ export class TaskService {
   /** `runbook`: the runbook the script comes from, recorded in the task (runbooks/service.ts). */
   async create(user: UserPrincipal, request: CreateTaskRequest, runbook: TaskRunbookRow | null = null): Promise<{ task: TaskRow; target: TargetRow }> {
     if (request.script.trim() === '') throw new FerryError('FERRY_E_EMPTY_SCRIPT');
-    const target = await findTarget(this.deps.store, user.orgId, request.target);
+    // The target and the organization's stored output are independent reads: asked at once (one
+    // round trip ahead of the insert, not two), their refusals given in the order they always were.
+    const [found, quota] = await Promise.allSettled([findTarget(this.deps.store, user.orgId, request.target), this.checkOutputQuota(user.orgId)]);
+    if (found.status === 'rejected') throw found.reason;
+    const target = found.value;
     checkLimits(this.deps.config, { timeoutSeconds: request.timeoutSeconds });
-    await this.checkOutputQuota(user.orgId);
+    if (quota.status === 'rejected') throw quota.reason;
     const task = this.withReview(target, { ...this.newTaskRow(user, target, request), ...(await taskInputFor(this.deps.store, target, request)), runbook });
     // Who may run it (the key need) is read while the row is written, so the wake-up follows
     // the insert at once; the audit entry comes after it, off the dispatch path.

@@ -58,28 +58,27 @@ export class PgWebhooks implements WebhookStore {
   }
 
   async claimDue(now: number, leaseMs: number, limit: number): Promise<DueDelivery[]> {
-    return this.db.tx(async (sql) => {
-      const due = await sql.all(
-        `SELECT d.id, d.event, d.body, d.attempts, w.url, w.secret FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
+    // One statement (one round trip, and no transaction of its own to begin and commit): every
+    // replica asks four times a second, nearly always to hear that nothing is due. The rows are
+    // locked as they are picked (SKIP LOCKED: another replica's claim passes over them) and
+    // leased in the same statement.
+    const due = await this.db.all(
+      `WITH due AS (
+        SELECT d.id, d.event, d.body, d.attempts, w.url, w.secret, d.next_attempt_at AS due_at FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id
         WHERE d.status = 'pending' AND d.next_attempt_at <= ? AND w.deleted_at IS NULL ORDER BY d.next_attempt_at, d.id LIMIT ?
-        FOR UPDATE OF d SKIP LOCKED`,
-        [now, limit],
-      );
-      if (due.length > 0) {
-        await sql.run("UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id = ANY(?::text[]) AND status = 'pending'", [
-          now + leaseMs,
-          due.map((r) => String(r.id)),
-        ]);
-      }
-      return due.map((r) => ({
-        id: String(r.id),
-        event: r.event as WebhookEvent,
-        body: String(r.body),
-        attempts: num(r.attempts),
-        url: String(r.url),
-        secret: String(r.secret),
-      }));
-    });
+        FOR UPDATE OF d SKIP LOCKED),
+      leased AS (UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id IN (SELECT id FROM due) AND status = 'pending' RETURNING id)
+      SELECT due.* FROM due JOIN leased ON leased.id = due.id ORDER BY due.due_at, due.id`,
+      [now, limit, now + leaseMs],
+    );
+    return due.map((r) => ({
+      id: String(r.id),
+      event: r.event as WebhookEvent,
+      body: String(r.body),
+      attempts: num(r.attempts),
+      url: String(r.url),
+      secret: String(r.secret),
+    }));
   }
 
   async recordAttempt(deliveryId: string, attempt: AttemptRow, outcome: AttemptOutcome): Promise<void> {
