@@ -11,6 +11,7 @@
 import { isStreamId, type OutputFrame } from '@ferry/protocol';
 import type pg from 'pg';
 import type { AppendResult, ExpiredOutput, HeldOutputFlush, OutputTransform } from '../types.js';
+import { planAppend } from '../output-append.js';
 import { num, strOrNull } from '../sqlite/rows.js';
 import type { Row, Sql } from './db.js';
 
@@ -28,18 +29,6 @@ export function compressChunksWithLz4(pool: pg.Pool): void {
     if (refused) return;
     client.query("SET default_toast_compression = 'lz4'").catch(() => (refused = true));
   });
-}
-
-/** The part of an upload at `offset` that lies beyond `expected` (what the server already has). */
-function unseenFrames(frames: readonly OutputFrame[], offset: number, expected: number): OutputFrame[] {
-  const fresh: OutputFrame[] = [];
-  let at = offset;
-  for (const frame of frames) {
-    const end = at + frame.data.length;
-    if (end > expected) fresh.push({ ...frame, data: frame.data.subarray(Math.max(0, expected - at)) });
-    at = end;
-  }
-  return fresh;
 }
 
 /**
@@ -117,13 +106,9 @@ export async function appendOutput(
       agentId,
     ]);
     if (!t) return 'not_held';
-    const expected = num(t.output_bytes);
-    if (offset > expected) return { ok: false, expectedOffset: expected };
-    const fresh = unseenFrames(frames, offset, expected);
-    const received = fresh.reduce((n, f) => n + f.data.length, 0);
-    if (received === 0) return { ok: true, nextOffset: expected, fresh: [], freshOffset: expected };
-    // The digest state was computed for bytes from `offset`: from anywhere else it would be wrong.
-    if (digestState !== null && offset !== expected) return { ok: false, expectedOffset: expected };
+    const plan = planAppend(frames, offset, num(t.output_bytes), digestState);
+    if ('answer' in plan) return plan.answer;
+    const { fresh, expected, received } = plan;
     const storedFrom = num(t.stored_bytes);
     const out = transform(fresh, strOrNull(t.redact_state));
     if (await writeAppend(sql, { taskId, agentId, expected, storedFrom, outputEnd: expected + received }, out, digestState)) {

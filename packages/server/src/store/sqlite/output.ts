@@ -10,6 +10,7 @@
 import type Database from 'better-sqlite3';
 import { FRAME_HEADER_BYTES, isStreamId, type OutputFrame } from '@ferry/protocol';
 import type { AppendResult, ExpiredOutput, HeldOutputFlush, OutputTransform } from '../types.js';
+import { planAppend } from '../output-append.js';
 import type { OutputFiles } from './output-files.js';
 import { num, strOrNull, type Row } from './rows.js';
 
@@ -19,18 +20,6 @@ export type Statements = (sql: string) => Database.Statement;
 export interface OutputContext {
   stmt: Statements;
   files: OutputFiles;
-}
-
-/** The part of an upload at `offset` that lies beyond `expected` (what the server already has). */
-function unseenFrames(frames: readonly OutputFrame[], offset: number, expected: number): OutputFrame[] {
-  const fresh: OutputFrame[] = [];
-  let at = offset;
-  for (const frame of frames) {
-    const end = at + frame.data.length;
-    if (end > expected) fresh.push({ ...frame, data: frame.data.subarray(Math.max(0, expected - at)) });
-    at = end;
-  }
-  return fresh;
 }
 
 /**
@@ -73,13 +62,9 @@ export function appendOutput(
     agentId,
   ) as Row | undefined;
   if (!t) return 'not_held';
-  const expected = num(t.output_bytes);
-  if (offset > expected) return { ok: false, expectedOffset: expected };
-  const fresh = unseenFrames(frames, offset, expected);
-  const received = fresh.reduce((n, f) => n + f.data.length, 0);
-  if (received === 0) return { ok: true, nextOffset: expected, fresh: [], freshOffset: expected };
-  // The digest state was computed for bytes from `offset`: from anywhere else it would be wrong.
-  if (digestState !== null && offset !== expected) return { ok: false, expectedOffset: expected };
+  const plan = planAppend(frames, offset, num(t.output_bytes), digestState);
+  if ('answer' in plan) return plan.answer;
+  const { fresh, expected, received } = plan;
   const redacted = transform(fresh, strOrNull(t.redact_state));
   const stored = insertFrames(out, taskId, String(t.org_id), num(t.stored_bytes), redacted.frames);
   stmt('UPDATE tasks SET output_bytes = ?, stored_bytes = ?, redact_state = ?, output_digest = ? WHERE id = ? AND output_bytes = ?').run(
