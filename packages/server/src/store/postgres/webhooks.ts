@@ -5,7 +5,7 @@
  */
 import type { WebhookEvent } from '@ferry/protocol';
 import type { AttemptOutcome, AttemptRow, DeliveryRow, DueDelivery, NewDelivery, WebhookRow, WebhookStore } from '../webhook-types.js';
-import { num, strOrNull, toWebhook } from '../sqlite/rows.js';
+import { num, strOrNull, toDueDelivery, toWebhook } from '../sqlite/rows.js';
 import type { Db } from './db.js';
 
 export class PgWebhooks implements WebhookStore {
@@ -71,14 +71,7 @@ export class PgWebhooks implements WebhookStore {
       SELECT due.* FROM due JOIN leased ON leased.id = due.id ORDER BY due.due_at, due.id`,
       [now, limit, now + leaseMs],
     );
-    return due.map((r) => ({
-      id: String(r.id),
-      event: r.event as WebhookEvent,
-      body: String(r.body),
-      attempts: num(r.attempts),
-      url: String(r.url),
-      secret: String(r.secret),
-    }));
+    return due.map(toDueDelivery);
   }
 
   async recordAttempt(deliveryId: string, attempt: AttemptRow, outcome: AttemptOutcome): Promise<void> {

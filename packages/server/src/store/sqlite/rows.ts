@@ -6,7 +6,7 @@ import type { Role, TaskStatus, WebhookEvent, WebhookFormat } from '@ferry/proto
 import type { InvitationRow, SsoLoginRow } from '../people-types.js';
 import type { RunbookMeta, RunbookRow, RunbookSourceRow } from '../runbook-types.js';
 import type { PrincipalRow, TokenRow, TokenWithPrincipal } from '../teams-types.js';
-import type { WebhookRow } from '../webhook-types.js';
+import type { DueDelivery, WebhookRow } from '../webhook-types.js';
 import type { AgentRow, AuditRow, SecretRow, TargetRow, TaskRow } from '../types.js';
 
 export type Row = Record<string, unknown>;
@@ -223,5 +223,17 @@ export function toWebhook(r: Row): WebhookRow {
     secret: String(r.secret),
     createdBy: String(r.created_by),
     createdAt: num(r.created_at),
+  };
+}
+
+/** A webhook delivery due now, with its webhook's address and signing secret. */
+export function toDueDelivery(r: Row): DueDelivery {
+  return {
+    id: String(r.id),
+    event: r.event as WebhookEvent,
+    body: String(r.body),
+    attempts: num(r.attempts),
+    url: String(r.url),
+    secret: String(r.secret),
   };
 }

@@ -3,7 +3,7 @@ import type Database from 'better-sqlite3';
 import type { WebhookEvent } from '@ferry/protocol';
 import type { AttemptOutcome, AttemptRow, DeliveryRow, DueDelivery, NewDelivery, WebhookRow, WebhookStore } from '../webhook-types.js';
 import type { Statements } from './output.js';
-import { num, strOrNull, toWebhook, type Row } from './rows.js';
+import { num, strOrNull, toDueDelivery, toWebhook, type Row } from './rows.js';
 
 /* eslint-disable @typescript-eslint/require-await -- the interface is async for PostgreSQL; better-sqlite3 is synchronous */
 
@@ -68,14 +68,7 @@ export class SqliteWebhooks implements WebhookStore {
       ).all(now, limit) as Row[];
       const lease = this.stmt("UPDATE webhook_deliveries SET next_attempt_at = ? WHERE id = ? AND status = 'pending'");
       for (const r of due) lease.run(now + leaseMs, r.id);
-      return due.map((r) => ({
-        id: String(r.id),
-        event: r.event as WebhookEvent,
-        body: String(r.body),
-        attempts: num(r.attempts),
-        url: String(r.url),
-        secret: String(r.secret),
-      }));
+      return due.map(toDueDelivery);
     })();
   }
 
