@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { freePort, startFerryServer, taskShow, tempDir, waitFor, type FerryProcess, type ServerHandle } from '../helpers/ferry.js';
+import { freePort, startFerryServer, taskShow, taskSucceeded, tempDir, waitFor, type FerryProcess, type ServerHandle } from '../helpers/ferry.js';
 
 const FAST_LEASES = { FERRY_LEASE_SECONDS: '3', FERRY_HEARTBEAT_SECONDS: '0.5' };
 
@@ -46,14 +46,7 @@ describe('faults: kills, restarts, outages, drain', () => {
     await server.proc.stop('SIGKILL');
     await new Promise((r) => setTimeout(r, 2000)); // the outage itself: what the test is about
     server = await startServer();
-    const done = await waitFor(
-      async () => {
-        const t = await taskShow(server, id);
-        return t.status === 'succeeded' ? t : undefined;
-      },
-      60_000,
-      'task to succeed after the restart',
-    );
+    const done = await taskSucceeded(server, id, 60_000, 'task to succeed after the restart');
     assert.equal(done.exitCode, 0);
     assert.equal((await server.cli(['task', 'logs', id])).stdout, expectedLines(60));
   });

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { freePort, startFerryServer, taskShow, tempDir, waitFor, type FerryProcess, type ServerHandle } from '../helpers/ferry.js';
+import { freePort, startFerryServer, taskShow, taskSucceeded, tempDir, waitFor, type FerryProcess, type ServerHandle } from '../helpers/ferry.js';
 
 const seq = (from: number, to: number): string => Array.from({ length: to - from + 1 }, (_, i) => `${from + i}\n`).join('');
 
@@ -37,14 +37,7 @@ describe('output chunks across a server restart', () => {
     await server.proc.stop('SIGKILL');
     await new Promise((r) => setTimeout(r, 1500)); // the agent keeps spooling meanwhile
     server = await startServer();
-    const done = await waitFor(
-      async () => {
-        const t = await taskShow(server, id);
-        return t.status === 'succeeded' ? t : undefined;
-      },
-      60_000,
-      'the task to succeed after the restart',
-    );
+    const done = await taskSucceeded(server, id, 60_000, 'the task to succeed after the restart');
     const stdout = seq(1, 300000).repeat(4);
     const stderr = seq(300001, 350000).repeat(4);
     assert.equal(done.outputBytes, stdout.length + stderr.length);

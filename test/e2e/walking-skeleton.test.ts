@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { appendFileSync, existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { api, startFerryServer, taskShow, tempDir, waitFor, waitForAgents, type ServerHandle } from '../helpers/ferry.js';
+import { api, startFerryServer, taskShow, taskSucceeded, tempDir, waitFor, waitForAgents, type ServerHandle } from '../helpers/ferry.js';
 
 describe('walking skeleton (embedded hosted agent)', () => {
   let server: ServerHandle;
@@ -130,10 +130,7 @@ describe('walking skeleton (embedded hosted agent)', () => {
     assert.equal(r.code, 0);
     const id = r.stdout.trim().split('\n').pop() ?? '';
     assert.match(id, /^t_[0-9a-z]+$/);
-    const done = await waitFor(async () => {
-      const t = await taskShow(server, id);
-      return t.status === 'succeeded' ? t : undefined;
-    });
+    const done = await taskSucceeded(server, id);
     const full = JSON.parse((await server.cli(['task', 'show', id, '--json'])).stdout) as Record<string, unknown>;
     for (const key of ['id', 'target', 'status', 'exitCode', 'agent', 'createdAt', 'startedAt', 'finishedAt']) assert.ok(key in full, key);
     assert.equal(done.exitCode, 0);

@@ -210,6 +210,18 @@ export async function taskShow(server: ServerHandle, id: string): Promise<TaskJs
   return JSON.parse(r.stdout) as TaskJson;
 }
 
+/** Waits until the task has succeeded (as `ferry task show` says) and returns it then. */
+export function taskSucceeded(server: ServerHandle, id: string, timeoutMs = 15_000, what = 'the task to succeed'): Promise<TaskJson> {
+  return waitFor(
+    async () => {
+      const t = await taskShow(server, id);
+      return t.status === 'succeeded' ? t : undefined;
+    },
+    timeoutMs,
+    what,
+  );
+}
+
 export interface ApiResult {
   status: number;
   headers: Record<string, string | string[] | undefined>;
