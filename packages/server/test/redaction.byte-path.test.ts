@@ -18,6 +18,7 @@ import { redactionMarker } from '../src/redaction/rules.js';
 import { SECRET_HINT, SECRET_HINT_WORDS, SECRET_RULES, SECRET_STARTS } from '../src/redaction/secret-rules.js';
 import { redactLines, stagesFor } from '../src/redaction/stages.js';
 import { holdPoint, patternOf, type Start } from '../src/redaction/starts.js';
+import { PERSONAL_SAMPLES } from './helpers/redaction-samples.js';
 
 const latin1 = (s: string) => Buffer.from(s, 'latin1');
 const text = (b: Buffer) => b.toString('latin1');
@@ -42,12 +43,7 @@ const FRAGMENTS = [
   '-----BEGIN RSA PRIVATE KEY-----',
   '-----END RSA PRIVATE KEY-----',
   '---- BEGIN SSH2 ENCRYPTED PRIVATE KEY ----',
-  'john.doe@example.org',
-  '4111 1111 1111 1111',
-  '4111111111111111',
-  '+14155552671',
-  '(555) 123-4567',
-  '555-123-4567',
+  ...PERSONAL_SAMPLES,
   '+44 20 7946 0958',
   ...['\n', '\r', '\r\n', ' ', '\t', '"', "'", '=', ':', '-', '--', '_', '@', '+', '(', ')', '.', '/', '12345', '1234 567'],
   ...['ey', 'sk', 'AK', 'Bearer ', 'session_token=', 'SECRET', '://', 'ghp_', 'INFO step done', '2026-11-29 12:00:01.5'],

@@ -10,6 +10,7 @@ import type { RedactLevel as RedactionLevel } from '@ferry/protocol';
 import { KEY_HOLD_CAP, LINE_HOLD_CAP, redactText, type RedactorOptions } from '../src/redaction/engine.js';
 import { OutputRedactor } from '../src/redaction/redactor.js';
 import { REDACTION_RULE_NAMES, REDACTION_RULES } from '../src/redaction/rules.js';
+import { PERSONAL_SAMPLES } from './helpers/redaction-samples.js';
 
 const R = (kind: string) => `[REDACTED:${kind}]`;
 const latin1 = (s: string) => Buffer.from(s, 'latin1');
@@ -480,12 +481,7 @@ describe('streaming', () => {
     ...Object.values(SECRET_POSITIVES).flatMap((cases) => cases.map(([input]) => input)),
     ...Object.values(SECRET_NEGATIVES).flat(),
     'a@b.com',
-    'john.doe@example.org',
-    '4111 1111 1111 1111',
-    '4111111111111111',
-    '+14155552671',
-    '(555) 123-4567',
-    '555-123-4567',
+    ...PERSONAL_SAMPLES,
     pemKey('RSA', 3, 5).block,
     pemKey('', 2, 6).block,
     '-----BEGIN RSA PRIVATE KEY-----',
