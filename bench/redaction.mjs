@@ -39,6 +39,16 @@ function prng(seed) {
   };
 }
 
+/**
+ * A private-key block for the redactor to remove: the real markers around a made-up body. The
+ * body is not key material, and no key-shaped text is committed.
+ */
+function fakePrivateKeyBlock() {
+  const marker = (edge) => `-----${edge} RSA PRIVATE KEY-----`;
+  const body = Buffer.from(Array.from({ length: 48 }, (_, i) => (i * 37 + 11) & 0xff)).toString('base64');
+  return `${marker('BEGIN')}\n${body}\n${marker('END')}`;
+}
+
 // Invented values shaped like real credentials, one of each rule kind, and personal data.
 const SECRETS = [
   'Authorization: Basic dXNlcjpwYXNzd29yZA==',
@@ -61,7 +71,7 @@ const SECRETS = [
   'mail john.doe@example.org',
   'card 4111 1111 1111 1111',
   'phone +14155552671 or (555) 123-4567 or 555-123-4567',
-  '-----BEGIN RSA PRIVATE KEY-----\nMIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo4lgOEePzNm0tRgeLezV6ffAt0gun\n-----END RSA PRIVATE KEY-----',
+  fakePrivateKeyBlock(),
 ];
 const WORDS = (
   'the a of to in for on with at by from up about into over after build test run step compile link install fetch download resolve ' +
