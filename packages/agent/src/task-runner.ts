@@ -43,7 +43,7 @@ export class TaskRunner {
   private proc: RunningProcess | undefined;
   private ladder: Promise<'sigterm' | 'sigkill' | 'already-exited'> | undefined;
   private readonly log: Logger;
-  /** The task's spool and uploader, made once the start confirmation is on the wire (see run()). */
+  /** The task's spool and uploader: made as the task starts (or, if it never does, for its final status). */
   private io: { spool: TaskSpool; uploader: OutputUploader } | undefined;
   private masking: SecretMasker | undefined;
   private secretEnv: Map<string, string> = new Map();
@@ -60,8 +60,8 @@ export class TaskRunner {
     this.log = deps.log.child({ taskId: task.id });
     // The server's "started": asked for before anything else, and awaited in run() before the
     // task is handed its sandbox. Node writes the request on the next tick, so everything
-    // synchronous that follows it in this turn (spool files, secrets, the masker) would hold it
-    // back: run() lets it go out first and does that work while it is in flight.
+    // synchronous that follows it in this turn (secrets, the masker) would hold it back: run()
+    // lets it go out first and does that work while it is in flight.
     this.confirmed = this.confirmStart();
   }
 
@@ -77,8 +77,7 @@ export class TaskRunner {
     const started = Date.now();
     // One macrotask: the confirmation's request (queued on the next tick) is written first.
     await new Promise<void>((resolve) => setImmediate(resolve));
-    const io = this.openSpool();
-    this.io = io;
+    let unmasked: string[] = [];
     let sandbox: Sandbox | undefined;
     let exit: ExitInfo | undefined;
     let oomRead: Promise<boolean> | undefined;
@@ -90,12 +89,7 @@ export class TaskRunner {
     try {
       const secrets = prepareSecrets(this.task, this.deps.keys);
       this.masking = new SecretMasker([...secrets.env.values()]);
-      for (const name of secrets.unmasked) {
-        this.uploader.write(
-          Streams.system,
-          Buffer.from(`[ferry] warning: secret ${name} is shorter than ${MIN_MASKED_SECRET_LENGTH} characters and is not masked in output\n`),
-        );
-      }
+      unmasked = secrets.unmasked;
       this.secretEnv = secrets.env;
       sandbox = await this.deps.executor.create(this.task.id, {
         network: this.task.network,
@@ -106,6 +100,11 @@ export class TaskRunner {
       if (this.stopReason === 'lease_lost') throw new LeaseLostError(this.task.id);
       this.proc = sandbox.start(runSpecFor(this.task, this.secretEnv));
       this.secretEnv = new Map();
+      // The spool (synchronous disk writes: 0.3 ms on a quiet disk, several under load) is made
+      // while the task starts, not before: nothing reads its output until it exists, so no byte
+      // is lost (the pipes hold it). An agent killed in between leaves no spool for this task,
+      // which the server then marks lost when its lease lapses.
+      this.openSpool(unmasked);
       if (this.stopReason) this.ladder = this.proc.terminate(this.deps.graceMs);
       const timeout = setTimeout(() => this.stop('timed_out'), this.task.timeoutSeconds * 1000);
       exit = await this.pipeOutput(this.proc);
@@ -121,6 +120,8 @@ export class TaskRunner {
       await this.endSandbox(sandbox, oomRead);
     }
     this.outOfMemory = (await oomRead) ?? false;
+    // A task that never started has its spool made now, for its final status.
+    const io = this.io ?? this.openSpool(unmasked);
     // Where end() did not do all of it (no end(): dispose() already ran above).
     const disposed = sandbox?.end ? sandbox.dispose().catch((err: unknown) => this.log.error({ err }, 'sandbox removal failed')) : undefined;
     // A start that failed early (secrets) waits for the confirmation, so its final status cannot
@@ -151,16 +152,24 @@ export class TaskRunner {
     await ending.catch((err: unknown) => this.log.error({ err }, 'sandbox disposal failed'));
   }
 
-  private openSpool(): { spool: TaskSpool; uploader: OutputUploader } {
+  /** Makes the task's spool and uploader; `unmasked`: secrets too short to mask, said in the output first. */
+  private openSpool(unmasked: readonly string[]): { spool: TaskSpool; uploader: OutputUploader } {
     const spool = TaskSpool.create(this.deps.spoolDir, this.task.id);
     const uploader = new OutputUploader(this.deps.client, spool, this.log, this.deps.uploader ?? DEFAULT_UPLOADER_OPTIONS);
     uploader.limitBytes = this.task.maxOutputBytes;
     uploader.on('failure', (err: Error) => {
       if (err instanceof LeaseLostError) this.stop('lease_lost');
     });
-    // Refused while the spool was being made (a heartbeat, a failed confirmation).
+    // Refused before the spool was made (a heartbeat, a failed confirmation).
     if (this.stopReason === 'lease_lost') uploader.abandon();
-    return { spool, uploader };
+    for (const name of unmasked) {
+      uploader.write(
+        Streams.system,
+        Buffer.from(`[ferry] warning: secret ${name} is shorter than ${MIN_MASKED_SECRET_LENGTH} characters and is not masked in output\n`),
+      );
+    }
+    this.io = { spool, uploader };
+    return this.io;
   }
 
   private get uploader(): OutputUploader {
