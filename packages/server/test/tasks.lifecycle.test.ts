@@ -128,7 +128,7 @@ forEachStore('lifecycle', (b) => {
       const reader = w.tasks.readOutput(w.user, id, { ...READ_ALL, offset: stored, waitSeconds: 30 }, live());
       await waiting;
       await w.tasks.finish(w.agent, id, report('succeeded'));
-      const page = await Promise.race([reader, new Promise<undefined>((r) => setTimeout(r, 5000))]);
+      const page = await Promise.race([reader, new Promise<undefined>((r) => setTimeout(() => r(undefined), 5000).unref())]);
       assert.ok(page, 'the reader was answered at the end, not after its 30 s');
       assert.deepEqual([text(page.frames), page.taskStatus, page.complete], ['[REDACTED:github-token]', 'succeeded', true]);
     });
