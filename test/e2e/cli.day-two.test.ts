@@ -10,7 +10,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { chmodSync, chownSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CLI, api, cleanEnv, runCli, startFerryServer, taskShow, tempDir, waitFor, waitForAgents, type ServerHandle } from '../helpers/ferry.js';
 
@@ -158,6 +158,22 @@ describe('the CLI on day two', () => {
       const okWait = await server.cli(['task', 'wait', ok.stdout.trim()]);
       assert.equal(okWait.code, 0);
       assert.equal(okWait.stderr, '', 'no line for a success');
+    });
+
+    it('`task wait` hears the end when the server stores it, not by asking again and again', async () => {
+      const metricsToken = readFileSync(join(server.dataDir, 'metrics-token'), 'utf8').trim();
+      const taskReads = async (): Promise<number> => {
+        const res = await api(server, 'GET', '/metrics', { token: metricsToken });
+        const line = /^ferry_http_requests_total\{method="GET",route="\/v1\/tasks\/:id",status="200"\} (\d+)$/m.exec(res.body.toString('utf8'));
+        return Number(line?.[1] ?? 0);
+      };
+      const run = await server.cli(['run', 'day2', '--detach', '-c', 'sleep 4; exit 5']);
+      const readsBefore = await taskReads();
+      const wait = await server.cli(['task', 'wait', run.stdout.trim()]);
+      assert.equal(wait.code, 5, wait.stderr);
+      // Once before the end and once after it: it looked after 0.25, 0.5, 1, then every 2 s (6 times here).
+      const reads = (await taskReads()) - readsBefore;
+      assert.ok(reads >= 1 && reads <= 3, `\`task wait\` read the task ${reads} times`);
     });
 
     it('`ferry run` prints one line for each ending but success', async () => {

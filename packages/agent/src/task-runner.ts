@@ -43,8 +43,8 @@ export class TaskRunner {
   private proc: RunningProcess | undefined;
   private ladder: Promise<'sigterm' | 'sigkill' | 'already-exited'> | undefined;
   private readonly log: Logger;
-  private readonly uploader: OutputUploader;
-  private readonly spool: TaskSpool;
+  /** The task's spool and uploader: made as the task starts (or, if it never does, for its final status). */
+  private io: { spool: TaskSpool; uploader: OutputUploader } | undefined;
   private masking: SecretMasker | undefined;
   private secretEnv: Map<string, string> = new Map();
   private spoolError: Error | undefined;
@@ -58,29 +58,29 @@ export class TaskRunner {
     private readonly deps: TaskRunnerDeps,
   ) {
     this.log = deps.log.child({ taskId: task.id });
-    // The server's "started": sent before anything else here (the spool's folder and files are
-    // synchronous disk writes), and awaited in run() before the task is handed its sandbox.
+    // The server's "started": asked for before anything else, and awaited in run() before the
+    // task is handed its sandbox. Node writes the request on the next tick, so everything
+    // synchronous that follows it in this turn (secrets, the masker) would hold it back: run()
+    // lets it go out first and does that work while it is in flight.
     this.confirmed = this.confirmStart();
-    this.spool = TaskSpool.create(deps.spoolDir, task.id);
-    this.uploader = new OutputUploader(deps.client, this.spool, this.log, deps.uploader ?? DEFAULT_UPLOADER_OPTIONS);
-    this.uploader.limitBytes = task.maxOutputBytes;
-    this.uploader.on('failure', (err: Error) => {
-      if (err instanceof LeaseLostError) this.stop('lease_lost');
-    });
   }
 
   /** Cancellation, timeout and a lost lease all stop the task through the signal ladder. */
   stop(reason: StopReason): void {
     if (this.stopReason) return;
     this.stopReason = reason;
-    if (reason === 'lease_lost') this.uploader.abandon();
+    if (reason === 'lease_lost') this.io?.uploader.abandon();
     if (this.proc) this.ladder = this.proc.terminate(this.deps.graceMs);
   }
 
   async run(): Promise<void> {
     const started = Date.now();
+    // One macrotask: the confirmation's request (queued on the next tick) is written first.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    let unmasked: string[] = [];
     let sandbox: Sandbox | undefined;
     let exit: ExitInfo | undefined;
+    let oomRead: Promise<boolean> | undefined;
     let errorReason: string | undefined;
     // The start is confirmed with the server (a compare-and-set on our lease) while the secrets
     // are opened and the sandbox is made, and nothing runs before the yes: a task requeued while
@@ -89,12 +89,7 @@ export class TaskRunner {
     try {
       const secrets = prepareSecrets(this.task, this.deps.keys);
       this.masking = new SecretMasker([...secrets.env.values()]);
-      for (const name of secrets.unmasked) {
-        this.uploader.write(
-          Streams.system,
-          Buffer.from(`[ferry] warning: secret ${name} is shorter than ${MIN_MASKED_SECRET_LENGTH} characters and is not masked in output\n`),
-        );
-      }
+      unmasked = secrets.unmasked;
       this.secretEnv = secrets.env;
       sandbox = await this.deps.executor.create(this.task.id, {
         network: this.task.network,
@@ -105,20 +100,28 @@ export class TaskRunner {
       if (this.stopReason === 'lease_lost') throw new LeaseLostError(this.task.id);
       this.proc = sandbox.start(runSpecFor(this.task, this.secretEnv));
       this.secretEnv = new Map();
+      // The spool (synchronous disk writes: 0.3 ms on a quiet disk, several under load) is made
+      // while the task starts, not before: nothing reads its output until it exists, so no byte
+      // is lost (the pipes hold it). An agent killed in between leaves no spool for this task,
+      // which the server then marks lost when its lease lapses.
+      this.openSpool(unmasked);
       if (this.stopReason) this.ladder = this.proc.terminate(this.deps.graceMs);
       const timeout = setTimeout(() => this.stop('timed_out'), this.task.timeoutSeconds * 1000);
       exit = await this.pipeOutput(this.proc);
       clearTimeout(timeout);
-      // Read before dispose, which removes the cgroup that counted the kills.
-      this.outOfMemory = (await sandbox.outOfMemory?.().catch(() => false)) ?? false;
+      // Read while the sandbox is ended (endSandbox), not before: both only need its cgroup.
+      oomRead = sandbox.outOfMemory?.().catch(() => false);
     } catch (err) {
       if (err instanceof LeaseLostError) this.stop('lease_lost');
       errorReason =
         err instanceof SecretPreparationError || err instanceof MissingSecretError ? err.message : `could not start the task: ${(err as Error).message}`;
       this.log.error({ err }, 'task failed to start');
     } finally {
-      await (sandbox?.end?.() ?? sandbox?.dispose())?.catch((err: unknown) => this.log.error({ err }, 'sandbox disposal failed'));
+      await this.endSandbox(sandbox, oomRead);
     }
+    this.outOfMemory = (await oomRead) ?? false;
+    // A task that never started has its spool made now, for its final status.
+    const io = this.io ?? this.openSpool(unmasked);
     // Where end() did not do all of it (no end(): dispose() already ran above).
     const disposed = sandbox?.end ? sandbox.dispose().catch((err: unknown) => this.log.error({ err }, 'sandbox removal failed')) : undefined;
     // A start that failed early (secrets) waits for the confirmation, so its final status cannot
@@ -126,14 +129,52 @@ export class TaskRunner {
     if (!(await confirmed)) this.stop('lease_lost');
     if (this.stopReason === 'lease_lost') {
       this.log.warn('task abandoned: this agent no longer holds it');
-      void this.spool.remove();
+      void io.spool.remove();
       await disposed;
       return;
     }
     const final = await this.finalStatus(exit, errorReason);
-    this.log.info({ status: final.status, exitCode: final.exitCode, ms: Date.now() - started }, 'task finished');
-    await deliverFinalStatus(this.deps.client, this.spool, this.uploader, final, this.log);
+    const ms = Date.now() - started;
+    await deliverFinalStatus(this.deps.client, io.spool, io.uploader, final, this.log);
+    // Logged once delivered: the line is a synchronous write, which held the status back.
+    this.log.info({ status: final.status, exitCode: final.exitCode, ms }, 'task finished');
     await disposed;
+  }
+
+  /**
+   * The task's processes all dead (end(), or dispose() where there is no end()), while the
+   * memory limit's kill count is read: dispose() removes the cgroup that counts them, so it
+   * waits for that read.
+   */
+  private async endSandbox(sandbox: Sandbox | undefined, oomRead: Promise<boolean> | undefined): Promise<void> {
+    if (!sandbox) return;
+    const ending = sandbox.end?.() ?? oomRead?.then(() => sandbox.dispose()) ?? sandbox.dispose();
+    await ending.catch((err: unknown) => this.log.error({ err }, 'sandbox disposal failed'));
+  }
+
+  /** Makes the task's spool and uploader; `unmasked`: secrets too short to mask, said in the output first. */
+  private openSpool(unmasked: readonly string[]): { spool: TaskSpool; uploader: OutputUploader } {
+    const spool = TaskSpool.create(this.deps.spoolDir, this.task.id);
+    const uploader = new OutputUploader(this.deps.client, spool, this.log, this.deps.uploader ?? DEFAULT_UPLOADER_OPTIONS);
+    uploader.limitBytes = this.task.maxOutputBytes;
+    uploader.on('failure', (err: Error) => {
+      if (err instanceof LeaseLostError) this.stop('lease_lost');
+    });
+    // Refused before the spool was made (a heartbeat, a failed confirmation).
+    if (this.stopReason === 'lease_lost') uploader.abandon();
+    for (const name of unmasked) {
+      uploader.write(
+        Streams.system,
+        Buffer.from(`[ferry] warning: secret ${name} is shorter than ${MIN_MASKED_SECRET_LENGTH} characters and is not masked in output\n`),
+      );
+    }
+    this.io = { spool, uploader };
+    return this.io;
+  }
+
+  private get uploader(): OutputUploader {
+    if (!this.io) throw new Error('the task spool is not open yet');
+    return this.io.uploader;
   }
 
   /** True once the server confirms we hold the task; false if it says we do not or the lease runs out. */

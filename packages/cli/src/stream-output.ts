@@ -24,7 +24,12 @@ function writeFrames(body: Uint8Array): number {
 /** Bounded: a server that stays unreachable for about ten minutes ends the command. */
 const MAX_ATTEMPTS = 40;
 
-export async function streamOutput(client: FerryClient, taskId: string, opts: FollowOptions): Promise<void> {
+/**
+ * Returns the task's status as the last answer gave it once the output is complete (the server
+ * answers that long poll as soon as the final status is stored), else undefined (stopped, or
+ * not following).
+ */
+export async function streamOutput(client: FerryClient, taskId: string, opts: FollowOptions): Promise<string | undefined> {
   let offset = 0;
   let lastStatusCheck = Date.now();
   for (;;) {
@@ -40,12 +45,13 @@ export async function streamOutput(client: FerryClient, taskId: string, opts: Fo
         { maxAttempts: MAX_ATTEMPTS, signal: opts.signal },
       );
     } catch (err) {
-      if (isAbort(err) || opts.signal?.aborted) return;
+      if (isAbort(err) || opts.signal?.aborted) return undefined;
       throw err;
     }
     const empty = writeFrames(page.body) === 0;
     offset = page.nextOffset;
-    if (page.complete || (!opts.follow && empty)) return;
+    if (page.complete) return page.taskStatus;
+    if (!opts.follow && empty) return undefined;
     const waiting = page.taskStatus === 'queued' || page.taskStatus === 'pending_review';
     if (opts.onWaiting && waiting && Date.now() - lastStatusCheck > 5000) {
       lastStatusCheck = Date.now();

@@ -121,6 +121,35 @@ forEachStore('lifecycle', (b) => {
       assert.deepEqual(await auditActions(), ['task.create', 'task.finish']);
     });
 
+    test('finish: a reader waiting for more output hears the end at once, with the rest of the output', { timeout: 10_000 }, async () => {
+      const id = await runningWithHeldSecret();
+      const stored = (await w.store.getTask(w.user.orgId, id))?.storedBytes ?? -1;
+      const waiting = readerWaits(w.hub);
+      const reader = w.tasks.readOutput(w.user, id, { ...READ_ALL, offset: stored, waitSeconds: 30 }, live());
+      await waiting;
+      await w.tasks.finish(w.agent, id, report('succeeded'));
+      const page = await Promise.race([reader, new Promise<undefined>((r) => setTimeout(() => r(undefined), 5000).unref())]);
+      assert.ok(page, 'the reader was answered at the end, not after its 30 s');
+      assert.deepEqual([text(page.frames), page.taskStatus, page.complete], ['[REDACTED:github-token]', 'succeeded', true]);
+    });
+
+    test('a start is answered before output readers are woken, and they are woken all the same', async () => {
+      const { task } = await w.tasks.create(w.user, { target: 'vault', script: 'echo' });
+      assert.equal((await w.tasks.claim(w.agent, live()))?.id, task.id);
+      const woken: boolean[] = [];
+      let confirmed = false;
+      const notify = w.hub.notifyOutput.bind(w.hub);
+      w.hub.notifyOutput = (taskId) => {
+        woken.push(confirmed);
+        notify(taskId);
+      };
+      await w.tasks.confirmStart(w.agent, task.id);
+      confirmed = true;
+      await new Promise((r) => setImmediate(r));
+      assert.deepEqual(woken, [true], 'readers woken once, after the start was answered');
+      assert.notEqual((await w.store.getTask(w.user.orgId, task.id))?.startedAt, null);
+    });
+
     test('lease lapsed after the start: lost, held-back bytes stored redacted, a waiting reader woken, audited', { timeout: 10_000 }, async () => {
       const id = await runningWithHeldSecret();
       const stored = (await w.store.getTask(w.user.orgId, id))?.storedBytes ?? -1;

@@ -262,6 +262,8 @@ export class FakeControlPlane extends EventEmitter {
     const authorization = headers.authorization;
     try {
       call.body = parseBody(def, raw);
+      // As the request arrives, before it is answered: for what must hold at that moment.
+      this.emit('arrival', call);
       const query = def.query ? def.query.parse(call.query) : undefined;
       const scripted = this.scripted.get(call.route)?.shift();
       if (scripted) throw new FerryError(scripted.code, undefined, { details: scripted.details });

@@ -133,8 +133,9 @@ export async function watch(client: FerryClient, task: TaskWithAgents): Promise<
   const detach = new AbortController();
   const onSigint = interruptHandler(client, task.id, detach);
   process.on('SIGINT', onSigint);
+  let ended: string | undefined;
   try {
-    await streamOutput(client, task.id, {
+    ended = await streamOutput(client, task.id, {
       follow: true,
       signal: detach.signal,
       onWaiting: (t) => {
@@ -148,6 +149,8 @@ export async function watch(client: FerryClient, task: TaskWithAgents): Promise<
     process.off('SIGINT', onSigint);
   }
   if (detach.signal.aborted) return 130;
+  // A success has no summary line and exits 0: the output's last answer said so, no need to ask.
+  if (ended === 'succeeded') return 0;
   const final = await client.call(Routes.getTask, { params: { id: task.id } });
   return reportEnding(final);
 }

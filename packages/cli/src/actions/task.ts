@@ -108,18 +108,36 @@ export async function taskLogs(id: string, opts: { follow?: boolean }): Promise<
       if (!opts.follow) return 0;
       return reportEnding(task);
     }
-    await streamOutput(client, id, { follow: opts.follow === true });
+    const ended = await streamOutput(client, id, { follow: opts.follow === true });
     if (!opts.follow) return 0;
+    // A success has no summary line and exits 0: the output's last answer said so.
+    if (ended === 'succeeded') return 0;
     return reportEnding(await client.call(routes.getTask, { params: { id } }));
   });
 }
 
-/** Polls until the task has ended: at first often (short tasks), then every 2 s. */
+/**
+ * An output offset past any task's end: a long poll there gets no output, and the server answers
+ * it when the task ends (output arriving meanwhile does not answer it).
+ */
+const PAST_THE_END = Number.MAX_SAFE_INTEGER;
+const LONG_POLL_SECONDS = 20;
+
+/**
+ * Waits until the task has ended: the server wakes a long poll on the task's output the moment
+ * its final status is stored, so the end is known at once (it was a poll every 2 s).
+ */
 async function untilEnded(client: FerryClient, id: string): Promise<Task> {
-  for (let delay = 250; ; delay = Math.min(delay * 2, 2000)) {
+  for (;;) {
     const task = await withRetry(() => client.call(Routes.getTask, { params: { id } }), { maxAttempts: 40 });
     if (isTerminal(task.status)) return task;
-    await new Promise((r) => setTimeout(r, delay));
+    const asked = Date.now();
+    const page = await withRetry(
+      () => client.call(Routes.readOutput, { params: { id }, query: { offset: PAST_THE_END, waitSeconds: LONG_POLL_SECONDS, maxBytes: 1 } }),
+      { maxAttempts: 40 },
+    );
+    // A server shutting down answers at once without the end: do not spin against it.
+    if (!page.complete && Date.now() - asked < 1000) await new Promise((r) => setTimeout(r, 500));
   }
 }
 
