@@ -3,12 +3,15 @@
  * it): the pieces are exactly what `push` releases, cut where the unchanged lines (views of the
  * input) meet redacted or held text, so the server stores them without copying the chunk once
  * more. The transform turns a frame's pieces into frames of the same stream and time, in order,
- * small neighbours joined; the bytes of each stream are what the redactor releases.
+ * small neighbours joined; the bytes of each stream are what the redactor releases. And the
+ * byte scan, which reads two pairs of bytes at a time where they are 4-byte aligned, finds the
+ * same lines wherever the bytes lie.
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { Streams, type OutputFrame, type RedactLevel, type StreamId } from '@ferry/protocol';
+import { hintedLines } from '../src/redaction/byte-scan.js';
 import { OutputRedactor } from '../src/redaction/redactor.js';
 import { redactingTransform } from '../src/redaction/task-state.js';
 
@@ -141,5 +144,43 @@ describe("the server's transform", () => {
     // Short lines around a redacted one: one frame, not one per piece.
     const third = transform([{ stream: Streams.stdout, time: 4, data: latin1(`ok\ntoken AKIAIOSFODNN7EXAMPLE\nok\n`) }], second.state);
     assert.equal(third.frames.length, 1);
+  });
+});
+
+describe('the byte scan at every alignment', () => {
+  test('property: the same hinted lines, rules and stop whichever pairs start a 32-bit word (address mod 4), wherever the range starts', () => {
+    fc.assert(
+      fc.property(output, fc.boolean(), fc.nat({ max: 7 }), (input, personal, cut) => {
+        // The pairs are the same at addresses 2 apart (where a BEGIN marker's `--` pair lies moves
+        // the stop at odd distances, which is allowed); only which of them start a word differs.
+        const seen: string[] = [];
+        for (let shift = 0; shift < 4; shift++) {
+          const room = Buffer.alloc(input.length + 8);
+          input.copy(room, shift);
+          const buf = room.subarray(shift, shift + input.length);
+          // The scan needs a line start and a line end: from after the first break at or past `cut`.
+          const nl = input.indexOf(10, Math.min(cut, input.length));
+          const from = nl === -1 ? 0 : nl + 1;
+          const to = input.lastIndexOf(10) + 1;
+          if (to <= from) return;
+          seen.push(JSON.stringify(hintedLines(buf, from, to, personal)));
+        }
+        assert.equal(seen[2], seen[0], 'even addresses');
+        assert.equal(seen[3], seen[1], 'odd addresses');
+      }),
+      { numRuns: 1500 },
+    );
+  });
+
+  test('a hint word at each place of an aligned word is found', () => {
+    for (let at = 0; at < 12; at++) {
+      for (let shift = 0; shift < 4; shift++) {
+        const line = `${'x'.repeat(at)}ghp_token\n`;
+        const room = Buffer.alloc(line.length + 4);
+        room.write(line, shift, 'latin1');
+        const got = hintedLines(room.subarray(shift, shift + line.length), 0, line.length, false);
+        assert.deepEqual(got.lines, [0, line.length], `at ${at}, shift ${shift}`);
+      }
+    }
   });
 });
