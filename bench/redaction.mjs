@@ -1,6 +1,8 @@
 // The server's redaction on its own, driven as the upload path drives it: the output in slices
-// of 64 KiB (task-output.ts, output-slices.ts), one redactingTransform call per slice with the
-// state exported and restored between them, as frames of 64 KiB, 4093 bytes or 1 MiB. Figures
+// (task-output.ts, output-slices.ts: 1 MiB, one agent upload, since 2026-11-29; 64 KiB before),
+// one redactingTransform call per slice with the state exported and restored between them. Shapes
+// (frames/slice): `64K/1M` is the server's path now (an upload of the agent's 64 KiB pipe reads);
+// `64K`, `4093` and `1M` are frames of that size in 64 KiB slices (64 KiB and 1 MiB for `1M`). Figures
 // are CPU time of this process (not wall time), so they hold up on a busy machine better than
 // the end-to-end bench; output is hashed outside the timed part and printed so two builds can
 // be compared byte for byte.
@@ -133,6 +135,7 @@ const INPUTS = {
   b64line: () => Buffer.from(randomBytes(Math.ceil((size * 3) / 4)).toString('base64'), 'latin1').subarray(0, size),
 };
 const SHAPES = [
+  ['64K/1M', 64 * 1024, 1024 * 1024],
   ['64K', 64 * 1024, 64 * 1024],
   ['4093', 4093, 64 * 1024],
   ['1M', 1024 * 1024, 1024 * 1024],

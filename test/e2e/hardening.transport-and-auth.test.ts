@@ -124,6 +124,36 @@ describe('hardening: transport and authentication', () => {
     assert.equal((await openssl(server, ['-tls1_1', '-cipher', 'ALL:@SECLEVEL=0'])).ok, false, 'TLS 1.1 is refused');
   });
 
+  it("TLS 1.3 takes the server's order: AES-128-GCM, also for a client that puts AES-256-GCM or ChaCha20 first (as Node's does)", async () => {
+    const { port } = new URL(server.url);
+    const ca = readFileSync(join(server.dataDir, 'ca.pem'), 'utf8');
+    for (const ciphers of [
+      undefined,
+      'TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256',
+      'TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256',
+    ]) {
+      const socket = connect({ host: '127.0.0.1', port: Number(port), ca, servername: 'localhost', ...(ciphers ? { ciphers } : {}) });
+      await new Promise((resolve, reject) => {
+        socket.once('secureConnect', resolve);
+        socket.once('error', reject);
+      });
+      assert.deepEqual(
+        [socket.getProtocol(), socket.getCipher().standardName],
+        ['TLSv1.3', 'TLS_AES_128_GCM_SHA256'],
+        `client order ${ciphers ?? "(Node's default)"}`,
+      );
+      socket.destroy();
+    }
+    // A client that offers only one of the others still gets it.
+    const socket = connect({ host: '127.0.0.1', port: Number(port), ca, servername: 'localhost', ciphers: 'TLS_CHACHA20_POLY1305_SHA256' });
+    await new Promise((resolve, reject) => {
+      socket.once('secureConnect', resolve);
+      socket.once('error', reject);
+    });
+    assert.equal(socket.getCipher().standardName, 'TLS_CHACHA20_POLY1305_SHA256');
+    socket.destroy();
+  });
+
   it('every answer carries the security headers, including a 400 for a malformed URL, a 404 and a 401 (the 408, 429 and 431 below too)', async () => {
     const answers = [
       await send(server, 'GET', '/v1/tasks/%E0%A4%A'),

@@ -204,8 +204,18 @@ export class Engine {
    * across a line break, and it redacts whole lines in one piece).
    */
   feedBytes(chunk: Buffer, partial = true): Buffer {
+    return joined(this.feedPieces(chunk, partial));
+  }
+
+  /**
+   * `feedBytes` as the pieces it would join, in order: views of `chunk` (the lines no rule
+   * touched) and buffers of redacted text, none empty. Joining them copies every byte of the
+   * chunk again (a line held from the previous chunk nearly always comes first), so the server
+   * stores them as they are (task-state.ts).
+   */
+  feedPieces(chunk: Buffer, partial = true): Buffer[] {
     const first = this.byteScan && !this.inKey ? nextBreak(chunk, 0) : -1;
-    if (first === -1) return latin1(this.feed(chunk.toString('latin1'), partial));
+    if (first === -1) return new Pieces(chunk).text(this.feed(chunk.toString('latin1'), partial)).done();
     const out = new Pieces(chunk);
     let from = 0;
     if (this.length > 0) {
@@ -491,6 +501,12 @@ function linesUnder(b: Buffer, from: number, to: number, cap: number): boolean {
   return true;
 }
 
+/** Pieces as one buffer (the only one as it is, without a copy). */
+function joined(pieces: readonly Buffer[]): Buffer {
+  if (pieces.length === 1) return pieces[0] as Buffer;
+  return Buffer.concat(pieces);
+}
+
 /** The released bytes of one `feedBytes`: ranges of the chunk (joined where they touch) and redacted text. */
 class Pieces {
   private readonly parts: Buffer[] = [];
@@ -517,10 +533,10 @@ class Pieces {
     return this;
   }
 
-  done(): Buffer {
+  /** The pieces, none empty. */
+  done(): Buffer[] {
     this.endRaw();
-    if (this.parts.length === 1) return this.parts[0] as Buffer;
-    return Buffer.concat(this.parts);
+    return this.parts;
   }
 
   private endRaw(): void {

@@ -47,6 +47,18 @@ export class OutputRedactor {
     return this.engine.feedBytes(chunk, partial);
   }
 
+  /**
+   * `push`, as the pieces it would join (none empty): views of `chunk` and redacted text. For
+   * callers that can take the bytes in pieces, which saves copying the chunk once more.
+   */
+  pushPieces(chunk: Buffer, partial = true): Buffer[] {
+    if (!this.engine) {
+      const out = this.takeCarry(chunk);
+      return out.length > 0 ? [out] : [];
+    }
+    return this.engine.feedPieces(chunk, partial);
+  }
+
   flush(): Buffer {
     if (!this.engine) return this.takeCarry(Buffer.alloc(0));
     return Buffer.from(this.engine.finish(), 'latin1');

@@ -26,6 +26,34 @@ function asBuffer(data: Uint8Array): Buffer {
   return Buffer.from(data.buffer, data.byteOffset, data.length);
 }
 
+/** Neighbouring pieces are joined into one frame up to this size: a copy of a few KiB is cheaper than a frame more. */
+const JOIN_MAX_BYTES = 16 * 1024;
+
+/**
+ * A frame's redacted pieces (redactor.pushPieces) as the data of one or more frames of the same
+ * stream and time, in order: small neighbours joined, a large piece (a view of the upload: the
+ * lines no rule touched) left as it is. Joining it with the line held from the previous frame,
+ * which nearly always comes first, copied every byte of output once more (~0.4 ms of CPU per
+ * MiB, and as much again in garbage). Readers see the same bytes in the same order.
+ */
+function coalesce(pieces: readonly Buffer[]): Buffer[] {
+  const out: Buffer[] = [];
+  let group: Buffer[] = [];
+  let bytes = 0;
+  const close = (): void => {
+    if (group.length > 0) out.push(group.length === 1 ? (group[0] as Buffer) : Buffer.concat(group, bytes));
+    group = [];
+    bytes = 0;
+  };
+  for (const piece of pieces) {
+    if (bytes + piece.length > JOIN_MAX_BYTES) close();
+    group.push(piece);
+    bytes += piece.length;
+  }
+  close();
+  return out;
+}
+
 /** Redacts fresh frames, continuing each stream from the state the previous upload left. */
 export function redactingTransform(level: RedactLevel): OutputTransform {
   return (fresh, state) => {
@@ -45,8 +73,7 @@ export function redactingTransform(level: RedactLevel): OutputTransform {
       const key: StreamKey = frame.stream === Streams.stdout ? '1' : '2';
       const redactor = redactors.get(key) ?? redactorFor(level, states, key);
       redactors.set(key, redactor);
-      const data = redactor.push(asBuffer(frame.data), last.get(frame.stream) === i);
-      if (data.length > 0) frames.push({ ...frame, data });
+      for (const data of coalesce(redactor.pushPieces(asBuffer(frame.data), last.get(frame.stream) === i))) frames.push({ ...frame, data });
     }
     for (const [key, redactor] of redactors) states[key] = redactor.exportState();
     return { frames, state: JSON.stringify(states) };

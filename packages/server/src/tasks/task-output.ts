@@ -101,9 +101,20 @@ export class TaskOutput {
         at += frameBytes(slice);
       }
     } finally {
-      this.deps.hub.notifyOutput(taskId); // also after a failed slice: the ones before it were stored
+      this.wakeReaders(taskId); // also after a failed slice: the ones before it were stored
     }
     return next;
+  }
+
+  /**
+   * Wakes the task's output readers in the next turn of the event loop, once this upload's answer
+   * has been written: the agent then prepares its next upload while a live reader is served,
+   * instead of waiting for the reader's read (and its encryption) before it hears back. The
+   * bytes are committed already, so a reader that reads meanwhile finds them; one that waits is
+   * woken here.
+   */
+  private wakeReaders(taskId: string): void {
+    setImmediate(() => this.deps.hub.notifyOutput(taskId));
   }
 
   /**

@@ -1,0 +1,175 @@
+/**
+ * A live reader (`ferry run`, `task logs --follow`: long-polled reads by offset) against uploads
+ * racing it, through TaskService on both backends: it gets every byte, in order, exactly as a
+ * read after the end gives them (redacted as a whole), whatever the uploads' and reads' sizes;
+ * and a reader an upload wakes is served after that upload has been answered, so the agent's
+ * next upload does not wait behind the reader's read.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, before, beforeEach, describe, test } from 'node:test';
+import pino from 'pino';
+import { OutputDigest, Streams, type BlockHasher, type OutputFrame } from '@ferry/protocol';
+import type { UserPrincipal } from '../src/auth.js';
+import { loadServerConfig } from '../src/config.js';
+import { DispatchHub } from '../src/dispatch.js';
+import { redactText } from '../src/redaction/engine.js';
+import type { AgentRow, AuditInput, Store } from '../src/store/types.js';
+import { TaskService } from '../src/tasks/task-service.js';
+import { registerTestAgent, testAdmin, testTarget } from './helpers/store-fixtures.js';
+import { forEachStore, type TestBackend } from './helpers/stores.js';
+
+const native: BlockHasher = (chain, block) => createHash('sha256').update(chain).update(block).digest();
+const live = (): AbortSignal => new AbortController().signal;
+const SECRET = `ghp_${'a1B2c3D4e5'.repeat(4)}`;
+
+interface World {
+  dir: string;
+  store: Store;
+  hub: DispatchHub;
+  tasks: TaskService;
+  user: UserPrincipal;
+  agent: AgentRow;
+}
+let w: World;
+let backend: TestBackend;
+
+async function makeWorld(): Promise<World> {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-live-reader-'));
+  const store = await backend.open();
+  const hub = new DispatchHub();
+  const config = loadServerConfig({ dataDir: dir }, {});
+  const audit = async (entry: Omit<AuditInput, 'at'>): Promise<void> => {
+    await store.appendAudit({ ...entry, at: Date.now() });
+  };
+  const tasks = new TaskService({ store, hub, config, log: pino({ level: 'silent' }), audit });
+  const org = await store.ensureOrg('default', Date.now());
+  // The default level (`secrets`): what the reader gets is redacted.
+  assert.notEqual(await store.createTarget(testTarget({ orgId: org.id, name: 'box' })), 'exists');
+  return { dir, store, hub, tasks, user: testAdmin(org.id), agent: await registerTestAgent(store, 'one') };
+}
+
+async function runningTask(): Promise<string> {
+  const { task } = await w.tasks.create(w.user, { target: 'box', script: 'echo' });
+  assert.equal((await w.tasks.claim(w.agent, live()))?.id, task.id);
+  await w.tasks.confirmStart(w.agent, task.id);
+  return task.id;
+}
+
+/** A fixed-seed generator, so a failure can be run again. */
+function prng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
+/** Log-like output: lines of letters and binary noise, a secret now and then, sometimes split across uploads. */
+function output(bytes: number, r: () => number): Buffer {
+  const parts: Buffer[] = [];
+  for (let n = 0; n < bytes;) {
+    const x = r();
+    const part =
+      x < 0.02
+        ? Buffer.from(`token ${SECRET} end\n`)
+        : x < 0.3
+          ? Buffer.from(Array.from({ length: Math.floor(r() * 3000) }, () => Math.floor(r() * 256)))
+          : Buffer.from(`${'step '.repeat(Math.floor(r() * 40))}done ${n}\n`);
+    parts.push(part);
+    n += part.length;
+  }
+  return Buffer.concat(parts).subarray(0, bytes);
+}
+
+/** Uploads `raw` in pieces of random sizes (frames of up to 64 KiB, as the agent's pipe reads give), each with its digest header. */
+async function upload(taskId: string, raw: Buffer, r: () => number): Promise<void> {
+  const digest = new OutputDigest(native);
+  for (let at = 0; at < raw.length;) {
+    const size = Math.min(raw.length - at, 1 + Math.floor(r() * 1.5 * 2 ** 20));
+    const frames: OutputFrame[] = [];
+    for (let f = at; f < at + size; f += 65536)
+      frames.push({ stream: Streams.stdout, time: Date.now(), data: raw.subarray(f, Math.min(at + size, f + 65536)) });
+    digest.update(raw.subarray(at, at + size));
+    await w.tasks.appendOutput(w.agent, taskId, at, frames, digest.hex());
+    at += size;
+    // Sometimes the next upload comes at once, sometimes after the reader had a turn or two.
+    if (r() < 0.5) await new Promise((resolve) => setImmediate(resolve));
+  }
+  await w.tasks.finish(w.agent, taskId, { status: 'succeeded', exitCode: 0, signal: null, reason: null, outputBytes: raw.length, outputDigest: digest.hex() });
+}
+
+/** Follows the output as a live reader does: from where the last read ended, waiting for more, until it is complete. */
+async function follow(taskId: string, r: () => number): Promise<{ bytes: Buffer; reads: number }> {
+  const chunks: Uint8Array[] = [];
+  let offset = 0;
+  let reads = 0;
+  for (;;) {
+    const maxBytes = r() < 0.5 ? 4 << 20 : 1 + Math.floor(r() * 300_000);
+    const page = await w.tasks.readOutput(w.user, taskId, { offset, waitSeconds: 10, maxBytes }, live());
+    reads += 1;
+    for (const f of page.frames) {
+      assert.equal(f.stream, Streams.stdout);
+      chunks.push(f.data);
+    }
+    assert.equal(page.nextOffset, offset + page.frames.reduce((n, f) => n + f.data.length, 0), 'nextOffset is where the bytes it gave end');
+    offset = page.nextOffset;
+    if (page.complete) return { bytes: Buffer.concat(chunks), reads };
+  }
+}
+
+forEachStore('live reader', (b) => {
+  before(() => {
+    backend = b;
+  });
+
+  describe('a live reader', () => {
+    beforeEach(async () => {
+      w = await makeWorld();
+    });
+    afterEach(async () => {
+      w.hub.close();
+      await w.store.close();
+      rmSync(w.dir, { recursive: true, force: true });
+    });
+
+    for (const seed of [1, 2, 3]) {
+      test(`gets every byte, in order, while uploads race it (seed ${seed})`, { timeout: 60_000 }, async () => {
+        const r = prng(seed);
+        const raw = output(6 * 2 ** 20, r);
+        const id = await runningTask();
+        const [{ bytes, reads }] = await Promise.all([follow(id, prng(seed + 100)), upload(id, raw, r)]);
+        const expected = Buffer.from(redactText('secrets', raw.toString('latin1')), 'latin1');
+        assert.ok(expected.includes('[REDACTED:github-token]'), 'the output held secrets to redact');
+        assert.equal(bytes.length, expected.length);
+        assert.ok(bytes.equals(expected), 'the followed bytes are the whole redacted output');
+        assert.ok(reads > 3, `the reader followed along (${reads} reads)`);
+      });
+    }
+
+    test('an upload is answered before the reader it wakes is served', { timeout: 10_000 }, async () => {
+      const id = await runningTask();
+      let woken = false;
+      const wait = w.hub.waitForOutput.bind(w.hub);
+      let waiting!: () => void;
+      const started = new Promise<void>((resolve) => (waiting = resolve));
+      w.hub.waitForOutput = (...args) => {
+        waiting();
+        return wait(...args).then(() => {
+          woken = true;
+        });
+      };
+      const reader = w.tasks.readOutput(w.user, id, { offset: 0, waitSeconds: 10, maxBytes: 1 << 20 }, live());
+      await started;
+      const data = Buffer.from('hello\n');
+      await w.tasks.appendOutput(w.agent, id, 0, [{ stream: Streams.stdout, time: Date.now(), data }], new OutputDigest(native).update(data).hex());
+      assert.equal(woken, false, 'the reader is still waiting when the upload is answered');
+      const page = await reader;
+      assert.equal(woken, true);
+      assert.equal(Buffer.concat(page.frames.map((f) => f.data)).toString(), 'hello\n');
+    });
+  });
+});
