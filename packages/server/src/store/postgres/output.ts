@@ -176,7 +176,11 @@ export async function readOutput(sql: Sql, taskId: string, offset: number, maxBy
   // start within the byte budget (stored offsets are contiguous), so a read moves about
   // `maxBytes` however large the chunks are.
   const upTo = Number.isFinite(maxBytes) ? offset + maxBytes : Number.MAX_SAFE_INTEGER;
-  const columns = 'SELECT start_offset, end_offset, stream, time, data FROM task_output WHERE task_id = ?';
+  // The bytes come back as base64 text: a bytea result is hex text (node-postgres reads results
+  // as text only; its binary result mode decodes every value as UTF-8 and so garbles bytes), which
+  // is twice the size and costs the driver a UTF-8 decode of both halves and a slow hex parse.
+  // Base64 is a third over the size and Node decodes it natively: about half the CPU per MiB.
+  const columns = "SELECT start_offset, end_offset, stream, time, encode(data, 'base64') AS data FROM task_output WHERE task_id = ?";
   let from: number | undefined;
   for (;;) {
     const limit = Number.isFinite(maxFrames) ? Math.min(READ_BATCH, maxFrames - frames.length + 1) : READ_BATCH;
@@ -192,7 +196,7 @@ export async function readOutput(sql: Sql, taskId: string, offset: number, maxBy
       if (num(r.end_offset) <= offset) continue;
       const stream = num(r.stream);
       if (!isStreamId(stream)) continue;
-      let data = r.data as Buffer;
+      let data = Buffer.from(String(r.data), 'base64');
       const start = num(r.start_offset);
       if (start < offset) data = data.subarray(offset - start);
       if (bytes > 0 && bytes + data.length > maxBytes) return frames;
