@@ -172,7 +172,9 @@ export async function readOutput(sql: Sql, taskId: string, offset: number, maxBy
   const frames: OutputFrame[] = [];
   let bytes = 0;
   // Seek by the primary key (task_id, start_offset): the chunk holding `offset` (found by the
-  // first query itself, so a read is one round trip), then onwards, fetching only chunks that
+  // first query itself, so a read is one round trip; if the last chunk before `offset` ends at or
+  // before it, as it does for a live reader that has read everything, from `offset` itself, so
+  // that chunk is not detoasted, encoded and sent only to be skipped), then onwards, fetching only chunks that
   // start within the byte budget (stored offsets are contiguous), so a read moves about
   // `maxBytes` however large the chunks are.
   const upTo = Number.isFinite(maxBytes) ? offset + maxBytes : Number.MAX_SAFE_INTEGER;
@@ -187,9 +189,10 @@ export async function readOutput(sql: Sql, taskId: string, offset: number, maxBy
     const rows =
       from === undefined
         ? await sql.all(
-            `${columns} AND start_offset >= COALESCE((SELECT MAX(start_offset) FROM task_output WHERE task_id = ? AND start_offset <= ?), 0)
+            `${columns} AND start_offset >= COALESCE((SELECT CASE WHEN end_offset > ? THEN start_offset ELSE ? END FROM task_output
+              WHERE task_id = ? AND start_offset <= ? ORDER BY start_offset DESC LIMIT 1), 0)
             AND start_offset < ? ORDER BY start_offset LIMIT ?`,
-            [taskId, taskId, offset, upTo, limit],
+            [taskId, offset, offset, taskId, offset, upTo, limit],
           )
         : await sql.all(`${columns} AND start_offset >= ? AND start_offset < ? ORDER BY start_offset LIMIT ?`, [taskId, from, upTo, limit]);
     for (const r of rows) {
