@@ -783,6 +783,14 @@ async function postgresSection(root) {
       await phase('PostgreSQL: output throughput', () =>
         pgAccounted('pg_output', procs(), () => outputRate(server, 'bench', 'pg_output_mb_per_s', PLAN.pgOutputMiB, PLAN.pgOutputRuns)),
       );
+      // One run with a live reader, as output_live_reader_mb_per_s on SQLite (a detail, no goal).
+      await phase('PostgreSQL: output with a live reader', async () => {
+        const followed = await outputRun(server, 'bench', PLAN.pgOutputMiB, { follow: true });
+        details.pg_output = {
+          ...details.pg_output,
+          one_run_with_live_reader: { stored_mib_per_s: round(followed.stored), read_to_end_mib_per_s: round(followed.read) },
+        };
+      });
     }
     await Promise.all([agentA, agentB].filter(Boolean).map((a) => a.stop()));
     await server?.proc.stop();

@@ -172,27 +172,34 @@ export async function readOutput(sql: Sql, taskId: string, offset: number, maxBy
   const frames: OutputFrame[] = [];
   let bytes = 0;
   // Seek by the primary key (task_id, start_offset): the chunk holding `offset` (found by the
-  // first query itself, so a read is one round trip), then onwards, fetching only chunks that
+  // first query itself, so a read is one round trip; if the last chunk before `offset` ends at or
+  // before it, as it does for a live reader that has read everything, from `offset` itself, so
+  // that chunk is not detoasted, encoded and sent only to be skipped), then onwards, fetching only chunks that
   // start within the byte budget (stored offsets are contiguous), so a read moves about
   // `maxBytes` however large the chunks are.
   const upTo = Number.isFinite(maxBytes) ? offset + maxBytes : Number.MAX_SAFE_INTEGER;
-  const columns = 'SELECT start_offset, end_offset, stream, time, data FROM task_output WHERE task_id = ?';
+  // The bytes come back as base64 text: a bytea result is hex text (node-postgres reads results
+  // as text only; its binary result mode decodes every value as UTF-8 and so garbles bytes), which
+  // is twice the size and costs the driver a UTF-8 decode of both halves and a slow hex parse.
+  // Base64 is a third over the size and Node decodes it natively: about half the CPU per MiB.
+  const columns = "SELECT start_offset, end_offset, stream, time, encode(data, 'base64') AS data FROM task_output WHERE task_id = ?";
   let from: number | undefined;
   for (;;) {
     const limit = Number.isFinite(maxFrames) ? Math.min(READ_BATCH, maxFrames - frames.length + 1) : READ_BATCH;
     const rows =
       from === undefined
         ? await sql.all(
-            `${columns} AND start_offset >= COALESCE((SELECT MAX(start_offset) FROM task_output WHERE task_id = ? AND start_offset <= ?), 0)
+            `${columns} AND start_offset >= COALESCE((SELECT CASE WHEN end_offset > ? THEN start_offset ELSE ? END FROM task_output
+              WHERE task_id = ? AND start_offset <= ? ORDER BY start_offset DESC LIMIT 1), 0)
             AND start_offset < ? ORDER BY start_offset LIMIT ?`,
-            [taskId, taskId, offset, upTo, limit],
+            [taskId, offset, offset, taskId, offset, upTo, limit],
           )
         : await sql.all(`${columns} AND start_offset >= ? AND start_offset < ? ORDER BY start_offset LIMIT ?`, [taskId, from, upTo, limit]);
     for (const r of rows) {
       if (num(r.end_offset) <= offset) continue;
       const stream = num(r.stream);
       if (!isStreamId(stream)) continue;
-      let data = r.data as Buffer;
+      let data = Buffer.from(String(r.data), 'base64');
       const start = num(r.start_offset);
       if (start < offset) data = data.subarray(offset - start);
       if (bytes > 0 && bytes + data.length > maxBytes) return frames;
