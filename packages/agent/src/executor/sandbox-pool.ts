@@ -12,7 +12,8 @@
  * that waited `maxWaitMs` is destroyed, so none waits on a stale /etc or lingers for long; it is
  * replaced only if a task came while it waited (else the pool shrinks by one), so the pool is
  * empty at most twice `maxWaitMs` after the last task (a replacement waits its own time out). Refills run after a task has been handed its sandbox (refillSoon),
- * not while it is being claimed: spawning bwrap blocks the agent's event loop for a few ms.
+ * not while it is being claimed: a launch costs the agent ~1–2 ms of its event loop (the cgroup, the
+ * spawner's answer, the pipes).
  */
 
 /** What the pool needs of a sandbox. */
