@@ -6,13 +6,14 @@
  * Task cgroups nest under the agent's own cgroup (`<agent cgroup>/ferry/<name>`), not under the
  * root, so tasks stay inside whatever budget the agent itself was given.
  *
- * Per task, the small cgroupfs operations (mkdir, writing a limit, reading `cgroup.procs`, rmdir)
- * are synchronous: they touch kernel memory only and take microseconds, while each async one
- * cost a thread-pool round trip (three for a writeFile, five for a readFile) and woke two
- * threads. Only the join (a write to `cgroup.procs`, which on cgroup v1 waits for an RCU grace
- * period) and the waits between kill rounds stay off the event loop.
+ * Per task, the small cgroupfs operations (mkdir, writing a limit, reading `cgroup.procs`) are
+ * synchronous: they touch kernel memory only and take tens of microseconds of CPU, while each
+ * async one cost a thread-pool round trip (three for a writeFile, five for a readFile) and woke
+ * two threads. The join (a write to `cgroup.procs`, which on cgroup v1 waits for an RCU grace
+ * period), the removal (rmdir, which can wait for cgroup_mutex) and the waits between kill rounds
+ * stay off the event loop.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmdirSync, write, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, write, writeFileSync } from 'node:fs';
 import { readdir, readFile, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -135,14 +136,13 @@ async function makeDir(dir: string): Promise<boolean> {
   return Promise.resolve(false);
 }
 
+/** Off the event loop: removing a cgroup can wait in the kernel (cgroup_mutex, held by every agent of the host), and it runs beside the final status. */
 async function removeDir(dir: string): Promise<void> {
   for (let i = 0; i < BOUNDED_TRIES; i++) {
-    let err: NodeJS.ErrnoException | undefined;
-    try {
-      rmdirSync(dir);
-    } catch (e) {
-      err = e as NodeJS.ErrnoException;
-    }
+    const err = await rmdir(dir).then(
+      () => undefined,
+      (e: NodeJS.ErrnoException) => e,
+    );
     if (!err || err.code === 'ENOENT') return;
     if (err.code !== 'EBUSY') throw err;
     await delay(10); // members still exiting; v1 has no event to wait on
