@@ -6,15 +6,15 @@
  * Task cgroups nest under the agent's own cgroup (`<agent cgroup>/ferry/<name>`), not under the
  * root, so tasks stay inside whatever budget the agent itself was given.
  *
- * Per task, the small cgroupfs operations (mkdir, writing a limit, reading `cgroup.procs`) are
- * synchronous: they touch kernel memory only and take tens of microseconds of CPU, while each
- * async one cost a thread-pool round trip (three for a writeFile, five for a readFile) and woke
- * two threads. The join (a write to `cgroup.procs`, which on cgroup v1 waits for an RCU grace
- * period), the removal (rmdir, which can wait for cgroup_mutex) and the waits between kill rounds
- * stay off the event loop.
+ * Per task, the small cgroupfs operations (writing a limit, reading `cgroup.procs`) are
+ * synchronous: they touch kernel memory only and take microseconds, while each async one cost a
+ * thread-pool round trip (three for a writeFile, five for a readFile) and woke two threads. The
+ * task folder's mkdir and rmdir (which take cgroup_mutex, contended by every agent of the host),
+ * the join (a write to `cgroup.procs`, which on cgroup v1 waits for an RCU grace period) and the
+ * waits between kill rounds stay off the event loop.
  */
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, write, writeFileSync } from 'node:fs';
-import { readdir, readFile, rmdir } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { SandboxLimits } from './types.js';
@@ -96,7 +96,15 @@ const readyParents = new Set<string>();
 /** `<parent>/<name>`, setting the parent up (`prepare`) only the first time or when it has gone. */
 async function makeTaskDir(parent: string, name: string, prepare: () => Promise<boolean>): Promise<string | undefined> {
   const dir = join(parent, name);
-  if (readyParents.has(parent) && trySync(() => mkdirSync(dir))) return dir;
+  // Off the event loop: making a cgroup takes cgroup_mutex, which every agent of the host contends for.
+  if (
+    readyParents.has(parent) &&
+    (await mkdir(dir).then(
+      () => true,
+      () => false,
+    ))
+  )
+    return dir;
   readyParents.delete(parent);
   if (!(await prepare()) || !(await makeDir(dir))) return undefined;
   readyParents.add(parent);
