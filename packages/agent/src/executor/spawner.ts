@@ -84,7 +84,7 @@ sub launch {
   my ($id, $argc, @rest) = @_;
   my @argv = splice(@rest, 0, $argc);
   my ($nin, @r2) = @rest; my %in = splice(@r2, 0, 2 * $nin); my ($npipe, @r3) = @r2; my %dir = splice(@r3, 0, 2 * $npipe);
-  my (%child, @mine, @close);
+  my (%child, @mine);
   for my $t (0, 1, 2, sort { $a <=> $b } keys %dir) {
     my $d = $t == 0 ? "in" : $t < 3 ? "out" : $dir{$t};
     pipe(my $r, my $w) or return answer("E $id pipe: $!\n");
