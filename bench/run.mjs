@@ -44,7 +44,7 @@ import { backlogDeliveryMs, lostAgentDetectMs } from './faults.mjs';
 import { sampleSecrets } from './fixtures/masker-fixtures.mjs';
 import { measureOverhead } from './fixtures/sandbox-overhead.mjs';
 import { measurePublicNetwork } from './fixtures/network-public.mjs';
-import { outputFirstByte, warmStart } from './sandbox-pool.mjs';
+import { outputFirstByte, spawners, warmStart } from './sandbox-pool.mjs';
 import { clusterCpuTicks, startPostgres, startReplicas } from './postgres.mjs';
 import {
   calibrateRealtime,
@@ -761,6 +761,10 @@ async function postgresSection(root) {
       pgProc,
       { name: 'agent_a', pid: agentA.pid },
       ...(agentB ? [{ name: 'agent_b', pid: agentB.pid }] : []),
+      ...spawners([
+        ['agent_a', agentA],
+        ['agent_b', agentB],
+      ]),
       { name: 'bench', pid: process.pid },
     ];
     const ok = await phase('PostgreSQL: start server and agent', async () => {
@@ -893,6 +897,10 @@ async function main() {
     { name: 'server', pid: server.pid },
     { name: 'agent_a', pid: agentA.pid },
     ...(agentB ? [{ name: 'agent_b', pid: agentB.pid }] : []),
+    ...spawners([
+      ['agent_a', agentA],
+      ['agent_b', agentB],
+    ]),
     { name: 'bench', pid: process.pid },
   ];
   const ok = await phase('start server and agent', async () => {

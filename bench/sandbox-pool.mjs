@@ -9,6 +9,7 @@
  * the same real-time base (stats.mjs calibrateRealtime).
  */
 import { Buffer } from 'node:buffer';
+import { readdirSync, readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { decodeFrames } from '@ferry/protocol';
 import { median, parseEpochRealtime, perfToRealMs, realNowMs, round, sleep, spread, summary } from './stats.mjs';
@@ -102,4 +103,28 @@ export async function outputFirstByte(api, target, runs) {
     while (performance.now() - t0 < 1_500) await sleep(50);
   }
   return { value: median(xs), spread: spread(xs), details: summary(xs) };
+}
+
+/**
+ * The agents' sandbox spawners (packages/agent/src/executor/spawner.ts: a perl child of the agent
+ * that forks bwrap for it), as `{ name: '<agent>_spawner', pid }` for the CPU accounting: their own
+ * CPU, and that of the bwraps they reaped, are the agent's sandboxes' and would otherwise go
+ * unattributed. An agent that has not made a sandbox yet has none.
+ */
+export function spawners(agents) {
+  const found = [];
+  for (const [name, agent] of agents) {
+    if (!agent) continue;
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry)) continue;
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+        const ppid = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1];
+        if (ppid === String(agent.pid) && stat.includes(' (perl) ')) found.push({ name: `${name}_spawner`, pid: Number(entry) });
+      } catch {
+        // gone
+      }
+    }
+  }
+  return found;
 }

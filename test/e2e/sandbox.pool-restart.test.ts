@@ -86,7 +86,9 @@ describe('an agent with pooled sandboxes, killed with SIGKILL and restarted', { 
     const pooled = await waitFor(
       () => {
         const d = descendantsOf(pid);
-        return d.filter((p) => p.comm === 'perl').length === 2 ? d : undefined;
+        // The shims (perl under bwrap); the agent's spawner is a perl too, not under bwrap.
+        const shims = d.filter((p) => p.comm === 'perl' && d.some((b) => b.pid === p.ppid && b.comm === 'bwrap'));
+        return shims.length === 2 ? d : undefined;
       },
       30_000,
       'two pooled sandboxes waiting',

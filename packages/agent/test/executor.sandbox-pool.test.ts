@@ -64,8 +64,18 @@ function descendantsOf(root: number): HostProcess[] {
   return found;
 }
 
-/** The bwraps (one per sandbox) this process started. */
-const sandboxesOf = (root: number) => descendantsOf(root).filter((p) => p.comm === 'bwrap' && p.ppid === root);
+/** The bwraps (one per sandbox) this process started: children of its spawner (executor/spawner.ts), a perl child of `root`. */
+function sandboxesOf(root: number): HostProcess[] {
+  const below = descendantsOf(root);
+  const spawners = new Set(below.filter((p) => p.comm === 'perl' && p.ppid === root).map((p) => p.pid));
+  return below.filter((p) => p.comm === 'bwrap' && spawners.has(p.ppid));
+}
+
+/** The shims waiting in (or running) sandboxes below `root`: perl started by a bwrap. */
+const shimsOf = (root: number) => {
+  const below = descendantsOf(root);
+  return below.filter((p) => p.comm === 'perl' && below.some((b) => b.pid === p.ppid && b.comm === 'bwrap'));
+};
 
 /** Every `ferry` cgroup parent the tasks of this process may use (v1 per controller, v2 hybrid or unified). */
 function ferryCgroupDirs(): string[] {
@@ -229,13 +239,22 @@ test("kill -9 of an agent with pooled sandboxes: they die with it, and the next 
     const [line] = (await once(agent.stdout, 'data')) as [Buffer];
     const tag = line.toString().trim();
     const pid = agent.pid ?? -1;
-    await until('both pooled shims are up', () => descendantsOf(pid).filter((p) => p.comm === 'perl').length === 2);
-    const pooled = descendantsOf(pid).filter((p) => p.comm === 'bwrap' || p.comm === 'perl'); // not tsx's esbuild
+    await until('both pooled shims are up', () => shimsOf(pid).length === 2);
+    // The sandboxes and the spawner that started them; not tsx's esbuild.
+    const pooled = descendantsOf(pid).filter((p) => p.comm === 'bwrap' || p.comm === 'perl');
+    assert.ok(
+      pooled.some((p) => p.comm === 'perl' && p.ppid === pid),
+      'the spawner is among them',
+    );
     const cgroups = cgroupsOf(tag);
     assert.ok(cgroups.length >= 2, `the pooled sandboxes have cgroups: ${cgroups.join(', ')}`);
     agent.kill('SIGKILL');
     await once(agent, 'exit');
-    await until('every pooled sandbox process died with the agent (--die-with-parent)', () => pooled.every((p) => !existsSync(`/proc/${p.pid}`)), 10_000);
+    await until(
+      'the spawner and every pooled sandbox process died with the agent (PR_SET_PDEATHSIG, --die-with-parent)',
+      () => pooled.every((p) => !existsSync(`/proc/${p.pid}`)),
+      10_000,
+    );
     // The restart: what `ferry agent start` does before its first task.
     const restarted = await selectExecutor('sandbox');
     assert.deepEqual(cgroupsOf(tag), [], "the dead agent's cgroups are swept");

@@ -23,9 +23,8 @@
  * /proc/self/mountinfo lists only the system folders and anonymous tmpfs, and nothing of the
  * task lives on the host's disk, even for a moment.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { lstat, readlink } from 'node:fs/promises';
-import type { Writable } from 'node:stream';
+import { spawner, type PipeDirection, type Spawned } from './spawner.js';
 import type { RunSpec, SandboxLimits } from './types.js';
 
 export interface SandboxTools {
@@ -43,12 +42,13 @@ interface TaskIdentity {
 const SCRIPT_PATH = '/ferry/script';
 /** Where a RunSpec's files appear inside the sandbox. */
 const FILES_PATH = '/ferry/files';
-/** bwrap's own options arrive on fd 3; then its --info-fd, --block-fd, the shim's hand-over pipe, and the pipe inputs. */
+/** bwrap's own options arrive on fd 3; then its --info-fd, --block-fd, the shim's hand-over and "ready" pipes, and the pipe inputs. */
 const ARGS_FD = 3;
 export const INFO_FD = 4;
 export const BLOCK_FD = 5;
 export const HANDOVER_FD = 6;
-const FIRST_INPUT_FD = 7;
+export const READY_FD = 7;
+const FIRST_INPUT_FD = 8;
 
 /** What of /etc a task gets: name resolution, TLS roots, linker and locale data, not the rest (agent configs, keys, the host's accounts). */
 const ETC_ALLOWED = [
@@ -83,11 +83,13 @@ export interface Syscalls {
   setresgid: number;
   setresuid: number;
   capset: number;
+  /** For the spawner (spawner.ts), which waits for its children's exits on a signalfd. */
+  signalfd4: number;
 }
 /** x86_64's own table, and the generic table (include/uapi/asm-generic/unistd.h) of arm64, riscv64 and loong64. */
-const GENERIC_SYSCALLS: Syscalls = { prctl: 167, setgroups: 159, setresgid: 149, setresuid: 147, capset: 91 };
+const GENERIC_SYSCALLS: Syscalls = { prctl: 167, setgroups: 159, setresgid: 149, setresuid: 147, capset: 91, signalfd4: 74 };
 const SYSCALLS: Partial<Record<NodeJS.Architecture, Syscalls>> = {
-  x64: { prctl: 157, setgroups: 116, setresgid: 119, setresuid: 117, capset: 126 },
+  x64: { prctl: 157, setgroups: 116, setresgid: 119, setresuid: 117, capset: 126, signalfd4: 289 },
   arm64: GENERIC_SYSCALLS,
   riscv64: GENERIC_SYSCALLS,
   loong64: GENERIC_SYSCALLS,
@@ -106,15 +108,15 @@ export function shimSyscalls(arch: NodeJS.Architecture = process.arch): Syscalls
  * in /proc/self/status, so a wrong system call number cannot go unnoticed.
  */
 const SHIM = String.raw`
-my ($fd, $uid, $gid, $prctl, $setgroups, $setresgid, $setresuid, $capset) = @ARGV;
+my ($fd, $rfd, $uid, $gid, $prctl, $setgroups, $setresgid, $setresuid, $capset) = @ARGV;
 chown $uid, $gid, "/work", "/tmp" or die "ferry: chown: $!\n";
 syscall($prctl, 24, $_) for 0 .. 63;
 my $g = pack("L", $gid); syscall($setgroups, 1, $g) == 0 or die "ferry: setgroups: $!\n";
 opendir(my $dir, "/proc/self/fd") or die "ferry: /proc/self/fd: $!\n";
-my @inherited = grep { /^\d+$/ && $_ > 2 && $_ != $fd } readdir $dir; closedir $dir;
+my @inherited = grep { /^\d+$/ && $_ > 2 && $_ != $fd && $_ != $rfd } readdir $dir; closedir $dir;
 for my $n (@inherited) { for my $mode ("<&=", ">&=") { if (open(my $x, $mode, $n)) { close $x; last } } }
-open(my $io, "+<&=", $fd) or die "ferry: no hand-over on fd $fd: $!\n";
-binmode $io; syswrite($io, "r");
+open(my $io, "<&=", $fd) or die "ferry: no hand-over on fd $fd: $!\n"; binmode $io;
+open(my $ready, ">&=", $rfd) or die "ferry: no ready pipe on fd $rfd: $!\n"; syswrite($ready, "r"); close $ready;
 my ($h, $want) = ("", 0);
 until ($want && length $h >= $want) {
   my $n = sysread($io, $h, 65536, length $h);
@@ -186,6 +188,8 @@ class PipeInputs {
 export interface Invocation {
   /** bwrap's command line: options come through fd 3, so no environment shows in the host's `ps`. */
   argv: string[];
+  /** What starts the spawner (spawner.ts): perl, and the numbers of the system calls it makes. */
+  spawner: { perl: string; prctl: number; signalfd4: number };
   /** bwrap's options, for fd 3. */
   options: string;
   /** inputs[i] is written to fd FIRST_INPUT_FD + i of bwrap. */
@@ -223,9 +227,10 @@ export function sandboxInvocation({ tools, mounts, seccomp, syscalls, task, limi
     ...['--info-fd', String(INFO_FD), '--block-fd', String(BLOCK_FD)],
   ];
   const { prctl, setgroups, setresgid, setresuid, capset } = syscalls;
-  const shim = [tools.perl, '-e', SHIM, '--', String(HANDOVER_FD), String(task.uid), String(task.gid)];
+  const shim = [tools.perl, '-e', SHIM, '--', String(HANDOVER_FD), String(READY_FD), String(task.uid), String(task.gid)];
   return {
     argv: [tools.bwrap, '--args', String(ARGS_FD), ...shim, ...[prctl, setgroups, setresgid, setresuid, capset].map(String)],
+    spawner: { perl: tools.perl, prctl, signalfd4: syscalls.signalfd4 },
     options: options.map((o) => `${o}\0`).join(''),
     inputs: pipes.contents,
   };
@@ -264,25 +269,25 @@ export function handOver(spec: RunSpec): Buffer {
   ]);
 }
 
+/** The sandbox's pipes with the agent beyond stdio, by bwrap's fd, as the sandbox sees them ('in': it reads). */
+const SANDBOX_PIPES: ReadonlyMap<number, PipeDirection> = new Map([
+  [INFO_FD, 'out'],
+  [BLOCK_FD, 'in'],
+  [HANDOVER_FD, 'in'],
+  [READY_FD, 'out'],
+]);
+
 /**
- * Starts `argv` (bwrap, perhaps behind prlimit) with its options on fd 3 and `inputs` from
- * FIRST_INPUT_FD on: pipes, so nothing of them touches the disk or a command line. env {}.
- * Every stdio is a pipe (socket pairs, so fds 4–6 carry answers both ways); stdin and the
- * hand-over are the caller's to write.
+ * Starts `argv` (bwrap, perhaps behind prlimit) through the spawner (spawner.ts: no fork of the
+ * agent), with its options on fd 3 and `inputs` from FIRST_INPUT_FD on: pipes the spawner fills
+ * and closes, so nothing of them touches the disk or a command line. env {}, its own session.
+ * stdin and the hand-over are the caller's to write.
  */
-export function spawnSandbox(argv: readonly string[], options: string, inputs: readonly (string | Uint8Array)[]): ChildProcess {
-  const [cmd, ...rest] = argv;
-  if (!cmd) throw new Error('empty command');
-  const child = spawn(cmd, rest, {
-    cwd: '/',
-    env: {},
-    stdio: ['pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', 'pipe', ...inputs.map(() => 'pipe' as const)],
-    detached: true,
-  });
-  [options, ...inputs].forEach((content, i) => {
-    const pipe = child.stdio[i === 0 ? ARGS_FD : FIRST_INPUT_FD + i - 1] as Writable | null;
-    pipe?.on('error', () => undefined); // bwrap gone early: its exit says why
-    pipe?.end(content);
-  });
-  return child;
+export function spawnSandbox(invocation: Invocation, wrapper: readonly string[] = []): Promise<Spawned> {
+  const argv = [...wrapper, ...invocation.argv];
+  if (argv.length === 0) throw new Error('empty command');
+  const inputs = new Map<number, string | Uint8Array>([[ARGS_FD, invocation.options]]);
+  invocation.inputs.forEach((content, i) => inputs.set(FIRST_INPUT_FD + i, content));
+  const { perl, prctl, signalfd4 } = invocation.spawner;
+  return spawner(perl, prctl, signalfd4).launch({ argv, inputs, pipes: SANDBOX_PIPES });
 }

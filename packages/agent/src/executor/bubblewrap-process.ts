@@ -4,15 +4,16 @@
  * every task process is a host descendant of the bwrap we started (orphans reparent to that pid
  * 1), and the task's cgroup, when there is one, holds them all.
  *
- * Launch: spawn bwrap (its cgroup is made meanwhile) → read its pid 1 from --info-fd → write
- * bwrap and that pid into the task's cgroup → release --block-fd. bwrap forks nothing before the
- * release, so no process of the sandbox ever runs outside the cgroup, and no `sh` has to join it
- * for bwrap.
+ * Launch: the spawner starts bwrap (spawner.ts: the agent itself is not forked; the cgroup is
+ * made meanwhile) → read its pid 1 from --info-fd → write bwrap and that pid into the task's
+ * cgroup → release --block-fd. bwrap forks nothing before the release, so no process of the
+ * sandbox ever runs outside the cgroup, and no `sh` has to join it for bwrap. The shim says it
+ * waits for its task on a pipe of its own (READY_FD).
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
-import { BLOCK_FD, HANDOVER_FD, INFO_FD, spawnSandbox, type Invocation } from './bubblewrap-command.js';
+import { BLOCK_FD, HANDOVER_FD, INFO_FD, READY_FD, spawnSandbox, type Invocation } from './bubblewrap-command.js';
 import type { TaskCgroup } from './cgroup.js';
 import type { ExitInfo, RunningProcess } from './types.js';
 
@@ -125,21 +126,17 @@ export async function launchSandbox(
 ): Promise<Launched> {
   // The cgroup may still be being made: bwrap starts meanwhile, and waits on --block-fd until it is joined.
   let cgroup: TaskCgroup | undefined;
-  const child = spawnSandbox([...wrapper, ...invocation.argv], invocation.options, invocation.inputs);
+  const child = await spawnSandbox(invocation, wrapper);
   const { pid, stdin, stdout, stderr } = child;
-  const stdio = child.stdio as unknown as readonly ((Readable & Writable) | null | undefined)[];
-  const [info, block, handover] = [stdio[INFO_FD], stdio[BLOCK_FD], stdio[HANDOVER_FD]];
-  if (pid === undefined || !stdin || !stdout || !stderr || !info || !block || !handover) {
-    child.kill('SIGKILL');
+  const [info, block, handover, readyPipe] = [INFO_FD, BLOCK_FD, HANDOVER_FD, READY_FD].map((fd) => child.pipes.get(fd));
+  if (!info || !block || !handover || !readyPipe) {
+    signal(-pid, 'SIGKILL');
     throw new Error(`could not start ${invocation.argv[0] ?? 'bwrap'}`);
   }
   for (const pipe of [stdin, block, handover]) pipe.on('error', () => undefined); // the sandbox gone early: its exit says why
   const sent = new Set<NodeJS.Signals>();
   let done = false;
-  const exited = new Promise<ExitInfo>((resolve) => {
-    child.once('error', () => resolve({ code: 127, signal: null }));
-    child.once('exit', (code, sig) => resolve(exitInfo(code, sig, sent)));
-  }).finally(() => (done = true));
+  const exited = child.exited.then(({ code, signal: sig }) => exitInfo(code, sig, sent)).finally(() => (done = true));
   let started = false;
   const kill = async () => {
     sent.add('SIGKILL');
@@ -149,7 +146,7 @@ export async function launchSandbox(
     if (!done) for (const p of [-pid, pid, ...(started ? descendants(pid) : [])]) signal(p, 'SIGKILL');
     for (const p of (await cgroup?.pids()) ?? []) signal(p, 'SIGKILL');
   };
-  const childPid = await childPidOf(info);
+  const childPid = await childPidOf(info as Readable);
   if (!Number.isInteger(childPid) || childPid <= 0) {
     await kill();
     await exited;
@@ -162,8 +159,8 @@ export async function launchSandbox(
     await kill();
     throw err;
   }
-  block.end('1');
-  const ready = firstByte(handover);
+  (block as Writable).end('1');
+  const ready = firstByte(readyPipe as Readable);
   return {
     pid,
     ready,
@@ -172,7 +169,7 @@ export async function launchSandbox(
     start(bytes, input) {
       if (started) throw new Error('a sandbox runs one task once');
       started = true;
-      handover.end(bytes);
+      (handover as Writable).end(bytes);
       stdin.end(input);
       return runningProcess(pid, stdout, stderr, exited, sent, () => done, kill);
     },

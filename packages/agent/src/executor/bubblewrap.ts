@@ -42,6 +42,8 @@ import type { Executor, RunSpec, RunningProcess, Sandbox, SandboxLimits } from '
 export { bubblewrapProblem, hostProblem } from './bubblewrap-host.js';
 
 const KILL_WAIT_MS = 5_000;
+/** How long after a task's hand-over the pool refills: its shim and command start first (sandbox-pool.ts refillSoon). */
+const REFILL_AFTER_START_MS = 15;
 
 /** A task cgroup that caps processes where the last one did not, or the reverse: the sandbox is launched again with the right wrapper. */
 class CgroupChanged extends Error {
@@ -194,7 +196,7 @@ export class BubblewrapExecutor implements Executor {
       }
     }
     return sandbox.claimed({
-      started: () => pool.refillSoon(),
+      started: () => pool.refillSoon(REFILL_AFTER_START_MS),
       done: () => {
         pool.done(limits);
         pool.refillSoon();

@@ -5,9 +5,16 @@
  *
  * Task cgroups nest under the agent's own cgroup (`<agent cgroup>/ferry/<name>`), not under the
  * root, so tasks stay inside whatever budget the agent itself was given.
+ *
+ * Per task, the small cgroupfs operations (writing a limit, reading `cgroup.procs`) are
+ * synchronous: they touch kernel memory only and take microseconds, while each async one cost a
+ * thread-pool round trip (three for a writeFile, five for a readFile) and woke two threads. The
+ * task folder's mkdir and rmdir (which take cgroup_mutex, contended by every agent of the host),
+ * the join (a write to `cgroup.procs`, which on cgroup v1 waits for an RCU grace period) and the
+ * waits between kill rounds stay off the event loop.
  */
-import { readFileSync } from 'node:fs';
-import { access, mkdir, readdir, readFile, rmdir, writeFile } from 'node:fs/promises';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, write, writeFileSync } from 'node:fs';
+import { mkdir, readdir, readFile, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { SandboxLimits } from './types.js';
@@ -89,6 +96,7 @@ const readyParents = new Set<string>();
 /** `<parent>/<name>`, setting the parent up (`prepare`) only the first time or when it has gone. */
 async function makeTaskDir(parent: string, name: string, prepare: () => Promise<boolean>): Promise<string | undefined> {
   const dir = join(parent, name);
+  // Off the event loop: making a cgroup takes cgroup_mutex, which every agent of the host contends for.
   if (
     readyParents.has(parent) &&
     (await mkdir(dir).then(
@@ -103,26 +111,40 @@ async function makeTaskDir(parent: string, name: string, prepare: () => Promise<
   return dir;
 }
 
+/** One write(2) on the thread pool: a join, which may wait for an RCU grace period. */
+const writeOff = (fd: number, text: string) => new Promise<void>((resolve, reject) => write(fd, text, (err) => (err ? reject(err) : resolve())));
+
+/** Whether `op` ran without throwing. */
+function trySync(op: () => unknown): boolean {
+  try {
+    op();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Sets a cgroup file (a limit, `+pids`, `cgroup.kill`): synchronous, see the header. */
 async function tryWrite(file: string, value: string): Promise<boolean> {
-  return writeFile(file, value).then(
-    () => true,
-    () => false,
-  );
+  return Promise.resolve(trySync(() => writeFileSync(file, value)));
+}
+
+/** A cgroup file's text, or '' when it cannot be read (the cgroup is gone). */
+function readSync(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
 }
 
 /** mkdir -p, retried because another task's destroy() may rmdir the shared parent in between. */
 async function makeDir(dir: string): Promise<boolean> {
-  for (let i = 0; i < 3; i++)
-    if (
-      await mkdir(dir, { recursive: true }).then(
-        () => true,
-        () => false,
-      )
-    )
-      return true;
-  return false;
+  for (let i = 0; i < 3; i++) if (trySync(() => mkdirSync(dir, { recursive: true }))) return true;
+  return Promise.resolve(false);
 }
 
+/** Off the event loop: removing a cgroup can wait in the kernel (cgroup_mutex, held by every agent of the host), and it runs beside the final status. */
 async function removeDir(dir: string): Promise<void> {
   for (let i = 0; i < BOUNDED_TRIES; i++) {
     const err = await rmdir(dir).then(
@@ -214,16 +236,21 @@ class CgroupSet implements TaskCgroup {
   async join(pids: readonly number[]): Promise<void> {
     await Promise.all(
       this.procsFiles.map(async (file) => {
-        for (const pid of pids) await writeFile(file, String(pid));
+        // Opened here (instant); only the writes, which may wait for the grace period, go to the thread pool.
+        const fd = openSync(file, 'w');
+        try {
+          for (const pid of pids) await writeOff(fd, String(pid));
+        } finally {
+          closeSync(fd);
+        }
       }),
     );
   }
 
   async pids(): Promise<number[]> {
     const all = new Set<number>();
-    const texts = await Promise.all(this.procsFiles.map((file) => readFile(file, 'utf8').catch(() => '')));
-    for (const text of texts) for (const line of text.split('\n')) if (line) all.add(Number(line));
-    return [...all];
+    for (const file of this.procsFiles) for (const line of readSync(file).split('\n')) if (line) all.add(Number(line));
+    return Promise.resolve([...all]);
   }
 
   async oomKills(): Promise<number> {
@@ -232,10 +259,9 @@ class CgroupSet implements TaskCgroup {
       if (slot.controller === 'pids') continue;
       // v2: memory.events; v1: memory.oom_control, whose oom_kill line Linux 4.13+ has.
       const file = join(slot.dir, this.version === 2 ? 'memory.events' : 'memory.oom_control');
-      const text = await readFile(file, 'utf8').catch(() => '');
-      kills += Number(/^oom_kill (\d+)$/m.exec(text)?.[1] ?? 0);
+      kills += Number(/^oom_kill (\d+)$/m.exec(readSync(file))?.[1] ?? 0);
     }
-    return kills;
+    return Promise.resolve(kills);
   }
 
   empty(): Promise<boolean> {
@@ -289,13 +315,7 @@ export async function createTaskCgroup(name: string, limits: SandboxLimits): Pro
     const mount = all.find((m) => m.type === 'cgroup' && m.options.includes(controller));
     if (!mount || !own.has(controller)) continue;
     const base = join(mount.dir, own.get(controller) ?? '/');
-    if (
-      await access(base).then(
-        () => true,
-        () => false,
-      )
-    )
-      slots.push(...(await setUpV1(base, controller, name, limits)));
+    if (existsSync(base)) slots.push(...(await setUpV1(base, controller, name, limits)));
   }
   return slots.length > 0 ? new CgroupSet(1, slots) : undefined;
 }
