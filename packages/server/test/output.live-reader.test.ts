@@ -56,6 +56,8 @@ async function runningTask(): Promise<string> {
   const { task } = await w.tasks.create(w.user, { target: 'box', script: 'echo' });
   assert.equal((await w.tasks.claim(w.agent, live()))?.id, task.id);
   await w.tasks.confirmStart(w.agent, task.id);
+  // The start wakes the task's readers in the next turn: let that pass before a test's reader waits.
+  await new Promise<void>((resolve) => setImmediate(resolve));
   return task.id;
 }
 
