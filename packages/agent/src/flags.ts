@@ -61,3 +61,22 @@ export function agentStartHelp(): string {
   const width = Math.max(...names.map((n) => n.length));
   return AGENT_START_FLAGS.map((f, i) => `  ${(names[i] ?? '').padEnd(width)}  ${f.description}`).join('\n');
 }
+
+/**
+ * How the agent's Node process is started by every launcher users run (`./ferry agent start`,
+ * the systemd unit `ferry agent install` writes, the standalone tarball's `ferry-agent`, so the
+ * container image, Helm chart and ECS tasks): settings that only take effect when the process
+ * starts. Only the agent gets them, not `ferry server` or other commands. Measured on a worked
+ * agent (bench/README.md, "the agent's memory after work, as users start it"):
+ * - V8's young generation at 1 MiB a half (Node grows it to 16 MiB): its pages stay resident
+ *   after a burst of work, for no gain in CPU per MiB of output on this workload.
+ * - glibc's malloc: buffers of 64 KiB and more (the pipe reads Node makes for a task's output,
+ *   the upload bodies) get their own mappings, returned to the system when freed, instead of
+ *   staying in the main heap once glibc's moving threshold has risen past them; the heap's top
+ *   is returned above 128 KiB free; two arenas for the agent's threads instead of up to 8 per CPU.
+ * GLIBC_TUNABLES needs glibc ≥ 2.26 (Debian 12: 2.36); other C libraries ignore it.
+ */
+export const AGENT_PROCESS = {
+  nodeArgs: ['--max-semi-space-size=1'],
+  glibcTunables: 'glibc.malloc.mmap_threshold=65536:glibc.malloc.trim_threshold=131072:glibc.malloc.arena_max=2',
+} as const;
