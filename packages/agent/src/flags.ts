@@ -70,13 +70,16 @@ export function agentStartHelp(): string {
  * agent (bench/README.md, "the agent's memory after work, as users start it"):
  * - V8's young generation at 1 MiB a half (Node grows it to 16 MiB): its pages stay resident
  *   after a burst of work, for no gain in CPU per MiB of output on this workload.
- * - glibc's malloc: buffers of 64 KiB and more (the pipe reads Node makes for a task's output,
- *   the upload bodies) get their own mappings, returned to the system when freed, instead of
- *   staying in the main heap once glibc's moving threshold has risen past them; the heap's top
- *   is returned above 128 KiB free; two arenas for the agent's threads instead of up to 8 per CPU.
+ * - glibc's malloc with fixed thresholds (setting them turns off glibc's moving ones): buffers
+ *   of 128 KiB and more (upload bodies, TLS's copy of each) get their own mappings, returned
+ *   when freed, instead of joining the main heap once the moving threshold has risen past them
+ *   (it rises to 32 MiB); the heap's top goes back above 128 KiB free; two arenas for the
+ *   agent's threads instead of up to 8 per CPU. A 64 KiB threshold (the pipe reads too) left a
+ *   worked agent ~5–10 MiB smaller but cost ~0.7–1 ms of agent CPU per MiB of output (+15–20 %)
+ *   and ~10 % of one task's output rate (a mapping, 16 page faults and an unmapping per read).
  * GLIBC_TUNABLES needs glibc ≥ 2.26 (Debian 12: 2.36); other C libraries ignore it.
  */
 export const AGENT_PROCESS = {
   nodeArgs: ['--max-semi-space-size=1'],
-  glibcTunables: 'glibc.malloc.mmap_threshold=65536:glibc.malloc.trim_threshold=131072:glibc.malloc.arena_max=2',
+  glibcTunables: 'glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072:glibc.malloc.arena_max=2',
 } as const;

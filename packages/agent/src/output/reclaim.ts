@@ -19,9 +19,9 @@
  * own heuristics, possibly never once the agent is idle. So when output stops (none for
  * IDLE_COLLECT_MS after at least RECLAIM_EVERY_BYTES of it), one full collection runs. It frees
  * those buffers; whether their memory goes back to the system is the C allocator's business,
- * which the agent's launchers settle (AGENT_PROCESS in flags.ts: buffers of 64 KiB and more get
- * their own mappings). One such collection costs ~5–15 ms of CPU on a worked agent's ~15 MiB
- * heap, once per burst of output, never while the agent is idle.
+ * which the agent's launchers help with (AGENT_PROCESS in flags.ts). One such collection costs
+ * ~10–25 ms of CPU on a worked agent's ~15 MiB heap (--trace-gc under load), once per burst of
+ * output, never while the agent is idle.
  *
  * The collection is V8's own `gc` function, which Node exposes only with `--expose-gc`; the
  * flag is set for the moment it takes to fetch that function (a documented V8 idiom), so the
