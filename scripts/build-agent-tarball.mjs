@@ -58,7 +58,7 @@ here=$(dirname "$(readlink -f "$0")")
 # The agent's process settings, as every agent launcher sets them (AGENT_PROCESS in
 # packages/agent/src/flags.ts): V8's young generation capped, and glibc's malloc giving output
 # buffers back when they are freed. A GLIBC_TUNABLES of your own comes after these and wins.
-GLIBC_TUNABLES="${AGENT_PROCESS.glibcTunables}\${GLIBC_TUNABLES:+:\$GLIBC_TUNABLES}"
+GLIBC_TUNABLES="${AGENT_PROCESS.glibcTunables}\${GLIBC_TUNABLES:+:$GLIBC_TUNABLES}"
 export GLIBC_TUNABLES
 exec "$here/bin/node" ${AGENT_PROCESS.nodeArgs.join(' ')} "$here/lib/ferry-agent.mjs" "$@"
 `;

@@ -57,7 +57,11 @@ describe('systemd units', () => {
     assert.ok(!unitText.includes(token), 'the token is not in the world-readable unit');
     // The agent's process settings, as every agent launcher sets them (its memory after work); not the server's.
     assert.match(unitText, new RegExp(`^Environment=NODE_OPTIONS=${AGENT_PROCESS.nodeArgs.join(' ')}$`, 'm'), "the agent's V8 young generation is capped");
-    assert.match(unitText, new RegExp(`^Environment=GLIBC_TUNABLES=${AGENT_PROCESS.glibcTunables.replaceAll('.', '\\.')}$`, 'm'), 'glibc gives output buffers back');
+    assert.match(
+      unitText,
+      new RegExp(`^Environment=GLIBC_TUNABLES=${AGENT_PROCESS.glibcTunables.replaceAll('.', '\\.')}$`, 'm'),
+      'glibc gives output buffers back',
+    );
     assert.doesNotMatch(readFileSync(serverUnit, 'utf8'), /NODE_OPTIONS|GLIBC_TUNABLES/, "the server unit has none of the agent's settings");
     assert.match(unitText, new RegExp(`^ExecStart=${process.execPath} \\S+ agent start --name web-1 --data-dir /var/lib/ferry-agent$`, 'm'));
     assert.match(

@@ -71,10 +71,10 @@ export function agentStartHelp(): string {
  * - V8's young generation at 1 MiB a half (Node grows it to 16 MiB): its pages stay resident
  *   after a burst of work, for no gain in CPU per MiB of output on this workload.
  * - glibc's malloc with fixed thresholds (setting them turns off glibc's moving ones): buffers
- *   of 128 KiB and more (upload bodies, TLS's copy of each) get their own mappings, returned
- *   when freed, instead of joining the main heap once the moving threshold has risen past them
- *   (it rises to 32 MiB); the heap's top goes back above 128 KiB free; two arenas for the
- *   agent's threads instead of up to 8 per CPU. A 64 KiB threshold (the pipe reads too) left a
+ *   of 128 KiB and more (an upload's body and what Node's HTTP and TLS layers allocate to send
+ *   it) get their own mappings, returned when freed, instead of joining the main heap once the
+ *   moving threshold has risen past them
+ *   (it rises to 32 MiB); the heap's top goes back above 128 KiB free; two arenas for the agent's threads instead of up to 8 per CPU. A 64 KiB threshold (the pipe reads too) left a
  *   worked agent ~5–10 MiB smaller but cost ~0.7–1 ms of agent CPU per MiB of output (+15–20 %)
  *   and ~10 % of one task's output rate (a mapping, 16 page faults and an unmapping per read).
  * GLIBC_TUNABLES needs glibc ≥ 2.26 (Debian 12: 2.36); other C libraries ignore it.
