@@ -19,6 +19,17 @@ import { sleep } from './stats.mjs';
 export const ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 // The bundled CLI where this version has one (what users run), else tsc's output.
 export const CLI = existsSync(join(ROOT, 'packages/cli/bundle/main.js')) ? join(ROOT, 'packages/cli/bundle/main.js') : join(ROOT, 'packages/cli/dist/main.js');
+/**
+ * How agents are started: through the checkout's `./ferry` launcher, as users start them (it
+ * `exec`s node with the agent's process settings, so the pid is the agent's own), where this
+ * version has a bundle for it to run; else `node CLI` as before.
+ */
+const LAUNCHER = join(ROOT, 'ferry');
+const agentCommand = (nodeArgs) =>
+  CLI.endsWith('bundle/main.js') && existsSync(LAUNCHER) && nodeArgs.length === 0 ? [LAUNCHER, []] : [process.execPath, [...nodeArgs, CLI]];
+/** How the bench's agents are started, for results.json. */
+export const AGENT_LAUNCH =
+  agentCommand([])[0] === LAUNCHER ? './ferry agent start (the launcher users run)' : `node ${CLI.slice(ROOT.length + 1)} agent start`;
 
 /** Tracks child processes and folders; `run()` (async, polite) or `runSync()` (on exit) removes them. */
 export class Cleanup {
@@ -284,8 +295,9 @@ export async function joinToken(server, targets = []) {
 }
 
 /**
- * Starts `ferry agent start` with a hosted join token (or one for `targets`). Its sandboxes go under `root` (TMPDIR),
- * so whatever a killed agent leaves behind is removed with the bench folder.
+ * Starts `ferry agent start` with a hosted join token (or one for `targets`), through the `./ferry`
+ * launcher (see agentCommand; `nodeArgs`, for profiles, bypass it). Its sandboxes go under `root`
+ * (TMPDIR), so whatever a killed agent leaves behind is removed with the bench folder.
  */
 export async function startAgent(cleanup, server, root, { name, concurrency = 4, executor = 'sandbox', targets = [], nodeArgs = [] }) {
   const dataDir = join(root, `agent-${name}`);
@@ -293,9 +305,9 @@ export async function startAgent(cleanup, server, root, { name, concurrency = 4,
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   mkdirSync(tmp, { recursive: true, mode: 0o755 });
   const token = await joinToken(server, targets);
+  const [command, before] = agentCommand(nodeArgs);
   const args = [
-    ...nodeArgs,
-    CLI,
+    ...before,
     'agent',
     'start',
     '--join-token',
@@ -309,9 +321,7 @@ export async function startAgent(cleanup, server, root, { name, concurrency = 4,
     '--name',
     name,
   ];
-  const proc = cleanup.proc(
-    new Proc(spawn(process.execPath, args, { env: { ...cleanEnv(), TMPDIR: tmp }, stdio: ['ignore', 'ignore', 'pipe'] }), 'agent', name),
-  );
+  const proc = cleanup.proc(new Proc(spawn(command, args, { env: { ...cleanEnv(), TMPDIR: tmp }, stdio: ['ignore', 'ignore', 'pipe'] }), 'agent', name));
   await waitFor(
     () => {
       if (!proc.alive) throw new Error(`agent ${name} exited: ${proc.stderrTail}`);

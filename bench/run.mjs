@@ -21,6 +21,7 @@ import { cpus, loadavg, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import {
+  AGENT_LAUNCH,
   Api,
   CLI,
   Cleanup,
@@ -688,6 +689,7 @@ async function idleAgents(worked, neverWorked) {
   details.agent_idle = {
     window_s: PLAN.idleSeconds,
     measured: `agent "${w.name}" after running every task of the phases above`,
+    started_as: AGENT_LAUNCH,
     cpu_pct_schedstat: round(w.cpuPctNs, 4),
     cpu_pct_sub_windows: w.subPct.map((x) => round(x)),
     never_worked_agent: {
@@ -700,7 +702,7 @@ async function idleAgents(worked, neverWorked) {
   };
   notes.agent_idle_cpu_pct = `whole ${PLAN.idleSeconds} s window; spread over ${PLAN.idleSubSeconds} s sub-windows`;
   // What the agent holds by itself, against what running every phase left it with (see bench/README.md).
-  notes.agent_idle_rss_mb = `an agent that never ran a task: ${fmt(median(f.rss))} MiB`;
+  notes.agent_idle_rss_mb = `an agent that never ran a task: ${fmt(median(f.rss))} MiB; agents started as ${AGENT_LAUNCH}`;
 }
 
 /** The many-agents phase (bench/many-agents.mjs): a fresh server and PLAN.simAgents simulated agents holding their polls. */

@@ -24,6 +24,8 @@ import { URL, fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
+// The launcher's process settings come from the agent's own table, as the other launchers' do.
+const { AGENT_PROCESS } = await import(new URL('../packages/agent/dist/flags.js', import.meta.url).href);
 const { version } = JSON.parse(readFileSync(join(root, 'packages/agent/package.json'), 'utf8'));
 const outDir = resolve(process.argv[2] ?? join(root, 'release'));
 const name = `ferry-agent-${version}-linux-${process.arch}`;
@@ -53,8 +55,12 @@ chmodSync(join(stage, 'bin/node'), 0o755);
 const launcher = `#!/bin/sh
 # The Ferry agent with its own Node runtime (${process.version}, linux-${process.arch}).
 here=$(dirname "$(readlink -f "$0")")
-# V8's young generation at 2 MiB a half (default: grows to 16): less idle memory after work.
-exec "$here/bin/node" --max-semi-space-size=2 "$here/lib/ferry-agent.mjs" "$@"
+# The agent's process settings, as every agent launcher sets them (AGENT_PROCESS in
+# packages/agent/src/flags.ts): V8's young generation capped, and glibc's malloc giving output
+# buffers back when they are freed. A GLIBC_TUNABLES of your own comes after these and wins.
+GLIBC_TUNABLES="${AGENT_PROCESS.glibcTunables}\${GLIBC_TUNABLES:+:$GLIBC_TUNABLES}"
+export GLIBC_TUNABLES
+exec "$here/bin/node" ${AGENT_PROCESS.nodeArgs.join(' ')} "$here/lib/ferry-agent.mjs" "$@"
 `;
 writeFileSync(join(stage, 'ferry-agent'), launcher, { mode: 0o755 });
 

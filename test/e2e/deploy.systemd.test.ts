@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { encodeJoinToken } from '@ferry/protocol';
+import { AGENT_PROCESS } from '@ferry/agent/flags';
 import { AGENT_CAPABILITIES } from '../../packages/cli/src/systemd.js';
 import { CLI, FerryProcess, cleanEnv, runCli, startFerryServer, tempDir, waitFor } from '../helpers/ferry.js';
 
@@ -54,7 +55,14 @@ describe('systemd units', () => {
     assert.equal(readFileSync(envFile, 'utf8'), `FERRY_JOIN_TOKEN=${token}\n`);
     const unitText = readFileSync(agentUnit, 'utf8');
     assert.ok(!unitText.includes(token), 'the token is not in the world-readable unit');
-    assert.match(unitText, /^Environment=NODE_OPTIONS=--max-semi-space-size=2$/m, "the agent's V8 young generation is capped (its memory after work)");
+    // The agent's process settings, as every agent launcher sets them (its memory after work); not the server's.
+    assert.match(unitText, new RegExp(`^Environment=NODE_OPTIONS=${AGENT_PROCESS.nodeArgs.join(' ')}$`, 'm'), "the agent's V8 young generation is capped");
+    assert.match(
+      unitText,
+      new RegExp(`^Environment=GLIBC_TUNABLES=${AGENT_PROCESS.glibcTunables.replaceAll('.', '\\.')}$`, 'm'),
+      'glibc gives output buffers back',
+    );
+    assert.doesNotMatch(readFileSync(serverUnit, 'utf8'), /NODE_OPTIONS|GLIBC_TUNABLES/, "the server unit has none of the agent's settings");
     assert.match(unitText, new RegExp(`^ExecStart=${process.execPath} \\S+ agent start --name web-1 --data-dir /var/lib/ferry-agent$`, 'm'));
     assert.match(
       readFileSync(serverUnit, 'utf8'),

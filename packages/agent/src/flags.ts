@@ -61,3 +61,25 @@ export function agentStartHelp(): string {
   const width = Math.max(...names.map((n) => n.length));
   return AGENT_START_FLAGS.map((f, i) => `  ${(names[i] ?? '').padEnd(width)}  ${f.description}`).join('\n');
 }
+
+/**
+ * How the agent's Node process is started by every launcher users run (`./ferry agent start`,
+ * the systemd unit `ferry agent install` writes, the standalone tarball's `ferry-agent`, so the
+ * container image, Helm chart and ECS tasks): settings that only take effect when the process
+ * starts. Only the agent gets them, not `ferry server` or other commands. Measured on a worked
+ * agent (bench/README.md, "the agent's memory after work, as users start it"):
+ * - V8's young generation at 1 MiB a half (Node grows it to 16 MiB): its pages stay resident
+ *   after a burst of work, for no gain in CPU per MiB of output on this workload.
+ * - glibc's malloc with fixed thresholds (setting them turns off glibc's moving ones): buffers
+ *   of 128 KiB and more (an upload's body and what Node's HTTP and TLS layers allocate to send
+ *   it) get their own mappings, returned when freed, instead of joining the main heap once the
+ *   moving threshold has risen past them
+ *   (it rises to 32 MiB); the heap's top goes back above 128 KiB free; two arenas for the agent's threads instead of up to 8 per CPU. A 64 KiB threshold (the pipe reads too) left a
+ *   worked agent ~5–10 MiB smaller but cost ~0.7–1 ms of agent CPU per MiB of output (+15–20 %)
+ *   and ~10 % of one task's output rate (a mapping, 16 page faults and an unmapping per read).
+ * GLIBC_TUNABLES needs glibc ≥ 2.26 (Debian 12: 2.36); other C libraries ignore it.
+ */
+export const AGENT_PROCESS = {
+  nodeArgs: ['--max-semi-space-size=1'],
+  glibcTunables: 'glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072:glibc.malloc.arena_max=2',
+} as const;

@@ -110,7 +110,14 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions = {
   options.signal?.addEventListener('abort', onAbort, { once: true });
   if (options.signal?.aborted) onAbort();
   log.info(
-    { agentId: credential.agentId, name: credential.name, executor: executor.name, concurrency: config.concurrency, server: credential.serverUrl },
+    {
+      agentId: credential.agentId,
+      name: credential.name,
+      executor: executor.name,
+      concurrency: config.concurrency,
+      server: credential.serverUrl,
+      process: processSettings(),
+    },
     'agent started',
   );
   try {
@@ -126,4 +133,13 @@ export async function runAgent(config: AgentConfig, options: RunAgentOptions = {
     options.signal?.removeEventListener('abort', onAbort);
   }
   log.info('agent stopped');
+}
+
+/**
+ * The process settings the agent was started with (its launchers set them: AGENT_PROCESS in
+ * flags.ts), as the process itself sees them: a support question about its memory starts here.
+ */
+function processSettings(): { execArgv: string[]; nodeOptions?: string; glibcTunables?: string } {
+  const { NODE_OPTIONS: nodeOptions, GLIBC_TUNABLES: glibcTunables } = process.env;
+  return { execArgv: process.execArgv, ...(nodeOptions ? { nodeOptions } : {}), ...(glibcTunables ? { glibcTunables } : {}) };
 }

@@ -10,6 +10,7 @@
  * capabilities at all, and without its embedded agent (whose sandbox would need root); a
  * hosted agent is installed beside it with `ferry agent install`.
  */
+import { AGENT_PROCESS } from '@ferry/agent/flags';
 
 /** A systemd "word": quoted when it has anything but safe characters. */
 function word(s: string): string {
@@ -81,9 +82,11 @@ Type=simple
 # agent's credential is in its data folder, mode 0600.
 EnvironmentFile=${o.envFile}
 Environment=FERRY_LOG_FORMAT=json
-# V8's young generation at 2 MiB a half (Node's default grows to 16): a worked agent's idle
-# memory ~20 MiB lower, at the same CPU per MiB of output (bench/README.md, agent memory).
-Environment=NODE_OPTIONS=--max-semi-space-size=2
+# The agent's process settings, as every agent launcher sets them (AGENT_PROCESS in
+# packages/agent/src/flags.ts): V8's young generation capped, and glibc's malloc giving
+# output buffers back when they are freed (bench/README.md, the agent's memory after work).
+Environment=NODE_OPTIONS=${AGENT_PROCESS.nodeArgs.join(' ')}
+Environment=GLIBC_TUNABLES=${AGENT_PROCESS.glibcTunables}
 ExecStart=${execLine([...o.command, '--data-dir', o.dataDir])}
 # SIGTERM drains: running tasks finish (a second SIGTERM would cancel them). After this
 # long, systemd kills what is left, and those tasks end as lost.

@@ -52,6 +52,12 @@ export interface OutputTotals {
 /** The upload buffer has room for a chunk in this many frames (more, and a body gets a buffer of its own). */
 const SCRATCH_HEADERS = 64;
 
+/**
+ * The upload buffer of a task whose output waiting to go fits in it: most tasks print a few
+ * lines, and a megabyte for each (touched or not) was what the C allocator had to place.
+ */
+const SMALL_SCRATCH_BYTES = 16 * 1024;
+
 export class OutputUploader extends EventEmitter {
   /**
    * The body of the upload in flight, reused for the next one: a fresh megabyte per upload was
@@ -191,8 +197,7 @@ export class OutputUploader extends EventEmitter {
     const start = this.rewindTo ?? this.spool.acked;
     this.rewindTo = undefined;
     if (start >= this.spool.bytesProduced || this.abandoned) return false;
-    this.scratch ??= Buffer.allocUnsafe(this.opts.maxChunkBytes + SCRATCH_HEADERS * FRAME_HEADER_BYTES);
-    const chunk = this.spool.readChunk(start, this.chunkBytesFrom(start), MAX_UPLOAD_FRAMES, this.scratch);
+    const chunk = this.spool.readChunk(start, this.chunkBytesFrom(start), MAX_UPLOAD_FRAMES, this.scratchFor(this.spool.bytesProduced - start));
     this.lastUploadAt = Date.now();
     try {
       const res = await this.client.call(Routes.uploadOutput, {
@@ -210,6 +215,14 @@ export class OutputUploader extends EventEmitter {
       this.resendFrom(expected);
     }
     return true;
+  }
+
+  /** The upload buffer for a chunk of `waiting` bytes: a small one while the output is small, then a chunk's worth. */
+  private scratchFor(waiting: number): Buffer {
+    const need = Math.min(waiting, this.opts.maxChunkBytes) + SCRATCH_HEADERS * FRAME_HEADER_BYTES;
+    if (this.scratch && this.scratch.length >= need) return this.scratch;
+    this.scratch = Buffer.allocUnsafe(need <= SMALL_SCRATCH_BYTES ? SMALL_SCRATCH_BYTES : this.opts.maxChunkBytes + SCRATCH_HEADERS * FRAME_HEADER_BYTES);
+    return this.scratch;
   }
 
   /**
