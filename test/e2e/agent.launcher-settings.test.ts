@@ -14,7 +14,7 @@ import { readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AGENT_PROCESS } from '@ferry/agent/flags';
-import { FerryProcess, ROOT, cleanEnv, startFerryServer, tempDir, waitFor, type ServerHandle } from '../helpers/ferry.js';
+import { FerryProcess, ROOT, cleanEnv, startFerryServer, tempDir, untilAgentStarted, waitFor, type ServerHandle } from '../helpers/ferry.js';
 
 const LAUNCHER = join(ROOT, 'ferry');
 
@@ -47,14 +47,7 @@ async function launchAgent(server: ServerHandle, name: string, env: NodeJS.Proce
   const token = await server.joinToken(['--hosted']);
   const args = ['agent', 'start', '--join-token', token, '--data-dir', tempDir('agent'), '--executor', 'process', '--name', name];
   const agent = new FerryProcess(spawn(LAUNCHER, args, { env, stdio: ['ignore', 'pipe', 'pipe'] }));
-  await waitFor(
-    () => {
-      if (agent.child.exitCode !== null) throw new Error(`agent exited: ${agent.stderr}`);
-      return agent.stderr.includes('"agent started"');
-    },
-    20_000,
-    'agent start',
-  );
+  await untilAgentStarted(agent);
   return agent;
 }
 

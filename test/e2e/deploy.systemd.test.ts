@@ -14,7 +14,7 @@ import { describe, it } from 'node:test';
 import { encodeJoinToken } from '@ferry/protocol';
 import { AGENT_PROCESS } from '@ferry/agent/flags';
 import { AGENT_CAPABILITIES } from '../../packages/cli/src/systemd.js';
-import { CLI, FerryProcess, cleanEnv, runCli, startFerryServer, tempDir, waitFor } from '../helpers/ferry.js';
+import { CLI, FerryProcess, cleanEnv, runCli, startFerryServer, tempDir, untilAgentStarted } from '../helpers/ferry.js';
 
 const token = encodeJoinToken({ url: 'https://ferry.example.com:8443', fp: Array(32).fill('AB').join(':'), secret: 'a-join-secret-for-the-test' });
 const mode = (path: string): number => statSync(path).mode & 0o777;
@@ -128,14 +128,7 @@ describe('systemd units', () => {
       ),
     );
     try {
-      await waitFor(
-        () => {
-          if (agent.child.exitCode !== null) throw new Error(`agent exited: ${agent.stderr}`);
-          return agent.stderr.includes('"agent started"');
-        },
-        20_000,
-        'agent start',
-      );
+      await untilAgentStarted(agent);
       assert.equal((await server.cli(['target', 'create', 'caps', '--type', 'shell'])).code, 0);
       assert.equal((await server.cli(['target', 'create', 'caps-net', '--type', 'shell', '--network', 'host'])).code, 0);
       const r = await server.cli(['run', 'caps', '-c', 'grep CapBnd /proc/self/status; echo "uid $(id -u)"; echo data > /work/f && cat /work/f']);

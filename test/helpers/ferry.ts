@@ -160,14 +160,7 @@ export async function startFerryServer(
       if (o.executor) agentArgs.push('--executor', o.executor);
       const agent = new FerryProcess(spawn(process.execPath, agentArgs, { env: { ...cleanEnv(), ...o.env }, stdio: ['ignore', 'pipe', 'pipe'] }));
       agents.push(agent);
-      await waitFor(
-        () => {
-          if (agent.child.exitCode !== null) throw new Error(`agent exited: ${agent.stderr}`);
-          return agent.stderr.includes('"agent started"');
-        },
-        20_000,
-        'agent start',
-      );
+      await untilAgentStarted(agent);
       return agent;
     },
     stop: async () => {
@@ -181,6 +174,18 @@ export async function startFerryServer(
 }
 
 /** Waits for the embedded (or any) agent to be online. */
+/** Waits for an agent process's "agent started" line; fails at once if it exits first. */
+export async function untilAgentStarted(agent: FerryProcess): Promise<void> {
+  await waitFor(
+    () => {
+      if (agent.child.exitCode !== null) throw new Error(`agent exited: ${agent.stderr}`);
+      return agent.stderr.includes('"agent started"');
+    },
+    20_000,
+    'agent start',
+  );
+}
+
 export async function waitForAgents(server: ServerHandle, count: number): Promise<void> {
   await waitFor(
     async () => {
