@@ -173,7 +173,6 @@ export async function startFerryServer(
   return handle;
 }
 
-/** Waits for the embedded (or any) agent to be online. */
 /** Waits for an agent process's "agent started" line; fails at once if it exits first. */
 export async function untilAgentStarted(agent: FerryProcess): Promise<void> {
   await waitFor(
@@ -186,6 +185,7 @@ export async function untilAgentStarted(agent: FerryProcess): Promise<void> {
   );
 }
 
+/** Waits for the embedded (or any) agent to be online. */
 export async function waitForAgents(server: ServerHandle, count: number): Promise<void> {
   await waitFor(
     async () => {

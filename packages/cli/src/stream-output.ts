@@ -5,6 +5,7 @@
  */
 import { FrameDecoder, Routes, Streams, type TaskWithAgents } from '@ferry/protocol';
 import { isAbort, withRetry, type FerryClient } from '@ferry/client';
+import { reportEnding } from './exit-codes.js';
 
 export interface FollowOptions {
   follow: boolean;
@@ -60,4 +61,14 @@ export async function streamOutput(client: FerryClient, taskId: string, opts: Fo
       if (task) opts.onWaiting(task);
     }
   }
+}
+
+/**
+ * The exit code of a followed task whose output is complete (`ended`: what streamOutput
+ * returned): a success exits 0 with no summary line, as the output's last answer said, so the
+ * task is not read again; any other ending is read and reported.
+ */
+export async function reportFollowedEnding(client: FerryClient, taskId: string, ended: string | undefined): Promise<number> {
+  if (ended === 'succeeded') return 0;
+  return reportEnding(await client.call(Routes.getTask, { params: { id: taskId } }));
 }

@@ -3,8 +3,7 @@ import { CreateTaskRequest, MAX_STDIN_BYTES, Routes, base64Encode, envNameProble
 import { UsageError } from '../errors.js';
 import { readUserFile } from '../files.js';
 import { withClient } from '../run-command.js';
-import { streamOutput } from '../stream-output.js';
-import { reportEnding } from '../exit-codes.js';
+import { reportFollowedEnding, streamOutput } from '../stream-output.js';
 import { limitTooHigh, limitsFromFlags } from '../limit-flags.js';
 import { terminalSafeLines } from '../terminal.js';
 import { parseOrUsage } from '../validate.js';
@@ -149,10 +148,7 @@ export async function watch(client: FerryClient, task: TaskWithAgents): Promise<
     process.off('SIGINT', onSigint);
   }
   if (detach.signal.aborted) return 130;
-  // A success has no summary line and exits 0: the output's last answer said so, no need to ask.
-  if (ended === 'succeeded') return 0;
-  const final = await client.call(Routes.getTask, { params: { id: task.id } });
-  return reportEnding(final);
+  return reportFollowedEnding(client, task.id, ended);
 }
 
 export async function runTask(target: string, rawArgs: string[], opts: RunOptions): Promise<void> {

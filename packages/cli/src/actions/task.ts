@@ -4,7 +4,7 @@ import { UsageError } from '../errors.js';
 import { formatDuration, reportEnding } from '../exit-codes.js';
 import { ago, printFields, printJson, printTable } from '../format.js';
 import { withClient } from '../run-command.js';
-import { streamOutput } from '../stream-output.js';
+import { reportFollowedEnding, streamOutput } from '../stream-output.js';
 import { countFlag, parseOrUsage } from '../validate.js';
 import { awaitedReviewers } from '../review-flags.js';
 
@@ -110,9 +110,7 @@ export async function taskLogs(id: string, opts: { follow?: boolean }): Promise<
     }
     const ended = await streamOutput(client, id, { follow: opts.follow === true });
     if (!opts.follow) return 0;
-    // A success has no summary line and exits 0: the output's last answer said so.
-    if (ended === 'succeeded') return 0;
-    return reportEnding(await client.call(routes.getTask, { params: { id } }));
+    return reportFollowedEnding(client, id, ended);
   });
 }
 

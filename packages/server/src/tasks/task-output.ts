@@ -107,13 +107,13 @@ export class TaskOutput {
   }
 
   /**
-   * Wakes the task's output readers in the next turn of the event loop, once this upload's answer
-   * has been written: the agent then prepares its next upload while a live reader is served,
-   * instead of waiting for the reader's read (and its encryption) before it hears back. The
-   * bytes are committed already, so a reader that reads meanwhile finds them; one that waits is
-   * woken here.
+   * Wakes the task's output readers in the next turn of the event loop, once the agent's answer
+   * (to an upload, or to its start) has been written: a woken reader reads the task and its output
+   * at once, and the agent, whose next upload or whose script waits for that answer, should not
+   * wait for the reader's read (and its encryption) too. The change is committed already, so a
+   * reader that reads meanwhile finds it; one that waits is woken here.
    */
-  private wakeReaders(taskId: string): void {
+  wakeReaders(taskId: string): void {
     setImmediate(() => this.deps.hub.notifyOutput(taskId));
   }
 

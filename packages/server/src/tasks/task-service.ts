@@ -318,9 +318,8 @@ export class TaskService {
 
   async confirmStart(agent: AgentRow, taskId: string): Promise<void> {
     if (!(await this.deps.store.markStarted(taskId, agent.id, Date.now()))) throw leaseLost(agent, taskId);
-    // Readers hear of the start after the agent has its yes: a woken reader reads the task and
-    // its output in this same turn, ahead of the answer the task's script is waiting for.
-    setImmediate(() => this.deps.hub.notifyOutput(taskId));
+    // Readers hear of the start after the agent has its yes, which the task's script waits for.
+    this.output.wakeReaders(taskId);
   }
 
   /** Renews the leases of the tasks the agent says it runs: which it still holds, which to cancel. */
