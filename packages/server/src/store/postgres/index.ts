@@ -44,7 +44,7 @@ import type {
 } from '../types.js';
 import { auditHash } from '../audit-hash.js';
 import { TASK_SELECT, num, strOrNull, toAgent, toAudit, toSecret, toTarget, toTask } from '../sqlite/rows.js';
-import { Db, isUniqueViolation, type Row, type Sql } from './db.js';
+import { Db, isUniqueViolation, type Row, type Sql, type SqlPrepared } from './db.js';
 import * as keys from './keys.js';
 import { pgMigrations } from './migrations.js';
 import { appendOutput, compressChunksWithLz4, expireOutput, flushHeldOutput, readOutput } from './output.js';
@@ -61,8 +61,18 @@ const LOCK_SETUP = 0x46657203;
 /** At most this much of a lease renewal may be skipped (renewLeases): under a second of a lease of seconds. */
 const RENEW_SLACK_MS = 1000;
 
-/** The audit chain's lock, then its head (see appendAudit); constants only, as Db.tx's prelude must be. */
-const AUDIT_HEAD = `SELECT pg_advisory_xact_lock(${LOCK_AUDIT}); SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1`;
+/**
+ * An audit entry after the chain's head (see appendAudit): $7 is the JSON of the entry's fields
+ * after the opening bracket and the previous hash, so the text hashed is auditHash's exactly.
+ */
+const AUDIT_APPEND: SqlPrepared = {
+  name: 'ferry_audit_append',
+  types: ['text', 'bigint', 'text', 'text', 'text', 'text', 'text'],
+  sql: `INSERT INTO audit_log (org_id, at, actor, action, subject, details, prev_hash, hash)
+    SELECT $1, $2, $3, $4, $5, $6, h.prev, encode(sha256(convert_to('["' || h.prev || '",' || $7, 'UTF8')), 'hex')
+    FROM (SELECT COALESCE((SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1), repeat('0', 64)) AS prev) AS h
+    RETURNING seq, prev_hash, hash`,
+};
 
 const bytes = (v: Uint8Array | null): Buffer | null => (v === null ? null : Buffer.from(v.buffer, v.byteOffset, v.length));
 
@@ -711,18 +721,24 @@ export class PostgresStore implements Store {
   }
 
   async appendAudit(entry: AuditInput): Promise<AuditRow> {
-    // One writer at a time, on every replica: the head read after the lock (a statement of its
-    // own, so on a snapshot taken once the lock is held) is the true head. The lock, the head
-    // read and BEGIN go in one round trip; the lock is held for the insert and the commit only.
-    return this.db.tx(async (sql, head): Promise<AuditRow> => {
-      const prevHash = head[0] ? String(head[0].hash) : '0'.repeat(64);
-      const hash = auditHash(prevHash, entry);
-      const r = await sql.one(
-        'INSERT INTO audit_log (org_id, at, actor, action, subject, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq',
-        [entry.orgId, entry.at, entry.actor, entry.action, entry.subject, JSON.stringify(entry.details), prevHash, hash],
-      );
-      return { ...entry, seq: num(r?.seq), prevHash, hash };
-    }, AUDIT_HEAD);
+    // One writer at a time, on every replica, in one round trip: the lock, then the insert,
+    // whose statement starts (and takes its snapshot) once the lock is held, so the head it
+    // reads is the true head. The hash is computed by the database over the same bytes as
+    // auditHash (JSON of [prevHash, …entry]): the entry's part is made here, the head's in SQL.
+    // So the lock is held for the insert and the commit only, not for two more round trips and
+    // the server's turns between them; every task state change is audited, so under load the
+    // chain's lock is what tasks queue on.
+    const tail = JSON.stringify([entry.orgId, entry.at, entry.actor, entry.action, entry.subject, entry.details]).slice(1);
+    const rows = await this.db.batch(
+      AUDIT_APPEND,
+      [entry.orgId, entry.at, entry.actor, entry.action, entry.subject, JSON.stringify(entry.details), tail],
+      (execute) => `SELECT pg_advisory_xact_lock(${LOCK_AUDIT}); ${execute}`,
+    );
+    const r = rows[0];
+    const row = { ...entry, seq: num(r?.seq), prevHash: String(r?.prev_hash), hash: String(r?.hash) };
+    // The database's hash must be auditHash's: a difference would break the chain for every verifier.
+    if (row.hash !== auditHash(row.prevHash, entry)) throw new Error(`audit entry ${row.seq}: the database's hash differs from auditHash`);
+    return row;
   }
 
   async allAudit(): Promise<AuditRow[]> {
