@@ -91,6 +91,34 @@ test('the dispatch path in round trips: agent lookup 1, key state 1, claim 1 (wi
   }
 });
 
+test('an ending with nothing held back is one statement; with held-back output, the transaction that stores it', async () => {
+  const w = await world();
+  try {
+    const finish = { status: 'succeeded' as const, exitCode: 0, signal: null, reason: null, now: 10 };
+    for (const [i, id] of ['t_plain', 't_held'].entries()) await w.store.createTask(testTask(w.target, { id, createdAt: 1 + i }));
+    assert.equal((await w.store.claimNextTask(w.agent, Date.now(), LEASE_MS))?.id, 't_plain');
+    assert.equal((await w.store.claimNextTask(w.agent, Date.now(), LEASE_MS))?.id, 't_held');
+    const flushed: (string | null)[] = [];
+    const flush = (state: string | null) => (flushed.push(state), [{ stream: 1 as const, time: 9, data: Buffer.from('held') }]);
+    const plain = await statements(async () => assert.ok(await w.store.finishTask('t_plain', w.agent.id, finish, flush)));
+    assert.equal(plain.length, 1, plain.join(' | '));
+    assert.deepEqual(flushed, [], 'nothing held: the flush is not asked');
+    assert.equal(await w.store.finishTask('t_plain', w.agent.id, finish, flush), false, 'a task ends once');
+    // An upload whose redactor keeps state: the ending stores what it held, in the ending's transaction.
+    const keep = (fresh: Parameters<Parameters<PostgresStore['appendOutput']>[4]>[0]) => ({ frames: [...fresh], state: '{"held":true}' });
+    assert.ok(await w.store.appendOutput('t_held', w.agent.id, 0, [{ stream: 1, time: 1, data: Buffer.from('out ') }], keep));
+    const held = await statements(async () => assert.ok(await w.store.finishTask('t_held', w.agent.id, finish, flush)));
+    assert.equal(held[0]?.includes('redact_state IS NULL'), true, 'the one-statement try first');
+    assert.ok(held.includes('BEGIN') && held.at(-1) === 'COMMIT', held.join(' | '));
+    assert.deepEqual(flushed, ['{"held":true}']);
+    assert.equal(Buffer.concat((await w.store.readOutput('t_held', 0, 1 << 20)).map((f) => f.data)).toString(), 'out held');
+    const ended = await w.store.getTaskForAgent('t_held', w.agent.id);
+    assert.deepEqual([ended?.status, ended?.outputDigest ?? null], ['succeeded', null]);
+  } finally {
+    await w.store.close();
+  }
+});
+
 test('a renewal that barely moves a lease writes nothing, and still says what is held and what to cancel', async () => {
   const w = await world();
   try {

@@ -58,6 +58,9 @@ const LOCK_MIGRATE = 0x46657201;
 const LOCK_AUDIT = 0x46657202;
 const LOCK_SETUP = 0x46657203;
 
+/** endTask's condition for an ending written as one statement: the redactor holds nothing back. */
+const NOTHING_HELD = ' AND redact_state IS NULL';
+
 /** At most this much of a lease renewal may be skipped (renewLeases): under a second of a lease of seconds. */
 const RENEW_SLACK_MS = 1000;
 
@@ -471,10 +474,10 @@ export class PostgresStore implements Store {
   }
 
   async cancelLapsed(taskId: string, agentId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean> {
-    return this.endTask(taskId, flush, (sql) =>
+    return this.endTask(taskId, flush, (sql, held) =>
       sql.run(
         `UPDATE tasks SET status = 'cancelled', finished_at = ?, lease_expires_at = NULL, reason = ?, output_digest = NULL
-        WHERE id = ? AND agent_id = ? AND status = 'running' AND started_at IS NULL AND lease_expires_at < ? AND cancel_requested_at IS NOT NULL`,
+        WHERE id = ? AND agent_id = ? AND status = 'running' AND started_at IS NULL AND lease_expires_at < ? AND cancel_requested_at IS NOT NULL${held}`,
         [now, reason, taskId, agentId, now],
       ),
     );
@@ -485,21 +488,21 @@ export class PostgresStore implements Store {
   }
 
   async finishTask(taskId: string, agentId: string, input: FinishInput, flush: HeldOutputFlush): Promise<boolean> {
-    return this.endTask(taskId, flush, (sql) =>
+    return this.endTask(taskId, flush, (sql, held) =>
       sql.run(
         `UPDATE tasks SET status = ?, exit_code = ?, signal = ?, reason = ?, finished_at = ?, lease_expires_at = NULL, output_digest = NULL,
           started_at = COALESCE(started_at, ?)
-        WHERE id = ? AND agent_id = ? AND status = 'running'`,
+        WHERE id = ? AND agent_id = ? AND status = 'running'${held}`,
         [input.status, input.exitCode, input.signal, input.reason, input.now, input.now, taskId, agentId],
       ),
     );
   }
 
   async markLost(taskId: string, agentId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean> {
-    return this.endTask(taskId, flush, (sql) =>
+    return this.endTask(taskId, flush, (sql, held) =>
       sql.run(
         `UPDATE tasks SET status = 'lost', finished_at = ?, lease_expires_at = NULL, reason = ?, output_digest = NULL
-        WHERE id = ? AND agent_id = ? AND status = 'running' AND started_at IS NOT NULL AND lease_expires_at < ?`,
+        WHERE id = ? AND agent_id = ? AND status = 'running' AND started_at IS NOT NULL AND lease_expires_at < ?${held}`,
         [now, reason, taskId, agentId, now],
       ),
     );
@@ -520,7 +523,9 @@ export class PostgresStore implements Store {
   }
 
   async rejectTask(decision: ReviewDecisionRow, reason: string, flush: HeldOutputFlush): Promise<boolean> {
-    return this.endTask(decision.taskId, flush, async (sql) => {
+    // Not the one-statement way (endTask): the decision is written with the ending.
+    return this.endTask(decision.taskId, flush, async (sql, held) => {
+      if (held !== '') return 0;
       const n = await sql.run(
         `UPDATE tasks SET status = 'rejected', finished_at = ?, reason = ?, review_expires_at = NULL, output_digest = NULL WHERE id = ? AND status = 'pending_review'`,
         [decision.at, reason, decision.taskId],
@@ -531,10 +536,10 @@ export class PostgresStore implements Store {
   }
 
   async expireReview(taskId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean> {
-    return this.endTask(taskId, flush, (sql) =>
+    return this.endTask(taskId, flush, (sql, held) =>
       sql.run(
         `UPDATE tasks SET status = 'rejected', finished_at = ?, reason = ?, review_expires_at = NULL, output_digest = NULL
-        WHERE id = ? AND status = 'pending_review' AND review_expires_at <= ?`,
+        WHERE id = ? AND status = 'pending_review' AND review_expires_at <= ?${held}`,
         [now, reason, taskId, now],
       ),
     );
@@ -563,10 +568,10 @@ export class PostgresStore implements Store {
   }
 
   async cancelUnclaimed(orgId: string, taskId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean> {
-    return this.endTask(taskId, flush, (sql) =>
+    return this.endTask(taskId, flush, (sql, held) =>
       sql.run(
         `UPDATE tasks SET status = 'cancelled', finished_at = ?, cancel_requested_at = ?, reason = ?, output_digest = NULL
-        WHERE id = ? AND org_id = ? AND status IN ('queued','pending_review','approved')`,
+        WHERE id = ? AND org_id = ? AND status IN ('queued','pending_review','approved')${held}`,
         [now, now, reason, taskId, orgId],
       ),
     );
@@ -577,10 +582,18 @@ export class PostgresStore implements Store {
    * Every ending's write also clears `output_digest`: the digest state holds the last few raw
    * (unredacted) bytes of the output, and once the task has ended nothing checks it any more,
    * so it goes, as the redactor's held-back text does (in the write itself: one round trip less).
+   *
+   * Most endings have nothing held back (no output, or redaction `none`): the write is first
+   * tried alone, as one statement (one round trip and its commit, instead of BEGIN, the write,
+   * the read of the held state and COMMIT), on the condition that nothing is held
+   * (`held`, appended to its WHERE). If that wins, the ending is done; if not (something is held, or
+   * the compare-and-set lost), the transaction runs as before and decides. `write` must return
+   * 0 without writing when it cannot take the condition.
    */
-  private endTask(taskId: string, flush: HeldOutputFlush, write: (sql: Sql) => Promise<number>): Promise<boolean> {
+  private async endTask(taskId: string, flush: HeldOutputFlush, write: (sql: Sql, held: string) => Promise<number>): Promise<boolean> {
+    if ((await write(this.db, NOTHING_HELD)) === 1) return true;
     return this.db.tx(async (sql) => {
-      if ((await write(sql)) !== 1) return false;
+      if ((await write(sql, '')) !== 1) return false;
       await flushHeldOutput(sql, taskId, flush);
       return true;
     });
