@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pg from 'pg';
+import { verifyChain } from '../src/routes/audit.js';
 import { PostgresStore } from '../src/store/postgres/index.js';
 import type { AgentRow, TargetRow } from '../src/store/types.js';
 import { usePostgres } from './helpers/stores.js';
@@ -114,6 +115,26 @@ test('an ending with nothing held back is one statement; with held-back output, 
     assert.equal(Buffer.concat((await w.store.readOutput('t_held', 0, 1 << 20)).map((f) => f.data)).toString(), 'out held');
     const ended = await w.store.getTaskForAgent('t_held', w.agent.id);
     assert.deepEqual([ended?.status, ended?.outputDigest ?? null], ['succeeded', null]);
+  } finally {
+    await w.store.close();
+  }
+});
+
+test('the audit statement is prepared again where a connection lacks it, or not where it has it (a pooler in transaction mode)', async () => {
+  const w = await world(1);
+  try {
+    const entry = { orgId: w.orgId, at: 5, actor: 'test', action: 'a', subject: 's', details: {} };
+    await w.store.appendAudit(entry);
+    await w.store.db.run('DEALLOCATE ferry_audit_append');
+    const again = await statements(() => w.store.appendAudit({ ...entry, at: 6 }));
+    assert.equal(again.length, 2, 'the EXECUTE, then the batch with the PREPARE');
+    await w.store.db.run('DEALLOCATE ferry_audit_append');
+    await w.store.db.run(`PREPARE ferry_audit_append (text, bigint, text, text, text, text, text) AS SELECT 1 AS seq, '0' AS prev_hash, '0' AS hash`);
+    // A statement of that name but another text: its answer is not the entry's, and the store says so.
+    await assert.rejects(w.store.appendAudit({ ...entry, at: 7 }), /hash differs/);
+    await w.store.db.run('DEALLOCATE ferry_audit_append');
+    assert.ok(await w.store.appendAudit({ ...entry, at: 8 }), 'prepared again');
+    assert.deepEqual(verifyChain(await w.store.allAudit()), { ok: true, entries: 3, brokenAt: null });
   } finally {
     await w.store.close();
   }

@@ -101,6 +101,9 @@ export interface SqlPrepared {
   sql: string;
 }
 
+const MISSING_PREPARED = '26000';
+const DUPLICATE_PREPARED = '42P05';
+
 /** A value as an SQL literal (text quoted and escaped by the driver; numbers only if finite integers). */
 function literal(v: string | number | null): string {
   if (v === null) return 'NULL';
@@ -190,29 +193,36 @@ export class Db implements Sql {
    * Runs several statements in ONE round trip, as one simple query, which PostgreSQL runs as one
    * implicit transaction (each statement on its own snapshot, taken when it starts, so a lock
    * taken by one is in force for the next one's reads; the commit at its end, synchronous as
-   * any). A simple query has no parameters, so the statement that carries the values is
-   * `statement`, prepared with SQL's PREPARE on each connection the first time (in the same
-   * round trip) and then run by `EXECUTE name(literals)`: parsed and planned once per connection,
-   * as the driver's own prepared statements are. `text` gets the EXECUTE and returns the whole
-   * batch. Returns the rows of the last statement. A connection whose batch failed is closed
-   * (its prepared statements may be half made); a stale prepared statement is run once more on
-   * a fresh one.
+   * any; on an error nothing of it is kept). A simple query has no parameters, so the statement
+   * that carries the values is `statement`, prepared with SQL's PREPARE on each connection the
+   * first time (in the same round trip) and then run by `EXECUTE name(literals)`: parsed and
+   * planned once per connection, as the driver's own prepared statements are. `text` gets the
+   * EXECUTE and returns the whole batch. Returns the rows of the last statement.
+   *
+   * A pooler in transaction mode may hand this connection's next transaction to a server
+   * connection that lacks the statement, or has it already: the batch is then sent again with,
+   * or without, the PREPARE (nothing of the failed one was kept).
    */
   async batch(statement: SqlPrepared, values: readonly (string | number | null)[], text: (execute: string) => string): Promise<Row[]> {
-    for (let attempt = 0; ; attempt++) {
+    const execute = text(`EXECUTE ${statement.name}(${values.map(literal).join(', ')})`);
+    for (let attempt = 1; ; attempt++) {
       const client = await this.pool.connect();
       let broken = false;
+      const made = this.preparedOn.get(client) ?? new Set<string>();
+      this.preparedOn.set(client, made);
       try {
-        const made = this.preparedOn.get(client) ?? new Set<string>();
         const prepare = made.has(statement.name) ? '' : `PREPARE ${statement.name} (${statement.types.join(', ')}) AS ${statement.sql}; `;
-        const results = await client.query(`${prepare}${text(`EXECUTE ${statement.name}(${values.map(literal).join(', ')})`)}`);
+        const results = await client.query(`${prepare}${execute}`);
         made.add(statement.name);
-        this.preparedOn.set(client, made);
         const all = Array.isArray(results) ? (results as pg.QueryResult[]) : [results];
         return (all.at(-1)?.rows ?? []) as Row[];
       } catch (err) {
-        broken = true;
-        if (attempt === 0 && isStalePrepared(err)) continue;
+        const code = (err as { code?: string }).code;
+        if (code === MISSING_PREPARED) made.delete(statement.name);
+        else if (code === DUPLICATE_PREPARED) made.add(statement.name);
+        // A statement whose result no longer fits the table (see isStalePrepared): a fresh connection prepares it anew.
+        else broken = isStalePrepared(err);
+        if (attempt < 3 && (code === MISSING_PREPARED || code === DUPLICATE_PREPARED || broken)) continue;
         throw err;
       } finally {
         client.release(broken);
