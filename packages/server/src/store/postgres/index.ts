@@ -492,8 +492,8 @@ export class PostgresStore implements Store {
       sql.run(
         `UPDATE tasks SET status = ?, exit_code = ?, signal = ?, reason = ?, finished_at = ?, lease_expires_at = NULL, output_digest = NULL,
           started_at = COALESCE(started_at, ?)
-        WHERE id = ? AND agent_id = ? AND status = 'running'${held}`,
-        [input.status, input.exitCode, input.signal, input.reason, input.now, input.now, taskId, agentId],
+        WHERE id = ? AND agent_id = ? AND status = 'running' AND output_bytes = COALESCE(?::bigint, output_bytes)${held}`,
+        [input.status, input.exitCode, input.signal, input.reason, input.now, input.now, taskId, agentId, input.outputBytes ?? null],
       ),
     );
   }
