@@ -198,16 +198,17 @@ test('finish: output a database crash undid after the final status was checked i
     await store.createTarget(testTarget({ orgId, name: 'web', redact: 'none' }));
     const agent = await registerTestAgent(store, 'one', { orgId });
     let taskId = '';
-    let before: Row | undefined;
+    /** The task's counters before its last upload: what a crash that undid that upload leaves. */
+    const undo: { before?: Row } = {};
     // The crash, as the database comes back from it: the last append's commit (not flushed when
     // it crashed) is undone, counters, digest state and rows together, between the final status's
     // check and its write.
     const undoLastAppend = async (): Promise<void> => {
-      await store.db.run('DELETE FROM task_output WHERE task_id = ? AND start_offset >= ?', [taskId, before?.output_bytes]);
+      await store.db.run('DELETE FROM task_output WHERE task_id = ? AND start_offset >= ?', [taskId, undo.before?.output_bytes]);
       await store.db.run('UPDATE tasks SET output_bytes = ?, stored_bytes = ?, output_digest = ? WHERE id = ?', [
-        before?.output_bytes,
-        before?.stored_bytes,
-        before?.output_digest,
+        undo.before?.output_bytes,
+        undo.before?.stored_bytes,
+        undo.before?.output_digest,
         taskId,
       ]);
     };
@@ -240,7 +241,7 @@ test('finish: output a database crash undid after the final status was checked i
     };
     assert.equal(await upload(0, 'hello'), 5);
     advance('hello');
-    before = await store.db.one('SELECT output_bytes, stored_bytes, output_digest FROM tasks WHERE id = ?', [taskId]);
+    undo.before = await store.db.one('SELECT output_bytes, stored_bytes, output_digest FROM tasks WHERE id = ?', [taskId]);
     assert.equal(await upload(5, ' world'), 11);
     advance(' world');
     const report = { status: 'succeeded' as const, exitCode: 0, signal: null, reason: null, outputBytes: 11, outputDigest: digest.hex() };
@@ -252,7 +253,7 @@ test('finish: output a database crash undid after the final status was checked i
     });
     assert.equal((await store.getTaskForAgent(taskId, agent.id))?.status, 'running', 'not ended short');
     // The agent resends from its spool and reports again.
-    const resend = OutputDigest.fromState(before?.output_digest as string, nativeBlock);
+    const resend = OutputDigest.fromState(undo.before?.output_digest as string, nativeBlock);
     resend.update(Buffer.from(' world'));
     assert.equal(await tasks.appendOutput(agent, taskId, 5, [frame(Buffer.from(' world'))], resend.hex()), 11);
     await tasks.finish(agent, taskId, report);
