@@ -150,6 +150,8 @@ async function writeAppend(
 ): Promise<boolean> {
   const { taskId, agentId, expected, storedFrom } = at;
   const insert = framesInsert(taskId, storedFrom, out.frames, 't');
+  // commit_mode is selected so that it runs (a CTE nothing reads is skipped); its setting lasts
+  // until this statement's own transaction commits, and no longer.
   const written = await sql.one(
     `WITH t AS (
       UPDATE tasks SET output_bytes = ?, stored_bytes = ?, redact_state = ?, output_digest = ?
