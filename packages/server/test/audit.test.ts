@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { verifyChain } from '../src/routes/audit.js';
+import { auditHash } from '../src/store/audit-hash.js';
 import { forEachStore } from './helpers/stores.js';
 import pino from 'pino';
 import { loadServerConfig } from '../src/config.js';
@@ -43,6 +44,34 @@ forEachStore('audit log', (backend) => {
     const reopened = await backend.open('audit_tamper');
     assert.deepEqual(verifyChain(await reopened.allAudit()), { ok: false, entries: 5, brokenAt: 3 });
     await reopened.close();
+  });
+
+  test('entries with quotes, backslashes, non-ASCII and control characters chain as auditHash says (PostgreSQL hashes in SQL)', async () => {
+    const store = await backend.open('audit_chars');
+    const awkward = ["it's", 'back\\slash \\n', 'naïve – 日本語 🚀', 'tab\tnew\nline\u0001', '"quoted"', "E'x'", '$1 ? ?::text'];
+    for (const [i, text] of awkward.entries()) {
+      const row = await store.appendAudit({
+        orgId: null,
+        at: 3000 + i,
+        actor: text,
+        action: 'chars',
+        subject: text,
+        details: { text, n: i, nested: [text, null] },
+      });
+      assert.equal(row.hash, auditHash(row.prevHash, row), `entry ${i}`);
+    }
+    const chain = await store.allAudit();
+    assert.deepEqual(verifyChain(chain), { ok: true, entries: awkward.length, brokenAt: null });
+    assert.deepEqual(
+      chain.map((e) => e.actor),
+      awkward,
+      'stored as given',
+    );
+    assert.deepEqual(
+      chain.map((e) => e.details.text),
+      awkward,
+    );
+    await store.close();
   });
 
   test('many writers at once, through two stores on one database: one chain, every entry in it', async () => {

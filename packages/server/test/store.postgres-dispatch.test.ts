@@ -9,6 +9,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import pg from 'pg';
+import { verifyChain } from '../src/routes/audit.js';
 import { PostgresStore } from '../src/store/postgres/index.js';
 import type { AgentRow, TargetRow } from '../src/store/types.js';
 import { usePostgres } from './helpers/stores.js';
@@ -59,7 +60,7 @@ async function xminOf(w: World, taskId: string): Promise<string> {
   return String((await w.store.db.one('SELECT xmin::text AS x FROM tasks WHERE id = ?', [taskId]))?.x);
 }
 
-test('the dispatch path in round trips: agent lookup 1, key state 1, claim 1 (with its task), renewal 1, audit append 3', async () => {
+test('the dispatch path in round trips: agent lookup 1, key state 1, claim 1 (with its task), renewal 1, audit append 1', async () => {
   const w = await world();
   try {
     await w.store.createTask(testTask(w.target, { id: 't_1', createdAt: 1 }));
@@ -74,8 +75,66 @@ test('the dispatch path in round trips: agent lookup 1, key state 1, claim 1 (wi
     assert.equal((await statements(() => w.store.renewLeases(w.agent.id, ['t_1'], Date.now() + LEASE_MS))).length, 1);
     const entry = { orgId: w.orgId, at: 5, actor: 'test', action: 'task.create', subject: 't_1', details: {} };
     const sent = await statements(() => w.store.appendAudit(entry));
-    assert.equal(sent.length, 3, `BEGIN with the lock and the head, the insert, COMMIT: ${sent.join(' | ')}`);
-    assert.equal((await w.store.allAudit()).length, 1);
+    assert.equal(sent.length, 1, `the lock and the insert (its head read and hash in it), one implicit transaction: ${sent.join(' | ')}`);
+    assert.match(
+      sent[0] ?? '',
+      /^PREPARE ferry_audit_append .*; SELECT pg_advisory_xact_lock\(\d+\); EXECUTE ferry_audit_append\(/s,
+      'prepared on its first use',
+    );
+    assert.equal(
+      (await statements(() => w.store.appendAudit({ ...entry, at: 6 })))[0]?.startsWith('SELECT pg_advisory_xact_lock('),
+      true,
+      'then only executed',
+    );
+    assert.equal((await w.store.allAudit()).length, 2);
+  } finally {
+    await w.store.close();
+  }
+});
+
+test('an ending with nothing held back is one statement; with held-back output, the transaction that stores it', async () => {
+  const w = await world();
+  try {
+    const finish = { status: 'succeeded' as const, exitCode: 0, signal: null, reason: null, now: 10 };
+    for (const [i, id] of ['t_plain', 't_held'].entries()) await w.store.createTask(testTask(w.target, { id, createdAt: 1 + i }));
+    assert.equal((await w.store.claimNextTask(w.agent, Date.now(), LEASE_MS))?.id, 't_plain');
+    assert.equal((await w.store.claimNextTask(w.agent, Date.now(), LEASE_MS))?.id, 't_held');
+    const flushed: (string | null)[] = [];
+    const flush = (state: string | null) => (flushed.push(state), [{ stream: 1 as const, time: 9, data: Buffer.from('held') }]);
+    const plain = await statements(async () => assert.ok(await w.store.finishTask('t_plain', w.agent.id, finish, flush)));
+    assert.equal(plain.length, 1, plain.join(' | '));
+    assert.deepEqual(flushed, [], 'nothing held: the flush is not asked');
+    assert.equal(await w.store.finishTask('t_plain', w.agent.id, finish, flush), false, 'a task ends once');
+    // An upload whose redactor keeps state: the ending stores what it held, in the ending's transaction.
+    const keep = (fresh: Parameters<Parameters<PostgresStore['appendOutput']>[4]>[0]) => ({ frames: [...fresh], state: '{"held":true}' });
+    assert.ok(await w.store.appendOutput('t_held', w.agent.id, 0, [{ stream: 1, time: 1, data: Buffer.from('out ') }], keep));
+    const held = await statements(async () => assert.ok(await w.store.finishTask('t_held', w.agent.id, finish, flush)));
+    assert.equal(held[0]?.includes('redact_state IS NULL'), true, 'the one-statement try first');
+    assert.ok(held.includes('BEGIN') && held.at(-1) === 'COMMIT', held.join(' | '));
+    assert.deepEqual(flushed, ['{"held":true}']);
+    assert.equal(Buffer.concat((await w.store.readOutput('t_held', 0, 1 << 20)).map((f) => f.data)).toString(), 'out held');
+    const ended = await w.store.getTaskForAgent('t_held', w.agent.id);
+    assert.deepEqual([ended?.status, ended?.outputDigest ?? null], ['succeeded', null]);
+  } finally {
+    await w.store.close();
+  }
+});
+
+test('the audit statement is prepared again where a connection lacks it, or not where it has it (a pooler in transaction mode)', async () => {
+  const w = await world(1);
+  try {
+    const entry = { orgId: w.orgId, at: 5, actor: 'test', action: 'a', subject: 's', details: {} };
+    await w.store.appendAudit(entry);
+    await w.store.db.run('DEALLOCATE ferry_audit_append');
+    const again = await statements(() => w.store.appendAudit({ ...entry, at: 6 }));
+    assert.equal(again.length, 2, 'the EXECUTE, then the batch with the PREPARE');
+    await w.store.db.run('DEALLOCATE ferry_audit_append');
+    await w.store.db.run(`PREPARE ferry_audit_append (text, bigint, text, text, text, text, text) AS SELECT 1 AS seq, '0' AS prev_hash, '0' AS hash`);
+    // A statement of that name but another text: its answer is not the entry's, and the store says so.
+    await assert.rejects(w.store.appendAudit({ ...entry, at: 7 }), /hash differs/);
+    await w.store.db.run('DEALLOCATE ferry_audit_append');
+    assert.ok(await w.store.appendAudit({ ...entry, at: 8 }), 'prepared again');
+    assert.deepEqual(verifyChain(await w.store.allAudit()), { ok: true, entries: 3, brokenAt: null });
   } finally {
     await w.store.close();
   }

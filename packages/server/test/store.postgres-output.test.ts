@@ -1,15 +1,25 @@
 /**
  * PostgreSQL output chunk rows: compressed with lz4 where the server has it (every connection of
  * the store's pool asks for it), and read back the same as rows compressed with pglz (stored
- * by a server that did not ask, or before it did). Against a real PostgreSQL 15 built with lz4.
+ * by a server that did not ask, or before it did). Appends commit without waiting for the WAL
+ * flush, and a final status is not written over output a crash undid. Against a real PostgreSQL
+ * 15 built with lz4.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { Streams, type OutputFrame } from '@ferry/protocol';
+import pino from 'pino';
+import { OutputDigest, Streams, type BlockHasher, type FerryError, type OutputFrame } from '@ferry/protocol';
+import { loadServerConfig } from '../src/config.js';
+import { DispatchHub } from '../src/dispatch.js';
+import type { Row } from '../src/store/postgres/db.js';
 import { PostgresStore } from '../src/store/postgres/index.js';
 import type { OutputTransform } from '../src/store/types.js';
-import { registerTestAgent, testTarget, testTask } from './helpers/store-fixtures.js';
+import { TaskService } from '../src/tasks/task-service.js';
+import { registerTestAgent, testAdmin, testTarget, testTask } from './helpers/store-fixtures.js';
 import { usePostgres } from './helpers/stores.js';
 
 const pgs = usePostgres();
@@ -17,6 +27,7 @@ const keep: OutputTransform = (fresh, state) => ({ frames: [...fresh], state });
 /** Log-like text, well compressible, long enough to be compressed (over 2 KiB). */
 const logText = (from: number): Buffer => Buffer.from(Array.from({ length: 2000 }, (_, i) => `line ${from + i}: all good\n`).join(''));
 const frame = (data: Buffer): OutputFrame => ({ stream: Streams.stdout, time: 1, data });
+const nativeBlock: BlockHasher = (chain, block) => createHash('sha256').update(chain).update(block).digest();
 
 test('chunk rows are compressed with lz4; rows compressed with pglz read back alike', async () => {
   const store = await PostgresStore.open({ url: await pgs.url('lz4_output'), poolSize: 2 });
@@ -127,5 +138,131 @@ test('a read at the end of the output fetches no chunk from the database (a live
     assert.equal(rowsSent, 2, 'a read at a chunk edge starts at that chunk, not the one before');
   } finally {
     await store.close();
+  }
+});
+
+test('an append commits without waiting for the WAL flush; an ending waits, and is refused if the stored count moved back', async () => {
+  // One connection, so every statement is one backend's, whose WAL counters are flushed on demand.
+  const store = await PostgresStore.open({ url: await pgs.url('async_append'), poolSize: 1 });
+  try {
+    const orgId = (await store.ensureOrg('acme', 1)).id;
+    const target = testTarget({ orgId, name: 'web' });
+    await store.createTarget(target);
+    const agent = await registerTestAgent(store, 'one', { orgId });
+    await store.createTask(testTask(target, { id: 't_async', createdAt: 1 }));
+    await store.claimNextTask(agent, Date.now(), 60_000);
+    // A backend reports its counters at most once a second unless asked (PostgreSQL 15).
+    const walWrites = async (): Promise<number> => {
+      await store.db.one('SELECT pg_stat_force_next_flush()');
+      return Number((await store.db.one('SELECT wal_write FROM pg_stat_wal'))?.wal_write);
+    };
+    const before = await walWrites();
+    let offset = 0;
+    for (let i = 0; i < 100; i++) {
+      const r = await store.appendOutput('t_async', agent.id, offset, [frame(Buffer.from(`line ${i}\n`))], keep);
+      assert.ok(r !== 'not_held' && r.ok);
+      offset = r.nextOffset;
+    }
+    // Committed one after another, each waiting for its flush, they would be 100 WAL writes at
+    // least (the tests' cluster runs with fsync off, so count writes, not syncs); the WAL writer
+    // writes them in a few (every 200 ms, wal_writer_delay).
+    const appendWrites = (await walWrites()) - before;
+    assert.ok(appendWrites < 50, `100 appends made ${appendWrites} WAL writes`);
+    assert.equal((await store.db.one('SHOW synchronous_commit'))?.synchronous_commit, 'on', 'the setting is the append transaction’s only');
+
+    const finish = { status: 'succeeded' as const, exitCode: 0, signal: null, reason: null, now: 5 };
+    // As after a crash that undid the last append: the stored count is less than the one checked.
+    assert.equal(await store.finishTask('t_async', agent.id, { ...finish, outputBytes: offset + 7 }, () => []), false);
+    assert.equal((await store.getTaskForAgent('t_async', agent.id))?.status, 'running', 'not ended short');
+    const beforeEnd = await walWrites();
+    assert.ok(await store.finishTask('t_async', agent.id, { ...finish, outputBytes: offset }, () => []));
+    const afterEnd = await walWrites();
+    assert.ok(afterEnd > beforeEnd, 'the ending waited for its flush (and so for every append before it)');
+    assert.equal(
+      Buffer.concat((await store.readOutput('t_async', 0, 1 << 20)).map((f) => f.data))
+        .toString()
+        .split('\n').length,
+      101,
+    );
+  } finally {
+    await store.close();
+  }
+});
+
+test('finish: output a database crash undid after the final status was checked is asked for again, not ended short', async () => {
+  const store = await PostgresStore.open({ url: await pgs.url('finish_after_undo'), poolSize: 2 });
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-pg-undo-'));
+  const hub = new DispatchHub();
+  try {
+    const orgId = (await store.ensureOrg('acme', 1)).id;
+    await store.createTarget(testTarget({ orgId, name: 'web', redact: 'none' }));
+    const agent = await registerTestAgent(store, 'one', { orgId });
+    let taskId = '';
+    /** The task's counters before its last upload: what a crash that undid that upload leaves. */
+    const undo: { before?: Row } = {};
+    // The crash, as the database comes back from it: the last append's commit (not flushed when
+    // it crashed) is undone, counters, digest state and rows together, between the final status's
+    // check and its write.
+    const undoLastAppend = async (): Promise<void> => {
+      await store.db.run('DELETE FROM task_output WHERE task_id = ? AND start_offset >= ?', [taskId, undo.before?.output_bytes]);
+      await store.db.run('UPDATE tasks SET output_bytes = ?, stored_bytes = ?, output_digest = ? WHERE id = ?', [
+        undo.before?.output_bytes,
+        undo.before?.stored_bytes,
+        undo.before?.output_digest,
+        taskId,
+      ]);
+    };
+    let crash = false;
+    const crashing = new Proxy(store, {
+      get(target, key) {
+        if (key === 'finishTask' && crash) {
+          crash = false;
+          return async (...args: Parameters<PostgresStore['finishTask']>) => (await undoLastAppend(), store.finishTask(...args));
+        }
+        const value: unknown = Reflect.get(target, key);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const config = loadServerConfig({ dataDir: dir }, {});
+    const tasks = new TaskService({ store: crashing, hub, config, log: pino({ level: 'silent' }), audit: async () => {} });
+    const { task } = await tasks.create(testAdmin(orgId), { target: 'web', script: 'echo' });
+    taskId = task.id;
+    assert.equal((await tasks.claim(agent, new AbortController().signal))?.id, taskId);
+    await tasks.confirmStart(agent, taskId);
+    const digest = new OutputDigest(nativeBlock);
+    const upload = async (offset: number, text: string): Promise<number> => {
+      const data = Buffer.from(text);
+      const state = OutputDigest.fromState(digest.exportState(), nativeBlock);
+      state.update(data);
+      return tasks.appendOutput(agent, taskId, offset, [frame(data)], state.hex());
+    };
+    const advance = (text: string): void => {
+      digest.update(Buffer.from(text));
+    };
+    assert.equal(await upload(0, 'hello'), 5);
+    advance('hello');
+    undo.before = await store.db.one('SELECT output_bytes, stored_bytes, output_digest FROM tasks WHERE id = ?', [taskId]);
+    assert.equal(await upload(5, ' world'), 11);
+    advance(' world');
+    const report = { status: 'succeeded' as const, exitCode: 0, signal: null, reason: null, outputBytes: 11, outputDigest: digest.hex() };
+    crash = true;
+    await assert.rejects(tasks.finish(agent, taskId, report), (err: FerryError) => {
+      assert.equal(err.code, 'FERRY_E_OUTPUT_GAP');
+      assert.deepEqual(err.details, { expectedOffset: 5 });
+      return true;
+    });
+    assert.equal((await store.getTaskForAgent(taskId, agent.id))?.status, 'running', 'not ended short');
+    // The agent resends from its spool and reports again.
+    const resend = OutputDigest.fromState(undo.before?.output_digest as string, nativeBlock);
+    resend.update(Buffer.from(' world'));
+    assert.equal(await tasks.appendOutput(agent, taskId, 5, [frame(Buffer.from(' world'))], resend.hex()), 11);
+    await tasks.finish(agent, taskId, report);
+    const ended = await store.getTaskForAgent(taskId, agent.id);
+    assert.deepEqual([ended?.status, ended?.outputBytes], ['succeeded', 11]);
+    assert.equal(Buffer.concat((await store.readOutput(taskId, 0, 1 << 20)).map((f) => f.data)).toString(), 'hello world');
+  } finally {
+    hub.close();
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
   }
 });

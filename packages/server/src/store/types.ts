@@ -200,6 +200,14 @@ export interface FinishInput {
   signal: string | null;
   reason: string | null;
   now: number;
+  /**
+   * The output bytes the final status reports, checked against the stored count just before.
+   * A store whose output appends may be undone after they were answered (PostgreSQL commits
+   * them without waiting for the WAL flush, postgres/output.ts) writes the ending only if the
+   * count is still this, so a database crash between the check and the write cannot end the
+   * task without that output; the caller then finds the gap and asks the agent to resend.
+   */
+  outputBytes?: number;
 }
 
 /** `fresh`: the raw part of the upload the server had not seen, which starts at `freshOffset`. */

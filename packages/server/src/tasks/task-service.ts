@@ -341,14 +341,25 @@ export class TaskService {
   async finish(agent: AgentRow, taskId: string, report: FinishTaskRequest): Promise<void> {
     const task = await findHeldTask(this.deps.store, agent, taskId);
     this.output.verifyFinal(task, report);
-    const input = { status: report.status, exitCode: report.exitCode, signal: report.signal, reason: report.reason, now: Date.now() };
+    const input = {
+      status: report.status,
+      exitCode: report.exitCode,
+      signal: report.signal,
+      reason: report.reason,
+      now: Date.now(),
+      outputBytes: report.outputBytes,
+    };
     const ended = await this.end(task, {
       write: (flush) => this.deps.store.finishTask(task.id, agent.id, input, flush),
       actor: `agent:${agent.name}`,
       action: 'task.finish',
       details: { status: report.status, exitCode: report.exitCode },
     });
-    if (!ended) throw leaseLost(agent, taskId);
+    if (!ended) {
+      // Still held but refused: the stored output moved back since the check (FinishInput.outputBytes), so the agent resends.
+      this.output.verifyFinal(await findHeldTask(this.deps.store, agent, taskId), report);
+      throw leaseLost(agent, taskId);
+    }
   }
 
   /**

@@ -94,6 +94,26 @@ function sqlOn(q: Query): Sql {
   };
 }
 
+/** A statement for Db.batch: its name (SQL's namespace of prepared statements, shared with the driver's `ferry_N`), parameter types and text ($1…). */
+export interface SqlPrepared {
+  name: string;
+  types: readonly string[];
+  sql: string;
+}
+
+const MISSING_PREPARED = '26000';
+const DUPLICATE_PREPARED = '42P05';
+
+/** A value as an SQL literal (text quoted and escaped by the driver; numbers only if finite integers). */
+function literal(v: string | number | null): string {
+  if (v === null) return 'NULL';
+  if (typeof v === 'number') {
+    if (!Number.isSafeInteger(v)) throw new Error(`not an integer for SQL: ${v}`);
+    return String(v);
+  }
+  return pg.escapeLiteral(v);
+}
+
 export function isUniqueViolation(err: unknown): boolean {
   return (err as { code?: string }).code === '23505';
 }
@@ -140,23 +160,14 @@ export class Db implements Sql {
     this.run = s.run;
   }
 
-  /**
-   * Runs `fn` in one transaction (READ COMMITTED); a deadlock or serialization failure is retried
-   * a few times. `prelude`: constant statements (no parameters) sent with BEGIN in the same round
-   * trip, as one simple query; each still runs on its own snapshot, taken when it starts, so a
-   * lock taken by one is in force for the next one's reads. `fn` gets the rows of the last.
-   */
-  async tx<T>(fn: (sql: Sql, prelude: Row[]) => Promise<T>, prelude?: string): Promise<T> {
+  /** Runs `fn` in one transaction (READ COMMITTED); a deadlock or serialization failure is retried a few times. */
+  async tx<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       const client = await this.pool.connect();
       let broken = false;
       try {
-        const began = await client.query(prelude === undefined ? 'BEGIN' : `BEGIN; ${prelude}`);
-        const results = Array.isArray(began) ? (began as pg.QueryResult[]) : [began];
-        const result = await fn(
-          sqlOn((config) => client.query(config)),
-          (results.at(-1)?.rows ?? []) as Row[],
-        );
+        await client.query('BEGIN');
+        const result = await fn(sqlOn((config) => client.query(config)));
         await client.query('COMMIT');
         return result;
       } catch (err) {
@@ -168,6 +179,50 @@ export class Db implements Sql {
         // A connection holding a stale prepared statement is closed, not reused.
         broken ||= isStalePrepared(err);
         if (attempt < 4 && isRetryable(err)) continue;
+        throw err;
+      } finally {
+        client.release(broken);
+      }
+    }
+  }
+
+  /** The SQL-level prepared statements (PREPARE) each connection has, by name. */
+  private readonly preparedOn = new WeakMap<pg.PoolClient, Set<string>>();
+
+  /**
+   * Runs several statements in ONE round trip, as one simple query, which PostgreSQL runs as one
+   * implicit transaction (each statement on its own snapshot, taken when it starts, so a lock
+   * taken by one is in force for the next one's reads; the commit at its end, synchronous as
+   * any; on an error nothing of it is kept). A simple query has no parameters, so the statement
+   * that carries the values is `statement`, prepared with SQL's PREPARE on each connection the
+   * first time (in the same round trip) and then run by `EXECUTE name(literals)`: parsed and
+   * planned once per connection, as the driver's own prepared statements are. `text` gets the
+   * EXECUTE and returns the whole batch. Returns the rows of the last statement.
+   *
+   * A pooler in transaction mode may hand this connection's next transaction to a server
+   * connection that lacks the statement, or has it already: the batch is then sent again with,
+   * or without, the PREPARE (nothing of the failed one was kept).
+   */
+  async batch(statement: SqlPrepared, values: readonly (string | number | null)[], text: (execute: string) => string): Promise<Row[]> {
+    const execute = text(`EXECUTE ${statement.name}(${values.map(literal).join(', ')})`);
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.pool.connect();
+      let broken = false;
+      const made = this.preparedOn.get(client) ?? new Set<string>();
+      this.preparedOn.set(client, made);
+      try {
+        const prepare = made.has(statement.name) ? '' : `PREPARE ${statement.name} (${statement.types.join(', ')}) AS ${statement.sql}; `;
+        const results = await client.query(`${prepare}${execute}`);
+        made.add(statement.name);
+        const all = Array.isArray(results) ? (results as pg.QueryResult[]) : [results];
+        return (all.at(-1)?.rows ?? []) as Row[];
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code === MISSING_PREPARED) made.delete(statement.name);
+        else if (code === DUPLICATE_PREPARED) made.add(statement.name);
+        // A statement whose result no longer fits the table (see isStalePrepared): a fresh connection prepares it anew.
+        else broken = isStalePrepared(err);
+        if (attempt < 3 && (code === MISSING_PREPARED || code === DUPLICATE_PREPARED || broken)) continue;
         throw err;
       } finally {
         client.release(broken);

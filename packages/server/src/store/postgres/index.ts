@@ -44,7 +44,7 @@ import type {
 } from '../types.js';
 import { auditHash } from '../audit-hash.js';
 import { TASK_SELECT, num, strOrNull, toAgent, toAudit, toSecret, toTarget, toTask } from '../sqlite/rows.js';
-import { Db, isUniqueViolation, type Row, type Sql } from './db.js';
+import { Db, isUniqueViolation, type Row, type Sql, type SqlPrepared } from './db.js';
 import * as keys from './keys.js';
 import { pgMigrations } from './migrations.js';
 import { appendOutput, compressChunksWithLz4, expireOutput, flushHeldOutput, readOutput } from './output.js';
@@ -58,11 +58,24 @@ const LOCK_MIGRATE = 0x46657201;
 const LOCK_AUDIT = 0x46657202;
 const LOCK_SETUP = 0x46657203;
 
+/** endTask's condition for an ending written as one statement: the redactor holds nothing back. */
+const NOTHING_HELD = ' AND redact_state IS NULL';
+
 /** At most this much of a lease renewal may be skipped (renewLeases): under a second of a lease of seconds. */
 const RENEW_SLACK_MS = 1000;
 
-/** The audit chain's lock, then its head (see appendAudit); constants only, as Db.tx's prelude must be. */
-const AUDIT_HEAD = `SELECT pg_advisory_xact_lock(${LOCK_AUDIT}); SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1`;
+/**
+ * An audit entry after the chain's head (see appendAudit): $7 is the JSON of the entry's fields
+ * after the opening bracket and the previous hash, so the text hashed is auditHash's exactly.
+ */
+const AUDIT_APPEND: SqlPrepared = {
+  name: 'ferry_audit_append',
+  types: ['text', 'bigint', 'text', 'text', 'text', 'text', 'text'],
+  sql: `INSERT INTO audit_log (org_id, at, actor, action, subject, details, prev_hash, hash)
+    SELECT $1, $2, $3, $4, $5, $6, h.prev, encode(sha256(convert_to('["' || h.prev || '",' || $7, 'UTF8')), 'hex')
+    FROM (SELECT COALESCE((SELECT hash FROM audit_log ORDER BY seq DESC LIMIT 1), repeat('0', 64)) AS prev) AS h
+    RETURNING seq, prev_hash, hash`,
+};
 
 const bytes = (v: Uint8Array | null): Buffer | null => (v === null ? null : Buffer.from(v.buffer, v.byteOffset, v.length));
 
@@ -461,10 +474,10 @@ export class PostgresStore implements Store {
   }
 
   async cancelLapsed(taskId: string, agentId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean> {
-    return this.endTask(taskId, flush, (sql) =>
+    return this.endTask(taskId, flush, (sql, held) =>
       sql.run(
         `UPDATE tasks SET status = 'cancelled', finished_at = ?, lease_expires_at = NULL, reason = ?, output_digest = NULL
-        WHERE id = ? AND agent_id = ? AND status = 'running' AND started_at IS NULL AND lease_expires_at < ? AND cancel_requested_at IS NOT NULL`,
+        WHERE id = ? AND agent_id = ? AND status = 'running' AND started_at IS NULL AND lease_expires_at < ? AND cancel_requested_at IS NOT NULL${held}`,
         [now, reason, taskId, agentId, now],
       ),
     );
@@ -475,21 +488,21 @@ export class PostgresStore implements Store {
   }
 
   async finishTask(taskId: string, agentId: string, input: FinishInput, flush: HeldOutputFlush): Promise<boolean> {
-    return this.endTask(taskId, flush, (sql) =>
+    return this.endTask(taskId, flush, (sql, held) =>
       sql.run(
         `UPDATE tasks SET status = ?, exit_code = ?, signal = ?, reason = ?, finished_at = ?, lease_expires_at = NULL, output_digest = NULL,
           started_at = COALESCE(started_at, ?)
-        WHERE id = ? AND agent_id = ? AND status = 'running'`,
-        [input.status, input.exitCode, input.signal, input.reason, input.now, input.now, taskId, agentId],
+        WHERE id = ? AND agent_id = ? AND status = 'running' AND output_bytes = COALESCE(?::bigint, output_bytes)${held}`,
+        [input.status, input.exitCode, input.signal, input.reason, input.now, input.now, taskId, agentId, input.outputBytes ?? null],
       ),
     );
   }
 
   async markLost(taskId: string, agentId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean> {
-    return this.endTask(taskId, flush, (sql) =>
+    return this.endTask(taskId, flush, (sql, held) =>
       sql.run(
         `UPDATE tasks SET status = 'lost', finished_at = ?, lease_expires_at = NULL, reason = ?, output_digest = NULL
-        WHERE id = ? AND agent_id = ? AND status = 'running' AND started_at IS NOT NULL AND lease_expires_at < ?`,
+        WHERE id = ? AND agent_id = ? AND status = 'running' AND started_at IS NOT NULL AND lease_expires_at < ?${held}`,
         [now, reason, taskId, agentId, now],
       ),
     );
@@ -510,7 +523,9 @@ export class PostgresStore implements Store {
   }
 
   async rejectTask(decision: ReviewDecisionRow, reason: string, flush: HeldOutputFlush): Promise<boolean> {
-    return this.endTask(decision.taskId, flush, async (sql) => {
+    // Not the one-statement way (endTask): the decision is written with the ending.
+    return this.endTask(decision.taskId, flush, async (sql, held) => {
+      if (held !== '') return 0;
       const n = await sql.run(
         `UPDATE tasks SET status = 'rejected', finished_at = ?, reason = ?, review_expires_at = NULL, output_digest = NULL WHERE id = ? AND status = 'pending_review'`,
         [decision.at, reason, decision.taskId],
@@ -521,10 +536,10 @@ export class PostgresStore implements Store {
   }
 
   async expireReview(taskId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean> {
-    return this.endTask(taskId, flush, (sql) =>
+    return this.endTask(taskId, flush, (sql, held) =>
       sql.run(
         `UPDATE tasks SET status = 'rejected', finished_at = ?, reason = ?, review_expires_at = NULL, output_digest = NULL
-        WHERE id = ? AND status = 'pending_review' AND review_expires_at <= ?`,
+        WHERE id = ? AND status = 'pending_review' AND review_expires_at <= ?${held}`,
         [now, reason, taskId, now],
       ),
     );
@@ -553,10 +568,10 @@ export class PostgresStore implements Store {
   }
 
   async cancelUnclaimed(orgId: string, taskId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean> {
-    return this.endTask(taskId, flush, (sql) =>
+    return this.endTask(taskId, flush, (sql, held) =>
       sql.run(
         `UPDATE tasks SET status = 'cancelled', finished_at = ?, cancel_requested_at = ?, reason = ?, output_digest = NULL
-        WHERE id = ? AND org_id = ? AND status IN ('queued','pending_review','approved')`,
+        WHERE id = ? AND org_id = ? AND status IN ('queued','pending_review','approved')${held}`,
         [now, now, reason, taskId, orgId],
       ),
     );
@@ -567,10 +582,18 @@ export class PostgresStore implements Store {
    * Every ending's write also clears `output_digest`: the digest state holds the last few raw
    * (unredacted) bytes of the output, and once the task has ended nothing checks it any more,
    * so it goes, as the redactor's held-back text does (in the write itself: one round trip less).
+   *
+   * Most endings have nothing held back (no output, or redaction `none`): the write is first
+   * tried alone, as one statement (one round trip and its commit, instead of BEGIN, the write,
+   * the read of the held state and COMMIT), on the condition that nothing is held
+   * (`held`, appended to its WHERE). If that wins, the ending is done; if not (something is held, or
+   * the compare-and-set lost), the transaction runs as before and decides. `write` must return
+   * 0 without writing when it cannot take the condition.
    */
-  private endTask(taskId: string, flush: HeldOutputFlush, write: (sql: Sql) => Promise<number>): Promise<boolean> {
+  private async endTask(taskId: string, flush: HeldOutputFlush, write: (sql: Sql, held: string) => Promise<number>): Promise<boolean> {
+    if ((await write(this.db, NOTHING_HELD)) === 1) return true;
     return this.db.tx(async (sql) => {
-      if ((await write(sql)) !== 1) return false;
+      if ((await write(sql, '')) !== 1) return false;
       await flushHeldOutput(sql, taskId, flush);
       return true;
     });
@@ -711,18 +734,24 @@ export class PostgresStore implements Store {
   }
 
   async appendAudit(entry: AuditInput): Promise<AuditRow> {
-    // One writer at a time, on every replica: the head read after the lock (a statement of its
-    // own, so on a snapshot taken once the lock is held) is the true head. The lock, the head
-    // read and BEGIN go in one round trip; the lock is held for the insert and the commit only.
-    return this.db.tx(async (sql, head): Promise<AuditRow> => {
-      const prevHash = head[0] ? String(head[0].hash) : '0'.repeat(64);
-      const hash = auditHash(prevHash, entry);
-      const r = await sql.one(
-        'INSERT INTO audit_log (org_id, at, actor, action, subject, details, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq',
-        [entry.orgId, entry.at, entry.actor, entry.action, entry.subject, JSON.stringify(entry.details), prevHash, hash],
-      );
-      return { ...entry, seq: num(r?.seq), prevHash, hash };
-    }, AUDIT_HEAD);
+    // One writer at a time, on every replica, in one round trip: the lock, then the insert,
+    // whose statement starts (and takes its snapshot) once the lock is held, so the head it
+    // reads is the true head. The hash is computed by the database over the same bytes as
+    // auditHash (JSON of [prevHash, …entry]): the entry's part is made here, the head's in SQL.
+    // So the lock is held for the insert and the commit only, not for two more round trips and
+    // the server's turns between them; every task state change is audited, so under load the
+    // chain's lock is what tasks queue on.
+    const tail = JSON.stringify([entry.orgId, entry.at, entry.actor, entry.action, entry.subject, entry.details]).slice(1);
+    const rows = await this.db.batch(
+      AUDIT_APPEND,
+      [entry.orgId, entry.at, entry.actor, entry.action, entry.subject, JSON.stringify(entry.details), tail],
+      (execute) => `SELECT pg_advisory_xact_lock(${LOCK_AUDIT}); ${execute}`,
+    );
+    const r = rows[0];
+    const row = { ...entry, seq: num(r?.seq), prevHash: String(r?.prev_hash), hash: String(r?.hash) };
+    // The database's hash must be auditHash's: a difference would break the chain for every verifier.
+    if (row.hash !== auditHash(row.prevHash, entry)) throw new Error(`audit entry ${row.seq}: the database's hash differs from auditHash`);
+    return row;
   }
 
   async allAudit(): Promise<AuditRow[]> {
