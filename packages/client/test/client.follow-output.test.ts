@@ -33,7 +33,9 @@ describe('following a task output', () => {
       reads.push({ offset, waitSeconds: Number(u.searchParams.get('waitSeconds') ?? 0) });
       if (failNext > 0) {
         failNext -= 1;
-        return res.writeHead(503, { 'content-type': 'application/json' }).end(JSON.stringify({ statusCode: 503, code: 'FERRY_E_UNAVAILABLE', message: 'restarting' }));
+        return res
+          .writeHead(503, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ statusCode: 503, code: 'FERRY_E_UNAVAILABLE', message: 'restarting' }));
       }
       const end = Math.min(OUTPUT.length, offset + PAGES[turn++ % PAGES.length]!);
       const data = OUTPUT.subarray(offset, end);
