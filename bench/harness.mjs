@@ -406,6 +406,30 @@ export async function readOutputToEnd(api, taskId, { from = 0, collect = true, d
   }
 }
 
+/**
+ * Follows a task's output to its end as `ferry run` and `ferry task logs --follow` do: through
+ * the client package's own follower (`followOutput`, over its Node transport, on a connection of
+ * its own), the bytes discarded. The live-reader figures use it, so they measure what a user's
+ * follower costs, not a reader of the bench's own. Returns the last status and `t`
+ * (performance.now() once the last page was decoded).
+ */
+export async function followOutputToEnd(server, taskId, { deadlineMs = 60_000 } = {}) {
+  const { followOutput } = await import('@ferry/client');
+  const { createNodeClient } = await import('@ferry/client/node');
+  const client = createNodeClient({ serverUrl: server.url, caPem: server.caPem, token: server.adminToken, userAgent: 'ferry-bench' });
+  const signal = globalThis.AbortSignal.timeout(deadlineMs);
+  let last;
+  try {
+    for await (const page of followOutput(client, taskId, { follow: true, waitSeconds: 30, maxAttempts: 3, signal })) last = page;
+  } catch (err) {
+    if (signal.aborted) throw new Error(`output of ${taskId} not complete within ${deadlineMs} ms`);
+    throw err;
+  } finally {
+    await client.close();
+  }
+  return { offset: last.nextOffset, status: last.taskStatus, t: performance.now() };
+}
+
 /** The stdout bytes of a buffer of output frames, decoded by the protocol's own decoder. */
 function stdoutOf(buf) {
   return decodeFrames(buf)

@@ -30,6 +30,7 @@ import {
   cpuNs,
   cpuTicks,
   createTarget,
+  followOutputToEnd,
   foreignFerryProcesses,
   readOutputToEnd,
   rssMb,
@@ -572,8 +573,8 @@ async function throughput(server, target, { key = 'tasks_per_s', tasks = PLAN.th
 /**
  * One task writing `mib` MiB to stdout; MiB/s from POST to "succeeded with every byte stored".
  * Waiting polls GET /v1/tasks/:id every 25 ms, so the plain figure has no reader's cost in it.
- * With `follow`, a reader streams the output meanwhile, as `ferry run` does
- * (`output_live_reader_mb_per_s`).
+ * With `follow`, a reader streams the output meanwhile through the client package's follower,
+ * as `ferry run` does (`output_live_reader_mb_per_s`).
  */
 async function outputRun(server, target, mib, { follow = false } = {}) {
   const total = mib * 2 ** 20;
@@ -581,7 +582,7 @@ async function outputRun(server, target, mib, { follow = false } = {}) {
   const script = `head -c 1048576 /dev/urandom > /tmp/chunk\nfor i in $(seq ${mib}); do cat /tmp/chunk; done\n`;
   const t0 = performance.now();
   const { json } = await server.api.json('POST', '/v1/tasks', { target, script });
-  const reader = follow ? readOutputToEnd(server.api, json.id, { collect: false, deadlineMs: 300_000 }) : undefined;
+  const reader = follow ? followOutputToEnd(server, json.id, { deadlineMs: 300_000 }) : undefined;
   const deadline = Date.now() + 300_000;
   let final;
   for (;;) {

@@ -3,8 +3,8 @@
  * stdout frames to stdout, stderr and Ferry's own notices to stderr, until the server says
  * the output is complete (or, without `follow`, until what is stored has been printed).
  */
-import { FrameDecoder, Routes, Streams, type TaskWithAgents } from '@ferry/protocol';
-import { isAbort, withRetry, type FerryClient } from '@ferry/client';
+import { Routes, Streams, type OutputFrame, type TaskWithAgents } from '@ferry/protocol';
+import { followOutput, isAbort, type FerryClient } from '@ferry/client';
 import { reportEnding } from './exit-codes.js';
 
 export interface FollowOptions {
@@ -13,13 +13,11 @@ export interface FollowOptions {
   signal?: AbortSignal;
 }
 
-/** Writes the frames to stdout/stderr; returns how many there were. */
-function writeFrames(body: Uint8Array): number {
-  const frames = new FrameDecoder().push(body);
+/** Writes the frames to stdout/stderr. */
+function writeFrames(frames: readonly OutputFrame[]): void {
   for (const frame of frames) {
     (frame.stream === Streams.stdout ? process.stdout : process.stderr).write(frame.data);
   }
-  return frames.length;
 }
 
 /** Bounded: a server that stays unreachable for about ten minutes ends the command. */
@@ -31,36 +29,24 @@ const MAX_ATTEMPTS = 40;
  * not following).
  */
 export async function streamOutput(client: FerryClient, taskId: string, opts: FollowOptions): Promise<string | undefined> {
-  let offset = 0;
   let lastStatusCheck = Date.now();
-  for (;;) {
-    let page;
-    try {
-      page = await withRetry(
-        () =>
-          client.call(Routes.readOutput, {
-            params: { id: taskId },
-            query: { offset, waitSeconds: opts.follow ? 20 : 0 },
-            signal: opts.signal,
-          }),
-        { maxAttempts: MAX_ATTEMPTS, signal: opts.signal },
-      );
-    } catch (err) {
-      if (isAbort(err) || opts.signal?.aborted) return undefined;
-      throw err;
+  try {
+    for await (const page of followOutput(client, taskId, { follow: opts.follow, waitSeconds: 20, maxAttempts: MAX_ATTEMPTS, signal: opts.signal })) {
+      writeFrames(page.frames);
+      if (page.complete) return page.taskStatus;
+      const waiting = page.taskStatus === 'queued' || page.taskStatus === 'pending_review';
+      if (opts.onWaiting && waiting && Date.now() - lastStatusCheck > 5000) {
+        lastStatusCheck = Date.now();
+        // Only for the "waiting for an agent" and "waiting for review" notes: a failed look-up must not end the command.
+        const task = await client.call(Routes.getTask, { params: { id: taskId } }).catch(() => undefined);
+        if (task) opts.onWaiting(task);
+      }
     }
-    const empty = writeFrames(page.body) === 0;
-    offset = page.nextOffset;
-    if (page.complete) return page.taskStatus;
-    if (!opts.follow && empty) return undefined;
-    const waiting = page.taskStatus === 'queued' || page.taskStatus === 'pending_review';
-    if (opts.onWaiting && waiting && Date.now() - lastStatusCheck > 5000) {
-      lastStatusCheck = Date.now();
-      // Only for the "waiting for an agent" and "waiting for review" notes: a failed look-up must not end the command.
-      const task = await client.call(Routes.getTask, { params: { id: taskId } }).catch(() => undefined);
-      if (task) opts.onWaiting(task);
-    }
+  } catch (err) {
+    if (isAbort(err) || opts.signal?.aborted) return undefined;
+    throw err;
   }
+  return undefined;
 }
 
 /**

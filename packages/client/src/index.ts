@@ -3,4 +3,5 @@ export { FerryClient, serverUrls, type ClientOptions, type FetchLike, type Fetch
 export { ApiError, clientError, isRetryable, isFatal, isAbort } from './errors.js';
 export { backoffMs, sleep, withRetry, type RetryOptions } from './retry.js';
 export { sealSecret, sealingKeyId } from './sealing.js';
+export { followOutput, type FollowOutputOptions, type OutputPage } from './follow.js';
 export { Routes } from '@ferry/protocol';

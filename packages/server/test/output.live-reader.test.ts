@@ -3,7 +3,8 @@
  * racing it, through TaskService on both backends: it gets every byte, in order, exactly as a
  * read after the end gives them (redacted as a whole), whatever the uploads' and reads' sizes;
  * and a reader an upload wakes is served after that upload has been answered, so the agent's
- * next upload does not wait behind the reader's read.
+ * next upload does not wait behind the reader's read. A waiting reader gets a line at once, and
+ * bulk output gathered into reads of up to 4 MiB.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -59,6 +60,34 @@ async function runningTask(): Promise<string> {
   // The start wakes the task's readers in the next turn: let that pass before a test's reader waits.
   await new Promise<void>((resolve) => setImmediate(resolve));
   return task.id;
+}
+
+/** Uploads `bytes` of stdout at the task's current end (one call, so one wake-up), with its digest header. */
+async function uploadAt(taskId: string, digest: OutputDigest, offset: number, data: Buffer): Promise<number> {
+  const frames: OutputFrame[] = [];
+  for (let f = 0; f < data.length; f += 65536) frames.push({ stream: Streams.stdout, time: Date.now(), data: data.subarray(f, f + 65536) });
+  digest.update(data);
+  return w.tasks.appendOutput(w.agent, taskId, offset, frames, digest.hex());
+}
+
+/**
+ * Counts the hub's output waits; with `untimed`, a wait shorter than a second (a reader gathering
+ * bulk output) waits for its wake-up alone, so a slow machine cannot end it before the test's
+ * next upload. `waits` resolves once `n` waits have begun.
+ */
+function watchWaits(untimed: boolean): { count: () => number; waits: (n: number) => Promise<void> } {
+  const wait = w.hub.waitForOutput.bind(w.hub);
+  let count = 0;
+  const listeners: (() => void)[] = [];
+  w.hub.waitForOutput = (taskId, timeoutMs, signal) => {
+    count += 1;
+    for (const l of listeners.splice(0)) l();
+    return wait(taskId, untimed && timeoutMs < 1000 ? 60_000 : timeoutMs, signal);
+  };
+  const waits = async (n: number): Promise<void> => {
+    while (count < n) await new Promise<void>((resolve) => listeners.push(resolve));
+  };
+  return { count: () => count, waits };
 }
 
 /** A fixed-seed generator, so a failure can be run again. */
@@ -172,6 +201,53 @@ forEachStore('live reader', (b) => {
       const page = await reader;
       assert.equal(woken, true);
       assert.equal(Buffer.concat(page.frames.map((f) => f.data)).toString(), 'hello\n');
+    });
+
+    test('a waiting reader gets a line at once: it does not wait to gather more', { timeout: 10_000 }, async () => {
+      const id = await runningTask();
+      const waits = watchWaits(true);
+      const reader = w.tasks.readOutput(w.user, id, { offset: 0, waitSeconds: 10, maxBytes: 4 << 20 }, live());
+      await waits.waits(1);
+      await uploadAt(id, new OutputDigest(native), 0, Buffer.from('first line\n'));
+      // Were it gathering, its wait would last until the next upload (watchWaits), and this would time out.
+      const page = await reader;
+      assert.equal(Buffer.concat(page.frames.map((f) => f.data)).toString(), 'first line\n');
+      assert.equal(waits.count(), 1, 'one wait: for the line, none after it');
+    });
+
+    test('bulk output is gathered into one read of up to 4 MiB', { timeout: 30_000 }, async () => {
+      const id = await runningTask();
+      const digest = new OutputDigest(native);
+      const raw = Buffer.alloc(5 << 20, 'output of a busy task\n');
+      const waits = watchWaits(true);
+      const reader = w.tasks.readOutput(w.user, id, { offset: 0, waitSeconds: 10, maxBytes: 4 << 20 }, live());
+      await waits.waits(1);
+      let at = await uploadAt(id, digest, 0, raw.subarray(0, 1 << 20)); // an agent's upload: 1 MiB
+      await waits.waits(2); // woken, the reader waits for more rather than answer with 1 MiB
+      at = await uploadAt(id, digest, at, raw.subarray(at, 5 << 20));
+      const page = await reader;
+      const got = Buffer.concat(page.frames.map((f) => f.data));
+      assert.equal(got.length, 4 << 20, 'one read of 4 MiB, not one per upload');
+      assert.ok(got.equals(raw.subarray(0, 4 << 20)));
+      assert.equal(page.nextOffset, 4 << 20);
+      // A read that does not wait is answered at once with what is stored.
+      const rest = await w.tasks.readOutput(w.user, id, { offset: page.nextOffset, waitSeconds: 0, maxBytes: 4 << 20 }, live());
+      assert.ok(Buffer.concat(rest.frames.map((f) => f.data)).equals(raw.subarray(4 << 20)));
+      assert.equal(at, 5 << 20);
+    });
+
+    test('a reader gathering bulk output is answered at once when the task ends', { timeout: 30_000 }, async () => {
+      const id = await runningTask();
+      const digest = new OutputDigest(native);
+      const waits = watchWaits(true);
+      const reader = w.tasks.readOutput(w.user, id, { offset: 0, waitSeconds: 10, maxBytes: 4 << 20 }, live());
+      await waits.waits(1);
+      const bytes = await uploadAt(id, digest, 0, Buffer.alloc(1 << 20, 0x61));
+      await waits.waits(2);
+      await w.tasks.finish(w.agent, id, { status: 'succeeded', exitCode: 0, signal: null, reason: null, outputBytes: bytes, outputDigest: digest.hex() });
+      const page = await reader;
+      assert.equal(page.nextOffset, 1 << 20);
+      assert.equal(page.complete, true, 'the read that gathered the last output says it is complete');
     });
   });
 });

@@ -32,8 +32,19 @@ function toResponse(res: IncomingMessage, body: Buffer): FetchResponseLike {
         return value === undefined ? null : Array.isArray(value) ? value.join(', ') : value;
       },
     },
-    arrayBuffer: () => Promise.resolve(body.buffer.slice(body.byteOffset, body.byteOffset + body.length) as ArrayBuffer),
+    arrayBuffer: () => Promise.resolve(ownArrayBuffer(body)),
   };
+}
+
+/**
+ * The body's bytes as an ArrayBuffer. Buffer.concat gives a body of 4 KiB or more an
+ * ArrayBuffer of its own (smaller ones are views into Node's shared pool): that one is handed
+ * over as it is, rather than copied once more (an output read answers with megabytes).
+ */
+function ownArrayBuffer(body: Buffer): ArrayBuffer {
+  const buffer = body.buffer as ArrayBuffer;
+  if (body.byteOffset === 0 && body.length === buffer.byteLength) return buffer;
+  return buffer.slice(body.byteOffset, body.byteOffset + body.length);
 }
 
 /** The connect bound until the socket is connected and secured, then the idle bound. */

@@ -34,6 +34,27 @@ import type { RawOutputDigests } from './raw-digests.js';
  */
 const MAX_READ_FRAMES = 8192;
 
+/**
+ * A waiting reader (`ferry run`, `task logs --follow`) that output streams in bulk for gathers
+ * it into reads of up to this many bytes (or its `maxBytes`): an agent uploads at most 1 MiB at
+ * a time, and a reader woken for each upload made one request per MiB, whose fixed costs (the
+ * request, the task's look-up, the answer's headers, the client's own) came on top of every MiB.
+ */
+const READ_BATCH_BYTES = 4 * 1024 * 1024;
+
+/**
+ * What tells bulk output from a line or a prompt: when at least this much is ready for a
+ * waiting reader, it waits up to READ_COALESCE_MS for more; less is answered at once, so the
+ * first line of a task, or any line of one that prints now and then, reaches it without delay.
+ */
+const BULK_READY_BYTES = 256 * 1024;
+
+/**
+ * The longest a reader waits for bulk output to fill its read: a few uploads at full speed, and
+ * far below what a person would notice; a task that ends answers it at once.
+ */
+const READ_COALESCE_MS = 20;
+
 /** Room for the agent's own truncation notice after a task's output reaches its limit. */
 const NOTICE_ALLOWANCE_BYTES = 4096;
 
@@ -212,19 +233,39 @@ export class TaskOutput {
 
   /**
    * Output from `offset`, as frames. With `waitSeconds`, an empty answer waits for new output
-   * or the end of the task. `complete` says the task ended and everything stored was read.
+   * or the end of the task, and bulk output is gathered into larger reads (`gather`).
+   * `complete` says the task ended and everything stored was read.
    */
   async read(orgId: string, taskId: string, q: ReadOutputQuery, signal: AbortSignal): Promise<FramesAnswer> {
     const { store, hub } = this.deps;
     let task = await findTask(store, orgId, taskId);
     const deadline = Date.now() + q.waitSeconds * 1000;
+    if (q.waitSeconds > 0) task = await this.gather(orgId, task, q, deadline, signal);
     let frames = await store.readOutput(task.id, q.offset, q.maxBytes, MAX_READ_FRAMES);
     while (frames.length === 0 && !isTerminal(task.status) && Date.now() < deadline && !signal.aborted && !hub.isClosed) {
       await hub.waitForOutput(task.id, deadline - Date.now(), signal);
-      task = await findTask(store, orgId, task.id);
+      task = await this.gather(orgId, await findTask(store, orgId, task.id), q, deadline, signal);
       frames = await store.readOutput(task.id, q.offset, q.maxBytes, MAX_READ_FRAMES);
     }
     const nextOffset = q.offset + frameBytes(frames);
     return { frames, nextOffset, taskStatus: task.status, complete: isTerminal(task.status) && nextOffset >= task.storedBytes };
+  }
+
+  /**
+   * For a waiting reader of a running task with bulk output ready (BULK_READY_BYTES or more,
+   * less than a batch): waits up to READ_COALESCE_MS for uploads to fill the batch, and returns
+   * the task as it then is. Less than that is answered at once (a first line, a prompt); so is a
+   * task that ends meanwhile.
+   */
+  private async gather(orgId: string, task: TaskRow, q: ReadOutputQuery, deadline: number, signal: AbortSignal): Promise<TaskRow> {
+    const { store, hub } = this.deps;
+    const batch = Math.min(q.maxBytes, READ_BATCH_BYTES);
+    if (task.storedBytes - q.offset < BULK_READY_BYTES) return task;
+    const until = Math.min(deadline, Date.now() + READ_COALESCE_MS);
+    while (task.storedBytes - q.offset < batch && !isTerminal(task.status) && Date.now() < until && !signal.aborted && !hub.isClosed) {
+      await hub.waitForOutput(task.id, until - Date.now(), signal);
+      task = await findTask(store, orgId, task.id);
+    }
+    return task;
   }
 }
