@@ -5,7 +5,7 @@
  * ladder after cancel / timeout / lost lease) → reporting (flush output, post final status)
  * → done. The sandbox is ended before the final status is posted, so "finished" means
  * no process of the task is left on this machine; removing what it emptied (its cgroup's
- * folder) runs alongside the report instead of before it.
+ * folder, a public network's pasta) follows the report instead of preceding it.
  */
 import type { Logger } from 'pino';
 import { MIN_MASKED_SECRET_LENGTH, Streams, formatSize, type Assignment, type FinalStatus, type StreamId } from '@ferry/protocol';
@@ -32,6 +32,9 @@ export interface TaskRunnerDeps {
 
 /** How long output may keep arriving after the task's main process exited. */
 const PIPE_SETTLE_MS = 2000;
+
+/** The longest an ended sandbox's remains wait for the final status's delivery before they are removed anyway. */
+const REMOVE_AFTER_MS = 1000;
 
 /** The masker's clock: output is held for two ticks, so a value split between stdout and stderr is found. */
 const MASK_TICK_MS = 20;
@@ -123,19 +126,31 @@ export class TaskRunner {
     // A task that never started has its spool made now, for its final status.
     const io = this.io ?? this.openSpool(unmasked);
     // Where end() did not do all of it (no end(): dispose() already ran above).
-    const disposed = sandbox?.end ? sandbox.dispose().catch((err: unknown) => this.log.error({ err }, 'sandbox removal failed')) : undefined;
+    const dispose = (): Promise<void> | undefined =>
+      sandbox?.end ? sandbox.dispose().catch((err: unknown) => this.log.error({ err }, 'sandbox removal failed')) : undefined;
     // A start that failed early (secrets) waits for the confirmation, so its final status cannot
     // overtake it, and is not reported for a task this agent turns out not to hold.
     if (!(await confirmed)) this.stop('lease_lost');
     if (this.stopReason === 'lease_lost') {
       this.log.warn('task abandoned: this agent no longer holds it');
       void io.spool.remove();
-      await disposed;
+      await dispose();
       return;
     }
     const final = await this.finalStatus(exit, errorReason);
     const ms = Date.now() - started;
-    await deliverFinalStatus(this.deps.client, io.spool, io.uploader, final, this.log);
+    const delivered = deliverFinalStatus(this.deps.client, io.spool, io.uploader, final, this.log);
+    // What the ended sandbox left that runs nothing of the task (its emptied cgroup, a public
+    // network's pasta) is removed once the status is delivered, and the pool's refill follows:
+    // begun beside the status they took the CPUs and the kernel's cgroup locks from it (~2–4 ms of
+    // the round trip under load, bench/README.md). At the latest REMOVE_AFTER_MS after its delivery
+    // began, so an unreachable server does not keep them. A crash in between leaves
+    // them to the next start's sweep.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([delivered.catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, REMOVE_AFTER_MS)))]);
+    clearTimeout(timer);
+    const disposed = dispose();
+    await delivered;
     // Logged once delivered: the line is a synchronous write, which held the status back.
     this.log.info({ status: final.status, exitCode: final.exitCode, ms }, 'task finished');
     await disposed;

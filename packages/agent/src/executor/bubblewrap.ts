@@ -18,9 +18,11 @@
  *
  * Lifecycle of a sandbox: create (lease a uid, make the cgroup, launch bwrap up to the shim
  * waiting for its task, or take such a sandbox from the pool, sandbox-pool.ts) → start (hand
- * the task over) → end (kill what is left, empty the cgroup, release the uid) → dispose (remove
- * the emptied cgroup's folders and a public network: after the final status, off the task's
- * path). The uid goes back to the block at once only when the emptied cgroup proves the task has no
+ * the task over) → end (kill what is left, empty the cgroup, release the uid: what the final
+ * status waits for) → dispose (remove the emptied cgroup's folders and tear down a public
+ * network, then tell the pool, whose refill launches a sandbox: after the final status, off its
+ * path; an agent killed in between leaves only what its successor's start-up sweep removes).
+ * The uid goes back to the block at once only when the emptied cgroup proves the task has no
  * process left; otherwise it waits until /proc shows none (task-uids.ts). No folder of the task
  * exists on the host.
  *
@@ -65,6 +67,8 @@ class BubblewrapSandbox implements Sandbox {
   private claim: Claim | undefined;
   private ended: Promise<void> | undefined;
   private disposed: Promise<void> | undefined;
+  /** bwrap has been reaped (its exit reported by the spawner). */
+  private exited = false;
 
   constructor(
     private readonly launched: Launched,
@@ -72,7 +76,9 @@ class BubblewrapSandbox implements Sandbox {
     readonly uid: number,
     private readonly cgroup: TaskCgroup | undefined,
     private readonly network: PublicNetwork | undefined,
-  ) {}
+  ) {
+    void launched.exited.then(() => (this.exited = true));
+  }
 
   get ready(): Promise<boolean> {
     return this.launched.ready;
@@ -97,38 +103,43 @@ class BubblewrapSandbox implements Sandbox {
   }
 
   /**
-   * The task's processes all dead, the uid released, and its public network (pasta and the
-   * namespace's files) gone: what the final status waits for, so a finished task has nothing
-   * left running on this machine.
+   * The task's processes all dead and its uid released: what the final status waits for, so a
+   * finished task has nothing left running on this machine. Its public network (pasta, which
+   * runs none of the task's code) and its emptied cgroup's folders go in dispose().
    */
   end(): Promise<void> {
-    this.ended ??= this.killAll().finally(async () => {
-      await this.network?.dispose();
-    });
+    this.ended ??= this.killAll();
     return this.ended;
   }
 
-  /** end(), then the emptied cgroup's folders removed (alongside the final status, see task-runner.ts). */
+  /**
+   * end(), then what the task left that runs nothing of it removed (the emptied cgroup's folders,
+   * a public network's namespace and pasta), then the pool told, which may launch a replacement:
+   * the task runner calls this once the final status is delivered (task-runner.ts), so neither the
+   * kernel's cgroup locks, pasta's exit nor the replacement's launch competes with it.
+   */
   dispose(): Promise<void> {
-    this.disposed ??= this.end().finally(async () => {
-      await this.cgroup?.destroy();
-    });
+    this.disposed ??= this.end()
+      .finally(() => Promise.all([this.cgroup?.destroy(), this.network?.dispose()]))
+      .finally(() => this.claim?.done());
     return this.disposed;
   }
 
   private async killAll(): Promise<void> {
+    let emptied: boolean | undefined;
     try {
-      await this.launched.kill();
+      // Exited: bwrap is reaped, so only the cgroup's members are left to kill, which empty() does.
+      if (!this.exited) await this.launched.kill();
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([this.launched.exited, new Promise((r) => (timer = setTimeout(r, KILL_WAIT_MS)))]);
       clearTimeout(timer);
-      await this.cgroup?.empty();
+      emptied = await this.cgroup?.empty();
     } finally {
       // Proof that nothing ran as the uid: no task was handed over (the shim drops to it only
-      // then), or the task's cgroup is empty (so its removal can wait).
-      const gone = !this.started || (this.cgroup !== undefined && (await this.cgroup.pids()).length === 0);
+      // then), or the task's cgroup is empty (so its removal can wait). empty() proved it when it
+      // returned true: no process is left in the cgroup to fork a new member.
+      const gone = !this.started || emptied === true || (this.cgroup !== undefined && (await this.cgroup.pids()).length === 0);
       this.uids.release(this.uid, gone);
-      this.claim?.done();
     }
   }
 }
