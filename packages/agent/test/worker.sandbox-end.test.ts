@@ -9,13 +9,17 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
+import { BubblewrapExecutor } from '../src/executor/bubblewrap.js';
 import { ownerTag } from '../src/executor/cgroup.js';
 import { selectExecutor } from '../src/executor/select.js';
 import { startAgent } from './helpers/agent-under-test.js';
 import { FakeControlPlane, type RecordedCall } from './helpers/fake-control-plane.js';
-import { cgroupsOf, usable } from './helpers/sandbox-run.js';
+import { TASK_PATH } from '../src/executor/types.js';
+import { cgroupsOf, collect, usable } from './helpers/sandbox-run.js';
 
 const marker = (name: string) => `ferrytest-${name}-${process.pid}-${Date.now()}`;
 
@@ -27,6 +31,20 @@ const leavesDaemon = (m: string) => `(exec -a ${m} sleep 300 </dev/null >/dev/nu
 for i in $(seq 1 200); do pgrep -f '${m}' >/dev/null && break; sleep 0.02; done
 pgrep -f '${m}' >/dev/null && echo daemon up
 `;
+
+/** Host processes running as `uid` (real uid, from /proc/<pid>/status). */
+function processesOf(uid: number): string[] {
+  return readdirSync('/proc').filter((e) => /^\d+$/.test(e) && readOr(`/proc/${e}/status`).match(/^Uid:\s+(\d+)/m)?.[1] === String(uid));
+}
+
+/** What a /proc file says, or '' once its process is gone. */
+function readOr(file: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return '';
+  }
+}
 
 async function until(what: string, check: () => boolean, ms: number): Promise<void> {
   for (const end = Date.now() + ms; !check(); await new Promise((r) => setTimeout(r, 10))) if (Date.now() > end) assert.fail(`not within ${ms} ms: ${what}`);
@@ -95,5 +113,43 @@ test("an agent killed between a task's end and its sandbox's removal leaves noth
     await restarted.close?.();
   } finally {
     agent.kill('SIGKILL');
+  }
+});
+
+test("end() after a normal exit: no process of the task is left, at most bwrap's init on its way out (root, exiting) is still in the cgroup", async (t) => {
+  if (!usable(t)) return;
+  const executor = new BubblewrapExecutor();
+  const tag = ownerTag();
+  let initLeft = 0;
+  try {
+    for (let i = 0; i < 40; i++) {
+      const sandbox = await executor.create(`t${i}`, { maxProcesses: 64, memoryBytes: 256 << 20, network: 'none' });
+      const proc = sandbox.start({
+        argv: ['bash', '--noprofile', '--norc', '{script}'],
+        env: { PATH: TASK_PATH },
+        script: i % 2 ? 'id -u\n' : 'id -u; (sleep 300 &)\n',
+      });
+      const io = collect(proc);
+      await proc.exited;
+      await sandbox.end?.();
+      const uid = Number(io.out().trim());
+      assert.ok(uid > 0, `the task said its uid: ${io.out()}`);
+      assert.deepEqual(processesOf(uid), [], `no process runs as the task's uid ${uid} once end() resolved`);
+      for (const dir of cgroupsOf(tag)) {
+        for (const pid of readOr(join(dir, 'cgroup.procs')).split('\n').filter(Boolean)) {
+          const stat = readOr(`/proc/${pid}/stat`);
+          if (!stat) continue; // gone since
+          const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+          assert.match(stat, /\(bwrap\)/, `only bwrap's init may be left: ${stat}`);
+          assert.ok((Number(fields[6]) & 0x4) !== 0, `and only on its way out (PF_EXITING): ${stat}`);
+          initLeft++;
+        }
+      }
+      await sandbox.dispose();
+      assert.deepEqual(cgroupsOf(tag), [], 'dispose() removed the cgroup');
+    }
+    t.diagnostic(`${initLeft} of 40 ended with bwrap's init still on its way out`);
+  } finally {
+    await executor.close();
   }
 });

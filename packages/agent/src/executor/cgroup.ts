@@ -280,11 +280,10 @@ class CgroupSet implements TaskCgroup {
   }
 
   /**
-   * Looks again after 1 ms a few times, then every 5 ms. After a normal exit the one member
-   * usually left is bwrap's init (pid 1 of the task's namespace): bwrap's outer process exits as
-   * soon as that init reports the task's exit code, while the init is still tearing down the
-   * namespace (its mounts) on its way out; measured, 10–15 % of trivial tasks found it listed,
-   * gone within the next 5 ms look, which made those tasks' final status 5 ms late.
+   * Looks again after 1 ms a few times, then every 5 ms: what is still listed after a task's
+   * exit or a kill is usually on its way out already (bwrap's init tearing the namespace down,
+   * processes killed with it) and gone within a few milliseconds, which a first 5 ms wait added
+   * whole to the task's end.
    */
   private async killAll(): Promise<boolean> {
     for (let i = 0; i < BOUNDED_TRIES; i++) {
