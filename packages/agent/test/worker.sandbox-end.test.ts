@@ -75,6 +75,21 @@ test('sandbox: the final status arrives once every process of the task is dead, 
   assert.deepEqual(cgroupsOf(tag), []);
 });
 
+test('a final status the server does not take yet does not keep the ended sandbox: its cgroup goes within about a second', async (t) => {
+  if (!usable(t)) return;
+  const cp = await FakeControlPlane.start();
+  // Refused as unavailable six times: the agent retries for several seconds (250 ms, doubling).
+  cp.answerNext('finishTask', 'FERRY_E_UNAVAILABLE', { times: 6 });
+  const task = cp.queueTask({ network: 'none', script: 'true\n' });
+  const tag = ownerTag();
+  await startAgent(t, cp, { executor: 'sandbox', sandboxPool: 0 });
+  await cp.waitFor('the first refused final status', () => cp.calls.some((c) => c.route === 'finishTask'));
+  await until('the ended task cgroup is removed while the status is still being retried', () => cgroupsOf(tag).length === 0, 3_000);
+  assert.equal(cp.task(task.id).final, undefined, 'the status was not taken yet');
+  const final = await cp.waitFor('the final status', () => cp.task(task.id).final, 30_000);
+  assert.equal(final.status, 'succeeded');
+});
+
 test("an agent killed between a task's end and its sandbox's removal leaves nothing once the next agent has started", async (t) => {
   if (!usable(t)) return;
   const m = marker('end-crash');
