@@ -19,9 +19,9 @@
  * Lifecycle of a sandbox: create (lease a uid, make the cgroup, launch bwrap up to the shim
  * waiting for its task, or take such a sandbox from the pool, sandbox-pool.ts) → start (hand
  * the task over) → end (kill what is left, empty the cgroup, release the uid: what the final
- * status waits for) → dispose (tell the pool, whose refill launches a sandbox, and remove the
- * emptied cgroup's folders and a public network: after the final status, off its path; an
- * agent killed in between leaves only what its successor's start-up sweep removes).
+ * status waits for; the pool then refills) → dispose (remove the emptied cgroup's folders and a
+ * public network: after the final status, off its path; an agent killed in between leaves only
+ * what its successor's start-up sweep removes).
  * The uid goes back to the block at once only when the emptied cgroup proves the task has no
  * process left; otherwise it waits until /proc shows none (task-uids.ts). No folder of the task
  * exists on the host.
@@ -114,19 +114,13 @@ class BubblewrapSandbox implements Sandbox {
   }
 
   /**
-   * end(), then the pool told (it may launch a replacement) while what the task left that runs
-   * nothing of it is removed: the emptied cgroup's folders, a public network's namespace and
-   * pasta. The task runner calls this once the final status is delivered (task-runner.ts), so
-   * neither the kernel's cgroup locks, pasta's exit nor the replacement's launch competes with
-   * the status. The pool hears at once rather than after the removal, which waits for bwrap's
-   * init to finish leaving: a refill that late lowered tasks/s (7 of 7 back-to-back pairs,
-   * bench/README.md).
+   * end(), then what the task left that runs nothing of it removed: the emptied cgroup's folders,
+   * a public network's namespace and pasta. The task runner calls this once the final status is
+   * delivered (task-runner.ts), so neither the kernel's cgroup locks nor pasta's exit competes
+   * with the status.
    */
   dispose(): Promise<void> {
-    this.disposed ??= this.end().finally(() => {
-      this.claim?.done();
-      return Promise.all([this.cgroup?.destroy(), this.network?.dispose()]);
-    });
+    this.disposed ??= this.end().finally(() => Promise.all([this.cgroup?.destroy(), this.network?.dispose()]));
     return this.disposed;
   }
 
@@ -145,6 +139,11 @@ class BubblewrapSandbox implements Sandbox {
       // members alone could fork a new one (so its removal can wait).
       const gone = !this.started || noneLeft || (this.cgroup !== undefined && (await this.cgroup.pids()).length === 0);
       this.uids.release(this.uid, gone);
+      // The pool's refill starts here, as it did before the removal moved after the status: a
+      // refill begun at the removal (after the status's delivery, beside the next claim) or
+      // after it (once the exiting init had left) measured no better, the latter lowered tasks/s
+      // in 7 of 7 back-to-back pairs (bench/README.md).
+      this.claim?.done();
     }
   }
 
