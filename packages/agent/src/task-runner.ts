@@ -144,11 +144,11 @@ export class TaskRunner {
     const ms = Date.now() - started;
     const delivered = deliverFinalStatus(this.deps.client, io.spool, io.uploader, final, this.log);
     // What the ended sandbox left that runs nothing of the task (its emptied cgroup, a public
-    // network's pasta) is removed once the status is delivered, and the pool's refill follows:
-    // begun beside the status they took the CPUs and the kernel's cgroup locks from it (~2–4 ms of
-    // the round trip under load, bench/README.md). At the latest REMOVE_AFTER_MS after its delivery
-    // began, so an unreachable server does not keep them. A crash in between leaves
-    // them to the next start's sweep.
+    // network's pasta) is removed once the status is delivered: a public task's status waited
+    // ~6 ms for pasta's teardown, and the cgroup's removal (kernel work under cgroup_mutex) ran
+    // beside the status (bench/README.md). At the latest REMOVE_AFTER_MS after its delivery
+    // began, so an unreachable server does not keep them; a crash in between leaves them to the
+    // next start's sweep.
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([delivered.catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, REMOVE_AFTER_MS)))]);
     clearTimeout(timer);
