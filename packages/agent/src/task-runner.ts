@@ -5,7 +5,8 @@
  * ladder after cancel / timeout / lost lease) → reporting (flush output, post final status)
  * → done. The sandbox is ended before the final status is posted, so "finished" means
  * no process of the task is left on this machine; removing what it emptied (its cgroup's
- * folder) runs alongside the report instead of before it.
+ * folder, a public network's pasta) follows the report instead of preceding it, and may
+ * outlast run(): the worker waits for it (removed) before the agent stops.
  */
 import type { Logger } from 'pino';
 import { MIN_MASKED_SECRET_LENGTH, Streams, formatSize, type Assignment, type FinalStatus, type StreamId } from '@ferry/protocol';
@@ -33,6 +34,9 @@ export interface TaskRunnerDeps {
 /** How long output may keep arriving after the task's main process exited. */
 const PIPE_SETTLE_MS = 2000;
 
+/** The longest an ended sandbox's remains wait for the final status's delivery before they are removed anyway. */
+const REMOVE_AFTER_MS = 1000;
+
 /** The masker's clock: output is held for two ticks, so a value split between stdout and stderr is found. */
 const MASK_TICK_MS = 20;
 
@@ -50,6 +54,8 @@ export class TaskRunner {
   private spoolError: Error | undefined;
   /** The memory limit made the kernel kill a process of the task. */
   private outOfMemory = false;
+  /** The ended sandbox's removal (see removed). */
+  private removal: Promise<void> = Promise.resolve();
   /** The server's answer to the start confirmation, asked for as the runner is made. */
   private readonly confirmed: Promise<boolean>;
 
@@ -123,22 +129,42 @@ export class TaskRunner {
     // A task that never started has its spool made now, for its final status.
     const io = this.io ?? this.openSpool(unmasked);
     // Where end() did not do all of it (no end(): dispose() already ran above).
-    const disposed = sandbox?.end ? sandbox.dispose().catch((err: unknown) => this.log.error({ err }, 'sandbox removal failed')) : undefined;
+    const dispose = (): Promise<void> =>
+      sandbox?.end ? sandbox.dispose().catch((err: unknown) => this.log.error({ err }, 'sandbox removal failed')) : Promise.resolve();
     // A start that failed early (secrets) waits for the confirmation, so its final status cannot
     // overtake it, and is not reported for a task this agent turns out not to hold.
     if (!(await confirmed)) this.stop('lease_lost');
     if (this.stopReason === 'lease_lost') {
       this.log.warn('task abandoned: this agent no longer holds it');
       void io.spool.remove();
-      await disposed;
+      this.removal = dispose();
       return;
     }
     const final = await this.finalStatus(exit, errorReason);
     const ms = Date.now() - started;
-    await deliverFinalStatus(this.deps.client, io.spool, io.uploader, final, this.log);
+    const delivered = deliverFinalStatus(this.deps.client, io.spool, io.uploader, final, this.log);
+    // What the ended sandbox left that runs nothing of the task (its emptied cgroup, a public
+    // network's pasta) is removed once the status is delivered: a public task's status waited
+    // ~6 ms for pasta's teardown, and the cgroup's removal (kernel work under cgroup_mutex) ran
+    // beside the status (bench/README.md). At the latest REMOVE_AFTER_MS after its delivery
+    // began, so an unreachable server does not keep them; a crash in between leaves them to the
+    // next start's sweep.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([delivered.catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, REMOVE_AFTER_MS)))]);
+    clearTimeout(timer);
+    this.removal = dispose();
+    await delivered;
     // Logged once delivered: the line is a synchronous write, which held the status back.
     this.log.info({ status: final.status, exitCode: final.exitCode, ms }, 'task finished');
-    await disposed;
+  }
+
+  /**
+   * The ended sandbox's removal, which may still be under way when run() resolves: the task is
+   * over (its processes dead, its status delivered), so its slot is free, and the worker waits
+   * for this before the agent stops.
+   */
+  get removed(): Promise<void> {
+    return this.removal;
   }
 
   /**

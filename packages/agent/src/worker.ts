@@ -130,6 +130,8 @@ export class Worker {
         .run()
         .catch((err: unknown) => log.error({ err, taskId: task.id }, 'task runner crashed'))
         .finally(() => {
+          // The ended sandbox's removal may go on: the slot is free, and a stop waits for it.
+          this.track(runner.removed);
           this.runners.delete(task.id);
           this.taskEnded();
           this.loop.slotFreed();

@@ -17,7 +17,7 @@ import { BubblewrapExecutor } from '../src/executor/bubblewrap.js';
 import { ownerTag } from '../src/executor/cgroup.js';
 import { selectExecutor } from '../src/executor/select.js';
 import { TASK_PATH, type Sandbox, type SandboxLimits } from '../src/executor/types.js';
-import { collect, usable } from './helpers/sandbox-run.js';
+import { cgroupsOf, collect, usable } from './helpers/sandbox-run.js';
 
 const LIMITS: SandboxLimits = { maxProcesses: 64, memoryBytes: 256 << 20, network: 'none' };
 const BASH = ['bash', '--noprofile', '--norc', '{script}'];
@@ -76,20 +76,6 @@ const shimsOf = (root: number) => {
   const below = descendantsOf(root);
   return below.filter((p) => p.comm === 'perl' && below.some((b) => b.pid === p.ppid && b.comm === 'bwrap'));
 };
-
-/** Every `ferry` cgroup parent the tasks of this process may use (v1 per controller, v2 hybrid or unified). */
-function ferryCgroupDirs(): string[] {
-  const lines = readFileSync('/proc/self/cgroup', 'utf8').split('\n').filter(Boolean);
-  return lines.flatMap((l) => {
-    const [, controllers = '', path = '/'] = l.split(':');
-    if (controllers) return controllers.split(',').map((c) => join('/sys/fs/cgroup', c, path, 'ferry'));
-    return [join('/sys/fs/cgroup/unified', path, 'ferry'), join('/sys/fs/cgroup', path, 'ferry')];
-  });
-}
-
-/** Task cgroups of the process with this owner tag, over every hierarchy. */
-const cgroupsOf = (tag: string) =>
-  ferryCgroupDirs().flatMap((dir) => (existsSync(dir) ? readdirSync(dir).filter((e) => e.startsWith(`ferry-${tag}-`)) : []).map((e) => join(dir, e)));
 
 async function runIn(sandbox: Sandbox, script: string, env: Record<string, string> = {}) {
   const proc = sandbox.start({ argv: BASH, env: { PATH: TASK_PATH, ...env }, script });

@@ -99,6 +99,8 @@ function firstByte(stream: Readable): Promise<boolean> {
 /** A sandbox waiting for its task: bwrap's pid, and the shim's readiness. */
 export interface Launched {
   readonly pid: number;
+  /** The host pid of bwrap's init, pid 1 of the task's PID namespace (root; it runs no task code). */
+  readonly initPid: number;
   /** True once the shim waits for its hand-over; false if the sandbox died first. */
   readonly ready: Promise<boolean>;
   readonly exited: Promise<ExitInfo>;
@@ -163,6 +165,7 @@ export async function launchSandbox(
   const ready = firstByte(readyPipe as Readable);
   return {
     pid,
+    initPid: childPid,
     ready,
     exited,
     kill,

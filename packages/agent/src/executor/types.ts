@@ -43,9 +43,10 @@ export interface Sandbox {
   /** After the task exited, before dispose: whether the memory limit made the kernel kill one of its processes (false where memory is not limited). */
   outOfMemory?(): Promise<boolean>;
   /**
-   * Kills anything left: once it resolves, no process of the task runs. What only removes
-   * emptied state (an empty cgroup's folder) may still be under way; dispose() waits for that
-   * too. Optional: without it, dispose() does both. Safe to call twice.
+   * Kills anything left: once it resolves, no process of the task runs. What only removes state
+   * that runs nothing of the task (an emptied cgroup's folder, a public network's pasta) is
+   * dispose()'s, which the runner calls after the final status. Optional: without it, dispose()
+   * does both. Safe to call twice.
    */
   end?(): Promise<void>;
   /** Kills anything left and removes every file the task made. Safe to call twice. */

@@ -4,6 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { BubblewrapExecutor, bubblewrapProblem } from '../../src/executor/bubblewrap.js';
 import { TASK_PATH, type RunningProcess, type Sandbox, type SandboxLimits } from '../../src/executor/types.js';
@@ -71,3 +73,17 @@ export async function runTask(script: string, argv?: string[], limits?: SandboxL
   await sandbox.dispose();
   return { exit, out: io.out(), err: io.err() };
 }
+
+/** Every `ferry` cgroup parent the tasks of this process may use (v1 per controller, v2 hybrid or unified). */
+function ferryCgroupDirs(): string[] {
+  const lines = readFileSync('/proc/self/cgroup', 'utf8').split('\n').filter(Boolean);
+  return lines.flatMap((l) => {
+    const [, controllers = '', path = '/'] = l.split(':');
+    if (controllers) return controllers.split(',').map((c) => join('/sys/fs/cgroup', c, path, 'ferry'));
+    return [join('/sys/fs/cgroup/unified', path, 'ferry'), join('/sys/fs/cgroup', path, 'ferry')];
+  });
+}
+
+/** Task cgroups of the process with this owner tag, over every hierarchy. */
+export const cgroupsOf = (tag: string): string[] =>
+  ferryCgroupDirs().flatMap((dir) => (existsSync(dir) ? readdirSync(dir).filter((e) => e.startsWith(`ferry-${tag}-`)) : []).map((e) => join(dir, e)));
