@@ -40,11 +40,11 @@ await build({
 for (const name of readdirSync(`${cli}bundle`).filter((n) => n.endsWith('.js'))) {
   const file = `${cli}bundle/${name}`;
   const text = readFileSync(file, 'utf8');
-  if (/^[\x00-\x7f]*$/.test(text)) continue;
+  if (!/\P{ASCII}/u.test(text)) continue;
   const lines = text.split('\n').map((line, i) => {
-    if (/^[\x00-\x7f]*$/.test(line)) return line;
+    if (!/\P{ASCII}/u.test(line)) return line;
     if (!/^\s*(\/\/|\/\*|\*)/.test(line)) throw new Error(`${name}:${i + 1}: a character past ASCII outside a comment line`);
-    return line.replace(/[^\x00-\x7f]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`);
+    return line.replace(/\P{ASCII}/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`);
   });
   writeFileSync(file, lines.join('\n'));
 }

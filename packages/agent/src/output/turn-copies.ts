@@ -11,8 +11,9 @@
 
 const EMPTY: Buffer = Buffer.alloc(0);
 /**
- * The smallest store: at least glibc's mmap threshold as the agent's launchers set it
- * (AGENT_PROCESS in flags.ts), so it is a mapping of its own, given back whole when freed.
+ * The smallest store: above glibc's mmap threshold as the agent's launchers set it
+ * (AGENT_PROCESS in flags.ts), so it is a mapping of its own, given back whole when freed;
+ * and room for two full pipe reads.
  */
 const MIN_STORE_BYTES = 128 * 1024;
 
