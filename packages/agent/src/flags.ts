@@ -67,7 +67,8 @@ export function agentStartHelp(): string {
  * the systemd unit `ferry agent install` writes, the standalone tarball's `ferry-agent`, so the
  * container image, Helm chart and ECS tasks): settings that only take effect when the process
  * starts. Only the agent gets them, not `ferry server` or other commands. Measured on a worked
- * agent (bench/README.md, "the agent's memory after work, as users start it"):
+ * agent (bench/README.md, "the agent's memory after work, as users start it" and "where a
+ * worked agent's memory goes"):
  * - V8's young generation at 1 MiB a half (Node grows it to 16 MiB): its pages stay resident
  *   after a burst of work, for no gain in CPU per MiB of output on this workload.
  * - glibc's malloc with fixed thresholds (setting them turns off glibc's moving ones, which

@@ -5,7 +5,7 @@
  * when V8 next collects. A task printing at full speed makes sixteen of them per MiB; freed
  * between longer-lived small allocations, they fragment glibc's main heap, which gives back
  * only its top. A worked agent idled with 12 MiB of free chunks in a 16 MiB heap (gdb,
- * malloc_info; bench/README.md, "the agent's pipes read into one buffer"). With Node's `onread`
+ * malloc_info; bench/README.md, "where a worked agent's memory goes"). With Node's `onread`
  * option the socket reads into a buffer of ours instead, and nothing is allocated per read.
  *
  * The price is a contract: a 'data' chunk of such a stream is BORROWED. It is a view of the
