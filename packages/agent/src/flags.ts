@@ -67,19 +67,23 @@ export function agentStartHelp(): string {
  * the systemd unit `ferry agent install` writes, the standalone tarball's `ferry-agent`, so the
  * container image, Helm chart and ECS tasks): settings that only take effect when the process
  * starts. Only the agent gets them, not `ferry server` or other commands. Measured on a worked
- * agent (bench/README.md, "the agent's memory after work, as users start it"):
+ * agent (bench/README.md, "the agent's memory after work, as users start it" and "where a
+ * worked agent's memory goes"):
  * - V8's young generation at 1 MiB a half (Node grows it to 16 MiB): its pages stay resident
  *   after a burst of work, for no gain in CPU per MiB of output on this workload.
- * - glibc's malloc with fixed thresholds (setting them turns off glibc's moving ones): buffers
- *   of 128 KiB and more (an upload's body and what Node's HTTP and TLS layers allocate to send
- *   it) get their own mappings, returned when freed, instead of joining the main heap once the
- *   moving threshold has risen past them
- *   (it rises to 32 MiB); the heap's top goes back above 128 KiB free; two arenas for the agent's threads instead of up to 8 per CPU. A 64 KiB threshold (the pipe reads too) left a
- *   worked agent ~5–10 MiB smaller but cost ~0.7–1 ms of agent CPU per MiB of output (+15–20 %)
- *   and ~10 % of one task's output rate (a mapping, 16 page faults and an unmapping per read).
+ * - glibc's malloc with fixed thresholds (setting them turns off glibc's moving ones, which
+ *   rise to 32 MiB): blocks of 8 KiB and more get their own mappings, returned when freed, and
+ *   the main heap's top goes back above 128 KiB free; two arenas for the agent's threads
+ *   instead of up to 8 per CPU. glibc gives back only the top of its main heap, so what grows
+ *   that heap during work stays resident: TLS records (16 KiB, allocated and freed per record),
+ *   V8's compiler zones and Node's 8 KiB buffer pools, churned by every task, left a worked
+ *   agent's heap at 12–15 MiB, 75 % of it free (gdb, malloc_info; 3.9 MiB fresh). With 8 KiB,
+ *   5–6.5 MiB. The task's pipes allocate nothing per read (executor/pipe-reader.ts), which is
+ *   what made a low threshold cost ~0.7–1 ms of CPU per MiB of output before (a mapping and
+ *   16 page faults per 64 KiB read); agent CPU per MiB measured the same within noise.
  * GLIBC_TUNABLES needs glibc ≥ 2.26 (Debian 12: 2.36); other C libraries ignore it.
  */
 export const AGENT_PROCESS = {
   nodeArgs: ['--max-semi-space-size=1'],
-  glibcTunables: 'glibc.malloc.mmap_threshold=131072:glibc.malloc.trim_threshold=131072:glibc.malloc.arena_max=2',
+  glibcTunables: 'glibc.malloc.mmap_threshold=8192:glibc.malloc.trim_threshold=131072:glibc.malloc.arena_max=2',
 } as const;

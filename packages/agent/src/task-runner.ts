@@ -19,6 +19,7 @@ import { MissingSecretError, runSpecFor } from './runtime.js';
 import type { KeyStore } from './secrets/key-store.js';
 import { prepareSecrets, SecretPreparationError } from './secrets/prepare.js';
 import { SecretMasker } from './output/masker.js';
+import { TurnCopies } from './output/turn-copies.js';
 import { isLeaseLost, messageOf } from './server-answers.js';
 
 export interface TaskRunnerDeps {
@@ -232,15 +233,14 @@ export class TaskRunner {
     };
     // What the pipes give in one event-loop turn goes to the masker together, and it keeps
     // output for two ticks of this clock: a value split between stdout and stderr is found
-    // across the two (output/stream-seams.ts).
-    let turn: [StreamId, Buffer][] = [];
+    // across the two (output/stream-seams.ts). The pipes' chunks are borrowed
+    // (executor/types.ts), so the turn keeps copies; unmasked, a chunk is written at once.
+    const turn = new TurnCopies<StreamId>();
     const ticks = masked ? setInterval(() => write(masked.tick()), MASK_TICK_MS).unref() : undefined;
     let open = 2;
     const endTurn = (): void => {
-      if (turn.length === 0 || !masked) return;
-      const chunks = turn;
-      turn = [];
-      write(masked.pushTurn(chunks));
+      if (turn.empty || !masked) return;
+      write(masked.pushTurn(turn.take()));
     };
     const pump = (stream: NodeJS.ReadableStream & { pause(): void; resume(): void }, id: StreamId): Promise<void> =>
       new Promise((resolve) => {
@@ -256,8 +256,8 @@ export class TaskRunner {
         };
         stream.on('data', (data: Buffer) => {
           if (!masked) return write([[id, data]]);
-          if (turn.length === 0) setImmediate(endTurn);
-          turn.push([id, data]);
+          if (turn.empty) setImmediate(endTurn);
+          turn.add(id, data);
         });
         stream.once('end', finish);
         stream.once('close', finish);

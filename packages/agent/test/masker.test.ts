@@ -16,6 +16,7 @@ import { bashPrintfQ } from '../src/output/form-encoders.js';
 import type { MaskerStream } from '../src/output/masker-stream.js';
 import { measureMaskerThroughput, sampleOutput, sampleSecrets } from '../../../bench/fixtures/masker-fixtures.mjs';
 import { ByteAutomaton } from '../src/output/aho-corasick.js';
+import { TurnCopies } from '../src/output/turn-copies.js';
 
 const MASK = '***';
 
@@ -615,18 +616,41 @@ const asTurn = (t: Turn | Push): Turn => (typeof t[0] === 'string' ? [t as Push]
  * Runs the steps through a fresh group (each chunk cut at the given offsets: more chunks, same
  * turn), ends the streams; returns each stream's output.
  */
-function runGroup(m: SecretMasker, steps: Step[], cuts: number[] = [], endFirst: 'out' | 'err' = 'out'): Record<'out' | 'err', Buffer> {
+function runGroup(m: SecretMasker, steps: Step[], cuts: number[] = [], endFirst: 'out' | 'err' = 'out', borrowed = false): Record<'out' | 'err', Buffer> {
   const g = m.forStreams(['out', 'err'] as const);
   const got: Record<'out' | 'err', Buffer[]> = { out: [], err: [] };
-  const take = (r: ['out' | 'err', Buffer][]): void => r.forEach(([id, b]) => got[id].push(b));
+  // What the masker returns is written out at once by the task runner: copied here, as it may be a view of the turn's store.
+  const take = (r: ['out' | 'err', Buffer][]): void => r.forEach(([id, b]) => got[id].push(Buffer.from(b)));
+  const turn = new TurnCopies<'out' | 'err'>();
+  let scribble = 0;
   for (const step of steps) {
     if (step === 'tick') take(g.tick());
-    else take(g.pushTurn(asTurn(step).flatMap(([id, bytes]) => split(bytes, cuts).map((c): Push => [id, c]))));
+    else if (!borrowed) take(g.pushTurn(asTurn(step).flatMap(([id, bytes]) => split(bytes, cuts).map((c): Push => [id, c]))));
+    else {
+      // As the task runner gets them: each chunk a view of one read buffer the next read overwrites, copied into the turn.
+      for (const [id, bytes] of asTurn(step)) {
+        for (const c of split(bytes, cuts)) {
+          const read = BORROWED_READ.subarray(0, c.length);
+          c.copy(read);
+          turn.add(id, read);
+          read.fill(0x7e);
+        }
+      }
+      const parts = turn.take();
+      scribble = parts.reduce((n, [, b]) => n + b.length, 0);
+      take(g.pushTurn(parts));
+      // The next turn's copies overwrite this one's: nothing the masker kept may still point into them.
+      turn.add('out', Buffer.alloc(scribble, 0x7e));
+      turn.take();
+    }
   }
   take(g.end(endFirst));
   take(g.end(endFirst === 'out' ? 'err' : 'out'));
   return { out: Buffer.concat(got.out), err: Buffer.concat(got.err) };
 }
+
+/** The pipes' shared read buffer, as executor/pipe-reader.ts lends it. */
+const BORROWED_READ = Buffer.alloc(1 << 20);
 
 const isLineBreak = (b: number | undefined): boolean => b === 0x0a || b === 0x0d;
 
@@ -862,6 +886,32 @@ test('property: several streams equal the reference, whatever the chunking and t
       const want = referenceGroup(pushes, forms);
       assert.deepEqual(got.out.toString('latin1'), want.out.toString('latin1'));
       assert.deepEqual(got.err.toString('latin1'), want.err.toString('latin1'));
+    }),
+    { numRuns: 1500 },
+  );
+});
+
+test('property: borrowed chunks (one reused read buffer, copied per turn by TurnCopies) give the reference too', () => {
+  const pushArb = fc.array(fc.tuple(fc.constantFrom('out' as const, 'err' as const), fc.array(pieceArb, { maxLength: 4 })), { maxLength: 8 });
+  const stepsArb = fc.array(fc.oneof(fc.constant('tick' as const), fc.constant('turn' as const)), { maxLength: 8 });
+  fc.assert(
+    fc.property(secretsArb, pushArb, stepsArb, cutsArb, fc.constantFrom('out' as const, 'err' as const), (values, spec, shape, cuts, endFirst) => {
+      const forms = formsOf(values);
+      fc.pre(allForms(forms).length > 0);
+      // Pushes grouped into turns of up to three, with ticks between as `shape` says.
+      const pushes: Push[] = spec.map(([id, pieces]) => [id, assemble(pieces, forms)]);
+      const steps: Step[] = [];
+      for (let i = 0, k = 0; i < pushes.length; k++) {
+        if (shape[k % Math.max(1, shape.length)] === 'tick') steps.push('tick');
+        steps.push(pushes.slice(i, i + 1 + (k % 3)));
+        i += 1 + (k % 3);
+      }
+      const m = new SecretMasker(values, { laneMinBytes: 4 });
+      const got = runGroup(m, steps, cuts, endFirst, true);
+      const want = referenceGroup(steps, forms);
+      assert.deepEqual(got.out.toString('latin1'), want.out.toString('latin1'));
+      assert.deepEqual(got.err.toString('latin1'), want.err.toString('latin1'));
+      assert.deepEqual(got, runGroup(m, steps, cuts, endFirst));
     }),
     { numRuns: 1500 },
   );

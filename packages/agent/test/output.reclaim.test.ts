@@ -65,3 +65,16 @@ test("the full collection is V8's full one: it frees what outlived young-generat
   assert.equal(ref.deref(), undefined, 'the collection after 50 ms of quiet freed it');
   assert.equal(held, undefined);
 });
+
+test('uploads still reading the spool put the full collection off until they stop too', async () => {
+  const calls: string[] = [];
+  const reclaimer = new BufferReclaimer((o) => calls.push(o?.type ?? 'full'), 1000, 300);
+  reclaimer.note(1000); // the task's output, all read at once
+  for (let i = 0; i < 6; i++) {
+    await sleep(100);
+    reclaimer.touch(); // an upload reads its body from the spool: ~600 ms of uploads after the last byte read
+  }
+  assert.deepEqual(calls, ['minor'], 'no full collection while uploads go on');
+  await sleep(600);
+  assert.deepEqual(calls, ['minor', 'full'], 'one once uploads have stopped for 300 ms');
+});

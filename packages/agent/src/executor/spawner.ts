@@ -34,6 +34,7 @@ import { closeSync, constants, fstatSync, openSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { Writable, type Readable } from 'node:stream';
+import { borrowingReader } from './pipe-reader.js';
 
 /** Which way a pipe given to the sandbox goes, from the sandbox's side. */
 export type PipeDirection = 'in' | 'out';
@@ -46,6 +47,7 @@ export interface SpawnRequest {
   pipes: ReadonlyMap<number, PipeDirection>;
 }
 
+/** What the child writes comes as borrowed 'data' chunks: valid while the handler runs (pipe-reader.ts). */
 export interface Spawned {
   readonly pid: number;
   readonly stdin: Writable;
@@ -166,9 +168,11 @@ function adopt(helper: number, fd: number, inode: string, direction: 'read' | 'w
     closeSync(own);
     throw new Error(`the spawner's fd ${fd} is not the pipe it named`);
   }
-  const socket = new Socket({ fd: own, readable: direction === 'read', writable: direction === 'write' });
+  // What the sandbox writes is read into one reused buffer: its 'data' chunks are borrowed (pipe-reader.ts).
+  if (direction === 'read') return borrowingReader(own);
+  const socket = new Socket({ fd: own, readable: false, writable: true });
   // A pipe has no shutdown(2): once everything is written, the end must be closed for the reader to see EOF.
-  if (direction === 'write') socket.once('finish', () => socket.destroy());
+  socket.once('finish', () => socket.destroy());
   return socket;
 }
 

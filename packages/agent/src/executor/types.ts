@@ -29,6 +29,11 @@ export interface ExitInfo {
 
 export interface RunningProcess {
   readonly pid: number;
+  /**
+   * The task's output. A 'data' chunk may be borrowed (the sandbox executor reads every pipe
+   * into one reused buffer: executor/pipe-reader.ts): it is valid while its handler runs, and
+   * a consumer copies what it keeps past that.
+   */
   readonly stdout: Readable;
   readonly stderr: Readable;
   readonly exited: Promise<ExitInfo>;

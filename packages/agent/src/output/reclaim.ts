@@ -16,8 +16,9 @@
  *
  * Buffers that lived through two such collections (output read while the event loop was busy,
  * upload bodies) sit in V8's old generation until a full collection, which V8 starts by its
- * own heuristics, possibly never once the agent is idle. So when output stops (none for
- * IDLE_COLLECT_MS after at least RECLAIM_EVERY_BYTES of it), one full collection runs. It frees
+ * own heuristics, possibly never once the agent is idle. So when output stops (none read and
+ * none uploaded for IDLE_COLLECT_MS after at least RECLAIM_EVERY_BYTES of it), one full
+ * collection runs. It frees
  * those buffers; whether their memory goes back to the system is the C allocator's business,
  * which the agent's launchers help with (AGENT_PROCESS in flags.ts). One such collection costs
  * ~10–25 ms of CPU on a worked agent's ~15 MiB heap (--trace-gc under load), once per burst of
@@ -82,6 +83,17 @@ export class BufferReclaimer {
     if (this.pending < this.everyBytes) return;
     this.pending = 0;
     this.run('minor');
+  }
+
+  /**
+   * Output is still being handled: an upload read its body from the spool. Uploads go on for
+   * seconds after a fast task's pipes close (the server takes the output at its own pace), and
+   * their garbage (HTTP and TLS buffers) outlived a collection made 2 s after the last byte
+   * read: 20 MiB of ArrayBuffers in an idle agent after four 25 MiB tasks at once. So quiet
+   * means no output read and no upload for IDLE_COLLECT_MS.
+   */
+  touch(): void {
+    this.lastNoteAt = Date.now();
   }
 
   private armIdle(ms: number): void {

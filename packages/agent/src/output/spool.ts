@@ -176,6 +176,7 @@ export class TaskSpool {
    * each byte. Headers read count against at most max(maxBytes, 64 KiB) of file (tiny frames: mostly headers).
    */
   readChunk(offset: number, maxBytes: number, maxFrames: number, scratch?: Buffer): SpoolChunk {
+    outputBuffers.touch();
     const { offsets, streams } = this.index;
     const first = this.index.frameAt(offset);
     const limit = Math.min(offset + maxBytes, this.bytesProduced);

@@ -94,6 +94,7 @@ export class OutputUploader extends EventEmitter {
     return this.spool.bytesProduced;
   }
 
+  /** `data` may be borrowed (a view of the pipes' read buffer: executor/pipe-reader.ts): it is in the spool when this returns, and not kept. */
   write(stream: StreamId, data: Buffer): void {
     if (this.truncated || this.limitBytes === undefined || stream === Streams.system) {
       this.append(stream, data);
