@@ -5,7 +5,8 @@
  * (redacted as a whole, a secret cut between two uploads included) and its digest are exactly
  * those of uploads sent one at a time; the wait is bounded in time (then the gap answer, as
  * before) and in how many uploads and bytes of a task may wait (beyond that, the gap answer at
- * once).
+ * once). And on two replicas of one PostgreSQL database: an upload landing on the replica that
+ * is not storing the one before it waits there too, woken by the hubs' relay.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
@@ -21,8 +22,10 @@ import { DispatchHub } from '../src/dispatch.js';
 import { redactText } from '../src/redaction/engine.js';
 import type { AgentRow, AuditInput, Store } from '../src/store/types.js';
 import { TaskService } from '../src/tasks/task-service.js';
+import { PostgresStore } from '../src/store/postgres/index.js';
+import { PgHubRelay } from '../src/store/postgres/notify.js';
 import { registerTestAgent, testAdmin, testTarget } from './helpers/store-fixtures.js';
-import { forEachStore, type TestBackend } from './helpers/stores.js';
+import { forEachStore, usePostgres, type TestBackend } from './helpers/stores.js';
 
 const native: BlockHasher = (chain, block) => createHash('sha256').update(chain).update(block).digest();
 const live = (): AbortSignal => new AbortController().signal;
@@ -39,19 +42,22 @@ interface World {
 let w: World;
 let backend: TestBackend;
 
-async function makeWorld(): Promise<World> {
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-ordered-uploads-'));
-  const store = await backend.open();
-  const hub = new DispatchHub();
+function serviceOn(store: Store, hub: DispatchHub, dir: string): TaskService {
   const config = loadServerConfig({ dataDir: dir }, {});
   const audit = async (entry: Omit<AuditInput, 'at'>): Promise<void> => {
     await store.appendAudit({ ...entry, at: Date.now() });
   };
-  const tasks = new TaskService({ store, hub, config, log: pino({ level: 'silent' }), audit });
+  return new TaskService({ store, hub, config, log: pino({ level: 'silent' }), audit });
+}
+
+async function makeWorld(opened?: { store: Store; hub: DispatchHub }): Promise<World> {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-ordered-uploads-'));
+  const store = opened?.store ?? (await backend.open());
+  const hub = opened?.hub ?? new DispatchHub();
   const org = await store.ensureOrg('default', Date.now());
   // The default level (`secrets`): the stored output is redacted.
   assert.notEqual(await store.createTarget(testTarget({ orgId: org.id, name: 'box' })), 'exists');
-  return { dir, store, hub, tasks, user: testAdmin(org.id), agent: await registerTestAgent(store, 'one') };
+  return { dir, store, hub, tasks: serviceOn(store, hub, dir), user: testAdmin(org.id), agent: await registerTestAgent(store, 'one') };
 }
 
 async function runningTask(): Promise<string> {
@@ -187,5 +193,49 @@ forEachStore('ordered uploads', (b) => {
       assert.equal(gapOf(over.err), 0);
       assert.ok(over.at - start < 500, `at once (${(over.at - start).toFixed(0)} ms)`);
     });
+  });
+});
+
+const postgres = usePostgres();
+
+/** A replica: its own store (pool) and hub, whose wake-ups cross to the others through its relay, as server.ts wires them. */
+async function replica(url: string): Promise<{ store: PostgresStore; hub: DispatchHub; relay: PgHubRelay }> {
+  const store = await PostgresStore.open({ url, poolSize: 4 });
+  const holder: { hub?: DispatchHub } = {};
+  const relay = new PgHubRelay({ db: store.db, url, deliver: (signal) => holder.hub?.receive(signal), resync: () => holder.hub?.wakeEveryone() });
+  // No re-check of its own within the test: only a relayed wake-up can end the wait early.
+  const hub = new DispatchHub({ relay, recheckMs: 60_000 });
+  holder.hub = hub;
+  await relay.start();
+  return { store, hub, relay };
+}
+
+describe('uploads of a task on two replicas (PostgreSQL)', () => {
+  test('an upload landing on the other replica waits there, woken by the relay, and is applied after the one before it', { timeout: 20_000 }, async () => {
+    const url = await postgres.url('replicas');
+    const [one, two] = [await replica(url), await replica(url)];
+    try {
+      w = await makeWorld(one);
+      const other = { tasks: serviceOn(two.store, two.hub, w.dir) };
+      const id = await runningTask();
+      const mib = 1 << 20;
+      const raw = output(2 * mib, [mib]);
+      const u = uploadOf(raw, mib, raw.length);
+      const sent = performance.now();
+      const second = timed(other.tasks.appendOutput(w.agent, id, u.offset, u.frames, u.digest));
+      assert.equal(await settledWithin(second, 150), false, 'it waits on its replica');
+      assert.equal(await send(id, uploadOf(raw, 0, mib)), mib);
+      const s = await second;
+      assert.equal(s.next, raw.length, String(s.err));
+      assert.ok(s.at - sent < 900, `woken by the relay, not by its wait running out (${(s.at - sent).toFixed(0)} ms)`);
+      await finishAndCheck(id, raw);
+      rmSync(w.dir, { recursive: true, force: true });
+    } finally {
+      for (const r of [one, two]) {
+        r.hub.close();
+        await r.relay.close();
+        await r.store.close();
+      }
+    }
   });
 });
