@@ -153,6 +153,37 @@ forEachStore('ordered uploads', (b) => {
       await finishAndCheck(id, raw);
     });
 
+    test('an append committed while the waiting upload reads the task still wakes it (no 1 s stall)', { timeout: 20_000 }, async () => {
+      const id = await runningTask();
+      const raw = output(200_000, [100_000]);
+      // The waiting upload's service reads the task slowly: each read's answer (taken when it
+      // starts) comes 200 ms late, so the append before it commits, and wakes, during a read.
+      const slow = new Proxy(w.store, {
+        get(target, key) {
+          if (key === 'getTaskForAgent') {
+            return async (...args: Parameters<Store['getTaskForAgent']>) => {
+              const row = await target.getTaskForAgent(...args);
+              await new Promise((resolve) => setTimeout(resolve, 200));
+              return row;
+            };
+          }
+          const value: unknown = Reflect.get(target, key);
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      const waiting = serviceOn(slow, w.hub, w.dir);
+      const u = uploadOf(raw, 100_000, raw.length);
+      const sent = performance.now();
+      const second = timed(waiting.appendOutput(w.agent, id, u.offset, u.frames, u.digest));
+      // While its first read of the task is under way (before it could start waiting).
+      await new Promise((resolve) => setTimeout(resolve, 80));
+      assert.equal(await send(id, uploadOf(raw, 0, 100_000)), 100_000);
+      const s = await second;
+      assert.equal(s.next, raw.length, String(s.err));
+      assert.ok(s.at - sent < 850, `woken by the append, not by the wait's end (${(s.at - sent).toFixed(0)} ms)`);
+      await finishAndCheck(id, raw);
+    });
+
     test('the wait is bounded: with nothing before it, an upload gets the gap answer after about a second', { timeout: 20_000 }, async () => {
       const id = await runningTask();
       const raw = output(200_000, [100_000]);
@@ -174,6 +205,7 @@ forEachStore('ordered uploads', (b) => {
       const raw = output(4 * k, [k, 3 * k]);
       const d = timed(send(id, uploadOf(raw, 3 * k, 4 * k)));
       const c = timed(send(id, uploadOf(raw, 2 * k, 3 * k)));
+      assert.equal(await settledWithin(Promise.race([c, d]), 150), false, 'the two wait');
       const sent = performance.now();
       const refused = await timed(send(id, uploadOf(raw, k, 2 * k)));
       assert.equal(gapOf(refused.err), 0, 'a third waiting upload is refused');

@@ -154,30 +154,32 @@ export class TaskOutput {
   /**
    * Waits until the stored output reaches `offset` (the uploads before this one were stored)
    * and returns the task as it is then; the gap answer when that takes longer than
-   * UPLOAD_WAIT_MS or too much already waits. On another replica than the one storing the
-   * uploads before it, an upload is woken by the hub's relay, or gets the gap answer and the
-   * agent sends it again.
+   * UPLOAD_WAIT_MS or too much already waits. Each look registers its wake-up before it reads
+   * the task, so an append committed after the read (whose wake-up comes after its commit) is
+   * never missed. On another replica than the one storing the uploads before it, an upload is
+   * woken by the hub's relay, or gets the gap answer and the agent sends it again.
    */
   private async waitForTurn(agent: AgentRow, task: TaskRow, offset: number, bytes: number): Promise<TaskRow> {
     const { store, hub } = this.deps;
     if (hub.isClosed || !this.waiting.enter(task.id, bytes)) throw outputGap(task.id, offset, task.outputBytes);
     const deadline = Date.now() + UPLOAD_WAIT_MS;
     try {
-      let now = task;
-      while (offset > now.outputBytes) {
-        const left = deadline - Date.now();
-        if (left <= 0 || hub.isClosed) throw outputGap(now.id, offset, now.outputBytes);
-        await hub.waitForOutput(now.id, left, this.neverAborted);
-        now = await findHeldTask(store, agent, now.id);
+      for (;;) {
+        const stop = new AbortController();
+        try {
+          const woken = hub.waitForOutput(task.id, deadline - Date.now(), stop.signal);
+          const now = await findHeldTask(store, agent, task.id);
+          if (offset <= now.outputBytes) return now;
+          if (Date.now() >= deadline || hub.isClosed) throw outputGap(task.id, offset, now.outputBytes);
+          await woken;
+        } finally {
+          stop.abort();
+        }
       }
-      return now;
     } finally {
       this.waiting.leave(task.id, bytes);
     }
   }
-
-  /** Waiting uploads end by their own deadline (their agent's hang-up does not cut it short). */
-  private readonly neverAborted = new AbortController().signal;
 
   /**
    * Wakes the task's output readers in the next turn of the event loop, once the agent's answer
