@@ -6,18 +6,26 @@
  * flight, and is batched only while one is (as Nagle's algorithm batches behind an unacknowledged
  * segment), with uploads at most every `minIntervalMs`, so a line a task prints reaches a watching
  * user in about one round trip while a chatty task still sends a bounded number of requests.
- * A full chunk goes at once. One upload is in flight at a time so chunks arrive in order. Retryable failures back off and resend from the last acknowledged offset; the server
- * accepts a resend idempotently, and on a gap it says which offset it expects, which the spool
- * can always serve because nothing is dropped before the final status is acknowledged.
+ *
+ * Up to two uploads are in flight (`MAX_IN_FLIGHT`): the second carries the bytes after the
+ * first's end, and goes only when a full chunk waits (or the task has ended), so the server
+ * redacts and stores one while the next is on its way instead of idling for a round trip. The
+ * server applies a task's uploads in offset order (one that arrives first waits a moment for the
+ * one before it; tasks/task-output.ts). Every answer moves the acknowledged offset forward only.
+ * A retryable failure backs off and resends the bytes from the last acknowledged offset that no
+ * upload in flight carries; a gap answer says which offset the server expects, which the spool
+ * can always serve because nothing is dropped before the final status is acknowledged. A gap
+ * answer naming bytes an earlier upload still in flight carries (it had not reached the server
+ * in time) waits for that one's answer before anything is resent.
  * The task never waits for the server: while it is unreachable, output keeps spooling (up to
  * the task's output limit).
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import { Routes, withRetry, type FerryClient } from '@ferry/client';
+import { Routes, backoffMs, isRetryable, type FerryClient } from '@ferry/client';
 import { DIGEST_BLOCK_BYTES, FRAME_HEADER_BYTES, MAX_UPLOAD_FRAMES, OUTPUT_DIGEST_HEADER, Streams, formatSize, toError, type StreamId } from '@ferry/protocol';
 import { expectedOffsetOf, isLeaseLost, messageOf } from '../server-answers.js';
-import type { TaskSpool } from './spool.js';
+import type { SpoolChunk, TaskSpool } from './spool.js';
 
 export interface UploaderOptions {
   /** An upload starts at most this long after the previous one started (unless a full chunk waits). */
@@ -58,19 +66,54 @@ const SCRATCH_HEADERS = 64;
  */
 const SMALL_SCRATCH_BYTES = 16 * 1024;
 
+/**
+ * Uploads of one task in flight at once. Two are enough to keep the server busy (it stores one
+ * while the next arrives); the server lets at most two of a task wait for their turn.
+ */
+const MAX_IN_FLIGHT = 2;
+
+/**
+ * Gap answers to an upload sent behind another (the server did not wait for the one before it:
+ * a server from before the ordered append, or a replica that never heard of it) after which the
+ * task's uploads go one at a time again, rather than sending every second one twice.
+ */
+const EARLY_GAPS_FOR_ONE_AT_A_TIME = 2;
+
+/** Backoff after retryable failures: 250 ms doubling up to 5 s (with jitter), as before. */
+const RETRY_BASE_MS = 250;
+const RETRY_CAP_MS = 5000;
+
+/** One upload on its way: it carries output bytes [start, end). */
+interface InFlight {
+  start: number;
+  end: number;
+  /** Resolves once its answer (or failure) has been handled. */
+  settled: Promise<void>;
+}
+
 export class OutputUploader extends EventEmitter {
   /**
-   * The body of the upload in flight, reused for the next one: a fresh megabyte per upload was
+   * Upload bodies to reuse (one per upload in flight at most): a fresh megabyte per upload was
    * garbage the collector and the C allocator had to keep up with (and that stayed in the worked
    * agent's memory).
    */
-  private scratch: Buffer | undefined;
+  private spares: Buffer[] = [];
   private totals: OutputTotals | undefined;
   private timer: NodeJS.Timeout | undefined;
   /** When the last upload started (ms since the epoch). */
   private lastUploadAt = 0;
-  private pumping: Promise<void> | undefined;
+  /** Uploads on their way, in offset order. */
+  private readonly inFlight: InFlight[] = [];
+  private maxInFlight = MAX_IN_FLIGHT;
+  private earlyGaps = 0;
+  /** Failures in a row (for the backoff), and when uploading may start again after the last one. */
+  private failures = 0;
+  private retryAt = 0;
+  /** Woken whenever an upload settles, uploading fails or is abandoned (finish waits on these). */
+  private changeWaiters: (() => void)[] = [];
   private failure: Error | undefined;
+  /** Set by finish: the rest goes in a second upload too, not only full chunks. */
+  private finishing = false;
   private abandoned = false;
   private truncated = false;
   /** Most bytes of task output to keep; undefined means no limit. */
@@ -115,19 +158,25 @@ export class OutputUploader extends EventEmitter {
     if (data.length === 0 || this.abandoned) return;
     if (this.totals !== undefined) throw new Error('output written after finish');
     this.spool.append(stream, data);
-    if (this.spool.bytesProduced - this.spool.acked >= this.opts.maxChunkBytes) this.kick();
+    if (this.fullChunkWaits()) this.fill();
     else this.schedule();
   }
 
+  /** True when a full chunk waits beyond what is acknowledged or on its way. */
+  private fullChunkWaits(): boolean {
+    const last = this.inFlight.at(-1);
+    return this.spool.bytesProduced - Math.max(this.spool.acked, last?.end ?? 0) >= this.opts.maxChunkBytes;
+  }
+
   /**
-   * An upload soon: while one is in flight, the pump sends what arrived as soon as it returns;
-   * otherwise after the rest of the minimum interval (at least the end of this event-loop turn,
-   * so writes made together go together).
+   * An upload soon: while one is in flight, what arrived goes as soon as it returns; otherwise
+   * after the rest of the minimum interval (at least the end of this event-loop turn, so writes
+   * made together go together).
    */
   private schedule(): void {
-    if (this.pumping || this.timer || this.abandoned) return;
-    const wait = Math.max(0, this.lastUploadAt + this.opts.minIntervalMs - Date.now());
-    this.timer = setTimeout(() => this.kick(), wait);
+    if (this.inFlight.length > 0 || this.timer || this.abandoned) return;
+    const wait = Math.max(0, this.lastUploadAt + this.opts.minIntervalMs - Date.now(), this.retryAt - Date.now());
+    this.timer = setTimeout(() => this.fill(), wait);
   }
 
   /** Ends writing and returns the totals the final status carries (does not wait for the server). */
@@ -138,12 +187,14 @@ export class OutputUploader extends EventEmitter {
 
   /** Sends everything still unacknowledged and resolves with the totals the final status carries. */
   async finish(): Promise<OutputTotals> {
+    this.finishing = true;
     while (this.spool.acked < this.spool.bytesProduced && !this.failure && !this.abandoned) {
-      this.kick();
-      await this.pumping;
+      const changed = this.nextChange();
+      this.fill();
+      await changed;
     }
     if (this.failure) throw this.failure;
-    this.scratch = undefined;
+    if (this.inFlight.length === 0) this.spares = [];
     return this.seal();
   }
 
@@ -151,79 +202,125 @@ export class OutputUploader extends EventEmitter {
   abandon(): void {
     this.abandoned = true;
     if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.changed();
   }
 
   /** The server expects `offset`: it may be ahead of us (a lost ack) or behind (resend from the spool). */
   resendFrom(offset: number): void {
-    this.spool.acknowledge(offset); // moves forward only; a lower offset is handled in pump
+    this.spool.acknowledge(offset); // moves forward only; a lower offset is handled in nextUpload
     if (offset < this.spool.acked) this.rewindTo = offset;
   }
 
   private rewindTo: number | undefined;
 
-  private kick(): void {
-    if (this.timer) {
-      clearTimeout(this.timer);
-      this.timer = undefined;
-    }
-    this.pumping ??= this.pump().finally(() => {
-      this.pumping = undefined;
-      if (this.spool.acked < this.spool.bytesProduced && !this.failure) this.schedule();
-    });
+  private nextChange(): Promise<void> {
+    return new Promise((resolve) => this.changeWaiters.push(resolve));
   }
 
-  /** Sends chunk after chunk until nothing is left; each chunk retried with backoff. */
-  private async pump(): Promise<void> {
-    const retry = {
-      baseMs: 250,
-      capMs: 5000,
-      onRetry: (err: unknown, _attempt: number, wait: number) =>
-        this.log.warn({ err: messageOf(err), retryInMs: wait, spooled: this.spool.bytesProduced - this.spool.acked }, 'output upload failed; retrying'),
-    };
-    try {
-      let more = true;
-      while (more) more = await withRetry(() => this.sendNextChunk(), retry);
-    } catch (err) {
-      if (this.abandoned) return;
-      this.fail(isLeaseLost(err) ? new LeaseLostError(this.spool.taskId) : toError(err));
+  private changed(): void {
+    const waiters = this.changeWaiters;
+    this.changeWaiters = [];
+    for (const wake of waiters) wake();
+  }
+
+  /**
+   * Starts uploads while a slot is free and something waits: the first slot takes whatever
+   * waits, the second only a full chunk (or the rest, once the task has ended), so small output
+   * is still batched behind the upload in flight. Nothing starts during a failure's backoff.
+   */
+  private fill(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.abandoned || this.failure) return;
+    const backoff = this.retryAt - Date.now();
+    if (backoff > 0) {
+      this.timer = setTimeout(() => this.fill(), backoff);
+      return;
+    }
+    while (this.inFlight.length < this.maxInFlight) {
+      if (this.inFlight.length > 0 && !this.finishing && !this.fullChunkWaits()) return;
+      const next = this.nextUpload();
+      if (!next) return;
+      this.send(next.start, next.maxBytes);
     }
   }
 
   /**
-   * Sends the chunk at the last acknowledged offset (or where the server asked to resend from);
-   * false when there is nothing left to send. A gap answer is not a failure: the next chunk
-   * starts where the server expects.
+   * Where the next upload starts and how much it may carry: from the last acknowledged offset
+   * (or where the server asked to resend from), past the bytes uploads in flight carry, up to the
+   * next upload in flight. Undefined when nothing is left to send.
    */
-  private async sendNextChunk(): Promise<boolean> {
-    const start = this.rewindTo ?? this.spool.acked;
+  private nextUpload(): { start: number; maxBytes: number } | undefined {
+    let start = this.rewindTo ?? this.spool.acked;
     this.rewindTo = undefined;
-    if (start >= this.spool.bytesProduced || this.abandoned) return false;
-    const chunk = this.spool.readChunk(start, this.chunkBytesFrom(start), MAX_UPLOAD_FRAMES, this.scratchFor(this.spool.bytesProduced - start));
+    for (const u of this.inFlight) if (u.start <= start && start < u.end) start = u.end;
+    if (start >= this.spool.bytesProduced) return undefined;
+    const before = this.inFlight.find((u) => u.start > start)?.start ?? Infinity;
+    return { start, maxBytes: Math.min(this.chunkBytesFrom(start), before - start) };
+  }
+
+  private send(start: number, maxBytes: number): void {
+    const scratch = this.scratchFor(this.spool.bytesProduced - start);
+    const chunk = this.spool.readChunk(start, maxBytes, MAX_UPLOAD_FRAMES, scratch);
     this.lastUploadAt = Date.now();
+    let settle!: () => void;
+    const upload: InFlight = { start, end: chunk.end, settled: new Promise((resolve) => (settle = resolve)) };
+    this.inFlight.push(upload);
+    this.inFlight.sort((a, b) => a.start - b.start);
+    void this.upload(upload, chunk, scratch).finally(() => {
+      this.inFlight.splice(this.inFlight.indexOf(upload), 1);
+      settle();
+      this.fill();
+      this.changed();
+    });
+  }
+
+  /** One upload and what its answer means; never throws. */
+  private async upload(upload: InFlight, chunk: SpoolChunk, scratch: Buffer): Promise<void> {
     try {
       const res = await this.client.call(Routes.uploadOutput, {
         params: { id: this.spool.taskId },
-        query: { offset: start },
+        query: { offset: upload.start },
         body: chunk.body,
         headers: { [OUTPUT_DIGEST_HEADER]: this.spool.digestAt(chunk.end) },
       });
       this.spool.acknowledge(res.nextOffset);
+      // The server answers: whatever backoff an earlier failure started is over.
+      this.failures = 0;
+      this.retryAt = 0;
+      if (this.spares.length < MAX_IN_FLIGHT) this.spares.push(scratch);
     } catch (err) {
-      // A request that failed may not have written all of its body yet: the next one gets a buffer of its own.
-      this.scratch = undefined;
-      const expected = expectedOffsetOf(err);
-      if (expected === undefined) throw err;
-      this.resendFrom(expected);
+      // A request that failed may not have written all of its body yet: its buffer is not reused.
+      if (!this.abandoned) await this.failed(upload, err);
     }
-    return true;
   }
 
-  /** The upload buffer for a chunk of `waiting` bytes: a small one while the output is small, then a chunk's worth. */
+  private async failed(upload: InFlight, err: unknown): Promise<void> {
+    const expected = expectedOffsetOf(err);
+    if (expected !== undefined) {
+      // Bytes an earlier upload still in flight carries: that one had not been stored when the
+      // server stopped waiting for it. Its answer decides what to resend.
+      const earlier = this.inFlight.find((u) => u !== upload && u.start <= expected && expected < u.end && u.start < upload.start);
+      if (!earlier) return this.resendFrom(expected);
+      if (++this.earlyGaps >= EARLY_GAPS_FOR_ONE_AT_A_TIME) this.maxInFlight = 1;
+      await earlier.settled;
+      return;
+    }
+    if (this.spool.acked >= upload.end) return; // a later upload's answer covered it: its own answer was lost
+    if (isLeaseLost(err)) return this.fail(new LeaseLostError(this.spool.taskId));
+    if (!isRetryable(err)) return this.fail(toError(err));
+    const wait = backoffMs(this.failures++, RETRY_BASE_MS, RETRY_CAP_MS);
+    this.retryAt = Math.max(this.retryAt, Date.now() + wait);
+    this.log.warn({ err: messageOf(err), retryInMs: wait, spooled: this.spool.bytesProduced - this.spool.acked }, 'output upload failed; retrying');
+  }
+
+  /** An upload buffer for a chunk of `waiting` bytes: a small one while the output is small, then a chunk's worth. */
   private scratchFor(waiting: number): Buffer {
     const need = Math.min(waiting, this.opts.maxChunkBytes) + SCRATCH_HEADERS * FRAME_HEADER_BYTES;
-    if (this.scratch && this.scratch.length >= need) return this.scratch;
-    this.scratch = Buffer.allocUnsafe(need <= SMALL_SCRATCH_BYTES ? SMALL_SCRATCH_BYTES : this.opts.maxChunkBytes + SCRATCH_HEADERS * FRAME_HEADER_BYTES);
-    return this.scratch;
+    const spare = this.spares.findIndex((b) => b.length >= need);
+    if (spare >= 0) return this.spares.splice(spare, 1)[0]!;
+    return Buffer.allocUnsafe(need <= SMALL_SCRATCH_BYTES ? SMALL_SCRATCH_BYTES : this.opts.maxChunkBytes + SCRATCH_HEADERS * FRAME_HEADER_BYTES);
   }
 
   /**
@@ -239,7 +336,10 @@ export class OutputUploader extends EventEmitter {
   }
 
   private fail(err: Error): void {
+    if (this.failure) return;
     this.failure = err;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
     this.emit('failure', err);
   }
 }

@@ -58,6 +58,23 @@ const READ_COALESCE_MS = 20;
 /** Room for the agent's own truncation notice after a task's output reaches its limit. */
 const NOTICE_ALLOWANCE_BYTES = 4096;
 
+/**
+ * An upload that starts past the stored end (an agent has two in flight and the second arrived
+ * first, or the first is still being stored) waits this long at most for the uploads before it;
+ * then it gets the gap answer, as it did before agents sent two at once. A task's uploads are
+ * applied in offset order; the wait is woken by each append of the task, in this process or
+ * (through the hub's relay) on another replica.
+ */
+const UPLOAD_WAIT_MS = 1000;
+/**
+ * What may wait per task (an agent has at most two uploads in flight, so one waits) and in the
+ * whole process: bodies already read are held while they wait, so an agent cannot pile them up.
+ * Beyond these an upload gets the gap answer at once.
+ */
+const MAX_WAITING_PER_TASK = 2;
+const MAX_WAITING_BYTES_PER_TASK = 4 * 1024 * 1024;
+const MAX_WAITING_BYTES = 64 * 1024 * 1024;
+
 const nativeBlock: BlockHasher = (chain, block) => createHash('sha256').update(chain).update(block).digest();
 
 /** The part of frames starting at output offset `offset` that lies at or after `from`. */
@@ -87,8 +104,35 @@ export interface TaskOutputDeps {
   log: Logger;
 }
 
+/** Uploads waiting for their turn, per task and in all: what `UPLOAD_WAIT_MS` and the bounds above limit. */
+class WaitingUploads {
+  private readonly tasks = new Map<string, { count: number; bytes: number }>();
+  private bytes = 0;
+
+  /** Counts an upload of `bytes` as waiting; false (nothing counted) when that is over a bound. */
+  enter(taskId: string, bytes: number): boolean {
+    const task = this.tasks.get(taskId) ?? { count: 0, bytes: 0 };
+    if (task.count >= MAX_WAITING_PER_TASK || task.bytes + bytes > MAX_WAITING_BYTES_PER_TASK || this.bytes + bytes > MAX_WAITING_BYTES) return false;
+    task.count += 1;
+    task.bytes += bytes;
+    this.bytes += bytes;
+    this.tasks.set(taskId, task);
+    return true;
+  }
+
+  leave(taskId: string, bytes: number): void {
+    const task = this.tasks.get(taskId);
+    if (!task) return;
+    task.count -= 1;
+    task.bytes -= bytes;
+    this.bytes -= bytes;
+    if (task.count === 0) this.tasks.delete(taskId);
+  }
+}
+
 export class TaskOutput {
   private readonly turns = new OutputTurns();
+  private readonly waiting = new WaitingUploads();
 
   constructor(
     private readonly deps: TaskOutputDeps,
@@ -100,13 +144,14 @@ export class TaskOutput {
    * slices (output-slices.ts); returns where the next one starts. With `digest` (the upload's
    * header), the raw output up to the upload's end must have that digest, else nothing is
    * stored. When a slice fails, the ones before it stay stored, as if the upload had been
-   * smaller: the agent resends from where it was.
+   * smaller: the agent resends from where it was. An upload past the stored end first waits
+   * (bounded) for the uploads before it (`UPLOAD_WAIT_MS`).
    */
   async append(agent: AgentRow, taskId: string, offset: number, frames: readonly OutputFrame[], digest?: string): Promise<number> {
-    const task = await findHeldTask(this.deps.store, agent, taskId);
+    let task = await findHeldTask(this.deps.store, agent, taskId);
     const end = offset + frameBytes(frames);
     this.checkLimit(task, end);
-    if (offset > task.outputBytes) throw outputGap(taskId, offset, task.outputBytes);
+    if (offset > task.outputBytes) task = await this.waitForTurn(agent, task, offset, end - offset);
     const from = task.outputBytes;
     if (end <= from) return from; // all of it was stored already
     const slices = outputSlices(framesFrom(frames, offset, from), from);
@@ -125,6 +170,36 @@ export class TaskOutput {
       this.wakeReaders(taskId); // also after a failed slice: the ones before it were stored
     }
     return next;
+  }
+
+  /**
+   * Waits until the stored output reaches `offset` (the uploads before this one were stored)
+   * and returns the task as it is then; the gap answer when that takes longer than
+   * UPLOAD_WAIT_MS or too much already waits. Each look registers its wake-up before it reads
+   * the task, so an append committed after the read (whose wake-up comes after its commit) is
+   * never missed. On another replica than the one storing the uploads before it, an upload is
+   * woken by the hub's relay, or gets the gap answer and the agent sends it again.
+   */
+  private async waitForTurn(agent: AgentRow, task: TaskRow, offset: number, bytes: number): Promise<TaskRow> {
+    const { store, hub } = this.deps;
+    if (hub.isClosed || !this.waiting.enter(task.id, bytes)) throw outputGap(task.id, offset, task.outputBytes);
+    const deadline = Date.now() + UPLOAD_WAIT_MS;
+    try {
+      for (;;) {
+        const stop = new AbortController();
+        try {
+          const woken = hub.waitForOutput(task.id, deadline - Date.now(), stop.signal);
+          const now = await findHeldTask(store, agent, task.id);
+          if (offset <= now.outputBytes) return now;
+          if (Date.now() >= deadline || hub.isClosed) throw outputGap(task.id, offset, now.outputBytes);
+          await woken;
+        } finally {
+          stop.abort();
+        }
+      }
+    } finally {
+      this.waiting.leave(task.id, bytes);
+    }
   }
 
   /**
