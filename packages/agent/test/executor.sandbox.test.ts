@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { BubblewrapExecutor, bubblewrapProblem } from '../src/executor/bubblewrap.js';
 import { ownerTag } from '../src/executor/cgroup.js';
-import { collect, usable } from './helpers/sandbox-run.js';
+import { collect, ferryCgroupDirs, usable } from './helpers/sandbox-run.js';
 import { measureOverhead } from '../../../bench/fixtures/sandbox-overhead.mjs';
 import { TASK_PATH, type SandboxLimits } from '../src/executor/types.js';
 
@@ -312,16 +312,6 @@ test('network none cannot reach a loopback port on the host; network host can', 
     server.close();
   }
 });
-
-/** Every `ferry` cgroup parent the tasks of this process may use (v1 per controller, v2 hybrid or unified). */
-function ferryCgroupDirs(): string[] {
-  const lines = readFileSync('/proc/self/cgroup', 'utf8').split('\n').filter(Boolean);
-  return lines.flatMap((l) => {
-    const [, controllers = '', path = '/'] = l.split(':');
-    if (controllers) return controllers.split(',').map((c) => join('/sys/fs/cgroup', c, path, 'ferry'));
-    return [join('/sys/fs/cgroup/unified', path, 'ferry'), join('/sys/fs/cgroup', path, 'ferry')];
-  });
-}
 
 test('50 tasks in a row leave no processes, folders or cgroups behind', { timeout: 120_000 }, async (t) => {
   if (!usable(t)) return;

@@ -8,59 +8,20 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, before, beforeEach, describe, test } from 'node:test';
-import pino from 'pino';
 import { OutputDigest, Streams, type BlockHasher, type OutputFrame } from '@ferry/protocol';
-import type { UserPrincipal } from '../src/auth.js';
-import { loadServerConfig } from '../src/config.js';
-import { DispatchHub } from '../src/dispatch.js';
 import { redactText } from '../src/redaction/engine.js';
-import type { AgentRow, AuditInput, Store } from '../src/store/types.js';
-import { TaskService } from '../src/tasks/task-service.js';
-import { registerTestAgent, testAdmin, testTarget } from './helpers/store-fixtures.js';
+import { closeOutputWorld, makeOutputWorld, runningTaskIn, type OutputWorld } from './helpers/output-world.js';
 import { forEachStore, type TestBackend } from './helpers/stores.js';
 
 const native: BlockHasher = (chain, block) => createHash('sha256').update(chain).update(block).digest();
 const live = (): AbortSignal => new AbortController().signal;
 const SECRET = `ghp_${'a1B2c3D4e5'.repeat(4)}`;
 
-interface World {
-  dir: string;
-  store: Store;
-  hub: DispatchHub;
-  tasks: TaskService;
-  user: UserPrincipal;
-  agent: AgentRow;
-}
-let w: World;
+let w: OutputWorld;
 let backend: TestBackend;
-
-async function makeWorld(): Promise<World> {
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-live-reader-'));
-  const store = await backend.open();
-  const hub = new DispatchHub();
-  const config = loadServerConfig({ dataDir: dir }, {});
-  const audit = async (entry: Omit<AuditInput, 'at'>): Promise<void> => {
-    await store.appendAudit({ ...entry, at: Date.now() });
-  };
-  const tasks = new TaskService({ store, hub, config, log: pino({ level: 'silent' }), audit });
-  const org = await store.ensureOrg('default', Date.now());
-  // The default level (`secrets`): what the reader gets is redacted.
-  assert.notEqual(await store.createTarget(testTarget({ orgId: org.id, name: 'box' })), 'exists');
-  return { dir, store, hub, tasks, user: testAdmin(org.id), agent: await registerTestAgent(store, 'one') };
-}
-
-async function runningTask(): Promise<string> {
-  const { task } = await w.tasks.create(w.user, { target: 'box', script: 'echo' });
-  assert.equal((await w.tasks.claim(w.agent, live()))?.id, task.id);
-  await w.tasks.confirmStart(w.agent, task.id);
-  // The start wakes the task's readers in the next turn: let that pass before a test's reader waits.
-  await new Promise<void>((resolve) => setImmediate(resolve));
-  return task.id;
-}
+const makeWorld = (): Promise<OutputWorld> => makeOutputWorld(backend, 'ferry-live-reader-');
+const runningTask = (): Promise<string> => runningTaskIn(w);
 
 /** Uploads `bytes` of stdout at the task's current end (one call, so one wake-up), with its digest header. */
 async function uploadAt(taskId: string, digest: OutputDigest, offset: number, data: Buffer): Promise<number> {
@@ -161,11 +122,7 @@ forEachStore('live reader', (b) => {
     beforeEach(async () => {
       w = await makeWorld();
     });
-    afterEach(async () => {
-      w.hub.close();
-      await w.store.close();
-      rmSync(w.dir, { recursive: true, force: true });
-    });
+    afterEach(() => closeOutputWorld(w));
 
     for (const seed of [1, 2, 3]) {
       test(`gets every byte, in order, while uploads race it (seed ${seed})`, { timeout: 60_000 }, async () => {

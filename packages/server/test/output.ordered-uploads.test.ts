@@ -10,63 +10,25 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import { afterEach, before, beforeEach, describe, test } from 'node:test';
-import pino from 'pino';
 import { FerryError, OutputDigest, Streams, type BlockHasher, type OutputFrame } from '@ferry/protocol';
-import type { UserPrincipal } from '../src/auth.js';
-import { loadServerConfig } from '../src/config.js';
 import { DispatchHub } from '../src/dispatch.js';
 import { redactText } from '../src/redaction/engine.js';
-import type { AgentRow, AuditInput, Store } from '../src/store/types.js';
-import { TaskService } from '../src/tasks/task-service.js';
+import type { Store } from '../src/store/types.js';
 import { PostgresStore } from '../src/store/postgres/index.js';
 import { PgHubRelay } from '../src/store/postgres/notify.js';
-import { registerTestAgent, testAdmin, testTarget } from './helpers/store-fixtures.js';
+import { closeOutputWorld, makeOutputWorld, runningTaskIn, serviceOn, type OutputWorld } from './helpers/output-world.js';
 import { forEachStore, usePostgres, type TestBackend } from './helpers/stores.js';
 
 const native: BlockHasher = (chain, block) => createHash('sha256').update(chain).update(block).digest();
 const live = (): AbortSignal => new AbortController().signal;
 const SECRET = `ghp_${'a1B2c3D4e5'.repeat(4)}`;
 
-interface World {
-  dir: string;
-  store: Store;
-  hub: DispatchHub;
-  tasks: TaskService;
-  user: UserPrincipal;
-  agent: AgentRow;
-}
-let w: World;
+let w: OutputWorld;
 let backend: TestBackend;
-
-function serviceOn(store: Store, hub: DispatchHub, dir: string): TaskService {
-  const config = loadServerConfig({ dataDir: dir }, {});
-  const audit = async (entry: Omit<AuditInput, 'at'>): Promise<void> => {
-    await store.appendAudit({ ...entry, at: Date.now() });
-  };
-  return new TaskService({ store, hub, config, log: pino({ level: 'silent' }), audit });
-}
-
-async function makeWorld(opened?: { store: Store; hub: DispatchHub }): Promise<World> {
-  const dir = mkdtempSync(join(tmpdir(), 'ferry-ordered-uploads-'));
-  const store = opened?.store ?? (await backend.open());
-  const hub = opened?.hub ?? new DispatchHub();
-  const org = await store.ensureOrg('default', Date.now());
-  // The default level (`secrets`): the stored output is redacted.
-  assert.notEqual(await store.createTarget(testTarget({ orgId: org.id, name: 'box' })), 'exists');
-  return { dir, store, hub, tasks: serviceOn(store, hub, dir), user: testAdmin(org.id), agent: await registerTestAgent(store, 'one') };
-}
-
-async function runningTask(): Promise<string> {
-  const { task } = await w.tasks.create(w.user, { target: 'box', script: 'echo' });
-  assert.equal((await w.tasks.claim(w.agent, live()))?.id, task.id);
-  await w.tasks.confirmStart(w.agent, task.id);
-  await new Promise<void>((resolve) => setImmediate(resolve));
-  return task.id;
-}
+const makeWorld = (opened?: { store: Store; hub: DispatchHub }): Promise<OutputWorld> => makeOutputWorld(backend, 'ferry-ordered-uploads-', opened);
+const runningTask = (): Promise<string> => runningTaskIn(w);
 
 /** Log-like lines, about `bytes` long, with a secret cut at every `cut` (so it spans two uploads). */
 function output(bytes: number, cuts: readonly number[]): Buffer {
@@ -132,11 +94,7 @@ forEachStore('ordered uploads', (b) => {
     beforeEach(async () => {
       w = await makeWorld();
     });
-    afterEach(async () => {
-      w.hub.close();
-      await w.store.close();
-      rmSync(w.dir, { recursive: true, force: true });
-    });
+    afterEach(() => closeOutputWorld(w));
 
     test('an upload that arrives before the one it follows waits for it and is applied after it', { timeout: 20_000 }, async () => {
       const id = await runningTask();

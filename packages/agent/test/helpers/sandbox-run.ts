@@ -75,7 +75,7 @@ export async function runTask(script: string, argv?: string[], limits?: SandboxL
 }
 
 /** Every `ferry` cgroup parent the tasks of this process may use (v1 per controller, v2 hybrid or unified). */
-function ferryCgroupDirs(): string[] {
+export function ferryCgroupDirs(): string[] {
   const lines = readFileSync('/proc/self/cgroup', 'utf8').split('\n').filter(Boolean);
   return lines.flatMap((l) => {
     const [, controllers = '', path = '/'] = l.split(':');
