@@ -14,7 +14,7 @@ import { readFileSync, readlinkSync, realpathSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { AGENT_PROCESS } from '@ferry/agent/flags';
-import { FerryProcess, ROOT, cleanEnv, startFerryServer, tempDir, untilAgentStarted, waitFor, type ServerHandle } from '../helpers/ferry.js';
+import { FerryProcess, ROOT, cleanEnv, startFerryServer, tempDir, untilAgentStarted, untilServerListening, type ServerHandle } from '../helpers/ferry.js';
 
 const LAUNCHER = join(ROOT, 'ferry');
 
@@ -90,14 +90,7 @@ describe('./ferry: the agent process settings', () => {
       }),
     );
     started.push(srv);
-    await waitFor(
-      () => {
-        if (srv.child.exitCode !== null) throw new Error(`server exited: ${srv.stderr}`);
-        return srv.stdout.includes('listening on');
-      },
-      30_000,
-      'server banner',
-    );
+    await untilServerListening(srv);
     const p = processOf(srv.child.pid ?? 0);
     assert.equal(realpathSync(p.exe), realpathSync(process.execPath));
     assert.ok(p.argv[1]?.endsWith('packages/cli/bundle/main.js'), `no node flags before the script: ${p.argv.join(' ')}`);

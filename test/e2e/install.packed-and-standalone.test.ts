@@ -22,7 +22,7 @@ import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, describe, it } from 'node:test';
 import { FERRY_VERSION } from '@ferry/protocol';
-import { FerryProcess, ROOT, cleanEnv, startFerryServer, taskShow, tempDir, waitFor } from '../helpers/ferry.js';
+import { FerryProcess, ROOT, cleanEnv, startFerryServer, taskShow, tempDir, untilAgentStarted, untilServerListening, waitFor } from '../helpers/ferry.js';
 
 const run = promisify(execFile);
 const work = tempDir('install');
@@ -71,14 +71,7 @@ describe('installing Ferry', { timeout: 180_000 }, () => {
     const server = new FerryProcess(spawn('ferry', ['server', '--data-dir', data, '--listen', '127.0.0.1:0', '--no-embedded-agent'], { env, cwd: work }));
     let agent: FerryProcess | undefined;
     try {
-      const banner = await waitFor(
-        () => {
-          if (server.child.exitCode !== null) throw new Error(`server exited: ${server.stderr}`);
-          return /listening on (\S+)\nCA fingerprint \(SHA-256\): (\S+)/.exec(server.stdout);
-        },
-        30_000,
-        'installed server',
-      );
+      const banner = await untilServerListening(server);
       const token = readFileSync(join(data, 'admin-token'), 'utf8').trim();
       await sh('ferry', ['login', '--server', banner[1] ?? '', '--token', token, '--ca-fingerprint', banner[2] ?? ''], env);
       await sh('ferry', ['target', 'create', 'installed', '--type', 'shell'], env);
@@ -129,14 +122,7 @@ describe('installing Ferry', { timeout: 180_000 }, () => {
       const agent = new FerryProcess(
         spawn(join(home, 'ferry-agent'), ['start', '--join-token', token, '--data-dir', join(host, 'data'), '--name', 'standalone'], { env, cwd: host }),
       );
-      await waitFor(
-        () => {
-          if (agent.child.exitCode !== null) throw new Error(`agent exited: ${agent.stderr}`);
-          return agent.stderr.includes('"agent started"');
-        },
-        20_000,
-        'standalone agent start',
-      );
+      await untilAgentStarted(agent);
       t.diagnostic(`registered and started in ${Date.now() - started} ms`);
       const r = await server.cli(['run', 'far', '--detach', '-c', 'echo "from $(basename "$PWD")"; echo standalone ok']);
       assert.equal(r.code, 0, r.stderr);

@@ -123,14 +123,7 @@ export async function startFerryServer(
   const proc = new FerryProcess(
     spawn(process.execPath, args, { env: { ...cleanEnv(), FERRY_LOG_LEVEL: 'info', ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] }),
   );
-  const banner = await waitFor(
-    () => {
-      if (proc.child.exitCode !== null) throw new Error(`server exited: ${proc.stderr}`);
-      return /listening on (\S+)\nCA fingerprint \(SHA-256\): (\S+)/.exec(proc.stdout);
-    },
-    30_000,
-    'server banner',
-  );
+  const banner = await untilServerListening(proc);
   const url = banner[1]!;
   const fingerprint = banner[2]!;
   const adminToken = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
@@ -171,6 +164,18 @@ export async function startFerryServer(
     },
   };
   return handle;
+}
+
+/** Waits for a server process's banner (its URL and CA fingerprint: match groups 1 and 2); fails at once if it exits first. */
+export async function untilServerListening(server: FerryProcess): Promise<RegExpExecArray> {
+  return waitFor(
+    () => {
+      if (server.child.exitCode !== null) throw new Error(`server exited: ${server.stderr}`);
+      return /listening on (\S+)\nCA fingerprint \(SHA-256\): (\S+)/.exec(server.stdout);
+    },
+    30_000,
+    'server banner',
+  );
 }
 
 /** Waits for an agent process's "agent started" line; fails at once if it exits first. */
