@@ -46,6 +46,7 @@ import { backlogDeliveryMs, lostAgentDetectMs } from './faults.mjs';
 import { sampleSecrets } from './fixtures/masker-fixtures.mjs';
 import { measureOverhead } from './fixtures/sandbox-overhead.mjs';
 import { measurePublicNetwork } from './fixtures/network-public.mjs';
+import { measureFloors } from './floors.mjs';
 import { outputFirstByte, spawners, warmStart } from './sandbox-pool.mjs';
 import { clusterCpuTicks, startPostgres, startReplicas } from './postgres.mjs';
 import {
@@ -78,6 +79,7 @@ const OUT = outIndex >= 0 && argv[outIndex + 1] ? argv[outIndex + 1] : join(ROOT
 const PLAN = SMOKE
   ? {
       spawnRuns: 5,
+      floorIterations: 5,
       rttRuns: 5,
       overheadBatches: 1,
       overheadRuns: 2,
@@ -109,6 +111,7 @@ const PLAN = SMOKE
   : QUICK
     ? {
         spawnRuns: 200,
+        floorIterations: 100,
         rttRuns: 300,
         overheadBatches: 3,
         overheadRuns: 10,
@@ -139,6 +142,7 @@ const PLAN = SMOKE
       }
     : {
         spawnRuns: 500,
+        floorIterations: 300,
         rttRuns: 1000,
         overheadBatches: 5,
         overheadRuns: 20,
@@ -311,6 +315,22 @@ async function spawnFloor() {
   for (let i = 0; i < PLAN.spawnRuns; i++) xs.push(await once());
   set('spawn_floor_ms', median(xs), spread(xs));
   details.spawn_floor = summary(xs);
+}
+
+/** This host's bounds for a sandboxed task (bench/floors.mjs); the notes of the goals they bound say them. */
+async function hostFloors() {
+  const f = await measureFloors({ iterations: PLAN.floorIterations, clkTck: CLK_TCK });
+  details.floors = JSON.parse(JSON.stringify(f, (_, v) => (typeof v === 'number' ? round(v) : v)));
+}
+
+/** The bound bench/floors.mjs found for a goal's key, as a note: what no code of Ferry's can beat on this host. */
+function floorNote(key) {
+  const c = details.floors?.ceilings;
+  if (!c) return undefined;
+  if (key === 'tasks_per_s') return `this host's ceiling from the sandbox's own processes alone: ${fmt(c.tasks_per_s)}/s`;
+  if (key === 'sandbox_overhead_ms') return `this host's floor (bwrap → perl → true, cgroup join): ${fmt(c.sandbox_overhead_ms)} ms`;
+  if (key === 'warm_start_ms') return `this host's floor (bash's exec and start-up alone): ${fmt(c.warm_start_ms)} ms`;
+  return undefined;
 }
 
 async function sandboxOverhead() {
@@ -863,7 +883,7 @@ function table() {
     const v = values[f.key];
     const s = spreads[f.key];
     const goal = f.goal ? `${f.goal[0] === '<=' ? '≤' : '≥'} ${f.goal[1]}` : '';
-    const note = [notes[f.key], f.compare].filter(Boolean).join('; ');
+    const note = [notes[f.key], floorNote(f.key), f.compare].filter(Boolean).join('; ');
     rows.push([`${f.key}`, v === null ? '—' : `${fmt(v)} ${f.unit}`.trim(), s ? `[${fmt(s[0])}, ${fmt(s[1])}]` : '', goal, verdict(f), note]);
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
@@ -888,6 +908,7 @@ async function main() {
 
   const benchOnly = [{ name: 'bench', pid: process.pid }];
   await phase('spawn floor', () => accounted('spawn_floor', benchOnly, spawnFloor));
+  await phase('host floors', () => accounted('floors', benchOnly, hostFloors));
   await phase('sandbox overhead', () => accounted('sandbox_overhead', benchOnly, sandboxOverhead));
   await phase('public network', () => accounted('public_network', benchOnly, publicNetwork));
   await phase('warm start', () => accounted('warm_start', benchOnly, () => record('warm_start_ms', warmStartOf())));

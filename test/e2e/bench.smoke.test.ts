@@ -13,6 +13,7 @@ import { ROOT, tempDir } from '../helpers/ferry.js';
 interface BenchResults {
   mode: string;
   errors: { phase: string; message: string }[];
+  details: { floors?: { ceilings?: Record<string, unknown> } };
   [figure: string]: unknown;
 }
 
@@ -55,4 +56,8 @@ it('runs every phase of `npm run bench` with smoke-sized counts, without an erro
   ];
   const unmeasured = figures.filter((key) => typeof results[key] !== 'number');
   assert.deepEqual(unmeasured, [], 'every phase produced its figures');
+  const ceilings = results.details.floors?.ceilings ?? {};
+  for (const key of ['tasks_per_s', 'sandbox_overhead_ms', 'warm_start_ms']) {
+    assert.ok(typeof ceilings[key] === 'number' && Number.isFinite(ceilings[key]), `the host floors phase gave its ${key} bound`);
+  }
 });
