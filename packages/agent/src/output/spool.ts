@@ -1,20 +1,27 @@
 /**
  * The durable output spool: output is written here before it is sent, and removed only when
- * the server has acknowledged the task's final status. One folder per task:
+ * the server has acknowledged the task's final status. Two files per task, side by side in the
+ * spool folder:
  *
- *   <data dir>/spool/<task id>/output.frames   every frame the task produced (masked), in order
- *   <data dir>/spool/<task id>/state.json      { acked, final } rewritten atomically
+ *   <data dir>/spool/<task id>.frames   every frame the task produced (masked), in order
+ *   <data dir>/spool/<task id>.state    { acked, final } rewritten atomically; absent: { 0, null }
+ *
+ * No folder per task and no state file until there is something to record: on ext4 a folder
+ * is an inode and a directory block to allocate and free again, and a state file another inode,
+ * per task; for a trivial task that was most of the agent's file-system work (bench/README.md).
+ * Spools an older agent left (`<task id>/output.frames`, `<task id>/state.json`) are recovered
+ * as they are.
  *
  * States: spooling (task running; frames appended) → finished (final status recorded) →
- * delivered (server acknowledged the final status; folder removed). An agent that restarts
- * finds `finished` folders and delivers them, and `spooling` folders (tasks it was running when
+ * delivered (server acknowledged the final status; files removed). An agent that restarts
+ * finds `finished` spools and delivers them, and `spooling` ones (tasks it was running when
  * it died), whose output it delivers before reporting that it cannot account for the outcome.
  *
  * Disk use is bounded by each task's output limit (the uploader stops spooling at the limit),
  * so at most `concurrency × max output` plus what finished tasks still wait to deliver.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, renameSync, writeFileSync, writeSync, writevSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import { closeSync, existsSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync, writevSync } from 'node:fs';
+import { rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FRAME_HEADER_BYTES, FrameDecoder, type FinishTaskRequest, type OutputFrame, type StreamId } from '@ferry/protocol';
 import { ChainedDigest } from './spool-digest.js';
@@ -89,6 +96,42 @@ function writeHeader(into: Buffer, at: number, stream: number, length: number, t
   into.writeDoubleBE(time, at + 5);
 }
 
+/** Where one task's spool lives: the flat layout, or the folder an older agent made. */
+interface SpoolPaths {
+  frames: string;
+  state: string;
+  /** The older layout's folder, removed with the files. */
+  folder?: string;
+}
+
+const TASK_ID = /^t_[0-9a-z]+$/;
+const FRAMES_SUFFIX = '.frames';
+
+function flatPaths(spoolDir: string, taskId: string): SpoolPaths {
+  const base = join(spoolDir, taskId);
+  return { frames: base + FRAMES_SUFFIX, state: `${base}.state` };
+}
+
+function folderPaths(spoolDir: string, taskId: string): SpoolPaths {
+  const folder = join(spoolDir, taskId);
+  return { frames: join(folder, 'output.frames'), state: join(folder, 'state.json'), folder };
+}
+
+/** Opens (creating if needed) the frames file; the spool folder is made on the first ENOENT, not checked for on every task. */
+function openFrames(spoolDir: string, file: string): number {
+  try {
+    return openSync(file, 'a+', 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    mkdirSync(spoolDir, { recursive: true, mode: 0o700 });
+    return openSync(file, 'a+', 0o600);
+  }
+}
+
+const ignoreMissing = (err: NodeJS.ErrnoException): void => {
+  if (err.code !== 'ENOENT') throw err;
+};
+
 export class TaskSpool {
   private readonly index = new FrameIndex();
   private readonly digest = new ChainedDigest();
@@ -96,24 +139,26 @@ export class TaskSpool {
   private state: SpoolState = { acked: 0, final: null };
 
   private constructor(
-    readonly dir: string,
+    spoolDir: string,
     readonly taskId: string,
+    private readonly paths: SpoolPaths,
   ) {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    this.fd = openSync(join(dir, 'output.frames'), 'a+', 0o600);
+    if (paths.folder) mkdirSync(paths.folder, { recursive: true, mode: 0o700 });
+    this.fd = openFrames(spoolDir, paths.frames);
   }
 
+  /** A new task's spool: its frames file only (no state until one is recorded: a missing one reads as nothing acknowledged, no final). */
   static create(spoolDir: string, taskId: string): TaskSpool {
-    const spool = new TaskSpool(join(spoolDir, taskId), taskId);
-    spool.saveState();
-    return spool;
+    return new TaskSpool(spoolDir, taskId, flatPaths(spoolDir, taskId));
   }
 
-  /** Reopens a spool left by an earlier run of the agent; a torn last frame is dropped. */
+  /** Reopens a spool left by an earlier run of the agent (either layout); a torn last frame is dropped. */
   static recover(spoolDir: string, taskId: string): TaskSpool {
-    const spool = new TaskSpool(join(spoolDir, taskId), taskId);
-    const stateFile = join(spool.dir, 'state.json');
-    if (existsSync(stateFile)) spool.state = JSON.parse(readFileSync(stateFile, 'utf8')) as SpoolState;
+    const older = folderPaths(spoolDir, taskId);
+    const spool = new TaskSpool(spoolDir, taskId, existsSync(older.folder!) ? older : flatPaths(spoolDir, taskId));
+    // A state write cut short by the crash: the file it was to replace still holds the last state.
+    rmSync(`${spool.paths.state}.tmp`, { force: true });
+    if (existsSync(spool.paths.state)) spool.state = JSON.parse(readFileSync(spool.paths.state, 'utf8')) as SpoolState;
     const decoder = new FrameDecoder();
     const piece = Buffer.allocUnsafe(RECOVER_READ_BYTES);
     for (let pos = 0; ;) {
@@ -126,9 +171,15 @@ export class TaskSpool {
     return spool;
   }
 
+  /** Ids of the tasks spooled in `spoolDir`: `<id>.frames` and `<id>.state` files, and older agents' `<id>` folders. */
   static list(spoolDir: string): string[] {
     if (!existsSync(spoolDir)) return [];
-    return readdirSync(spoolDir).filter((name) => /^t_[0-9a-z]+$/.test(name));
+    const ids = new Set<string>();
+    for (const name of readdirSync(spoolDir)) {
+      const id = name.replace(/\.(frames|state)$/, '');
+      if (TASK_ID.test(id)) ids.add(id);
+    }
+    return [...ids];
   }
 
   get bytesProduced(): number {
@@ -273,20 +324,27 @@ export class TaskSpool {
 
   private saveState(): void {
     this.savedAt = Date.now();
-    const file = join(this.dir, 'state.json');
+    const file = this.paths.state;
     writeFileSync(`${file}.tmp`, JSON.stringify(this.state), { mode: 0o600 });
     renameSync(`${file}.tmp`, file);
   }
 
   /**
-   * The server has everything: forget the task. The folder goes in the background: removing
-   * it synchronously blocked the event loop (polls, other tasks' output) for milliseconds per
-   * task on a journaling file system. A removal cut short by a crash leaves a spool whose final
-   * status is recorded, which the next start delivers again (the server answers it idempotently).
+   * The server has everything: forget the task. The files go in the background: removing them
+   * synchronously blocked the event loop (polls, other tasks' output) for milliseconds per task
+   * on a journaling file system. Two unlinks, not a recursive removal (which stats and lists
+   * first: a thread-pool round trip each). The frames go first and the state last, so a removal
+   * cut short by a crash leaves the recorded final status, which the next start delivers again
+   * (the server answers it idempotently).
    */
   remove(): Promise<void> {
     this.close();
-    return rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
+    const { frames, state, folder } = this.paths;
+    const removed = unlink(frames)
+      .catch(ignoreMissing)
+      .then(() => unlink(state).catch(ignoreMissing))
+      .then(() => (folder ? rm(folder, { recursive: true, force: true }) : undefined));
+    return removed.catch(() => undefined);
   }
 
   close(): void {
