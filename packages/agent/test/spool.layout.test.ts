@@ -1,12 +1,13 @@
 /**
- * The spool's files on disk: a task's spool is `<id>.frames` (and `<id>.state` once something
- * is recorded) in the spool folder, with no folder per task; an older agent's `<id>/` folders are
- * still listed, recovered and removed; and whatever a crash can leave (a removal cut short, a
- * state write cut short) is recovered with the final status it recorded.
+ * The spool's files on disk: a task's spool is `<id>.frames` in the spool folder (its final
+ * status appended as a record frame; `<id>.state` only for acknowledgements saved after 250 ms),
+ * with no folder per task; an older agent's `<id>/` folders are still listed, recovered and
+ * removed; and whatever a crash can leave (a removal cut short, a state write or a record cut
+ * short) is recovered with the final status it recorded, if it recorded one.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { encodeFrames, Streams, type FinishTaskRequest } from '@ferry/protocol';
@@ -26,18 +27,21 @@ function inTempDir(fn: (spoolDir: string) => Promise<void> | void): () => Promis
 }
 
 test(
-  'a new spool is one frames file (the spool folder made on first use), a state file once a final status is recorded, and nothing after removal',
+  'a new spool is one frames file (the spool folder made on first use), which also holds its final status, and nothing after removal',
   inTempDir(async (spoolDir) => {
     const spool = TaskSpool.create(spoolDir, 't_layout1');
     assert.deepEqual(readdirSync(spoolDir), ['t_layout1.frames'], 'no folder and no state file for a task that has recorded nothing');
     assert.deepEqual(TaskSpool.list(spoolDir), ['t_layout1'], 'a spool with frames only is a task the agent was running');
     spool.append(Streams.stdout, Buffer.from('hello\n'));
+    spool.acknowledge(6);
     spool.recordFinal(FINAL);
-    assert.deepEqual(readdirSync(spoolDir).sort(), ['t_layout1.frames', 't_layout1.state']);
+    assert.deepEqual(readdirSync(spoolDir), ['t_layout1.frames'], 'an early acknowledgement and the final status make no other file');
+    assert.throws(() => spool.append(Streams.stdout, Buffer.from('late\n')), /after the final status/);
     spool.close();
     const recovered = TaskSpool.recover(spoolDir, 't_layout1');
     assert.deepEqual(recovered.final, FINAL);
-    assert.equal(recovered.bytesProduced, 6);
+    assert.equal(recovered.bytesProduced, 6, 'the record is not output');
+    assert.equal(recovered.readChunk(0, 1024, 16).body.length, 13 + 6, 'an upload never carries the record');
     await recovered.remove();
     assert.deepEqual(readdirSync(spoolDir), [], 'removal leaves nothing behind');
     assert.deepEqual(TaskSpool.list(spoolDir), []);
@@ -63,19 +67,38 @@ test(
 );
 
 test(
-  'a removal cut short after the frames (only the state left) is recovered with its recorded final status; a torn state write is dropped',
+  'a removal cut short after the state leaves the frames with the final status, which is delivered again; a torn state write is dropped',
   inTempDir(async (spoolDir) => {
     const spool = TaskSpool.create(spoolDir, 't_cut1');
     spool.append(Streams.stdout, Buffer.from('cut\n'));
     spool.recordFinal({ ...FINAL, outputBytes: 4 });
     spool.close();
-    rmSync(join(spoolDir, 't_cut1.frames'));
     writeFileSync(join(spoolDir, 't_cut1.state.tmp'), '{"acked":0,"fin');
-    assert.deepEqual(TaskSpool.list(spoolDir), ['t_cut1'], 'a state file alone still names the task');
+    assert.deepEqual(TaskSpool.list(spoolDir), ['t_cut1']);
     const recovered = TaskSpool.recover(spoolDir, 't_cut1');
     assert.equal(recovered.final?.outputBytes, 4, 'the final status recorded before the crash is delivered again');
     assert.equal(existsSync(join(spoolDir, 't_cut1.state.tmp')), false, 'the torn state write is removed');
     await recovered.remove();
     assert.deepEqual(readdirSync(spoolDir), []);
+  }),
+);
+
+test(
+  'a final status cut short by a crash is dropped and cut from the file, and the one recovery records reads back',
+  inTempDir((spoolDir) => {
+    const spool = TaskSpool.create(spoolDir, 't_torn1');
+    spool.append(Streams.stdout, Buffer.from('torn\n'));
+    spool.close();
+    const whole = statSync(join(spoolDir, 't_torn1.frames')).size;
+    appendFileSync(join(spoolDir, 't_torn1.frames'), Buffer.from([0xf1, 0, 0, 0, 200, 0, 0, 0]));
+    const recovered = TaskSpool.recover(spoolDir, 't_torn1');
+    assert.equal(recovered.final, null, 'a torn record records nothing: the task is one the agent cannot account for');
+    assert.equal(statSync(join(spoolDir, 't_torn1.frames')).size, whole, 'the torn bytes are cut');
+    recovered.recordFinal({ ...FINAL, status: 'error', outputBytes: 5 });
+    recovered.close();
+    const again = TaskSpool.recover(spoolDir, 't_torn1');
+    assert.equal(again.final?.status, 'error');
+    assert.equal(again.bytesProduced, 5);
+    again.close();
   }),
 );
