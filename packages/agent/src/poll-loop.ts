@@ -192,6 +192,8 @@ export class PollLoop {
       clearTimeout(timer);
       if (onStop) stop.removeEventListener('abort', onStop);
     }
+    // The runner hands the task over on the same answer: that write first, then the next poll's.
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
 
   private queueKeyWork(answer: PollResponse): Promise<void> {
