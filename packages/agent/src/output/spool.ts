@@ -23,7 +23,21 @@
  * Disk use is bounded by each task's output limit (the uploader stops spooling at the limit),
  * so at most `concurrency × max output` plus what finished tasks still wait to deliver.
  */
-import { closeSync, existsSync, ftruncateSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync, writevSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+  writevSync,
+} from 'node:fs';
 import { rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FRAME_HEADER_BYTES, isStreamId, type FinishTaskRequest, type OutputFrame, type StreamId } from '@ferry/protocol';
@@ -395,9 +409,7 @@ export class TaskSpool {
     this.close();
     const { frames, state, folder } = this.paths;
     const stateGone = this.stateWritten ? unlink(state).catch(ignoreMissing) : Promise.resolve();
-    const removed = stateGone
-      .then(() => unlink(frames).catch(ignoreMissing))
-      .then(() => (folder ? rm(folder, { recursive: true, force: true }) : undefined));
+    const removed = stateGone.then(() => unlink(frames).catch(ignoreMissing)).then(() => (folder ? rm(folder, { recursive: true, force: true }) : undefined));
     return removed.catch(() => undefined);
   }
 
