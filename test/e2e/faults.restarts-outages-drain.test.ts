@@ -4,7 +4,7 @@
  * byte, an agent restarted mid-task reports what it cannot account for, and SIGTERM drains.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { freePort, startFerryServer, taskShow, taskSucceeded, tempDir, waitFor, type FerryProcess, type ServerHandle } from '../helpers/ferry.js';
@@ -89,7 +89,7 @@ describe('faults: kills, restarts, outages, drain', () => {
     const id = (await server.cli(['run', 'f', '--detach', '-c', 'echo spooled-before-crash; sleep 300'])).stdout.trim();
     await waitFor(async () => (await server.cli(['task', 'logs', id])).stdout.includes('spooled-before-crash'), 15_000, 'running');
     await agent.stop('SIGKILL');
-    assert.ok(readdirSync(join(agentDir, 'spool')).includes(id), 'the task is in the spool');
+    assert.ok(readdirSync(join(agentDir, 'spool')).includes(`${id}.frames`), 'the task is in the spool');
     // The sandbox keeps no task folder on the host (everything is tmpfs inside it), so a killed agent leaves none.
     const leftBehind = (): string[] => readdirSync(join(agentDir, 'sandboxes')).filter((n) => n.startsWith('ferry-t_'));
     assert.deepEqual(leftBehind(), [], 'no task folder on the host, even after kill -9');
@@ -104,7 +104,7 @@ describe('faults: kills, restarts, outages, drain', () => {
     );
     if (t.status === 'error') assert.match(t.reason ?? '', /agent restarted while this task ran/);
     assert.match((await server.cli(['task', 'logs', id])).stdout, /^spooled-before-crash\n/);
-    await waitFor(() => !existsSync(join(agentDir, 'spool', id)), 10_000, 'spool cleaned');
+    await waitFor(() => !readdirSync(join(agentDir, 'spool')).some((name) => name.startsWith(id)), 10_000, 'spool cleaned');
   });
 
   it('SIGTERM drains: the running task finishes, no new work is taken, the agent exits 0', async () => {

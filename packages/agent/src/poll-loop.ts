@@ -18,6 +18,12 @@
  *
  * A server that answers a long poll at once with nothing (shutting down, misbehaving) must not
  * make the agent spin: after a few such answers in a row, polls are paced.
+ *
+ * After an answer that brought a task, the next poll waits for that task's start confirmation
+ * (at most START_WAIT_MS). Sent together, the two reached the server together, and the poll's
+ * work there (a claim attempt, renewing the lease just granted, key work) ran beside the
+ * confirmation's compare-and-set, which the task's hand-over waits for (bench/README.md,
+ * fourth wave). The confirmation is one round trip; the next claim comes that much later.
  */
 import type { Logger } from 'pino';
 import { Routes, backoffMs, isAbort, isRetryable, sleep, type FerryClient } from '@ferry/client';
@@ -29,7 +35,8 @@ export interface PollHooks {
   free(): number;
   /** Ids of the tasks running here (their leases are renewed and cancels come for them). */
   running(): string[];
-  onTask(task: Assignment): void;
+  /** Starts the task; resolves (never rejects) once the server has answered its start confirmation. */
+  onTask(task: Assignment): Promise<unknown>;
   onCancel(taskId: string): void;
   /** What this poll tells the server about the agent's keys (the first poll, or after a stale record); undefined: nothing. */
   keys(): Promise<AgentKeys | undefined>;
@@ -55,6 +62,13 @@ const FAST_ANSWER_MS = 100;
  * up to the concurrency (plus one answer on its way) are normal and none is aborted here.
  */
 const MAX_DETACHED = 8;
+
+/**
+ * The longest the next poll waits for the start confirmation of the task the last answer
+ * brought: a server slow to confirm (retried with backoff) must not hold back cancels, key work
+ * and the next claim for longer.
+ */
+export const START_WAIT_MS = 50;
 
 interface InFlight {
   abort: AbortController;
@@ -157,8 +171,29 @@ export class PollLoop {
 
   private async dispatch(answer: PollResponse): Promise<void> {
     for (const id of answer.cancel) this.hooks.onCancel(id);
-    if (answer.task) this.hooks.onTask(answer.task);
+    const confirmed = answer.task ? this.hooks.onTask(answer.task) : undefined;
     if (hasKeyWork(answer)) await this.queueKeyWork(answer);
+    if (confirmed) await this.untilConfirmed(confirmed);
+  }
+
+  /** The start confirmation answered, START_WAIT_MS passed or the loop stopped, whichever comes first. */
+  private async untilConfirmed(confirmed: Promise<unknown>): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    const stop = this.opts.stop;
+    let onStop: (() => void) | undefined;
+    const bound = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, START_WAIT_MS);
+      onStop = resolve;
+      stop.addEventListener('abort', onStop, { once: true });
+    });
+    try {
+      if (!stop.aborted) await Promise.race([confirmed, bound]);
+    } finally {
+      clearTimeout(timer);
+      if (onStop) stop.removeEventListener('abort', onStop);
+    }
+    // The runner hands the task over on the same answer: that write first, then the next poll's.
+    await new Promise<void>((resolve) => setImmediate(resolve));
   }
 
   private queueKeyWork(answer: PollResponse): Promise<void> {

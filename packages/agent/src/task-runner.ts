@@ -159,6 +159,11 @@ export class TaskRunner {
     this.log.info({ status: final.status, exitCode: final.exitCode, ms }, 'task finished');
   }
 
+  /** The server's answer to the start confirmation: true once it confirmed; never rejects. */
+  get startConfirmed(): Promise<boolean> {
+    return this.confirmed;
+  }
+
   /**
    * The ended sandbox's removal, which may still be under way when run() resolves: the task is
    * over (its processes dead, its status delivered), so its slot is free, and the worker waits

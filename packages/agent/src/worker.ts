@@ -120,7 +120,8 @@ export class Worker {
     }
   }
 
-  private startRunner(task: Assignment): void {
+  /** Starts the task's runner; resolves once the server has answered its start confirmation. */
+  private startRunner(task: Assignment): Promise<boolean> {
     const { executor, log, graceMs, keys, spoolDir } = this.opts;
     const runner = new TaskRunner(task, { client: this.client, executor, log, graceMs, keys, spoolDir });
     this.runners.set(task.id, runner);
@@ -137,6 +138,7 @@ export class Worker {
           this.loop.slotFreed();
         }),
     );
+    return runner.startConfirmed;
   }
 
   private track(ended: Promise<void>): void {

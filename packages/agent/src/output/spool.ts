@@ -1,22 +1,46 @@
 /**
  * The durable output spool: output is written here before it is sent, and removed only when
- * the server has acknowledged the task's final status. One folder per task:
+ * the server has acknowledged the task's final status. Two files per task, side by side in the
+ * spool folder:
  *
- *   <data dir>/spool/<task id>/output.frames   every frame the task produced (masked), in order
- *   <data dir>/spool/<task id>/state.json      { acked, final } rewritten atomically
+ *   <data dir>/spool/<task id>.frames   every frame the task produced (masked), in order, then
+ *                                       its final status as a record frame (never uploaded)
+ *   <data dir>/spool/<task id>.state    { acked, final } rewritten atomically, at most every
+ *                                       250 ms while output is acknowledged; absent: { 0, null }
+ *
+ * No folder per task, and no state file for a task done within 250 ms: on ext4 a folder is an
+ * inode and a directory block to allocate and free again, and each state file write another
+ * inode and a rename; for a trivial task that was most of the agent's file-system work
+ * (bench/README.md). The final status is appended to the frames file, which is open already.
+ * Spools an older agent left (`<task id>/output.frames`, `<task id>/state.json`) are recovered
+ * as they are.
  *
  * States: spooling (task running; frames appended) → finished (final status recorded) →
- * delivered (server acknowledged the final status; folder removed). An agent that restarts
- * finds `finished` folders and delivers them, and `spooling` folders (tasks it was running when
+ * delivered (server acknowledged the final status; files removed). An agent that restarts
+ * finds `finished` spools and delivers them, and `spooling` ones (tasks it was running when
  * it died), whose output it delivers before reporting that it cannot account for the outcome.
  *
  * Disk use is bounded by each task's output limit (the uploader stops spooling at the limit),
  * so at most `concurrency × max output` plus what finished tasks still wait to deliver.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readSync, readdirSync, readFileSync, renameSync, writeFileSync, writeSync, writevSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
+import {
+  closeSync,
+  existsSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+  writeSync,
+  writevSync,
+} from 'node:fs';
+import { rm, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FRAME_HEADER_BYTES, FrameDecoder, type FinishTaskRequest, type OutputFrame, type StreamId } from '@ferry/protocol';
+import { FRAME_HEADER_BYTES, isStreamId, type FinishTaskRequest, type OutputFrame, type StreamId } from '@ferry/protocol';
 import { ChainedDigest } from './spool-digest.js';
 import { outputBuffers } from './reclaim.js';
 
@@ -80,6 +104,12 @@ class FrameIndex {
   }
 }
 
+/**
+ * The stream byte of the spool's own record frame: the task's final status (JSON), written after
+ * its last output frame. Not an output stream: never indexed, digested or uploaded.
+ */
+const FINAL_RECORD = 0xf1;
+
 /** One frame header, reused: every write of it is synchronous. */
 const header = Buffer.alloc(FRAME_HEADER_BYTES);
 
@@ -89,6 +119,42 @@ function writeHeader(into: Buffer, at: number, stream: number, length: number, t
   into.writeDoubleBE(time, at + 5);
 }
 
+/** Where one task's spool lives: the flat layout, or the folder an older agent made. */
+interface SpoolPaths {
+  frames: string;
+  state: string;
+  /** The older layout's folder, removed with the files. */
+  folder?: string;
+}
+
+const TASK_ID = /^t_[0-9a-z]+$/;
+const FRAMES_SUFFIX = '.frames';
+
+function flatPaths(spoolDir: string, taskId: string): SpoolPaths {
+  const base = join(spoolDir, taskId);
+  return { frames: base + FRAMES_SUFFIX, state: `${base}.state` };
+}
+
+function folderPaths(spoolDir: string, taskId: string): SpoolPaths {
+  const folder = join(spoolDir, taskId);
+  return { frames: join(folder, 'output.frames'), state: join(folder, 'state.json'), folder };
+}
+
+/** Opens (creating if needed) the frames file; the spool folder is made on the first ENOENT, not checked for on every task. */
+function openFrames(spoolDir: string, file: string): number {
+  try {
+    return openSync(file, 'a+', 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    mkdirSync(spoolDir, { recursive: true, mode: 0o700 });
+    return openSync(file, 'a+', 0o600);
+  }
+}
+
+const ignoreMissing = (err: NodeJS.ErrnoException): void => {
+  if (err.code !== 'ENOENT') throw err;
+};
+
 export class TaskSpool {
   private readonly index = new FrameIndex();
   private readonly digest = new ChainedDigest();
@@ -96,39 +162,79 @@ export class TaskSpool {
   private state: SpoolState = { acked: 0, final: null };
 
   private constructor(
-    readonly dir: string,
+    spoolDir: string,
     readonly taskId: string,
+    private readonly paths: SpoolPaths,
   ) {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    this.fd = openSync(join(dir, 'output.frames'), 'a+', 0o600);
+    if (paths.folder) mkdirSync(paths.folder, { recursive: true, mode: 0o700 });
+    this.fd = openFrames(spoolDir, paths.frames);
   }
 
+  /** A new task's spool: its frames file only (no state until one is recorded: a missing one reads as nothing acknowledged, no final). */
   static create(spoolDir: string, taskId: string): TaskSpool {
-    const spool = new TaskSpool(join(spoolDir, taskId), taskId);
-    spool.saveState();
-    return spool;
+    return new TaskSpool(spoolDir, taskId, flatPaths(spoolDir, taskId));
   }
 
-  /** Reopens a spool left by an earlier run of the agent; a torn last frame is dropped. */
+  /**
+   * Reopens a spool left by an earlier run of the agent (either layout). A torn last frame is
+   * dropped and cut from the file, so what recovery appends (the final status) follows whole frames.
+   */
   static recover(spoolDir: string, taskId: string): TaskSpool {
-    const spool = new TaskSpool(join(spoolDir, taskId), taskId);
-    const stateFile = join(spool.dir, 'state.json');
-    if (existsSync(stateFile)) spool.state = JSON.parse(readFileSync(stateFile, 'utf8')) as SpoolState;
-    const decoder = new FrameDecoder();
+    const older = folderPaths(spoolDir, taskId);
+    const spool = new TaskSpool(spoolDir, taskId, existsSync(older.folder!) ? older : flatPaths(spoolDir, taskId));
+    spool.stateWritten = true;
+    // A state write cut short by the crash: the file it was to replace still holds the last state.
+    rmSync(`${spool.paths.state}.tmp`, { force: true });
+    if (existsSync(spool.paths.state)) spool.state = JSON.parse(readFileSync(spool.paths.state, 'utf8')) as SpoolState;
     const piece = Buffer.allocUnsafe(RECOVER_READ_BYTES);
+    let pending = Buffer.alloc(0);
+    let whole = 0;
     for (let pos = 0; ;) {
       const n = readSync(spool.fd, piece, 0, piece.length, pos);
       if (n === 0) break;
       pos += n;
-      // The decoder keeps views of its input across pushes: give it a copy of the piece.
-      for (const f of decoder.push(Buffer.from(piece.subarray(0, n)))) spool.indexFrame(f);
+      // Frames keep views of what was read: a copy of the piece, not the piece.
+      pending = pending.length === 0 ? Buffer.from(piece.subarray(0, n)) : Buffer.concat([pending, piece.subarray(0, n)]);
+      const used = spool.readFrames(pending);
+      whole += used;
+      pending = pending.subarray(used);
     }
+    if (pending.length > 0) ftruncateSync(spool.fd, whole);
     return spool;
   }
 
+  /** Indexes the whole frames at the start of `bytes` (output, or the final record); returns how many bytes they took. */
+  private readFrames(bytes: Buffer): number {
+    let at = 0;
+    while (bytes.length - at >= FRAME_HEADER_BYTES) {
+      const stream = bytes[at]!;
+      const length = bytes.readUInt32BE(at + 1);
+      if (bytes.length - at - FRAME_HEADER_BYTES < length) break;
+      const time = bytes.readDoubleBE(at + 5);
+      const data = bytes.subarray(at + FRAME_HEADER_BYTES, at + FRAME_HEADER_BYTES + length);
+      if (stream === FINAL_RECORD) {
+        this.state.final = JSON.parse(data.toString('utf8')) as FinishTaskRequest;
+        this.finalInFrames = true;
+      } else {
+        if (!isStreamId(stream) || !Number.isFinite(time)) throw new Error(`the spool of ${this.taskId} has a malformed frame`);
+        // Output frames are found by position (FrameIndex): none may follow the record.
+        if (this.finalInFrames) throw new Error(`the spool of ${this.taskId} has output after its final status`);
+        this.indexFrame({ stream, time, data });
+      }
+      at += FRAME_HEADER_BYTES + length;
+    }
+    return at;
+  }
+
+  /** Ids of the tasks spooled in `spoolDir`: `<id>.frames` and `<id>.state` files, and older agents' `<id>` folders. */
   static list(spoolDir: string): string[] {
     if (!existsSync(spoolDir)) return [];
-    return readdirSync(spoolDir).filter((name) => /^t_[0-9a-z]+$/.test(name));
+    const ids = new Set<string>();
+    for (const name of readdirSync(spoolDir)) {
+      const id = name.replace(/\.(frames|state)$/, '');
+      if (TASK_ID.test(id)) ids.add(id);
+    }
+    return [...ids];
   }
 
   get bytesProduced(): number {
@@ -146,12 +252,17 @@ export class TaskSpool {
   /** Writes a frame (its header and the caller's bytes, no copy of them) and digests its bytes. */
   append(stream: StreamId, data: Buffer, time = Date.now()): void {
     if (data.length === 0) return;
+    if (this.finalInFrames) throw new Error('output appended after the final status');
+    this.writeFrame(stream, data, time);
+    this.indexFrame({ stream, time, data });
+    outputBuffers.note(data.length);
+  }
+
+  private writeFrame(stream: number, data: Buffer, time: number): void {
     writeHeader(header, 0, stream, data.length, time);
     const total = FRAME_HEADER_BYTES + data.length;
     const wrote = writevSync(this.fd, [header, data]);
     if (wrote < total) this.writeRest(Buffer.concat([header, data]).subarray(wrote));
-    this.indexFrame({ stream, time, data });
-    outputBuffers.note(data.length);
   }
 
   private writeRest(rest: Buffer): void {
@@ -264,29 +375,42 @@ export class TaskSpool {
     if (Date.now() - this.savedAt >= 250) this.saveState();
   }
 
-  private savedAt = 0;
+  /** The first acknowledgement is saved 250 ms after the spool was made, not at once: most tasks are over by then. */
+  private savedAt = Date.now();
+  /** Whether the state file may exist (removal skips its unlink otherwise). */
+  private stateWritten = false;
+  /** The final status is a record frame at the end of the frames file. */
+  private finalInFrames = false;
 
+  /** Appends the final status to the frames file (one write to a file already open: no new file, no rename). */
   recordFinal(final: FinishTaskRequest): void {
+    this.writeFrame(FINAL_RECORD, Buffer.from(JSON.stringify(final)), Date.now());
     this.state.final = final;
-    this.saveState();
+    this.finalInFrames = true;
   }
 
   private saveState(): void {
     this.savedAt = Date.now();
-    const file = join(this.dir, 'state.json');
+    this.stateWritten = true;
+    const file = this.paths.state;
     writeFileSync(`${file}.tmp`, JSON.stringify(this.state), { mode: 0o600 });
     renameSync(`${file}.tmp`, file);
   }
 
   /**
-   * The server has everything: forget the task. The folder goes in the background: removing
-   * it synchronously blocked the event loop (polls, other tasks' output) for milliseconds per
-   * task on a journaling file system. A removal cut short by a crash leaves a spool whose final
-   * status is recorded, which the next start delivers again (the server answers it idempotently).
+   * The server has everything: forget the task. The files go in the background: removing them
+   * synchronously blocked the event loop (polls, other tasks' output) for milliseconds per task
+   * on a journaling file system. An unlink or two, not a recursive removal (which stats and
+   * lists first: a thread-pool round trip each). The state goes first and the frames last, so a
+   * removal cut short by a crash leaves the final status recorded in the frames file, which the
+   * next start delivers again (the server answers it idempotently).
    */
   remove(): Promise<void> {
     this.close();
-    return rm(this.dir, { recursive: true, force: true }).catch(() => undefined);
+    const { frames, state, folder } = this.paths;
+    const stateGone = this.stateWritten ? unlink(state).catch(ignoreMissing) : Promise.resolve();
+    const removed = stateGone.then(() => unlink(frames).catch(ignoreMissing)).then(() => (folder ? rm(folder, { recursive: true, force: true }) : undefined));
+    return removed.catch(() => undefined);
   }
 
   close(): void {

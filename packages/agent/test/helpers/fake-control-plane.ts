@@ -79,6 +79,7 @@ export class FakeControlPlane extends EventEmitter {
   readonly joinSecret = randomBytes(24).toString('base64url');
   readonly agentToken = `fake-agent-${randomBytes(16).toString('hex')}`;
   private readonly scripted = new Map<AgentRoute, { code: ErrorCode; details?: Record<string, unknown> }[]>();
+  private readonly delays = new Map<AgentRoute, number>();
   private readonly wakers = new Set<() => void>();
 
   private constructor(
@@ -134,6 +135,11 @@ export class FakeControlPlane extends EventEmitter {
     const list = this.scripted.get(route) ?? [];
     for (let i = 0; i < (options.times ?? 1); i++) list.push({ code, details: options.details });
     this.scripted.set(route, list);
+  }
+
+  /** From now on, answers of `route` are sent `ms` after they are ready (a slow server). */
+  delayAnswers(route: AgentRoute, ms: number): void {
+    this.delays.set(route, ms);
   }
 
   /** Heartbeat answers carry a cancel for the task from now on (polls do not). */
@@ -251,6 +257,8 @@ export class FakeControlPlane extends EventEmitter {
     const params = Object.fromEntries(match.m.names.map((name, i) => [name, decodeURIComponent(match.found?.[i + 1] ?? '')]));
     const call: RecordedCall = { route: match.m.route, params, query: Object.fromEntries(url.searchParams), body: undefined, status: 0, answer: undefined };
     const answer = await this.answer(call, match.m.def, await readBody(req), req.headers, hungUp.signal);
+    const delay = this.delays.get(call.route);
+    if (delay) await new Promise((resolve) => setTimeout(resolve, delay));
     call.status = hungUp.signal.aborted ? 0 : answer.status;
     call.answer = answer.json;
     if (!hungUp.signal.aborted) send(res, answer.status, answer.json);
