@@ -122,6 +122,36 @@ test('nothing of the host but the system folders is mounted in the sandbox: the 
   );
 });
 
+test("the hand-over carries arguments, environment values, files and stdin byte for byte; the script is root's and read-only", async (t) => {
+  if (!usable(t)) return;
+  // Lengths count bytes, not characters: multi-byte text, "=", newlines, colons, empty values and files.
+  const greeting = 'a=b\nc:d ✓';
+  const script = [
+    '# straße ✓',
+    'printf "%s|" "$@"; echo',
+    'printf "%s" "$GREETING" | od -An -tx1',
+    'echo "empty=[$EMPTY]"',
+    'cat "$CFG" "$(dirname "$CFG")/b.txt"',
+    'cat',
+    'stat -c "%U %a" /ferry/script',
+  ].join('\n');
+  const sandbox = await executor.create('handover', LIMITS);
+  const proc = sandbox.start({
+    argv: ['bash', '--noprofile', '--norc', '{script}'],
+    args: ['one two', '', 'ünï:cödé', '{files}'],
+    env: { PATH: TASK_PATH, GREETING: greeting, EMPTY: '', CFG: '{files}/a.conf' },
+    script,
+    files: { 'a.conf': 'key=välue\n', 'b.txt': '' },
+    stdin: new TextEncoder().encode('from stdin ü\n'),
+  });
+  const io = collect(proc);
+  assert.deepEqual(await proc.exited, { code: 0, signal: null }, io.err());
+  await sandbox.dispose();
+  const hex = spawnSync('od', ['-An', '-tx1'], { input: greeting, encoding: 'utf8' }).stdout;
+  assert.equal(io.out(), `one two||ünï:cödé|{files}|\n${hex}empty=[]\nkey=välue\nfrom stdin ü\nroot 444\n`);
+  assert.equal(io.err(), '');
+});
+
 test('the task sees only its own processes and cannot signal the agent', async (t) => {
   if (!usable(t)) return;
   assert.ok(process.pid > 10, 'the agent pid must not collide with the few pids inside');
