@@ -152,6 +152,26 @@ test("the hand-over carries arguments, environment values, files and stdin byte 
   assert.equal(io.err(), '');
 });
 
+test('a hand-over larger than the pipe holds (a 1 MiB script, a 256 KiB file) arrives whole', async (t) => {
+  if (!usable(t)) return;
+  // The agent writes what the pipe takes at once and the rest through the stream (spawner.ts PipeWriter).
+  const filler = `# ${'ferry '.repeat(60)}\n`.repeat(Math.ceil((1 << 20) / 363));
+  const file = 'x'.repeat(256 << 10);
+  const sandbox = await executor.create('big', LIMITS);
+  const proc = sandbox.start({
+    argv: ['bash', '--noprofile', '--norc', '{script}'],
+    env: { PATH: TASK_PATH, DATA: '{files}/data' },
+    script: `${filler}wc -c < /ferry/script; wc -c < "$DATA"\n`,
+    files: { data: file },
+  });
+  const io = collect(proc);
+  assert.deepEqual(await proc.exited, { code: 0, signal: null }, io.err());
+  await sandbox.dispose();
+  const script = `${filler}wc -c < /ferry/script; wc -c < "$DATA"\n`;
+  assert.ok(script.length > 1 << 20);
+  assert.deepEqual(io.out().trim().split('\n'), [String(script.length), String(file.length)]);
+});
+
 test('the task sees only its own processes and cannot signal the agent', async (t) => {
   if (!usable(t)) return;
   assert.ok(process.pid > 10, 'the agent pid must not collide with the few pids inside');
