@@ -81,6 +81,8 @@ export async function warmStart(mod, runs) {
   };
 }
 
+/** The interpreter of the agent's sandbox shim and spawner, where perl-base puts it. */
+const PERL = '/usr/bin/perl';
 /** clock_gettime's number, for perl's `syscall` (Time::HiRes is not in perl-base). */
 const CLOCK_GETTIME = { x64: 228, arm64: 113 }[arch()];
 
@@ -102,7 +104,7 @@ syswrite(STDOUT, sprintf("%d.%06d\n", $s, $ns / 1000)); exec { "bash" } "bash", 
   try {
     for (let i = 0; i < runs + 2; i++) {
       const out = await new Promise((resolve, reject) => {
-        const child = spawn('perl', ['-e', perl, script], { env: { PATH: TASK_PATH }, stdio: ['ignore', 'pipe', 'inherit'] });
+        const child = spawn(PERL, ['-e', perl, script], { env: { PATH: TASK_PATH }, stdio: ['ignore', 'pipe', 'inherit'] });
         let text = '';
         child.stdout.on('data', (d) => (text += d));
         child.once('error', reject);
