@@ -9,7 +9,10 @@
  * the same real-time base (stats.mjs calibrateRealtime).
  */
 import { Buffer } from 'node:buffer';
-import { readdirSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { arch, tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { decodeFrames } from '@ferry/protocol';
 import { median, parseEpochRealtime, perfToRealMs, realNowMs, round, sleep, spread, summary } from './stats.mjs';
@@ -63,12 +66,57 @@ export async function warmStart(mod, runs) {
   const cold = [];
   const plain = new mod.BubblewrapExecutor();
   for (let i = 0; i < Math.min(runs, 10); i++) cold.push((await once(plain)).ms);
+  const floor = await hostExec(Math.min(runs, 20));
   return {
     value: median(warm),
     spread: spread(warm),
-    details: { runs: warm.length, warm: summary(warm), pool_take_ms: summary(take), cold_same_task: summary(cold) },
-    note: `cold (no pool), same task: ${round(median(cold), 1)} ms`,
+    details: {
+      runs: warm.length,
+      warm: summary(warm),
+      pool_take_ms: summary(take),
+      cold_same_task: summary(cold),
+      host_exec_floor: floor.length > 0 ? summary(floor) : null,
+    },
+    note: `cold (no pool), same task: ${round(median(cold), 1)} ms; the same bash exec'd by perl on the host: ${floor.length > 0 ? `${round(median(floor), 2)} ms` : 'not measured'}`,
   };
+}
+
+/** The interpreter of the agent's sandbox shim and spawner, where perl-base puts it. */
+const PERL = '/usr/bin/perl';
+/** clock_gettime's number, for perl's `syscall` (Time::HiRes is not in perl-base). */
+const CLOCK_GETTIME = { x64: 228, arm64: 113 }[arch()];
+
+/**
+ * The floor under a warm start: the same task's bash exec'd by perl on the host, outside any
+ * sandbox, as the sandbox's shim execs it. Perl reads CLOCK_REALTIME and execs `bash --noprofile
+ * --norc script`; each run is the script's `$EPOCHREALTIME` minus that: the exec (perl's own
+ * teardown included) and bash's start-up, with no shim work, hand-over or wake-up before it.
+ * Empty where the clock's system call number is not known.
+ */
+async function hostExec(runs) {
+  if (CLOCK_GETTIME === undefined) return [];
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-bench-exec-'));
+  const script = join(dir, 'script');
+  writeFileSync(script, 'echo "$EPOCHREALTIME"\n');
+  const perl = String.raw`my $t = "\0" x 16; syscall(${CLOCK_GETTIME}, 0, $t) == 0 or die "clock_gettime: $!\n"; my ($s, $ns) = unpack("q2", $t);
+syswrite(STDOUT, sprintf("%d.%06d\n", $s, $ns / 1000)); exec { "bash" } "bash", "--noprofile", "--norc", $ARGV[0]; die "bash: $!\n"`;
+  const xs = [];
+  try {
+    for (let i = 0; i < runs + 2; i++) {
+      const out = await new Promise((resolve, reject) => {
+        const child = spawn(PERL, ['-e', perl, script], { env: { PATH: TASK_PATH }, stdio: ['ignore', 'pipe', 'inherit'] });
+        let text = '';
+        child.stdout.on('data', (d) => (text += d));
+        child.once('error', reject);
+        child.once('close', () => resolve(text));
+      });
+      const [stamp, first] = out.trim().split('\n').map(parseEpochRealtime);
+      if (i >= 2 && Number.isFinite(stamp) && Number.isFinite(first)) xs.push(first - stamp);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return xs;
 }
 
 /** Reads a task's output from offset 0 with long polls until stdout holds a whole first line; returns when it arrived and the line. */

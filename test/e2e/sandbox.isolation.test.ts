@@ -43,8 +43,10 @@ function taskFolders(serverDataDir: string): string[] {
 
 /**
  * Task processes below `ancestor` (this suite's agent): every process not running as root, as each
- * sandboxed task runs as a uid of its own. Other test files run their own sandboxed tasks at the
- * same time, so a machine-wide count would not be about this agent.
+ * sandboxed task runs as a uid of its own, except a pooled sandbox's shim still waiting for its
+ * task (it drops to the task's uid before it waits; its command line is the shim's perl). Other
+ * test files run their own sandboxed tasks at the same time, so a machine-wide count would not be
+ * about this agent.
  */
 function taskProcesses(ancestor: number): string[] {
   const parent = new Map<number, number>();
@@ -62,7 +64,14 @@ function taskProcesses(ancestor: number): string[] {
     for (let p = parent.get(pid), hops = 0; p !== undefined && p > 1 && hops < 64; p = parent.get(p), hops++) if (p === ancestor) return true;
     return false;
   };
-  return [...owner].filter(([pid, u]) => u !== 0 && u !== -1 && below(pid)).map(([pid]) => String(pid));
+  const waitingShim = (pid: number): boolean => {
+    try {
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('ferry: no hand-over on fd');
+    } catch {
+      return false;
+    }
+  };
+  return [...owner].filter(([pid, u]) => u !== 0 && u !== -1 && below(pid) && !waitingShim(pid)).map(([pid]) => String(pid));
 }
 
 function mountCount(): number {

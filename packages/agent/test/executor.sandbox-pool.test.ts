@@ -139,7 +139,7 @@ test('a pooled sandbox runs one task only: a second start is refused, and the po
   }
 });
 
-test('no secret is in a waiting sandbox: its processes have an empty environment and run as root, not the task uid, until the hand-over', async (t) => {
+test('no secret is in a waiting sandbox: its processes have an empty environment, and its shim already runs as the task uid without capabilities', async (t) => {
   if (!usable(t)) return;
   const executor = new BubblewrapExecutor({ pool: { max: 1 } });
   try {
@@ -160,12 +160,19 @@ test('no secret is in a waiting sandbox: its processes have an empty environment
     const waiting = inSandboxes();
     // bwrap sets PWD for what it starts (--chdir); the shim clears it for the task.
     for (const p of waiting) assert.match(readFileSync(`/proc/${p.pid}/environ`, 'utf8'), /^(PWD=\/work\0)?$/, `${p.comm} ${p.pid} has an empty environment`);
-    const uid = (pid: number) => /^Uid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
-    assert.deepEqual(
-      waiting.map((p) => uid(p.pid)),
-      ['0', '0', '0'],
-      'the task uid is taken only at the hand-over',
-    );
+    // bwrap and its pid 1 stay root; the shim dropped to the task's uid before it said "ready",
+    // so no root process of the sandbox ever reads a hand-over.
+    const status = (pid: number) => readFileSync(`/proc/${pid}/status`, 'utf8');
+    const uids = (pid: number) => /^Uid:\t(.*)$/m.exec(status(pid))?.[1]?.split('\t');
+    const [shim, ...roots] = [...waiting].sort((a, b) => (a.comm === 'perl' ? -1 : b.comm === 'perl' ? 1 : 0));
+    assert.ok(shim && shim.comm === 'perl', comms());
+    for (const p of roots) assert.deepEqual(uids(p.pid), ['0', '0', '0', '0'], `${p.comm} ${p.pid} is root`);
+    const taskUid = uids(shim.pid)?.[0] ?? '0';
+    assert.ok(Number(taskUid) >= 0x7000_0000, `the shim runs as a task uid, not ${taskUid}`);
+    assert.deepEqual(uids(shim.pid), [taskUid, taskUid, taskUid, taskUid], 'real, effective, saved and file uid');
+    assert.match(status(shim.pid), /^NoNewPrivs:\t1$/m);
+    for (const cap of ['CapInh', 'CapPrm', 'CapEff', 'CapBnd', 'CapAmb'])
+      assert.match(status(shim.pid), new RegExp(`^${cap}:\\t0+$`, 'm'), `${cap} of the waiting shim is empty`);
   } finally {
     await executor.close();
   }

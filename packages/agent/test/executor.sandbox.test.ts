@@ -122,6 +122,57 @@ test('nothing of the host but the system folders is mounted in the sandbox: the 
   );
 });
 
+test("the hand-over carries arguments, environment values, files and stdin byte for byte; the script is root's and read-only", async (t) => {
+  if (!usable(t)) return;
+  // Lengths count bytes, not characters: multi-byte text, "=", newlines, colons, empty values and files.
+  const greeting = 'a=b\nc:d ✓';
+  const script = [
+    '# straße ✓',
+    'printf "%s|" "$@"; echo',
+    'printf "%s" "$GREETING" | od -An -tx1',
+    'echo "empty=[$EMPTY]"',
+    'cat "$CFG" "$(dirname "$CFG")/b.txt"',
+    'cat',
+    'stat -c "%U %a" /ferry/script',
+  ].join('\n');
+  const sandbox = await executor.create('handover', LIMITS);
+  const proc = sandbox.start({
+    argv: ['bash', '--noprofile', '--norc', '{script}'],
+    args: ['one two', '', 'ünï:cödé', '{files}'],
+    env: { PATH: TASK_PATH, GREETING: greeting, EMPTY: '', CFG: '{files}/a.conf' },
+    script,
+    files: { 'a.conf': 'key=välue\n', 'b.txt': '' },
+    stdin: new TextEncoder().encode('from stdin ü\n'),
+  });
+  const io = collect(proc);
+  assert.deepEqual(await proc.exited, { code: 0, signal: null }, io.err());
+  await sandbox.dispose();
+  // What `od -An -tx1` prints for the value's 11 bytes (one line: it puts 16 bytes on a line).
+  const hex = `${[...Buffer.from(greeting)].map((b) => ` ${b.toString(16).padStart(2, '0')}`).join('')}\n`;
+  assert.equal(io.out(), `one two||ünï:cödé|{files}|\n${hex}empty=[]\nkey=välue\nfrom stdin ü\nroot 444\n`);
+  assert.equal(io.err(), '');
+});
+
+test('a hand-over larger than the pipe holds (a 1 MiB script, a 256 KiB file) arrives whole', async (t) => {
+  if (!usable(t)) return;
+  // The agent writes what the pipe takes at once and the rest through the stream (spawner.ts PipeWriter).
+  const filler = `# ${'ferry '.repeat(60)}\n`.repeat(Math.ceil((1 << 20) / 363));
+  const file = 'x'.repeat(256 << 10);
+  const sandbox = await executor.create('big', LIMITS);
+  const proc = sandbox.start({
+    argv: ['bash', '--noprofile', '--norc', '{script}'],
+    env: { PATH: TASK_PATH, DATA: '{files}/data' },
+    script: `${filler}wc -c < /ferry/script; wc -c < "$DATA"\n`,
+    files: { data: file },
+  });
+  const io = collect(proc);
+  assert.deepEqual(await proc.exited, { code: 0, signal: null }, io.err());
+  await sandbox.dispose();
+  const script = `${filler}wc -c < /ferry/script; wc -c < "$DATA"\n`;
+  assert.ok(script.length > 1 << 20);
+  assert.deepEqual(io.out().trim().split('\n'), [String(script.length), String(file.length)]);
+});
+
 test('the task sees only its own processes and cannot signal the agent', async (t) => {
   if (!usable(t)) return;
   assert.ok(process.pid > 10, 'the agent pid must not collide with the few pids inside');

@@ -3,19 +3,22 @@
  *
  *   bwrap --args 3 …        root, fresh namespaces, mounts; waits on --block-fd until the agent
  *    │                      has put it in the task's cgroup, then loads the seccomp filter
- *    └ perl -e SHIM         root, an empty environment: makes /work and /tmp the task's, empties
- *       │                   the bounding set, sets the task's gid as the only group, says
- *       │                   "ready" and waits for the hand-over (script, argv, environment,
- *       │                   files) on a pipe; writes the script and files, drops to the task's
- *       │                   uid and gid (no capabilities left), checks all of that in
- *       │                   /proc/self/status, closes every other inherited descriptor, execs
+ *    └ perl -e SHIM         root, an empty environment: makes /work, /tmp and /ferry/files the
+ *       │                   task's, creates /ferry/script (root's, read-only) and keeps it open,
+ *       │                   empties the bounding set, drops to the task's uid and gid (no
+ *       │                   capabilities left), checks all of that in /proc/self/status, closes
+ *       │                   every other inherited descriptor; then says "ready" and waits for the
+ *       │                   hand-over (script, argv, environment, files) on a pipe; writes the
+ *       │                   script and files, execs
  *       └ command           the task's uid, exactly the task's environment
  *
  * So a sandbox is made in two steps: `sandboxInvocation` starts it up to the waiting shim (the
- * pool does this ahead of time, with no task), and `handOver` is what one task gives it. The
- * task's environment is set only for the exec, after the privilege drop: the dynamic loader
- * honours LD_AUDIT, GLIBC_TUNABLES, GCONV_PATH and friends for root as for anyone, so no root
- * process ever starts with the task's environment (secrets are variables with names users choose).
+ * pool does this ahead of time, with no task), and `handOver` is what one task gives it. Nothing
+ * of a task reaches a root process: the shim has dropped to the task's uid before it reads the
+ * hand-over (the drop does not depend on the task, so it is done while the sandbox waits, off
+ * the dispatch path), and the task's environment is set only for the exec (the dynamic loader
+ * honours LD_AUDIT, GLIBC_TUNABLES, GCONV_PATH and friends for root as for anyone, and secrets
+ * are variables with names users choose).
  *
  * Nothing of the agent's folders reaches the sandbox. The sandbox's /etc/passwd and /etc/group
  * are copied by bwrap from pipes (`--file FD`) into its own tmpfs, the script and files are
@@ -106,43 +109,55 @@ export function shimSyscalls(arch: NodeJS.Architecture = process.arch): Syscalls
  * of the privilege drop and sets an exact environment without helpers, in one exec. It loads
  * no module. Every step that fails ends it before the task's command runs; the drop is checked
  * in /proc/self/status, so a wrong system call number cannot go unnoticed.
+ *
+ * All it does as root, the drop and its check come before "ready": after the hand-over it only
+ * splits it (one unpack), writes the script into the descriptor it opened as root and files into
+ * the task's /ferry/files, and execs. That part runs once per task on the dispatch path, with
+ * cold caches, where every perl operation and system call costs microseconds (bench/README.md,
+ * fourth wave). `sysopen` flags are numbers (no Fcntl): 0301 is O_WRONLY|O_CREAT|O_EXCL in the
+ * generic table every architecture of SYSCALLS uses.
  */
 const SHIM = String.raw`
 my ($fd, $rfd, $uid, $gid, $prctl, $setgroups, $setresgid, $setresuid, $capset) = @ARGV;
 chown $uid, $gid, "/work", "/tmp" or die "ferry: chown: $!\n";
+mkdir "/ferry/files" or die "ferry: /ferry/files: $!\n"; chown $uid, $gid, "/ferry/files" or die "ferry: chown: $!\n"; chmod 0755, "/ferry/files";
+sysopen(my $out, "/ferry/script", 0301, 0444) or die "ferry: /ferry/script: $!\n";
+open(my $null, "<", "/dev/null") or die "ferry: /dev/null: $!\n";
 syscall($prctl, 24, $_) for 0 .. 63;
 my $g = pack("L", $gid); syscall($setgroups, 1, $g) == 0 or die "ferry: setgroups: $!\n";
 opendir(my $dir, "/proc/self/fd") or die "ferry: /proc/self/fd: $!\n";
-my @inherited = grep { /^\d+$/ && $_ > 2 && $_ != $fd && $_ != $rfd } readdir $dir; closedir $dir;
+my @inherited = grep { /^\d+$/ && $_ > 2 && $_ != $fd && $_ != $rfd && $_ != fileno($out) && $_ != fileno($null) } readdir $dir; closedir $dir;
 for my $n (@inherited) { for my $mode ("<&=", ">&=") { if (open(my $x, $mode, $n)) { close $x; last } } }
-open(my $io, "<&=", $fd) or die "ferry: no hand-over on fd $fd: $!\n"; binmode $io;
-open(my $ready, ">&=", $rfd) or die "ferry: no ready pipe on fd $rfd: $!\n"; syswrite($ready, "r"); close $ready;
-my ($h, $want) = ("", 0);
-until ($want && length $h >= $want) {
-  my $n = sysread($io, $h, 65536, length $h);
-  exit 125 unless $n;
-  my $c = index($h, ":");
-  if (!$want && $c > 0) { die "ferry: bad hand-over\n" unless substr($h, 0, $c) =~ /^\d+$/; $want = $c + 1 + substr($h, 0, $c) }
-}
-close $io;
-my $p = index($h, ":") + 1;
-sub f { my $c = index($h, ":", $p); die "ferry: bad hand-over\n" if $c < $p;
-  my $n = substr($h, $p, $c - $p); $p = $c + 1 + $n; die "ferry: bad hand-over\n" if $p > length $h; substr($h, $c + 1, $n) }
-my @cmd = map { f() } 1 .. f(); my @env = map { f() } 1 .. f(); my $script = f();
-my @files = map { [f(), f()] } 1 .. f(); my $stdin = f();
-die "ferry: no command\n" unless @cmd;
-sub put { my ($path, $data) = @_; open(my $o, ">", $path) or die "ferry: $path: $!\n"; binmode $o;
-  print $o $data; close $o or die "ferry: $path: $!\n"; chmod 0444, $path }
-put("/ferry/script", $script);
-if (@files) { mkdir "/ferry/files" or die "ferry: /ferry/files: $!\n"; chmod 0755, "/ferry/files";
-  for (@files) { die "ferry: bad file name\n" if $_->[0] =~ m{/|^\.\.?$}; put("/ferry/files/$_->[0]", $_->[1]) } }
-if ($stdin eq "null") { open(STDIN, "<", "/dev/null") or die "ferry: /dev/null: $!\n" }
 syscall($setresgid, $gid, $gid, $gid) == 0 or die "ferry: setresgid: $!\n";
 syscall($setresuid, $uid, $uid, $uid) == 0 or die "ferry: setresuid: $!\n";
 my ($hd, $dt) = (pack("LL", 0x20080522, 0), pack("L6", (0) x 6)); syscall($capset, $hd, $dt) == 0 or die "ferry: capset: $!\n";
 open(my $st, "<", "/proc/self/status") or die "ferry: /proc/self/status: $!\n"; my $s = do { local $/; <$st> }; close $st;
 die "ferry: the privilege drop did not take\n" unless $s =~ /^Uid:\t$uid\t$uid\t$uid\t$uid$/m && $s =~ /^Gid:\t$gid\t$gid\t$gid\t$gid$/m
   && $s =~ /^Groups:\t$gid ?$/m && $s =~ /^NoNewPrivs:\t1$/m && $s !~ /^Cap(Inh|Prm|Eff|Bnd|Amb):\t0*[1-9a-f]/m;
+open(my $io, "<&=", $fd) or die "ferry: no hand-over on fd $fd: $!\n"; binmode $io;
+open(my $ready, ">&=", $rfd) or die "ferry: no ready pipe on fd $rfd: $!\n"; syswrite($ready, "r"); close $ready;
+my ($h, $want) = ("", 0);
+until ($want && length $h >= $want) {
+  my $n = sysread($io, $h, 65536, length $h);
+  exit 125 unless $n;
+  $want = 4 + unpack("N", $h) if !$want && length $h >= 4;
+}
+close $io;
+my @f = unpack("x4 (N/a)*", $h);
+die "ferry: bad hand-over\n" unless length $h == $want && length(pack("(N/a)*", @f)) == $want - 4;
+sub take { my $k = shift; die "ferry: bad hand-over\n" if $k > @f; splice(@f, 0, $k) }
+sub count { my ($c) = take(1); die "ferry: bad hand-over\n" unless $c =~ /^\d+$/; $c }
+my @cmd = take(count()); my @env = take(count()); my ($script) = take(1);
+my @files = map { [take(2)] } 1 .. count(); my ($stdin) = take(1);
+die "ferry: bad hand-over\n" if @f;
+die "ferry: no command\n" unless @cmd;
+sub put { my ($o, $path, $data) = @_;
+  for (my $at = 0; $at < length $data;) { my $n = syswrite($o, $data, length($data) - $at, $at); die "ferry: $path: $!\n" unless $n; $at += $n }
+  close $o or die "ferry: $path: $!\n" }
+put($out, "/ferry/script", $script);
+for (@files) { die "ferry: bad file name\n" if $_->[0] =~ m{/|^\.\.?$}; my $path = "/ferry/files/$_->[0]";
+  sysopen(my $o, $path, 0301, 0444) or die "ferry: $path: $!\n"; put($o, $path, $_->[1]) }
+if ($stdin eq "null") { open(STDIN, "<&", $null) or die "ferry: /dev/null: $!\n" } close $null;
 %ENV = (); for (@env) { my ($k, $v) = split /=/, $_, 2; $ENV{$k} = $v }
 exec { $cmd[0] } @cmd; print STDERR "ferry: cannot run $cmd[0]: $!\n"; exit 127;
 `;
@@ -236,21 +251,51 @@ export function sandboxInvocation({ tools, mounts, seccomp, syscalls, task, limi
   };
 }
 
-const field = (value: string | Uint8Array): Buffer[] => {
-  const bytes = typeof value === 'string' ? Buffer.from(value) : Buffer.from(value.buffer, value.byteOffset, value.byteLength);
-  return [Buffer.from(`${bytes.length}:`), bytes];
-};
-const list = (values: readonly (string | Uint8Array)[]): Buffer[] => [...field(String(values.length)), ...values.flatMap(field)];
-
 /**
- * The whole hand-over behind its own length, so the shim starts the task as soon as the last byte
- * arrives instead of waiting for the end of the pipe (which the agent's event loop closes one turn
- * after the write).
+ * Fields, each behind its length in bytes (32 bits, big-endian: the shim splits the whole
+ * hand-over with one `unpack("(N/a)*")`), gathered first and copied once into a buffer of the
+ * hand-over's size. Both ends run once per task on the dispatch path, so by code neither V8 nor
+ * perl has warm: one allocation here and one unpack there, not an operation per field.
  */
-const framed = (parts: Buffer[]): Buffer => {
-  const body = Buffer.concat(parts);
-  return Buffer.concat([Buffer.from(`${body.length}:`), body]);
-};
+class Fields {
+  private readonly parts: (string | Uint8Array)[] = [];
+  private readonly sizes: number[] = [];
+  private size = 0;
+
+  add(value: string | Uint8Array): this {
+    const bytes = typeof value === 'string' ? Buffer.byteLength(value) : value.byteLength;
+    if (bytes > 0xffffffff) throw new Error('a hand-over field is larger than 4 GiB');
+    this.parts.push(value);
+    this.sizes.push(bytes);
+    this.size += 4 + bytes;
+    return this;
+  }
+
+  list(values: readonly (string | Uint8Array)[]): this {
+    this.add(String(values.length));
+    for (const v of values) this.add(v);
+    return this;
+  }
+
+  /**
+   * The whole hand-over behind its own length, so the shim starts the task as soon as the last
+   * byte arrives instead of waiting for the end of the pipe (which the agent closes after the write).
+   */
+  framed(): Buffer {
+    if (this.size > 0xffffffff) throw new Error('the hand-over is larger than 4 GiB');
+    const out = Buffer.allocUnsafe(4 + this.size);
+    let at = out.writeUInt32BE(this.size, 0);
+    this.parts.forEach((part, i) => {
+      at = out.writeUInt32BE(this.sizes[i] ?? 0, at);
+      if (typeof part === 'string') at += out.write(part, at, 'utf8');
+      else {
+        out.set(part, at);
+        at += part.byteLength;
+      }
+    });
+    return out;
+  }
+}
 
 /** What one task hands a waiting sandbox, through its hand-over pipe (one write): length-prefixed fields the shim reads. */
 export function handOver(spec: RunSpec): Buffer {
@@ -259,14 +304,13 @@ export function handOver(spec: RunSpec): Buffer {
   const env = { ...spec.env, HOME: '/work', TMPDIR: '/tmp', PWD: '/work' };
   const files = Object.entries(spec.files ?? {});
   for (const [name] of files) if (name.includes('/') || name === '.' || name === '..' || name === '') throw new Error(`bad task file name ${name}`);
-  return framed([
-    ...list(command),
-    ...list(Object.entries(env).map(([k, v]) => `${k}=${withFiles(v)}`)),
-    ...field(spec.script),
-    ...field(String(files.length)),
-    ...files.flatMap(([name, content]) => [...field(name), ...field(content)]),
-    ...field(spec.stdin ? 'pipe' : 'null'),
-  ]);
+  const fields = new Fields()
+    .list(command)
+    .list(Object.entries(env).map(([k, v]) => `${k}=${withFiles(v)}`))
+    .add(spec.script)
+    .add(String(files.length));
+  for (const [name, content] of files) fields.add(name).add(content);
+  return fields.add(spec.stdin ? 'pipe' : 'null').framed();
 }
 
 /** The sandbox's pipes with the agent beyond stdio, by bwrap's fd, as the sandbox sees them ('in': it reads). */

@@ -15,6 +15,7 @@ import { constants as osConstants } from 'node:os';
 import type { Readable, Writable } from 'node:stream';
 import { BLOCK_FD, HANDOVER_FD, INFO_FD, READY_FD, spawnSandbox, type Invocation } from './bubblewrap-command.js';
 import type { TaskCgroup } from './cgroup.js';
+import { PipeWriter } from './spawner.js';
 import type { ExitInfo, RunningProcess } from './types.js';
 
 /** Host pids under `root` (not `root` itself), from /proc. */
@@ -172,7 +173,9 @@ export async function launchSandbox(
     start(bytes, input) {
       if (started) throw new Error('a sandbox runs one task once');
       started = true;
-      (handover as Writable).end(bytes);
+      // The shim waits for these bytes: written by a system call now, not a stream's later turn.
+      if (handover instanceof PipeWriter) handover.writeFirst(bytes);
+      else (handover as Writable).end(bytes);
       stdin.end(input);
       return runningProcess(pid, stdout, stderr, exited, sent, () => done, kill);
     },

@@ -8,8 +8,8 @@
  * bubblewrap-command.ts.
  *
  * Privilege model: bwrap runs as root WITHOUT a user namespace, and the shim that starts the
- * task (bubblewrap-command.ts) drops to the task's uid just before the task's command, in its
- * own process: no `setpriv` exec. (bwrap's `--uid`/`--gid` need `--unshare-user`, and as root
+ * task (bubblewrap-command.ts) drops to the task's uid in its own process before it waits for
+ * the task (so a pooled sandbox waits unprivileged): no `setpriv` exec. (bwrap's `--uid`/`--gid` need `--unshare-user`, and as root
  * that maps the task to host root, which could then read root-owned files such as /etc/shadow
  * and would share one host uid between all tasks; bwrap cannot map a task to a host uid of our
  * choosing. A user namespace per task would also need the kernel to allow unprivileged ones,
@@ -134,10 +134,11 @@ class BubblewrapSandbox implements Sandbox {
       clearTimeout(timer);
       noneLeft = (await this.onlyInitLeaving()) || (await this.cgroup?.empty()) === true;
     } finally {
-      // Proof that nothing ran as the uid: no task was handed over (the shim drops to it only
-      // then), or no process of the task is left in its cgroup, which none can leave, and whose
-      // members alone could fork a new one (so its removal can wait).
-      const gone = !this.started || noneLeft || (this.cgroup !== undefined && (await this.cgroup.pids()).length === 0);
+      // Proof that nothing runs as the uid any more: no process of the sandbox is left in its
+      // cgroup, which none can leave, and whose members alone could fork a new one (so its
+      // removal can wait). A sandbox that never got a task needs it too: its shim waited as the
+      // uid. Without a cgroup the uid drains until /proc shows none (task-uids.ts).
+      const gone = noneLeft || (this.cgroup !== undefined && (await this.cgroup.pids()).length === 0);
       this.uids.release(this.uid, gone);
       // The pool's refill starts here, as it did before the removal moved after the status: a
       // refill begun at the removal (after the status's delivery, beside the next claim) or
@@ -301,7 +302,7 @@ export class BubblewrapExecutor implements Executor {
       await settled;
       await cgroup?.destroy().catch(() => undefined);
       await network?.dispose().catch(() => undefined);
-      uids.release(uid, true); // nothing ran as it: the shim drops to it only at the hand-over
+      uids.release(uid, true); // nothing ran as it: the shim, which drops to it, starts only once bwrap is released
       if (err instanceof CgroupChanged && !retried) return this.launch(limits, true);
       throw err;
     }

@@ -30,7 +30,7 @@
  * normally starts with them.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, constants, fstatSync, openSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { constants as osConstants } from 'node:os';
 import { Writable, type Readable } from 'node:stream';
@@ -149,6 +149,33 @@ function request(fields: (string | Uint8Array)[]): Buffer {
   return Buffer.concat([Buffer.from(`${body.length}:`), body]);
 }
 
+/**
+ * The agent's end of a pipe the sandbox reads: a stream, whose first bytes `writeFirst` can put
+ * in the pipe by one system call. A stream's first write goes through its own machinery before
+ * the system call (~0.05 ms of a cold event loop here), and the sandbox's shim waits for it.
+ */
+export class PipeWriter extends Socket {
+  constructor(private readonly fd: number) {
+    super({ fd, readable: false, writable: true });
+  }
+
+  /**
+   * Writes what the pipe takes now (it is non-blocking; all of it unless it is larger than the
+   * pipe's free room) straight to the descriptor, then the rest, if any, through the stream, and
+   * ends it. Only before any other write, so the bytes keep their order.
+   */
+  writeFirst(bytes: Buffer): void {
+    let sent = 0;
+    try {
+      sent = writeSync(this.fd, bytes);
+    } catch {
+      // EAGAIN: the stream waits for room; EPIPE (the sandbox is gone): the stream reports it.
+    }
+    if (sent < bytes.length) this.end(bytes.subarray(sent));
+    else this.end();
+  }
+}
+
 /** Discards what is written: a write end whose reader (the sandbox) was already gone when opened, as writing to a dead pipe would. */
 const sink = (): Writable => new Writable({ write: (_chunk, _enc, done) => done() });
 
@@ -170,7 +197,7 @@ function adopt(helper: number, fd: number, inode: string, direction: 'read' | 'w
   }
   // What the sandbox writes is read into one reused buffer: its 'data' chunks are borrowed (pipe-reader.ts).
   if (direction === 'read') return borrowingReader(own);
-  const socket = new Socket({ fd: own, readable: false, writable: true });
+  const socket = new PipeWriter(own);
   // A pipe has no shutdown(2): once everything is written, the end must be closed for the reader to see EOF.
   socket.once('finish', () => socket.destroy());
   return socket;
