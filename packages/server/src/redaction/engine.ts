@@ -487,16 +487,15 @@ function lastBreak(b: Buffer): number {
 /** Whether every line in `b[from, to)` (ended by `\n` or `\r`) is shorter than `cap`, as the engine needs to not cut it. */
 function linesUnder(b: Buffer, from: number, to: number, cap: number): boolean {
   if (to - from <= cap) return true;
-  // The next `\n` and `\r`, each searched for again only once passed (as LineBreaks does).
-  let nl = b.indexOf(10, from);
-  let cr = b.indexOf(13, from);
-  for (let ls = from; ls < to;) {
-    if (nl !== -1 && nl < ls) nl = b.indexOf(10, ls);
-    if (cr !== -1 && cr < ls) cr = b.indexOf(13, ls);
-    const br = nl === -1 ? cr : cr === -1 ? nl : Math.min(nl, cr);
-    const lineEnd = br === -1 || br >= to ? to : br;
-    if (lineEnd - ls >= cap) return false;
-    ls = lineEnd + 1;
+  // A line of `cap` or more holds `cap` bytes in a row without a break. So look at `cap` bytes
+  // from a line's start: without a break among them, that line is too long; else the next
+  // look starts after the last break in them. Two searches per `cap` bytes or so, not two per
+  // line (an agent's frame of random bytes has ~4,000 lines per MiB: 0.25 ms of CPU per MiB).
+  for (let ls = from; to - ls >= cap;) {
+    const window = b.subarray(ls, ls + cap);
+    const br = Math.max(window.lastIndexOf(10), window.lastIndexOf(13));
+    if (br === -1) return false;
+    ls += br + 1;
   }
   return true;
 }
