@@ -356,8 +356,12 @@ export interface Store {
    */
   updateTarget(targetId: string, changes: TargetChanges): Promise<TargetRow | NameConflict | undefined>;
   countOnlineAgents(target: TargetRow, since: number): Promise<number>;
-  /** Online agents that may run a task of the target now (eligibility.ts `mayRun`: with secrets, only key holders). */
-  countOnlineRunners(target: TargetRow, since: number): Promise<number>;
+  /**
+   * Online agents that may run a task of the target now (eligibility.ts `mayRun`: with secrets,
+   * only key holders); 0 for a deleted target. Only the id is read: a task's view counts its
+   * target's runners without reading the target first.
+   */
+  countOnlineRunners(target: Pick<TargetRow, 'id'>, since: number): Promise<number>;
 
   createJoinToken(row: JoinTokenRow, secretHash: string): Promise<void>;
   /** Checks and uses a join token and registers the agent, in one transaction. */
@@ -379,6 +383,12 @@ export interface Store {
   countRunningTasks(agentId: string, orgId?: string): Promise<number>;
 
   createTask(row: TaskRow): Promise<void>;
+  /**
+   * Task creation's write: createTask, only while the organization's stored output
+   * (orgOutputBytes) is under `outputQuota` (0 or less: no quota); then the target's key state
+   * (targetKeyState) as of the write. On PostgreSQL one statement.
+   */
+  insertTask(row: TaskRow, outputQuota: number): Promise<TargetKeyState | 'quota_reached'>;
   getTask(orgId: string, taskId: string): Promise<TaskRow | undefined>;
   /** The task if `agentId` holds or held it; for agent-side calls, which carry no organization. */
   getTaskForAgent(taskId: string, agentId: string): Promise<TaskRow | undefined>;

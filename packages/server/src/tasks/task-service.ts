@@ -65,7 +65,7 @@ import type { UserPrincipal } from '../auth.js';
 import type { ServerConfig } from '../config.js';
 import type { DispatchHub } from '../dispatch.js';
 import { newId } from '../ids.js';
-import { keyNeedOf } from '../keys.js';
+import { keyNeedFrom, keyNeedOf } from '../keys.js';
 import { checkLimits, resolveLimits } from '../limits.js';
 import { findHeldTask, findTarget, findTask, leaseLost } from '../lookup.js';
 import { heldOutputFlush } from '../redaction/task-state.js';
@@ -124,22 +124,30 @@ export class TaskService {
     this.log = deps.log.child({ part: 'tasks' });
   }
 
-  /** `runbook`: the runbook the script comes from, recorded in the task (runbooks/service.ts). */
-  async create(user: UserPrincipal, request: CreateTaskRequest, runbook: TaskRunbookRow | null = null): Promise<{ task: TaskRow; target: TargetRow }> {
+  /**
+   * `runbook`: the runbook the script comes from, recorded in the task (runbooks/service.ts).
+   * `looked`: the target as the caller's route just read it (by the request's name, in the
+   * user's organization) to authorize the request; used instead of reading it once more (a
+   * statement per task on PostgreSQL). A row for another name or organization is ignored.
+   */
+  async create(
+    user: UserPrincipal,
+    request: CreateTaskRequest,
+    runbook: TaskRunbookRow | null = null,
+    looked?: TargetRow,
+  ): Promise<{ task: TaskRow; target: TargetRow }> {
     if (request.script.trim() === '') throw new FerryError('FERRY_E_EMPTY_SCRIPT');
-    // The target and the organization's stored output are independent reads: asked at once (one
-    // round trip ahead of the insert, not two), their refusals given in the order they always were.
-    const [found, quota] = await Promise.allSettled([findTarget(this.deps.store, user.orgId, request.target), this.checkOutputQuota(user.orgId)]);
-    if (found.status === 'rejected') throw found.reason;
-    const target = found.value;
+    const known = looked && looked.name === request.target && looked.orgId === user.orgId ? looked : undefined;
+    const target = known ?? (await findTarget(this.deps.store, user.orgId, request.target));
     checkLimits(this.deps.config, { timeoutSeconds: request.timeoutSeconds });
-    if (quota.status === 'rejected') throw quota.reason;
     const task = this.withReview(target, { ...this.newTaskRow(user, target, request), ...(await taskInputFor(this.deps.store, target, request)), runbook });
-    // Who may run it (the key need) is read while the row is written, so the wake-up follows
-    // the insert at once; the audit entry comes after it, off the dispatch path.
-    const queued = task.status === 'queued';
-    const [, key] = await Promise.all([this.deps.store.createTask(task), queued ? keyNeedOf(this.deps.store, target) : undefined]);
-    if (key) this.deps.hub.notifyTask(target, key);
+    // The organization's output quota is checked by the write itself, and who may run the task
+    // (the key need) comes back with it (on PostgreSQL one statement, where there were three),
+    // so the wake-up follows the insert at once; the audit entry comes after it, off the dispatch path.
+    const quota = this.deps.config.orgOutputQuota;
+    const written = await this.deps.store.insertTask(task, quota);
+    if (written === 'quota_reached') throw this.quotaReached(await this.deps.store.orgOutputBytes(user.orgId), quota);
+    if (task.status === 'queued') this.deps.hub.notifyTask(target, keyNeedFrom(written));
     else this.deps.notify?.('task.pending_review', task);
     await this.deps.audit({
       orgId: user.orgId,
@@ -245,13 +253,9 @@ export class TaskService {
    * tasks are not cut short: each may still store up to its own output cap, so the quota can
    * be passed by at most what the tasks admitted before it was reached write.
    */
-  private async checkOutputQuota(orgId: string): Promise<void> {
-    const quota = this.deps.config.orgOutputQuota;
-    if (quota <= 0) return;
-    const used = await this.deps.store.orgOutputBytes(orgId);
-    if (used < quota) return;
+  private quotaReached(used: number, quota: number): FerryError {
     const retention = this.deps.config.outputRetention;
-    throw new FerryError(
+    return new FerryError(
       'FERRY_E_OUTPUT_QUOTA_REACHED',
       `Your organization stores ${formatSize(used)} of task output, its quota of ${formatSize(quota)}, so new tasks are refused. ` +
         (retention > 0 ? `Output of tasks older than ${formatDuration(retention)} is removed automatically; ` : 'Output retention is off; ') +

@@ -250,11 +250,11 @@ export class PostgresStore implements Store {
     return num(r?.n);
   }
 
-  async countOnlineRunners(target: TargetRow, since: number): Promise<number> {
-    const r = await this.db.one(`SELECT COUNT(*) AS n FROM agents a JOIN targets g ON g.id = ? WHERE a.last_seen_at >= ? AND ${agentMayRunSql('a', 'g')}`, [
-      target.id,
-      since,
-    ]);
+  async countOnlineRunners(target: Pick<TargetRow, 'id'>, since: number): Promise<number> {
+    const r = await this.db.one(
+      `SELECT COUNT(*) AS n FROM agents a JOIN targets g ON g.id = ? AND g.deleted_at IS NULL WHERE a.last_seen_at >= ? AND ${agentMayRunSql('a', 'g')}`,
+      [target.id, since],
+    );
     return num(r?.n);
   }
 
@@ -331,28 +331,16 @@ export class PostgresStore implements Store {
   }
 
   async createTask(row: TaskRow): Promise<void> {
-    await this.db.run(
-      `INSERT INTO tasks (id, org_id, target_id, script, status, created_by, created_at, timeout_seconds, stdin, args, env,
-        created_by_principal, review, review_expires_at, runbook)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      [
-        row.id,
-        row.orgId,
-        row.targetId,
-        row.script,
-        row.status,
-        row.createdBy,
-        row.createdAt,
-        row.timeoutSeconds,
-        bytes(row.stdin),
-        JSON.stringify(row.args),
-        JSON.stringify(row.env),
-        row.createdByPrincipal,
-        row.review ? JSON.stringify(row.review) : null,
-        row.review ? row.review.expiresAt : null,
-        row.runbook ? JSON.stringify(row.runbook) : null,
-      ],
-    );
+    await this.db.run(`INSERT INTO tasks (${TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, taskValues(row));
+  }
+
+  async insertTask(row: TaskRow, outputQuota: number): Promise<TargetKeyState | 'quota_reached'> {
+    // One statement where there were three (the quota's read, the insert, the key state's read),
+    // each with its round trip and the server's and the database's per-statement work. The key
+    // state is read from the statement's snapshot, as a read beside the insert would have been.
+    const r = await this.db.one(INSERT_TASK, [...taskValues(row), outputQuota, row.orgId, outputQuota, row.targetId, row.targetId]);
+    if (r?.inserted !== true) return 'quota_reached';
+    return keys.keyStateFromRow(r);
   }
 
   async getTask(orgId: string, taskId: string): Promise<TaskRow | undefined> {
@@ -793,6 +781,43 @@ export class PostgresStore implements Store {
     return (await this.db.all(`SELECT * FROM audit_log WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT ?`, [...args, limit])).map(toAudit);
   }
 }
+
+/** The columns a new task is written with, and its values in that order. */
+const TASK_COLUMNS = `id, org_id, target_id, script, status, created_by, created_at, timeout_seconds, stdin, args, env,
+  created_by_principal, review, review_expires_at, runbook`;
+
+function taskValues(row: TaskRow): unknown[] {
+  return [
+    row.id,
+    row.orgId,
+    row.targetId,
+    row.script,
+    row.status,
+    row.createdBy,
+    row.createdAt,
+    row.timeoutSeconds,
+    bytes(row.stdin),
+    JSON.stringify(row.args),
+    JSON.stringify(row.env),
+    row.createdByPrincipal,
+    row.review ? JSON.stringify(row.review) : null,
+    row.review ? row.review.expiresAt : null,
+    row.runbook ? JSON.stringify(row.runbook) : null,
+  ];
+}
+
+/**
+ * insertTask: the task (taskValues, typed: a SELECT list has no column types to infer them
+ * from), written only while the organization's stored output is under the quota (0: none); then
+ * whether it was written, and its target's key state (keys.ts KEY_STATE_COLUMNS).
+ */
+const INSERT_TASK = `WITH ins AS (
+    INSERT INTO tasks (${TASK_COLUMNS})
+    SELECT ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::bigint, ?::double precision, ?::bytea, ?::text, ?::text,
+      ?::text, ?::text, ?::bigint, ?::text
+    WHERE ?::bigint <= 0 OR COALESCE((SELECT o.output_bytes FROM orgs o WHERE o.id = ?), 0) < ?::bigint
+    RETURNING id)
+  SELECT EXISTS (SELECT 1 FROM ins) AS inserted, ${keys.KEY_STATE_COLUMNS} FROM targets g WHERE g.id = ?`;
 
 /** The tasks `agent` (parameter) may run that are queued, oldest first. */
 const QUEUED_FOR_AGENT = `FROM tasks t JOIN targets g ON g.id = t.target_id JOIN agents a ON a.id = ?

@@ -218,9 +218,9 @@ export class SqliteStore implements Store {
     return num(r.n);
   }
 
-  async countOnlineRunners(target: TargetRow, since: number): Promise<number> {
+  async countOnlineRunners(target: Pick<TargetRow, 'id'>, since: number): Promise<number> {
     const r = this.stmt(
-      `SELECT COUNT(*) AS n FROM agents a JOIN targets g ON g.id = @targetId
+      `SELECT COUNT(*) AS n FROM agents a JOIN targets g ON g.id = @targetId AND g.deleted_at IS NULL
       WHERE a.last_seen_at >= @since AND ${agentMayRunSql('a', 'g')}`,
     ).get({ targetId: target.id, since }) as Row;
     return num(r.n);
@@ -345,6 +345,12 @@ export class SqliteStore implements Store {
       row.review ? row.review.expiresAt : null,
       row.runbook ? JSON.stringify(row.runbook) : null,
     );
+  }
+
+  async insertTask(row: TaskRow, outputQuota: number): Promise<TargetKeyState | 'quota_reached'> {
+    if (outputQuota > 0 && (await this.orgOutputBytes(row.orgId)) >= outputQuota) return 'quota_reached';
+    await this.createTask(row);
+    return this.targetKeyState(row.targetId);
   }
 
   async getTask(orgId: string, taskId: string): Promise<TaskRow | undefined> {
