@@ -277,6 +277,12 @@ interface KeyHolder {
 }
 
 /** What the server knows of a target's key beyond its public half. */
+/** What insertTask tells of a task it wrote. */
+export interface InsertedTask {
+  keyState: TargetKeyState;
+  runners: number;
+}
+
 export interface TargetKeyState {
   /** Agents, not revoked and still serving the target, that hold its current key. */
   holders: KeyHolder[];
@@ -385,10 +391,11 @@ export interface Store {
   createTask(row: TaskRow): Promise<void>;
   /**
    * Task creation's write: createTask, only while the organization's stored output
-   * (orgOutputBytes) is under `outputQuota` (0 or less: no quota); then the target's key state
-   * (targetKeyState) as of the write. On PostgreSQL one statement.
+   * (orgOutputBytes) is under `outputQuota` (0 or less: no quota); then, as of the write, the
+   * target's key state (targetKeyState) and its runners seen since `onlineSince`
+   * (countOnlineRunners), for the wake-up and the answer. On PostgreSQL one statement.
    */
-  insertTask(row: TaskRow, outputQuota: number): Promise<TargetKeyState | 'quota_reached'>;
+  insertTask(row: TaskRow, outputQuota: number, onlineSince: number): Promise<InsertedTask | 'quota_reached'>;
   getTask(orgId: string, taskId: string): Promise<TaskRow | undefined>;
   /** The task if `agentId` holds or held it; for agent-side calls, which carry no organization. */
   getTaskForAgent(taskId: string, agentId: string): Promise<TaskRow | undefined>;

@@ -67,6 +67,7 @@ import type { DispatchHub } from '../dispatch.js';
 import { newId } from '../ids.js';
 import { keyNeedFrom, keyNeedOf } from '../keys.js';
 import { checkLimits, resolveLimits } from '../limits.js';
+import { onlineSince } from '../presence.js';
 import { findHeldTask, findTarget, findTask, leaseLost } from '../lookup.js';
 import { heldOutputFlush } from '../redaction/task-state.js';
 import type { AgentRow, AuditInput, HeldOutputFlush, ReviewDecisionRow, Store, TargetRow, TaskReviewRow, TaskRow, TaskRunbookRow } from '../store/types.js';
@@ -135,7 +136,7 @@ export class TaskService {
     request: CreateTaskRequest,
     runbook: TaskRunbookRow | null = null,
     looked?: TargetRow,
-  ): Promise<{ task: TaskRow; target: TargetRow }> {
+  ): Promise<{ task: TaskRow; target: TargetRow; runners: number }> {
     if (request.script.trim() === '') throw new FerryError('FERRY_E_EMPTY_SCRIPT');
     const known = looked && looked.name === request.target && looked.orgId === user.orgId ? looked : undefined;
     const target = known ?? (await findTarget(this.deps.store, user.orgId, request.target));
@@ -145,9 +146,9 @@ export class TaskService {
     // (the key need) comes back with it (on PostgreSQL one statement, where there were three),
     // so the wake-up follows the insert at once; the audit entry comes after it, off the dispatch path.
     const quota = this.deps.config.orgOutputQuota;
-    const written = await this.deps.store.insertTask(task, quota);
+    const written = await this.deps.store.insertTask(task, quota, onlineSince(this.deps.config));
     if (written === 'quota_reached') throw this.quotaReached(await this.deps.store.orgOutputBytes(user.orgId), quota);
-    if (task.status === 'queued') this.deps.hub.notifyTask(target, keyNeedFrom(written));
+    if (task.status === 'queued') this.deps.hub.notifyTask(target, keyNeedFrom(written.keyState));
     else this.deps.notify?.('task.pending_review', task);
     await this.deps.audit({
       orgId: user.orgId,
@@ -166,7 +167,7 @@ export class TaskService {
           : {}),
       },
     });
-    return { task, target };
+    return { task, target, runners: written.runners };
   }
 
   /** A task of a target with a review rule waits for it, bound to what it was created with. */

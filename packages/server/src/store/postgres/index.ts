@@ -37,6 +37,7 @@ import type {
   Store,
   TargetChanges,
   TargetKeyState,
+  InsertedTask,
   TargetRow,
   TaskFilter,
   TaskRow,
@@ -334,13 +335,14 @@ export class PostgresStore implements Store {
     await this.db.run(`INSERT INTO tasks (${TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, taskValues(row));
   }
 
-  async insertTask(row: TaskRow, outputQuota: number): Promise<TargetKeyState | 'quota_reached'> {
-    // One statement where there were three (the quota's read, the insert, the key state's read),
-    // each with its round trip and the server's and the database's per-statement work. The key
-    // state is read from the statement's snapshot, as a read beside the insert would have been.
-    const r = await this.db.one(INSERT_TASK, [...taskValues(row), outputQuota, row.orgId, outputQuota, row.targetId, row.targetId]);
+  async insertTask(row: TaskRow, outputQuota: number, onlineSince: number): Promise<InsertedTask | 'quota_reached'> {
+    // One statement where there were four (the quota's read, the insert, the key state's read,
+    // the count of runners for the answer), each with its round trip and the server's and the
+    // database's per-statement work. The reads see the statement's snapshot, as reads beside the
+    // insert would have.
+    const r = await this.db.one(INSERT_TASK, [...taskValues(row), outputQuota, row.orgId, outputQuota, row.targetId, onlineSince, row.targetId]);
     if (r?.inserted !== true) return 'quota_reached';
-    return keys.keyStateFromRow(r);
+    return { keyState: keys.keyStateFromRow(r), runners: num(r.runners) };
   }
 
   async getTask(orgId: string, taskId: string): Promise<TaskRow | undefined> {
@@ -809,7 +811,8 @@ function taskValues(row: TaskRow): unknown[] {
 /**
  * insertTask: the task (taskValues, typed: a SELECT list has no column types to infer them
  * from), written only while the organization's stored output is under the quota (0: none); then
- * whether it was written, and its target's key state (keys.ts KEY_STATE_COLUMNS).
+ * whether it was written, its target's key state (keys.ts KEY_STATE_COLUMNS) and its online
+ * runners (as countOnlineRunners counts them).
  */
 const INSERT_TASK = `WITH ins AS (
     INSERT INTO tasks (${TASK_COLUMNS})
@@ -817,7 +820,9 @@ const INSERT_TASK = `WITH ins AS (
       ?::text, ?::text, ?::bigint, ?::text
     WHERE ?::bigint <= 0 OR COALESCE((SELECT o.output_bytes FROM orgs o WHERE o.id = ?), 0) < ?::bigint
     RETURNING id)
-  SELECT EXISTS (SELECT 1 FROM ins) AS inserted, ${keys.KEY_STATE_COLUMNS} FROM targets g WHERE g.id = ?`;
+  SELECT EXISTS (SELECT 1 FROM ins) AS inserted, ${keys.KEY_STATE_COLUMNS},
+    (SELECT COUNT(*) FROM agents a WHERE a.last_seen_at >= ? AND g.deleted_at IS NULL AND ${agentMayRunSql('a', 'g')}) AS runners
+  FROM targets g WHERE g.id = ?`;
 
 /** The tasks `agent` (parameter) may run that are queued, oldest first. */
 const QUEUED_FOR_AGENT = `FROM tasks t JOIN targets g ON g.id = t.target_id JOIN agents a ON a.id = ?

@@ -38,6 +38,7 @@ import type {
   Store,
   TargetChanges,
   TargetKeyState,
+  InsertedTask,
   TargetRow,
   TaskFilter,
   TaskRow,
@@ -347,10 +348,10 @@ export class SqliteStore implements Store {
     );
   }
 
-  async insertTask(row: TaskRow, outputQuota: number): Promise<TargetKeyState | 'quota_reached'> {
+  async insertTask(row: TaskRow, outputQuota: number, onlineSince: number): Promise<InsertedTask | 'quota_reached'> {
     if (outputQuota > 0 && (await this.orgOutputBytes(row.orgId)) >= outputQuota) return 'quota_reached';
     await this.createTask(row);
-    return this.targetKeyState(row.targetId);
+    return { keyState: await this.targetKeyState(row.targetId), runners: await this.countOnlineRunners({ id: row.targetId }, onlineSince) };
   }
 
   async getTask(orgId: string, taskId: string): Promise<TaskRow | undefined> {
