@@ -160,6 +160,23 @@ forEachStore('store contract', (backend) => {
     assert.notEqual(await store.insertTask(testTask(target, { id: 't_5', createdAt: 5 }), 0, 0), 'quota_reached', 'no quota');
   });
 
+  test('finishTaskWithoutOutput: ends a held running task with no output stored, once; not one with output, nor another agent’s', async () => {
+    const w = await world(backend);
+    const { store, orgId, agent } = w;
+    const other = await registerTestAgent(store, 'two', { orgId });
+    const finish = { status: 'succeeded' as const, exitCode: 0, signal: null, reason: null, now: 100, outputBytes: 0 };
+    await running(w, 't_quiet');
+    assert.equal(await store.finishTaskWithoutOutput('t_quiet', other.id, finish), undefined, 'another agent’s task');
+    assert.equal(await store.finishTaskWithoutOutput('t_quiet', agent.id, finish), orgId);
+    const ended = await store.getTask(orgId, 't_quiet');
+    assert.deepEqual([ended?.status, ended?.exitCode, ended?.finishedAt, ended?.leaseExpiresAt], ['succeeded', 0, 100, null]);
+    assert.equal(await store.finishTaskWithoutOutput('t_quiet', agent.id, finish), undefined, 'a task ends once');
+    await running(w, 't_loud');
+    assert.notEqual(await store.appendOutput('t_loud', agent.id, 0, [frame('x')], keep), 'not_held');
+    assert.equal(await store.finishTaskWithoutOutput('t_loud', agent.id, finish), undefined, 'output was stored');
+    assert.equal((await store.getTask(orgId, 't_loud'))?.status, 'running');
+  });
+
   test('tasks: list filters, claim in order, start, renew, stop request, finish once', async () => {
     const w = await world(backend);
     const { store, orgId, target, agent } = w;

@@ -436,6 +436,13 @@ export interface Store {
 
   /** running, held by `agentId` → the agent's final status. */
   finishTask(taskId: string, agentId: string, input: FinishInput, flush: HeldOutputFlush): Promise<boolean>;
+  /**
+   * finishTask for a task that stored no output and holds nothing back, without reading it
+   * first: running, held by `agentId`, no output bytes → the agent's final status. Returns the
+   * task's organization when the write won; undefined when it did not (the caller then reads
+   * the task and decides as for any ending). On PostgreSQL one statement.
+   */
+  finishTaskWithoutOutput(taskId: string, agentId: string, input: FinishInput): Promise<string | undefined>;
   /** running, started, held by `agentId`, lease lapsed before `now` → lost. */
   markLost(taskId: string, agentId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean>;
   // Reviews (tasks/reviews.ts decides; each write here is one compare-and-set on pending_review).

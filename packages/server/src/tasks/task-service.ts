@@ -86,7 +86,7 @@ export interface TaskServiceDeps {
   /** Told of what the metrics count (http/metrics.ts); optional for tests that need none. */
   events?: TaskEvents;
   /** Told of the steps webhooks announce (webhooks/service.ts queues them); must not throw or wait. */
-  notify?: (event: WebhookEvent, task: TaskRow) => void;
+  notify?: (event: WebhookEvent, task: Pick<TaskRow, 'id' | 'orgId'>) => void;
 }
 
 /** What the service reports as it happens, for the metrics. */
@@ -344,8 +344,6 @@ export class TaskService {
   }
 
   async finish(agent: AgentRow, taskId: string, report: FinishTaskRequest): Promise<void> {
-    const task = await findHeldTask(this.deps.store, agent, taskId);
-    this.output.verifyFinal(task, report);
     const input = {
       status: report.status,
       exitCode: report.exitCode,
@@ -354,12 +352,17 @@ export class TaskService {
       now: Date.now(),
       outputBytes: report.outputBytes,
     };
-    const ended = await this.end(task, {
-      write: (flush) => this.deps.store.finishTask(task.id, agent.id, input, flush),
-      actor: `agent:${agent.name}`,
-      action: 'task.finish',
-      details: { status: report.status, exitCode: report.exitCode },
-    });
+    const record = { actor: `agent:${agent.name}`, action: 'task.finish', details: { status: report.status, exitCode: report.exitCode } };
+    // No output reported (many short tasks): verifyFinal would check only that none was stored,
+    // which the write's own condition does, so the task is not read first (on PostgreSQL one
+    // statement, not two). If the write does not win, the task is read and decided as below.
+    if (report.outputBytes === 0) {
+      const orgId = await this.deps.store.finishTaskWithoutOutput(taskId, agent.id, input);
+      if (orgId !== undefined) return this.ended({ id: taskId, orgId }, record);
+    }
+    const task = await findHeldTask(this.deps.store, agent, taskId);
+    this.output.verifyFinal(task, report);
+    const ended = await this.end(task, { ...record, write: (flush) => this.deps.store.finishTask(task.id, agent.id, input, flush) });
     if (!ended) {
       // Still held but refused: the stored output moved back since the check (FinishInput.outputBytes), so the agent resends.
       this.output.verifyFinal(await findHeldTask(this.deps.store, agent, taskId), report);
@@ -436,11 +439,16 @@ export class TaskService {
   /** The one way a task ends; false when the conditional write found the task elsewhere. */
   private async end(task: TaskRow, ending: Ending): Promise<boolean> {
     if (!(await ending.write(heldOutputFlush(task.targetRedact)))) return false;
+    await this.ended(task, ending);
+    return true;
+  }
+
+  /** What follows every ending's write: the raw digest forgotten, readers woken, the audit entry, the webhook event. */
+  private async ended(task: Pick<TaskRow, 'id' | 'orgId'>, ending: Omit<Ending, 'write'>): Promise<void> {
     this.digests.forget(task.id);
     this.deps.hub.notifyOutput(task.id);
     await this.deps.audit({ orgId: task.orgId, actor: ending.actor, action: ending.action, subject: task.id, details: ending.details });
     this.deps.notify?.(ending.event ?? 'task.finished', task);
-    return true;
   }
 
   /** A task is claimable again: wake one waiting agent that may run it, or (after a sweep) all. */

@@ -488,6 +488,17 @@ export class PostgresStore implements Store {
     );
   }
 
+  async finishTaskWithoutOutput(taskId: string, agentId: string, input: FinishInput): Promise<string | undefined> {
+    const r = await this.db.one(
+      `UPDATE tasks SET status = ?, exit_code = ?, signal = ?, reason = ?, finished_at = ?, lease_expires_at = NULL, output_digest = NULL,
+        started_at = COALESCE(started_at, ?)
+      WHERE id = ? AND agent_id = ? AND status = 'running' AND output_bytes = 0${NOTHING_HELD}
+      RETURNING org_id`,
+      [input.status, input.exitCode, input.signal, input.reason, input.now, input.now, taskId, agentId],
+    );
+    return r ? String(r.org_id) : undefined;
+  }
+
   async markLost(taskId: string, agentId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean> {
     return this.endTask(taskId, flush, (sql, held) =>
       sql.run(

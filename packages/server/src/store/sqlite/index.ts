@@ -477,6 +477,16 @@ export class SqliteStore implements Store {
     );
   }
 
+  async finishTaskWithoutOutput(taskId: string, agentId: string, input: FinishInput): Promise<string | undefined> {
+    // The read and finishTask's write run without a turn of the event loop between them.
+    const r = this.stmt("SELECT org_id FROM tasks WHERE id = ? AND agent_id = ? AND status = 'running' AND output_bytes = 0 AND redact_state IS NULL").get(
+      taskId,
+      agentId,
+    ) as Row | undefined;
+    if (!r) return undefined;
+    return (await this.finishTask(taskId, agentId, input, () => [])) ? String(r.org_id) : undefined;
+  }
+
   async markLost(taskId: string, agentId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean> {
     return this.endTask(taskId, flush, () =>
       this.stmt(
