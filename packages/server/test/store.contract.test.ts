@@ -177,6 +177,28 @@ forEachStore('store contract', (backend) => {
     assert.equal((await store.getTask(orgId, 't_loud'))?.status, 'running');
   });
 
+  test('claimNextTaskRenewing: the claim and the renewal of one poll, answering as claimNextTask and renewLeases do', async () => {
+    const w = await world(backend);
+    const { store, orgId, agent } = w;
+    await running(w, 't_a');
+    await running(w, 't_b');
+    assert.ok(await store.requestStop(orgId, 't_b', Date.now()));
+    await store.createTask(testTask(w.target, { id: 't_c', createdAt: 2 }));
+    const leaseUntil = Date.now() + 4 * LEASE_MS;
+    const first = await store.claimNextTaskRenewing(agent, Date.now(), LEASE_MS, ['t_a', 't_b', 't_unknown'], leaseUntil);
+    assert.deepEqual(
+      [first.task?.id, first.task?.status, first.task?.agentId, first.held, first.cancel],
+      ['t_c', 'running', agent.id, ['t_a', 't_b'], ['t_b']],
+    );
+    assert.equal((await store.getTask(orgId, 't_a'))?.leaseExpiresAt, leaseUntil, 'the lease renewed');
+    const claimedLease = (await store.getTask(orgId, 't_c'))?.leaseExpiresAt ?? 0;
+    assert.ok(claimedLease < leaseUntil, 'the claimed task has its own lease');
+    const second = await store.claimNextTaskRenewing(agent, Date.now(), LEASE_MS, ['t_a', 't_c'], leaseUntil);
+    assert.deepEqual([second.task, second.held, second.cancel], [undefined, ['t_a', 't_c'], []], 'nothing left to claim; renewals still answered');
+    const none = await store.claimNextTaskRenewing(agent, Date.now(), LEASE_MS, [], leaseUntil);
+    assert.deepEqual([none.task, none.held, none.cancel], [undefined, [], []]);
+  });
+
   test('tasks: list filters, claim in order, start, renew, stop request, finish once', async () => {
     const w = await world(backend);
     const { store, orgId, target, agent } = w;

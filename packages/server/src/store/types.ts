@@ -277,6 +277,13 @@ interface KeyHolder {
 }
 
 /** What the server knows of a target's key beyond its public half. */
+/** What claimNextTaskRenewing answers: the claimed task, if any, and renewLeases's answer. */
+export interface ClaimAndRenewal {
+  task: ClaimedTask | undefined;
+  held: string[];
+  cancel: string[];
+}
+
 /** What insertTask tells of a task it wrote. */
 export interface InsertedTask {
   keyState: TargetKeyState;
@@ -420,6 +427,11 @@ export interface Store {
    * lease, at most a second) may be left as it is (PostgreSQL: no write, no commit).
    */
   renewLeases(agentId: string, taskIds: readonly string[], leaseUntil: number): Promise<{ held: string[]; cancel: string[] }>;
+  /**
+   * A poll's two writes: renewLeases of `taskIds` and claimNextTask, with the same answers. On
+   * PostgreSQL one statement (the two touch different rows).
+   */
+  claimNextTaskRenewing(agent: AgentRow, now: number, leaseMs: number, taskIds: readonly string[], leaseUntil: number): Promise<ClaimAndRenewal>;
   /** Asks the agent holding a running task to stop it (seen at its next heartbeat or poll). */
   requestStop(orgId: string, taskId: string, now: number): Promise<boolean>;
   /** Running tasks whose lease lapsed before `now`. */

@@ -307,7 +307,28 @@ export class TaskService {
 
   /** The oldest task `agent` may run (with its secrets), claimed under a lease; released at once if `signal` says the agent hung up. */
   async claim(agent: AgentRow, signal: AbortSignal): ReturnType<Store['claimNextTask']> {
-    const task = await this.deps.store.claimNextTask(agent, Date.now(), this.leaseMs());
+    return this.claimed(agent, await this.deps.store.claimNextTask(agent, Date.now(), this.leaseMs()), signal);
+  }
+
+  /**
+   * A poll's writes: the claim (when `claim`) and the renewal of the leases of the tasks the
+   * agent says it runs; as claim and renewLeases answer. Both at once are one statement on
+   * PostgreSQL where they were two.
+   */
+  async claimAndRenew(
+    agent: AgentRow,
+    claim: boolean,
+    running: readonly string[],
+    signal: AbortSignal,
+  ): Promise<{ task: Awaited<ReturnType<Store['claimNextTask']>>; held: string[]; cancel: string[] }> {
+    if (!claim) return { task: undefined, ...(await this.renewLeases(agent, running)) };
+    const now = Date.now();
+    const { task, held, cancel } = await this.deps.store.claimNextTaskRenewing(agent, now, this.leaseMs(), running, now + this.leaseMs());
+    return { task: await this.claimed(agent, task, signal), held, cancel };
+  }
+
+  /** A claim's aftermath: given back at once if the agent hung up meanwhile. */
+  private async claimed(agent: AgentRow, task: Awaited<ReturnType<Store['claimNextTask']>>, signal: AbortSignal): ReturnType<Store['claimNextTask']> {
     if (!task) return undefined;
     if (signal.aborted) {
       // The answer cannot be delivered: give the task back now rather than after the lease.

@@ -42,6 +42,7 @@ import type {
   TaskFilter,
   TaskRow,
   ClaimedTask,
+  ClaimAndRenewal,
 } from '../types.js';
 import { auditHash } from '../audit-hash.js';
 import { TASK_SELECT, num, strOrNull, toAgent, toAudit, toSecret, toTarget, toTask } from '../sqlite/rows.js';
@@ -389,8 +390,8 @@ export class PostgresStore implements Store {
     // queued tasks exist that another claimer had locked (SKIP LOCKED passed them over): then
     // look again.
     for (let attempt = 0; attempt < 3; attempt++) {
-      const r = await this.db.one(CLAIM, [agent.id, now, now + leaseMs, agent.id, agent.id]);
-      if (r?.id !== null && r?.id !== undefined) return { ...toTask(r), secrets: (r.claim_secrets as Row[]).map(toSecret) };
+      const r = await this.db.one(CLAIM, this.claimParams(agent, now, leaseMs));
+      if (r?.id !== null && r?.id !== undefined) return claimedFrom(r);
       if (r?.more !== true) return undefined;
     }
     return undefined;
@@ -417,26 +418,25 @@ export class PostgresStore implements Store {
 
   async renewLeases(agentId: string, taskIds: readonly string[], leaseUntil: number): Promise<{ held: string[]; cancel: string[] }> {
     if (taskIds.length === 0) return { held: [], cancel: [] };
-    // An agent renews on every poll and heartbeat, often many times a second under load: a lease
-    // that already ends between `leaseUntil` less a slack (a tenth of the lease, at most
-    // RENEW_SLACK_MS) and `leaseUntil` is left as it is, so most renewals write nothing and
-    // commit nothing (no fsync on the poll's answer). Rows renewed answer as the UPDATE left them;
-    // the others (far from lapsing, so no sweep races them) as the statement read them.
-    const slack = Math.min(RENEW_SLACK_MS, Math.max(0, Math.floor((leaseUntil - Date.now()) / 10)));
-    const fresh = 'lease_expires_at BETWEEN ? AND ?';
-    const rows = await this.db.all(
-      `WITH held AS (SELECT id, cancel_requested_at, lease_expires_at FROM tasks WHERE id = ANY(?::text[]) AND agent_id = ? AND status = 'running'),
-      renewed AS (UPDATE tasks SET lease_expires_at = ?
-        WHERE id IN (SELECT id FROM held WHERE NOT COALESCE(${fresh}, false)) AND agent_id = ? AND status = 'running'
-        RETURNING id, cancel_requested_at)
-      SELECT id, cancel_requested_at FROM renewed
-      UNION ALL SELECT id, cancel_requested_at FROM held WHERE ${fresh}`,
-      [[...taskIds], agentId, leaseUntil, leaseUntil - slack, leaseUntil, agentId, leaseUntil - slack, leaseUntil],
+    const rows = await this.db.all(RENEW, renewalParams(agentId, taskIds, leaseUntil));
+    return renewalAnswer(
+      taskIds,
+      rows.map((r) => ({ id: r.id, cancel: r.cancel_requested_at !== null })),
     );
-    const byId = new Map(rows.map((r) => [String(r.id), r]));
-    const held = taskIds.filter((id) => byId.has(id));
-    const cancel = held.filter((id) => byId.get(id)?.cancel_requested_at !== null);
-    return { held, cancel };
+  }
+
+  async claimNextTaskRenewing(agent: AgentRow, now: number, leaseMs: number, taskIds: readonly string[], leaseUntil: number): Promise<ClaimAndRenewal> {
+    if (taskIds.length === 0) return { task: await this.claimNextTask(agent, now, leaseMs), held: [], cancel: [] };
+    // One statement for the poll's two writes (each was one, sent at once): the renewal is made
+    // by this first try only; a claim that found every eligible task locked tries again alone.
+    const r = await this.db.one(CLAIM_RENEWING, [...renewalParams(agent.id, taskIds, leaseUntil), ...this.claimParams(agent, now, leaseMs)]);
+    const renewal = renewalAnswer(taskIds, (r?.renewals ?? []) as { id: unknown; cancel: boolean }[]);
+    if (r?.id !== null && r?.id !== undefined) return { task: claimedFrom(r), ...renewal };
+    return { task: r?.more === true ? await this.claimNextTask(agent, now, leaseMs) : undefined, ...renewal };
+  }
+
+  private claimParams(agent: AgentRow, now: number, leaseMs: number): unknown[] {
+    return [agent.id, now, now + leaseMs, agent.id, agent.id];
   }
 
   async requestStop(orgId: string, taskId: string, now: number): Promise<boolean> {
@@ -847,15 +847,61 @@ const QUEUED_FOR_AGENT = `FROM tasks t JOIN targets g ON g.id = t.target_id JOIN
  * tasks existed when the statement began (read from its snapshot, so it also counts rows that
  * were skipped as locked).
  */
-const CLAIM = `WITH claimed AS (
+const CLAIM_CTES = `claimed AS (
     UPDATE tasks SET status = 'running', agent_id = ?, claimed_at = ?, lease_expires_at = ?
     WHERE id = (SELECT t.id ${QUEUED_FOR_AGENT} ORDER BY t.created_at, t.id LIMIT 1 FOR UPDATE OF t SKIP LOCKED)
       AND status = 'queued'
     RETURNING *),
-  task AS (${taskSelectFrom('claimed')})
-  SELECT task.*, EXISTS (SELECT 1 ${QUEUED_FOR_AGENT}) AS more,
-    (SELECT COALESCE(json_agg(s ORDER BY s.name), '[]') FROM secrets s WHERE s.target_id = task.target_id) AS claim_secrets
+  task AS (${taskSelectFrom('claimed')})`;
+const CLAIM_COLUMNS = `task.*, EXISTS (SELECT 1 ${QUEUED_FOR_AGENT}) AS more,
+    (SELECT COALESCE(json_agg(s ORDER BY s.name), '[]') FROM secrets s WHERE s.target_id = task.target_id) AS claim_secrets`;
+const CLAIM = `WITH ${CLAIM_CTES} SELECT ${CLAIM_COLUMNS} FROM (SELECT 1) AS one LEFT JOIN task ON true`;
+
+/**
+ * A lease renewal (renewLeases): the agent's running tasks `held`, those whose lease is renewed
+ * (`renewed`, written only where the lease would move by more than the slack), and `renewals`,
+ * every held task with its cancel request. Parameters: see renewalParams.
+ */
+const FRESH_LEASE = 'lease_expires_at BETWEEN ? AND ?';
+const RENEW_CTES = `held AS (SELECT id, cancel_requested_at, lease_expires_at FROM tasks WHERE id = ANY(?::text[]) AND agent_id = ? AND status = 'running'),
+  renewed AS (UPDATE tasks SET lease_expires_at = ?
+    WHERE id IN (SELECT id FROM held WHERE NOT COALESCE(${FRESH_LEASE}, false)) AND agent_id = ? AND status = 'running'
+    RETURNING id, cancel_requested_at),
+  renewals AS (SELECT id, cancel_requested_at FROM renewed UNION ALL SELECT id, cancel_requested_at FROM held WHERE ${FRESH_LEASE})`;
+const RENEW = `WITH ${RENEW_CTES} SELECT id, cancel_requested_at FROM renewals`;
+
+/**
+ * The claim and the renewal of a poll that has room for a task and tasks running, in one
+ * statement (they touch different rows: queued tasks, and this agent's running ones): the
+ * claim's row, with the renewals as JSON.
+ */
+const CLAIM_RENEWING = `WITH ${RENEW_CTES}, ${CLAIM_CTES}
+  SELECT ${CLAIM_COLUMNS},
+    (SELECT COALESCE(json_agg(json_build_object('id', r.id, 'cancel', r.cancel_requested_at IS NOT NULL)), '[]') FROM renewals r) AS renewals
   FROM (SELECT 1) AS one LEFT JOIN task ON true`;
+
+/**
+ * RENEW_CTES's parameters. An agent renews on every poll and heartbeat, often many times a
+ * second under load: a lease that already ends between `leaseUntil` less a slack (a tenth of
+ * the lease, at most RENEW_SLACK_MS) and `leaseUntil` is left as it is, so most renewals write
+ * nothing and commit nothing (no fsync on the poll's answer). Rows renewed answer as the UPDATE
+ * left them; the others (far from lapsing, so no sweep races them) as the statement read them.
+ */
+function renewalParams(agentId: string, taskIds: readonly string[], leaseUntil: number): unknown[] {
+  const slack = Math.min(RENEW_SLACK_MS, Math.max(0, Math.floor((leaseUntil - Date.now()) / 10)));
+  return [[...taskIds], agentId, leaseUntil, leaseUntil - slack, leaseUntil, agentId, leaseUntil - slack, leaseUntil];
+}
+
+/** What renewLeases answers, from the renewals' rows. */
+function renewalAnswer(taskIds: readonly string[], rows: readonly { id: unknown; cancel: boolean }[]): { held: string[]; cancel: string[] } {
+  const byId = new Map(rows.map((r) => [String(r.id), r.cancel]));
+  const held = taskIds.filter((id) => byId.has(id));
+  return { held, cancel: held.filter((id) => byId.get(id) === true) };
+}
+
+function claimedFrom(r: Row): ClaimedTask {
+  return { ...toTask(r), secrets: (r.claim_secrets as Row[]).map(toSecret) };
+}
 
 /** TASK_SELECT over `source` (a CTE of task rows) instead of the tasks table. */
 function taskSelectFrom(source: string): string {

@@ -39,6 +39,7 @@ import type {
   TargetChanges,
   TargetKeyState,
   InsertedTask,
+  ClaimAndRenewal,
   TargetRow,
   TaskFilter,
   TaskRow,
@@ -413,6 +414,11 @@ export class SqliteStore implements Store {
     // Idempotent: an agent retrying after a lost answer gets the same yes.
     const r = this.stmt("UPDATE tasks SET started_at = COALESCE(started_at, ?) WHERE id = ? AND agent_id = ? AND status = 'running'").run(now, taskId, agentId);
     return r.changes === 1;
+  }
+
+  async claimNextTaskRenewing(agent: AgentRow, now: number, leaseMs: number, taskIds: readonly string[], leaseUntil: number): Promise<ClaimAndRenewal> {
+    const renewal = await this.renewLeases(agent.id, taskIds, leaseUntil);
+    return { task: await this.claimNextTask(agent, now, leaseMs), ...renewal };
   }
 
   async renewLeases(agentId: string, taskIds: readonly string[], leaseUntil: number): Promise<{ held: string[]; cancel: string[] }> {
