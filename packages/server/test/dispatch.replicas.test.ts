@@ -163,7 +163,7 @@ test(
       assert.equal(b.relay.othersListening, true, 'the newcomer found the first replica before its start resolved');
       const learned = await until(() => a.relay.othersListening, 1000, "the first replica hearing the newcomer's hello");
       assert.ok(
-        heard.some((p) => p.includes('"hello"')),
+        heard.some((text: string) => text.includes('"hello"')),
         'the hello was published',
       );
       const toA = await timeWake(

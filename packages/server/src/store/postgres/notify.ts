@@ -25,7 +25,7 @@ import { clientConfig, type Db } from './db.js';
 
 const CHANNEL = 'ferry_hub';
 /** The listening connection's application name: how replicas find each other in pg_stat_activity. */
-export const LISTENER_APPLICATION = 'ferry-server-listen';
+const LISTENER_APPLICATION = 'ferry-server-listen';
 /** How often a replica looks for other replicas' listeners (a hello is the fast way; this the fallback). */
 const PRESENCE_LOOK_MS = 2000;
 const OTHER_LISTENERS = 'SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND application_name = ? AND pid <> ?) AS others';
