@@ -24,7 +24,9 @@ export type HubSignal =
   | { kind: 'all-agents' }
   | { kind: 'key-work' }
   | { kind: 'agent'; agentId: string }
-  | { kind: 'output'; taskId: string };
+  | { kind: 'output'; taskId: string }
+  /** A replica announcing itself (postgres/notify.ts): wakes nobody. Older replicas ignore kinds they do not know. */
+  | { kind: 'hello' };
 
 /** Carries this hub's wake-ups to the other replicas. */
 export interface HubRelay {
@@ -84,6 +86,8 @@ export class DispatchHub {
         return this.wakeAgent(signal.agentId);
       case 'output':
         return this.wakeOutput(signal.taskId);
+      case 'hello':
+        return;
     }
   }
 

@@ -17,7 +17,7 @@ import type { KeyNeed } from './eligibility.js';
 import { mayServe } from './eligibility.js';
 import { onlineSince } from './presence.js';
 import { sealingKeyId } from './sealing-key.js';
-import type { AgentRow, Store, TargetRow } from './store/types.js';
+import type { AgentRow, Store, TargetKeyState, TargetRow } from './store/types.js';
 
 /** Hand-overs and deliveries per poll answer: enough to keep up, small enough to answer fast. */
 const KEY_WORK_PER_ANSWER = 20;
@@ -32,7 +32,11 @@ type KeyWork = Pick<PollResponse, 'keyHandovers' | 'keyDeliveries' | 'keyRotatio
 
 /** Whether a task of `target` needs its key now (it has secrets), and who holds it. */
 export async function keyNeedOf(store: Store, target: TargetRow): Promise<KeyNeed> {
-  const state = await store.targetKeyState(target.id);
+  return keyNeedFrom(await store.targetKeyState(target.id));
+}
+
+/** Who may run a task of a target in this key state: anyone when it has no secrets, else its key holders. */
+export function keyNeedFrom(state: TargetKeyState): KeyNeed {
   if (state.secretCount === 0) return { needed: false };
   return { needed: true, holders: new Set(state.holders.map((h) => h.agentId)) };
 }

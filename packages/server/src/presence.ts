@@ -12,6 +12,6 @@ export function agentsOnline(ctx: { store: Store; config: ServerConfig }, target
 }
 
 /** How many online agents could run a task of `target` now (eligibility.ts `mayRun`: with secrets, only key holders). */
-export function runnersOnline(ctx: { store: Store; config: ServerConfig }, target: TargetRow): Promise<number> {
+export function runnersOnline(ctx: { store: Store; config: ServerConfig }, target: Pick<TargetRow, 'id'>): Promise<number> {
   return ctx.store.countOnlineRunners(target, onlineSince(ctx.config));
 }

@@ -3,7 +3,8 @@
  * (its own LISTEN connection and pool) on one database, stand for two replicas. A poll waiting
  * on one wakes within milliseconds for a task notified on the other; output readers likewise;
  * the listener comes back after its connection is killed; and with no notification at all, a
- * wait still ends within the one-second re-check.
+ * wait still ends within the one-second re-check. A replica alone on its database publishes
+ * nothing, and starts publishing as soon as another replica listens.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -39,10 +40,10 @@ interface Replica {
 const replicas: Replica[] = [];
 let url: string;
 
-async function replica(recheckMs = 1000): Promise<Replica> {
-  const db = new Db({ url, size: 2 });
+async function replica(recheckMs = 1000, on = url): Promise<Replica> {
+  const db = new Db({ url: on, size: 2 });
   const holder: { hub?: DispatchHub } = {};
-  const relay = new PgHubRelay({ db, url, deliver: (s) => holder.hub?.receive(s), resync: () => holder.hub?.wakeEveryone() });
+  const relay = new PgHubRelay({ db, url: on, deliver: (s) => holder.hub?.receive(s), resync: () => holder.hub?.wakeEveryone() });
   const hub = new DispatchHub({ relay, recheckMs });
   holder.hub = hub;
   await relay.start();
@@ -129,3 +130,63 @@ test('with no notification at all, a wait ends within the one-second re-check', 
   const ms = performance.now() - start;
   assert.ok(ms >= 900 && ms < 1500, `${ms.toFixed(0)} ms`);
 });
+
+async function until(check: () => boolean, ms: number, what: string): Promise<number> {
+  const start = performance.now();
+  while (!check()) {
+    if (performance.now() - start > ms) assert.fail(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return performance.now() - start;
+}
+
+test(
+  'a replica alone publishes no wake-ups; as soon as a second one listens both do, and when it leaves the first stops again',
+  { timeout: 30_000 },
+  async (t) => {
+    const own = await postgres.url('hub_alone');
+    const a = await replica(60_000, own);
+    // A plain listener on the channel sees every NOTIFY; it is no replica (another application name), so it changes nothing.
+    const spy = new pg.Client({ connectionString: own });
+    await spy.connect();
+    const heard: string[] = [];
+    spy.on('notification', (m) => heard.push(m.payload ?? ''));
+    await spy.query('LISTEN ferry_hub');
+    try {
+      a.hub.notifyTask(target);
+      a.hub.notifyOutput('t_1');
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(heard, [], 'alone: nothing published');
+      assert.equal(a.relay.othersListening, false);
+
+      const b = await replica(60_000, own);
+      assert.equal(b.relay.othersListening, true, 'the newcomer found the first replica before its start resolved');
+      const learned = await until(() => a.relay.othersListening, 1000, "the first replica hearing the newcomer's hello");
+      assert.ok(
+        heard.some((text: string) => text.includes('"hello"')),
+        'the hello was published',
+      );
+      const toA = await timeWake(
+        () => a.hub.waitForWork(agent, true, 30_000, new AbortController().signal),
+        () => b.hub.notifyTask(target),
+      );
+      const toB = await timeWake(
+        () => b.hub.waitForWork(agent, true, 30_000, new AbortController().signal),
+        () => a.hub.notifyTask(target),
+      );
+      assert.ok(toA < 500 && toB < 500, `woken after ${toA.toFixed(1)} and ${toB.toFixed(1)} ms`);
+
+      replicas.splice(replicas.indexOf(b), 1);
+      await b.relay.close();
+      await b.db.close();
+      const alone = await until(() => !a.relay.othersListening, 6000, 'the first replica seeing it is alone again');
+      t.diagnostic(`hello heard after ${learned.toFixed(1)} ms; wake-ups ${toA.toFixed(1)} / ${toB.toFixed(1)} ms; alone again after ${alone.toFixed(0)} ms`);
+      const before = heard.length;
+      a.hub.notifyTask(target);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(heard.length, before, 'alone again: nothing published');
+    } finally {
+      await spy.end();
+    }
+  },
+);

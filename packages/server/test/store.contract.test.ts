@@ -123,6 +123,82 @@ forEachStore('store contract', (backend) => {
     assert.equal(await store.countRunningTasks(agent.id), 0);
   });
 
+  test('insertTask: the task as createTask writes it, with its target key state; nothing written once the organization output reaches the quota', async () => {
+    const w = await world(backend);
+    const { store, orgId, target, agent } = w;
+    const first = await store.insertTask(
+      testTask(target, { id: 't_1', createdAt: 1, stdin: Buffer.from([0, 1, 255]), args: ['a b'], env: { X: '1' }, timeoutSeconds: 1.5 }),
+      0,
+      0,
+    );
+    assert.deepEqual(first, { keyState: { holders: [], rotationRequested: false, secretCount: 0 }, runners: 1 });
+    const got = await store.getTask(orgId, 't_1');
+    assert.deepEqual(
+      [Buffer.from(got?.stdin ?? []).toString('hex'), got?.args, got?.env, got?.timeoutSeconds, got?.status, got?.targetName],
+      ['0001ff', ['a b'], { X: '1' }, 1.5, 'queued', 'web'],
+    );
+    assert.ok(await store.setTargetKey(target.id, 'PEM', 'k1'));
+    assert.ok(await store.addKeyHolder(target.id, agent.id, 'k1', 1));
+    assert.equal(await store.putSecret({ targetId: target.id, orgId, name: 'TOKEN', kid: 'k1', sealed: sealed('k1'), bytes: 10, setBy: 't', setAt: 5 }), 'ok');
+    const second = await store.insertTask(testTask(target, { id: 't_2', createdAt: 2 }), 0, 0);
+    assert.ok(second !== 'quota_reached');
+    assert.deepEqual(
+      [second.keyState.secretCount, second.keyState.holders.map((h) => h.agentId), second.runners],
+      [1, [agent.id], 1],
+      'the key state as of the write; the one agent holds the key, so it may run the task',
+    );
+    const unseen = await store.insertTask(testTask(target, { id: 't_2c', createdAt: 2 }), 0, Date.now() + 60_000);
+    assert.equal(unseen !== 'quota_reached' && unseen.runners, 0, 'no agent seen since then');
+    // 10 bytes of output stored: a quota of 11 admits a task, one of 10 does not.
+    assert.equal((await store.claimNextTask(agent, Date.now(), LEASE_MS))?.id, 't_1');
+    assert.ok(await store.markStarted('t_1', agent.id, Date.now()));
+    assert.notEqual(await store.appendOutput('t_1', agent.id, 0, [frame('0123456789')], keep), 'not_held');
+    assert.equal(await store.orgOutputBytes(orgId), 10);
+    assert.notEqual(await store.insertTask(testTask(target, { id: 't_3', createdAt: 3 }), 11, 0), 'quota_reached');
+    assert.equal(await store.insertTask(testTask(target, { id: 't_4', createdAt: 4 }), 10, 0), 'quota_reached');
+    assert.equal(await store.getTask(orgId, 't_4'), undefined, 'nothing written');
+    assert.notEqual(await store.insertTask(testTask(target, { id: 't_5', createdAt: 5 }), 0, 0), 'quota_reached', 'no quota');
+  });
+
+  test('finishTaskWithoutOutput: ends a held running task with no output stored, once; not one with output, nor another agent’s', async () => {
+    const w = await world(backend);
+    const { store, orgId, agent } = w;
+    const other = await registerTestAgent(store, 'two', { orgId });
+    const finish = { status: 'succeeded' as const, exitCode: 0, signal: null, reason: null, now: 100, outputBytes: 0 };
+    await running(w, 't_quiet');
+    assert.equal(await store.finishTaskWithoutOutput('t_quiet', other.id, finish), undefined, 'another agent’s task');
+    assert.equal(await store.finishTaskWithoutOutput('t_quiet', agent.id, finish), orgId);
+    const ended = await store.getTask(orgId, 't_quiet');
+    assert.deepEqual([ended?.status, ended?.exitCode, ended?.finishedAt, ended?.leaseExpiresAt], ['succeeded', 0, 100, null]);
+    assert.equal(await store.finishTaskWithoutOutput('t_quiet', agent.id, finish), undefined, 'a task ends once');
+    await running(w, 't_loud');
+    assert.notEqual(await store.appendOutput('t_loud', agent.id, 0, [frame('x')], keep), 'not_held');
+    assert.equal(await store.finishTaskWithoutOutput('t_loud', agent.id, finish), undefined, 'output was stored');
+    assert.equal((await store.getTask(orgId, 't_loud'))?.status, 'running');
+  });
+
+  test('claimNextTaskRenewing: the claim and the renewal of one poll, answering as claimNextTask and renewLeases do', async () => {
+    const w = await world(backend);
+    const { store, orgId, agent } = w;
+    await running(w, 't_a');
+    await running(w, 't_b');
+    assert.ok(await store.requestStop(orgId, 't_b', Date.now()));
+    await store.createTask(testTask(w.target, { id: 't_c', createdAt: 2 }));
+    const leaseUntil = Date.now() + 4 * LEASE_MS;
+    const first = await store.claimNextTaskRenewing(agent, Date.now(), LEASE_MS, ['t_a', 't_b', 't_unknown'], leaseUntil);
+    assert.deepEqual(
+      [first.task?.id, first.task?.status, first.task?.agentId, first.held, first.cancel],
+      ['t_c', 'running', agent.id, ['t_a', 't_b'], ['t_b']],
+    );
+    assert.equal((await store.getTask(orgId, 't_a'))?.leaseExpiresAt, leaseUntil, 'the lease renewed');
+    const claimedLease = (await store.getTask(orgId, 't_c'))?.leaseExpiresAt ?? 0;
+    assert.ok(claimedLease < leaseUntil, 'the claimed task has its own lease');
+    const second = await store.claimNextTaskRenewing(agent, Date.now(), LEASE_MS, ['t_a', 't_c'], leaseUntil);
+    assert.deepEqual([second.task, second.held, second.cancel], [undefined, ['t_a', 't_c'], []], 'nothing left to claim; renewals still answered');
+    const none = await store.claimNextTaskRenewing(agent, Date.now(), LEASE_MS, [], leaseUntil);
+    assert.deepEqual([none.task, none.held, none.cancel], [undefined, [], []]);
+  });
+
   test('tasks: list filters, claim in order, start, renew, stop request, finish once', async () => {
     const w = await world(backend);
     const { store, orgId, target, agent } = w;

@@ -60,7 +60,7 @@ async function xminOf(w: World, taskId: string): Promise<string> {
   return String((await w.store.db.one('SELECT xmin::text AS x FROM tasks WHERE id = ?', [taskId]))?.x);
 }
 
-test('the dispatch path in round trips: agent lookup 1, key state 1, claim 1 (with its task), renewal 1, audit append 1', async () => {
+test('the dispatch path in round trips: agent lookup 1, key state 1, task insert 1 (quota, key state and runners in it), claim 1 (with its task), renewal 1, both 1, audit append 1', async () => {
   const w = await world();
   try {
     await w.store.createTask(testTask(w.target, { id: 't_1', createdAt: 1 }));
@@ -72,7 +72,16 @@ test('the dispatch path in round trips: agent lookup 1, key state 1, claim 1 (wi
     assert.equal((await statements(async () => (claimed = await w.store.claimNextTask(w.agent, Date.now(), LEASE_MS)))).length, 1);
     assert.deepEqual([claimed?.id, claimed?.status, claimed?.agentId, claimed?.agentName, claimed?.targetName], ['t_1', 'running', w.agent.id, 'one', 'web']);
     assert.equal((await statements(() => w.store.claimNextTask(w.agent, Date.now(), LEASE_MS))).length, 1, 'an empty queue: one round trip too');
+    const inserted = await statements(() => w.store.insertTask(testTask(w.target, { id: 't_0', createdAt: 2 }), 1000, 0));
+    assert.equal(inserted.length, 1, 'a task written with its quota check, its key state and its runners: one statement');
+    assert.equal((await w.store.getTask(w.orgId, 't_0'))?.status, 'queued');
     assert.equal((await statements(() => w.store.renewLeases(w.agent.id, ['t_1'], Date.now() + LEASE_MS))).length, 1);
+    let both: Awaited<ReturnType<PostgresStore['claimNextTaskRenewing']>> | undefined;
+    const sentBoth = await statements(
+      async () => (both = await w.store.claimNextTaskRenewing(w.agent, Date.now(), LEASE_MS, ['t_1'], Date.now() + 2 * LEASE_MS)),
+    );
+    assert.equal(sentBoth.length, 1, 'a poll with a free slot and a task running: the claim and the renewal in one statement');
+    assert.deepEqual([both?.task?.id, both?.held], ['t_0', ['t_1']], 't_0, inserted above, claimed');
     const entry = { orgId: w.orgId, at: 5, actor: 'test', action: 'task.create', subject: 't_1', details: {} };
     const sent = await statements(() => w.store.appendAudit(entry));
     assert.equal(sent.length, 1, `the lock and the insert (its head read and hash in it), one implicit transaction: ${sent.join(' | ')}`);

@@ -277,6 +277,19 @@ interface KeyHolder {
 }
 
 /** What the server knows of a target's key beyond its public half. */
+/** What claimNextTaskRenewing answers: the claimed task, if any, and renewLeases's answer. */
+export interface ClaimAndRenewal {
+  task: ClaimedTask | undefined;
+  held: string[];
+  cancel: string[];
+}
+
+/** What insertTask tells of a task it wrote. */
+export interface InsertedTask {
+  keyState: TargetKeyState;
+  runners: number;
+}
+
 export interface TargetKeyState {
   /** Agents, not revoked and still serving the target, that hold its current key. */
   holders: KeyHolder[];
@@ -356,8 +369,12 @@ export interface Store {
    */
   updateTarget(targetId: string, changes: TargetChanges): Promise<TargetRow | NameConflict | undefined>;
   countOnlineAgents(target: TargetRow, since: number): Promise<number>;
-  /** Online agents that may run a task of the target now (eligibility.ts `mayRun`: with secrets, only key holders). */
-  countOnlineRunners(target: TargetRow, since: number): Promise<number>;
+  /**
+   * Online agents that may run a task of the target now (eligibility.ts `mayRun`: with secrets,
+   * only key holders); 0 for a deleted target. Only the id is read: a task's view counts its
+   * target's runners without reading the target first.
+   */
+  countOnlineRunners(target: Pick<TargetRow, 'id'>, since: number): Promise<number>;
 
   createJoinToken(row: JoinTokenRow, secretHash: string): Promise<void>;
   /** Checks and uses a join token and registers the agent, in one transaction. */
@@ -379,6 +396,13 @@ export interface Store {
   countRunningTasks(agentId: string, orgId?: string): Promise<number>;
 
   createTask(row: TaskRow): Promise<void>;
+  /**
+   * Task creation's write: createTask, only while the organization's stored output
+   * (orgOutputBytes) is under `outputQuota` (0 or less: no quota); then, as of the write, the
+   * target's key state (targetKeyState) and its runners seen since `onlineSince`
+   * (countOnlineRunners), for the wake-up and the answer. On PostgreSQL one statement.
+   */
+  insertTask(row: TaskRow, outputQuota: number, onlineSince: number): Promise<InsertedTask | 'quota_reached'>;
   getTask(orgId: string, taskId: string): Promise<TaskRow | undefined>;
   /** The task if `agentId` holds or held it; for agent-side calls, which carry no organization. */
   getTaskForAgent(taskId: string, agentId: string): Promise<TaskRow | undefined>;
@@ -403,6 +427,11 @@ export interface Store {
    * lease, at most a second) may be left as it is (PostgreSQL: no write, no commit).
    */
   renewLeases(agentId: string, taskIds: readonly string[], leaseUntil: number): Promise<{ held: string[]; cancel: string[] }>;
+  /**
+   * A poll's two writes: renewLeases of `taskIds` and claimNextTask, with the same answers. On
+   * PostgreSQL one statement (the two touch different rows).
+   */
+  claimNextTaskRenewing(agent: AgentRow, now: number, leaseMs: number, taskIds: readonly string[], leaseUntil: number): Promise<ClaimAndRenewal>;
   /** Asks the agent holding a running task to stop it (seen at its next heartbeat or poll). */
   requestStop(orgId: string, taskId: string, now: number): Promise<boolean>;
   /** Running tasks whose lease lapsed before `now`. */
@@ -419,6 +448,13 @@ export interface Store {
 
   /** running, held by `agentId` → the agent's final status. */
   finishTask(taskId: string, agentId: string, input: FinishInput, flush: HeldOutputFlush): Promise<boolean>;
+  /**
+   * finishTask for a task that stored no output and holds nothing back, without reading it
+   * first: running, held by `agentId`, no output bytes → the agent's final status. Returns the
+   * task's organization when the write won; undefined when it did not (the caller then reads
+   * the task and decides as for any ending). On PostgreSQL one statement.
+   */
+  finishTaskWithoutOutput(taskId: string, agentId: string, input: FinishInput): Promise<string | undefined>;
   /** running, started, held by `agentId`, lease lapsed before `now` → lost. */
   markLost(taskId: string, agentId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean>;
   // Reviews (tasks/reviews.ts decides; each write here is one compare-and-set on pending_review).

@@ -43,11 +43,12 @@ async function pollUntilAnswer(ctx: ServerContext, agent: AgentRow, poll: PollRe
     // goes alongside the claim rather than after it: a claimed task's answer waits for one round
     // trip, not two. (A poll woken after its agent was revoked may so renew its leases once
     // before it is told; the agent renewed them moments before anyway.)
-    const claiming = poll.free > 0 && !signal.aborted && !ctx.hub.isReleasingAgents ? ctx.tasks.claim(agent, signal) : undefined;
+    // On PostgreSQL the claim and the renewal are one statement (claimAndRenew).
+    const claiming = poll.free > 0 && !signal.aborted && !ctx.hub.isReleasingAgents;
     // Key work rides on every answer: a holder kept busy with tasks must still hand its keys over.
     // The answer's parts are independent reads and writes: asked at once, not one after another
     // (the task's secrets came with its claim).
-    const [task, { cancel }, keyWork] = await Promise.all([claiming, ctx.tasks.renewLeases(agent, poll.running), keyWorkFor(ctx, agent)]);
+    const [{ task, cancel }, keyWork] = await Promise.all([ctx.tasks.claimAndRenew(agent, claiming, poll.running, signal), keyWorkFor(ctx, agent)]);
     if (task) return { task: assignmentView(ctx.config, task, task.secrets), cancel, ...keyWork };
     // An agent revoked, or left with no target, while its poll waited is told now. Looked at
     // after the claim, not before it: such an agent claims nothing (the claim's eligibility

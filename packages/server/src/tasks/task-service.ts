@@ -65,8 +65,9 @@ import type { UserPrincipal } from '../auth.js';
 import type { ServerConfig } from '../config.js';
 import type { DispatchHub } from '../dispatch.js';
 import { newId } from '../ids.js';
-import { keyNeedOf } from '../keys.js';
+import { keyNeedFrom, keyNeedOf } from '../keys.js';
 import { checkLimits, resolveLimits } from '../limits.js';
+import { onlineSince } from '../presence.js';
 import { findHeldTask, findTarget, findTask, leaseLost } from '../lookup.js';
 import { heldOutputFlush } from '../redaction/task-state.js';
 import type { AgentRow, AuditInput, HeldOutputFlush, ReviewDecisionRow, Store, TargetRow, TaskReviewRow, TaskRow, TaskRunbookRow } from '../store/types.js';
@@ -85,7 +86,7 @@ export interface TaskServiceDeps {
   /** Told of what the metrics count (http/metrics.ts); optional for tests that need none. */
   events?: TaskEvents;
   /** Told of the steps webhooks announce (webhooks/service.ts queues them); must not throw or wait. */
-  notify?: (event: WebhookEvent, task: TaskRow) => void;
+  notify?: (event: WebhookEvent, task: Pick<TaskRow, 'id' | 'orgId'>) => void;
 }
 
 /** What the service reports as it happens, for the metrics. */
@@ -124,22 +125,30 @@ export class TaskService {
     this.log = deps.log.child({ part: 'tasks' });
   }
 
-  /** `runbook`: the runbook the script comes from, recorded in the task (runbooks/service.ts). */
-  async create(user: UserPrincipal, request: CreateTaskRequest, runbook: TaskRunbookRow | null = null): Promise<{ task: TaskRow; target: TargetRow }> {
+  /**
+   * `runbook`: the runbook the script comes from, recorded in the task (runbooks/service.ts).
+   * `looked`: the target as the caller's route just read it (by the request's name, in the
+   * user's organization) to authorize the request; used instead of reading it once more (a
+   * statement per task on PostgreSQL). A row for another name or organization is ignored.
+   */
+  async create(
+    user: UserPrincipal,
+    request: CreateTaskRequest,
+    runbook: TaskRunbookRow | null = null,
+    looked?: TargetRow,
+  ): Promise<{ task: TaskRow; target: TargetRow; runners: number }> {
     if (request.script.trim() === '') throw new FerryError('FERRY_E_EMPTY_SCRIPT');
-    // The target and the organization's stored output are independent reads: asked at once (one
-    // round trip ahead of the insert, not two), their refusals given in the order they always were.
-    const [found, quota] = await Promise.allSettled([findTarget(this.deps.store, user.orgId, request.target), this.checkOutputQuota(user.orgId)]);
-    if (found.status === 'rejected') throw found.reason;
-    const target = found.value;
+    const known = looked && looked.name === request.target && looked.orgId === user.orgId ? looked : undefined;
+    const target = known ?? (await findTarget(this.deps.store, user.orgId, request.target));
     checkLimits(this.deps.config, { timeoutSeconds: request.timeoutSeconds });
-    if (quota.status === 'rejected') throw quota.reason;
     const task = this.withReview(target, { ...this.newTaskRow(user, target, request), ...(await taskInputFor(this.deps.store, target, request)), runbook });
-    // Who may run it (the key need) is read while the row is written, so the wake-up follows
-    // the insert at once; the audit entry comes after it, off the dispatch path.
-    const queued = task.status === 'queued';
-    const [, key] = await Promise.all([this.deps.store.createTask(task), queued ? keyNeedOf(this.deps.store, target) : undefined]);
-    if (key) this.deps.hub.notifyTask(target, key);
+    // The organization's output quota is checked by the write itself, and who may run the task
+    // (the key need) comes back with it (on PostgreSQL one statement, where there were three),
+    // so the wake-up follows the insert at once; the audit entry comes after it, off the dispatch path.
+    const quota = this.deps.config.orgOutputQuota;
+    const written = await this.deps.store.insertTask(task, quota, onlineSince(this.deps.config));
+    if (written === 'quota_reached') throw this.quotaReached(await this.deps.store.orgOutputBytes(user.orgId), quota);
+    if (task.status === 'queued') this.deps.hub.notifyTask(target, keyNeedFrom(written.keyState));
     else this.deps.notify?.('task.pending_review', task);
     await this.deps.audit({
       orgId: user.orgId,
@@ -158,7 +167,7 @@ export class TaskService {
           : {}),
       },
     });
-    return { task, target };
+    return { task, target, runners: written.runners };
   }
 
   /** A task of a target with a review rule waits for it, bound to what it was created with. */
@@ -245,13 +254,9 @@ export class TaskService {
    * tasks are not cut short: each may still store up to its own output cap, so the quota can
    * be passed by at most what the tasks admitted before it was reached write.
    */
-  private async checkOutputQuota(orgId: string): Promise<void> {
-    const quota = this.deps.config.orgOutputQuota;
-    if (quota <= 0) return;
-    const used = await this.deps.store.orgOutputBytes(orgId);
-    if (used < quota) return;
+  private quotaReached(used: number, quota: number): FerryError {
     const retention = this.deps.config.outputRetention;
-    throw new FerryError(
+    return new FerryError(
       'FERRY_E_OUTPUT_QUOTA_REACHED',
       `Your organization stores ${formatSize(used)} of task output, its quota of ${formatSize(quota)}, so new tasks are refused. ` +
         (retention > 0 ? `Output of tasks older than ${formatDuration(retention)} is removed automatically; ` : 'Output retention is off; ') +
@@ -302,7 +307,28 @@ export class TaskService {
 
   /** The oldest task `agent` may run (with its secrets), claimed under a lease; released at once if `signal` says the agent hung up. */
   async claim(agent: AgentRow, signal: AbortSignal): ReturnType<Store['claimNextTask']> {
-    const task = await this.deps.store.claimNextTask(agent, Date.now(), this.leaseMs());
+    return this.claimed(agent, await this.deps.store.claimNextTask(agent, Date.now(), this.leaseMs()), signal);
+  }
+
+  /**
+   * A poll's writes: the claim (when `claim`) and the renewal of the leases of the tasks the
+   * agent says it runs; as claim and renewLeases answer. Both at once are one statement on
+   * PostgreSQL where they were two.
+   */
+  async claimAndRenew(
+    agent: AgentRow,
+    claim: boolean,
+    running: readonly string[],
+    signal: AbortSignal,
+  ): Promise<{ task: Awaited<ReturnType<Store['claimNextTask']>>; held: string[]; cancel: string[] }> {
+    if (!claim) return { task: undefined, ...(await this.renewLeases(agent, running)) };
+    const now = Date.now();
+    const { task, held, cancel } = await this.deps.store.claimNextTaskRenewing(agent, now, this.leaseMs(), running, now + this.leaseMs());
+    return { task: await this.claimed(agent, task, signal), held, cancel };
+  }
+
+  /** A claim's aftermath: given back at once if the agent hung up meanwhile. */
+  private async claimed(agent: AgentRow, task: Awaited<ReturnType<Store['claimNextTask']>>, signal: AbortSignal): ReturnType<Store['claimNextTask']> {
     if (!task) return undefined;
     if (signal.aborted) {
       // The answer cannot be delivered: give the task back now rather than after the lease.
@@ -339,8 +365,6 @@ export class TaskService {
   }
 
   async finish(agent: AgentRow, taskId: string, report: FinishTaskRequest): Promise<void> {
-    const task = await findHeldTask(this.deps.store, agent, taskId);
-    this.output.verifyFinal(task, report);
     const input = {
       status: report.status,
       exitCode: report.exitCode,
@@ -349,12 +373,17 @@ export class TaskService {
       now: Date.now(),
       outputBytes: report.outputBytes,
     };
-    const ended = await this.end(task, {
-      write: (flush) => this.deps.store.finishTask(task.id, agent.id, input, flush),
-      actor: `agent:${agent.name}`,
-      action: 'task.finish',
-      details: { status: report.status, exitCode: report.exitCode },
-    });
+    const record = { actor: `agent:${agent.name}`, action: 'task.finish', details: { status: report.status, exitCode: report.exitCode } };
+    // No output reported (many short tasks): verifyFinal would check only that none was stored,
+    // which the write's own condition does, so the task is not read first (on PostgreSQL one
+    // statement, not two). If the write does not win, the task is read and decided as below.
+    if (report.outputBytes === 0) {
+      const orgId = await this.deps.store.finishTaskWithoutOutput(taskId, agent.id, input);
+      if (orgId !== undefined) return this.ended({ id: taskId, orgId }, record);
+    }
+    const task = await findHeldTask(this.deps.store, agent, taskId);
+    this.output.verifyFinal(task, report);
+    const ended = await this.end(task, { ...record, write: (flush) => this.deps.store.finishTask(task.id, agent.id, input, flush) });
     if (!ended) {
       // Still held but refused: the stored output moved back since the check (FinishInput.outputBytes), so the agent resends.
       this.output.verifyFinal(await findHeldTask(this.deps.store, agent, taskId), report);
@@ -431,11 +460,16 @@ export class TaskService {
   /** The one way a task ends; false when the conditional write found the task elsewhere. */
   private async end(task: TaskRow, ending: Ending): Promise<boolean> {
     if (!(await ending.write(heldOutputFlush(task.targetRedact)))) return false;
+    await this.ended(task, ending);
+    return true;
+  }
+
+  /** What follows every ending's write: the raw digest forgotten, readers woken, the audit entry, the webhook event. */
+  private async ended(task: Pick<TaskRow, 'id' | 'orgId'>, ending: Omit<Ending, 'write'>): Promise<void> {
     this.digests.forget(task.id);
     this.deps.hub.notifyOutput(task.id);
     await this.deps.audit({ orgId: task.orgId, actor: ending.actor, action: ending.action, subject: task.id, details: ending.details });
     this.deps.notify?.(ending.event ?? 'task.finished', task);
-    return true;
   }
 
   /** A task is claimable again: wake one waiting agent that may run it, or (after a sweep) all. */

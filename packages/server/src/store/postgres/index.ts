@@ -37,10 +37,12 @@ import type {
   Store,
   TargetChanges,
   TargetKeyState,
+  InsertedTask,
   TargetRow,
   TaskFilter,
   TaskRow,
   ClaimedTask,
+  ClaimAndRenewal,
 } from '../types.js';
 import { auditHash } from '../audit-hash.js';
 import { TASK_SELECT, num, strOrNull, toAgent, toAudit, toSecret, toTarget, toTask } from '../sqlite/rows.js';
@@ -250,11 +252,11 @@ export class PostgresStore implements Store {
     return num(r?.n);
   }
 
-  async countOnlineRunners(target: TargetRow, since: number): Promise<number> {
-    const r = await this.db.one(`SELECT COUNT(*) AS n FROM agents a JOIN targets g ON g.id = ? WHERE a.last_seen_at >= ? AND ${agentMayRunSql('a', 'g')}`, [
-      target.id,
-      since,
-    ]);
+  async countOnlineRunners(target: Pick<TargetRow, 'id'>, since: number): Promise<number> {
+    const r = await this.db.one(
+      `SELECT COUNT(*) AS n FROM agents a JOIN targets g ON g.id = ? AND g.deleted_at IS NULL WHERE a.last_seen_at >= ? AND ${agentMayRunSql('a', 'g')}`,
+      [target.id, since],
+    );
     return num(r?.n);
   }
 
@@ -331,28 +333,17 @@ export class PostgresStore implements Store {
   }
 
   async createTask(row: TaskRow): Promise<void> {
-    await this.db.run(
-      `INSERT INTO tasks (id, org_id, target_id, script, status, created_by, created_at, timeout_seconds, stdin, args, env,
-        created_by_principal, review, review_expires_at, runbook)
-      VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      [
-        row.id,
-        row.orgId,
-        row.targetId,
-        row.script,
-        row.status,
-        row.createdBy,
-        row.createdAt,
-        row.timeoutSeconds,
-        bytes(row.stdin),
-        JSON.stringify(row.args),
-        JSON.stringify(row.env),
-        row.createdByPrincipal,
-        row.review ? JSON.stringify(row.review) : null,
-        row.review ? row.review.expiresAt : null,
-        row.runbook ? JSON.stringify(row.runbook) : null,
-      ],
-    );
+    await this.db.run(`INSERT INTO tasks (${TASK_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, taskValues(row));
+  }
+
+  async insertTask(row: TaskRow, outputQuota: number, onlineSince: number): Promise<InsertedTask | 'quota_reached'> {
+    // One statement where there were four (the quota's read, the insert, the key state's read,
+    // the count of runners for the answer), each with its round trip and the server's and the
+    // database's per-statement work. The reads see the statement's snapshot, as reads beside the
+    // insert would have.
+    const r = await this.db.one(INSERT_TASK, [...taskValues(row), outputQuota, row.orgId, outputQuota, row.targetId, onlineSince, row.targetId]);
+    if (r?.inserted !== true) return 'quota_reached';
+    return { keyState: keys.keyStateFromRow(r), runners: num(r.runners) };
   }
 
   async getTask(orgId: string, taskId: string): Promise<TaskRow | undefined> {
@@ -399,8 +390,8 @@ export class PostgresStore implements Store {
     // queued tasks exist that another claimer had locked (SKIP LOCKED passed them over): then
     // look again.
     for (let attempt = 0; attempt < 3; attempt++) {
-      const r = await this.db.one(CLAIM, [agent.id, now, now + leaseMs, agent.id, agent.id]);
-      if (r?.id !== null && r?.id !== undefined) return { ...toTask(r), secrets: (r.claim_secrets as Row[]).map(toSecret) };
+      const r = await this.db.one(CLAIM, this.claimParams(agent, now, leaseMs));
+      if (r?.id !== null && r?.id !== undefined) return claimedFrom(r);
       if (r?.more !== true) return undefined;
     }
     return undefined;
@@ -427,26 +418,25 @@ export class PostgresStore implements Store {
 
   async renewLeases(agentId: string, taskIds: readonly string[], leaseUntil: number): Promise<{ held: string[]; cancel: string[] }> {
     if (taskIds.length === 0) return { held: [], cancel: [] };
-    // An agent renews on every poll and heartbeat, often many times a second under load: a lease
-    // that already ends between `leaseUntil` less a slack (a tenth of the lease, at most
-    // RENEW_SLACK_MS) and `leaseUntil` is left as it is, so most renewals write nothing and
-    // commit nothing (no fsync on the poll's answer). Rows renewed answer as the UPDATE left them;
-    // the others (far from lapsing, so no sweep races them) as the statement read them.
-    const slack = Math.min(RENEW_SLACK_MS, Math.max(0, Math.floor((leaseUntil - Date.now()) / 10)));
-    const fresh = 'lease_expires_at BETWEEN ? AND ?';
-    const rows = await this.db.all(
-      `WITH held AS (SELECT id, cancel_requested_at, lease_expires_at FROM tasks WHERE id = ANY(?::text[]) AND agent_id = ? AND status = 'running'),
-      renewed AS (UPDATE tasks SET lease_expires_at = ?
-        WHERE id IN (SELECT id FROM held WHERE NOT COALESCE(${fresh}, false)) AND agent_id = ? AND status = 'running'
-        RETURNING id, cancel_requested_at)
-      SELECT id, cancel_requested_at FROM renewed
-      UNION ALL SELECT id, cancel_requested_at FROM held WHERE ${fresh}`,
-      [[...taskIds], agentId, leaseUntil, leaseUntil - slack, leaseUntil, agentId, leaseUntil - slack, leaseUntil],
+    const rows = await this.db.all(RENEW, renewalParams(agentId, taskIds, leaseUntil));
+    return renewalAnswer(
+      taskIds,
+      rows.map((r) => ({ id: r.id, cancel: r.cancel_requested_at !== null })),
     );
-    const byId = new Map(rows.map((r) => [String(r.id), r]));
-    const held = taskIds.filter((id) => byId.has(id));
-    const cancel = held.filter((id) => byId.get(id)?.cancel_requested_at !== null);
-    return { held, cancel };
+  }
+
+  async claimNextTaskRenewing(agent: AgentRow, now: number, leaseMs: number, taskIds: readonly string[], leaseUntil: number): Promise<ClaimAndRenewal> {
+    if (taskIds.length === 0) return { task: await this.claimNextTask(agent, now, leaseMs), held: [], cancel: [] };
+    // One statement for the poll's two writes (each was one, sent at once): the renewal is made
+    // by this first try only; a claim that found every eligible task locked tries again alone.
+    const r = await this.db.one(CLAIM_RENEWING, [...renewalParams(agent.id, taskIds, leaseUntil), ...this.claimParams(agent, now, leaseMs)]);
+    const renewal = renewalAnswer(taskIds, (r?.renewals ?? []) as { id: unknown; cancel: boolean }[]);
+    if (r?.id !== null && r?.id !== undefined) return { task: claimedFrom(r), ...renewal };
+    return { task: r?.more === true ? await this.claimNextTask(agent, now, leaseMs) : undefined, ...renewal };
+  }
+
+  private claimParams(agent: AgentRow, now: number, leaseMs: number): unknown[] {
+    return [agent.id, now, now + leaseMs, agent.id, agent.id];
   }
 
   async requestStop(orgId: string, taskId: string, now: number): Promise<boolean> {
@@ -496,6 +486,17 @@ export class PostgresStore implements Store {
         [input.status, input.exitCode, input.signal, input.reason, input.now, input.now, taskId, agentId, input.outputBytes ?? null],
       ),
     );
+  }
+
+  async finishTaskWithoutOutput(taskId: string, agentId: string, input: FinishInput): Promise<string | undefined> {
+    const r = await this.db.one(
+      `UPDATE tasks SET status = ?, exit_code = ?, signal = ?, reason = ?, finished_at = ?, lease_expires_at = NULL, output_digest = NULL,
+        started_at = COALESCE(started_at, ?)
+      WHERE id = ? AND agent_id = ? AND status = 'running' AND output_bytes = 0${NOTHING_HELD}
+      RETURNING org_id`,
+      [input.status, input.exitCode, input.signal, input.reason, input.now, input.now, taskId, agentId],
+    );
+    return r ? String(r.org_id) : undefined;
   }
 
   async markLost(taskId: string, agentId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean> {
@@ -794,6 +795,46 @@ export class PostgresStore implements Store {
   }
 }
 
+/** The columns a new task is written with, and its values in that order. */
+const TASK_COLUMNS = `id, org_id, target_id, script, status, created_by, created_at, timeout_seconds, stdin, args, env,
+  created_by_principal, review, review_expires_at, runbook`;
+
+function taskValues(row: TaskRow): unknown[] {
+  return [
+    row.id,
+    row.orgId,
+    row.targetId,
+    row.script,
+    row.status,
+    row.createdBy,
+    row.createdAt,
+    row.timeoutSeconds,
+    bytes(row.stdin),
+    JSON.stringify(row.args),
+    JSON.stringify(row.env),
+    row.createdByPrincipal,
+    row.review ? JSON.stringify(row.review) : null,
+    row.review ? row.review.expiresAt : null,
+    row.runbook ? JSON.stringify(row.runbook) : null,
+  ];
+}
+
+/**
+ * insertTask: the task (taskValues, typed: a SELECT list has no column types to infer them
+ * from), written only while the organization's stored output is under the quota (0: none); then
+ * whether it was written, its target's key state (keys.ts KEY_STATE_COLUMNS) and its online
+ * runners (as countOnlineRunners counts them).
+ */
+const INSERT_TASK = `WITH ins AS (
+    INSERT INTO tasks (${TASK_COLUMNS})
+    SELECT ?::text, ?::text, ?::text, ?::text, ?::text, ?::text, ?::bigint, ?::double precision, ?::bytea, ?::text, ?::text,
+      ?::text, ?::text, ?::bigint, ?::text
+    WHERE ?::bigint <= 0 OR COALESCE((SELECT o.output_bytes FROM orgs o WHERE o.id = ?), 0) < ?::bigint
+    RETURNING id)
+  SELECT EXISTS (SELECT 1 FROM ins) AS inserted, ${keys.KEY_STATE_COLUMNS},
+    (SELECT COUNT(*) FROM agents a WHERE a.last_seen_at >= ? AND g.deleted_at IS NULL AND ${agentMayRunSql('a', 'g')}) AS runners
+  FROM targets g WHERE g.id = ?`;
+
 /** The tasks `agent` (parameter) may run that are queued, oldest first. */
 const QUEUED_FOR_AGENT = `FROM tasks t JOIN targets g ON g.id = t.target_id JOIN agents a ON a.id = ?
   WHERE t.status = 'queued' AND ${agentMayRunSql('a', 'g')}`;
@@ -806,15 +847,61 @@ const QUEUED_FOR_AGENT = `FROM tasks t JOIN targets g ON g.id = t.target_id JOIN
  * tasks existed when the statement began (read from its snapshot, so it also counts rows that
  * were skipped as locked).
  */
-const CLAIM = `WITH claimed AS (
+const CLAIM_CTES = `claimed AS (
     UPDATE tasks SET status = 'running', agent_id = ?, claimed_at = ?, lease_expires_at = ?
     WHERE id = (SELECT t.id ${QUEUED_FOR_AGENT} ORDER BY t.created_at, t.id LIMIT 1 FOR UPDATE OF t SKIP LOCKED)
       AND status = 'queued'
     RETURNING *),
-  task AS (${taskSelectFrom('claimed')})
-  SELECT task.*, EXISTS (SELECT 1 ${QUEUED_FOR_AGENT}) AS more,
-    (SELECT COALESCE(json_agg(s ORDER BY s.name), '[]') FROM secrets s WHERE s.target_id = task.target_id) AS claim_secrets
+  task AS (${taskSelectFrom('claimed')})`;
+const CLAIM_COLUMNS = `task.*, EXISTS (SELECT 1 ${QUEUED_FOR_AGENT}) AS more,
+    (SELECT COALESCE(json_agg(s ORDER BY s.name), '[]') FROM secrets s WHERE s.target_id = task.target_id) AS claim_secrets`;
+const CLAIM = `WITH ${CLAIM_CTES} SELECT ${CLAIM_COLUMNS} FROM (SELECT 1) AS one LEFT JOIN task ON true`;
+
+/**
+ * A lease renewal (renewLeases): the agent's running tasks `held`, those whose lease is renewed
+ * (`renewed`, written only where the lease would move by more than the slack), and `renewals`,
+ * every held task with its cancel request. Parameters: see renewalParams.
+ */
+const FRESH_LEASE = 'lease_expires_at BETWEEN ? AND ?';
+const RENEW_CTES = `held AS (SELECT id, cancel_requested_at, lease_expires_at FROM tasks WHERE id = ANY(?::text[]) AND agent_id = ? AND status = 'running'),
+  renewed AS (UPDATE tasks SET lease_expires_at = ?
+    WHERE id IN (SELECT id FROM held WHERE NOT COALESCE(${FRESH_LEASE}, false)) AND agent_id = ? AND status = 'running'
+    RETURNING id, cancel_requested_at),
+  renewals AS (SELECT id, cancel_requested_at FROM renewed UNION ALL SELECT id, cancel_requested_at FROM held WHERE ${FRESH_LEASE})`;
+const RENEW = `WITH ${RENEW_CTES} SELECT id, cancel_requested_at FROM renewals`;
+
+/**
+ * The claim and the renewal of a poll that has room for a task and tasks running, in one
+ * statement (they touch different rows: queued tasks, and this agent's running ones): the
+ * claim's row, with the renewals as JSON.
+ */
+const CLAIM_RENEWING = `WITH ${RENEW_CTES}, ${CLAIM_CTES}
+  SELECT ${CLAIM_COLUMNS},
+    (SELECT COALESCE(json_agg(json_build_object('id', r.id, 'cancel', r.cancel_requested_at IS NOT NULL)), '[]') FROM renewals r) AS renewals
   FROM (SELECT 1) AS one LEFT JOIN task ON true`;
+
+/**
+ * RENEW_CTES's parameters. An agent renews on every poll and heartbeat, often many times a
+ * second under load: a lease that already ends between `leaseUntil` less a slack (a tenth of
+ * the lease, at most RENEW_SLACK_MS) and `leaseUntil` is left as it is, so most renewals write
+ * nothing and commit nothing (no fsync on the poll's answer). Rows renewed answer as the UPDATE
+ * left them; the others (far from lapsing, so no sweep races them) as the statement read them.
+ */
+function renewalParams(agentId: string, taskIds: readonly string[], leaseUntil: number): unknown[] {
+  const slack = Math.min(RENEW_SLACK_MS, Math.max(0, Math.floor((leaseUntil - Date.now()) / 10)));
+  return [[...taskIds], agentId, leaseUntil, leaseUntil - slack, leaseUntil, agentId, leaseUntil - slack, leaseUntil];
+}
+
+/** What renewLeases answers, from the renewals' rows. */
+function renewalAnswer(taskIds: readonly string[], rows: readonly { id: unknown; cancel: boolean }[]): { held: string[]; cancel: string[] } {
+  const byId = new Map(rows.map((r) => [String(r.id), r.cancel]));
+  const held = taskIds.filter((id) => byId.has(id));
+  return { held, cancel: held.filter((id) => byId.get(id) === true) };
+}
+
+function claimedFrom(r: Row): ClaimedTask {
+  return { ...toTask(r), secrets: (r.claim_secrets as Row[]).map(toSecret) };
+}
 
 /** TASK_SELECT over `source` (a CTE of task rows) instead of the tasks table. */
 function taskSelectFrom(source: string): string {

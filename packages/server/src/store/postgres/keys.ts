@@ -49,17 +49,22 @@ export async function addKeyHolder(sql: Sql, targetId: string, agentId: string, 
   return n === 1;
 }
 
-export async function targetKeyState(sql: Sql, targetId: string): Promise<TargetKeyState> {
-  // One round trip (task creation asks this before it wakes a poll): the holders as JSON.
-  const t = await sql.one(
-    `SELECT g.key_rotation_requested_at AS rotation, (SELECT COUNT(*) FROM secrets s WHERE s.target_id = g.id) AS secrets,
-      (SELECT COALESCE(json_agg(json_build_object('id', h.id, 'name', h.name, 'last_seen_at', h.last_seen_at)), '[]') FROM (${CURRENT_HOLDERS}) h) AS holders
-    FROM targets g WHERE g.id = ?`,
-    [targetId, targetId],
-  );
+/**
+ * The key state of target `g` as columns (the holders as JSON); its one parameter is the
+ * target's id, for the holders. Task creation reads it with the task's insert (index.ts).
+ */
+export const KEY_STATE_COLUMNS = `g.key_rotation_requested_at AS rotation, (SELECT COUNT(*) FROM secrets s WHERE s.target_id = g.id) AS secrets,
+      (SELECT COALESCE(json_agg(json_build_object('id', h.id, 'name', h.name, 'last_seen_at', h.last_seen_at)), '[]') FROM (${CURRENT_HOLDERS}) h) AS holders`;
+
+export function keyStateFromRow(t: Row | undefined): TargetKeyState {
   if (!t) return { holders: [], rotationRequested: false, secretCount: 0 };
   const holders = (t.holders as Row[]).map((r) => ({ agentId: String(r.id), name: String(r.name), lastSeenAt: num(r.last_seen_at) }));
   return { holders, rotationRequested: t.rotation !== null, secretCount: num(t.secrets) };
+}
+
+export async function targetKeyState(sql: Sql, targetId: string): Promise<TargetKeyState> {
+  // One round trip: the holders as JSON.
+  return keyStateFromRow(await sql.one(`SELECT ${KEY_STATE_COLUMNS} FROM targets g WHERE g.id = ?`, [targetId, targetId]));
 }
 
 export async function keyHoldings(sql: Sql, orgId: string): Promise<Map<string, string[]>> {

@@ -38,6 +38,8 @@ import type {
   Store,
   TargetChanges,
   TargetKeyState,
+  InsertedTask,
+  ClaimAndRenewal,
   TargetRow,
   TaskFilter,
   TaskRow,
@@ -218,9 +220,9 @@ export class SqliteStore implements Store {
     return num(r.n);
   }
 
-  async countOnlineRunners(target: TargetRow, since: number): Promise<number> {
+  async countOnlineRunners(target: Pick<TargetRow, 'id'>, since: number): Promise<number> {
     const r = this.stmt(
-      `SELECT COUNT(*) AS n FROM agents a JOIN targets g ON g.id = @targetId
+      `SELECT COUNT(*) AS n FROM agents a JOIN targets g ON g.id = @targetId AND g.deleted_at IS NULL
       WHERE a.last_seen_at >= @since AND ${agentMayRunSql('a', 'g')}`,
     ).get({ targetId: target.id, since }) as Row;
     return num(r.n);
@@ -347,6 +349,12 @@ export class SqliteStore implements Store {
     );
   }
 
+  async insertTask(row: TaskRow, outputQuota: number, onlineSince: number): Promise<InsertedTask | 'quota_reached'> {
+    if (outputQuota > 0 && (await this.orgOutputBytes(row.orgId)) >= outputQuota) return 'quota_reached';
+    await this.createTask(row);
+    return { keyState: await this.targetKeyState(row.targetId), runners: await this.countOnlineRunners({ id: row.targetId }, onlineSince) };
+  }
+
   async getTask(orgId: string, taskId: string): Promise<TaskRow | undefined> {
     const r = this.stmt(`${TASK_SELECT} WHERE t.id = ? AND t.org_id = ?`).get(taskId, orgId) as Row | undefined;
     return r ? toTask(r) : undefined;
@@ -406,6 +414,11 @@ export class SqliteStore implements Store {
     // Idempotent: an agent retrying after a lost answer gets the same yes.
     const r = this.stmt("UPDATE tasks SET started_at = COALESCE(started_at, ?) WHERE id = ? AND agent_id = ? AND status = 'running'").run(now, taskId, agentId);
     return r.changes === 1;
+  }
+
+  async claimNextTaskRenewing(agent: AgentRow, now: number, leaseMs: number, taskIds: readonly string[], leaseUntil: number): Promise<ClaimAndRenewal> {
+    const renewal = await this.renewLeases(agent.id, taskIds, leaseUntil);
+    return { task: await this.claimNextTask(agent, now, leaseMs), ...renewal };
   }
 
   async renewLeases(agentId: string, taskIds: readonly string[], leaseUntil: number): Promise<{ held: string[]; cancel: string[] }> {
@@ -468,6 +481,16 @@ export class SqliteStore implements Store {
       WHERE id = ? AND agent_id = ? AND status = 'running'`,
       ).run(input.status, input.exitCode, input.signal, input.reason, input.now, input.now, taskId, agentId),
     );
+  }
+
+  async finishTaskWithoutOutput(taskId: string, agentId: string, input: FinishInput): Promise<string | undefined> {
+    // The read and finishTask's write run without a turn of the event loop between them.
+    const r = this.stmt("SELECT org_id FROM tasks WHERE id = ? AND agent_id = ? AND status = 'running' AND output_bytes = 0 AND redact_state IS NULL").get(
+      taskId,
+      agentId,
+    ) as Row | undefined;
+    if (!r) return undefined;
+    return (await this.finishTask(taskId, agentId, input, () => [])) ? String(r.org_id) : undefined;
   }
 
   async markLost(taskId: string, agentId: string, now: number, reason: string, flush: HeldOutputFlush): Promise<boolean> {
