@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { api, freePort, startFerryServer, taskShow, tempDir, waitFor, waitForAgents, type ServerHandle } from '../helpers/ferry.js';
+import { api, startFerryServer, taskShow, tempDir, waitFor, waitForAgents, type ServerHandle } from '../helpers/ferry.js';
 
 describe('output retention and quota', () => {
   const dataDir = tempDir('retention');
@@ -14,8 +14,10 @@ describe('output retention and quota', () => {
   after(async () => server?.stop());
 
   it('a quota refuses new tasks clearly, never cuts a running one; retention removes old output and frees room', async () => {
-    const port = await freePort();
-    server = await startFerryServer({ dataDir, port, env: { FERRY_ORG_OUTPUT_QUOTA: '2KiB' } });
+    // Port 0 (the kernel's pick): a port found free beforehand can be taken by another test's
+    // process before the server binds it. The restart below comes back on the same port.
+    server = await startFerryServer({ dataDir, env: { FERRY_ORG_OUTPUT_QUOTA: '2KiB' } });
+    const port = Number(new URL(server.url).port);
     await waitForAgents(server, 1);
     assert.equal((await server.cli(['target', 'create', 'box', '--type', 'shell'])).code, 0);
 
