@@ -9,7 +9,6 @@ import Fastify, { LogController, type FastifyError, type FastifyRequest } from '
 import type { Logger } from 'pino';
 import { FerryError, OUTPUT_FRAMES_CONTENT_TYPE, toError } from '@ferry/protocol';
 import { ServerConfigSchema } from './config.js';
-import { readFramesBody } from './http/frames-body.js';
 import { newId } from './ids.js';
 
 export const JSON_BODY_LIMIT = 2 * 1024 * 1024;
@@ -177,13 +176,10 @@ function clientErrorAnswer(err: NodeJS.ErrnoException, bounds: ConnectionBounds)
 
 export type FerryApp = ReturnType<typeof createFastify>;
 
-/**
- * Lets one encapsulated scope (a route taking output frames) take them, up to its route's body
- * limit, read into a lent buffer (http/frames-body.ts) that the route gives back once handled.
- */
+/** Lets one encapsulated scope (a route taking output frames) take them, up to its route's body limit. */
 export function registerFramesParser(scope: { addContentTypeParser: FerryApp['addContentTypeParser'] }): void {
-  scope.addContentTypeParser(OUTPUT_FRAMES_CONTENT_TYPE, (req, payload, done) => {
-    readFramesBody(payload, req.routeOptions.bodyLimit ?? OUTPUT_BODY_LIMIT, done);
+  scope.addContentTypeParser(OUTPUT_FRAMES_CONTENT_TYPE, { parseAs: 'buffer' }, (_req, body, done) => {
+    done(null, body);
   });
 }
 

@@ -36,7 +36,6 @@ import {
 } from '@ferry/protocol';
 import { JSON_BODY_LIMIT, OUTPUT_BODY_LIMIT, registerFramesParser, type FerryApp } from '../app.js';
 import type { UserPrincipal } from '../auth.js';
-import { lentBuffers } from '../lent-buffers.js';
 import type { AgentRow, Role } from '../store/types.js';
 import { parseInput } from '../validate.js';
 import type { RateLimiter } from './rate-limit.js';
@@ -120,18 +119,12 @@ function register<R extends RouteDef>(scope: Scope, guard: RouteGuard, def: R, h
     onRequest: (req) => guard.admit(req),
     onResponse: async (req, reply) => guard.settle(req, reply.statusCode),
     handler: async (req, reply) => {
-      try {
-        const caller = guard.callerOf(req);
-        const query: unknown = def.query ? parseInput(def.query, req.query, 'query') : undefined;
-        const body = parseBody(def, req.body, options.what);
-        // The checks above follow the route's table entry, which the types cannot see at run time.
-        const input = { req, reply, caller, params: req.params, query, body } as unknown as RouteInput<R>;
-        return send(def, reply, await handler(input));
-      } finally {
-        // An upload's body was lent (lent-buffers.ts); its frames are stored or refused by now
-        // (the handler settled), and the answer holds none of its bytes.
-        if (def.body === 'frames') lentBuffers.giveBack(req.body);
-      }
+      const caller = guard.callerOf(req);
+      const query: unknown = def.query ? parseInput(def.query, req.query, 'query') : undefined;
+      const body = parseBody(def, req.body, options.what);
+      // The checks above follow the route's table entry, which the types cannot see at run time.
+      const input = { req, reply, caller, params: req.params, query, body } as unknown as RouteInput<R>;
+      return send(def, reply, await handler(input));
     },
   });
 }
@@ -199,9 +192,6 @@ function send(def: RouteDef, reply: FastifyReply, answer: unknown): unknown {
 
 function sendFrames(reply: FastifyReply, page: FramesAnswer): FastifyReply {
   const bytes = encodedView(page.frames) ?? encodeFrames(page.frames);
-  // A lent answer (the SQLite store's, lent-buffers.ts) goes back once written in full; one
-  // whose connection ended first is left to the collector, as nothing says the socket is done with it.
-  reply.raw.once('finish', () => lentBuffers.giveBack(bytes));
   return reply
     .type(OUTPUT_FRAMES_CONTENT_TYPE)
     .header(OutputHeaders.nextOffset, String(page.nextOffset))

@@ -10,7 +10,6 @@
 import type Database from 'better-sqlite3';
 import { FRAME_HEADER_BYTES, isStreamId, type OutputFrame } from '@ferry/protocol';
 import type { AppendResult, ExpiredOutput, HeldOutputFlush, OutputTransform } from '../types.js';
-import { lentBuffers } from '../../lent-buffers.js';
 import { planAppend } from '../output-append.js';
 import type { OutputFiles } from './output-files.js';
 import { num, strOrNull, type Row } from './rows.js';
@@ -117,9 +116,6 @@ export function readOutput(out: OutputContext, taskId: string, offset: number, m
 
 type Place = { start: number; end: number; stream: OutputFrame['stream']; time: number };
 
-/** Answers under this are allocated as before: a line gains nothing from a loan. */
-const LENT_MIN_BYTES = 64 * 1024;
-
 /**
  * The frames at `places` (contiguous in the task's file, `bytes` in all), read with one
  * scattered read into one buffer laid out as the frames' encoding (protocol's encodeFrames:
@@ -127,9 +123,7 @@ const LENT_MIN_BYTES = 64 * 1024;
  * is then that buffer as it is (http/route.ts, sendFrames), not a second copy.
  */
 function readPlaces(out: OutputContext, taskId: string, places: readonly Place[], bytes: number): OutputFrame[] {
-  const length = bytes + places.length * FRAME_HEADER_BYTES;
-  // A large answer's buffer is lent (lent-buffers.ts): the route gives it back once written.
-  const layout = length >= LENT_MIN_BYTES ? lentBuffers.lend(length) : Buffer.allocUnsafe(length);
+  const layout = Buffer.allocUnsafe(bytes + places.length * FRAME_HEADER_BYTES);
   const frames: OutputFrame[] = [];
   let at = 0;
   for (const p of places) {
