@@ -1,10 +1,8 @@
 /**
- * Large reads are answered from lent buffers (packages/server/src/lent-buffers.ts), given back
- * once written and lent again to the next read: two tasks' outputs read page by page, the two
- * readers' requests interleaved and several in flight at once, each get their own task's bytes,
- * exactly, in every page, and a page read twice is the same. (A read fills its buffer and hands
- * it to the socket within one turn of the event loop, so a buffer lent twice at once shows here
- * only when an answer waits for a slow socket; this checks the bytes, not that timing.)
+ * Large reads, page by page: two tasks' outputs read with the two readers' requests interleaved
+ * and several in flight at once, each get their own task's bytes, exactly, in every page, and a
+ * page read twice is the same. (Written for a pool of reused answer buffers, since taken out;
+ * it guards any future reuse of read buffers, as it checks the bytes of large pages.)
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -28,7 +26,7 @@ async function page(server: ServerHandle, taskId: string, offset: number): Promi
   return { bytes: Buffer.concat(frames.map((f) => f.data)), next: Number(res.headers['ferry-next-offset']) };
 }
 
-describe('large output reads from lent buffers', () => {
+describe('large output reads, page by page', () => {
   let server: ServerHandle;
 
   before(async () => {
@@ -74,9 +72,9 @@ describe('large output reads from lent buffers', () => {
     }
     for (const i of [0, 1]) {
       assert.ok(Buffer.concat(got[i]!).equals(wants[i]!), `task ${i}'s output read whole`);
-      // Answers of 64 KiB and more are the lent ones (the agent's frames make most pages larger).
-      const lent = got[i]!.filter((b) => b.length >= 64 * 1024).length;
-      assert.ok(lent >= 2, `only ${lent} of task ${i}'s ${got[i]!.length} pages were large enough to be lent`);
+      // Pages of 64 KiB and more are the large ones this is about (the agent's frames make most pages larger).
+      const large = got[i]!.filter((b) => b.length >= 64 * 1024).length;
+      assert.ok(large >= 2, `only ${large} of task ${i}'s ${got[i]!.length} pages were 64 KiB or more`);
     }
   });
 });
